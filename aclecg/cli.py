@@ -1,0 +1,56 @@
+"""Command line entry point: ``python -m aclecg <command> ...``.
+
+Each subcommand lives in ``aclecg/commands/<name>.py`` and defines ``register(subparsers)``, which adds its
+parser and sets ``func`` (a callable taking the parsed ``argparse.Namespace`` and returning an exit code).
+Library errors that describe bad input (``AclEcgError``) are printed as one line, never as a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from aclecg.errors import AclEcgError
+
+#: Subcommands in the order ``--help`` lists them (module names under ``aclecg.commands``).
+COMMANDS: tuple[str, ...] = ("prepare", "info", "augment", "methods", "pretrain", "runs", "embed", "sweep", "report",
+                             "umap", "bundled")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m aclecg",
+        description="ACL-ECG Studio: anatomy-aware contrastive learning on 12-lead ECGs.",
+        epilog="Run `python -m aclecg COMMAND --help` for a command's options and examples.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMANDS:
+        try:
+            module = importlib.import_module(f"aclecg.commands.{name}")
+        except ModuleNotFoundError as exc:  # a command whose module is not written yet is simply not listed
+            if exc.name == f"aclecg.commands.{name}":
+                continue
+            raise
+        module.register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 0
+    try:
+        return int(args.func(args) or 0)
+    except AclEcgError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
