@@ -14,8 +14,8 @@ import sys
 from aclecg.errors import AclEcgError
 
 #: Subcommands in the order ``--help`` lists them (module names under ``aclecg.commands``).
-COMMANDS: tuple[str, ...] = ("prepare", "info", "augment", "methods", "pretrain", "runs", "embed", "sweep", "report",
-                             "umap", "bundled")
+COMMANDS: tuple[str, ...] = ("bundled", "prepare", "info", "augment", "methods", "pretrain", "runs", "embed", "sweep",
+                             "report", "umap")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,147 @@
+"""Checkpoints: atomic writes, checksums, safe loading, and loading an encoder without guessing.
+
+A checkpoint is a ``torch.save`` of plain containers (dicts, lists, tuples) of tensors, numbers and strings, so it
+always loads with ``torch.load(..., weights_only=True)``: nothing in it can run code. Beside each file, a
+``<file>.sha256`` holds its checksum; a file whose checksum does not match is reported as corrupted.
+
+>>> from aclecg.checkpoint import load_encoder            # doctest: +SKIP
+>>> encoder, meta = load_encoder("checkpoints/acl_ecg/encoder.pt")  # doctest: +SKIP
+>>> meta["method"], meta["fs"], meta["leads"][:3]          # doctest: +SKIP
+('acl_ecg', 100, ['I', 'II', 'III'])
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from aclecg.errors import CheckpointError
+
+FORMAT_VERSION = 1
+
+#: Keys that describe what a checkpoint contains; evaluation and the app read these.
+META_KEYS = ("format_version", "method", "hparams", "encoder_config", "leads", "fs", "n_samples",
+             "data_fingerprint", "augmentation", "epoch", "step")
+
+
+def sha256_bytes(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def sha256_file(path: str | Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` so that readers see either the old file or the complete new one."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> str:
+    """Atomically save ``payload`` and its ``.sha256`` sidecar; returns the checksum.
+
+    The payload must be loadable with ``weights_only=True``; this is checked before anything is written, so a
+    checkpoint that could not be loaded safely is never produced.
+    """
+    buffer = io.BytesIO()
+    torch.save(payload, buffer)
+    data = buffer.getvalue()
+    try:
+        torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+    except Exception as exc:  # a programming error: something unsafe slipped into the payload
+        raise CheckpointError(f"refusing to write {path}: payload is not weights-only loadable ({exc})") from exc
+    digest = sha256_bytes(data)
+    path = Path(path)
+    # The sidecar goes first: a crash between the two writes leaves a mismatch, which reads as "corrupted"
+    # rather than as a valid file with a stale checksum.
+    atomic_write_bytes(path.with_name(path.name + ".sha256"), f"{digest}  {path.name}\n".encode())
+    atomic_write_bytes(path, data)
+    return digest
+
+
+def verify_checkpoint(path: str | Path) -> str:
+    """Return the file's checksum; raise ``CheckpointError`` if it is missing or disagrees with its sidecar."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint {path} does not exist")
+    digest = sha256_file(path)
+    sidecar = path.with_name(path.name + ".sha256")
+    if sidecar.is_file():
+        expected = sidecar.read_text().split()[0] if sidecar.read_text().strip() else ""
+        if expected != digest:
+            raise CheckpointError(f"checkpoint {path} is corrupted: sha256 {digest[:12]}… does not match "
+                                  f"{sidecar.name} ({expected[:12]}…)")
+    return digest
+
+
+def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu", verify: bool = True) -> dict[str, Any]:
+    """Load a checkpoint safely (``weights_only=True``) after checking its checksum."""
+    path = Path(path)
+    digest = verify_checkpoint(path) if verify else sha256_file(path)
+    try:
+        payload = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as exc:
+        raise CheckpointError(f"cannot load checkpoint {path}: {type(exc).__name__}: {str(exc).splitlines()[0]}") from exc
+    if not isinstance(payload, dict) or "encoder_config" not in payload or "encoder" not in payload:
+        raise CheckpointError(f"{path} is not an aclecg checkpoint (no encoder_config/encoder entries)")
+    if payload.get("format_version", 0) > FORMAT_VERSION:
+        raise CheckpointError(f"{path} has format version {payload['format_version']}; this aclecg reads "
+                              f"up to {FORMAT_VERSION}: upgrade aclecg")
+    payload["checkpoint_sha256"] = digest
+    return payload
+
+
+def checkpoint_meta(payload: dict[str, Any]) -> dict[str, Any]:
+    """The descriptive part of a loaded checkpoint (no tensors)."""
+    meta = {key: payload.get(key) for key in META_KEYS}
+    meta["checkpoint_sha256"] = payload.get("checkpoint_sha256")
+    return meta
+
+
+def load_encoder(path: str | Path, device: str | torch.device = "cpu"):
+    """Build the online encoder stored in a checkpoint and load its weights; returns ``(encoder, meta)``.
+
+    The encoder is returned in eval mode. ``meta`` holds method, encoder_config, leads, fs, n_samples,
+    data_fingerprint and checkpoint_sha256.
+    """
+    from aclecg.models import ECGEncoder, EncoderConfig  # local import: models depend on nothing here
+
+    payload = load_checkpoint(path)
+    try:
+        config = EncoderConfig.from_dict(payload["encoder_config"])
+        encoder = ECGEncoder(config)
+        encoder.load_state_dict(payload["encoder"])
+    except (KeyError, RuntimeError, TypeError, ValueError) as exc:
+        raise CheckpointError(f"{path}: encoder weights do not match its configuration ({exc})") from exc
+    encoder.to(device).eval()
+    return encoder, checkpoint_meta(payload)
+
+
+def list_checkpoints(root: str | Path) -> list[Path]:
+    """Every exported encoder under ``root`` (``*/encoder.pt``), newest first."""
+    root = Path(root)
+    if not root.is_dir():
+        return []
+    found = [p for p in root.rglob("encoder.pt") if p.is_file()]
+    return sorted(found, key=lambda p: p.stat().st_mtime, reverse=True)
