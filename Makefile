@@ -1,0 +1,56 @@
+# ACL-ECG Studio. The two commands a newcomer needs:
+#   make app    set up (first time) and start the Streamlit app on the bundled real data
+#   make test   set up (first time) and run the test suite
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+PORT   ?= 8501
+
+.PHONY: app test test-slow test-browser test-all bench bundled install clean-cache help
+
+help:
+	@echo "make app          set up and start the app on bundled data (http://localhost:$(PORT))"
+	@echo "make test         set up and run the default (fast) test suite"
+	@echo "make test-slow    also run the slow tests (real training, resume, two-process DDP)"
+	@echo "make test-browser end-to-end tests in headless Chromium (installs chromium with apt if missing)"
+	@echo "make bench        run every speed benchmark (see benchmarks/README.md)"
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+
+# Reinstall only when requirements.txt changes. torch is pinned to the CPU wheel that lies on disk here.
+$(STAMP): requirements.txt | $(PY)
+	$(PY) -m pip install --disable-pip-version-check -q -r requirements.txt
+	touch $(STAMP)
+
+install: $(STAMP)
+
+bundled: $(STAMP)
+	$(PY) -m aclecg bundled
+
+app: bundled
+	$(PY) -m streamlit run app.py --server.port $(PORT)
+
+# pytest exits 5 when it collects no test (e.g. a marker with no tests yet): not a failure.
+PYTEST = rc=0; $(PY) -m pytest $(1) || rc=$$?; [ $$rc -eq 5 ] && exit 0; exit $$rc
+
+test: $(STAMP)
+	@$(call PYTEST,)
+
+test-slow: $(STAMP)
+	@$(call PYTEST,-m slow)
+
+test-browser: $(STAMP)
+	@command -v chromium >/dev/null || (command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ] && \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null) \
+	  || echo "chromium not installed: browser tests will be skipped")
+	@$(call PYTEST,-m browser)
+
+test-all: test test-slow test-browser
+
+bench: bundled
+	$(PY) benchmarks/run_all.py
+
+clean-cache:
+	rm -rf .cache
