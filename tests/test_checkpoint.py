@@ -1,0 +1,83 @@
+"""Checkpoint files: atomic, checksummed, weights-only."""
+
+from __future__ import annotations
+
+import pickle
+
+import pytest
+import torch
+
+from aclecg import checkpoint as ckpt
+from aclecg.errors import CheckpointError
+from aclecg.models import ECGEncoder, EncoderConfig
+
+TINY = {"stem_width": 4, "widths": [8], "blocks": [1], "feature_dim": 8}
+
+
+def _payload(encoder: ECGEncoder) -> dict:
+    return {"format_version": ckpt.FORMAT_VERSION, "method": "simclr", "hparams": {"temperature": 0.1},
+            "encoder_config": encoder.config.to_dict(), "leads": list(encoder.config.leads), "fs": 100,
+            "n_samples": 1000, "data_fingerprint": "abc", "encoder": encoder.state_dict()}
+
+
+def test_round_trip_restores_encoder_and_meta(tmp_path):
+    torch.manual_seed(0)
+    encoder = ECGEncoder(EncoderConfig.from_dict(TINY))
+    path = tmp_path / "enc.pt"
+    digest = ckpt.save_checkpoint(path, _payload(encoder))
+    assert (tmp_path / "enc.pt.sha256").read_text().split()[0] == digest == ckpt.sha256_file(path)
+    loaded, meta = ckpt.load_encoder(path)
+    assert meta["method"] == "simclr" and meta["fs"] == 100 and meta["checkpoint_sha256"] == digest
+    x = torch.randn(2, 12, 200)
+    encoder.eval()
+    torch.testing.assert_close(loaded(x).embedding, encoder(x).embedding)
+    assert not loaded.training
+
+
+def test_corrupted_file_is_detected(tmp_path):
+    encoder = ECGEncoder(EncoderConfig.from_dict(TINY))
+    path = tmp_path / "enc.pt"
+    ckpt.save_checkpoint(path, _payload(encoder))
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    path.write_bytes(bytes(data))
+    with pytest.raises(CheckpointError, match="corrupted"):
+        ckpt.load_checkpoint(path)
+
+
+class _Evil:
+    def __reduce__(self):
+        return (print, ("pwned",))
+
+
+def test_arbitrary_pickles_are_refused(tmp_path):
+    path = tmp_path / "evil.pt"
+    torch.save({"encoder_config": {}, "encoder": {}, "x": _Evil()}, path, pickle_module=pickle)
+    with pytest.raises(CheckpointError, match="cannot load"):
+        ckpt.load_checkpoint(path, verify=False)
+    with pytest.raises(CheckpointError, match="weights-only"):
+        ckpt.save_checkpoint(tmp_path / "never.pt", {"encoder_config": {}, "encoder": {}, "x": _Evil()})
+    assert not (tmp_path / "never.pt").exists()
+
+
+def test_not_a_checkpoint(tmp_path):
+    path = tmp_path / "other.pt"
+    torch.save({"weights": torch.zeros(2)}, path)
+    with pytest.raises(CheckpointError, match="not an aclecg checkpoint"):
+        ckpt.load_checkpoint(path)
+    with pytest.raises(CheckpointError, match="does not exist"):
+        ckpt.load_checkpoint(tmp_path / "missing.pt")
+
+
+def test_atomic_write_leaves_old_file_on_failure(tmp_path, monkeypatch):
+    path = tmp_path / "f.bin"
+    ckpt.atomic_write_bytes(path, b"old")
+
+    def boom(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(ckpt.os, "replace", boom)
+    with pytest.raises(OSError):
+        ckpt.atomic_write_bytes(path, b"new")
+    assert path.read_bytes() == b"old"
+    assert [p.name for p in tmp_path.iterdir()] == ["f.bin"]  # no temporary file left behind

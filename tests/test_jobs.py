@@ -1,0 +1,99 @@
+"""Background jobs: names, live state, cancel and resume of real detached runs."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import time
+from pathlib import Path
+
+import pytest
+
+from aclecg import jobs
+from aclecg.errors import AclEcgError, ConfigError
+
+TINY = json.dumps({"stem_width": 4, "widths": [8], "blocks": [1], "feature_dim": 8})
+
+
+@pytest.mark.parametrize("raw, clean", [("my run", "my-run"), ("../../etc/passwd", "etc-passwd"),
+                                        ("..", None), ("a/b\\c", "a-b-c"), ("ok_1.2-x", "ok_1.2-x"),
+                                        ("/abs", "abs"), ("x" * 100, "x" * 64)])
+def test_sanitize_name(raw, clean):
+    if clean is None:
+        with pytest.raises(ConfigError):
+            jobs.sanitize_name(raw)
+    else:
+        assert jobs.sanitize_name(raw) == clean
+
+
+def _fake_run(root: Path, name: str, status: dict | None = None, job: dict | None = None, exit_code=None) -> Path:
+    run = root / name
+    run.mkdir(parents=True)
+    if job is not None:
+        (run / "job.json").write_text(json.dumps({"host": socket.gethostname(), "started": time.time(), **job}))
+    if status is not None:
+        (run / "status.json").write_text(json.dumps({"host": socket.gethostname(), **status}))
+    if exit_code is not None:
+        (run / "exit_code").write_text(f"{exit_code}\n")
+    return run
+
+
+DEAD_PID = 2**22 + 4321
+
+
+def test_states_are_derived_from_files_and_processes(tmp_path):
+    _fake_run(tmp_path, "crashed", status={"state": "running", "pid": DEAD_PID}, job={"kind": "pretrain", "pid": DEAD_PID})
+    _fake_run(tmp_path, "done", status={"state": "finished", "pid": DEAD_PID}, job={"kind": "pretrain", "pid": DEAD_PID},
+              exit_code=0)
+    _fake_run(tmp_path, "broken", job={"kind": "sweep", "pid": DEAD_PID}, exit_code=2)
+    (tmp_path / "broken" / "stdout.log").write_text("working\nerror: no such dataset\n")
+    _fake_run(tmp_path, "alive", status={"state": "running", "pid": os.getpid()}, job={"kind": "pretrain",
+                                                                                       "pid": os.getpid()})
+    states = {r.name: r for r in jobs.list_runs(tmp_path)}
+    assert states["crashed"].state == "interrupted" and states["crashed"].resumable
+    assert states["done"].state == "finished"
+    assert states["broken"].state == "failed" and "no such dataset" in states["broken"].error
+    assert states["alive"].state == "running" and states["alive"].alive
+    with pytest.raises(AclEcgError, match="still running"):
+        jobs.resume(tmp_path / "alive")
+
+
+def test_read_metrics_keeps_last_row_per_step(tmp_path):
+    run = tmp_path / "r"
+    run.mkdir()
+    lines = [{"step": 1, "loss": 3.0}, {"step": 2, "loss": 2.0}, {"step": 2, "loss": 1.5}]
+    (run / "metrics.jsonl").write_text("\n".join(json.dumps(x) for x in lines) + "\n{\"step\": 3, \"lo")
+    frame = jobs.read_metrics(run)
+    assert frame["step"].tolist() == [1, 2] and frame["loss"].tolist() == [3.0, 1.5]
+    assert jobs.read_metrics(tmp_path / "none").empty
+
+
+def _wait(predicate, timeout=120.0):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.2)
+    return False
+
+
+def test_launch_cancel_resume_a_real_run(bundled_prepared, tmp_path):
+    args = ["--method", "simclr", "--data", str(bundled_prepared), "--set", f"encoder={TINY}", "--batch-size", "16",
+            "--epochs", "1", "--max-steps", "400", "--device", "cpu", "--no-progress", "--set", "checkpoint_every=5"]
+    run = jobs.launch("pretrain", args, tmp_path, "job 1")
+    assert run == tmp_path / "job-1"
+    with pytest.raises(AclEcgError, match="already exists"):
+        jobs.launch("pretrain", args, tmp_path, "job 1")
+    assert _wait(lambda: len(jobs.read_metrics(run)) >= 6), jobs.tail_log(run)
+    info = jobs.run_info(run)
+    assert info.state == "running" and info.alive and info.method == "simclr"
+    assert jobs.cancel(run)
+    assert _wait(lambda: jobs.run_info(run).state == "cancelled"), jobs.tail_log(run)
+    stopped_at = jobs.run_info(run).step
+    assert stopped_at >= 6 and (run / "checkpoints" / f"step_{stopped_at:08d}.pt").exists()
+    jobs.resume(run)
+    assert _wait(lambda: jobs.read_metrics(run)["step"].max() > stopped_at + 2), jobs.tail_log(run)
+    jobs.cancel(run)
+    assert _wait(lambda: not jobs.run_info(run).alive)
+    assert "resumed from step" in jobs.tail_log(run, 200)

@@ -1,0 +1,182 @@
+"""The pretraining engine: configuration, run directory, exact resume, crash safety, two-process DDP."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from aclecg import checkpoint as ckpt
+from aclecg.errors import AclEcgError, ConfigError
+from aclecg.train import PretrainConfig, RunDir, epoch_permutation, lr_at, pretrain
+
+REPO = Path(__file__).resolve().parent.parent
+TINY = {"stem_width": 4, "widths": [8], "blocks": [1], "feature_dim": 8}
+
+
+def tiny_config(data: Path, **overrides) -> PretrainConfig:
+    base = dict(method="acl_ecg", data=[str(data)], encoder=TINY, epochs=2, batch_size=16, max_steps=6,
+                checkpoint_every=2, keep_last=2, warmup_steps=2, seed=3, device="cpu")
+    base.update(overrides)
+    return PretrainConfig(**base)
+
+
+def final_weights(run_dir: Path) -> dict[str, torch.Tensor]:
+    return ckpt.load_checkpoint(run_dir / "encoder.pt")["encoder"]
+
+
+def assert_same_weights(a: dict, b: dict) -> None:
+    assert a.keys() == b.keys()
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+
+
+# ------------------------------------------------------------------------------------------ pure pieces
+def test_config_validation_names_the_key(tmp_path):
+    with pytest.raises(ConfigError, match="batch_size"):
+        PretrainConfig(batch_size=0)
+    with pytest.raises(ConfigError, match="unknown configuration keys"):
+        PretrainConfig.from_dict({"methd": "simclr"})
+    with pytest.raises(ConfigError, match="unknown lead"):
+        PretrainConfig(leads=["II", "V7"])
+    with pytest.raises(ConfigError, match="device"):
+        PretrainConfig(device="tpu")
+    bad = tmp_path / "bad.json"
+    bad.write_text("{not json")
+    with pytest.raises(ConfigError, match="not valid JSON"):
+        PretrainConfig.from_file(bad)
+
+
+def test_config_round_trips_through_json(tmp_path):
+    config = PretrainConfig(method="simclr", data=["x"], leads=["ii", "AVR", "V1"], epochs=3)
+    path = tmp_path / "c.json"
+    path.write_text(json.dumps(config.to_dict()))
+    again = PretrainConfig.from_file(path)
+    assert again.to_dict() == config.to_dict()
+    assert again.leads == ["II", "aVR", "V1"]
+
+
+def test_epoch_order_is_a_pure_function_of_seed_and_epoch():
+    a, b = epoch_permutation(50, 1, 3), epoch_permutation(50, 1, 3)
+    assert np.array_equal(a, b) and sorted(a) == list(range(50))
+    assert not np.array_equal(a, epoch_permutation(50, 1, 4))
+
+
+def test_learning_rate_schedule():
+    assert lr_at(0, 100, 1.0, 10) == pytest.approx(0.1)
+    assert lr_at(9, 100, 1.0, 10) == pytest.approx(1.0)
+    assert lr_at(10, 100, 1.0, 10) == pytest.approx(1.0)
+    assert lr_at(55, 100, 1.0, 10) == pytest.approx(0.5)
+    assert lr_at(100, 100, 1.0, 10) == pytest.approx(0.0, abs=1e-12)
+
+
+def test_run_lock_refuses_a_second_writer(tmp_path):
+    run = RunDir(tmp_path / "r")
+    run.acquire_lock()
+    with pytest.raises(AclEcgError, match="in use"):
+        RunDir(tmp_path / "r").acquire_lock()
+    run.release_lock()
+    # A lock left by a dead process is taken over.
+    (tmp_path / "r" / "lock").write_text(json.dumps({"pid": 2**22 + 12345, "host": os.uname().nodename}))
+    RunDir(tmp_path / "r").acquire_lock()
+
+
+# --------------------------------------------------------------------------------- training on real data
+def test_run_directory_contract(bundled_prepared, tmp_path):
+    run_dir = tmp_path / "run"
+    out = pretrain(tiny_config(bundled_prepared), run_dir, progress=False)
+    assert out == run_dir / "encoder.pt"
+    stored = json.loads((run_dir / "config.json").read_text())
+    assert stored["config"]["method"] == "acl_ecg"
+    status = json.loads((run_dir / "status.json").read_text())
+    assert status["state"] == "finished" and status["step"] == 6 and status["pid"] == os.getpid()
+    rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows] == [1, 2, 3, 4, 5, 6]
+    for key in ("loss", "lr", "samples_per_s", "device", "memory_mb", "epoch"):
+        assert key in rows[0]
+    assert len([k for k in rows[0] if k.startswith("loss")]) >= 2  # every loss term is logged
+    steps = sorted(p.name for p in (run_dir / "checkpoints").glob("step_*.pt"))
+    assert steps == ["step_00000004.pt", "step_00000006.pt"]  # keep_last=2
+    assert (run_dir / "checkpoints" / "best.pt").exists()
+    assert not (run_dir / "lock").exists()
+    encoder, meta = ckpt.load_encoder(out)
+    assert meta["method"] == "acl_ecg" and meta["fs"] == 100 and meta["n_samples"] == 1000
+    assert meta["data_fingerprint"]
+    with pytest.raises(AclEcgError, match="already holds a run"):
+        pretrain(tiny_config(bundled_prepared), run_dir, progress=False)
+
+
+def test_stop_and_resume_is_bit_identical(bundled_prepared, tmp_path):
+    config = tiny_config(bundled_prepared, method="byol")  # EMA target and predictor: the most state to restore
+    pretrain(config, tmp_path / "straight", progress=False)
+    pretrain(config, tmp_path / "split", progress=False, stop_after_steps=3)
+    assert json.loads((tmp_path / "split" / "status.json").read_text())["state"] == "cancelled"
+    pretrain(config, tmp_path / "split", progress=False, resume=True)
+    assert_same_weights(final_weights(tmp_path / "straight"), final_weights(tmp_path / "split"))
+    a = [json.loads(x)["loss"] for x in (tmp_path / "straight" / "metrics.jsonl").read_text().splitlines()]
+    b = [json.loads(x)["loss"] for x in (tmp_path / "split" / "metrics.jsonl").read_text().splitlines()]
+    assert a == b
+
+
+def test_resume_skips_a_corrupted_checkpoint(bundled_prepared, tmp_path, capsys):
+    config = tiny_config(bundled_prepared, method="simclr", checkpoint_every=1, keep_last=3)
+    pretrain(config, tmp_path / "straight", progress=False)
+    run_dir = tmp_path / "split"
+    pretrain(config, run_dir, progress=False, stop_after_steps=4)
+    newest = RunDir(run_dir).step_checkpoints()[0]
+    newest.write_bytes(newest.read_bytes()[:-100])  # cut short, as by a full disk
+    pretrain(config, run_dir, progress=False, resume=True)
+    err = capsys.readouterr().err
+    assert "corrupted" in err and "falling back" in err and "resumed from step 3" in err
+    assert_same_weights(final_weights(tmp_path / "straight"), final_weights(run_dir))
+
+
+@pytest.mark.slow
+def test_sigkill_mid_epoch_then_resume_matches_uninterrupted(bundled_prepared, tmp_path):
+    """A real crash: the process is killed with SIGKILL while training, then resumed from the shell."""
+    config = tiny_config(bundled_prepared, method="moco", max_steps=12, checkpoint_every=3, epochs=1)
+    cfg_file = tmp_path / "config.json"
+    cfg_file.write_text(json.dumps(config.to_dict()))
+    pretrain(config, tmp_path / "straight", progress=False)
+    run_dir = tmp_path / "crash"
+    cmd = [sys.executable, "-m", "aclecg", "pretrain", "--config", str(cfg_file), "--run-dir", str(run_dir),
+           "--no-progress"]
+    proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while time.time() < deadline and not (run_dir / "checkpoints" / "step_00000006.pt").exists():
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    done = RunDir(run_dir).step_checkpoints()
+    assert done and not (run_dir / "encoder.pt").exists(), "the run should have been killed mid-way"
+    rc = subprocess.run(cmd + ["--resume"], cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert rc.returncode == 0, rc.stderr
+    assert_same_weights(final_weights(tmp_path / "straight"), final_weights(run_dir))
+
+
+@pytest.mark.slow
+def test_two_processes_follow_the_single_process_loss_curve(bundled_prepared, tmp_path):
+    """torchrun with 2 CPU processes (gloo) and the same global batch gives the same losses as 1 process."""
+    for method in ("acl_ecg", "barlow_twins"):
+        config = tiny_config(bundled_prepared, method=method, max_steps=4)
+        cfg_file = tmp_path / f"{method}.json"
+        cfg_file.write_text(json.dumps(config.to_dict()))
+        pretrain(config, tmp_path / f"{method}-1", progress=False)
+        cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port",
+               str(29500 + os.getpid() % 1000), "-m", "aclecg", "pretrain", "--config", str(cfg_file),
+               "--run-dir", str(tmp_path / f"{method}-2"), "--no-progress"]
+        rc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=600,
+                            env={**os.environ, "OMP_NUM_THREADS": "1"})
+        assert rc.returncode == 0, rc.stderr[-3000:]
+        one = [json.loads(x) for x in (tmp_path / f"{method}-1" / "metrics.jsonl").read_text().splitlines()]
+        two = [json.loads(x) for x in (tmp_path / f"{method}-2" / "metrics.jsonl").read_text().splitlines()]
+        assert [r["world_size"] for r in two] == [2] * 4
+        np.testing.assert_allclose([r["loss"] for r in two], [r["loss"] for r in one], rtol=2e-4, atol=2e-5)
