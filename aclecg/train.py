@@ -133,7 +133,7 @@ class PretrainConfig:
 def _resolve_relative(path: str, base: Path) -> Path:
     """Paths in a config file are relative to the repository (cwd) if they exist there, else to the file."""
     candidate = Path(path)
-    if candidate.is_absolute() or candidate.exists():
+    if path.startswith("bundled:") or candidate.is_absolute() or candidate.exists():
         return candidate
     alt = base / candidate
     return alt if alt.exists() else candidate
@@ -157,7 +157,7 @@ class PretrainData:
 
         if not paths:
             raise ConfigError("no data given: pass at least one prepared dataset (--data DIR)")
-        self.datasets = [PreparedDataset(p) for p in paths]
+        self.datasets = [PreparedDataset(resolve_data_path(p)) for p in paths]
         first = self.datasets[0]
         for ds in self.datasets[1:]:
             if (ds.fs, ds.n_samples) != (first.fs, first.n_samples):
@@ -201,6 +201,20 @@ class PretrainData:
             x[rows[order]] = sig
             peaks[rows] = ds.rpeaks_padded(local, max_peaks=max_peaks)
         return torch.from_numpy(x), torch.from_numpy(peaks)
+
+
+def resolve_data_path(path: str | Path) -> Path:
+    """A prepared dataset directory; ``bundled:NAME`` names a bundled dataset (prepared on first use)."""
+    text = str(path)
+    if text.startswith("bundled:"):
+        from aclecg.data import ensure_bundled
+
+        name = text.split(":", 1)[1]
+        bundled = ensure_bundled()
+        if name not in bundled:
+            raise ConfigError(f"unknown bundled dataset {name!r}; bundled: {sorted(bundled)}")
+        return Path(bundled[name])
+    return Path(path)
 
 
 def epoch_permutation(n: int, seed: int, epoch: int) -> np.ndarray:
