@@ -1,0 +1,119 @@
+"""Common reader interface: locate records (cheap, labels included), then read each one's signals.
+
+Readers split their work in two so that ``prepare`` can read signals in worker processes:
+
+* ``locate()`` scans the dataset folder and label files and returns picklable :class:`RecordItem` s plus the
+  records that are already known to be unusable (as :class:`Skipped`);
+* ``read(item)`` loads and checks one record's signals and returns a :class:`Record`, raising
+  :class:`aclecg.errors.DataError` (message names the file) when the record is malformed.
+"""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+
+from aclecg.errors import DataError
+from aclecg.data.records import Record, Skipped, canonicalise, check_values
+
+
+@dataclass
+class RecordItem:
+    """What a reader knows about a record before reading its signals."""
+
+    path: str  # absolute path of the record (without extension for WFDB records)
+    source: str  # path relative to the dataset root, shown in messages and stored in records.csv
+    record_id: str
+    patient_id: str
+    labels: dict[str, list[str]] = field(default_factory=dict)
+    fold: int | None = None
+    age: float = float("nan")
+    sex: str = ""
+
+
+class Reader(abc.ABC):
+    """Base class of the dataset readers."""
+
+    #: value of ``--format`` selecting this reader
+    format: str = ""
+
+    def __init__(self, root: str | Path):
+        self.root = Path(root).expanduser().resolve()
+        if not self.root.is_dir():
+            raise DataError(f"{root}: input folder does not exist")
+        self._located: tuple[list[RecordItem], list[Skipped]] | None = None
+
+    @property
+    def dataset(self) -> str:
+        """Short dataset name (folder name by default)."""
+        return self.root.name
+
+    @abc.abstractmethod
+    def _locate(self) -> tuple[list[RecordItem], list[Skipped]]: ...
+
+    @abc.abstractmethod
+    def _read_signals(self, item: RecordItem) -> tuple[np.ndarray, list[str], float]:
+        """Return raw signals ``(n_leads, n)`` in mV, their lead names and the sampling rate."""
+
+    @abc.abstractmethod
+    def label_sets(self) -> dict[str, list[str]]:
+        """Label set name -> ordered class list."""
+
+    def locate(self) -> tuple[list[RecordItem], list[Skipped]]:
+        if self._located is None:
+            self._located = self._locate()
+        return self._located
+
+    def read(self, item: RecordItem) -> Record:
+        signals, names, fs = self._read_signals(item)
+        canon, warnings = canonicalise(signals, names, item.source)
+        warnings += check_values(canon, item.source)
+        return Record(record_id=item.record_id, patient_id=item.patient_id, signals=canon, fs=fs,
+                      source=item.source, labels=item.labels, fold=item.fold, age=item.age, sex=item.sex,
+                      original_leads=tuple(names), warnings=warnings)
+
+    def __iter__(self) -> Iterator[Record | Skipped]:
+        """Yield every record in order, or a :class:`Skipped` for each one that cannot be used."""
+        items, skipped = self.locate()
+        yield from skipped
+        for item in items:
+            try:
+                yield self.read(item)
+            except DataError as exc:
+                yield Skipped(item.source, _reason(exc, item.source))
+
+    def relative(self, path: Path) -> str:
+        try:
+            return str(Path(path).resolve().relative_to(self.root))
+        except ValueError:
+            return str(path)
+
+
+def _reason(exc: Exception, source: str) -> str:
+    """The message of ``exc`` without the leading ``source:`` (the file is stored separately)."""
+    msg = str(exc)
+    prefix = f"{source}: "
+    return msg[len(prefix):] if msg.startswith(prefix) else msg
+
+
+def sex_code(value: object) -> str:
+    """Normalise sex to ``'M'``, ``'F'`` or ``''`` (unknown)."""
+    text = str(value).strip().lower()
+    if text in ("m", "male", "0", "0.0"):
+        return "M"
+    if text in ("f", "female", "1", "1.0"):
+        return "F"
+    return ""
+
+
+def age_value(value: object) -> float:
+    """Parse an age; unknown (``NaN``, empty, negative) becomes NaN."""
+    try:
+        age = float(np.asarray(value).ravel()[0]) if not isinstance(value, (str, int, float)) else float(value)
+    except (TypeError, ValueError, IndexError):
+        return float("nan")
+    return age if np.isfinite(age) and age >= 0 else float("nan")

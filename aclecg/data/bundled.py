@@ -1,0 +1,91 @@
+"""The small real datasets shipped in ``aclecg/bundled/`` and their prepared caches.
+
+``ensure_bundled()`` prepares each bundled raw dataset once into ``<repo>/.cache/prepared/<name>`` (or
+``$ACLECG_CACHE/<name>``) and reuses it while the raw files and preprocessing parameters are unchanged.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import os
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+from aclecg.data.cache import is_prepared
+from aclecg.data.prepare import FORMAT_VERSION, prepare_dataset
+
+#: Raw bundled data (original PhysioNet layouts).
+BUNDLED_RAW_DIR = Path(__file__).resolve().parent.parent / "bundled"
+REPO_ROOT = Path(__file__).resolve().parent.parent.parent
+#: name -> (format, raw folder)
+BUNDLED: dict[str, tuple[str, Path]] = {
+    "ptbxl": ("ptbxl", BUNDLED_RAW_DIR / "ptb-xl"),
+    "challenge": ("challenge", BUNDLED_RAW_DIR / "challenge-2021"),
+}
+#: Bump when the preprocessing code changes in a way that alters the cache.
+PIPELINE_VERSION = 1
+
+
+def cache_root() -> Path:
+    """Where prepared bundled datasets live: ``$ACLECG_CACHE`` or ``<repo>/.cache/prepared``."""
+    env = os.environ.get("ACLECG_CACHE", "").strip()
+    return Path(env).expanduser().resolve() if env else REPO_ROOT / ".cache" / "prepared"
+
+
+#: The prepared bundled data's folder (resolved at import time; :func:`cache_root` re-reads the env).
+BUNDLED_DIR = cache_root()
+
+
+def source_stamp(raw_dir: Path, fmt: str, fs: float, seconds: float) -> str:
+    """sha256 over the raw files' names and contents plus the preparation parameters."""
+    sha = hashlib.sha256(json.dumps([FORMAT_VERSION, PIPELINE_VERSION, fmt, fs, seconds]).encode())
+    for path in sorted(p for p in raw_dir.rglob("*") if p.is_file() and p.name != "README.md"):
+        sha.update(str(path.relative_to(raw_dir)).encode())
+        sha.update(path.read_bytes())
+    return sha.hexdigest()
+
+
+@contextmanager
+def _lock(folder: Path) -> Iterator[None]:
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / ".lock", "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _up_to_date(out: Path, stamp: str) -> bool:
+    if not is_prepared(out):
+        return False
+    try:
+        return json.loads((out / "manifest.json").read_text()).get("source_stamp") == stamp
+    except (OSError, ValueError):
+        return False
+
+
+def ensure_bundled(names: tuple[str, ...] | list[str] | None = None, root: str | Path | None = None,
+                   fs: float = 100.0, seconds: float = 10.0, progress: bool = False,
+                   force: bool = False) -> dict[str, Path]:
+    """Prepare the bundled datasets that are missing or stale; return ``{name: prepared folder}``.
+
+    Safe to call from several processes at once (a file lock serialises the work).
+    """
+    target_root = Path(root).expanduser().resolve() if root else cache_root()
+    out: dict[str, Path] = {}
+    with _lock(target_root):
+        for name in names or tuple(BUNDLED):
+            if name not in BUNDLED:
+                raise KeyError(f"unknown bundled dataset {name!r}; available: {', '.join(BUNDLED)}")
+            fmt, raw = BUNDLED[name]
+            folder = target_root / name
+            stamp = source_stamp(raw, fmt, fs, seconds)
+            if force or not _up_to_date(folder, stamp):
+                prepare_dataset(raw, folder, fmt, fs=fs, seconds=seconds, name=name, progress=progress,
+                                extra_manifest={"source_stamp": stamp, "bundled": True})
+            out[name] = folder
+    return out

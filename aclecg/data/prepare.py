@@ -1,0 +1,360 @@
+"""``prepare``: read a raw dataset, preprocess every record and write a memory-mapped cache atomically.
+
+Pipeline per record (see docs/data.md): read + check -> resample to ``fs`` (``resample_poly``) -> zero-phase
+Butterworth band-pass -> R-peaks on the whole filtered record -> cut into non-overlapping windows of
+``seconds`` -> z-score per window and lead -> append to ``signals.npy``. Records that cannot be used are
+listed with a reason (or abort the run with ``strict=True``).
+
+The cache is written into a hidden temporary sibling folder and renamed into place at the very end, so an
+interrupted run never leaves a folder that looks like a valid prepared dataset.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import sys
+import time
+import uuid
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from multiprocessing import get_context
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+import pandas as pd
+from tqdm import tqdm
+
+from aclecg.errors import ConfigError, DataError
+from aclecg.leads import LEADS
+from aclecg.data.base import Reader, RecordItem
+from aclecg.data.challenge import ChallengeReader
+from aclecg.data.cpsc2018 import Cpsc2018Reader
+from aclecg.data.preprocess import MIN_FRACTION, bandpass, cut_windows, plan_windows, resample, zscore
+from aclecg.data.ptbxl import PtbXlReader
+from aclecg.data.records import Skipped
+from aclecg.data.rpeaks import detect_rpeaks
+from aclecg.data.splits import patient_stratified_folds, split_of
+
+FORMAT_VERSION = 1
+FORMATS: tuple[str, ...] = ("ptbxl", "cpsc2018", "challenge")
+#: label set used to stratify generated folds, per format
+STRATIFY_BY = {"cpsc2018": "cpsc2018", "challenge": "snomed", "ptbxl": "superdiagnostic"}
+
+
+@dataclass(frozen=True)
+class PrepareConfig:
+    """Preprocessing parameters (stored in the manifest under ``preprocessing``)."""
+
+    fs: float = 100.0
+    seconds: float = 10.0
+    band_hz: tuple[float, float] = (0.5, 40.0)
+    filter_order: int = 2
+    min_fraction: float = MIN_FRACTION
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if not self.fs > 0:
+            raise ConfigError(f"fs must be positive, got {self.fs}")
+        if not self.seconds > 0:
+            raise ConfigError(f"seconds must be positive, got {self.seconds}")
+        if not 0 < self.band_hz[0] < self.band_hz[1]:
+            raise ConfigError(f"band must satisfy 0 < low < high, got {self.band_hz}")
+
+    @property
+    def n_samples(self) -> int:
+        return int(round(self.fs * self.seconds))
+
+
+@dataclass
+class Processed:
+    """The windows of one record, ready to append to the cache."""
+
+    item_index: int
+    windows: np.ndarray  # float32 (W, 12, T)
+    starts: list[int]
+    n_valid: list[int]
+    rpeaks: list[np.ndarray]
+    fs_original: float
+    seconds_original: float
+    age: float
+    sex: str
+    warnings: list[str] = field(default_factory=list)
+
+
+def make_reader(fmt: str, input_dir: str | Path, fs: float = 100.0) -> Reader:
+    """The reader for ``fmt`` (one of :data:`FORMATS`)."""
+    if fmt == "ptbxl":
+        return PtbXlReader(input_dir, target_fs=fs)
+    if fmt == "cpsc2018":
+        return Cpsc2018Reader(input_dir)
+    if fmt == "challenge":
+        return ChallengeReader(input_dir)
+    raise ConfigError(f"unknown format {fmt!r}; expected one of {', '.join(FORMATS)}")
+
+
+def process_record(reader: Reader, item: RecordItem, index: int, cfg: PrepareConfig) -> Processed | Skipped:
+    """Read and preprocess one record; a :class:`Skipped` when it is malformed or too short."""
+    try:
+        record = reader.read(item)
+    except DataError as exc:
+        msg = str(exc)
+        return Skipped(item.source, msg.split(": ", 1)[1] if msg.startswith(item.source + ": ") else msg)
+    if record.fs < cfg.fs - 1e-9:
+        return Skipped(item.source, f"sampling rate {record.fs:g} Hz is below the target {cfg.fs:g} Hz")
+    x = resample(record.signals, record.fs, cfg.fs)
+    x = bandpass(x, cfg.fs, *cfg.band_hz, order=cfg.filter_order)
+    T = cfg.n_samples
+    windows = plan_windows(x.shape[1], T, cfg.min_fraction)
+    if not windows:
+        return Skipped(item.source, f"record is {record.seconds:.2f} s long, shorter than "
+                                    f"{cfg.min_fraction:.0%} of the {cfg.seconds:g} s window")
+    peaks = detect_rpeaks(x, cfg.fs)
+    n_valid = np.array([w.n_valid for w in windows])
+    data = zscore(cut_windows(x, windows, T), n_valid).astype(np.float32)
+    per_window = [peaks[(peaks >= w.start) & (peaks < w.start + w.n_valid)] - w.start for w in windows]
+    return Processed(index, data, [w.start for w in windows], n_valid.tolist(), per_window, record.fs,
+                     record.seconds, record.age, record.sex, record.warnings)
+
+
+_WORKER: tuple[Reader, PrepareConfig] | None = None
+
+
+def _init_worker(reader: Reader, cfg: PrepareConfig) -> None:
+    global _WORKER
+    _WORKER = (reader, cfg)
+
+
+def _work(job: tuple[int, RecordItem]) -> Processed | Skipped:
+    reader, cfg = _WORKER  # type: ignore[misc]
+    return process_record(reader, job[1], job[0], cfg)
+
+
+def _results(reader: Reader, items: list[RecordItem], cfg: PrepareConfig, workers: int) -> Iterator[Processed | Skipped]:
+    if workers <= 1:
+        for i, item in enumerate(items):
+            yield process_record(reader, item, i, cfg)
+        return
+    ctx = get_context("fork" if sys.platform.startswith("linux") else "spawn")
+    with ctx.Pool(workers, initializer=_init_worker, initargs=(reader, cfg)) as pool:
+        yield from pool.imap(_work, list(enumerate(items)), chunksize=8)
+
+
+class _SignalWriter:
+    """Streams float32 windows to a raw file (hashing them), then turns it into ``signals.npy``."""
+
+    def __init__(self, folder: Path, n_samples: int):
+        self.folder = folder
+        self.raw_path = folder / "signals.raw"
+        self.handle = open(self.raw_path, "wb")
+        self.sha = hashlib.sha256()
+        self.rows = 0
+        self.n_samples = n_samples
+
+    def append(self, windows: np.ndarray) -> None:
+        data = np.ascontiguousarray(windows, dtype="<f4").tobytes()
+        self.handle.write(data)
+        self.sha.update(data)
+        self.rows += windows.shape[0]
+
+    def finish(self, chunk_rows: int = 2048) -> Path:
+        self.handle.close()
+        shape = (self.rows, len(LEADS), self.n_samples)
+        out = self.folder / "signals.npy"
+        target = np.lib.format.open_memmap(out, mode="w+", dtype="<f4", shape=shape)
+        if self.rows:
+            raw = np.memmap(self.raw_path, dtype="<f4", mode="r", shape=shape)
+            for start in range(0, self.rows, chunk_rows):
+                target[start: start + chunk_rows] = raw[start: start + chunk_rows]
+            del raw
+        target.flush()
+        del target
+        self.raw_path.unlink()
+        return out
+
+
+def _fold_assignment(items: list[RecordItem], fmt: str, seed: int) -> tuple[list[int], str]:
+    if all(item.fold is not None for item in items):
+        return [int(item.fold) for item in items], "official"
+    key = STRATIFY_BY.get(fmt, "")
+    folds = patient_stratified_folds([it.patient_id for it in items], [it.labels.get(key, []) for it in items],
+                                     seed=seed)
+    return folds.tolist(), f"patient-wise stratified by {key} (seed {seed})"
+
+
+def _label_counts(records: pd.DataFrame, label_sets: dict[str, list[str]]) -> tuple[dict, dict]:
+    labels, protocols = {}, {}
+    for name, classes in label_sets.items():
+        col = records[f"labels_{name}"].fillna("")
+        sets = [s.split(";") if s else [] for s in col]
+        counts = Counter(lab for labs in sets for lab in labs)
+        labels[name] = {cls: int(counts.get(cls, 0)) for cls in classes}
+        sizes = np.array([len(s) for s in sets])
+        protocols[name] = {"multilabel": int((sizes >= 1).sum()), "singlelabel": int((sizes == 1).sum())}
+    return labels, protocols
+
+
+def _publish(tmp: Path, output: Path) -> None:
+    """Move the finished ``tmp`` folder to ``output``, replacing an older prepared dataset there."""
+    if output.exists():
+        if output.is_dir() and not any(output.iterdir()):
+            output.rmdir()
+        elif not (output / "manifest.json").is_file():
+            raise DataError(f"{output}: exists and is not a prepared dataset; refusing to overwrite it")
+        else:
+            trash = output.with_name(f".{output.name}.old-{uuid.uuid4().hex[:8]}")
+            os.replace(output, trash)
+            os.replace(tmp, output)
+            shutil.rmtree(trash, ignore_errors=True)
+            return
+    os.replace(tmp, output)
+
+
+def prepare_dataset(input_dir: str | Path, output_dir: str | Path, fmt: str, *, fs: float = 100.0,
+                    seconds: float = 10.0, band_hz: tuple[float, float] = (0.5, 40.0), strict: bool = False,
+                    name: str | None = None, workers: int = 0, seed: int = 0, progress: bool = True,
+                    extra_manifest: dict | None = None) -> dict:
+    """Prepare a raw dataset into ``output_dir``; return the manifest.
+
+    Raises :class:`DataError` for an unusable input folder and, with ``strict=True``, for the first
+    malformed record (message names its file). Without ``strict``, malformed records are skipped and listed
+    in the manifest's ``skipped`` (also printed as a summary).
+    """
+    cfg = PrepareConfig(fs=float(fs), seconds=float(seconds), band_hz=(float(band_hz[0]), float(band_hz[1])),
+                        seed=int(seed))
+    output = Path(output_dir).expanduser().resolve()
+    reader = make_reader(fmt, input_dir, cfg.fs)
+    started = time.time()
+    items, skipped = reader.locate()
+    skipped = list(skipped)
+    if strict and skipped:
+        raise DataError(skipped[0].message())
+    label_sets = reader.label_sets()
+    output.parent.mkdir(parents=True, exist_ok=True)
+    tmp = output.with_name(f".{output.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}")
+    tmp.mkdir()
+    try:
+        manifest = _write(tmp, reader, items, skipped, label_sets, cfg, fmt, strict, workers, progress,
+                          name or reader.dataset)
+        manifest["prepare_seconds"] = round(time.time() - started, 2)
+        if extra_manifest:
+            manifest.update(extra_manifest)
+        (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+        _publish(tmp, output)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return manifest
+
+
+def _write(tmp: Path, reader: Reader, items: list[RecordItem], skipped: list[Skipped],
+           label_sets: dict[str, list[str]], cfg: PrepareConfig, fmt: str, strict: bool, workers: int,
+           progress: bool, dataset: str) -> dict:
+    folds, fold_source = _fold_assignment(items, fmt, cfg.seed)
+    writer = _SignalWriter(tmp, cfg.n_samples)
+    rows: list[dict] = []
+    peaks: list[np.ndarray] = []
+    warnings: list[str] = []
+    kept_records = 0
+    bar = tqdm(total=len(items), desc=f"prepare {dataset}", unit="rec", disable=not progress, file=sys.stderr)
+    try:
+        for result in _results(reader, items, cfg, workers):
+            bar.update(1)
+            if isinstance(result, Skipped):
+                if strict:
+                    raise DataError(result.message())
+                skipped.append(result)
+                continue
+            item = items[result.item_index]
+            kept_records += 1
+            warnings.extend(result.warnings)
+            writer.append(result.windows)
+            peaks.extend(p.astype(np.int32) for p in result.rpeaks)
+            fold = folds[result.item_index]
+            base = {"record_id": item.record_id, "patient_id": item.patient_id, "fold": fold,
+                    "split": split_of(fold), "source": item.source,
+                    "age": result.age, "sex": result.sex}
+            labels = {f"labels_{n}": ";".join(item.labels.get(n, [])) for n in label_sets}
+            for k, (start, n_valid) in enumerate(zip(result.starts, result.n_valid)):
+                rows.append({**base, **labels, "window": k, "start": start, "n_valid": n_valid,
+                             "fs_original": result.fs_original,
+                             "seconds_original": round(result.seconds_original, 3)})
+    finally:
+        bar.close()
+    signals_path = writer.finish()
+    columns = ["record_id", "patient_id", "fold", "split", "source", "age", "sex",
+               *[f"labels_{n}" for n in label_sets], "window", "start", "n_valid", "fs_original",
+               "seconds_original"]
+    records = pd.DataFrame(rows, columns=columns)
+    records.to_csv(tmp / "records.csv", index=False)
+    counts_per_row = np.array([len(p) for p in peaks], dtype=np.int64)
+    offsets = np.concatenate([[0], np.cumsum(counts_per_row)]).astype(np.int64)
+    flat = np.concatenate(peaks).astype(np.int32) if peaks else np.zeros(0, dtype=np.int32)
+    np.save(tmp / "rpeaks.npy", flat)
+    np.save(tmp / "rpeak_offsets.npy", offsets)
+    writer.sha.update((tmp / "records.csv").read_bytes())
+    label_counts, protocols = _label_counts(records, label_sets)
+    skipped.sort(key=lambda s: s.file)
+    folds_count = Counter(records["fold"].tolist())
+    manifest = {
+        "format_version": FORMAT_VERSION,
+        "dataset": dataset,
+        "format": fmt,
+        "fs": cfg.fs,
+        "seconds": cfg.seconds,
+        "n_samples": cfg.n_samples,
+        "leads": list(LEADS),
+        "label_sets": label_sets,
+        "preprocessing": {
+            **{k: v for k, v in asdict(cfg).items() if k not in ("fs", "seconds")},
+            "resample": "scipy.signal.resample_poly",
+            "filter": f"Butterworth band-pass order {cfg.filter_order}, zero-phase (sosfiltfilt), "
+                      f"{cfg.band_hz[0]:g}-{min(cfg.band_hz[1], 0.45 * cfg.fs):g} Hz",
+            "windows": "non-overlapping; remainder >= min_fraction zero-padded, shorter dropped",
+            "normalisation": "z-score per row (window) and lead over its real samples",
+            "rpeaks": "aclecg.data.rpeaks.detect_rpeaks on the filtered record (samples within the row)",
+            "folds": fold_source,
+            "source_root": str(reader.root),
+        },
+        "counts": {
+            "records_found": kept_records + len(skipped),
+            "records_kept": kept_records,
+            "records_skipped": len(skipped),
+            "rows": int(len(records)),
+            "patients": int(records["patient_id"].nunique()),
+            "folds": {str(k): int(folds_count.get(k, 0)) for k in range(1, 11)},
+            "splits": {s: int((records["split"] == s).sum()) for s in ("train", "val", "test")},
+            "rpeaks": int(flat.size),
+            "labels": label_counts,
+            "protocols": protocols,
+        },
+        "skipped": [s.to_dict() for s in skipped],
+        "warnings": warnings,
+        "fingerprint": writer.sha.hexdigest(),
+    }
+    del signals_path
+    return manifest
+
+
+def summary_lines(manifest: dict, max_skipped: int = 20) -> list[str]:
+    """Human-readable summary of a manifest (used by the ``prepare`` and ``info`` commands)."""
+    c = manifest["counts"]
+    lines = [f"{manifest['dataset']} ({manifest['format']}): {c['records_kept']} of {c['records_found']} records "
+             f"kept, {c['rows']} rows of {manifest['seconds']:g} s at {manifest['fs']:g} Hz, "
+             f"{c['patients']} patients, {c['records_skipped']} skipped",
+             "folds 1-10: " + ", ".join(str(c["folds"][str(k)]) for k in range(1, 11))
+             + f"  (train {c['splits']['train']}, val {c['splits']['val']}, test {c['splits']['test']})"]
+    for name, classes in manifest["label_sets"].items():
+        prot = c["protocols"][name]
+        lines.append(f"label set {name} ({len(classes)} classes): multilabel keeps {prot['multilabel']}, "
+                     f"singlelabel keeps {prot['singlelabel']}")
+    for s in manifest["skipped"][:max_skipped]:
+        lines.append(f"skipped {s['file']}: {s['reason']}")
+    if len(manifest["skipped"]) > max_skipped:
+        lines.append(f"... and {len(manifest['skipped']) - max_skipped} more skipped (see manifest.json)")
+    for w in manifest.get("warnings", [])[:max_skipped]:
+        lines.append(f"warning {w}")
+    return lines

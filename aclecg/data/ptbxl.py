@@ -1,0 +1,149 @@
+"""PTB-XL reader (Wagner et al., Sci Data 7:154, 2020) with the label sets of the official benchmark.
+
+Label aggregation follows Strodthoff et al., "Deep learning for ECG analysis: benchmarks and insights from
+PTB-XL", IEEE JBHI 25(5), 2021: every SCP code of a record counts regardless of its likelihood value;
+
+* ``superdiagnostic`` (5) / ``subdiagnostic`` (23): codes with ``diagnostic == 1`` in ``scp_statements.csv``
+  mapped through ``diagnostic_class`` / ``diagnostic_subclass``;
+* ``diagnostic`` (44), ``form`` (19), ``rhythm`` (12): the codes flagged in those columns;
+* ``all`` (71): every SCP code.
+
+Folds are the official ``strat_fold`` (1-8 train, 9 val, 10 test); the patient id is ``patient_id``.
+"""
+
+from __future__ import annotations
+
+import ast
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from aclecg.errors import DataError
+from aclecg.data.base import Reader, RecordItem, age_value, sex_code
+from aclecg.data.records import Skipped
+from aclecg.data.wfdbio import read_wfdb
+
+LABEL_SETS: tuple[str, ...] = ("superdiagnostic", "subdiagnostic", "diagnostic", "form", "rhythm", "all")
+DATABASE = "ptbxl_database.csv"
+STATEMENTS = "scp_statements.csv"
+#: PTB-XL codes ages above 89 as 300; stored as 90.
+AGE_CAP = 90.0
+
+
+def load_statements(path: Path) -> pd.DataFrame:
+    """Read ``scp_statements.csv`` (index = SCP code) and check the columns the aggregation needs."""
+    try:
+        table = pd.read_csv(path, index_col=0)
+    except Exception as exc:
+        raise DataError(f"{path}: cannot read SCP statements ({exc})") from None
+    need = {"diagnostic", "form", "rhythm", "diagnostic_class", "diagnostic_subclass"}
+    if not need <= set(table.columns):
+        raise DataError(f"{path}: missing columns {', '.join(sorted(need - set(table.columns)))}")
+    table.index = table.index.astype(str).str.strip()
+    return table
+
+
+def label_mapping(statements: pd.DataFrame) -> dict[str, dict[str, str]]:
+    """For each label set, SCP code -> class name (codes outside the set are absent)."""
+    diag = statements[statements["diagnostic"] == 1.0]
+    return {
+        "superdiagnostic": diag["diagnostic_class"].astype(str).to_dict(),
+        "subdiagnostic": diag["diagnostic_subclass"].astype(str).to_dict(),
+        "diagnostic": {code: code for code in diag.index},
+        "form": {code: code for code in statements.index[statements["form"] == 1.0]},
+        "rhythm": {code: code for code in statements.index[statements["rhythm"] == 1.0]},
+        "all": {code: code for code in statements.index},
+    }
+
+
+def parse_scp_codes(text: object, source: str) -> dict[str, float]:
+    """Parse the ``scp_codes`` column (a Python dict literal of code -> likelihood)."""
+    try:
+        value = ast.literal_eval(str(text))
+    except (ValueError, SyntaxError):
+        raise DataError(f"{source}: unreadable scp_codes {str(text)[:60]!r}") from None
+    if not isinstance(value, dict) or not all(isinstance(k, str) for k in value):
+        raise DataError(f"{source}: scp_codes is not a dict of SCP codes: {str(text)[:60]!r}")
+    return {k.strip(): float(v) for k, v in value.items()}
+
+
+def aggregate(codes: dict[str, float], mapping: dict[str, dict[str, str]]) -> dict[str, list[str]]:
+    """Labels per label set for one record (sorted, de-duplicated)."""
+    return {name: sorted({table[c] for c in codes if c in table}) for name, table in mapping.items()}
+
+
+class PtbXlReader(Reader):
+    """Reads a PTB-XL root (``ptbxl_database.csv``, ``scp_statements.csv``, ``records100/`` or ``records500/``).
+
+    ``resolution`` is ``"lr"`` (100 Hz), ``"hr"`` (500 Hz) or ``"auto"`` (500 Hz only when ``target_fs`` > 100
+    and ``records500`` exists).
+    """
+
+    format = "ptbxl"
+
+    def __init__(self, root: str | Path, resolution: str = "auto", target_fs: float = 100.0):
+        super().__init__(root)
+        for name in (DATABASE, STATEMENTS):
+            if not (self.root / name).is_file():
+                raise DataError(f"{self.root}: not a PTB-XL folder ({name} is missing)")
+        if resolution == "auto":
+            resolution = "hr" if target_fs > 100 and (self.root / "records500").is_dir() else "lr"
+        if resolution not in ("lr", "hr"):
+            raise DataError(f"resolution must be 'lr', 'hr' or 'auto', got {resolution!r}")
+        self.resolution = resolution
+        self.expected_fs = 100.0 if resolution == "lr" else 500.0
+        self.statements = load_statements(self.root / STATEMENTS)
+        self.mapping = label_mapping(self.statements)
+
+    @property
+    def dataset(self) -> str:
+        return "ptbxl"
+
+    def label_sets(self) -> dict[str, list[str]]:
+        return {name: sorted(set(table.values())) for name, table in self.mapping.items()}
+
+    def _locate(self) -> tuple[list[RecordItem], list[Skipped]]:
+        path = self.root / DATABASE
+        try:
+            db = pd.read_csv(path, dtype={"ecg_id": str})
+        except Exception as exc:
+            raise DataError(f"{path}: cannot read the PTB-XL database ({exc})") from None
+        column = f"filename_{self.resolution}"
+        need = {"ecg_id", "patient_id", "scp_codes", "strat_fold", column}
+        if not need <= set(db.columns):
+            raise DataError(f"{path}: missing columns {', '.join(sorted(need - set(db.columns)))}")
+        items, skipped = [], []
+        for row in db.itertuples(index=False):
+            filename = str(getattr(row, column))
+            try:
+                items.append(self._item(row, filename))
+            except DataError as exc:
+                skipped.append(Skipped(filename, str(exc).split(": ", 1)[-1]))
+        return items, skipped
+
+    def _item(self, row, filename: str) -> RecordItem:
+        source = filename
+        codes = parse_scp_codes(row.scp_codes, source)
+        unknown = sorted(set(codes) - set(self.statements.index))
+        if unknown:
+            raise DataError(f"{source}: unknown SCP codes {', '.join(unknown)}")
+        try:
+            fold = int(float(row.strat_fold))
+        except (TypeError, ValueError):
+            fold = -1
+        if not 1 <= fold <= 10:
+            raise DataError(f"{source}: strat_fold {row.strat_fold!r} is not an integer 1..10")
+        patient = row.patient_id
+        patient_id = str(int(patient)) if isinstance(patient, float) and math.isfinite(patient) else str(patient)
+        age = age_value(row.age)
+        if age == 300.0:
+            age = AGE_CAP
+        return RecordItem(path=str(self.root / filename), source=source, record_id=str(row.ecg_id),
+                          patient_id=patient_id, labels=aggregate(codes, self.mapping), fold=fold, age=age,
+                          sex=sex_code(row.sex))
+
+    def _read_signals(self, item: RecordItem) -> tuple[np.ndarray, list[str], float]:
+        raw = read_wfdb(Path(item.path), item.source, expected_fs=self.expected_fs)
+        return raw.signals, raw.lead_names, raw.fs

@@ -1,0 +1,70 @@
+"""A fast, vectorised multi-lead R-peak (QRS) detector.
+
+The idea is Pan & Tompkins' (IEEE TBME 32(3), 1985) — band-pass to the QRS band, differentiate, square,
+integrate over a moving window, threshold with a refractory period — applied to all leads at once:
+
+1. zero-phase Butterworth band-pass 5-15 Hz of every lead (QRS energy band; high edge capped at 0.45 fs);
+2. each lead scaled to unit 99th percentile, squared first difference summed over leads (robust to a lead in
+   which the QRS is small or cancels, and to an artefact in one lead);
+3. moving-window integration over 120 ms;
+4. ``scipy.signal.find_peaks`` with an adaptive height (35 % of the running maximum over 2.5 s, never below
+   10 % of the median running maximum) and a 250 ms refractory period (at most 240 beats/min);
+5. each peak moved to the sample of largest band-passed energy within +-60 ms (the QRS centre).
+
+On real PTB-XL and Challenge records its beats agree with ``wfdb.processing.xqrs_detect`` within 100 ms
+(tests/test_data_rpeaks.py) while running about two orders of magnitude faster.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import ndimage, signal
+
+from aclecg.data.preprocess import bandpass
+
+QRS_BAND = (5.0, 15.0)
+INTEGRATION_S = 0.12
+REFRACTORY_S = 0.25
+SEARCH_S = 0.06
+RUNNING_MAX_S = 2.5
+
+
+def qrs_energy(x: np.ndarray, fs: float) -> tuple[np.ndarray, np.ndarray]:
+    """Return the band-passed energy ``(n,)`` and its moving-window integral ``(n,)`` for ``x`` ``(L, n)``."""
+    band = bandpass(np.asarray(x, dtype=np.float64), fs, *QRS_BAND, order=2)
+    # Equalise the leads (99th percentile of |band| -> 1) so one lead's artefact cannot drown the others.
+    scale = np.percentile(np.abs(band), 99, axis=-1, keepdims=True)
+    band = band / np.where(scale > 0, scale, 1.0)
+    energy = (band ** 2).sum(axis=0)
+    slope = (np.diff(band, axis=-1, prepend=band[:, :1]) ** 2).sum(axis=0)
+    width = max(int(round(INTEGRATION_S * fs)), 1)
+    envelope = ndimage.uniform_filter1d(slope, size=width, mode="nearest")
+    return energy, envelope
+
+
+def detect_rpeaks(x: np.ndarray, fs: float, refractory_s: float = REFRACTORY_S) -> np.ndarray:
+    """R-peak sample positions (sorted int64) in ``x`` ``(leads, samples)`` sampled at ``fs`` Hz."""
+    x = np.atleast_2d(np.asarray(x, dtype=np.float64))
+    n = x.shape[-1]
+    if n < int(fs * 0.5) or not np.isfinite(x).all():
+        return np.zeros(0, dtype=np.int64)
+    energy, env = qrs_energy(x, fs)
+    running = ndimage.maximum_filter1d(env, size=max(int(RUNNING_MAX_S * fs), 1), mode="nearest")
+    typical = np.median(running)
+    if typical <= 0:
+        return np.zeros(0, dtype=np.int64)
+    height = np.maximum(0.35 * running, 0.1 * typical)
+    peaks, _ = signal.find_peaks(env, height=height, distance=max(int(refractory_s * fs), 1))
+    if peaks.size == 0:
+        return peaks.astype(np.int64)
+    half = max(int(round(SEARCH_S * fs)), 1)
+    idx = np.clip(peaks[:, None] + np.arange(-half, half + 1)[None, :], 0, n - 1)  # (P, 2h+1)
+    refined = idx[np.arange(len(peaks)), np.argmax(energy[idx], axis=1)]
+    refined = np.unique(refined)
+    # Refinement can pull two candidates closer than the refractory period: keep the stronger one.
+    keep = np.ones(refined.size, dtype=bool)
+    close = np.flatnonzero(np.diff(refined) < refractory_s * fs)
+    for j in close:  # rare: a few per record at most
+        if keep[j] and keep[j + 1]:
+            keep[j if energy[refined[j]] < energy[refined[j + 1]] else j + 1] = False
+    return refined[keep].astype(np.int64)

@@ -1,0 +1,81 @@
+"""Reading one WFDB record (``.hea`` + ``.dat``/``.mat``) with the ``wfdb`` package, checked against its header."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import wfdb
+
+from aclecg.errors import DataError
+from aclecg.data.records import unit_scale
+
+
+@dataclass
+class RawSignals:
+    """Signals as stored: ``(n_leads, n)`` float64 in mV, with the header's lead names and sampling rate."""
+
+    signals: np.ndarray
+    lead_names: list[str]
+    fs: float
+    comments: list[str]
+
+
+def read_header_comments(path: Path, source: str) -> list[str]:
+    """The ``#`` comment lines of a ``.hea`` file (text only, fast; full validation happens on reading)."""
+    try:
+        text = Path(path).with_suffix(".hea").read_text(encoding="utf-8", errors="strict")
+    except FileNotFoundError:
+        raise DataError(f"{source}: header file {Path(path).with_suffix('.hea').name} is missing") from None
+    except (UnicodeDecodeError, OSError) as exc:
+        raise DataError(f"{source}: not a text WFDB header ({type(exc).__name__})") from None
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    if not lines or lines[0].startswith("#") or len(lines[0].split()) < 2:
+        raise DataError(f"{source}: not a WFDB header (first line {lines[0][:40] if lines else ''!r})")
+    return [line.lstrip("#").strip() for line in lines if line.startswith("#")]
+
+
+def read_wfdb(path: Path, source: str, expected_fs: float | None = None) -> RawSignals:
+    """Read a WFDB record with ``wfdb.rdrecord`` and check it against its header.
+
+    Checks: header and signal files present, sampling rate valid (and equal to ``expected_fs`` when given),
+    sample count and per-lead checksums agree with the header. ``path`` may carry an extension; it is
+    dropped. Digital values flagged invalid by the format become NaN (and are then rejected upstream).
+    """
+    base = Path(path).with_suffix("")
+    if not base.with_suffix(".hea").is_file():
+        raise DataError(f"{source}: header file {base.name}.hea is missing")
+    try:
+        rec = wfdb.rdrecord(str(base), physical=False)
+    except FileNotFoundError as exc:
+        missing = Path(exc.filename).name if exc.filename else "a signal file"
+        raise DataError(f"{source}: signal file {missing} is missing") from None
+    except Exception as exc:  # wfdb raises many types for a bad header or signal file
+        raise DataError(f"{source}: cannot read the record ({type(exc).__name__}: {exc})".replace("\n", " ")) from None
+    if not rec.n_sig or not rec.sig_name:
+        raise DataError(f"{source}: header lists no signals")
+    if rec.fs is None or not np.isfinite(rec.fs) or rec.fs <= 0:
+        raise DataError(f"{source}: header has an invalid sampling rate {rec.fs!r}")
+    if expected_fs is not None and abs(float(rec.fs) - expected_fs) > 1e-6:
+        raise DataError(f"{source}: sampling rate {rec.fs:g} Hz in the header, expected {expected_fs:g} Hz")
+    digital = rec.d_signal
+    if digital is None or digital.ndim != 2 or digital.shape[1] != rec.n_sig:
+        raise DataError(f"{source}: signal data do not match the header's {rec.n_sig} leads")
+    if rec.sig_len and digital.shape[0] != rec.sig_len:
+        raise DataError(f"{source}: header says {rec.sig_len} samples but the signal file holds "
+                        f"{digital.shape[0]}")
+    if rec.checksum is not None:
+        calc = np.asarray(rec.calc_checksum(), dtype=np.int64)
+        bad = np.flatnonzero((calc - np.asarray(rec.checksum, dtype=np.int64)) % 65536 != 0)
+        if bad.size:
+            raise DataError(f"{source}: signal data disagree with the header checksum for leads "
+                            f"{', '.join(rec.sig_name[i] for i in bad)}")
+    try:
+        physical = rec.dac(return_res=64)
+    except Exception as exc:
+        raise DataError(f"{source}: cannot convert to physical units ({exc})") from None
+    units = rec.units or ["mV"] * rec.n_sig
+    scale = np.array([unit_scale(u, source, lead) for u, lead in zip(units, rec.sig_name)])
+    signals = (physical * scale).T
+    return RawSignals(signals, list(rec.sig_name), float(rec.fs), list(rec.comments or []))
