@@ -1,0 +1,242 @@
+"""Validated user uploads of ECG records (WFDB ``.hea`` + ``.dat``/``.mat``, or a zip of them).
+
+Everything a user uploads is untrusted. This module:
+
+* limits the total upload to :data:`MAX_UPLOAD_BYTES` (also Streamlit's ``server.maxUploadSize``);
+* accepts only ``.hea``, ``.dat``, ``.mat`` and ``.zip`` names, reduced to a safe base name
+  (:func:`sanitize_filename`); names with path parts (``../``, absolute paths, drive letters) are rejected;
+* opens zips without extracting them to disk blindly: members are counted, their declared and actual
+  uncompressed sizes are capped (zip bombs), nested archives and directories are ignored, traversal names
+  are rejected;
+* writes files only into a fresh temporary directory made for this upload (``tempfile.mkdtemp``);
+* checks that each header refers only to signal files that were uploaded next to it (a header could
+  otherwise point the WFDB reader at any path);
+* reads the record through the data layer (:func:`aclecg.data.wfdbio.read_wfdb` via a reader) and
+  preprocesses it with :func:`aclecg.data.prepare.process_record`, the function ``prepare`` uses, so an
+  uploaded record is resampled, filtered, windowed and z-scored exactly like the prepared datasets.
+
+Every problem is a :class:`aclecg.errors.DataError` with a message meant for the user.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+import shutil
+import tempfile
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from aclecg.errors import DataError
+
+#: Largest upload accepted (sum of all files), in bytes. Keep equal to ``server.maxUploadSize`` (MB).
+MAX_UPLOAD_BYTES = 20 * 1024 * 1024
+#: Largest total uncompressed size of a zip's accepted members.
+MAX_UNCOMPRESSED_BYTES = 100 * 1024 * 1024
+#: Largest compression ratio of a single zip member (higher = likely a zip bomb).
+MAX_COMPRESSION_RATIO = 200.0
+MAX_ZIP_MEMBERS = 200
+MAX_RECORDS = 50
+RECORD_SUFFIXES = (".hea", ".dat", ".mat")
+UPLOAD_SUFFIXES = RECORD_SUFFIXES + (".zip",)
+_SAFE = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+@dataclass
+class UploadedRecord:
+    """An uploaded record, raw (mV, own rate) and preprocessed like a prepared dataset."""
+
+    record_id: str
+    folder: Path  # the temporary directory holding the staged files
+    raw_mv: np.ndarray  # (12, n) float64, canonical lead order, mV
+    raw_fs: float
+    windows: np.ndarray  # (W, 12, T) float32, z-scored windows (same as signals.npy rows)
+    rpeaks: list[np.ndarray]  # per window, sample positions at ``fs``
+    fs: float
+    labels: dict[str, list[str]] = field(default_factory=dict)
+    age: float = float("nan")
+    sex: str = ""
+    warnings: list[str] = field(default_factory=list)
+
+    def rpeaks_padded(self, max_peaks: int = 32) -> np.ndarray:
+        """``(W, max_peaks)`` int64, -1 padded, as :meth:`PreparedDataset.rpeaks_padded`."""
+        out = np.full((len(self.rpeaks), max_peaks), -1, dtype=np.int64)
+        for i, peaks in enumerate(self.rpeaks):
+            take = np.asarray(peaks, dtype=np.int64)[:max_peaks]
+            out[i, : take.size] = take
+        return out
+
+
+def sanitize_filename(name: str) -> str:
+    """Safe base name for an uploaded file, or :class:`DataError` when the name carries a path.
+
+    ``"A0001.hea"`` stays; spaces and odd characters become ``_``; ``"../x.hea"``, ``"/etc/x.hea"``,
+    ``"C:\\x.hea"`` and ``"dir/x.hea"`` are rejected (the last only outside zips, see :func:`_member_name`).
+    """
+    raw = str(name)
+    if not raw.strip():
+        raise DataError("an uploaded file has an empty name")
+    if "/" in raw or "\\" in raw or raw.startswith("..") or re.match(r"^[A-Za-z]:", raw) or "\x00" in raw:
+        raise DataError(f"file name {raw!r} contains a path; upload plain file names only")
+    clean = _SAFE.sub("_", raw.strip()).lstrip(".")
+    if not clean or clean in (".", ".."):
+        raise DataError(f"file name {raw!r} is not usable")
+    return clean[:120]
+
+
+def _member_name(name: str) -> str | None:
+    """Base name of a zip member, None for directories and ignored files; DataError for traversal names."""
+    if name.endswith("/"):
+        return None
+    parts = name.replace("\\", "/").split("/")
+    if name.startswith(("/", "\\")) or ".." in parts or re.match(r"^[A-Za-z]:", name):
+        raise DataError(f"zip member {name!r} has an unsafe path (absolute or '..'); the zip was rejected")
+    base = parts[-1]
+    if base.startswith(".") or parts[0] == "__MACOSX":
+        return None  # hidden files and macOS resource forks
+    return sanitize_filename(base)
+
+
+def _check_suffix(name: str, allowed: Sequence[str]) -> None:
+    if Path(name).suffix.lower() not in allowed:
+        raise DataError(f"{name}: unsupported file type; upload WFDB records ({', '.join(RECORD_SUFFIXES)}) "
+                        "or a .zip of them")
+
+
+def _read_zip(name: str, data: bytes) -> list[tuple[str, bytes]]:
+    """Accepted members of a zip as (safe name, bytes), with bomb and traversal checks."""
+    try:
+        archive = zipfile.ZipFile(io.BytesIO(data))
+    except zipfile.BadZipFile:
+        raise DataError(f"{name}: not a valid zip file") from None
+    with archive:
+        infos = archive.infolist()
+        if len(infos) > MAX_ZIP_MEMBERS:
+            raise DataError(f"{name}: the zip holds {len(infos)} entries, more than the limit of {MAX_ZIP_MEMBERS}")
+        out: list[tuple[str, bytes]] = []
+        total = 0
+        for info in infos:
+            base = _member_name(info.filename)
+            if base is None or Path(base).suffix.lower() not in RECORD_SUFFIXES:
+                continue
+            if info.flag_bits & 0x1:
+                raise DataError(f"{name}: member {info.filename!r} is encrypted")
+            ratio = info.file_size / max(info.compress_size, 1)
+            if ratio > MAX_COMPRESSION_RATIO:
+                raise DataError(f"{name}: member {info.filename!r} expands {ratio:.0f}x; refused as a possible "
+                                "zip bomb")
+            total += info.file_size
+            if total > MAX_UNCOMPRESSED_BYTES:
+                raise DataError(f"{name}: uncompressed content exceeds {MAX_UNCOMPRESSED_BYTES // 2**20} MB")
+            # read at most the declared size + 1 byte: a lying header cannot make us inflate more
+            with archive.open(info) as handle:
+                content = handle.read(info.file_size + 1)
+            if len(content) != info.file_size:
+                raise DataError(f"{name}: member {info.filename!r} is larger than its declared size")
+            out.append((base, content))
+    if not out:
+        raise DataError(f"{name}: the zip holds no WFDB files ({', '.join(RECORD_SUFFIXES)})")
+    return out
+
+
+def stage_upload(files: Sequence[tuple[str, bytes]], max_bytes: int = MAX_UPLOAD_BYTES) -> Path:
+    """Validate uploaded ``(name, bytes)`` pairs and write them into a fresh temporary directory.
+
+    Zips are opened (see module docstring). Returns the directory; it holds only flat, sanitised names.
+    """
+    if not files:
+        raise DataError("no file was uploaded")
+    size = sum(len(data) for _, data in files)
+    if size > max_bytes:
+        raise DataError(f"upload is {size / 2**20:.1f} MB, more than the limit of {max_bytes / 2**20:.0f} MB")
+    flat: dict[str, bytes] = {}
+    for name, data in files:
+        clean = sanitize_filename(name)
+        _check_suffix(clean, UPLOAD_SUFFIXES)
+        members = _read_zip(clean, data) if clean.lower().endswith(".zip") else [(clean, data)]
+        for member, content in members:
+            if member in flat and flat[member] != content:
+                raise DataError(f"two different files are named {member}")
+            flat[member] = content
+    if not any(n.lower().endswith(".hea") for n in flat):
+        raise DataError("no .hea header file in the upload; a WFDB record needs its .hea plus its .dat or .mat")
+    folder = Path(tempfile.mkdtemp(prefix="aclecg-upload-"))
+    for member, content in flat.items():
+        (folder / member).write_bytes(content)
+    return folder
+
+
+def list_records(folder: Path) -> list[str]:
+    """Record names (header stems) in a staged upload folder."""
+    names = sorted(p.stem for p in Path(folder).glob("*.hea"))
+    if len(names) > MAX_RECORDS:
+        raise DataError(f"the upload holds {len(names)} records, more than the limit of {MAX_RECORDS}")
+    return names
+
+
+def _read_header(folder: Path, record: str):
+    """``wfdb.rdheader`` with failures turned into one-line :class:`DataError` s."""
+    import wfdb
+
+    try:
+        header = wfdb.rdheader(str(Path(folder) / record))
+    except Exception as exc:  # wfdb raises many types for a bad header
+        text = f"{type(exc).__name__}: {exc}".replace("\n", " ")[:200]
+        raise DataError(f"{record}.hea: not a readable WFDB header ({text})") from None
+    if not header.n_sig or not header.sig_name:
+        raise DataError(f"{record}.hea: the header lists no signals; is this a WFDB record?")
+    return header
+
+
+def _check_header_files(folder: Path, record: str) -> None:
+    """The header must name only plain signal files that exist next to it."""
+    header = _read_header(folder, record)
+    for file_name in sorted(set(header.file_name or [])):
+        if "/" in file_name or "\\" in file_name or file_name.startswith(".."):
+            raise DataError(f"{record}.hea: refers to signal file {file_name!r} outside the upload")
+        if not (folder / file_name).is_file():
+            raise DataError(f"{record}.hea: signal file {file_name} is missing; upload it together with the "
+                            "header (or both in one zip)")
+
+
+def load_uploaded_record(folder: Path, record: str | None = None, fs: float = 100.0,
+                         seconds: float = 10.0) -> UploadedRecord:
+    """Read one staged record and preprocess it like ``prepare`` (resample to ``fs``, filter, window, z-score)."""
+    from aclecg.data.base import RecordItem, age_value, sex_code
+    from aclecg.data.challenge import ChallengeReader, labels_from_codes, parse_comments
+    from aclecg.data.prepare import PrepareConfig, process_record
+    from aclecg.data.records import Skipped
+    folder = Path(folder)
+    names = list_records(folder)
+    if not names:
+        raise DataError("no .hea header file in the upload")
+    record = record or names[0]
+    if record not in names:
+        raise DataError(f"record {record!r} is not in the upload; found {', '.join(names)}")
+    _check_header_files(folder, record)
+    source = f"{record} (uploaded)"
+    header = _read_header(folder, record)
+    fields = parse_comments(header.comments or [], source)
+    codes = [c.strip() for c in fields.get("dx", "").split(",") if c.strip().isdigit()]
+    item = RecordItem(path=str(folder / record), source=source, record_id=record, patient_id=record,
+                      labels=labels_from_codes(codes) if codes else {},
+                      age=age_value(fields.get("age", "nan")), sex=sex_code(fields.get("sex", "")))
+    reader = ChallengeReader(folder)
+    raw = reader.read(item)  # canonical 12 leads in mV, DataError naming the file when malformed
+    result = process_record(reader, item, 0, PrepareConfig(fs=fs, seconds=seconds))
+    if isinstance(result, Skipped):
+        raise DataError(f"{record}: cannot be used: {result.reason}")
+    return UploadedRecord(record_id=record, folder=folder, raw_mv=raw.signals, raw_fs=raw.fs,
+                          windows=result.windows, rpeaks=[np.asarray(p) for p in result.rpeaks], fs=fs,
+                          labels=item.labels, age=result.age, sex=result.sex, warnings=list(raw.warnings))
+
+
+def discard(folder: Path) -> None:
+    """Remove a staged upload folder (only folders this module created)."""
+    folder = Path(folder)
+    if folder.name.startswith("aclecg-upload-") and folder.parent == Path(tempfile.gettempdir()):
+        shutil.rmtree(folder, ignore_errors=True)
