@@ -1,0 +1,875 @@
+"""Downstream evaluation: embeddings, linear probing, fine-tuning, label-fraction sweeps with statistics.
+
+The protocol follows the self-supervised ECG literature (linear evaluation and fine-tuning, e.g. Mehari &
+Strodthoff, Comput. Biol. Med. 2022; the ACL-ECG paper, Sensors 2026) and always reports the two reference
+arms that keep such comparisons honest: a network trained from scratch on the same labels (``supervised``) and
+a linear probe on a seeded, randomly initialised encoder (``random_init``; see arXiv 2602.17531 for why).
+
+Only the training folds (``split == "train"``) are ever subsampled or fitted; the validation folds choose the
+probe's regularisation and the fine-tuning epoch; the test folds are scored once per cell. See
+``docs/evaluation.md`` for the definitions and the output files.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import math
+import os
+import re
+import tempfile
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any, Callable, Iterable, Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from aclecg import stats
+from aclecg.errors import CheckpointError, ConfigError, DataError
+
+__all__ = [
+    "ARMS", "DEFAULT_ARMS", "DEFAULT_FRACTIONS", "PROTOCOLS", "EvalConfig", "EncoderSource", "SweepProgress",
+    "SweepResult", "cache_root", "embedding_cache_dir", "resolve_device", "load_source", "random_init_source",
+    "check_compatible", "extract_embeddings", "cached_embeddings", "linear_probe", "ProbeResult",
+    "train_classifier", "predict_classifier", "sample_label_fraction", "run_sweep",
+]
+
+#: Evaluation arms: per checkpoint (``linear_probe``, ``fine_tune``) and the two reference arms.
+ARMS: tuple[str, ...] = ("linear_probe", "fine_tune", "supervised", "random_init")
+DEFAULT_ARMS: tuple[str, ...] = ("linear_probe", "random_init", "supervised")
+DEFAULT_FRACTIONS: tuple[float, ...] = (0.01, 0.05, 0.1, 0.25, 0.5, 1.0)
+PROTOCOLS: tuple[str, ...] = ("multilabel", "singlelabel")
+_REPO = Path(__file__).resolve().parents[1]
+
+
+# ------------------------------------------------------------------------------------------- configuration
+@dataclass(frozen=True)
+class EvalConfig:
+    """Hyper-parameters of the probe and of the trained arms (plain data; part of every cell's key).
+
+    ``probe_grid`` holds L2 strengths (on the mean loss, standardised features) tried for the linear probe;
+    ``epochs``/``patience`` bound fine-tuning and supervised training (early stopping on validation macro AUROC).
+    """
+
+    probe_grid: tuple[float, ...] = (1e-4, 1e-3, 1e-2, 1e-1, 1.0, 10.0)
+    probe_max_iter: int = 300
+    epochs: int = 30
+    patience: int = 5
+    batch_size: int = 64
+    finetune_lr: float = 1e-4
+    supervised_lr: float = 1e-3
+    n_bootstrap: int = 1000
+    embed_batch_size: int = 256
+    device: str = "auto"
+
+    def __post_init__(self) -> None:
+        if not self.probe_grid or any(not (isinstance(c, (int, float)) and c >= 0) for c in self.probe_grid):
+            raise ConfigError(f"probe_grid must be non-negative numbers, got {self.probe_grid!r}")
+        for key in ("probe_max_iter", "epochs", "patience", "batch_size", "n_bootstrap", "embed_batch_size"):
+            value = getattr(self, key)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ConfigError(f"{key} must be a positive integer, got {value!r}")
+        for key in ("finetune_lr", "supervised_lr"):
+            if not getattr(self, key) > 0:
+                raise ConfigError(f"{key} must be > 0, got {getattr(self, key)!r}")
+        object.__setattr__(self, "probe_grid", tuple(float(c) for c in self.probe_grid))
+
+    def key_for(self, arm_kind: str) -> dict[str, Any]:
+        """The settings that change the result of a cell of this arm kind."""
+        if arm_kind in ("linear_probe", "random_init"):
+            keys = ("probe_grid", "probe_max_iter", "n_bootstrap")
+        else:
+            lr = "finetune_lr" if arm_kind == "fine_tune" else "supervised_lr"
+            keys = ("epochs", "patience", "batch_size", lr, "n_bootstrap")
+        return {k: getattr(self, k) for k in keys}
+
+
+def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    """``"auto"`` gives CUDA when available, else CPU; an unavailable CUDA request is a ``ConfigError``."""
+    if isinstance(device, torch.device):
+        return device
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if str(device).startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError(f"device {device!r} requested but CUDA is not available; use --device cpu or auto")
+    try:
+        return torch.device(device)
+    except RuntimeError as exc:
+        raise ConfigError(f"unknown device {device!r}; use auto, cpu or cuda[:N]") from exc
+
+
+def cache_root() -> Path:
+    """Root of the on-disk caches: ``$ACLECG_CACHE`` if set, else ``<repo>/.cache``."""
+    env = os.environ.get("ACLECG_CACHE")
+    return Path(env).expanduser() if env else _REPO / ".cache"
+
+
+def embedding_cache_dir() -> Path:
+    return cache_root() / "embeddings"
+
+
+def _digest(obj: Any) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()
+
+
+# ------------------------------------------------------------------------------------------ encoder sources
+@dataclass
+class EncoderSource:
+    """An encoder to evaluate: from a checkpoint or a seeded random initialisation.
+
+    ``key`` identifies its weights (the checkpoint's sha256, or a digest of config + seed) for caches.
+    """
+
+    label: str
+    encoder: nn.Module
+    meta: dict[str, Any]
+    key: str
+    path: str | None = None
+
+    @property
+    def leads(self) -> tuple[str, ...]:
+        return tuple(self.meta["leads"])
+
+
+def _checkpoint_label(path: Path) -> str:
+    """A readable arm label: the run folder for ``encoder.pt``/``best.pt``/``last.pt``, else the file stem."""
+    if path.stem in ("encoder", "best", "last", "final") and path.parent.name:
+        parent = path.parent.parent.name if path.parent.name == "checkpoints" else path.parent.name
+        return parent or path.stem
+    return path.stem
+
+
+def load_source(path: str | Path, device: str | torch.device = "cpu") -> EncoderSource:
+    """Load a checkpoint's encoder with :func:`aclecg.checkpoint.load_encoder` (checksum verified)."""
+    from aclecg.checkpoint import load_encoder
+
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint {path} does not exist")
+    encoder, meta = load_encoder(path, device=device)
+    missing = [k for k in ("encoder_config", "leads", "fs", "n_samples") if meta.get(k) is None]
+    if missing:
+        raise CheckpointError(f"checkpoint {path} lacks {', '.join(missing)}: cannot check it against the data")
+    sha = meta.get("checkpoint_sha256") or ""
+    return EncoderSource(_checkpoint_label(path), encoder, dict(meta), str(sha), str(path))
+
+
+def random_init_source(encoder_config: Mapping[str, Any] | str, seed: int, leads: Sequence[str], fs: float,
+                       n_samples: int) -> EncoderSource:
+    """A seeded randomly initialised encoder (``random_init`` arm); global RNG state is left untouched."""
+    from aclecg.models import build_encoder, resolve_encoder_config
+
+    cfg = resolve_encoder_config(encoder_config, leads=list(leads))
+    encoder = build_encoder(cfg, seed=int(seed)).eval()
+    meta = {"method": "random_init", "encoder_config": cfg.to_dict(), "leads": list(cfg.leads), "fs": fs,
+            "n_samples": n_samples, "data_fingerprint": None, "checkpoint_sha256": None, "seed": int(seed)}
+    key = "random_init-" + _digest({"config": cfg.to_dict(), "seed": int(seed)})[:40]
+    return EncoderSource("random_init", encoder, meta, key, None)
+
+
+def check_compatible(meta: Mapping[str, Any], dataset: Any, name: str = "checkpoint") -> list[int]:
+    """Check a checkpoint against a prepared dataset; return the data's channel index of each encoder lead.
+
+    The encoder's leads must all be in the dataset (it may use a subset, e.g. the 8 independent leads); the
+    sampling rate and window length must be equal. Otherwise a ``CheckpointError`` gives both values.
+    """
+    data_leads = [str(x) for x in dataset.leads]
+    ck_leads = [str(x) for x in meta["leads"]]
+    missing = [lead for lead in ck_leads if lead not in data_leads]
+    if missing:
+        raise CheckpointError(f"{name} expects leads {ck_leads} but the prepared data has {data_leads} "
+                              f"(missing {missing})")
+    if not math.isclose(float(meta["fs"]), float(dataset.fs)):
+        raise CheckpointError(f"{name} was trained at fs={meta['fs']} Hz but the prepared data is at "
+                              f"fs={dataset.fs} Hz; prepare the data at {meta['fs']} Hz")
+    if int(meta["n_samples"]) != int(dataset.n_samples):
+        raise CheckpointError(f"{name} expects windows of n_samples={meta['n_samples']} but the prepared data has "
+                              f"n_samples={dataset.n_samples}")
+    return [data_leads.index(lead) for lead in ck_leads]
+
+
+# --------------------------------------------------------------------------------------------- embeddings
+def _read_signals(dataset: Any, indices: np.ndarray, lead_idx: Sequence[int]) -> np.ndarray:
+    """Signals of ``indices`` (any order) for the given channels, read from the memmap in sorted order."""
+    indices = np.asarray(indices, dtype=np.int64)
+    order = np.argsort(indices, kind="stable")
+    block = np.asarray(dataset.signals[indices[order]], dtype=np.float32)[:, list(lead_idx)]
+    out = np.empty_like(block)
+    out[order] = block
+    return out
+
+
+@torch.no_grad()
+def extract_embeddings(encoder: nn.Module, dataset: Any, lead_idx: Sequence[int], indices: np.ndarray | None = None,
+                       batch_size: int = 256, device: str | torch.device = "auto",
+                       show_progress: bool = False) -> np.ndarray:
+    """Record embeddings ``(n, E)`` float32 of a frozen encoder (eval mode, no grad, batched)."""
+    dev = resolve_device(device)
+    indices = np.arange(len(dataset)) if indices is None else np.asarray(indices, dtype=np.int64)
+    was_training = encoder.training
+    encoder.eval().to(dev)
+    chunks = []
+    starts = range(0, len(indices), batch_size)
+    for start in tqdm(starts, desc="embedding", disable=not show_progress, leave=False):
+        x = torch.from_numpy(_read_signals(dataset, indices[start:start + batch_size], lead_idx)).to(dev)
+        with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=dev.type == "cuda"):
+            emb = encoder(x).embedding
+        chunks.append(emb.float().cpu().numpy())
+    encoder.train(was_training)
+    if not chunks:
+        return np.zeros((0, 0), np.float32)
+    return np.concatenate(chunks).astype(np.float32)
+
+
+def cached_embeddings(source: EncoderSource, dataset: Any, cache_dir: str | Path | None = None,
+                      batch_size: int = 256, device: str | torch.device = "auto", refresh: bool = False,
+                      show_progress: bool = False) -> tuple[np.ndarray, Path]:
+    """Embeddings of every record of ``dataset``, cached as ``.npy`` keyed by weights key + data fingerprint.
+
+    The compatibility check runs first, so a mismatching checkpoint fails before any computation.
+    Returns ``(embeddings (N, E), cache file)``.
+    """
+    lead_idx = check_compatible(source.meta, dataset, source.path or source.label)
+    folder = Path(cache_dir) if cache_dir is not None else embedding_cache_dir()
+    fingerprint = str(getattr(dataset, "fingerprint", "") or "")
+    if not fingerprint:
+        raise DataError("prepared dataset has no fingerprint: cannot cache embeddings safely")
+    name = f"{re.sub(r'[^A-Za-z0-9_.-]', '_', source.key)[:64]}__{fingerprint[:24]}.npy"
+    path = folder / name
+    if path.is_file() and not refresh:
+        emb = np.load(path)
+        if emb.shape[0] == len(dataset):
+            return emb, path
+    emb = extract_embeddings(source.encoder, dataset, lead_idx, batch_size=batch_size, device=device,
+                             show_progress=show_progress)
+    folder.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".npy", dir=folder)
+    with os.fdopen(fd, "wb") as fh:
+        np.save(fh, emb)
+    os.replace(tmp, path)
+    return emb, path
+
+
+# --------------------------------------------------------------------------------------------- linear probe
+@dataclass
+class ProbeResult:
+    """Test scores of the selected probe, the chosen L2 strength and every grid point's validation score."""
+
+    test_scores: np.ndarray
+    best_l2: float
+    val_scores: dict[float, float]
+    val_criterion: str
+
+
+def _scores_from_logits(logits: torch.Tensor, protocol: str) -> torch.Tensor:
+    return torch.sigmoid(logits) if protocol == "multilabel" else torch.softmax(logits, dim=1)
+
+
+def _loss(logits: torch.Tensor, y: torch.Tensor, protocol: str) -> torch.Tensor:
+    if protocol == "multilabel":
+        return nn.functional.binary_cross_entropy_with_logits(logits, y)
+    return nn.functional.cross_entropy(logits, y.argmax(dim=1))
+
+
+def _val_criterion(y_val: np.ndarray, scores: np.ndarray, loss: float) -> tuple[float, str]:
+    """Higher is better: validation macro AUROC, or minus the loss when no class is evaluable."""
+    auc = stats.macro_auroc(y_val, scores) if len(y_val) else float("nan")
+    return (auc, "val_macro_auroc") if np.isfinite(auc) else (-loss, "neg_val_loss")
+
+
+def _check_protocol(protocol: str) -> None:
+    if protocol not in PROTOCOLS:
+        raise ConfigError(f"protocol must be one of {', '.join(PROTOCOLS)}, got {protocol!r}")
+
+
+def linear_probe(x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray, y_val: np.ndarray,
+                 x_test: np.ndarray, protocol: str = "multilabel",
+                 grid: Sequence[float] = EvalConfig.probe_grid, max_iter: int = 300) -> ProbeResult:
+    """Linear probe on frozen embeddings, fitted full-batch with L-BFGS in float64.
+
+    Features are standardised with the training mean/std. For each L2 strength (strongest first, warm-started)
+    one linear layer is fitted on the training records only (one-vs-rest sigmoid for multilabel, softmax for
+    singlelabel); the strength with the best validation macro AUROC is kept (ties: the stronger one), and its
+    model - fitted on train only, never on val or test - scores the test records.
+    """
+    _check_protocol(protocol)
+    if len(x_train) == 0:
+        raise DataError("linear probe: no training records")
+    mean = x_train.mean(axis=0)
+    std = x_train.std(axis=0)
+    std = np.where(std > 1e-8, std, 1.0)
+
+    def prep(x: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy((np.asarray(x, np.float64) - mean) / std)
+
+    xt, xv, xs = prep(x_train), prep(x_val), prep(x_test)
+    yt, yv = torch.from_numpy(np.asarray(y_train, np.float64)), torch.from_numpy(np.asarray(y_val, np.float64))
+    n_classes = yt.shape[1]
+    weight = torch.zeros(xt.shape[1], n_classes, dtype=torch.float64, requires_grad=True)
+    bias = torch.zeros(n_classes, dtype=torch.float64, requires_grad=True)
+    best: tuple[float, float, torch.Tensor, torch.Tensor] | None = None
+    val_scores: dict[float, float] = {}
+    criterion_name = "val_macro_auroc"
+    for l2 in sorted(grid, reverse=True):
+        opt = torch.optim.LBFGS([weight, bias], lr=1.0, max_iter=max_iter, tolerance_grad=1e-9,
+                                tolerance_change=1e-12, history_size=20, line_search_fn="strong_wolfe")
+
+        def closure() -> torch.Tensor:
+            opt.zero_grad()
+            loss = _loss(xt @ weight + bias, yt, protocol) + 0.5 * l2 * (weight ** 2).sum()
+            loss.backward()
+            return loss
+
+        opt.step(closure)
+        with torch.no_grad():
+            logits_v = xv @ weight + bias
+            val_loss = float(_loss(logits_v, yv, protocol)) if len(yv) else float("nan")
+            crit, criterion_name = _val_criterion(y_val, _scores_from_logits(logits_v, protocol).numpy(), val_loss)
+        val_scores[l2] = crit
+        if best is None or crit > best[0] + 1e-12:
+            best = (crit, l2, weight.detach().clone(), bias.detach().clone())
+    assert best is not None
+    with torch.no_grad():
+        test_scores = _scores_from_logits(xs @ best[2] + best[3], protocol).numpy()
+    return ProbeResult(test_scores, best[1], val_scores, criterion_name)
+
+
+# -------------------------------------------------------------------------------------- fine-tune / scratch
+def _batches(n: int, batch_size: int, generator: torch.Generator | None) -> list[np.ndarray]:
+    order = torch.randperm(n, generator=generator).numpy() if generator is not None else np.arange(n)
+    return [order[i:i + batch_size] for i in range(0, n, batch_size)]
+
+
+@torch.no_grad()
+def _predict_logits(model: nn.Module, dataset: Any, indices: np.ndarray, lead_idx: Sequence[int],
+                    batch_size: int, dev: torch.device) -> torch.Tensor:
+    model.eval().to(dev)
+    out = []
+    for batch in _batches(len(indices), batch_size, None):
+        x = torch.from_numpy(_read_signals(dataset, indices[batch], lead_idx)).to(dev)
+        with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=dev.type == "cuda"):
+            out.append(model(x).float().cpu())
+    return torch.cat(out) if out else torch.zeros(0, 0)
+
+
+def predict_classifier(model: nn.Module, dataset: Any, indices: np.ndarray, lead_idx: Sequence[int],
+                       protocol: str, batch_size: int = 256, device: str | torch.device = "auto") -> np.ndarray:
+    """Class probabilities ``(n, C)`` (sigmoid or softmax) of a classifier on the given records."""
+    logits = _predict_logits(model, dataset, np.asarray(indices), lead_idx, batch_size, resolve_device(device))
+    return _scores_from_logits(logits, protocol).numpy()
+
+
+@dataclass
+class TrainLog:
+    """What happened during training: per-epoch validation criterion and the epoch kept."""
+
+    history: list[dict[str, float]] = field(default_factory=list)
+    best_epoch: int = -1
+    criterion: str = "val_macro_auroc"
+
+
+def train_classifier(model: nn.Module, dataset: Any, lead_idx: Sequence[int], train_idx: np.ndarray,
+                     y_train: np.ndarray, val_idx: np.ndarray, y_val: np.ndarray, protocol: str, lr: float,
+                     epochs: int = 30, patience: int = 5, batch_size: int = 64, seed: int = 0,
+                     device: str | torch.device = "auto", desc: str = "train",
+                     show_progress: bool = True) -> TrainLog:
+    """Train a whole classifier (encoder + linear head) with Adam; early stopping on the validation fold.
+
+    After each epoch the validation macro AUROC (or the validation loss when no class is evaluable) is
+    measured; the best epoch's weights are restored at the end, and training stops after ``patience`` epochs
+    without improvement. On CUDA the forward pass runs under bfloat16 autocast. Shuffling, dropout and
+    initialisation-free randomness are seeded by ``seed`` without touching the global RNG state.
+    """
+    _check_protocol(protocol)
+    if len(train_idx) == 0:
+        raise DataError("training: no training records")
+    dev = resolve_device(device)
+    model.to(dev)
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    y_train_t = torch.from_numpy(np.asarray(y_train, np.float32))
+    y_val_t = torch.from_numpy(np.asarray(y_val, np.float32))
+    gen = torch.Generator().manual_seed(int(seed))
+    log = TrainLog()
+    best_crit, best_state, bad = -math.inf, copy.deepcopy(model.state_dict()), 0
+    fork_devices = [dev.index or 0] if dev.type == "cuda" else []
+    with torch.random.fork_rng(devices=fork_devices):
+        torch.manual_seed(int(seed))
+        bar = tqdm(range(epochs), desc=desc, disable=not show_progress, leave=False)
+        for epoch in bar:
+            model.train()
+            total, count = 0.0, 0
+            for batch in _batches(len(train_idx), batch_size, gen):
+                x = torch.from_numpy(_read_signals(dataset, train_idx[batch], lead_idx)).to(dev)
+                y = y_train_t[batch].to(dev)
+                with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=dev.type == "cuda"):
+                    logits = model(x)
+                loss = _loss(logits.float(), y, protocol)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                total, count = total + loss.item() * len(batch), count + len(batch)
+            if len(val_idx):
+                logits_v = _predict_logits(model, dataset, val_idx, lead_idx, 256, dev)
+                val_loss = float(_loss(logits_v, y_val_t, protocol))
+                scores_v = _scores_from_logits(logits_v, protocol).numpy()
+            else:
+                val_loss, scores_v = float("nan"), np.zeros((0, y_val_t.shape[1]))
+            crit, log.criterion = _val_criterion(np.asarray(y_val), scores_v, val_loss)
+            log.history.append({"epoch": epoch, "train_loss": total / max(count, 1), "val_loss": val_loss,
+                                "criterion": crit})
+            bar.set_postfix(loss=f"{total / max(count, 1):.4f}", val=f"{crit:.4f}")
+            if crit > best_crit + 1e-6:
+                best_crit, best_state, bad, log.best_epoch = crit, copy.deepcopy(model.state_dict()), 0, epoch
+            else:
+                bad += 1
+                if bad >= patience:
+                    break
+    model.load_state_dict(best_state)
+    return log
+
+
+# ---------------------------------------------------------------------------------------- label fractions
+def _train_pool(records: pd.DataFrame, keep_idx: np.ndarray) -> np.ndarray:
+    """Positions (into ``keep_idx``) of the labelled records in the training folds."""
+    split = records["split"].to_numpy()[keep_idx]
+    return np.flatnonzero(split == "train")
+
+
+def sample_label_fraction(records: pd.DataFrame, keep_idx: np.ndarray, y: np.ndarray, fraction: float,
+                          seed: int) -> np.ndarray:
+    """Draw a patient-wise, stratified subset of the training folds; returns positions into ``keep_idx``.
+
+    * Only records with ``split == "train"`` are candidates; validation and test records are never read.
+    * Patients are kept whole (all their windows/records or none).
+    * Each patient gets a stratum: its rarest class in the training pool (or "no label"); within every stratum
+      patients are drawn in a seeded random order until the stratum's share ``fraction * records`` is reached
+      (at least one patient per non-empty stratum), so class proportions follow the full training set.
+    * Then every class that has positives in the training pool but none in the sample gets one random patient
+      with that class, so each class keeps at least one positive where the data allow.
+    * ``fraction == 1`` returns every training record. The draw depends only on ``(seed, fraction)``.
+    """
+    if not (isinstance(fraction, (int, float)) and 0.0 < float(fraction) <= 1.0):
+        raise ConfigError(f"label fraction must be in (0, 1], got {fraction!r}")
+    if "patient_id" not in records.columns or "split" not in records.columns:
+        raise DataError("records.csv needs 'patient_id' and 'split' columns for label-fraction sampling")
+    keep_idx = np.asarray(keep_idx, dtype=np.int64)
+    y = np.asarray(y)
+    pool = _train_pool(records, keep_idx)
+    if len(pool) == 0:
+        raise DataError("no labelled records in the training folds (split == 'train')")
+    if float(fraction) >= 1.0:
+        return pool
+    rng = np.random.default_rng([int(seed), int(round(float(fraction) * 1e6)), 20260131])
+    patients = records["patient_id"].astype(str).to_numpy()[keep_idx[pool]]
+    uniq, inverse = np.unique(patients, return_inverse=True)
+    y_pool = y[pool] > 0
+    # per patient: which classes they carry, how many records they have
+    carries = np.zeros((len(uniq), y.shape[1]), dtype=bool)
+    np.logical_or.at(carries, inverse, y_pool)
+    n_rec = np.bincount(inverse, minlength=len(uniq))
+    freq = y_pool.sum(axis=0).astype(float)
+    rarity = np.where(carries, freq[None, :], np.inf)
+    stratum = np.where(np.isfinite(rarity.min(axis=1)), rarity.argmin(axis=1), -1)
+    chosen = np.zeros(len(uniq), dtype=bool)
+    for s in np.unique(stratum):
+        members = np.flatnonzero(stratum == s)
+        members = members[rng.permutation(len(members))]
+        target = float(fraction) * n_rec[members].sum()
+        cum = np.cumsum(n_rec[members])
+        take = max(1, int(np.searchsorted(cum, target - 1e-9) + 1))  # smallest prefix reaching the target
+        chosen[members[:take]] = True
+    covered = (carries & chosen[:, None]).any(axis=0)
+    for c in np.flatnonzero(~covered & carries.any(axis=0)):
+        if not (carries[chosen, c]).any():
+            candidates = np.flatnonzero(carries[:, c])
+            chosen[rng.choice(candidates)] = True
+    return pool[chosen[inverse]]
+
+
+# ---------------------------------------------------------------------------------------------- the sweep
+@dataclass
+class SweepProgress:
+    """One progress event: ``status`` is ``"running"``, ``"computed"`` or ``"cached"`` (resumed)."""
+
+    done: int
+    total: int
+    cell: str
+    arm: str
+    fraction: float
+    seed: int
+    status: str
+    message: str = ""
+
+
+@dataclass
+class SweepResult:
+    results: pd.DataFrame
+    summary: pd.DataFrame
+    comparisons: pd.DataFrame
+    out_dir: Path
+    n_computed: int
+    n_cached: int
+
+
+@dataclass
+class _Arm:
+    name: str                   # unique arm id shown in results, e.g. "acl_ecg:linear_probe"
+    kind: str                   # linear_probe | fine_tune | supervised | random_init
+    source: EncoderSource | None
+    pretrained: bool
+
+
+def _parse_arms(arms: Sequence[str] | str) -> list[str]:
+    if isinstance(arms, str):
+        arms = [a.strip() for a in arms.split(",") if a.strip()]
+    arms = list(dict.fromkeys(arms))
+    bad = [a for a in arms if a not in ARMS]
+    if bad or not arms:
+        raise ConfigError(f"unknown arm(s) {bad or arms}; choose from {', '.join(ARMS)}")
+    return arms
+
+
+def _parse_fractions(fractions: Sequence[float] | str) -> list[float]:
+    if isinstance(fractions, str):
+        try:
+            fractions = [float(f) for f in fractions.split(",") if f.strip()]
+        except ValueError:
+            raise ConfigError(f"fractions must be comma-separated numbers in (0, 1], got {fractions!r}") from None
+    out = sorted(dict.fromkeys(float(f) for f in fractions))
+    if not out or any(not 0.0 < f <= 1.0 for f in out):
+        raise ConfigError(f"fractions must be numbers in (0, 1], got {list(fractions)}")
+    return out
+
+
+def _parse_seeds(seeds: int | Sequence[int]) -> list[int]:
+    if isinstance(seeds, (int, np.integer)) and not isinstance(seeds, bool):
+        if seeds < 1:
+            raise ConfigError(f"seeds must be >= 1, got {seeds}")
+        return list(range(int(seeds)))
+    out = [int(s) for s in seeds]
+    if not out:
+        raise ConfigError("seeds must name at least one seed")
+    return list(dict.fromkeys(out))
+
+
+def _open_dataset(data: Any) -> Any:
+    if isinstance(data, (str, Path)):
+        from aclecg.data import PreparedDataset
+        return PreparedDataset(data)
+    return data
+
+
+def _labels(dataset: Any, label_set: str, protocol: str) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    _check_protocol(protocol)
+    available = list(getattr(dataset, "label_sets", {}) or {})
+    if label_set not in available:
+        raise ConfigError(f"label set {label_set!r} is not in the prepared data; available: "
+                          f"{', '.join(available) or 'none'}")
+    keep_idx, y, classes = dataset.labels(label_set, protocol)
+    keep_idx = np.asarray(keep_idx, dtype=np.int64)
+    y = np.asarray(y, dtype=np.float32)
+    if y.ndim != 2 or len(keep_idx) != len(y) or y.shape[1] != len(classes):
+        raise DataError(f"labels({label_set!r}, {protocol!r}) returned inconsistent shapes")
+    return keep_idx, y, list(classes)
+
+
+def _safe(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", name)
+
+
+def _unique_labels(sources: list[EncoderSource]) -> None:
+    seen: dict[str, int] = {}
+    for s in sources:
+        seen[s.label] = seen.get(s.label, 0) + 1
+    for s in sources:
+        if seen[s.label] > 1 or s.label in ARMS:
+            s.label = f"{s.label}-{s.key[:8]}"
+
+
+def _metric_rows(report: stats.MetricReport, boot: stats.BootstrapResult, classes: list[str]) -> list[dict]:
+    rows = [{"metric": "macro_auroc", "value": report.macro_auroc, "ci_low": boot.macro["macro_auroc"][0],
+             "ci_high": boot.macro["macro_auroc"][1]},
+            {"metric": "macro_auprc", "value": report.macro_auprc, "ci_low": boot.macro["macro_auprc"][0],
+             "ci_high": boot.macro["macro_auprc"][1]}]
+    for key in ("auroc", "auprc"):
+        for i, name in enumerate(classes):
+            cm = report.per_class[name]
+            value = cm.auroc if key == "auroc" else cm.auprc
+            rows.append({"metric": f"{key}:{name}", "value": value, "ci_low": float(boot.per_class[key][i, 0]),
+                         "ci_high": float(boot.per_class[key][i, 1])})
+    return rows
+
+
+def _json_default(obj: Any) -> Any:
+    if isinstance(obj, (np.floating, np.integer)):
+        return obj.item()
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if isinstance(obj, Path):
+        return str(obj)
+    raise TypeError(type(obj).__name__)
+
+
+def _atomic_json(path: Path, payload: Any) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    with os.fdopen(fd, "w") as fh:
+        json.dump(payload, fh, indent=1, default=_json_default, allow_nan=True)
+    os.replace(tmp, path)
+
+
+def _atomic_npz(path: Path, **arrays: np.ndarray) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".npz", dir=path.parent)
+    with os.fdopen(fd, "wb") as fh:
+        np.savez_compressed(fh, **arrays)
+    os.replace(tmp, path)
+
+
+def run_sweep(checkpoints: Sequence[str | Path | EncoderSource], data: Any, label_set: str,
+              protocol: str = "multilabel", fractions: Sequence[float] | str = DEFAULT_FRACTIONS,
+              seeds: int | Sequence[int] = 3, arms: Sequence[str] | str = DEFAULT_ARMS,
+              out_dir: str | Path = "runs/sweep", progress: Callable[[SweepProgress], None] | None = None,
+              config: EvalConfig | None = None, encoder_config: Mapping[str, Any] | str | None = None,
+              cache_dir: str | Path | None = None, show_progress: bool = True) -> SweepResult:
+    """Run every (arm, fraction, seed) cell and write tidy results to ``out_dir``.
+
+    Arms: each checkpoint x {``linear_probe``, ``fine_tune``} (those requested), plus ``supervised`` (from a
+    seeded random encoder, lr ``config.supervised_lr``) and ``random_init`` (linear probe on a seeded random
+    encoder). Reference arms use the encoder config of the first checkpoint, or ``encoder_config`` (preset name
+    or dict; default ``"small"``) when no checkpoint is given. Cell seeds drive the label-fraction draw, the
+    random initialisations, the shuffling and the bootstrap, so arms at the same fraction and seed see the
+    same training records and are compared on the same test records and resamples.
+
+    Every finished cell leaves ``cells/<cell>.json`` (its key, metrics, CIs) and ``cells/<cell>.npz`` (test
+    predictions); a later call with the same settings reuses them. Outputs: ``results.csv``/``results.json``
+    (one row per arm x fraction x seed x metric, with bootstrap CIs and DeLong p-values against the
+    ``supervised`` and ``random_init`` arms), ``comparisons.csv`` (every DeLong comparison), ``summary.csv``
+    (mean/std/CI over seeds).
+    """
+    cfg = config or EvalConfig()
+    arm_kinds = _parse_arms(arms)
+    fracs = _parse_fractions(fractions)
+    seed_list = _parse_seeds(seeds)
+    _check_protocol(protocol)
+    ckpt_kinds = [k for k in arm_kinds if k in ("linear_probe", "fine_tune")]
+    if ckpt_kinds and not checkpoints:
+        raise ConfigError(f"arms {ckpt_kinds} need at least one --checkpoint")
+    dataset = _open_dataset(data)
+    device = resolve_device(cfg.device)
+    keep_idx, y_all, classes = _labels(dataset, label_set, protocol)
+    records = dataset.records
+    split = records["split"].to_numpy()[keep_idx]
+    val_pos, test_pos = np.flatnonzero(split == "val"), np.flatnonzero(split == "test")
+    if len(test_pos) == 0:
+        raise DataError(f"the prepared data has no labelled test records (split == 'test') for {label_set!r}")
+
+    # Load every checkpoint and check it against the data before computing anything.
+    sources: list[EncoderSource] = []
+    for ck in checkpoints:
+        src = ck if isinstance(ck, EncoderSource) else load_source(ck, device="cpu")
+        check_compatible(src.meta, dataset, src.path or src.label)
+        sources.append(src)
+    _unique_labels(sources)
+    from aclecg.models import resolve_encoder_config
+
+    if sources:  # reference arms copy the first checkpoint's architecture and leads
+        ref_cfg = resolve_encoder_config(dict(sources[0].meta["encoder_config"]), leads=list(sources[0].leads))
+    else:
+        ref_cfg = resolve_encoder_config(encoder_config or "small", leads=[str(x) for x in dataset.leads])
+
+    arm_list: list[_Arm] = []
+    for src in sources:
+        for kind in ("linear_probe", "fine_tune"):
+            if kind in arm_kinds:
+                arm_list.append(_Arm(f"{src.label}:{kind}", kind, src, True))
+    for kind in ("supervised", "random_init"):
+        if kind in arm_kinds:
+            arm_list.append(_Arm(kind, kind, None, False))
+
+    out = Path(out_dir)
+    (out / "cells").mkdir(parents=True, exist_ok=True)
+    fingerprint = str(getattr(dataset, "fingerprint", ""))
+    sweep_meta = {"label_set": label_set, "protocol": protocol, "fractions": fracs, "seeds": seed_list,
+                  "arms": [a.name for a in arm_list], "classes": classes, "data_fingerprint": fingerprint,
+                  "checkpoints": {s.label: {"path": s.path, "sha256": s.key, "method": s.meta.get("method")}
+                                  for s in sources},
+                  "reference_encoder_config": ref_cfg.to_dict(), "config": asdict(cfg), "device": str(device),
+                  "n_val": int(len(val_pos)), "n_test": int(len(test_pos))}
+    _atomic_json(out / "sweep.json", sweep_meta)
+
+    emb_cache: dict[str, np.ndarray] = {}
+
+    def embeddings_of(src: EncoderSource) -> np.ndarray:
+        if src.key not in emb_cache:
+            emb_cache[src.key] = cached_embeddings(src, dataset, cache_dir, cfg.embed_batch_size, device)[0]
+        return emb_cache[src.key]
+
+    cells = [(arm, f, s) for f in fracs for s in seed_list for arm in arm_list]
+    total = len(cells)
+    n_computed = n_cached = 0
+    cell_records: list[dict] = []
+    bar = tqdm(total=total, desc="sweep", disable=not show_progress)
+    for done, (arm, fraction, seed) in enumerate(cells):
+        weights_key = arm.source.key if arm.source else f"{arm.kind}:{ref_cfg.to_dict()}:{seed}"
+        key = {"arm": arm.name, "kind": arm.kind, "weights": weights_key, "fraction": fraction, "seed": seed,
+               "label_set": label_set, "protocol": protocol, "data": fingerprint, "classes": classes,
+               "settings": cfg.key_for(arm.kind), "version": 1}
+        cell_id = f"{_safe(arm.name)}__f{fraction:g}__s{seed}__{_digest(key)[:12]}"
+        meta_path, pred_path = out / "cells" / f"{cell_id}.json", out / "cells" / f"{cell_id}.npz"
+        event = dict(total=total, cell=cell_id, arm=arm.name, fraction=fraction, seed=seed)
+        if meta_path.is_file() and pred_path.is_file():
+            cell_records.append(json.loads(meta_path.read_text()))
+            n_cached += 1
+            bar.update(1)
+            if progress:
+                progress(SweepProgress(done=done + 1, status="cached", **event))
+            continue
+        if progress:
+            progress(SweepProgress(done=done, status="running", **event))
+        bar.set_postfix_str(f"{arm.name} f={fraction:g} s={seed}")
+        train_pos = sample_label_fraction(records, keep_idx, y_all, fraction, seed)
+        result = _run_cell(arm, dataset, keep_idx, y_all, train_pos, val_pos, test_pos, protocol, seed, cfg, device,
+                           ref_cfg, embeddings_of, cache_dir, show_progress)
+        y_test = y_all[test_pos]
+        report = stats.evaluate_scores(y_test, result["scores"], classes)
+        boot = stats.bootstrap_metrics(y_test, result["scores"], n_resamples=cfg.n_bootstrap, seed=1000 + seed)
+        patients = records["patient_id"].astype(str).to_numpy()[keep_idx[train_pos]]
+        record = {"cell": cell_id, "key": key, "arm": arm.name, "arm_kind": arm.kind,
+                  "method": arm.source.meta.get("method") if arm.source else arm.kind,
+                  "checkpoint": arm.source.path if arm.source else None, "fraction": fraction, "seed": seed,
+                  "n_train": int(len(train_pos)), "n_train_patients": int(len(np.unique(patients))),
+                  "n_val": int(len(val_pos)), "n_test": int(len(test_pos)), "excluded": report.excluded,
+                  "n_bootstrap_valid": boot.n_valid, "details": result["details"],
+                  "metrics": _metric_rows(report, boot, classes)}
+        _atomic_npz(pred_path, y_true=y_test, y_score=result["scores"].astype(np.float64),
+                    test_index=keep_idx[test_pos], train_index=keep_idx[train_pos], classes=np.array(classes))
+        _atomic_json(meta_path, record)   # written last: its presence marks the cell as finished
+        cell_records.append(record)
+        n_computed += 1
+        bar.update(1)
+        if progress:
+            progress(SweepProgress(done=done + 1, status="computed", **event))
+    bar.close()
+    return _write_outputs(out, cell_records, arm_list, classes, sweep_meta, n_computed, n_cached)
+
+
+def _run_cell(arm: _Arm, dataset: Any, keep_idx: np.ndarray, y_all: np.ndarray, train_pos: np.ndarray,
+              val_pos: np.ndarray, test_pos: np.ndarray, protocol: str, seed: int, cfg: EvalConfig,
+              device: torch.device, ref_cfg: Any, embeddings_of: Callable[[EncoderSource], np.ndarray],
+              cache_dir: Any, show_progress: bool) -> dict[str, Any]:
+    """Fit one arm on one training subset; return test scores and a few details (chosen L2, best epoch)."""
+    y_tr, y_va = y_all[train_pos], y_all[val_pos]
+    if arm.kind in ("linear_probe", "random_init"):
+        src = arm.source if arm.kind == "linear_probe" else random_init_source(
+            ref_cfg.to_dict(), seed, ref_cfg.leads, dataset.fs, dataset.n_samples)
+        emb = embeddings_of(src)[keep_idx]
+        probe = linear_probe(emb[train_pos], y_tr, emb[val_pos], y_va, emb[test_pos], protocol, cfg.probe_grid,
+                             cfg.probe_max_iter)
+        return {"scores": probe.test_scores, "details": {"l2": probe.best_l2, "criterion": probe.val_criterion,
+                                                         "val": {str(k): v for k, v in probe.val_scores.items()}}}
+    from aclecg.models import build_classifier, build_encoder
+
+    if arm.kind == "fine_tune":
+        assert arm.source is not None
+        encoder = copy.deepcopy(arm.source.encoder)
+        lead_idx = check_compatible(arm.source.meta, dataset)
+        lr = cfg.finetune_lr
+    else:
+        encoder = build_encoder(ref_cfg, seed=seed)
+        lead_idx = check_compatible({"leads": ref_cfg.leads, "fs": dataset.fs, "n_samples": dataset.n_samples},
+                                    dataset)
+        lr = cfg.supervised_lr
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(int(seed))
+        model = build_classifier(encoder, y_all.shape[1])
+    log = train_classifier(model, dataset, lead_idx, keep_idx[train_pos], y_tr, keep_idx[val_pos], y_va, protocol,
+                           lr, cfg.epochs, cfg.patience, cfg.batch_size, seed, device,
+                           desc=f"{arm.name} s{seed}", show_progress=show_progress)
+    scores = predict_classifier(model, dataset, keep_idx[test_pos], lead_idx, protocol, device=device)
+    return {"scores": scores, "details": {"best_epoch": log.best_epoch, "epochs_run": len(log.history),
+                                          "criterion": log.criterion, "lr": lr}}
+
+
+def _comparisons(out: Path, cell_records: list[dict], arm_list: list[_Arm], classes: list[str]) -> pd.DataFrame:
+    """DeLong tests between every pair of arms at the same fraction and seed (macro and per class)."""
+    by_cell = {(r["arm"], r["fraction"], r["seed"]): r for r in cell_records}
+    preds: dict[str, Any] = {}
+
+    def load(rec: dict) -> tuple[np.ndarray, np.ndarray]:
+        if rec["cell"] not in preds:
+            with np.load(out / "cells" / f"{rec['cell']}.npz") as z:
+                preds[rec["cell"]] = (z["y_true"], z["y_score"])
+        return preds[rec["cell"]]
+
+    rows = []
+    names = [a.name for a in arm_list]
+    for fraction, seed in sorted({(r["fraction"], r["seed"]) for r in cell_records}):
+        for i, a in enumerate(names):
+            for b in names[i + 1:]:
+                ra, rb = by_cell.get((a, fraction, seed)), by_cell.get((b, fraction, seed))
+                if ra is None or rb is None:
+                    continue
+                (ya, sa), (_, sb) = load(ra), load(rb)
+                base = {"arm_a": a, "arm_b": b, "fraction": fraction, "seed": seed}
+                try:
+                    mac = stats.delong_macro(ya, sa, sb)
+                    rows.append({**base, "metric": "macro_auroc", "auc_a": mac.auc_a, "auc_b": mac.auc_b,
+                                 "diff": mac.diff, "z": mac.z, "p_value": mac.p_value})
+                except DataError:
+                    pass
+                for c, res in zip(classes, stats.delong_per_class(ya, sa, sb)):
+                    if res is not None:
+                        rows.append({**base, "metric": f"auroc:{c}", "auc_a": res.auc_a, "auc_b": res.auc_b,
+                                     "diff": res.diff, "z": res.z, "p_value": res.p_value})
+    cols = ["arm_a", "arm_b", "fraction", "seed", "metric", "auc_a", "auc_b", "diff", "z", "p_value"]
+    return pd.DataFrame(rows, columns=cols)
+
+
+def _summary(results: pd.DataFrame) -> pd.DataFrame:
+    """Mean, std and a t-based 95 % CI of each metric over seeds (plus the mean bootstrap interval)."""
+    from scipy.stats import t as student_t
+
+    keys = ["arm", "arm_kind", "method", "fraction", "metric"]
+    g = results.groupby(keys, sort=False, dropna=False)
+    summ = g.agg(mean=("value", "mean"), std=("value", "std"), n_seeds=("value", "count"),
+                 boot_ci_low_mean=("ci_low", "mean"), boot_ci_high_mean=("ci_high", "mean"),
+                 n_train_mean=("n_train", "mean")).reset_index()
+    half = student_t.ppf(0.975, np.maximum(summ["n_seeds"] - 1, 1)) * summ["std"] / np.sqrt(summ["n_seeds"])
+    summ["ci_low"] = np.where(summ["n_seeds"] > 1, summ["mean"] - half, np.nan)
+    summ["ci_high"] = np.where(summ["n_seeds"] > 1, summ["mean"] + half, np.nan)
+    return summ
+
+
+def _write_outputs(out: Path, cell_records: list[dict], arm_list: list[_Arm], classes: list[str],
+                   sweep_meta: dict, n_computed: int, n_cached: int) -> SweepResult:
+    rows = []
+    for rec in cell_records:
+        base = {k: rec[k] for k in ("arm", "arm_kind", "method", "checkpoint", "fraction", "seed", "n_train",
+                                    "n_train_patients", "n_test")}
+        base["excluded"] = ";".join(rec["excluded"])
+        for m in rec["metrics"]:
+            rows.append({**base, **m})
+    results = pd.DataFrame(rows)
+    comparisons = _comparisons(out, cell_records, arm_list, classes)
+    for ref in ("supervised", "random_init"):
+        col = f"p_vs_{ref}"
+        results[col] = np.nan
+        if comparisons.empty:
+            continue
+        sel = comparisons[(comparisons["arm_b"] == ref) | (comparisons["arm_a"] == ref)]
+        lookup = {((r.arm_a if r.arm_b == ref else r.arm_b), r.fraction, r.seed, r.metric): r.p_value
+                  for r in sel.itertuples()}
+        results[col] = [lookup.get((r.arm, r.fraction, r.seed, r.metric), np.nan) for r in results.itertuples()]
+    summary = _summary(results) if not results.empty else pd.DataFrame()
+    results.to_csv(out / "results.csv", index=False)
+    comparisons.to_csv(out / "comparisons.csv", index=False)
+    summary.to_csv(out / "summary.csv", index=False)
+    _atomic_json(out / "results.json", {"sweep": sweep_meta,
+                                        "rows": json.loads(results.to_json(orient="records")),
+                                        "comparisons": json.loads(comparisons.to_json(orient="records"))})
+    return SweepResult(results, summary, comparisons, out, n_computed, n_cached)

@@ -1,0 +1,320 @@
+"""aclecg.evaluate: sampler, compatibility check, embedding cache, probe, training loop and the sweep.
+
+A tiny in-memory stand-in for ``aclecg.data.PreparedDataset`` (same attributes and ``labels()`` contract) keeps
+these tests fast; the encoder is a real :class:`aclecg.models.ECGEncoder` with a tiny configuration. An
+integration test on the real prepared bundled PTB-XL data runs when ``aclecg.data.PreparedDataset`` exists.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import roc_auc_score
+
+from aclecg import evaluate
+from aclecg.errors import CheckpointError, ConfigError, DataError
+from aclecg.leads import LEADS
+
+TINY = {"stem_width": 4, "widths": [8, 8], "blocks": [1, 1], "kernel_size": 3, "feature_dim": 4}
+CLASSES = ["A", "B", "C"]
+
+
+class FakePrepared:
+    """In-memory stand-in for PreparedDataset: signals (N, 12, T), records with patient_id/split/labels."""
+
+    def __init__(self, n_patients: int = 60, t: int = 128, fs: float = 50.0, seed: int = 0):
+        rng = np.random.default_rng(seed)
+        recs_per_patient = rng.integers(1, 3, n_patients)      # some patients have two records
+        patients = np.repeat(np.arange(n_patients), recs_per_patient)
+        n = len(patients)
+        fold = (patients % 10) + 1
+        split = np.where(fold <= 8, "train", np.where(fold == 9, "val", "test"))
+        y = np.zeros((n, 3), dtype=np.float32)
+        y[:, 0] = rng.random(n) < 0.5
+        y[:, 1] = rng.random(n) < 0.3
+        y[:, 2] = rng.random(n) < 0.08       # a rare class
+        time = np.arange(t) / fs
+        sig = rng.normal(0, 0.5, (n, 12, t)).astype(np.float32)
+        for c, freq in enumerate((2.0, 5.0, 9.0)):  # each class adds a tone to a few leads
+            sig[:, 3 * c:3 * c + 3, :] += (y[:, c, None, None] * 1.5 * np.sin(2 * np.pi * freq * time)).astype(np.float32)
+        self.signals = sig
+        self.fs, self.n_samples, self.leads = fs, t, list(LEADS)
+        self.label_sets = {"toy": list(CLASSES)}
+        self.fingerprint = hashlib.sha256(sig.tobytes()).hexdigest()
+        self._y = y
+        self.records = pd.DataFrame({
+            "record_id": [f"r{i}" for i in range(n)], "patient_id": [f"p{p}" for p in patients], "fold": fold,
+            "split": split, "labels_toy": [";".join(c for c, v in zip(CLASSES, row) if v) for row in y]})
+
+    def __len__(self) -> int:
+        return len(self.signals)
+
+    def labels(self, label_set: str, protocol: str = "multilabel"):
+        if protocol == "multilabel":
+            return np.arange(len(self)), self._y.copy(), list(CLASSES)
+        keep = np.flatnonzero(self._y.sum(1) == 1)
+        return keep, self._y[keep].copy(), list(CLASSES)
+
+
+@pytest.fixture(scope="module")
+def data() -> FakePrepared:
+    return FakePrepared()
+
+
+def _save_checkpoint(path: Path, data: FakePrepared, seed: int = 0, **overrides) -> Path:
+    from aclecg.checkpoint import save_checkpoint
+    from aclecg.models import build_encoder
+
+    enc = build_encoder({**TINY, "leads": list(LEADS)}, seed=seed)
+    payload = {"format_version": 1, "method": "toy_ssl", "hparams": {}, "encoder_config": enc.config.to_dict(),
+               "leads": list(LEADS), "fs": data.fs, "n_samples": data.n_samples, "data_fingerprint": "x",
+               "model": {}, "encoder": enc.state_dict()}
+    payload.update(overrides)
+    save_checkpoint(path, payload)
+    return path
+
+
+# --------------------------------------------------------------------------------------------------- sampler
+def _sample(data, fraction, seed, protocol="multilabel"):
+    keep, y, _ = data.labels("toy", protocol)
+    return keep, y, evaluate.sample_label_fraction(data.records, keep, y, fraction, seed)
+
+
+@pytest.mark.parametrize("fraction", [0.01, 0.1, 0.5])
+def test_sampler_patients_whole_train_only_reproducible(data, fraction):
+    keep, y, pos = _sample(data, fraction, seed=3)
+    rec = data.records.iloc[keep]
+    assert set(rec["split"].iloc[pos]) == {"train"}
+    chosen_patients = set(rec["patient_id"].iloc[pos])
+    train = rec[rec["split"] == "train"]
+    assert len(pos) == train["patient_id"].isin(chosen_patients).sum()      # every record of a chosen patient
+    assert np.array_equal(pos, _sample(data, fraction, seed=3)[2])
+    assert not np.array_equal(pos, _sample(data, fraction, seed=4)[2]) or fraction >= 0.5
+    assert (y[pos].sum(0) >= 1).all()                                       # every class keeps a positive
+    n_train = (rec["split"] == "train").sum()
+    assert len(pos) <= max(fraction * n_train * 2 + 8, 8)                   # roughly the requested size
+
+
+def test_sampler_fraction_one_is_all_train(data):
+    keep, y, pos = _sample(data, 1.0, seed=0)
+    assert np.array_equal(pos, np.flatnonzero(data.records["split"].to_numpy()[keep] == "train"))
+
+
+def test_sampler_never_reads_val_or_test(data):
+    keep, y, _ = data.labels("toy", "multilabel")
+    base = evaluate.sample_label_fraction(data.records, keep, y, 0.1, 1)
+    records = data.records.copy()
+    other = records["split"] != "train"
+    records.loc[other, "patient_id"] = "scrambled"        # change everything about val/test records
+    y2 = y.copy()
+    y2[other.to_numpy()] = 1 - y2[other.to_numpy()]
+    assert np.array_equal(base, evaluate.sample_label_fraction(records, keep, y2, 0.1, 1))
+
+
+def test_sampler_singlelabel_and_bad_fraction(data):
+    keep, y, pos = _sample(data, 0.05, seed=0, protocol="singlelabel")
+    present = y.sum(0) > 0
+    train_has = y[data.records["split"].to_numpy()[keep] == "train"].sum(0) > 0
+    assert (y[pos].sum(0)[present & train_has] >= 1).all()
+    for bad in (0, -0.1, 1.5):
+        with pytest.raises(ConfigError, match="fraction"):
+            evaluate.sample_label_fraction(data.records, keep, y, bad, 0)
+
+
+# ------------------------------------------------------------------------------- checkpoints and embeddings
+def test_incompatible_checkpoint_is_refused_with_both_values(data, tmp_path):
+    meta = {"leads": list(LEADS), "fs": data.fs, "n_samples": data.n_samples}
+    assert evaluate.check_compatible(meta, data) == list(range(12))
+    assert evaluate.check_compatible({**meta, "leads": ["II", "V1"]}, data) == [1, 6]
+    with pytest.raises(CheckpointError, match=r"fs=100.*fs=50"):
+        evaluate.check_compatible({**meta, "fs": 100}, data)
+    with pytest.raises(CheckpointError, match=r"n_samples=1000.*n_samples=128"):
+        evaluate.check_compatible({**meta, "n_samples": 1000}, data)
+    ckpt = _save_checkpoint(tmp_path / "bad.pt", data, fs=500.0)
+    with pytest.raises(CheckpointError, match="fs=500"):
+        evaluate.run_sweep([ckpt], data, "toy", fractions=[1.0], seeds=1, out_dir=tmp_path / "o",
+                           show_progress=False)
+    assert not list((tmp_path / "o").glob("cells/*"))
+
+
+def test_embeddings_cached_by_sha_and_fingerprint(data, tmp_path, monkeypatch):
+    monkeypatch.setenv("ACLECG_CACHE", str(tmp_path / "cache"))
+    assert evaluate.embedding_cache_dir() == tmp_path / "cache" / "embeddings"
+    src = evaluate.load_source(_save_checkpoint(tmp_path / "run" / "encoder.pt", data))
+    assert src.label == "run" and len(src.key) == 64
+    state = {k: v.clone() for k, v in src.encoder.state_dict().items()}
+    emb, path = evaluate.cached_embeddings(src, data, batch_size=16, device="cpu")
+    assert path.parent == tmp_path / "cache" / "embeddings" and src.key[:16] in path.name
+    assert emb.shape == (len(data), 12 * TINY["feature_dim"]) and emb.dtype == np.float32
+    with torch.no_grad():  # equal to a direct forward pass in eval mode; BN statistics untouched
+        direct = src.encoder.eval()(torch.from_numpy(data.signals[:5])).embedding.numpy()
+    np.testing.assert_allclose(emb[:5], direct, rtol=1e-4, atol=1e-5)
+    assert all(torch.equal(v, src.encoder.state_dict()[k]) for k, v in state.items())
+    calls = []
+    monkeypatch.setattr(evaluate, "extract_embeddings", lambda *a, **k: calls.append(1))
+    again, path2 = evaluate.cached_embeddings(src, data)
+    assert path2 == path and not calls and np.array_equal(again, emb)
+
+
+def test_random_init_is_seeded(data):
+    a = evaluate.random_init_source(TINY, 3, LEADS, data.fs, data.n_samples)
+    b = evaluate.random_init_source(TINY, 3, LEADS, data.fs, data.n_samples)
+    c = evaluate.random_init_source(TINY, 4, LEADS, data.fs, data.n_samples)
+    assert a.key == b.key != c.key
+    assert all(torch.equal(x, y) for x, y in zip(a.encoder.parameters(), b.encoder.parameters()))
+
+
+# -------------------------------------------------------------------------------------------------- probe
+def test_linear_probe_matches_sklearn_logistic_regression():
+    """One class, one L2 strength: our L-BFGS probe equals sklearn's LogisticRegression (C = 1 / (n * l2))."""
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(200, 6))
+    y = (x @ rng.normal(size=6) + rng.normal(size=200) > 0).astype(float)[:, None]
+    l2 = 0.05
+    res = evaluate.linear_probe(x, y, x[:50], y[:50], x, "multilabel", grid=[l2])
+    xs = (x - x.mean(0)) / x.std(0)
+    ref = LogisticRegression(C=1.0 / (len(x) * l2), tol=1e-10, max_iter=10000).fit(xs, y[:, 0])
+    np.testing.assert_allclose(res.test_scores[:, 0], ref.predict_proba(xs)[:, 1], atol=1e-5)
+
+
+def test_linear_probe_selects_on_validation_only():
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(300, 20))
+    y = np.stack([(x[:, 0] + 0.5 * rng.normal(size=300) > 0), (x[:, 1] > 0.8)], 1).astype(float)
+    tr, va, te = slice(0, 150), slice(150, 220), slice(220, 300)
+    res = evaluate.linear_probe(x[tr], y[tr], x[va], y[va], x[te], "multilabel")
+    assert set(res.val_scores) == set(evaluate.EvalConfig().probe_grid)
+    assert res.best_l2 == max(res.val_scores, key=lambda k: (res.val_scores[k], k))
+    assert roc_auc_score(y[te], res.test_scores, average="macro") > 0.85
+    soft = evaluate.linear_probe(x[tr], np.eye(2)[y[tr, 0].astype(int)], x[va], np.eye(2)[y[va, 0].astype(int)],
+                                 x[te], "singlelabel")
+    np.testing.assert_allclose(soft.test_scores.sum(1), 1.0, atol=1e-9)
+    with pytest.raises(ConfigError, match="protocol"):
+        evaluate.linear_probe(x[tr], y[tr], x[va], y[va], x[te], "multiclass")
+
+
+# ------------------------------------------------------------------------------------------- training loop
+def test_train_classifier_early_stopping_restores_best(data):
+    from aclecg.models import build_classifier, build_encoder
+
+    keep, y, _ = data.labels("toy")
+    split = data.records["split"].to_numpy()
+    tr, va = np.flatnonzero(split == "train"), np.flatnonzero(split == "val")
+    model = build_classifier(build_encoder({**TINY, "leads": list(LEADS)}, seed=0), 3)
+    log = evaluate.train_classifier(model, data, list(range(12)), tr, y[tr], va, y[va], "multilabel", lr=3e-3,
+                                    epochs=6, patience=2, batch_size=32, seed=0, device="cpu", show_progress=False)
+    crits = [h["criterion"] for h in log.history]
+    assert log.best_epoch == int(np.argmax(crits))
+    assert len(log.history) <= 6
+    scores = evaluate.predict_classifier(model, data, va, list(range(12)), "multilabel", device="cpu")
+    assert evaluate.stats.macro_auroc(y[va], scores) == pytest.approx(max(crits), abs=2e-3)
+
+
+# --------------------------------------------------------------------------------------------------- sweep
+def test_sweep_end_to_end_tidy_and_resumable(data, tmp_path, monkeypatch):
+    monkeypatch.setenv("ACLECG_CACHE", str(tmp_path / "cache"))
+    ckpt = _save_checkpoint(tmp_path / "toy_run" / "encoder.pt", data)
+    cfg = evaluate.EvalConfig(epochs=2, patience=1, batch_size=32, n_bootstrap=50, device="cpu")
+    events: list[evaluate.SweepProgress] = []
+    kwargs = dict(checkpoints=[ckpt], data=data, label_set="toy", protocol="multilabel", fractions=[0.1, 1.0],
+                  seeds=2, arms=["linear_probe", "random_init", "supervised"], out_dir=tmp_path / "sweep",
+                  config=cfg, show_progress=False)
+    res = evaluate.run_sweep(progress=events.append, **kwargs)
+    n_cells = 3 * 2 * 2
+    assert res.n_computed == n_cells and res.n_cached == 0
+    assert sum(e.status == "computed" for e in events) == n_cells
+    rows = res.results
+    assert len(rows) == n_cells * (2 + 2 * len(CLASSES))
+    assert set(rows["arm"]) == {"toy_run:linear_probe", "random_init", "supervised"}
+    assert {"macro_auroc", "macro_auprc", "auroc:A", "auroc:C", "auprc:B"} <= set(rows["metric"])
+    macro = rows[rows["metric"] == "macro_auroc"]
+    assert ((macro["ci_low"] <= macro["value"]) & (macro["value"] <= macro["ci_high"])).all()
+    probe = macro[macro["arm"] == "toy_run:linear_probe"]
+    assert probe["p_vs_supervised"].notna().all() and probe["p_vs_random_init"].notna().all()
+    # the saved predictions reproduce the reported value and the DeLong p-value
+    cell = json.loads(next((tmp_path / "sweep" / "cells").glob("toy_run_linear_probe__f1__s0__*.json")).read_text())
+    with np.load(tmp_path / "sweep" / "cells" / f"{cell['cell']}.npz") as z:
+        y_true, score = z["y_true"], z["y_score"]
+    value = macro[(macro["arm"] == "toy_run:linear_probe") & (macro["fraction"] == 1.0) & (macro["seed"] == 0)]
+    ok = [c for c in range(len(CLASSES)) if 0 < y_true[:, c].sum() < len(y_true)]
+    expected = np.mean([roc_auc_score(y_true[:, c], score[:, c]) for c in ok])
+    assert value["value"].iloc[0] == pytest.approx(expected, abs=1e-12)
+    assert value["excluded"].fillna("").iloc[0] == ";".join(c for i, c in enumerate(CLASSES) if i not in ok)
+    for name in ("results.csv", "results.json", "summary.csv", "comparisons.csv", "sweep.json"):
+        assert (tmp_path / "sweep" / name).is_file()
+    summ = pd.read_csv(tmp_path / "sweep" / "summary.csv")
+    assert len(summ) == len(rows) // 2
+    assert ((summ["n_seeds"] == 2) | summ["mean"].isna()).all()     # NaN only for a class absent from test
+    # second call: nothing recomputed, same numbers
+    events.clear()
+    again = evaluate.run_sweep(progress=events.append, **kwargs)
+    assert again.n_computed == 0 and again.n_cached == n_cells
+    assert {e.status for e in events} == {"cached"}
+    pd.testing.assert_frame_equal(again.results, res.results)
+
+
+def test_sweep_singlelabel_fine_tune_and_no_checkpoint(data, tmp_path, monkeypatch):
+    monkeypatch.setenv("ACLECG_CACHE", str(tmp_path / "cache"))
+    ckpt = _save_checkpoint(tmp_path / "a.pt", data)
+    cfg = evaluate.EvalConfig(epochs=1, patience=1, batch_size=64, n_bootstrap=20, device="cpu")
+    res = evaluate.run_sweep([ckpt], data, "toy", "singlelabel", [1.0], [5], ["fine_tune"], tmp_path / "ft",
+                             config=cfg, show_progress=False)
+    assert set(res.results["arm"]) == {"a:fine_tune"} and res.results["value"].notna().any()
+    ref = evaluate.run_sweep([], data, "toy", "multilabel", [1.0], 1, ["random_init"], tmp_path / "ri",
+                             config=cfg, encoder_config=TINY, show_progress=False)
+    assert set(ref.results["arm"]) == {"random_init"}
+
+
+def test_sweep_bad_input_is_a_clear_error(data, tmp_path):
+    common = dict(data=data, out_dir=tmp_path / "x", show_progress=False)
+    with pytest.raises(ConfigError, match="unknown arm"):
+        evaluate.run_sweep([], label_set="toy", arms=["linear_probe", "magic"], **common)
+    with pytest.raises(ConfigError, match="fractions"):
+        evaluate.run_sweep([], label_set="toy", fractions="0,0.5", arms=["random_init"], **common)
+    with pytest.raises(ConfigError, match="label set 'nope'.*toy"):
+        evaluate.run_sweep([], label_set="nope", arms=["random_init"], **common)
+    with pytest.raises(ConfigError, match="need at least one --checkpoint"):
+        evaluate.run_sweep([], label_set="toy", arms=["linear_probe"], **common)
+    with pytest.raises(CheckpointError, match="does not exist"):
+        evaluate.run_sweep([tmp_path / "missing.pt"], label_set="toy", **common)
+    with pytest.raises(ConfigError, match="seeds"):
+        evaluate.run_sweep([], label_set="toy", seeds=0, arms=["random_init"], **common)
+    with pytest.raises(ConfigError, match="epochs"):
+        evaluate.EvalConfig(epochs=0)
+
+
+def test_cli_help_and_bad_input(capsys):
+    from aclecg.cli import main
+
+    for cmd in ("sweep", "embed"):
+        with pytest.raises(SystemExit) as exc:
+            main([cmd, "--help"])
+        assert exc.value.code == 0
+        assert "examples:" in capsys.readouterr().out
+    code = main(["sweep", "--data", "/nonexistent/prepared", "--label-set", "x", "--out", "/tmp/never",
+                 "--arms", "bogus", "--no-progress"])
+    assert code == 2 and "unknown arm" in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------------------- real data (if any)
+@pytest.mark.slow
+def test_probe_sweep_on_bundled_ptbxl(tmp_path, monkeypatch):
+    data_mod = pytest.importorskip("aclecg.data")
+    if not hasattr(data_mod, "PreparedDataset") or not hasattr(data_mod, "BUNDLED_DIR"):
+        pytest.skip("aclecg.data.PreparedDataset is not available yet")
+    if not Path(data_mod.BUNDLED_DIR).is_dir():
+        pytest.skip("bundled prepared data not present")
+    monkeypatch.setenv("ACLECG_CACHE", str(tmp_path / "cache"))
+    ds = data_mod.PreparedDataset(data_mod.BUNDLED_DIR)
+    label_set = "superdiagnostic" if "superdiagnostic" in ds.label_sets else next(iter(ds.label_sets))
+    res = evaluate.run_sweep([], ds, label_set, "multilabel", [0.1, 1.0], 1, ["random_init"], tmp_path / "s",
+                             config=evaluate.EvalConfig(n_bootstrap=100, device="cpu"), show_progress=False)
+    macro = res.results[res.results["metric"] == "macro_auroc"]
+    assert macro["value"].between(0.5, 1.0).all()
