@@ -1,0 +1,123 @@
+"""LCD: Lead Correlation and Decorrelation.
+
+Liu, Pan, Chang, Huang, Jiang. "Self-supervised learning of multilead ECGs by lead correlation and
+decorrelation" (LCD). Applied Soft Computing 172:112871, 2025 (doi:10.1016/j.asoc.2025.112871).
+
+One encoder shared across leads gives lead features ``F^v_{b,l}``; online lead projector ``g`` and predictor
+``q`` give ``p^v_{b,l} = q(g(F^v_{b,l}))``; an EMA target (encoder ``f'``, projector ``g'``, momentum
+``m = 0.996``) gives ``t^v_{b,l}``. With ``l(p, t) = 2 - 2 cos(p, sg(t))`` and, for every record and lead, a
+random *other* lead ``r(b, l) != l`` drawn each step:
+
+    L_intra = mean_{b,l} [ l(p^1_{b,l}, t^2_{b,l}) + l(p^2_{b,l}, t^1_{b,l}) ]             (lead correlation)
+    L_inter = mean_{b,l} [ l(p^1_{b,l}, t^2_{b,r(b,l)}) + l(p^2_{b,l}, t^1_{b,r'(b,l)}) ]
+    L_dec   = BarlowTwins(E^1, E^2; lambda = 0.0051),  E^v = concatenated lead features (B, L*D)  (decorrelation)
+    L = L_intra + L_inter + gamma * L_dec,        gamma = 0.005
+
+Facts from the authors' public description: shared encoder, BYOL-style intra/inter terms with EMA 0.996,
+a Barlow-Twins term on concatenated lead features with lambda 0.0051 weighted by gamma 0.005. Our choices:
+the equal weights of intra and inter, a constant momentum (``momentum_schedule="cosine"`` gives BYOL's
+schedule), lead projector/predictor 64 -> 128 -> 64. ``L_dec`` standardises over the global batch
+(gathered across processes; see :mod:`aclecg.methods.barlow`).
+
+Example:
+    >>> import torch
+    >>> from aclecg.methods.lcd import random_other_lead
+    >>> idx = random_other_lead(4, 3, torch.device("cpu"))
+    >>> bool((idx != torch.arange(3)).all())
+    True
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from aclecg.methods.barlow import barlow_twins_terms
+from aclecg.methods.base import SSLMethod, cosine_momentum, ema_update_, make_momentum_copy, mlp
+from aclecg.methods.byol import byol_loss
+from aclecg.methods.registry import register_method
+
+__all__ = ["LCD", "random_other_lead", "lcd_terms"]
+
+
+def random_other_lead(batch: int, n_leads: int, device: torch.device,
+                      generator: torch.Generator | None = None) -> Tensor:
+    """``(batch, n_leads)`` indices ``r(b, l) != l`` drawn uniformly among the other leads."""
+    shift = torch.randint(1, n_leads, (batch, n_leads), device=device, generator=generator)
+    return (torch.arange(n_leads, device=device) + shift) % n_leads
+
+
+def lcd_terms(p1: Tensor, p2: Tensor, t1: Tensor, t2: Tensor, r12: Tensor | None,
+              r21: Tensor | None) -> tuple[Tensor, Tensor]:
+    """``(L_intra, L_inter)`` from predictions ``p`` and targets ``t`` ``(B, L, d)`` and other-lead indices."""
+    intra = byol_loss(p1, t2) + byol_loss(p2, t1)
+    if r12 is None or r21 is None:
+        return intra, intra.new_zeros(())
+    d = t1.shape[-1]
+    t2_other = t2.gather(1, r12.unsqueeze(-1).expand(-1, -1, d))
+    t1_other = t1.gather(1, r21.unsqueeze(-1).expand(-1, -1, d))
+    inter = byol_loss(p1, t2_other) + byol_loss(p2, t1_other)
+    return intra, inter
+
+
+@register_method
+class LCD(SSLMethod):
+    """Lead correlation (intra/inter BYOL terms with an EMA target) and decorrelation (Barlow Twins)."""
+
+    NAME = "lcd"
+    TITLE = "LCD (Lead Correlation and Decorrelation)"
+    PAPER = "Liu et al., Self-supervised learning of multilead ECGs by lead correlation and decorrelation, " \
+            "Applied Soft Computing 172:112871, 2025"
+    DESCRIPTION = "BYOL-style same-lead and other-lead regression with an EMA target + Barlow Twins " \
+                  "decorrelation of concatenated lead features."
+    DEFAULTS: dict[str, Any] = {"augmentation": "standard", "base_momentum": 0.996, "momentum_schedule": "constant",
+                                "gamma": 0.005, "lambd": 0.0051, "proj_hidden_dim": 128, "proj_dim": 64,
+                                "pred_hidden_dim": 128}
+    CHOICES = {"momentum_schedule": ("constant", "cosine")}
+
+    def __init__(self, encoder_config: Any = None, region_map: Any = None, **hparams: Any) -> None:
+        super().__init__(encoder_config, region_map, **hparams)
+        h = self.hparams
+        self.projector = mlp(self.encoder.feature_dim, h["proj_hidden_dim"], h["proj_dim"], n_layers=2)
+        self.predictor = mlp(h["proj_dim"], h["pred_hidden_dim"], h["proj_dim"], n_layers=2)
+        self.target_encoder = make_momentum_copy(self.encoder)
+        self.target_projector = make_momentum_copy(self.projector)
+        self._momentum = h["base_momentum"]
+
+    def _check_hparams(self) -> None:
+        self._positive("proj_hidden_dim", "proj_dim", "pred_hidden_dim")
+        self._require(0.0 <= self.hparams["base_momentum"] < 1.0, "base_momentum", "in [0, 1)")
+        self._require(self.hparams["gamma"] >= 0, "gamma", ">= 0")
+        self._require(self.hparams["lambd"] >= 0, "lambd", ">= 0")
+
+    def forward(self, view1: Tensor, view2: Tensor) -> dict[str, Tensor]:
+        out1, out2 = self.encoder(view1), self.encoder(view2)
+        p1 = self.predictor(self.projector(out1.lead_features))
+        p2 = self.predictor(self.projector(out2.lead_features))
+        with torch.no_grad():
+            t1 = self.target_projector(self.target_encoder(view1).lead_features)
+            t2 = self.target_projector(self.target_encoder(view2).lead_features)
+        b, n_leads = p1.shape[:2]
+        r12 = r21 = None
+        if n_leads > 1:
+            r12 = random_other_lead(b, n_leads, p1.device)
+            r21 = random_other_lead(b, n_leads, p1.device)
+        intra, inter = lcd_terms(p1, p2, t1, t2, r12, r21)
+        on, off = barlow_twins_terms(out1.embedding, out2.embedding)
+        dec = on + self.hparams["lambd"] * off
+        loss = intra + inter + self.hparams["gamma"] * dec
+        return {"loss": loss, "intra_lead": intra.detach(), "inter_lead": inter.detach(),
+                "decorrelation": dec.detach()}
+
+    def momentum_update(self, progress: float) -> None:
+        base = self.hparams["base_momentum"]
+        self._momentum = cosine_momentum(base, progress) if self.hparams["momentum_schedule"] == "cosine" else base
+        ema_update_(self.target_encoder, self.encoder, self._momentum)
+        ema_update_(self.target_projector, self.projector, self._momentum)
+
+    def extra_state_description(self) -> dict[str, Any]:
+        return {"ema": {"modules": ["target_encoder", "target_projector"],
+                        "base_momentum": self.hparams["base_momentum"],
+                        "schedule": self.hparams["momentum_schedule"], "current_momentum": self._momentum}}

@@ -1,0 +1,97 @@
+"""One registry of self-supervised methods (in the style of timm's model registry).
+
+>>> from aclecg.methods import create_method, list_methods
+>>> [m.name for m in list_methods()][:3]
+['simclr', 'moco', 'byol']
+>>> method = create_method("simclr", "small", temperature=0.2)
+>>> method.hparams["temperature"]
+0.2
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+from typing import Any, Mapping, Sequence, TypeVar
+
+from aclecg.errors import ConfigError
+from aclecg.leads import LEADS, RegionMap
+from aclecg.models import EncoderConfig, resolve_encoder_config
+
+__all__ = ["MethodInfo", "register_method", "create_method", "list_methods", "get_method_class", "method_info"]
+
+_REGISTRY: dict[str, type] = {}
+_ALIASES: dict[str, str] = {"acl-ecg": "acl_ecg", "aclecg": "acl_ecg", "barlow_twins": "barlow",
+                            "barlowtwins": "barlow", "moco_v2": "moco", "mocov2": "moco"}
+
+T = TypeVar("T", bound=type)
+
+
+@dataclass(frozen=True)
+class MethodInfo:
+    """What the registry knows about a method, as plain data."""
+
+    name: str
+    title: str
+    description: str
+    paper: str
+    reconstruction: bool
+    default_augmentation: Any
+    defaults: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "title": self.title, "description": self.description, "paper": self.paper,
+                "reconstruction": self.reconstruction, "default_augmentation": self.default_augmentation,
+                "defaults": copy.deepcopy(self.defaults)}
+
+
+def register_method(cls: T) -> T:
+    """Class decorator adding an :class:`~aclecg.methods.base.SSLMethod` subclass under ``cls.NAME``."""
+    for attr in ("NAME", "TITLE", "PAPER", "DESCRIPTION", "DEFAULTS"):
+        if not getattr(cls, attr, None):
+            raise TypeError(f"{cls.__name__} needs a non-empty class attribute {attr} to be registered")
+    if "augmentation" not in cls.DEFAULTS:
+        raise TypeError(f"{cls.__name__}.DEFAULTS needs an 'augmentation' entry")
+    if cls.NAME in _REGISTRY and _REGISTRY[cls.NAME] is not cls:
+        raise TypeError(f"a method named {cls.NAME!r} is already registered ({_REGISTRY[cls.NAME].__name__})")
+    _REGISTRY[cls.NAME] = cls
+    return cls
+
+
+def _canonical_name(name: str) -> str:
+    key = str(name).strip().lower()
+    key = _ALIASES.get(key, key)
+    if key not in _REGISTRY:
+        raise ConfigError(f"unknown method {name!r}; available: {', '.join(_REGISTRY)}")
+    return key
+
+
+def get_method_class(name: str) -> type:
+    """The registered class for ``name`` (case-insensitive; ``acl-ecg`` and a few aliases accepted)."""
+    return _REGISTRY[_canonical_name(name)]
+
+
+def method_info(name: str) -> MethodInfo:
+    cls = get_method_class(name)
+    return MethodInfo(name=cls.NAME, title=cls.TITLE, description=cls.DESCRIPTION, paper=cls.PAPER,
+                      reconstruction=bool(cls.RECONSTRUCTION), default_augmentation=cls.DEFAULTS["augmentation"],
+                      defaults=copy.deepcopy(dict(cls.DEFAULTS)))
+
+
+def list_methods() -> list[MethodInfo]:
+    """All registered methods, in registration order."""
+    return [method_info(name) for name in _REGISTRY]
+
+
+def create_method(name: str, encoder_config: "EncoderConfig | Mapping[str, Any] | str | None" = None,
+                  leads: Sequence[str] = LEADS, region_map: "RegionMap | Mapping[str, Any] | None" = None,
+                  **hparams: Any) -> Any:
+    """Build method ``name`` with an encoder for ``leads`` (which replace the config's leads).
+
+    ``encoder_config`` is an :class:`EncoderConfig`, a plain dict or a preset name ("small", "base").
+    ``region_map`` defaults to :func:`aclecg.leads.default_region_map` (used by region-aware methods).
+    Unknown hyper-parameters or bad values raise :class:`~aclecg.errors.ConfigError`.
+    """
+    cls = get_method_class(name)
+    config = resolve_encoder_config(encoder_config, leads)
+    return cls(config, region_map=region_map, **hparams)
