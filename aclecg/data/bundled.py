@@ -1,7 +1,8 @@
 """The small real datasets shipped in ``aclecg/bundled/`` and their prepared caches.
 
-``ensure_bundled()`` prepares each bundled raw dataset once into ``<repo>/.cache/prepared/<name>`` (or
-``$ACLECG_CACHE/<name>``) and reuses it while the raw files and preprocessing parameters are unchanged.
+``ensure_bundled()`` prepares each bundled raw dataset once into ``<cache>/prepared/<name>``, where ``<cache>``
+is ``$ACLECG_CACHE`` or ``<repo>/.cache`` (the same cache root as the embedding cache of ``aclecg.evaluate``),
+and reuses it while the raw files and preprocessing parameters are unchanged.
 """
 
 from __future__ import annotations
@@ -30,13 +31,14 @@ PIPELINE_VERSION = 1
 
 
 def cache_root() -> Path:
-    """Where prepared bundled datasets live: ``$ACLECG_CACHE`` or ``<repo>/.cache/prepared``."""
+    """Where prepared bundled datasets live: ``$ACLECG_CACHE/prepared`` or ``<repo>/.cache/prepared``."""
     env = os.environ.get("ACLECG_CACHE", "").strip()
-    return Path(env).expanduser().resolve() if env else REPO_ROOT / ".cache" / "prepared"
+    return (Path(env).expanduser().resolve() if env else REPO_ROOT / ".cache") / "prepared"
 
 
-#: The prepared bundled data's folder (resolved at import time; :func:`cache_root` re-reads the env).
-BUNDLED_DIR = cache_root()
+#: The prepared bundled PTB-XL folder (the default dataset), resolved at import time; it exists once
+#: :func:`ensure_bundled` has run. :func:`cache_root` re-reads the environment on every call.
+BUNDLED_DIR = cache_root() / "ptbxl"
 
 
 def source_stamp(raw_dir: Path, fmt: str, fs: float, seconds: float) -> str:

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import scipy.io
 import wfdb
 
 from aclecg.errors import DataError
@@ -22,6 +23,44 @@ class RawSignals:
     comments: list[str]
 
 
+def read_header(path: Path, source: str) -> wfdb.Record:
+    """``wfdb.rdheader`` with every failure turned into a one-line :class:`DataError`."""
+    base = Path(path).with_suffix("")
+    if not base.with_suffix(".hea").is_file():
+        raise DataError(f"{source}: header file {base.name}.hea is missing")
+    try:
+        header = wfdb.rdheader(str(base))
+    except Exception as exc:  # wfdb raises many types for a bad header
+        raise DataError(f"{source}: not a readable WFDB header ({type(exc).__name__}: {exc})".replace("\n", " ")) from None
+    if not header.n_sig or not header.sig_name:
+        raise DataError(f"{source}: header lists no signals")
+    if header.fs is None or not np.isfinite(header.fs) or header.fs <= 0:
+        raise DataError(f"{source}: header has an invalid sampling rate {header.fs!r}")
+    return header
+
+
+def _size_mismatch(base: Path) -> str | None:
+    """Explain a failed read when the header's sample count disagrees with the signal file's size."""
+    try:
+        header = wfdb.rdheader(str(base))
+        files = sorted(set(header.file_name or []))
+        if len(files) != 1 or not header.sig_len:
+            return None
+        path = base.parent / files[0]
+        if path.suffix == ".mat":
+            val = scipy.io.loadmat(path).get("val")
+            held = None if val is None or val.ndim != 2 else int(val.shape[1])
+        elif set(header.fmt or []) == {"16"}:
+            held = path.stat().st_size // (2 * header.n_sig)
+        else:
+            return None
+    except Exception:
+        return None
+    if held is None or held == header.sig_len:
+        return None
+    return f"header says {header.sig_len} samples but {files[0]} holds {held}"
+
+
 def read_header_comments(path: Path, source: str) -> list[str]:
     """The ``#`` comment lines of a ``.hea`` file (text only, fast; full validation happens on reading)."""
     try:
@@ -31,7 +70,8 @@ def read_header_comments(path: Path, source: str) -> list[str]:
     except (UnicodeDecodeError, OSError) as exc:
         raise DataError(f"{source}: not a text WFDB header ({type(exc).__name__})") from None
     lines = [line.strip() for line in text.splitlines() if line.strip()]
-    if not lines or lines[0].startswith("#") or len(lines[0].split()) < 2:
+    first = lines[0].split() if lines else []
+    if len(first) < 2 or first[0].startswith("#") or not first[1].isdigit():
         raise DataError(f"{source}: not a WFDB header (first line {lines[0][:40] if lines else ''!r})")
     return [line.lstrip("#").strip() for line in lines if line.startswith("#")]
 
@@ -52,6 +92,9 @@ def read_wfdb(path: Path, source: str, expected_fs: float | None = None) -> RawS
         missing = Path(exc.filename).name if exc.filename else "a signal file"
         raise DataError(f"{source}: signal file {missing} is missing") from None
     except Exception as exc:  # wfdb raises many types for a bad header or signal file
+        hint = _size_mismatch(base)
+        if hint:
+            raise DataError(f"{source}: {hint}") from None
         raise DataError(f"{source}: cannot read the record ({type(exc).__name__}: {exc})".replace("\n", " ")) from None
     if not rec.n_sig or not rec.sig_name:
         raise DataError(f"{source}: header lists no signals")
