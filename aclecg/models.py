@@ -132,7 +132,7 @@ def _validate(cfg: EncoderConfig) -> None:
 
 
 #: Encoder presets as data. "small" (~0.2 M parameters) pretrains on a CPU in minutes on ~1000 records;
-#: "base" (~1.9 M parameters) is meant for a GPU.
+#: "base" (~3.4 M parameters) is meant for a GPU.
 ENCODER_PRESETS: dict[str, EncoderConfig] = {
     "small": EncoderConfig(),
     "base": EncoderConfig(stem_width=32, widths=(64, 128, 192, 256), blocks=(2, 2, 2, 2), kernel_size=7,
