@@ -12,7 +12,8 @@ integrate over a moving window, threshold with a refractory period — applied t
 5. each peak moved to the sample of largest band-passed energy within +-60 ms (the QRS centre).
 
 On real PTB-XL and Challenge records its beats agree with ``wfdb.processing.xqrs_detect`` within 100 ms
-(tests/test_data_rpeaks.py) while running about two orders of magnitude faster.
+(tests/test_data_rpeaks.py; F1 >= 0.9 per record) while running about 10x faster than XQRS on a single lead
+(2-7 ms against 20-35 ms for a 10 s, 12-lead record at 500 Hz; about 1 ms at 100 Hz).
 """
 
 from __future__ import annotations
