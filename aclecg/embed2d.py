@@ -284,8 +284,15 @@ def fit_map(x: np.ndarray, config: UMAPConfig | None = None, progress: ProgressF
     tail = torch.from_numpy(coo.col.astype(np.int64))[strong]
     a, b = find_ab_params(cfg.spread, cfg.min_dist)
     gen = torch.Generator().manual_seed(cfg.seed)
-    y = optimize_layout(y, head, tail, weight[strong], a, b, n_epochs, cfg.negative_sample_rate,
-                        cfg.learning_rate, gen, progress)
+    # The SGD loop is hundreds of small tensor ops per second: one thread avoids OpenMP hand-offs, which
+    # cost more than they save here and collapse when other processes share the cores.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        y = optimize_layout(y, head, tail, weight[strong], a, b, n_epochs, cfg.negative_sample_rate,
+                            cfg.learning_rate, gen, progress)
+    finally:
+        torch.set_num_threads(threads)
     return Map2D(coords=y.numpy().astype(np.float32), reference=feats, mean=mean, components=components,
                  config=cfg)
 

@@ -1,0 +1,116 @@
+"""ACL-ECG Studio: the Streamlit app (``streamlit run app.py``).
+
+This file sets up navigation over the pages in ``pages/`` and renders the Home page. Pages are thin: they
+lay out widgets and call :mod:`aclecg`; figures come from :mod:`aclecg.viz`.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import streamlit as st
+
+REPO = Path(__file__).resolve().parent
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+PAGES = [
+    ("pages/1_ECG_explorer.py", "ECG explorer", ":material/monitor_heart:"),
+    ("pages/2_Augmentations.py", "Augmentations", ":material/tune:"),
+    ("pages/3_Lead_regions.py", "Lead regions", ":material/hub:"),
+    ("pages/4_Pretraining.py", "Pretraining", ":material/model_training:"),
+    ("pages/5_Representations.py", "Representations", ":material/scatter_plot:"),
+    ("pages/6_Label_fraction_sweeps.py", "Label-fraction sweeps", ":material/insights:"),
+]
+
+
+def device_summary() -> str:
+    """CPU/GPU name and memory, in one line."""
+    import os
+
+    import torch
+
+    if torch.cuda.is_available():
+        parts = []
+        for i in range(torch.cuda.device_count()):
+            props = torch.cuda.get_device_properties(i)
+            parts.append(f"cuda:{i} {props.name} ({props.total_memory / 2**30:.0f} GiB)")
+        return "GPU: " + "; ".join(parts)
+    cpu = "CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    mem = ""
+    try:
+        total_kb = int(next(x for x in Path("/proc/meminfo").read_text().splitlines()
+                            if x.startswith("MemTotal")).split()[1])
+        mem = f", {total_kb / 2**20:.0f} GiB RAM"
+    except (OSError, StopIteration, ValueError):
+        pass
+    return f"no GPU — {cpu}, {len(os.sched_getaffinity(0))} cores{mem}, torch {torch.__version__}"
+
+
+def home() -> None:
+    from aclecg import jobs, viz
+    from pages._common import HOW_TO_CHECKPOINT, checkpoint_paths, dataset_paths, open_dataset, runs_root, user_errors
+
+    st.title("ACL-ECG Studio")
+    st.markdown(
+        "**ACL-ECG** (anatomy-aware contrastive learning, Liu, Wu & Yuan, *Sensors* 2026, "
+        "[10.3390/s26031080](https://doi.org/10.3390/s26031080)) learns 12-lead ECG representations without "
+        "labels. Two *Physio-AUG* views of each record (random scale crop, masking of whole cardiac cycles, "
+        "temporal shift — the rhythm is kept) pass through one encoder shared by every lead. Lead features are "
+        "pooled into the **septal, anterior, lateral and inferior** regions, and a region-level contrastive loss "
+        "(same region across views close, different regions apart) is added to an instance-level one. The frozen "
+        "encoder is then judged by a linear probe or fine-tuning at several label fractions. Where the paper "
+        "gives no detail (region map, loss form, hyper-parameters) this project uses documented reconstructions.")
+    st.plotly_chart(viz.pipeline_diagram(), width="stretch", config={"displayModeBar": False})
+
+    col_data, col_models = st.columns(2)
+    with col_data:
+        st.subheader("Prepared datasets")
+        rows = []
+        with user_errors():
+            for name, path in dataset_paths().items():
+                ds = open_dataset(path)
+                label_counts = {s: len(c) for s, c in ds.label_sets.items()}
+                rows.append({"dataset": name, "records (windows)": len(ds),
+                             "patients": ds.records["patient_id"].nunique(), "fs (Hz)": ds.fs,
+                             "seconds": ds.n_samples / ds.fs,
+                             "label sets (classes)": ", ".join(f"{k} ({v})" for k, v in label_counts.items())})
+        if rows:
+            st.dataframe(rows, hide_index=True, width="stretch")
+        else:
+            st.info("No prepared dataset. Run `python -m aclecg bundled` or `python -m aclecg prepare`.")
+    with col_models:
+        st.subheader("Runs and checkpoints")
+        with user_errors():
+            runs = jobs.list_runs(runs_root())
+            if runs:
+                st.dataframe([{"run": r.name, "kind": r.kind, "state": r.state, "method": r.method,
+                               "step": r.step} for r in runs], hide_index=True, width="stretch")
+            else:
+                st.info("No runs yet — start one on the **Pretraining** page.")
+            ckpts = checkpoint_paths()
+            if ckpts:
+                st.dataframe([{"checkpoint": k, "path": str(Path(v).relative_to(REPO)) if Path(v).is_relative_to(REPO)
+                               else v} for k, v in ckpts.items()], hide_index=True, width="stretch")
+            else:
+                st.info(HOW_TO_CHECKPOINT)
+    st.subheader("Device")
+    st.write(device_summary())
+
+
+def main() -> None:
+    st.set_page_config(page_title="ACL-ECG Studio", page_icon=":material/ecg_heart:", layout="wide")
+    pages = [st.Page(home, title="Home", icon=":material/home:", default=True)]
+    pages += [st.Page(path, title=title, icon=icon) for path, title, icon in PAGES]
+    st.navigation(pages).run()
+
+
+main()

@@ -1,0 +1,98 @@
+"""Augmentations: a record beside its Physio-AUG views (and a baseline view), with every parameter on a slider.
+
+The same record and seed always give the same views: view ``k`` uses ``torch.Generator().manual_seed(seed + k)``.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import streamlit as st
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from aclecg import viz  # noqa: E402
+from aclecg.augment import build_augmentation  # noqa: E402
+from aclecg.leads import LEADS, REGIONS  # noqa: E402
+from pages._common import dataset_paths, open_dataset, upload_box, user_errors  # noqa: E402
+
+st.title("Augmentations")
+st.caption("Physio-AUG (ACL-ECG): random scale crop → cardiac-cycle mask → temporal shift. Parameters are a "
+           "documented reconstruction (the paper does not publish them).")
+datasets = dataset_paths()
+if not datasets:
+    st.info("No prepared dataset found. Run `python -m aclecg bundled`.")
+    st.stop()
+
+if "aug_seed" not in st.session_state:
+    st.session_state["aug_seed"] = 0
+
+
+def _new_sample() -> None:
+    st.session_state["aug_seed"] = int(st.session_state["aug_seed"]) + 1
+
+
+controls, figure = st.columns([1, 3])
+with controls:
+    name = st.selectbox("dataset", list(datasets), key="aug_dataset")
+    ds = open_dataset(datasets[name])
+    ids = ds.records["record_id"].astype(str).to_numpy()
+    row = st.number_input(f"record (row 0–{len(ds) - 1})", 0, len(ds) - 1, 0, key="aug_row")
+    st.caption(f"record id {ids[row]}")
+    st.number_input("seed", min_value=0, max_value=2**31 - 1, step=1, key="aug_seed")
+    st.button("new sample", on_click=_new_sample, key="aug_new")
+    n_views = st.slider("Physio-AUG views", 1, 3, 2, key="aug_views")
+    baseline = st.checkbox("add a baseline view (random resized crop + time-out)", value=True, key="aug_baseline")
+    show = st.multiselect("leads shown", LEADS, default=["II", "V2", "V5"], key="aug_leads")
+    st.markdown("**Random scale crop**")
+    crop = st.slider("fraction of the length kept", 0.05, 1.0, (0.5, 1.0), 0.05, key="aug_crop")
+    st.markdown("**Cardiac-cycle mask**")
+    cycles = st.slider("cycles masked", 0, 6, (1, 2), key="aug_cycles")
+    window = st.selectbox("cycle window", ["rr", "pqrst"], key="aug_window")
+    scope = st.selectbox("leads masked", ["all", "random_region", *REGIONS], key="aug_scope")
+    fill = st.selectbox("fill", ["zero", "median"], key="aug_fill")
+    st.markdown("**Temporal shift**")
+    shift_rr = st.checkbox("at most one RR interval", value=True, key="aug_shift_rr")
+    shift_s = st.slider("max shift (s)", 0.0, 3.0, 0.8, 0.1, key="aug_shift_s", disabled=shift_rr)
+    shift_mode = st.selectbox("shift mode", ["circular", "zero", "edge"], key="aug_shift_mode")
+    st.markdown("**Baseline time-out**")
+    timeout = st.slider("fraction zeroed", 0.0, 1.0, (0.0, 0.5), 0.05, key="aug_timeout", disabled=not baseline)
+
+with figure:
+    uploaded = upload_box("aug", fs=ds.fs, seconds=ds.n_samples / ds.fs)
+    spec = [
+        {"name": "random_scale_crop", "scale": list(crop)},
+        {"name": "cardiac_cycle_mask", "n_cycles": list(cycles), "window": window, "scope": scope, "fill": fill},
+        {"name": "temporal_shift", "max_shift": "rr" if shift_rr else float(shift_s), "mode": shift_mode},
+    ]
+    with user_errors():
+        if uploaded is not None:
+            x_np, peaks_np, title = uploaded.windows[0], uploaded.rpeaks_padded()[0], f"uploaded {uploaded.record_id}"
+        else:
+            x_np, peaks_np = np.asarray(ds.signals[row]), ds.rpeaks_padded([row])[0]
+            title = f"{name} · record {ids[row]}"
+        x = torch.from_numpy(np.array(x_np, dtype=np.float32))[None]
+        peaks = torch.from_numpy(peaks_np.astype(np.int64))[None]
+        seed = int(st.session_state["aug_seed"])
+        physio = build_augmentation(spec, fs=ds.fs)
+        views = []
+        for k in range(n_views):
+            y, info = physio.forward_with_info(x, peaks, generator=torch.Generator().manual_seed(seed + k))
+            views.append((f"Physio-AUG view {k + 1}", y[0].numpy(), viz.marks_from_info(info, x.shape[-1], LEADS)))
+        if baseline:
+            std = build_augmentation([{"name": "random_resized_crop", "scale": list(crop)},
+                                      {"name": "time_out", "fraction": list(timeout)}], fs=ds.fs)
+            y, info = std.forward_with_info(x, peaks, generator=torch.Generator().manual_seed(seed + 100))
+            views.append(("baseline view", y[0].numpy(), viz.marks_from_info(info, x.shape[-1], LEADS)))
+        fig = viz.augmentation_figure(x_np, views, ds.fs, LEADS, show_leads=show or ["II"],
+                                      rpeaks=peaks_np[peaks_np >= 0])
+        st.markdown(f"**{title}** · seed {seed} · shaded: masked cardiac cycles (grey), time-out (red); dashed "
+                    "boxes on the original: crop windows.")
+        st.plotly_chart(fig, width="stretch", key="aug_chart")
+        summary = [{"view": v[0], "crop (s)": f"{v[2].crop[0] / ds.fs:.2f}–{v[2].crop[1] / ds.fs:.2f}" if v[2].crop
+                    else "–", "masked cycles": len(v[2].masked), "shift (s)": round(v[2].shift / ds.fs, 2),
+                    "masked leads": ", ".join(v[2].masked_leads) if v[2].masked_leads else "all"} for v in views]
+        st.dataframe(summary, hide_index=True, width="stretch")

@@ -1,0 +1,102 @@
+"""Lead regions: the anatomical grouping of leads, an editable region map, and region-embedding similarity."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from aclecg import viz  # noqa: E402
+from aclecg.leads import LEADS, RegionMap, default_region_map  # noqa: E402
+from pages._common import (HOW_TO_CHECKPOINT, checkpoint_paths, dataset_paths, load_source,  # noqa: E402
+                           open_dataset, user_errors)
+
+st.title("Lead regions")
+st.markdown("ACL-ECG pools the features of leads that look at the same wall of the left ventricle: **septal** "
+            "(V1–V2), **anterior** (V3–V4), **lateral** (I, aVL, V5–V6) and **inferior** (II, III, aVF); aVR "
+            "belongs to none. Edit the map below to try another grouping (it is validated as you type).")
+
+
+def _table(rmap: RegionMap) -> pd.DataFrame:
+    return pd.DataFrame({"region": list(rmap.regions), "leads": [", ".join(v) for v in rmap.regions.values()]})
+
+
+def parse_table(table: pd.DataFrame) -> RegionMap:
+    """Editor rows -> :class:`RegionMap` (raises ``ValueError`` with the offending lead or region)."""
+    mapping: dict[str, list[str]] = {}
+    for i, rec in enumerate(table.fillna("").to_dict("records")):
+        region = str(rec.get("region", "")).strip()
+        leads = [x.strip() for x in str(rec.get("leads", "")).replace(";", ",").split(",") if x.strip()]
+        if not region and not leads:
+            continue
+        if not region:
+            raise ValueError(f"row {i + 1}: region name is empty")
+        if region in mapping:
+            raise ValueError(f"region {region!r} appears twice")
+        mapping[region] = leads
+    return RegionMap.from_dict(mapping)
+
+
+edited = st.data_editor(_table(default_region_map()), num_rows="dynamic", hide_index=True, key="regions_editor",
+                        column_config={"region": st.column_config.TextColumn("region", required=True),
+                                       "leads": st.column_config.TextColumn("leads (comma-separated)")})
+rmap = default_region_map()
+try:
+    rmap = parse_table(edited)
+    unassigned = [lead for lead in LEADS if rmap.region_of(lead) is None]
+    st.success(f"Valid map with {len(rmap.regions)} regions" +
+               (f"; leads in no region: {', '.join(unassigned)}" if unassigned else ""))
+except ValueError as exc:
+    st.error(f"Invalid region map: {exc}. Showing the default map instead.")
+st.session_state["region_map"] = rmap.to_dict()
+st.plotly_chart(viz.region_diagram(rmap), width="stretch", key="regions_diagram")
+
+st.subheader("Similarity of region embeddings")
+ckpts = checkpoint_paths()
+datasets = dataset_paths()
+if not ckpts:
+    st.info(HOW_TO_CHECKPOINT)
+    st.stop()
+c1, c2, c3 = st.columns(3)
+ck_label = c1.selectbox("checkpoint", list(ckpts), key="regions_ckpt")
+ds_name = c2.selectbox("dataset", list(datasets), key="regions_dataset")
+n_records = c3.slider("records sampled", 8, 512, 128, 8, key="regions_n")
+
+
+@st.cache_data(show_spinner="Encoding a sample of records…")
+def lead_features(checkpoint: str, dataset_path: str, n: int) -> tuple[np.ndarray, list[str]]:
+    """Per-lead features ``(n, L, D)`` of a fixed random sample of records (seed 0)."""
+    import torch
+
+    from aclecg.evaluate import check_compatible
+
+    src = load_source(checkpoint)
+    ds = open_dataset(dataset_path)
+    idx = check_compatible(src.meta, ds, Path(checkpoint).parent.name)
+    rows = np.sort(np.random.default_rng(0).choice(len(ds), size=min(n, len(ds)), replace=False))
+    x = np.asarray(ds.signals[rows], dtype=np.float32)[:, idx]
+    with torch.no_grad():
+        feats = [src.encoder(torch.from_numpy(x[i:i + 64])).lead_features.numpy() for i in range(0, len(x), 64)]
+    return np.concatenate(feats), list(src.leads)
+
+
+with user_errors():
+    feats, enc_leads = lead_features(ckpts[ck_label], datasets[ds_name], int(n_records))
+    if len(rmap.indices(enc_leads)) < 2:
+        st.warning("The map needs at least two regions with leads the encoder uses.")
+    else:
+        sim, names, summary = viz.region_similarity(feats, enc_leads, rmap)
+        m1, m2, m3 = st.columns(3)
+        m1.metric("within-region lead similarity", f"{summary['within']:.3f}")
+        m2.metric("across-region lead similarity", f"{summary['across']:.3f}")
+        m3.metric("records", feats.shape[0])
+        st.plotly_chart(viz.similarity_heatmap(sim, names, f"mean cosine similarity of region embeddings "
+                                               f"({ck_label}, {ds_name})"), width="stretch", key="regions_heatmap")
+        st.caption("A region embedding is the mean of its leads' features; the matrix averages the cosine "
+                   "similarity over the sampled records. ACL-ECG's region objective aims for high within-region "
+                   "and lower across-region similarity.")

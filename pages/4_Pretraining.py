@@ -1,0 +1,124 @@
+"""Pretraining: launch, watch, cancel and resume background runs (they keep going when the tab is closed)."""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+import streamlit as st
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from aclecg import jobs, viz  # noqa: E402
+from aclecg.errors import AclEcgError  # noqa: E402
+from pages._common import dataset_paths, runs_root, user_errors  # noqa: E402
+
+st.title("Pretraining")
+st.caption("Runs are detached processes (`python -m aclecg pretrain …`) writing into `runs/<name>`; closing the "
+           "tab does not stop them, and this page shows them again when reopened.")
+
+
+@st.cache_data
+def _methods() -> list[dict]:
+    from aclecg.methods import list_methods
+
+    return [m.to_dict() for m in list_methods()]
+
+
+@st.cache_data
+def _presets() -> dict[str, dict]:
+    from aclecg.train import PRESETS
+
+    return {k: dict(v) for k, v in PRESETS.items()}
+
+
+def _cuda_count() -> int:
+    import torch
+
+    return torch.cuda.device_count() if torch.cuda.is_available() else 0
+
+
+root = runs_root()
+methods = _methods()
+presets = _presets()
+datasets = dataset_paths()
+
+with st.expander("Launch a run", expanded=not jobs.list_runs(root)):
+    with user_errors("Could not start the run: "):
+        by_name = {m["name"]: m for m in methods}
+        c1, c2 = st.columns(2)
+        method = c1.selectbox("method", list(by_name), index=list(by_name).index("acl_ecg") if "acl_ecg" in by_name
+                              else 0, key="pt_method")
+        info = by_name[method]
+        c2.markdown(f"**{info['title']}** — {info['description']}  \n*{info['paper']}*" + ("  \n**Reconstruction** — details not public."
+                                                                      if info.get("reconstruction") else ""))
+        data = st.multiselect("data", list(datasets), default=list(datasets)[:1], key="pt_data")
+        c3, c4, c5, c6 = st.columns(4)
+        preset = c3.selectbox("preset", list(presets), index=list(presets).index("cpu-quick")
+                              if "cpu-quick" in presets else 0, key="pt_preset")
+        defaults = presets[preset]
+        epochs = c4.number_input("epochs", 1, 1000, int(defaults.get("epochs", 2)), key="pt_epochs")
+        batch = c5.number_input("batch size", 2, 4096, int(defaults.get("batch_size", 64)), key="pt_batch")
+        n_gpu = _cuda_count()
+        device = c6.selectbox("device", ["auto", "cpu"] + [f"cuda:{i}" for i in range(n_gpu)], key="pt_device")
+        gpus = st.number_input("GPUs", 0, max(n_gpu, 0), min(n_gpu, 1), key="pt_gpus", disabled=n_gpu < 2,
+                               help="Several GPUs run with DistributedDataParallel via torchrun (command below).")
+        name = st.text_input("run name", value=f"{method}-{preset}-{time.strftime('%m%d-%H%M')}", key="pt_name")
+        args = ["--method", method, "--preset", preset, "--epochs", str(int(epochs)), "--batch-size",
+                str(int(batch)), "--device", device, "--no-progress"]
+        for d in data:
+            args += ["--data", datasets[d]]
+        if gpus > 1:
+            st.code(f"torchrun --nproc_per_node {gpus} -m aclecg pretrain {' '.join(args)} --run-dir runs/{name}",
+                    language="bash")
+            st.caption("Multi-GPU runs are started from a terminal with the command above.")
+        if st.button("Start run", type="primary", disabled=not data or gpus > 1, key="pt_start"):
+            run_dir = jobs.launch("pretrain", args, root, jobs.sanitize_name(name))
+            st.success(f"Started {run_dir.name}.")
+
+runs = [r for r in jobs.list_runs(root) if r.kind == "pretrain"]
+if not runs:
+    st.info("No pretraining runs yet. Launch one above (preset `cpu-quick` takes a few minutes on a CPU).")
+    st.stop()
+
+labels = {r.name: f"{r.name} · {r.state} · {r.method or '?'}" for r in runs}
+selected = st.selectbox("run", list(labels.values()), key="pt_run")
+run_dir = root / next(k for k, v in labels.items() if v == selected)
+
+
+@st.fragment(run_every=3)
+def watch(run_dir: Path) -> None:
+    """Live state, curves and log of one run; reruns on its own every 3 s without blocking the page."""
+    info = jobs.run_info(run_dir)
+    c1, c2, c3, c4 = st.columns(4)
+    c1.metric("state", info.state)
+    c2.metric("step", f"{info.step}" + (f" / {info.total_steps}" if info.total_steps else ""))
+    c3.metric("epoch", info.epoch)
+    c4.metric("method", info.method or "?")
+    if info.total_steps:
+        st.progress(min(info.step / max(int(info.total_steps), 1), 1.0))
+    if info.error:
+        st.error(f"Run failed: {info.error}")
+    b1, b2, _ = st.columns([1, 1, 4])
+    if b1.button("Cancel", disabled=not info.alive, key="pt_cancel"):
+        jobs.cancel(run_dir)
+        st.toast(f"Cancel requested for {info.name}")
+    if b2.button("Resume", disabled=not info.resumable or info.alive, key="pt_resume"):
+        try:
+            jobs.resume(run_dir)
+            st.toast(f"Resumed {info.name}")
+        except AclEcgError as exc:
+            st.error(str(exc))
+    metrics = jobs.read_metrics(run_dir)
+    st.plotly_chart(viz.training_curves(metrics), width="stretch", key="pt_curves")
+    ckpts = sorted((run_dir / "checkpoints").glob("*.pt")) if (run_dir / "checkpoints").is_dir() else []
+    if (run_dir / "encoder.pt").is_file():
+        st.success(f"Exported encoder: `{run_dir / 'encoder.pt'}` (use it on the Representations and Sweeps pages)")
+    if ckpts:
+        st.caption("checkpoints: " + ", ".join(p.name for p in ckpts))
+    with st.expander("log (last 40 lines)"):
+        st.code(jobs.tail_log(run_dir, 40) or "(empty)")
+
+
+watch(run_dir)

@@ -1,0 +1,141 @@
+"""Representations: 2-D maps (fast UMAP, :mod:`aclecg.embed2d`) of a checkpoint's embeddings per dataset.
+
+Embeddings and maps are cached on disk (``.cache/embeddings``, ``.cache/umap``), so a map is computed once.
+Picking a point (click, box or lasso) shows that record's ECG.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from aclecg import viz  # noqa: E402
+from aclecg.embed2d import place_points  # noqa: E402
+from aclecg.leads import LEADS  # noqa: E402
+from pages._common import (HOW_TO_CHECKPOINT, checkpoint_paths, dataset_paths, describe_labels,  # noqa: E402
+                           embed_windows, label_descriptions, open_dataset, umap_map, upload_box, user_errors)
+
+st.title("Representations")
+ckpts = checkpoint_paths()
+datasets = dataset_paths()
+if not ckpts:
+    st.info(HOW_TO_CHECKPOINT)
+    st.stop()
+if not datasets:
+    st.info("No prepared dataset found. Run `python -m aclecg bundled`.")
+    st.stop()
+
+c1, c2, c3 = st.columns([2, 2, 1])
+chosen_ds = c1.multiselect("datasets (several = one joint map)", list(datasets), default=list(datasets)[:1],
+                           key="rep_datasets")
+ck_a = c2.selectbox("checkpoint", list(ckpts), key="rep_ckpt")
+compare = c3.toggle("compare two", key="rep_compare")
+ck_b = c2.selectbox("second checkpoint", [k for k in ckpts if k != ck_a] or [ck_a], key="rep_ckpt_b") \
+    if compare else None
+if not chosen_ds:
+    st.warning("Pick at least one dataset.")
+    st.stop()
+
+
+@st.cache_data
+def joint_table(paths: tuple[str, ...], names: tuple[str, ...]) -> pd.DataFrame:
+    """Records of several datasets, stacked, with a ``dataset`` column and one ``labels`` column per set."""
+    frames = []
+    for name, path in zip(names, paths):
+        rec = open_dataset(path).records.copy()
+        rec.insert(0, "dataset", name)
+        frames.append(rec)
+    table = pd.concat(frames, ignore_index=True)
+    table["age"] = pd.to_numeric(table["age"], errors="coerce")
+    return table
+
+
+names = tuple(chosen_ds)
+paths = tuple(datasets[n] for n in names)
+table = joint_table(paths, names)
+label_sets = [c[len("labels_"):] for c in table.columns if c.startswith("labels_")]
+c4, c5, c6 = st.columns(3)
+colour_choice = c4.selectbox("colour by", [f"label: {s}" for s in label_sets] + ["dataset", "fold", "split", "sex",
+                                                                                   "age"], key="rep_colour")
+n_neighbors = c5.slider("neighbours", 5, 50, 15, key="rep_k")
+min_dist = c6.slider("min distance", 0.0, 0.99, 0.1, 0.01, key="rep_min_dist")
+uploaded = upload_box("rep", fs=open_dataset(paths[0]).fs,
+                      seconds=open_dataset(paths[0]).n_samples / open_dataset(paths[0]).fs)
+
+view = table.copy()
+if colour_choice.startswith("label: "):
+    col = f"labels_{colour_choice[len('label: '):]}"
+    raw = view[col].fillna("").astype(str)
+    view["colour"] = np.where(raw.str.contains(";"), "multiple", np.where(raw == "", "(none)", raw))
+    colour_col = "colour"
+    hover_label = col
+else:
+    colour_col = colour_choice
+    hover_label = f"labels_{label_sets[0]}" if label_sets else "record_id"
+hover = ["dataset", "record_id", hover_label, "age", "sex", "fold"]
+
+
+def draw(label: str, key: str) -> dict | None:
+    """Compute (cached) and draw one checkpoint's map; returns the selection event."""
+    with user_errors(f"{label}: "):
+        fitted = umap_map(ckpts[label], paths, n_neighbors=int(n_neighbors), min_dist=float(min_dist))
+        highlight = None
+        if uploaded is not None:
+            highlight = place_points(fitted, embed_windows(ckpts[label], uploaded.windows))
+        fig = viz.embedding_scatter(fitted.coords, view, colour_col, hover, highlight=highlight,
+                                    highlight_name=f"uploaded {uploaded.record_id}" if uploaded is not None else "",
+                                    title=label)
+        return st.plotly_chart(fig, width="stretch", key=key, on_select="rerun",
+                               selection_mode=("points", "box", "lasso"))
+    return None
+
+
+if compare:
+    left, right = st.columns(2)
+    with left:
+        events = [draw(ck_a, "rep_map_a")]
+    with right:
+        events.append(draw(ck_b, "rep_map_b"))
+else:
+    events = [draw(ck_a, "rep_map_a")]
+
+
+def picked_rows(event) -> list[int]:
+    if not event:
+        return []
+    try:
+        points = event["selection"]["points"]
+    except (KeyError, TypeError):
+        return []
+    rows = []
+    for p in points:
+        custom = p.get("customdata")
+        if isinstance(custom, (list, tuple)) and custom:
+            rows.append(int(float(custom[0])))
+    return rows
+
+
+picked = [r for e in events for r in picked_rows(e)]
+st.subheader("Picked record")
+if picked:
+    st.caption(f"{len(picked)} point(s) selected; showing the first.")
+pick_labels = (table["dataset"].astype(str) + " · " + table["record_id"].astype(str) + " #"
+               + pd.Series(range(len(table))).astype(str)).tolist()
+row = pick_labels.index(st.selectbox("record", pick_labels, index=picked[0] if picked else 0,
+                                     key=f"rep_pick_{picked[:1]}"))
+rec = table.iloc[row]
+ds_path = datasets[rec["dataset"]]
+ds = open_dataset(ds_path)
+local = int(row - sum(len(open_dataset(p)) for p in paths[: names.index(rec["dataset"])]))
+descriptions = label_descriptions(ds_path)
+st.markdown("; ".join(f"**{s}**: {describe_labels(rec.get(f'labels_{s}', ''), descriptions)}" for s in ds.label_sets))
+st.plotly_chart(viz.ecg_paper_figure(np.asarray(ds.signals[local]), ds.fs, LEADS, layout="3x4",
+                                     rpeaks=ds.rpeaks(local), units="z",
+                                     title=f"{rec['dataset']} · {rec['record_id']} (prepared, z-scored)"),
+                width="stretch", key="rep_ecg")

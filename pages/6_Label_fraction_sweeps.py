@@ -1,0 +1,133 @@
+"""Label-fraction sweeps: launch a sweep as a background job, watch it, plot macro AUROC/AUPRC vs label fraction."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import streamlit as st
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from aclecg import jobs, viz  # noqa: E402
+from pages._common import (HOW_TO_CHECKPOINT, checkpoint_paths, dataset_paths, open_dataset, runs_root,  # noqa: E402
+                           user_errors)
+
+st.title("Label-fraction sweeps")
+st.caption("Linear probe (and optionally fine-tuning) of each checkpoint at several label fractions, against a "
+           "supervised-from-scratch arm and a random-init linear probe; bootstrap CIs and DeLong tests.")
+root = runs_root()
+ckpts = checkpoint_paths()
+datasets = dataset_paths()
+ARMS = ("linear_probe", "fine_tune", "supervised", "random_init")
+
+with st.expander("Launch a sweep", expanded=False):
+    if not ckpts:
+        st.info(HOW_TO_CHECKPOINT + " Without a checkpoint a sweep runs only the supervised and random-init arms.")
+    with user_errors("Could not start the sweep: "):
+        chosen = st.multiselect("checkpoints", list(ckpts), default=list(ckpts)[:1], key="sw_ckpts")
+        c1, c2, c3 = st.columns(3)
+        data = c1.selectbox("dataset", list(datasets), key="sw_data")
+        ds = open_dataset(datasets[data]) if data else None
+        label_set = c2.selectbox("label set", list(ds.label_sets) if ds else [], key="sw_label_set")
+        protocol = c3.selectbox("protocol", ["multilabel", "singlelabel"], key="sw_protocol")
+        c4, c5, c6 = st.columns(3)
+        fractions = c4.text_input("label fractions", "0.05,0.1,0.25,1", key="sw_fractions")
+        seeds = c5.number_input("seeds", 1, 10, 2, key="sw_seeds")
+        default_arms = ["linear_probe", "random_init", "supervised"] if chosen else ["random_init", "supervised"]
+        arms = c6.multiselect("arms", ARMS, default=default_arms, key="sw_arms")
+        name = st.text_input("sweep name", value=f"sweep-{label_set}-{time.strftime('%m%d-%H%M')}", key="sw_name")
+        if st.button("Start sweep", type="primary", disabled=not (data and label_set and arms), key="sw_start"):
+            args = ["--data", datasets[data], "--label-set", label_set, "--protocol", protocol, "--fractions",
+                    fractions, "--seeds", str(int(seeds)), "--arms", ",".join(arms), "--device", "auto"]
+            for c in chosen:
+                args += ["--checkpoint", ckpts[c]]
+            run_dir = jobs.launch("sweep", args, root, jobs.sanitize_name(name))
+            st.success(f"Started {run_dir.name}.")
+
+
+def sweep_dirs() -> dict[str, Path]:
+    """Sweep jobs plus any folder under the runs root that holds a summary.csv."""
+    out = {r.name: r.path for r in jobs.list_runs(root) if r.kind == "sweep"}
+    if root.is_dir():
+        for path in sorted(root.glob("*/summary.csv")):
+            out.setdefault(path.parent.name, path.parent)
+    return out
+
+
+def expected_cells(run_dir: Path) -> int | None:
+    """Number of (arm, fraction, seed) cells a sweep job will compute, from its command line."""
+    try:
+        args = json.loads((run_dir / "job.json").read_text())["args"]
+    except (OSError, ValueError, KeyError):
+        return None
+    get = {k: args[i + 1] for i, k in enumerate(args[:-1]) if k.startswith("--")}
+    n_ck = sum(1 for a in args if a == "--checkpoint")
+    arms = get.get("--arms", "linear_probe,random_init,supervised").split(",")
+    per = sum(n_ck if a in ("linear_probe", "fine_tune") else 1 for a in arms)
+    return per * len(get.get("--fractions", "0.01,0.05,0.1,0.25,0.5,1").split(",")) * int(get.get("--seeds", 3))
+
+
+sweeps = sweep_dirs()
+if not sweeps:
+    st.info("No sweeps yet. Launch one above, or from a terminal: `python -m aclecg sweep --help`.")
+    st.stop()
+selected = st.selectbox("sweep", list(sweeps), key="sw_run")
+run_dir = sweeps[selected]
+
+
+@st.fragment(run_every=5)
+def progress(run_dir: Path) -> None:
+    info = jobs.run_info(run_dir)
+    done = len(list((run_dir / "cells").glob("*.json"))) if (run_dir / "cells").is_dir() else 0
+    total = expected_cells(run_dir)
+    st.write(f"state: **{info.state}** · cells done: {done}" + (f" / {total}" if total else ""))
+    if total:
+        st.progress(min(done / total, 1.0))
+    if info.error:
+        st.error(f"Sweep failed: {info.error}")
+    b1, b2, _ = st.columns([1, 1, 4])
+    if b1.button("Cancel", disabled=not info.alive, key="sw_cancel"):
+        jobs.cancel(run_dir)
+    if b2.button("Resume", disabled=info.alive or info.state == "finished", key="sw_resume"):
+        with user_errors():
+            jobs.resume(run_dir)
+
+
+progress(run_dir)
+
+summary_path, results_path = run_dir / "summary.csv", run_dir / "results.csv"
+if not summary_path.is_file():
+    st.info("Results appear here when the sweep has finished its first pass (summary.csv).")
+    st.stop()
+with user_errors():
+    summary = pd.read_csv(summary_path)
+    plot = summary.copy()
+    for side in ("low", "high"):
+        if f"boot_ci_{side}_mean" in plot.columns:
+            plot[f"ci_{side}"] = plot[f"ci_{side}"].fillna(plot[f"boot_ci_{side}_mean"])
+    macro = [m for m in ("macro_auroc", "macro_auprc") if m in set(plot["metric"])]
+    cols = st.columns(max(len(macro), 1))
+    for col, metric in zip(cols, macro):
+        col.plotly_chart(viz.sweep_figure(plot, metric=metric, method_col="arm", fraction_col="fraction",
+                                          title=f"{metric.replace('_', ' ')} vs label fraction"),
+                         width="stretch", key=f"sw_fig_{metric}")
+    st.subheader("Summary over seeds (mean, 95 % CI)")
+    shown = summary[summary["metric"].isin(macro)]
+    keep = [c for c in ("arm", "method", "fraction", "metric", "mean", "std", "n_seeds", "ci_low", "ci_high",
+                        "boot_ci_low_mean", "boot_ci_high_mean", "n_train_mean") if c in shown.columns]
+    st.dataframe(shown[keep].round(4), hide_index=True, width="stretch")
+    st.download_button("Download summary.csv", summary_path.read_bytes(), file_name=f"{selected}-summary.csv",
+                       mime="text/csv", key="sw_dl_summary")
+    if results_path.is_file():
+        results = pd.read_csv(results_path)
+        st.subheader("Per seed, with bootstrap CI and DeLong p-values")
+        res = results[results["metric"].isin(macro)]
+        keep = [c for c in ("arm", "fraction", "seed", "metric", "value", "ci_low", "ci_high", "p_vs_supervised",
+                            "p_vs_random_init", "n_train", "n_test") if c in res.columns]
+        st.dataframe(res[keep].round(4), hide_index=True, width="stretch")
+        st.download_button("Download results.csv", results_path.read_bytes(), file_name=f"{selected}-results.csv",
+                           mime="text/csv", key="sw_dl_results")

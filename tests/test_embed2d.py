@@ -1,0 +1,135 @@
+"""aclecg.embed2d: the vectorised UMAP-style layout, against brute-force references and umap-learn (slow)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from sklearn.manifold import trustworthiness
+from sklearn.neighbors import KNeighborsClassifier, NearestNeighbors
+
+from aclecg import embed2d
+from aclecg.errors import ConfigError, DataError
+
+
+def clustered(n: int, d: int = 64, k: int = 5, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """k clusters on a 4-d latent space (so neighbourhoods carry structure), linearly lifted to d-d + noise."""
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(scale=8.0, size=(k, 4))
+    labels = rng.integers(0, k, n)
+    latent = centres[labels] + rng.normal(size=(n, 4))
+    lift = rng.normal(size=(4, d)) / 2.0
+    return (latent @ lift + 0.1 * rng.normal(size=(n, d))).astype(np.float32), labels
+
+
+def test_knn_matches_sklearn_brute_force():
+    x, _ = clustered(300, d=20)
+    idx, dist = embed2d.knn(torch.from_numpy(x), torch.from_numpy(x), 10, exclude_self=True, block=64)
+    ref_d, ref_i = NearestNeighbors(n_neighbors=11).fit(x).kneighbors(x)
+    np.testing.assert_allclose(dist.numpy(), ref_d[:, 1:], rtol=1e-4, atol=1e-3)
+    assert (idx.numpy() == ref_i[:, 1:]).mean() > 0.99  # ties may swap order
+    assert not (idx.numpy() == np.arange(300)[:, None]).any()
+
+
+def test_smooth_knn_solves_the_membership_equation():
+    rng = np.random.default_rng(0)
+    dist = torch.from_numpy(np.sort(rng.uniform(0.5, 3.0, size=(50, 15)), axis=1).astype(np.float32))
+    rho, sigma = embed2d.smooth_knn(dist)
+    np.testing.assert_allclose(rho.numpy(), dist[:, 0].numpy())
+    total = torch.exp(-(dist - rho[:, None]).clamp(min=0) / sigma[:, None]).sum(1)
+    np.testing.assert_allclose(total.numpy(), math.log2(15), rtol=1e-3)
+
+
+def test_fuzzy_graph_is_symmetric_probabilistic_union():
+    x, _ = clustered(200, d=10)
+    idx, dist = embed2d.knn(torch.from_numpy(x), torch.from_numpy(x), 8, exclude_self=True)
+    g = embed2d.fuzzy_graph(idx, dist, 200)
+    dense = g.toarray()
+    np.testing.assert_allclose(dense, dense.T, atol=1e-12)
+    assert dense.max() <= 1.0 + 1e-9 and dense.min() >= 0.0
+    # reference: directed memberships, then w + w^T - w * w^T
+    rho, sigma = embed2d.smooth_knn(dist)
+    w = np.zeros((200, 200))
+    memb = torch.exp(-(dist - rho[:, None]).clamp(min=0) / sigma[:, None]).numpy()
+    for i in range(200):
+        w[i, idx[i].numpy()] = memb[i]
+    np.testing.assert_allclose(dense, w + w.T - w * w.T, atol=1e-6)
+
+
+def test_ab_params_match_umap_reference_values():
+    a, b = embed2d.find_ab_params(1.0, 0.1)
+    assert a == pytest.approx(1.577, abs=0.01) and b == pytest.approx(0.895, abs=0.01)  # umap-learn's defaults
+
+
+def test_layout_preserves_neighbourhoods_and_clusters():
+    x, labels = clustered(400, d=64, k=5)
+    y = embed2d.fast_umap(x, seed=0, n_epochs=200)
+    assert y.shape == (400, 2) and np.isfinite(y).all()
+    centred = x - x.mean(0)
+    pca2 = centred @ np.linalg.svd(centred, full_matrices=False)[2][:2].T
+    tw = trustworthiness(x, y, n_neighbors=5)
+    assert tw > 0.95 and tw > trustworthiness(x, pca2, n_neighbors=5) + 0.01
+    knn_acc = KNeighborsClassifier(5).fit(y[::2], labels[::2]).score(y[1::2], labels[1::2])
+    assert knn_acc > 0.97
+
+
+def test_same_seed_same_map_and_seed_matters():
+    x, _ = clustered(150, d=16)
+    a = embed2d.fast_umap(x, seed=3, n_epochs=50)
+    b = embed2d.fast_umap(x, seed=3, n_epochs=50)
+    c = embed2d.fast_umap(x, seed=4, n_epochs=50)
+    np.testing.assert_array_equal(a, b)
+    assert not np.allclose(a, c)
+
+
+def test_cosine_metric_and_pca_init_run():
+    x, labels = clustered(200, d=30)
+    y = embed2d.fast_umap(x, metric="cosine", init="pca", n_epochs=100)
+    assert KNeighborsClassifier(5).fit(y[::2], labels[::2]).score(y[1::2], labels[1::2]) > 0.9
+
+
+def test_place_points_lands_new_point_in_its_cluster():
+    x, labels = clustered(300, d=32, k=4)
+    fitted = embed2d.fit_map(x, embed2d.UMAPConfig(n_epochs=150))
+    rng = np.random.default_rng(5)
+    new = x[:20] + 0.05 * rng.normal(size=(20, 32)).astype(np.float32)
+    placed = embed2d.place_points(fitted, new)
+    clf = KNeighborsClassifier(5).fit(fitted.coords, labels)
+    assert (clf.predict(placed) == labels[:20]).all()
+
+
+def test_cached_map_reuses_disk_entry(tmp_path, monkeypatch):
+    x, _ = clustered(80, d=12)
+    cfg = embed2d.UMAPConfig(n_epochs=20)
+    first = embed2d.cached_map(x, tmp_path, cfg)
+    assert len(list(tmp_path.glob("umap_*.npz"))) == 1
+    monkeypatch.setattr(embed2d, "fit_map", lambda *a, **k: pytest.fail("recomputed despite the cache"))
+    second = embed2d.cached_map(x, tmp_path, cfg)
+    np.testing.assert_array_equal(first.coords, second.coords)
+    np.testing.assert_allclose(embed2d.place_points(first, x[:3]), embed2d.place_points(second, x[:3]))
+    assert embed2d.cache_key(x, cfg) != embed2d.cache_key(x, embed2d.UMAPConfig(n_epochs=21))
+
+
+def test_bad_inputs_raise_clear_errors():
+    with pytest.raises(DataError, match="at least 4 points"):
+        embed2d.fast_umap(np.zeros((3, 5)))
+    with pytest.raises(DataError, match="NaN"):
+        embed2d.fast_umap(np.full((10, 5), np.nan))
+    with pytest.raises(DataError, match="2-D"):
+        embed2d.fast_umap(np.zeros(10))
+    with pytest.raises(ConfigError, match="metric"):
+        embed2d.fast_umap(np.random.rand(10, 3), metric="manhattan")
+    with pytest.raises(ConfigError, match="unknown UMAP parameter"):
+        embed2d.fast_umap(np.random.rand(10, 3), bogus=1)
+
+
+@pytest.mark.slow
+def test_quality_matches_umap_learn_defaults():
+    """Trustworthiness within 0.01 of umap-learn with default parameters (numba compile: ~20 s)."""
+    umap = pytest.importorskip("umap")
+    x, _ = clustered(1500, d=128, k=8, seed=2)
+    ref = umap.UMAP(random_state=0).fit_transform(x)
+    ours = embed2d.fast_umap(x)
+    assert trustworthiness(x, ours, n_neighbors=5) >= trustworthiness(x, ref, n_neighbors=5) - 0.01

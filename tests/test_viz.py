@@ -1,0 +1,172 @@
+"""aclecg.viz figures, tested without Streamlit against independent computations."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from aclecg import viz
+from aclecg.augment import build_augmentation, make_synthetic_batch
+from aclecg.leads import LEADS, REGION_COLOURS, RegionMap, default_region_map
+
+
+def _record(seed: int = 0, fs: float = 100.0):
+    x, rp = make_synthetic_batch(1, fs=fs, generator=torch.Generator().manual_seed(seed))
+    return x[0].numpy(), rp[0].numpy()
+
+
+def _lead_traces(fig, lead):
+    return [t for t in fig.data if t.name == lead and t.mode == "lines"]
+
+
+def test_paper_grid_is_1mm_and_5mm_with_square_cells():
+    x, _ = _record()
+    fig = viz.ecg_paper_figure(x, 100.0)
+    xa, ya = fig.layout.xaxis, fig.layout.yaxis
+    assert xa.dtick == 5 and ya.dtick == 5  # major squares: 5 mm
+    assert xa.minor.dtick == 1 and ya.minor.dtick == 1  # minor squares: 1 mm
+    assert xa.showgrid and xa.minor.showgrid and ya.minor.showgrid
+    assert ya.scaleanchor == "x" and ya.scaleratio == 1  # 1 mm is as tall as it is wide
+    assert "255" in xa.minor.gridcolor or "235" in xa.gridcolor  # pink
+
+
+@pytest.mark.parametrize("fs", [100.0, 500.0])
+def test_trace_scale_is_25mm_per_s_and_10mm_per_mv(fs):
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(12, int(10 * fs)))
+    fig = viz.ecg_paper_figure(x, fs, layout="stacked")
+    lead = "V3"
+    (trace,) = _lead_traces(fig, lead)
+    xs, ys = np.asarray(trace.x, float), np.asarray(trace.y, float)
+    # one second of signal spans 25 mm; one mV spans 10 mm (independent of the baseline offset)
+    np.testing.assert_allclose(xs[int(fs)] - xs[0], 25.0)
+    i = LEADS.index(lead)
+    np.testing.assert_allclose(ys - ys[0], (x[i] - x[i, 0]) * 10.0, atol=1e-9)
+
+
+def test_3x4_layout_has_four_2_5s_columns_and_rhythm_strip():
+    x, rp = _record()
+    fig = viz.ecg_paper_figure(x, 100.0, layout="3x4", rpeaks=rp)
+    names = [t.name for t in fig.data if t.mode == "lines" and t.name in LEADS]
+    assert sorted(names) == sorted(list(LEADS) + ["II"])  # every lead once + the lead II rhythm strip
+    column = _lead_traces(fig, "V4")[0]
+    assert len(column.x) == 250  # 2.5 s at 100 Hz
+    strip = max(_lead_traces(fig, "II"), key=lambda t: len(t.x))
+    assert len(strip.x) == 1000
+    peaks = [t for t in fig.data if t.name == "R-peak"][0]
+    assert len(peaks.x) == int((rp >= 0).sum())
+
+
+def test_leads_are_coloured_by_region():
+    x, _ = _record()
+    rmap = default_region_map()
+    fig = viz.ecg_paper_figure(x, 100.0, layout="stacked", region_map=rmap)
+    for lead in LEADS:
+        region = rmap.region_of(lead)
+        expected = REGION_COLOURS[region] if region else REGION_COLOURS["aVR"]
+        assert _lead_traces(fig, lead)[0].line.color == expected
+    custom = RegionMap({"septal": ("V1", "V2", "V3")})
+    assert viz.lead_colour("V3", custom) == REGION_COLOURS["septal"]
+    assert viz.lead_colour("II", custom) == REGION_COLOURS["aVR"]
+
+
+def test_paper_figure_rejects_wrong_shape():
+    with pytest.raises(ValueError, match="n_leads"):
+        viz.ecg_paper_figure(np.zeros((8, 100)), 100.0)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_shaded_masked_cycles_match_the_augmentation_info(seed):
+    """One shaded rectangle per masked span, and the shaded samples are exactly the zeroed ones."""
+    x, rp = make_synthetic_batch(1, fs=100, generator=torch.Generator().manual_seed(seed))
+    aug = build_augmentation("physio", fs=100)
+    y, info = aug.forward_with_info(x, rp, generator=torch.Generator().manual_seed(seed + 10))
+    marks = viz.marks_from_info(info, x.shape[-1])
+    spans = info["1:cardiac_cycle_mask"]["cycles"][0].numpy()
+    n_masked = int(((spans[:, 0] >= 0) & (spans[:, 1] > spans[:, 0])).sum())
+    wraps = sum(1 for s, e in marks.masked if s == 0 or e == x.shape[-1])  # a span cut by the circular seam
+    assert len(marks.masked) in (n_masked, n_masked + min(wraps, 1))
+    fig = viz.augmentation_figure(x[0].numpy(), [("v", y[0].numpy(), marks)], 100.0)
+    assert viz.count_shapes(fig, "masked cycle") == len(marks.masked)
+    assert viz.count_shapes(fig, "crop window") == 1
+    shaded = np.zeros(x.shape[-1], dtype=bool)
+    for s, e in marks.masked:
+        shaded[s:e] = True
+    zeroed = (y[0].abs().sum(0) == 0).numpy()
+    np.testing.assert_array_equal(shaded, zeroed)
+
+
+def test_masks_without_shift_count_equals_info():
+    x, rp = make_synthetic_batch(2, fs=100, generator=torch.Generator().manual_seed(3))
+    aug = build_augmentation([{"name": "cardiac_cycle_mask", "n_cycles": [3, 3]}], fs=100)
+    y, info = aug.forward_with_info(x[:1], rp[:1], generator=torch.Generator().manual_seed(0))
+    marks = viz.marks_from_info(info, x.shape[-1])
+    fig = viz.augmentation_figure(x[0].numpy(), [("v", y[0].numpy(), marks)], 100.0)
+    expected = int((info["0:cardiac_cycle_mask"]["cycles"][0, :, 0] >= 0).sum())
+    assert expected == 3 and viz.count_shapes(fig, "masked cycle") == expected
+
+
+def test_shift_spans_wrap_into_two():
+    assert viz._shift_spans([(90, 100)], 5, 100) == [(95, 100), (0, 5)]
+    assert viz._shift_spans([(0, 10)], -5, 100) == [(95, 100), (0, 5)]
+    assert viz._shift_spans([(10, 20)], 30, 100) == [(40, 50)]
+
+
+def test_region_similarity_against_loop_reference():
+    rng = np.random.default_rng(0)
+    feats = rng.normal(size=(7, 12, 5))
+    rmap = default_region_map()
+    sim, names, summary = viz.region_similarity(feats, LEADS, rmap)
+    assert names == list(rmap.regions)
+    regions = [feats[:, [LEADS.index(lead) for lead in rmap.regions[r]]].mean(1) for r in names]
+    for a in range(len(names)):
+        for b in range(len(names)):
+            ref = np.mean([np.dot(regions[a][n], regions[b][n]) /
+                           (np.linalg.norm(regions[a][n]) * np.linalg.norm(regions[b][n])) for n in range(7)])
+            assert sim[a, b] == pytest.approx(ref)
+    within = [np.mean([np.dot(feats[n, i], feats[n, j]) / np.linalg.norm(feats[n, i]) / np.linalg.norm(feats[n, j])
+                       for n in range(7)])
+              for r in names for i in [LEADS.index(x) for x in rmap.regions[r]]
+              for j in [LEADS.index(x) for x in rmap.regions[r]] if i != j]
+    assert summary["within"] == pytest.approx(np.mean(within))
+
+
+def test_embedding_scatter_customdata_and_groups():
+    table = pd.DataFrame({"record_id": list("abcdef"), "lab": ["x", "y", "x", "", "y", "x"]})
+    coords = np.arange(12, dtype=float).reshape(6, 2)
+    fig = viz.embedding_scatter(coords, table, "lab", ["record_id"], highlight=np.array([[0.0, 1.0]]))
+    groups = {t.name: t for t in fig.data}
+    assert set(groups) == {"x", "y", "(none)", "uploaded"}
+    rows = sorted(int(float(c[0])) for t in fig.data if t.customdata is not None for c in t.customdata)
+    assert rows == list(range(6))
+    x_trace = groups["x"]
+    assert [c[1] for c in x_trace.customdata] == ["a", "c", "f"]
+    np.testing.assert_allclose(x_trace.x, coords[[0, 2, 5], 0])
+    with pytest.raises(ValueError):
+        viz.embedding_scatter(coords[:3], table, "lab")
+
+
+def test_sweep_figure_log_axis_and_bands():
+    summary = pd.DataFrame({"arm": ["acl", "acl", "supervised", "supervised"], "fraction": [0.1, 1.0, 0.1, 1.0],
+                            "metric": "macro_auroc", "mean": [0.8, 0.9, 0.7, 0.88], "ci_low": [0.75, 0.85, 0.6, 0.8],
+                            "ci_high": [0.85, 0.95, 0.8, 0.9]})
+    fig = viz.sweep_figure(summary, metric="macro_auroc", method_col="arm", fraction_col="fraction")
+    assert fig.layout.xaxis.type == "log"
+    bands = [t for t in fig.data if t.fill == "toself"]
+    assert len(bands) == 2
+    acl_band = [t for t in bands if t.name == "acl CI"][0]
+    np.testing.assert_allclose(acl_band.y, [0.85, 0.95, 0.85, 0.75])
+
+
+def test_training_curves_and_diagrams_build():
+    metrics = pd.DataFrame({"step": [1, 2, 3], "loss": [3.0, 2.0, 1.5], "loss_region": [1.0, 0.8, 0.7],
+                            "lr": [1e-3] * 3, "samples_per_s": [100.0, 110.0, 120.0]})
+    fig = viz.training_curves(metrics)
+    assert {t.name for t in fig.data} == {"loss", "loss_region", "lr", "samples/s"}
+    assert len(viz.training_curves(pd.DataFrame()).layout.annotations) >= 1
+    assert len(viz.pipeline_diagram().layout.shapes) == len(viz.PIPELINE_STEPS)
+    diagram = viz.region_diagram()
+    leads_drawn = {t.name for t in diagram.data if t.name in LEADS}
+    assert leads_drawn == set(LEADS)
