@@ -1,0 +1,139 @@
+"""aclecg.upload: accepted records are preprocessed like prepare; bad uploads give clear messages."""
+
+from __future__ import annotations
+
+import io
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from aclecg import upload
+from aclecg.data import BUNDLED_RAW_DIR
+from aclecg.errors import DataError
+
+CHALLENGE = BUNDLED_RAW_DIR / "challenge-2021" / "training"
+
+
+def _record_files(stem: str = "JS00001") -> list[tuple[str, bytes]]:
+    hea = next(CHALLENGE.rglob(f"{stem}.hea"))
+    return [(hea.name, hea.read_bytes()), (hea.with_suffix(".mat").name, hea.with_suffix(".mat").read_bytes())]
+
+
+def _zip(members: dict[str, bytes], compression=zipfile.ZIP_DEFLATED) -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", compression) as zf:
+        for name, data in members.items():
+            zf.writestr(name, data)
+    return buf.getvalue()
+
+
+def test_record_is_preprocessed_like_prepare():
+    """The upload path gives the same window as the data layer's own prepare of the same file."""
+    from aclecg.data.challenge import ChallengeReader
+    from aclecg.data.prepare import PrepareConfig, process_record
+
+    folder = upload.stage_upload(_record_files())
+    try:
+        assert folder.name.startswith("aclecg-upload-") and sorted(p.name for p in folder.iterdir()) == [
+            "JS00001.hea", "JS00001.mat"]
+        rec = upload.load_uploaded_record(folder, fs=100.0, seconds=10.0)
+        reader = ChallengeReader(CHALLENGE)
+        item = next(i for i in reader.locate()[0] if i.record_id == "JS00001")
+        ref = process_record(reader, item, 0, PrepareConfig(fs=100.0, seconds=10.0))
+        np.testing.assert_allclose(rec.windows, ref.windows, atol=1e-6)
+        assert rec.windows.shape == (1, 12, 1000) and rec.raw_fs == 500.0 and rec.raw_mv.shape == (12, 5000)
+        np.testing.assert_array_equal(rec.rpeaks[0], ref.rpeaks[0])
+        assert "AF" in rec.labels["snomed"]
+        padded = rec.rpeaks_padded(8)
+        assert padded.shape == (1, 8) and (padded[0, : min(8, len(ref.rpeaks[0]))] == ref.rpeaks[0][:8]).all()
+    finally:
+        upload.discard(folder)
+    assert not folder.exists()
+
+
+def test_zip_of_records_with_folders_is_flattened():
+    files = dict(_record_files("JS00001") + _record_files("JS00002"))
+    data = _zip({f"ecgs/{k}": v for k, v in files.items()} | {"__MACOSX/._x.hea": b"junk", "ecgs/": b""})
+    folder = upload.stage_upload([("my ecgs.zip", data)])
+    try:
+        assert upload.list_records(folder) == ["JS00001", "JS00002"]
+        assert upload.load_uploaded_record(folder, "JS00002").record_id == "JS00002"
+        with pytest.raises(DataError, match="not in the upload"):
+            upload.load_uploaded_record(folder, "JS99999")
+    finally:
+        upload.discard(folder)
+
+
+def test_too_big_upload_is_rejected():
+    with pytest.raises(DataError, match=r"more than the limit of 20 MB"):
+        upload.stage_upload([("big.dat", b"\0" * (upload.MAX_UPLOAD_BYTES + 1)), ("big.hea", b"x")])
+
+
+@pytest.mark.parametrize("name", ["../evil.hea", "/etc/passwd.hea", "..\\evil.hea", "C:\\x.hea", "dir/x.hea"])
+def test_traversal_file_names_are_rejected(name):
+    with pytest.raises(DataError, match="contains a path"):
+        upload.stage_upload([(name, b"x 12 500 5000")])
+
+
+@pytest.mark.parametrize("member", ["../../evil.hea", "/abs/evil.hea", "a/../../evil.hea"])
+def test_traversal_zip_members_are_rejected(member):
+    with pytest.raises(DataError, match="unsafe path"):
+        upload.stage_upload([("x.zip", _zip({member: b"x"}))])
+
+
+def test_zip_bomb_is_rejected():
+    bomb = _zip({"x.dat": b"\0" * (5 * 2**20)})  # 5 MB of zeros compress > 1000x
+    assert len(bomb) < 50_000
+    with pytest.raises(DataError, match="zip bomb"):
+        upload.stage_upload([("bomb.zip", bomb), ("x.hea", b"x")])
+
+
+def test_names_are_sanitised():
+    assert upload.sanitize_filename("my record (1).hea") == "my_record_1_.hea"
+    assert upload.sanitize_filename(".hidden.hea") == "hidden.hea"
+    with pytest.raises(DataError):
+        upload.sanitize_filename("   ")
+
+
+def test_not_a_record_gives_clear_message():
+    folder = upload.stage_upload([("notes.hea", b"hello, this is not a header\n")])
+    try:
+        with pytest.raises(DataError, match="notes.hea: not a readable WFDB header"):
+            upload.load_uploaded_record(folder)
+    finally:
+        upload.discard(folder)
+    with pytest.raises(DataError, match="unsupported file type"):
+        upload.stage_upload([("ecg.pdf", b"%PDF")])
+    with pytest.raises(DataError, match="no .hea header"):
+        upload.stage_upload([("JS00001.mat", b"\0" * 10)])
+    with pytest.raises(DataError, match="not a valid zip"):
+        upload.stage_upload([("x.zip", b"PK not really")])
+
+
+def test_missing_signal_file_is_named():
+    hea_only = _record_files()[:1]
+    folder = upload.stage_upload(hea_only)
+    try:
+        with pytest.raises(DataError, match=r"signal file JS00001.mat is missing"):
+            upload.load_uploaded_record(folder)
+    finally:
+        upload.discard(folder)
+
+
+def test_header_pointing_outside_the_upload_is_refused(tmp_path):
+    (name, text), (_, mat) = _record_files()
+    evil = text.decode().replace("JS00001.mat", "../../../tmp/JS00001.mat", 1).encode()
+    folder = upload.stage_upload([(name, evil), ("JS00001.mat", mat)])
+    try:
+        with pytest.raises(DataError, match="outside the upload|not a readable"):
+            upload.load_uploaded_record(folder)
+    finally:
+        upload.discard(folder)
+
+
+def test_config_upload_limit_matches_module():
+    text = (Path(__file__).resolve().parents[1] / ".streamlit" / "config.toml").read_text()
+    line = next(x for x in text.splitlines() if x.strip().startswith("maxUploadSize"))
+    assert int(line.split("=")[1]) * 2**20 == upload.MAX_UPLOAD_BYTES
