@@ -304,17 +304,49 @@ def test_cli_help_and_bad_input(capsys):
 
 
 # --------------------------------------------------------------------------------------- real data (if any)
-@pytest.mark.slow
-def test_probe_sweep_on_bundled_ptbxl(tmp_path, monkeypatch):
+def _bundled_ptbxl():
     data_mod = pytest.importorskip("aclecg.data")
-    if not hasattr(data_mod, "PreparedDataset") or not hasattr(data_mod, "BUNDLED_DIR"):
-        pytest.skip("aclecg.data.PreparedDataset is not available yet")
-    if not Path(data_mod.BUNDLED_DIR).is_dir():
-        pytest.skip("bundled prepared data not present")
+    path = Path(getattr(data_mod, "BUNDLED_DIR", ""))
+    if not hasattr(data_mod, "PreparedDataset") or not (path / "manifest.json").is_file():
+        pytest.skip("prepared bundled PTB-XL not present (run `python -m aclecg bundled` first)")
+    return data_mod.PreparedDataset(path)
+
+
+def test_real_prepared_ptbxl_with_real_checkpoint(tmp_path, monkeypatch):
+    """Real PreparedDataset + real load_encoder: probe of a tiny 8-lead encoder at 10 % labels."""
+    ds = _bundled_ptbxl()
     monkeypatch.setenv("ACLECG_CACHE", str(tmp_path / "cache"))
-    ds = data_mod.PreparedDataset(data_mod.BUNDLED_DIR)
-    label_set = "superdiagnostic" if "superdiagnostic" in ds.label_sets else next(iter(ds.label_sets))
-    res = evaluate.run_sweep([], ds, label_set, "multilabel", [0.1, 1.0], 1, ["random_init"], tmp_path / "s",
-                             config=evaluate.EvalConfig(n_bootstrap=100, device="cpu"), show_progress=False)
+    from aclecg.checkpoint import save_checkpoint
+    from aclecg.models import build_encoder
+
+    leads = ["II", "III", "V1", "V2", "V3", "V4", "V5", "V6"]
+    enc = build_encoder({**TINY, "leads": leads}, seed=0)
+    ckpt = tmp_path / "tiny" / "encoder.pt"
+    save_checkpoint(ckpt, {"format_version": 1, "method": "toy", "hparams": {}, "encoder_config": enc.config.to_dict(),
+                           "leads": leads, "fs": ds.fs, "n_samples": ds.n_samples, "data_fingerprint": ds.fingerprint,
+                           "model": {}, "encoder": enc.state_dict()})
+    res = evaluate.run_sweep([ckpt], ds, "superdiagnostic", "multilabel", [0.1], 1, ["linear_probe"], tmp_path / "s",
+                             config=evaluate.EvalConfig(n_bootstrap=50, device="cpu"), show_progress=False)
     macro = res.results[res.results["metric"] == "macro_auroc"]
-    assert macro["value"].between(0.5, 1.0).all()
+    assert len(macro) == 1 and 0.5 < macro["value"].iloc[0] <= 1.0
+    keep, y, _ = ds.labels("superdiagnostic", "multilabel")
+    assert macro["n_test"].iloc[0] == (ds.records["split"].to_numpy()[keep] == "test").sum()
+    wrong = tmp_path / "wrong.pt"
+    save_checkpoint(wrong, {"format_version": 1, "method": "toy", "hparams": {}, "encoder_config": enc.config.to_dict(),
+                            "leads": leads, "fs": 500.0, "n_samples": 5000, "data_fingerprint": "",
+                            "model": {}, "encoder": enc.state_dict()})
+    with pytest.raises(CheckpointError, match="fs=500.0 Hz.*fs=100"):
+        evaluate.run_sweep([wrong], ds, "superdiagnostic", arms=["linear_probe"], out_dir=tmp_path / "w",
+                           show_progress=False)
+
+
+@pytest.mark.slow
+def test_full_probe_sweep_on_bundled_ptbxl(tmp_path, monkeypatch):
+    """The default fractions x 3 seeds, random_init arm with the small preset, on the real bundled data."""
+    ds = _bundled_ptbxl()
+    monkeypatch.setenv("ACLECG_CACHE", str(tmp_path / "cache"))
+    res = evaluate.run_sweep([], ds, "superdiagnostic", "multilabel", evaluate.DEFAULT_FRACTIONS, 3,
+                             ["random_init"], tmp_path / "s", config=evaluate.EvalConfig(device="cpu"),
+                             show_progress=False)
+    macro = res.summary[res.summary["metric"] == "macro_auroc"].set_index("fraction")["mean"]
+    assert macro.between(0.5, 1.0).all() and macro.loc[1.0] > macro.loc[0.01]
