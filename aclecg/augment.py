@@ -216,14 +216,30 @@ def _resample(x: Tensor, position: Tensor, valid: Tensor | None) -> Tensor:
     length = x.shape[-1]
     if position.is_floating_point():
         left = torch.floor(position).long().clamp(0, length - 1)
-        right = (left + 1).clamp(max=length - 1)
         frac = (position - left.to(position.dtype)).to(x.dtype)[:, None, :]
-        y = torch.lerp(_gather_time(x, left), _gather_time(x, right), frac.expand(-1, x.shape[1], -1))
+        pair_dtype = {2: torch.int32, 4: torch.int64}.get(x.element_size())
+        if pair_dtype is None:  # float64: two gathers
+            right = (left + 1).clamp(max=length - 1)
+            y = torch.lerp(_gather_time(x, left), _gather_time(x, right), frac)
+        else:
+            # One gather of (x[t], x[t + 1]) pairs viewed as a single wider integer moves both neighbours at
+            # once (a gather's cost is per element, nearly independent of its width); bits are copied untouched.
+            nxt = torch.cat([x[..., 1:], x[..., -1:]], dim=-1)
+            pairs = torch.stack([x, nxt], dim=-1).view(pair_dtype).squeeze(-1)
+            both = _gather_time(pairs, left).view(x.dtype).unflatten(-1, (length, 2))
+            y = torch.lerp(both[..., 0], both[..., 1], frac)
     else:
         y = _gather_time(x, position.clamp(0, length - 1))
-    if valid is not None:
-        y = y.masked_fill(~valid[:, None, :], 0.0)
-    return y
+    return y if valid is None else _zero_where(y, ~valid[:, None, :])
+
+
+def _zero_where(x: Tensor, mask: Tensor) -> Tensor:
+    """``x`` with zeros where the (broadcastable) boolean ``mask`` is set.
+
+    Multiplies by a 0/1 weight: several times faster than ``masked_fill`` with a broadcast mask on CPU. A NaN or
+    infinite input stays NaN under the mask (prepared signals are finite).
+    """
+    return x * (~mask).to(x.dtype)
 
 
 def _identity_map(batch: int, length: int, device: torch.device) -> Tensor:
@@ -661,7 +677,7 @@ class CardiacCycleMask(Augmentation):
         time_mask = _spans_to_mask(info["cycles"], x.shape[-1])[:, None, :]
         mask = time_mask if self.scope == "all" else time_mask & info["lead_mask"][:, :, None]
         if self.fill == "zero":
-            return x.masked_fill(mask, 0.0)
+            return _zero_where(x, mask)
         return torch.where(mask, torch.median(x, dim=-1, keepdim=True).values, x)
 
     def time_map(self, x: Tensor, rpeaks: Tensor, params: Mapping[str, Tensor], info: Info) -> TimeMap | None:
@@ -702,7 +718,7 @@ class TimeOut(Augmentation):
         return {"start": start, "end": start + width}
 
     def render(self, x: Tensor, rpeaks: Tensor, params: Mapping[str, Tensor], info: Info) -> Tensor:
-        return x.masked_fill(self._mask(x, params)[:, None, :], 0.0)
+        return _zero_where(x, self._mask(x, params)[:, None, :])
 
     def time_map(self, x: Tensor, rpeaks: Tensor, params: Mapping[str, Tensor], info: Info) -> TimeMap:
         return _identity_map(x.shape[0], x.shape[-1], x.device), ~self._mask(x, params)
@@ -845,7 +861,7 @@ class LeadDropout(Augmentation):
         return rpeaks, {"dropped": dropped}
 
     def render(self, x: Tensor, rpeaks: Tensor, params: Mapping[str, Tensor], info: Info) -> Tensor:
-        return x.masked_fill(info["dropped"][:, :, None], 0.0)
+        return _zero_where(x, info["dropped"][:, :, None])
 
 
 # ----------------------------------------------------------------------------------------------------------------

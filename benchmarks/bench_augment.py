@@ -137,7 +137,7 @@ def _timeit(fn: Callable[[], Any], repeats: int) -> float:
         t0 = time.perf_counter()
         fn()
         times.append(time.perf_counter() - t0)
-    return float(np.median(times))
+    return float(np.min(times))  # the minimum is the least disturbed by other processes on a shared machine
 
 
 def _load_batch(batch: int, seed: int) -> tuple[Any, Any, float, str]:
@@ -165,9 +165,10 @@ def _load_batch(batch: int, seed: int) -> tuple[Any, Any, float, str]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batch", type=int, default=256)
-    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--repeats", type=int, default=5, help="interleaved rounds (default 5)")
     parser.add_argument("--threads", type=int, default=2, help="torch.set_num_threads (the shared machine has 2)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--no-step", action="store_true", help="skip timing the pretraining step")
     args = parser.parse_args(argv)
 
     import torch
@@ -182,13 +183,18 @@ def main(argv: list[str] | None = None) -> int:
     x_np, rp_np = x.numpy(), rp.numpy()
     rng = np.random.default_rng(args.seed)
 
+    # interleave the two so that load from other processes hits both alike; keep each one's minimum
+    t_torch, t_numpy = float("inf"), float("inf")
     with torch.no_grad():
-        t_torch = _timeit(lambda: aug(x, rp, generator=gen), args.repeats)
-    t_numpy = _timeit(lambda: numpy_physio_loop(x_np, rp_np, rng, fs=fs), max(1, args.repeats // 2))
+        for _ in range(args.repeats):
+            t_torch = min(t_torch, _timeit(lambda: aug(x, rp, generator=gen), 3))
+            t_numpy = min(t_numpy, _timeit(lambda: numpy_physio_loop(x_np, rp_np, rng, fs=fs), 1))
     print(f"Physio-AUG batched torch : {t_torch * 1e3:8.2f} ms / batch")
     print(f"Physio-AUG NumPy per-sample loop: {t_numpy * 1e3:8.2f} ms / batch")
     print(f"speed-up: {t_numpy / t_torch:.1f}x (target >= 20x)")
 
+    if args.no_step:
+        return 0
     try:
         from aclecg.models import ENCODER_PRESETS, ECGEncoder
     except ImportError as exc:
@@ -205,7 +211,7 @@ def main(argv: list[str] | None = None) -> int:
         loss.backward()
         optim.step()
 
-    t_step = _timeit(train_step, max(1, args.repeats // 2))
+    t_step = _timeit(train_step, 2)
     print(f"pretraining step (2 views, small encoder, fwd+bwd+Adam): {t_step * 1e3:8.1f} ms")
     print(f"augmentation of 2 views = {100 * 2 * t_torch / t_step:.2f} % of a step (target < 10 %)")
     return 0

@@ -51,7 +51,7 @@ def _valid(row: torch.Tensor) -> np.ndarray:
 # shapes, dtypes, registry, config
 # ---------------------------------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16])
 @pytest.mark.parametrize("spec", ["physio", "standard", "none", "every"])
 def test_shape_dtype_device_kept(spec, dtype):
     x, rp = _batch(4)

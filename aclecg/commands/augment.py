@@ -91,6 +91,8 @@ def run(args: argparse.Namespace) -> int:
         y, info = aug.forward_with_info(x, rp, generator=gen)
         views.append(y[0].numpy())
         infos.append({step: {k: _plain(v) for k, v in part.items()} for step, part in info.items()})
+        for part in infos[-1].values():  # drop the -1 padding of the R-peak lists
+            part["rpeaks"] = [r for r in part["rpeaks"] if r >= 0]
     valid = rp[0][rp[0] >= 0].tolist()
     report = {"source": source, "fs": fs, "leads": leads, "spec": aug.config(), "rpeaks": valid, "views": infos}
     if args.save:
