@@ -1,0 +1,276 @@
+"""Every page of the Streamlit app through ``streamlit.testing.v1.AppTest`` on the bundled data.
+
+Runs, checkpoints and caches are redirected to temporary folders with environment variables, so the tests see
+an empty project (no runs, no checkpoint) or one with a tiny checkpoint, a fake run and a fake sweep.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+pytest.importorskip("streamlit")
+from streamlit.testing.v1 import AppTest  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+APP = str(REPO / "app.py")
+PAGES = ["pages/1_ECG_explorer.py", "pages/2_Augmentations.py", "pages/3_Lead_regions.py", "pages/4_Pretraining.py",
+         "pages/5_Representations.py", "pages/6_Label_fraction_sweeps.py"]
+TINY = {"stem_width": 4, "widths": [8], "blocks": [1], "feature_dim": 8}
+
+
+@pytest.fixture
+def empty_project(tmp_path, monkeypatch):
+    """No runs, no checkpoints, caches in a temp folder."""
+    monkeypatch.setenv("ACLECG_RUNS", str(tmp_path / "runs"))
+    monkeypatch.setenv("ACLECG_CHECKPOINTS", str(tmp_path / "checkpoints"))
+    monkeypatch.setenv("ACLECG_UMAP_CACHE", str(tmp_path / "cache" / "umap"))
+    return tmp_path
+
+
+@pytest.fixture
+def project(empty_project):
+    """A tiny random checkpoint, a finished pretraining run with metrics, and a finished sweep."""
+    from aclecg.checkpoint import FORMAT_VERSION, save_checkpoint
+    from aclecg.models import ECGEncoder, EncoderConfig
+
+    torch.manual_seed(0)
+    enc = ECGEncoder(EncoderConfig.from_dict(TINY))
+    folder = empty_project / "checkpoints" / "tiny"
+    folder.mkdir(parents=True)
+    save_checkpoint(folder / "encoder.pt", {
+        "format_version": FORMAT_VERSION, "method": "acl_ecg", "hparams": {}, "encoder_config": enc.config.to_dict(),
+        "leads": list(enc.config.leads), "fs": 100.0, "n_samples": 1000, "data_fingerprint": "x",
+        "encoder": enc.state_dict()})
+    run = empty_project / "runs" / "acl-demo"
+    run.mkdir(parents=True)
+    (run / "status.json").write_text(json.dumps({"state": "finished", "method": "acl_ecg", "step": 3, "epoch": 1,
+                                                 "total_steps": 3, "pid": -1}))
+    (run / "metrics.jsonl").write_text("".join(json.dumps(
+        {"step": s, "epoch": 0, "loss": 3.0 / s, "loss_region": 1.0 / s, "lr": 1e-3, "samples_per_s": 50.0}) + "\n"
+        for s in (1, 2, 3)))
+    sweep = empty_project / "runs" / "sweep-demo"
+    sweep.mkdir()
+    rows = [{"arm": arm, "arm_kind": arm, "method": arm, "fraction": f, "metric": m, "mean": 0.7 + 0.1 * f,
+             "std": 0.01, "n_seeds": 2, "ci_low": 0.65 + 0.1 * f, "ci_high": 0.75 + 0.1 * f,
+             "boot_ci_low_mean": 0.6, "boot_ci_high_mean": 0.8, "n_train_mean": 100}
+            for arm in ("tiny", "supervised", "random_init") for f in (0.1, 1.0)
+            for m in ("macro_auroc", "macro_auprc")]
+    pd.DataFrame(rows).to_csv(sweep / "summary.csv", index=False)
+    res = pd.DataFrame(rows).rename(columns={"mean": "value"}).assign(seed=0, p_vs_supervised=0.04,
+                                                                      p_vs_random_init=0.01)
+    res.to_csv(sweep / "results.csv", index=False)
+    return empty_project
+
+
+def _app() -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=180)
+    at.run()
+    return at
+
+
+def _length(array) -> int:
+    """Length of a plotly JSON array, plain or base64-typed (``{"dtype": "f4", "bdata": ...}``)."""
+    if isinstance(array, dict) and "bdata" in array:
+        import base64
+
+        return len(base64.b64decode(array["bdata"])) // np.dtype(array["dtype"]).itemsize
+    return len(array)
+
+
+def _assert_clean(at: AppTest) -> None:
+    assert not at.exception, [e.value for e in at.exception]
+    assert not at.error, [e.value for e in at.error]
+
+
+def test_home_without_runs_or_checkpoints(empty_project):
+    at = _app()
+    _assert_clean(at)
+    assert at.title[0].value == "ACL-ECG Studio"
+    infos = " ".join(i.value for i in at.info)
+    assert "No runs yet" in infos and "No checkpoint yet" in infos
+    datasets = at.dataframe[0].value
+    assert {"ptbxl", "challenge"} <= set(datasets["dataset"])
+    from aclecg.data import PreparedDataset, ensure_bundled
+
+    n = len(PreparedDataset(ensure_bundled(["ptbxl"])["ptbxl"]))
+    assert int(datasets.set_index("dataset").loc["ptbxl", "records (windows)"]) == n
+    assert len(at.get("plotly_chart")) == 1  # the pipeline diagram
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_every_page_renders_in_an_empty_project(empty_project, page):
+    at = _app()
+    at.switch_page(page).run()
+    _assert_clean(at)
+    if page.endswith(("3_Lead_regions.py", "5_Representations.py")):
+        assert any("No checkpoint yet" in i.value for i in at.info)
+
+
+def test_explorer_changes_record_and_layout(empty_project):
+    from aclecg.data import PreparedDataset, ensure_bundled
+
+    records = PreparedDataset(ensure_bundled(["ptbxl"])["ptbxl"]).records
+    at = _app()
+    at.switch_page(PAGES[0]).run()
+    _assert_clean(at)
+    target = records.iloc[[i for i in range(len(records)) if "MI" in records.iloc[i]["labels_superdiagnostic"]][0]]
+    at.selectbox(key="explorer_record").set_value(str(target["record_id"])).run()
+    _assert_clean(at)
+    labels = next(m.value for m in at.markdown if m.value.startswith("**Labels"))
+    assert "MI (myocardial infarction)" in labels
+    chart = json.loads(at.get("plotly_chart")[0].proto.spec)
+    assert chart["layout"]["xaxis"]["dtick"] == 5
+    at.radio(key="explorer_layout").set_value("stacked 12-lead").run()
+    _assert_clean(at)
+    chart = json.loads(at.get("plotly_chart")[0].proto.spec)
+    assert sum(1 for t in chart["data"] if t.get("name") in ("I", "V6")) == 2
+    at.text_input(key="explorer_query").set_value("no-such-record").run()
+    assert any("No record matches" in w.value for w in at.warning)
+
+
+def test_explorer_label_filter(empty_project):
+    at = _app()
+    at.switch_page(PAGES[0]).run()
+    option = next(o for o in at.multiselect(key="explorer_labels").options if o.startswith("HYP"))
+    at.multiselect(key="explorer_labels").set_value([option]).run()
+    _assert_clean(at)
+    assert any("97 of" in c.value for c in at.caption)  # the bundled PTB-XL subset has 97 HYP records
+
+
+def _aug_summary(at: AppTest) -> pd.DataFrame:
+    return at.dataframe[0].value
+
+
+def test_augmentations_sliders_seed_and_determinism(empty_project):
+    at = _app()
+    at.switch_page(PAGES[1]).run()
+    _assert_clean(at)
+    first = json.loads(at.get("plotly_chart")[0].proto.spec)["data"]
+    at.run()
+    assert json.loads(at.get("plotly_chart")[0].proto.spec)["data"] == first  # same record + seed = same views
+    at.slider(key="aug_cycles").set_value((3, 3)).run()
+    _assert_clean(at)
+    summary = _aug_summary(at)
+    physio = summary[summary["view"].str.startswith("Physio")]
+    assert (physio["masked cycles"] >= 3).all()
+    at.button(key="aug_new").click().run()
+    assert at.number_input(key="aug_seed").value == 1
+    assert json.loads(at.get("plotly_chart")[0].proto.spec)["data"] != first
+
+
+def test_lead_regions_invalid_map_shows_error(empty_project):
+    at = _app()
+    at.switch_page(PAGES[2]).run()
+    assert any("Valid map" in s.value for s in at.success)
+    at.session_state["regions_editor"] = {"edited_rows": {1: {"leads": "V3, V1"}}, "added_rows": [],
+                                          "deleted_rows": []}
+    at.run()
+    assert not at.exception
+    errors = [e.value for e in at.error]
+    assert errors and "V1 is in two regions" in errors[0]
+    at.session_state["regions_editor"] = {"edited_rows": {1: {"leads": "V3, V7"}}, "added_rows": [],
+                                          "deleted_rows": []}
+    at.run()
+    assert any("unknown lead name 'V7'" in e.value for e in at.error)
+
+
+def test_lead_regions_similarity_with_checkpoint(project):
+    at = _app()
+    at.switch_page(PAGES[2]).run()
+    _assert_clean(at)
+    at.selectbox(key="regions_dataset").set_value("challenge").run()
+    at.slider(key="regions_n").set_value(16).run()
+    _assert_clean(at)
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["records"] == "16"
+    within = float(metrics["within-region lead similarity"])
+    assert -1.0 <= within <= 1.0
+    assert len(at.get("plotly_chart")) == 2  # diagram + heatmap
+
+
+def test_pretraining_page_shows_runs_and_curves(project):
+    at = _app()
+    at.switch_page(PAGES[3]).run()
+    _assert_clean(at)
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["state"] == "finished" and metrics["step"].startswith("3")
+    curves = json.loads(at.get("plotly_chart")[0].proto.spec)
+    assert {"loss", "loss_region", "lr", "samples/s"} <= {t.get("name") for t in curves["data"]}
+    assert at.button(key="pt_cancel").disabled
+
+
+def test_representations_map_with_checkpoint(project):
+    at = _app()
+    at.switch_page(PAGES[4]).run()
+    at.multiselect(key="rep_datasets").set_value(["challenge"]).run()
+    _assert_clean(at)
+    charts = at.get("plotly_chart")
+    scatter = json.loads(charts[0].proto.spec)
+    n_points = sum(_length(t["x"]) for t in scatter["data"] if t.get("customdata"))
+    from aclecg.data import PreparedDataset, ensure_bundled
+
+    assert n_points == len(PreparedDataset(ensure_bundled(["challenge"])["challenge"]))
+    at.selectbox(key="rep_colour").set_value("sex").run()
+    _assert_clean(at)
+    names = {t.get("name") for t in json.loads(at.get("plotly_chart")[0].proto.spec)["data"]}
+    assert names <= {"M", "F", "(none)", "nan"}
+    assert list((project / "cache" / "umap").glob("umap_*.npz"))  # cached on disk
+
+
+def test_sweep_page_plots_and_downloads(project):
+    at = _app()
+    at.switch_page(PAGES[5]).run()
+    at.selectbox(key="sw_run").set_value("sweep-demo").run()
+    _assert_clean(at)
+    charts = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
+    assert len(charts) == 2 and all(c["layout"]["xaxis"]["type"] == "log" for c in charts)
+    arms = {t.get("name") for t in charts[0]["data"] if t.get("mode") == "lines+markers"}
+    assert arms == {"tiny", "supervised", "random_init"}
+    assert len(at.get("download_button")) == 2
+    shown = at.dataframe[-1].value
+    assert "p_vs_supervised" in shown.columns
+
+
+def test_upload_on_explorer(empty_project):
+    """An uploaded record appears in the explorer (AppTest file_uploader)."""
+    from aclecg.data import BUNDLED_RAW_DIR
+
+    hea = next((BUNDLED_RAW_DIR / "challenge-2021").rglob("JS00001.hea"))
+    at = _app()
+    at.switch_page(PAGES[0]).run()
+    uploader = at.get("file_uploader")
+    if not uploader or not hasattr(uploader[0], "set_value"):
+        pytest.skip("this Streamlit's AppTest cannot drive st.file_uploader")
+    mat = hea.with_suffix(".mat")
+    uploader[0].set_value([(hea.name, hea.read_bytes(), "application/octet-stream"),
+                           (mat.name, mat.read_bytes(), "application/octet-stream")]).run()
+    _assert_clean(at)
+    spec = json.loads(at.get("plotly_chart")[0].proto.spec)
+    assert "uploaded JS00001" in json.dumps(spec["layout"].get("title"))
+
+
+def test_bad_upload_shows_readable_error(empty_project):
+    at = _app()
+    at.switch_page(PAGES[1]).run()
+    uploader = at.get("file_uploader")
+    if not uploader or not hasattr(uploader[0], "set_value"):
+        pytest.skip("this Streamlit's AppTest cannot drive st.file_uploader")
+    uploader[0].set_value([("../evil.hea", b"x", "application/octet-stream")]).run()
+    assert not at.exception
+    assert any("Upload rejected" in e.value and "contains a path" in e.value for e in at.error)
+
+
+def test_corrupted_checkpoint_is_an_error_box_not_a_traceback(project):
+    ckpt = project / "checkpoints" / "tiny" / "encoder.pt"
+    ckpt.write_bytes(ckpt.read_bytes()[:-100] + b"\0" * 100)
+    at = _app()
+    at.switch_page(PAGES[4]).run()
+    at.multiselect(key="rep_datasets").set_value(["challenge"]).run()
+    assert not at.exception
+    assert at.error and "tiny" in at.error[0].value
