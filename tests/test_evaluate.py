@@ -331,6 +331,10 @@ def test_real_prepared_ptbxl_with_real_checkpoint(tmp_path, monkeypatch):
     assert len(macro) == 1 and 0.5 < macro["value"].iloc[0] <= 1.0
     keep, y, _ = ds.labels("superdiagnostic", "multilabel")
     assert macro["n_test"].iloc[0] == (ds.records["split"].to_numpy()[keep] == "test").sum()
+    from aclecg.cli import main  # the embed command reuses the cache the sweep just filled
+
+    assert main(["embed", "--checkpoint", str(ckpt), "--data", str(ds.path), "--out", str(tmp_path / "e.npy")]) == 0
+    assert np.load(tmp_path / "e.npy").shape == (len(ds), len(leads) * TINY["feature_dim"])
     wrong = tmp_path / "wrong.pt"
     save_checkpoint(wrong, {"format_version": 1, "method": "toy", "hparams": {}, "encoder_config": enc.config.to_dict(),
                             "leads": leads, "fs": 500.0, "n_samples": 5000, "data_fingerprint": "",
