@@ -55,7 +55,7 @@ class EncoderConfig:
 
     leads: tuple[str, ...] = LEADS
     stem_width: int = 8
-    widths: tuple[int, ...] = (32, 64, 128)
+    widths: tuple[int, ...] = (16, 32, 64)
     blocks: tuple[int, ...] = (1, 1, 1)
     kernel_size: int = 5
     feature_dim: int = 64
@@ -131,7 +131,8 @@ def _validate(cfg: EncoderConfig) -> None:
     object.__setattr__(cfg, "dropout", float(cfg.dropout))
 
 
-#: Encoder presets as data. "small" (~0.2 M parameters) pretrains on a CPU in minutes on ~1000 records;
+#: Encoder presets as data. "small" (~53 k parameters) pretrains on a CPU in minutes on ~1000 records (it is
+#: run 12 times per record, once per lead, so its width sets the CPU cost);
 #: "base" (~3.4 M parameters) is meant for a GPU.
 ENCODER_PRESETS: dict[str, EncoderConfig] = {
     "small": EncoderConfig(),
