@@ -131,6 +131,9 @@ def test_identity_when_parameters_are_zero():
     assert torch.equal(y, x)
     assert torch.equal(info["7:lead_dropout"]["rpeaks"], A.sanitize_rpeaks(rp, x))
     assert torch.equal(A.build_augmentation("none")(x, rp), x)
+    # no cycles asked for and no peaks: no fallback span either
+    y, info = A.CardiacCycleMask(n_cycles=0).forward_with_info(x, None, _gen(0))
+    assert torch.equal(y, x) and not info["fallback"].any()
     # p = 0 disables any step
     y0 = A.build_augmentation([dict(s, p=0.0) for s in A.PRESETS["physio"]])(x, rp, _gen(1))
     assert torch.equal(y0, x)
@@ -231,8 +234,10 @@ def test_physio_masks_whole_cycles_of_the_cropped_signal():
 
 
 def test_pqrst_window_contains_one_r_peak_each():
-    x, rp = _positive(32)
-    aug = A.CardiacCycleMask(n_cycles=(2, 2), window="pqrst")
+    # a fast rhythm (120-180 bpm) so that the 0.25 s + 0.45 s window must be clipped at the neighbouring beats
+    x, rp = A.make_synthetic_batch(32, bpm=(120, 180), fs=FS, generator=_gen(2))
+    x = x.abs() + 1
+    aug = A.CardiacCycleMask(n_cycles=(2, 2), window="pqrst", pre_s=0.4)
     y, info = aug.forward_with_info(x, rp, _gen(9))
     _check_whole_cycles(y, A.sanitize_rpeaks(rp, x), info, window="pqrst")
 
