@@ -19,8 +19,9 @@ import math
 import os
 import re
 import tempfile
+import threading
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping, Sequence
 
@@ -312,16 +313,22 @@ def linear_probe(x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray, y_
         return _fit_probe(prep(x_train), y_train, prep(x_val), y_val, prep(x_test), protocol, grid, max_iter)
 
 
+_THREADS_LOCK = threading.Lock()
+
+
 @contextmanager
 def _few_threads(enabled: bool) -> Iterator[None]:
     """Run small problems single-threaded: thread start-up dominates tiny matmuls on busy machines."""
-    previous = torch.get_num_threads()
-    if enabled:
-        torch.set_num_threads(1)
-    try:
+    if not enabled:
         yield
-    finally:
-        torch.set_num_threads(previous)
+        return
+    with _THREADS_LOCK:  # torch's thread count is process-wide: serialise concurrent callers (e.g. app threads)
+        previous = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            yield
+        finally:
+            torch.set_num_threads(previous)
 
 
 def _fit_probe(xt: torch.Tensor, y_train: np.ndarray, xv: torch.Tensor, y_val: np.ndarray, xs: torch.Tensor,
@@ -684,8 +691,11 @@ def run_sweep(checkpoints: Sequence[str | Path | EncoderSource], data: Any, labe
     records = dataset.records
     split = records["split"].to_numpy()[keep_idx]
     val_pos, test_pos = np.flatnonzero(split == "val"), np.flatnonzero(split == "test")
-    if len(test_pos) == 0:
-        raise DataError(f"the prepared data has no labelled test records (split == 'test') for {label_set!r}")
+    for name, pos in (("test", test_pos), ("val", val_pos)):
+        if len(pos) == 0:
+            raise DataError(f"the prepared data has no labelled {name} records (split == '{name}') for label set "
+                            f"{label_set!r}; the sweep needs val records to choose the probe's regularisation and "
+                            "the fine-tuning epoch, and test records to score")
 
     # Load every checkpoint and check it against the data before computing anything.
     sources: list[EncoderSource] = []

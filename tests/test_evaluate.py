@@ -286,6 +286,10 @@ def test_sweep_bad_input_is_a_clear_error(data, tmp_path):
         evaluate.run_sweep([tmp_path / "missing.pt"], label_set="toy", **common)
     with pytest.raises(ConfigError, match="seeds"):
         evaluate.run_sweep([], label_set="toy", seeds=0, arms=["random_init"], **common)
+    no_val = FakePrepared(n_patients=30)
+    no_val.records.loc[no_val.records["split"] == "val", "split"] = "train"
+    with pytest.raises(DataError, match="no labelled val records"):
+        evaluate.run_sweep([], no_val, "toy", arms=["random_init"], out_dir=tmp_path / "nv", show_progress=False)
     with pytest.raises(ConfigError, match="epochs"):
         evaluate.EvalConfig(epochs=0)
 
