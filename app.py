@@ -15,13 +15,14 @@ REPO = Path(__file__).resolve().parent
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
+#: (file, title, icon, URL path) of each page after Home.
 PAGES = [
-    ("pages/1_ECG_explorer.py", "ECG explorer", ":material/monitor_heart:"),
-    ("pages/2_Augmentations.py", "Augmentations", ":material/tune:"),
-    ("pages/3_Lead_regions.py", "Lead regions", ":material/hub:"),
-    ("pages/4_Pretraining.py", "Pretraining", ":material/model_training:"),
-    ("pages/5_Representations.py", "Representations", ":material/scatter_plot:"),
-    ("pages/6_Label_fraction_sweeps.py", "Label-fraction sweeps", ":material/insights:"),
+    ("pages/1_ECG_explorer.py", "ECG explorer", ":material/monitor_heart:", "explorer"),
+    ("pages/2_Augmentations.py", "Augmentations", ":material/tune:", "augmentations"),
+    ("pages/3_Lead_regions.py", "Lead regions", ":material/hub:", "regions"),
+    ("pages/4_Pretraining.py", "Pretraining", ":material/model_training:", "pretraining"),
+    ("pages/5_Representations.py", "Representations", ":material/scatter_plot:", "representations"),
+    ("pages/6_Label_fraction_sweeps.py", "Label-fraction sweeps", ":material/insights:", "sweeps"),
 ]
 
 
@@ -109,7 +110,7 @@ def home() -> None:
 def main() -> None:
     st.set_page_config(page_title="ACL-ECG Studio", page_icon=":material/ecg_heart:", layout="wide")
     pages = [st.Page(home, title="Home", icon=":material/home:", default=True)]
-    pages += [st.Page(path, title=title, icon=icon) for path, title, icon in PAGES]
+    pages += [st.Page(path, title=title, icon=icon, url_path=url) for path, title, icon, url in PAGES]
     st.navigation(pages).run()
 
 

@@ -56,9 +56,10 @@ def _paper_axes(fig: go.Figure, width_mm: float, height_mm: float, row: int | No
     common = dict(showgrid=True, gridcolor=GRID_MAJOR_COLOUR, gridwidth=1, zeroline=False, showticklabels=False,
                   ticks="", minor=dict(dtick=GRID_MINOR_MM, showgrid=True, gridcolor=GRID_MINOR_COLOUR,
                                        gridwidth=0.5), fixedrange=False)
-    fig.update_xaxes(range=[0, width_mm], dtick=GRID_MAJOR_MM, tick0=0, **common, **kw)
+    # constrain="domain": keep the 1:1 mm aspect by shrinking the drawing area, never by widening the range
+    fig.update_xaxes(range=[0, width_mm], dtick=GRID_MAJOR_MM, tick0=0, constrain="domain", **common, **kw)
     fig.update_yaxes(range=[-height_mm, 0], dtick=GRID_MAJOR_MM, tick0=0, scaleanchor="x", scaleratio=1,
-                     **common, **kw)
+                     constrain="domain", **common, **kw)
 
 
 def _calibration_pulse(x0: float, baseline: float, mm_per_unit: float) -> tuple[list[float], list[float]]:
@@ -71,8 +72,13 @@ def _calibration_pulse(x0: float, baseline: float, mm_per_unit: float) -> tuple[
 
 def ecg_paper_figure(signals: np.ndarray, fs: float, leads: Sequence[str] = LEADS, layout: str = "3x4",
                      rpeaks: np.ndarray | None = None, region_map: RegionMap | None = None,
-                     units: str = "mV", title: str | None = None, rhythm_lead: str = "II") -> go.Figure:
-    """A 12-lead ECG drawn as printed: 25 mm/s, 10 mm/mV (or 10 mm per z-score unit), pink mm grid.
+                     units: str = "mV", title: str | None = None, rhythm_lead: str = "II",
+                     gain_mm: float | None = None) -> go.Figure:
+    """A 12-lead ECG drawn as printed: 25 mm/s, 10 mm/mV, pink mm grid.
+
+    ``gain_mm`` is the vertical scale in mm per unit of ``signals``: 10 (the clinical 10 mm/mV) by default for
+    ``units="mV"``, 2.5 mm per standard deviation for z-scored signals (``units="z"``), whose QRS spans many
+    units.
 
     ``signals`` is ``(n_leads, T)`` in ``leads`` order. ``layout`` is ``"3x4"`` (three rows of four 2.5 s
     columns plus a full-length rhythm strip of ``rhythm_lead``) or ``"stacked"`` (one full-length row per lead).
@@ -86,6 +92,7 @@ def ecg_paper_figure(signals: np.ndarray, fs: float, leads: Sequence[str] = LEAD
     if layout not in ("3x4", "stacked"):
         raise ValueError(f"layout must be '3x4' or 'stacked', got {layout!r}")
     rmap = region_map or default_region_map()
+    gain = float(gain_mm if gain_mm is not None else (MM_PER_MV if units == "mV" else 2.5))
     n_t = x.shape[1]
     seconds = n_t / fs
     t_mm = np.arange(n_t) / fs * MM_PER_S
@@ -98,7 +105,7 @@ def ecg_paper_figure(signals: np.ndarray, fs: float, leads: Sequence[str] = LEAD
         i = lead_names.index(lead)
         seg = x[i, start:stop]
         fig.add_trace(go.Scatter(
-            x=t_mm[start:stop] - t_mm[start] + x_off, y=baseline + seg * MM_PER_MV, mode="lines", name=lead,
+            x=t_mm[start:stop] - t_mm[start] + x_off, y=baseline + seg * gain, mode="lines", name=lead,
             line=dict(color=lead_colour(lead, rmap), width=1.2), legendgroup=lead, showlegend=False,
             hovertemplate=f"{lead}<br>t=%{{customdata:.3f}} s<br>%{{text}}<extra></extra>",
             customdata=np.arange(start, stop) / fs, text=[f"{v:.2f} {units}" for v in seg]))
@@ -111,7 +118,7 @@ def ecg_paper_figure(signals: np.ndarray, fs: float, leads: Sequence[str] = LEAD
         if sel.size == 0:
             return
         i = lead_names.index(lead)
-        fig.add_trace(go.Scatter(x=t_mm[sel] - t_mm[start] + x_off, y=baseline + x[i, sel] * MM_PER_MV + 3,
+        fig.add_trace(go.Scatter(x=t_mm[sel] - t_mm[start] + x_off, y=baseline + x[i, sel] * gain + 3,
                                  mode="markers", name="R-peak", marker=dict(symbol="triangle-down", size=7,
                                                                             color="#333"),
                                  showlegend=False, hovertemplate="R-peak %{customdata:.3f} s<extra></extra>",
@@ -148,7 +155,7 @@ def ecg_paper_figure(signals: np.ndarray, fs: float, leads: Sequence[str] = LEAD
             add_peaks(0, n_t, margin_mm, baseline, lead)
         height_mm = (len(lead_names) + 0.4) * row_h
     for baseline, _ in rows:
-        px_, py_ = _calibration_pulse(1.0, baseline, MM_PER_MV)
+        px_, py_ = _calibration_pulse(1.0, baseline, gain)
         fig.add_trace(go.Scatter(x=px_, y=py_, mode="lines", line=dict(color=TRACE_COLOUR, width=1.2),
                                  name="calibration", showlegend=False, hoverinfo="skip"))
     width_mm = margin_mm + seconds * MM_PER_S + 2
@@ -159,11 +166,11 @@ def ecg_paper_figure(signals: np.ndarray, fs: float, leads: Sequence[str] = LEAD
         if members:
             fig.add_trace(go.Scatter(x=[None], y=[None], mode="lines", line=dict(color=colour, width=3),
                                      name=f"{region if region != 'aVR' else 'no region'}: {', '.join(members)}"))
-    unit_note = "10 mm/mV" if units == "mV" else "10 mm per unit (z-scored signal)"
+    unit_note = f"{gain:g} mm/mV" if units == "mV" else f"{gain:g} mm per SD (z-scored signal)"
     fig.update_layout(
         title=title, plot_bgcolor=PAPER_COLOUR, paper_bgcolor="white", margin=dict(l=10, r=10, t=40, b=10),
         height=int(max(320, height_mm * 4.2)), legend=dict(orientation="h", y=-0.02, yanchor="top"),
-        meta={"mm_per_s": MM_PER_S, "mm_per_unit": MM_PER_MV, "units": units, "layout": layout},
+        meta={"mm_per_s": MM_PER_S, "mm_per_unit": gain, "units": units, "layout": layout},
         annotations=list(fig.layout.annotations) + [dict(
             xref="paper", yref="paper", x=1, y=1.0, yanchor="bottom", xanchor="right", showarrow=False,
             text=f"25 mm/s, {unit_note}", font=dict(size=11, color="#555"))])
@@ -311,13 +318,13 @@ def count_shapes(fig: go.Figure, name: str) -> int:
 # ----------------------------------------------------------------------------------------------------------------
 
 PIPELINE_STEPS: tuple[tuple[str, str], ...] = (
-    ("Unlabelled 12-lead ECGs", "PTB-XL, Challenge 2021, CPSC2018"),
-    ("Physio-AUG views", "scale crop · cycle mask · shift"),
-    ("Shared per-lead encoder", "one 1-D ResNet for every lead"),
-    ("Region pooling", "septal · anterior · lateral · inferior"),
-    ("Region + instance contrastive loss", "intra-region consistency,<br>inter-region discrimination"),
-    ("Frozen encoder", "embedding = concatenated lead features"),
-    ("Linear probe / fine-tune", "macro AUROC, AUPRC vs label fraction"),
+    ("Unlabelled<br>12-lead ECGs", "PTB-XL, Challenge 2021,<br>CPSC2018"),
+    ("Physio-AUG views", "scale crop · cycle mask<br>· shift"),
+    ("Shared per-lead<br>encoder", "one 1-D ResNet<br>for every lead"),
+    ("Region pooling", "septal · anterior ·<br>lateral · inferior"),
+    ("Region + instance<br>contrastive loss", "intra-region consistency,<br>inter-region discrimination"),
+    ("Frozen encoder", "embedding =<br>concatenated lead features"),
+    ("Linear probe /<br>fine-tune", "macro AUROC, AUPRC<br>vs label fraction"),
 )
 
 
@@ -331,7 +338,7 @@ def pipeline_diagram(steps: Sequence[tuple[str, str]] = PIPELINE_STEPS) -> go.Fi
         x0 = i * (w + gap)
         fig.add_shape(type="rect", x0=x0, x1=x0 + w, y0=0, y1=1, line=dict(color="#555", width=1),
                       fillcolor=colours[i % len(colours)], name="step", layer="below")
-        fig.add_annotation(x=x0 + w / 2, y=0.68, text=f"<b>{head}</b>", showarrow=False, font=dict(size=11))
+        fig.add_annotation(x=x0 + w / 2, y=0.68, text=f"<b>{head}</b>", showarrow=False, font=dict(size=10))
         fig.add_annotation(x=x0 + w / 2, y=0.28, text=sub, showarrow=False, font=dict(size=9, color="#444"))
         if i < n - 1:
             fig.add_annotation(x=x0 + w + gap - 0.02, y=0.5, ax=x0 + w + 0.02, ay=0.5, xref="x", yref="y",
@@ -410,15 +417,21 @@ def cosine_similarity_matrix(features: np.ndarray) -> np.ndarray:
     return np.einsum("nud,nvd->uv", f, f) / f.shape[0]
 
 
-def region_similarity(lead_features: np.ndarray, leads: Sequence[str], region_map: RegionMap
-                      ) -> tuple[np.ndarray, list[str], dict[str, float]]:
+def region_similarity(lead_features: np.ndarray, leads: Sequence[str], region_map: RegionMap,
+                      centre: bool = False) -> tuple[np.ndarray, list[str], dict[str, float]]:
     """Region embeddings (mean of their leads' features) and their mean cosine similarity.
+
+    With ``centre`` each lead's features first have their mean over records removed (post-ReLU features are
+    all positive, which pushes raw cosines towards 1 and hides the structure).
 
     Returns ``(sim (R, R), region names, summary)`` where ``summary`` has ``within`` (mean cosine of lead
     pairs inside the same region) and ``across`` (lead pairs in different regions).
     """
     idx = region_map.indices(leads)
     names = list(idx)
+    lead_features = np.asarray(lead_features, dtype=np.float64)
+    if centre:
+        lead_features = lead_features - lead_features.mean(axis=0, keepdims=True)
     region_feats = np.stack([np.asarray(lead_features)[:, members].mean(1) for members in idx.values()], axis=1)
     sim = cosine_similarity_matrix(region_feats)
     lead_sim = cosine_similarity_matrix(lead_features)

@@ -62,10 +62,12 @@ datasets = dataset_paths()
 if not ckpts:
     st.info(HOW_TO_CHECKPOINT)
     st.stop()
-c1, c2, c3 = st.columns(3)
+c1, c2, c3, c4 = st.columns([3, 2, 2, 2])
 ck_label = c1.selectbox("checkpoint", list(ckpts), key="regions_ckpt")
 ds_name = c2.selectbox("dataset", list(datasets), key="regions_dataset")
 n_records = c3.slider("records sampled", 8, 512, 128, 8, key="regions_n")
+centre = c4.checkbox("centre features", value=True, key="regions_centre",
+                     help="Subtract each lead's mean feature over the sampled records before the cosine.")
 
 
 @st.cache_data(show_spinner="Encoding a sample of records…")
@@ -90,7 +92,7 @@ with user_errors():
     if len(rmap.indices(enc_leads)) < 2:
         st.warning("The map needs at least two regions with leads the encoder uses.")
     else:
-        sim, names, summary = viz.region_similarity(feats, enc_leads, rmap)
+        sim, names, summary = viz.region_similarity(feats, enc_leads, rmap, centre=centre)
         m1, m2, m3 = st.columns(3)
         m1.metric("within-region lead similarity", f"{summary['within']:.3f}")
         m2.metric("across-region lead similarity", f"{summary['across']:.3f}")

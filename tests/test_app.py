@@ -33,28 +33,28 @@ def empty_project(tmp_path, monkeypatch):
     return tmp_path
 
 
-@pytest.fixture
-def project(empty_project):
-    """A tiny random checkpoint, a finished pretraining run with metrics, and a finished sweep."""
+def make_demo_project(root: Path) -> None:
+    """A tiny random checkpoint (``root/checkpoints/tiny``), a finished pretraining run with metrics and a
+    finished sweep (``root/runs``): what the pages need to draw everything, without any training."""
     from aclecg.checkpoint import FORMAT_VERSION, save_checkpoint
     from aclecg.models import ECGEncoder, EncoderConfig
 
     torch.manual_seed(0)
     enc = ECGEncoder(EncoderConfig.from_dict(TINY))
-    folder = empty_project / "checkpoints" / "tiny"
+    folder = root / "checkpoints" / "tiny"
     folder.mkdir(parents=True)
     save_checkpoint(folder / "encoder.pt", {
         "format_version": FORMAT_VERSION, "method": "acl_ecg", "hparams": {}, "encoder_config": enc.config.to_dict(),
         "leads": list(enc.config.leads), "fs": 100.0, "n_samples": 1000, "data_fingerprint": "x",
         "encoder": enc.state_dict()})
-    run = empty_project / "runs" / "acl-demo"
+    run = root / "runs" / "acl-demo"
     run.mkdir(parents=True)
     (run / "status.json").write_text(json.dumps({"state": "finished", "method": "acl_ecg", "step": 3, "epoch": 1,
                                                  "total_steps": 3, "pid": -1}))
     (run / "metrics.jsonl").write_text("".join(json.dumps(
         {"step": s, "epoch": 0, "loss": 3.0 / s, "loss_region": 1.0 / s, "lr": 1e-3, "samples_per_s": 50.0}) + "\n"
         for s in (1, 2, 3)))
-    sweep = empty_project / "runs" / "sweep-demo"
+    sweep = root / "runs" / "sweep-demo"
     sweep.mkdir()
     rows = [{"arm": arm, "arm_kind": arm, "method": arm, "fraction": f, "metric": m, "mean": 0.7 + 0.1 * f,
              "std": 0.01, "n_seeds": 2, "ci_low": 0.65 + 0.1 * f, "ci_high": 0.75 + 0.1 * f,
@@ -65,6 +65,12 @@ def project(empty_project):
     res = pd.DataFrame(rows).rename(columns={"mean": "value"}).assign(seed=0, p_vs_supervised=0.04,
                                                                       p_vs_random_init=0.01)
     res.to_csv(sweep / "results.csv", index=False)
+
+
+@pytest.fixture
+def project(empty_project):
+    """The empty project plus :func:`make_demo_project`."""
+    make_demo_project(empty_project)
     return empty_project
 
 

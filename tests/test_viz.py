@@ -170,3 +170,22 @@ def test_training_curves_and_diagrams_build():
     diagram = viz.region_diagram()
     leads_drawn = {t.name for t in diagram.data if t.name in LEADS}
     assert leads_drawn == set(LEADS)
+
+
+def test_region_similarity_centring_equals_precentred_input():
+    rng = np.random.default_rng(2)
+    feats = rng.uniform(0, 1, size=(9, 12, 4))  # all positive, like post-ReLU features
+    centred = feats - feats.mean(axis=0, keepdims=True)
+    a = viz.region_similarity(feats, LEADS, default_region_map(), centre=True)
+    b = viz.region_similarity(centred, LEADS, default_region_map(), centre=False)
+    np.testing.assert_allclose(a[0], b[0])
+    raw = viz.region_similarity(feats, LEADS, default_region_map())[0]
+    assert raw.min() > 0.5 and a[0][~np.eye(4, dtype=bool)].mean() < raw[~np.eye(4, dtype=bool)].mean()
+
+
+def test_z_scored_signals_use_a_smaller_gain():
+    x = np.random.default_rng(0).normal(size=(12, 1000))
+    fig = viz.ecg_paper_figure(x, 100.0, layout="stacked", units="z")
+    (trace,) = _lead_traces(fig, "I")
+    np.testing.assert_allclose(np.diff(np.asarray(trace.y, float)), np.diff(x[0]) * 2.5)
+    assert fig.layout.meta["mm_per_unit"] == 2.5
