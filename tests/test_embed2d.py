@@ -133,3 +133,20 @@ def test_quality_matches_umap_learn_defaults():
     ref = umap.UMAP(random_state=0).fit_transform(x)
     ours = embed2d.fast_umap(x)
     assert trustworthiness(x, ours, n_neighbors=5) >= trustworthiness(x, ref, n_neighbors=5) - 0.01
+
+
+def test_cli_umap_writes_csv_and_html(tmp_path):
+    from aclecg.cli import main
+
+    x, _ = clustered(60, d=12)
+    np.save(tmp_path / "emb.npy", x)
+    rc = main(["umap", "--embeddings", str(tmp_path / "emb.npy"), "--out", str(tmp_path / "map.csv"),
+               "--html", str(tmp_path / "map.html"), "--epochs", "30", "--cache-dir", str(tmp_path / "cache")])
+    assert rc == 0
+    import pandas as pd
+
+    table = pd.read_csv(tmp_path / "map.csv")
+    expected = embed2d.fit_map(x, embed2d.UMAPConfig(n_epochs=30)).coords
+    np.testing.assert_allclose(table[["x", "y"]].to_numpy(), expected, rtol=1e-5, atol=1e-5)
+    assert (tmp_path / "map.html").stat().st_size > 1000
+    assert main(["umap", "--embeddings", str(tmp_path / "missing.npy"), "--out", str(tmp_path / "m.csv")]) == 2

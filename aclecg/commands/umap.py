@@ -1,0 +1,92 @@
+"""``python -m aclecg umap``: a 2-D map (fast UMAP, :mod:`aclecg.embed2d`) of embeddings, as CSV and/or HTML."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+EXAMPLES = """examples:
+  # map the embeddings of a checkpoint on the bundled PTB-XL data, coloured by superclass
+  python -m aclecg umap --checkpoint checkpoints/acl_ecg/encoder.pt --data .cache/prepared/ptbxl \\
+      --out ptbxl_map.csv --html ptbxl_map.html --colour labels_superdiagnostic
+
+  # map an embedding matrix saved with `python -m aclecg embed --out emb.npy`
+  python -m aclecg umap --embeddings emb.npy --out map.csv
+
+  # the same layout as the app (maps are cached on disk by content; --cache-dir to choose where)
+  python -m aclecg umap --checkpoint runs/acl-small/encoder.pt --data .cache/prepared/ptbxl --out map.csv \\
+      --neighbors 15 --min-dist 0.1 --seed 0
+
+The layout is a vectorised torch re-implementation of UMAP (McInnes et al., 2018): exact kNN on PCA-50
+features, fuzzy simplicial set, spectral initialisation and negative-sampling SGD. No numba, so no compile
+wait; see docs/app.md for speed and quality against umap-learn.
+"""
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("umap", help="2-D map of embeddings (fast UMAP) as CSV/HTML",
+                       description="Compute a 2-D UMAP-style map of record embeddings (from a checkpoint and a "
+                                   "prepared dataset, or from a .npy matrix) and write the coordinates as CSV "
+                                   "(with the records' metadata when a dataset is given) and optionally an "
+                                   "interactive HTML scatter plot.",
+                       epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--checkpoint", help="checkpoint file; needs --data")
+    src.add_argument("--embeddings", help=".npy file of shape (records, features)")
+    p.add_argument("--data", help="prepared dataset directory (with --checkpoint; adds metadata to the CSV)")
+    p.add_argument("--out", required=True, help="output CSV (columns x, y and the record metadata)")
+    p.add_argument("--html", help="also write an interactive plotly HTML scatter here")
+    p.add_argument("--colour", default="dataset", help="records.csv column colouring the HTML plot "
+                                                      "(e.g. labels_superdiagnostic, sex, fold)")
+    p.add_argument("--neighbors", type=int, default=15, help="n_neighbors (default 15)")
+    p.add_argument("--min-dist", type=float, default=0.1, help="min_dist (default 0.1)")
+    p.add_argument("--metric", choices=("euclidean", "cosine"), default="euclidean")
+    p.add_argument("--epochs", type=int, default=None, help="SGD epochs (default 500 below 10k points, else 200)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--cache-dir", default=None, help="on-disk cache of maps (default <repo>/.cache/umap)")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    import numpy as np
+    import pandas as pd
+
+    from aclecg import embed2d
+    from aclecg.errors import ConfigError, DataError
+
+    table = None
+    if args.checkpoint:
+        if not args.data:
+            raise ConfigError("--checkpoint needs --data (the prepared dataset to embed)")
+        from aclecg import evaluate
+
+        dataset = evaluate._open_dataset(args.data)
+        emb, _ = evaluate.cached_embeddings(evaluate.load_source(args.checkpoint), dataset, show_progress=True)
+        table = dataset.records.copy()
+        table.insert(0, "dataset", Path(args.data).name)
+    else:
+        path = Path(args.embeddings)
+        if not path.is_file():
+            raise DataError(f"{path}: embeddings file does not exist")
+        try:
+            emb = np.load(path, allow_pickle=False)
+        except ValueError as exc:
+            raise DataError(f"{path}: not a .npy array ({exc})") from None
+    cfg = embed2d.UMAPConfig(n_neighbors=args.neighbors, min_dist=args.min_dist, metric=args.metric,
+                             n_epochs=args.epochs, seed=args.seed)
+    cache = Path(args.cache_dir) if args.cache_dir else Path(__file__).resolve().parents[2] / ".cache" / "umap"
+    fitted = embed2d.cached_map(emb, cache, cfg)
+    coords = pd.DataFrame(fitted.coords, columns=["x", "y"])
+    out = pd.concat([coords, table.reset_index(drop=True)], axis=1) if table is not None else coords
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    out.to_csv(args.out, index=False)
+    print(f"map of {len(out)} points written to {args.out}")
+    if args.html:
+        from aclecg import viz
+
+        meta = out if table is not None else out.assign(dataset="embeddings")
+        hover = [c for c in ("record_id", "labels_superdiagnostic", "labels_snomed", "age", "sex") if c in meta]
+        fig = viz.embedding_scatter(fitted.coords, meta, args.colour, hover, title=Path(args.out).stem)
+        fig.write_html(args.html, include_plotlyjs=True)
+        print(f"interactive plot written to {args.html}")
+    return 0
