@@ -217,17 +217,8 @@ def _resample(x: Tensor, position: Tensor, valid: Tensor | None) -> Tensor:
     if position.is_floating_point():
         left = torch.floor(position).long().clamp(0, length - 1)
         frac = (position - left.to(position.dtype)).to(x.dtype)[:, None, :]
-        pair_dtype = {2: torch.int32, 4: torch.int64}.get(x.element_size())
-        if pair_dtype is None:  # float64: two gathers
-            right = (left + 1).clamp(max=length - 1)
-            y = torch.lerp(_gather_time(x, left), _gather_time(x, right), frac)
-        else:
-            # One gather of (x[t], x[t + 1]) pairs viewed as a single wider integer moves both neighbours at
-            # once (a gather's cost is per element, nearly independent of its width); bits are copied untouched.
-            nxt = torch.cat([x[..., 1:], x[..., -1:]], dim=-1)
-            pairs = torch.stack([x, nxt], dim=-1).view(pair_dtype).squeeze(-1)
-            both = _gather_time(pairs, left).view(x.dtype).unflatten(-1, (length, 2))
-            y = torch.lerp(both[..., 0], both[..., 1], frac)
+        right = (left + 1).clamp(max=length - 1)
+        y = torch.lerp(_gather_time(x, left), _gather_time(x, right), frac)
     else:
         y = _gather_time(x, position.clamp(0, length - 1))
     return y if valid is None else _zero_where(y, ~valid[:, None, :])

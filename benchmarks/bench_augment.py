@@ -15,6 +15,7 @@ batched code against, for fixed random parameters.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -177,7 +178,8 @@ def main(argv: list[str] | None = None) -> int:
 
     torch.set_num_threads(args.threads)
     x, rp, fs, source = _load_batch(args.batch, args.seed)
-    print(f"batch {tuple(x.shape)} from {source}; torch {torch.__version__}, {torch.get_num_threads()} threads")
+    print(f"batch {tuple(x.shape)} from {source}; torch {torch.__version__}, {torch.get_num_threads()} threads, "
+          f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
     aug = build_augmentation("physio", fs=fs)
     gen = torch.Generator().manual_seed(args.seed)
     x_np, rp_np = x.numpy(), rp.numpy()
@@ -213,7 +215,8 @@ def main(argv: list[str] | None = None) -> int:
 
     t_step = _timeit(train_step, 2)
     print(f"pretraining step (2 views, small encoder, fwd+bwd+Adam): {t_step * 1e3:8.1f} ms")
-    print(f"augmentation of 2 views = {100 * 2 * t_torch / t_step:.2f} % of a step (target < 10 %)")
+    print(f"augmentation of 2 views = {100 * 2 * t_torch / t_step:.2f} % of a step (target < 10 %); "
+          f"load average {os.getloadavg()[0]:.1f}")
     return 0
 
 
