@@ -616,7 +616,7 @@ class CardiacCycleMask(Augmentation):
 
     def plan(self, x: Tensor, rpeaks: Tensor, params: Mapping[str, Tensor]) -> tuple[Tensor, Info]:
         batch, n_leads, length = x.shape
-        if n_leads != len(self.leads):
+        if self.scope != "all" and n_leads != len(self.leads):
             raise DataError(f"{_where(self.name)}: x has {n_leads} leads but the step was built for "
                             f"{len(self.leads)} ({', '.join(self.leads)}); pass `leads` to build_augmentation")
         m_max = self.n_cycles[1]

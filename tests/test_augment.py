@@ -107,8 +107,10 @@ def test_bad_inputs_raise_data_errors():
         aug(x, torch.full((2, 3), 5000))
     with pytest.raises(DataError, match="rpeaks"):
         aug(x, rp[:1])
+    region = A.build_augmentation([{"name": "cardiac_cycle_mask", "scope": "inferior"}])
     with pytest.raises(DataError, match="leads"):
-        aug(x[:, :8], rp)  # region table built for 12 leads
+        region(x[:, :8], rp)  # region table built for 12 leads
+    assert aug(x[:, :8], rp).shape == (2, 8, 1000)  # all-lead masking does not care about the lead order
 
 
 # ---------------------------------------------------------------------------------------------------------------
