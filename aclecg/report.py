@@ -1,0 +1,214 @@
+"""The results report: ``docs/results.md`` and its figures, generated from sweep output folders.
+
+Every number in the report is read from the sweeps' ``summary.csv``, ``results.csv``, ``comparisons.csv`` and
+``sweep.json`` (written by :func:`aclecg.evaluate.run_sweep`); nothing is typed in by hand. Regenerate with::
+
+    python -m aclecg report --sweep runs/sweeps/ptbxl-multilabel --sweep runs/sweeps/ptbxl-singlelabel \
+        --out docs/results.md
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+
+from aclecg.errors import DataError
+
+METRICS = {"macro_auroc": "macro AUROC", "macro_auprc": "macro AUPRC"}
+REFERENCE_ORDER = ("supervised", "random_init")
+
+
+@dataclass
+class Sweep:
+    """One sweep folder, loaded."""
+
+    path: Path
+    meta: dict
+    summary: pd.DataFrame
+    results: pd.DataFrame
+    comparisons: pd.DataFrame
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+    @classmethod
+    def load(cls, path: str | Path) -> "Sweep":
+        path = Path(path)
+        needed = ["sweep.json", "summary.csv", "results.csv", "comparisons.csv"]
+        missing = [f for f in needed if not (path / f).is_file()]
+        if missing:
+            raise DataError(f"{path} is not a finished sweep folder: missing {', '.join(missing)}")
+        comparisons = pd.read_csv(path / "comparisons.csv") if (path / "comparisons.csv").stat().st_size else \
+            pd.DataFrame()
+        return cls(path, json.loads((path / "sweep.json").read_text()), pd.read_csv(path / "summary.csv"),
+                   pd.read_csv(path / "results.csv"), comparisons)
+
+
+def _arm_order(arms: Sequence[str], focus: str) -> list[str]:
+    def key(arm: str) -> tuple[int, str]:
+        if arm.startswith(focus + ":"):
+            return (0, arm)
+        if arm in REFERENCE_ORDER:
+            return (3 + REFERENCE_ORDER.index(arm), arm)
+        if arm.startswith(focus):  # ablations of the focus method
+            return (2, arm)
+        return (1, arm)
+    return sorted(set(arms), key=key)
+
+
+def _fmt_pct(fraction: float) -> str:
+    return f"{fraction * 100:g} %"
+
+
+def metric_table(sweep: Sweep, metric: str, focus: str) -> str:
+    """Markdown table: one row per arm, one column per label fraction, mean ± std [95 % CI over seeds]."""
+    s = sweep.summary[sweep.summary["metric"] == metric]
+    fractions = sorted(s["fraction"].unique())
+    lines = ["| arm | " + " | ".join(_fmt_pct(f) for f in fractions) + " |",
+             "|---|" + "---|" * len(fractions)]
+    for arm in _arm_order(s["arm"].unique(), focus):
+        cells = []
+        for f in fractions:
+            row = s[(s["arm"] == arm) & (s["fraction"] == f)]
+            if row.empty:
+                cells.append("–")
+                continue
+            r = row.iloc[0]
+            text = f"{r['mean']:.3f}"
+            if r["n_seeds"] > 1:
+                text += f" ± {r['std']:.3f}"
+            if np.isfinite(r.get("ci_low", np.nan)):
+                text += f" [{r['ci_low']:.3f}, {r['ci_high']:.3f}]"
+            cells.append(text)
+        lines.append(f"| {arm} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def delong_table(sweep: Sweep, focus_arm: str) -> str:
+    """DeLong tests of ``focus_arm`` against every other arm: mean AUROC difference and per-seed p-values."""
+    c = sweep.comparisons
+    if c.empty:
+        return "_No DeLong comparisons in this sweep._"
+    c = c[(c["metric"] == "macro_auroc") & ((c["arm_a"] == focus_arm) | (c["arm_b"] == focus_arm))].copy()
+    if c.empty:
+        return f"_No comparisons involve {focus_arm}._"
+    sign = np.where(c["arm_a"] == focus_arm, 1.0, -1.0)
+    c["other"] = np.where(c["arm_a"] == focus_arm, c["arm_b"], c["arm_a"])
+    c["diff_focus"] = c["diff"] * sign
+    lines = ["| vs | label fraction | mean ΔAUROC (focus − other) | p per seed | seeds with p < 0.05 |",
+             "|---|---|---|---|---|"]
+    for other in _arm_order(c["other"].unique(), focus_arm.split(":")[0]):
+        for f in sorted(c["fraction"].unique()):
+            sel = c[(c["other"] == other) & (c["fraction"] == f)].sort_values("seed")
+            if sel.empty:
+                continue
+            ps = ", ".join(f"{p:.3f}" if p >= 0.001 else f"{p:.0e}" for p in sel["p_value"])
+            wins = int(((sel["p_value"] < 0.05) & (sel["diff_focus"] > 0)).sum())
+            losses = int(((sel["p_value"] < 0.05) & (sel["diff_focus"] < 0)).sum())
+            lines.append(f"| {other} | {_fmt_pct(f)} | {sel['diff_focus'].mean():+.3f} | {ps} | "
+                         f"{wins} better, {losses} worse of {len(sel)} |")
+    return "\n".join(lines)
+
+
+def plot_sweep(sweep: Sweep, metric: str, path: Path, focus: str) -> Path:
+    """A PNG of ``metric`` against label fraction (log axis) with the 95 % CI over seeds as a band."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    s = sweep.summary[sweep.summary["metric"] == metric]
+    fig, ax = plt.subplots(figsize=(7, 4.5), dpi=110)
+    for arm in _arm_order(s["arm"].unique(), focus):
+        rows = s[s["arm"] == arm].sort_values("fraction")
+        style = "--" if arm in REFERENCE_ORDER else "-"
+        width = 2.6 if arm.startswith(focus + ":") else 1.4
+        line, = ax.plot(rows["fraction"], rows["mean"], style, marker="o", lw=width, label=arm)
+        if rows["ci_low"].notna().any():
+            ax.fill_between(rows["fraction"], rows["ci_low"], rows["ci_high"], color=line.get_color(), alpha=0.12)
+    ax.set_xscale("log")
+    fracs = sorted(s["fraction"].unique())
+    ax.set_xticks(fracs, [_fmt_pct(f) for f in fracs])
+    ax.set_xlabel("fraction of training labels")
+    ax.set_ylabel(METRICS[metric])
+    ax.set_title(f"{sweep.meta['label_set']}, {sweep.meta['protocol']}: {METRICS[metric]} (test n={sweep.meta['n_test']})")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def _value(sweep: Sweep, arm: str, fraction: float, metric: str = "macro_auroc") -> tuple[float, float, float] | None:
+    s = sweep.summary
+    row = s[(s["arm"] == arm) & (s["metric"] == metric) & np.isclose(s["fraction"], fraction)]
+    if row.empty:
+        return None
+    r = row.iloc[0]
+    return float(r["mean"]), float(r["ci_low"]), float(r["ci_high"])
+
+
+def headline(sweep: Sweep, focus: str) -> list[str]:
+    """Computed sentences: does the focus method with 10 % of labels match supervised with 100 %?"""
+    out = []
+    for kind in ("linear_probe", "fine_tune"):
+        arm = f"{focus}:{kind}"
+        mine, sup = _value(sweep, arm, 0.1), _value(sweep, "supervised", 1.0)
+        if mine and sup:
+            verdict = ("within" if sup[1] <= mine[0] <= sup[2] or mine[0] >= sup[0] else "below")
+            out.append(f"- {arm} with 10 % of labels: macro AUROC {mine[0]:.3f}; supervised with 100 %: "
+                       f"{sup[0]:.3f} [{sup[1]:.3f}, {sup[2]:.3f}] → {verdict} the supervised result"
+                       + (" (its mean is at or above it, or inside its CI)" if verdict == "within" else "") + ".")
+    best = sweep.summary[(sweep.summary["metric"] == "macro_auroc")]
+    for f in sorted(best["fraction"].unique()):
+        rows = best[np.isclose(best["fraction"], f)].sort_values("mean", ascending=False)
+        if not rows.empty:
+            top = rows.iloc[0]
+            out.append(f"- best arm at {_fmt_pct(f)} labels: {top['arm']} ({top['mean']:.3f}).")
+    return out
+
+
+def build_report(sweep_dirs: Sequence[str | Path], out: str | Path, focus: str = "acl_ecg",
+                 preamble: str = "") -> Path:
+    """Write the Markdown report and its PNG figures (into ``<out stem>/`` beside it)."""
+    sweeps = [Sweep.load(p) for p in sweep_dirs]
+    if not sweeps:
+        raise DataError("no sweep folders given")
+    out = Path(out)
+    fig_dir = out.parent / out.stem
+    parts = ["# Results", "", "_Generated by `python -m aclecg report` from the sweep folders "
+             + ", ".join(f"`{s.path}`" for s in sweeps) + ". Do not edit by hand._", ""]
+    if preamble:
+        parts += [preamble.strip(), ""]
+    for sweep in sweeps:
+        m = sweep.meta
+        parts += [f"## {m['label_set']} — {m['protocol']} protocol (`{sweep.name}`)", "",
+                  f"Classes: {', '.join(m['classes'])}. Validation records: {m['n_val']}, test records: {m['n_test']}. "
+                  f"Seeds: {len(m['seeds'])} ({', '.join(map(str, m['seeds']))}). Label fractions: "
+                  f"{', '.join(_fmt_pct(f) for f in m['fractions'])}. Device: {m['device']}.", ""]
+        checkpoints = m.get("checkpoints", {})
+        if checkpoints:
+            parts += ["Checkpoints: " + "; ".join(f"`{k}` ({v.get('method')}, sha256 {str(v.get('sha256'))[:12]}…)"
+                                                   for k, v in checkpoints.items()), ""]
+        parts += ["### Headline", ""] + headline(sweep, focus) + [""]
+        for metric, title in METRICS.items():
+            png = plot_sweep(sweep, metric, fig_dir / f"{sweep.name}_{metric}.png", focus)
+            parts += [f"### {title} (mean ± std over seeds [95 % t-interval over seeds])", "",
+                      metric_table(sweep, metric, focus), "",
+                      f"![{title}]({png.relative_to(out.parent).as_posix()})", ""]
+        for kind in ("linear_probe", "fine_tune"):
+            arm = f"{focus}:{kind}"
+            if arm in set(sweep.summary["arm"]):
+                parts += [f"### DeLong tests of `{arm}` (paired, same test records, macro AUROC)", "",
+                          delong_table(sweep, arm), ""]
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text("\n".join(parts) + "\n")
+    return out
