@@ -310,7 +310,7 @@ class Heartbeat(threading.Thread):
 
     def __init__(self, run: RunDir, every: float = 5.0):
         super().__init__(daemon=True)
-        self.run, self.every, self.progress = run, every, {}
+        self.run_dir, self.every, self.progress = run, every, {}
         self._stop_event = threading.Event()
 
     def run(self) -> None:  # noqa: D401 - threading API
@@ -318,7 +318,7 @@ class Heartbeat(threading.Thread):
             self.run_dir_beat()
 
     def run_dir_beat(self) -> None:
-        self.run.write_status(heartbeat=time.time(), **self.progress)
+        self.run_dir.write_status(heartbeat=time.time(), **self.progress)
 
     def stop(self) -> None:
         self._stop_event.set()
