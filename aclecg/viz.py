@@ -517,6 +517,7 @@ def training_curves(metrics: pd.DataFrame) -> go.Figure:
         fig.add_trace(go.Scatter(x=metrics["step"], y=metrics["samples_per_s"], mode="lines", name="samples/s",
                                  line=dict(color="#2ca02c")), row=3, col=1)
     fig.update_xaxes(title_text="step", row=3, col=1)
+    fig.update_yaxes(tickformat=".1e", row=2, col=1)
     fig.update_layout(height=620, margin=dict(l=10, r=10, t=40, b=10))
     return fig
 
@@ -551,8 +552,9 @@ def sweep_figure(summary: pd.DataFrame, metric: str = "auroc", method_col: str =
                                  legendgroup=str(method), line=dict(color=colour, dash=dash),
                                  hovertemplate=f"{method}<br>fraction %{{x}}<br>{metric} %{{y:.4f}}<extra></extra>"))
     fig.update_xaxes(type="log", title_text="label fraction")
-    fig.update_yaxes(title_text=f"macro {metric.upper()}")
-    fig.update_layout(title=title or f"macro {metric.upper()} vs label fraction", height=430,
+    label = metric.lower().removeprefix("macro_").upper()
+    fig.update_yaxes(title_text=f"macro {label}")
+    fig.update_layout(title=title or f"macro {label} vs label fraction", height=430,
                       margin=dict(l=10, r=10, t=40, b=10))
     return fig
 

@@ -97,7 +97,10 @@ def progress(run_dir: Path) -> None:
             jobs.resume(run_dir)
 
 
-progress(run_dir)
+if (run_dir / "job.json").is_file():
+    progress(run_dir)
+else:
+    st.caption("A sweep folder written outside the app (no job record): results only.")
 
 summary_path, results_path = run_dir / "summary.csv", run_dir / "results.csv"
 if not summary_path.is_file():
@@ -112,8 +115,7 @@ with user_errors():
     macro = [m for m in ("macro_auroc", "macro_auprc") if m in set(plot["metric"])]
     cols = st.columns(max(len(macro), 1))
     for col, metric in zip(cols, macro):
-        col.plotly_chart(viz.sweep_figure(plot, metric=metric, method_col="arm", fraction_col="fraction",
-                                          title=f"{metric.replace('_', ' ')} vs label fraction"),
+        col.plotly_chart(viz.sweep_figure(plot, metric=metric, method_col="arm", fraction_col="fraction"),
                          width="stretch", key=f"sw_fig_{metric}")
     st.subheader("Summary over seeds (mean, 95 % CI)")
     shown = summary[summary["metric"].isin(macro)]
