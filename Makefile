@@ -7,7 +7,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 PORT   ?= 8501
 
-.PHONY: app test test-slow test-browser test-all bench bundled install clean-cache help
+.PHONY: app test test-slow test-browser test-all bench results bundled install clean-cache help
 
 help:
 	@echo "make app          set up and start the app on bundled data (http://localhost:$(PORT))"
@@ -15,6 +15,7 @@ help:
 	@echo "make test-slow    also run the slow tests (real training, resume, two-process DDP)"
 	@echo "make test-browser end-to-end tests in headless Chromium (installs chromium with apt if missing)"
 	@echo "make bench        run every speed benchmark (see benchmarks/README.md)"
+	@echo "make results     pretrain the shipped checkpoints, run the sweeps, write docs/results.md"
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -48,6 +49,9 @@ test-browser: $(STAMP)
 	@$(call PYTEST,-m browser)
 
 test-all: test test-slow test-browser
+
+results: bundled
+	bash checkpoints/results_all.sh
 
 bench: bundled
 	$(PY) benchmarks/run_all.py

@@ -212,3 +212,70 @@ def build_report(sweep_dirs: Sequence[str | Path], out: str | Path, focus: str =
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text("\n".join(parts) + "\n")
     return out
+
+
+def ship_checkpoint(run_dir: str | Path, dest: str | Path, sweep_dirs: Sequence[str | Path] = ()) -> Path:
+    """Copy a finished run's ``encoder.pt`` into ``dest`` and write its model card (``README.md``).
+
+    The card records the data, the full configuration, epochs and steps, training time and hardware (from the
+    run's ``status.json``), the checksum, the first and last loss, and the checkpoint's linear-probe results from
+    any sweep folders given (rows whose arm is ``<dest name>:linear_probe``).
+    """
+    from aclecg.checkpoint import atomic_write_bytes, load_checkpoint
+    from aclecg.methods import list_methods
+
+    run_dir, dest = Path(run_dir), Path(dest)
+    encoder = run_dir / "encoder.pt"
+    payload = load_checkpoint(encoder)  # verifies the checksum
+    status = json.loads((run_dir / "status.json").read_text())
+    if status.get("state") != "finished":
+        raise DataError(f"{run_dir} has not finished (state {status.get('state')!r})")
+    stored = json.loads((run_dir / "config.json").read_text())
+    config = stored["config"]
+    dest.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(dest / "encoder.pt", encoder.read_bytes())
+    atomic_write_bytes(dest / "encoder.pt.sha256", (run_dir / "encoder.pt.sha256").read_bytes())
+    info = {m.name: m for m in list_methods()}.get(config["method"])
+    metrics = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines() if line.strip()]
+    minutes = (status.get("finished", 0) - status.get("started", 0)) / 60
+    hardware = status.get("hardware") or "not recorded by this run"
+    lines = [f"# `{dest.name}`: {info.title if info else config['method']}", "",
+             f"Method `{config['method']}`" + (f" — {info.paper}" if info else "") + ".",
+             "**Reconstruction**: the paper's exact objective is not public; see docs/methods.md."
+             if info and info.reconstruction else "", "",
+             "| field | value |", "|---|---|",
+             f"| file | `encoder.pt` ({(dest / 'encoder.pt').stat().st_size / 1024:.0f} KiB), sha256 "
+             f"`{payload['checkpoint_sha256']}` |",
+             f"| data | {', '.join(f'`{d}`' for d in config['data'])}, splits excluded: "
+             f"{', '.join(config['exclude_splits']) or 'none'}; data fingerprint `{payload['data_fingerprint'][:16]}…` |",
+             f"| input | {len(payload['leads'])} leads ({', '.join(payload['leads'])}), {payload['fs']:g} Hz, "
+             f"{payload['n_samples']} samples |",
+             f"| encoder | {json.dumps(payload['encoder_config'])} |",
+             f"| augmentation | {payload.get('augmentation')} |",
+             f"| method hyper-parameters | `{json.dumps(payload.get('hparams', {}))}` |",
+             f"| training | {config['epochs']} epochs, {payload['step']} steps, batch {config['batch_size']}, "
+             f"AdamW lr {config['lr']} (cosine, {config['warmup_steps']} warm-up steps), seed {config['seed']} |",
+             f"| loss | {metrics[0]['loss']:.3f} at step 1 → {metrics[-1]['loss']:.3f} at step {metrics[-1]['step']} |",
+             f"| time | {minutes:.1f} min on {hardware} ({status.get('world_size', 1)} process) |", "",
+             "Reproduce from scratch:", "", "```bash",
+             f"python -m aclecg pretrain --config checkpoints/{dest.name}/config.json --run-dir runs/repro-{dest.name}",
+             "```", ""]
+    (dest / "config.json").write_text(json.dumps(config, indent=1) + "\n")
+    for sweep_dir in sweep_dirs:
+        sweep = Sweep.load(sweep_dir)
+        arm = f"{dest.name}:linear_probe"
+        if arm not in set(sweep.summary["arm"]):
+            continue
+        lines += [f"## Linear probe — {sweep.meta['label_set']}, {sweep.meta['protocol']} (`{sweep.path}`)", "",
+                  "| metric | " + " | ".join(_fmt_pct(f) for f in sorted(sweep.summary["fraction"].unique())) + " |",
+                  "|---|" + "---|" * sweep.summary["fraction"].nunique()]
+        for metric, title in METRICS.items():
+            cells = []
+            for f in sorted(sweep.summary["fraction"].unique()):
+                v = _value(sweep, arm, f, metric)
+                cells.append("–" if v is None else f"{v[0]:.3f} [{v[1]:.3f}, {v[2]:.3f}]")
+            lines.append(f"| {title} | " + " | ".join(cells) + " |")
+        lines += ["", f"Test records: {sweep.meta['n_test']}; mean over {len(sweep.meta['seeds'])} seeds "
+                      "[95 % t-interval over seeds].", ""]
+    (dest / "README.md").write_text("\n".join(lines) + "\n")
+    return dest

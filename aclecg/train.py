@@ -377,6 +377,16 @@ def _set_rng_state(state: dict[str, Any], device: torch.device, aug_gen: torch.G
         torch.cuda.set_rng_state(state["cuda"], device)
 
 
+def hardware_description(device: torch.device) -> str:
+    """One line naming the machine a run trained on (for model cards)."""
+    import platform
+
+    text = f"{platform.machine()} CPU, {os.cpu_count()} cores, {torch.get_num_threads()} torch threads"
+    if device.type == "cuda":
+        text = f"{torch.cuda.get_device_name(device)} ({torch.cuda.device_count()} visible); " + text
+    return text + f", torch {torch.__version__}"
+
+
 def _memory_mb(device: torch.device) -> float:
     if device.type == "cuda":
         return torch.cuda.max_memory_allocated(device) / 2**20
@@ -467,7 +477,8 @@ def pretrain(config: PretrainConfig, run_dir: str | Path, resume: bool = False, 
                     log("note: resuming with the configuration stored in the run directory")
                 config = stored
             run.write_status(state="running", pid=os.getpid(), host=socket.gethostname(), heartbeat=time.time(),
-                             error=None, started=time.time(), method=config.method, world_size=info.world_size)
+                             error=None, started=time.time(), method=config.method, world_size=info.world_size,
+                             hardware=hardware_description(device))
             ckpt.atomic_write_bytes(run.config, json.dumps(
                 {"run": str(run.path.name), "config": config.to_dict(), "resolved_device": str(device),
                  "world_size": info.world_size}, indent=1).encode())
