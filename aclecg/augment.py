@@ -887,8 +887,6 @@ PRESETS: dict[str, list[dict[str, Any]]] = {
     "none": [],
 }
 
-_CONTEXT_KEYS = ("fs", "leads", "region_map")
-
 
 def _build_step(i: int, entry: Any, fs: float, leads: Sequence[str], region_map: RegionMap | None) -> Augmentation:
     if not isinstance(entry, Mapping) or "name" not in entry:
