@@ -513,7 +513,8 @@ def _train_loop(config, run, device, info: DistInfo, resume, progress, stopper, 
         raise ConfigError(f"batch_size {config.batch_size} is larger than the {len(data)} training records")
     method = build_method(config).to(device)
     aug_spec = config.augmentation if config.augmentation is not None else method.default_augmentation
-    augment = build_augmentation(aug_spec)
+    augment = build_augmentation(aug_spec, fs=data.fs, leads=config.leads,
+                                 region_map=default_region_map(config.avr_policy))
     aug_gen = torch.Generator(device="cpu").manual_seed(config.seed + 17)
     steps_per_epoch = len(data) // config.batch_size
     total_steps = steps_per_epoch * config.epochs
