@@ -97,7 +97,7 @@ def test_small_preset_size_and_cost():
     small = ENCODER_PRESETS["small"]
     assert small.feature_dim == 64 and small.leads == LEADS
     n = count_parameters(ECGEncoder(small))
-    assert 100_000 <= n <= 300_000
+    assert 30_000 <= n <= 100_000  # narrow on purpose: it runs once per lead (see docs/methods.md)
     assert count_parameters(ECGEncoder(ENCODER_PRESETS["base"])) > 3 * n
 
 
