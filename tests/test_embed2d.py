@@ -150,3 +150,16 @@ def test_cli_umap_writes_csv_and_html(tmp_path):
     np.testing.assert_allclose(table[["x", "y"]].to_numpy(), expected, rtol=1e-5, atol=1e-5)
     assert (tmp_path / "map.html").stat().st_size > 1000
     assert main(["umap", "--embeddings", str(tmp_path / "missing.npy"), "--out", str(tmp_path / "m.csv")]) == 2
+
+
+def test_randomized_pca_matches_exact_svd():
+    rng = np.random.default_rng(0)
+    # a spectrum with a clear gap after 6 directions
+    u = np.linalg.qr(rng.normal(size=(500, 6)))[0]
+    v = np.linalg.qr(rng.normal(size=(80, 6)))[0]
+    x = (u * np.array([50, 40, 30, 20, 15, 10])) @ v.T + 0.01 * rng.normal(size=(500, 80))
+    x = x - x.mean(0)
+    comps = embed2d.randomized_pca(x, 6)
+    exact = np.linalg.svd(x, full_matrices=False)[2][:6].T
+    np.testing.assert_allclose(np.abs(np.sum(comps * exact, axis=0)), 1.0, atol=1e-4)  # same directions (sign free)
+    np.testing.assert_allclose(comps.T @ comps, np.eye(6), atol=1e-4)
