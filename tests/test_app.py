@@ -213,8 +213,8 @@ def test_pretraining_page_shows_runs_and_curves(project):
 
 def test_representations_map_with_checkpoint(project):
     at = _app()
+    at.session_state["rep_datasets"] = ["challenge"]  # the small dataset from the first render on
     at.switch_page(PAGES[4]).run()
-    at.multiselect(key="rep_datasets").set_value(["challenge"]).run()
     _assert_clean(at)
     charts = at.get("plotly_chart")
     scatter = json.loads(charts[0].proto.spec)
@@ -276,7 +276,7 @@ def test_corrupted_checkpoint_is_an_error_box_not_a_traceback(project):
     ckpt = project / "checkpoints" / "tiny" / "encoder.pt"
     ckpt.write_bytes(ckpt.read_bytes()[:-100] + b"\0" * 100)
     at = _app()
+    at.session_state["rep_datasets"] = ["challenge"]
     at.switch_page(PAGES[4]).run()
-    at.multiselect(key="rep_datasets").set_value(["challenge"]).run()
     assert not at.exception
     assert at.error and "tiny" in at.error[0].value
