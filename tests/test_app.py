@@ -280,3 +280,40 @@ def test_corrupted_checkpoint_is_an_error_box_not_a_traceback(project):
     at.switch_page(PAGES[4]).run()
     assert not at.exception
     assert at.error and "tiny" in at.error[0].value
+
+
+def test_pretraining_launch_passes_the_form_to_jobs(empty_project, monkeypatch):
+    """The Start button calls aclecg.jobs.launch with the chosen method, preset, data, epochs and batch size."""
+    from aclecg import jobs
+
+    calls = []
+
+    def fake_launch(kind, args, runs_root, name):
+        calls.append((kind, list(args), Path(runs_root), name))
+        return Path(runs_root) / name
+
+    monkeypatch.setattr(jobs, "launch", fake_launch)
+    at = _app()
+    at.switch_page(PAGES[3]).run()
+    at.selectbox(key="pt_method").set_value("simclr")
+    at.number_input(key="pt_epochs").set_value(3)
+    at.text_input(key="pt_name").set_value("my run!").run()
+    at.button(key="pt_start").click().run()
+    _assert_clean(at)
+    assert len(calls) == 1
+    kind, args, root, name = calls[0]
+    assert kind == "pretrain" and root == empty_project / "runs" and name == "my-run"
+    get = {args[i]: args[i + 1] for i in range(0, len(args) - 1) if args[i].startswith("--")}
+    assert get["--method"] == "simclr" and get["--epochs"] == "3" and get["--preset"] == "cpu-quick"
+    assert Path(get["--data"]).name == "ptbxl"
+    assert any("Started my-run" in s.value for s in at.success)
+
+
+def test_explorer_reads_raw_challenge_record_in_mv(empty_project):
+    at = _app()
+    at.switch_page(PAGES[0]).run()
+    at.selectbox(key="explorer_dataset").set_value("challenge").run()
+    _assert_clean(at)
+    assert not any("raw record is not available" in i.value for i in at.info)
+    spec = json.loads(at.get("plotly_chart")[0].proto.spec)
+    assert spec["layout"]["meta"]["units"] == "mV"
