@@ -20,9 +20,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                        description="Manage runs started in the background, as the app does. A run whose process is "
                                    "gone without finishing is shown as interrupted and can be resumed.",
                        epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("action", choices=["list", "launch", "tail", "cancel", "resume"])
+    p.add_argument("action", choices=["list", "launch", "tail", "cancel", "resume"],
+                   help="launch takes the command's own options after a bare --")
     p.add_argument("name", nargs="?", help="run name (directory under --root)")
-    p.add_argument("rest", nargs=argparse.REMAINDER, help="for launch: -- then the pretrain options")
     p.add_argument("--root", default=str(DEFAULT_RUNS_ROOT), help="runs root (default: %(default)s)")
     p.add_argument("--kind", default="pretrain", choices=["pretrain", "sweep"], help="for launch")
     p.set_defaults(func=run)
@@ -47,8 +47,7 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"runs {args.action} needs a run name")
     run_dir = Path(args.root) / jobs.sanitize_name(args.name)
     if args.action == "launch":
-        rest = [a for a in args.rest if a != "--"]
-        print(jobs.launch(args.kind, rest, args.root, args.name))
+        print(jobs.launch(args.kind, getattr(args, "passthrough", []), args.root, args.name))
     elif args.action == "tail":
         print(jobs.tail_log(run_dir))
     elif args.action == "cancel":
