@@ -32,6 +32,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from aclecg import stats
+from aclecg.runtime import cache_root, resolve_device
 from aclecg.errors import CheckpointError, ConfigError, DataError
 
 __all__ = [
@@ -46,7 +47,6 @@ ARMS: tuple[str, ...] = ("linear_probe", "fine_tune", "supervised", "random_init
 DEFAULT_ARMS: tuple[str, ...] = ("linear_probe", "random_init", "supervised")
 DEFAULT_FRACTIONS: tuple[float, ...] = (0.01, 0.05, 0.1, 0.25, 0.5, 1.0)
 PROTOCOLS: tuple[str, ...] = ("multilabel", "singlelabel")
-_REPO = Path(__file__).resolve().parents[1]
 
 
 # ------------------------------------------------------------------------------------------- configuration
@@ -89,26 +89,6 @@ class EvalConfig:
             lr = "finetune_lr" if arm_kind == "fine_tune" else "supervised_lr"
             keys = ("epochs", "patience", "batch_size", lr, "n_bootstrap")
         return {k: getattr(self, k) for k in keys}
-
-
-def resolve_device(device: str | torch.device = "auto") -> torch.device:
-    """``"auto"`` gives CUDA when available, else CPU; an unavailable CUDA request is a ``ConfigError``."""
-    if isinstance(device, torch.device):
-        return device
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if str(device).startswith("cuda") and not torch.cuda.is_available():
-        raise ConfigError(f"device {device!r} requested but CUDA is not available; use --device cpu or auto")
-    try:
-        return torch.device(device)
-    except RuntimeError as exc:
-        raise ConfigError(f"unknown device {device!r}; use auto, cpu or cuda[:N]") from exc
-
-
-def cache_root() -> Path:
-    """Root of the on-disk caches: ``$ACLECG_CACHE`` if set, else ``<repo>/.cache``."""
-    env = os.environ.get("ACLECG_CACHE")
-    return Path(env).expanduser() if env else _REPO / ".cache"
 
 
 def embedding_cache_dir() -> Path:

@@ -41,6 +41,7 @@ import torch
 from aclecg import checkpoint as ckpt
 from aclecg.errors import AclEcgError, ConfigError
 from aclecg.leads import LEADS, canonical_lead, default_region_map
+from aclecg.runtime import resolve_device
 from aclecg.parallel import DistInfo, all_reduce_mean, convert_sync_batchnorm, init_distributed
 
 STATES = ("queued", "running", "finished", "failed", "cancelled")
@@ -325,14 +326,6 @@ class Heartbeat(threading.Thread):
 
 
 # ----------------------------------------------------------------------------------------------------- the engine
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise ConfigError("device cuda was asked for but no CUDA device is available; use --device cpu or auto")
-    return torch.device(name)
-
-
 def resolve_amp(mode: str, device: torch.device) -> torch.dtype | None:
     if device.type != "cuda" or mode == "off":
         return None

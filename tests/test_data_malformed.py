@@ -11,7 +11,7 @@ import pytest
 import wfdb
 
 from aclecg.cli import main
-from aclecg.data import BUNDLED_RAW_DIR, ChallengeReader, PtbXlReader, Record, Skipped, prepare_dataset
+from aclecg.data import BUNDLED_RAW_DIR, ChallengeReader, PtbXlReader, Record, Skipped
 from aclecg.data.cpsc2018 import Cpsc2018Reader
 from aclecg.leads import LEADS
 

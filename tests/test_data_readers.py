@@ -15,7 +15,7 @@ import pytest
 import scipy.io
 import wfdb
 
-from aclecg.data import BUNDLED_RAW_DIR, ChallengeReader, Cpsc2018Reader, PtbXlReader, Record, Skipped
+from aclecg.data import BUNDLED_RAW_DIR, ChallengeReader, Cpsc2018Reader, PtbXlReader, Record
 from aclecg.data.challenge import parse_comments, parse_dx
 from aclecg.data.records import canonicalise
 from aclecg.data.snomed import CHAPMAN_RHYTHM_CODES, abbreviation, scored_classes, snomed_table

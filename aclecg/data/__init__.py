@@ -7,7 +7,7 @@
 """
 
 from aclecg.data.base import Reader, RecordItem
-from aclecg.data.bundled import BUNDLED, BUNDLED_DIR, BUNDLED_RAW_DIR, cache_root, ensure_bundled
+from aclecg.data.bundled import BUNDLED, BUNDLED_DIR, BUNDLED_RAW_DIR, ensure_bundled, prepared_root
 from aclecg.data.cache import PROTOCOLS, PreparedDataset, available_datasets, is_prepared
 from aclecg.data.challenge import ChallengeReader
 from aclecg.data.cpsc2018 import Cpsc2018Reader
@@ -20,6 +20,6 @@ from aclecg.data.splits import patient_stratified_folds, split_of
 __all__ = [
     "BUNDLED", "BUNDLED_DIR", "BUNDLED_RAW_DIR", "FORMATS", "PROTOCOLS", "ChallengeReader", "Cpsc2018Reader",
     "PrepareConfig", "PreparedDataset", "PtbXlReader", "Reader", "Record", "RecordItem", "Skipped",
-    "available_datasets", "cache_root", "detect_rpeaks", "ensure_bundled", "is_prepared", "make_reader",
+    "available_datasets", "prepared_root", "detect_rpeaks", "ensure_bundled", "is_prepared", "make_reader",
     "patient_stratified_folds", "prepare_dataset", "split_of", "summary_lines",
 ]

@@ -10,17 +10,16 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import json
-import os
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
 from aclecg.data.cache import is_prepared
+from aclecg.runtime import cache_root
 from aclecg.data.prepare import FORMAT_VERSION, prepare_dataset
 
 #: Raw bundled data (original PhysioNet layouts).
 BUNDLED_RAW_DIR = Path(__file__).resolve().parent.parent / "bundled"
-REPO_ROOT = Path(__file__).resolve().parent.parent.parent
 #: name -> (format, raw folder)
 BUNDLED: dict[str, tuple[str, Path]] = {
     "ptbxl": ("ptbxl", BUNDLED_RAW_DIR / "ptb-xl"),
@@ -30,15 +29,14 @@ BUNDLED: dict[str, tuple[str, Path]] = {
 PIPELINE_VERSION = 1
 
 
-def cache_root() -> Path:
+def prepared_root() -> Path:
     """Where prepared bundled datasets live: ``$ACLECG_CACHE/prepared`` or ``<repo>/.cache/prepared``."""
-    env = os.environ.get("ACLECG_CACHE", "").strip()
-    return (Path(env).expanduser().resolve() if env else REPO_ROOT / ".cache") / "prepared"
+    return cache_root() / "prepared"
 
 
 #: The prepared bundled PTB-XL folder (the default dataset), resolved at import time; it exists once
-#: :func:`ensure_bundled` has run. :func:`cache_root` re-reads the environment on every call.
-BUNDLED_DIR = cache_root() / "ptbxl"
+#: :func:`ensure_bundled` has run. :func:`prepared_root` re-reads the environment on every call.
+BUNDLED_DIR = prepared_root() / "ptbxl"
 
 
 def source_stamp(raw_dir: Path, fmt: str, fs: float, seconds: float) -> str:
@@ -77,7 +75,7 @@ def ensure_bundled(names: tuple[str, ...] | list[str] | None = None, root: str |
 
     Safe to call from several processes at once (a file lock serialises the work).
     """
-    target_root = Path(root).expanduser().resolve() if root else cache_root()
+    target_root = Path(root).expanduser().resolve() if root else prepared_root()
     out: dict[str, Path] = {}
     with _lock(target_root):
         for name in names or tuple(BUNDLED):
