@@ -82,13 +82,17 @@ def _read_json(path: Path) -> dict[str, Any]:
 
 
 def launch(kind: str, args: Sequence[str], runs_root: str | Path = DEFAULT_RUNS_ROOT, name: str = "run",
-           resume: bool = False) -> Path:
+           resume: bool = False, gpus: int = 1) -> Path:
     """Start ``python -m aclecg KIND ARGS`` detached, writing into ``runs_root/NAME``; returns the run directory.
 
-    For ``pretrain`` the run directory is passed as ``--run-dir``, for ``sweep`` as ``--out``.
+    For ``pretrain`` the run directory is passed as ``--run-dir``, for ``sweep`` as ``--out``. ``gpus > 1``
+    starts a pretraining run through ``torch.distributed.run`` (torchrun) with one process per GPU; cancelling
+    signals the whole process group, and every process stops at the same step after a checkpoint.
     """
     if kind not in KINDS:
         raise ConfigError(f"unknown job kind {kind!r}; expected one of {KINDS}")
+    if not isinstance(gpus, int) or gpus < 1 or (gpus > 1 and kind != "pretrain"):
+        raise ConfigError(f"gpus must be a positive integer (and > 1 only for pretrain), got {gpus!r}")
     root = Path(runs_root)
     run_dir = root / sanitize_name(name)
     job = _read_json(run_dir / "job.json")
@@ -98,7 +102,8 @@ def launch(kind: str, args: Sequence[str], runs_root: str | Path = DEFAULT_RUNS_
         raise AclEcgError(f"run {run_dir.name!r} is still running (pid {job['pid']})")
     run_dir.mkdir(parents=True, exist_ok=True)
     target = ["--run-dir", str(run_dir)] if kind == "pretrain" else ["--out", str(run_dir)]
-    argv = [sys.executable, "-m", "aclecg", kind, *map(str, args), *target]
+    launcher = ["-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(gpus)] if gpus > 1 else []
+    argv = [sys.executable, *launcher, "-m", "aclecg", kind, *map(str, args), *target]
     if resume and kind == "pretrain" and "--resume" not in argv:
         argv.append("--resume")
     (run_dir / "exit_code").unlink(missing_ok=True)
@@ -111,7 +116,7 @@ def launch(kind: str, args: Sequence[str], runs_root: str | Path = DEFAULT_RUNS_
                                 env={**os.environ, "PYTHONUNBUFFERED": "1"})
     atomic_write_bytes(run_dir / "job.json", json.dumps(
         {"kind": kind, "args": list(map(str, args)), "argv": argv, "pid": proc.pid, "host": socket.gethostname(),
-         "started": time.time()}, indent=1).encode())
+         "started": time.time(), "gpus": gpus}, indent=1).encode())
     return run_dir
 
 
@@ -214,7 +219,7 @@ def resume(run_dir: str | Path) -> Path:
         raise AclEcgError(f"run {run_dir.name!r} is still running")
     job = _read_json(run_dir / "job.json")
     if info.kind == "pretrain":
-        return launch("pretrain", [], run_dir.parent, run_dir.name, resume=True)
+        return launch("pretrain", [], run_dir.parent, run_dir.name, resume=True, gpus=int(job.get("gpus", 1)))
     if not job:
         raise AclEcgError(f"run {run_dir.name!r} was not started as a job; rerun its command by hand")
     return launch(job["kind"], job["args"], run_dir.parent, run_dir.name, resume=True)

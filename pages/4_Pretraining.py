@@ -63,18 +63,16 @@ with st.expander("Launch a run", expanded=not jobs.list_runs(root)):
         n_gpu = _cuda_count()
         device = c6.selectbox("device", ["auto", "cpu"] + [f"cuda:{i}" for i in range(n_gpu)], key="pt_device")
         gpus = st.number_input("GPUs", 0, max(n_gpu, 0), min(n_gpu, 1), key="pt_gpus", disabled=n_gpu < 2,
-                               help="Several GPUs run with DistributedDataParallel via torchrun (command below).")
+                               help="Several GPUs run with DistributedDataParallel (one process per GPU, torchrun).")
         name = st.text_input("run name", value=f"{method}-{preset}-{time.strftime('%m%d-%H%M')}", key="pt_name")
         args = ["--method", method, "--preset", preset, "--epochs", str(int(epochs)), "--batch-size",
                 str(int(batch)), "--device", device, "--no-progress"]
         for d in data:
             args += ["--data", datasets[d]]
         if gpus > 1:
-            st.code(f"torchrun --nproc_per_node {gpus} -m aclecg pretrain {' '.join(args)} --run-dir runs/{name}",
-                    language="bash")
-            st.caption("Multi-GPU runs are started from a terminal with the command above.")
-        if st.button("Start run", type="primary", disabled=not data or gpus > 1, key="pt_start"):
-            run_dir = jobs.launch("pretrain", args, root, jobs.sanitize_name(name))
+            st.caption(f"Runs as: torchrun --nproc_per_node {gpus} -m aclecg pretrain {' '.join(args)}")
+        if st.button("Start run", type="primary", disabled=not data, key="pt_start"):
+            run_dir = jobs.launch("pretrain", args, root, jobs.sanitize_name(name), gpus=max(int(gpus), 1))
             st.success(f"Started {run_dir.name}.")
 
 runs = [r for r in jobs.list_runs(root) if r.kind == "pretrain"]

@@ -288,8 +288,9 @@ def test_pretraining_launch_passes_the_form_to_jobs(empty_project, monkeypatch):
 
     calls = []
 
-    def fake_launch(kind, args, runs_root, name):
+    def fake_launch(kind, args, runs_root, name, gpus=1):
         calls.append((kind, list(args), Path(runs_root), name))
+        assert gpus == 1  # no GPU here: one process
         return Path(runs_root) / name
 
     monkeypatch.setattr(jobs, "launch", fake_launch)

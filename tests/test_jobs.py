@@ -109,3 +109,21 @@ def test_cli_runs_launch_passes_options_after_double_dash(tmp_path, monkeypatch)
     assert rc == 0
     assert seen == {"kind": "sweep", "args": ["--seeds", "2", "--x"], "root": str(tmp_path), "name": "my-run"}
     assert main(["runs", "list", "--root", str(tmp_path / "empty")]) == 0
+
+
+def test_multi_gpu_launch_goes_through_torchrun(tmp_path, monkeypatch):
+    started = {}
+
+    class FakePopen:
+        def __init__(self, cmd, **kwargs):
+            started["cmd"], started["kwargs"] = cmd, kwargs
+            self.pid = DEAD_PID
+
+    monkeypatch.setattr(jobs.subprocess, "Popen", FakePopen)
+    run = jobs.launch("pretrain", ["--method", "simclr"], tmp_path, "multi", gpus=4)
+    script = started["cmd"][2]
+    assert "-m torch.distributed.run --standalone --nproc_per_node 4 -m aclecg pretrain --method simclr" in script
+    assert started["kwargs"]["start_new_session"]  # one process group: cancel reaches every rank
+    assert json.loads((run / "job.json").read_text())["gpus"] == 4
+    with pytest.raises(ConfigError, match="gpus"):
+        jobs.launch("sweep", [], tmp_path, "s", gpus=2)
