@@ -30,7 +30,15 @@ install: $(STAMP)
 bundled: $(STAMP)
 	$(PY) -m aclecg bundled
 
-app: bundled
+# The 2-D maps of the shipped checkpoints on the bundled PTB-XL data are computed once, so the Representations
+# page opens on a warm cache.
+SHIPPED := $(wildcard checkpoints/*/encoder.pt)
+MAPS    := $(patsubst checkpoints/%/encoder.pt,.cache/umap/shipped-%.csv,$(SHIPPED))
+
+.cache/umap/shipped-%.csv: checkpoints/%/encoder.pt | $(STAMP)
+	$(PY) -m aclecg umap --checkpoint $< --data .cache/prepared/ptbxl --out $@
+
+app: bundled $(MAPS)
 	$(PY) -m streamlit run app.py --server.port $(PORT)
 
 # pytest exits 5 when it collects no test (e.g. a marker with no tests yet): not a failure.

@@ -36,7 +36,9 @@ def checkpoints_root() -> Path:
 
 def umap_cache() -> Path:
     """On-disk cache of 2-D maps: ``$ACLECG_UMAP_CACHE`` or ``<repo>/.cache/umap``."""
-    return Path(os.environ.get("ACLECG_UMAP_CACHE", REPO / ".cache" / "umap"))
+    from aclecg.runtime import cache_root
+
+    return Path(os.environ.get("ACLECG_UMAP_CACHE", cache_root() / "umap"))
 
 
 def runs_root() -> Path:

@@ -74,7 +74,9 @@ def run(args: argparse.Namespace) -> int:
             raise DataError(f"{path}: not a .npy array ({exc})") from None
     cfg = embed2d.UMAPConfig(n_neighbors=args.neighbors, min_dist=args.min_dist, metric=args.metric,
                              n_epochs=args.epochs, seed=args.seed)
-    cache = Path(args.cache_dir) if args.cache_dir else Path(__file__).resolve().parents[2] / ".cache" / "umap"
+    from aclecg.runtime import cache_root
+
+    cache = Path(args.cache_dir) if args.cache_dir else cache_root() / "umap"
     fitted = embed2d.cached_map(emb, cache, cfg)
     coords = pd.DataFrame(fitted.coords, columns=["x", "y"])
     out = pd.concat([coords, table.reset_index(drop=True)], axis=1) if table is not None else coords
