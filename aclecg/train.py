@@ -142,7 +142,7 @@ def _resolve_relative(path: str, base: Path) -> Path:
 
 #: Named presets: starting points the CLI and the app offer. Values override PretrainConfig defaults.
 PRESETS: dict[str, dict[str, Any]] = {
-    "cpu-small": {"encoder": "small", "epochs": 30, "batch_size": 128, "lr": 1e-3, "checkpoint_every": 50},
+    "cpu-small": {"encoder": "small", "epochs": 20, "batch_size": 64, "lr": 1e-3, "checkpoint_every": 50},
     "cpu-quick": {"encoder": "small", "epochs": 2, "batch_size": 64, "lr": 1e-3, "checkpoint_every": 10},
     "gpu-base": {"encoder": "base", "epochs": 100, "batch_size": 256, "lr": 1e-3, "checkpoint_every": 200,
                  "device": "cuda"},
