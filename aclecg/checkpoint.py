@@ -24,6 +24,8 @@ import torch
 from aclecg.errors import CheckpointError
 
 FORMAT_VERSION = 1
+_UMASK = os.umask(0)
+os.umask(_UMASK)
 
 #: Keys that describe what a checkpoint contains; evaluation and the app read these.
 META_KEYS = ("format_version", "method", "hparams", "encoder_config", "leads", "fs", "n_samples",
@@ -52,6 +54,7 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
+        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp creates 0600; give the file the usual permissions
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
