@@ -26,7 +26,8 @@ def sweep_dir(tmp_path):
             for frac, v in ((0.1, v10), (1.0, v100)):
                 rows.append({"arm": arm, "arm_kind": arm.split(":")[-1], "method": arm.split(":")[0], "fraction": frac,
                              "metric": metric, "mean": v + shift, "std": 0.01, "n_seeds": 2, "ci_low": v + shift - 0.05,
-                             "ci_high": v + shift + 0.05})
+                             "ci_high": v + shift + 0.05, "boot_ci_low_mean": v + shift - 0.04,
+                             "boot_ci_high_mean": v + shift + 0.04})
     pd.DataFrame(rows).to_csv(d / "summary.csv", index=False)
     pd.DataFrame(rows).to_csv(d / "results.csv", index=False)
     comps = [{"arm_a": "acl_ecg:linear_probe", "arm_b": "supervised", "fraction": 0.1, "seed": s, "metric": "macro_auroc",
@@ -42,7 +43,7 @@ def test_tables_carry_the_sweep_numbers(sweep_dir):
     table = metric_table(sweep, "macro_auroc", "acl_ecg")
     lines = table.splitlines()
     assert lines[0] == "| arm | 10 % | 100 % |"
-    assert lines[2].startswith("| acl_ecg:linear_probe | 0.810 ± 0.010 [0.760, 0.860] | 0.860")
+    assert lines[2].startswith("| acl_ecg:linear_probe | 0.810 ± 0.010 [0.770, 0.850] | 0.860")
     assert lines[-1].startswith("| random_init |")  # references come last
     delong = delong_table(sweep, "acl_ecg:linear_probe")
     assert "| supervised | 10 % | +0.030 | 0.030, 0.200 | 1 better, 0 worse of 2 |" in delong
@@ -54,7 +55,7 @@ def test_report_writes_markdown_and_figures(sweep_dir, tmp_path):
     out = build_report([sweep_dir], tmp_path / "docs" / "results.md", preamble="Setup text.")
     text = out.read_text()
     assert "Setup text." in text and "superdiagnostic — multilabel" in text
-    assert "supervised with 100 %: 0.850" in text
+    assert "supervised with 100 %: 0.850 [0.810, 0.890] → below its mean but inside its bootstrap 95 % CI" in text
     for metric in ("macro_auroc", "macro_auprc"):
         png = tmp_path / "docs" / "results" / f"ptbxl-multilabel_{metric}.png"
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
