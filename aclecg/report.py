@@ -248,7 +248,7 @@ def ship_checkpoint(run_dir: str | Path, dest: str | Path, sweep_dirs: Sequence[
     info = {m.name: m for m in list_methods()}.get(config["method"])
     metrics = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines() if line.strip()]
     minutes = (status.get("finished", 0) - status.get("started", 0)) / 60
-    hardware = status.get("hardware") or "not recorded by this run"
+    hardware = status.get("hardware") or "hardware not recorded (this run predates the status field)"
     lines = [f"# `{dest.name}`: {info.title if info else config['method']}", "",
              f"Method `{config['method']}`" + (f" — {info.paper}" if info else "") + ".",
              "**Reconstruction**: the paper's exact objective is not public; see docs/methods.md."
