@@ -440,6 +440,22 @@ def train_classifier(model: nn.Module, dataset: Any, lead_idx: Sequence[int], tr
 
 
 # ---------------------------------------------------------------------------------------- label fractions
+def rotate_folds(records: pd.DataFrame, test_fold: int) -> pd.DataFrame:
+    """A copy of ``records`` whose ``split`` makes fold ``test_fold`` the test fold and the fold before it
+    (cyclically, 1 -> 10) the validation fold; every other fold is training. ``test_fold=10`` reproduces the
+    official PTB-XL split (1-8 / 9 / 10)."""
+    if "fold" not in records.columns:
+        raise DataError("records.csv has no 'fold' column: the test fold cannot be rotated")
+    folds = pd.to_numeric(records["fold"], errors="coerce")
+    present = sorted(int(f) for f in folds.dropna().unique())
+    if not isinstance(test_fold, int) or test_fold not in present:
+        raise ConfigError(f"test_fold must be one of the data's folds {present}, got {test_fold!r}")
+    val_fold = present[present.index(test_fold) - 1]
+    out = records.copy()
+    out["split"] = np.where(folds == test_fold, "test", np.where(folds == val_fold, "val", "train"))
+    return out
+
+
 def _train_pool(records: pd.DataFrame, keep_idx: np.ndarray) -> np.ndarray:
     """Positions (into ``keep_idx``) of the labelled records in the training folds."""
     split = records["split"].to_numpy()[keep_idx]
@@ -641,7 +657,8 @@ def run_sweep(checkpoints: Sequence[str | Path | EncoderSource], data: Any, labe
               seeds: int | Sequence[int] = 3, arms: Sequence[str] | str = DEFAULT_ARMS,
               out_dir: str | Path = "runs/sweep", progress: Callable[[SweepProgress], None] | None = None,
               config: EvalConfig | None = None, encoder_config: Mapping[str, Any] | str | None = None,
-              cache_dir: str | Path | None = None, show_progress: bool = True) -> SweepResult:
+              cache_dir: str | Path | None = None, show_progress: bool = True,
+              test_fold: int | None = None) -> SweepResult:
     """Run every (arm, fraction, seed) cell and write tidy results to ``out_dir``.
 
     Arms: each checkpoint x {``linear_probe``, ``fine_tune``} (those requested), plus ``supervised`` (from a
@@ -668,7 +685,7 @@ def run_sweep(checkpoints: Sequence[str | Path | EncoderSource], data: Any, labe
     dataset = _open_dataset(data)
     device = resolve_device(cfg.device)
     keep_idx, y_all, classes = _labels(dataset, label_set, protocol)
-    records = dataset.records
+    records = dataset.records if test_fold is None else rotate_folds(dataset.records, test_fold)
     split = records["split"].to_numpy()[keep_idx]
     val_pos, test_pos = np.flatnonzero(split == "val"), np.flatnonzero(split == "test")
     for name, pos in (("test", test_pos), ("val", val_pos)):
@@ -704,6 +721,7 @@ def run_sweep(checkpoints: Sequence[str | Path | EncoderSource], data: Any, labe
     (out / "cells").mkdir(parents=True, exist_ok=True)
     fingerprint = str(getattr(dataset, "fingerprint", ""))
     sweep_meta = {"label_set": label_set, "protocol": protocol, "fractions": fracs, "seeds": seed_list,
+                  "test_fold": test_fold,
                   "arms": [a.name for a in arm_list], "classes": classes, "data_fingerprint": fingerprint,
                   "checkpoints": {s.label: {"path": s.path, "sha256": s.key, "method": s.meta.get("method")}
                                   for s in sources},
@@ -728,6 +746,8 @@ def run_sweep(checkpoints: Sequence[str | Path | EncoderSource], data: Any, labe
         key = {"arm": arm.name, "kind": arm.kind, "weights": weights_key, "fraction": fraction, "seed": seed,
                "label_set": label_set, "protocol": protocol, "data": fingerprint, "classes": classes,
                "settings": cfg.key_for(arm.kind), "version": 1}
+        if test_fold is not None:  # only then, so the keys of official-split cells stay as they were
+            key["test_fold"] = int(test_fold)
         cell_id = f"{_safe(arm.name)}__f{fraction:g}__s{seed}__{_digest(key)[:12]}"
         meta_path, pred_path = out / "cells" / f"{cell_id}.json", out / "cells" / f"{cell_id}.npz"
         event = dict(total=total, cell=cell_id, arm=arm.name, fraction=fraction, seed=seed)

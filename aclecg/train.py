@@ -60,6 +60,7 @@ class PretrainConfig:
     leads: list[str] = field(default_factory=lambda: list(LEADS))
     avr_policy: str = "exclude"
     exclude_splits: list[str] = field(default_factory=lambda: ["test"])
+    exclude_folds: list[int] = field(default_factory=list)  # e.g. [9] when fold 9 will be a rotated test fold
     epochs: int = 30
     max_steps: int | None = None
     batch_size: int = 128
@@ -93,6 +94,9 @@ class PretrainConfig:
             raise ConfigError(f"device must be auto, cpu, cuda or cuda:N, got {self.device!r}")
         if self.amp not in ("auto", "off", "bf16", "fp16"):
             raise ConfigError(f"amp must be auto, off, bf16 or fp16, got {self.amp!r}")
+        if not isinstance(self.exclude_folds, list) or not all(
+                isinstance(f, int) and not isinstance(f, bool) for f in self.exclude_folds):
+            raise ConfigError(f"exclude_folds must be a list of fold numbers, got {self.exclude_folds!r}")
         if self.avr_policy not in ("exclude", "own"):
             raise ConfigError(f"avr_policy must be exclude or own, got {self.avr_policy!r}")
         try:
@@ -153,12 +157,14 @@ PRESETS: dict[str, dict[str, Any]] = {
 class PretrainData:
     """The union of several prepared datasets, read from their memory-mapped caches in global batches."""
 
-    def __init__(self, paths: Sequence[str | Path], leads: Sequence[str], exclude_splits: Sequence[str] = ("test",)):
+    def __init__(self, paths: Sequence[str | Path], leads: Sequence[str], exclude_splits: Sequence[str] = ("test",),
+                 exclude_folds: Sequence[int] = ()):
         from aclecg.data import PreparedDataset
 
         if not paths:
             raise ConfigError("no data given: pass at least one prepared dataset (--data DIR)")
         self.datasets = [PreparedDataset(resolve_data_path(p)) for p in paths]
+        self.exclude_folds = [int(f) for f in exclude_folds]
         first = self.datasets[0]
         for ds in self.datasets[1:]:
             if (ds.fs, ds.n_samples) != (first.fs, first.n_samples):
@@ -175,13 +181,17 @@ class PretrainData:
         owner, local = [], []
         for k, ds in enumerate(self.datasets):
             split = ds.records["split"].astype(str).to_numpy() if "split" in ds.records else np.array(["train"] * len(ds))
-            keep = np.flatnonzero(~np.isin(split, list(exclude_splits)))
+            drop = np.isin(split, list(exclude_splits))
+            if self.exclude_folds and "fold" in ds.records:
+                drop |= np.isin(ds.records["fold"].to_numpy(), self.exclude_folds)
+            keep = np.flatnonzero(~drop)
             owner.append(np.full(len(keep), k, dtype=np.int64))
             local.append(keep.astype(np.int64))
         self.owner = np.concatenate(owner)
         self.local = np.concatenate(local)
         if len(self.owner) == 0:
-            raise ConfigError("no records left for pretraining after excluding splits " + ", ".join(exclude_splits))
+            raise ConfigError(f"no records left for pretraining after excluding splits {list(exclude_splits)} and "
+                              f"folds {self.exclude_folds}")
         self.fingerprint = ckpt.sha256_bytes("|".join(ds.fingerprint for ds in self.datasets).encode())
 
     def __len__(self) -> int:
@@ -498,7 +508,7 @@ def _train_loop(config, run, device, info: DistInfo, resume, progress, stopper, 
     from aclecg.augment import build_augmentation
 
     torch.manual_seed(config.seed)
-    data = PretrainData(config.data, config.leads, config.exclude_splits)
+    data = PretrainData(config.data, config.leads, config.exclude_splits, config.exclude_folds)
     if config.batch_size % info.world_size:
         raise ConfigError(f"batch_size {config.batch_size} must be divisible by the number of processes "
                           f"({info.world_size})")

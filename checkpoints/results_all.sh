@@ -33,5 +33,24 @@ $PY -m aclecg sweep --checkpoint runs/eval/acl_ecg/encoder.pt --checkpoint runs/
     "${common[@]}" --protocol multilabel --fractions 0.1,1 --arms fine_tune,supervised --out $SWEEPS/ptbxl-finetune
 ship=()
 for n in acl_ecg simclr lcd acl_ecg_no_physio acl_ecg_no_region; do ship+=(--ship "runs/ship-$n=checkpoints/$n"); done
-$PY -m aclecg report --sweep $SWEEPS/ptbxl-multilabel --sweep $SWEEPS/ptbxl-singlelabel --sweep $SWEEPS/ptbxl-finetune \
+# 3. Test-fold rotation (fold 10 alone is too small to tell the methods apart): for test folds 9 and 8, pretrain
+#    ACL-ECG, SimCLR and LCD again with that fold left out (fold 10 becomes training data), then linear-probe them
+#    with the rotated split (test = K, val = K-1, train = the rest).
+for k in 9 8; do
+  rot=()
+  for n in acl_ecg simclr lcd; do
+    run=runs/rot$k-$n
+    if [ ! -f "$run/encoder.pt" ]; then
+      if [ -d "$run" ]; then resume=--resume; else resume=; fi
+      $PY -m aclecg pretrain --config checkpoints/$n/config.json --set 'exclude_splits=[]' --set "exclude_folds=[$k]" \
+          --run-dir "$run" $resume --no-progress
+    fi
+    mkdir -p "runs/eval-rot$k/$n" && cp "$run/encoder.pt" "$run/encoder.pt.sha256" "runs/eval-rot$k/$n/"
+    rot+=(--checkpoint "runs/eval-rot$k/$n/encoder.pt")
+  done
+  $PY -m aclecg sweep "${rot[@]}" "${common[@]}" --protocol multilabel --fractions 0.01,0.1,1 --test-fold $k \
+      --arms linear_probe,random_init --out $SWEEPS/ptbxl-multilabel-test$k
+done
+$PY -m aclecg report --sweep $SWEEPS/ptbxl-multilabel --sweep $SWEEPS/ptbxl-multilabel-test9 \
+    --sweep $SWEEPS/ptbxl-multilabel-test8 --sweep $SWEEPS/ptbxl-singlelabel --sweep $SWEEPS/ptbxl-finetune \
     --preamble docs/results_preamble.md --out docs/results.md "${ship[@]}"

@@ -358,3 +358,22 @@ def test_full_probe_sweep_on_bundled_ptbxl(tmp_path, monkeypatch):
                              show_progress=False)
     macro = res.summary[res.summary["metric"] == "macro_auroc"].set_index("fraction")["mean"]
     assert macro.between(0.5, 1.0).all() and macro.loc[1.0] > macro.loc[0.01]
+
+
+def test_rotate_folds_moves_test_and_val_and_keeps_the_official_split_for_fold_10():
+    import pandas as pd
+
+    from aclecg.errors import ConfigError
+    from aclecg.evaluate import rotate_folds
+
+    records = pd.DataFrame({"fold": list(range(1, 11)) * 2,
+                            "split": (["train"] * 8 + ["val", "test"]) * 2})
+    assert rotate_folds(records, 10)["split"].tolist() == records["split"].tolist()
+    rot = rotate_folds(records, 9)
+    assert set(rot.loc[rot["split"] == "test", "fold"]) == {9}
+    assert set(rot.loc[rot["split"] == "val", "fold"]) == {8}
+    assert set(rot.loc[rot["split"] == "train", "fold"]) == {1, 2, 3, 4, 5, 6, 7, 10}
+    assert set(rotate_folds(records, 1).query("split == 'val'")["fold"]) == {10}
+    assert records["split"].tolist()[:10] == ["train"] * 8 + ["val", "test"]  # the input is not modified
+    with pytest.raises(ConfigError, match="test_fold"):
+        rotate_folds(records, 11)

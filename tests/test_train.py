@@ -180,3 +180,17 @@ def test_two_processes_follow_the_single_process_loss_curve(bundled_prepared, tm
         two = [json.loads(x) for x in (tmp_path / f"{method}-2" / "metrics.jsonl").read_text().splitlines()]
         assert [r["world_size"] for r in two] == [2] * 4
         np.testing.assert_allclose([r["loss"] for r in two], [r["loss"] for r in one], rtol=2e-4, atol=2e-5)
+
+
+def test_excluded_folds_never_reach_pretraining(bundled_prepared):
+    from aclecg.data import PreparedDataset
+    from aclecg.train import PretrainData
+
+    folds = PreparedDataset(bundled_prepared).records["fold"].to_numpy()
+    official = PretrainData([bundled_prepared], ["I", "II"])  # default: the test split (fold 10) left out
+    assert set(folds[official.local]) == set(range(1, 10))
+    rotated = PretrainData([bundled_prepared], ["I", "II"], exclude_splits=(), exclude_folds=(9,))
+    assert set(folds[rotated.local]) == set(range(1, 11)) - {9}
+    assert len(rotated) == int((folds != 9).sum())
+    with pytest.raises(ConfigError, match="exclude_folds"):
+        PretrainConfig(exclude_folds=["9"])

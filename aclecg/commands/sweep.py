@@ -56,6 +56,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--patience", type=int, default=d.patience, help="early-stopping patience (%(default)s)")
     p.add_argument("--batch-size", type=int, default=d.batch_size, help="training batch size (%(default)s)")
     p.add_argument("--bootstrap", type=int, default=d.n_bootstrap, help="bootstrap resamples (%(default)s)")
+    p.add_argument("--test-fold", type=int, default=None,
+                   help="rotate the folds: this fold is scored, the one before it validates, the rest train "
+                        "(default: the data's own split; PTB-XL 10). Pretrain with --set exclude_folds=[K] to keep "
+                        "the rotated test fold unseen")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=run)
 
@@ -67,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
                         n_bootstrap=args.bootstrap, device=args.device)
     result = run_sweep(args.checkpoint, args.data, args.label_set, args.protocol, args.fractions, args.seeds,
                        args.arms, args.out, config=config, encoder_config=args.encoder,
-                       show_progress=not args.no_progress)
+                       show_progress=not args.no_progress, test_fold=args.test_fold)
     summ = result.summary
     macro = summ[summ["metric"].isin(["macro_auroc", "macro_auprc"])] if not summ.empty else summ
     if not macro.empty:
