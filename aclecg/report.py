@@ -186,6 +186,64 @@ def headline(sweep: Sweep, focus: str) -> list[str]:
     return out
 
 
+def _test_fold(sweep: Sweep) -> int:
+    return int(sweep.meta.get("test_fold") or 10)
+
+
+def rotation_summary(sweeps: Sequence[Sweep], focus: str) -> list[str]:
+    """Across sweeps that differ only in their test fold: mean macro AUROC per arm and fraction over the folds,
+    and how often the focus method's linear probe was significantly better or worse than each other arm."""
+    groups: dict[tuple[str, str], list[Sweep]] = {}
+    for sweep in sweeps:
+        groups.setdefault((sweep.meta["label_set"], sweep.meta["protocol"]), []).append(sweep)
+    parts: list[str] = []
+    for (label_set, protocol), members in groups.items():
+        folds = sorted({_test_fold(s) for s in members})
+        if len(folds) < 2:
+            continue
+        frames = [s.summary.assign(test_fold=_test_fold(s)) for s in members]
+        s_all = pd.concat(frames)
+        s_all = s_all[s_all["metric"] == "macro_auroc"]
+        shared_fr = sorted(set.intersection(*(set(f["fraction"]) for f in frames)))
+        arms = [a for a in _arm_order(s_all["arm"].unique(), focus)
+                if s_all[s_all["arm"] == a]["test_fold"].nunique() == len(folds)]
+        n_test = sum(int(s.meta["n_test"]) for s in members)
+        parts += [f"## Test-fold rotation — {label_set}, {protocol} (test folds {', '.join(map(str, folds))}; "
+                  f"{n_test} test records in all)", "",
+                  "Macro AUROC, mean over the test folds of the mean over seeds (per fold in brackets). Each "
+                  "rotation's encoders were pretrained without its test fold.", "",
+                  "| arm | " + " | ".join(_fmt_pct(f) for f in shared_fr) + " |", "|---|" + "---|" * len(shared_fr)]
+        for arm in arms:
+            cells = []
+            for f in shared_fr:
+                rows = s_all[(s_all["arm"] == arm) & np.isclose(s_all["fraction"], f)].sort_values("test_fold")
+                per = ", ".join(f"{v:.3f}" for v in rows["mean"])
+                cells.append(f"{rows['mean'].mean():.3f} ({per})")
+            parts.append(f"| {arm} | " + " | ".join(cells) + " |")
+        focus_arm = f"{focus}:linear_probe"
+        comps = pd.concat([s.comparisons for s in members if not s.comparisons.empty] or [pd.DataFrame()])
+        if not comps.empty and focus_arm in arms:
+            c = comps[(comps["metric"] == "macro_auroc") & ((comps["arm_a"] == focus_arm) | (comps["arm_b"] == focus_arm))]
+            c = c[np.isin(c["fraction"], shared_fr)]
+            sign = np.where(c["arm_a"] == focus_arm, 1.0, -1.0)
+            other = np.where(c["arm_a"] == focus_arm, c["arm_b"], c["arm_a"])
+            diff = c["diff"].to_numpy() * sign
+            parts += ["", f"DeLong tests of `{focus_arm}` over every (test fold, seed) pair, macro AUROC:", "",
+                      "| vs | label fraction | mean ΔAUROC | significantly better | significantly worse | pairs |",
+                      "|---|---|---|---|---|---|"]
+            for arm in [a for a in arms if a != focus_arm]:
+                for f in shared_fr:
+                    sel = (other == arm) & np.isclose(c["fraction"].to_numpy(), f)
+                    if not sel.any():
+                        continue
+                    p = c["p_value"].to_numpy()[sel]
+                    d = diff[sel]
+                    parts.append(f"| {arm} | {_fmt_pct(f)} | {d.mean():+.3f} | {int(((p < 0.05) & (d > 0)).sum())} | "
+                                 f"{int(((p < 0.05) & (d < 0)).sum())} | {int(sel.sum())} |")
+        parts.append("")
+    return parts
+
+
 def build_report(sweep_dirs: Sequence[str | Path], out: str | Path, focus: str = "acl_ecg",
                  preamble: str = "") -> Path:
     """Write the Markdown report and its PNG figures (into ``<out stem>/`` beside it)."""
@@ -198,9 +256,11 @@ def build_report(sweep_dirs: Sequence[str | Path], out: str | Path, focus: str =
              + ", ".join(f"`{s.path}`" for s in sweeps) + ". Do not edit by hand._", ""]
     if preamble:
         parts += [preamble.strip(), ""]
+    parts += rotation_summary(sweeps, focus)
     for sweep in sweeps:
         m = sweep.meta
-        parts += [f"## {m['label_set']} — {m['protocol']} protocol (`{sweep.name}`)", "",
+        fold_note = f", test fold {m['test_fold']}" if m.get("test_fold") else ""
+        parts += [f"## {m['label_set']} — {m['protocol']} protocol{fold_note} (`{sweep.name}`)", "",
                   f"Classes: {', '.join(m['classes'])}. Validation records: {m['n_val']}, test records: {m['n_test']}. "
                   f"Seeds: {len(m['seeds'])} ({', '.join(map(str, m['seeds']))}). Label fractions: "
                   f"{', '.join(_fmt_pct(f) for f in m['fractions'])}. Device: {m['device']}.", ""]

@@ -65,3 +65,24 @@ def test_report_writes_markdown_and_figures(sweep_dir, tmp_path):
 def test_unfinished_sweep_is_a_clear_error(tmp_path):
     with pytest.raises(DataError, match="missing sweep.json"):
         Sweep.load(tmp_path)
+
+
+def test_rotation_summary_averages_over_test_folds(sweep_dir, tmp_path):
+    import shutil
+
+    from aclecg.report import rotation_summary
+
+    other = tmp_path / "ptbxl-multilabel-test9"
+    shutil.copytree(sweep_dir, other)
+    meta = json.loads((other / "sweep.json").read_text())
+    meta["test_fold"] = 9
+    (other / "sweep.json").write_text(json.dumps(meta))
+    summary = pd.read_csv(other / "summary.csv")
+    summary["mean"] += 0.02
+    summary.to_csv(other / "summary.csv", index=False)
+    lines = rotation_summary([Sweep.load(sweep_dir), Sweep.load(other)], "acl_ecg")
+    text = "\n".join(lines)
+    assert "test folds 9, 10; 256 test records" in text
+    assert "| acl_ecg:linear_probe | 0.820 (0.830, 0.810) | 0.870 (0.880, 0.860) |" in text
+    assert "| supervised | 10 % | +0.030 | 2 | 0 | 4 |" in text  # one p < 0.05 per copy, both in favour
+    assert rotation_summary([Sweep.load(sweep_dir)], "acl_ecg") == []
