@@ -172,7 +172,10 @@ def checkpoint_paths() -> dict[str, str]:
 
     out: dict[str, str] = {}
     for root, tag in ((checkpoints_root(), "shipped"), (runs_root(), "run")):
-        for path in list_checkpoints(root):
+        found = list_checkpoints(root)  # newest first; shipped ones by name, ACL-ECG first (the default pick)
+        if tag == "shipped":
+            found.sort(key=lambda p: (p.parent.name != "acl_ecg", p.parent.name))
+        for path in found:
             if path.parent.name == "checkpoints":
                 continue  # intermediate training checkpoints of a run
             out[f"{path.parent.name} ({tag})"] = str(path)
