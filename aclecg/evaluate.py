@@ -14,11 +14,10 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import io
 import json
 import math
-import os
 import re
-import tempfile
 import threading
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
@@ -32,6 +31,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from aclecg import stats
+from aclecg.checkpoint import atomic_write_bytes
 from aclecg.runtime import cache_root, resolve_device
 from aclecg.errors import CheckpointError, ConfigError, DataError
 
@@ -229,11 +229,9 @@ def cached_embeddings(source: EncoderSource, dataset: Any, cache_dir: str | Path
             return emb, path
     emb = extract_embeddings(source.encoder, dataset, lead_idx, batch_size=batch_size, device=device,
                              show_progress=show_progress)
-    folder.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".npy", dir=folder)
-    with os.fdopen(fd, "wb") as fh:
-        np.save(fh, emb)
-    os.replace(tmp, path)
+    buffer = io.BytesIO()
+    np.save(buffer, emb)
+    atomic_write_bytes(path, buffer.getvalue())
     return emb, path
 
 
@@ -638,18 +636,14 @@ def _json_default(obj: Any) -> Any:
 
 
 def _atomic_json(path: Path, payload: Any) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    with os.fdopen(fd, "w") as fh:
-        json.dump(payload, fh, indent=1, default=_json_default, allow_nan=True)
-    os.replace(tmp, path)
+    text = json.dumps(payload, indent=1, default=_json_default, allow_nan=True)
+    atomic_write_bytes(path, text.encode())
 
 
 def _atomic_npz(path: Path, **arrays: np.ndarray) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".npz", dir=path.parent)
-    with os.fdopen(fd, "wb") as fh:
-        np.savez_compressed(fh, **arrays)
-    os.replace(tmp, path)
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, **arrays)
+    atomic_write_bytes(path, buffer.getvalue())
 
 
 def run_sweep(checkpoints: Sequence[str | Path | EncoderSource], data: Any, label_set: str,

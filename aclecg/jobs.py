@@ -30,13 +30,13 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Sequence
 
 import pandas as pd
 
 from aclecg.checkpoint import atomic_write_bytes
 from aclecg.errors import AclEcgError, ConfigError
-from aclecg.train import pid_alive
+from aclecg.train import pid_alive, read_json
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_RUNS_ROOT = Path(os.environ.get("ACLECG_RUNS", REPO_ROOT / "runs"))
@@ -74,13 +74,6 @@ class RunInfo:
         return self.state in ("interrupted", "cancelled", "failed")
 
 
-def _read_json(path: Path) -> dict[str, Any]:
-    try:
-        return json.loads(path.read_text())
-    except (FileNotFoundError, json.JSONDecodeError):
-        return {}
-
-
 def launch(kind: str, args: Sequence[str], runs_root: str | Path = DEFAULT_RUNS_ROOT, name: str = "run",
            resume: bool = False, gpus: int = 1) -> Path:
     """Start ``python -m aclecg KIND ARGS`` detached, writing into ``runs_root/NAME``; returns the run directory.
@@ -95,7 +88,7 @@ def launch(kind: str, args: Sequence[str], runs_root: str | Path = DEFAULT_RUNS_
         raise ConfigError(f"gpus must be a positive integer (and > 1 only for pretrain), got {gpus!r}")
     root = Path(runs_root)
     run_dir = root / sanitize_name(name)
-    job = _read_json(run_dir / "job.json")
+    job = read_json(run_dir / "job.json")
     if job and not resume:
         raise AclEcgError(f"a run named {run_dir.name!r} already exists; choose another name or resume it")
     if job and pid_alive(int(job.get("pid", -1))) and job.get("host") == socket.gethostname():
@@ -123,9 +116,9 @@ def launch(kind: str, args: Sequence[str], runs_root: str | Path = DEFAULT_RUNS_
 def run_info(run_dir: str | Path) -> RunInfo:
     """The live state of one run directory, derived from its files and whether its process exists."""
     run_dir = Path(run_dir)
-    job = _read_json(run_dir / "job.json")
-    status = _read_json(run_dir / "status.json")
-    config = _read_json(run_dir / "config.json").get("config", {})
+    job = read_json(run_dir / "job.json")
+    status = read_json(run_dir / "status.json")
+    config = read_json(run_dir / "config.json").get("config", {})
     kind = job.get("kind") or ("pretrain" if status or config else "sweep")
     same_host = job.get("host", status.get("host")) in (None, socket.gethostname())
     pid = int(job.get("pid") or status.get("pid") or -1)
@@ -201,7 +194,7 @@ def cancel(run_dir: str | Path) -> bool:
     info = run_info(run_dir)
     if not info.alive:
         return False
-    job = _read_json(Path(run_dir) / "job.json")
+    job = read_json(Path(run_dir) / "job.json")
     (Path(run_dir) / "cancel_requested").write_text(str(time.time()))
     pid = int(job.get("pid") or -1)
     try:
@@ -217,7 +210,7 @@ def resume(run_dir: str | Path) -> Path:
     info = run_info(run_dir)
     if info.alive:
         raise AclEcgError(f"run {run_dir.name!r} is still running")
-    job = _read_json(run_dir / "job.json")
+    job = read_json(run_dir / "job.json")
     if info.kind == "pretrain":
         return launch("pretrain", [], run_dir.parent, run_dir.name, resume=True, gpus=int(job.get("gpus", 1)))
     if not job:

@@ -363,21 +363,10 @@ def delong_per_class(y_true: np.ndarray, score_a: np.ndarray, score_b: np.ndarra
 
 
 @dataclass
-class MacroDeLongResult:
+class MacroDeLongResult(DeLongResult):
     """Paired test of two macro AUROCs; ``classes_used`` are the column indices averaged."""
 
-    auc_a: float
-    auc_b: float
-    var_a: float
-    var_b: float
-    cov_ab: float
-    z: float
-    p_value: float
     classes_used: list[int]
-
-    @property
-    def diff(self) -> float:
-        return self.auc_a - self.auc_b
 
 
 def delong_macro(y_true: np.ndarray, score_a: np.ndarray, score_b: np.ndarray) -> MacroDeLongResult:

@@ -243,6 +243,14 @@ def lr_at(step: int, total: int, base: float, warmup: int) -> float:
 
 
 # -------------------------------------------------------------------------------------------------------- run files
+def read_json(path: Path) -> dict[str, Any]:
+    """A run file's JSON object; ``{}`` while it does not exist yet or is being replaced."""
+    try:
+        return json.loads(path.read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        return {}
+
+
 class RunDir:
     """Files of one run directory; only the main process writes them."""
 
@@ -258,10 +266,7 @@ class RunDir:
         self._status_lock = threading.Lock()
 
     def read_status(self) -> dict[str, Any]:
-        try:
-            return json.loads(self.status.read_text())
-        except (FileNotFoundError, json.JSONDecodeError):
-            return {}
+        return read_json(self.status)
 
     def write_status(self, **updates: Any) -> dict[str, Any]:
         with self._status_lock:
