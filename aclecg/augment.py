@@ -35,18 +35,20 @@ from __future__ import annotations
 
 import copy
 import math
+from dataclasses import dataclass, replace
 from typing import Any, ClassVar, Mapping, Sequence
 
 import torch
 from torch import Tensor
 
+from aclecg import native
 from aclecg.errors import ConfigError, DataError
 from aclecg.leads import LEADS, RegionMap, canonical_lead, default_region_map
 
 __all__ = [
     "AUGMENTATIONS", "PRESETS", "Augmentation", "Compose", "RandomScaleCrop", "CardiacCycleMask", "TemporalShift",
     "TimeOut", "GaussianNoise", "AmplitudeScale", "BaselineWander", "LeadDropout", "build_augmentation",
-    "sanitize_rpeaks", "median_rr", "make_synthetic_batch",
+    "Warp", "render_warp", "sanitize_rpeaks", "median_rr", "make_synthetic_batch",
 ]
 
 Info = dict[str, Any]
@@ -85,9 +87,11 @@ def _normal(shape: Sequence[int], generator: torch.Generator | None, device: tor
 
 def _randint(low: Tensor | int, high: Tensor | int, u: Tensor) -> Tensor:
     """Integers uniform in ``[low, high]`` (inclusive) from uniform draws ``u``."""
-    low_t = torch.as_tensor(low, device=u.device, dtype=torch.float64)
-    high_t = torch.as_tensor(high, device=u.device, dtype=torch.float64)
-    value = low_t + torch.floor(u.double() * (high_t - low_t + 1))
+    if isinstance(low, int) and isinstance(high, int):
+        return (torch.floor(u.double() * (high - low + 1)) + low).clamp_(max=high).long()
+    low_t = torch.as_tensor(low, device=u.device).double()
+    high_t = torch.as_tensor(high, device=u.device).double()
+    value = torch.floor(u.double() * (high_t - low_t + 1)).add_(low_t)
     return torch.minimum(value, high_t).long()
 
 
@@ -118,8 +122,13 @@ def sanitize_rpeaks(rpeaks: Tensor | None, x: Tensor) -> Tensor:
     if rpeaks.is_floating_point() or rpeaks.dtype == torch.bool:
         raise DataError(f"rpeaks must be an integer tensor (sample positions), got {rpeaks.dtype}")
     rpeaks = rpeaks.to(device=x.device, dtype=torch.long)
-    if rpeaks.numel() and int(rpeaks.max()) >= length:
+    if rpeaks.numel() == 0:
+        return rpeaks
+    if int(rpeaks.max()) >= length:
         raise DataError(f"rpeaks holds a position {int(rpeaks.max())} beyond the signal length T={length}")
+    key = torch.where(rpeaks >= 0, rpeaks, length)
+    if bool((key[:, 1:] >= key[:, :-1]).all()):  # already sorted with the padding last (prepared data): no sort
+        return torch.where(key < length, key, -1)
     return _compact(rpeaks.clamp(min=-1), length)
 
 
@@ -127,20 +136,23 @@ def _compact(peaks: Tensor, length: int) -> Tensor:
     """Sort each row ascending with invalid (negative) entries moved to the end as ``-1``."""
     if peaks.shape[1] == 0:
         return peaks
-    key = torch.where(peaks >= 0, peaks, torch.full_like(peaks, length + 1))
-    key = torch.sort(key, dim=1).values
-    return torch.where(key <= length, key, torch.full_like(key, -1))
+    key = torch.sort(torch.where(peaks >= 0, peaks, length + 1), dim=1).values
+    return torch.where(key <= length, key, -1)
 
 
 def median_rr(rpeaks: Tensor, default: float) -> Tensor:
-    """Per-sample median RR interval in samples (lower median), ``default`` where fewer than two peaks."""
+    """Per-sample median RR interval in samples (lower median), ``default`` where fewer than two peaks.
+
+    ``rpeaks`` must be compact (valid peaks sorted first, as :func:`sanitize_rpeaks` returns them).
+    """
     batch = rpeaks.shape[0]
     if rpeaks.shape[1] < 2:
         return torch.full((batch,), float(default), device=rpeaks.device)
-    diffs = (rpeaks[:, 1:] - rpeaks[:, :-1]).float()
-    diffs = torch.where(rpeaks[:, 1:] >= 0, diffs, torch.full_like(diffs, float("nan")))
-    med = torch.nanmedian(diffs, dim=1).values
-    return torch.where(torch.isnan(med), torch.full_like(med, float(default)), med)
+    valid = rpeaks[:, 1:] >= 0
+    diffs = torch.where(valid, rpeaks[:, 1:] - rpeaks[:, :-1], torch.iinfo(torch.long).max)
+    n = valid.sum(dim=1, keepdim=True)
+    med = torch.gather(torch.sort(diffs, dim=1).values, 1, ((n - 1) // 2).clamp_(min=0)).squeeze(1)
+    return torch.where(n.squeeze(1) > 0, med.float(), float(default))
 
 
 def _time_index(length: int, device: torch.device) -> Tensor:
@@ -150,6 +162,11 @@ def _time_index(length: int, device: torch.device) -> Tensor:
 def _gather_time(x: Tensor, index: Tensor) -> Tensor:
     """``out[b, l, t] = x[b, l, index[b, t]]``."""
     return torch.gather(x, 2, index[:, None, :].expand(-1, x.shape[1], -1))
+
+
+def _zero_where(x: Tensor, mask: Tensor) -> Tensor:
+    """``x`` with zeros where the (broadcastable) boolean ``mask`` is set."""
+    return torch.where(mask, torch.zeros((), dtype=x.dtype, device=x.device), x)
 
 
 def _spans_to_mask(spans: Tensor, length: int) -> Tensor:
@@ -206,46 +223,90 @@ def _check_bool(step: str, key: str, value: Any) -> bool:
 # base classes
 # ----------------------------------------------------------------------------------------------------------------
 
-#: A time map: output sample ``t`` of a step reads its input at ``position[b, t]`` (float: linear interpolation,
-#: long: exact sample) and is 0 where ``valid[b, t]`` is False (``None``: valid everywhere).
-TimeMap = tuple[Tensor, "Tensor | None"]
+@dataclass(frozen=True)
+class Warp:
+    """The time geometry of a run of steps, per sample: **crop -> span masks -> shift**, rendered in one pass.
 
+    Output sample ``t`` reads the crop output at ``s = src(t)``: ``(t - shift) mod T`` (``mode="circular"``),
+    ``t - shift`` with 0 outside ``[0, T)`` (``"zero"``) or ``clamp(t - shift, 0, T - 1)`` (``"edge"``). The crop
+    output ``s`` reads the input at ``start + s * step`` with linear interpolation, and is 0 in lead ``l`` when ``s``
+    lies in a span ``[a, e)`` of ``spans`` (``a < 0``: unused) whose ``span_leads[b, m, l]`` is set.
 
-def _resample(x: Tensor, position: Tensor, valid: Tensor | None) -> Tensor:
-    """Render a time map: ``y[b, l, t] = x[b, l, position[b, t]]`` (interpolated), zeroed where not ``valid``."""
-    length = x.shape[-1]
-    if position.is_floating_point():
-        left = torch.floor(position).long().clamp(0, length - 1)
-        frac = (position - left.to(position.dtype)).to(x.dtype)[:, None, :]
-        right = (left + 1).clamp(max=length - 1)
-        y = torch.lerp(_gather_time(x, left), _gather_time(x, right), frac)
-    else:
-        y = _gather_time(x, position.clamp(0, length - 1))
-    return y if valid is None else _zero_where(y, ~valid[:, None, :])
-
-
-def _zero_where(x: Tensor, mask: Tensor) -> Tensor:
-    """``x`` with zeros where the (broadcastable) boolean ``mask`` is set.
-
-    Multiplies by a 0/1 weight: several times faster than ``masked_fill`` with a broadcast mask on CPU. A NaN or
-    infinite input stays NaN under the mask (prepared signals are finite).
+    Random scale crop, time-out, zero-fill cycle masking and temporal shift each describe themselves as a warp
+    (:meth:`Augmentation.warp_update`); :class:`Compose` folds consecutive ones in that order into one warp, and
+    :func:`render_warp` draws it. ``has_crop``/``has_shift`` say whether a crop/shift is part of the warp (when
+    neither is, rendering only masks).
     """
-    return x * (~mask).to(x.dtype)
+
+    start: Tensor       # (B,) float64, input sample of crop output 0
+    step: Tensor        # (B,) float64, input samples per crop output sample (<= 1 for a crop)
+    shift: Tensor       # (B,) int64, delay in samples
+    mode: str           # "circular", "zero" or "edge"
+    spans: Tensor       # (B, M, 2) int64 [start, end) in crop-output samples, -1 padded
+    span_leads: Tensor  # (B, M, L) bool, the leads each span applies to
+    has_crop: bool = False
+    has_shift: bool = False
+
+    @classmethod
+    def identity(cls, x: Tensor) -> "Warp":
+        """The warp that leaves ``x`` unchanged."""
+        batch, n_leads, _ = x.shape
+        return cls(start=torch.zeros(batch, dtype=torch.float64, device=x.device),
+                   step=torch.ones(batch, dtype=torch.float64, device=x.device),
+                   shift=torch.zeros(batch, dtype=torch.long, device=x.device), mode="circular",
+                   spans=torch.full((batch, 0, 2), -1, dtype=torch.long, device=x.device),
+                   span_leads=torch.zeros((batch, 0, n_leads), dtype=torch.bool, device=x.device))
+
+    def with_spans(self, spans: Tensor, leads: Tensor) -> "Warp":
+        """This warp with more masked spans: ``spans`` (B, M, 2) in crop-output samples, ``leads`` (B, M, L)."""
+        return replace(self, spans=torch.cat([self.spans, spans.long()], dim=1),
+                       span_leads=torch.cat([self.span_leads, leads.bool()], dim=1))
 
 
-def _identity_map(batch: int, length: int, device: torch.device) -> Tensor:
-    return _time_index(length, device)[None, :].expand(batch, -1)
+#: the order in which warp steps fold into one warp
+_WARP_ORDER = {"crop": 1, "mask": 2, "shift": 3}
 
 
-def _compose_maps(maps: Sequence[TimeMap]) -> TimeMap:
-    """Fold maps applied in order into one (all but the first must be integer maps, so the result is exact)."""
-    position, valid = maps[-1]
-    for earlier_pos, earlier_valid in reversed(maps[:-1]):
-        if earlier_valid is not None:
-            taken = torch.gather(earlier_valid, 1, position)
-            valid = taken if valid is None else valid & taken
-        position = torch.gather(earlier_pos, 1, position)
-    return position, valid
+def render_warp(x: Tensor, warp: Warp) -> Tensor:
+    """Draw ``warp`` (see :class:`Warp`) on ``x`` (B, L, T): the C kernel of :mod:`aclecg.native` for CPU float32
+    batches when it is available, else the torch code below (any device and dtype; the specification of the
+    kernel, which ``tests/test_native.py`` checks it against)."""
+    y = native.timewarp(x, warp.start, warp.step, warp.shift, warp.mode, warp.spans, warp.span_leads)
+    return y if y is not None else _render_warp_torch(x, warp)
+
+
+def _render_warp_torch(x: Tensor, warp: Warp) -> Tensor:
+    batch, n_leads, length = x.shape
+    src = _time_index(length, x.device)[None, :] - warp.shift[:, None]
+    outside = None
+    if warp.mode == "circular":
+        src = torch.remainder(src, length)
+    else:
+        if warp.mode == "zero":
+            outside = (src < 0) | (src >= length)
+        src = src.clamp(0, length - 1)
+    if warp.has_crop or warp.has_shift:
+        compute = torch.promote_types(x.dtype, torch.float32)
+        pos = (warp.start[:, None] + src.double() * warp.step[:, None]).clamp(0, length - 1)
+        left = torch.floor(pos).clamp(max=length - 2)
+        w1 = (pos - left).to(compute)[:, None, :]
+        index = left.long()[:, None, :].expand(-1, n_leads, -1)
+        a, b = torch.gather(x, 2, index).to(compute), torch.gather(x, 2, index + 1).to(compute)
+        y = torch.lerp(a, b, w1).to(x.dtype)
+    else:
+        y = x
+    masked = None if outside is None else outside[:, None, :]
+    if warp.spans.shape[1]:
+        lo, hi = warp.spans[..., 0:1], warp.spans[..., 1:2]
+        inside = (lo >= 0) & (src[:, None, :] >= lo) & (src[:, None, :] < hi)  # (B, M, T)
+        if bool(warp.span_leads.all()):
+            hit = inside.any(dim=1)[:, None, :]
+        else:
+            hit = (inside[:, :, None, :] & warp.span_leads[:, :, :, None]).any(dim=1)  # (B, L, T)
+        masked = hit if masked is None else masked | hit
+    if masked is None:
+        return y.clone() if y is x else y
+    return torch.where(masked, torch.zeros((), dtype=x.dtype, device=x.device), y)
 
 
 class Augmentation:
@@ -257,14 +318,19 @@ class Augmentation:
     * :meth:`plan` turns parameters into the R-peaks after the step and the ``info`` dict (cheap, never reads the
       signal's values);
     * :meth:`render` computes the augmented signal;
-    * :meth:`time_map` (optional) describes a purely temporal step as a :data:`TimeMap`, which lets
-      :class:`Compose` render a run of such steps (crop, shift, all-lead zero masks) with one resampling pass.
+    * steps that only move or blank samples (crop, cycle masks with zero fill, time-out, shift) set
+      :attr:`warp_kind` and describe themselves with :meth:`warp_update`; :class:`Compose` then renders a run of
+      them (crop -> masks -> shift) in one pass with :func:`render_warp`.
 
     ``p`` is the per-sample probability that the step is applied; samples where it is not pass through unchanged
     (``info["applied"]`` says which).
     """
 
     name: ClassVar[str] = "augmentation"
+    #: "crop", "mask" or "shift" for steps rendered as a :class:`Warp`; ``None`` for the others
+    warp_kind: str | None = None
+    #: whether the step reads the R-peaks to draw its parameters or render (not just to move them)
+    reads_rpeaks: bool = False
     #: parameter name -> one-line description with its accepted range (used by docs, errors and the app)
     PARAMS: ClassVar[dict[str, str]] = {}
 
@@ -277,20 +343,26 @@ class Augmentation:
         """Draw this step's per-sample random parameters (tensors on ``x``'s device; reads only its shape)."""
         return {}
 
-    def plan(self, x: Tensor, rpeaks: Tensor, params: Mapping[str, Tensor]) -> tuple[Tensor, Info]:
-        """R-peaks after the step and the info dict (reads only ``x``'s shape and device)."""
+    def plan(self, x: Tensor, rpeaks: Tensor, params: Mapping[str, Tensor], detail: bool = True,
+             need_peaks: bool = True) -> tuple[Tensor, Info]:
+        """R-peaks after the step and the info dict (reads only ``x``'s shape and device).
+
+        ``detail=False`` (augmenting without returning info, e.g. in training) lets a step put only what rendering
+        needs in ``info``; ``need_peaks=False`` lets it return the R-peaks unmoved, when no later step reads them.
+        """
         return rpeaks, dict(params)
 
     def render(self, x: Tensor, rpeaks: Tensor, params: Mapping[str, Tensor], info: Info) -> Tensor:
         """The augmented signal for fixed parameters (``info`` from :meth:`plan`)."""
-        mapped = self.time_map(x, rpeaks, params, info)
-        if mapped is None:
-            raise NotImplementedError(f"{type(self).__name__} must implement render or time_map")
-        return _resample(x, *mapped)
+        if self.warp_kind is None:
+            raise NotImplementedError(f"{type(self).__name__} must implement render or warp_update")
+        return render_warp(x, self.warp_update(Warp.identity(x), x, params, info, None))
 
-    def time_map(self, x: Tensor, rpeaks: Tensor, params: Mapping[str, Tensor], info: Info) -> TimeMap | None:
-        """The step as a time map, or ``None`` when it changes values rather than only timing."""
-        return None
+    def warp_update(self, warp: Warp, x: Tensor, params: Mapping[str, Tensor], info: Info,
+                    applied: Tensor | None) -> Warp:
+        """``warp`` followed by this step (only for steps with a :attr:`warp_kind`); samples where ``applied`` is
+        False keep ``warp`` unchanged (``None``: applied everywhere)."""
+        raise NotImplementedError(f"{type(self).__name__} is not a warp step")
 
     def config(self) -> dict[str, Any]:
         """The plain-data spec that rebuilds this step (``{"name": ..., **params}``)."""
@@ -302,14 +374,15 @@ class Augmentation:
         peaks, info = self.plan(x, rpeaks, params)
         return self.render(x, rpeaks, params, info), peaks, info
 
-    def prepare(self, x: Tensor, rpeaks: Tensor,
-                generator: torch.Generator | None) -> tuple[dict[str, Tensor], Tensor, Tensor, Info]:
+    def prepare(self, x: Tensor, rpeaks: Tensor, generator: torch.Generator | None, detail: bool = True,
+                need_peaks: bool = True) -> tuple[dict[str, Tensor], Tensor, Tensor, Info]:
         """Draw parameters and the ``p`` decision, plan; return ``(params, applied, rpeaks_after, info)``."""
         params = self.sample_params(x, rpeaks, generator)
-        applied = torch.ones(x.shape[0], dtype=torch.bool, device=x.device)
         if self.p < 1.0:
             applied = _uniform((x.shape[0],), generator, x.device) < self.p
-        peaks, info = self.plan(x, rpeaks, params)
+        else:
+            applied = torch.ones(x.shape[0], dtype=torch.bool, device=x.device)
+        peaks, info = self.plan(x, rpeaks, params, detail=detail, need_peaks=need_peaks or self.p < 1.0)
         if self.p < 1.0:
             peaks = torch.where(applied[:, None], peaks, rpeaks)
         info["applied"] = applied
@@ -319,12 +392,16 @@ class Augmentation:
     def render_applied(self, x: Tensor, rpeaks: Tensor, params: Mapping[str, Tensor], info: Info,
                        applied: Tensor) -> Tensor:
         """:meth:`render`, passing through the samples where the step is not applied."""
+        if self.warp_kind is not None:
+            return render_warp(x, self.warp_update(Warp.identity(x), x, params, info, applied))
         y = self.render(x, rpeaks, params, info)
         return y if self.p >= 1.0 else torch.where(applied[:, None, None], y, x)
 
-    def step(self, x: Tensor, rpeaks: Tensor, generator: torch.Generator | None) -> tuple[Tensor, Tensor, Info]:
-        """One step on sanitised inputs: draw, plan, render, honouring ``p``."""
-        params, applied, peaks, info = self.prepare(x, rpeaks, generator)
+    def step(self, x: Tensor, rpeaks: Tensor, generator: torch.Generator | None,
+             detail: bool = True) -> tuple[Tensor, Tensor, Info]:
+        """One step on sanitised inputs: draw, plan, render, honouring ``p``. With ``detail=False`` the info holds
+        only what rendering needed and the returned R-peaks may be stale (see :meth:`plan`)."""
+        params, applied, peaks, info = self.prepare(x, rpeaks, generator, detail=detail, need_peaks=detail)
         return self.render_applied(x, rpeaks, params, info, applied), peaks, info
 
     def forward_with_info(self, x: Tensor, rpeaks: Tensor | None = None,
@@ -336,7 +413,11 @@ class Augmentation:
         return y, info
 
     def __call__(self, x: Tensor, rpeaks: Tensor | None = None, generator: torch.Generator | None = None) -> Tensor:
-        return self.forward_with_info(x, rpeaks, generator)[0]
+        """Augment; the same output as :meth:`forward_with_info` for the same generator state, without building
+        the info (the fast path used in training)."""
+        _check_signal(x)
+        peaks = sanitize_rpeaks(rpeaks, x)
+        return self.step(x, peaks, generator, detail=False)[0]
 
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.config().items() if k != "name")
@@ -349,9 +430,10 @@ class Compose(Augmentation):
     ``forward_with_info`` returns ``info`` keyed ``"<i>:<step name>"`` (in order), each value being that step's
     info dict. Every step's dict has ``applied`` (B,) and ``rpeaks`` (B, K) after the step.
 
-    With ``fuse=True`` (default) a run of consecutive time-map steps whose maps after the first are integer (e.g.
-    crop -> all-lead zero cycle mask -> shift) is rendered in one resampling pass; the result equals applying them
-    one by one (``fuse=False``) because integer maps compose exactly with the first map's interpolation.
+    With ``fuse=True`` (default) consecutive warp steps in the order crop -> masks -> shift (Physio-AUG, and the
+    standard crop + time-out) are folded into one :class:`Warp` and rendered in one pass; a step out of that order
+    starts a new pass. The result equals rendering step by step (``fuse=False``): masks and shifts move whole
+    samples, so only the crop interpolates, once either way.
     """
 
     name = "compose"
@@ -361,43 +443,40 @@ class Compose(Augmentation):
         self.steps = list(steps)
         self.fuse = fuse
 
-    def step(self, x: Tensor, rpeaks: Tensor, generator: torch.Generator | None) -> tuple[Tensor, Tensor, Info]:
+    def step(self, x: Tensor, rpeaks: Tensor, generator: torch.Generator | None,
+             detail: bool = True) -> tuple[Tensor, Tensor, Info]:
         info: Info = {}
-        pending: list[tuple[Augmentation, Tensor, dict[str, Tensor], Info, Tensor, TimeMap]] = []
+        pending: list[tuple[Augmentation, dict[str, Tensor], Info, Tensor]] = []
+        stage = 0  # _WARP_ORDER of the last pending step
         for i, part in enumerate(self.steps):
-            params, applied, peaks, part_info = part.prepare(x, rpeaks, generator)
+            need_peaks = detail or any(later.reads_rpeaks for later in self.steps[i + 1:])
+            params, applied, peaks, part_info = part.prepare(x, rpeaks, generator, detail=detail,
+                                                             need_peaks=need_peaks)
             info[f"{i}:{part.name}"] = part_info
-            mapped = part.time_map(x, rpeaks, params, part_info) if self.fuse else None
-            if mapped is not None and pending and mapped[0].is_floating_point():
-                x = self._flush(x, pending)  # an interpolating map starts a new run
-                pending = []
-            if mapped is not None:
-                pending.append((part, rpeaks, params, part_info, applied, mapped))
-            else:
+            kind = part.warp_kind if self.fuse else None
+            if kind is None:
                 x = self._flush(x, pending)
-                pending = []
+                pending, stage = [], 0
                 x = part.render_applied(x, rpeaks, params, part_info, applied)
+            else:
+                order = _WARP_ORDER[kind]
+                if pending and not (order > stage or (kind == "mask" and stage == order)):
+                    x = self._flush(x, pending)
+                    pending = []
+                pending.append((part, params, part_info, applied))
+                stage = order
             rpeaks = peaks
         return self._flush(x, pending), rpeaks, info
 
     @staticmethod
-    def _flush(x: Tensor, pending: Sequence[tuple[Augmentation, Tensor, dict[str, Tensor], Info, Tensor, TimeMap]]
-               ) -> Tensor:
-        """Render the pending run of time-map steps onto ``x``."""
+    def _flush(x: Tensor, pending: Sequence[tuple[Augmentation, dict[str, Tensor], Info, Tensor]]) -> Tensor:
+        """Render the pending run of warp steps onto ``x`` in one pass."""
         if not pending:
             return x
-        if len(pending) == 1:  # a lone step renders itself (a mask is cheaper as masked_fill than as a gather)
-            part, rpeaks, params, part_info, applied, _ = pending[0]
-            return part.render_applied(x, rpeaks, params, part_info, applied)
-        batch, _, length = x.shape
-        maps = []
-        for part, _, _, _, applied, (position, valid) in pending:
-            if part.p < 1.0:  # samples where the step is skipped get the identity map
-                ident = _identity_map(batch, length, x.device).to(position.dtype)
-                position = torch.where(applied[:, None], position, ident)
-                valid = None if valid is None else valid | ~applied[:, None]
-            maps.append((position, valid))
-        return _resample(x, *_compose_maps(maps))
+        warp = Warp.identity(x)
+        for part, params, part_info, applied in pending:
+            warp = part.warp_update(warp, x, params, part_info, None if part.p >= 1.0 else applied)
+        return render_warp(x, warp)
 
     def config(self) -> list[dict[str, Any]]:  # type: ignore[override]
         return [part.config() for part in self.steps]
@@ -416,7 +495,8 @@ class RandomScaleCrop(Augmentation):
     The window length is ``w = round(f * T)`` with ``f ~ U(scale)``, its start ``s`` uniform over the integer
     positions that fit. Output sample ``j`` reads the input at ``s + j * (w - 1) / (T - 1)`` with linear
     interpolation (end points included), so ``f = 1`` is the identity. R-peaks inside the window are mapped to
-    ``round((r - s) * (T - 1) / (w - 1))``; the others are dropped.
+    ``floor((r - s) * (T - 1) / (w - 1) + 1/2)`` (exact integer arithmetic: halves round up); the others are
+    dropped.
 
     info: ``start``, ``end`` (B,) long, ``[start, end)`` in input samples; ``fraction`` (B,) float (``w / T``).
     This is the ACL-ECG "random scale cropping" and the LCD/ELIC "random resized crop" (scale 0.5-1.0).
@@ -442,21 +522,27 @@ class RandomScaleCrop(Augmentation):
         start = torch.minimum(start, length - width)
         return {"start": start, "width": width}
 
-    def plan(self, x: Tensor, rpeaks: Tensor, params: Mapping[str, Tensor]) -> tuple[Tensor, Info]:
+    def plan(self, x: Tensor, rpeaks: Tensor, params: Mapping[str, Tensor], detail: bool = True,
+             need_peaks: bool = True) -> tuple[Tensor, Info]:
         length = x.shape[-1]
-        start, width = params["start"].long(), params["width"].long()
-        step = (width - 1).double() / (length - 1)
-        inside = (rpeaks >= start[:, None]) & (rpeaks <= (start + width - 1)[:, None])
-        mapped = torch.round((rpeaks - start[:, None]).double() / step[:, None]).long()
-        peaks = _compact(torch.where(inside, mapped.clamp(0, length - 1), torch.full_like(rpeaks, -1)), length)
-        return peaks, {"start": start, "end": start + width, "fraction": width.float() / length}
+        start, width = params["start"], params["width"]
+        info = {"start": start, "end": start + width, "fraction": width.float() / length} if detail else {}
+        if not need_peaks:
+            return rpeaks, info
+        inside = (rpeaks >= start[:, None]) & (rpeaks < (start + width)[:, None])
+        span = 2 * (width[:, None] - 1)  # round((r - s) / step) with step = (w - 1) / (T - 1), in integers
+        mapped = torch.div((rpeaks - start[:, None]) * (2 * (length - 1)) + span // 2, span, rounding_mode="floor")
+        return _compact(torch.where(inside, mapped.clamp_(0, length - 1), -1), length), info
 
-    def time_map(self, x: Tensor, rpeaks: Tensor, params: Mapping[str, Tensor], info: Info) -> TimeMap:
-        length = x.shape[-1]
-        start, width = params["start"].long(), params["width"].long()
-        step = (width - 1).double() / (length - 1)
-        position = start[:, None].double() + _time_index(length, x.device)[None, :].double() * step[:, None]
-        return position, None
+    warp_kind = "crop"
+
+    def warp_update(self, warp: Warp, x: Tensor, params: Mapping[str, Tensor], info: Info,
+                    applied: Tensor | None) -> Warp:
+        start = params["start"].double()
+        step = (params["width"] - 1).double() / (x.shape[-1] - 1)
+        if applied is not None:
+            start, step = torch.where(applied, start, warp.start), torch.where(applied, step, warp.step)
+        return replace(warp, start=start, step=step, has_crop=True)
 
 
 class TemporalShift(Augmentation):
@@ -498,25 +584,33 @@ class TemporalShift(Augmentation):
         u = _uniform((batch,), generator, x.device)
         return {"shift": _randint(-limit, limit, u), "max_shift": limit.float()}
 
-    def plan(self, x: Tensor, rpeaks: Tensor, params: Mapping[str, Tensor]) -> tuple[Tensor, Info]:
+    @property
+    def reads_rpeaks(self) -> bool:  # type: ignore[override]
+        return self.max_shift == "rr"
+
+    def plan(self, x: Tensor, rpeaks: Tensor, params: Mapping[str, Tensor], detail: bool = True,
+             need_peaks: bool = True) -> tuple[Tensor, Info]:
         length = x.shape[-1]
-        shift = params["shift"].long()
-        valid_peak = rpeaks >= 0
+        shift = params["shift"]
+        info = {"shift": shift, "max_shift": params.get("max_shift", shift.abs().float())}
+        if not need_peaks:
+            return rpeaks, info
         moved = rpeaks + shift[:, None]
         if self.mode == "circular":
+            keep = rpeaks >= 0
             moved = torch.remainder(moved, length)
         else:
-            valid_peak = valid_peak & (moved >= 0) & (moved < length)
-        peaks = _compact(torch.where(valid_peak, moved, torch.full_like(moved, -1)), length)
-        return peaks, {"shift": shift, "max_shift": params.get("max_shift", shift.abs().float())}
+            keep = (rpeaks >= 0) & (moved >= 0) & (moved < length)
+        return _compact(torch.where(keep, moved, -1), length), info
 
-    def time_map(self, x: Tensor, rpeaks: Tensor, params: Mapping[str, Tensor], info: Info) -> TimeMap:
-        length = x.shape[-1]
-        source = _time_index(length, x.device)[None, :] - params["shift"].long()[:, None]
-        if self.mode == "circular":
-            return torch.remainder(source, length), None
-        valid = ((source >= 0) & (source < length)) if self.mode == "zero" else None
-        return source.clamp(0, length - 1), valid
+    warp_kind = "shift"
+
+    def warp_update(self, warp: Warp, x: Tensor, params: Mapping[str, Tensor], info: Info,
+                    applied: Tensor | None) -> Warp:
+        shift = params["shift"].long()
+        if applied is not None:
+            shift = torch.where(applied, shift, torch.zeros_like(shift))
+        return replace(warp, shift=shift, mode=self.mode, has_shift=True)
 
 
 class CardiacCycleMask(Augmentation):
@@ -614,45 +708,41 @@ class CardiacCycleMask(Augmentation):
         return {"count": _randint(self.n_cycles[0], self.n_cycles[1], u[:, 0]),
                 "region_u": u[:, 1], "fallback_u": u[:, 2], "keys": u[:, 3:]}
 
-    def plan(self, x: Tensor, rpeaks: Tensor, params: Mapping[str, Tensor]) -> tuple[Tensor, Info]:
+    reads_rpeaks = True
+
+    def plan(self, x: Tensor, rpeaks: Tensor, params: Mapping[str, Tensor], detail: bool = True,
+             need_peaks: bool = True) -> tuple[Tensor, Info]:
         batch, n_leads, length = x.shape
         if self.scope != "all" and n_leads != len(self.leads):
             raise DataError(f"{_where(self.name)}: x has {n_leads} leads but the step was built for "
                             f"{len(self.leads)} ({', '.join(self.leads)}); pass `leads` to build_augmentation")
         m_max = self.n_cycles[1]
         start, end, valid = self._cycle_spans(rpeaks, length)
+        n_cand = start.shape[1]
         n_valid = valid.sum(dim=1)
-        count = params["count"].long()
-        n_take = torch.minimum(count, n_valid)
-        # choose n_take distinct cycles: the ones with the smallest random keys among the valid ones
-        keys = torch.where(valid, params["keys"], torch.full_like(params["keys"], 2.0))
-        order = torch.argsort(keys, dim=1)[:, :m_max]
+        count = params["count"]
+        # choose min(count, n_valid) distinct cycles: those with the smallest random keys among the valid ones
+        keys = torch.where(valid, params["keys"], 2.0)
+        order = torch.topk(keys, min(m_max, n_cand), dim=1, largest=False).indices
         if order.shape[1] < m_max:  # fewer candidates than the largest count
             pad = torch.zeros((batch, m_max - order.shape[1]), dtype=torch.long, device=x.device)
             order = torch.cat([order, pad], dim=1)
-        chosen = torch.arange(m_max, device=x.device)[None, :] < n_take[:, None]
-        if start.shape[1]:
-            s = torch.gather(start, 1, order.clamp(max=start.shape[1] - 1))
-            e = torch.gather(end, 1, order.clamp(max=start.shape[1] - 1))
+        chosen = torch.arange(m_max, device=x.device)[None, :] < torch.minimum(count, n_valid)[:, None]
+        if n_cand:
+            s = torch.where(chosen, torch.gather(start, 1, order), -1)
+            e = torch.where(chosen, torch.gather(end, 1, order), -1)
         else:
-            s = e = torch.zeros_like(order)
-        none = torch.full_like(s, -1)
-        s, e, index = torch.where(chosen, s, none), torch.where(chosen, e, none), torch.where(chosen, order, none)
+            s, e = torch.full_like(order, -1), torch.full_like(order, -1)
         # fallback span where no cycle exists but a mask was asked for
         fallback = (n_valid == 0) & (count > 0)
-        if m_max:
+        if m_max and bool(fallback.any()):
             span = min(max(round(self.fallback_s * self.fs), 0), length)
             f_start = torch.floor(params["fallback_u"].double() * (length - span + 1)).long().clamp(max=length - span)
             s[:, 0] = torch.where(fallback, f_start, s[:, 0])
             e[:, 0] = torch.where(fallback, f_start + span, e[:, 0])
-        # list the spans in time order (-1 padding last)
-        sort_key = torch.where(s >= 0, s, torch.full_like(s, length + 1))
-        order_t = torch.argsort(sort_key, dim=1)
-        s, e, index = (torch.gather(t, 1, order_t) for t in (s, e, index))
-        spans = torch.stack([s, e], dim=-1)
         # which leads
         if self.scope == "all":
-            region = torch.full((batch,), -1, dtype=torch.long, device=x.device)
+            region = None
             lead_mask = torch.ones((batch, n_leads), dtype=torch.bool, device=x.device)
         else:
             if self.scope == "random_region":
@@ -660,22 +750,36 @@ class CardiacCycleMask(Augmentation):
             else:
                 region = torch.full((batch,), self.region_names.index(self.scope), dtype=torch.long, device=x.device)
             lead_mask = self._region_table.to(x.device)[region]
-        info = {"cycles": spans, "cycle_index": index, "fallback": fallback, "region": region,
+        if not detail:  # rendering needs the spans (in any order) and the leads
+            return rpeaks, {"cycles": torch.stack([s, e], dim=-1), "lead_mask": lead_mask}
+        index = torch.where(chosen, order, -1)
+        # list the spans in time order (-1 padding last)
+        order_t = torch.argsort(torch.where(s >= 0, s, length + 1), dim=1)
+        s, e, index = (torch.gather(t, 1, order_t) for t in (s, e, index))
+        if region is None:
+            region = torch.full((batch,), -1, dtype=torch.long, device=x.device)
+        info = {"cycles": torch.stack([s, e], dim=-1), "cycle_index": index, "fallback": fallback, "region": region,
                 "region_names": list(self.region_names), "lead_mask": lead_mask}
         return rpeaks, info
 
+    @property
+    def warp_kind(self) -> str | None:  # type: ignore[override]
+        return "mask" if self.fill == "zero" else None
+
     def render(self, x: Tensor, rpeaks: Tensor, params: Mapping[str, Tensor], info: Info) -> Tensor:
-        time_mask = _spans_to_mask(info["cycles"], x.shape[-1])[:, None, :]
-        mask = time_mask if self.scope == "all" else time_mask & info["lead_mask"][:, :, None]
         if self.fill == "zero":
-            return _zero_where(x, mask)
+            return super().render(x, rpeaks, params, info)
+        time_mask = _spans_to_mask(info["cycles"], x.shape[-1])[:, None, :]
+        mask = time_mask & info["lead_mask"][:, :, None]
         return torch.where(mask, torch.median(x, dim=-1, keepdim=True).values, x)
 
-    def time_map(self, x: Tensor, rpeaks: Tensor, params: Mapping[str, Tensor], info: Info) -> TimeMap | None:
-        if self.scope != "all" or self.fill != "zero":
-            return None
-        valid = ~_spans_to_mask(info["cycles"], x.shape[-1])
-        return _identity_map(x.shape[0], x.shape[-1], x.device), valid
+    def warp_update(self, warp: Warp, x: Tensor, params: Mapping[str, Tensor], info: Info,
+                    applied: Tensor | None) -> Warp:
+        spans = info["cycles"]
+        if applied is not None:
+            spans = torch.where(applied[:, None, None], spans, torch.full_like(spans, -1))
+        leads = info["lead_mask"][:, None, :].expand(-1, spans.shape[1], -1)
+        return warp.with_spans(spans, leads)
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -708,15 +812,15 @@ class TimeOut(Augmentation):
         start = torch.minimum(torch.floor(u[:, 1] * (length - width + 1).float()).long(), length - width)
         return {"start": start, "end": start + width}
 
-    def render(self, x: Tensor, rpeaks: Tensor, params: Mapping[str, Tensor], info: Info) -> Tensor:
-        return _zero_where(x, self._mask(x, params)[:, None, :])
+    warp_kind = "mask"
 
-    def time_map(self, x: Tensor, rpeaks: Tensor, params: Mapping[str, Tensor], info: Info) -> TimeMap:
-        return _identity_map(x.shape[0], x.shape[-1], x.device), ~self._mask(x, params)
-
-    @staticmethod
-    def _mask(x: Tensor, params: Mapping[str, Tensor]) -> Tensor:
-        return _spans_to_mask(torch.stack([params["start"], params["end"]], dim=-1)[:, None, :], x.shape[-1])
+    def warp_update(self, warp: Warp, x: Tensor, params: Mapping[str, Tensor], info: Info,
+                    applied: Tensor | None) -> Warp:
+        spans = torch.stack([params["start"], params["end"]], dim=-1)[:, None, :]
+        if applied is not None:
+            spans = torch.where(applied[:, None, None], spans, torch.full_like(spans, -1))
+        leads = torch.ones((x.shape[0], 1, x.shape[1]), dtype=torch.bool, device=x.device)
+        return warp.with_spans(spans, leads)
 
 
 class GaussianNoise(Augmentation):
@@ -742,7 +846,8 @@ class GaussianNoise(Augmentation):
         sigma = lo + (hi - lo) * _uniform((x.shape[0],), generator, x.device)
         return {"std": sigma, "noise": _normal(x.shape, generator, x.device)}
 
-    def plan(self, x: Tensor, rpeaks: Tensor, params: Mapping[str, Tensor]) -> tuple[Tensor, Info]:
+    def plan(self, x: Tensor, rpeaks: Tensor, params: Mapping[str, Tensor], detail: bool = True,
+             need_peaks: bool = True) -> tuple[Tensor, Info]:
         return rpeaks, {"std": params["std"]}
 
     def render(self, x: Tensor, rpeaks: Tensor, params: Mapping[str, Tensor], info: Info) -> Tensor:
@@ -842,7 +947,8 @@ class LeadDropout(Augmentation):
     def sample_params(self, x: Tensor, rpeaks: Tensor, generator: torch.Generator | None) -> dict[str, Tensor]:
         return {"keys": _uniform(x.shape[:2], generator, x.device)}
 
-    def plan(self, x: Tensor, rpeaks: Tensor, params: Mapping[str, Tensor]) -> tuple[Tensor, Info]:
+    def plan(self, x: Tensor, rpeaks: Tensor, params: Mapping[str, Tensor], detail: bool = True,
+             need_peaks: bool = True) -> tuple[Tensor, Info]:
         keys = params["keys"]
         dropped = keys < self.drop_prob
         keep = min(self.min_keep, x.shape[1])

@@ -382,6 +382,21 @@ def test_fused_pipeline_equals_step_by_step(spec):
     assert all(torch.equal(i1[k]["rpeaks"], i2[k]["rpeaks"]) for k in i1)
 
 
+@pytest.mark.parametrize("spec", ["physio", "standard", "mixed"])
+def test_call_without_info_equals_forward_with_info(spec):
+    """``aug(x)`` skips the info (and R-peak bookkeeping no later step reads) but must give the same views."""
+    if spec == "mixed":
+        spec = [{"name": "temporal_shift", "mode": "zero", "p": 0.5}, {"name": "random_scale_crop", "p": 0.7},
+                {"name": "cardiac_cycle_mask", "scope": "random_region"}, {"name": "time_out"},
+                {"name": "temporal_shift", "max_shift": "rr"}, {"name": "cardiac_cycle_mask", "n_cycles": [0, 3]}]
+    x, rp = _batch(16, irregular=0.2)
+    aug = A.build_augmentation(spec)
+    for seed in range(3):
+        y_fast = aug(x, rp, _gen(seed))
+        y_full, _ = aug.forward_with_info(x, rp, _gen(seed))
+        assert torch.equal(y_fast, y_full)
+
+
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_gpu_matches_cpu_with_a_cpu_generator():
