@@ -85,14 +85,9 @@ def _normal(shape: Sequence[int], generator: torch.Generator | None, device: tor
     raise ConfigError(f"generator is on {gdev} but the signal is on {device}; use a generator on {device} or the CPU")
 
 
-def _randint(low: Tensor | int, high: Tensor | int, u: Tensor) -> Tensor:
+def _randint(low: int, high: int, u: Tensor) -> Tensor:
     """Integers uniform in ``[low, high]`` (inclusive) from uniform draws ``u``."""
-    if isinstance(low, int) and isinstance(high, int):
-        return (torch.floor(u.double() * (high - low + 1)) + low).clamp_(max=high).long()
-    low_t = torch.as_tensor(low, device=u.device).double()
-    high_t = torch.as_tensor(high, device=u.device).double()
-    value = torch.floor(u.double() * (high_t - low_t + 1)).add_(low_t)
-    return torch.minimum(value, high_t).long()
+    return (torch.floor(u.double() * (high - low + 1)) + low).clamp_(max=high).long()
 
 
 def _check_signal(x: Tensor) -> None:
@@ -257,6 +252,11 @@ class Warp:
                    spans=torch.full((batch, 0, 2), -1, dtype=torch.long, device=x.device),
                    span_leads=torch.zeros((batch, 0, n_leads), dtype=torch.bool, device=x.device))
 
+    def rows(self, index: slice) -> "Warp":
+        """The warp of samples ``index`` (a slice of the batch)."""
+        return replace(self, start=self.start[index], step=self.step[index], shift=self.shift[index],
+                       spans=self.spans[index], span_leads=self.span_leads[index])
+
     def with_spans(self, spans: Tensor, leads: Tensor) -> "Warp":
         """This warp with more masked spans: ``spans`` (B, M, 2) in crop-output samples, ``leads`` (B, M, L)."""
         return replace(self, spans=torch.cat([self.spans, spans.long()], dim=1),
@@ -275,8 +275,26 @@ def render_warp(x: Tensor, warp: Warp) -> Tensor:
     return y if y is not None else _render_warp_torch(x, warp)
 
 
+#: on the CPU the torch code renders this many bytes of signal at a time, so that its temporaries stay in cache and
+#: are reused instead of being allocated (and page-faulted) at full batch size
+_CPU_BLOCK_BYTES = 2 << 20
+
+
 def _render_warp_torch(x: Tensor, warp: Warp) -> Tensor:
     batch, n_leads, length = x.shape
+    if x.device.type != "cpu" or x.requires_grad:
+        return _render_warp_block(x, warp, None)
+    y = torch.empty_like(x, memory_format=torch.contiguous_format)
+    block = max(1, _CPU_BLOCK_BYTES // max(1, n_leads * length * x.element_size()))
+    for b0 in range(0, batch, block):  # blocks of samples (43 of 12 x 1000), each one vectorised
+        rows = slice(b0, b0 + block)
+        _render_warp_block(x[rows], warp.rows(rows), y[rows])
+    return y
+
+
+def _render_warp_block(x: Tensor, warp: Warp, out: Tensor | None) -> Tensor:
+    """:func:`render_warp`'s torch code on ``x``; writes into ``out`` when given (contiguous, no gradients)."""
+    _, n_leads, length = x.shape
     src = _time_index(length, x.device)[None, :] - warp.shift[:, None]
     outside = None
     if warp.mode == "circular":
@@ -290,9 +308,10 @@ def _render_warp_torch(x: Tensor, warp: Warp) -> Tensor:
         pos = (warp.start[:, None] + src.double() * warp.step[:, None]).clamp(0, length - 1)
         left = torch.floor(pos).clamp(max=length - 2)
         w1 = (pos - left).to(compute)[:, None, :]
-        index = left.long()[:, None, :].expand(-1, n_leads, -1)
-        a, b = torch.gather(x, 2, index).to(compute), torch.gather(x, 2, index + 1).to(compute)
-        y = torch.lerp(a, b, w1).to(x.dtype)
+        left = left.long()[:, None, :]
+        a = torch.gather(x, 2, left.expand(-1, n_leads, -1)).to(compute)
+        b = torch.gather(x, 2, (left + 1).expand(-1, n_leads, -1)).to(compute)
+        y = (torch.lerp(a, b, w1) if x.requires_grad else a.lerp_(b, w1)).to(x.dtype)
     else:
         y = x
     masked = None if outside is None else outside[:, None, :]
@@ -304,9 +323,16 @@ def _render_warp_torch(x: Tensor, warp: Warp) -> Tensor:
         else:
             hit = (inside[:, :, None, :] & warp.span_leads[:, :, :, None]).any(dim=1)  # (B, L, T)
         masked = hit if masked is None else masked | hit
-    if masked is None:
-        return y.clone() if y is x else y
-    return torch.where(masked, torch.zeros((), dtype=x.dtype, device=x.device), y)
+    if masked is not None:
+        zero = torch.zeros((), dtype=x.dtype, device=x.device)
+        if out is not None:
+            return torch.where(masked, zero, y, out=out)
+        if y is x or y.requires_grad:
+            return torch.where(masked, zero, y)
+        return torch.where(masked, zero, y, out=y)
+    if out is not None:
+        return out.copy_(y)
+    return y.clone() if y is x else y
 
 
 class Augmentation:
@@ -445,6 +471,10 @@ class Compose(Augmentation):
 
     def step(self, x: Tensor, rpeaks: Tensor, generator: torch.Generator | None,
              detail: bool = True) -> tuple[Tensor, Tensor, Info]:
+        if not detail and self.fuse:
+            y = self._physio_native(x, rpeaks, generator)
+            if y is not None:
+                return y, rpeaks, {}
         info: Info = {}
         pending: list[tuple[Augmentation, dict[str, Tensor], Info, Tensor]] = []
         stage = 0  # _WARP_ORDER of the last pending step
@@ -467,6 +497,37 @@ class Compose(Augmentation):
                 stage = order
             rpeaks = peaks
         return self._flush(x, pending), rpeaks, info
+
+    def _physio_native(self, x: Tensor, rpeaks: Tensor, generator: torch.Generator | None) -> Tensor | None:
+        """Physio-AUG in one C call (:func:`aclecg.native.physio`), when the pipeline is exactly random scale crop ->
+        cardiac-cycle mask with zero fill -> temporal shift, each with ``p = 1``, and the kernel takes ``x``; else
+        ``None``, before drawing anything. It draws what the three steps' ``sample_params`` draw, in the same order,
+        and derives the same parameters from them in C, so the views equal the torch planning's (tested)."""
+        if len(self.steps) != 3 or not native.enabled():
+            return None
+        crop, mask, shift = self.steps
+        if not (type(crop) is RandomScaleCrop and type(mask) is CardiacCycleMask and type(shift) is TemporalShift):
+            return None
+        batch, n_leads, length = x.shape
+        if (min(crop.p, mask.p, shift.p) < 1.0 or mask.fill != "zero"
+                or not native.accepts(x, rpeaks, mask.n_cycles[1] + 1)
+                or (mask.scope != "all" and n_leads != len(mask.leads))):  # (the torch code reports a lead mismatch)
+            return None
+        n_cand = max(rpeaks.shape[1] - 1, 0) if mask.window == "rr" else rpeaks.shape[1]
+        u_crop = _uniform((batch, 2), generator, x.device)
+        u_mask = _uniform((batch, 3 + n_cand), generator, x.device)
+        u_shift = _uniform((batch,), generator, x.device)
+        scope = {"all": -2, "random_region": -1}.get(mask.scope)
+        y = native.physio(
+            x, rpeaks, u_crop, u_mask, u_shift, crop_scale=crop.scale, n_cycles=mask.n_cycles, window=mask.window,
+            pre=round(mask.pre_s * mask.fs), post=round(mask.post_s * mask.fs),
+            fallback_len=min(max(round(mask.fallback_s * mask.fs), 0), length),
+            scope=mask.region_names.index(mask.scope) if scope is None else scope, region_table=mask._region_table,
+            max_shift=-1.0 if shift.max_shift == "rr" else float(shift.max_shift) * shift.fs,
+            rr_default=float(torch.tensor(1.0 * shift.fs, dtype=torch.float32)), mode=shift.mode)
+        if y is None:
+            raise RuntimeError("aclecg.native.physio refused a batch that native.accepts took")
+        return y
 
     @staticmethod
     def _flush(x: Tensor, pending: Sequence[tuple[Augmentation, dict[str, Tensor], Info, Tensor]]) -> Tensor:
@@ -515,11 +576,10 @@ class RandomScaleCrop(Augmentation):
 
     def sample_params(self, x: Tensor, rpeaks: Tensor, generator: torch.Generator | None) -> dict[str, Tensor]:
         batch, _, length = x.shape
-        u = _uniform((batch, 2), generator, x.device)
+        u = _uniform((batch, 2), generator, x.device).double()  # float64 arithmetic: the C fast path repeats it
         lo, hi = self.scale
-        width = torch.round((lo + (hi - lo) * u[:, 0]) * length).long().clamp(2, length)
-        start = torch.floor(u[:, 1] * (length - width + 1).float()).long()
-        start = torch.minimum(start, length - width)
+        width = torch.round((u[:, 0] * (hi - lo) + lo) * length).long().clamp_(2, length)
+        start = torch.minimum(torch.floor(u[:, 1] * (length - width + 1)).long(), length - width)
         return {"start": start, "width": width}
 
     def plan(self, x: Tensor, rpeaks: Tensor, params: Mapping[str, Tensor], detail: bool = True,
@@ -577,12 +637,13 @@ class TemporalShift(Augmentation):
     def sample_params(self, x: Tensor, rpeaks: Tensor, generator: torch.Generator | None) -> dict[str, Tensor]:
         batch, _, length = x.shape
         if self.max_shift == "rr":
-            limit = median_rr(rpeaks, default=1.0 * self.fs)
+            limit = median_rr(rpeaks, default=1.0 * self.fs).double()
         else:
-            limit = torch.full((batch,), float(self.max_shift) * self.fs, device=x.device)
-        limit = torch.floor(limit.clamp(0, length - 1)).long()
+            limit = torch.full((batch,), float(self.max_shift) * self.fs, dtype=torch.float64, device=x.device)
+        limit = torch.floor(limit.clamp_(0, length - 1))
         u = _uniform((batch,), generator, x.device)
-        return {"shift": _randint(-limit, limit, u), "max_shift": limit.float()}
+        shift = torch.minimum(torch.floor(u.double() * (2 * limit + 1)) - limit, limit)  # uniform in [-limit, limit]
+        return {"shift": shift.long(), "max_shift": limit.float()}
 
     @property
     def reads_rpeaks(self) -> bool:  # type: ignore[override]
@@ -592,7 +653,7 @@ class TemporalShift(Augmentation):
              need_peaks: bool = True) -> tuple[Tensor, Info]:
         length = x.shape[-1]
         shift = params["shift"]
-        info = {"shift": shift, "max_shift": params.get("max_shift", shift.abs().float())}
+        info = {"shift": shift, "max_shift": params["max_shift"] if "max_shift" in params else shift.abs().float()}
         if not need_peaks:
             return rpeaks, info
         moved = rpeaks + shift[:, None]
@@ -723,7 +784,7 @@ class CardiacCycleMask(Augmentation):
         count = params["count"]
         # choose min(count, n_valid) distinct cycles: those with the smallest random keys among the valid ones
         keys = torch.where(valid, params["keys"], 2.0)
-        order = torch.topk(keys, min(m_max, n_cand), dim=1, largest=False).indices
+        order = torch.sort(keys, dim=1, stable=True).indices[:, :m_max]  # equal keys: the earlier cycle first
         if order.shape[1] < m_max:  # fewer candidates than the largest count
             pad = torch.zeros((batch, m_max - order.shape[1]), dtype=torch.long, device=x.device)
             order = torch.cat([order, pad], dim=1)
@@ -806,10 +867,10 @@ class TimeOut(Augmentation):
 
     def sample_params(self, x: Tensor, rpeaks: Tensor, generator: torch.Generator | None) -> dict[str, Tensor]:
         batch, _, length = x.shape
-        u = _uniform((batch, 2), generator, x.device)
+        u = _uniform((batch, 2), generator, x.device).double()
         lo, hi = self.fraction
-        width = torch.round((lo + (hi - lo) * u[:, 0]) * length).long().clamp(0, length)
-        start = torch.minimum(torch.floor(u[:, 1] * (length - width + 1).float()).long(), length - width)
+        width = torch.round((u[:, 0] * (hi - lo) + lo) * length).long().clamp_(0, length)
+        start = torch.minimum(torch.floor(u[:, 1] * (length - width + 1)).long(), length - width)
         return {"start": start, "end": start + width}
 
     warp_kind = "mask"

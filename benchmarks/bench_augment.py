@@ -2,7 +2,7 @@
 
 Usage::
 
-    .venv/bin/python benchmarks/bench_augment.py [--batch 256] [--repeats 5] [--threads 2 1]
+    .venv/bin/python benchmarks/bench_augment.py [--batch 256] [--repeats 10] [--threads 2 1]
 
 For each torch thread count, times on the same batch, interleaved: the batched pipeline as shipped (the C kernel
 of ``aclecg.native`` renders crop + cycle mask + shift in one pass when it is available), the same pipeline with
@@ -169,7 +169,7 @@ def _load_batch(batch: int, seed: int) -> tuple[Any, Any, float, str]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batch", type=int, default=256)
-    parser.add_argument("--repeats", type=int, default=5, help="interleaved rounds (default 5)")
+    parser.add_argument("--repeats", type=int, default=10, help="interleaved rounds (default 10)")
     parser.add_argument("--threads", type=int, nargs="+", default=[os.cpu_count() or 1, 1],
                         help="torch.set_num_threads values to time, first one also for the step (default: CPUs, 1)")
     parser.add_argument("--seed", type=int, default=0)

@@ -137,3 +137,73 @@ def test_build_is_cached_per_source_and_compiler(tmp_path, monkeypatch):
     stamp = first.stat().st_mtime_ns
     assert native.build() == first and first.stat().st_mtime_ns == stamp
     assert first.parent.parent == tmp_path / "native"
+
+
+PHYSIO_VARIANTS = [
+    {},
+    {"window": "pqrst", "n_cycles": [0, 3]},
+    {"scope": "random_region", "n_cycles": [2, 2]},
+    {"scope": "inferior", "max_shift": 0.37, "mode": "zero"},
+    {"scope": "lateral", "window": "pqrst", "mode": "edge", "scale": [0.05, 0.3]},
+    {"n_cycles": [0, 0], "scale": [1.0, 1.0]},
+    {"n_cycles": [5, 16], "fallback_s": 0.0},
+]
+
+
+def _physio(variant: dict, fs: float = 100.0):
+    crop = {"name": "random_scale_crop", **{k: v for k, v in variant.items() if k == "scale"}}
+    mask = {"name": "cardiac_cycle_mask",
+            **{k: v for k, v in variant.items() if k in ("window", "n_cycles", "scope", "fallback_s")}}
+    shift = {"name": "temporal_shift", **{k: v for k, v in variant.items() if k in ("max_shift", "mode")}}
+    return A.build_augmentation([crop, mask, shift], fs=fs)
+
+
+@pytest.mark.parametrize("portable", [False, True], ids=["simd", "portable"])
+@pytest.mark.parametrize("variant", PHYSIO_VARIANTS, ids=lambda v: ",".join(f"{k}={v[k]}" for k in v) or "default")
+def test_physio_in_one_call_equals_the_torch_planning(variant, portable):
+    """``aug(x)`` takes the one-call C path for this pipeline; ``forward_with_info`` plans in torch and renders the
+    same warp with the kernel: the views must be identical, for regular, irregular, short and peak-less records."""
+    aug = _physio(variant)
+    cases = [A.make_synthetic_batch(24, 12, 1000, irregular=0.3, generator=torch.Generator().manual_seed(1)),
+             A.make_synthetic_batch(9, 12, 250, bpm=(40, 180), generator=torch.Generator().manual_seed(2))]
+    x, rp = cases[0]
+    cases += [(x, None), (x, rp[:, :1]), (x, torch.full((24, 3), -1))]
+    calls = []
+    original = native.physio
+
+    def counted(*args, **kwargs):
+        calls.append(1)
+        return original(*args, **kwargs)
+
+    with native.portable(portable), pytest.MonkeyPatch.context() as mp:
+        mp.setattr(native, "physio", counted)
+        for x, rp in cases:
+            for seed in range(3):
+                fast = aug(x, rp, torch.Generator().manual_seed(seed))
+                planned, _ = aug.forward_with_info(x, rp, torch.Generator().manual_seed(seed))
+                assert torch.equal(fast, planned)
+                with native.use(False):
+                    reference = aug(x, rp, torch.Generator().manual_seed(seed))
+                torch.testing.assert_close(fast, reference, rtol=1e-6, atol=1e-6)
+    assert len(calls) == 3 * len(cases)  # the one-call path was taken every time
+
+
+def test_physio_one_call_path_leaves_the_generator_where_the_torch_path_does():
+    x, rp = A.make_synthetic_batch(8, generator=torch.Generator().manual_seed(0))
+    aug = A.build_augmentation("physio")
+    fast_gen, slow_gen = torch.Generator().manual_seed(3), torch.Generator().manual_seed(3)
+    aug(x, rp, fast_gen)
+    aug.forward_with_info(x, rp, slow_gen)
+    assert torch.equal(fast_gen.get_state(), slow_gen.get_state())
+
+
+def test_physio_one_call_path_is_not_taken_when_it_does_not_apply():
+    x, rp = A.make_synthetic_batch(4, generator=torch.Generator().manual_seed(0))
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(native, "physio", lambda *a, **k: pytest.fail("one-call path taken"))
+        A.build_augmentation([{"name": "random_scale_crop", "p": 0.5}, {"name": "cardiac_cycle_mask"},
+                              {"name": "temporal_shift"}])(x, rp)
+        A.build_augmentation([{"name": "random_scale_crop"}, {"name": "cardiac_cycle_mask", "fill": "median"},
+                              {"name": "temporal_shift"}])(x, rp)
+        A.build_augmentation("physio")(x.double(), rp)
+        A.build_augmentation("physio").forward_with_info(x, rp)

@@ -29,21 +29,24 @@ import tempfile
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 import torch
 from torch import Tensor
 
 from aclecg.runtime import cache_root
 
-__all__ = ["SHIFT_MODES", "NativeUnavailable", "available", "build", "describe", "enabled", "portable", "timewarp",
-           "use"]
+__all__ = ["SHIFT_MODES", "NativeUnavailable", "accepts", "available", "build", "describe", "enabled", "physio",
+           "portable", "timewarp", "use"]
 
 SOURCE = Path(__file__).with_name("timewarp.c")
 #: shift mode name -> the kernel's code
 SHIFT_MODES = {"circular": 0, "zero": 1, "edge": 2}
 #: the kernel marks spans with the bits of a 32-bit word, one bit being reserved
 MAX_SPANS = 31
+#: leads per record the kernel accepts
+MAX_LEADS = 64
+_MAX_PEAKS = 4096
 #: below this many output values the work is not split across threads
 _SPLIT_MIN = 1 << 17
 #: outputs larger than this are written with non-temporal stores (they would not stay in the cache anyway)
@@ -119,6 +122,10 @@ def _load() -> ctypes.CDLL | None:
             fn.restype = ctypes.c_int
             fn.argtypes = ([ctypes.c_void_p] * 2 + [ctypes.c_int64] * 5 + [ctypes.c_void_p] * 3 + [ctypes.c_int]
                            + [ctypes.c_void_p] * 2 + [ctypes.c_int64, ctypes.c_int])
+            fn = lib.aclecg_physio
+            fn.restype = ctypes.c_int
+            fn.argtypes = ([ctypes.c_void_p] * 2 + [ctypes.c_int64] * 5 + [ctypes.c_void_p, ctypes.c_int64]
+                           + [ctypes.c_void_p] * 6 + [ctypes.c_int])
             lib.aclecg_timewarp_isa.restype = ctypes.c_int
             lib.aclecg_timewarp_force_scalar.argtypes = [ctypes.c_int]
             _state["isa"] = int(lib.aclecg_timewarp_isa())
@@ -184,6 +191,43 @@ def _executor(workers: int) -> ThreadPoolExecutor:
         return _pool
 
 
+def _as(t: Tensor, dtype: torch.dtype) -> Tensor:
+    """``t`` as a contiguous CPU tensor of ``dtype`` (no copy when it already is one)."""
+    if t.dtype == dtype and t.device.type == "cpu" and t.is_contiguous():
+        return t
+    return t.detach().to("cpu", dtype).contiguous()
+
+
+def accepts(x: Tensor, rpeaks: Tensor | None = None, n_spans: int = 0) -> bool:
+    """Whether the kernel will render ``x`` (and :func:`physio` with these R-peaks and up to ``n_spans`` spans)."""
+    if n_spans > MAX_SPANS or (rpeaks is not None and rpeaks.shape[1] > _MAX_PEAKS):
+        return False
+    return _applicable(x) is not None
+
+
+def _applicable(x: Tensor) -> ctypes.CDLL | None:
+    """The library when the kernel can render ``x``: a CPU float32 (B, L, T) batch without gradients."""
+    if (x.device.type != "cpu" or x.dtype != torch.float32 or x.ndim != 3 or x.requires_grad or x.shape[-1] < 2
+            or x.shape[1] > MAX_LEADS or not enabled()):
+        return None
+    return _load()
+
+
+def _split(name: str, fn: Callable[[int, int], int], batch: int, numel: int) -> None:
+    """Run ``fn(b0, b1)`` over the batch, split across ``torch.get_num_threads()`` threads (ctypes releases the
+    GIL); the calling thread takes the first chunk."""
+    workers = max(1, min(torch.get_num_threads(), batch))
+    if workers == 1 or numel < _SPLIT_MIN:
+        codes = [fn(0, batch)]
+    else:
+        cuts = [batch * k // workers for k in range(workers + 1)]
+        pool = _executor(workers - 1)
+        futures = [pool.submit(fn, b0, b1) for b0, b1 in zip(cuts[1:-1], cuts[2:], strict=True)]
+        codes = [fn(cuts[0], cuts[1])] + [f.result() for f in futures]
+    if any(codes):
+        raise RuntimeError(f"{name} failed with code {max(codes, key=abs)} (-1: bad sizes, -2: out of memory)")
+
+
 def timewarp(x: Tensor, start: Tensor, step: Tensor, shift: Tensor, mode: str, spans: Tensor,
              span_leads: Tensor) -> Tensor | None:
     """Render a warp with the C kernel, or return ``None`` when it does not apply (not CPU float32, gradients
@@ -193,10 +237,7 @@ def timewarp(x: Tensor, start: Tensor, step: Tensor, shift: Tensor, mode: str, s
     ``mode`` in :data:`SHIFT_MODES`, ``spans`` (B, M, 2) ``[a, e)`` in crop-output samples (``a < 0`` unused),
     ``span_leads`` (B, M, L) bool.
     """
-    if (x.device.type != "cpu" or x.dtype != torch.float32 or x.ndim != 3 or x.requires_grad
-            or spans.shape[1] > MAX_SPANS or x.shape[-1] < 2 or not enabled()):
-        return None
-    lib = _load()
+    lib = _applicable(x) if spans.shape[1] <= MAX_SPANS else None
     if lib is None:
         return None
     batch, n_leads, length = x.shape
@@ -204,28 +245,47 @@ def timewarp(x: Tensor, start: Tensor, step: Tensor, shift: Tensor, mode: str, s
     y = torch.empty_like(x, memory_format=torch.contiguous_format)
     if batch == 0:
         return y
-    start = start.detach().to("cpu", torch.float64).contiguous()
-    step = step.detach().to("cpu", torch.float64).contiguous()
-    shift = shift.detach().to("cpu", torch.int64).contiguous()
+    start, step = _as(start, torch.float64), _as(step, torch.float64)
+    shift, spans, span_leads = _as(shift, torch.int64), _as(spans, torch.int64), _as(span_leads, torch.uint8)
     n_spans = spans.shape[1]
-    spans = spans.detach().to("cpu", torch.int64).contiguous()
-    span_leads = span_leads.detach().to("cpu", torch.uint8).contiguous()
     stream = int(y.numel() * 4 >= _STREAM_MIN_BYTES)
     ptrs = (x.data_ptr(), y.data_ptr(), batch, n_leads, length)
     tail = (start.data_ptr(), step.data_ptr(), shift.data_ptr(), SHIFT_MODES[mode],
             spans.data_ptr() if n_spans else None, span_leads.data_ptr() if n_spans else None, n_spans, stream)
+    _split("aclecg_timewarp", lambda b0, b1: int(lib.aclecg_timewarp(*ptrs, b0, b1, *tail)), batch, y.numel())
+    return y
 
-    def run(b0: int, b1: int) -> int:
-        return int(lib.aclecg_timewarp(*ptrs, b0, b1, *tail))
 
-    workers = max(1, min(torch.get_num_threads(), batch))
-    if workers == 1 or y.numel() < _SPLIT_MIN:
-        codes = [run(0, batch)]
-    else:
-        cuts = [batch * k // workers for k in range(workers + 1)]
-        # the calling thread renders the first chunk while the pool renders the others
-        futures = [_executor(workers - 1).submit(run, b0, b1) for b0, b1 in zip(cuts[1:-1], cuts[2:])]
-        codes = [run(cuts[0], cuts[1])] + [f.result() for f in futures]
-    if any(codes):
-        raise RuntimeError(f"aclecg_timewarp failed with code {max(codes, key=abs)} for x {tuple(x.shape)}")
+def physio(x: Tensor, rpeaks: Tensor, u_crop: Tensor, u_mask: Tensor, u_shift: Tensor, *,
+           crop_scale: tuple[float, float], n_cycles: tuple[int, int], window: str, pre: int, post: int,
+           fallback_len: int, scope: int, region_table: Tensor, max_shift: float, rr_default: float,
+           mode: str) -> Tensor | None:
+    """Physio-AUG (random scale crop -> zero-fill cardiac-cycle mask -> temporal shift) in one C call: the steps'
+    parameters are derived from the uniform draws ``u_crop`` (B, 2), ``u_mask`` (B, 3 + C) and ``u_shift`` (B,)
+    exactly as :class:`aclecg.augment.Compose` derives them in torch, then rendered. ``None`` when the kernel does
+    not apply (the caller then runs the torch planning).
+
+    ``rpeaks`` (B, K) must be compact (as ``sanitize_rpeaks`` returns them); ``scope`` is -2 (all leads), -1 (a
+    random region per sample) or a region's row in ``region_table`` (R, L); ``max_shift`` in samples, negative for
+    the median RR; ``rr_default`` the limit in samples when a record has fewer than two peaks.
+    """
+    lib = _applicable(x)
+    if lib is None or not accepts(x, rpeaks, n_cycles[1] + 1):
+        return None
+    batch, n_leads, length = x.shape
+    x = x.contiguous()
+    y = torch.empty_like(x, memory_format=torch.contiguous_format)
+    if batch == 0:
+        return y
+    rpeaks = _as(rpeaks, torch.int64)
+    u_crop, u_mask, u_shift = _as(u_crop, torch.float32), _as(u_mask, torch.float32), _as(u_shift, torch.float32)
+    table = _as(region_table, torch.uint8)
+    dp = torch.tensor([crop_scale[0], crop_scale[1] - crop_scale[0], max_shift, rr_default], dtype=torch.float64)
+    ip = torch.tensor([n_cycles[0], n_cycles[1], {"rr": 0, "pqrst": 1}[window], pre, post, fallback_len, scope,
+                       table.shape[0], SHIFT_MODES[mode]], dtype=torch.int64)
+    stream = int(y.numel() * 4 >= _STREAM_MIN_BYTES)
+    args = (x.data_ptr(), y.data_ptr(), batch, n_leads, length)
+    tail = (rpeaks.data_ptr(), rpeaks.shape[1], u_crop.data_ptr(), u_mask.data_ptr(), u_shift.data_ptr(),
+            dp.data_ptr(), ip.data_ptr(), table.data_ptr(), stream)
+    _split("aclecg_physio", lambda b0, b1: int(lib.aclecg_physio(*args, b0, b1, *tail)), batch, y.numel())
     return y

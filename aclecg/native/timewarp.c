@@ -174,6 +174,52 @@ static void row_avx512(const float *xr, float *yr, int64_t T, const int32_t *idx
 /* Which code path aclecg_timewarp takes on this CPU: 512 (AVX-512) or 0 (portable scalar loop). */
 int aclecg_timewarp_isa(void) { return cpu_has_avx512() ? 512 : 0; }
 
+/* Scratch space for one sample's tables. */
+typedef struct {
+    int32_t *src, *idx;
+    float *w0, *w1;
+    uint32_t *bits;
+} tables_t;
+
+static int tables_alloc(tables_t *tb, int64_t T) {
+    tb->src = malloc((size_t)T * sizeof(int32_t));
+    tb->idx = malloc((size_t)T * sizeof(int32_t));
+    tb->w0 = malloc((size_t)T * sizeof(float));
+    tb->w1 = malloc((size_t)T * sizeof(float));
+    tb->bits = malloc((size_t)T * sizeof(uint32_t));
+    return tb->src && tb->idx && tb->w0 && tb->w1 && tb->bits;
+}
+
+static void tables_free(tables_t *tb) {
+    free(tb->src); free(tb->idx); free(tb->w0); free(tb->w1); free(tb->bits);
+}
+
+/* Build the tables of sample b and render its L leads; lead_bits[l] says which spans blank lead l. */
+static void render_sample(const float *xs, float *ys, int64_t L, int64_t T, double start, double step, int64_t shift,
+                          int mode, const int64_t *spans, int64_t M, const uint32_t *lead_bits, tables_t *tb,
+                          int avx512, int stream) {
+#ifdef ACLECG_HAVE_AVX512_CODE
+    if (avx512)
+        sample_tables_avx512(T, start, step, shift, mode, spans, M, tb->src, tb->idx, tb->w0, tb->w1, tb->bits);
+    else
+#endif
+        sample_tables(T, start, step, shift, mode, spans, M, tb->src, tb->idx, tb->w0, tb->w1, tb->bits);
+    for (int64_t l = 0; l < L; ++l) {
+        const float *xr = xs + l * T;
+        float *yr = ys + l * T;
+#ifdef ACLECG_HAVE_AVX512_CODE
+        if (avx512) {
+            row_avx512(xr, yr, T, tb->idx, tb->w0, tb->w1, tb->bits, lead_bits[l], stream);
+            continue;
+        }
+#endif
+        row_scalar(xr, yr, 0, T, tb->idx, tb->w0, tb->w1, tb->bits, lead_bits[l]);
+    }
+    (void)stream;
+}
+
+#define MAX_LEADS 64
+
 /*
  * Render samples [b0, b1) of x (B, L, T) into y (same shape; both contiguous float32).
  * start, step: (B,) float64 crop; shift: (B,) int64; mode: 0 circular, 1 zero, 2 edge;
@@ -183,43 +229,160 @@ int aclecg_timewarp_isa(void) { return cpu_has_avx512() ? 512 : 0; }
 int aclecg_timewarp(const float *x, float *y, int64_t B, int64_t L, int64_t T, int64_t b0, int64_t b1,
                     const double *start, const double *step, const int64_t *shift, int mode, const int64_t *spans,
                     const uint8_t *span_leads, int64_t M, int stream) {
-    if (T < 2 || T > INT32_MAX - 64 || M < 0 || M > MAX_SPANS || b0 < 0 || b1 > B || L < 1) return -1;
-    int32_t *src = malloc((size_t)T * sizeof(int32_t));
-    int32_t *idx = malloc((size_t)T * sizeof(int32_t));
-    float *w0 = malloc((size_t)T * sizeof(float));
-    float *w1 = malloc((size_t)T * sizeof(float));
-    uint32_t *bits = malloc((size_t)T * sizeof(uint32_t));
-    if (!src || !idx || !w0 || !w1 || !bits) {
-        free(src); free(idx); free(w0); free(w1); free(bits);
+    if (T < 2 || T > INT32_MAX - 64 || M < 0 || M > MAX_SPANS || b0 < 0 || b1 > B || L < 1 || L > MAX_LEADS)
+        return -1;
+    tables_t tb;
+    if (!tables_alloc(&tb, T)) {
+        tables_free(&tb);
         return -2;
     }
     int avx512 = cpu_has_avx512();
+    uint32_t lead_bits[MAX_LEADS];
     for (int64_t b = b0; b < b1; ++b) {
-        const int64_t *sp = spans ? spans + b * M * 2 : NULL;
-#ifdef ACLECG_HAVE_AVX512_CODE
-        if (avx512)
-            sample_tables_avx512(T, start[b], step[b], shift[b], mode, sp, M, src, idx, w0, w1, bits);
-        else
-#endif
-            sample_tables(T, start[b], step[b], shift[b], mode, sp, M, src, idx, w0, w1, bits);
         for (int64_t l = 0; l < L; ++l) {
-            uint32_t lead_bits = OUTSIDE_BIT;
+            lead_bits[l] = OUTSIDE_BIT;
             for (int64_t m = 0; m < M; ++m)
-                if (span_leads[(b * M + m) * L + l]) lead_bits |= (uint32_t)1 << m;
-            const float *xr = x + (b * L + l) * T;
-            float *yr = y + (b * L + l) * T;
-#ifdef ACLECG_HAVE_AVX512_CODE
-            if (avx512) {
-                row_avx512(xr, yr, T, idx, w0, w1, bits, lead_bits, stream);
-                continue;
-            }
-#endif
-            row_scalar(xr, yr, 0, T, idx, w0, w1, bits, lead_bits);
+                if (span_leads[(b * M + m) * L + l]) lead_bits[l] |= (uint32_t)1 << m;
         }
+        render_sample(x + b * L * T, y + b * L * T, L, T, start[b], step[b], shift[b], mode,
+                      spans ? spans + b * M * 2 : NULL, M, lead_bits, &tb, avx512, stream);
     }
 #ifdef ACLECG_HAVE_AVX512_CODE
     if (avx512 && stream) _mm_sfence();
 #endif
-    free(src); free(idx); free(w0); free(w1); free(bits);
+    tables_free(&tb);
+    return 0;
+}
+
+/* ------------------------------------------------------------------------------------------------------------
+ * Physio-AUG in one call: the parameters of random scale crop -> cardiac-cycle mask (zero fill) -> temporal shift,
+ * derived from the same uniform draws and by the same arithmetic as the torch code of aclecg.augment
+ * (RandomScaleCrop, CardiacCycleMask and TemporalShift: sample_params + plan), then rendered as above. Used by
+ * Compose for the "physio" pattern when no info is asked for; tests/test_native.py checks that the views are
+ * identical to the torch planning's.
+ * ------------------------------------------------------------------------------------------------------------ */
+
+#define MAX_PEAKS 4096
+
+static int64_t randint(double u, int64_t lo, int64_t hi) { /* as aclecg.augment._randint */
+    double v = floor(u * (double)(hi - lo + 1)) + (double)lo;
+    return (int64_t)(v > (double)hi ? (double)hi : v);
+}
+
+/*
+ * rpeaks: (B, K) int64, valid peaks first in ascending order, -1 after (as sanitize_rpeaks returns them).
+ * u_crop (B, 2), u_mask (B, 3 + C) with C = K - 1 ("rr") or K ("pqrst"), u_shift (B,): float32 draws.
+ * dp: [crop_lo, crop_hi - crop_lo, max_shift (samples, < 0: the median RR), rr_default (samples)]
+ * ip: [n_lo, n_hi, window (0 rr, 1 pqrst), pre, post, fallback_len, scope (-2 all, -1 random region, r region r),
+ *      n_regions, shift_mode]
+ * region_table: (n_regions, L) uint8.
+ */
+int aclecg_physio(const float *x, float *y, int64_t B, int64_t L, int64_t T, int64_t b0, int64_t b1,
+                  const int64_t *rpeaks, int64_t K, const float *u_crop, const float *u_mask, const float *u_shift,
+                  const double *dp, const int64_t *ip, const uint8_t *region_table, int stream) {
+    const double crop_lo = dp[0], crop_span = dp[1], max_shift = dp[2], rr_default = dp[3];
+    const int64_t n_lo = ip[0], n_hi = ip[1], window = ip[2], pre = ip[3], post = ip[4], fallback_len = ip[5];
+    const int64_t scope = ip[6], n_regions = ip[7], mode = ip[8];
+    const int64_t C = window == 0 ? (K > 1 ? K - 1 : 0) : K;
+    if (T < 2 || T > INT32_MAX - 64 || L < 1 || L > MAX_LEADS || K < 0 || K > MAX_PEAKS || n_lo < 0 ||
+        n_hi < n_lo || n_hi + 1 > MAX_SPANS || b0 < 0 || b1 > B || (scope >= 0 && scope >= n_regions))
+        return -1;
+    tables_t tb;
+    int64_t *pk = malloc((size_t)(K + 1) * sizeof(int64_t)), *cs = malloc((size_t)(C + 1) * sizeof(int64_t));
+    int64_t *ce = malloc((size_t)(C + 1) * sizeof(int64_t));
+    uint8_t *taken = malloc((size_t)(C + 1));
+    if (!tables_alloc(&tb, T) || !pk || !cs || !ce || !taken) {
+        tables_free(&tb); free(pk); free(cs); free(ce); free(taken);
+        return -2;
+    }
+    int avx512 = cpu_has_avx512();
+    int64_t spans[2 * MAX_SPANS];
+    uint32_t lead_bits[MAX_LEADS];
+    for (int64_t b = b0; b < b1; ++b) {
+        const int64_t *rp = rpeaks + b * K;
+        const float *uc = u_crop + 2 * b, *um = u_mask + b * (3 + C);
+        /* random scale crop: width, start, and the R-peaks inside the window mapped onto the output */
+        int64_t w = (int64_t)nearbyint(((double)uc[0] * crop_span + crop_lo) * (double)T);
+        w = w < 2 ? 2 : (w > T ? T : w);
+        int64_t st = (int64_t)floor((double)uc[1] * (double)(T - w + 1));
+        if (st > T - w) st = T - w;
+        int64_t m = 0;
+        for (int64_t i = 0; i < K && rp[i] >= 0; ++i) {
+            int64_t r = rp[i];
+            if (r < st || r >= st + w) continue;
+            int64_t num = (r - st) * 2 * (T - 1) + (w - 1), den = 2 * (w - 1);
+            int64_t v = num >= 0 ? num / den : -((-num + den - 1) / den); /* floor division */
+            pk[m++] = v < 0 ? 0 : (v > T - 1 ? T - 1 : v);
+        }
+        /* cardiac-cycle mask: candidate cycles, the count, the smallest keys (ties: the earlier cycle) */
+        int64_t n_valid = 0;
+        for (int64_t k = 0; k < C; ++k) {
+            int valid;
+            if (window == 0) {
+                valid = k + 1 < m;
+                if (valid) { cs[k] = pk[k]; ce[k] = pk[k + 1]; }
+            } else {
+                valid = k < m;
+                if (valid) {
+                    int64_t prev = k > 0 ? pk[k - 1] : -1, a = pk[k] - pre, e = pk[k] + post + 1;
+                    a = a > prev + 1 ? a : prev + 1;
+                    cs[k] = a < 0 ? 0 : a;
+                    e = e < T ? e : T;
+                    ce[k] = (k + 1 < m && pk[k + 1] < e) ? pk[k + 1] : e;
+                }
+            }
+            taken[k] = valid ? 0 : 1;
+            n_valid += valid;
+        }
+        int64_t count = randint((double)um[0], n_lo, n_hi);
+        int64_t n_take = count < n_valid ? count : n_valid, M = 0;
+        for (int64_t j = 0; j < n_take; ++j) {
+            int64_t best = -1;
+            for (int64_t k = 0; k < C; ++k)
+                if (!taken[k] && (best < 0 || um[3 + k] < um[3 + best])) best = k;
+            taken[best] = 1;
+            spans[2 * M] = cs[best];
+            spans[2 * M + 1] = ce[best];
+            ++M;
+        }
+        if (n_valid == 0 && count > 0 && n_hi > 0) { /* no cycle: one fallback span */
+            int64_t f = (int64_t)floor((double)um[2] * (double)(T - fallback_len + 1));
+            if (f > T - fallback_len) f = T - fallback_len;
+            spans[0] = f;
+            spans[1] = f + fallback_len;
+            M = 1;
+        }
+        const uint8_t *leads = NULL; /* NULL: every lead */
+        if (scope == -1)
+            leads = region_table + randint((double)um[1], 0, n_regions - 1) * L;
+        else if (scope >= 0)
+            leads = region_table + scope * L;
+        uint32_t all_spans = M ? (((uint32_t)1 << M) - 1u) : 0u;
+        for (int64_t l = 0; l < L; ++l) lead_bits[l] = OUTSIDE_BIT | ((!leads || leads[l]) ? all_spans : 0u);
+        /* temporal shift: up to the median RR of the cropped record (lower median), or a fixed limit */
+        double limit = max_shift;
+        if (max_shift < 0) {
+            int64_t nd = m > 1 ? m - 1 : 0;
+            limit = rr_default;
+            if (nd > 0) { /* insertion sort of the RR intervals into ce (free again) */
+                for (int64_t i = 0; i < nd; ++i) {
+                    int64_t d = pk[i + 1] - pk[i], j = i;
+                    while (j > 0 && ce[j - 1] > d) { ce[j] = ce[j - 1]; --j; }
+                    ce[j] = d;
+                }
+                limit = (double)ce[(nd - 1) / 2];
+            }
+        }
+        limit = limit < 0 ? 0 : (limit > (double)(T - 1) ? (double)(T - 1) : limit);
+        limit = floor(limit);
+        double sh = floor((double)u_shift[b] * (2 * limit + 1)) - limit;
+        int64_t shift = (int64_t)(sh < limit ? sh : limit);
+        render_sample(x + b * L * T, y + b * L * T, L, T, (double)st, (double)(w - 1) / (double)(T - 1), shift,
+                      (int)mode, spans, M, lead_bits, &tb, avx512, stream);
+    }
+#ifdef ACLECG_HAVE_AVX512_CODE
+    if (avx512 && stream) _mm_sfence();
+#endif
+    tables_free(&tb); free(pk); free(cs); free(ce); free(taken);
     return 0;
 }
