@@ -207,3 +207,22 @@ def test_physio_one_call_path_is_not_taken_when_it_does_not_apply():
                               {"name": "temporal_shift"}])(x, rp)
         A.build_augmentation("physio")(x.double(), rp)
         A.build_augmentation("physio").forward_with_info(x, rp)
+
+
+def test_augmenting_in_a_forked_child_after_the_parent_works():
+    """The worker threads do not survive a fork; a child (e.g. a data-loader worker) must get its own."""
+    import multiprocessing
+
+    x = torch.randn(64, 12, 1000)  # large enough to be split across threads
+    rp = torch.tensor([[100, 250, 400, 550, 700, 850]] * 64)
+    aug = A.build_augmentation("physio")
+    expected = aug(x, rp, torch.Generator().manual_seed(0))
+    ctx = multiprocessing.get_context("fork")
+    with ctx.Pool(1) as pool:
+        got = pool.apply_async(_augment_in_child, (x, rp)).get(timeout=60)
+    assert torch.equal(got, expected)
+
+
+def _augment_in_child(x, rp):
+    torch.set_num_threads(2)
+    return A.build_augmentation("physio")(x, rp, torch.Generator().manual_seed(0))

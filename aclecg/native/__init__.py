@@ -1,13 +1,15 @@
-"""Optional C kernel for the augmentations' time geometry (crop + span masks + shift in one pass).
+"""Optional C kernel for the augmentations on the CPU: their time geometry in one pass, and Physio-AUG in one call.
 
-``aclecg.augment`` renders every geometric step through :func:`aclecg.augment.render_warp`. Its torch code runs on
-any device and dtype; for CPU float32 batches this module provides the same computation as a small C kernel
-(``timewarp.c``), about 10x faster on 256 x 12 x 1000 batches (``benchmarks/bench_augment.py``).
+``aclecg.augment`` renders every geometric step (crop, zero-fill cycle mask, time-out, shift) through
+:func:`aclecg.augment.render_warp`, whose torch code runs on any device and dtype. For CPU float32 batches this
+module does the same in C (``timewarp.c``): :func:`timewarp` renders a warp, :func:`physio` also derives
+Physio-AUG's parameters from the random draws. Physio-AUG on 256 x 12 x 1000 takes about 1.3 ms instead of 7-9 ms
+in torch on two cores (``benchmarks/bench_augment.py``).
 
 The kernel is compiled on first use with the system C compiler (``$CC``, else ``cc``, ``gcc`` or ``clang``; about
 one second) into ``<cache root>/native/<hash>/``, keyed by the source, the compiler and the machine, and reused
-afterwards. Nothing is downloaded. When no compiler is found, the build fails, or ``ACLECG_NATIVE=0`` is set,
-:func:`timewarp` returns ``None`` and callers use the torch code: results are the same either way
+afterwards. Nothing is downloaded. When no compiler is found, the build fails, or ``ACLECG_NATIVE=0`` is set, the
+functions return ``None`` and callers use the torch code: the views are the same either way
 (``tests/test_native.py``). :func:`describe` says which path is in use.
 
 >>> from aclecg import native
@@ -57,6 +59,7 @@ _lock = threading.Lock()
 _state: dict[str, object] = {}
 _override: list[bool] = []
 _pool: ThreadPoolExecutor | None = None
+_pool_pid = 0
 
 
 class NativeUnavailable(RuntimeError):
@@ -184,10 +187,12 @@ def portable(flag: bool = True) -> Iterator[None]:
 
 
 def _executor(workers: int) -> ThreadPoolExecutor:
-    global _pool
+    """A pool of at least ``workers`` threads, created anew after a fork (a child inherits no running threads)."""
+    global _pool, _pool_pid
     with _lock:
-        if _pool is None or _pool._max_workers < workers:  # noqa: SLF001 - grow the pool when threads are raised
+        if _pool is None or _pool_pid != os.getpid() or _pool._max_workers < workers:  # noqa: SLF001
             _pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="aclecg-timewarp")
+            _pool_pid = os.getpid()
         return _pool
 
 
