@@ -29,6 +29,7 @@ install: $(STAMP)
 
 bundled: $(STAMP)
 	$(PY) -m aclecg bundled
+	@$(PY) -c "from aclecg import native; print('augmentation renderer:', native.describe())"
 
 # The 2-D maps of the shipped checkpoints on the bundled PTB-XL data are computed once, so the Representations
 # page opens on a warm cache.

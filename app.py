@@ -105,6 +105,10 @@ def home() -> None:
                 st.info(HOW_TO_CHECKPOINT)
     st.subheader("Device")
     st.write(device_summary())
+    from aclecg import native
+
+    st.caption(f"Augmentations of CPU batches are rendered by: {native.describe()} "
+               "(see docs/augmentations.md; the same views either way).")
 
 
 def main() -> None:
