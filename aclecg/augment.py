@@ -154,11 +154,6 @@ def _time_index(length: int, device: torch.device) -> Tensor:
     return torch.arange(length, device=device)
 
 
-def _gather_time(x: Tensor, index: Tensor) -> Tensor:
-    """``out[b, l, t] = x[b, l, index[b, t]]``."""
-    return torch.gather(x, 2, index[:, None, :].expand(-1, x.shape[1], -1))
-
-
 def _zero_where(x: Tensor, mask: Tensor) -> Tensor:
     """``x`` with zeros where the (broadcastable) boolean ``mask`` is set."""
     return torch.where(mask, torch.zeros((), dtype=x.dtype, device=x.device), x)
