@@ -245,20 +245,12 @@ def timewarp(x: Tensor, start: Tensor, step: Tensor, shift: Tensor, mode: str, s
     lib = _applicable(x) if spans.shape[1] <= MAX_SPANS else None
     if lib is None:
         return None
-    batch, n_leads, length = x.shape
-    x = x.contiguous()
-    y = torch.empty_like(x, memory_format=torch.contiguous_format)
-    if batch == 0:
-        return y
     start, step = _as(start, torch.float64), _as(step, torch.float64)
     shift, spans, span_leads = _as(shift, torch.int64), _as(spans, torch.int64), _as(span_leads, torch.uint8)
     n_spans = spans.shape[1]
-    stream = int(y.numel() * 4 >= _STREAM_MIN_BYTES)
-    ptrs = (x.data_ptr(), y.data_ptr(), batch, n_leads, length)
-    tail = (start.data_ptr(), step.data_ptr(), shift.data_ptr(), SHIFT_MODES[mode],
-            spans.data_ptr() if n_spans else None, span_leads.data_ptr() if n_spans else None, n_spans, stream)
-    _split("aclecg_timewarp", lambda b0, b1: int(lib.aclecg_timewarp(*ptrs, b0, b1, *tail)), batch, y.numel())
-    return y
+    return _render(lib.aclecg_timewarp, x, (
+        start.data_ptr(), step.data_ptr(), shift.data_ptr(), SHIFT_MODES[mode],
+        spans.data_ptr() if n_spans else None, span_leads.data_ptr() if n_spans else None, n_spans))
 
 
 def physio(x: Tensor, rpeaks: Tensor, u_crop: Tensor, u_mask: Tensor, u_shift: Tensor, *,
@@ -277,20 +269,27 @@ def physio(x: Tensor, rpeaks: Tensor, u_crop: Tensor, u_mask: Tensor, u_shift: T
     lib = _applicable(x)
     if lib is None or not accepts(x, rpeaks, n_cycles[1] + 1):
         return None
-    batch, n_leads, length = x.shape
-    x = x.contiguous()
-    y = torch.empty_like(x, memory_format=torch.contiguous_format)
-    if batch == 0:
-        return y
     rpeaks = _as(rpeaks, torch.int64)
     u_crop, u_mask, u_shift = _as(u_crop, torch.float32), _as(u_mask, torch.float32), _as(u_shift, torch.float32)
     table = _as(region_table, torch.uint8)
     dp = torch.tensor([crop_scale[0], crop_scale[1] - crop_scale[0], max_shift, rr_default], dtype=torch.float64)
     ip = torch.tensor([n_cycles[0], n_cycles[1], {"rr": 0, "pqrst": 1}[window], pre, post, fallback_len, scope,
                        table.shape[0], SHIFT_MODES[mode]], dtype=torch.int64)
-    stream = int(y.numel() * 4 >= _STREAM_MIN_BYTES)
-    args = (x.data_ptr(), y.data_ptr(), batch, n_leads, length)
-    tail = (rpeaks.data_ptr(), rpeaks.shape[1], u_crop.data_ptr(), u_mask.data_ptr(), u_shift.data_ptr(),
-            dp.data_ptr(), ip.data_ptr(), table.data_ptr(), stream)
-    _split("aclecg_physio", lambda b0, b1: int(lib.aclecg_physio(*args, b0, b1, *tail)), batch, y.numel())
+    return _render(lib.aclecg_physio, x, (
+        rpeaks.data_ptr(), rpeaks.shape[1], u_crop.data_ptr(), u_mask.data_ptr(), u_shift.data_ptr(),
+        dp.data_ptr(), ip.data_ptr(), table.data_ptr()))
+
+
+def _render(fn: Callable[..., int], x: Tensor, args: tuple) -> Tensor:
+    """A new output for ``x`` (B, L, T), filled by ``fn(x, y, B, L, T, b0, b1, *args, stream)`` over the batch.
+
+    ``args`` holds raw pointers: the tensors behind them must stay alive in the caller until this returns.
+    """
+    batch, n_leads, length = x.shape
+    x = x.contiguous()
+    y = torch.empty_like(x, memory_format=torch.contiguous_format)
+    if batch:
+        head = (x.data_ptr(), y.data_ptr(), batch, n_leads, length)
+        tail = (*args, int(y.numel() * 4 >= _STREAM_MIN_BYTES))
+        _split(fn.__name__, lambda b0, b1: int(fn(*head, b0, b1, *tail)), batch, y.numel())
     return y
