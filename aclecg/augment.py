@@ -377,7 +377,10 @@ class Augmentation:
         """The augmented signal for fixed parameters (``info`` from :meth:`plan`)."""
         if self.warp_kind is None:
             raise NotImplementedError(f"{type(self).__name__} must implement render or warp_update")
-        return render_warp(x, self.warp_update(Warp.identity(x), x, params, info, None))
+        return self._render_as_warp(x, params, info, None)
+
+    def _render_as_warp(self, x: Tensor, params: Mapping[str, Tensor], info: Info, applied: Tensor | None) -> Tensor:
+        return render_warp(x, self.warp_update(Warp.identity(x), x, params, info, applied))
 
     def warp_update(self, warp: Warp, x: Tensor, params: Mapping[str, Tensor], info: Info,
                     applied: Tensor | None) -> Warp:
@@ -414,7 +417,7 @@ class Augmentation:
                        applied: Tensor) -> Tensor:
         """:meth:`render`, passing through the samples where the step is not applied."""
         if self.warp_kind is not None:
-            return render_warp(x, self.warp_update(Warp.identity(x), x, params, info, applied))
+            return self._render_as_warp(x, params, info, applied)
         y = self.render(x, rpeaks, params, info)
         return y if self.p >= 1.0 else torch.where(applied[:, None, None], y, x)
 

@@ -54,8 +54,10 @@ static int cpu_has_avx512(void) {
 /* The tables of one sample: idx[t] in [0, T-2], y = w0 * x[idx] + w1 * x[idx + 1], bits[t] = spans covering t.
  * src is scratch space for the crop-output sample read by each output sample. Written as simple loops that the
  * compiler vectorises (no division or branch per sample). */
-static inline __attribute__((always_inline)) void sample_tables(int64_t T, double start, double step, int64_t shift, int mode, const int64_t *spans,
-                          int64_t M, int32_t *src, int32_t *idx, float *w0, float *w1, uint32_t *bits) {
+static inline __attribute__((always_inline)) void sample_tables(int64_t T, double start, double step, int64_t shift,
+                                                                int mode, const int64_t *spans, int64_t M,
+                                                                int32_t *src, int32_t *idx, float *w0, float *w1,
+                                                                uint32_t *bits) {
     if (mode == SHIFT_CIRCULAR) {
         int64_t s0 = (-shift) % T;
         if (s0 < 0) s0 += T;
@@ -112,6 +114,16 @@ static inline __mmask16 first_lanes(int64_t n) {
     return n >= 16 ? (__mmask16)0xFFFF : (n <= 0 ? (__mmask16)0 : (__mmask16)((1u << n) - 1u));
 }
 
+/* 16 outputs from the window lo|hi = x[base .. base + 31]: w0 * x[base + d] + w1 * x[base + d + 1], zero where
+ * the span bits meet the lead's. */
+__attribute__((target("avx512f")))
+static inline __m512 block_avx512(__m512 lo, __m512 hi, __m512i d, __m512 w0, __m512 w1, __m512i bits, __m512i lb) {
+    __m512 a = _mm512_permutex2var_ps(lo, d, hi);
+    __m512 b = _mm512_permutex2var_ps(lo, _mm512_add_epi32(d, _mm512_set1_epi32(1)), hi);
+    __m512 y = _mm512_add_ps(_mm512_mul_ps(w0, a), _mm512_mul_ps(w1, b));
+    return _mm512_maskz_mov_ps(_mm512_testn_epi32_mask(bits, lb), y);
+}
+
 /*
  * One row, 16 outputs per block. The outputs of a block read x[base + d], x[base + d + 1] with base = idx[t] and
  * offsets d in [0, 15] whenever the source moves forward by at most one sample per output (any crop; everywhere but
@@ -122,7 +134,7 @@ static inline __mmask16 first_lanes(int64_t n) {
 __attribute__((target("avx512f")))
 static void row_avx512(const float *xr, float *yr, int64_t T, const int32_t *idx, const float *w0, const float *w1,
                        const uint32_t *bits, uint32_t lead_bits, int stream) {
-    const __m512i one = _mm512_set1_epi32(1), fifteen = _mm512_set1_epi32(15);
+    const __m512i fifteen = _mm512_set1_epi32(15);
     const __m512i lb = _mm512_set1_epi32((int32_t)lead_bits);
     int64_t t = 0;
     int64_t mis = stream ? (int64_t)(((uintptr_t)yr & 63u) / sizeof(float)) : 0;
@@ -133,13 +145,9 @@ static void row_avx512(const float *xr, float *yr, int64_t T, const int32_t *idx
         if (n == 16 && (int64_t)base + 32 <= T) { /* the common case: a full block, no masks needed */
             __m512i d = _mm512_sub_epi32(_mm512_loadu_si512((const void *)(idx + t)), _mm512_set1_epi32(base));
             if (_mm512_cmple_epu32_mask(d, fifteen) == (__mmask16)0xFFFF) {
-                __m512 lo = _mm512_loadu_ps(xr + base), hi = _mm512_loadu_ps(xr + base + 16);
-                __m512 a = _mm512_permutex2var_ps(lo, d, hi);
-                __m512 b = _mm512_permutex2var_ps(lo, _mm512_add_epi32(d, one), hi);
-                __m512 y = _mm512_add_ps(_mm512_mul_ps(_mm512_loadu_ps(w0 + t), a),
-                                         _mm512_mul_ps(_mm512_loadu_ps(w1 + t), b));
-                __mmask16 keep = _mm512_testn_epi32_mask(_mm512_loadu_si512((const void *)(bits + t)), lb);
-                y = _mm512_maskz_mov_ps(keep, y);
+                __m512 y = block_avx512(_mm512_loadu_ps(xr + base), _mm512_loadu_ps(xr + base + 16), d,
+                                        _mm512_loadu_ps(w0 + t), _mm512_loadu_ps(w1 + t),
+                                        _mm512_loadu_si512((const void *)(bits + t)), lb);
                 if (stream)
                     _mm512_stream_ps(yr + t, y);
                 else
@@ -154,14 +162,11 @@ static void row_avx512(const float *xr, float *yr, int64_t T, const int32_t *idx
         __m512i d = _mm512_sub_epi32(_mm512_maskz_loadu_epi32(lanes, idx + t), _mm512_set1_epi32(base));
         if ((_mm512_mask_cmple_epu32_mask(lanes, d, fifteen)) == lanes) {
             int64_t avail = T - base; /* x[base + j] exists for j < avail */
-            __m512 lo = _mm512_maskz_loadu_ps(first_lanes(avail), xr + base);
-            __m512 hi = _mm512_maskz_loadu_ps(first_lanes(avail - 16), xr + base + 16);
-            __m512 a = _mm512_permutex2var_ps(lo, d, hi);
-            __m512 b = _mm512_permutex2var_ps(lo, _mm512_add_epi32(d, one), hi);
-            __m512 y = _mm512_add_ps(_mm512_mul_ps(_mm512_maskz_loadu_ps(lanes, w0 + t), a),
-                                     _mm512_mul_ps(_mm512_maskz_loadu_ps(lanes, w1 + t), b));
-            __mmask16 keep = _mm512_testn_epi32_mask(_mm512_maskz_loadu_epi32(lanes, bits + t), lb);
-            _mm512_mask_storeu_ps(yr + t, lanes, _mm512_maskz_mov_ps(keep, y));
+            __m512 y = block_avx512(_mm512_maskz_loadu_ps(first_lanes(avail), xr + base),
+                                    _mm512_maskz_loadu_ps(first_lanes(avail - 16), xr + base + 16), d,
+                                    _mm512_maskz_loadu_ps(lanes, w0 + t), _mm512_maskz_loadu_ps(lanes, w1 + t),
+                                    _mm512_maskz_loadu_epi32(lanes, bits + t), lb);
+            _mm512_mask_storeu_ps(yr + t, lanes, y);
         } else {
             row_scalar(xr, yr, t, t + n, idx, w0, w1, bits, lead_bits);
         }
