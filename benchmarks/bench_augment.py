@@ -211,6 +211,21 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(args.threads[0])
     t_torch = t_aug[args.threads[0]]
 
+    # where the time goes: a plain copy of the batch (memory-bandwidth floor for writing the output) and deriving
+    # the parameters with torch ops only (what pipelines other than the one-call Physio-AUG path pay per batch)
+    from aclecg.augment import sanitize_rpeaks
+
+    def plan_only() -> None:
+        peaks = sanitize_rpeaks(rp, x)
+        for i, part in enumerate(aug.steps):
+            need = any(later.reads_rpeaks for later in aug.steps[i + 1:])
+            peaks = part.prepare(x, peaks, gen, detail=False, need_peaks=need)[2]
+
+    t_copy = min(_timeit(lambda: x.clone(), 3) for _ in range(args.repeats))
+    t_plan = min(_timeit(plan_only, 3) for _ in range(args.repeats))
+    print(f"[torch threads={args.threads[0]}] for scale: copying the batch {t_copy * 1e3:.2f} ms; deriving "
+          f"Physio-AUG's parameters with torch ops (no rendering) {t_plan * 1e3:.2f} ms")
+
     if args.no_step:
         return 0
     try:
