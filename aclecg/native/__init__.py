@@ -3,7 +3,7 @@
 ``aclecg.augment`` renders every geometric step (crop, zero-fill cycle mask, time-out, shift) through
 :func:`aclecg.augment.render_warp`, whose torch code runs on any device and dtype. For CPU float32 batches this
 module does the same in C (``timewarp.c``): :func:`timewarp` renders a warp, :func:`physio` also derives
-Physio-AUG's parameters from the random draws. Physio-AUG on 256 x 12 x 1000 takes 1.0-1.4 ms instead of 7-9 ms
+Physio-AUG's parameters from the random draws. Physio-AUG on 256 x 12 x 1000 takes 1.0-1.7 ms instead of 7-9 ms
 in torch on two cores (``benchmarks/bench_augment.py``).
 
 The kernel is compiled on first use with the system C compiler (``$CC``, else ``cc``, ``gcc`` or ``clang``; about
