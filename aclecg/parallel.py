@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from typing import Any, Sequence
 
 import torch
 import torch.distributed as dist
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
+
+from aclecg.errors import ConfigError
 
 
 @dataclass(frozen=True)
@@ -21,6 +24,8 @@ class DistInfo:
     rank: int = 0
     world_size: int = 1
     local_rank: int = 0
+    owns_group: bool = False  # this call created the process group, so it destroys it (see shutdown_distributed)
+    device: str = "cpu"       # where collectives' tensors live: "cpu" for gloo, "cuda:LOCAL_RANK" for nccl
 
     @property
     def enabled(self) -> bool:
@@ -37,11 +42,41 @@ def init_distributed(use_cuda: bool) -> DistInfo:
     if world <= 1:
         return DistInfo()
     rank, local = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
-    if not dist.is_initialized():
-        if use_cuda:
-            torch.cuda.set_device(local)
+    owns = not dist.is_initialized()
+    if use_cuda:
+        if local >= torch.cuda.device_count():
+            raise ConfigError(f"LOCAL_RANK {local} but only {torch.cuda.device_count()} GPU(s) are visible; start "
+                              f"at most that many processes per node")
+        torch.cuda.set_device(local)
+    if owns:
         dist.init_process_group("nccl" if use_cuda else "gloo")
-    return DistInfo(rank=rank, world_size=world, local_rank=local)
+    backend_cuda = dist.get_backend() == "nccl"
+    return DistInfo(rank=rank, world_size=world, local_rank=local, owns_group=owns,
+                    device=f"cuda:{local}" if backend_cuda else "cpu")
+
+
+def shutdown_distributed(info: DistInfo) -> None:
+    """Destroy the process group this process created (torch warns, and exits can abort, if it is left alive)."""
+    if info.owns_group and dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def broadcast_object(obj: Any, info: DistInfo) -> Any:
+    """``obj`` as rank 0 holds it, on every rank (any picklable object; identity in a single process)."""
+    if not info.enabled:
+        return obj
+    box = [obj]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]
+
+
+def reduce_flags(flags: Sequence[float], info: DistInfo) -> list[float]:
+    """Element-wise sum of small per-rank counters (e.g. "my loss is not finite"), the same on every rank."""
+    if not info.enabled:
+        return [float(f) for f in flags]
+    t = torch.tensor([float(f) for f in flags], dtype=torch.float64, device=info.device)
+    dist.all_reduce(t)
+    return t.cpu().tolist()
 
 
 class _AllReduceSum(torch.autograd.Function):

@@ -41,8 +41,10 @@ import torch
 from aclecg import checkpoint as ckpt
 from aclecg.errors import AclEcgError, ConfigError
 from aclecg.leads import LEADS, canonical_lead, default_region_map
-from aclecg.runtime import resolve_device
-from aclecg.parallel import DistInfo, all_reduce_mean, convert_sync_batchnorm, init_distributed
+from aclecg.procs import own_record, pid_alive, read_json, record_alive
+from aclecg.runtime import resolve_amp, resolve_device, set_deterministic
+from aclecg.parallel import (DistInfo, all_reduce_mean, broadcast_object, convert_sync_batchnorm, init_distributed,
+                             reduce_flags, shutdown_distributed)
 
 STATES = ("queued", "running", "finished", "failed", "cancelled")
 
@@ -72,6 +74,7 @@ class PretrainConfig:
     device: str = "auto"
     amp: str = "auto"  # auto (bf16/fp16 on CUDA, off on CPU), off, bf16, fp16
     compile: bool = False
+    deterministic: bool = False  # CUDA only: deterministic cuDNN/cuBLAS kernels, no TF32 (CPU is always exact)
     checkpoint_every: int = 50
     keep_last: int = 3
     log_every: int = 1
@@ -92,6 +95,9 @@ class PretrainConfig:
             raise ConfigError(f"lr must be in (0, 10), got {self.lr!r}")
         if self.device not in ("auto", "cpu", "cuda") and not str(self.device).startswith("cuda:"):
             raise ConfigError(f"device must be auto, cpu, cuda or cuda:N, got {self.device!r}")
+        for key in ("compile", "deterministic"):
+            if not isinstance(getattr(self, key), bool):
+                raise ConfigError(f"{key} must be true or false, got {getattr(self, key)!r}")
         if self.amp not in ("auto", "off", "bf16", "fp16"):
             raise ConfigError(f"amp must be auto, off, bf16 or fp16, got {self.amp!r}")
         if not isinstance(self.exclude_folds, list) or not all(
@@ -243,14 +249,6 @@ def lr_at(step: int, total: int, base: float, warmup: int) -> float:
 
 
 # -------------------------------------------------------------------------------------------------------- run files
-def read_json(path: Path) -> dict[str, Any]:
-    """A run file's JSON object; ``{}`` while it does not exist yet or is being replaced."""
-    try:
-        return json.loads(path.read_text())
-    except (FileNotFoundError, json.JSONDecodeError):
-        return {}
-
-
 class RunDir:
     """Files of one run directory; only the main process writes them."""
 
@@ -263,6 +261,7 @@ class RunDir:
         self.checkpoints = self.path / "checkpoints"
         self.encoder = self.path / "encoder.pt"
         self.log = self.path / "log.txt"
+        self.procs = self.path / "procs"  # procs/rank-N.json: pid + start time of each training process
         self._status_lock = threading.Lock()
 
     def read_status(self) -> dict[str, Any]:
@@ -279,7 +278,7 @@ class RunDir:
     def acquire_lock(self) -> None:
         """Take the run's lock; a lock left by a dead process (same host) is taken over."""
         self.path.mkdir(parents=True, exist_ok=True)
-        me = json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "time": time.time()})
+        me = json.dumps({**own_record(), "time": time.time()})
         for _ in range(2):
             try:
                 fd = os.open(self.lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
@@ -288,7 +287,7 @@ class RunDir:
                     holder = json.loads(self.lock.read_text() or "{}")
                 except (OSError, json.JSONDecodeError):
                     holder = {}
-                if holder.get("host") == socket.gethostname() and not pid_alive(int(holder.get("pid", -1))):
+                if holder.get("host") == socket.gethostname() and not record_alive(holder):
                     self.lock.unlink(missing_ok=True)
                     continue
                 raise AclEcgError(f"run directory {self.path} is in use by pid {holder.get('pid')} on "
@@ -301,24 +300,20 @@ class RunDir:
     def release_lock(self) -> None:
         self.lock.unlink(missing_ok=True)
 
+    def write_proc(self, rank: int) -> None:
+        """Record this process as the run's rank ``rank`` (what cancel signals and run state trusts)."""
+        self.procs.mkdir(parents=True, exist_ok=True)
+        ckpt.atomic_write_bytes(self.procs / f"rank-{rank}.json", json.dumps({**own_record(), "rank": rank}).encode())
+
+    def live_procs(self) -> list[dict[str, Any]]:
+        """The records of this run's training processes that are still running (verified by start time)."""
+        if not self.procs.is_dir():
+            return []
+        records = [read_json(p) for p in sorted(self.procs.glob("rank-*.json"))]
+        return [r for r in records if record_alive(r)]
+
     def step_checkpoints(self) -> list[Path]:
         return sorted(self.checkpoints.glob("step_*.pt"), reverse=True)
-
-
-def pid_alive(pid: int) -> bool:
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:  # a zombie (finished child not yet reaped) is not alive
-        with open(f"/proc/{pid}/stat") as fh:
-            return fh.read().split(")")[-1].split()[0] != "Z"
-    except OSError:
-        return True
 
 
 class Heartbeat(threading.Thread):
@@ -337,18 +332,13 @@ class Heartbeat(threading.Thread):
         self.run_dir.write_status(heartbeat=time.time(), **self.progress)
 
     def stop(self) -> None:
+        """Stop beating and wait for the thread, so nothing writes the run's files after the run has ended."""
         self._stop_event.set()
+        if self.is_alive() and threading.current_thread() is not self:
+            self.join(timeout=10)
 
 
 # ----------------------------------------------------------------------------------------------------- the engine
-def resolve_amp(mode: str, device: torch.device) -> torch.dtype | None:
-    if device.type != "cuda" or mode == "off":
-        return None
-    if mode == "auto":
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    return torch.bfloat16 if mode == "bf16" else torch.float16
-
-
 def build_encoder_config(spec: str | dict[str, Any], leads: Sequence[str]):
     from aclecg.models import ENCODER_PRESETS, EncoderConfig
 
@@ -395,17 +385,38 @@ def hardware_description(device: torch.device) -> str:
     return text + f", torch {torch.__version__}"
 
 
-def _memory_mb(device: torch.device) -> float:
+def _memory_fields(device: torch.device) -> dict[str, float]:
+    """The memory figure of one metrics row, named for what it measures.
+
+    On CUDA, ``peak_gpu_memory_mb`` is the peak of allocated tensor memory; on CPU, ``rss_mb`` is the process's
+    current resident set size (no peak is tracked there).
+    """
     if device.type == "cuda":
-        return torch.cuda.max_memory_allocated(device) / 2**20
+        return {"peak_gpu_memory_mb": round(torch.cuda.max_memory_allocated(device) / 2**20, 1)}
     try:
         with open("/proc/self/status") as fh:
             for line in fh:
                 if line.startswith("VmRSS:"):
-                    return int(line.split()[1]) / 1024
+                    return {"rss_mb": round(int(line.split()[1]) / 1024, 1)}
     except OSError:
         pass
-    return float("nan")
+    return {"rss_mb": float("nan")}
+
+
+#: fp16 runs stop after this many overflowed (skipped) steps in a row.
+MAX_CONSECUTIVE_SKIPS = 25
+
+
+def _forward(forward: Callable, view1: torch.Tensor, view2: torch.Tensor, device: torch.device,
+             amp_dtype: torch.dtype | None) -> tuple[dict[str, Any], str | None]:
+    """The method's loss terms, or ``({}, reason)`` when this process ran out of memory."""
+    try:
+        with torch.autocast(device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
+            return forward(view1, view2), None
+    except torch.OutOfMemoryError as exc:
+        if device.type == "cuda":
+            torch.cuda.empty_cache()
+        return {}, str(exc).splitlines()[0][:200]
 
 
 class _Stop:
@@ -453,11 +464,35 @@ def pretrain(config: PretrainConfig, run_dir: str | Path, resume: bool = False, 
 
     ``stop_after_steps`` ends the process's work after that many optimiser steps *of this call*, leaving a
     checkpoint, as if it had been cancelled (used by tests of resume).
+
+    Under ``torchrun`` every decision that one rank makes alone (the stored configuration on resume, a lock or
+    run-directory error, a non-finite loss, an out-of-memory error) is shared with the other ranks, so all of them
+    stop together with the same error instead of blocking in a collective until torchrun kills them.
     """
     device = resolve_device(config.device)
     info = init_distributed(device.type == "cuda")
+    try:
+        return _pretrain_rank(config, run_dir, resume, progress, stop_after_steps, device, info)
+    finally:
+        shutdown_distributed(info)
+
+
+def _pick_device(config: PretrainConfig, device: torch.device, info: DistInfo) -> torch.device:
     if info.enabled and device.type == "cuda":
+        if str(config.device).startswith("cuda:"):
+            raise ConfigError(f"device {config.device!r} with {info.world_size} processes: under torchrun each "
+                              f"process uses the GPU of its LOCAL_RANK; pass --device cuda (or auto) and choose "
+                              f"the GPUs with CUDA_VISIBLE_DEVICES")
         device = torch.device("cuda", info.local_rank)
+    if device.type == "cuda":
+        if device.index is None:
+            device = torch.device("cuda", torch.cuda.current_device())
+        torch.cuda.set_device(device)  # no stray context on GPU 0 for a run on cuda:1
+    return device
+
+
+def _pretrain_rank(config: PretrainConfig, run_dir: str | Path, resume: bool, progress: bool,
+                   stop_after_steps: int | None, device: torch.device, info: DistInfo) -> Path:
     run = RunDir(run_dir)
     main = info.is_main
     logf = None
@@ -469,32 +504,52 @@ def pretrain(config: PretrainConfig, run_dir: str | Path, resume: bool = False, 
                 logf.write(message + "\n")
                 logf.flush()
 
+    # Rank 0 validates the run directory, takes the lock and (on resume) adopts the stored configuration;
+    # the outcome, and the configuration every rank trains with, is broadcast.
+    setup_error: str | None = None
+    locked = False
     if main:
-        if not resume and run.config.exists() and run.step_checkpoints():
-            raise AclEcgError(f"{run.path} already holds a run; pass --resume to continue it or choose a new --run-dir")
-        run.acquire_lock()
-    stopper = _Stop()
-    stopper.install()
-    heartbeat: Heartbeat | None = None
-    try:
-        if main:
-            logf = open(run.log, "a")
+        try:
+            device = _pick_device(config, device, info)
+            if not resume and run.config.exists() and run.step_checkpoints():
+                raise AclEcgError(f"{run.path} already holds a run; pass --resume to continue it or choose a new "
+                                  f"--run-dir")
+            run.acquire_lock()
+            locked = True
             if resume and run.config.exists():
                 stored = PretrainConfig.from_file(run.config)
                 if stored.to_dict() != config.to_dict():
                     log("note: resuming with the configuration stored in the run directory")
                 config = stored
-            run.write_status(state="running", pid=os.getpid(), host=socket.gethostname(), heartbeat=time.time(),
-                             error=None, started=time.time(), method=config.method, world_size=info.world_size,
-                             hardware=hardware_description(device))
+        except AclEcgError as exc:
+            setup_error = str(exc)
+    resolved, setup_error = broadcast_object((config.to_dict(), setup_error), info)
+    if setup_error is not None:
+        if main:
+            raise AclEcgError(setup_error)
+        raise AclEcgError(f"rank 0 could not start the run: {setup_error}")
+    config = PretrainConfig.from_dict(resolved)
+    stopper = _Stop()
+    stopper.install()
+    heartbeat: Heartbeat | None = None
+    try:
+        device = _pick_device(config, device, info)
+        set_deterministic(device, config.deterministic)
+        run.write_proc(info.rank)
+        if main:
+            logf = open(run.log, "a")
+            run.write_status(state="running", pid=os.getpid(), process=own_record(), host=socket.gethostname(),
+                             heartbeat=time.time(), error=None, started=time.time(), method=config.method,
+                             world_size=info.world_size, hardware=hardware_description(device))
             ckpt.atomic_write_bytes(run.config, json.dumps(
                 {"run": str(run.path.name), "config": config.to_dict(), "resolved_device": str(device),
                  "world_size": info.world_size}, indent=1).encode())
             heartbeat = Heartbeat(run)
             heartbeat.start()
-        out = _train_loop(config, run, device, info, resume, progress, stopper, stop_after_steps, log, heartbeat)
-        return out
+        return _train_loop(config, run, device, info, resume, progress, stopper, stop_after_steps, log, heartbeat)
     except BaseException as exc:
+        if heartbeat:
+            heartbeat.stop()
         if main:
             cancelled = isinstance(exc, KeyboardInterrupt)
             run.write_status(state="cancelled" if cancelled else "failed",
@@ -505,7 +560,7 @@ def pretrain(config: PretrainConfig, run_dir: str | Path, resume: bool = False, 
             heartbeat.stop()
         if logf:
             logf.close()
-        if main:
+        if locked:
             run.release_lock()
 
 
@@ -519,6 +574,9 @@ def _train_loop(config, run, device, info: DistInfo, resume, progress, stopper, 
                           f"({info.world_size})")
     if len(data) < config.batch_size:
         raise ConfigError(f"batch_size {config.batch_size} is larger than the {len(data)} training records")
+    if config.compile and info.enabled:
+        raise ConfigError("compile is supported for single-process runs only: under DDP every SyncBatchNorm "
+                          "breaks the graph; drop --compile or run one process")
     method = build_method(config).to(device)
     aug_spec = config.augmentation if config.augmentation is not None else method.default_augmentation
     augment = build_augmentation(aug_spec, fs=data.fs, leads=config.leads,
@@ -547,7 +605,8 @@ def _train_loop(config, run, device, info: DistInfo, resume, progress, stopper, 
                 _truncate_metrics(run.metrics, int(state["step"]))
             method.load_state_dict(state["model"])
             optimizer.load_state_dict(state["optimizer"])
-            scaler.load_state_dict(state["scaler"])
+            if state.get("scaler"):  # a run saved without loss scaling stores {}, which GradScaler refuses
+                scaler.load_state_dict(state["scaler"])
             _set_rng_state(state["rng"], device, aug_gen)
             step, best = int(state["step"]), float(state["best"])
             log(f"resumed from step {step} (epoch {step // steps_per_epoch + 1})")
@@ -591,6 +650,7 @@ def _train_loop(config, run, device, info: DistInfo, resume, progress, stopper, 
         bar = tqdm(total=total_steps, initial=step, unit="step", dynamic_ncols=True, file=sys.stderr)
     window_loss: list[float] = []
     steps_this_call = 0
+    skipped = consecutive_skips = 0
     method.train()
     metrics_fh = open(run.metrics, "a") if info.is_main else None
     try:
@@ -608,29 +668,50 @@ def _train_loop(config, run, device, info: DistInfo, resume, progress, stopper, 
             lr = lr_at(step, total_steps, config.lr, config.warmup_steps)
             for group in optimizer.param_groups:
                 group["lr"] = lr
-            with torch.autocast(device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
-                terms = forward(view1, view2)
-            loss = terms["loss"]
-            if not torch.isfinite(loss):
-                raise AclEcgError(f"loss became {loss.item()} at step {step}; lower --lr or check the data")
+            terms, failure = _forward(forward, view1, view2, device, amp_dtype)
+            loss = terms.get("loss")
+            bad_loss = loss is not None and not bool(torch.isfinite(loss.detach()).all())
+            # One small collective tells every rank whether any rank failed, so all stop (or skip) together.
+            n_oom, n_bad = reduce_flags([failure is not None, bad_loss], info)
+            if n_oom:
+                raise AclEcgError(f"out of memory at step {step} on {int(n_oom)} of {info.world_size} process(es); "
+                                  f"lower --batch-size" + (f" ({failure})" if failure else ""))
+            if n_bad and not scaler.is_enabled():
+                where = f" on {int(n_bad)} of {info.world_size} processes" if info.enabled else ""
+                value = float(loss.detach().float()) if bad_loss else float("nan")
+                raise AclEcgError(f"loss became {value if bad_loss else 'non-finite'} at step {step}{where}; "
+                                  f"lower --lr or check the data")
             optimizer.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
             if config.grad_clip:
                 scaler.unscale_(optimizer)
                 torch.nn.utils.clip_grad_norm_(method.parameters(), config.grad_clip)
+            scale_before = scaler.get_scale() if scaler.is_enabled() else 1.0
             scaler.step(optimizer)
             scaler.update()
+            if scaler.is_enabled() and scaler.get_scale() < scale_before:
+                # fp16 overflow: GradScaler skipped the update and lowered the scale (the same on every rank,
+                # since DDP's gradients are already averaged); count it, and give up on a run that only overflows
+                skipped += 1
+                consecutive_skips += 1
+                if consecutive_skips >= MAX_CONSECUTIVE_SKIPS:
+                    raise AclEcgError(f"{consecutive_skips} fp16 steps in a row overflowed (up to step {step}); "
+                                      f"use --amp bf16 or off, or lower --lr")
+            else:
+                consecutive_skips = 0
             method.momentum_update((step + 1) / total_steps)
             step += 1
             steps_this_call += 1
-            logged = {k: float(all_reduce_mean(v.detach().float(), info)) for k, v in terms.items()
-                      if torch.is_tensor(v) and v.dim() == 0}
+            scalars = {k: v.detach().float() for k, v in terms.items() if torch.is_tensor(v) and v.dim() == 0}
+            logged = dict(zip(scalars, all_reduce_mean(torch.stack(list(scalars.values())), info).tolist()))
             window_loss.append(logged["loss"])
             elapsed = time.perf_counter() - t0
             if info.is_main and (step % config.log_every == 0 or step == total_steps):
                 row = {"step": step, "epoch": epoch + 1, "epoch_float": step / steps_per_epoch, **logged, "lr": lr,
                        "samples_per_s": global_b / max(elapsed, 1e-9), "device": str(device),
-                       "world_size": info.world_size, "memory_mb": round(_memory_mb(device), 1), "time": time.time()}
+                       "world_size": info.world_size, **_memory_fields(device), "time": time.time()}
+                if scaler.is_enabled():
+                    row["skipped_steps"] = skipped
                 metrics_fh.write(json.dumps(row) + "\n")
                 metrics_fh.flush()
             if heartbeat:

@@ -100,8 +100,10 @@ def test_run_directory_contract(bundled_prepared, tmp_path):
     assert status["state"] == "finished" and status["step"] == 6 and status["pid"] == os.getpid()
     rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in rows] == [1, 2, 3, 4, 5, 6]
-    for key in ("loss", "lr", "samples_per_s", "device", "memory_mb", "epoch"):
+    for key in ("loss", "lr", "samples_per_s", "device", "epoch"):
         assert key in rows[0]
+    assert rows[0]["rss_mb"] > 0 and "peak_gpu_memory_mb" not in rows[0]  # CPU: current RSS, named as such
+    assert json.loads((run_dir / "procs" / "rank-0.json").read_text())["pid"] == os.getpid()
     assert {"region", "instance"} <= set(rows[0])  # every loss term of ACL-ECG is logged
     steps = sorted(p.name for p in (run_dir / "checkpoints").glob("step_*.pt"))
     assert steps == ["step_00000004.pt", "step_00000006.pt"]  # keep_last=2

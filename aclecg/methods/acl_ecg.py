@@ -42,6 +42,7 @@ from torch import Tensor
 
 from aclecg.errors import ConfigError
 from aclecg.methods.base import SSLMethod, mlp
+from aclecg.methods.precision import float32_loss
 from aclecg.methods.registry import register_method
 from aclecg.methods.simclr import nt_xent
 
@@ -53,6 +54,7 @@ def pool_regions(lead_features: Tensor, assignment: Tensor) -> Tensor:
     return torch.einsum("gl,bld->bgd", assignment.to(lead_features.dtype), lead_features)
 
 
+@float32_loss
 def region_nt_xent(u1: Tensor, u2: Tensor, temperature: float) -> Tensor:
     """One NT-Xent over all (record, region) items: ``u1``, ``u2`` ``(B, G, d)``; positives share (b, g)."""
     b, g, d = u1.shape

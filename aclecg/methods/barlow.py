@@ -29,6 +29,7 @@ from torch import Tensor
 
 from aclecg.methods.base import SSLMethod, mlp
 from aclecg.methods.distributed import gather_with_grad
+from aclecg.methods.precision import float32_loss
 from aclecg.methods.registry import register_method
 
 __all__ = ["BarlowTwins", "barlow_twins_loss", "barlow_twins_terms", "cross_correlation", "batch_standardize"]
@@ -41,6 +42,7 @@ def batch_standardize(z: Tensor, eps: float = 1e-5) -> Tensor:
     return (z - mean) / torch.sqrt(var + eps)
 
 
+@float32_loss
 def cross_correlation(z1: Tensor, z2: Tensor) -> Tensor:
     """``(d, d)`` cross-correlation of the globally gathered, standardised ``z1`` and ``z2`` ``(n, d)``."""
     a = batch_standardize(gather_with_grad(z1))
@@ -48,6 +50,7 @@ def cross_correlation(z1: Tensor, z2: Tensor) -> Tensor:
     return a.T @ b / a.shape[0]
 
 
+@float32_loss
 def barlow_twins_terms(z1: Tensor, z2: Tensor) -> tuple[Tensor, Tensor]:
     """``(invariance, redundancy)`` = ``(sum_i (1 - C_ii)^2, sum_{i != j} C_ij^2)``."""
     c = cross_correlation(z1, z2)

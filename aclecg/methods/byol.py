@@ -29,11 +29,13 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from aclecg.methods.base import SSLMethod, cosine_momentum, ema_update_, make_momentum_copy, mlp
+from aclecg.methods.precision import float32_loss
 from aclecg.methods.registry import register_method
 
 __all__ = ["BYOL", "byol_loss"]
 
 
+@float32_loss
 def byol_loss(p: Tensor, z: Tensor) -> Tensor:
     """``mean(2 - 2 cos(p, sg(z)))`` over all leading axes; ``p`` and ``z`` have shape ``(..., d)``."""
     return (2.0 - 2.0 * F.cosine_similarity(p, z.detach(), dim=-1, eps=1e-8)).mean()

@@ -32,12 +32,14 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from aclecg.methods.base import SSLMethod, mlp
+from aclecg.methods.precision import float32_loss
 from aclecg.methods.registry import register_method
 from aclecg.methods.simclr import nt_xent
 
 __all__ = ["DLA", "lead_assignment_loss", "lead_aligned_instance_loss"]
 
 
+@float32_loss
 def lead_assignment_loss(h1: Tensor, h2: Tensor, temperature: float) -> Tensor:
     """Symmetric soft-assignment cross-entropy with the identity as target; ``h1``, ``h2``: ``(B, L, d)``."""
     a = F.normalize(h1, dim=-1)
@@ -50,6 +52,7 @@ def lead_assignment_loss(h1: Tensor, h2: Tensor, temperature: float) -> Tensor:
     return 0.5 * (rows + cols)
 
 
+@float32_loss
 def lead_aligned_instance_loss(h1: Tensor, h2: Tensor, temperature: float) -> Tensor:
     """NT-Xent over records whose similarity is the mean over leads of per-lead cosine similarities."""
     a = F.normalize(h1, dim=-1).flatten(1)

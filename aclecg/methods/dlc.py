@@ -33,6 +33,7 @@ import torch
 from torch import Tensor
 
 from aclecg.methods.base import SSLMethod, mlp
+from aclecg.methods.precision import float32_loss
 from aclecg.methods.registry import register_method
 from aclecg.methods.simclr import nt_xent_batched
 
@@ -52,6 +53,7 @@ def lead_pair_nt_xent(h1: Tensor, h2: Tensor, temperature: float) -> Tensor:
     return nt_xent_batched(za, zb, temperature).reshape(n_leads, n_leads)
 
 
+@float32_loss
 def dlc_terms(h1: Tensor, h2: Tensor, temperature: float) -> tuple[Tensor, Tensor]:
     """``(L_intra, L_inter)``; ``L_inter`` is 0 with a single lead."""
     pair = lead_pair_nt_xent(h1, h2, temperature)

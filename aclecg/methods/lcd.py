@@ -37,6 +37,7 @@ from torch import Tensor
 from aclecg.methods.barlow import barlow_twins_terms
 from aclecg.methods.base import SSLMethod, cosine_momentum, ema_update_, make_momentum_copy, mlp
 from aclecg.methods.byol import byol_loss
+from aclecg.methods.precision import float32_loss
 from aclecg.methods.registry import register_method
 
 __all__ = ["LCD", "random_other_lead", "lcd_terms"]
@@ -49,6 +50,7 @@ def random_other_lead(batch: int, n_leads: int, device: torch.device,
     return (torch.arange(n_leads, device=device) + shift) % n_leads
 
 
+@float32_loss
 def lcd_terms(p1: Tensor, p2: Tensor, t1: Tensor, t2: Tensor, r12: Tensor | None,
               r21: Tensor | None) -> tuple[Tensor, Tensor]:
     """``(L_intra, L_inter)`` from predictions ``p`` and targets ``t`` ``(B, L, d)`` and other-lead indices."""

@@ -37,11 +37,13 @@ from torch import Tensor
 
 from aclecg.methods.base import SSLMethod, cosine_momentum, ema_update_, make_momentum_copy, mlp
 from aclecg.methods.distributed import gather_no_grad, rank
+from aclecg.methods.precision import float32_loss
 from aclecg.methods.registry import register_method
 
 __all__ = ["MoCo", "moco_queue_loss", "moco_v3_loss"]
 
 
+@float32_loss
 def moco_queue_loss(q: Tensor, k: Tensor, queue: Tensor, temperature: float) -> Tensor:
     """MoCo v1/v2 InfoNCE: ``q`` ``(n, d)`` queries, ``k`` ``(n, d)`` positive keys, ``queue`` ``(K, d)`` negatives.
 
@@ -55,6 +57,7 @@ def moco_queue_loss(q: Tensor, k: Tensor, queue: Tensor, temperature: float) -> 
     return F.cross_entropy(logits, torch.zeros(q.shape[0], dtype=torch.long, device=q.device))
 
 
+@float32_loss
 def moco_v3_loss(q: Tensor, k: Tensor, temperature: float) -> Tensor:
     """MoCo v3 contrastive term ``2 tau CE(q k_all^T / tau, positives)``; keys gathered across processes."""
     q = F.normalize(q, dim=-1)

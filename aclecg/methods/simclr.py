@@ -33,11 +33,13 @@ from torch import Tensor
 
 from aclecg.methods.base import SSLMethod, mlp
 from aclecg.methods.distributed import gather_with_grad, rank
+from aclecg.methods.precision import float32_loss
 from aclecg.methods.registry import register_method
 
 __all__ = ["SimCLR", "nt_xent", "nt_xent_batched"]
 
 
+@float32_loss
 def nt_xent_batched(z1: Tensor, z2: Tensor, temperature: float) -> Tensor:
     """NT-Xent for ``P`` independent problems at once.
 

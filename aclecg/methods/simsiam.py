@@ -25,11 +25,13 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from aclecg.methods.base import SSLMethod, mlp
+from aclecg.methods.precision import float32_loss
 from aclecg.methods.registry import register_method
 
 __all__ = ["SimSiam", "simsiam_loss"]
 
 
+@float32_loss
 def simsiam_loss(p1: Tensor, p2: Tensor, z1: Tensor, z2: Tensor) -> Tensor:
     """Symmetrised negative cosine with stop-gradient on the projections ``z``."""
     d12 = -F.cosine_similarity(p1, z2.detach(), dim=-1, eps=1e-8).mean()

@@ -32,6 +32,7 @@ from torch import Tensor
 
 from aclecg.methods.base import SSLMethod, mlp
 from aclecg.methods.distributed import gather_with_grad
+from aclecg.methods.precision import float32_loss
 from aclecg.methods.registry import register_method
 
 __all__ = ["VICReg", "vicreg_terms", "vicreg_loss"]
@@ -49,6 +50,7 @@ def _covariance_term(z: Tensor) -> Tensor:
     return (cov.pow(2).sum() - torch.diagonal(cov).pow(2).sum()) / d
 
 
+@float32_loss
 def vicreg_terms(z1: Tensor, z2: Tensor, gamma: float = 1.0, eps: float = 1e-4) -> tuple[Tensor, Tensor, Tensor]:
     """``(invariance, variance, covariance)`` on the globally gathered batch."""
     a, b = gather_with_grad(z1), gather_with_grad(z2)
