@@ -135,6 +135,9 @@ def convert_sync_batchnorm(module: nn.Module, use_cuda: bool) -> nn.Module:
         new = SyncBatchNormAnyDevice(module.num_features, module.eps, module.momentum, module.affine,
                                      module.track_running_stats)
         new.load_state_dict(module.state_dict())
+        if module.affine:  # a frozen (EMA target) layer stays frozen, as torch's own conversion keeps it
+            new.weight.requires_grad_(module.weight.requires_grad)
+            new.bias.requires_grad_(module.bias.requires_grad)
         new.train(module.training)
         return new
     for name, child in list(module.named_children()):

@@ -678,9 +678,7 @@ def _train_loop(config, run, device, info: DistInfo, resume, progress, stopper, 
                                   f"lower --batch-size" + (f" ({failure})" if failure else ""))
             if n_bad and not scaler.is_enabled():
                 where = f" on {int(n_bad)} of {info.world_size} processes" if info.enabled else ""
-                value = float(loss.detach().float()) if bad_loss else float("nan")
-                raise AclEcgError(f"loss became {value if bad_loss else 'non-finite'} at step {step}{where}; "
-                                  f"lower --lr or check the data")
+                raise AclEcgError(f"loss became non-finite at step {step}{where}; lower --lr or check the data")
             optimizer.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
             if config.grad_clip:

@@ -139,3 +139,15 @@ def test_method_parameter_gradients_match(rank_results, name):
 def test_single_process_is_identity():
     t = torch.randn(3, 2)
     assert gather_with_grad(t) is t
+
+
+def test_sync_batchnorm_conversion_keeps_frozen_ema_targets_frozen():
+    """An EMA target's batch norm must stay out of the optimiser (and of DDP's gradient reduction) after conversion."""
+    from aclecg.methods import create_method
+    from aclecg.parallel import convert_sync_batchnorm
+
+    model = create_method("byol", {"stem_width": 4, "widths": [8], "blocks": [1], "feature_dim": 8})
+    frozen = {n for n, p in model.named_parameters() if not p.requires_grad}
+    assert any(n.startswith("target_encoder.") for n in frozen)
+    converted = convert_sync_batchnorm(model, use_cuda=False)
+    assert {n for n, p in converted.named_parameters() if not p.requires_grad} == frozen

@@ -37,6 +37,7 @@ from torch import Tensor
 from aclecg.methods.barlow import barlow_twins_terms
 from aclecg.methods.base import SSLMethod, cosine_momentum, ema_update_, make_momentum_copy, mlp
 from aclecg.methods.byol import byol_loss
+from aclecg.methods.distributed import rank, world_size
 from aclecg.methods.precision import float32_loss
 from aclecg.methods.registry import register_method
 
@@ -87,6 +88,9 @@ class LCD(SSLMethod):
         self.target_encoder = make_momentum_copy(self.encoder)
         self.target_projector = make_momentum_copy(self.projector)
         self._momentum = h["base_momentum"]
+        # Counts training forwards; seeds the other-lead draw so that it is the same for 1 or N processes and
+        # is restored on resume (a buffer, so it lives in the checkpoint).
+        self.register_buffer("draw_step", torch.zeros((), dtype=torch.int64))
 
     def _check_hparams(self) -> None:
         self._positive("proj_hidden_dim", "proj_dim", "pred_hidden_dim")
@@ -104,14 +108,27 @@ class LCD(SSLMethod):
         b, n_leads = p1.shape[:2]
         r12 = r21 = None
         if n_leads > 1:
-            r12 = random_other_lead(b, n_leads, p1.device)
-            r21 = random_other_lead(b, n_leads, p1.device)
+            r12, r21 = self._other_leads(b, n_leads, p1.device)
         intra, inter = lcd_terms(p1, p2, t1, t2, r12, r21)
         on, off = barlow_twins_terms(out1.embedding, out2.embedding)
         dec = on + self.hparams["lambd"] * off
         loss = intra + inter + self.hparams["gamma"] * dec
         return {"loss": loss, "intra_lead": intra.detach(), "inter_lead": inter.detach(),
                 "decorrelation": dec.detach()}
+
+    def _other_leads(self, b: int, n_leads: int, device: torch.device) -> tuple[Tensor, Tensor]:
+        """The two other-lead index tables of this step for the local slice of the *global* batch.
+
+        Drawn for all ``world_size * b`` records from a generator seeded by the step, then sliced, so that ``N``
+        processes draw exactly what one process with the whole batch draws.
+        """
+        world, me = world_size(), rank()
+        gen = torch.Generator().manual_seed(int(self.draw_step) * 2 + 1)
+        if self.training:
+            self.draw_step += 1
+        both = random_other_lead(2 * world * b, n_leads, torch.device("cpu"), generator=gen)
+        r12, r21 = both[:world * b], both[world * b:]
+        return r12[me * b:(me + 1) * b].to(device), r21[me * b:(me + 1) * b].to(device)
 
     def momentum_update(self, progress: float) -> None:
         base = self.hparams["base_momentum"]

@@ -1,0 +1,83 @@
+"""Two CPU processes (torchrun + gloo) against one: loss parity of every method, and ranks that fail together.
+
+One torchrun launch runs every scenario (tests/helpers/ddp_driver.py); this file checks what each rank wrote.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from aclecg.methods import list_methods
+from aclecg.train import PretrainConfig, pretrain
+
+REPO = Path(__file__).resolve().parent.parent
+TINY = {"stem_width": 4, "widths": [8], "blocks": [1], "feature_dim": 8}
+METHODS = [m.name for m in list_methods()]
+
+
+def _metrics(run_dir: Path) -> list[dict]:
+    return [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines()]
+
+
+@pytest.fixture(scope="module")
+def two_process_run(bundled_prepared, tmp_path_factory):
+    out = tmp_path_factory.mktemp("ddp")
+    base = dict(data=[str(bundled_prepared)], encoder=TINY, epochs=2, batch_size=16, max_steps=4,
+                checkpoint_every=2, keep_last=2, warmup_steps=2, seed=3, device="cpu")
+    holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
+    spec = out / "spec.json"
+    spec.write_text(json.dumps({"out": str(out), "config": base, "methods": METHODS, "holder_pid": holder.pid}))
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port",
+           str(29500 + os.getpid() % 1000), str(REPO / "tests" / "helpers" / "ddp_driver.py"), str(spec)]
+    try:
+        proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=600,
+                              env={**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)})
+    finally:
+        holder.kill()
+        holder.wait()
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    ranks = [json.loads((out / f"rank-{r}.json").read_text()) for r in (0, 1)]
+    return out, base, ranks
+
+
+@pytest.mark.slow
+def test_every_method_follows_the_single_process_loss_curve(two_process_run, tmp_path):
+    out, base, _ = two_process_run
+    for method in METHODS:
+        pretrain(PretrainConfig(**{**base, "method": method}), tmp_path / method, progress=False)
+        one, two = _metrics(tmp_path / method), _metrics(out / f"{method}-2")
+        assert [r["world_size"] for r in two] == [2] * 4, method
+        np.testing.assert_allclose([r["loss"] for r in two], [r["loss"] for r in one], rtol=2e-4, atol=2e-5,
+                                   err_msg=method)
+
+
+@pytest.mark.slow
+def test_a_non_finite_loss_on_one_rank_stops_both(two_process_run):
+    out, _, ranks = two_process_run
+    errors = [r["nonfinite"]["error"] for r in ranks]
+    assert all(e and "loss became non-finite at step 2 on 1 of 2 processes" in e for e in errors), errors
+    assert json.loads((out / "nonfinite" / "status.json").read_text())["state"] == "failed"
+
+
+@pytest.mark.slow
+def test_resume_gives_every_rank_the_stored_configuration(two_process_run):
+    _, _, ranks = two_process_run
+    first0, resumed0 = ranks[0]["resume_configs"]
+    first1, resumed1 = ranks[1]["resume_configs"]
+    assert resumed0 == resumed1 == first0 == first1
+    assert resumed1["lr"] != 0.5 and resumed1["seed"] == 3  # the override was not adopted by any rank
+
+
+@pytest.mark.slow
+def test_a_rank_zero_lock_failure_stops_both_ranks_within_seconds(two_process_run):
+    _, _, ranks = two_process_run
+    assert "in use by pid" in ranks[0]["lock"]["error"]
+    assert ranks[1]["lock"]["error"].startswith("rank 0 could not start the run: ")
+    assert max(r["lock"]["seconds"] for r in ranks) < 10
