@@ -32,7 +32,7 @@ from tqdm.auto import tqdm
 
 from aclecg import stats
 from aclecg.checkpoint import atomic_write_bytes
-from aclecg.runtime import cache_root, resolve_device
+from aclecg.runtime import cache_root, precision_tag, resolve_amp, resolve_device
 from aclecg.errors import CheckpointError, ConfigError, DataError
 
 __all__ = [
@@ -187,6 +187,26 @@ def _read_signals(dataset: Any, indices: np.ndarray, lead_idx: Sequence[int]) ->
 
 
 @torch.no_grad()
+def _inference_dtype(dev: torch.device) -> torch.dtype | None:
+    """Autocast dtype for frozen forward passes: bf16 on GPUs with native bf16, fp16 on older GPUs, none on CPU."""
+    return resolve_amp("auto", dev)
+
+
+def _training_dtype(dev: torch.device) -> torch.dtype | None:
+    """Autocast dtype for probe/fine-tune training: bf16 where native, else float32 (fp16 would need loss scaling)."""
+    dtype = resolve_amp("auto", dev)
+    return dtype if dtype == torch.bfloat16 else None
+
+
+def _autocast(dev: torch.device, dtype: torch.dtype | None):
+    return torch.autocast(dev.type, dtype=dtype or torch.float32, enabled=dtype is not None)
+
+
+def precision_key(dev: torch.device) -> str:
+    """What cache keys add for results computed on ``dev`` (empty for CPU float32, so older CPU caches stay valid)."""
+    return precision_tag(dev, _inference_dtype(dev))
+
+
 def extract_embeddings(encoder: nn.Module, dataset: Any, lead_idx: Sequence[int], indices: np.ndarray | None = None,
                        batch_size: int = 256, device: str | torch.device = "auto",
                        show_progress: bool = False) -> np.ndarray:
@@ -199,7 +219,7 @@ def extract_embeddings(encoder: nn.Module, dataset: Any, lead_idx: Sequence[int]
     starts = range(0, len(indices), batch_size)
     for start in tqdm(starts, desc="embedding", disable=not show_progress, leave=False):
         x = torch.from_numpy(_read_signals(dataset, indices[start:start + batch_size], lead_idx)).to(dev)
-        with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=dev.type == "cuda"):
+        with _autocast(dev, _inference_dtype(dev)):
             emb = encoder(x).embedding
         chunks.append(emb.float().cpu().numpy())
     encoder.train(was_training)
@@ -221,7 +241,8 @@ def cached_embeddings(source: EncoderSource, dataset: Any, cache_dir: str | Path
     fingerprint = str(getattr(dataset, "fingerprint", "") or "")
     if not fingerprint:
         raise DataError("prepared dataset has no fingerprint: cannot cache embeddings safely")
-    name = f"{re.sub(r'[^A-Za-z0-9_.-]', '_', source.key)[:64]}__{fingerprint[:24]}.npy"
+    tag = precision_key(resolve_device(device))
+    name = f"{re.sub(r'[^A-Za-z0-9_.-]', '_', source.key)[:64]}__{fingerprint[:24]}{'__' + tag if tag else ''}.npy"
     path = folder / name
     if path.is_file() and not refresh:
         emb = np.load(path)
@@ -356,7 +377,7 @@ def _predict_logits(model: nn.Module, dataset: Any, indices: np.ndarray, lead_id
     out = []
     for batch in _batches(len(indices), batch_size, None):
         x = torch.from_numpy(_read_signals(dataset, indices[batch], lead_idx)).to(dev)
-        with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=dev.type == "cuda"):
+        with _autocast(dev, _inference_dtype(dev)):
             out.append(model(x).float().cpu())
     return torch.cat(out) if out else torch.zeros(0, 0)
 
@@ -386,8 +407,9 @@ def train_classifier(model: nn.Module, dataset: Any, lead_idx: Sequence[int], tr
 
     After each epoch the validation macro AUROC (or the validation loss when no class is evaluable) is
     measured; the best epoch's weights are restored at the end, and training stops after ``patience`` epochs
-    without improvement. On CUDA the forward pass runs under bfloat16 autocast. Shuffling, dropout and
-    initialisation-free randomness are seeded by ``seed`` without touching the global RNG state.
+    without improvement. On GPUs with native bf16 the forward pass runs under bf16 autocast (float32
+    elsewhere). Shuffling, dropout and initialisation-free randomness are seeded by ``seed`` without touching
+    the global RNG state.
     """
     _check_protocol(protocol)
     if len(train_idx) == 0:
@@ -410,7 +432,7 @@ def train_classifier(model: nn.Module, dataset: Any, lead_idx: Sequence[int], tr
             for batch in _batches(len(train_idx), batch_size, gen):
                 x = torch.from_numpy(_read_signals(dataset, train_idx[batch], lead_idx)).to(dev)
                 y = y_train_t[batch].to(dev)
-                with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=dev.type == "cuda"):
+                with _autocast(dev, _training_dtype(dev)):
                     logits = model(x)
                 loss = _loss(logits.float(), y, protocol)
                 opt.zero_grad(set_to_none=True)
@@ -742,6 +764,8 @@ def run_sweep(checkpoints: Sequence[str | Path | EncoderSource], data: Any, labe
                "settings": cfg.key_for(arm.kind), "version": 1}
         if test_fold is not None:  # only then, so the keys of official-split cells stay as they were
             key["test_fold"] = int(test_fold)
+        if precision_key(device):  # GPU results never mix with CPU float32 cells (whose keys stay as they were)
+            key["precision"] = precision_key(device)
         cell_id = f"{_safe(arm.name)}__f{fraction:g}__s{seed}__{_digest(key)[:12]}"
         meta_path, pred_path = out / "cells" / f"{cell_id}.json", out / "cells" / f"{cell_id}.npz"
         event = dict(total=total, cell=cell_id, arm=arm.name, fraction=fraction, seed=seed)

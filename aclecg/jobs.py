@@ -3,7 +3,10 @@
 A job is ``python -m aclecg <kind> ...`` started as a detached process group (so it survives the Streamlit script
 run, a closed tab and an app restart), writing into its own run directory under a runs root:
 
-* ``job.json``: kind, argv, pid, host, start time (written by :func:`launch`)
+* ``job.json``: kind, argv, the wrapper shell's pid with its process start time, host, assigned GPUs
+  (written by :func:`launch`)
+* ``procs/rank-N.json``: pid and process start time of each training process, written by the trainer itself;
+  this is what run state and :func:`cancel` trust (a pid alone may have been recycled by an unrelated process)
 * ``stdout.log``: everything the command prints
 * ``exit_code``: written by the wrapper shell when the command ends
 * ``status.json`` / ``metrics.jsonl``: written by the pretraining engine (see :mod:`aclecg.train`)
@@ -24,7 +27,6 @@ import os
 import re
 import shlex
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -36,7 +38,7 @@ import pandas as pd
 
 from aclecg.checkpoint import atomic_write_bytes
 from aclecg.errors import AclEcgError, ConfigError
-from aclecg.train import pid_alive, read_json
+from aclecg.procs import own_record, read_json, record_alive
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_RUNS_ROOT = Path(os.environ.get("ACLECG_RUNS", REPO_ROOT / "runs"))
@@ -91,8 +93,10 @@ def launch(kind: str, args: Sequence[str], runs_root: str | Path = DEFAULT_RUNS_
     job = read_json(run_dir / "job.json")
     if job and not resume:
         raise AclEcgError(f"a run named {run_dir.name!r} already exists; choose another name or resume it")
-    if job and pid_alive(int(job.get("pid", -1))) and job.get("host") == socket.gethostname():
-        raise AclEcgError(f"run {run_dir.name!r} is still running (pid {job['pid']})")
+    if (job or (run_dir / "procs").is_dir()) and run_info(run_dir).alive:
+        raise AclEcgError(f"run {run_dir.name!r} is still running")
+    device = _option(args, "--device") or "auto"
+    gpu_ids = _gpus_for(kind, device, gpus, root, exclude=run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     target = ["--run-dir", str(run_dir)] if kind == "pretrain" else ["--out", str(run_dir)]
     launcher = ["-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(gpus)] if gpus > 1 else []
@@ -103,14 +107,66 @@ def launch(kind: str, args: Sequence[str], runs_root: str | Path = DEFAULT_RUNS_
     (run_dir / "cancel_requested").unlink(missing_ok=True)
     # The shell records the exit code once the command ends, whatever the outcome.
     script = f"{shlex.join(argv)}; echo $? > {shlex.quote(str(run_dir / 'exit_code'))}"
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    if gpu_ids is not None:
+        env["CUDA_VISIBLE_DEVICES"] = ",".join(map(str, gpu_ids))
+    for stale in (run_dir / "procs").glob("rank-*.json"):  # the records of an earlier attempt
+        stale.unlink(missing_ok=True)
     with open(run_dir / "stdout.log", "ab") as out:
         proc = subprocess.Popen(["/bin/sh", "-c", script], stdout=out, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL, cwd=REPO_ROOT, start_new_session=True,
-                                env={**os.environ, "PYTHONUNBUFFERED": "1"})
+                                stdin=subprocess.DEVNULL, cwd=REPO_ROOT, start_new_session=True, env=env)
     atomic_write_bytes(run_dir / "job.json", json.dumps(
-        {"kind": kind, "args": list(map(str, args)), "argv": argv, "pid": proc.pid, "host": socket.gethostname(),
-         "started": time.time(), "gpus": gpus}, indent=1).encode())
+        {"kind": kind, "args": list(map(str, args)), "argv": argv, **own_record(proc.pid), "started": time.time(),
+         "gpus": gpus, "gpu_ids": gpu_ids}, indent=1).encode())
     return run_dir
+
+
+def _option(args: Sequence[str], flag: str) -> str | None:
+    """The value of ``flag`` in a command line (``--flag VALUE`` or ``--flag=VALUE``), the last one winning."""
+    value = None
+    args = list(map(str, args))
+    for i, arg in enumerate(args):
+        if arg == flag and i + 1 < len(args):
+            value = args[i + 1]
+        elif arg.startswith(flag + "="):
+            value = arg.split("=", 1)[1]
+    return value
+
+
+def visible_gpus() -> int:
+    """How many CUDA devices this machine shows (0 without CUDA)."""
+    import torch
+
+    return torch.cuda.device_count() if torch.cuda.is_available() else 0
+
+
+def assign_gpus(n: int, visible: int, busy: set[int]) -> list[int]:
+    """The ``n`` lowest GPU indices not in ``busy``; an ``AclEcgError`` when fewer are free."""
+    free = [i for i in range(visible) if i not in busy]
+    if len(free) < n:
+        raise AclEcgError(f"{n} GPU(s) requested but only {len(free)} of {visible} are free (in use by running "
+                          f"jobs: {sorted(busy) or 'none'}); wait for a run to finish or request fewer")
+    return free[:n]
+
+
+def _gpus_for(kind: str, device: str, gpus: int, root: Path, exclude: Path) -> list[int] | None:
+    """GPUs for a new job (its ``CUDA_VISIBLE_DEVICES``), or ``None`` to leave the environment as it is.
+
+    Several processes need as many GPUs: a CPU multi-process job is refused, since on a GPU machine it would
+    silently start that many gloo processes. An explicit ``cuda:N`` is left to the user; otherwise each job gets
+    GPUs that no other running job of ``root`` holds, so two jobs never share one by accident.
+    """
+    visible = visible_gpus()
+    if gpus > 1 and (device == "cpu" or visible == 0):
+        raise ConfigError(f"gpus={gpus} needs CUDA devices (device {device!r}, {visible} GPU(s) visible); use "
+                          f"gpus=1 for a CPU run")
+    if kind != "pretrain" or visible == 0 or device == "cpu" or device.startswith("cuda:"):
+        return None
+    busy: set[int] = set()
+    for other in list_runs(root):
+        if other.alive and other.path != exclude:
+            busy.update(int(i) for i in (read_json(other.path / "job.json").get("gpu_ids") or []))
+    return assign_gpus(gpus, visible, busy)
 
 
 def run_info(run_dir: str | Path) -> RunInfo:
@@ -120,9 +176,7 @@ def run_info(run_dir: str | Path) -> RunInfo:
     status = read_json(run_dir / "status.json")
     config = read_json(run_dir / "config.json").get("config", {})
     kind = job.get("kind") or ("pretrain" if status or config else "sweep")
-    same_host = job.get("host", status.get("host")) in (None, socket.gethostname())
-    pid = int(job.get("pid") or status.get("pid") or -1)
-    alive = same_host and pid_alive(pid)
+    alive = _alive(run_dir, job, status)
     exit_path = run_dir / "exit_code"
     exit_code = int(exit_path.read_text().strip() or -1) if exit_path.exists() else None
     state = status.get("state")
@@ -149,6 +203,37 @@ def run_info(run_dir: str | Path) -> RunInfo:
                    method=status.get("method") or config.get("method"), step=int(status.get("step") or 0),
                    epoch=int(status.get("epoch") or 0), total_steps=status.get("total_steps"), error=error,
                    alive=alive, started=job.get("started") or status.get("started"))
+
+
+#: A run whose only sign of life is a pid without a start time is taken as dead once its heartbeat is this old.
+STALE_HEARTBEAT_S = 120.0
+
+
+def _trainers(run_dir: Path) -> list[dict]:
+    from aclecg.train import RunDir  # noqa: PLC0415 - the run-directory layout, not the training loop
+
+    return RunDir(run_dir).live_procs()
+
+
+def _alive(run_dir: Path, job: dict, status: dict) -> bool:
+    """Whether the run's own processes still run: a trainer (verified by its start time) or the wrapper shell.
+
+    The trainers' records come first: killing the wrapper leaves a trainer that keeps training, and that run is
+    running. A pid whose start time is unknown counts only while the heartbeat is fresh.
+    """
+    if _trainers(run_dir):
+        return True
+    if job:
+        wrapper = {"pid": job.get("pid"), "start": job.get("start"), "host": job.get("host")}
+    elif status:
+        wrapper = status.get("process") or {"pid": status.get("pid"), "start": None, "host": status.get("host")}
+    else:
+        return False
+    if not record_alive(wrapper):
+        return False
+    if wrapper.get("start") is None and status.get("heartbeat"):
+        return time.time() - float(status["heartbeat"]) < STALE_HEARTBEAT_S
+    return True
 
 
 def list_runs(runs_root: str | Path = DEFAULT_RUNS_ROOT) -> list[RunInfo]:
@@ -189,18 +274,36 @@ def tail_log(run_dir: str | Path, lines: int = 40) -> str:
     return _tail(Path(run_dir) / "stdout.log", lines)
 
 
-def cancel(run_dir: str | Path) -> bool:
-    """Ask a running job to stop (SIGTERM to its process group: it checkpoints, then ends as cancelled)."""
+def cancel(run_dir: str | Path, wait: float = 0.0) -> bool:
+    """Ask a running job to stop: its training processes checkpoint and end as cancelled.
+
+    SIGTERM goes to the trainers themselves (every rank under torchrun, identified by pid *and* start time), so
+    they save a stop checkpoint and exit cleanly, torchrun exits with them and the wrapper records the exit code.
+    Before a trainer has registered (the first seconds of a job), the wrapper's process group is signalled. No
+    other process is ever signalled. ``wait > 0`` blocks up to that many seconds until the run has stopped.
+    """
+    run_dir = Path(run_dir)
     info = run_info(run_dir)
     if not info.alive:
         return False
-    job = read_json(Path(run_dir) / "job.json")
-    (Path(run_dir) / "cancel_requested").write_text(str(time.time()))
-    pid = int(job.get("pid") or -1)
-    try:
-        os.killpg(pid, signal.SIGTERM)
-    except (ProcessLookupError, PermissionError):
-        os.kill(pid, signal.SIGTERM)
+    (run_dir / "cancel_requested").write_text(str(time.time()))
+    trainers = _trainers(run_dir)
+    for rec in trainers:
+        try:
+            os.kill(int(rec["pid"]), signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+    if not trainers:
+        job = read_json(run_dir / "job.json")
+        wrapper = {"pid": job.get("pid"), "start": job.get("start"), "host": job.get("host")}
+        if record_alive(wrapper):
+            try:
+                os.killpg(int(wrapper["pid"]), signal.SIGTERM)
+            except (ProcessLookupError, PermissionError):
+                pass
+    deadline = time.time() + wait
+    while wait > 0 and time.time() < deadline and run_info(run_dir).alive:
+        time.sleep(0.2)
     return True
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from aclecg import jobs
+from aclecg import jobs, procs
 from aclecg.errors import AclEcgError, ConfigError
 
 TINY = json.dumps({"stem_width": 4, "widths": [8], "blocks": [1], "feature_dim": 8})
@@ -120,10 +120,68 @@ def test_multi_gpu_launch_goes_through_torchrun(tmp_path, monkeypatch):
             self.pid = DEAD_PID
 
     monkeypatch.setattr(jobs.subprocess, "Popen", FakePopen)
+    monkeypatch.setattr(jobs, "visible_gpus", lambda: 6)
     run = jobs.launch("pretrain", ["--method", "simclr"], tmp_path, "multi", gpus=4)
     script = started["cmd"][2]
     assert "-m torch.distributed.run --standalone --nproc_per_node 4 -m aclecg pretrain --method simclr" in script
-    assert started["kwargs"]["start_new_session"]  # one process group: cancel reaches every rank
-    assert json.loads((run / "job.json").read_text())["gpus"] == 4
+    assert started["kwargs"]["start_new_session"]
+    assert started["kwargs"]["env"]["CUDA_VISIBLE_DEVICES"] == "0,1,2,3"
+    job = json.loads((run / "job.json").read_text())
+    assert job["gpus"] == 4 and job["gpu_ids"] == [0, 1, 2, 3]
     with pytest.raises(ConfigError, match="gpus"):
         jobs.launch("sweep", [], tmp_path, "s", gpus=2)
+    with pytest.raises(ConfigError, match="needs CUDA devices"):  # CPU with several processes: refused
+        jobs.launch("pretrain", ["--device", "cpu"], tmp_path, "cpu-multi", gpus=2)
+
+
+def test_gpus_are_assigned_so_that_running_jobs_never_share_one(tmp_path, monkeypatch):
+    started = []
+
+    class FakePopen:
+        def __init__(self, cmd, **kwargs):
+            started.append(kwargs["env"].get("CUDA_VISIBLE_DEVICES"))
+            self.pid = os.getpid()  # "alive": the test process itself plays the running wrapper
+
+    monkeypatch.setattr(jobs.subprocess, "Popen", FakePopen)
+    monkeypatch.setattr(jobs, "visible_gpus", lambda: 3)
+    jobs.launch("pretrain", [], tmp_path, "a", gpus=2)
+    jobs.launch("pretrain", [], tmp_path, "b")
+    with pytest.raises(AclEcgError, match="only 0 of 3 are free"):
+        jobs.launch("pretrain", [], tmp_path, "c")
+    jobs.launch("pretrain", ["--device", "cuda:0"], tmp_path, "explicit")  # the user's own choice is kept
+    assert started == ["0,1", "2", None]
+    assert jobs.assign_gpus(1, 4, {0, 2}) == [1]
+
+
+def test_a_recycled_pid_is_not_the_run(tmp_path):
+    """job.json names a pid that now belongs to another process (start time differs): not running, never signalled."""
+    import subprocess
+    import sys
+
+    other = subprocess.Popen([sys.executable, "-c", "import signal, time; signal.signal(signal.SIGTERM, "
+                              "lambda *a: open('TERMED', 'w').write('x')); time.sleep(30)"], cwd=tmp_path)
+    try:
+        rec = procs.own_record(other.pid)
+        _fake_run(tmp_path, "old", status={"state": "running", "pid": other.pid, "heartbeat": time.time() - 86400},
+                  job={"kind": "pretrain", **rec, "start": (rec["start"] or 0) + 12345})
+        info = jobs.run_info(tmp_path / "old")
+        assert not info.alive and info.state == "interrupted"
+        assert not jobs.cancel(tmp_path / "old")
+        time.sleep(0.3)
+        assert other.poll() is None and not (tmp_path / "TERMED").exists()
+    finally:
+        other.kill()
+        other.wait()
+
+
+def test_a_trainer_whose_wrapper_was_killed_is_still_running(tmp_path):
+    """The trainer's own record (pid + start time) keeps the run 'running' even with the wrapper gone."""
+    from aclecg.train import RunDir
+
+    _fake_run(tmp_path, "orphan", status={"state": "running", "pid": DEAD_PID}, job={"kind": "pretrain",
+                                                                                     "pid": DEAD_PID})
+    RunDir(tmp_path / "orphan").write_proc(0)  # this test process plays the trainer
+    info = jobs.run_info(tmp_path / "orphan")
+    assert info.alive and info.state == "running"
+    (tmp_path / "orphan" / "procs" / "rank-0.json").unlink()
+    assert jobs.run_info(tmp_path / "orphan").state == "interrupted"

@@ -81,3 +81,42 @@ def test_a_rank_zero_lock_failure_stops_both_ranks_within_seconds(two_process_ru
     assert "in use by pid" in ranks[0]["lock"]["error"]
     assert ranks[1]["lock"]["error"].startswith("rank 0 could not start the run: ")
     assert max(r["lock"]["seconds"] for r in ranks) < 10
+
+
+@pytest.mark.slow
+def test_cancel_under_torchrun_stops_every_rank_with_a_checkpoint_and_an_exit_code(bundled_prepared, tmp_path):
+    """Cancel signals the training processes, not the wrapper: both ranks checkpoint, torchrun exits 0, and the
+    wrapper shell lives to write the exit code."""
+    import shlex
+    import time
+
+    from aclecg import jobs, procs
+
+    run = tmp_path / "runs" / "ddp"
+    run.mkdir(parents=True)
+    config = dict(method="simclr", data=[str(bundled_prepared)], encoder=TINY, epochs=1, batch_size=16,
+                  max_steps=2000, checkpoint_every=500, seed=3, device="cpu")
+    (tmp_path / "c.json").write_text(json.dumps(config))
+    argv = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port",
+            str(29400 + os.getpid() % 1000), "-m", "aclecg", "pretrain", "--config", str(tmp_path / "c.json"),
+            "--run-dir", str(run), "--no-progress"]
+    script = f"{shlex.join(argv)}; echo $? > {shlex.quote(str(run / 'exit_code'))}"
+    with open(run / "stdout.log", "wb") as out:
+        wrapper = subprocess.Popen(["/bin/sh", "-c", script], stdout=out, stderr=subprocess.STDOUT, cwd=REPO,
+                                   start_new_session=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    (run / "job.json").write_text(json.dumps({"kind": "pretrain", **procs.own_record(wrapper.pid)}))
+    try:
+        deadline = time.time() + 120
+        while time.time() < deadline and not (len(jobs.read_metrics(run)) >= 3 and len(list(
+                (run / "procs").glob("rank-*.json"))) == 2):
+            time.sleep(0.2)
+        assert jobs.run_info(run).state == "running", jobs.tail_log(run)
+        assert jobs.cancel(run, wait=60)
+        wrapper.wait(timeout=30)
+        info = jobs.run_info(run)
+        assert info.state == "cancelled" and not info.alive, jobs.tail_log(run)
+        assert (run / "exit_code").read_text().strip() == "0"
+        assert (run / "checkpoints" / f"step_{info.step:08d}.pt").exists()
+    finally:
+        if wrapper.poll() is None:
+            os.killpg(wrapper.pid, 9)
