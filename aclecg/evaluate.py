@@ -186,7 +186,6 @@ def _read_signals(dataset: Any, indices: np.ndarray, lead_idx: Sequence[int]) ->
     return out
 
 
-@torch.no_grad()
 def _inference_dtype(dev: torch.device) -> torch.dtype | None:
     """Autocast dtype for frozen forward passes: bf16 on GPUs with native bf16, fp16 on older GPUs, none on CPU."""
     return resolve_amp("auto", dev)
@@ -207,6 +206,7 @@ def precision_key(dev: torch.device) -> str:
     return precision_tag(dev, _inference_dtype(dev))
 
 
+@torch.no_grad()
 def extract_embeddings(encoder: nn.Module, dataset: Any, lead_idx: Sequence[int], indices: np.ndarray | None = None,
                        batch_size: int = 256, device: str | torch.device = "auto",
                        show_progress: bool = False) -> np.ndarray:
