@@ -23,6 +23,7 @@ so *N* processes with global batch *B* follow the same loss curve as one process
 
 from __future__ import annotations
 
+import gc
 import json
 import math
 import os
@@ -474,6 +475,8 @@ def pretrain(config: PretrainConfig, run_dir: str | Path, resume: bool = False, 
     try:
         return _pretrain_rank(config, run_dir, resume, progress, stop_after_steps, device, info)
     finally:
+        if info.enabled:
+            gc.collect()  # free DDP wrappers and their reducers while the process group still exists
         shutdown_distributed(info)
 
 

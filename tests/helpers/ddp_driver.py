@@ -7,6 +7,7 @@ what it saw to ``OUT/rank-R.json``. Usage: ``torchrun ... tests/helpers/ddp_driv
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -95,6 +96,10 @@ def main() -> None:
     (out / f"rank-{info.rank}.json").write_text(json.dumps(me, indent=1))
     torch.distributed.barrier()
     shutdown_distributed(info)
+    # as `python -m aclecg` does for torchrun workers: no interpreter teardown (see aclecg/__main__.py)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 if __name__ == "__main__":
