@@ -7,13 +7,14 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 PORT   ?= 8501
 
-.PHONY: app test test-slow test-browser test-all bench results bundled install clean-cache help
+.PHONY: app test test-slow test-browser test-gpu test-all bench results bundled install clean-cache help
 
 help:
 	@echo "make app          set up and start the app on bundled data (http://localhost:$(PORT))"
 	@echo "make test         set up and run the default (fast) test suite"
 	@echo "make test-slow    also run the slow tests (real training, resume, two-process DDP)"
 	@echo "make test-browser end-to-end tests in headless Chromium (installs chromium with apt if missing)"
+	@echo "make test-gpu     on a CUDA machine: GPU tests, pretraining/encoder throughput, one summary (skips without CUDA)"
 	@echo "make bench        run every speed benchmark (see benchmarks/README.md)"
 	@echo "make results     pretrain the shipped checkpoints, run the sweeps, write docs/results.md"
 
@@ -56,6 +57,11 @@ test-browser: $(STAMP)
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null) \
 	  || echo "chromium not installed: browser tests will be skipped")
 	@$(call PYTEST,-m browser)
+
+# On a machine with CUDA: the GPU tests, 200 steps of AMP pretraining and encoder throughput, printed as one
+# summary block (benchmarks/gpu_check.py). Without CUDA it says so and succeeds.
+test-gpu: bundled
+	$(PY) benchmarks/gpu_check.py
 
 test-all: test test-slow test-browser
 

@@ -90,7 +90,11 @@ class EncoderConfig:
         return self.n_leads * self.feature_dim
 
     def to_dict(self) -> dict[str, Any]:
+        """Plain data. ``stem`` is left out when it is ``"xresnet"``, so that the configs, checkpoint metadata and
+        cache keys of encoders from before the key existed stay byte-identical."""
         data = asdict(self)
+        if data["stem"] == "xresnet":
+            del data["stem"]
         return {k: list(v) if isinstance(v, tuple) else v for k, v in data.items()}
 
     @classmethod

@@ -3,7 +3,7 @@
 Each benchmark measures its two sides in the same run, so the printed ratios compare like with like even on a
 busy machine; absolute times depend on the machine and its load, printed at the start.
 
-    python benchmarks/run_all.py [--only cache,augment,train,umap,pages]
+    python benchmarks/run_all.py [--only cache,augment,encoder,train,umap,pages]
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ HERE = Path(__file__).resolve().parent
 BENCHMARKS = {
     "cache": "bench_cache.py",      # memory-mapped cache vs reading WFDB files again, per epoch
     "augment": "bench_augment.py",  # batched Physio-AUG vs a per-sample NumPy loop; share of a training step
+    "encoder": "bench_encoder.py",  # encoder training/evaluation samples/s vs the pre-2026-12 encoder and a plain CNN
     "train": "bench_train.py",      # end-to-end pretraining throughput vs the bare encoder
     "umap": "bench_umap.py",        # fast 2-D embedding vs umap-learn defaults (time and trustworthiness)
     "pages": "bench_pages.py",      # first render of every app page

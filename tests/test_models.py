@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import copy
 import json
+from pathlib import Path
 from dataclasses import replace
 
 import pytest
@@ -148,3 +150,70 @@ def test_encoder_trains_and_eval_is_deterministic():
     assert float(loss.detach()) < first
     enc.eval()
     assert torch.equal(enc(x).embedding, enc(x).embedding)
+
+
+# ------------------------------------------------------------------ the channels-last layout against a 1-D reference
+def _reference_1d(enc: ECGEncoder, x: torch.Tensor) -> torch.Tensor:
+    """The encoder computed in the (N, C, T) layout with 1-D operators, straight from its parameters."""
+    import torch.nn.functional as F
+    from aclecg.models import _BatchNorm, _Conv, _Pool, _ResBlock
+
+    def run(module, h):
+        if isinstance(module, _Conv):
+            return F.conv1d(h, module.weight, module.bias, module.stride, module.padding)
+        if isinstance(module, _BatchNorm):
+            return F.batch_norm(h, module.running_mean, module.running_var, module.weight, module.bias,
+                                module.training, module.momentum, module.eps)
+        if isinstance(module, _Pool):
+            pool = F.max_pool1d if module.kind == "max" else F.avg_pool1d
+            return pool(h, module.kernel, module.stride, module.padding, ceil_mode=module.ceil_mode)
+        if isinstance(module, _ResBlock):
+            return module.act(run(module.convs, h) + run(module.shortcut, h))
+        if isinstance(module, torch.nn.Sequential):
+            for child in module:
+                h = run(child, h)
+            return h
+        return module(h)
+
+    b, n_leads, t = x.shape
+    h = run(enc.stages, run(enc.stem, x.reshape(b * n_leads, 1, t)))
+    return enc.head(torch.cat([h.mean(-1), h.amax(-1)], dim=1)).reshape(b, -1)
+
+
+@pytest.mark.parametrize("preset", ["small", "small-v1"])
+@pytest.mark.parametrize("t", [1000, 77])
+def test_channels_last_encoder_equals_the_1d_computation(preset, t):
+    """Forward (train and eval mode) and every parameter gradient match a plain 1-D implementation."""
+    torch.manual_seed(0)
+    enc = ECGEncoder(ENCODER_PRESETS[preset])
+    ref = copy.deepcopy(enc)
+    x = torch.randn(3, 12, t)
+    out, expected = enc(x).embedding, _reference_1d(ref, x)
+    torch.testing.assert_close(out, expected, rtol=1e-4, atol=1e-5)
+    out.square().mean().backward()
+    expected.square().mean().backward()
+    for (name, p), q in zip(enc.named_parameters(), ref.parameters(), strict=True):
+        torch.testing.assert_close(p.grad, q.grad, rtol=1e-3, atol=1e-6, msg=lambda m: f"{name}: {m}")
+    enc.eval(), ref.eval()
+    with torch.no_grad():
+        torch.testing.assert_close(enc(x).embedding, _reference_1d(ref, x), rtol=1e-4, atol=1e-5)
+
+
+def test_presets_and_stems():
+    assert ENCODER_PRESETS["small"].stem == "strided" and ENCODER_PRESETS["small-v1"].stem == "xresnet"
+    assert EncoderConfig.from_dict({"widths": [16, 32, 64]}).stem == "xresnet"  # configs from before the key
+    with pytest.raises(ConfigError, match="stem"):
+        EncoderConfig(stem="patchify")
+    fast = ECGEncoder(ENCODER_PRESETS["small"])
+    assert len(fast.stem) == 1 and fast.stem[0][0].stride == (4,)
+
+
+def test_shipped_checkpoints_load_with_their_own_encoder():
+    from aclecg import checkpoint as ckpt
+
+    shipped = sorted((Path(__file__).resolve().parent.parent / "checkpoints").glob("*/encoder.pt"))
+    assert shipped
+    for path in shipped:
+        encoder, meta = ckpt.load_encoder(path)
+        assert encoder.config.stem == "xresnet", path  # trained before the strided stem existed
+        assert encoder(torch.randn(2, 12, int(meta["n_samples"]))).embedding.shape == (2, encoder.embedding_dim)
