@@ -8,12 +8,13 @@ shortcut downsamples by average pooling), and a concat (average + max) pooling h
 * ``"xresnet"``: the xresnet stem, three convolutions (the first with stride 2) and a stride-2 max pool;
 * ``"strided"``: one convolution of kernel 7 and stride 4 straight to ``widths[0]`` channels. It reaches the same
   time resolution (``T / 4``) without running two narrow convolutions, a max pool and their batch norms at
-  ``T / 2``, which on a CPU took half of the encoder's training time (``benchmarks/bench_encoder.py``).
+  ``T / 2``, which on a CPU take about half of the encoder's training time (``benchmarks/bench_encoder.py``),
+  at some cost in linear-probe quality (preset ``small-fast``, see ``ENCODER_PRESETS``).
 
 Layout: every lead goes through the network as a ``(N, C, 1, T)`` tensor in channels-last memory format
 (``kernel (1, k)`` 2-D convolutions, pools and batch norms). oneDNN runs channels-last convolutions of a few
-channels without reordering their inputs and outputs, which made the ``strided`` encoder 1.6x faster to train
-than the same network in the ``(N, C, T)`` layout. The parameters keep their 1-D shapes (``Conv1d`` weights
+channels without reordering their inputs and outputs: 1.1-1.3x faster training and 1.4-1.5x faster evaluation
+for ``small``, 1.6x for the ``strided`` stem, than the same networks in the ``(N, C, T)`` layout. The parameters keep their 1-D shapes (``Conv1d`` weights
 ``(out, in, k)``, ``BatchNorm1d``), so every checkpoint written before loads unchanged.
 
 Every lead goes through the *same* network on its own: ``(B, L, T)`` is reshaped to ``(B * L, 1, T)``,
@@ -159,14 +160,16 @@ STEMS: tuple[str, ...] = ("xresnet", "strided")
 
 #: Encoder presets as data.
 #:
-#: * ``small`` (~53 k parameters, the default): the strided stem; trains ~2.7x faster on a CPU than ``small-v1``
-#:   (``benchmarks/bench_encoder.py``). It runs once per lead, 12 times per record, so its width sets the cost.
-#: * ``small-v1``: the xresnet stem, the ``small`` preset of every checkpoint shipped before 2026-12; kept so that
-#:   their configurations reproduce them.
+#: * ``small`` (~53 k parameters, the default; xresnet stem): pretrains on a CPU in minutes on ~1000 records. It
+#:   runs once per lead, 12 times per record, so its width sets the CPU cost.
+#: * ``small-fast``: ``small`` with the strided stem. It trains 2.6x faster on a CPU than ``small`` did before the
+#:   channels-last layout (2.3x faster than ``small`` now), but in the quality guard its ACL-ECG linear probe
+#:   scored 2.6 AUROC points lower at 100 % of the labels (DeLong p = 0.03; equal at 10 %): see
+#:   ``benchmarks/README.md``. A choice for quick runs, not the default.
 #: * ``base`` (~3.4 M parameters): for a GPU.
 ENCODER_PRESETS: dict[str, EncoderConfig] = {
-    "small": EncoderConfig(stem="strided"),
-    "small-v1": EncoderConfig(),
+    "small": EncoderConfig(),
+    "small-fast": EncoderConfig(stem="strided"),
     "base": EncoderConfig(stem_width=32, widths=(64, 128, 192, 256), blocks=(2, 2, 2, 2), kernel_size=7,
                           feature_dim=128, dropout=0.0),
 }

@@ -84,6 +84,12 @@ def test_a_rank_zero_lock_failure_stops_both_ranks_within_seconds(two_process_ru
 
 
 @pytest.mark.slow
+def test_compile_under_ddp_is_refused_by_every_rank(two_process_run):
+    _, _, ranks = two_process_run
+    assert all("compile is supported for single-process runs only" in (r["compile"]["error"] or "") for r in ranks)
+
+
+@pytest.mark.slow
 def test_cancel_under_torchrun_stops_every_rank_with_a_checkpoint_and_an_exit_code(bundled_prepared, tmp_path):
     """Cancel signals the training processes, not the wrapper: both ranks checkpoint, torchrun exits 0, and the
     wrapper shell lives to write the exit code."""

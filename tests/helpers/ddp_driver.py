@@ -93,6 +93,10 @@ def main() -> None:
     me["lock"] = timed(lambda: train.pretrain(train.PretrainConfig(**{**base, "method": "simclr"}), locked,
                                               progress=False))
 
+    # 5. torch.compile under DDP is refused on every rank, with the same message
+    me["compile"] = timed(lambda: train.pretrain(train.PretrainConfig(**{**base, "method": "simclr", "compile": True}),
+                                                 out / "compile", progress=False))
+
     (out / f"rank-{info.rank}.json").write_text(json.dumps(me, indent=1))
     torch.distributed.barrier()
     shutdown_distributed(info)
