@@ -6,15 +6,17 @@ a stem, residual stages of two-convolution basic blocks (the last BN of each blo
 shortcut downsamples by average pooling), and a concat (average + max) pooling head. Two stems:
 
 * ``"xresnet"``: the xresnet stem, three convolutions (the first with stride 2) and a stride-2 max pool;
-* ``"strided"``: one convolution of kernel 7 and stride 4 straight to ``widths[0]`` channels. It reaches the same
-  time resolution (``T / 4``) without running two narrow convolutions, a max pool and their batch norms at
-  ``T / 2``, which on a CPU take about half of the encoder's training time (``benchmarks/bench_encoder.py``),
-  at some cost in linear-probe quality (preset ``small-fast``, see ``ENCODER_PRESETS``).
+* ``"strided"``: a convolution of kernel 7 and stride 4 straight to ``widths[0]`` channels, then one more
+  convolution at that rate. It reaches the xresnet stem's time resolution (``T / 4``) and about its receptive
+  field (23 against 25 samples) without running two narrow convolutions, their batch norms and a max pool at
+  ``T / 2``, which took about half of the encoder's training time on a CPU (``benchmarks/bench_encoder.py``).
+  With a single convolution the stem was faster still, but lost 2.6 AUROC points in the quality guard
+  (``benchmarks/README.md``).
 
 Layout: every lead goes through the network as a ``(N, C, 1, T)`` tensor in channels-last memory format
 (``kernel (1, k)`` 2-D convolutions, pools and batch norms). oneDNN runs channels-last convolutions of a few
 channels without reordering their inputs and outputs: 1.1-1.3x faster training and 1.4-1.5x faster evaluation
-for ``small``, 1.6x for the ``strided`` stem, than the same networks in the ``(N, C, T)`` layout. The parameters keep their 1-D shapes (``Conv1d`` weights
+for the xresnet stem, about 1.6x for the strided one, than the same networks in the ``(N, C, T)`` layout. The parameters keep their 1-D shapes (``Conv1d`` weights
 ``(out, in, k)``, ``BatchNorm1d``), so every checkpoint written before loads unchanged.
 
 Every lead goes through the *same* network on its own: ``(B, L, T)`` is reshaped to ``(B * L, 1, T)``,
@@ -64,9 +66,9 @@ class EncoderConfig:
         kernel_size: odd kernel size of every non-shortcut convolution.
         feature_dim: ``D``, the size of one lead's feature vector.
         dropout: dropout probability before the final linear layer of the head.
-        stem: ``"xresnet"`` (three convolutions + max pool; ``stem_width`` channels) or ``"strided"`` (one
-            convolution, kernel 7, stride 4; ``stem_width`` unused). Configs written before this key existed
-            mean ``"xresnet"``.
+        stem: ``"xresnet"`` (three convolutions + max pool; ``stem_width`` channels) or ``"strided"`` (a
+            convolution of kernel 7, stride 4, then one of ``kernel_size``; ``stem_width`` unused). Configs
+            written before this key existed mean ``"xresnet"``.
     """
 
     leads: tuple[str, ...] = LEADS
@@ -160,16 +162,14 @@ STEMS: tuple[str, ...] = ("xresnet", "strided")
 
 #: Encoder presets as data.
 #:
-#: * ``small`` (~53 k parameters, the default; xresnet stem): pretrains on a CPU in minutes on ~1000 records. It
-#:   runs once per lead, 12 times per record, so its width sets the CPU cost.
-#: * ``small-fast``: ``small`` with the strided stem. It trains 2.6x faster on a CPU than ``small`` did before the
-#:   channels-last layout (2.3x faster than ``small`` now), but in the quality guard its ACL-ECG linear probe
-#:   scored 2.6 AUROC points lower at 100 % of the labels (DeLong p = 0.03; equal at 10 %): see
-#:   ``benchmarks/README.md``. A choice for quick runs, not the default.
+#: * ``small`` (~54 k parameters, the default since 2026-12): the strided stem. It pretrains on a CPU in minutes on
+#:   ~1000 records; it runs once per lead, 12 times per record, so its width sets the CPU cost.
+#: * ``small-v1``: the xresnet stem, the ``small`` of every checkpoint shipped before 2026-12 (their configurations
+#:   name it, so they reproduce).
 #: * ``base`` (~3.4 M parameters): for a GPU.
 ENCODER_PRESETS: dict[str, EncoderConfig] = {
-    "small": EncoderConfig(),
-    "small-fast": EncoderConfig(stem="strided"),
+    "small": EncoderConfig(stem="strided"),
+    "small-v1": EncoderConfig(),
     "base": EncoderConfig(stem_width=32, widths=(64, 128, 192, 256), blocks=(2, 2, 2, 2), kernel_size=7,
                           feature_dim=128, dropout=0.0),
 }
@@ -279,7 +279,8 @@ class _ResBlock(nn.Module):
 
 def _stem(cfg: EncoderConfig) -> nn.Sequential:
     if cfg.stem == "strided":
-        return nn.Sequential(_ConvBN(1, cfg.widths[0], 7, stride=4))
+        return nn.Sequential(_ConvBN(1, cfg.widths[0], 7, stride=4),
+                             _ConvBN(cfg.widths[0], cfg.widths[0], cfg.kernel_size))
     ks = cfg.kernel_size
     return nn.Sequential(
         _ConvBN(1, cfg.stem_width, ks, stride=2),

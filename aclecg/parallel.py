@@ -105,6 +105,8 @@ class SyncBatchNormAnyDevice(_BatchNorm):
     def forward(self, input: torch.Tensor) -> torch.Tensor:
         if not (self.training and dist.is_available() and dist.is_initialized()):
             return super().forward(input)
+        out_dtype = input.dtype
+        input = input.float()  # statistics (and their all-reduce) in float32, also under bf16/fp16 autocast
         dims = [d for d in range(input.dim()) if d != 1]
         count = torch.tensor(float(input.numel() // input.shape[1]), device=input.device, dtype=input.dtype)
         stats = torch.cat([input.sum(dims), (input * input).sum(dims), count.reshape(1)])
@@ -124,7 +126,7 @@ class SyncBatchNormAnyDevice(_BatchNorm):
         out = (input - mean.reshape(shape)) * torch.rsqrt(var.reshape(shape) + self.eps)
         if self.affine:
             out = out * self.weight.reshape(shape) + self.bias.reshape(shape)
-        return out
+        return out.to(out_dtype)
 
 
 def convert_sync_batchnorm(module: nn.Module, use_cuda: bool) -> nn.Module:

@@ -57,11 +57,31 @@ def native_bf16(device: torch.device) -> bool:
     return torch.cuda.get_device_capability(index)[0] >= 8
 
 
-def resolve_amp(mode: str, device: torch.device) -> torch.dtype | None:
+def cpu_native_bf16() -> bool:
+    """Whether this CPU computes bf16 natively (AVX512-BF16 or AMX-BF16, read from ``/proc/cpuinfo``).
+
+    ``ACLECG_CPU_BF16=0`` or ``=1`` overrides the detection.
+    """
+    forced = os.environ.get("ACLECG_CPU_BF16", "").strip()
+    if forced in ("0", "1"):
+        return forced == "1"
+    try:
+        with open("/proc/cpuinfo") as fh:
+            for line in fh:
+                if line.startswith("flags"):
+                    flags = set(line.split(":", 1)[1].split())
+                    return bool(flags & {"avx512_bf16", "amx_bf16"})
+    except OSError:
+        pass
+    return False
+
+
+def resolve_amp(mode: str, device: torch.device, cpu_auto_bf16: bool = False) -> torch.dtype | None:
     """The autocast dtype for ``mode`` on ``device``; ``None`` means full float32.
 
-    * ``auto``: bf16 on GPUs with native bf16 (compute capability >= 8), fp16 (with loss scaling) on older GPUs,
-      off on CPU (CPU bf16 is an explicit choice: see ``docs/training.md``);
+    * ``auto``: bf16 on GPUs with native bf16 (compute capability >= 8), fp16 (with loss scaling) on older GPUs;
+      on CPU float32, or bf16 when ``cpu_auto_bf16`` is set and the CPU has native bf16 (what pretraining asks
+      for: measured 1.2-1.3x faster there, with the same linear-probe AUROC; see ``docs/training.md``);
     * ``bf16``: bf16 autocast on CUDA or CPU;
     * ``fp16``: CUDA only (a ``ConfigError`` on CPU);
     * ``off``: float32.
@@ -73,10 +93,20 @@ def resolve_amp(mode: str, device: torch.device) -> torch.dtype | None:
     if device.type != "cuda":
         if mode == "fp16":
             raise ConfigError("amp fp16 needs a CUDA device; on CPU use --amp bf16 or off")
-        return torch.bfloat16 if mode == "bf16" else None
+        if mode == "auto":
+            return torch.bfloat16 if cpu_auto_bf16 and cpu_native_bf16() else None
+        return torch.bfloat16
     if mode == "auto":
         return torch.bfloat16 if native_bf16(device) else torch.float16
     return torch.bfloat16 if mode == "bf16" else torch.float16
+
+
+AMP_NAMES = {None: "off", torch.bfloat16: "bf16", torch.float16: "fp16"}
+
+
+def amp_from_name(name: str) -> torch.dtype | None:
+    """The inverse of ``AMP_NAMES`` (what a run directory's config.json records as ``resolved_amp``)."""
+    return {"off": None, "bf16": torch.bfloat16, "fp16": torch.float16}[name]
 
 
 def precision_tag(device: torch.device, amp_dtype: torch.dtype | None) -> str:

@@ -43,7 +43,7 @@ from aclecg import checkpoint as ckpt
 from aclecg.errors import AclEcgError, ConfigError
 from aclecg.leads import LEADS, canonical_lead, default_region_map
 from aclecg.procs import own_record, pid_alive, read_json, record_alive
-from aclecg.runtime import resolve_amp, resolve_device, set_deterministic
+from aclecg.runtime import AMP_NAMES, amp_from_name, resolve_amp, resolve_device, set_deterministic
 from aclecg.parallel import (DistInfo, all_reduce_mean, broadcast_object, convert_sync_batchnorm, init_distributed,
                              reduce_flags, shutdown_distributed)
 
@@ -510,6 +510,7 @@ def _pretrain_rank(config: PretrainConfig, run_dir: str | Path, resume: bool, pr
     # Rank 0 validates the run directory, takes the lock and (on resume) adopts the stored configuration;
     # the outcome, and the configuration every rank trains with, is broadcast.
     setup_error: str | None = None
+    stored_amp: str | None = None
     locked = False
     if main:
         try:
@@ -524,9 +525,12 @@ def _pretrain_rank(config: PretrainConfig, run_dir: str | Path, resume: bool, pr
                 if stored.to_dict() != config.to_dict():
                     log("note: resuming with the configuration stored in the run directory")
                 config = stored
+                # A resumed run keeps the precision it started with, even if "auto" would now choose another;
+                # runs from before this record trained CPU float32.
+                stored_amp = read_json(run.config).get("resolved_amp") or ("off" if device.type == "cpu" else None)
         except AclEcgError as exc:
             setup_error = str(exc)
-    resolved, setup_error = broadcast_object((config.to_dict(), setup_error), info)
+    resolved, setup_error, stored_amp = broadcast_object((config.to_dict(), setup_error, stored_amp), info)
     if setup_error is not None:
         if main:
             raise AclEcgError(setup_error)
@@ -538,6 +542,8 @@ def _pretrain_rank(config: PretrainConfig, run_dir: str | Path, resume: bool, pr
     try:
         device = _pick_device(config, device, info)
         set_deterministic(device, config.deterministic)
+        amp_dtype = amp_from_name(stored_amp) if stored_amp else resolve_amp(config.amp, device, cpu_auto_bf16=True)
+        log(f"precision: {AMP_NAMES[amp_dtype]} (amp={config.amp}, {device})")
         run.write_proc(info.rank)
         if main:
             logf = open(run.log, "a")
@@ -546,10 +552,11 @@ def _pretrain_rank(config: PretrainConfig, run_dir: str | Path, resume: bool, pr
                              world_size=info.world_size, hardware=hardware_description(device))
             ckpt.atomic_write_bytes(run.config, json.dumps(
                 {"run": str(run.path.name), "config": config.to_dict(), "resolved_device": str(device),
-                 "world_size": info.world_size}, indent=1).encode())
+                 "resolved_amp": AMP_NAMES[amp_dtype], "world_size": info.world_size}, indent=1).encode())
             heartbeat = Heartbeat(run)
             heartbeat.start()
-        return _train_loop(config, run, device, info, resume, progress, stopper, stop_after_steps, log, heartbeat)
+        return _train_loop(config, run, device, info, resume, progress, stopper, stop_after_steps, log, heartbeat,
+                           amp_dtype)
     except BaseException as exc:
         if heartbeat:
             heartbeat.stop()
@@ -567,7 +574,8 @@ def _pretrain_rank(config: PretrainConfig, run_dir: str | Path, resume: bool, pr
             run.release_lock()
 
 
-def _train_loop(config, run, device, info: DistInfo, resume, progress, stopper, stop_after_steps, log, heartbeat):
+def _train_loop(config, run, device, info: DistInfo, resume, progress, stopper, stop_after_steps, log, heartbeat,
+                amp_dtype: torch.dtype | None):
     from aclecg.augment import build_augmentation
 
     torch.manual_seed(config.seed)
@@ -593,7 +601,6 @@ def _train_loop(config, run, device, info: DistInfo, resume, progress, stopper, 
         method = convert_sync_batchnorm(method, device.type == "cuda")
     optimizer = torch.optim.AdamW([p for p in method.parameters() if p.requires_grad], lr=config.lr,
                                   weight_decay=config.weight_decay)
-    amp_dtype = resolve_amp(config.amp, device)
     scaler = torch.amp.GradScaler("cuda", enabled=amp_dtype == torch.float16)
 
     step, best = 0, float("inf")

@@ -94,7 +94,7 @@ def test_every_method_returns_float32_loss_terms_under_bf16_autocast(method):
 
 @pytest.mark.parametrize("method", [m.name for m in list_methods()])
 def test_whole_step_under_cpu_bf16_agrees_with_float32(method):
-    """``--amp bf16`` on CPU: the loss of the default encoder + heads agrees with float32 to rtol 2e-2 / atol 1e-3.
+    """``--amp bf16`` on CPU: the loss of the default encoder + heads agrees with float32 to rtol 2e-2 / atol 5e-3.
 
     (The encoder's activations carry bf16's ~3 significant digits; the loss itself is computed in float32.)
     """
@@ -108,4 +108,4 @@ def test_whole_step_under_cpu_bf16_agrees_with_float32(method):
         fp32 = model(x1, x2)["loss"]
         with torch.autocast("cpu", dtype=torch.bfloat16):
             bf16 = twin(x1, x2)["loss"]
-    torch.testing.assert_close(bf16, fp32, rtol=2e-2, atol=1e-3)
+    torch.testing.assert_close(bf16, fp32, rtol=2e-2, atol=5e-3)

@@ -180,7 +180,7 @@ def _reference_1d(enc: ECGEncoder, x: torch.Tensor) -> torch.Tensor:
     return enc.head(torch.cat([h.mean(-1), h.amax(-1)], dim=1)).reshape(b, -1)
 
 
-@pytest.mark.parametrize("preset", ["small", "small-fast"])
+@pytest.mark.parametrize("preset", ["small", "small-v1"])
 @pytest.mark.parametrize("t", [1000, 77])
 def test_channels_last_encoder_equals_the_1d_computation(preset, t):
     """Forward (train and eval mode) and every parameter gradient match a plain 1-D implementation."""
@@ -200,13 +200,14 @@ def test_channels_last_encoder_equals_the_1d_computation(preset, t):
 
 
 def test_presets_and_stems():
-    assert ENCODER_PRESETS["small"].stem == "xresnet" and ENCODER_PRESETS["small-fast"].stem == "strided"
-    assert "stem" not in ENCODER_PRESETS["small"].to_dict()  # configs and cache keys as before the key existed
+    assert ENCODER_PRESETS["small"].stem == "strided" and ENCODER_PRESETS["small-v1"].stem == "xresnet"
+    assert "stem" not in ENCODER_PRESETS["small-v1"].to_dict()  # configs and cache keys as before the key existed
+    assert ENCODER_PRESETS["small"].to_dict()["stem"] == "strided"
     assert EncoderConfig.from_dict({"widths": [16, 32, 64]}).stem == "xresnet"  # configs from before the key
     with pytest.raises(ConfigError, match="stem"):
         EncoderConfig(stem="patchify")
-    fast = ECGEncoder(ENCODER_PRESETS["small-fast"])
-    assert len(fast.stem) == 1 and fast.stem[0][0].stride == (4,)
+    fast = ECGEncoder(ENCODER_PRESETS["small"])
+    assert len(fast.stem) == 2 and fast.stem[0][0].stride == (4,) and fast.stem[1][0].stride == (1,)
 
 
 def test_shipped_checkpoints_load_with_their_own_encoder():

@@ -64,6 +64,9 @@ def main() -> None:
     for method in spec["methods"]:
         train.pretrain(train.PretrainConfig(**{**base, "method": method}), out / f"{method}-2", progress=False)
 
+    train.pretrain(train.PretrainConfig(**{**base, "method": "acl_ecg", "amp": "bf16"}), out / "acl_ecg-bf16-2",
+                   progress=False)
+
     # 2. a non-finite loss on rank 1 only: both ranks stop, with the same error
     me["nonfinite"] = timed(lambda: train.pretrain(
         train.PretrainConfig(**{**base, "method": "nan_on_rank1"}), out / "nonfinite", progress=False))
