@@ -543,10 +543,11 @@ def _pretrain_rank(config: PretrainConfig, run_dir: str | Path, resume: bool, pr
         device = _pick_device(config, device, info)
         set_deterministic(device, config.deterministic)
         amp_dtype = amp_from_name(stored_amp) if stored_amp else resolve_amp(config.amp, device, cpu_auto_bf16=True)
-        log(f"precision: {AMP_NAMES[amp_dtype]} (amp={config.amp}, {device})")
         run.write_proc(info.rank)
         if main:
             logf = open(run.log, "a")
+            log(f"precision: {AMP_NAMES[amp_dtype]} (amp={config.amp}{', as the run started' if stored_amp else ''}, "
+                f"{device})")
             run.write_status(state="running", pid=os.getpid(), process=own_record(), host=socket.gethostname(),
                              heartbeat=time.time(), error=None, started=time.time(), method=config.method,
                              world_size=info.world_size, hardware=hardware_description(device))

@@ -504,7 +504,8 @@ def training_curves(metrics: pd.DataFrame) -> go.Figure:
         fig.add_annotation(text="no metrics yet", x=0.5, y=0.5, xref="paper", yref="paper", showarrow=False)
         fig.update_layout(height=520)
         return fig
-    skip = {"step", "epoch", "lr", "samples_per_s", "time", "wall", "timestamp", "phase"}
+    skip = {"step", "epoch", "epoch_float", "lr", "samples_per_s", "time", "wall", "timestamp", "phase", "world_size",
+            "memory_mb", "rss_mb", "peak_gpu_memory_mb", "skipped_steps"}  # bookkeeping, not loss terms
     terms = [c for c in metrics.columns if c not in skip and pd.api.types.is_numeric_dtype(metrics[c])]
     terms = sorted(terms, key=lambda c: (c != "loss", c))
     for term in terms:

@@ -1,17 +1,17 @@
 #!/usr/bin/env bash
 # Quality guard of the encoder speed work (issue 19): the shipped ACL-ECG recipe (checkpoints/acl_ecg/config.json)
-# pretrained again with today's code -- the default `small` encoder (channels-last layout) and the `small-fast`
-# preset (strided stem), each in float32 and under CPU bf16 autocast -- then linear-probed beside the shipped
-# checkpoint (`small`, trained by the code before the layout change) at 10 % and 100 % of the labels, 3 seeds, on
-# the bundled PTB-XL data (official split, test fold 10). Resumable: finished runs and sweep cells are skipped.
-# About 15 minutes on 2 idle cores.
+# pretrained again with today's code -- the default `small` encoder (strided stem) and `small-v1` (the shipped
+# checkpoints' xresnet stem), each in float32 and under CPU bf16 autocast, all in the channels-last layout -- then
+# linear-probed beside the shipped checkpoint (`small-v1`, trained by the code before these changes) at 10 % and
+# 100 % of the labels, 3 seeds, on the bundled PTB-XL data (official split, test fold 10). Resumable: finished
+# runs and sweep cells are skipped. About 15 minutes on 2 idle cores.
 #   bash benchmarks/quality_guard.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
 OUT=${OUT:-runs/quality-guard}
 $PY -m aclecg bundled >/dev/null
-for variant in small:off small:bf16 small-fast:off small-fast:bf16; do
+for variant in small:off small:bf16 small-v1:off small-v1:bf16; do
   enc=${variant%%:*}; amp=${variant##*:}; run=$OUT/pretrain-$enc-$amp
   if [ ! -f "$run/encoder.pt" ]; then
     resume=; [ -d "$run" ] && resume=--resume
@@ -22,7 +22,7 @@ done
 DATA=$($PY -c "from aclecg.data import ensure_bundled; print(ensure_bundled()['ptbxl'])")
 $PY -m aclecg sweep --checkpoint checkpoints/acl_ecg/encoder.pt \
     --checkpoint $OUT/pretrain-small-off/encoder.pt --checkpoint $OUT/pretrain-small-bf16/encoder.pt \
-    --checkpoint $OUT/pretrain-small-fast-off/encoder.pt --checkpoint $OUT/pretrain-small-fast-bf16/encoder.pt \
+    --checkpoint $OUT/pretrain-small-v1-off/encoder.pt --checkpoint $OUT/pretrain-small-v1-bf16/encoder.pt \
     --data "$DATA" --label-set superdiagnostic --protocol multilabel --fractions 0.1,1 --seeds 3 \
     --arms linear_probe --out $OUT/sweep --no-progress
 mkdir -p benchmarks/quality-guard

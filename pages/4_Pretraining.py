@@ -64,6 +64,8 @@ with st.expander("Launch a run", expanded=not jobs.list_runs(root)):
         device = c6.selectbox("device", ["auto", "cpu"] + [f"cuda:{i}" for i in range(n_gpu)], key="pt_device")
         gpus = st.number_input("GPUs", 0, max(n_gpu, 0), min(n_gpu, 1), key="pt_gpus", disabled=n_gpu < 2,
                                help="Several GPUs run with DistributedDataParallel (one process per GPU, torchrun).")
+        if gpus > 1 and device.startswith("cuda:"):
+            device = "cuda"  # under torchrun each process takes the GPU of its rank (launch assigns the GPUs)
         name = st.text_input("run name", value=f"{method}-{preset}-{time.strftime('%m%d-%H%M')}", key="pt_name")
         args = ["--method", method, "--preset", preset, "--epochs", str(int(epochs)), "--batch-size",
                 str(int(batch)), "--device", device, "--no-progress"]

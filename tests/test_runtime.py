@@ -63,3 +63,21 @@ def test_embedding_cache_and_sweep_keys_differ_by_device_and_precision(monkeypat
     monkeypatch.setattr(torch.cuda, "get_device_capability", lambda i: (7, 0))
     assert evaluate.precision_key(torch.device("cuda", 0)) == "cuda-fp16"
     assert evaluate._training_dtype(torch.device("cuda", 0)) is None  # no fp16 training without loss scaling
+
+
+def test_pretraining_auto_amp_on_cpu_is_bf16_only_where_native(monkeypatch):
+    cpu = torch.device("cpu")
+    monkeypatch.setenv("ACLECG_CPU_BF16", "1")
+    assert runtime.cpu_native_bf16()
+    assert runtime.resolve_amp("auto", cpu, cpu_auto_bf16=True) == torch.bfloat16
+    assert runtime.resolve_amp("auto", cpu) is None  # evaluation keeps CPU float32 (and its cache keys)
+    assert runtime.resolve_amp("off", cpu, cpu_auto_bf16=True) is None
+    monkeypatch.setenv("ACLECG_CPU_BF16", "0")
+    assert runtime.resolve_amp("auto", cpu, cpu_auto_bf16=True) is None
+
+
+def test_cpu_bf16_detection_reads_the_cpu_flags(monkeypatch, tmp_path):
+    monkeypatch.delenv("ACLECG_CPU_BF16", raising=False)
+    flags = open("/proc/cpuinfo").read() if __import__("os").path.exists("/proc/cpuinfo") else ""
+    expected = any(f" {flag}" in flags for flag in ("avx512_bf16", "amx_bf16"))
+    assert runtime.cpu_native_bf16() == expected

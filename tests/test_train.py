@@ -201,3 +201,29 @@ def test_excluded_folds_never_reach_pretraining(bundled_prepared):
     assert len(rotated) == int((folds != 9).sum())
     with pytest.raises(ConfigError, match="exclude_folds"):
         PretrainConfig(exclude_folds=["9"])
+
+
+def test_resume_keeps_the_precision_the_run_started_with(bundled_prepared, tmp_path, monkeypatch):
+    """amp=auto is resolved once and recorded; a resume on a machine where auto would choose otherwise keeps it."""
+    monkeypatch.setenv("ACLECG_CPU_BF16", "1")
+    config = tiny_config(bundled_prepared, method="simclr", amp="auto")
+    run_dir = tmp_path / "run"
+    pretrain(config, run_dir, progress=False, stop_after_steps=2)
+    assert json.loads((run_dir / "config.json").read_text())["resolved_amp"] == "bf16"
+    monkeypatch.setenv("ACLECG_CPU_BF16", "0")  # "another machine": auto would now mean float32
+    pretrain(config, run_dir, progress=False, resume=True)
+    assert json.loads((run_dir / "config.json").read_text())["resolved_amp"] == "bf16"
+    assert "precision: bf16 (amp=auto, as the run started, cpu)" in (run_dir / "log.txt").read_text()
+
+
+def test_a_run_from_before_the_precision_record_resumes_in_float32(bundled_prepared, tmp_path, monkeypatch):
+    monkeypatch.setenv("ACLECG_CPU_BF16", "0")
+    config = tiny_config(bundled_prepared, method="simclr", amp="auto")
+    run_dir = tmp_path / "old"
+    pretrain(config, run_dir, progress=False, stop_after_steps=2)
+    stored = json.loads((run_dir / "config.json").read_text())
+    del stored["resolved_amp"]  # as written before the field existed
+    (run_dir / "config.json").write_text(json.dumps(stored))
+    monkeypatch.setenv("ACLECG_CPU_BF16", "1")
+    pretrain(config, run_dir, progress=False, resume=True)
+    assert json.loads((run_dir / "config.json").read_text())["resolved_amp"] == "off"

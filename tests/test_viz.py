@@ -162,7 +162,8 @@ def test_sweep_figure_log_axis_and_bands():
 
 def test_training_curves_and_diagrams_build():
     metrics = pd.DataFrame({"step": [1, 2, 3], "loss": [3.0, 2.0, 1.5], "loss_region": [1.0, 0.8, 0.7],
-                            "lr": [1e-3] * 3, "samples_per_s": [100.0, 110.0, 120.0]})
+                            "lr": [1e-3] * 3, "samples_per_s": [100.0, 110.0, 120.0], "rss_mb": [900.0] * 3,
+                            "epoch_float": [0.1, 0.2, 0.3], "world_size": [1] * 3})  # bookkeeping: not plotted
     fig = viz.training_curves(metrics)
     assert {t.name for t in fig.data} == {"loss", "loss_region", "lr", "samples/s"}
     assert len(viz.training_curves(pd.DataFrame()).layout.annotations) >= 1
