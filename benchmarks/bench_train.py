@@ -27,17 +27,21 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from aclecg.data import ensure_bundled  # noqa: E402
 from aclecg.models import ECGEncoder  # noqa: E402
+from aclecg.runtime import resolve_amp  # noqa: E402
 from aclecg.train import PretrainConfig, build_encoder_config, pretrain  # noqa: E402
 
 
 def bare_encoder_samples_per_s(encoder: ECGEncoder, batch: int, n_samples: int, steps: int) -> float:
+    """Forward + backward of two views, at the precision the engine's amp=auto picks here (bf16 on CPUs with it)."""
     x = torch.randn(2 * batch, encoder.config.n_leads, n_samples)
     encoder.train()
+    dtype = resolve_amp("auto", torch.device("cpu"), cpu_auto_bf16=True)
     times = []
     for _ in range(steps + 2):
         t0 = time.perf_counter()
-        out = encoder(x)
-        out.embedding.square().mean().backward()
+        with torch.autocast("cpu", dtype=dtype or torch.float32, enabled=dtype is not None):
+            out = encoder(x)
+        out.embedding.float().square().mean().backward()
         times.append(time.perf_counter() - t0)
         encoder.zero_grad(set_to_none=True)
     return batch / float(np.median(times[2:]))
