@@ -1,8 +1,16 @@
 """Checkpoints: atomic writes, checksums, safe loading, and loading an encoder without guessing.
 
 A checkpoint is a ``torch.save`` of plain containers (dicts, lists, tuples) of tensors, numbers and strings, so it
-always loads with ``torch.load(..., weights_only=True)``: nothing in it can run code. Beside each file, a
-``<file>.sha256`` holds its checksum; a file whose checksum does not match is reported as corrupted.
+always loads with ``torch.load(..., weights_only=True)``: nothing in it can run code.
+
+Integrity is checked on every load, twice where possible:
+
+* the payload carries ``integrity``: a SHA-256 over its own content (every key, value, tensor dtype, shape and
+  byte), recomputed on load. A flipped bit in a weight, or a sidecar regenerated over a damaged file, is caught;
+* beside the file, ``<file>.sha256`` holds the file's checksum (when present it must match).
+
+A file with neither (not written by aclecg, or written before the embedded digest existed and stripped of its
+sidecar) is refused: unverified weights are never loaded.
 
 >>> from aclecg.checkpoint import load_encoder            # doctest: +SKIP
 >>> encoder, meta = load_encoder("checkpoints/acl_ecg/encoder.pt")  # doctest: +SKIP
@@ -61,12 +69,42 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
         raise
 
 
+INTEGRITY_ALGORITHM = "sha256-content-v1"
+
+
+def _feed(digest: "hashlib._Hash", value: Any) -> None:
+    """Feed a canonical, type-tagged encoding of ``value`` (nested containers of tensors and scalars)."""
+    if torch.is_tensor(value):
+        t = value.detach().cpu().contiguous().reshape(-1)
+        digest.update(f"T{t.dtype}{tuple(value.shape)}".encode())
+        digest.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    elif isinstance(value, dict):
+        digest.update(f"D{len(value)}".encode())
+        for key in sorted(value, key=repr):
+            _feed(digest, key)
+            _feed(digest, value[key])
+    elif isinstance(value, (list, tuple)):
+        digest.update(f"{'L' if isinstance(value, list) else 'U'}{len(value)}".encode())
+        for item in value:
+            _feed(digest, item)
+    else:
+        digest.update(f"S{type(value).__name__}:{value!r};".encode())
+
+
+def content_digest(payload: dict[str, Any]) -> str:
+    """SHA-256 of a payload's content, leaving out its own ``integrity`` and the loader's ``checkpoint_sha256``."""
+    digest = hashlib.sha256()
+    _feed(digest, {k: v for k, v in payload.items() if k not in ("integrity", "checkpoint_sha256")})
+    return digest.hexdigest()
+
+
 def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> str:
     """Atomically save ``payload`` and its ``.sha256`` sidecar; returns the checksum.
 
     The payload must be loadable with ``weights_only=True``; this is checked before anything is written, so a
     checkpoint that could not be loaded safely is never produced.
     """
+    payload = {**payload, "integrity": {"algorithm": INTEGRITY_ALGORITHM, "sha256": content_digest(payload)}}
     buffer = io.BytesIO()
     torch.save(payload, buffer)
     data = buffer.getvalue()
@@ -98,10 +136,11 @@ def verify_checkpoint(path: str | Path) -> str:
     return digest
 
 
-def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu", verify: bool = True) -> dict[str, Any]:
-    """Load a checkpoint safely (``weights_only=True``) after checking its checksum."""
+def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Load a checkpoint safely (``weights_only=True``) after checking its integrity; never without a check."""
     path = Path(path)
-    digest = verify_checkpoint(path) if verify else sha256_file(path)
+    digest = verify_checkpoint(path)
+    has_sidecar = path.with_name(path.name + ".sha256").is_file()
     try:
         payload = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as exc:
@@ -111,6 +150,16 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu", 
     if payload.get("format_version", 0) > FORMAT_VERSION:
         raise CheckpointError(f"{path} has format version {payload['format_version']}; this aclecg reads "
                               f"up to {FORMAT_VERSION}: upgrade aclecg")
+    integrity = payload.get("integrity")
+    if isinstance(integrity, dict) and integrity.get("algorithm") == INTEGRITY_ALGORITHM:
+        if content_digest(payload) != integrity.get("sha256"):
+            raise CheckpointError(f"checkpoint {path} is corrupted: its content does not match the digest it "
+                                  f"carries")
+    elif integrity is not None:
+        raise CheckpointError(f"checkpoint {path} carries an unknown integrity record {integrity!r}")
+    elif not has_sidecar:
+        raise CheckpointError(f"checkpoint {path} cannot be verified: it carries no digest and has no "
+                              f"{path.name}.sha256 beside it; refusing to load unverified weights")
     payload["checkpoint_sha256"] = digest
     return payload
 

@@ -450,13 +450,46 @@ def _truncate_metrics(path: Path, step: int) -> None:
 
 
 def find_resume_checkpoint(run: RunDir, log: Callable[[str], None]) -> dict[str, Any] | None:
-    """The newest checkpoint that passes its checksum; corrupted ones are reported and skipped."""
-    for path in run.step_checkpoints():
+    """The newest full training state that passes its integrity checks, and says which file it is.
+
+    Step checkpoints are tried newest first; when none is usable, ``best.pt`` (which holds the full state of its
+    step too) is the fallback. Corrupted files are reported and skipped, never loaded.
+    """
+    candidates = run.step_checkpoints() + [run.checkpoints / "best.pt"]
+    for path in candidates:
+        if not path.is_file():
+            continue
         try:
-            return ckpt.load_checkpoint(path)
+            state = ckpt.load_checkpoint(path)
         except AclEcgError as exc:
             log(f"warning: {exc}; falling back to the previous checkpoint")
+            continue
+        if "optimizer" not in state or "rng" not in state:
+            log(f"warning: {path.name} holds no training state; skipped")
+            continue
+        log(f"resuming from {path.name}")
+        return state
     return None
+
+
+def clean_stale_files(run: RunDir) -> list[str]:
+    """Remove what an interrupted write can leave behind (the caller holds the run's lock).
+
+    * ``.*.tmp`` files of atomic writes that never got renamed (checkpoint-sized);
+    * ``.sha256`` sidecars whose file is missing (a kill between the sidecar and the file).
+    """
+    removed = []
+    for folder in (run.path, run.checkpoints):
+        if not folder.is_dir():
+            continue
+        for tmp in folder.glob(".*.tmp"):
+            tmp.unlink(missing_ok=True)
+            removed.append(tmp.name)
+        for sidecar in folder.glob("*.sha256"):
+            if not sidecar.with_name(sidecar.name[: -len(".sha256")]).exists():
+                sidecar.unlink(missing_ok=True)
+                removed.append(sidecar.name)
+    return removed
 
 
 def pretrain(config: PretrainConfig, run_dir: str | Path, resume: bool = False, progress: bool = True,
@@ -520,6 +553,9 @@ def _pretrain_rank(config: PretrainConfig, run_dir: str | Path, resume: bool, pr
                                   f"--run-dir")
             run.acquire_lock()
             locked = True
+            removed = clean_stale_files(run)
+            if removed:
+                log(f"removed {len(removed)} file(s) left by an interrupted write: {', '.join(sorted(removed))}")
             if resume and run.config.exists():
                 stored = PretrainConfig.from_file(run.config)
                 if stored.to_dict() != config.to_dict():
@@ -623,6 +659,8 @@ def _train_loop(config, run, device, info: DistInfo, resume, progress, stopper, 
             log(f"resumed from step {step} (epoch {step // steps_per_epoch + 1})")
         else:
             log("no usable checkpoint found: starting from scratch")
+            if info.is_main:
+                _truncate_metrics(run.metrics, 0)  # the rows of the lost steps will be logged again
     model = method
     if info.enabled:
         ids = [device.index] if device.type == "cuda" else None

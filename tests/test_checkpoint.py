@@ -54,7 +54,7 @@ def test_arbitrary_pickles_are_refused(tmp_path):
     path = tmp_path / "evil.pt"
     torch.save({"encoder_config": {}, "encoder": {}, "x": _Evil()}, path, pickle_module=pickle)
     with pytest.raises(CheckpointError, match="cannot load"):
-        ckpt.load_checkpoint(path, verify=False)
+        ckpt.load_checkpoint(path)
     with pytest.raises(CheckpointError, match="weights-only"):
         ckpt.save_checkpoint(tmp_path / "never.pt", {"encoder_config": {}, "encoder": {}, "x": _Evil()})
     assert not (tmp_path / "never.pt").exists()
@@ -81,3 +81,51 @@ def test_atomic_write_leaves_old_file_on_failure(tmp_path, monkeypatch):
         ckpt.atomic_write_bytes(path, b"new")
     assert path.read_bytes() == b"old"
     assert [p.name for p in tmp_path.iterdir()] == ["f.bin"]  # no temporary file left behind
+
+
+def _flip_a_weight(path, payload_key="encoder"):
+    """Change one weight inside a saved checkpoint and save it again *without* its integrity being updated."""
+    payload = torch.load(path, weights_only=True)
+    name = next(iter(payload[payload_key]))
+    payload[payload_key][name].view(-1)[0] += 1.0
+    torch.save(payload, path)
+
+
+def test_flipped_weight_without_sidecar_is_refused(tmp_path):
+    encoder = ECGEncoder(EncoderConfig.from_dict(TINY))
+    path = tmp_path / "enc.pt"
+    ckpt.save_checkpoint(path, _payload(encoder))
+    (tmp_path / "enc.pt.sha256").unlink()
+    ckpt.load_checkpoint(path)  # intact: the embedded digest alone verifies it
+    _flip_a_weight(path)
+    with pytest.raises(CheckpointError, match="content does not match"):
+        ckpt.load_checkpoint(path)
+
+
+def test_a_regenerated_sidecar_does_not_hide_corruption(tmp_path):
+    encoder = ECGEncoder(EncoderConfig.from_dict(TINY))
+    path = tmp_path / "enc.pt"
+    ckpt.save_checkpoint(path, _payload(encoder))
+    _flip_a_weight(path)
+    (tmp_path / "enc.pt.sha256").write_text(f"{ckpt.sha256_file(path)}  enc.pt\n")
+    with pytest.raises(CheckpointError, match="content does not match"):
+        ckpt.load_encoder(path)
+
+
+def test_unverifiable_checkpoint_is_refused(tmp_path):
+    encoder = ECGEncoder(EncoderConfig.from_dict(TINY))
+    path = tmp_path / "old.pt"
+    torch.save(_payload(encoder), path)  # no digest inside, no sidecar (as a stripped pre-2026-12 file)
+    with pytest.raises(CheckpointError, match="cannot be verified"):
+        ckpt.load_checkpoint(path)
+    (tmp_path / "old.pt.sha256").write_text(f"{ckpt.sha256_file(path)}  old.pt\n")
+    assert ckpt.load_checkpoint(path)["method"] == "simclr"  # the shipped checkpoints' case: sidecar only
+
+
+def test_content_digest_sees_every_kind_of_value():
+    base = {"a": torch.zeros(3), "b": [1, 2.5, "x"], "c": {"d": None}}
+    d0 = ckpt.content_digest(base)
+    assert ckpt.content_digest({**base, "integrity": {"sha256": "zzz"}}) == d0
+    for changed in ({**base, "a": torch.zeros(3, dtype=torch.float64)}, {**base, "a": torch.zeros(1, 3)},
+                    {**base, "b": [1, 2.5, "y"]}, {**base, "b": (1, 2.5, "x")}, {**base, "c": {"d": 0}}):
+        assert ckpt.content_digest(changed) != d0

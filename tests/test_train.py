@@ -227,3 +227,31 @@ def test_a_run_from_before_the_precision_record_resumes_in_float32(bundled_prepa
     monkeypatch.setenv("ACLECG_CPU_BF16", "1")
     pretrain(config, run_dir, progress=False, resume=True)
     assert json.loads((run_dir / "config.json").read_text())["resolved_amp"] == "off"
+
+
+def test_resume_falls_back_to_best_when_every_step_checkpoint_is_bad(bundled_prepared, tmp_path, capsys):
+    config = tiny_config(bundled_prepared, method="simclr", checkpoint_every=2, keep_last=2)
+    run_dir = tmp_path / "run"
+    pretrain(config, run_dir, progress=False, stop_after_steps=4)
+    run = RunDir(run_dir)
+    best = ckpt.load_checkpoint(run.checkpoints / "best.pt")
+    for path in run.step_checkpoints():
+        path.write_bytes(path.read_bytes()[:-50])
+    pretrain(config, run_dir, progress=False, resume=True)
+    err = capsys.readouterr().err
+    assert "resuming from best.pt" in err and f"resumed from step {best['step']}" in err
+    steps = [json.loads(line)["step"] for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert steps == sorted(set(steps)) and steps[-1] == 6  # no step logged twice
+
+
+def test_files_left_by_an_interrupted_write_are_cleaned_on_the_next_start(bundled_prepared, tmp_path, capsys):
+    config = tiny_config(bundled_prepared, method="simclr")
+    run_dir = tmp_path / "run"
+    pretrain(config, run_dir, progress=False, stop_after_steps=2)
+    ckpts = run_dir / "checkpoints"
+    (ckpts / ".step_00000004.pt.abc123.tmp").write_bytes(b"x" * 1000)  # killed mid-write
+    (ckpts / "best.pt").unlink()                                          # killed between sidecar and file
+    pretrain(config, run_dir, progress=False, resume=True)
+    assert not list(ckpts.glob(".*.tmp"))
+    assert "removed 2 file(s) left by an interrupted write" in capsys.readouterr().err
+    assert (ckpts / "best.pt").exists() == (ckpts / "best.pt.sha256").exists()
