@@ -15,3 +15,10 @@ class ConfigError(AclEcgError, ValueError):
 
 class CheckpointError(AclEcgError):
     """A checkpoint is missing, corrupted, or does not match the data it is used with."""
+
+
+class StorageError(AclEcgError, OSError):
+    """A file could not be written (disk full, read-only, no permission); the message names the path and cause."""
+
+    def __str__(self) -> str:
+        return str(self.strerror) if self.strerror else super().__str__()

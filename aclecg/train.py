@@ -330,7 +330,10 @@ class Heartbeat(threading.Thread):
             self.run_dir_beat()
 
     def run_dir_beat(self) -> None:
-        self.run_dir.write_status(heartbeat=time.time(), **self.progress)
+        try:
+            self.run_dir.write_status(heartbeat=time.time(), **self.progress)
+        except OSError:
+            pass  # a full or read-only disk: the training loop reports it at its next write
 
     def stop(self) -> None:
         """Stop beating and wait for the thread, so nothing writes the run's files after the run has ended."""
@@ -599,8 +602,11 @@ def _pretrain_rank(config: PretrainConfig, run_dir: str | Path, resume: bool, pr
             heartbeat.stop()
         if main:
             cancelled = isinstance(exc, KeyboardInterrupt)
-            run.write_status(state="cancelled" if cancelled else "failed",
-                             error=None if cancelled else f"{type(exc).__name__}: {exc}", heartbeat=time.time())
+            try:
+                run.write_status(state="cancelled" if cancelled else "failed",
+                                 error=None if cancelled else f"{type(exc).__name__}: {exc}", heartbeat=time.time())
+            except OSError as status_exc:  # the disk that failed the run may refuse the status too
+                log(f"warning: could not record the failure in {run.status}: {status_exc}")
         raise
     finally:
         if heartbeat:

@@ -255,3 +255,35 @@ def test_files_left_by_an_interrupted_write_are_cleaned_on_the_next_start(bundle
     assert not list(ckpts.glob(".*.tmp"))
     assert "removed 2 file(s) left by an interrupted write" in capsys.readouterr().err
     assert (ckpts / "best.pt").exists() == (ckpts / "best.pt.sha256").exists()
+
+
+def test_disk_full_while_checkpointing_is_one_clear_error(bundled_prepared, tmp_path, monkeypatch, capsys):
+    """ENOSPC on a checkpoint write: a StorageError naming the file, status 'failed', earlier checkpoints intact,
+    no temporary file left, and through the CLI one line with exit code 2."""
+    import errno
+
+    from aclecg.cli import main
+    from aclecg.errors import StorageError
+
+    config = tiny_config(bundled_prepared, method="simclr", checkpoint_every=2)
+    real_replace = ckpt.os.replace
+
+    def replace(src, dst):
+        if "step_00000004" in str(dst):
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_replace(src, dst)
+
+    monkeypatch.setattr(ckpt.os, "replace", replace)
+    run_dir = tmp_path / "run"
+    with pytest.raises(StorageError, match=r"cannot write .*step_00000004.pt.sha256: No space left on device"):
+        pretrain(config, run_dir, progress=False)
+    status = json.loads((run_dir / "status.json").read_text())
+    assert status["state"] == "failed" and "No space left" in status["error"]
+    assert ckpt.load_checkpoint(run_dir / "checkpoints" / "step_00000002.pt")["step"] == 2
+    assert not list((run_dir / "checkpoints").glob(".*.tmp"))
+    cfg = tmp_path / "c.json"
+    cfg.write_text(json.dumps(config.to_dict()))
+    capsys.readouterr()
+    assert main(["pretrain", "--config", str(cfg), "--run-dir", str(tmp_path / "cli"), "--no-progress"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("error: cannot write ") and "Traceback" not in "\n".join(err)
