@@ -11,7 +11,7 @@ import pytest
 import wfdb
 
 from aclecg.cli import main
-from aclecg.data import BUNDLED_RAW_DIR, ChallengeReader, PtbXlReader, Record, Skipped
+from aclecg.data import BUNDLED_RAW_DIR, ChallengeReader, PtbXlReader, Record, Skipped, prepare_dataset
 from aclecg.data.cpsc2018 import Cpsc2018Reader
 from aclecg.leads import LEADS
 
@@ -191,3 +191,46 @@ def test_input_folder_problems_are_one_line_errors(tmp_path, capsys):
     assert main(["prepare", "--format", "challenge", "--input", str(tmp_path / "nope"),
                  "--output", str(tmp_path / "o")]) == 2
     assert "input folder does not exist" in capsys.readouterr().err
+
+
+def test_ptbxl_rows_that_used_to_crash_prepare_are_named_skips(tmp_path, capsys):
+    """Issue 12's triggers: text/None/inf likelihoods, a path out of --input, an absolute path, a NaN gain, and no
+    age/sex columns. prepare keeps the good records, names every bad one, and raises nothing."""
+    import pandas as pd
+
+    src = BUNDLED_RAW_DIR / "ptb-xl"
+    root = tmp_path / "ptbxl"
+    (root / "records100" / "00000").mkdir(parents=True)
+    shutil.copy(src / "scp_statements.csv", root)
+    db = pd.read_csv(src / "ptbxl_database.csv", dtype={"ecg_id": str}).iloc[:9].copy()
+    for i in range(1, 10):
+        for ext in ("hea", "dat"):
+            shutil.copy(src / "records100" / "00000" / f"{i:05d}_lr.{ext}", root / "records100" / "00000")
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    for ext in ("hea", "dat"):  # a readable record that lies outside --input: it must never be read
+        shutil.copy(src / "records100" / "00000" / f"00009_lr.{ext}", outside)
+    db.loc[1, "scp_codes"] = "{'NORM': 'abc'}"
+    db.loc[2, "scp_codes"] = "{'NORM': None}"
+    db.loc[3, "scp_codes"] = "{'NORM': 1e400}"
+    db.loc[4, "filename_lr"] = "../outside/00009_lr"
+    db.loc[5, "filename_lr"] = str(outside / "00009_lr")
+    hea = root / "records100" / "00000" / "00007_lr.hea"
+    lines = hea.read_text().splitlines()
+    fields = lines[1].split()
+    fields[2] = "nan(0)/mV"
+    lines[1] = " ".join(fields)
+    hea.write_text("\n".join(lines) + "\n")
+    db.drop(columns=["age", "sex"]).to_csv(root / "ptbxl_database.csv", index=False)
+
+    manifest = prepare_dataset(root, tmp_path / "out", "ptbxl", progress=False)
+    reasons = {s["file"]: s["reason"] for s in manifest["skipped"]}
+    assert "likelihood of 'NORM' is 'abc', not a finite number" in reasons["records100/00000/00002_lr"]
+    assert "likelihood of 'NORM' is None" in reasons["records100/00000/00003_lr"]
+    assert "likelihood of 'NORM' is inf" in reasons["records100/00000/00004_lr"]
+    assert "leads outside the input folder" in reasons["../outside/00009_lr"]
+    assert "is empty or absolute; refused" in reasons[str(outside / "00009_lr")]
+    assert "signal line 1 of the header cannot be parsed" in reasons["records100/00000/00007_lr"]
+    assert manifest["counts"]["records_kept"] == 3 and manifest["counts"]["records_skipped"] == 6
+    kept = pd.read_csv(tmp_path / "out" / "records.csv")
+    assert sorted(kept["record_id"].astype(str)) == ["1", "8", "9"]  # rows 2-7 were the bad ones

@@ -103,6 +103,11 @@ def process_record(reader: Reader, item: RecordItem, index: int, cfg: PrepareCon
     except DataError as exc:
         msg = str(exc)
         return Skipped(item.source, msg.split(": ", 1)[1] if msg.startswith(item.source + ": ") else msg)
+    except Exception as exc:  # noqa: BLE001 - one bad record is a named skip, never a traceback
+        first = (str(exc).splitlines() or [""])[0][:160]
+        return Skipped(item.source, f"could not be read: unexpected {type(exc).__name__} ({first})")
+    if not np.isfinite(record.signals).all():
+        return Skipped(item.source, "signal has non-finite samples (NaN or infinite; a gain of 0 or NaN?)")
     if record.fs < cfg.fs - 1e-9:
         return Skipped(item.source, f"sampling rate {record.fs:g} Hz is below the target {cfg.fs:g} Hz")
     x = resample(record.signals, record.fs, cfg.fs)

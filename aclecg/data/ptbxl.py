@@ -66,7 +66,12 @@ def parse_scp_codes(text: object, source: str) -> dict[str, float]:
         raise DataError(f"{source}: unreadable scp_codes {str(text)[:60]!r}") from None
     if not isinstance(value, dict) or not all(isinstance(k, str) for k in value):
         raise DataError(f"{source}: scp_codes is not a dict of SCP codes: {str(text)[:60]!r}")
-    return {k.strip(): float(v) for k, v in value.items()}
+    out = {}
+    for k, v in value.items():
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(float(v)):
+            raise DataError(f"{source}: scp_codes likelihood of {k!r} is {v!r}, not a finite number")
+        out[k.strip()] = float(v)
+    return out
 
 
 def aggregate(codes: dict[str, float], mapping: dict[str, dict[str, str]]) -> dict[str, list[str]]:
@@ -121,10 +126,22 @@ class PtbXlReader(Reader):
                 items.append(self._item(row, filename))
             except DataError as exc:
                 skipped.append(Skipped(filename, str(exc).split(": ", 1)[-1]))
+            except Exception as exc:  # noqa: BLE001 - one bad row is a named skip, never a traceback
+                skipped.append(Skipped(filename, f"unreadable row of {DATABASE} ({type(exc).__name__}: {exc})"))
         return items, skipped
+
+    def _confined(self, filename: str) -> Path:
+        """``root / filename``, refused when the name is absolute or leads outside the input folder."""
+        if not filename or filename == "nan" or Path(filename).is_absolute():
+            raise DataError(f"{filename}: {self.resolution} file name {filename!r} is empty or absolute; refused")
+        path = (self.root / filename).resolve()
+        if not path.is_relative_to(self.root.resolve()):
+            raise DataError(f"{filename}: file name leads outside the input folder {self.root}; refused")
+        return self.root / filename
 
     def _item(self, row, filename: str) -> RecordItem:
         source = filename
+        path = self._confined(filename)
         codes = parse_scp_codes(row.scp_codes, source)
         unknown = sorted(set(codes) - set(self.statements.index))
         if unknown:
@@ -137,12 +154,12 @@ class PtbXlReader(Reader):
             raise DataError(f"{source}: strat_fold {row.strat_fold!r} is not an integer 1..10")
         patient = row.patient_id
         patient_id = str(int(patient)) if isinstance(patient, float) and math.isfinite(patient) else str(patient)
-        age = age_value(row.age)
+        age = age_value(getattr(row, "age", None))  # age and sex are optional columns
         if age == 300.0:
             age = AGE_CAP
-        return RecordItem(path=str(self.root / filename), source=source, record_id=str(row.ecg_id),
+        return RecordItem(path=str(path), source=source, record_id=str(row.ecg_id),
                           patient_id=patient_id, labels=aggregate(codes, self.mapping), fold=fold, age=age,
-                          sex=sex_code(row.sex))
+                          sex=sex_code(getattr(row, "sex", None)))
 
     def _read_signals(self, item: RecordItem) -> tuple[np.ndarray, list[str], float]:
         raw = read_wfdb(Path(item.path), item.source, expected_fs=self.expected_fs)

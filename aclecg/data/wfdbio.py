@@ -102,12 +102,20 @@ def read_wfdb(path: Path, source: str, expected_fs: float | None = None) -> RawS
         raise DataError(f"{source}: header has an invalid sampling rate {rec.fs!r}")
     if expected_fs is not None and abs(float(rec.fs) - expected_fs) > 1e-6:
         raise DataError(f"{source}: sampling rate {rec.fs:g} Hz in the header, expected {expected_fs:g} Hz")
+    for lead, gain in zip(rec.sig_name, rec.adc_gain or [None] * rec.n_sig):
+        if gain is None or isinstance(gain, bool) or not np.isfinite(gain) or gain <= 0:
+            raise DataError(f"{source}: lead {lead} has ADC gain {gain!r} in the header; it must be a positive "
+                            f"number")
     digital = rec.d_signal
     if digital is None or digital.ndim != 2 or digital.shape[1] != rec.n_sig:
         raise DataError(f"{source}: signal data do not match the header's {rec.n_sig} leads")
     if rec.sig_len and digital.shape[0] != rec.sig_len:
         raise DataError(f"{source}: header says {rec.sig_len} samples but the signal file holds "
                         f"{digital.shape[0]}")
+    if rec.checksum is not None and any(c is None for c in rec.checksum):
+        lines = [str(i + 1) for i, c in enumerate(rec.checksum) if c is None]
+        raise DataError(f"{source}: signal line {', '.join(lines)} of the header cannot be parsed (a malformed "
+                        f"gain, baseline, units or checksum field, e.g. a gain of NaN)")
     if rec.checksum is not None:
         calc = np.asarray(rec.calc_checksum(), dtype=np.int64)
         bad = np.flatnonzero((calc - np.asarray(rec.checksum, dtype=np.int64)) % 65536 != 0)
