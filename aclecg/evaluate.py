@@ -19,6 +19,9 @@ import json
 import math
 import re
 import threading
+import warnings
+import zipfile
+import zlib
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -206,6 +209,29 @@ def precision_key(dev: torch.device) -> str:
     return precision_tag(dev, _inference_dtype(dev))
 
 
+def _load_cached_array(path: Path) -> np.ndarray | None:
+    """A cached ``.npy``, or ``None`` (with a warning) when the file is cut short or damaged: it is recomputed."""
+    try:
+        return np.load(path, allow_pickle=False)
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+        warnings.warn(f"cached embeddings {path} are unreadable ({type(exc).__name__}: {exc}); recomputing",
+                      stacklevel=3)
+        return None
+
+
+def _cell_readable(meta_path: Path, pred_path: Path) -> bool:
+    """Whether a finished sweep cell's two files can be read back; a damaged cell is recomputed, with a warning."""
+    try:
+        json.loads(meta_path.read_text())
+        with np.load(pred_path, allow_pickle=False) as z:
+            z["y_true"], z["y_score"]
+        return True
+    except (OSError, ValueError, EOFError, KeyError, UnicodeDecodeError, zipfile.BadZipFile, zlib.error) as exc:
+        warnings.warn(f"sweep cell {pred_path.stem} is unreadable ({type(exc).__name__}: {exc}); recomputing it",
+                      stacklevel=3)
+        return False
+
+
 @torch.no_grad()
 def extract_embeddings(encoder: nn.Module, dataset: Any, lead_idx: Sequence[int], indices: np.ndarray | None = None,
                        batch_size: int = 256, device: str | torch.device = "auto",
@@ -245,8 +271,8 @@ def cached_embeddings(source: EncoderSource, dataset: Any, cache_dir: str | Path
     name = f"{re.sub(r'[^A-Za-z0-9_.-]', '_', source.key)[:64]}__{fingerprint[:24]}{'__' + tag if tag else ''}.npy"
     path = folder / name
     if path.is_file() and not refresh:
-        emb = np.load(path)
-        if emb.shape[0] == len(dataset):
+        emb = _load_cached_array(path)
+        if emb is not None and emb.ndim == 2 and emb.shape[0] == len(dataset):
             return emb, path
     emb = extract_embeddings(source.encoder, dataset, lead_idx, batch_size=batch_size, device=device,
                              show_progress=show_progress)
@@ -769,7 +795,7 @@ def run_sweep(checkpoints: Sequence[str | Path | EncoderSource], data: Any, labe
         cell_id = f"{_safe(arm.name)}__f{fraction:g}__s{seed}__{_digest(key)[:12]}"
         meta_path, pred_path = out / "cells" / f"{cell_id}.json", out / "cells" / f"{cell_id}.npz"
         event = dict(total=total, cell=cell_id, arm=arm.name, fraction=fraction, seed=seed)
-        if meta_path.is_file() and pred_path.is_file():
+        if meta_path.is_file() and pred_path.is_file() and _cell_readable(meta_path, pred_path):
             cell_records.append(json.loads(meta_path.read_text()))
             n_cached += 1
             bar.update(1)

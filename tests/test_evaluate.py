@@ -161,6 +161,12 @@ def test_embeddings_cached_by_sha_and_fingerprint(data, tmp_path, monkeypatch):
     monkeypatch.setattr(evaluate, "extract_embeddings", lambda *a, **k: calls.append(1))
     again, path2 = evaluate.cached_embeddings(src, data)
     assert path2 == path and not calls and np.array_equal(again, emb)
+    monkeypatch.undo()
+    monkeypatch.setenv("ACLECG_CACHE", str(tmp_path / "cache"))
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])  # cut short (a full disk, a kill)
+    with pytest.warns(UserWarning, match="unreadable.*recomputing"):
+        fixed, _ = evaluate.cached_embeddings(src, data, batch_size=16, device="cpu")
+    np.testing.assert_allclose(fixed, emb, rtol=1e-5, atol=1e-6)
 
 
 def test_random_init_is_seeded(data):
@@ -258,6 +264,13 @@ def test_sweep_end_to_end_tidy_and_resumable(data, tmp_path, monkeypatch):
     assert again.n_computed == 0 and again.n_cached == n_cells
     assert {e.status for e in events} == {"cached"}
     pd.testing.assert_frame_equal(again.results, res.results)
+    # a cell cut short is recomputed (with a warning), not a traceback on every later call
+    damaged = tmp_path / "sweep" / "cells" / f"{cell['cell']}.npz"
+    damaged.write_bytes(damaged.read_bytes()[:100])
+    with pytest.warns(UserWarning, match="unreadable; recomputing|unreadable .*recomputing"):
+        third = evaluate.run_sweep(**kwargs)
+    assert third.n_computed == 1 and third.n_cached == n_cells - 1
+    pd.testing.assert_frame_equal(third.results, res.results)
 
 
 def test_sweep_singlelabel_fine_tune_and_no_checkpoint(data, tmp_path, monkeypatch):
