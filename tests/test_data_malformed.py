@@ -234,3 +234,35 @@ def test_ptbxl_rows_that_used_to_crash_prepare_are_named_skips(tmp_path, capsys)
     assert manifest["counts"]["records_kept"] == 3 and manifest["counts"]["records_skipped"] == 6
     kept = pd.read_csv(tmp_path / "out" / "records.csv")
     assert sorted(kept["record_id"].astype(str)) == ["1", "8", "9"]  # rows 2-7 were the bad ones
+
+
+def test_cpsc_reference_and_struct_problems_are_named_skips(tmp_path):
+    """REFERENCE labels inf / 1e400, an empty ECG struct, an empty sex field, complex data: named skips (or, for
+    the empty sex, a kept record with unknown sex), never an exception."""
+    import scipy.io
+
+    root = tmp_path / "cpsc"
+    root.mkdir()
+    rng = np.random.default_rng(0)
+
+    def mat(name, data, sex="Male"):
+        ecg = {"sex": np.array([sex], dtype=object) if sex is not None else np.empty((0,), dtype=object),
+               "age": np.array([[55.0]]), "data": data}
+        scipy.io.savemat(root / f"{name}.mat", {"ECG": ecg})
+
+    good = rng.normal(size=(12, 5000)) * 0.1
+    mat("A0001", good)
+    mat("A0002", good)
+    mat("A0003", good)
+    mat("A0004", good.astype(complex) * (1 + 1j))
+    mat("A0005", good, sex=None)
+    scipy.io.savemat(root / "A0006.mat", {"ECG": np.zeros((0, 0), dtype=[("data", object)])})
+    (root / "REFERENCE.csv").write_text("Recording,First_label,Second_label,Third_label\n"
+                                        "A0001,1,,\nA0002,inf,,\nA0003,1e400,,\nA0004,2,,\nA0005,1,,\nA0006,1,,\n")
+    results = {Path(r.file if isinstance(r, Skipped) else r.source).stem: r for r in Cpsc2018Reader(root)}
+    assert isinstance(results["A0001"], Record) and results["A0001"].sex == "M"
+    assert "unreadable labels" in results["A0002"].reason and "?inf" in results["A0002"].reason
+    assert "unreadable labels" in results["A0003"].reason
+    assert "complex numbers" in results["A0004"].reason
+    assert isinstance(results["A0005"], Record) and results["A0005"].sex == ""
+    assert "struct ECG is empty" in results["A0006"].reason or "no struct ECG" in results["A0006"].reason

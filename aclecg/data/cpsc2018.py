@@ -7,6 +7,7 @@ Each record is a MATLAB file holding a struct ``ECG`` with fields ``sex``, ``age
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
@@ -43,8 +44,9 @@ def read_reference(path: Path) -> dict[str, list[str]]:
             if code in ("", "nan"):
                 continue
             try:
-                value = int(float(code))
-            except ValueError:
+                number = float(code)
+                value = int(number) if math.isfinite(number) and number == int(number) else 0
+            except (ValueError, OverflowError):
                 value = 0
             labels.append(CLASSES[value - 1] if 1 <= value <= 9 else f"?{code}")
         out[name] = labels
@@ -89,10 +91,23 @@ class Cpsc2018Reader(Reader):
         ecg = content.get("ECG")
         if ecg is None or ecg.dtype.names is None or "data" not in ecg.dtype.names:
             raise DataError(f"{item.source}: no struct ECG with a data field (not a CPSC 2018 record)")
+        if ecg.size == 0:
+            raise DataError(f"{item.source}: struct ECG is empty (no record in the file)")
         data = np.asarray(ecg["data"].ravel()[0])
+        if np.iscomplexobj(data):
+            raise DataError(f"{item.source}: ECG.data holds complex numbers, not a voltage signal")
         if data.ndim != 2 or data.shape[0] != len(LEADS) or not np.issubdtype(data.dtype, np.number):
             raise DataError(f"{item.source}: ECG.data has shape {data.shape}, expected (12, n)")
         names = ecg.dtype.names
         item.age = age_value(ecg["age"].ravel()[0]) if "age" in names else float("nan")
-        item.sex = sex_code(np.asarray(ecg["sex"].ravel()[0]).ravel()[0]) if "sex" in names else ""
+        item.sex = _first_text(ecg["sex"].ravel()[0]) if "sex" in names else ""
         return data.astype(np.float64), list(LEADS), FS
+
+
+def _first_text(value: object) -> str:
+    """The sex code of a MATLAB cell (``''`` when the field is empty)."""
+    while isinstance(value, np.ndarray):  # MATLAB cells and char arrays nest
+        if value.size == 0:
+            return ""
+        value = value.ravel()[0]
+    return sex_code(value)
