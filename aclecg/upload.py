@@ -80,6 +80,8 @@ def sanitize_filename(name: str) -> str:
     raw = str(name)
     if not raw.strip():
         raise DataError("an uploaded file has an empty name")
+    if len(raw) > 255:
+        raise DataError(f"file name {raw[:40]!r}… is {len(raw)} characters long; at most 255 are accepted")
     if "/" in raw or "\\" in raw or raw.startswith("..") or re.match(r"^[A-Za-z]:", raw) or "\x00" in raw:
         raise DataError(f"file name {raw!r} contains a path; upload plain file names only")
     clean = _SAFE.sub("_", raw.strip()).lstrip(".")
@@ -226,7 +228,13 @@ def load_uploaded_record(folder: Path, record: str | None = None, fs: float = 10
                       labels=labels_from_codes(codes) if codes else {},
                       age=age_value(fields.get("age", "nan")), sex=sex_code(fields.get("sex", "")))
     reader = ChallengeReader(folder)
-    raw = reader.read(item)  # canonical 12 leads in mV, DataError naming the file when malformed
+    try:
+        raw = reader.read(item)  # canonical 12 leads in mV, DataError naming the file when malformed
+    except DataError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - an upload never shows a traceback
+        first = (str(exc).splitlines() or [""])[0][:160]
+        raise DataError(f"{record}: could not be read: unexpected {type(exc).__name__} ({first})") from None
     result = process_record(reader, item, 0, PrepareConfig(fs=fs, seconds=seconds))
     if isinstance(result, Skipped):
         raise DataError(f"{record}: cannot be used: {result.reason}")

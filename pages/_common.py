@@ -238,6 +238,9 @@ def upload_box(key: str, fs: float = 100.0, seconds: float = 10.0):
             sig = tuple((f.name, f.size) for f in files)
             if st.session_state.get("upload_sig") != sig:
                 st.session_state.pop("upload_record", None)
+                if st.session_state.get("upload_folder"):  # the previous upload's staging folder is not needed
+                    upload.discard(Path(st.session_state.pop("upload_folder")))
+                    st.session_state.pop("upload_names", None)
                 try:
                     folder = upload.stage_upload([(f.name, f.getvalue()) for f in files])
                     names = upload.list_records(folder)

@@ -13,6 +13,7 @@ import wfdb
 from aclecg.cli import main
 from aclecg.data import BUNDLED_RAW_DIR, ChallengeReader, PtbXlReader, Record, Skipped, prepare_dataset
 from aclecg.data.cpsc2018 import Cpsc2018Reader
+from aclecg.errors import DataError
 from aclecg.leads import LEADS
 
 SRC = BUNDLED_RAW_DIR / "challenge-2021" / "training" / "cpsc_2018"
@@ -266,3 +267,15 @@ def test_cpsc_reference_and_struct_problems_are_named_skips(tmp_path):
     assert "complex numbers" in results["A0004"].reason
     assert isinstance(results["A0005"], Record) and results["A0005"].sex == ""
     assert "struct ECG is empty" in results["A0006"].reason or "no struct ECG" in results["A0006"].reason
+
+
+def test_a_nan_sampling_rate_is_reported_as_such_not_as_wfdb_default(tmp_path):
+    from aclecg.data.wfdbio import read_wfdb
+
+    src = BUNDLED_RAW_DIR / "ptb-xl" / "records100" / "00000"
+    for ext in ("hea", "dat"):
+        shutil.copy(src / f"00001_lr.{ext}", tmp_path)
+    hea = tmp_path / "00001_lr.hea"
+    hea.write_text(hea.read_text().replace("00001_lr 12 100 1000", "00001_lr 12 nan 1000", 1))
+    with pytest.raises(DataError, match="header gives sampling rate 'nan', not a positive number"):
+        read_wfdb(tmp_path / "00001_lr", "00001_lr")

@@ -137,3 +137,28 @@ def test_config_upload_limit_matches_module():
     text = (Path(__file__).resolve().parents[1] / ".streamlit" / "config.toml").read_text()
     line = next(x for x in text.splitlines() if x.strip().startswith("maxUploadSize"))
     assert int(line.split("=")[1]) * 2**20 == upload.MAX_UPLOAD_BYTES
+
+
+def test_a_very_long_file_name_is_named_as_such():
+    from aclecg.upload import sanitize_filename
+
+    with pytest.raises(DataError, match="5004 characters long"):
+        sanitize_filename("a" * 5000 + ".hea")
+
+
+def test_a_nan_gain_upload_is_a_data_error_not_a_type_error(tmp_path):
+    from aclecg import upload
+
+    files = dict(_record_files())
+    hea_name = next(n for n in files if n.endswith(".hea"))
+    lines = files[hea_name].decode().splitlines()
+    fields = lines[1].split()
+    fields[2] = "nan(0)/mV"
+    lines[1] = " ".join(fields)
+    files[hea_name] = ("\n".join(lines) + "\n").encode()
+    folder = upload.stage_upload(list(files.items()))
+    try:
+        with pytest.raises(DataError, match="cannot be parsed"):
+            upload.load_uploaded_record(folder)
+    finally:
+        upload.discard(folder)

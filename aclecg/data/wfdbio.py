@@ -76,6 +76,30 @@ def read_header_comments(path: Path, source: str) -> list[str]:
     return [line.lstrip("#").strip() for line in lines if line.startswith("#")]
 
 
+def _declared_fs(hea: Path, source: str) -> None:
+    """Refuse a record line whose sampling-rate field is present but not a positive number.
+
+    wfdb falls back to its default of 250 Hz for an unreadable field, which would then be reported (and used) as
+    if the header said so.
+    """
+    try:
+        lines = [ln for ln in hea.read_text(errors="replace").splitlines() if ln.strip() and not ln.startswith("#")]
+    except OSError:
+        return
+    tokens = lines[0].split() if lines else []
+    if len(tokens) < 3:
+        return  # no sampling-rate field: the WFDB default applies
+    text = tokens[2].split("/")[0].split("(")[0]
+    try:
+        fs = float(text)
+    except ValueError:
+        if not text[:1].isdigit() and text.lower() not in ("nan", "inf", "-inf", "+inf"):
+            return  # not a frequency field (a header whose third token is the sample count, say)
+        fs = float("nan")
+    if not np.isfinite(fs) or fs <= 0:
+        raise DataError(f"{source}: header gives sampling rate {tokens[2]!r}, not a positive number")
+
+
 def read_wfdb(path: Path, source: str, expected_fs: float | None = None) -> RawSignals:
     """Read a WFDB record with ``wfdb.rdrecord`` and check it against its header.
 
@@ -86,6 +110,7 @@ def read_wfdb(path: Path, source: str, expected_fs: float | None = None) -> RawS
     base = Path(path).with_suffix("")
     if not base.with_suffix(".hea").is_file():
         raise DataError(f"{source}: header file {base.name}.hea is missing")
+    _declared_fs(base.with_suffix(".hea"), source)
     try:
         rec = wfdb.rdrecord(str(base), physical=False)
     except FileNotFoundError as exc:
