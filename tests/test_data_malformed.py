@@ -279,3 +279,23 @@ def test_a_nan_sampling_rate_is_reported_as_such_not_as_wfdb_default(tmp_path):
     hea.write_text(hea.read_text().replace("00001_lr 12 100 1000", "00001_lr 12 nan 1000", 1))
     with pytest.raises(DataError, match="header gives sampling rate 'nan', not a positive number"):
         read_wfdb(tmp_path / "00001_lr", "00001_lr")
+
+
+def test_a_duplicate_ptbxl_ecg_id_keeps_the_first_row_and_names_the_second(tmp_path):
+    import pandas as pd
+
+    src = BUNDLED_RAW_DIR / "ptb-xl"
+    root = tmp_path / "ptbxl"
+    (root / "records100" / "00000").mkdir(parents=True)
+    shutil.copy(src / "scp_statements.csv", root)
+    db = pd.read_csv(src / "ptbxl_database.csv", dtype={"ecg_id": str}).iloc[:3].copy()
+    db.loc[2, "ecg_id"] = db.loc[1, "ecg_id"]
+    db.to_csv(root / "ptbxl_database.csv", index=False)
+    for i in range(1, 4):
+        for ext in ("hea", "dat"):
+            shutil.copy(src / "records100" / "00000" / f"{i:05d}_lr.{ext}", root / "records100" / "00000")
+    results = list(PtbXlReader(root))
+    skipped = [r for r in results if isinstance(r, Skipped)]
+    assert len(skipped) == 1 and skipped[0].file.endswith("00003_lr")
+    assert f"duplicate ecg_id {db.loc[1, 'ecg_id']} (first row: records100/00000/00002_lr)" in skipped[0].reason
+    assert sorted(r.record_id for r in results if isinstance(r, Record)) == ["1", "2"]

@@ -120,8 +120,15 @@ class PtbXlReader(Reader):
         if not need <= set(db.columns):
             raise DataError(f"{path}: missing columns {', '.join(sorted(need - set(db.columns)))}")
         items, skipped = [], []
+        first_row: dict[str, str] = {}
         for row in db.itertuples(index=False):
             filename = str(getattr(row, column))
+            ecg_id = str(row.ecg_id)
+            if ecg_id in first_row:  # decision: the first row of an ecg_id is kept, later ones are skipped
+                skipped.append(Skipped(filename, f"duplicate ecg_id {ecg_id} (first row: {first_row[ecg_id]}); "
+                                                 f"skipped"))
+                continue
+            first_row[ecg_id] = filename
             try:
                 items.append(self._item(row, filename))
             except DataError as exc:
