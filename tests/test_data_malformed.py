@@ -84,6 +84,22 @@ def build_corpus(root: Path) -> dict[str, str]:
     expected["BINARY"] = "not a text WFDB header"
     shutil.copy(SRC / "A0003.mat", root / "ORPHAN.mat")
     expected["ORPHAN.mat"] = "signal file without a .hea header"
+    # issue 12: gains, sampling rates and signal files that used to crash or be misreported
+    hea = _copy("A0001", root, "ZEROGAIN")  # the WFDB specification: a gain of 0 means the default, 200: kept
+    lines = hea.read_text().splitlines(); parts = lines[1].split(); parts[2] = "0/mV"
+    lines[1] = " ".join(parts); hea.write_text("\n".join(lines) + "\n")
+    for name, gain, reason in (("NEGGAIN", "-1000", "has ADC gain -1000.0"),
+                               ("NANGAIN", "nan", "lead I has unknown unit 'nan/mV'")):  # wfdb reads "nan/mV" as units
+        hea = _copy("A0001", root, name)
+        lines = hea.read_text().splitlines(); parts = lines[1].split(); parts[2] = f"{gain}/mV"
+        lines[1] = " ".join(parts); hea.write_text("\n".join(lines) + "\n")
+        expected[name] = reason
+    hea = _copy("A0001", root, "NANFS")
+    lines = hea.read_text().splitlines(); first = lines[0].split(); first[2] = "nan"
+    lines[0] = " ".join(first); hea.write_text("\n".join(lines) + "\n")
+    expected["NANFS"] = "header gives sampling rate 'nan', not a positive number"
+    _copy("A0001", root, "TEXTMAT"); (root / "TEXTMAT.mat").write_text("not a matlab file\n" * 40)
+    expected["TEXTMAT"] = "signal file TEXTMAT.mat is not a MATLAB file"
     return expected
 
 
@@ -106,7 +122,7 @@ def corpus(tmp_path_factory) -> tuple[Path, dict[str, str]]:
 def test_reader_reasons(corpus):
     root, expected = corpus
     good, bad = _outcomes(root)
-    assert set(good) >= {"GOOD1", "GOOD2", "ONEFLAT", "LOWFS", "SHORT"}  # the last two fail later, in prepare
+    assert set(good) >= {"GOOD1", "GOOD2", "ONEFLAT", "ZEROGAIN", "LOWFS", "SHORT"}  # the last two fail in prepare
     reader_level = {k: v for k, v in expected.items() if k not in ("LOWFS", "SHORT")}
     assert set(bad) == set(reader_level)
     for name, fragment in reader_level.items():
@@ -125,8 +141,8 @@ def test_prepare_skips_and_lists_every_bad_record(corpus, tmp_path, capsys):
     assert set(skipped) == set(expected)
     for name, fragment in expected.items():
         assert fragment in skipped[name]
-    assert manifest["counts"]["records_kept"] == 3
-    assert manifest["counts"]["records_found"] == 3 + len(expected)
+    assert manifest["counts"]["records_kept"] == 4  # GOOD1, GOOD2, ONEFLAT, ZEROGAIN
+    assert manifest["counts"]["records_found"] == 4 + len(expected)
     printed = capsys.readouterr().out
     assert "skipped NOMAT: signal file NOMAT.mat is missing" in printed
     assert "Traceback" not in printed

@@ -39,6 +39,22 @@ def read_header(path: Path, source: str) -> wfdb.Record:
     return header
 
 
+def _not_matlab(base: Path) -> str | None:
+    """Explain a failed read when the header's ``.mat`` signal file is not a MATLAB file at all."""
+    try:
+        files = sorted(set(wfdb.rdheader(str(base)).file_name or []))
+    except Exception:
+        return None
+    for name in files:
+        path = base.parent / name
+        if path.suffix == ".mat" and path.is_file():
+            try:
+                scipy.io.matlab.matfile_version(path)  # reads the header only: a truncated MAT file passes
+            except Exception:
+                return f"signal file {name} is not a MATLAB file"
+    return None
+
+
 def _size_mismatch(base: Path) -> str | None:
     """Explain a failed read when the header's sample count disagrees with the signal file's size."""
     try:
@@ -117,7 +133,7 @@ def read_wfdb(path: Path, source: str, expected_fs: float | None = None) -> RawS
         missing = Path(exc.filename).name if exc.filename else "a signal file"
         raise DataError(f"{source}: signal file {missing} is missing") from None
     except Exception as exc:  # wfdb raises many types for a bad header or signal file
-        hint = _size_mismatch(base)
+        hint = _not_matlab(base) or _size_mismatch(base)
         if hint:
             raise DataError(f"{source}: {hint}") from None
         raise DataError(f"{source}: cannot read the record ({type(exc).__name__}: {exc})".replace("\n", " ")) from None
