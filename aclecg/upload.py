@@ -145,10 +145,16 @@ def _read_zip(name: str, data: bytes) -> list[tuple[str, bytes]]:
     return out
 
 
-def stage_upload(files: Sequence[tuple[str, bytes]], max_bytes: int = MAX_UPLOAD_BYTES) -> Path:
+def stage_upload(files: Sequence[tuple[str, bytes]], max_bytes: int = MAX_UPLOAD_BYTES,
+                 rejected: list[tuple[str, str]] | None = None) -> Path:
     """Validate uploaded ``(name, bytes)`` pairs and write them into a fresh temporary directory.
 
     Zips are opened (see module docstring). Returns the directory; it holds only flat, sanitised names.
+
+    Every file gets a verdict. Without ``rejected``, any bad file rejects the upload with a
+    :class:`DataError` that lists *every* bad file and its reason. With a list, bad files are left out and
+    appended to it as ``(name, reason)``, and the good ones are staged; only an upload with no usable header left
+    is an error.
     """
     if not files:
         raise DataError("no file was uploaded")
@@ -156,16 +162,28 @@ def stage_upload(files: Sequence[tuple[str, bytes]], max_bytes: int = MAX_UPLOAD
     if size > max_bytes:
         raise DataError(f"upload is {size / 2**20:.1f} MB, more than the limit of {max_bytes / 2**20:.0f} MB")
     flat: dict[str, bytes] = {}
+    bad: list[tuple[str, str]] = []
     for name, data in files:
-        clean = sanitize_filename(name)
-        _check_suffix(clean, UPLOAD_SUFFIXES)
-        members = _read_zip(clean, data) if clean.lower().endswith(".zip") else [(clean, data)]
-        for member, content in members:
-            if member in flat and flat[member] != content:
-                raise DataError(f"two different files are named {member}")
-            flat[member] = content
+        shown = str(name) if len(str(name)) <= 60 else str(name)[:57] + "..."
+        try:
+            clean = sanitize_filename(name)
+            _check_suffix(clean, UPLOAD_SUFFIXES)
+            members = _read_zip(clean, data) if clean.lower().endswith(".zip") else [(clean, data)]
+            for member, content in members:
+                if member in flat and flat[member] != content:
+                    raise DataError(f"two different files are named {member}")
+            flat.update(members)
+        except DataError as exc:
+            bad.append((shown, str(exc)))
+    if bad and rejected is None:
+        verdicts = "; ".join(f"{n}: {reason}" for n, reason in bad)
+        raise DataError(f"{len(bad)} of {len(files)} uploaded file(s) rejected: {verdicts}")
+    if rejected is not None:
+        rejected.extend(bad)
     if not any(n.lower().endswith(".hea") for n in flat):
-        raise DataError("no .hea header file in the upload; a WFDB record needs its .hea plus its .dat or .mat")
+        extra = f" ({len(bad)} file(s) rejected: {'; '.join(f'{n}: {r}' for n, r in bad)})" if bad else ""
+        raise DataError("no .hea header file in the upload; a WFDB record needs its .hea plus its .dat or .mat"
+                        + extra)
     folder = Path(tempfile.mkdtemp(prefix="aclecg-upload-"))
     for member, content in flat.items():
         (folder / member).write_bytes(content)

@@ -242,7 +242,9 @@ def upload_box(key: str, fs: float = 100.0, seconds: float = 10.0):
                     upload.discard(Path(st.session_state.pop("upload_folder")))
                     st.session_state.pop("upload_names", None)
                 try:
-                    folder = upload.stage_upload([(f.name, f.getvalue()) for f in files])
+                    rejected: list[tuple[str, str]] = []
+                    folder = upload.stage_upload([(f.name, f.getvalue()) for f in files], rejected=rejected)
+                    st.session_state["upload_rejected"] = rejected
                     names = upload.list_records(folder)
                     st.session_state["upload_folder"] = str(folder)
                     st.session_state["upload_names"] = names
@@ -250,6 +252,8 @@ def upload_box(key: str, fs: float = 100.0, seconds: float = 10.0):
                 except AclEcgError as exc:
                     st.error(f"Upload rejected: {exc}")
                     return None
+            for name, reason in st.session_state.get("upload_rejected", []):
+                st.warning(f"Left out {name}: {reason}")
         names = st.session_state.get("upload_names")
         if not names:
             return None

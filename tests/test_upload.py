@@ -162,3 +162,22 @@ def test_a_nan_gain_upload_is_a_data_error_not_a_type_error(tmp_path):
             upload.load_uploaded_record(folder)
     finally:
         upload.discard(folder)
+
+
+def test_every_bad_file_gets_its_verdict(tmp_path):
+    from aclecg import upload
+
+    good = _record_files()
+    files = good + [("notes.txt", b"hello"), ("../evil.hea", b"x"), ("broken.zip", b"PK not a zip")]
+    with pytest.raises(DataError) as info:
+        upload.stage_upload(files)
+    message = str(info.value)
+    assert message.startswith("3 of 5 uploaded file(s) rejected")
+    assert "notes.txt" in message and "../evil.hea" in message and "broken.zip" in message
+    rejected: list = []
+    folder = upload.stage_upload(files, rejected=rejected)
+    try:
+        assert [name for name, _ in rejected] == ["notes.txt", "../evil.hea", "broken.zip"]
+        assert upload.list_records(folder) == [good[0][0][:-4]]  # the good record is staged all the same
+    finally:
+        upload.discard(folder)
