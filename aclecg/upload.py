@@ -184,10 +184,30 @@ def stage_upload(files: Sequence[tuple[str, bytes]], max_bytes: int = MAX_UPLOAD
         extra = f" ({len(bad)} file(s) rejected: {'; '.join(f'{n}: {r}' for n, r in bad)})" if bad else ""
         raise DataError("no .hea header file in the upload; a WFDB record needs its .hea plus its .dat or .mat"
                         + extra)
+    clean_stale_uploads()
     folder = Path(tempfile.mkdtemp(prefix="aclecg-upload-"))
     for member, content in flat.items():
         (folder / member).write_bytes(content)
     return folder
+
+
+#: Staging folders older than this are removed by the next upload (a browser session has no "closed" event).
+STALE_UPLOAD_S = 24 * 3600
+
+
+def clean_stale_uploads(max_age_s: float = STALE_UPLOAD_S) -> int:
+    """Remove this module's staging folders that were last touched more than ``max_age_s`` ago; returns how many."""
+    import time
+
+    removed = 0
+    for folder in Path(tempfile.gettempdir()).glob("aclecg-upload-*"):
+        try:
+            if folder.is_dir() and time.time() - folder.stat().st_mtime > max_age_s:
+                discard(folder)
+                removed += 1
+        except OSError:
+            continue
+    return removed
 
 
 def list_records(folder: Path) -> list[str]:

@@ -181,3 +181,21 @@ def test_every_bad_file_gets_its_verdict(tmp_path):
         assert upload.list_records(folder) == [good[0][0][:-4]]  # the good record is staged all the same
     finally:
         upload.discard(folder)
+
+
+def test_stale_staging_folders_are_removed_by_the_next_upload():
+    import os
+    import tempfile
+    import time
+
+    from aclecg import upload
+
+    old = Path(tempfile.mkdtemp(prefix="aclecg-upload-"))
+    (old / "x.hea").write_text("x")
+    stamp = time.time() - upload.STALE_UPLOAD_S - 60
+    os.utime(old, (stamp, stamp))
+    fresh = upload.stage_upload(_record_files())
+    try:
+        assert not old.exists() and fresh.exists()
+    finally:
+        upload.discard(fresh)
