@@ -100,6 +100,11 @@ def build_corpus(root: Path) -> dict[str, str]:
     expected["NANFS"] = "header gives sampling rate 'nan', not a positive number"
     _copy("A0001", root, "TEXTMAT"); (root / "TEXTMAT.mat").write_text("not a matlab file\n" * 40)
     expected["TEXTMAT"] = "signal file TEXTMAT.mat is not a MATLAB file"
+    _copy("A0001", root, "TWOLEAD")  # the header lists 12 leads, the .mat holds 2
+    import scipy.io
+    val = scipy.io.loadmat(root / "TWOLEAD.mat")["val"]
+    scipy.io.savemat(root / "TWOLEAD.mat", {"val": val[:2]}, format="4")
+    expected["TWOLEAD"] = "TWOLEAD.mat holds 2 leads but the header lists 12"
     return expected
 
 

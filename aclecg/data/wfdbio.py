@@ -65,6 +65,8 @@ def _size_mismatch(base: Path) -> str | None:
         path = base.parent / files[0]
         if path.suffix == ".mat":
             val = scipy.io.loadmat(path).get("val")
+            if val is not None and val.ndim == 2 and int(val.shape[0]) != header.n_sig:
+                return f"{files[0]} holds {val.shape[0]} leads but the header lists {header.n_sig}"
             held = None if val is None or val.ndim != 2 else int(val.shape[1])
         elif set(header.fmt or []) == {"16"}:
             held = path.stat().st_size // (2 * header.n_sig)
