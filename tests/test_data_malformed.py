@@ -320,3 +320,37 @@ def test_a_duplicate_ptbxl_ecg_id_keeps_the_first_row_and_names_the_second(tmp_p
     assert len(skipped) == 1 and skipped[0].file.endswith("00003_lr")
     assert f"duplicate ecg_id {db.loc[1, 'ecg_id']} (first row: records100/00000/00002_lr)" in skipped[0].reason
     assert sorted(r.record_id for r in results if isinstance(r, Record)) == ["1", "2"]
+
+
+def test_links_and_paths_out_of_the_input_folder_are_refused(tmp_path):
+    """A record file linked in from elsewhere, and a header naming its signal file with a path, are never read."""
+    root = tmp_path / "challenge"
+    outside = tmp_path / "outside"
+    root.mkdir()
+    outside.mkdir()
+    _copy("A0001", root, "GOOD1")
+    _copy("A0001", outside, "SECRET")
+    (root / "LINKED.hea").symlink_to(outside / "SECRET.hea")
+    (root / "LINKED.mat").symlink_to(outside / "SECRET.mat")
+    _copy("A0001", root, "MATLINK")
+    (root / "MATLINK.mat").unlink()
+    (root / "MATLINK.mat").symlink_to(outside / "SECRET.mat")
+    hea = _copy("A0001", root, "PATHMAT")
+    hea.write_text(hea.read_text().replace("PATHMAT.mat", "../outside/SECRET.mat"))
+    good, bad = _outcomes(root)
+    assert set(good) == {"GOOD1"}
+    assert "links outside the input folder" in bad["LINKED"].reason
+    assert "signal file MATLINK.mat links outside the record's folder; refused" in bad["MATLINK"].reason
+    # wfdb itself refuses a signal line whose file name has a path; aclecg's own check stands behind it
+    assert "invalid syntax in signal line" in bad["PATHMAT"].reason
+
+
+def test_a_header_that_is_not_utf8_is_a_named_skip(tmp_path):
+    """Decision: a lead name (or any header text) that is not UTF-8 makes the record unusable; it is skipped."""
+    root = tmp_path / "challenge"
+    root.mkdir()
+    _copy("A0001", root, "GOOD1")
+    hea = _copy("A0001", root, "LATIN1")
+    hea.write_bytes(hea.read_bytes().replace(b" V6", b" V\xe96"))
+    good, bad = _outcomes(root)
+    assert set(good) == {"GOOD1"} and "not a text WFDB header (UnicodeDecodeError)" in bad["LATIN1"].reason

@@ -69,6 +69,11 @@ class Reader(abc.ABC):
         return self._located
 
     def read(self, item: RecordItem) -> Record:
+        path = Path(item.path)
+        for candidate in {path, path.with_suffix(".hea")}:  # a file linked in from elsewhere is never read
+            if candidate.exists() and not candidate.resolve().is_relative_to(self.root):
+                raise DataError(f"{item.source}: {candidate.name} links outside the input folder {self.root}; "
+                                f"refused")
         signals, names, fs = self._read_signals(item)
         canon, warnings = canonicalise(signals, names, item.source)
         warnings += check_values(canon, item.source)

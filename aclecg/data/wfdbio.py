@@ -118,6 +118,20 @@ def _declared_fs(hea: Path, source: str) -> None:
         raise DataError(f"{source}: header gives sampling rate {tokens[2]!r}, not a positive number")
 
 
+def _confined_signal_files(base: Path, source: str) -> None:
+    """Refuse signal file names in a header that carry a path or lead (through a link) out of the record's folder."""
+    try:
+        names = wfdb.rdheader(str(base)).file_name or []
+    except Exception:
+        return  # rdrecord reports a bad header itself
+    folder = base.parent.resolve()
+    for name in set(names):
+        if "/" in name or "\\" in name or name in (".", ".."):
+            raise DataError(f"{source}: the header names signal file {name!r} with a path; refused")
+        if (base.parent / name).exists() and not (base.parent / name).resolve().is_relative_to(folder):
+            raise DataError(f"{source}: signal file {name} links outside the record's folder; refused")
+
+
 def read_wfdb(path: Path, source: str, expected_fs: float | None = None) -> RawSignals:
     """Read a WFDB record with ``wfdb.rdrecord`` and check it against its header.
 
@@ -129,6 +143,7 @@ def read_wfdb(path: Path, source: str, expected_fs: float | None = None) -> RawS
     if not base.with_suffix(".hea").is_file():
         raise DataError(f"{source}: header file {base.name}.hea is missing")
     _declared_fs(base.with_suffix(".hea"), source)
+    _confined_signal_files(base, source)
     try:
         rec = wfdb.rdrecord(str(base), physical=False)
     except FileNotFoundError as exc:
