@@ -38,7 +38,7 @@ import pandas as pd
 
 from aclecg.checkpoint import atomic_write_bytes
 from aclecg.errors import AclEcgError, ConfigError
-from aclecg.procs import own_record, read_json, record_alive
+from aclecg.procs import live_records, own_record, read_json, record_alive
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_RUNS_ROOT = Path(os.environ.get("ACLECG_RUNS", REPO_ROOT / "runs"))
@@ -210,9 +210,13 @@ STALE_HEARTBEAT_S = 120.0
 
 
 def _trainers(run_dir: Path) -> list[dict]:
-    from aclecg.train import RunDir  # noqa: PLC0415 - the run-directory layout, not the training loop
+    """The records of the run's training processes that still run (``procs/rank-N.json``, written by the engine)."""
+    return live_records(run_dir / "procs")
 
-    return RunDir(run_dir).live_procs()
+
+def _wrapper(job: dict) -> dict:
+    """The wrapper shell's process record, from ``job.json``."""
+    return {"pid": job.get("pid"), "start": job.get("start"), "host": job.get("host")}
 
 
 def _alive(run_dir: Path, job: dict, status: dict) -> bool:
@@ -224,7 +228,7 @@ def _alive(run_dir: Path, job: dict, status: dict) -> bool:
     if _trainers(run_dir):
         return True
     if job:
-        wrapper = {"pid": job.get("pid"), "start": job.get("start"), "host": job.get("host")}
+        wrapper = _wrapper(job)
     elif status:
         wrapper = status.get("process") or {"pid": status.get("pid"), "start": None, "host": status.get("host")}
     else:
@@ -294,8 +298,7 @@ def cancel(run_dir: str | Path, wait: float = 0.0) -> bool:
         except ProcessLookupError:
             pass
     if not trainers:
-        job = read_json(run_dir / "job.json")
-        wrapper = {"pid": job.get("pid"), "start": job.get("start"), "host": job.get("host")}
+        wrapper = _wrapper(read_json(run_dir / "job.json"))
         if record_alive(wrapper):
             try:
                 os.killpg(int(wrapper["pid"]), signal.SIGTERM)

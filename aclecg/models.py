@@ -212,8 +212,12 @@ class _Conv(nn.Conv1d):
     """A ``Conv1d`` (same parameters, same state dict) computed as a ``(1, k)`` 2-D convolution, channels-last."""
 
     def forward(self, x: Tensor) -> Tensor:  # x: (N, C, 1, T)
-        weight = self.weight.unsqueeze(2).contiguous(memory_format=torch.channels_last)
-        out = F.conv2d(x, weight, self.bias, (1, self.stride[0]), (0, self.padding[0]))
+        return self.apply_weights(x, self.weight, self.bias)
+
+    def apply_weights(self, x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
+        """This convolution's geometry with the given ``(out, in, k)`` weight and bias (also batch-norm-folded)."""
+        weight = weight.unsqueeze(2).contiguous(memory_format=torch.channels_last)
+        out = F.conv2d(x, weight, bias, (1, self.stride[0]), (0, self.padding[0]))
         # With one input channel, input and weight look contiguous *and* channels-last, and oneDNN returns the
         # contiguous layout; every later layer would then convert it (4 copies of the largest activation a step).
         return out.contiguous(memory_format=torch.channels_last) if self.in_channels == 1 else out
@@ -262,11 +266,7 @@ class _ConvBN(nn.Sequential):
         # Inference: batch norm with running statistics is an affine map per channel, folded into the convolution
         # (one pass over the activations instead of two).
         scale = bn.weight * torch.rsqrt(bn.running_var + bn.eps)
-        weight = (conv.weight * scale[:, None, None]).unsqueeze(2).contiguous(memory_format=torch.channels_last)
-        bias = bn.bias - bn.running_mean * scale
-        out = F.conv2d(x, weight, bias, (1, conv.stride[0]), (0, conv.padding[0]))
-        if conv.in_channels == 1:
-            out = out.contiguous(memory_format=torch.channels_last)
+        out = conv.apply_weights(x, conv.weight * scale[:, None, None], bn.bias - bn.running_mean * scale)
         return torch.relu_(out) if len(self) > 2 else out
 
 

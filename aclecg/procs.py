@@ -21,7 +21,7 @@ import socket
 from pathlib import Path
 from typing import Any
 
-__all__ = ["pid_alive", "start_time", "own_record", "record_alive", "read_json"]
+__all__ = ["pid_alive", "start_time", "own_record", "record_alive", "live_records", "read_json"]
 
 
 def read_json(path: Path) -> dict[str, Any]:
@@ -83,3 +83,11 @@ def record_alive(record: dict[str, Any] | None) -> bool:
         return False
     expected = record.get("start")
     return expected is None or start_time(pid) in (None, expected)
+
+
+def live_records(folder: Path, pattern: str = "rank-*.json") -> list[dict[str, Any]]:
+    """The process records in ``folder`` (a run's ``procs/``) whose process still runs."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    return [r for r in (read_json(p) for p in sorted(folder.glob(pattern))) if record_alive(r)]

@@ -42,7 +42,7 @@ import torch
 from aclecg import checkpoint as ckpt
 from aclecg.errors import AclEcgError, ConfigError
 from aclecg.leads import LEADS, canonical_lead, default_region_map
-from aclecg.procs import own_record, pid_alive, read_json, record_alive
+from aclecg.procs import live_records, own_record, read_json, record_alive
 from aclecg.runtime import AMP_NAMES, amp_from_name, resolve_amp, resolve_device, set_deterministic
 from aclecg.parallel import (DistInfo, all_reduce_mean, broadcast_object, convert_sync_batchnorm, init_distributed,
                              reduce_flags, shutdown_distributed)
@@ -308,10 +308,7 @@ class RunDir:
 
     def live_procs(self) -> list[dict[str, Any]]:
         """The records of this run's training processes that are still running (verified by start time)."""
-        if not self.procs.is_dir():
-            return []
-        records = [read_json(p) for p in sorted(self.procs.glob("rank-*.json"))]
-        return [r for r in records if record_alive(r)]
+        return live_records(self.procs)
 
     def step_checkpoints(self) -> list[Path]:
         return sorted(self.checkpoints.glob("step_*.pt"), reverse=True)
@@ -648,11 +645,7 @@ def _train_loop(config, run, device, info: DistInfo, resume, progress, stopper, 
 
     step, best = 0, float("inf")
     if resume:
-        state = find_resume_checkpoint(run, log) if info.is_main else None
-        if info.enabled:
-            box = [state]
-            torch.distributed.broadcast_object_list(box, src=0)
-            state = box[0]
+        state = broadcast_object(find_resume_checkpoint(run, log) if info.is_main else None, info)
         if state is not None:
             if info.is_main:
                 _truncate_metrics(run.metrics, int(state["step"]))
@@ -775,10 +768,7 @@ def _train_loop(config, run, device, info: DistInfo, resume, progress, stopper, 
                 bar.set_postfix(loss=f"{logged['loss']:.4f}", sps=f"{global_b / max(elapsed, 1e-9):.0f}")
                 bar.update(1)
             stop_now = stopper.requested or (stop_after_steps is not None and steps_this_call >= stop_after_steps)
-            if info.enabled:
-                flag = torch.tensor([1.0 if stop_now else 0.0], device=device)
-                torch.distributed.all_reduce(flag)
-                stop_now = bool(flag.item() > 0)
+            stop_now = reduce_flags([stop_now], info)[0] > 0  # any rank asked: all stop at this step
             if step % config.checkpoint_every == 0 or step == total_steps or stop_now:
                 save("periodic" if not stop_now else "stop", float(np.mean(window_loss)))
                 window_loss = []
