@@ -15,7 +15,7 @@ from aclecg.errors import AclEcgError
 
 #: Subcommands in the order ``--help`` lists them (module names under ``aclecg.commands``).
 COMMANDS: tuple[str, ...] = ("bundled", "prepare", "info", "augment", "methods", "pretrain", "runs", "embed", "sweep",
-                             "report", "umap")
+                             "report", "study", "umap")
 
 
 def build_parser() -> argparse.ArgumentParser:

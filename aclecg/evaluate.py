@@ -19,6 +19,7 @@ import json
 import math
 import re
 import threading
+import time
 import warnings
 import zipfile
 import zlib
@@ -35,21 +36,28 @@ from tqdm.auto import tqdm
 
 from aclecg import stats
 from aclecg.checkpoint import atomic_write_bytes
+from aclecg.classifier import (PROTOCOLS, TrainLog, autocast as _autocast, check_protocol as _check_protocol,
+                               fit_with_lr_grid, inference_dtype as _inference_dtype, loss_of as _loss,
+                               predict_classifier, read_signals as _read_signals,
+                               scores_from_logits as _scores_from_logits, train_classifier,
+                               val_criterion as _val_criterion)
+from aclecg.reference_cnn import ReferenceCNNConfig, build_reference_cnn
 from aclecg.runtime import cache_root, precision_tag, resolve_amp, resolve_device
 from aclecg.errors import CheckpointError, ConfigError, DataError
 
 __all__ = [
     "ARMS", "DEFAULT_ARMS", "DEFAULT_FRACTIONS", "PROTOCOLS", "EvalConfig", "EncoderSource", "SweepProgress",
-    "SweepResult", "cache_root", "embedding_cache_dir", "resolve_device", "load_source", "random_init_source",
+    "SweepResult", "TRAINED_ARMS", "TrainLog", "cache_root", "embedding_cache_dir", "resolve_device", "load_source", "random_init_source",
     "check_compatible", "extract_embeddings", "cached_embeddings", "linear_probe", "ProbeResult",
     "train_classifier", "predict_classifier", "sample_label_fraction", "run_sweep",
 ]
 
 #: Evaluation arms: per checkpoint (``linear_probe``, ``fine_tune``) and the two reference arms.
-ARMS: tuple[str, ...] = ("linear_probe", "fine_tune", "supervised", "random_init")
+ARMS: tuple[str, ...] = ("linear_probe", "fine_tune", "supervised", "reference_cnn", "random_init")
+#: Arms trained end to end (step budget, learning-rate grid); the others fit a linear probe on frozen features.
+TRAINED_ARMS: tuple[str, ...] = ("fine_tune", "supervised", "reference_cnn")
 DEFAULT_ARMS: tuple[str, ...] = ("linear_probe", "random_init", "supervised")
 DEFAULT_FRACTIONS: tuple[float, ...] = (0.01, 0.05, 0.1, 0.25, 0.5, 1.0)
-PROTOCOLS: tuple[str, ...] = ("multilabel", "singlelabel")
 
 
 # ------------------------------------------------------------------------------------------- configuration
@@ -57,41 +65,54 @@ PROTOCOLS: tuple[str, ...] = ("multilabel", "singlelabel")
 class EvalConfig:
     """Hyper-parameters of the probe and of the trained arms (plain data; part of every cell's key).
 
-    ``probe_grid`` holds L2 strengths (on the mean loss, standardised features) tried for the linear probe;
-    ``epochs``/``patience`` bound fine-tuning and supervised training (early stopping on validation macro AUROC).
+    ``probe_grid`` holds L2 strengths (on the mean loss, standardised features) tried for the linear probe.
+    The trained arms (``fine_tune``, ``supervised``, ``reference_cnn``) run at most ``max_steps`` optimiser
+    steps, measure the validation macro AUROC every ``eval_every`` steps and stop after ``patience`` steps
+    without improvement; each learning rate of ``lr_grid`` is tried and the one that validates best is kept
+    (see :mod:`aclecg.classifier`). With ``lr_selection="first_seed"`` only the first seed of each arm and
+    fraction searches the grid and the other seeds reuse its choice (a third of the cost); ``"every_cell"``
+    searches in every cell.
     """
 
     probe_grid: tuple[float, ...] = (1e-4, 1e-3, 1e-2, 1e-1, 1.0, 10.0)
     probe_max_iter: int = 100
-    epochs: int = 30
-    patience: int = 5
+    max_steps: int = 2000
+    eval_every: int = 20
+    patience: int = 200
     batch_size: int = 64
-    finetune_lr: float = 1e-4
-    supervised_lr: float = 1e-3
+    lr_grid: tuple[float, ...] = (3e-4, 1e-3, 3e-3)
+    lr_selection: str = "first_seed"
     n_bootstrap: int = 1000
     embed_batch_size: int = 256
     device: str = "auto"
 
     def __post_init__(self) -> None:
-        if not self.probe_grid or any(not (isinstance(c, (int, float)) and c >= 0) for c in self.probe_grid):
-            raise ConfigError(f"probe_grid must be non-negative numbers, got {self.probe_grid!r}")
-        for key in ("probe_max_iter", "epochs", "patience", "batch_size", "n_bootstrap", "embed_batch_size"):
+        for key in ("probe_grid", "lr_grid"):
+            value = getattr(self, key)
+            if not value or any(not (isinstance(c, (int, float)) and not isinstance(c, bool) and c >= 0)
+                                for c in value):
+                raise ConfigError(f"{key} must be non-negative numbers, got {value!r}")
+            object.__setattr__(self, key, tuple(float(c) for c in value))
+        if self.lr_selection not in ("first_seed", "every_cell"):
+            raise ConfigError(f"lr_selection must be 'first_seed' or 'every_cell', got {self.lr_selection!r}")
+        if any(c <= 0 for c in self.lr_grid):
+            raise ConfigError(f"lr_grid must be positive, got {self.lr_grid!r}")
+        for key in ("probe_max_iter", "max_steps", "eval_every", "patience", "batch_size", "n_bootstrap",
+                    "embed_batch_size"):
             value = getattr(self, key)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ConfigError(f"{key} must be a positive integer, got {value!r}")
-        for key in ("finetune_lr", "supervised_lr"):
-            if not getattr(self, key) > 0:
-                raise ConfigError(f"{key} must be > 0, got {getattr(self, key)!r}")
-        object.__setattr__(self, "probe_grid", tuple(float(c) for c in self.probe_grid))
 
     def key_for(self, arm_kind: str) -> dict[str, Any]:
         """The settings that change the result of a cell of this arm kind."""
         if arm_kind in ("linear_probe", "random_init"):
-            keys = ("probe_grid", "probe_max_iter", "n_bootstrap")
+            keys: tuple[str, ...] = ("probe_grid", "probe_max_iter", "n_bootstrap")
         else:
-            lr = "finetune_lr" if arm_kind == "fine_tune" else "supervised_lr"
-            keys = ("epochs", "patience", "batch_size", lr, "n_bootstrap")
-        return {k: getattr(self, k) for k in keys}
+            keys = ("max_steps", "eval_every", "patience", "batch_size", "lr_grid", "lr_selection", "n_bootstrap")
+        out = {k: getattr(self, k) for k in keys}
+        if arm_kind == "reference_cnn":
+            out["network"] = ReferenceCNNConfig().to_dict()
+        return out
 
 
 def embedding_cache_dir() -> Path:
@@ -179,31 +200,6 @@ def check_compatible(meta: Mapping[str, Any], dataset: Any, name: str = "checkpo
 
 
 # --------------------------------------------------------------------------------------------- embeddings
-def _read_signals(dataset: Any, indices: np.ndarray, lead_idx: Sequence[int]) -> np.ndarray:
-    """Signals of ``indices`` (any order) for the given channels, read from the memmap in sorted order."""
-    indices = np.asarray(indices, dtype=np.int64)
-    order = np.argsort(indices, kind="stable")
-    block = np.asarray(dataset.signals[indices[order]], dtype=np.float32)[:, list(lead_idx)]
-    out = np.empty_like(block)
-    out[order] = block
-    return out
-
-
-def _inference_dtype(dev: torch.device) -> torch.dtype | None:
-    """Autocast dtype for frozen forward passes: bf16 on GPUs with native bf16, fp16 on older GPUs, none on CPU."""
-    return resolve_amp("auto", dev)
-
-
-def _training_dtype(dev: torch.device) -> torch.dtype | None:
-    """Autocast dtype for probe/fine-tune training: bf16 where native, else float32 (fp16 would need loss scaling)."""
-    dtype = resolve_amp("auto", dev)
-    return dtype if dtype == torch.bfloat16 else None
-
-
-def _autocast(dev: torch.device, dtype: torch.dtype | None):
-    return torch.autocast(dev.type, dtype=dtype or torch.float32, enabled=dtype is not None)
-
-
 def precision_key(dev: torch.device) -> str:
     """What cache keys add for results computed on ``dev`` (empty for CPU float32, so older CPU caches stay valid)."""
     return precision_tag(dev, _inference_dtype(dev))
@@ -293,27 +289,6 @@ class ProbeResult:
     val_criterion: str
 
 
-def _scores_from_logits(logits: torch.Tensor, protocol: str) -> torch.Tensor:
-    return torch.sigmoid(logits) if protocol == "multilabel" else torch.softmax(logits, dim=1)
-
-
-def _loss(logits: torch.Tensor, y: torch.Tensor, protocol: str) -> torch.Tensor:
-    if protocol == "multilabel":
-        return nn.functional.binary_cross_entropy_with_logits(logits, y)
-    return nn.functional.cross_entropy(logits, y.argmax(dim=1))
-
-
-def _val_criterion(y_val: np.ndarray, scores: np.ndarray, loss: float) -> tuple[float, str]:
-    """Higher is better: validation macro AUROC, or minus the loss when no class is evaluable."""
-    auc = stats.macro_auroc(y_val, scores) if len(y_val) else float("nan")
-    return (auc, "val_macro_auroc") if np.isfinite(auc) else (-loss, "neg_val_loss")
-
-
-def _check_protocol(protocol: str) -> None:
-    if protocol not in PROTOCOLS:
-        raise ConfigError(f"protocol must be one of {', '.join(PROTOCOLS)}, got {protocol!r}")
-
-
 def linear_probe(x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray, y_val: np.ndarray,
                  x_test: np.ndarray, protocol: str = "multilabel",
                  grid: Sequence[float] = EvalConfig.probe_grid, max_iter: int = 100) -> ProbeResult:
@@ -388,101 +363,6 @@ def _fit_probe(xt: torch.Tensor, y_train: np.ndarray, xv: torch.Tensor, y_val: n
     with torch.no_grad():
         test_scores = _scores_from_logits(xs @ best[2] + best[3], protocol).numpy()
     return ProbeResult(test_scores, best[1], val_scores, criterion_name)
-
-
-# -------------------------------------------------------------------------------------- fine-tune / scratch
-def _batches(n: int, batch_size: int, generator: torch.Generator | None) -> list[np.ndarray]:
-    order = torch.randperm(n, generator=generator).numpy() if generator is not None else np.arange(n)
-    return [order[i:i + batch_size] for i in range(0, n, batch_size)]
-
-
-@torch.no_grad()
-def _predict_logits(model: nn.Module, dataset: Any, indices: np.ndarray, lead_idx: Sequence[int],
-                    batch_size: int, dev: torch.device) -> torch.Tensor:
-    model.eval().to(dev)
-    out = []
-    for batch in _batches(len(indices), batch_size, None):
-        x = torch.from_numpy(_read_signals(dataset, indices[batch], lead_idx)).to(dev)
-        with _autocast(dev, _inference_dtype(dev)):
-            out.append(model(x).float().cpu())
-    return torch.cat(out) if out else torch.zeros(0, 0)
-
-
-def predict_classifier(model: nn.Module, dataset: Any, indices: np.ndarray, lead_idx: Sequence[int],
-                       protocol: str, batch_size: int = 256, device: str | torch.device = "auto") -> np.ndarray:
-    """Class probabilities ``(n, C)`` (sigmoid or softmax) of a classifier on the given records."""
-    logits = _predict_logits(model, dataset, np.asarray(indices), lead_idx, batch_size, resolve_device(device))
-    return _scores_from_logits(logits, protocol).numpy()
-
-
-@dataclass
-class TrainLog:
-    """What happened during training: per-epoch validation criterion and the epoch kept."""
-
-    history: list[dict[str, float]] = field(default_factory=list)
-    best_epoch: int = -1
-    criterion: str = "val_macro_auroc"
-
-
-def train_classifier(model: nn.Module, dataset: Any, lead_idx: Sequence[int], train_idx: np.ndarray,
-                     y_train: np.ndarray, val_idx: np.ndarray, y_val: np.ndarray, protocol: str, lr: float,
-                     epochs: int = 30, patience: int = 5, batch_size: int = 64, seed: int = 0,
-                     device: str | torch.device = "auto", desc: str = "train",
-                     show_progress: bool = True) -> TrainLog:
-    """Train a whole classifier (encoder + linear head) with Adam; early stopping on the validation fold.
-
-    After each epoch the validation macro AUROC (or the validation loss when no class is evaluable) is
-    measured; the best epoch's weights are restored at the end, and training stops after ``patience`` epochs
-    without improvement. On GPUs with native bf16 the forward pass runs under bf16 autocast (float32
-    elsewhere). Shuffling, dropout and initialisation-free randomness are seeded by ``seed`` without touching
-    the global RNG state.
-    """
-    _check_protocol(protocol)
-    if len(train_idx) == 0:
-        raise DataError("training: no training records")
-    dev = resolve_device(device)
-    model.to(dev)
-    opt = torch.optim.Adam(model.parameters(), lr=lr)
-    y_train_t = torch.from_numpy(np.asarray(y_train, np.float32))
-    y_val_t = torch.from_numpy(np.asarray(y_val, np.float32))
-    gen = torch.Generator().manual_seed(int(seed))
-    log = TrainLog()
-    best_crit, best_state, bad = -math.inf, copy.deepcopy(model.state_dict()), 0
-    fork_devices = [dev.index or 0] if dev.type == "cuda" else []
-    with torch.random.fork_rng(devices=fork_devices):
-        torch.manual_seed(int(seed))
-        bar = tqdm(range(epochs), desc=desc, disable=not show_progress, leave=False)
-        for epoch in bar:
-            model.train()
-            total, count = 0.0, 0
-            for batch in _batches(len(train_idx), batch_size, gen):
-                x = torch.from_numpy(_read_signals(dataset, train_idx[batch], lead_idx)).to(dev)
-                y = y_train_t[batch].to(dev)
-                with _autocast(dev, _training_dtype(dev)):
-                    logits = model(x)
-                loss = _loss(logits.float(), y, protocol)
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-                total, count = total + loss.item() * len(batch), count + len(batch)
-            if len(val_idx):
-                logits_v = _predict_logits(model, dataset, val_idx, lead_idx, 256, dev)
-                val_loss = float(_loss(logits_v, y_val_t, protocol))
-                scores_v = _scores_from_logits(logits_v, protocol).numpy()
-            else:
-                val_loss, scores_v = float("nan"), np.zeros((0, y_val_t.shape[1]))
-            crit, log.criterion = _val_criterion(np.asarray(y_val), scores_v, val_loss)
-            log.history.append({"epoch": epoch, "train_loss": total / max(count, 1), "val_loss": val_loss,
-                                "criterion": crit})
-            bar.set_postfix(loss=f"{total / max(count, 1):.4f}", val=f"{crit:.4f}")
-            if crit > best_crit + 1e-6:
-                best_crit, best_state, bad, log.best_epoch = crit, copy.deepcopy(model.state_dict()), 0, epoch
-            else:
-                bad += 1
-                if bad >= patience:
-                    break
-    model.load_state_dict(best_state)
-    return log
 
 
 # ---------------------------------------------------------------------------------------- label fractions
@@ -703,9 +583,10 @@ def run_sweep(checkpoints: Sequence[str | Path | EncoderSource], data: Any, labe
               test_fold: int | None = None) -> SweepResult:
     """Run every (arm, fraction, seed) cell and write tidy results to ``out_dir``.
 
-    Arms: each checkpoint x {``linear_probe``, ``fine_tune``} (those requested), plus ``supervised`` (from a
-    seeded random encoder, lr ``config.supervised_lr``) and ``random_init`` (linear probe on a seeded random
-    encoder). Reference arms use the encoder config of the first checkpoint, or ``encoder_config`` (preset name
+    Arms: each checkpoint x {``linear_probe``, ``fine_tune``} (those requested), plus ``supervised`` (the same
+    encoder from a seeded random initialisation, trained end to end), ``reference_cnn`` (a plain 12-lead CNN
+    trained from scratch, :mod:`aclecg.reference_cnn`) and ``random_init`` (linear probe on a seeded random
+    encoder). Trained arms follow ``config``'s step budget and learning-rate grid. Reference arms use the encoder config of the first checkpoint, or ``encoder_config`` (preset name
     or dict; default ``"small"``) when no checkpoint is given. Cell seeds drive the label-fraction draw, the
     random initialisations, the shuffling and the bootstrap, so arms at the same fraction and seed see the
     same training records and are compared on the same test records and resamples.
@@ -755,7 +636,7 @@ def run_sweep(checkpoints: Sequence[str | Path | EncoderSource], data: Any, labe
         for kind in ("linear_probe", "fine_tune"):
             if kind in arm_kinds:
                 arm_list.append(_Arm(f"{src.label}:{kind}", kind, src, True))
-    for kind in ("supervised", "random_init"):
+    for kind in ("supervised", "reference_cnn", "random_init"):
         if kind in arm_kinds:
             arm_list.append(_Arm(kind, kind, None, False))
 
@@ -778,16 +659,24 @@ def run_sweep(checkpoints: Sequence[str | Path | EncoderSource], data: Any, labe
             emb_cache[src.key] = cached_embeddings(src, dataset, cache_dir, cfg.embed_batch_size, device)[0]
         return emb_cache[src.key]
 
+    # seeds in order within each fraction: a trained arm's first seed chooses the learning rate for the others
     cells = [(arm, f, s) for f in fracs for s in seed_list for arm in arm_list]
+    chosen_lr: dict[tuple[str, float], float] = {}
     total = len(cells)
     n_computed = n_cached = 0
     cell_records: list[dict] = []
     bar = tqdm(total=total, desc="sweep", disable=not show_progress)
     for done, (arm, fraction, seed) in enumerate(cells):
         weights_key = arm.source.key if arm.source else f"{arm.kind}:{ref_cfg.to_dict()}:{seed}"
+        settings = cfg.key_for(arm.kind)
+        lr_grid = cfg.lr_grid
+        if arm.kind in TRAINED_ARMS and cfg.lr_selection == "first_seed" and seed != seed_list[0]:
+            # the learning rate validated best for the first seed of this arm and fraction is reused
+            lr_grid = (chosen_lr[(arm.name, fraction)],)
+            settings = {**settings, "lr": lr_grid[0], "lr_chosen_on_seed": seed_list[0]}
         key = {"arm": arm.name, "kind": arm.kind, "weights": weights_key, "fraction": fraction, "seed": seed,
                "label_set": label_set, "protocol": protocol, "data": fingerprint, "classes": classes,
-               "settings": cfg.key_for(arm.kind), "version": 1}
+               "settings": settings, "version": 2 if arm.kind in TRAINED_ARMS else 1}
         if test_fold is not None:  # only then, so the keys of official-split cells stay as they were
             key["test_fold"] = int(test_fold)
         if precision_key(device):  # GPU results never mix with CPU float32 cells (whose keys stay as they were)
@@ -797,6 +686,8 @@ def run_sweep(checkpoints: Sequence[str | Path | EncoderSource], data: Any, labe
         event = dict(total=total, cell=cell_id, arm=arm.name, fraction=fraction, seed=seed)
         if meta_path.is_file() and pred_path.is_file() and _cell_readable(meta_path, pred_path):
             cell_records.append(json.loads(meta_path.read_text()))
+            if arm.kind in TRAINED_ARMS:
+                chosen_lr.setdefault((arm.name, fraction), float(cell_records[-1]["details"]["lr"]))
             n_cached += 1
             bar.update(1)
             if progress:
@@ -806,7 +697,9 @@ def run_sweep(checkpoints: Sequence[str | Path | EncoderSource], data: Any, labe
             progress(SweepProgress(done=done, status="running", **event))
         bar.set_postfix_str(f"{arm.name} f={fraction:g} s={seed}")
         train_pos = sample_label_fraction(records, keep_idx, y_all, fraction, seed)
-        result = _run_cell(arm, dataset, keep_idx, y_all, train_pos, val_pos, test_pos, protocol, seed, cfg, device,
+        started = time.perf_counter()
+        result = _run_cell(arm, dataset, keep_idx, y_all, train_pos, val_pos, test_pos, protocol, seed, cfg, lr_grid,
+                           device,
                            ref_cfg, embeddings_of, cache_dir, show_progress)
         y_test = y_all[test_pos]
         report = stats.evaluate_scores(y_test, result["scores"], classes)
@@ -818,11 +711,14 @@ def run_sweep(checkpoints: Sequence[str | Path | EncoderSource], data: Any, labe
                   "n_train": int(len(train_pos)), "n_train_patients": int(len(np.unique(patients))),
                   "n_val": int(len(val_pos)), "n_test": int(len(test_pos)), "excluded": report.excluded,
                   "n_bootstrap_valid": boot.n_valid, "details": result["details"],
+                  "seconds": round(time.perf_counter() - started, 2),
                   "metrics": _metric_rows(report, boot, classes)}
         _atomic_npz(pred_path, y_true=y_test, y_score=result["scores"].astype(np.float64),
                     test_index=keep_idx[test_pos], train_index=keep_idx[train_pos], classes=np.array(classes))
         _atomic_json(meta_path, record)   # written last: its presence marks the cell as finished
         cell_records.append(record)
+        if arm.kind in TRAINED_ARMS:
+            chosen_lr.setdefault((arm.name, fraction), float(result["details"]["lr"]))
         n_computed += 1
         bar.update(1)
         if progress:
@@ -833,9 +729,9 @@ def run_sweep(checkpoints: Sequence[str | Path | EncoderSource], data: Any, labe
 
 def _run_cell(arm: _Arm, dataset: Any, keep_idx: np.ndarray, y_all: np.ndarray, train_pos: np.ndarray,
               val_pos: np.ndarray, test_pos: np.ndarray, protocol: str, seed: int, cfg: EvalConfig,
-              device: torch.device, ref_cfg: Any, embeddings_of: Callable[[EncoderSource], np.ndarray],
+              lr_grid: Sequence[float], device: torch.device, ref_cfg: Any, embeddings_of: Callable[[EncoderSource], np.ndarray],
               cache_dir: Any, show_progress: bool) -> dict[str, Any]:
-    """Fit one arm on one training subset; return test scores and a few details (chosen L2, best epoch)."""
+    """Fit one arm on one training subset; return test scores and details (chosen L2; or lr, best step, steps run)."""
     y_tr, y_va = y_all[train_pos], y_all[val_pos]
     if arm.kind in ("linear_probe", "random_init"):
         src = arm.source if arm.kind == "linear_probe" else random_init_source(
@@ -847,25 +743,39 @@ def _run_cell(arm: _Arm, dataset: Any, keep_idx: np.ndarray, y_all: np.ndarray, 
                                                          "val": {str(k): v for k, v in probe.val_scores.items()}}}
     from aclecg.models import build_classifier, build_encoder
 
+    n_classes = y_all.shape[1]
     if arm.kind == "fine_tune":
         assert arm.source is not None
-        encoder = copy.deepcopy(arm.source.encoder)
-        lead_idx = check_compatible(arm.source.meta, dataset)
-        lr = cfg.finetune_lr
+        source = arm.source
+        lead_idx = check_compatible(source.meta, dataset)
+
+        def build() -> nn.Module:
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(int(seed))
+                return build_classifier(copy.deepcopy(source.encoder), n_classes)
     else:
-        encoder = build_encoder(ref_cfg, seed=seed)
         lead_idx = check_compatible({"leads": ref_cfg.leads, "fs": dataset.fs, "n_samples": dataset.n_samples},
                                     dataset)
-        lr = cfg.supervised_lr
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(int(seed))
-        model = build_classifier(encoder, y_all.shape[1])
-    log = train_classifier(model, dataset, lead_idx, keep_idx[train_pos], y_tr, keep_idx[val_pos], y_va, protocol,
-                           lr, cfg.epochs, cfg.patience, cfg.batch_size, seed, device,
-                           desc=f"{arm.name} s{seed}", show_progress=show_progress)
-    scores = predict_classifier(model, dataset, keep_idx[test_pos], lead_idx, protocol, device=device)
-    return {"scores": scores, "details": {"best_epoch": log.best_epoch, "epochs_run": len(log.history),
-                                          "criterion": log.criterion, "lr": lr}}
+        if arm.kind == "reference_cnn":
+            def build() -> nn.Module:
+                return build_reference_cnn(len(lead_idx), n_classes, ReferenceCNNConfig(), seed=int(seed))
+        else:
+            def build() -> nn.Module:
+                encoder = build_encoder(ref_cfg, seed=seed)
+                with torch.random.fork_rng(devices=[]):
+                    torch.manual_seed(int(seed))
+                    return build_classifier(encoder, n_classes)
+    x_tr = torch.from_numpy(_read_signals(dataset, keep_idx[train_pos], lead_idx))
+    x_va = torch.from_numpy(_read_signals(dataset, keep_idx[val_pos], lead_idx))
+    fit = fit_with_lr_grid(build, x_tr, y_tr, x_va, y_va, protocol, lr_grid, seed=seed,
+                           desc=f"{arm.name} s{seed}", max_steps=cfg.max_steps, eval_every=cfg.eval_every,
+                           patience=cfg.patience, batch_size=cfg.batch_size, device=device,
+                           show_progress=show_progress)
+    scores = predict_classifier(fit.model, dataset, keep_idx[test_pos], lead_idx, protocol, device=device)
+    log = fit.log
+    return {"scores": scores, "details": {"best_step": log.best_step, "steps_run": log.steps_run,
+                                          "converged": log.converged, "criterion": log.criterion,
+                                          "val": log.best_criterion, "lr": fit.lr, "lr_grid": fit.grid}}
 
 
 def _comparisons(out: Path, cell_records: list[dict], arm_list: list[_Arm], classes: list[str]) -> pd.DataFrame:
@@ -911,7 +821,9 @@ def _summary(results: pd.DataFrame) -> pd.DataFrame:
     g = results.groupby(keys, sort=False, dropna=False)
     summ = g.agg(mean=("value", "mean"), std=("value", "std"), n_seeds=("value", "count"),
                  boot_ci_low_mean=("ci_low", "mean"), boot_ci_high_mean=("ci_high", "mean"),
-                 n_train_mean=("n_train", "mean")).reset_index()
+                 n_train_mean=("n_train", "mean"), best_step_mean=("best_step", "mean"),
+                 steps_run_mean=("steps_run", "mean"),
+                 n_not_converged=("converged", lambda c: int((c == False).sum()))).reset_index()  # noqa: E712
     half = student_t.ppf(0.975, np.maximum(summ["n_seeds"] - 1, 1)) * summ["std"] / np.sqrt(summ["n_seeds"])
     summ["ci_low"] = np.where(summ["n_seeds"] > 1, summ["mean"] - half, np.nan)
     summ["ci_high"] = np.where(summ["n_seeds"] > 1, summ["mean"] + half, np.nan)
@@ -925,6 +837,10 @@ def _write_outputs(out: Path, cell_records: list[dict], arm_list: list[_Arm], cl
         base = {k: rec[k] for k in ("arm", "arm_kind", "method", "checkpoint", "fraction", "seed", "n_train",
                                     "n_train_patients", "n_test")}
         base["excluded"] = ";".join(rec["excluded"])
+        details = rec.get("details") or {}
+        for k in ("lr", "best_step", "steps_run"):
+            base[k] = details.get(k, np.nan)
+        base["converged"] = details.get("converged", np.nan)  # NaN for the probes: nothing to converge
         for m in rec["metrics"]:
             rows.append({**base, **m})
     results = pd.DataFrame(rows)

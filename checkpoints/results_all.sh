@@ -1,56 +1,83 @@
 #!/usr/bin/env bash
-# Reproduce docs/results.md end to end on the bundled real data: pretrain every shipped checkpoint (and the two
-# ACL-ECG ablations), run the label-fraction sweeps, copy the encoders next to their configurations with model
-# cards, and generate the report. Every step is resumable: rerunning skips finished runs and sweep cells.
-#   bash checkpoints/results_all.sh          (or: make results)
+# Rebuild docs/results.md end to end on the bundled real data (make results). Every stage is resumable: finished
+# pretraining runs and sweep cells are skipped, an interrupted run resumes from its last checkpoint.
+#
+#   bash checkpoints/results_all.sh              everything: official split, then test-fold rotations 9, 8, 7
+#   STAGES="official" bash checkpoints/results_all.sh     only the official split (test fold 10)
+#
+# Expected wall time on 2 idle CPU cores (measured, see docs/results.md "Cost"): pretraining ~1 min per run
+# (12 official + 30 rotation runs); linear probes ~1 min per rotation and protocol; the trained arms
+# (reference CNN at 6 fractions, supervised and two fine-tuned encoders at 3) ~40 min per rotation and protocol.
+# All of it: about 6 h. The official split alone: about 1.5 h.
+#
+# The expensive cells (trained arms) are committed under checkpoints/cells/ and copied back before a sweep runs, so
+# a fresh clone resumes instead of retraining; rotation checkpoints live in checkpoints/rotations/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
-NAMES=(acl_ecg simclr lcd acl_ecg_no_physio acl_ecg_no_region)
+STAGES=${STAGES:-"official rotations"}
+ROTATIONS=${ROTATIONS:-"9 8 7"}
+METHODS=(acl_ecg simclr moco byol simsiam barlow vicreg dlc dla lcd)
+ABLATIONS=(acl_ecg_no_physio acl_ecg_no_region)
 SWEEPS=runs/sweeps
-EPOCHS=${EPOCHS:-15}      # cap for the supervised / fine-tune arms (early stopping, patience 4)
-$PY -m aclecg bundled
-bash checkpoints/pretrain_all.sh "${NAMES[@]}"
-ckpts=()
-for n in "${NAMES[@]}"; do
-  mkdir -p "runs/eval/$n" && cp "runs/ship-$n/encoder.pt" "runs/ship-$n/encoder.pt.sha256" "runs/eval/$n/"
-  ckpts+=(--checkpoint "runs/eval/$n/encoder.pt")
-done
+CELLS=checkpoints/cells
+$PY -m aclecg bundled > /dev/null
 DATA=$($PY -c "from aclecg.data import ensure_bundled; print(ensure_bundled()['ptbxl'])")
-common=(--data "$DATA" --label-set superdiagnostic --seeds 3 --patience 4 --epochs "$EPOCHS" --no-progress)
-# 1. Linear probes of every checkpoint + random-init + supervised from scratch, both protocols.
-$PY -m aclecg sweep "${ckpts[@]}" "${common[@]}" --protocol multilabel --fractions 0.01,0.05,0.1,0.25,0.5,1 \
-    --arms linear_probe,random_init,supervised --out $SWEEPS/ptbxl-multilabel
-$PY -m aclecg sweep "${ckpts[@]}" "${common[@]}" --protocol singlelabel --fractions 0.01,0.1,1 \
-    --arms linear_probe,random_init,supervised --out $SWEEPS/ptbxl-singlelabel
-# 2. Fine-tuning of ACL-ECG and SimCLR (the slow arm on a CPU: 10 % and 100 % of labels). The supervised cells of
-#    sweep 1 at these fractions and seeds have identical cell keys, so they are reused rather than trained again.
-mkdir -p $SWEEPS/ptbxl-finetune/cells
-for f in $SWEEPS/ptbxl-multilabel/cells/supervised__f0.1__* $SWEEPS/ptbxl-multilabel/cells/supervised__f1__*; do
-  [ -e "$f" ] && cp -n "$f" $SWEEPS/ptbxl-finetune/cells/
-done
-$PY -m aclecg sweep --checkpoint runs/eval/acl_ecg/encoder.pt --checkpoint runs/eval/simclr/encoder.pt \
-    "${common[@]}" --protocol multilabel --fractions 0.1,1 --arms fine_tune,supervised --out $SWEEPS/ptbxl-finetune
-ship=()
-for n in acl_ecg simclr lcd acl_ecg_no_physio acl_ecg_no_region; do ship+=(--ship "runs/ship-$n=checkpoints/$n"); done
-# 3. Test-fold rotation (fold 10 alone is too small to tell the methods apart): for test folds 9 and 8, pretrain
-#    ACL-ECG, SimCLR and LCD again with that fold left out (fold 10 becomes training data), then linear-probe them
-#    with the rotated split (test = K, val = K-1, train = the rest).
-for k in 9 8; do
-  rot=()
-  for n in acl_ecg simclr lcd; do
-    run=runs/rot$k-$n
-    if [ ! -f "$run/encoder.pt" ]; then
-      if [ -d "$run" ]; then resume=--resume; else resume=; fi
-      $PY -m aclecg pretrain --config checkpoints/$n/config.json --set 'exclude_splits=[]' --set "exclude_folds=[$k]" \
-          --run-dir "$run" $resume --no-progress
-    fi
-    mkdir -p "runs/eval-rot$k/$n" && cp "$run/encoder.pt" "$run/encoder.pt.sha256" "runs/eval-rot$k/$n/"
-    rot+=(--checkpoint "runs/eval-rot$k/$n/encoder.pt")
+common=(--data "$DATA" --label-set superdiagnostic --seeds 3 --no-progress)
+ALL_FRACTIONS=0.01,0.05,0.1,0.25,0.5,1
+FT_FRACTIONS=0.01,0.1,1
+
+say() { echo "[$(date +%H:%M:%S)] $*"; }
+
+# sweep NAME ARGS...: run one sweep into runs/sweeps/NAME, restoring / saving its trained cells in checkpoints/cells
+sweep() {
+  local name=$1; shift
+  mkdir -p "$SWEEPS/$name/cells"
+  [ -d "$CELLS/$name" ] && cp -n "$CELLS/$name"/* "$SWEEPS/$name/cells/" 2>/dev/null || true
+  say "sweep $name"
+  $PY -m aclecg sweep "${common[@]}" --out "$SWEEPS/$name" "$@" | tail -1
+  if [ "${SAVE_CELLS:-1}" = 1 ]; then
+    mkdir -p "$CELLS/$name"
+    for f in "$SWEEPS/$name"/cells/*; do
+      case $(basename "$f") in supervised__*|reference_cnn__*|*_fine_tune__*) cp -n "$f" "$CELLS/$name/";; esac
+    done
+  fi
+}
+
+# rotation K: pretrain, probe every method, then train the reference and fine-tuned arms
+rotation() {
+  local k=$1 names ckpts=() dir
+  if [ "$k" = 10 ]; then names=("${METHODS[@]}" "${ABLATIONS[@]}"); else names=("${METHODS[@]}"); fi
+  say "pretraining, test fold $k"
+  ROTATION=$k bash checkpoints/pretrain_all.sh "${names[@]}"
+  # each encoder is evaluated under its configuration's name (runs/eval-testK/NAME/encoder.pt): arm labels = names
+  for n in "${names[@]}"; do
+    if [ "$k" = 10 ]; then dir=runs/ship-$n; else dir=runs/rot$k-$n; fi
+    mkdir -p "runs/eval-test$k/$n" && cp "$dir/encoder.pt" "$dir/encoder.pt.sha256" "runs/eval-test$k/$n/"
+    ckpts+=(--checkpoint "runs/eval-test$k/$n/encoder.pt")
   done
-  $PY -m aclecg sweep "${rot[@]}" "${common[@]}" --protocol multilabel --fractions 0.01,0.1,1 --test-fold $k \
-      --arms linear_probe,random_init --out $SWEEPS/ptbxl-multilabel-test$k
+  for protocol in multilabel singlelabel; do
+    SAVE_CELLS=0 sweep "$protocol-test$k-probe" "${ckpts[@]}" --protocol "$protocol" --test-fold "$k" \
+        --fractions $ALL_FRACTIONS --arms linear_probe,random_init
+  done
+  # the best baseline is chosen on the validation fold of the official split (never on a test fold)
+  best=$($PY -m aclecg study best-baseline --sweeps "$SWEEPS")
+  adir=runs/eval-test$k/acl_ecg bdir=runs/eval-test$k/$best
+  say "best baseline (validation, 10 % labels): $best"
+  for protocol in multilabel singlelabel; do
+    sweep "$protocol-test$k-reference" --checkpoint "$adir/encoder.pt" --protocol "$protocol" --test-fold "$k" \
+        --fractions $ALL_FRACTIONS --arms reference_cnn
+    sweep "$protocol-test$k-finetune" --checkpoint "$adir/encoder.pt" --checkpoint "$bdir/encoder.pt" \
+        --protocol "$protocol" --test-fold "$k" --fractions $FT_FRACTIONS --arms fine_tune,supervised
+  done
+}
+
+for stage in $STAGES; do
+  case $stage in
+    official) rotation 10 ;;
+    rotations) for k in $ROTATIONS; do rotation "$k"; done ;;
+    *) echo "unknown stage $stage (official, rotations)" >&2; exit 2 ;;
+  esac
 done
-$PY -m aclecg report --sweep $SWEEPS/ptbxl-multilabel --sweep $SWEEPS/ptbxl-multilabel-test9 \
-    --sweep $SWEEPS/ptbxl-multilabel-test8 --sweep $SWEEPS/ptbxl-singlelabel --sweep $SWEEPS/ptbxl-finetune \
-    --preamble docs/results_preamble.md --out docs/results.md "${ship[@]}"
+say "report"
+$PY -m aclecg study report --sweeps "$SWEEPS" --out docs/results.md --export docs/results/sweeps

@@ -214,11 +214,14 @@ def test_train_classifier_early_stopping_restores_best(data):
     split = data.records["split"].to_numpy()
     tr, va = np.flatnonzero(split == "train"), np.flatnonzero(split == "val")
     model = build_classifier(build_encoder({**TINY, "leads": list(LEADS)}, seed=0), 3)
-    log = evaluate.train_classifier(model, data, list(range(12)), tr, y[tr], va, y[va], "multilabel", lr=3e-3,
-                                    epochs=6, patience=2, batch_size=32, seed=0, device="cpu", show_progress=False)
+    log = evaluate.train_classifier(model, data.signals[tr], y[tr], data.signals[va], y[va], "multilabel", lr=3e-3,
+                                    max_steps=60, eval_every=5, patience=15, batch_size=32, seed=0, device="cpu",
+                                    show_progress=False)
     crits = [h["criterion"] for h in log.history]
-    assert log.best_epoch == int(np.argmax(crits))
-    assert len(log.history) <= 6
+    steps = [h["step"] for h in log.history]
+    assert log.best_step == steps[int(np.argmax(crits))]
+    assert log.steps_run <= 60 and steps[-1] == log.steps_run
+    assert log.converged == (log.steps_run - log.best_step >= 15)
     scores = evaluate.predict_classifier(model, data, va, list(range(12)), "multilabel", device="cpu")
     assert evaluate.stats.macro_auroc(y[va], scores) == pytest.approx(max(crits), abs=2e-3)
 
@@ -227,7 +230,7 @@ def test_train_classifier_early_stopping_restores_best(data):
 def test_sweep_end_to_end_tidy_and_resumable(data, tmp_path, monkeypatch):
     monkeypatch.setenv("ACLECG_CACHE", str(tmp_path / "cache"))
     ckpt = _save_checkpoint(tmp_path / "toy_run" / "encoder.pt", data)
-    cfg = evaluate.EvalConfig(epochs=2, patience=1, batch_size=32, n_bootstrap=50, device="cpu")
+    cfg = evaluate.EvalConfig(max_steps=4, eval_every=2, patience=2, batch_size=32, n_bootstrap=50, device="cpu")
     events: list[evaluate.SweepProgress] = []
     kwargs = dict(checkpoints=[ckpt], data=data, label_set="toy", protocol="multilabel", fractions=[0.1, 1.0],
                   seeds=2, arms=["linear_probe", "random_init", "supervised"], out_dir=tmp_path / "sweep",
@@ -276,7 +279,8 @@ def test_sweep_end_to_end_tidy_and_resumable(data, tmp_path, monkeypatch):
 def test_sweep_singlelabel_fine_tune_and_no_checkpoint(data, tmp_path, monkeypatch):
     monkeypatch.setenv("ACLECG_CACHE", str(tmp_path / "cache"))
     ckpt = _save_checkpoint(tmp_path / "a.pt", data)
-    cfg = evaluate.EvalConfig(epochs=1, patience=1, batch_size=64, n_bootstrap=20, device="cpu")
+    cfg = evaluate.EvalConfig(max_steps=2, eval_every=1, patience=1, batch_size=64, n_bootstrap=20, device="cpu",
+                              lr_grid=(1e-3,))
     res = evaluate.run_sweep([ckpt], data, "toy", "singlelabel", [1.0], [5], ["fine_tune"], tmp_path / "ft",
                              config=cfg, show_progress=False)
     assert set(res.results["arm"]) == {"a:fine_tune"} and res.results["value"].notna().any()
@@ -303,8 +307,12 @@ def test_sweep_bad_input_is_a_clear_error(data, tmp_path):
     no_val.records.loc[no_val.records["split"] == "val", "split"] = "train"
     with pytest.raises(DataError, match="no labelled val records"):
         evaluate.run_sweep([], no_val, "toy", arms=["random_init"], out_dir=tmp_path / "nv", show_progress=False)
-    with pytest.raises(ConfigError, match="epochs"):
-        evaluate.EvalConfig(epochs=0)
+    with pytest.raises(ConfigError, match="max_steps"):
+        evaluate.EvalConfig(max_steps=0)
+    with pytest.raises(ConfigError, match="lr_grid"):
+        evaluate.EvalConfig(lr_grid=(1e-3, 0.0))
+    with pytest.raises(ConfigError, match="lr_selection"):
+        evaluate.EvalConfig(lr_selection="best")
 
 
 def test_cli_help_and_bad_input(capsys):

@@ -21,8 +21,10 @@ EXAMPLES = """examples:
 outputs in --out: results.csv / results.json (one row per arm x fraction x seed x metric, bootstrap 95 % CI,
 DeLong p-values vs supervised and random_init), comparisons.csv (all DeLong tests), summary.csv (over seeds),
 cells/*.json + cells/*.npz (per-cell metrics and test predictions; used to resume).
-The supervised and fine_tune arms train for at most --epochs (default 30) with early stopping (--patience 5)
-on the validation folds; they are the slow arms on a CPU.
+The trained arms (fine_tune, supervised, reference_cnn) run at most --max-steps optimiser steps, check the
+validation macro AUROC every --eval-every steps and stop after --patience steps without improvement; each
+learning rate of --lr-grid is tried and the best on validation is kept. They are the slow arms on a CPU. A cell
+whose best step came within --patience steps of the budget is marked "not converged" in the results.
 """
 
 
@@ -52,8 +54,17 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="encoder preset for the reference arms when no --checkpoint is given (default small)")
     p.add_argument("--out", required=True, help="output directory (created; reused to resume)")
     p.add_argument("--device", default="auto", help="auto (CUDA if present), cpu, cuda or cuda:N")
-    p.add_argument("--epochs", type=int, default=d.epochs, help="max epochs of fine_tune/supervised (%(default)s)")
-    p.add_argument("--patience", type=int, default=d.patience, help="early-stopping patience (%(default)s)")
+    p.add_argument("--max-steps", type=int, default=d.max_steps,
+                   help="step budget of each trained arm and learning rate (%(default)s)")
+    p.add_argument("--eval-every", type=int, default=d.eval_every,
+                   help="validate every this many steps (%(default)s)")
+    p.add_argument("--patience", type=int, default=d.patience,
+                   help="early stopping: steps without validation improvement (%(default)s)")
+    p.add_argument("--lr-grid", default=",".join(f"{v:g}" for v in d.lr_grid),
+                   help="comma-separated learning rates tried on validation (%(default)s)")
+    p.add_argument("--lr-selection", default=d.lr_selection, choices=("first_seed", "every_cell"),
+                   help="search the grid with the first seed and reuse its choice, or search in every cell "
+                        "(%(default)s)")
     p.add_argument("--batch-size", type=int, default=d.batch_size, help="training batch size (%(default)s)")
     p.add_argument("--bootstrap", type=int, default=d.n_bootstrap, help="bootstrap resamples (%(default)s)")
     p.add_argument("--test-fold", type=int, default=None,
@@ -67,8 +78,15 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from aclecg.evaluate import EvalConfig, run_sweep
 
-    config = EvalConfig(epochs=args.epochs, patience=args.patience, batch_size=args.batch_size,
-                        n_bootstrap=args.bootstrap, device=args.device)
+    from aclecg.errors import ConfigError
+
+    try:
+        lr_grid = tuple(float(v) for v in args.lr_grid.split(",") if v.strip())
+    except ValueError:
+        raise ConfigError(f"--lr-grid must be comma-separated numbers, got {args.lr_grid!r}") from None
+    config = EvalConfig(max_steps=args.max_steps, eval_every=args.eval_every, patience=args.patience,
+                        lr_grid=lr_grid, lr_selection=args.lr_selection, batch_size=args.batch_size, n_bootstrap=args.bootstrap,
+                        device=args.device)
     result = run_sweep(args.checkpoint, args.data, args.label_set, args.protocol, args.fractions, args.seeds,
                        args.arms, args.out, config=config, encoder_config=args.encoder,
                        show_progress=not args.no_progress, test_fold=args.test_fold)

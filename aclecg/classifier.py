@@ -1,0 +1,250 @@
+"""Training whole classifiers to convergence: the supervised, fine-tune and reference-CNN arms of a sweep.
+
+Budgets count optimiser steps, not epochs, so a 1 % label fraction (a handful of records, one batch an epoch)
+gets as many updates as 100 %. Every ``eval_every`` steps the validation macro AUROC is measured; the best
+step's weights are kept, and training stops once ``patience`` steps pass without improvement. A run that
+reaches ``max_steps`` instead has its best step among its last ``patience`` steps: it is reported as *not
+converged* (``TrainLog.converged``), and the sweep tables mark it.
+
+The learning rate is chosen on the validation fold from one small grid (:func:`fit_with_lr_grid`), the same
+grid for every arm; the test fold is never read here.
+
+>>> import numpy as np, torch
+>>> from aclecg.reference_cnn import build_reference_cnn
+>>> x = torch.randn(40, 12, 200); y = (x[:, 0].mean(1, keepdim=True) > 0).float().numpy()
+>>> fit = fit_with_lr_grid(lambda: build_reference_cnn(12, 1, seed=0), x[:30], y[:30], x[30:], y[30:],
+...                        "multilabel", lr_grid=(1e-3,), max_steps=20, eval_every=5, patience=10,
+...                        device="cpu", show_progress=False)
+>>> fit.log.steps_run <= 20 and fit.lr == 1e-3
+True
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from dataclasses import dataclass, field
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from aclecg import stats
+from aclecg.errors import ConfigError, DataError
+from aclecg.runtime import resolve_amp, resolve_device
+
+__all__ = ["PROTOCOLS", "TrainLog", "LRFit", "read_signals", "train_classifier", "fit_with_lr_grid",
+           "predict_classifier", "predict_scores"]
+
+PROTOCOLS: tuple[str, ...] = ("multilabel", "singlelabel")
+
+
+# ------------------------------------------------------------------------------------------ shared helpers
+def _as_tensor(x: Any) -> torch.Tensor:
+    return x if isinstance(x, torch.Tensor) else torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
+
+
+def read_signals(dataset: Any, indices: np.ndarray, lead_idx: Sequence[int]) -> np.ndarray:
+    """Signals of ``indices`` (any order) for the given channels, read from the memmap in sorted order."""
+    indices = np.asarray(indices, dtype=np.int64)
+    order = np.argsort(indices, kind="stable")
+    block = np.asarray(dataset.signals[indices[order]], dtype=np.float32)[:, list(lead_idx)]
+    out = np.empty_like(block)
+    out[order] = block
+    return out
+
+
+def inference_dtype(dev: torch.device) -> torch.dtype | None:
+    """Autocast dtype for frozen forward passes: bf16 on GPUs with native bf16, fp16 on older GPUs, none on CPU."""
+    return resolve_amp("auto", dev)
+
+
+def training_dtype(dev: torch.device) -> torch.dtype | None:
+    """Autocast dtype for probe/fine-tune training: bf16 where native, else float32 (fp16 would need loss scaling)."""
+    dtype = resolve_amp("auto", dev)
+    return dtype if dtype == torch.bfloat16 else None
+
+
+def autocast(dev: torch.device, dtype: torch.dtype | None):
+    return torch.autocast(dev.type, dtype=dtype or torch.float32, enabled=dtype is not None)
+
+
+def check_protocol(protocol: str) -> None:
+    if protocol not in PROTOCOLS:
+        raise ConfigError(f"protocol must be one of {', '.join(PROTOCOLS)}, got {protocol!r}")
+
+
+def scores_from_logits(logits: torch.Tensor, protocol: str) -> torch.Tensor:
+    return torch.sigmoid(logits) if protocol == "multilabel" else torch.softmax(logits, dim=1)
+
+
+def loss_of(logits: torch.Tensor, y: torch.Tensor, protocol: str) -> torch.Tensor:
+    if protocol == "multilabel":
+        return nn.functional.binary_cross_entropy_with_logits(logits, y)
+    return nn.functional.cross_entropy(logits, y.argmax(dim=1))
+
+
+def val_criterion(y_val: np.ndarray, scores: np.ndarray, loss: float) -> tuple[float, str]:
+    """Higher is better: validation macro AUROC, or minus the loss when no class is evaluable."""
+    auc = stats.macro_auroc(y_val, scores) if len(y_val) else float("nan")
+    return (auc, "val_macro_auroc") if np.isfinite(auc) else (-loss, "neg_val_loss")
+
+
+@torch.no_grad()
+def _predict_logits(model: nn.Module, x: torch.Tensor, dev: torch.device, batch_size: int = 256) -> torch.Tensor:
+    model.eval().to(dev)
+    out = []
+    for start in range(0, len(x), batch_size):
+        with autocast(dev, inference_dtype(dev)):
+            out.append(model(x[start:start + batch_size].to(dev)).float().cpu())
+    return torch.cat(out) if out else torch.zeros(0, 0)
+
+
+def predict_scores(model: nn.Module, x: torch.Tensor, protocol: str, batch_size: int = 256,
+                   device: str | torch.device = "auto") -> np.ndarray:
+    """Class probabilities ``(n, C)`` of ``model`` on the signals ``x`` ``(n, leads, T)`` (eval mode)."""
+    logits = _predict_logits(model, _as_tensor(x), resolve_device(device), batch_size)
+    return scores_from_logits(logits, protocol).numpy()
+
+
+def predict_classifier(model: nn.Module, dataset: Any, indices: np.ndarray, lead_idx: Sequence[int],
+                       protocol: str, batch_size: int = 256, device: str | torch.device = "auto") -> np.ndarray:
+    """Class probabilities ``(n, C)`` (sigmoid or softmax) of a classifier on the given records."""
+    x = torch.from_numpy(read_signals(dataset, np.asarray(indices), lead_idx))
+    return predict_scores(model, x, protocol, batch_size, device)
+
+
+# ------------------------------------------------------------------------------------------------ training
+@dataclass
+class TrainLog:
+    """What happened: the validation curve, the step kept, the steps run and whether early stopping ended it."""
+
+    history: list[dict[str, float]] = field(default_factory=list)
+    best_step: int = 0
+    steps_run: int = 0
+    best_criterion: float = -math.inf
+    stopped_early: bool = False
+    criterion: str = "val_macro_auroc"
+
+    @property
+    def converged(self) -> bool:
+        """True when validation stopped improving for ``patience`` steps before the step budget ran out."""
+        return self.stopped_early
+
+
+def _check_budget(max_steps: int, eval_every: int, patience: int, batch_size: int) -> None:
+    for name, value in (("max_steps", max_steps), ("eval_every", eval_every), ("patience", patience),
+                        ("batch_size", batch_size)):
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise ConfigError(f"{name} must be a positive integer, got {value!r}")
+
+
+def train_classifier(model: nn.Module, x_train: Any, y_train: np.ndarray, x_val: Any, y_val: np.ndarray,
+                     protocol: str, lr: float, max_steps: int = 3000, eval_every: int = 25, patience: int = 500,
+                     batch_size: int = 64, seed: int = 0, device: str | torch.device = "auto",
+                     desc: str = "train", show_progress: bool = True) -> TrainLog:
+    """Train ``model`` (signals in, logits out) with Adam for at most ``max_steps`` steps; early stopping.
+
+    ``x_*`` are signal arrays ``(n, leads, T)``. The best validation step's weights are restored at the end.
+    Shuffling and dropout are seeded by ``seed`` without touching the global RNG state. On GPUs with native
+    bf16 the forward pass runs under bf16 autocast (float32 elsewhere); the loss is always float32.
+    """
+    check_protocol(protocol)
+    _check_budget(max_steps, eval_every, patience, batch_size)
+    if not lr > 0:
+        raise ConfigError(f"lr must be > 0, got {lr!r}")
+    xt, xv = _as_tensor(x_train), _as_tensor(x_val)
+    if len(xt) == 0:
+        raise DataError("training: no training records")
+    dev = resolve_device(device)
+    model.to(dev)
+    xt_dev = xt.to(dev)
+    yt = torch.from_numpy(np.asarray(y_train, np.float32)).to(dev)
+    yv = torch.from_numpy(np.asarray(y_val, np.float32))
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    gen = torch.Generator().manual_seed(int(seed))
+    log = TrainLog()
+    best_state = copy.deepcopy(model.state_dict())
+    n, bs = len(xt), min(batch_size, len(xt))
+    order, cursor = torch.randperm(n, generator=gen), 0
+    running = 0.0
+
+    def evaluate(step: int) -> bool:
+        nonlocal best_state
+        if len(xv):
+            logits_v = _predict_logits(model, xv, dev)
+            val_loss = float(loss_of(logits_v, yv, protocol))
+            scores = scores_from_logits(logits_v, protocol).numpy()
+        else:
+            val_loss, scores = float("nan"), np.zeros((0, yv.shape[1]))
+        crit, log.criterion = val_criterion(np.asarray(y_val), scores, val_loss)
+        log.history.append({"step": step, "train_loss": running, "val_loss": val_loss, "criterion": crit})
+        model.train()
+        if crit > log.best_criterion + 1e-6:
+            log.best_criterion, log.best_step, best_state = crit, step, copy.deepcopy(model.state_dict())
+        return step - log.best_step >= patience
+
+    fork_devices = [dev.index or 0] if dev.type == "cuda" else []
+    with torch.random.fork_rng(devices=fork_devices):
+        torch.manual_seed(int(seed))
+        model.train()
+        bar = tqdm(range(1, max_steps + 1), desc=desc, disable=not show_progress, leave=False)
+        for step in bar:
+            if cursor + bs > n:
+                order, cursor = torch.randperm(n, generator=gen), 0
+            batch = order[cursor:cursor + bs].to(dev)
+            cursor += bs
+            with autocast(dev, training_dtype(dev)):
+                logits = model(xt_dev[batch])
+            loss = loss_of(logits.float(), yt[batch], protocol)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            value = loss.item()
+            running = 0.9 * running + 0.1 * value if step > 1 else value
+            log.steps_run = step
+            if step % eval_every == 0 or step == max_steps:
+                if evaluate(step):
+                    log.stopped_early = True
+                    break
+                bar.set_postfix(loss=f"{running:.4f}", val=f"{log.best_criterion:.4f}", best=log.best_step)
+    model.load_state_dict(best_state)
+    return log
+
+
+@dataclass
+class LRFit:
+    """The model trained with the learning rate that validated best, its log, and every grid point's result."""
+
+    model: nn.Module
+    lr: float
+    log: TrainLog
+    grid: list[dict[str, Any]]
+
+
+def fit_with_lr_grid(build: Callable[[], nn.Module], x_train: Any, y_train: np.ndarray, x_val: Any,
+                     y_val: np.ndarray, protocol: str, lr_grid: Sequence[float] = (3e-4, 1e-3, 3e-3),
+                     seed: int = 0, desc: str = "train", **budget: Any) -> LRFit:
+    """Train a fresh ``build()`` model per learning rate; keep the one with the best validation criterion.
+
+    Ties go to the earlier grid entry. ``budget`` passes ``max_steps``, ``eval_every``, ``patience``,
+    ``batch_size``, ``device`` and ``show_progress`` to :func:`train_classifier`.
+    """
+    if not lr_grid or any(not (isinstance(v, (int, float)) and v > 0) for v in lr_grid):
+        raise ConfigError(f"lr_grid must be positive numbers, got {lr_grid!r}")
+    xt, xv = _as_tensor(x_train), _as_tensor(x_val)
+    best: LRFit | None = None
+    grid: list[dict[str, Any]] = []
+    for lr in lr_grid:
+        model = build()
+        log = train_classifier(model, xt, y_train, xv, y_val, protocol, float(lr), seed=seed,
+                               desc=f"{desc} lr={lr:g}", **budget)
+        grid.append({"lr": float(lr), "val": log.best_criterion, "best_step": log.best_step,
+                     "steps_run": log.steps_run, "converged": log.converged})
+        if best is None or log.best_criterion > best.log.best_criterion + 1e-9:
+            best = LRFit(model, float(lr), log, grid)
+    assert best is not None
+    best.grid = grid
+    return best

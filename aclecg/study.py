@@ -1,0 +1,213 @@
+"""The paper's question, answered from sweep folders: every method, pooled over test-fold rotations.
+
+A *study* is a folder of sweeps (``runs/sweeps/<protocol>-test<K>-<group>/``, see ``checkpoints/results_all.sh``).
+Each test fold ``K`` has its own pretraining runs (fold ``K`` left out, seed ``10 - K``), so a rotation is one
+independent pretraining replicate. This module reads the finished cells and computes:
+
+* the paper-style table: one row per method (linear probe) and reference arm, one column per label fraction,
+  the mean over rotations of the mean over label seeds; a trained cell whose best step came within its patience
+  of the budget is marked ``†`` (not converged);
+* the primary comparison, declared before the runs: ACL-ECG against the best baseline (chosen on the
+  *validation* fold of the official split), linear probe, 10 % of labels, multilabel, pooled over rotations, with
+  a hierarchical bootstrap interval (:func:`aclecg.hypothesis.hierarchical_bootstrap`) and a TOST;
+* DeLong tests per rotation (on the label-seed ensemble, so identical models are never counted twice) with one
+  Holm correction over the whole family;
+* a verdict computed from those numbers.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable
+
+import numpy as np
+import pandas as pd
+
+from aclecg import hypothesis, stats
+from aclecg.errors import DataError
+
+__all__ = ["PRIMARY", "load_cells", "best_baseline", "paper_table", "family_tests", "primary_comparison",
+           "label_efficiency"]
+
+#: The primary comparison, fixed before any result was seen.
+PRIMARY = {"protocol": "multilabel", "fraction": 0.1, "kind": "linear_probe", "metric": "auroc",
+           "margin": 0.02, "alpha": 0.05}
+FOCUS = "acl_ecg"
+ABLATIONS = ("acl_ecg_no_physio", "acl_ecg_no_region")
+REFERENCE_ROWS = ("supervised", "reference_cnn", "random_init")
+
+
+def _name(arm: str) -> str:
+    return arm.split(":", 1)[0]
+
+
+def load_cells(root: str | Path) -> pd.DataFrame:
+    """One row per finished cell of every sweep under ``root``: protocol, test fold, arm, metrics, convergence."""
+    rows = []
+    for meta_path in sorted(Path(root).glob("*/sweep.json")):
+        meta = json.loads(meta_path.read_text())
+        fold = meta.get("test_fold") or 10
+        for cell_path in sorted((meta_path.parent / "cells").glob("*.json")):
+            rec = json.loads(cell_path.read_text())
+            if rec["arm"] not in meta["arms"] or rec["fraction"] not in meta["fractions"]:
+                continue   # a cell of another configuration left in the folder
+            macro = {m["metric"]: m["value"] for m in rec["metrics"] if m["metric"].startswith("macro_")}
+            d = rec.get("details") or {}
+            val = d.get("val")
+            if isinstance(val, dict):     # linear probe: the validation score of the chosen L2 strength
+                val = val.get(str(d.get("l2")))
+            rows.append({"sweep": meta_path.parent.name, "protocol": meta["protocol"], "test_fold": int(fold),
+                         "arm": rec["arm"], "name": _name(rec["arm"]), "kind": rec["arm_kind"],
+                         "fraction": float(rec["fraction"]), "seed": int(rec["seed"]),
+                         "auroc": macro.get("macro_auroc"), "auprc": macro.get("macro_auprc"),
+                         "val": val, "converged": d.get("converged"), "best_step": d.get("best_step"),
+                         "steps_run": d.get("steps_run"), "lr": d.get("lr"), "n_test": rec["n_test"],
+                         "npz": str(cell_path.with_suffix(".npz"))})
+    if not rows:
+        raise DataError(f"no finished sweep cells under {root}")
+    return pd.DataFrame(rows)
+
+
+def best_baseline(cells: pd.DataFrame, fraction: float = 0.1, protocol: str = "multilabel",
+                  test_fold: int = 10) -> str:
+    """The baseline whose linear probe validates best (mean over seeds) at ``fraction``; test folds unread."""
+    sel = cells[(cells["kind"] == "linear_probe") & (cells["protocol"] == protocol) &
+                (cells["test_fold"] == test_fold) & np.isclose(cells["fraction"], fraction) &
+                ~cells["name"].isin((FOCUS, *ABLATIONS))]
+    if sel.empty or sel["val"].isna().all():
+        raise DataError(f"no baseline linear-probe cells at {fraction:g} ({protocol}, test fold {test_fold})")
+    return str(sel.groupby("name")["val"].mean().idxmax())
+
+
+def _row_label(arm: str, kind: str) -> str:
+    name = _name(arm)
+    return name if kind == "linear_probe" else (f"{name} (fine-tuned)" if kind == "fine_tune" else name)
+
+
+def paper_table(cells: pd.DataFrame, protocol: str, metric: str = "auroc") -> pd.DataFrame:
+    """Rows: arms; columns: fractions; values: mean over rotations of the seed mean. Also the rotations and
+    not-converged counts per entry (columns ``(<fraction>, 'n_folds')`` / ``'not_converged'``)."""
+    sel = cells[cells["protocol"] == protocol]
+    per_fold = sel.groupby(["arm", "kind", "fraction", "test_fold"]).agg(
+        value=(metric, "mean"), bad=("converged", lambda c: int((c == False).sum()))).reset_index()  # noqa: E712
+    pooled = per_fold.groupby(["arm", "kind", "fraction"]).agg(
+        mean=("value", "mean"), sd=("value", "std"), n_folds=("test_fold", "nunique"),
+        not_converged=("bad", "sum")).reset_index()
+    pooled["row"] = [_row_label(a, k) for a, k in zip(pooled["arm"], pooled["kind"])]
+    return pooled
+
+
+def _order(rows: Iterable[str], best: str | None) -> list[str]:
+    def key(r: str) -> tuple[int, str]:
+        if r == FOCUS:
+            return (0, r)
+        if r in ABLATIONS:
+            return (1, r)
+        if r.endswith("(fine-tuned)"):
+            return (3, r)
+        if r in REFERENCE_ROWS:
+            return (4 + REFERENCE_ROWS.index(r), r)
+        return (2, r)
+    return sorted(set(rows), key=key)
+
+
+def format_table(pooled: pd.DataFrame, best: str | None = None) -> str:
+    fracs = sorted(pooled["fraction"].unique())
+    head = "| arm | " + " | ".join(f"{f * 100:g} %" for f in fracs) + " |"
+    lines = [head, "|---" * (len(fracs) + 1) + "|"]
+    for row in _order(pooled["row"], best):
+        cells = []
+        for f in fracs:
+            hit = pooled[(pooled["row"] == row) & np.isclose(pooled["fraction"], f)]
+            if hit.empty:
+                cells.append("–")
+                continue
+            h = hit.iloc[0]
+            txt = f"{h['mean']:.3f}"
+            if h["n_folds"] > 1 and np.isfinite(h["sd"]):
+                txt += f" ±{h['sd']:.3f}"
+            if h["not_converged"]:
+                txt += " †"
+            cells.append(txt)
+        label = f"**{row}**" if row == FOCUS else (f"{row} (best baseline)" if row == best else row)
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+@dataclass
+class _Pred:
+    y: np.ndarray
+    scores: list[np.ndarray]
+
+
+def _predictions(cells: pd.DataFrame) -> _Pred:
+    ys, scores = None, []
+    for path in cells.sort_values("seed")["npz"]:
+        with np.load(path) as z:
+            y, s = z["y_true"], z["y_score"]
+        if ys is not None and not np.array_equal(ys, y):
+            raise DataError(f"{path}: test labels differ between seeds of one arm")
+        ys = y
+        scores.append(s)
+    assert ys is not None
+    return _Pred(ys, scores)
+
+
+def family_tests(cells: pd.DataFrame) -> pd.DataFrame:
+    """DeLong tests of ACL-ECG's arms against every other arm, per protocol, fraction and test fold, on the
+    label-seed ensemble (mean probability over seeds); Holm-adjusted over the whole family."""
+    rows = []
+    focus_kinds = {"linear_probe": f"{FOCUS}:linear_probe", "fine_tune": f"{FOCUS}:fine_tune"}
+    for (protocol, fold, fraction), grp in cells.groupby(["protocol", "test_fold", "fraction"]):
+        for kind, focus_arm in focus_kinds.items():
+            mine = grp[grp["arm"] == focus_arm]
+            if mine.empty:
+                continue
+            a = _predictions(mine)
+            others = [arm for arm in grp["arm"].unique() if arm != focus_arm and
+                      (kind == "linear_probe" or grp[grp["arm"] == arm]["kind"].iloc[0] != "linear_probe")]
+            for other in others:
+                b = _predictions(grp[grp["arm"] == other])
+                if not np.array_equal(a.y, b.y):
+                    continue
+                try:
+                    res = stats.delong_macro(a.y, np.mean(a.scores, axis=0), np.mean(b.scores, axis=0))
+                except DataError:
+                    continue
+                rows.append({"protocol": protocol, "test_fold": fold, "fraction": fraction, "arm": focus_arm,
+                             "versus": other, "auc_a": res.auc_a, "auc_b": res.auc_b, "diff": res.diff,
+                             "se": abs(res.diff / res.z) if res.z else np.nan, "p_value": res.p_value})
+    out = pd.DataFrame(rows)
+    if not out.empty:
+        out["p_holm"] = hypothesis.holm(out["p_value"].to_numpy())
+    return out
+
+
+def primary_comparison(cells: pd.DataFrame, best: str, n_resamples: int = 2000) -> dict:
+    """The declared primary comparison, pooled over every rotation that has both arms."""
+    p = PRIMARY
+    sel = cells[(cells["protocol"] == p["protocol"]) & np.isclose(cells["fraction"], p["fraction"])]
+    runs, folds = [], []
+    for fold, grp in sel.groupby("test_fold"):
+        a, b = grp[grp["arm"] == f"{FOCUS}:{p['kind']}"], grp[grp["arm"] == f"{best}:{p['kind']}"]
+        if a.empty or b.empty or set(a["seed"]) != set(b["seed"]):
+            continue
+        pa, pb = _predictions(a), _predictions(b)
+        runs.append(hypothesis.RunScores(pa.y, pa.scores, pb.scores))
+        folds.append(int(fold))
+    if not runs:
+        raise DataError(f"the primary comparison needs {FOCUS} and {best} linear probes at {p['fraction']:g}")
+    res = hypothesis.hierarchical_bootstrap(runs, p["metric"], n_resamples=n_resamples, seed=20260131)
+    eq = hypothesis.tost(res.diff, res.se, p["margin"])
+    return {"best_baseline": best, "test_folds": folds, "n_records": res.n_records, "diff": res.diff,
+            "ci_low": res.ci_low, "ci_high": res.ci_high, "se": res.se, "per_fold": dict(zip(folds, res.per_run)),
+            "tost_p": eq.p_value, "equivalent": eq.equivalent(p["alpha"]), **p}
+
+
+def label_efficiency(pooled: pd.DataFrame, arm: str, target: float) -> float | None:
+    """Smallest label fraction at which ``arm``'s pooled value reaches ``target`` (None if it never does)."""
+    sel = pooled[pooled["arm"] == arm].sort_values("fraction")
+    hit = sel[sel["mean"] >= target - 1e-12]
+    return float(hit["fraction"].iloc[0]) if not hit.empty else None

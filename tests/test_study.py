@@ -1,0 +1,95 @@
+"""aclecg.study and aclecg.study_report on tiny real sweeps (two test-fold rotations, three 'methods')."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from aclecg import evaluate, study
+from aclecg.errors import DataError
+from aclecg.study_report import build_study_report
+from tests.test_evaluate import TINY, FakePrepared, _save_checkpoint
+
+
+@pytest.fixture(scope="module")
+def study_root(tmp_path_factory):
+    root = tmp_path_factory.mktemp("study")
+    mp = pytest.MonkeyPatch()
+    mp.setenv("ACLECG_CACHE", str(root / "cache"))
+    data = FakePrepared(n_patients=80, t=64)
+    cfg = evaluate.EvalConfig(max_steps=6, eval_every=2, patience=2, batch_size=32, n_bootstrap=20, device="cpu",
+                              lr_grid=(1e-3,))
+    for fold in (10, 9):
+        ckpts = [_save_checkpoint(root / f"eval-test{fold}" / name / "encoder.pt", data, seed=seed + fold)
+                 for name, seed in (("acl_ecg", 0), ("simclr", 1), ("lcd", 2))]
+        evaluate.run_sweep(ckpts, data, "toy", "multilabel", [0.1, 1.0], 2, ["linear_probe", "random_init"],
+                           root / "sweeps" / f"multilabel-test{fold}-probe", config=cfg, show_progress=False,
+                           test_fold=fold)
+        evaluate.run_sweep([], data, "toy", "multilabel", [0.1, 1.0], 2, ["reference_cnn", "supervised"],
+                           root / "sweeps" / f"multilabel-test{fold}-reference", config=cfg, show_progress=False,
+                           test_fold=fold, encoder_config=TINY)
+    yield root / "sweeps"
+    mp.undo()
+
+
+def test_cells_and_best_baseline_use_validation_only(study_root):
+    cells = study.load_cells(study_root)
+    assert set(cells["test_fold"]) == {9, 10}
+    assert set(cells["kind"]) == {"linear_probe", "random_init", "reference_cnn", "supervised"}
+    probes = cells[(cells["kind"] == "linear_probe") & (cells["test_fold"] == 10) &
+                   np.isclose(cells["fraction"], 0.1) & (cells["name"] != "acl_ecg")]
+    expected = probes.groupby("name")["val"].mean().idxmax()
+    assert study.best_baseline(cells) == expected
+    # changing a test score does not change the choice; changing a validation score does
+    cells2 = cells.copy()
+    cells2.loc[cells2["name"] == expected, "auroc"] = 0.0
+    assert study.best_baseline(cells2) == expected
+    cells2.loc[cells2["name"] == expected, "val"] = -1.0
+    assert study.best_baseline(cells2) != expected
+
+
+def test_paper_table_pools_rotations(study_root):
+    cells = study.load_cells(study_root)
+    pooled = study.paper_table(cells, "multilabel")
+    row = pooled[(pooled["arm"] == "acl_ecg:linear_probe") & np.isclose(pooled["fraction"], 1.0)].iloc[0]
+    sel = cells[(cells["arm"] == "acl_ecg:linear_probe") & np.isclose(cells["fraction"], 1.0)]
+    assert row["mean"] == pytest.approx(sel.groupby("test_fold")["auroc"].mean().mean())
+    assert row["n_folds"] == 2
+    trained = cells[cells["kind"].isin(("reference_cnn", "supervised"))]
+    n_bad = int((trained["converged"] == False).sum())  # noqa: E712
+    assert int(pooled["not_converged"].sum()) == n_bad
+    text = study.format_table(pooled)
+    assert "**acl_ecg**" in text and ("†" in text) == (n_bad > 0)
+
+
+def test_primary_and_family(study_root):
+    cells = study.load_cells(study_root)
+    best = study.best_baseline(cells)
+    prim = study.primary_comparison(cells, best, n_resamples=200)
+    assert prim["test_folds"] == [9, 10] and prim["ci_low"] <= prim["diff"] <= prim["ci_high"]
+    assert prim["n_records"] == int(cells[cells["test_fold"] == 9]["n_test"].iloc[0] +
+                                    cells[cells["test_fold"] == 10]["n_test"].iloc[0])
+    tests = study.family_tests(cells)
+    assert (tests["p_holm"] >= tests["p_value"] - 1e-15).all()
+    assert set(tests["test_fold"]) == {9, 10}
+    with pytest.raises(DataError, match="primary comparison"):
+        study.primary_comparison(cells, "nope")
+
+
+def test_report_and_export(study_root, tmp_path):
+    out = build_study_report(study_root, tmp_path / "results.md", preamble="Preamble.",
+                             export=tmp_path / "export" / "sweeps")
+    text = out.read_text()
+    for heading in ("## Verdict", "## Primary comparison", "### macro AUROC, multilabel", "## DeLong tests",
+                    "## Convergence of the trained arms", "Preamble."):
+        assert heading in text
+    exported = sorted(p.name for p in (tmp_path / "export" / "sweeps").iterdir())
+    assert exported == sorted(p.parent.name for p in study_root.glob("*/sweep.json"))
+    assert not list((tmp_path / "export").rglob("*.npz"))
+    prim = json.loads((tmp_path / "export" / "primary.json").read_text())
+    assert prim["best_baseline"] == study.best_baseline(study.load_cells(study_root))
+    table = pd.read_csv(tmp_path / "export" / "paper_table.csv")
+    assert {"arm", "fraction", "mean", "protocol", "metric"} <= set(table.columns)
