@@ -28,7 +28,7 @@ import pandas as pd
 from aclecg import hypothesis, stats
 from aclecg.errors import DataError
 
-__all__ = ["PRIMARY", "load_cells", "best_baseline", "paper_table", "family_tests", "primary_comparison",
+__all__ = ["PRIMARY", "ship_official", "load_cells", "best_baseline", "paper_table", "family_tests", "primary_comparison",
            "label_efficiency"]
 
 #: The primary comparison, fixed before any result was seen.
@@ -211,3 +211,25 @@ def label_efficiency(pooled: pd.DataFrame, arm: str, target: float) -> float | N
     sel = pooled[pooled["arm"] == arm].sort_values("fraction")
     hit = sel[sel["mean"] >= target - 1e-12]
     return float(hit["fraction"].iloc[0]) if not hit.empty else None
+
+
+def ship_official(sweeps: str | Path, runs: str | Path = "runs", checkpoints: str | Path = "checkpoints"
+                  ) -> list[Path]:
+    """Copy every finished official run ``runs/ship-NAME`` into ``checkpoints/NAME`` with its model card (quoting
+    the official probe sweeps) and record ``config.sha256``, so ``make results`` reuses it on a fresh clone."""
+    import hashlib
+
+    from aclecg.report import ship_checkpoint
+
+    probe = [p for p in (Path(sweeps) / f"{proto}-test10-probe" for proto in ("multilabel", "singlelabel"))
+             if (p / "summary.csv").is_file()]
+    out = []
+    for cfg in sorted(Path(checkpoints).glob("*/config.json")):
+        name = cfg.parent.name
+        run = Path(runs) / f"ship-{name}"
+        if not (run / "encoder.pt").is_file():
+            continue
+        dest = ship_checkpoint(run, cfg.parent, probe)
+        (dest / "config.sha256").write_text(hashlib.sha256((dest / "config.json").read_bytes()).hexdigest() + "\n")
+        out.append(dest)
+    return out

@@ -15,8 +15,12 @@ import numpy as np
 import pandas as pd
 
 from aclecg import study
+from aclecg.runtime import REPO_ROOT
 
-__all__ = ["build_study_report", "export_sweeps"]
+__all__ = ["PUBLISHED", "build_study_report", "export_sweeps", "published_sweeps", "published_study"]
+
+#: Where ``make results`` exports the study: the app lists these sweeps out of the box.
+PUBLISHED = REPO_ROOT / "docs" / "results"
 
 METRIC_TITLES = {"auroc": "macro AUROC", "auprc": "macro AUPRC"}
 #: The paper's own figures (Liu, Wu, Yuan, Sensors 2026, Tables 2-3), for orientation only.
@@ -171,3 +175,17 @@ def build_study_report(root: str | Path, out: str | Path, preamble: str = "",
         tests.to_csv(dest.parent / "family_tests.csv", index=False)
         (dest.parent / "primary.json").write_text(json.dumps(prim, indent=1, default=float) + "\n")
     return out
+
+
+def published_sweeps(root: str | Path = PUBLISHED) -> dict[str, Path]:
+    """``{name: folder}`` of the exported sweeps (each holds summary.csv, results.csv and its manifest)."""
+    base = Path(root) / "sweeps"
+    return {p.parent.name: p.parent for p in sorted(base.glob("*/summary.csv"))} if base.is_dir() else {}
+
+
+def published_study(root: str | Path = PUBLISHED) -> tuple[pd.DataFrame, dict] | None:
+    """The exported paper table and primary comparison, or None when ``make results`` has not exported them."""
+    table, primary = Path(root) / "paper_table.csv", Path(root) / "primary.json"
+    if not (table.is_file() and primary.is_file()):
+        return None
+    return pd.read_csv(table), json.loads(primary.read_text())

@@ -44,18 +44,32 @@ sweep() {
   fi
 }
 
-# rotation K: pretrain, probe every method, then train the reference and fine-tuned arms
+# encoder NAME K: the encoder evaluated for method NAME at test fold K, as runs/eval-testK/NAME/encoder.pt (so arm
+# labels are the names). A committed encoder (checkpoints/NAME/ for fold 10, checkpoints/rotations/testK/NAME/
+# otherwise) is used when it was trained from the current configuration (config.sha256 beside it); else the run
+# in runs/ (ship-NAME or rotK-NAME) is trained or resumed, and a rotation's encoder is committed there.
+encoder() {
+  local n=$1 k=$2 store run want
+  if [ "$k" = 10 ]; then store=checkpoints/$n run=runs/ship-$n; else store=checkpoints/rotations/test$k/$n run=runs/rot$k-$n; fi
+  want=$(sha256sum "checkpoints/$n/config.json" | cut -d' ' -f1)
+  if [ ! -f "$run/encoder.pt" ] && [ -f "$store/encoder.pt" ] && [ "$(cat "$store/config.sha256" 2>/dev/null)" = "$want" ]; then
+    src=$store
+  else
+    ROTATION=$k bash checkpoints/pretrain_all.sh "$n"
+    src=$run
+    if [ "$k" != 10 ]; then   # official encoders are committed with their model cards by `study ship` below
+      mkdir -p "$store" && cp "$run/encoder.pt" "$run/encoder.pt.sha256" "$store/" && echo "$want" > "$store/config.sha256"
+    fi
+  fi
+  mkdir -p "runs/eval-test$k/$n" && cp "$src/encoder.pt" "$src/encoder.pt.sha256" "runs/eval-test$k/$n/"
+}
+
+# rotation K: pretrain (or reuse), probe every method, then train the reference and fine-tuned arms
 rotation() {
-  local k=$1 names ckpts=() dir
+  local k=$1 names ckpts=()
   if [ "$k" = 10 ]; then names=("${METHODS[@]}" "${ABLATIONS[@]}"); else names=("${METHODS[@]}"); fi
-  say "pretraining, test fold $k"
-  ROTATION=$k bash checkpoints/pretrain_all.sh "${names[@]}"
-  # each encoder is evaluated under its configuration's name (runs/eval-testK/NAME/encoder.pt): arm labels = names
-  for n in "${names[@]}"; do
-    if [ "$k" = 10 ]; then dir=runs/ship-$n; else dir=runs/rot$k-$n; fi
-    mkdir -p "runs/eval-test$k/$n" && cp "$dir/encoder.pt" "$dir/encoder.pt.sha256" "runs/eval-test$k/$n/"
-    ckpts+=(--checkpoint "runs/eval-test$k/$n/encoder.pt")
-  done
+  say "encoders, test fold $k"
+  for n in "${names[@]}"; do encoder "$n" "$k"; ckpts+=(--checkpoint "runs/eval-test$k/$n/encoder.pt"); done
   for protocol in multilabel singlelabel; do
     SAVE_CELLS=0 sweep "$protocol-test$k-probe" "${ckpts[@]}" --protocol "$protocol" --test-fold "$k" \
         --fractions $ALL_FRACTIONS --arms linear_probe,random_init
@@ -79,5 +93,7 @@ for stage in $STAGES; do
     *) echo "unknown stage $stage (official, rotations)" >&2; exit 2 ;;
   esac
 done
+say "model cards of the official encoders"
+$PY -m aclecg study ship --sweeps "$SWEEPS"
 say "report"
 $PY -m aclecg study report --sweeps "$SWEEPS" --out docs/results.md --export docs/results/sweeps

@@ -13,16 +13,38 @@ import streamlit as st
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from aclecg import jobs, viz  # noqa: E402
+from aclecg.evaluate import ARMS  # noqa: E402
+from aclecg.study_report import published_study, published_sweeps  # noqa: E402
 from pages._common import (HOW_TO_CHECKPOINT, checkpoint_paths, dataset_paths, open_dataset, runs_root,  # noqa: E402
                            user_errors)
 
 st.title("Label-fraction sweeps")
 st.caption("Linear probe (and optionally fine-tuning) of each checkpoint at several label fractions, against a "
-           "supervised-from-scratch arm and a random-init linear probe; bootstrap CIs and DeLong tests.")
+           "supervised-from-scratch arm, a plain 12-lead CNN and a random-init linear probe; bootstrap CIs and "
+           "DeLong tests.")
+
+study = published_study()
+if study is not None:
+    table, primary = study
+    with st.expander("The study: every method, pooled over test-fold rotations (docs/results.md)", expanded=True):
+        s1, s2 = st.columns(2)
+        protocol_s = s1.selectbox("protocol", sorted(set(table["protocol"])), key="st_protocol")
+        metric_s = s2.selectbox("metric", ["auroc", "auprc"], key="st_metric")
+        part = table[(table["protocol"] == protocol_s) & (table["metric"] == metric_s)].copy()
+        part["ci_low"], part["ci_high"] = part["mean"] - part["sd"].fillna(0), part["mean"] + part["sd"].fillna(0)
+        st.plotly_chart(viz.sweep_figure(part, metric=metric_s, method_col="row", fraction_col="fraction",
+                                         metric_col=None), width="stretch", key="st_fig")
+        wide = part.pivot_table(index="row", columns="fraction", values="mean").round(3)
+        wide.columns = [f"{c * 100:g} %" for c in wide.columns]
+        st.dataframe(wide, width="stretch")
+        st.write(f"**Primary comparison** (declared before the runs): ACL-ECG − {primary['best_baseline']}, "
+                 f"linear probe, {primary['fraction'] * 100:g} % of labels, {primary['protocol']}: "
+                 f"{primary['diff']:+.3f} macro AUROC, 95 % hierarchical CI [{primary['ci_low']:+.3f}, "
+                 f"{primary['ci_high']:+.3f}], test folds {', '.join(map(str, primary['test_folds']))} "
+                 f"({primary['n_records']} test records). Bands: ± one standard deviation over test folds.")
 root = runs_root()
 ckpts = checkpoint_paths()
 datasets = dataset_paths()
-ARMS = ("linear_probe", "fine_tune", "supervised", "random_init")
 
 with st.expander("Launch a sweep", expanded=False):
     if not ckpts:
@@ -50,11 +72,13 @@ with st.expander("Launch a sweep", expanded=False):
 
 
 def sweep_dirs() -> dict[str, Path]:
-    """Sweep jobs plus any folder under the runs root that holds a summary.csv."""
+    """Sweep jobs, any folder under the runs root that holds a summary.csv, then the published study's sweeps."""
     out = {r.name: r.path for r in jobs.list_runs(root) if r.kind == "sweep"}
     if root.is_dir():
         for path in sorted(root.glob("*/summary.csv")):
             out.setdefault(path.parent.name, path.parent)
+    for name, path in published_sweeps().items():
+        out.setdefault(f"published: {name}", path)
     return out
 
 
@@ -120,7 +144,8 @@ with user_errors():
     st.subheader("Summary over seeds (mean, 95 % CI)")
     shown = summary[summary["metric"].isin(macro)]
     keep = [c for c in ("arm", "method", "fraction", "metric", "mean", "std", "n_seeds", "ci_low", "ci_high",
-                        "boot_ci_low_mean", "boot_ci_high_mean", "n_train_mean") if c in shown.columns]
+                        "boot_ci_low_mean", "boot_ci_high_mean", "n_train_mean", "best_step_mean",
+                        "steps_run_mean", "n_not_converged") if c in shown.columns]
     st.dataframe(shown[keep].round(4), hide_index=True, width="stretch")
     st.download_button("Download summary.csv", summary_path.read_bytes(), file_name=f"{selected}-summary.csv",
                        mime="text/csv", key="sw_dl_summary")
@@ -129,7 +154,8 @@ with user_errors():
         st.subheader("Per seed, with bootstrap CI and DeLong p-values")
         res = results[results["metric"].isin(macro)]
         keep = [c for c in ("arm", "fraction", "seed", "metric", "value", "ci_low", "ci_high", "p_vs_supervised",
-                            "p_vs_random_init", "n_train", "n_test") if c in res.columns]
+                            "p_vs_random_init", "n_train", "n_test", "lr", "best_step", "steps_run",
+                            "converged") if c in res.columns]
         st.dataframe(res[keep].round(4), hide_index=True, width="stretch")
         st.download_button("Download results.csv", results_path.read_bytes(), file_name=f"{selected}-results.csv",
                            mime="text/csv", key="sw_dl_results")

@@ -9,6 +9,9 @@ EXAMPLES = """examples:
   # the baseline whose linear probe validates best at 10 % of labels on the official split (no test data read)
   python -m aclecg study best-baseline --sweeps runs/sweeps
 
+  # copy runs/ship-NAME/encoder.pt into checkpoints/NAME with a model card quoting its official probe results
+  python -m aclecg study ship --sweeps runs/sweeps
+
   # docs/results.md, plus the tables the app's Label-fraction sweeps page lists
   python -m aclecg study report --sweeps runs/sweeps --preamble docs/results_preamble.md --out docs/results.md \\
       --export docs/results/sweeps
@@ -25,7 +28,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                                    "hierarchical bootstrap interval and TOST, DeLong tests with Holm correction, "
                                    "and a computed verdict.",
                        epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("action", choices=("best-baseline", "report"))
+    p.add_argument("action", choices=("best-baseline", "ship", "report"),
+                   help="best-baseline: print it; ship: copy the official encoders into checkpoints/NAME with "
+                        "model cards; report: write the report")
     p.add_argument("--sweeps", default="runs/sweeps", help="folder holding the sweep folders (%(default)s)")
     p.add_argument("--out", default="docs/results.md", help="report path (%(default)s)")
     p.add_argument("--preamble", default="docs/results_preamble.md",
@@ -40,6 +45,10 @@ def run(args: argparse.Namespace) -> int:
 
     if args.action == "best-baseline":
         print(study.best_baseline(study.load_cells(args.sweeps)))
+        return 0
+    if args.action == "ship":
+        for path in study.ship_official(args.sweeps):
+            print(path)
         return 0
     pre = Path(args.preamble) if args.preamble else None
     preamble = pre.read_text() if pre is not None and pre.is_file() else ""
