@@ -64,6 +64,7 @@ def load_cells(root: str | Path) -> pd.DataFrame:
                          "auroc": macro.get("macro_auroc"), "auprc": macro.get("macro_auprc"),
                          "val": val, "converged": d.get("converged"), "best_step": d.get("best_step"),
                          "steps_run": d.get("steps_run"), "lr": d.get("lr"), "n_test": rec["n_test"],
+                         "seconds": rec.get("seconds"),
                          "npz": str(cell_path.with_suffix(".npz"))})
     if not rows:
         raise DataError(f"no finished sweep cells under {root}")

@@ -8,6 +8,7 @@ The report also exports what the app's Label-fraction sweeps page shows out of t
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -19,8 +20,16 @@ from aclecg.runtime import REPO_ROOT
 
 __all__ = ["PUBLISHED", "build_study_report", "export_sweeps", "published_sweeps", "published_study"]
 
-#: Where ``make results`` exports the study: the app lists these sweeps out of the box.
+#: Where ``make results`` exports the study: the app lists these sweeps out of the box (``$ACLECG_PUBLISHED``
+#: overrides it).
 PUBLISHED = REPO_ROOT / "docs" / "results"
+
+
+def _published(root: str | Path | None) -> Path:
+    if root is not None:
+        return Path(root)
+    env = os.environ.get("ACLECG_PUBLISHED", "").strip()
+    return Path(env) if env else PUBLISHED
 
 METRIC_TITLES = {"auroc": "macro AUROC", "auprc": "macro AUPRC"}
 #: The paper's own figures (Liu, Wu, Yuan, Sensors 2026, Tables 2-3), for orientation only.
@@ -102,6 +111,15 @@ def _convergence(cells: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
+def _cost(cells: pd.DataFrame) -> str:
+    g = cells.groupby("sweep").agg(cells=("seed", "size"), seconds=("seconds", "sum"),
+                                   median=("seconds", "median")).reset_index()
+    lines = ["| sweep | cells | fit time, all cells | median per cell |", "|---|---|---|---|"]
+    for r in g.itertuples():
+        lines.append(f"| {r.sweep} | {r.cells} | {r.seconds / 60:.1f} min | {r.median:.1f} s |")
+    return "\n".join(lines)
+
+
 def _tests_table(tests: pd.DataFrame, fraction: float) -> str:
     sel = tests[np.isclose(tests["fraction"], fraction)].sort_values(["protocol", "arm", "versus", "test_fold"])
     lines = ["| protocol | arm | versus | test fold | AUROC a | AUROC b | diff | p | p (Holm) |",
@@ -164,6 +182,9 @@ def build_study_report(root: str | Path, out: str | Path, preamble: str = "",
               "Budgets count optimiser steps (at most 2000 per learning rate, validation every 20 steps, patience "
               "200 steps); the learning rate comes from the grid 3e-4, 1e-3, 3e-3 on validation (first seed; the "
               "other seeds reuse it).", "", _convergence(cells), ""]
+    parts += ["## Cost", "", "Wall time of each cell's fit (`seconds` in its cell file; probes exclude the one-off "
+              "embedding pass). Measured while a second job (pretraining of the rotations) shared the 2 cores, so "
+              "an idle machine is faster.", "", _cost(cells), ""]
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text("\n".join(parts) + "\n")
@@ -177,15 +198,15 @@ def build_study_report(root: str | Path, out: str | Path, preamble: str = "",
     return out
 
 
-def published_sweeps(root: str | Path = PUBLISHED) -> dict[str, Path]:
+def published_sweeps(root: str | Path | None = None) -> dict[str, Path]:
     """``{name: folder}`` of the exported sweeps (each holds summary.csv, results.csv and its manifest)."""
-    base = Path(root) / "sweeps"
+    base = _published(root) / "sweeps"
     return {p.parent.name: p.parent for p in sorted(base.glob("*/summary.csv"))} if base.is_dir() else {}
 
 
-def published_study(root: str | Path = PUBLISHED) -> tuple[pd.DataFrame, dict] | None:
+def published_study(root: str | Path | None = None) -> tuple[pd.DataFrame, dict] | None:
     """The exported paper table and primary comparison, or None when ``make results`` has not exported them."""
-    table, primary = Path(root) / "paper_table.csv", Path(root) / "primary.json"
+    table, primary = _published(root) / "paper_table.csv", _published(root) / "primary.json"
     if not (table.is_file() and primary.is_file()):
         return None
     return pd.read_csv(table), json.loads(primary.read_text())

@@ -30,6 +30,7 @@ def empty_project(tmp_path, monkeypatch):
     monkeypatch.setenv("ACLECG_RUNS", str(tmp_path / "runs"))
     monkeypatch.setenv("ACLECG_CHECKPOINTS", str(tmp_path / "checkpoints"))
     monkeypatch.setenv("ACLECG_UMAP_CACHE", str(tmp_path / "cache" / "umap"))
+    monkeypatch.setenv("ACLECG_PUBLISHED", str(tmp_path / "published"))
     return tmp_path
 
 
@@ -241,6 +242,24 @@ def test_sweep_page_plots_and_downloads(project):
     assert len(at.get("download_button")) == 2
     shown = at.dataframe[-1].value
     assert "p_vs_supervised" in shown.columns
+
+
+def test_sweep_page_shows_the_published_study(empty_project):
+    """What `make results` exports (here from tiny real sweeps) is listed and plotted without running anything."""
+    from aclecg.study_report import build_study_report
+    from tests.test_study import make_study
+
+    sweeps = make_study(empty_project / "study")
+    build_study_report(sweeps, empty_project / "results.md", export=empty_project / "published" / "sweeps")
+    at = _app()
+    at.switch_page(PAGES[5]).run()
+    _assert_clean(at)
+    chart = json.loads(at.get("plotly_chart")[0].proto.spec)
+    rows = {t.get("name") for t in chart["data"] if t.get("mode") == "lines+markers"}
+    assert {"acl_ecg", "simclr", "lcd", "reference_cnn", "supervised", "random_init"} <= rows
+    assert "Primary comparison" in " ".join(m.value for m in at.markdown)
+    listed = at.selectbox(key="sw_run").options
+    assert "published: multilabel-test9-probe" in listed and "published: multilabel-test10-reference" in listed
 
 
 def test_upload_on_explorer(empty_project):
