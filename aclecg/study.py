@@ -114,8 +114,10 @@ def _order(rows: Iterable[str], best: str | None) -> list[str]:
     return sorted(set(rows), key=key)
 
 
-def format_table(pooled: pd.DataFrame, best: str | None = None) -> str:
+def format_table(pooled: pd.DataFrame, best: str | None = None, n_folds: int | None = None) -> str:
+    """Markdown table of :func:`paper_table`; an entry pooled over fewer than ``n_folds`` test folds says how many."""
     fracs = sorted(pooled["fraction"].unique())
+    n_folds = n_folds or int(pooled["n_folds"].max())
     head = "| arm | " + " | ".join(f"{f * 100:g} %" for f in fracs) + " |"
     lines = [head, "|---" * (len(fracs) + 1) + "|"]
     for row in _order(pooled["row"], best):
@@ -131,6 +133,8 @@ def format_table(pooled: pd.DataFrame, best: str | None = None) -> str:
                 txt += f" ±{h['sd']:.3f}"
             if h["not_converged"]:
                 txt += " †"
+            if h["n_folds"] < n_folds:
+                txt += f" [{int(h['n_folds'])}/{n_folds}]"
             cells.append(txt)
         label = f"**{row}**" if row == FOCUS else (f"{row} (best baseline)" if row == best else row)
         lines.append(f"| {label} | " + " | ".join(cells) + " |")

@@ -4,6 +4,7 @@
 #
 #   bash checkpoints/results_all.sh              everything: official split, then test-fold rotations 9, 8, 7
 #   STAGES="official" bash checkpoints/results_all.sh     only the official split (test fold 10)
+#   TRAINED=0 bash checkpoints/results_all.sh             pretraining and linear probes only (the cheap part)
 #
 # Expected wall time on 2 idle CPU cores (measured, see docs/results.md "Cost"): pretraining ~1 min per run
 # (12 official + 30 rotation runs); linear probes ~1 min per rotation and protocol; the trained arms
@@ -74,6 +75,7 @@ rotation() {
     SAVE_CELLS=0 sweep "$protocol-test$k-probe" "${ckpts[@]}" --protocol "$protocol" --test-fold "$k" \
         --fractions $ALL_FRACTIONS --arms linear_probe,random_init
   done
+  [ "${TRAINED:-1}" = 1 ] || return 0   # TRAINED=0: probes only
   # the best baseline is chosen on the validation fold of the official split (never on a test fold)
   best=$($PY -m aclecg study best-baseline --sweeps "$SWEEPS")
   adir=runs/eval-test$k/acl_ecg bdir=runs/eval-test$k/$best
@@ -93,7 +95,7 @@ for stage in $STAGES; do
     *) echo "unknown stage $stage (official, rotations)" >&2; exit 2 ;;
   esac
 done
-say "model cards of the official encoders"
-$PY -m aclecg study ship --sweeps "$SWEEPS"
 say "report"
 $PY -m aclecg study report --sweeps "$SWEEPS" --out docs/results.md --export docs/results/sweeps
+say "model cards of the official encoders (quoting the exported probe sweeps)"
+$PY -m aclecg study ship --sweeps docs/results/sweeps
