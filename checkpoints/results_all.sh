@@ -29,6 +29,8 @@ ALL_FRACTIONS=0.01,0.05,0.1,0.25,0.5,1
 FT_FRACTIONS=0.01,0.1,1
 
 say() { echo "[$(date +%H:%M:%S)] $*"; }
+say "expected wall time on 2 idle CPU cores: about 1.5 h for the official split, about 6 h with the rotations;"
+say "finished runs and cells are skipped, so an interrupted run continues where it stopped"
 
 # sweep NAME ARGS...: run one sweep into runs/sweeps/NAME, restoring / saving its trained cells in checkpoints/cells
 sweep() {

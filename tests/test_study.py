@@ -94,3 +94,17 @@ def test_report_and_export(study_root, tmp_path):
     assert prim["best_baseline"] == study.best_baseline(study.load_cells(study_root))
     table = pd.read_csv(tmp_path / "export" / "paper_table.csv")
     assert {"arm", "fraction", "mean", "protocol", "metric"} <= set(table.columns)
+
+
+def test_cli_best_baseline_report_and_errors(study_root, tmp_path, capsys):
+    from aclecg.cli import main
+
+    assert main(["study", "best-baseline", "--sweeps", str(study_root)]) == 0
+    assert capsys.readouterr().out.strip() == study.best_baseline(study.load_cells(study_root))
+    out = tmp_path / "r.md"
+    assert main(["study", "report", "--sweeps", str(study_root), "--out", str(out), "--preamble", "missing.md"]) == 0
+    assert out.is_file() and (tmp_path / "r" / "multilabel_auroc.png").is_file()
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert main(["study", "report", "--sweeps", str(empty), "--out", str(tmp_path / "x.md")]) != 0
+    assert "no finished sweep cells" in capsys.readouterr().err
