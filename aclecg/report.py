@@ -330,7 +330,10 @@ def ship_checkpoint(run_dir: str | Path, dest: str | Path, sweep_dirs: Sequence[
              f"| training | {config['epochs']} epochs, {payload['step']} steps, batch {config['batch_size']}, "
              f"AdamW lr {config['lr']} (cosine, {config['warmup_steps']} warm-up steps), seed {config['seed']} |",
              f"| loss | {metrics[0]['loss']:.3f} at step 1 → {metrics[-1]['loss']:.3f} at step {metrics[-1]['step']} |",
-             f"| time | {minutes:.1f} min on {hardware} ({status.get('world_size', 1)} process) |", "",
+             f"| precision | {stored.get('resolved_amp') or 'fp32'} (`amp={config.get('amp')}` on "
+             f"{stored.get('resolved_device', 'the training device')}) |",
+             f"| time | {minutes:.1f} min on {hardware} ({status.get('world_size', 1)} process; other jobs may have "
+             "shared the cores) |", "",
              "Reproduce from scratch:", "", "```bash",
              f"python -m aclecg pretrain --config checkpoints/{dest.name}/config.json --run-dir runs/repro-{dest.name}",
              "```", ""]

@@ -3,7 +3,9 @@
 # pretrained again with today's code -- the default `small` encoder (strided stem) and `small-v1` (the shipped
 # checkpoints' xresnet stem), each in float32 and under CPU bf16 autocast, all in the channels-last layout -- then
 # linear-probed beside the shipped checkpoint (`small-v1`, trained by the code before these changes) at 10 % and
-# 100 % of the labels, 3 seeds, on the bundled PTB-XL data (official split, test fold 10). Resumable: finished
+# 100 % of the labels, 3 seeds, on the bundled PTB-XL data (official split, test fold 10). The committed outputs
+# (benchmarks/quality-guard/) were made on 2026-12-01, when checkpoints/acl_ecg held the small-v1 encoder; since
+# 2026-12-02 it holds the new default, so a rerun compares against that instead. Resumable: finished
 # runs and sweep cells are skipped. About 15 minutes on 2 idle cores.
 #   bash benchmarks/quality_guard.sh
 set -euo pipefail
