@@ -49,7 +49,7 @@ __all__ = [
     "ARMS", "DEFAULT_ARMS", "DEFAULT_FRACTIONS", "PROTOCOLS", "EvalConfig", "EncoderSource", "SweepProgress",
     "SweepResult", "TRAINED_ARMS", "TrainLog", "cache_root", "embedding_cache_dir", "resolve_device", "load_source", "random_init_source",
     "check_compatible", "extract_embeddings", "cached_embeddings", "linear_probe", "ProbeResult",
-    "train_classifier", "predict_classifier", "sample_label_fraction", "run_sweep",
+    "train_classifier", "predict_classifier", "sample_label_fraction", "run_sweep", "parse_sweep_form",
 ]
 
 #: Evaluation arms: per checkpoint (``linear_probe``, ``fine_tune``) and the two reference arms.
@@ -476,9 +476,11 @@ def _parse_arms(arms: Sequence[str] | str) -> list[str]:
     if isinstance(arms, str):
         arms = [a.strip() for a in arms.split(",") if a.strip()]
     arms = list(dict.fromkeys(arms))
+    if not arms:
+        raise ConfigError(f"choose at least one arm from {', '.join(ARMS)}")
     bad = [a for a in arms if a not in ARMS]
-    if bad or not arms:
-        raise ConfigError(f"unknown arm(s) {bad or arms}; choose from {', '.join(ARMS)}")
+    if bad:
+        raise ConfigError(f"unknown arm(s) {bad}; choose from {', '.join(ARMS)}")
     return arms
 
 
@@ -492,6 +494,19 @@ def _parse_fractions(fractions: Sequence[float] | str) -> list[float]:
     if not out or any(not 0.0 < f <= 1.0 for f in out):
         raise ConfigError(f"fractions must be numbers in (0, 1], got {list(fractions)}")
     return out
+
+
+def parse_sweep_form(fractions: Sequence[float] | str, arms: Sequence[str] | str, n_checkpoints: int,
+                     seeds: int | Sequence[int] = 1) -> tuple[list[float], list[str], list[int]]:
+    """Validate a sweep's fractions, arms and seeds as ``run_sweep`` would, before anything is launched.
+
+    Raises :class:`ConfigError` with the CLI's messages, so the app and ``python -m aclecg sweep`` say the same.
+    """
+    fracs, arm_list, seed_list = _parse_fractions(fractions), _parse_arms(arms), _parse_seeds(seeds)
+    needs = [a for a in arm_list if a in ("linear_probe", "fine_tune")]
+    if needs and n_checkpoints < 1:
+        raise ConfigError(f"arms {needs} need at least one --checkpoint")
+    return fracs, arm_list, seed_list
 
 
 def _parse_seeds(seeds: int | Sequence[int]) -> list[int]:

@@ -543,14 +543,20 @@ def sweep_figure(summary: pd.DataFrame, metric: str = "auroc", method_col: str =
         part = part.sort_values(fraction_col)
         colour = palette[k % len(palette)]
         dash = "dot" if str(method).lower() in ("supervised", "random", "random_init", "random-init") else "solid"
-        if low_col in part.columns and high_col in part.columns:
+        error_y = None
+        if low_col in part.columns and high_col in part.columns and len(part) == 1:
+            # one fraction: an error bar, not a band (a one-point band draws as loose dots)
+            error_y = dict(type="data", symmetric=False, color=colour,
+                           array=(part[high_col] - part[mean_col]).to_numpy(),
+                           arrayminus=(part[mean_col] - part[low_col]).to_numpy())
+        elif low_col in part.columns and high_col in part.columns:
             xs = np.concatenate([part[fraction_col].to_numpy(), part[fraction_col].to_numpy()[::-1]])
             ys = np.concatenate([part[high_col].to_numpy(), part[low_col].to_numpy()[::-1]])
             fig.add_trace(go.Scatter(x=xs, y=ys, fill="toself", fillcolor=_with_alpha(colour, 0.15),
                                      line=dict(width=0), hoverinfo="skip", showlegend=False, legendgroup=str(method),
                                      name=f"{method} CI"))
         fig.add_trace(go.Scatter(x=part[fraction_col], y=part[mean_col], mode="lines+markers", name=str(method),
-                                 legendgroup=str(method), line=dict(color=colour, dash=dash),
+                                 legendgroup=str(method), line=dict(color=colour, dash=dash), error_y=error_y,
                                  hovertemplate=f"{method}<br>fraction %{{x}}<br>{metric} %{{y:.4f}}<extra></extra>"))
     fig.update_xaxes(type="log", title_text="label fraction")
     label = metric.lower().removeprefix("macro_").upper()

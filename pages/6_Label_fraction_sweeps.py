@@ -13,7 +13,7 @@ import streamlit as st
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from aclecg import jobs, viz  # noqa: E402
-from aclecg.evaluate import ARMS  # noqa: E402
+from aclecg.evaluate import ARMS, parse_sweep_form  # noqa: E402
 from aclecg.study_report import published_study, published_sweeps  # noqa: E402
 from pages._common import (HOW_TO_CHECKPOINT, checkpoint_paths, dataset_paths, open_dataset, runs_root,  # noqa: E402
                            user_errors)
@@ -62,12 +62,16 @@ with st.expander("Launch a sweep", expanded=False):
         default_arms = ["linear_probe", "random_init", "supervised"] if chosen else ["random_init", "supervised"]
         arms = c6.multiselect("arms", ARMS, default=default_arms, key="sw_arms")
         name = st.text_input("sweep name", value=f"sweep-{label_set}-{time.strftime('%m%d-%H%M')}", key="sw_name")
-        if st.button("Start sweep", type="primary", disabled=not (data and label_set and arms), key="sw_start"):
+        if not (data and label_set):
+            st.caption("Choose a dataset and a label set to start a sweep.")
+        if st.button("Start sweep", type="primary", disabled=not (data and label_set), key="sw_start"):
+            parse_sweep_form(fractions, arms, len(chosen), int(seeds))   # the CLI's checks, before launching
             args = ["--data", datasets[data], "--label-set", label_set, "--protocol", protocol, "--fractions",
                     fractions, "--seeds", str(int(seeds)), "--arms", ",".join(arms), "--device", "auto"]
             for c in chosen:
                 args += ["--checkpoint", ckpts[c]]
             run_dir = jobs.launch("sweep", args, root, jobs.sanitize_name(name))
+            st.session_state["sw_run"] = run_dir.name   # show the new sweep below
             st.success(f"Started {run_dir.name}.")
 
 
@@ -93,6 +97,23 @@ def expected_cells(run_dir: Path) -> int | None:
     arms = get.get("--arms", "linear_probe,random_init,supervised").split(",")
     per = sum(n_ck if a in ("linear_probe", "fine_tune") else 1 for a in arms)
     return per * len(get.get("--fractions", "0.01,0.05,0.1,0.25,0.5,1").split(",")) * int(get.get("--seeds", 3))
+
+
+COLUMN_NAMES = {"arm": "arm", "method": "method", "fraction": "label fraction", "metric": "metric", "mean": "mean",
+                "std": "s.d. over seeds", "n_seeds": "seeds", "ci_low": "95 % CI low", "ci_high": "95 % CI high",
+                "boot_ci_low_mean": "bootstrap CI low (mean)", "boot_ci_high_mean": "bootstrap CI high (mean)",
+                "n_train_mean": "training records", "best_step_mean": "best step (mean)",
+                "steps_run_mean": "steps run (mean)", "n_not_converged": "not converged", "seed": "seed",
+                "value": "value", "p_vs_supervised": "p vs supervised (DeLong)",
+                "p_vs_random_init": "p vs random init (DeLong)", "n_train": "training records",
+                "n_test": "test records", "lr": "learning rate", "best_step": "best step", "steps_run": "steps run",
+                "converged": "converged"}
+
+
+def readable(table: pd.DataFrame) -> pd.DataFrame:
+    """Rounded, with readable column names and "–" where a value does not apply (e.g. steps of a probe)."""
+    out = table.round(4).rename(columns=COLUMN_NAMES)
+    return out.astype(object).where(out.notna(), "–")
 
 
 sweeps = sweep_dirs()
@@ -146,7 +167,7 @@ with user_errors():
     keep = [c for c in ("arm", "method", "fraction", "metric", "mean", "std", "n_seeds", "ci_low", "ci_high",
                         "boot_ci_low_mean", "boot_ci_high_mean", "n_train_mean", "best_step_mean",
                         "steps_run_mean", "n_not_converged") if c in shown.columns]
-    st.dataframe(shown[keep].round(4), hide_index=True, width="stretch")
+    st.dataframe(readable(shown[keep]), hide_index=True, width="stretch")
     st.download_button("Download summary.csv", summary_path.read_bytes(), file_name=f"{selected}-summary.csv",
                        mime="text/csv", key="sw_dl_summary")
     if results_path.is_file():
@@ -156,6 +177,6 @@ with user_errors():
         keep = [c for c in ("arm", "fraction", "seed", "metric", "value", "ci_low", "ci_high", "p_vs_supervised",
                             "p_vs_random_init", "n_train", "n_test", "lr", "best_step", "steps_run",
                             "converged") if c in res.columns]
-        st.dataframe(res[keep].round(4), hide_index=True, width="stretch")
+        st.dataframe(readable(res[keep]), hide_index=True, width="stretch")
         st.download_button("Download results.csv", results_path.read_bytes(), file_name=f"{selected}-results.csv",
                            mime="text/csv", key="sw_dl_results")

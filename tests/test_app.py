@@ -241,7 +241,7 @@ def test_sweep_page_plots_and_downloads(project):
     assert arms == {"tiny", "supervised", "random_init"}
     assert len(at.get("download_button")) == 2
     shown = at.dataframe[-1].value
-    assert "p_vs_supervised" in shown.columns
+    assert "p vs supervised (DeLong)" in shown.columns and "None" not in shown.astype(str).to_numpy()
 
 
 def test_sweep_page_shows_the_published_study(empty_project):
@@ -289,6 +289,38 @@ def test_bad_upload_shows_readable_error(empty_project):
     uploader[0].set_value([("../evil.hea", b"x", "application/octet-stream")]).run()
     assert not at.exception
     assert any("Upload rejected" in e.value and "contains a path" in e.value for e in at.error)
+
+
+def test_sweep_form_is_validated_before_launch_and_the_new_sweep_is_shown(project, monkeypatch):
+    from aclecg import jobs
+
+    launched = []
+
+    def fake_launch(kind, args, runs_root, name, gpus=1):
+        launched.append(list(args))
+        folder = Path(runs_root) / name
+        folder.mkdir(parents=True)
+        (folder / "job.json").write_text(json.dumps({"kind": kind, "args": args}))
+        return folder
+
+    monkeypatch.setattr(jobs, "launch", fake_launch)
+    at = _app()
+    at.switch_page(PAGES[5]).run()
+    at.text_input(key="sw_fractions").set_value("abc, 2").run()
+    at.text_input(key="sw_name").set_value("bad-form").run()
+    at.button(key="sw_start").click().run()
+    assert not at.exception and not launched
+    assert any("fractions must be" in e.value for e in at.error)
+    assert not (project / "runs" / "bad-form").exists()          # the name is not used up
+    at.text_input(key="sw_fractions").set_value("0.1,1").run()
+    at.multiselect(key="sw_arms").set_value([]).run()
+    at.button(key="sw_start").click().run()
+    assert not launched and any("at least one arm" in e.value for e in at.error)
+    at.multiselect(key="sw_arms").set_value(["random_init"]).run()
+    at.text_input(key="sw_name").set_value("good-form").run()
+    at.button(key="sw_start").click().run()
+    assert len(launched) == 1 and "0.1,1" in launched[0]
+    assert at.selectbox(key="sw_run").value == "good-form"
 
 
 def test_corrupted_checkpoint_is_an_error_box_not_a_traceback(project):

@@ -160,6 +160,16 @@ def test_sweep_figure_log_axis_and_bands():
     np.testing.assert_allclose(acl_band.y, [0.85, 0.95, 0.85, 0.75])
 
 
+def test_sweep_figure_one_fraction_is_an_error_bar_not_dots():
+    summary = pd.DataFrame({"arm": ["acl"], "fraction": [0.1], "metric": "macro_auroc", "mean": [0.8],
+                            "ci_low": [0.7], "ci_high": [0.85]})
+    fig = viz.sweep_figure(summary, metric="macro_auroc", method_col="arm", fraction_col="fraction")
+    assert not [t for t in fig.data if t.fill == "toself"]
+    (line,) = fig.data
+    np.testing.assert_allclose(line.error_y.array, [0.05])
+    np.testing.assert_allclose(line.error_y.arrayminus, [0.1])
+
+
 def test_training_curves_and_diagrams_build():
     metrics = pd.DataFrame({"step": [1, 2, 3], "loss": [3.0, 2.0, 1.5], "loss_region": [1.0, 0.8, 0.7],
                             "lr": [1e-3] * 3, "samples_per_s": [100.0, 110.0, 120.0], "rss_mb": [900.0] * 3,
