@@ -17,7 +17,7 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from aclecg.errors import DataError
+from aclecg.errors import ConfigError, DataError
 
 METRICS = {"macro_auroc": "macro AUROC", "macro_auprc": "macro AUPRC"}
 REFERENCE_ORDER = ("supervised", "random_init")
@@ -288,6 +288,15 @@ def build_report(sweep_dirs: Sequence[str | Path], out: str | Path, focus: str =
     return out
 
 
+def _same_config(path: Path, config: dict) -> bool:
+    from aclecg.train import PretrainConfig
+
+    try:
+        return PretrainConfig.from_file(path).to_dict() == PretrainConfig.from_dict(config).to_dict()
+    except (OSError, ValueError, KeyError, TypeError, ConfigError):
+        return False
+
+
 def ship_checkpoint(run_dir: str | Path, dest: str | Path, sweep_dirs: Sequence[str | Path] = ()) -> Path:
     """Copy a finished run's ``encoder.pt`` into ``dest`` and write its model card (``README.md``).
 
@@ -337,7 +346,8 @@ def ship_checkpoint(run_dir: str | Path, dest: str | Path, sweep_dirs: Sequence[
              "Reproduce from scratch:", "", "```bash",
              f"python -m aclecg pretrain --config checkpoints/{dest.name}/config.json --run-dir runs/repro-{dest.name}",
              "```", ""]
-    (dest / "config.json").write_text(json.dumps(config, indent=1) + "\n")
+    if not _same_config(dest / "config.json", config):   # keep the file as written when it is the same recipe
+        (dest / "config.json").write_text(json.dumps(config, indent=1) + "\n")
     for sweep_dir in sweep_dirs:
         sweep = Sweep.load(sweep_dir)
         arm = f"{dest.name}:linear_probe"
