@@ -595,7 +595,7 @@ def run_sweep(checkpoints: Sequence[str | Path | EncoderSource], data: Any, labe
               out_dir: str | Path = "runs/sweep", progress: Callable[[SweepProgress], None] | None = None,
               config: EvalConfig | None = None, encoder_config: Mapping[str, Any] | str | None = None,
               cache_dir: str | Path | None = None, show_progress: bool = True,
-              test_fold: int | None = None) -> SweepResult:
+              test_fold: int | None = None, lr_from: str | Path | None = None) -> SweepResult:
     """Run every (arm, fraction, seed) cell and write tidy results to ``out_dir``.
 
     Arms: each checkpoint x {``linear_probe``, ``fine_tune``} (those requested), plus ``supervised`` (the same
@@ -677,6 +677,7 @@ def run_sweep(checkpoints: Sequence[str | Path | EncoderSource], data: Any, labe
     # seeds in order within each fraction: a trained arm's first seed chooses the learning rate for the others
     cells = [(arm, f, s) for f in fracs for s in seed_list for arm in arm_list]
     chosen_lr: dict[tuple[str, float], float] = {}
+    borrowed = learning_rates_of(lr_from) if lr_from is not None else {}
     total = len(cells)
     n_computed = n_cached = 0
     cell_records: list[dict] = []
@@ -685,7 +686,10 @@ def run_sweep(checkpoints: Sequence[str | Path | EncoderSource], data: Any, labe
         weights_key = arm.source.key if arm.source else f"{arm.kind}:{ref_cfg.to_dict()}:{seed}"
         settings = cfg.key_for(arm.kind)
         lr_grid = cfg.lr_grid
-        if arm.kind in TRAINED_ARMS and cfg.lr_selection == "first_seed" and seed != seed_list[0]:
+        if arm.kind in TRAINED_ARMS and (arm.name, fraction) in borrowed:
+            lr_grid = (borrowed[(arm.name, fraction)],)
+            settings = {**settings, "lr": lr_grid[0], "lr_chosen_in": "another sweep's validation"}
+        elif arm.kind in TRAINED_ARMS and cfg.lr_selection == "first_seed" and seed != seed_list[0]:
             # the learning rate validated best for the first seed of this arm and fraction is reused
             lr_grid = (chosen_lr[(arm.name, fraction)],)
             settings = {**settings, "lr": lr_grid[0], "lr_chosen_on_seed": seed_list[0]}
@@ -740,6 +744,20 @@ def run_sweep(checkpoints: Sequence[str | Path | EncoderSource], data: Any, labe
             progress(SweepProgress(done=done + 1, status="computed", **event))
     bar.close()
     return _write_outputs(out, cell_records, arm_list, classes, sweep_meta, n_computed, n_cached)
+
+
+def learning_rates_of(sweep_dir: str | Path) -> dict[tuple[str, float], float]:
+    """``{(arm, fraction): lr}`` chosen on validation by a finished sweep's trained cells (its first seed's grid)."""
+    folder = Path(sweep_dir) / "cells"
+    if not folder.is_dir():
+        raise ConfigError(f"{sweep_dir} has no cells/ folder: not a sweep output")
+    out: dict[tuple[str, float], float] = {}
+    for path in sorted(folder.glob("*.json")):
+        rec = json.loads(path.read_text())
+        details = rec.get("details") or {}
+        if rec.get("arm_kind") in TRAINED_ARMS and len(details.get("lr_grid") or []) > 1:
+            out[(rec["arm"], float(rec["fraction"]))] = float(details["lr"])
+    return out
 
 
 def _run_cell(arm: _Arm, dataset: Any, keep_idx: np.ndarray, y_all: np.ndarray, train_pos: np.ndarray,

@@ -82,12 +82,23 @@ rotation() {
   best=$($PY -m aclecg study best-baseline --sweeps "$SWEEPS")
   adir=runs/eval-test$k/acl_ecg bdir=runs/eval-test$k/$best
   say "best baseline (validation, 10 % labels): $best"
-  for protocol in multilabel singlelabel; do
-    sweep "$protocol-test$k-reference" --checkpoint "$adir/encoder.pt" --protocol "$protocol" --test-fold "$k" \
-        --fractions $ALL_FRACTIONS --arms reference_cnn
-    sweep "$protocol-test$k-finetune" --checkpoint "$adir/encoder.pt" --checkpoint "$bdir/encoder.pt" \
-        --protocol "$protocol" --test-fold "$k" --fractions $FT_FRACTIONS --arms fine_tune,supervised
-  done
+  if [ "$k" = 10 ]; then
+    # official split: both protocols, the reference CNN at every fraction, learning rates searched on validation
+    for protocol in multilabel singlelabel; do
+      sweep "$protocol-test$k-reference" --checkpoint "$adir/encoder.pt" --protocol "$protocol" --test-fold "$k" \
+          --fractions $ALL_FRACTIONS --arms reference_cnn
+      sweep "$protocol-test$k-finetune" --checkpoint "$adir/encoder.pt" --checkpoint "$bdir/encoder.pt" \
+          --protocol "$protocol" --test-fold "$k" --fractions $FT_FRACTIONS --arms fine_tune,supervised
+    done
+  else
+    # rotations (the CPU budget): multilabel, 1/10/100 %, each arm and fraction reusing the learning rate the
+    # official split's validation chose (--lr-from), so no grid search is repeated
+    sweep "multilabel-test$k-reference" --checkpoint "$adir/encoder.pt" --protocol multilabel --test-fold "$k" \
+        --fractions $FT_FRACTIONS --arms reference_cnn --lr-from "$SWEEPS/multilabel-test10-reference"
+    sweep "multilabel-test$k-finetune" --checkpoint "$adir/encoder.pt" --checkpoint "$bdir/encoder.pt" \
+        --protocol multilabel --test-fold "$k" --fractions $FT_FRACTIONS --arms fine_tune,supervised \
+        --lr-from "$SWEEPS/multilabel-test10-finetune"
+  fi
 }
 
 for stage in $STAGES; do

@@ -108,3 +108,24 @@ def test_sweep_reference_cnn_and_lr_chosen_on_first_seed(tmp_path, monkeypatch):
     rows = res.results[res.results["metric"] == "macro_auroc"]
     expect = sum(1 for c in cells if c["details"]["converged"] is False)
     assert int(macro["n_not_converged"].sum()) == expect == int((rows["converged"] == False).sum())  # noqa: E712
+
+
+def test_lr_from_another_sweep_skips_the_grid(tmp_path, monkeypatch):
+    """A rotation reuses the official split's validated learning rates: one training per cell, recorded in the key."""
+    monkeypatch.setenv("ACLECG_CACHE", str(tmp_path / "cache"))
+    data = FakePrepared(n_patients=40, t=64)
+    cfg = evaluate.EvalConfig(max_steps=4, eval_every=2, patience=2, batch_size=32, n_bootstrap=20, device="cpu",
+                              lr_grid=(1e-4, 3e-3))
+    evaluate.run_sweep([], data, "toy", "multilabel", [1.0], 1, ["reference_cnn"], tmp_path / "official",
+                       config=cfg, show_progress=False)
+    chosen = evaluate.learning_rates_of(tmp_path / "official")
+    assert set(chosen) == {("reference_cnn", 1.0)}
+    evaluate.run_sweep([], data, "toy", "multilabel", [1.0], 2, ["reference_cnn"], tmp_path / "rot9",
+                       config=cfg, show_progress=False, test_fold=9, lr_from=tmp_path / "official")
+    cells = [json.loads(p.read_text()) for p in (tmp_path / "rot9" / "cells").glob("*.json")]
+    assert len(cells) == 2
+    for c in cells:
+        assert c["details"]["lr"] == chosen[("reference_cnn", 1.0)] and len(c["details"]["lr_grid"]) == 1
+        assert c["key"]["settings"]["lr"] == c["details"]["lr"] and "lr_chosen_in" in c["key"]["settings"]
+    with pytest.raises(ConfigError, match="not a sweep output"):
+        evaluate.learning_rates_of(tmp_path / "nothing")

@@ -62,6 +62,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="early stopping: steps without validation improvement (%(default)s)")
     p.add_argument("--lr-grid", default=",".join(f"{v:g}" for v in d.lr_grid),
                    help="comma-separated learning rates tried on validation (%(default)s)")
+    p.add_argument("--lr-from", default=None, metavar="SWEEP_DIR",
+                   help="reuse the learning rates another sweep chose on its validation fold for the same arms "
+                        "and fractions (e.g. the official split's, for a test-fold rotation)")
     p.add_argument("--lr-selection", default=d.lr_selection, choices=("first_seed", "every_cell"),
                    help="search the grid with the first seed and reuse its choice, or search in every cell "
                         "(%(default)s)")
@@ -89,7 +92,8 @@ def run(args: argparse.Namespace) -> int:
                         device=args.device)
     result = run_sweep(args.checkpoint, args.data, args.label_set, args.protocol, args.fractions, args.seeds,
                        args.arms, args.out, config=config, encoder_config=args.encoder,
-                       show_progress=not args.no_progress, test_fold=args.test_fold)
+                       show_progress=not args.no_progress, test_fold=args.test_fold,
+                       lr_from=args.lr_from)
     summ = result.summary
     macro = summ[summ["metric"].isin(["macro_auroc", "macro_auprc"])] if not summ.empty else summ
     if not macro.empty:
