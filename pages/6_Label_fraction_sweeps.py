@@ -134,6 +134,11 @@ def progress(run_dir: Path) -> None:
         st.progress(min(done / total, 1.0))
     if info.error:
         st.error(f"Sweep failed: {info.error}")
+    # when the job stops, redraw the whole page so its results appear without a reload
+    seen = st.session_state.setdefault("sw_alive", {})
+    was_alive, seen[str(run_dir)] = seen.get(str(run_dir)), info.alive
+    if was_alive and not info.alive:
+        st.rerun(scope="app")
     b1, b2, _ = st.columns([1, 1, 4])
     if b1.button("Cancel", disabled=not info.alive, key="sw_cancel"):
         jobs.cancel(run_dir)
