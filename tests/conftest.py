@@ -26,3 +26,11 @@ def bundled_prepared(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("bundled") / "ptbxl"
     prepare_dataset(BUNDLED_RAW_DIR / "ptb-xl", out, "ptbxl", name="ptbxl", progress=False)
     return out
+
+
+@pytest.fixture(scope="session")
+def tiny_study(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Sweeps of a tiny real study (two test folds, three encoders, probes and trained arms), made once."""
+    from tests.helpers.study import make_study
+
+    return make_study(tmp_path_factory.mktemp("study"))

@@ -244,13 +244,11 @@ def test_sweep_page_plots_and_downloads(project):
     assert "p vs supervised (DeLong)" in shown.columns and "None" not in shown.astype(str).to_numpy()
 
 
-def test_sweep_page_shows_the_published_study(empty_project):
+def test_sweep_page_shows_the_published_study(empty_project, tiny_study):
     """What `make results` exports (here from tiny real sweeps) is listed and plotted without running anything."""
     from aclecg.study_report import build_study_report
-    from tests.test_study import make_study
 
-    sweeps = make_study(empty_project / "study")
-    build_study_report(sweeps, empty_project / "results.md", export=empty_project / "published" / "sweeps")
+    build_study_report(tiny_study, empty_project / "results.md", export=empty_project / "published" / "sweeps")
     at = _app()
     at.switch_page(PAGES[5]).run()
     _assert_clean(at)

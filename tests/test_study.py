@@ -11,29 +11,11 @@ import pytest
 from aclecg import evaluate, study
 from aclecg.errors import DataError
 from aclecg.study_report import build_study_report
-from tests.test_evaluate import TINY, FakePrepared, _save_checkpoint
 
 
-def make_study(root):
-    """Tiny real sweeps under ``root/sweeps``: two test folds, three 'methods', probes and trained arms."""
-    data = FakePrepared(n_patients=80, t=64)
-    cfg = evaluate.EvalConfig(max_steps=6, eval_every=2, patience=2, batch_size=32, n_bootstrap=20, device="cpu",
-                              lr_grid=(1e-3,))
-    for fold in (10, 9):
-        ckpts = [_save_checkpoint(root / f"eval-test{fold}" / name / "encoder.pt", data, seed=seed + fold)
-                 for name, seed in (("acl_ecg", 0), ("simclr", 1), ("lcd", 2))]
-        evaluate.run_sweep(ckpts, data, "toy", "multilabel", [0.1, 1.0], 2, ["linear_probe", "random_init"],
-                           root / "sweeps" / f"multilabel-test{fold}-probe", config=cfg, show_progress=False,
-                           test_fold=fold, cache_dir=root / "cache")
-        evaluate.run_sweep([], data, "toy", "multilabel", [0.1, 1.0], 2, ["reference_cnn", "supervised"],
-                           root / "sweeps" / f"multilabel-test{fold}-reference", config=cfg, show_progress=False,
-                           test_fold=fold, encoder_config=TINY, cache_dir=root / "cache")
-    return root / "sweeps"
-
-
-@pytest.fixture(scope="module")
-def study_root(tmp_path_factory):
-    return make_study(tmp_path_factory.mktemp("study"))
+@pytest.fixture
+def study_root(tiny_study):
+    return tiny_study
 
 
 def test_cells_and_best_baseline_use_validation_only(study_root):
