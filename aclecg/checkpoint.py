@@ -202,10 +202,10 @@ def load_encoder(path: str | Path, device: str | torch.device = "cpu"):
     return encoder, checkpoint_meta(payload)
 
 
-def list_checkpoints(root: str | Path) -> list[Path]:
-    """Every exported encoder under ``root`` (``*/encoder.pt``), newest first."""
+def list_checkpoints(root: str | Path, recursive: bool = True) -> list[Path]:
+    """Every exported encoder under ``root``, newest first: at any depth, or only ``root/*/encoder.pt``."""
     root = Path(root)
     if not root.is_dir():
         return []
-    found = [p for p in root.rglob("encoder.pt") if p.is_file()]
+    found = [p for p in (root.rglob("encoder.pt") if recursive else root.glob("*/encoder.pt")) if p.is_file()]
     return sorted(found, key=lambda p: p.stat().st_mtime, reverse=True)

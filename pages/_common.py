@@ -172,7 +172,9 @@ def checkpoint_paths() -> dict[str, str]:
 
     out: dict[str, str] = {}
     for root, tag in ((checkpoints_root(), "shipped"), (runs_root(), "run")):
-        found = list_checkpoints(root)  # newest first; shipped ones by name, ACL-ECG first (the default pick)
+        # newest first; shipped ones (checkpoints/NAME/encoder.pt, not the rotations' encoders below
+        # checkpoints/rotations/) by name, ACL-ECG first (the default pick)
+        found = list_checkpoints(root, recursive=tag == "run")
         if tag == "shipped":
             found.sort(key=lambda p: (p.parent.name != "acl_ecg", p.parent.name))
         for path in found:

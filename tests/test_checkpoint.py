@@ -129,3 +129,14 @@ def test_content_digest_sees_every_kind_of_value():
     for changed in ({**base, "a": torch.zeros(3, dtype=torch.float64)}, {**base, "a": torch.zeros(1, 3)},
                     {**base, "b": [1, 2.5, "y"]}, {**base, "b": (1, 2.5, "x")}, {**base, "c": {"d": 0}}):
         assert ckpt.content_digest(changed) != d0
+
+
+def test_list_checkpoints_shallow_skips_nested_rotation_encoders(tmp_path):
+    """checkpoints/NAME/encoder.pt are the shipped ones; checkpoints/rotations/testK/NAME/ must not shadow them."""
+    from aclecg.checkpoint import list_checkpoints
+
+    for rel in ("acl_ecg/encoder.pt", "rotations/test9/acl_ecg/encoder.pt"):
+        (tmp_path / rel).parent.mkdir(parents=True)
+        (tmp_path / rel).write_bytes(b"x")
+    assert list_checkpoints(tmp_path, recursive=False) == [tmp_path / "acl_ecg" / "encoder.pt"]
+    assert len(list_checkpoints(tmp_path)) == 2
