@@ -153,7 +153,7 @@ def _cost(cells: pd.DataFrame) -> str:
 
 def _tests_table(tests: pd.DataFrame, fraction: float) -> str:
     sel = tests[np.isclose(tests["fraction"], fraction)].sort_values(["protocol", "arm", "versus", "test_fold"])
-    lines = ["| protocol | arm | versus | test fold | AUROC a | AUROC b | diff | p | p (Holm) |",
+    lines = ["| protocol | arm | versus | test fold | AUROC of arm (seed ensemble) | AUROC of versus (seed ensemble) | diff | p | p (Holm) |",
              "|---|---|---|---|---|---|---|---|---|"]
     for r in sel.itertuples():
         lines.append(f"| {r.protocol} | {r.arm} | {r.versus} | {r.test_fold} | {r.auc_a:.3f} | {r.auc_b:.3f} | "
