@@ -43,14 +43,21 @@ def _name(arm: str) -> str:
     return arm.split(":", 1)[0]
 
 
+def _read_json(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise DataError(f"{path} is unreadable ({type(exc).__name__}); run its sweep again to recompute it") from None
+
+
 def load_cells(root: str | Path) -> pd.DataFrame:
     """One row per finished cell of every sweep under ``root``: protocol, test fold, arm, metrics, convergence."""
     rows = []
     for meta_path in sorted(Path(root).glob("*/sweep.json")):
-        meta = json.loads(meta_path.read_text())
+        meta = _read_json(meta_path)
         fold = meta.get("test_fold") or 10
         for cell_path in sorted((meta_path.parent / "cells").glob("*.json")):
-            rec = json.loads(cell_path.read_text())
+            rec = _read_json(cell_path)
             if rec["arm"] not in meta["arms"] or rec["fraction"] not in meta["fractions"]:
                 continue   # a cell of another configuration left in the folder
             macro = {m["metric"]: m["value"] for m in rec["metrics"] if m["metric"].startswith("macro_")}

@@ -90,3 +90,14 @@ def test_cli_best_baseline_report_and_errors(study_root, tmp_path, capsys):
     empty.mkdir()
     assert main(["study", "report", "--sweeps", str(empty), "--out", str(tmp_path / "x.md")]) != 0
     assert "no finished sweep cells" in capsys.readouterr().err
+
+
+def test_damaged_cell_is_named(tiny_study, tmp_path):
+    import shutil
+
+    copy = tmp_path / "sweeps"
+    shutil.copytree(tiny_study, copy)
+    victim = sorted((copy / "multilabel-test9-probe" / "cells").glob("*.json"))[0]
+    victim.write_text(victim.read_text()[:40])
+    with pytest.raises(DataError, match=f"{victim.name} is unreadable.*run its sweep again"):
+        study.load_cells(copy)
