@@ -267,10 +267,12 @@ def read_metrics(run_dir: str | Path) -> pd.DataFrame:
 
 
 def _tail(path: Path, lines: int) -> str:
+    """The last ``lines`` lines; a progress bar's carriage-return updates count as one line, its latest state."""
     try:
-        text = path.read_text(errors="replace").strip().splitlines()
+        raw = path.read_bytes().decode(errors="replace")   # bytes: text mode would turn each \r into a line
     except FileNotFoundError:
         return ""
+    text = [line.rstrip("\r").rsplit("\r", 1)[-1] for line in raw.strip().split("\n")]
     return "\n".join(text[-lines:])
 
 

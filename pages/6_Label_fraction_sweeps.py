@@ -134,6 +134,9 @@ def progress(run_dir: Path) -> None:
         st.progress(min(done / total, 1.0))
     if info.error:
         st.error(f"Sweep failed: {info.error}")
+    log = jobs.tail_log(run_dir, 6)
+    if log:
+        st.code(log, language=None)   # the sweep's progress bar: the current cell and its training step
     # when the job stops, redraw the whole page so its results appear without a reload
     seen = st.session_state.setdefault("sw_alive", {})
     was_alive, seen[str(run_dir)] = seen.get(str(run_dir)), info.alive

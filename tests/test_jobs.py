@@ -185,3 +185,10 @@ def test_a_trainer_whose_wrapper_was_killed_is_still_running(tmp_path):
     assert info.alive and info.state == "running"
     (tmp_path / "orphan" / "procs" / "rank-0.json").unlink()
     assert jobs.run_info(tmp_path / "orphan").state == "interrupted"
+
+
+def test_tail_log_shows_a_progress_bar_as_its_latest_state(tmp_path):
+    (tmp_path / "stdout.log").write_text("start\nsweep:  10%|#  | 1/10\rsweep:  20%|## | 2/10\rsweep:  30%|###| 3/10\n"
+                                         "cell done\rnext cell 40%")
+    assert jobs.tail_log(tmp_path, 3).splitlines() == ["start", "sweep:  30%|###| 3/10", "next cell 40%"]
+    assert jobs.tail_log(tmp_path / "missing") == ""
