@@ -40,7 +40,12 @@ MAPS    := $(patsubst checkpoints/%/encoder.pt,.cache/umap/shipped-%.csv,$(SHIPP
 .cache/umap/shipped-%.csv: checkpoints/%/encoder.pt | $(STAMP)
 	$(PY) -m aclecg umap --checkpoint $< --data .cache/prepared/ptbxl --out $@
 
-app: bundled $(MAPS)
+# The default checkpoint's umap-learn map too, so switching the page's method waits for no numba compile.
+UMAP_LEARN_MAP := .cache/umap/shipped-acl_ecg-umap-learn.csv
+$(UMAP_LEARN_MAP): checkpoints/acl_ecg/encoder.pt | $(STAMP)
+	$(PY) -m aclecg umap --checkpoint $< --data .cache/prepared/ptbxl --out $@ --method umap-learn
+
+app: bundled $(MAPS) $(UMAP_LEARN_MAP)
 	$(PY) -m streamlit run app.py --server.port $(PORT)
 
 # pytest exits 5 when it collects no test (e.g. a marker with no tests yet): not a failure.

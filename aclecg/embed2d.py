@@ -1,4 +1,4 @@
-"""Fast 2-D maps of embeddings: a vectorised UMAP-style layout in torch, no numba.
+"""2-D maps of embeddings: a fast vectorised UMAP-style layout in torch (no numba), or umap-learn's UMAP.
 
 The algorithm follows UMAP (McInnes, Healy & Melville, "UMAP: Uniform Manifold Approximation and Projection
 for Dimension Reduction", arXiv:1802.03426, 2018) step by step, but every step is a batched tensor operation
@@ -38,6 +38,10 @@ import torch
 from aclecg.errors import ConfigError, DataError
 
 ProgressFn = Callable[[float, str], None]
+#: The two map methods: this module's fast layout and umap-learn's UMAP.
+METHODS: tuple[str, ...] = ("fast", "umap-learn")
+#: Neighbourhood size of the trustworthiness every map reports (sklearn.manifold.trustworthiness).
+TRUST_K = 10
 
 
 @dataclass(frozen=True)
@@ -54,8 +58,13 @@ class UMAPConfig:
     init: Literal["spectral", "pca"] = "spectral"
     learning_rate: float = 1.0
     seed: int = 0
+    #: "fast": this module's torch layout (exploration); "umap-learn": umap-learn's UMAP on the same features
+    #: (figures for publication; see :mod:`aclecg.umap_learn`)
+    method: Literal["fast", "umap-learn"] = "fast"
 
     def validate(self, n_points: int) -> None:
+        if self.method not in METHODS:
+            raise ConfigError(f"method must be one of {', '.join(METHODS)}, got {self.method!r}")
         if self.n_neighbors < 2:
             raise ConfigError(f"n_neighbors must be at least 2, got {self.n_neighbors}")
         if n_points < 4:
@@ -79,6 +88,8 @@ class Map2D:
     mean: np.ndarray  # (d,) centring vector
     components: np.ndarray | None  # (d, p) PCA projection, None without PCA
     config: UMAPConfig
+    trustworthiness: float | None = None  # at k = TRUST_K, on at most 2,000 points (see trustworthiness_of)
+    key: str = ""  # cache key of the input and configuration
 
     def preprocess(self, x: np.ndarray) -> np.ndarray:
         return _project(np.asarray(x, dtype=np.float32), self.mean, self.components, self.config.metric)
@@ -309,6 +320,15 @@ def fit_map(x: np.ndarray, config: UMAPConfig | None = None, progress: ProgressF
     # other processes keep the cores busy (measured on the 2-core machine of docs/app.md).
     with torch_threads(1):
         feats, mean, components = _prepare_features(x, cfg)
+    key = cache_key(x, cfg)
+    if cfg.method == "umap-learn":
+        from aclecg import umap_learn
+
+        if progress:
+            progress(0.05, "umap-learn" + ("" if umap_learn.is_warm() else " (compiling its kernels first)"))
+        coords = umap_learn.fit(feats, k, cfg.min_dist, cfg.spread, cfg.metric, cfg.n_epochs,
+                                cfg.negative_sample_rate, cfg.learning_rate, cfg.seed, key=key)
+        return Map2D(coords, feats, mean, components, cfg, trustworthiness_of(feats, coords), key)
     if progress:
         progress(0.05, "nearest neighbours")
     ft = torch.from_numpy(feats)
@@ -332,8 +352,20 @@ def fit_map(x: np.ndarray, config: UMAPConfig | None = None, progress: ProgressF
         gen = torch.Generator().manual_seed(cfg.seed)
         y = optimize_layout(y, head, tail, weight[strong], a, b, n_epochs, cfg.negative_sample_rate,
                             cfg.learning_rate, gen, progress)
-    return Map2D(coords=y.numpy().astype(np.float32), reference=feats, mean=mean, components=components,
-                 config=cfg)
+    coords = y.numpy().astype(np.float32)
+    return Map2D(coords=coords, reference=feats, mean=mean, components=components, config=cfg,
+                 trustworthiness=trustworthiness_of(feats, coords), key=key)
+
+
+def trustworthiness_of(feats: np.ndarray, coords: np.ndarray, max_points: int = 2000) -> float:
+    """``sklearn.manifold.trustworthiness`` at ``k = TRUST_K`` (a fixed random subset above ``max_points``)."""
+    from sklearn.manifold import trustworthiness
+
+    n = len(feats)
+    if n <= TRUST_K + 1:
+        return float("nan")
+    idx = np.sort(np.random.default_rng(0).choice(n, max_points, replace=False)) if n > max_points else slice(None)
+    return float(trustworthiness(feats[idx], coords[idx], n_neighbors=TRUST_K))
 
 
 def default_epochs(n: int) -> int:
@@ -363,8 +395,25 @@ def fast_umap(x: np.ndarray, progress: ProgressFn | None = None, **params) -> np
 
 
 def place_points(fitted: Map2D, new: np.ndarray) -> np.ndarray:
-    """Positions of ``new`` points (m, d) on an existing map: fuzzy-membership-weighted mean of the
-    coordinates of their ``n_neighbors`` nearest reference points (UMAP's ``transform`` initialisation)."""
+    """Positions of ``new`` points (m, d) on an existing map.
+
+    For a ``fast`` map: the fuzzy-membership-weighted mean of the coordinates of their ``n_neighbors`` nearest
+    reference points (UMAP's ``transform`` initialisation). For a ``umap-learn`` map: umap-learn's own
+    ``transform``; when the map came from the disk cache, its model is refitted first (same features and seed,
+    so the same map).
+    """
+    if fitted.config.method == "umap-learn":
+        from aclecg import umap_learn
+
+        feats = fitted.preprocess(np.atleast_2d(new))
+        placed = umap_learn.transform(fitted.key, feats)
+        if placed is None:
+            c = fitted.config
+            umap_learn.fit(fitted.reference, min(c.n_neighbors, len(fitted.reference) - 1), c.min_dist, c.spread,
+                           c.metric, c.n_epochs, c.negative_sample_rate, c.learning_rate, c.seed, key=fitted.key)
+            placed = umap_learn.transform(fitted.key, feats)
+        assert placed is not None
+        return placed
     q = torch.from_numpy(fitted.preprocess(np.atleast_2d(new)))
     ref = torch.from_numpy(fitted.reference)
     k = min(fitted.config.n_neighbors, ref.shape[0])
@@ -382,7 +431,10 @@ def cache_key(x: np.ndarray, config: UMAPConfig) -> str:
     arr = np.ascontiguousarray(np.asarray(x, dtype=np.float32))
     h.update(str(arr.shape).encode())
     h.update(arr.tobytes())
-    h.update(json.dumps(asdict(config), sort_keys=True).encode())
+    params = asdict(config)
+    if params["method"] == "fast":
+        del params["method"]   # keys of fast maps stay as they were before umap-learn was selectable
+    h.update(json.dumps(params, sort_keys=True).encode())
     return h.hexdigest()[:24]
 
 
@@ -391,13 +443,17 @@ def cached_map(x: np.ndarray, cache_dir: Path | str, config: UMAPConfig | None =
     """:func:`fit_map` with an on-disk cache keyed by :func:`cache_key` (an ``.npz`` per entry)."""
     cfg = config or UMAPConfig()
     cache_dir = Path(cache_dir)
-    path = cache_dir / f"umap_{cache_key(x, cfg)}.npz"
+    key = cache_key(x, cfg)
+    path = cache_dir / f"umap_{key}.npz"
     if path.exists():
         try:
             with np.load(path, allow_pickle=False) as z:
                 comps = z["components"] if z["has_components"] else None
+                trust = float(z["trustworthiness"]) if "trustworthiness" in z.files else None
+                if trust is None:   # an entry from before maps reported it: compute it once, keep it
+                    trust = trustworthiness_of(z["reference"], z["coords"])
                 return Map2D(coords=z["coords"], reference=z["reference"], mean=z["mean"], components=comps,
-                             config=cfg)
+                             config=cfg, trustworthiness=trust, key=key)
         except (OSError, KeyError, ValueError):
             path.unlink(missing_ok=True)  # a damaged entry is recomputed
     fitted = fit_map(x, cfg, progress)
@@ -405,6 +461,7 @@ def cached_map(x: np.ndarray, cache_dir: Path | str, config: UMAPConfig | None =
     tmp = path.with_suffix(".tmp.npz")
     np.savez(tmp, coords=fitted.coords, reference=fitted.reference, mean=fitted.mean,
              components=fitted.components if fitted.components is not None else np.zeros((0, 0), np.float32),
-             has_components=np.array(fitted.components is not None))
+             has_components=np.array(fitted.components is not None),
+             trustworthiness=np.array(np.nan if fitted.trustworthiness is None else fitted.trustworthiness))
     tmp.replace(path)
     return fitted

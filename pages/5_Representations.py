@@ -1,4 +1,4 @@
-"""Representations: 2-D maps (fast UMAP, :mod:`aclecg.embed2d`) of a checkpoint's embeddings per dataset.
+"""Representations: 2-D maps (fast UMAP or umap-learn, :mod:`aclecg.embed2d`) of a checkpoint's embeddings.
 
 Embeddings and maps are cached on disk (``.cache/embeddings``, ``.cache/umap``), so a map is computed once.
 Picking a point (click, box or lasso) shows that record's ECG.
@@ -15,11 +15,12 @@ import streamlit as st
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from aclecg import viz  # noqa: E402
-from aclecg.embed2d import place_points  # noqa: E402
+from aclecg import umap_learn, viz  # noqa: E402
+from aclecg.embed2d import TRUST_K, place_points  # noqa: E402
 from aclecg.leads import LEADS  # noqa: E402
 from pages._common import (HOW_TO_CHECKPOINT, checkpoint_paths, dataset_paths, describe_labels,  # noqa: E402
-                           embed_windows, label_descriptions, open_dataset, umap_map, upload_box, user_errors)
+                           embed_windows, label_descriptions, open_dataset, umap_map, umap_map_cached, upload_box,
+                           user_errors)
 
 st.title("Representations")
 ckpts = checkpoint_paths()
@@ -60,7 +61,11 @@ names = tuple(chosen_ds)
 paths = tuple(datasets[n] for n in names)
 table = joint_table(paths, names)
 label_sets = [c[len("labels_"):] for c in table.columns if c.startswith("labels_")]
-c4, c5, c6 = st.columns(3)
+c4, c5, c6, c7 = st.columns([3, 3, 3, 2])
+umap_learn.warm_up()   # compile umap-learn's kernels in the background, once per server, before anyone asks
+method = c7.radio("method", ["fast", "umap-learn"], key="rep_method", horizontal=True,
+                  help="fast: this package's torch UMAP layout, for exploring. umap-learn: umap-learn's own UMAP on "
+                       "the same features and parameters, for a figure in a paper.")
 colour_choice = c4.selectbox("colour by", [f"label: {s}" for s in label_sets] + ["dataset", "fold", "split", "sex",
                                                                                    "age"], key="rep_colour")
 n_neighbors = c5.slider("neighbours", 5, 50, 15, key="rep_k")
@@ -84,15 +89,26 @@ hover = ["dataset", "record_id", hover_label, "age", "sex", "fold"]
 def draw(label: str, key: str) -> dict | None:
     """Compute (cached) and draw one checkpoint's map; returns the selection event."""
     with user_errors(f"{label}: "):
-        fitted = umap_map(ckpts[label], paths, n_neighbors=int(n_neighbors), min_dist=float(min_dist))
+        if method == "umap-learn" and not umap_learn.is_warm() and \
+                not umap_map_cached(ckpts[label], paths, int(n_neighbors), float(min_dist), method):
+            st.info("umap-learn is warming up (numba compiles its kernels once per server, about 15-20 s); "
+                    "the map appears when it is done.")
+        with st.spinner(f"{method} map…"):
+            fitted = umap_map(ckpts[label], paths, n_neighbors=int(n_neighbors), min_dist=float(min_dist),
+                              method=method)
         highlight = None
         if uploaded is not None:
             highlight = place_points(fitted, embed_windows(ckpts[label], uploaded.windows))
         fig = viz.embedding_scatter(fitted.coords, view, colour_col, hover, highlight=highlight,
                                     highlight_name=f"uploaded {uploaded.record_id}" if uploaded is not None else "",
                                     title=label)
-        return st.plotly_chart(fig, width="stretch", key=key, on_select="rerun",
-                               selection_mode=("points", "box", "lasso"))
+        event = st.plotly_chart(fig, width="stretch", key=key, on_select="rerun",
+                                selection_mode=("points", "box", "lasso"))
+        trust = "–" if fitted.trustworthiness is None else f"{fitted.trustworthiness:.3f}"
+        st.caption(f"Drawn with **{method}** ({'umap-learn UMAP' if method == 'umap-learn' else 'aclecg.embed2d'},"
+                   f" {int(n_neighbors)} neighbours, min_dist {float(min_dist):g}); trustworthiness at "
+                   f"k = {TRUST_K}: {trust}.")
+        return event
     return None
 
 

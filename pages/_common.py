@@ -202,12 +202,23 @@ def dataset_embeddings(checkpoint: str, dataset_path: str) -> np.ndarray:
 
 @st.cache_resource(show_spinner="Computing the 2-D map (cached on disk)…")
 def umap_map(checkpoint: str, dataset_paths_: tuple[str, ...], n_neighbors: int = 15, min_dist: float = 0.1,
-             metric: str = "euclidean"):
+             metric: str = "euclidean", method: str = "fast"):
     """A fitted :class:`aclecg.embed2d.Map2D` of the embeddings of one or several datasets (stacked)."""
     from aclecg.embed2d import UMAPConfig, cached_map
 
     emb = np.concatenate([dataset_embeddings(checkpoint, p) for p in dataset_paths_])
-    return cached_map(emb, umap_cache(), UMAPConfig(n_neighbors=n_neighbors, min_dist=min_dist, metric=metric))
+    return cached_map(emb, umap_cache(), UMAPConfig(n_neighbors=n_neighbors, min_dist=min_dist, metric=metric,
+                                                    method=method))
+
+
+def umap_map_cached(checkpoint: str, dataset_paths_: tuple[str, ...], n_neighbors: int, min_dist: float,
+                    method: str) -> bool:
+    """Whether that map is already on disk (so drawing it waits for nothing)."""
+    from aclecg.embed2d import UMAPConfig, cache_key
+
+    emb = np.concatenate([dataset_embeddings(checkpoint, p) for p in dataset_paths_])
+    key = cache_key(emb, UMAPConfig(n_neighbors=n_neighbors, min_dist=min_dist, method=method))
+    return (umap_cache() / f"umap_{key}.npz").is_file()
 
 
 def embed_windows(checkpoint: str, windows: np.ndarray) -> np.ndarray:

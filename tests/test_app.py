@@ -228,6 +228,24 @@ def test_representations_map_with_checkpoint(project):
     names = {t.get("name") for t in json.loads(at.get("plotly_chart")[0].proto.spec)["data"]}
     assert names <= {"M", "F", "(none)", "nan"}
     assert list((project / "cache" / "umap").glob("umap_*.npz"))  # cached on disk
+    caption = " ".join(c.value for c in at.caption)
+    assert "Drawn with **fast**" in caption and "trustworthiness at k = 10: 0." in caption
+
+
+@pytest.mark.slow
+def test_representations_switches_to_umap_learn(project):
+    """The method radio draws umap-learn's map (its first fit compiles numba kernels) and names it."""
+    pytest.importorskip("umap")
+    at = _app()
+    at.session_state["rep_datasets"] = ["challenge"]
+    at.switch_page(PAGES[4]).run()
+    fast = json.loads(at.get("plotly_chart")[0].proto.spec)
+    at.radio(key="rep_method").set_value("umap-learn").run()
+    _assert_clean(at)
+    learned = json.loads(at.get("plotly_chart")[0].proto.spec)
+    assert "Drawn with **umap-learn**" in " ".join(c.value for c in at.caption)
+    assert [t["x"] for t in learned["data"]] != [t["x"] for t in fast["data"]]
+    assert len(list((project / "cache" / "umap").glob("umap_*.npz"))) == 2   # one entry per method
 
 
 def test_sweep_page_plots_and_downloads(project):

@@ -163,3 +163,61 @@ def test_randomized_pca_matches_exact_svd():
     exact = np.linalg.svd(x, full_matrices=False)[2][:6].T
     np.testing.assert_allclose(np.abs(np.sum(comps * exact, axis=0)), 1.0, atol=1e-4)  # same directions (sign free)
     np.testing.assert_allclose(comps.T @ comps, np.eye(6), atol=1e-4)
+
+
+# ------------------------------------------------------------------------------------ method choice (issue 16)
+def test_cache_key_names_the_method_and_fast_keys_stay_as_they_were():
+    import hashlib
+    import json
+    from dataclasses import asdict
+
+    x, _ = clustered(40, d=8)
+    fast, learn = embed2d.UMAPConfig(), embed2d.UMAPConfig(method="umap-learn")
+    # the key a fast map had before the method existed: the same hash without the field
+    h = hashlib.sha256()
+    arr = np.ascontiguousarray(x, dtype=np.float32)
+    h.update(str(arr.shape).encode())
+    h.update(arr.tobytes())
+    h.update(json.dumps({k: v for k, v in asdict(fast).items() if k != "method"}, sort_keys=True).encode())
+    assert embed2d.cache_key(x, fast) == h.hexdigest()[:24]
+    assert embed2d.cache_key(x, learn) != embed2d.cache_key(x, fast)
+    with pytest.raises(ConfigError, match="method"):
+        embed2d.fit_map(x, embed2d.UMAPConfig(method="tsne"))
+
+
+def test_every_map_reports_its_trustworthiness(tmp_path):
+    x, _ = clustered(120, d=16)
+    fitted = embed2d.cached_map(x, tmp_path, embed2d.UMAPConfig(n_epochs=30))
+    expected = trustworthiness(fitted.reference, fitted.coords, n_neighbors=embed2d.TRUST_K)
+    assert fitted.trustworthiness == pytest.approx(expected)
+    again = embed2d.cached_map(x, tmp_path, embed2d.UMAPConfig(n_epochs=30))   # read back from disk
+    assert again.trustworthiness == pytest.approx(expected) and again.key == fitted.key
+
+
+@pytest.mark.slow
+def test_umap_learn_method_same_seed_same_map_transform_and_cli(tmp_path, capsys):
+    """umap-learn's UMAP: reproducible for a seed, placed by its own transform (also after a disk-cache read)."""
+    pytest.importorskip("umap")
+    from aclecg import umap_learn
+    from aclecg.cli import main
+
+    x, labels = clustered(300, d=32, k=4)
+    cfg = embed2d.UMAPConfig(method="umap-learn", n_epochs=100)
+    a, b = embed2d.fit_map(x, cfg), embed2d.fit_map(x, cfg)
+    np.testing.assert_array_equal(a.coords, b.coords)
+    assert not np.array_equal(a.coords, embed2d.fit_map(x, embed2d.UMAPConfig(method="umap-learn", n_epochs=100,
+                                                                              seed=1)).coords)
+    assert umap_learn.is_warm() and 0.5 < a.trustworthiness <= 1.0
+    new = x[:10] + 0.05 * np.random.default_rng(5).normal(size=(10, 32)).astype(np.float32)
+    placed = embed2d.place_points(a, new)
+    clf = KNeighborsClassifier(5).fit(a.coords, labels)
+    assert (clf.predict(placed) == labels[:10]).all()
+    cached = embed2d.cached_map(x, tmp_path, cfg)
+    umap_learn._MODELS.clear()                      # as after a restart: the model is refitted for transform
+    reread = embed2d.cached_map(x, tmp_path, cfg)
+    np.testing.assert_array_equal(reread.coords, cached.coords)
+    np.testing.assert_allclose(embed2d.place_points(reread, new), placed, atol=1e-4)
+    np.save(tmp_path / "emb.npy", x)
+    assert main(["umap", "--embeddings", str(tmp_path / "emb.npy"), "--out", str(tmp_path / "m.csv"), "--method",
+                 "umap-learn", "--epochs", "100", "--cache-dir", str(tmp_path / "c2")]) == 0
+    assert "umap-learn map of 300 points" in capsys.readouterr().out

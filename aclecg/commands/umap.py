@@ -1,4 +1,4 @@
-"""``python -m aclecg umap``: a 2-D map (fast UMAP, :mod:`aclecg.embed2d`) of embeddings, as CSV and/or HTML."""
+"""``python -m aclecg umap``: a 2-D map (fast UMAP or umap-learn, :mod:`aclecg.embed2d`) of embeddings, as CSV/HTML."""
 
 from __future__ import annotations
 
@@ -17,9 +17,14 @@ EXAMPLES = """examples:
   python -m aclecg umap --checkpoint runs/acl-small/encoder.pt --data .cache/prepared/ptbxl --out map.csv \\
       --neighbors 15 --min-dist 0.1 --seed 0
 
-The layout is a vectorised torch re-implementation of UMAP (McInnes et al., 2018): exact kNN on PCA-50
-features, fuzzy simplicial set, spectral initialisation and negative-sampling SGD. No numba, so no compile
-wait; see docs/app.md for speed and quality against umap-learn.
+  # umap-learn's own UMAP on the same features and parameters (for a figure in a paper)
+  python -m aclecg umap --checkpoint checkpoints/acl_ecg/encoder.pt --data .cache/prepared/ptbxl --out map.csv \
+      --method umap-learn
+
+--method fast (default) is a vectorised torch re-implementation of UMAP (McInnes et al., 2018): exact kNN on
+PCA-50 features, fuzzy simplicial set, spectral initialisation and negative-sampling SGD; no numba, so no compile
+wait. --method umap-learn runs umap-learn's UMAP on the same features (its first fit in a process compiles numba
+kernels, ~15-18 s). Both print the map's trustworthiness at k = 10; see docs/app.md for when to use which.
 """
 
 
@@ -43,6 +48,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--metric", choices=("euclidean", "cosine"), default="euclidean")
     p.add_argument("--epochs", type=int, default=None, help="SGD epochs (default 500 below 10k points, else 200)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--method", choices=("fast", "umap-learn"), default="fast",
+                   help="fast (this package's torch layout, default) or umap-learn (umap-learn's UMAP)")
     p.add_argument("--cache-dir", default=None, help="on-disk cache of maps (default <repo>/.cache/umap)")
     p.set_defaults(func=run)
 
@@ -73,7 +80,7 @@ def run(args: argparse.Namespace) -> int:
         except ValueError as exc:
             raise DataError(f"{path}: not a .npy array ({exc})") from None
     cfg = embed2d.UMAPConfig(n_neighbors=args.neighbors, min_dist=args.min_dist, metric=args.metric,
-                             n_epochs=args.epochs, seed=args.seed)
+                             n_epochs=args.epochs, seed=args.seed, method=args.method)
     from aclecg.runtime import cache_root
 
     cache = Path(args.cache_dir) if args.cache_dir else cache_root() / "umap"
@@ -82,7 +89,8 @@ def run(args: argparse.Namespace) -> int:
     out = pd.concat([coords, table.reset_index(drop=True)], axis=1) if table is not None else coords
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     out.to_csv(args.out, index=False)
-    print(f"map of {len(out)} points written to {args.out}")
+    print(f"{args.method} map of {len(out)} points written to {args.out} "
+          f"(trustworthiness at k = {embed2d.TRUST_K}: {fitted.trustworthiness:.4f})")
     if args.html:
         from aclecg import viz
 
