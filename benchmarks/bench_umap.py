@@ -7,11 +7,13 @@ points of) the input, the same subset for both methods.
 
 Data: embeddings of a real checkpoint when ``--checkpoint`` and a prepared dataset are given and hold enough
 records; otherwise a synthetic clustered 768-d set with clear structure (10 clusters on a curved 10-d latent
-manifold, random linear lift to 768-d, isotropic noise). The output says which was used.
+manifold, random linear lift to 768-d, isotropic noise). The output says which was used. A last case runs both
+methods of ``aclecg.embed2d`` (``fast`` and ``umap-learn``, same parameters) on the real embeddings the app maps by
+default: the 987 bundled PTB-XL records through the shipped ACL-ECG checkpoint.
 
 Usage::
 
-    .venv/bin/python benchmarks/bench_umap.py                 # 1k and 10k synthetic points
+    .venv/bin/python benchmarks/bench_umap.py                 # 1k and 10k synthetic points, then the real case
     .venv/bin/python benchmarks/bench_umap.py --sizes 1000    # quick run
 """
 
@@ -78,6 +80,10 @@ def main() -> int:
     parser.add_argument("--data", type=Path, default=None)
     parser.add_argument("--tw-points", type=int, default=10000,
                         help="trustworthiness on at most this many points (sklearn is O(n^2) in memory)")
+    parser.add_argument("--real-checkpoint", type=Path,
+                        default=Path(__file__).resolve().parents[1] / "checkpoints" / "acl_ecg" / "encoder.pt",
+                        help="checkpoint of the real-embeddings case (default: the shipped ACL-ECG encoder)")
+    parser.add_argument("--no-real", action="store_true", help="skip the real-embeddings case")
     args = parser.parse_args()
 
     import umap  # imported here so that fast_umap's timing never includes umap-learn's import
@@ -109,7 +115,28 @@ def main() -> int:
         print(f"  umap-learn defaults: {t_ref:7.2f} s  trustworthiness {tw_ref:.4f}")
         print(f"  aclecg fast_umap   : {t_fast:7.2f} s  trustworthiness {tw_fast:.4f}")
         print(f"  speed-up {t_ref / t_fast:5.1f}x   trustworthiness difference {tw_fast - tw_ref:+.4f}")
+    if not args.no_real:
+        real_case(args.real_checkpoint)
     return 0
+
+
+def real_case(checkpoint: Path) -> None:
+    """The app's own case: every bundled PTB-XL record (987) embedded by a shipped checkpoint, both methods of
+    aclecg.embed2d with the page's parameters (umap-learn's compile already paid by the warm-up above)."""
+    from aclecg.data import ensure_bundled
+    from aclecg.embed2d import TRUST_K, UMAPConfig, fit_map
+    from aclecg.evaluate import cached_embeddings, load_source
+    from aclecg.data import PreparedDataset
+
+    ds = PreparedDataset(ensure_bundled(["ptbxl"])["ptbxl"])
+    x, _ = cached_embeddings(load_source(checkpoint), ds)
+    print(f"n={len(x)} d={x.shape[1]} data=real embeddings of {checkpoint} on the bundled PTB-XL records "
+          f"(the Representations page's default map; trustworthiness at k = {TRUST_K}, as the page shows)")
+    for method in ("umap-learn", "fast"):
+        t = time.perf_counter()
+        fitted = fit_map(x, UMAPConfig(method=method))
+        print(f"  aclecg.embed2d method={method:10s}: {time.perf_counter() - t:7.2f} s  "
+              f"trustworthiness {fitted.trustworthiness:.4f}")
 
 
 if __name__ == "__main__":
