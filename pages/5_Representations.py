@@ -89,13 +89,15 @@ hover = ["dataset", "record_id", hover_label, "age", "sex", "fold"]
 def draw(label: str, key: str) -> dict | None:
     """Compute (cached) and draw one checkpoint's map; returns the selection event."""
     with user_errors(f"{label}: "):
+        note = st.empty()
         if method == "umap-learn" and not umap_learn.is_warm() and \
                 not umap_map_cached(ckpts[label], paths, int(n_neighbors), float(min_dist), method):
-            st.info("umap-learn is warming up (numba compiles its kernels once per server, about 15-20 s); "
-                    "the map appears when it is done.")
+            note.info("umap-learn is warming up (numba compiles its kernels once per server, about 15-20 s); "
+                      "the map appears when it is done.")
         with st.spinner(f"{method} map…"):
             fitted = umap_map(ckpts[label], paths, n_neighbors=int(n_neighbors), min_dist=float(min_dist),
                               method=method)
+        note.empty()
         highlight = None
         if uploaded is not None:
             highlight = place_points(fitted, embed_windows(ckpts[label], uploaded.windows))

@@ -129,3 +129,36 @@ def test_page_opens_without_error(server, browser, page):
     assert not exceptions, [e.text for e in exceptions]
     assert not errors, [e.text for e in errors]
     assert browser.find_elements(By.CSS_SELECTOR, "h1"), "page has no title"
+
+
+def _caption_text(driver) -> str:
+    from selenium.webdriver.common.by import By
+
+    return " ".join(e.text for e in driver.find_elements(By.CSS_SELECTOR, '[data-testid="stCaptionContainer"]'))
+
+
+def _choose_method(driver, method: str) -> None:
+    from selenium.webdriver.common.by import By
+
+    for label in driver.find_elements(By.CSS_SELECTOR, '[data-testid="stRadio"] label'):
+        if label.text.strip() == method:
+            label.click()
+            return
+    raise AssertionError(f"no radio option {method!r}")
+
+
+def test_representations_switches_map_method(server, browser):
+    """Both methods draw and name themselves with their trustworthiness (the first umap-learn map compiles)."""
+    browser.get(f"{server}/representations")
+    _wait_until_idle(browser)
+    assert "Drawn with fast" in _caption_text(browser) and "trustworthiness at k = 10: 0." in _caption_text(browser)
+    _choose_method(browser, "umap-learn")
+    time.sleep(1.0)
+    _wait_until_idle(browser, timeout=240)
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    browser.save_screenshot(str(ARTIFACTS / "page_representations_umap_learn.png"))
+    assert "Drawn with umap-learn" in _caption_text(browser)
+    _choose_method(browser, "fast")
+    time.sleep(1.0)
+    _wait_until_idle(browser)
+    assert "Drawn with fast" in _caption_text(browser)
