@@ -1,0 +1,112 @@
+"""Benchmark: switching the Representations page between the two map methods, in headless Chromium.
+
+Starts ``streamlit run app.py`` on the project as it is (run ``make app`` once first: it prepares the bundled data
+and precomputes the default checkpoint's fast and umap-learn maps), opens the Representations page, waits for the
+background numba warm-up, then switches fast -> umap-learn -> fast ``--repeats`` times and prints the time from the
+click until the page has finished running and the caption names the new method. Target: < 2 s per switch.
+
+Usage::
+
+    make app   # once (Ctrl-C after it has started), then:
+    .venv/bin/python benchmarks/bench_method_switch.py
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+TARGET_S = 2.0
+
+
+def _port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _idle(driver, timeout: float = 120.0) -> None:
+    from selenium.webdriver.common.by import By
+
+    deadline, calm = time.time() + timeout, 0
+    while time.time() < deadline:
+        apps = driver.find_elements(By.CSS_SELECTOR, '[data-testid="stApp"]')
+        calm = calm + 1 if apps and apps[0].get_attribute("data-test-script-state") == "notRunning" else 0
+        if calm >= 2:
+            return
+        time.sleep(0.05)
+    raise TimeoutError("page still running")
+
+
+def _switch(driver, method: str) -> float:
+    from selenium.webdriver.common.by import By
+
+    start = time.perf_counter()
+    for label in driver.find_elements(By.CSS_SELECTOR, '[data-testid="stRadio"] label'):
+        if label.text.strip() == method:
+            label.click()
+            break
+    time.sleep(0.1)
+    _idle(driver)
+    while f"Drawn with {method}" not in " ".join(
+            e.text for e in driver.find_elements(By.CSS_SELECTOR, '[data-testid="stCaptionContainer"]')):
+        time.sleep(0.05)
+    return time.perf_counter() - start   # the 0.1 s pause included: a user waits for it too
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--warm-up-wait", type=float, default=30.0, help="seconds for the numba warm-up")
+    args = parser.parse_args()
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    port = _port()
+    log = open(Path(tempfile.mkdtemp()) / "streamlit.log", "wb")
+    proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", str(REPO / "app.py"), "--server.port", str(port),
+                             "--server.headless", "true", "--browser.gatherUsageStats", "false"], cwd=REPO,
+                            env={**os.environ, "ACLECG_UMAP_WARMUP": "1"}, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(180):
+            try:
+                urllib.request.urlopen(f"{url}/_stcore/health", timeout=2)
+                break
+            except OSError:
+                time.sleep(0.5)
+        options = webdriver.ChromeOptions()
+        options.binary_location = "/usr/bin/chromium"
+        for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                     "--window-size=1600,1000"):
+            options.add_argument(flag)
+        driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
+        try:
+            driver.get(f"{url}/representations")
+            _idle(driver, 300)
+            time.sleep(args.warm_up_wait)
+            times = {"umap-learn": [], "fast": []}
+            for _ in range(args.repeats):
+                for method in ("umap-learn", "fast"):
+                    times[method].append(_switch(driver, method))
+            for method, ts in times.items():
+                print(f"switch to {method:10s}: " + ", ".join(f"{t:.2f} s" for t in ts)
+                      + f"  (max {max(ts):.2f} s, target < {TARGET_S:.0f} s)")
+            return 0 if max(max(ts) for ts in times.values()) < TARGET_S else 1
+        finally:
+            driver.quit()
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
