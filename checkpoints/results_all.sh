@@ -109,6 +109,6 @@ for stage in $STAGES; do
   esac
 done
 say "report"
-$PY -m aclecg study report --sweeps "$SWEEPS" --out docs/results.md --export docs/results/sweeps
+$PY -m aclecg study report --sweeps "$SWEEPS" --out docs/results.md --export docs/results/sweeps --readme README.md
 say "model cards of the official encoders (quoting the exported probe sweeps)"
 $PY -m aclecg study ship --sweeps docs/results/sweeps

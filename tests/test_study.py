@@ -101,3 +101,19 @@ def test_damaged_cell_is_named(tiny_study, tmp_path):
     victim.write_text(victim.read_text()[:40])
     with pytest.raises(DataError, match=f"{victim.name} is unreadable.*run its sweep again"):
         study.load_cells(copy)
+
+
+def test_readme_block_is_filled_from_the_cells(study_root, tmp_path):
+    from aclecg.study_report import README_END, README_START, update_readme
+
+    readme = tmp_path / "README.md"
+    readme.write_text(f"# X\n\nbefore\n{README_START}\nold numbers\n{README_END}\nafter\n")
+    update_readme(study_root, readme)
+    text = readme.read_text()
+    assert "old numbers" not in text and text.startswith("# X\n\nbefore\n") and text.endswith("after\n")
+    prim = study.primary_comparison(study.load_cells(study_root), study.best_baseline(study.load_cells(study_root)))
+    assert f"**{prim['diff']:+.3f}**" in text
+    bare = tmp_path / "bare.md"
+    bare.write_text("no block")
+    with pytest.raises(DataError, match="no <!-- study:start -->"):
+        update_readme(study_root, bare)

@@ -36,6 +36,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--preamble", default="docs/results_preamble.md",
                    help="Markdown inserted after the title (%(default)s; skipped when missing)")
     p.add_argument("--export", default=None, help="also copy the sweep tables and manifests here (not the cells)")
+    p.add_argument("--readme", default=None,
+                   help="also fill this README's <!-- study:start --> ... <!-- study:end --> block")
     p.set_defaults(func=run)
 
 
@@ -53,4 +55,8 @@ def run(args: argparse.Namespace) -> int:
     pre = Path(args.preamble) if args.preamble else None
     preamble = pre.read_text() if pre is not None and pre.is_file() else ""
     print(build_study_report(args.sweeps, args.out, preamble=preamble, export=args.export))
+    if args.readme:
+        from aclecg.study_report import update_readme
+
+        print(update_readme(args.sweeps, args.readme))
     return 0
