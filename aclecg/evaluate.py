@@ -462,6 +462,7 @@ class SweepResult:
     out_dir: Path
     n_computed: int
     n_cached: int
+    n_missing: int = 0
 
 
 @dataclass
@@ -595,7 +596,8 @@ def run_sweep(checkpoints: Sequence[str | Path | EncoderSource], data: Any, labe
               out_dir: str | Path = "runs/sweep", progress: Callable[[SweepProgress], None] | None = None,
               config: EvalConfig | None = None, encoder_config: Mapping[str, Any] | str | None = None,
               cache_dir: str | Path | None = None, show_progress: bool = True,
-              test_fold: int | None = None, lr_from: str | Path | None = None) -> SweepResult:
+              test_fold: int | None = None, lr_from: str | Path | None = None,
+              collect_only: bool = False) -> SweepResult:
     """Run every (arm, fraction, seed) cell and write tidy results to ``out_dir``.
 
     Arms: each checkpoint x {``linear_probe``, ``fine_tune``} (those requested), plus ``supervised`` (the same
@@ -679,7 +681,7 @@ def run_sweep(checkpoints: Sequence[str | Path | EncoderSource], data: Any, labe
     chosen_lr: dict[tuple[str, float], float] = {}
     borrowed = learning_rates_of(lr_from) if lr_from is not None else {}
     total = len(cells)
-    n_computed = n_cached = 0
+    n_computed = n_cached = n_missing = 0
     cell_records: list[dict] = []
     bar = tqdm(total=total, desc="sweep", disable=not show_progress)
     for done, (arm, fraction, seed) in enumerate(cells):
@@ -691,6 +693,10 @@ def run_sweep(checkpoints: Sequence[str | Path | EncoderSource], data: Any, labe
             settings = {**settings, "lr": lr_grid[0], "lr_chosen_in": "another sweep's validation"}
         elif arm.kind in TRAINED_ARMS and cfg.lr_selection == "first_seed" and seed != seed_list[0]:
             # the learning rate validated best for the first seed of this arm and fraction is reused
+            if (arm.name, fraction) not in chosen_lr:   # first seed not finished: only possible when collecting
+                n_missing += 1
+                bar.update(1)
+                continue
             lr_grid = (chosen_lr[(arm.name, fraction)],)
             settings = {**settings, "lr": lr_grid[0], "lr_chosen_on_seed": seed_list[0]}
         key = {"arm": arm.name, "kind": arm.kind, "weights": weights_key, "fraction": fraction, "seed": seed,
@@ -711,6 +717,10 @@ def run_sweep(checkpoints: Sequence[str | Path | EncoderSource], data: Any, labe
             bar.update(1)
             if progress:
                 progress(SweepProgress(done=done + 1, status="cached", **event))
+            continue
+        if collect_only:
+            n_missing += 1
+            bar.update(1)
             continue
         if progress:
             progress(SweepProgress(done=done, status="running", **event))
@@ -743,7 +753,9 @@ def run_sweep(checkpoints: Sequence[str | Path | EncoderSource], data: Any, labe
         if progress:
             progress(SweepProgress(done=done + 1, status="computed", **event))
     bar.close()
-    return _write_outputs(out, cell_records, arm_list, classes, sweep_meta, n_computed, n_cached)
+    result = _write_outputs(out, cell_records, arm_list, classes, sweep_meta, n_computed, n_cached)
+    result.n_missing = n_missing
+    return result
 
 
 def learning_rates_of(sweep_dir: str | Path) -> dict[tuple[str, float], float]:

@@ -129,3 +129,24 @@ def test_lr_from_another_sweep_skips_the_grid(tmp_path, monkeypatch):
         assert c["key"]["settings"]["lr"] == c["details"]["lr"] and "lr_chosen_in" in c["key"]["settings"]
     with pytest.raises(ConfigError, match="not a sweep output"):
         evaluate.learning_rates_of(tmp_path / "nothing")
+
+
+def test_collect_only_gathers_partial_runs_into_one_folder(tmp_path, monkeypatch):
+    """Two arms computed by two separate calls into one folder, then one collecting call: outputs for both,
+    nothing trained, and the cells not yet there counted as missing."""
+    monkeypatch.setenv("ACLECG_CACHE", str(tmp_path / "cache"))
+    data = FakePrepared(n_patients=40, t=64)
+    ckpt = _save_checkpoint(tmp_path / "run" / "encoder.pt", data)
+    cfg = evaluate.EvalConfig(max_steps=4, eval_every=2, patience=2, batch_size=32, n_bootstrap=20, device="cpu",
+                              lr_grid=(1e-3,))
+    common = dict(data=data, label_set="toy", protocol="multilabel", fractions=[1.0], seeds=2, config=cfg,
+                  show_progress=False, out_dir=tmp_path / "ft")
+    evaluate.run_sweep([ckpt], arms=["supervised"], **common)
+    evaluate.run_sweep([ckpt], arms=["fine_tune"], **common)
+    assert json.loads((tmp_path / "ft" / "sweep.json").read_text())["arms"] == ["run:fine_tune"]
+    monkeypatch.setattr(evaluate, "_run_cell", lambda *a, **k: pytest.fail("collect_only trained a cell"))
+    res = evaluate.run_sweep([ckpt], arms=["fine_tune", "supervised", "reference_cnn"], collect_only=True, **common)
+    assert (res.n_computed, res.n_cached, res.n_missing) == (0, 4, 2)
+    assert set(res.results["arm"]) == {"run:fine_tune", "supervised"}
+    assert json.loads((tmp_path / "ft" / "sweep.json").read_text())["arms"] == ["run:fine_tune", "supervised",
+                                                                                 "reference_cnn"]

@@ -74,6 +74,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="rotate the folds: this fold is scored, the one before it validates, the rest train "
                         "(default: the data's own split; PTB-XL 10). Pretrain with --set exclude_folds=[K] to keep "
                         "the rotated test fold unseen")
+    p.add_argument("--collect-only", action="store_true",
+                   help="compute nothing: write the outputs from the finished cells in --out (e.g. after several "
+                        "partial runs into one folder) and say how many are missing")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=run)
 
@@ -93,11 +96,12 @@ def run(args: argparse.Namespace) -> int:
     result = run_sweep(args.checkpoint, args.data, args.label_set, args.protocol, args.fractions, args.seeds,
                        args.arms, args.out, config=config, encoder_config=args.encoder,
                        show_progress=not args.no_progress, test_fold=args.test_fold,
-                       lr_from=args.lr_from)
+                       lr_from=args.lr_from, collect_only=args.collect_only)
     summ = result.summary
     macro = summ[summ["metric"].isin(["macro_auroc", "macro_auprc"])] if not summ.empty else summ
     if not macro.empty:
         table = macro.pivot_table(index=["arm", "fraction"], columns="metric", values="mean").round(4)
         print(table.to_string())
-    print(f"{result.n_computed} cells computed, {result.n_cached} reused; results in {result.out_dir}")
+    missing = f", {result.n_missing} missing (not computed: --collect-only)" if result.n_missing else ""
+    print(f"{result.n_computed} cells computed, {result.n_cached} reused{missing}; results in {result.out_dir}")
     return 0
