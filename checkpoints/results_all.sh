@@ -6,10 +6,11 @@
 #   STAGES="official" bash checkpoints/results_all.sh     only the official split (test fold 10)
 #   TRAINED=0 bash checkpoints/results_all.sh             pretraining and linear probes only (the cheap part)
 #
-# Expected wall time on 2 idle CPU cores (measured, see docs/results.md "Cost"): pretraining ~1 min per run
-# (12 official + 30 rotation runs); linear probes ~1 min per rotation and protocol; the trained arms
-# (reference CNN at 6 fractions, supervised and two fine-tuned encoders at 3) ~40 min per rotation and protocol.
-# All of it: about 6 h. The official split alone: about 1.5 h.
+# Expected wall time on 2 CPU cores, extrapolated from the cost table of docs/results.md (measured while two jobs
+# shared the cores): pretraining 1-3 min per run (12 official + 30 rotation runs); linear probes ~5 min per test
+# fold and protocol; the official split's trained arms (reference CNN at 6 fractions, supervised and two fine-tuned
+# encoders at 3, learning-rate grid) ~75 min per protocol; each rotation's trained arms (multilabel, 3 fractions,
+# the official learning rates) ~40 min. The official split alone: about 3 h; everything: about 6 h.
 #
 # The expensive cells (trained arms) are committed under checkpoints/cells/ and copied back before a sweep runs, so
 # a fresh clone resumes instead of retraining; rotation checkpoints live in checkpoints/rotations/.
@@ -29,7 +30,7 @@ ALL_FRACTIONS=0.01,0.05,0.1,0.25,0.5,1
 FT_FRACTIONS=0.01,0.1,1
 
 say() { echo "[$(date +%H:%M:%S)] $*"; }
-say "expected wall time on 2 idle CPU cores: about 1.5 h for the official split, about 6 h with the rotations;"
+say "expected wall time on 2 CPU cores: about 3 h for the official split, about 6 h with the rotations;"
 say "finished runs and cells are skipped, so an interrupted run continues where it stopped"
 
 # sweep NAME ARGS...: run one sweep into runs/sweeps/NAME, restoring / saving its trained cells in checkpoints/cells
