@@ -215,13 +215,13 @@ def test_train_classifier_early_stopping_restores_best(data):
     tr, va = np.flatnonzero(split == "train"), np.flatnonzero(split == "val")
     model = build_classifier(build_encoder({**TINY, "leads": list(LEADS)}, seed=0), 3)
     log = evaluate.train_classifier(model, data.signals[tr], y[tr], data.signals[va], y[va], "multilabel", lr=3e-3,
-                                    max_steps=60, eval_every=5, patience=15, batch_size=32, seed=0, device="cpu",
+                                    max_steps=30, eval_every=5, patience=10, batch_size=32, seed=0, device="cpu",
                                     show_progress=False)
     crits = [h["criterion"] for h in log.history]
     steps = [h["step"] for h in log.history]
     assert log.best_step == steps[int(np.argmax(crits))]
-    assert log.steps_run <= 60 and steps[-1] == log.steps_run
-    assert log.converged == (log.steps_run - log.best_step >= 15)
+    assert log.steps_run <= 30 and steps[-1] == log.steps_run
+    assert log.converged == (log.steps_run - log.best_step >= 10)
     scores = evaluate.predict_classifier(model, data, va, list(range(12)), "multilabel", device="cpu")
     assert evaluate.stats.macro_auroc(y[va], scores) == pytest.approx(max(crits), abs=2e-3)
 
