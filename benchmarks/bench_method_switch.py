@@ -69,6 +69,7 @@ def main() -> int:
     args = parser.parse_args()
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
+    from selenium.webdriver.common.by import By
 
     port = _port()
     log = open(Path(tempfile.mkdtemp()) / "streamlit.log", "wb")
@@ -90,9 +91,15 @@ def main() -> int:
             options.add_argument(flag)
         driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
         try:
+            driver.get(url)        # home first: a deep link into a fresh server shows "Page not found" once
+            _idle(driver, 300)
             driver.get(f"{url}/representations")
             _idle(driver, 300)
             time.sleep(args.warm_up_wait)
+            driver.save_screenshot(str(Path(tempfile.gettempdir()) / "bench_method_switch.png"))
+            dialogs = driver.find_elements(By.CSS_SELECTOR, '[data-testid="stDialog"]')
+            if dialogs:
+                print("a dialog covers the page:", dialogs[0].text[:300])
             times = {"umap-learn": [], "fast": []}
             for _ in range(args.repeats):
                 for method in ("umap-learn", "fast"):
