@@ -78,6 +78,7 @@ def _wait(predicate, timeout=120.0):
     return False
 
 
+@pytest.mark.slow  # a real pretraining job, ~10 s: in make test-slow, keeping make test under 90 s
 def test_launch_cancel_resume_a_real_run(bundled_prepared, tmp_path):
     args = ["--method", "simclr", "--data", str(bundled_prepared), "--set", f"encoder={TINY}", "--batch-size", "16",
             "--epochs", "1", "--max-steps", "400", "--device", "cpu", "--no-progress", "--set", "checkpoint_every=5"]
