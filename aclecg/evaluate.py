@@ -615,13 +615,8 @@ def run_sweep(checkpoints: Sequence[str | Path | EncoderSource], data: Any, labe
     (mean/std/CI over seeds).
     """
     cfg = config or EvalConfig()
-    arm_kinds = _parse_arms(arms)
-    fracs = _parse_fractions(fractions)
-    seed_list = _parse_seeds(seeds)
+    fracs, arm_kinds, seed_list = parse_sweep_form(fractions, arms, len(checkpoints), seeds)
     _check_protocol(protocol)
-    ckpt_kinds = [k for k in arm_kinds if k in ("linear_probe", "fine_tune")]
-    if ckpt_kinds and not checkpoints:
-        raise ConfigError(f"arms {ckpt_kinds} need at least one --checkpoint")
     dataset = _open_dataset(data)
     device = resolve_device(cfg.device)
     keep_idx, y_all, classes = _labels(dataset, label_set, protocol)
