@@ -50,6 +50,7 @@ __all__ = [
     "SweepResult", "TRAINED_ARMS", "TrainLog", "cache_root", "embedding_cache_dir", "resolve_device", "load_source", "random_init_source",
     "check_compatible", "extract_embeddings", "cached_embeddings", "linear_probe", "ProbeResult",
     "train_classifier", "predict_classifier", "sample_label_fraction", "run_sweep", "parse_sweep_form",
+    "count_not_converged",
 ]
 
 #: Evaluation arms: per checkpoint (``linear_probe``, ``fine_tune``) and the two reference arms.
@@ -853,6 +854,11 @@ def _comparisons(out: Path, cell_records: list[dict], arm_list: list[_Arm], clas
     return pd.DataFrame(rows, columns=cols)
 
 
+def count_not_converged(converged: pd.Series) -> int:
+    """Trained cells whose budget ended the run (``converged`` False); probes (NaN) and converged ones don't count."""
+    return int((converged == False).sum())  # noqa: E712 - elementwise, NaN-safe
+
+
 def _summary(results: pd.DataFrame) -> pd.DataFrame:
     """Mean, std and a t-based 95 % CI of each metric over seeds (plus the mean bootstrap interval)."""
     from scipy.stats import t as student_t
@@ -863,7 +869,7 @@ def _summary(results: pd.DataFrame) -> pd.DataFrame:
                  boot_ci_low_mean=("ci_low", "mean"), boot_ci_high_mean=("ci_high", "mean"),
                  n_train_mean=("n_train", "mean"), best_step_mean=("best_step", "mean"),
                  steps_run_mean=("steps_run", "mean"),
-                 n_not_converged=("converged", lambda c: int((c == False).sum()))).reset_index()  # noqa: E712
+                 n_not_converged=("converged", count_not_converged)).reset_index()
     half = student_t.ppf(0.975, np.maximum(summ["n_seeds"] - 1, 1)) * summ["std"] / np.sqrt(summ["n_seeds"])
     summ["ci_low"] = np.where(summ["n_seeds"] > 1, summ["mean"] - half, np.nan)
     summ["ci_high"] = np.where(summ["n_seeds"] > 1, summ["mean"] + half, np.nan)

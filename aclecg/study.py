@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 
 from aclecg import hypothesis, stats
+from aclecg.evaluate import count_not_converged
 from aclecg.errors import DataError
 
 __all__ = ["PRIMARY", "ship_official", "load_cells", "best_baseline", "paper_table", "family_tests", "primary_comparison",
@@ -99,7 +100,7 @@ def paper_table(cells: pd.DataFrame, protocol: str, metric: str = "auroc") -> pd
     not-converged counts per entry (columns ``(<fraction>, 'n_folds')`` / ``'not_converged'``)."""
     sel = cells[cells["protocol"] == protocol]
     per_fold = sel.groupby(["arm", "kind", "fraction", "test_fold"]).agg(
-        value=(metric, "mean"), bad=("converged", lambda c: int((c == False).sum()))).reset_index()  # noqa: E712
+        value=(metric, "mean"), bad=("converged", count_not_converged)).reset_index()
     pooled = per_fold.groupby(["arm", "kind", "fraction"]).agg(
         mean=("value", "mean"), sd=("value", "std"), n_folds=("test_fold", "nunique"),
         not_converged=("bad", "sum")).reset_index()

@@ -17,6 +17,7 @@ import pandas as pd
 
 from aclecg import study
 from aclecg.errors import DataError
+from aclecg.evaluate import count_not_converged
 from aclecg.runtime import REPO_ROOT
 
 __all__ = ["PUBLISHED", "build_study_report", "export_sweeps", "published_sweeps", "published_study",
@@ -141,7 +142,7 @@ def _convergence(cells: pd.DataFrame) -> str:
     g = trained.groupby(["protocol", "arm", "fraction"]).agg(
         folds=("test_fold", "nunique"), cells=("seed", "size"), best_step=("best_step", "median"),
         steps_run=("steps_run", "median"), lr=("lr", lambda v: ", ".join(f"{x:g}" for x in sorted(set(v)))),
-        not_converged=("converged", lambda c: int((c == False).sum()))).reset_index()  # noqa: E712
+        not_converged=("converged", count_not_converged)).reset_index()
     lines = ["| protocol | arm | fraction | test folds | cells | median best step | median steps run | lr chosen | "
              "not converged |", "|---|---|---|---|---|---|---|---|---|"]
     for r in g.itertuples():
