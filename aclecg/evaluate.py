@@ -24,7 +24,7 @@ import warnings
 import zipfile
 import zlib
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping, Sequence
 
@@ -42,12 +42,13 @@ from aclecg.classifier import (PROTOCOLS, TrainLog, autocast as _autocast, check
                                scores_from_logits as _scores_from_logits, train_classifier,
                                val_criterion as _val_criterion)
 from aclecg.reference_cnn import ReferenceCNNConfig, build_reference_cnn
-from aclecg.runtime import cache_root, precision_tag, resolve_amp, resolve_device
+from aclecg.runtime import cache_root, precision_tag, resolve_device
 from aclecg.errors import CheckpointError, ConfigError, DataError
 
 __all__ = [
     "ARMS", "DEFAULT_ARMS", "DEFAULT_FRACTIONS", "PROTOCOLS", "EvalConfig", "EncoderSource", "SweepProgress",
-    "SweepResult", "TRAINED_ARMS", "TrainLog", "cache_root", "embedding_cache_dir", "resolve_device", "load_source", "random_init_source",
+    "SweepResult", "TRAINED_ARMS", "TrainLog", "cache_root", "embedding_cache_dir", "resolve_device", "load_source",
+    "random_init_source",
     "check_compatible", "extract_embeddings", "cached_embeddings", "linear_probe", "ProbeResult",
     "train_classifier", "predict_classifier", "sample_label_fraction", "run_sweep", "parse_sweep_form",
     "count_not_converged",
@@ -604,8 +605,9 @@ def run_sweep(checkpoints: Sequence[str | Path | EncoderSource], data: Any, labe
     Arms: each checkpoint x {``linear_probe``, ``fine_tune``} (those requested), plus ``supervised`` (the same
     encoder from a seeded random initialisation, trained end to end), ``reference_cnn`` (a plain 12-lead CNN
     trained from scratch, :mod:`aclecg.reference_cnn`) and ``random_init`` (linear probe on a seeded random
-    encoder). Trained arms follow ``config``'s step budget and learning-rate grid. Reference arms use the encoder config of the first checkpoint, or ``encoder_config`` (preset name
-    or dict; default ``"small"``) when no checkpoint is given. Cell seeds drive the label-fraction draw, the
+    encoder). Trained arms follow ``config``'s step budget and learning-rate grid. Reference arms use the
+    encoder config of the first checkpoint, or ``encoder_config`` (preset name or dict; default ``"small"``)
+    when no checkpoint is given. Cell seeds drive the label-fraction draw, the
     random initialisations, the shuffling and the bootstrap, so arms at the same fraction and seed see the
     same training records and are compared on the same test records and resamples.
 
@@ -724,8 +726,7 @@ def run_sweep(checkpoints: Sequence[str | Path | EncoderSource], data: Any, labe
         train_pos = sample_label_fraction(records, keep_idx, y_all, fraction, seed)
         started = time.perf_counter()
         result = _run_cell(arm, dataset, keep_idx, y_all, train_pos, val_pos, test_pos, protocol, seed, cfg, lr_grid,
-                           device,
-                           ref_cfg, embeddings_of, cache_dir, show_progress)
+                           device, ref_cfg, embeddings_of, cache_dir, show_progress)
         y_test = y_all[test_pos]
         report = stats.evaluate_scores(y_test, result["scores"], classes)
         boot = stats.bootstrap_metrics(y_test, result["scores"], n_resamples=cfg.n_bootstrap, seed=1000 + seed)
@@ -770,8 +771,9 @@ def learning_rates_of(sweep_dir: str | Path) -> dict[tuple[str, float], float]:
 
 def _run_cell(arm: _Arm, dataset: Any, keep_idx: np.ndarray, y_all: np.ndarray, train_pos: np.ndarray,
               val_pos: np.ndarray, test_pos: np.ndarray, protocol: str, seed: int, cfg: EvalConfig,
-              lr_grid: Sequence[float], device: torch.device, ref_cfg: Any, embeddings_of: Callable[[EncoderSource], np.ndarray],
-              cache_dir: Any, show_progress: bool) -> dict[str, Any]:
+              lr_grid: Sequence[float], device: torch.device, ref_cfg: Any,
+              embeddings_of: Callable[[EncoderSource], np.ndarray], cache_dir: Any,
+              show_progress: bool) -> dict[str, Any]:
     """Fit one arm on one training subset; return test scores and details (chosen L2; or lr, best step, steps run)."""
     y_tr, y_va = y_all[train_pos], y_all[val_pos]
     if arm.kind in ("linear_probe", "random_init"):

@@ -29,7 +29,8 @@ from aclecg import hypothesis, stats
 from aclecg.evaluate import count_not_converged
 from aclecg.errors import DataError
 
-__all__ = ["PRIMARY", "ship_official", "load_cells", "best_baseline", "paper_table", "family_tests", "primary_comparison",
+__all__ = ["PRIMARY", "ship_official", "load_cells", "best_baseline", "paper_table", "family_tests",
+           "primary_comparison",
            "label_efficiency"]
 
 #: The primary comparison, fixed before any result was seen.

@@ -161,7 +161,8 @@ def _cost(cells: pd.DataFrame) -> str:
 
 
 def _tests_table(tests: pd.DataFrame, fraction: float) -> str:
-    sel = tests[np.isclose(tests["fraction"], fraction)].sort_values(["protocol", "arm", "versus", "test_fold"])
+    sel = tests[np.isclose(tests["fraction"], fraction)]
+    sel = sel.sort_values(["protocol", "arm", "versus", "test_fold"])
     lines = ["| protocol | arm | versus | test fold | AUROC of arm (seed ensemble) | AUROC of versus (seed ensemble) | diff | p | p (Holm) |",
              "|---|---|---|---|---|---|---|---|---|"]
     for r in sel.itertuples():

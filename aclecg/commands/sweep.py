@@ -91,7 +91,8 @@ def run(args: argparse.Namespace) -> int:
     except ValueError:
         raise ConfigError(f"--lr-grid must be comma-separated numbers, got {args.lr_grid!r}") from None
     config = EvalConfig(max_steps=args.max_steps, eval_every=args.eval_every, patience=args.patience,
-                        lr_grid=lr_grid, lr_selection=args.lr_selection, batch_size=args.batch_size, n_bootstrap=args.bootstrap,
+                        lr_grid=lr_grid, lr_selection=args.lr_selection, batch_size=args.batch_size,
+                        n_bootstrap=args.bootstrap,
                         device=args.device)
     result = run_sweep(args.checkpoint, args.data, args.label_set, args.protocol, args.fractions, args.seeds,
                        args.arms, args.out, config=config, encoder_config=args.encoder,
