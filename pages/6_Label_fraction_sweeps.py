@@ -23,6 +23,23 @@ st.caption("Linear probe (and optionally fine-tuning) of each checkpoint at seve
            "supervised-from-scratch arm, a plain 12-lead CNN and a random-init linear probe; bootstrap CIs and "
            "DeLong tests.")
 
+COLUMN_NAMES = {"arm": "arm", "method": "method", "fraction": "label fraction", "metric": "metric", "mean": "mean",
+                "std": "s.d. over seeds", "n_seeds": "seeds", "ci_low": "95 % CI low", "ci_high": "95 % CI high",
+                "boot_ci_low_mean": "bootstrap CI low (mean)", "boot_ci_high_mean": "bootstrap CI high (mean)",
+                "n_train_mean": "training records", "best_step_mean": "best step (mean)",
+                "steps_run_mean": "steps run (mean)", "n_not_converged": "not converged", "seed": "seed",
+                "value": "value", "p_vs_supervised": "p vs supervised (DeLong)",
+                "p_vs_random_init": "p vs random init (DeLong)", "n_train": "training records",
+                "n_test": "test records", "lr": "learning rate", "best_step": "best step", "steps_run": "steps run",
+                "converged": "converged"}
+
+
+def readable(table: pd.DataFrame) -> pd.DataFrame:
+    """Rounded, with readable column names and "–" where a value does not apply (e.g. steps of a probe)."""
+    out = table.round(4).rename(columns=COLUMN_NAMES)
+    return out.astype(object).where(out.notna(), "–")
+
+
 study = published_study()
 if study is not None:
     table, primary = study
@@ -36,7 +53,7 @@ if study is not None:
                                          metric_col=None), width="stretch", key="st_fig")
         wide = part.pivot_table(index="row", columns="fraction", values="mean").round(3)
         wide.columns = [f"{c * 100:g} %" for c in wide.columns]
-        st.dataframe(wide, width="stretch")
+        st.dataframe(readable(wide), width="stretch")
         st.write(f"**Primary comparison** (declared before the runs): ACL-ECG − {primary['best_baseline']}, "
                  f"linear probe, {primary['fraction'] * 100:g} % of labels, {primary['protocol']}: "
                  f"{primary['diff']:+.3f} macro AUROC, 95 % hierarchical CI [{primary['ci_low']:+.3f}, "
@@ -97,23 +114,6 @@ def expected_cells(run_dir: Path) -> int | None:
     arms = get.get("--arms", "linear_probe,random_init,supervised").split(",")
     per = sum(n_ck if a in ("linear_probe", "fine_tune") else 1 for a in arms)
     return per * len(get.get("--fractions", "0.01,0.05,0.1,0.25,0.5,1").split(",")) * int(get.get("--seeds", 3))
-
-
-COLUMN_NAMES = {"arm": "arm", "method": "method", "fraction": "label fraction", "metric": "metric", "mean": "mean",
-                "std": "s.d. over seeds", "n_seeds": "seeds", "ci_low": "95 % CI low", "ci_high": "95 % CI high",
-                "boot_ci_low_mean": "bootstrap CI low (mean)", "boot_ci_high_mean": "bootstrap CI high (mean)",
-                "n_train_mean": "training records", "best_step_mean": "best step (mean)",
-                "steps_run_mean": "steps run (mean)", "n_not_converged": "not converged", "seed": "seed",
-                "value": "value", "p_vs_supervised": "p vs supervised (DeLong)",
-                "p_vs_random_init": "p vs random init (DeLong)", "n_train": "training records",
-                "n_test": "test records", "lr": "learning rate", "best_step": "best step", "steps_run": "steps run",
-                "converged": "converged"}
-
-
-def readable(table: pd.DataFrame) -> pd.DataFrame:
-    """Rounded, with readable column names and "–" where a value does not apply (e.g. steps of a probe)."""
-    out = table.round(4).rename(columns=COLUMN_NAMES)
-    return out.astype(object).where(out.notna(), "–")
 
 
 sweeps = sweep_dirs()
