@@ -22,18 +22,15 @@ from __future__ import annotations
 
 import hashlib
 import io
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from aclecg.errors import CheckpointError, StorageError
+from aclecg import atomicio
+from aclecg.errors import CheckpointError
 
 FORMAT_VERSION = 1
-_UMASK = os.umask(0)
-os.umask(_UMASK)
 
 #: Keys that describe what a checkpoint contains; evaluation and the app read these.
 META_KEYS = ("format_version", "method", "hparams", "encoder_config", "leads", "fs", "n_samples",
@@ -50,35 +47,6 @@ def sha256_file(path: str | Path) -> str:
         for chunk in iter(lambda: fh.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()
-
-
-def atomic_write_bytes(path: str | Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` so that readers see either the old file or the complete new one.
-
-    A failing write (disk full, read-only file system, no permission) leaves the old file and no temporary file,
-    and raises :class:`~aclecg.errors.StorageError` naming the path and the cause.
-    """
-    path = Path(path)
-    tmp: str | None = None
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp creates 0600; give the file the usual permissions
-        os.replace(tmp, path)
-    except OSError as exc:
-        if tmp is not None:
-            Path(tmp).unlink(missing_ok=True)
-        if isinstance(exc, StorageError):
-            raise
-        raise StorageError(exc.errno, f"cannot write {path}: {exc.strerror or exc}") from exc
-    except BaseException:
-        if tmp is not None:
-            Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 INTEGRITY_ALGORITHM = "sha256-content-v1"
@@ -128,8 +96,8 @@ def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> str:
     path = Path(path)
     # The sidecar goes first: a crash between the two writes leaves a mismatch, which reads as "corrupted"
     # rather than as a valid file with a stale checksum.
-    atomic_write_bytes(path.with_name(path.name + ".sha256"), f"{digest}  {path.name}\n".encode())
-    atomic_write_bytes(path, data)
+    atomicio.write_bytes(path.with_name(path.name + ".sha256"), f"{digest}  {path.name}\n".encode())
+    atomicio.write_bytes(path, data)
     return digest
 
 

@@ -35,7 +35,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from aclecg import stats
-from aclecg.checkpoint import atomic_write_bytes
+from aclecg import atomicio
 from aclecg.classifier import (PROTOCOLS, TrainLog, autocast as _autocast, check_protocol as _check_protocol,
                                fit_with_lr_grid, inference_dtype as _inference_dtype, loss_of as _loss,
                                predict_classifier, read_signals as _read_signals,
@@ -276,7 +276,7 @@ def cached_embeddings(source: EncoderSource, dataset: Any, cache_dir: str | Path
                              show_progress=show_progress)
     buffer = io.BytesIO()
     np.save(buffer, emb)
-    atomic_write_bytes(path, buffer.getvalue())
+    atomicio.write_bytes(path, buffer.getvalue())
     return emb, path
 
 
@@ -571,27 +571,6 @@ def _metric_rows(report: stats.MetricReport, boot: stats.BootstrapResult, classe
     return rows
 
 
-def _json_default(obj: Any) -> Any:
-    if isinstance(obj, (np.floating, np.integer)):
-        return obj.item()
-    if isinstance(obj, np.ndarray):
-        return obj.tolist()
-    if isinstance(obj, Path):
-        return str(obj)
-    raise TypeError(type(obj).__name__)
-
-
-def _atomic_json(path: Path, payload: Any) -> None:
-    text = json.dumps(payload, indent=1, default=_json_default, allow_nan=True)
-    atomic_write_bytes(path, text.encode())
-
-
-def _atomic_npz(path: Path, **arrays: np.ndarray) -> None:
-    buffer = io.BytesIO()
-    np.savez_compressed(buffer, **arrays)
-    atomic_write_bytes(path, buffer.getvalue())
-
-
 def run_sweep(checkpoints: Sequence[str | Path | EncoderSource], data: Any, label_set: str,
               protocol: str = "multilabel", fractions: Sequence[float] | str = DEFAULT_FRACTIONS,
               seeds: int | Sequence[int] = 3, arms: Sequence[str] | str = DEFAULT_ARMS,
@@ -665,7 +644,7 @@ def run_sweep(checkpoints: Sequence[str | Path | EncoderSource], data: Any, labe
                                   for s in sources},
                   "reference_encoder_config": ref_cfg.to_dict(), "config": asdict(cfg), "device": str(device),
                   "n_val": int(len(val_pos)), "n_test": int(len(test_pos))}
-    _atomic_json(out / "sweep.json", sweep_meta)
+    atomicio.write_json(out / "sweep.json", sweep_meta)
 
     emb_cache: dict[str, np.ndarray] = {}
 
@@ -739,9 +718,9 @@ def run_sweep(checkpoints: Sequence[str | Path | EncoderSource], data: Any, labe
                   "n_bootstrap_valid": boot.n_valid, "details": result["details"],
                   "seconds": round(time.perf_counter() - started, 2),
                   "metrics": _metric_rows(report, boot, classes)}
-        _atomic_npz(pred_path, y_true=y_test, y_score=result["scores"].astype(np.float64),
+        atomicio.write_npz(pred_path, y_true=y_test, y_score=result["scores"].astype(np.float64),
                     test_index=keep_idx[test_pos], train_index=keep_idx[train_pos], classes=np.array(classes))
-        _atomic_json(meta_path, record)   # written last: its presence marks the cell as finished
+        atomicio.write_json(meta_path, record)   # written last: its presence marks the cell as finished
         cell_records.append(record)
         if arm.kind in TRAINED_ARMS:
             chosen_lr.setdefault((arm.name, fraction), float(result["details"]["lr"]))
@@ -906,7 +885,7 @@ def _write_outputs(out: Path, cell_records: list[dict], arm_list: list[_Arm], cl
     results.to_csv(out / "results.csv", index=False)
     comparisons.to_csv(out / "comparisons.csv", index=False)
     summary.to_csv(out / "summary.csv", index=False)
-    _atomic_json(out / "results.json", {"sweep": sweep_meta,
+    atomicio.write_json(out / "results.json", {"sweep": sweep_meta,
                                         "rows": json.loads(results.to_json(orient="records")),
                                         "comparisons": json.loads(comparisons.to_json(orient="records"))})
     return SweepResult(results, summary, comparisons, out, n_computed, n_cached)

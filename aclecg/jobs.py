@@ -36,7 +36,7 @@ from typing import Sequence
 
 import pandas as pd
 
-from aclecg.checkpoint import atomic_write_bytes
+from aclecg import atomicio
 from aclecg.errors import AclEcgError, ConfigError
 from aclecg.procs import live_records, own_record, read_json, record_alive
 
@@ -115,7 +115,7 @@ def launch(kind: str, args: Sequence[str], runs_root: str | Path = DEFAULT_RUNS_
     with open(run_dir / "stdout.log", "ab") as out:
         proc = subprocess.Popen(["/bin/sh", "-c", script], stdout=out, stderr=subprocess.STDOUT,
                                 stdin=subprocess.DEVNULL, cwd=REPO_ROOT, start_new_session=True, env=env)
-    atomic_write_bytes(run_dir / "job.json", json.dumps(
+    atomicio.write_bytes(run_dir / "job.json", json.dumps(
         {"kind": kind, "args": list(map(str, args)), "argv": argv, **own_record(proc.pid), "started": time.time(),
          "gpus": gpus, "gpu_ids": gpu_ids}, indent=1).encode())
     return run_dir

@@ -304,7 +304,8 @@ def ship_checkpoint(run_dir: str | Path, dest: str | Path, sweep_dirs: Sequence[
     run's ``status.json``), the checksum, the first and last loss, and the checkpoint's linear-probe results from
     any sweep folders given (rows whose arm is ``<dest name>:linear_probe``).
     """
-    from aclecg.checkpoint import atomic_write_bytes, load_checkpoint
+    from aclecg import atomicio
+    from aclecg.checkpoint import load_checkpoint
     from aclecg.methods import list_methods
 
     run_dir, dest = Path(run_dir), Path(dest)
@@ -316,8 +317,8 @@ def ship_checkpoint(run_dir: str | Path, dest: str | Path, sweep_dirs: Sequence[
     stored = json.loads((run_dir / "config.json").read_text())
     config = stored["config"]
     dest.mkdir(parents=True, exist_ok=True)
-    atomic_write_bytes(dest / "encoder.pt", encoder.read_bytes())
-    atomic_write_bytes(dest / "encoder.pt.sha256", (run_dir / "encoder.pt.sha256").read_bytes())
+    atomicio.write_bytes(dest / "encoder.pt", encoder.read_bytes())
+    atomicio.write_bytes(dest / "encoder.pt.sha256", (run_dir / "encoder.pt.sha256").read_bytes())
     info = {m.name: m for m in list_methods()}.get(config["method"])
     metrics = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines() if line.strip()]
     minutes = (status.get("finished", 0) - status.get("started", 0)) / 60

@@ -39,6 +39,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import torch
 
+from aclecg import atomicio
 from aclecg import checkpoint as ckpt
 from aclecg.errors import AclEcgError, ConfigError
 from aclecg.leads import LEADS, canonical_lead, default_region_map
@@ -273,7 +274,7 @@ class RunDir:
             status = self.read_status()
             status.update(updates)
             status["updated"] = time.time()
-            ckpt.atomic_write_bytes(self.status, json.dumps(status, indent=1).encode())
+            atomicio.write_bytes(self.status, json.dumps(status, indent=1).encode())
             return status
 
     def acquire_lock(self) -> None:
@@ -304,7 +305,7 @@ class RunDir:
     def write_proc(self, rank: int) -> None:
         """Record this process as the run's rank ``rank`` (what cancel signals and run state trusts)."""
         self.procs.mkdir(parents=True, exist_ok=True)
-        ckpt.atomic_write_bytes(self.procs / f"rank-{rank}.json", json.dumps({**own_record(), "rank": rank}).encode())
+        atomicio.write_bytes(self.procs / f"rank-{rank}.json", json.dumps({**own_record(), "rank": rank}).encode())
 
     def live_procs(self) -> list[dict[str, Any]]:
         """The records of this run's training processes that are still running (verified by start time)."""
@@ -446,7 +447,7 @@ def _truncate_metrics(path: Path, step: int) -> None:
                 keep.append(line)
         except json.JSONDecodeError:
             continue  # a line cut short by a kill
-    ckpt.atomic_write_bytes(path, ("\n".join(keep) + "\n" if keep else "").encode())
+    atomicio.write_bytes(path, ("\n".join(keep) + "\n" if keep else "").encode())
 
 
 def find_resume_checkpoint(run: RunDir, log: Callable[[str], None]) -> dict[str, Any] | None:
@@ -587,7 +588,7 @@ def _pretrain_rank(config: PretrainConfig, run_dir: str | Path, resume: bool, pr
             run.write_status(state="running", pid=os.getpid(), process=own_record(), host=socket.gethostname(),
                              heartbeat=time.time(), error=None, started=time.time(), method=config.method,
                              world_size=info.world_size, hardware=hardware_description(device))
-            ckpt.atomic_write_bytes(run.config, json.dumps(
+            atomicio.write_bytes(run.config, json.dumps(
                 {"run": str(run.path.name), "config": config.to_dict(), "resolved_device": str(device),
                  "resolved_amp": AMP_NAMES[amp_dtype], "world_size": info.world_size}, indent=1).encode())
             heartbeat = Heartbeat(run)

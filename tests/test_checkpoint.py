@@ -7,6 +7,7 @@ import pickle
 import pytest
 import torch
 
+from aclecg import atomicio
 from aclecg import checkpoint as ckpt
 from aclecg.errors import CheckpointError
 from aclecg.models import ECGEncoder, EncoderConfig
@@ -71,14 +72,14 @@ def test_not_a_checkpoint(tmp_path):
 
 def test_atomic_write_leaves_old_file_on_failure(tmp_path, monkeypatch):
     path = tmp_path / "f.bin"
-    ckpt.atomic_write_bytes(path, b"old")
+    atomicio.write_bytes(path, b"old")
 
     def boom(*args, **kwargs):
         raise OSError("disk full")
 
-    monkeypatch.setattr(ckpt.os, "replace", boom)
+    monkeypatch.setattr(atomicio.os, "replace", boom)
     with pytest.raises(OSError):
-        ckpt.atomic_write_bytes(path, b"new")
+        atomicio.write_bytes(path, b"new")
     assert path.read_bytes() == b"old"
     assert [p.name for p in tmp_path.iterdir()] == ["f.bin"]  # no temporary file left behind
 
