@@ -7,11 +7,12 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 PORT   ?= 8501
 
-.PHONY: app test test-slow test-browser test-gpu test-all bench results bundled install clean-cache help
+.PHONY: app lint test test-slow test-browser test-gpu test-all bench results bundled install clean-cache help
 
 help:
 	@echo "make app          set up and start the app on bundled data (http://localhost:$(PORT))"
 	@echo "make test         set up and run the default (fast) test suite"
+	@echo "make lint         ruff (lint + format check) and mypy on aclecg/"
 	@echo "make test-slow    also run the slow tests (real training, resume, two-process DDP)"
 	@echo "make test-browser end-to-end tests in headless Chromium (installs chromium with apt if missing)"
 	@echo "make test-gpu     on a CUDA machine: GPU tests, pretraining/encoder throughput, one summary (skips without CUDA)"
@@ -21,16 +22,17 @@ help:
 $(PY):
 	$(PYTHON) -m venv $(VENV)
 
-# Reinstall only when requirements.txt changes. torch is pinned to the CPU wheel that lies on disk here.
-$(STAMP): requirements.txt | $(PY)
+# Reinstall only when requirements.txt or pyproject.toml changes. torch is pinned to the CPU wheel that lies on
+# disk here. The package itself is installed editable (no dependencies: requirements.txt has them pinned).
+$(STAMP): requirements.txt pyproject.toml | $(PY)
 	$(PY) -m pip install --disable-pip-version-check -q -r requirements.txt
+	$(PY) -m pip install --disable-pip-version-check -q --no-deps -e .
 	touch $(STAMP)
 
 install: $(STAMP)
 
 bundled: $(STAMP)
 	$(PY) -m aclecg bundled
-	@$(PY) -c "from aclecg import native; print('augmentation renderer:', native.describe())"
 
 # The 2-D maps of the shipped checkpoints on the bundled PTB-XL data are computed once, so the Representations
 # page opens on a warm cache.
@@ -47,6 +49,11 @@ $(UMAP_LEARN_MAP): checkpoints/acl_ecg/encoder.pt | $(STAMP)
 
 app: bundled $(MAPS) $(UMAP_LEARN_MAP)
 	$(PY) -m streamlit run app.py --server.port $(PORT)
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check aclecg pages app.py tests benchmarks
+	$(VENV)/bin/ruff format --check aclecg pages app.py tests benchmarks
+	$(VENV)/bin/mypy
 
 # pytest exits 5 when it collects no test (e.g. a marker with no tests yet): not a failure.
 PYTEST = rc=0; $(PY) -m pytest $(1) || rc=$$?; [ $$rc -eq 5 ] && exit 0; exit $$rc

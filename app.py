@@ -6,14 +6,14 @@ lay out widgets and call :mod:`aclecg`; figures come from :mod:`aclecg.viz`.
 
 from __future__ import annotations
 
-import sys
+import os
 from pathlib import Path
 
 import streamlit as st
 
-REPO = Path(__file__).resolve().parent
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
+# The app's project folder is the checkout holding this file, whatever the working directory: shipped checkpoints,
+# runs, caches and published results are found there (see aclecg.paths). Streamlit puts this folder on sys.path.
+os.environ.setdefault("ACLECG_HOME", str(Path(__file__).resolve().parent))
 
 #: (file, title, icon, URL path) of each page after Home.
 PAGES = [
@@ -57,7 +57,7 @@ def device_summary() -> str:
 
 
 def home() -> None:
-    from aclecg import jobs, viz
+    from aclecg import jobs, paths, viz
     from pages._common import HOW_TO_CHECKPOINT, checkpoint_paths, dataset_paths, open_dataset, runs_root, user_errors
 
     st.title("ACL-ECG Studio")
@@ -99,16 +99,14 @@ def home() -> None:
                 st.info("No runs yet — start one on the **Pretraining** page.")
             ckpts = checkpoint_paths()
             if ckpts:
-                st.dataframe([{"checkpoint": k, "path": str(Path(v).relative_to(REPO)) if Path(v).is_relative_to(REPO)
+                root = paths.project_root()
+                st.dataframe([{"checkpoint": k, "path": str(Path(v).relative_to(root)) if Path(v).is_relative_to(root)
                                else v} for k, v in ckpts.items()], hide_index=True, width="stretch")
             else:
                 st.info(HOW_TO_CHECKPOINT)
     st.subheader("Device")
     st.write(device_summary())
-    from aclecg import native
-
-    st.caption(f"Augmentations of CPU batches are rendered by: {native.describe()} "
-               "(see docs/augmentations.md; the same views either way).")
+    st.caption("Augmentations run in PyTorch, batched, on any device (see docs/augmentations.md).")
 
 
 def main() -> None:

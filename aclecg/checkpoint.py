@@ -177,3 +177,25 @@ def list_checkpoints(root: str | Path, recursive: bool = True) -> list[Path]:
         return []
     found = [p for p in (root.rglob("encoder.pt") if recursive else root.glob("*/encoder.pt")) if p.is_file()]
     return sorted(found, key=lambda p: p.stat().st_mtime, reverse=True)
+
+
+#: The shipped checkpoint offered first (the app's default pick).
+DEFAULT_CHECKPOINT = "acl_ecg"
+
+
+def discover_checkpoints(shipped: str | Path, runs: str | Path) -> dict[str, Path]:
+    """Every encoder a user can pick: ``"<name> (shipped)"`` and ``"<run> (run)"`` -> ``encoder.pt``.
+
+    Shipped ones are ``shipped/NAME/encoder.pt`` (not the rotation encoders deeper down), by name with
+    :data:`DEFAULT_CHECKPOINT` first; then finished runs' exported encoders at any depth, newest first. A run's
+    intermediate training checkpoints (``<run>/checkpoints/``) are not encoders and are left out.
+    """
+    out: dict[str, Path] = {}
+    found = list_checkpoints(shipped, recursive=False)
+    found.sort(key=lambda p: (p.parent.name != DEFAULT_CHECKPOINT, p.parent.name))
+    for path in found:
+        out[f"{path.parent.name} (shipped)"] = path
+    for path in list_checkpoints(runs, recursive=True):
+        if path.parent.name != "checkpoints":
+            out.setdefault(f"{path.parent.name} (run)", path)
+    return out

@@ -1,4 +1,4 @@
-"""Command line entry point: ``python -m aclecg <command> ...``.
+"""Command line entry point: ``aclecg <command> ...`` (the console script) or ``python -m aclecg <command> ...``.
 
 Each subcommand lives in ``aclecg/commands/<name>.py`` and defines ``register(subparsers)``, which adds its
 parser and sets ``func`` (a callable taking the parsed ``argparse.Namespace`` and returning an exit code).
@@ -20,10 +20,13 @@ COMMANDS: tuple[str, ...] = ("bundled", "prepare", "info", "augment", "methods",
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m aclecg",
+        prog="aclecg",
         description="ACL-ECG Studio: anatomy-aware contrastive learning on 12-lead ECGs.",
-        epilog="Run `python -m aclecg COMMAND --help` for a command's options and examples.",
+        epilog="Run `aclecg COMMAND --help` for a command's options and examples (`python -m aclecg` works too).",
     )
+    from aclecg import __version__
+
+    parser.add_argument("--version", action="version", version=f"aclecg {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMANDS:
         try:
@@ -57,6 +60,13 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+
+
+def entry_point() -> None:
+    """The ``aclecg`` console script (the same exit handling as ``python -m aclecg``)."""
+    from aclecg.__main__ import _exit
+
+    _exit(main())
 
 
 if __name__ == "__main__":

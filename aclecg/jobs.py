@@ -36,12 +36,10 @@ from typing import Sequence
 
 import pandas as pd
 
-from aclecg import atomicio
+from aclecg import atomicio, paths
 from aclecg.errors import AclEcgError, ConfigError
 from aclecg.procs import live_records, own_record, read_json, record_alive
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_RUNS_ROOT = Path(os.environ.get("ACLECG_RUNS", REPO_ROOT / "runs"))
 KINDS = ("pretrain", "sweep")
 _NAME_RE = re.compile(r"[^A-Za-z0-9._-]+")
 MAX_NAME = 64
@@ -76,9 +74,11 @@ class RunInfo:
         return self.state in ("interrupted", "cancelled", "failed")
 
 
-def launch(kind: str, args: Sequence[str], runs_root: str | Path = DEFAULT_RUNS_ROOT, name: str = "run",
+def launch(kind: str, args: Sequence[str], runs_root: str | Path | None = None, name: str = "run",
            resume: bool = False, gpus: int = 1) -> Path:
     """Start ``python -m aclecg KIND ARGS`` detached, writing into ``runs_root/NAME``; returns the run directory.
+
+    ``runs_root`` defaults to :func:`aclecg.paths.runs_root`; the job runs in :func:`aclecg.paths.project_root`.
 
     For ``pretrain`` the run directory is passed as ``--run-dir``, for ``sweep`` as ``--out``. ``gpus > 1``
     starts a pretraining run through ``torch.distributed.run`` (torchrun) with one process per GPU; cancelling
@@ -88,7 +88,7 @@ def launch(kind: str, args: Sequence[str], runs_root: str | Path = DEFAULT_RUNS_
         raise ConfigError(f"unknown job kind {kind!r}; expected one of {KINDS}")
     if not isinstance(gpus, int) or gpus < 1 or (gpus > 1 and kind != "pretrain"):
         raise ConfigError(f"gpus must be a positive integer (and > 1 only for pretrain), got {gpus!r}")
-    root = Path(runs_root)
+    root = Path(runs_root) if runs_root is not None else paths.runs_root()
     run_dir = root / sanitize_name(name)
     job = read_json(run_dir / "job.json")
     if job and not resume:
@@ -107,14 +107,15 @@ def launch(kind: str, args: Sequence[str], runs_root: str | Path = DEFAULT_RUNS_
     (run_dir / "cancel_requested").unlink(missing_ok=True)
     # The shell records the exit code once the command ends, whatever the outcome.
     script = f"{shlex.join(argv)}; echo $? > {shlex.quote(str(run_dir / 'exit_code'))}"
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    project = paths.project_root()
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "ACLECG_HOME": str(project)}
     if gpu_ids is not None:
         env["CUDA_VISIBLE_DEVICES"] = ",".join(map(str, gpu_ids))
     for stale in (run_dir / "procs").glob("rank-*.json"):  # the records of an earlier attempt
         stale.unlink(missing_ok=True)
     with open(run_dir / "stdout.log", "ab") as out:
         proc = subprocess.Popen(["/bin/sh", "-c", script], stdout=out, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL, cwd=REPO_ROOT, start_new_session=True, env=env)
+                                stdin=subprocess.DEVNULL, cwd=project, start_new_session=True, env=env)
     atomicio.write_bytes(run_dir / "job.json", json.dumps(
         {"kind": kind, "args": list(map(str, args)), "argv": argv, **own_record(proc.pid), "started": time.time(),
          "gpus": gpus, "gpu_ids": gpu_ids}, indent=1).encode())
@@ -240,9 +241,9 @@ def _alive(run_dir: Path, job: dict, status: dict) -> bool:
     return True
 
 
-def list_runs(runs_root: str | Path = DEFAULT_RUNS_ROOT) -> list[RunInfo]:
-    """Every run under ``runs_root``, newest first."""
-    root = Path(runs_root)
+def list_runs(runs_root: str | Path | None = None) -> list[RunInfo]:
+    """Every run under ``runs_root`` (default :func:`aclecg.paths.runs_root`), newest first."""
+    root = Path(runs_root) if runs_root is not None else paths.runs_root()
     if not root.is_dir():
         return []
     runs = [run_info(p) for p in root.iterdir()

@@ -1,4 +1,4 @@
-"""Where things live and what they run on: the repository root, the on-disk cache root, the torch device.
+"""What code runs on: the torch device, mixed precision, determinism (paths are in :mod:`aclecg.paths`).
 
 One place for these so the data layer, the engine, evaluation and the app agree.
 """
@@ -6,19 +6,12 @@ One place for these so the data layer, the engine, evaluation and the app agree.
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import torch
 
 from aclecg.errors import ConfigError
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-
-
-def cache_root() -> Path:
-    """Root of every on-disk cache (prepared data, embeddings, 2-D maps): ``$ACLECG_CACHE`` or ``<repo>/.cache``."""
-    env = os.environ.get("ACLECG_CACHE", "").strip()
-    return Path(env).expanduser().resolve() if env else REPO_ROOT / ".cache"
+from aclecg.paths import cache_root  # noqa: F401  (moved to aclecg.paths; imported here until callers move)
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:

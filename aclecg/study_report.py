@@ -8,33 +8,25 @@ The report also exports what the app's Label-fraction sweeps page shows out of t
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from aclecg import study
+from aclecg import paths, study
 from aclecg.errors import DataError
 from aclecg.evaluate import count_not_converged
-from aclecg.runtime import REPO_ROOT
 
-__all__ = ["PUBLISHED", "build_study_report", "export_sweeps", "published_sweeps", "published_study",
+__all__ = ["build_study_report", "export_sweeps", "published_sweeps", "published_study",
            "update_readme"]
 
 README_START, README_END = "<!-- study:start -->", "<!-- study:end -->"
 
-#: Where ``make results`` exports the study: the app lists these sweeps out of the box (``$ACLECG_PUBLISHED``
-#: overrides it).
-PUBLISHED = REPO_ROOT / "docs" / "results"
-
 
 def _published(root: str | Path | None) -> Path:
-    if root is not None:
-        return Path(root)
-    env = os.environ.get("ACLECG_PUBLISHED", "").strip()
-    return Path(env) if env else PUBLISHED
+    """``root``, else where ``make results`` exports the study (:func:`aclecg.paths.published_root`)."""
+    return Path(root) if root is not None else paths.published_root()
 
 METRIC_TITLES = {"auroc": "macro AUROC", "auprc": "macro AUPRC"}
 #: The paper's own figures (Liu, Wu, Yuan, Sensors 2026, Tables 2-3), for orientation only.

@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
 
 import numpy as np
 import streamlit as st
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from aclecg import viz  # noqa: E402
-from aclecg.leads import LEADS  # noqa: E402
-from pages._common import (dataset_paths, describe_labels, label_descriptions, open_dataset,  # noqa: E402
+from aclecg import viz
+from aclecg.leads import LEADS
+from pages._common import (dataset_paths, describe_labels, label_descriptions, open_dataset,
                            raw_window_mv, upload_box, user_errors)
 
 st.title("ECG explorer")

@@ -5,19 +5,15 @@ The same record and seed always give the same views: view ``k`` uses ``torch.Gen
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
 
 import numpy as np
 import streamlit as st
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from aclecg import viz  # noqa: E402
-from aclecg.augment import build_augmentation  # noqa: E402
-from aclecg.leads import LEADS, REGIONS  # noqa: E402
-from pages._common import dataset_paths, open_dataset, upload_box, user_errors  # noqa: E402
+from aclecg import viz
+from aclecg.augment import build_augmentation
+from aclecg.leads import LEADS, REGIONS
+from pages._common import dataset_paths, open_dataset, upload_box, user_errors
 
 st.title("Augmentations")
 st.caption("Physio-AUG (ACL-ECG): random scale crop → cardiac-cycle mask → temporal shift. Parameters are a "

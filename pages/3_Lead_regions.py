@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import streamlit as st
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from aclecg import viz  # noqa: E402
-from aclecg.leads import LEADS, RegionMap, default_region_map  # noqa: E402
-from pages._common import (HOW_TO_CHECKPOINT, checkpoint_paths, dataset_paths, load_source,  # noqa: E402
+from aclecg import viz
+from aclecg.leads import LEADS, RegionMap, default_region_map
+from pages._common import (HOW_TO_CHECKPOINT, checkpoint_paths, dataset_paths, load_source,
                            open_dataset, user_errors)
 
 st.title("Lead regions")

@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-import sys
 import time
 from pathlib import Path
 
 import streamlit as st
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from aclecg import jobs, viz  # noqa: E402
-from aclecg.errors import AclEcgError  # noqa: E402
-from pages._common import dataset_paths, runs_root, user_errors  # noqa: E402
+from aclecg import jobs, viz
+from aclecg.errors import AclEcgError
+from pages._common import dataset_paths, runs_root, user_errors
 
 st.title("Pretraining")
 st.caption("Runs are detached processes (`python -m aclecg pretrain …`) writing into `runs/<name>`; closing the "

@@ -6,19 +6,15 @@ Picking a point (click, box or lasso) shows that record's ECG.
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import streamlit as st
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from aclecg import umap_learn, viz  # noqa: E402
-from aclecg.embed2d import TRUST_K, place_points  # noqa: E402
-from aclecg.leads import LEADS  # noqa: E402
-from pages._common import (HOW_TO_CHECKPOINT, checkpoint_paths, dataset_paths, describe_labels,  # noqa: E402
+from aclecg import umap_learn, viz
+from aclecg.embed2d import TRUST_K, place_points
+from aclecg.leads import LEADS
+from pages._common import (HOW_TO_CHECKPOINT, checkpoint_paths, dataset_paths, describe_labels,
                            embed_windows, label_descriptions, open_dataset, umap_map, umap_map_cached, upload_box,
                            user_errors)
 

@@ -3,19 +3,16 @@
 from __future__ import annotations
 
 import json
-import sys
 import time
 from pathlib import Path
 
 import pandas as pd
 import streamlit as st
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from aclecg import jobs, viz  # noqa: E402
-from aclecg.evaluate import ARMS, parse_sweep_form  # noqa: E402
-from aclecg.study_report import published_study, published_sweeps  # noqa: E402
-from pages._common import (HOW_TO_CHECKPOINT, checkpoint_paths, dataset_paths, open_dataset, runs_root,  # noqa: E402
+from aclecg import jobs, viz
+from aclecg.evaluate import ARMS, parse_sweep_form
+from aclecg.study_report import published_study, published_sweeps
+from pages._common import (HOW_TO_CHECKPOINT, checkpoint_paths, dataset_paths, open_dataset, runs_root,
                            user_errors)
 
 st.title("Label-fraction sweeps")

@@ -9,19 +9,14 @@ from __future__ import annotations
 
 import contextlib
 import os
-import sys
 from pathlib import Path
 from typing import Iterator
 
 import numpy as np
-import pandas as pd
 import streamlit as st
 
-REPO = Path(__file__).resolve().parents[1]
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
-
-from aclecg.errors import AclEcgError  # noqa: E402
+from aclecg import paths
+from aclecg.errors import AclEcgError
 
 HOW_TO_CHECKPOINT = (
     "No checkpoint yet. Make one on the **Pretraining** page (e.g. method `acl_ecg`, preset `cpu-quick`), or "
@@ -30,21 +25,17 @@ HOW_TO_CHECKPOINT = (
 
 
 def checkpoints_root() -> Path:
-    """Shipped checkpoints: ``$ACLECG_CHECKPOINTS`` or ``<repo>/checkpoints``."""
-    return Path(os.environ.get("ACLECG_CHECKPOINTS", REPO / "checkpoints"))
+    """Shipped checkpoints: ``$ACLECG_CHECKPOINTS`` or ``<project>/checkpoints``."""
+    return paths.checkpoints_root()
 
 
 def umap_cache() -> Path:
     """On-disk cache of 2-D maps: ``$ACLECG_UMAP_CACHE`` or ``<repo>/.cache/umap``."""
-    from aclecg.runtime import cache_root
-
-    return Path(os.environ.get("ACLECG_UMAP_CACHE", cache_root() / "umap"))
+    return Path(os.environ.get("ACLECG_UMAP_CACHE", paths.cache_root() / "umap"))
 
 
 def runs_root() -> Path:
-    from aclecg import jobs
-
-    return Path(os.environ.get("ACLECG_RUNS", jobs.DEFAULT_RUNS_ROOT))
+    return paths.runs_root()
 
 
 @contextlib.contextmanager
@@ -93,95 +84,32 @@ def open_dataset(path: str):
 
 @st.cache_data
 def label_descriptions(dataset_path: str) -> dict[str, str]:
-    """Class name -> words, from PTB-XL's ``scp_statements.csv`` and the Challenge SNOMED-CT table."""
-    from aclecg.data.bundled import BUNDLED
+    """Class name -> words (see :func:`aclecg.data.labels.label_descriptions`)."""
+    from aclecg.data.labels import label_descriptions as _descriptions
 
-    out: dict[str, str] = {
-        "NORM": "normal ECG", "MI": "myocardial infarction", "STTC": "ST/T change", "CD": "conduction disturbance",
-        "HYP": "hypertrophy"}
-    ds = open_dataset(dataset_path)
-    fmt = ds.manifest.get("format")
-    if fmt == "ptbxl":
-        candidates = [BUNDLED["ptbxl"][1] / "scp_statements.csv"]
-        raw = ds.manifest.get("input_dir") or ds.manifest.get("source_dir")
-        if raw:
-            candidates.insert(0, Path(raw) / "scp_statements.csv")
-        for path in candidates:
-            if path.is_file():
-                table = pd.read_csv(path, index_col=0)
-                out.update({str(k).strip(): str(v) for k, v in table["description"].items()})
-                break
-    from aclecg.data.snomed import snomed_table
-
-    for row in snomed_table().values():
-        out.setdefault(row["abbreviation"], row["name"])
-    out.setdefault("CRBBB|RBBB", "right bundle branch block")
-    out.setdefault("PAC|SVPB", "premature atrial contraction")
-    out.setdefault("PVC|VPB", "premature ventricular contraction")
-    out.setdefault("CLBBB|LBBB", "left bundle branch block")
-    return out
+    return _descriptions(open_dataset(dataset_path).manifest)
 
 
 def describe_labels(text: str, descriptions: dict[str, str]) -> str:
-    """``"NORM;MI"`` -> ``"NORM (normal ECG); MI (myocardial infarction)"``."""
-    labels = [lab for lab in str(text or "").split(";") if lab]
-    if not labels:
-        return "(none)"
-    return "; ".join(f"{lab} ({descriptions[lab]})" if lab in descriptions else lab for lab in labels)
+    from aclecg.data.labels import describe_labels as _describe
 
-
-@st.cache_resource
-def _reader_items(fmt: str, raw_dir: str):
-    from aclecg.data import make_reader
-
-    reader = make_reader(fmt, raw_dir)
-    items, _ = reader.locate()
-    return reader, {item.source: item for item in items}
+    return _describe(text, descriptions)
 
 
 def raw_window_mv(dataset_path: str, row: int) -> tuple[np.ndarray, float] | None:
-    """The raw record behind a prepared row, in mV at its own rate, cut to the row's window; None if the raw
-    files are not available (only the bundled datasets' raw folders are known)."""
-    from aclecg.data.bundled import BUNDLED
+    """The raw record behind a prepared row (see :func:`aclecg.data.raw.raw_window_mv`)."""
+    from aclecg.data.raw import raw_window_mv as _raw
 
-    ds = open_dataset(dataset_path)
-    name = ds.manifest.get("dataset")
-    entry = BUNDLED.get(str(name)) or BUNDLED.get(Path(dataset_path).name)
-    if entry is None:
-        return None
-    fmt, raw_dir = entry
-    if not Path(raw_dir).is_dir():
-        return None
-    rec = ds.records.iloc[row]
-    reader, items = _reader_items(fmt, str(raw_dir))
-    item = items.get(str(rec["source"]))
-    if item is None:
-        return None
-    record = reader.read(item)
-    start_s = float(rec.get("start", 0)) / ds.fs
-    a = int(round(start_s * record.fs))
-    b = a + int(round(float(ds.manifest.get("seconds", ds.n_samples / ds.fs)) * record.fs))
-    return record.signals[:, a:b], float(record.fs)
+    return _raw(open_dataset(dataset_path), row)
 
 
 # ---------------------------------------------------------------------------------------------- checkpoints
 
 def checkpoint_paths() -> dict[str, str]:
-    """Shipped checkpoints (``checkpoints/*/encoder.pt``) and finished runs' ``encoder.pt``: label -> path."""
-    from aclecg.checkpoint import list_checkpoints
+    """Shipped checkpoints and finished runs' encoders: label -> path (the default pick first)."""
+    from aclecg.checkpoint import discover_checkpoints
 
-    out: dict[str, str] = {}
-    for root, tag in ((checkpoints_root(), "shipped"), (runs_root(), "run")):
-        # newest first; shipped ones (checkpoints/NAME/encoder.pt, not the rotations' encoders below
-        # checkpoints/rotations/) by name, ACL-ECG first (the default pick)
-        found = list_checkpoints(root, recursive=tag == "run")
-        if tag == "shipped":
-            found.sort(key=lambda p: (p.parent.name != "acl_ecg", p.parent.name))
-        for path in found:
-            if path.parent.name == "checkpoints":
-                continue  # intermediate training checkpoints of a run
-            out[f"{path.parent.name} ({tag})"] = str(path)
-    return out
+    return {label: str(path) for label, path in discover_checkpoints(checkpoints_root(), runs_root()).items()}
 
 
 @st.cache_resource(show_spinner="Loading checkpoint…")

@@ -104,11 +104,11 @@ def test_cli_runs_launch_passes_options_after_double_dash(tmp_path, monkeypatch)
     from aclecg.cli import main
 
     seen = {}
-    monkeypatch.setattr(jobs, "launch", lambda kind, args, root, name: seen.update(kind=kind, args=args, root=root,
+    monkeypatch.setattr(jobs, "launch", lambda kind, args, root, name: seen.update(kind=kind, args=args, root=Path(root),
                                                                                    name=name) or Path(root) / name)
     rc = main(["runs", "launch", "my-run", "--root", str(tmp_path), "--kind", "sweep", "--", "--seeds", "2", "--x"])
     assert rc == 0
-    assert seen == {"kind": "sweep", "args": ["--seeds", "2", "--x"], "root": str(tmp_path), "name": "my-run"}
+    assert seen == {"kind": "sweep", "args": ["--seeds", "2", "--x"], "root": tmp_path, "name": "my-run"}
     assert main(["runs", "list", "--root", str(tmp_path / "empty")]) == 0
 
 

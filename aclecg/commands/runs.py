@@ -14,8 +14,6 @@ EXAMPLES = """examples:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from aclecg.jobs import DEFAULT_RUNS_ROOT
-
     p = sub.add_parser("runs", help="manage background runs (list, launch, tail, cancel, resume)",
                        description="Manage runs started in the background, as the app does. A run whose process is "
                                    "gone without finishing is shown as interrupted and can be resumed.",
@@ -23,7 +21,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("action", choices=["list", "launch", "tail", "cancel", "resume"],
                    help="launch takes the command's own options after a bare --")
     p.add_argument("name", nargs="?", help="run name (directory under --root)")
-    p.add_argument("--root", default=str(DEFAULT_RUNS_ROOT), help="runs root (default: %(default)s)")
+    p.add_argument("--root", default=None, help="runs root (default: $ACLECG_RUNS or ./runs)")
     p.add_argument("--kind", default="pretrain", choices=["pretrain", "sweep"], help="for launch")
     p.set_defaults(func=run)
 
@@ -31,13 +29,14 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from aclecg import jobs
+    from aclecg import jobs, paths
     from aclecg.errors import ConfigError
 
+    root = Path(args.root) if args.root else paths.runs_root()
     if args.action == "list":
-        runs = jobs.list_runs(args.root)
+        runs = jobs.list_runs(root)
         if not runs:
-            print(f"no runs under {args.root}")
+            print(f"no runs under {root}")
         for r in runs:
             progress = f"{r.step}/{r.total_steps}" if r.total_steps else str(r.step)
             print(f"{r.name:30s} {r.kind:8s} {r.state:11s} {r.method or '-':12s} step {progress}"
@@ -45,9 +44,9 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if not args.name:
         raise ConfigError(f"runs {args.action} needs a run name")
-    run_dir = Path(args.root) / jobs.sanitize_name(args.name)
+    run_dir = root / jobs.sanitize_name(args.name)
     if args.action == "launch":
-        print(jobs.launch(args.kind, getattr(args, "passthrough", []), args.root, args.name))
+        print(jobs.launch(args.kind, getattr(args, "passthrough", []), root, args.name))
     elif args.action == "tail":
         print(jobs.tail_log(run_dir))
     elif args.action == "cancel":

@@ -1,8 +1,8 @@
 """The small real datasets shipped in ``aclecg/bundled/`` and their prepared caches.
 
 ``ensure_bundled()`` prepares each bundled raw dataset once into ``<cache>/prepared/<name>``, where ``<cache>``
-is ``$ACLECG_CACHE`` or ``<repo>/.cache`` (the same cache root as the embedding cache of ``aclecg.evaluate``),
-and reuses it while the raw files and preprocessing parameters are unchanged.
+is :func:`aclecg.paths.cache_root` (the same cache root as the embedding cache), and reuses it while the raw
+files and preprocessing parameters are unchanged. The raw files are the package's data (``aclecg/bundled``).
 """
 
 from __future__ import annotations
@@ -10,16 +10,17 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import json
+from importlib import resources
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
 from aclecg.data.cache import is_prepared
-from aclecg.runtime import cache_root
+from aclecg.paths import cache_root
 from aclecg.data.prepare import FORMAT_VERSION, prepare_dataset
 
-#: Raw bundled data (original PhysioNet layouts).
-BUNDLED_RAW_DIR = Path(__file__).resolve().parent.parent / "bundled"
+#: Raw bundled data (original PhysioNet layouts), installed with the package as package data.
+BUNDLED_RAW_DIR = Path(str(resources.files("aclecg") / "bundled"))
 #: name -> (format, raw folder)
 BUNDLED: dict[str, tuple[str, Path]] = {
     "ptbxl": ("ptbxl", BUNDLED_RAW_DIR / "ptb-xl"),
@@ -30,7 +31,7 @@ PIPELINE_VERSION = 1
 
 
 def prepared_root() -> Path:
-    """Where prepared bundled datasets live: ``$ACLECG_CACHE/prepared`` or ``<repo>/.cache/prepared``."""
+    """Where prepared bundled datasets live: ``<cache root>/prepared`` (see :mod:`aclecg.paths`)."""
     return cache_root() / "prepared"
 
 

@@ -1,0 +1,78 @@
+"""Words for class names: PTB-XL's SCP statements and the PhysioNet Challenge's SNOMED CT table.
+
+The PTB-XL descriptions come from the ``scp_statements.csv`` of the folder the dataset was prepared from (its
+manifest's ``preprocessing.source_root``), falling back to the bundled copy; Challenge/CPSC classes from the
+SNOMED CT table shipped with the package.
+
+>>> describe_labels("NORM;MI", {"NORM": "normal ECG", "MI": "myocardial infarction"})
+'NORM (normal ECG); MI (myocardial infarction)'
+>>> sentence_case("1st degree av block")
+'1st degree AV block'
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any, Mapping
+
+import pandas as pd
+
+from aclecg.data.snomed import snomed_table
+
+__all__ = ["SUPERCLASSES", "label_descriptions", "describe_labels", "sentence_case", "source_root"]
+
+#: PTB-XL's five diagnostic superclasses.
+SUPERCLASSES = {"NORM": "normal ECG", "MI": "myocardial infarction", "STTC": "ST/T change",
+                "CD": "conduction disturbance", "HYP": "hypertrophy"}
+#: Challenge classes that merge two SNOMED codes (the 2021 Challenge's equivalent classes).
+_MERGED = {"CRBBB|RBBB": "right bundle branch block", "PAC|SVPB": "premature atrial contraction",
+           "PVC|VPB": "premature ventricular contraction", "CLBBB|LBBB": "left bundle branch block"}
+#: Abbreviations kept in capitals when a description is put in sentence case.
+_ACRONYMS = ("av", "sa", "st", "qrs", "qt", "ecg", "lbbb", "rbbb", "lvh", "rvh", "wpw", "mi")
+
+
+def source_root(manifest: Mapping[str, Any]) -> Path | None:
+    """The raw folder a prepared dataset was made from, as its manifest records it (None if not recorded)."""
+    root = (manifest.get("preprocessing") or {}).get("source_root")
+    return Path(root) if root else None
+
+
+def sentence_case(text: str) -> str:
+    """Capitalise the first letter and the usual ECG abbreviations (``av`` -> ``AV``)."""
+    words = [w.upper() if w.lower() in _ACRONYMS else w for w in str(text).split(" ")]
+    out = " ".join(words)
+    return out[:1].upper() + out[1:] if out else out
+
+
+def _scp_descriptions(folders: list[Path]) -> dict[str, str]:
+    for folder in folders:
+        path = folder / "scp_statements.csv"
+        if path.is_file():
+            table = pd.read_csv(path, index_col=0)
+            if "description" in table.columns:
+                return {str(k).strip(): str(v) for k, v in table["description"].items()}
+    return {}
+
+
+def label_descriptions(manifest: Mapping[str, Any]) -> dict[str, str]:
+    """Class name -> description for a prepared dataset's classes (and every SNOMED abbreviation)."""
+    from aclecg.data.bundled import BUNDLED
+
+    out = dict(SUPERCLASSES)
+    if manifest.get("format") == "ptbxl":
+        folders = [p for p in (source_root(manifest), BUNDLED["ptbxl"][1]) if p is not None]
+        out.update(_scp_descriptions(folders))
+    for row in snomed_table().values():
+        out.setdefault(row["abbreviation"], row["name"])
+    for name, words in _MERGED.items():
+        out.setdefault(name, words)
+    return {k: sentence_case(v) for k, v in out.items()}
+
+
+def describe_labels(text: str, descriptions: Mapping[str, str]) -> str:
+    """``"NORM;MI"`` -> ``"NORM (normal ECG); MI (myocardial infarction)"``; ``"(none)"`` for no label."""
+    labels = [lab for lab in re.split(r"[;,]", str(text or "")) if lab.strip()]
+    if not labels:
+        return "(none)"
+    return "; ".join(f"{lab} ({descriptions[lab]})" if lab in descriptions else lab for lab in map(str.strip, labels))

@@ -1,0 +1,71 @@
+"""Where a project's files live, resolved at call time from the environment or the working directory.
+
+Nothing here looks at the package's own folder, so an installed ``aclecg`` never writes beside site-packages:
+
+========================  =====================================  ==========================================
+what                      environment variable                   default
+========================  =====================================  ==========================================
+project folder            ``ACLECG_HOME``                        the working directory
+runs (pretraining/sweeps) ``ACLECG_RUNS``                        ``<project>/runs``
+shipped checkpoints       ``ACLECG_CHECKPOINTS``                 ``<project>/checkpoints``
+published study results   ``ACLECG_PUBLISHED``                   ``<project>/docs/results``
+caches                    ``ACLECG_CACHE``                       ``<project>/.cache`` in a project folder,
+                                                                 else the user cache folder
+========================  =====================================  ==========================================
+
+A *project folder* is one that holds ``checkpoints/`` or ``.cache/`` (a checkout of ACL-ECG Studio is one). The
+user cache folder is ``$XDG_CACHE_HOME/aclecg`` or ``~/.cache/aclecg``. ``app.py`` sets ``ACLECG_HOME`` to its
+own folder, so ``streamlit run /path/to/app.py`` finds the checkout's checkpoints from any working directory.
+
+>>> import os
+>>> os.environ["ACLECG_RUNS"] = "/tmp/my-runs"
+>>> str(runs_root())
+'/tmp/my-runs'
+>>> del os.environ["ACLECG_RUNS"]
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+__all__ = ["project_root", "runs_root", "checkpoints_root", "published_root", "cache_root", "user_cache_dir"]
+
+
+def _env_path(name: str) -> Path | None:
+    value = os.environ.get(name, "").strip()
+    return Path(value).expanduser().resolve() if value else None
+
+
+def project_root() -> Path:
+    """``$ACLECG_HOME``, else the working directory."""
+    return _env_path("ACLECG_HOME") or Path.cwd()
+
+
+def runs_root() -> Path:
+    return _env_path("ACLECG_RUNS") or project_root() / "runs"
+
+
+def checkpoints_root() -> Path:
+    return _env_path("ACLECG_CHECKPOINTS") or project_root() / "checkpoints"
+
+
+def published_root() -> Path:
+    """Where ``make results`` exports the study; the app's Sweeps page lists these sweeps out of the box."""
+    return _env_path("ACLECG_PUBLISHED") or project_root() / "docs" / "results"
+
+
+def user_cache_dir() -> Path:
+    base = _env_path("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return base / "aclecg"
+
+
+def cache_root() -> Path:
+    """Root of every on-disk cache (prepared data, embeddings, 2-D maps); see the module docstring."""
+    env = _env_path("ACLECG_CACHE")
+    if env is not None:
+        return env
+    project = project_root()
+    if (project / "checkpoints").is_dir() or (project / ".cache").is_dir():
+        return project / ".cache"
+    return user_cache_dir()
