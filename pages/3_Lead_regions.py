@@ -9,6 +9,7 @@ import pandas as pd
 import streamlit as st
 
 from aclecg import viz
+from aclecg.similarity import region_similarity
 from aclecg.leads import LEADS, RegionMap, default_region_map
 from pages._common import (HOW_TO_CHECKPOINT, checkpoint_paths, dataset_paths, load_source,
                            open_dataset, user_errors)
@@ -72,7 +73,7 @@ def lead_features(checkpoint: str, dataset_path: str, n: int) -> tuple[np.ndarra
     """Per-lead features ``(n, L, D)`` of a fixed random sample of records (seed 0)."""
     import torch
 
-    from aclecg.evaluate import check_compatible
+    from aclecg.evaluation import check_compatible
 
     src = load_source(checkpoint)
     ds = open_dataset(dataset_path)
@@ -89,7 +90,7 @@ with user_errors():
     if len(rmap.indices(enc_leads)) < 2:
         st.warning("The map needs at least two regions with leads the encoder uses.")
     else:
-        sim, names, summary = viz.region_similarity(feats, enc_leads, rmap, centre=centre)
+        sim, names, summary = region_similarity(feats, enc_leads, rmap, centre=centre)
         m1, m2, m3 = st.columns(3)
         m1.metric("within-region lead similarity", f"{summary['within']:.3f}")
         m2.metric("across-region lead similarity", f"{summary['across']:.3f}")

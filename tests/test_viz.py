@@ -8,6 +8,8 @@ import pytest
 import torch
 
 from aclecg import viz
+from aclecg.similarity import region_similarity
+from aclecg.viz.augmentations import shift_spans
 from aclecg.augment import build_augmentation, make_synthetic_batch
 from aclecg.leads import LEADS, REGION_COLOURS, RegionMap, default_region_map
 
@@ -109,16 +111,16 @@ def test_masks_without_shift_count_equals_info():
 
 
 def test_shift_spans_wrap_into_two():
-    assert viz._shift_spans([(90, 100)], 5, 100) == [(95, 100), (0, 5)]
-    assert viz._shift_spans([(0, 10)], -5, 100) == [(95, 100), (0, 5)]
-    assert viz._shift_spans([(10, 20)], 30, 100) == [(40, 50)]
+    assert shift_spans([(90, 100)], 5, 100) == [(95, 100), (0, 5)]
+    assert shift_spans([(0, 10)], -5, 100) == [(95, 100), (0, 5)]
+    assert shift_spans([(10, 20)], 30, 100) == [(40, 50)]
 
 
 def test_region_similarity_against_loop_reference():
     rng = np.random.default_rng(0)
     feats = rng.normal(size=(7, 12, 5))
     rmap = default_region_map()
-    sim, names, summary = viz.region_similarity(feats, LEADS, rmap)
+    sim, names, summary = region_similarity(feats, LEADS, rmap)
     assert names == list(rmap.regions)
     regions = [feats[:, [LEADS.index(lead) for lead in rmap.regions[r]]].mean(1) for r in names]
     for a in range(len(names)):
@@ -187,10 +189,10 @@ def test_region_similarity_centring_equals_precentred_input():
     rng = np.random.default_rng(2)
     feats = rng.uniform(0, 1, size=(9, 12, 4))  # all positive, like post-ReLU features
     centred = feats - feats.mean(axis=0, keepdims=True)
-    a = viz.region_similarity(feats, LEADS, default_region_map(), centre=True)
-    b = viz.region_similarity(centred, LEADS, default_region_map(), centre=False)
+    a = region_similarity(feats, LEADS, default_region_map(), centre=True)
+    b = region_similarity(centred, LEADS, default_region_map(), centre=False)
     np.testing.assert_allclose(a[0], b[0])
-    raw = viz.region_similarity(feats, LEADS, default_region_map())[0]
+    raw = region_similarity(feats, LEADS, default_region_map())[0]
     assert raw.min() > 0.5 and a[0][~np.eye(4, dtype=bool)].mean() < raw[~np.eye(4, dtype=bool)].mean()
 
 

@@ -1,0 +1,55 @@
+"""How similar learned features are across leads and anatomical regions (the Lead regions page's analysis).
+
+>>> import numpy as np
+>>> from aclecg.leads import LEADS, default_region_map
+>>> feats = np.random.default_rng(0).normal(size=(8, 12, 4))
+>>> sim, names, summary = region_similarity(feats, LEADS, default_region_map())
+>>> sim.shape, names[:2], sorted(summary)
+((4, 4), ['septal', 'anterior'], ['across', 'within'])
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+
+from aclecg.leads import RegionMap
+
+__all__ = ["cosine_similarity_matrix", "region_similarity"]
+
+
+def cosine_similarity_matrix(features: np.ndarray) -> np.ndarray:
+    """Mean over records of the cosine similarity between every pair of units: ``(N, U, D) -> (U, U)``."""
+    f = np.asarray(features, dtype=np.float64)
+    f = f / np.maximum(np.linalg.norm(f, axis=-1, keepdims=True), 1e-12)
+    return np.einsum("nud,nvd->uv", f, f) / f.shape[0]
+
+
+def region_similarity(lead_features: np.ndarray, leads: Sequence[str], region_map: RegionMap,
+                      centre: bool = False) -> tuple[np.ndarray, list[str], dict[str, float]]:
+    """Region embeddings (mean of their leads' features) and their mean cosine similarity.
+
+    With ``centre`` each lead's features first have their mean over records removed (post-ReLU features are
+    all positive, which pushes raw cosines towards 1 and hides the structure).
+
+    Returns ``(sim (R, R), region names, summary)`` where ``summary`` has ``within`` (mean cosine of lead
+    pairs inside the same region) and ``across`` (lead pairs in different regions).
+    """
+    idx = region_map.indices(leads)
+    names = list(idx)
+    lead_features = np.asarray(lead_features, dtype=np.float64)
+    if centre:
+        lead_features = lead_features - lead_features.mean(axis=0, keepdims=True)
+    region_feats = np.stack([np.asarray(lead_features)[:, members].mean(1) for members in idx.values()], axis=1)
+    sim = cosine_similarity_matrix(region_feats)
+    lead_sim = cosine_similarity_matrix(lead_features)
+    owner = np.full(len(leads), -1)
+    for r, members in enumerate(idx.values()):
+        owner[members] = r
+    same = (owner[:, None] == owner[None, :]) & (owner[:, None] >= 0) & ~np.eye(len(leads), dtype=bool)
+    diff = (owner[:, None] != owner[None, :]) & (owner[:, None] >= 0) & (owner[None, :] >= 0)
+    summary = {"within": float(lead_sim[same].mean()) if same.any() else float("nan"),
+               "across": float(lead_sim[diff].mean()) if diff.any() else float("nan")}
+    return sim, names, summary
+

@@ -1,0 +1,26 @@
+"""Plotly figures for ACL-ECG Studio as pure functions: arrays and DataFrames in, ``go.Figure`` out.
+
+Nothing here imports Streamlit, so every figure can be unit-tested and reused in notebooks or reports:
+
+* :mod:`~aclecg.viz.paper`: the ECG on clinical paper (3x4 + rhythm strip, or stacked);
+* :mod:`~aclecg.viz.augmentations`: an augmentation's views with their crop, mask and shift marks;
+* :mod:`~aclecg.viz.diagrams`: the pipeline and the anatomical lead-region diagrams;
+* :mod:`~aclecg.viz.charts`: embedding maps, training curves, sweeps, similarity heatmaps.
+
+The numbers behind the similarity heatmap come from :mod:`aclecg.similarity`.
+"""
+
+from aclecg.viz.augmentations import ViewMarks, augmentation_figure, count_shapes, marks_from_info
+from aclecg.viz.charts import embedding_scatter, similarity_heatmap, sweep_figure, training_curves
+from aclecg.viz.diagrams import HEXAXIAL_ANGLES, PIPELINE_STEPS, PRECORDIAL_POSITIONS, pipeline_diagram, region_diagram
+from aclecg.viz.paper import (GRID_MAJOR_COLOUR, GRID_MAJOR_MM, GRID_MINOR_COLOUR, GRID_MINOR_MM, LAYOUT_3X4,
+                              MM_PER_MV, MM_PER_S, PAPER_COLOUR, ROW_HEIGHT_MM, TRACE_COLOUR, ecg_paper_figure,
+                              fallback_colour, lead_colour)
+
+__all__ = [
+    "GRID_MAJOR_COLOUR", "GRID_MAJOR_MM", "GRID_MINOR_COLOUR", "GRID_MINOR_MM", "HEXAXIAL_ANGLES", "LAYOUT_3X4",
+    "MM_PER_MV", "MM_PER_S", "PAPER_COLOUR", "PIPELINE_STEPS", "PRECORDIAL_POSITIONS", "ROW_HEIGHT_MM",
+    "TRACE_COLOUR", "ViewMarks", "augmentation_figure", "count_shapes", "ecg_paper_figure", "embedding_scatter",
+    "fallback_colour", "lead_colour", "marks_from_info", "pipeline_diagram", "region_diagram", "similarity_heatmap",
+    "sweep_figure", "training_curves",
+]

@@ -1,0 +1,145 @@
+"""What an augmentation did to a record, drawn: crop windows, masked cycles, the shift, view by view."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Mapping, Sequence
+
+import numpy as np
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from aclecg.leads import LEADS, RegionMap, canonical_lead, default_region_map
+from aclecg.viz.paper import lead_colour
+
+@dataclass
+class ViewMarks:
+    """What an augmentation did to one view, in samples of the *original* record (for drawing)."""
+
+    crop: tuple[int, int] | None = None  # window of the original that the view was resampled from
+    masked: list[tuple[int, int]] = field(default_factory=list)  # masked spans in the view's own time axis
+    masked_leads: list[str] | None = None  # None: all leads
+    shift: int = 0  # samples, positive = later
+    timeout: tuple[int, int] | None = None  # time-out span (baseline pipeline) in the view's time axis
+
+
+def marks_from_info(info: Mapping, length: int, leads: Sequence[str] = LEADS) -> ViewMarks:
+    """Read one sample's marks (batch index 0) from ``aclecg.augment``'s ``forward_with_info`` dict.
+
+    Steps are read in pipeline order; spans (masked cycles, time-out) are expressed in the time axis of the
+    final view, so a temporal shift after a mask moves the shaded spans with it (``length`` = samples).
+    """
+    marks = ViewMarks()
+    for key, step in info.items():
+        name = key.split(":", 1)[-1]
+        applied = bool(np.asarray(_np(step.get("applied", True))).reshape(-1)[0])
+        if not applied:
+            continue
+        if name in ("random_scale_crop", "random_resized_crop"):
+            marks.crop = (int(_np(step["start"])[0]), int(_np(step["end"])[0]))
+        elif name == "cardiac_cycle_mask":
+            spans = _np(step["cycles"])[0]
+            marks.masked = [(int(s), int(e)) for s, e in spans if s >= 0 and e > s]
+            lead_mask = _np(step.get("lead_mask"))
+            if lead_mask is not None and not lead_mask[0].all():
+                marks.masked_leads = [lead for lead, m in zip(leads, lead_mask[0]) if m]
+        elif name == "temporal_shift":
+            marks.shift = int(_np(step["shift"])[0])
+            # spans drawn on the final view move with the shift (circular: a span may wrap into two)
+            marks.masked = shift_spans(marks.masked, marks.shift, length)
+            if marks.timeout:
+                moved = shift_spans([marks.timeout], marks.shift, length)
+                marks.timeout = moved[0] if moved else None
+        elif name == "time_out":
+            s, e = (int(_np(step[k])[0]) for k in ("start", "end")) if "start" in step else (0, 0)
+            if e > s:
+                marks.timeout = (s, e)
+    return marks
+
+
+def shift_spans(spans: Sequence[tuple[int, int]], shift: int, length: int) -> list[tuple[int, int]]:
+    """Move ``[start, end)`` spans by ``shift`` samples circularly, splitting a span that wraps around."""
+    out: list[tuple[int, int]] = []
+    for s, e in spans:
+        s2, e2 = s + shift, e + shift
+        if s2 >= length or e2 <= 0:
+            s2, e2 = s2 % length, (e2 - 1) % length + 1
+        if s2 < 0:
+            out += [(s2 + length, length), (0, e2)]
+        elif e2 > length:
+            out += [(s2, length), (0, e2 - length)]
+        else:
+            out.append((s2, e2))
+    return [(a, b) for a, b in out if b > a]
+
+
+def _np(value):
+    if value is None:
+        return None
+    if hasattr(value, "detach"):
+        return value.detach().cpu().numpy()
+    return np.asarray(value)
+
+
+def augmentation_figure(original: np.ndarray, views: Sequence[tuple[str, np.ndarray, ViewMarks]], fs: float,
+                        leads: Sequence[str] = LEADS, show_leads: Sequence[str] = ("II", "V2"),
+                        region_map: RegionMap | None = None, rpeaks: np.ndarray | None = None) -> go.Figure:
+    """Original record above its augmented views (one subplot each), for the leads in ``show_leads``.
+
+    On each view, masked cardiac cycles are shaded (one rectangle per span, shape name ``"masked cycle"``),
+    a time-out span is shaded (``"time-out"``); on the original, each view's crop window is outlined
+    (``"crop window"``) and the shift is written in the view's title.
+    """
+    rmap = region_map or default_region_map()
+    lead_names = [canonical_lead(lead) for lead in leads]
+    show = [canonical_lead(lead) for lead in show_leads] or ["II"]
+    x0 = np.asarray(original, dtype=np.float64)
+    titles = ["original"] + [
+        f"{name}" + (f" — shift {m.shift / fs:+.2f} s" if m.shift else "")
+        + (f" — crop {m.crop[0] / fs:.2f}–{m.crop[1] / fs:.2f} s" if m.crop else "") for name, _, m in views]
+    fig = make_subplots(rows=1 + len(views), cols=1, shared_xaxes=True, vertical_spacing=0.06,
+                        subplot_titles=titles)
+    t = np.arange(x0.shape[1]) / fs
+    offset = 4.0
+
+    def draw(row: int, sig: np.ndarray, legend: bool) -> None:
+        for k, lead in enumerate(show):
+            i = lead_names.index(lead)
+            fig.add_trace(go.Scatter(x=t, y=sig[i] - k * offset, mode="lines", name=lead, legendgroup=lead,
+                                     showlegend=legend, line=dict(color=lead_colour(lead, rmap), width=1.1)),
+                          row=row, col=1)
+
+    draw(1, x0, True)
+    if rpeaks is not None:
+        peaks = np.asarray(rpeaks)
+        peaks = peaks[(peaks >= 0) & (peaks < x0.shape[1])]
+        i = lead_names.index(show[0])
+        fig.add_trace(go.Scatter(x=t[peaks], y=x0[i, peaks] + 0.6, mode="markers", name="R-peak",
+                                 marker=dict(symbol="triangle-down", size=7, color="#333")), row=1, col=1)
+    palette = ("#ff7f0e", "#17becf", "#bcbd22", "#e377c2")
+    for v, (name, sig, marks) in enumerate(views, start=2):
+        draw(v, np.asarray(sig, dtype=np.float64), False)
+        colour = palette[(v - 2) % len(palette)]
+        for s, e in marks.masked:
+            fig.add_vrect(x0=s / fs, x1=e / fs, fillcolor="rgba(120,120,120,0.28)", line_width=0,
+                          name="masked cycle", row=v, col=1)
+        if marks.timeout:
+            fig.add_vrect(x0=marks.timeout[0] / fs, x1=marks.timeout[1] / fs, fillcolor="rgba(200,60,60,0.18)",
+                          line_width=0, name="time-out", row=v, col=1)
+        if marks.crop:
+            fig.add_vrect(x0=marks.crop[0] / fs, x1=marks.crop[1] / fs, fillcolor="rgba(0,0,0,0)",
+                          line=dict(color=colour, width=2, dash="dash"), name="crop window", row=1, col=1)
+            fig.add_annotation(x=marks.crop[0] / fs, y=1, yref="y domain", xref="x", text=f"crop: {name}",
+                               showarrow=False, xanchor="left", yanchor="bottom", font=dict(color=colour, size=10),
+                               row=1, col=1)
+    fig.update_xaxes(title_text="time (s)", row=1 + len(views), col=1)
+    fig.update_yaxes(showticklabels=False)
+    fig.update_layout(height=220 * (1 + len(views)), margin=dict(l=10, r=10, t=40, b=30),
+                      legend=dict(orientation="h", y=1.04, yanchor="bottom"))
+    return fig
+
+
+def count_shapes(fig: go.Figure, name: str) -> int:
+    """Number of layout shapes called ``name`` (for tests and summaries)."""
+    return sum(1 for shape in fig.layout.shapes if shape.name == name)
+
