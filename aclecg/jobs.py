@@ -9,7 +9,7 @@ run, a closed tab and an app restart), writing into its own run directory under 
   this is what run state and :func:`cancel` trust (a pid alone may have been recycled by an unrelated process)
 * ``stdout.log``: everything the command prints
 * ``exit_code``: written by the wrapper shell when the command ends
-* ``status.json`` / ``metrics.jsonl``: written by the pretraining engine (see :mod:`aclecg.train`)
+* ``status.json`` / ``metrics.jsonl``: written by the pretraining engine (see :mod:`aclecg.training.rundir`)
 
 A job whose process is gone without an exit code or a final status (machine restart, ``kill -9``) is reported as
 ``interrupted`` and can be resumed: never as running.

@@ -43,10 +43,11 @@ from torch import Tensor, nn
 
 from aclecg.errors import ConfigError, DataError
 from aclecg.leads import LEADS, canonical_lead
+from aclecg.registry import Registry
 
 __all__ = [
-    "EncoderConfig", "EncoderOutput", "ECGEncoder", "ENCODER_PRESETS", "REFERENCE_ARMS", "Classifier",
-    "build_classifier", "build_encoder", "count_parameters", "resolve_encoder_config",
+    "EncoderConfig", "EncoderOutput", "ECGEncoder", "ENCODER_PRESETS", "ENCODER_PRESET_REGISTRY", "REFERENCE_ARMS",
+    "Classifier", "build_classifier", "build_encoder", "count_parameters", "resolve_encoder_config",
 ]
 
 #: Evaluation arms that are not self-supervised methods (see docs/methods.md): an encoder + linear head trained
@@ -173,6 +174,11 @@ ENCODER_PRESETS: dict[str, EncoderConfig] = {
     "base": EncoderConfig(stem_width=32, widths=(64, 128, 192, 256), blocks=(2, 2, 2, 2), kernel_size=7,
                           feature_dim=128, dropout=0.0),
 }
+#: The same presets in a :class:`~aclecg.registry.Registry` (what :func:`resolve_encoder_config` looks names up in).
+ENCODER_PRESET_REGISTRY: Registry[EncoderConfig] = Registry("encoder preset")
+for _name, _config in ENCODER_PRESETS.items():
+    ENCODER_PRESET_REGISTRY.register(_name, _config)
+del _name, _config
 
 
 def resolve_encoder_config(spec: "EncoderConfig | Mapping[str, Any] | str | None",
@@ -184,9 +190,7 @@ def resolve_encoder_config(spec: "EncoderConfig | Mapping[str, Any] | str | None
     if spec is None:
         spec = "small"
     if isinstance(spec, str):
-        if spec not in ENCODER_PRESETS:
-            raise ConfigError(f"unknown encoder preset {spec!r}; available: {sorted(ENCODER_PRESETS)}")
-        cfg = ENCODER_PRESETS[spec]
+        cfg = ENCODER_PRESET_REGISTRY.get(spec)
     elif isinstance(spec, EncoderConfig):
         cfg = spec
     elif isinstance(spec, Mapping):

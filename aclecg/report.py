@@ -1,7 +1,7 @@
 """The results report: ``docs/results.md`` and its figures, generated from sweep output folders.
 
 Every number in the report is read from the sweeps' ``summary.csv``, ``results.csv``, ``comparisons.csv`` and
-``sweep.json`` (written by :func:`aclecg.evaluate.run_sweep`); nothing is typed in by hand. Regenerate with::
+``sweep.json`` (written by :func:`aclecg.evaluation.run_sweep`); nothing is typed in by hand. Regenerate with::
 
     python -m aclecg report --sweep runs/sweeps/ptbxl-multilabel --sweep runs/sweeps/ptbxl-singlelabel \
         --out docs/results.md
@@ -289,7 +289,7 @@ def build_report(sweep_dirs: Sequence[str | Path], out: str | Path, focus: str =
 
 
 def _same_config(path: Path, config: dict) -> bool:
-    from aclecg.train import PretrainConfig
+    from aclecg.training import PretrainConfig
 
     try:
         return PretrainConfig.from_file(path).to_dict() == PretrainConfig.from_dict(config).to_dict()

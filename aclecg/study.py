@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 
 from aclecg import hypothesis, stats
-from aclecg.evaluate import count_not_converged
+from aclecg.evaluation import count_not_converged
 from aclecg.errors import DataError
 
 __all__ = ["PRIMARY", "ship_official", "load_cells", "best_baseline", "paper_table", "family_tests",

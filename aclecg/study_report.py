@@ -16,7 +16,7 @@ import pandas as pd
 
 from aclecg import paths, study
 from aclecg.errors import DataError
-from aclecg.evaluate import count_not_converged
+from aclecg.evaluation import count_not_converged
 
 __all__ = ["build_study_report", "export_sweeps", "published_sweeps", "published_study",
            "update_readme"]

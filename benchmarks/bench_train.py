@@ -1,6 +1,6 @@
 """End-to-end pretraining throughput against the bare encoder, measured side by side in one run.
 
-End-to-end = the real engine (:func:`aclecg.train.pretrain`): memory-mapped batch reads, two augmented views,
+End-to-end = the real engine (:func:`aclecg.training.pretrain`): memory-mapped batch reads, two augmented views,
 the method's encoder + heads + loss, backward, optimiser, EMA/queue updates, metric logging and checkpoints.
 Bare = the same encoder's forward and backward on a batch of the same shape (two views), nothing else.
 
@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from aclecg.data import ensure_bundled  # noqa: E402
 from aclecg.models import ECGEncoder  # noqa: E402
 from aclecg.runtime import resolve_amp  # noqa: E402
-from aclecg.train import PretrainConfig, build_encoder_config, pretrain  # noqa: E402
+from aclecg.training import PretrainConfig, build_encoder_config, pretrain  # noqa: E402
 
 
 def bare_encoder_samples_per_s(encoder: ECGEncoder, batch: int, n_samples: int, steps: int) -> float:

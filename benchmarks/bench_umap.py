@@ -125,7 +125,7 @@ def real_case(checkpoint: Path) -> None:
     aclecg.embed2d with the page's parameters (umap-learn's compile already paid by the warm-up above)."""
     from aclecg.data import ensure_bundled
     from aclecg.embed2d import TRUST_K, UMAPConfig, fit_map
-    from aclecg.evaluate import cached_embeddings, load_source
+    from aclecg.evaluation import cached_embeddings, load_source
     from aclecg.data import PreparedDataset
 
     ds = PreparedDataset(ensure_bundled(["ptbxl"])["ptbxl"])

@@ -30,7 +30,7 @@ sys.path.insert(0, str(REPO))  # as the other benchmarks (until aclecg installs)
 
 def pretrain_throughput(steps: int = 200) -> dict:
     from aclecg.data import ensure_bundled
-    from aclecg.train import PretrainConfig, pretrain
+    from aclecg.training import PretrainConfig, pretrain
 
     data = ensure_bundled()
     with tempfile.TemporaryDirectory() as tmp:

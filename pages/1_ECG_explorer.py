@@ -7,6 +7,8 @@ import numpy as np
 import streamlit as st
 
 from aclecg import viz
+from aclecg.data.labels import row_choices
+from aclecg.data.rpeaks import rhythm_summary
 from aclecg.leads import LEADS
 from pages._common import (dataset_paths, describe_labels, label_descriptions, open_dataset,
                            raw_window_mv, upload_box, user_errors)
@@ -17,7 +19,10 @@ if not datasets:
     st.info("No prepared dataset found. Run `python -m aclecg bundled`.")
     st.stop()
 
-left, right = st.columns([1, 3])
+#: Pixels per paper millimetre: the 10 s print (262 mm) then fills the page's wide right column.
+PX_PER_MM = 3.9
+
+left, right = st.columns([1, 4])
 with left:
     name = st.selectbox("dataset", list(datasets), key="explorer_dataset")
     ds = open_dataset(datasets[name])
@@ -39,12 +44,23 @@ with left:
     if rows.size == 0:
         st.warning("No record matches the filter.")
         st.stop()
-    ids = records["record_id"].astype(str).to_numpy()
-    win = records["window"].to_numpy() if "window" in records else np.zeros(len(records), dtype=int)
-    row_of = {ids[i] + (f" · window {win[i]}" if win[i] else ""): int(i) for i in rows[:5000]}
-    row = row_of[st.selectbox("record", list(row_of), key="explorer_record")]
+    row_of = row_choices(records, rows)
+    choices = list(row_of)
+    if st.session_state.get("explorer_record") not in row_of:
+        st.session_state["explorer_record"] = choices[0]
+
+    def _step(by: int) -> None:
+        here = choices.index(st.session_state["explorer_record"])
+        st.session_state["explorer_record"] = choices[(here + by) % len(choices)]
+
+    prev_col, next_col = st.columns(2)
+    prev_col.button("◀ previous", on_click=_step, args=(-1,), key="explorer_prev", width="stretch")
+    next_col.button("next ▶", on_click=_step, args=(1,), key="explorer_next", width="stretch")
+    row = row_of[st.selectbox("record", choices, key="explorer_record")]
     layout = st.radio("layout", ["3x4 + rhythm strip", "stacked 12-lead"], key="explorer_layout")
     show_peaks = st.checkbox("mark R-peaks", value=True, key="explorer_peaks")
+    colours = st.radio("traces", ["black", "region colours"], key="explorer_colours", horizontal=True,
+                       help="black is the clinical print; region colours show the anatomical lead regions")
     source = st.radio("signal", ["raw record (mV)", "prepared (z-scored)"], key="explorer_source",
                       help="Prepared signals are filtered and z-scored per lead; the clinical grid is meant for mV.")
 
@@ -79,7 +95,20 @@ with right:
             lab_text = describe_labels(rec[f"labels_{label_set}"], descriptions)
         fig = viz.ecg_paper_figure(sig, fs, LEADS, layout=lay,
                                    rpeaks=None if peaks is None else np.round(peaks).astype(int), units=units,
-                                   title=title)
+                                   title=title, colours="black" if colours == "black" else "region",
+                                   px_per_mm=PX_PER_MM)
+        if uploaded is not None:
+            beats, beats_fs, classes_here = uploaded.rpeaks[0], uploaded.fs, set()
+        else:
+            beats, beats_fs = ds.rpeaks(int(row)), ds.fs
+            classes_here = set(filter(None, str(rec[f"labels_{label_set}"]).split(";")))
+        rhythm = rhythm_summary(beats, beats_fs, classes_here)
+        if rhythm["hr_bpm"] is not None:
+            st.markdown(f"**Heart rate {rhythm['hr_bpm']:.0f} bpm · RR {rhythm['rr_s']:.2f} s** "
+                        f"(median of {rhythm['n_beats'] - 1} intervals from the detected R-peaks)")
+        if rhythm["note"]:
+            st.caption(f"Rhythm figures: {rhythm['note']}. Other intervals (PR, QRS, QT) are not measured here: "
+                       "they need a delineation this app does not do reliably.")
         st.markdown(f"**Labels ({label_set if uploaded is None else 'from header'}):** {lab_text}")
         if uploaded is None:
             meta = records.iloc[row]

@@ -12,6 +12,7 @@ import torch
 
 from aclecg import viz
 from aclecg.augment import build_augmentation
+from aclecg.data.labels import row_choices
 from aclecg.leads import LEADS, REGIONS
 from pages._common import dataset_paths, open_dataset, upload_box, user_errors
 
@@ -35,13 +36,14 @@ controls, figure = st.columns([1, 3])
 with controls:
     name = st.selectbox("dataset", list(datasets), key="aug_dataset")
     ds = open_dataset(datasets[name])
-    ids = ds.records["record_id"].astype(str).to_numpy()
-    row = st.number_input(f"record (row 0–{len(ds) - 1})", 0, len(ds) - 1, 0, key="aug_row")
-    st.caption(f"record id {ids[row]}")
+    row_of = row_choices(ds.records)
+    record = st.selectbox("record id", list(row_of), key="aug_record", help="the same ids as the ECG explorer's")
+    row = row_of[record]
     st.number_input("seed", min_value=0, max_value=2**31 - 1, step=1, key="aug_seed")
     st.button("new sample", on_click=_new_sample, key="aug_new")
     n_views = st.slider("Physio-AUG views", 1, 3, 2, key="aug_views")
-    baseline = st.checkbox("add a baseline view (random resized crop + time-out)", value=True, key="aug_baseline")
+    baseline = st.checkbox("baseline view", value=True, key="aug_baseline",
+                           help="add a view of the baseline pipeline: random resized crop + time-out")
     show = st.multiselect("leads shown", LEADS, default=["II", "V2", "V5"], key="aug_leads")
     st.markdown("**Random scale crop**")
     crop = st.slider("fraction of the length kept", 0.05, 1.0, (0.5, 1.0), 0.05, key="aug_crop")
@@ -69,7 +71,7 @@ with figure:
             x_np, peaks_np, title = uploaded.windows[0], uploaded.rpeaks_padded()[0], f"uploaded {uploaded.record_id}"
         else:
             x_np, peaks_np = np.asarray(ds.signals[row]), ds.rpeaks_padded([row])[0]
-            title = f"{name} · record {ids[row]}"
+            title = f"{name} · record {record}"
         x = torch.from_numpy(np.array(x_np, dtype=np.float32))[None]
         peaks = torch.from_numpy(peaks_np.astype(np.int64))[None]
         seed = int(st.session_state["aug_seed"])
@@ -77,7 +79,8 @@ with figure:
         views = []
         for k in range(n_views):
             y, info = physio.forward_with_info(x, peaks, generator=torch.Generator().manual_seed(seed + k))
-            views.append((f"Physio-AUG view {k + 1}", y[0].numpy(), viz.marks_from_info(info, x.shape[-1], LEADS)))
+            views.append((f"Physio-AUG view {k + 1}", y[0].numpy(), viz.marks_from_info(info, x.shape[-1], LEADS,
+                                                                                shift_mode=shift_mode)))
         if baseline:
             std = build_augmentation([{"name": "random_resized_crop", "scale": list(crop)},
                                       {"name": "time_out", "fraction": list(timeout)}], fs=ds.fs)
@@ -85,10 +88,11 @@ with figure:
             views.append(("baseline view", y[0].numpy(), viz.marks_from_info(info, x.shape[-1], LEADS)))
         fig = viz.augmentation_figure(x_np, views, ds.fs, LEADS, show_leads=show or ["II"],
                                       rpeaks=peaks_np[peaks_np >= 0])
-        st.markdown(f"**{title}** · seed {seed} · shaded: masked cardiac cycles (grey), time-out (red); dashed "
-                    "boxes on the original: crop windows.")
+        st.markdown(f"**{title}** · seed {seed} · shaded: masked cardiac cycles (grey, over the masked leads), "
+                    "time-out (red), a zero/edge shift's padding (blue); dotted line: a circular shift's seam; "
+                    "dashed boxes on the original: each view's crop window, in the view's colour.")
         st.plotly_chart(fig, width="stretch", key="aug_chart")
         summary = [{"view": v[0], "crop (s)": f"{v[2].crop[0] / ds.fs:.2f}–{v[2].crop[1] / ds.fs:.2f}" if v[2].crop
-                    else "–", "masked cycles": len(v[2].masked), "shift (s)": round(v[2].shift / ds.fs, 2),
+                    else "–", "masked cycles": v[2].n_cycles, "shift (s)": round(v[2].shift / ds.fs, 2),
                     "masked leads": ", ".join(v[2].masked_leads) if v[2].masked_leads else "all"} for v in views]
         st.dataframe(summary, hide_index=True, width="stretch")

@@ -25,7 +25,7 @@ def _methods() -> list[dict]:
 
 @st.cache_data
 def _presets() -> dict[str, dict]:
-    from aclecg.train import PRESETS
+    from aclecg.training import PRESETS
 
     return {k: dict(v) for k, v in PRESETS.items()}
 

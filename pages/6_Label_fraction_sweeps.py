@@ -10,7 +10,7 @@ import pandas as pd
 import streamlit as st
 
 from aclecg import jobs, viz
-from aclecg.evaluate import ARMS, parse_sweep_form
+from aclecg.evaluation import ARMS, parse_sweep_form
 from aclecg.study_report import published_study, published_sweeps
 from pages._common import (HOW_TO_CHECKPOINT, checkpoint_paths, dataset_paths, open_dataset, runs_root,
                            user_errors)

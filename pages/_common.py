@@ -114,14 +114,14 @@ def checkpoint_paths() -> dict[str, str]:
 
 @st.cache_resource(show_spinner="Loading checkpoint…")
 def load_source(path: str):
-    from aclecg.evaluate import load_source as _load
+    from aclecg.evaluation import load_source as _load
 
     return _load(path, device="cpu")
 
 
 @st.cache_data(show_spinner="Computing embeddings (cached on disk)…")
 def dataset_embeddings(checkpoint: str, dataset_path: str) -> np.ndarray:
-    from aclecg.evaluate import cached_embeddings
+    from aclecg.evaluation import cached_embeddings
 
     emb, _ = cached_embeddings(load_source(checkpoint), open_dataset(dataset_path), device="cpu",
                                cache_dir=umap_cache().parent / "embeddings")

@@ -130,7 +130,7 @@ def test_explorer_changes_record_and_layout(empty_project):
     at.selectbox(key="explorer_record").set_value(str(target["record_id"])).run()
     _assert_clean(at)
     labels = next(m.value for m in at.markdown if m.value.startswith("**Labels"))
-    assert "MI (myocardial infarction)" in labels
+    assert "MI (Myocardial infarction)" in labels
     chart = json.loads(at.get("plotly_chart")[0].proto.spec)
     assert chart["layout"]["xaxis"]["dtick"] == 5
     at.radio(key="explorer_layout").set_value("stacked 12-lead").run()
@@ -139,6 +139,25 @@ def test_explorer_changes_record_and_layout(empty_project):
     assert sum(1 for t in chart["data"] if t.get("name") in ("I", "V6")) == 2
     at.text_input(key="explorer_query").set_value("no-such-record").run()
     assert any("No record matches" in w.value for w in at.warning)
+
+
+def test_explorer_steps_through_records_in_black_with_the_heart_rate(empty_project):
+    at = _app()
+    at.switch_page(PAGES[0]).run()
+    first = at.selectbox(key="explorer_record").value
+    at.button(key="explorer_next").click().run()
+    _assert_clean(at)
+    second = at.selectbox(key="explorer_record").value
+    assert second != first
+    at.button(key="explorer_prev").click().run()
+    assert at.selectbox(key="explorer_record").value == first
+    chart = json.loads(at.get("plotly_chart")[0].proto.spec)
+    colours = {t["line"]["color"] for t in chart["data"] if t.get("name") in ("I", "V1", "II")}
+    assert colours == {"#111111"}
+    assert any(m.value.startswith("**Heart rate ") and " bpm · RR " in m.value for m in at.markdown)
+    at.radio(key="explorer_colours").set_value("region colours").run()
+    chart = json.loads(at.get("plotly_chart")[0].proto.spec)
+    assert len({t["line"]["color"] for t in chart["data"] if t.get("name") in ("I", "V1", "II")}) == 3
 
 
 def test_explorer_label_filter(empty_project):

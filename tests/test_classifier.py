@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from aclecg import classifier, evaluate
+from aclecg import classifier, evaluation
 from aclecg.errors import ConfigError
 from aclecg.reference_cnn import ReferenceCNNConfig, build_reference_cnn
 from tests.test_evaluate import FakePrepared, _save_checkpoint
@@ -86,10 +86,10 @@ def test_sweep_reference_cnn_and_lr_chosen_on_first_seed(tmp_path, monkeypatch):
     monkeypatch.setenv("ACLECG_CACHE", str(tmp_path / "cache"))
     data = FakePrepared(n_patients=40, t=64)
     ckpt = _save_checkpoint(tmp_path / "run" / "encoder.pt", data)
-    cfg = evaluate.EvalConfig(max_steps=6, eval_every=2, patience=2, batch_size=32, n_bootstrap=20, device="cpu",
-                              lr_grid=(1e-4, 3e-3))
-    res = evaluate.run_sweep([ckpt], data, "toy", "multilabel", [1.0], 2, ["fine_tune", "reference_cnn"],
-                             tmp_path / "sw", config=cfg, show_progress=False)
+    cfg = evaluation.EvalConfig(max_steps=6, eval_every=2, patience=2, batch_size=32, n_bootstrap=20, device="cpu",
+                                lr_grid=(1e-4, 3e-3))
+    res = evaluation.run_sweep([ckpt], data, "toy", "multilabel", [1.0], 2, ["fine_tune", "reference_cnn"],
+                               tmp_path / "sw", config=cfg, show_progress=False)
     cells = [json.loads(p.read_text()) for p in (tmp_path / "sw" / "cells").glob("*.json")]
     assert len(cells) == 4
     for arm in ("run:fine_tune", "reference_cnn"):
@@ -114,21 +114,21 @@ def test_lr_from_another_sweep_skips_the_grid(tmp_path, monkeypatch):
     """A rotation reuses the official split's validated learning rates: one training per cell, recorded in the key."""
     monkeypatch.setenv("ACLECG_CACHE", str(tmp_path / "cache"))
     data = FakePrepared(n_patients=40, t=64)
-    cfg = evaluate.EvalConfig(max_steps=4, eval_every=2, patience=2, batch_size=32, n_bootstrap=20, device="cpu",
-                              lr_grid=(1e-4, 3e-3))
-    evaluate.run_sweep([], data, "toy", "multilabel", [1.0], 1, ["reference_cnn"], tmp_path / "official",
-                       config=cfg, show_progress=False)
-    chosen = evaluate.learning_rates_of(tmp_path / "official")
+    cfg = evaluation.EvalConfig(max_steps=4, eval_every=2, patience=2, batch_size=32, n_bootstrap=20, device="cpu",
+                                lr_grid=(1e-4, 3e-3))
+    evaluation.run_sweep([], data, "toy", "multilabel", [1.0], 1, ["reference_cnn"], tmp_path / "official",
+                         config=cfg, show_progress=False)
+    chosen = evaluation.learning_rates_of(tmp_path / "official")
     assert set(chosen) == {("reference_cnn", 1.0)}
-    evaluate.run_sweep([], data, "toy", "multilabel", [1.0], 2, ["reference_cnn"], tmp_path / "rot9",
-                       config=cfg, show_progress=False, test_fold=9, lr_from=tmp_path / "official")
+    evaluation.run_sweep([], data, "toy", "multilabel", [1.0], 2, ["reference_cnn"], tmp_path / "rot9",
+                         config=cfg, show_progress=False, test_fold=9, lr_from=tmp_path / "official")
     cells = [json.loads(p.read_text()) for p in (tmp_path / "rot9" / "cells").glob("*.json")]
     assert len(cells) == 2
     for c in cells:
         assert c["details"]["lr"] == chosen[("reference_cnn", 1.0)] and len(c["details"]["lr_grid"]) == 1
         assert c["key"]["settings"]["lr"] == c["details"]["lr"] and "lr_chosen_in" in c["key"]["settings"]
     with pytest.raises(ConfigError, match="not a sweep output"):
-        evaluate.learning_rates_of(tmp_path / "nothing")
+        evaluation.learning_rates_of(tmp_path / "nothing")
 
 
 def test_collect_only_gathers_partial_runs_into_one_folder(tmp_path, monkeypatch):
@@ -137,15 +137,15 @@ def test_collect_only_gathers_partial_runs_into_one_folder(tmp_path, monkeypatch
     monkeypatch.setenv("ACLECG_CACHE", str(tmp_path / "cache"))
     data = FakePrepared(n_patients=40, t=64)
     ckpt = _save_checkpoint(tmp_path / "run" / "encoder.pt", data)
-    cfg = evaluate.EvalConfig(max_steps=4, eval_every=2, patience=2, batch_size=32, n_bootstrap=20, device="cpu",
-                              lr_grid=(1e-3,))
+    cfg = evaluation.EvalConfig(max_steps=4, eval_every=2, patience=2, batch_size=32, n_bootstrap=20, device="cpu",
+                                lr_grid=(1e-3,))
     common = dict(data=data, label_set="toy", protocol="multilabel", fractions=[1.0], seeds=2, config=cfg,
                   show_progress=False, out_dir=tmp_path / "ft")
-    evaluate.run_sweep([ckpt], arms=["supervised"], **common)
-    evaluate.run_sweep([ckpt], arms=["fine_tune"], **common)
+    evaluation.run_sweep([ckpt], arms=["supervised"], **common)
+    evaluation.run_sweep([ckpt], arms=["fine_tune"], **common)
     assert json.loads((tmp_path / "ft" / "sweep.json").read_text())["arms"] == ["run:fine_tune"]
-    monkeypatch.setattr(evaluate, "_run_cell", lambda *a, **k: pytest.fail("collect_only trained a cell"))
-    res = evaluate.run_sweep([ckpt], arms=["fine_tune", "supervised", "reference_cnn"], collect_only=True, **common)
+    monkeypatch.setattr(evaluation.sweep, "_run_cell", lambda *a, **k: pytest.fail("collect_only trained a cell"))
+    res = evaluation.run_sweep([ckpt], arms=["fine_tune", "supervised", "reference_cnn"], collect_only=True, **common)
     assert (res.n_computed, res.n_cached, res.n_missing) == (0, 4, 2)
     assert set(res.results["arm"]) == {"run:fine_tune", "supervised"}
     assert json.loads((tmp_path / "ft" / "sweep.json").read_text())["arms"] == ["run:fine_tune", "supervised",

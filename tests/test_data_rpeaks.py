@@ -70,3 +70,18 @@ def test_synthetic_beats_exact():
     peaks = detect_rpeaks(x, fs)
     np.testing.assert_allclose(peaks, np.round(beat_times * fs), atol=1)
     assert detect_rpeaks(np.zeros((12, 1000)), fs).size == 0
+
+
+def test_rhythm_summary_on_a_real_record_and_its_limits(bundled_prepared):
+    from aclecg.data import PreparedDataset
+    from aclecg.data.rpeaks import rhythm_summary
+
+    ds = PreparedDataset(bundled_prepared)
+    peaks = ds.rpeaks(0)
+    s = rhythm_summary(peaks, ds.fs)
+    assert s["n_beats"] == len(peaks) >= 3
+    assert s["hr_bpm"] == round(60 / float(np.median(np.diff(np.sort(peaks)) / ds.fs)), 1)
+    irregular = rhythm_summary(np.array([0, 50, 180, 220, 400]), 100.0)
+    assert "irregular" in irregular["note"]
+    assert "S wave" in rhythm_summary(peaks, ds.fs, {"CRBBB|RBBB"})["note"]
+    assert rhythm_summary(np.array([5, 90]), 100.0)["hr_bpm"] is None

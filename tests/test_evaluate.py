@@ -1,4 +1,4 @@
-"""aclecg.evaluate: sampler, compatibility check, embedding cache, probe, training loop and the sweep.
+"""aclecg.evaluation: sampler, compatibility check, embedding cache, probe, training loop and the sweep.
 
 A tiny in-memory stand-in for ``aclecg.data.PreparedDataset`` (same attributes and ``labels()`` contract) keeps
 these tests fast; the encoder is a real :class:`aclecg.models.ECGEncoder` with a tiny configuration. An
@@ -18,7 +18,7 @@ import torch
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
 
-from aclecg import evaluate
+from aclecg import evaluation, stats
 from aclecg.errors import CheckpointError, ConfigError, DataError
 from aclecg.leads import LEADS
 
@@ -84,7 +84,7 @@ def _save_checkpoint(path: Path, data: FakePrepared, seed: int = 0, **overrides)
 # --------------------------------------------------------------------------------------------------- sampler
 def _sample(data, fraction, seed, protocol="multilabel"):
     keep, y, _ = data.labels("toy", protocol)
-    return keep, y, evaluate.sample_label_fraction(data.records, keep, y, fraction, seed)
+    return keep, y, evaluation.sample_label_fraction(data.records, keep, y, fraction, seed)
 
 
 @pytest.mark.parametrize("fraction", [0.01, 0.1, 0.5])
@@ -109,13 +109,13 @@ def test_sampler_fraction_one_is_all_train(data):
 
 def test_sampler_never_reads_val_or_test(data):
     keep, y, _ = data.labels("toy", "multilabel")
-    base = evaluate.sample_label_fraction(data.records, keep, y, 0.1, 1)
+    base = evaluation.sample_label_fraction(data.records, keep, y, 0.1, 1)
     records = data.records.copy()
     other = records["split"] != "train"
     records.loc[other, "patient_id"] = "scrambled"        # change everything about val/test records
     y2 = y.copy()
     y2[other.to_numpy()] = 1 - y2[other.to_numpy()]
-    assert np.array_equal(base, evaluate.sample_label_fraction(records, keep, y2, 0.1, 1))
+    assert np.array_equal(base, evaluation.sample_label_fraction(records, keep, y2, 0.1, 1))
 
 
 def test_sampler_singlelabel_and_bad_fraction(data):
@@ -125,32 +125,32 @@ def test_sampler_singlelabel_and_bad_fraction(data):
     assert (y[pos].sum(0)[present & train_has] >= 1).all()
     for bad in (0, -0.1, 1.5):
         with pytest.raises(ConfigError, match="fraction"):
-            evaluate.sample_label_fraction(data.records, keep, y, bad, 0)
+            evaluation.sample_label_fraction(data.records, keep, y, bad, 0)
 
 
 # ------------------------------------------------------------------------------- checkpoints and embeddings
 def test_incompatible_checkpoint_is_refused_with_both_values(data, tmp_path):
     meta = {"leads": list(LEADS), "fs": data.fs, "n_samples": data.n_samples}
-    assert evaluate.check_compatible(meta, data) == list(range(12))
-    assert evaluate.check_compatible({**meta, "leads": ["II", "V1"]}, data) == [1, 6]
+    assert evaluation.check_compatible(meta, data) == list(range(12))
+    assert evaluation.check_compatible({**meta, "leads": ["II", "V1"]}, data) == [1, 6]
     with pytest.raises(CheckpointError, match=r"fs=100.*fs=50"):
-        evaluate.check_compatible({**meta, "fs": 100}, data)
+        evaluation.check_compatible({**meta, "fs": 100}, data)
     with pytest.raises(CheckpointError, match=r"n_samples=1000.*n_samples=128"):
-        evaluate.check_compatible({**meta, "n_samples": 1000}, data)
+        evaluation.check_compatible({**meta, "n_samples": 1000}, data)
     ckpt = _save_checkpoint(tmp_path / "bad.pt", data, fs=500.0)
     with pytest.raises(CheckpointError, match="fs=500"):
-        evaluate.run_sweep([ckpt], data, "toy", fractions=[1.0], seeds=1, out_dir=tmp_path / "o",
-                           show_progress=False)
+        evaluation.run_sweep([ckpt], data, "toy", fractions=[1.0], seeds=1, out_dir=tmp_path / "o",
+                             show_progress=False)
     assert not list((tmp_path / "o").glob("cells/*"))
 
 
 def test_embeddings_cached_by_sha_and_fingerprint(data, tmp_path, monkeypatch):
     monkeypatch.setenv("ACLECG_CACHE", str(tmp_path / "cache"))
-    assert evaluate.embedding_cache_dir() == tmp_path / "cache" / "embeddings"
-    src = evaluate.load_source(_save_checkpoint(tmp_path / "run" / "encoder.pt", data))
+    assert evaluation.embedding_cache_dir() == tmp_path / "cache" / "embeddings"
+    src = evaluation.load_source(_save_checkpoint(tmp_path / "run" / "encoder.pt", data))
     assert src.label == "run" and len(src.key) == 64
     state = {k: v.clone() for k, v in src.encoder.state_dict().items()}
-    emb, path = evaluate.cached_embeddings(src, data, batch_size=16, device="cpu")
+    emb, path = evaluation.cached_embeddings(src, data, batch_size=16, device="cpu")
     assert path.parent == tmp_path / "cache" / "embeddings" and src.key[:16] in path.name
     assert emb.shape == (len(data), 12 * TINY["feature_dim"]) and emb.dtype == np.float32
     with torch.no_grad():  # equal to a direct forward pass in eval mode; BN statistics untouched
@@ -158,21 +158,21 @@ def test_embeddings_cached_by_sha_and_fingerprint(data, tmp_path, monkeypatch):
     np.testing.assert_allclose(emb[:5], direct, rtol=1e-4, atol=1e-5)
     assert all(torch.equal(v, src.encoder.state_dict()[k]) for k, v in state.items())
     calls = []
-    monkeypatch.setattr(evaluate, "extract_embeddings", lambda *a, **k: calls.append(1))
-    again, path2 = evaluate.cached_embeddings(src, data)
+    monkeypatch.setattr(evaluation.embeddings, "extract_embeddings", lambda *a, **k: calls.append(1))
+    again, path2 = evaluation.cached_embeddings(src, data)
     assert path2 == path and not calls and np.array_equal(again, emb)
     monkeypatch.undo()
     monkeypatch.setenv("ACLECG_CACHE", str(tmp_path / "cache"))
     path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])  # cut short (a full disk, a kill)
     with pytest.warns(UserWarning, match="unreadable.*recomputing"):
-        fixed, _ = evaluate.cached_embeddings(src, data, batch_size=16, device="cpu")
+        fixed, _ = evaluation.cached_embeddings(src, data, batch_size=16, device="cpu")
     np.testing.assert_allclose(fixed, emb, rtol=1e-5, atol=1e-6)
 
 
 def test_random_init_is_seeded(data):
-    a = evaluate.random_init_source(TINY, 3, LEADS, data.fs, data.n_samples)
-    b = evaluate.random_init_source(TINY, 3, LEADS, data.fs, data.n_samples)
-    c = evaluate.random_init_source(TINY, 4, LEADS, data.fs, data.n_samples)
+    a = evaluation.random_init_source(TINY, 3, LEADS, data.fs, data.n_samples)
+    b = evaluation.random_init_source(TINY, 3, LEADS, data.fs, data.n_samples)
+    c = evaluation.random_init_source(TINY, 4, LEADS, data.fs, data.n_samples)
     assert a.key == b.key != c.key
     assert all(torch.equal(x, y) for x, y in zip(a.encoder.parameters(), b.encoder.parameters()))
 
@@ -184,7 +184,7 @@ def test_linear_probe_matches_sklearn_logistic_regression():
     x = rng.normal(size=(200, 6))
     y = (x @ rng.normal(size=6) + rng.normal(size=200) > 0).astype(float)[:, None]
     l2 = 0.05
-    res = evaluate.linear_probe(x, y, x[:50], y[:50], x, "multilabel", grid=[l2])
+    res = evaluation.linear_probe(x, y, x[:50], y[:50], x, "multilabel", grid=[l2])
     xs = (x - x.mean(0)) / x.std(0)
     ref = LogisticRegression(C=1.0 / (len(x) * l2), tol=1e-10, max_iter=10000).fit(xs, y[:, 0])
     np.testing.assert_allclose(res.test_scores[:, 0], ref.predict_proba(xs)[:, 1], atol=1e-5)
@@ -195,15 +195,15 @@ def test_linear_probe_selects_on_validation_only():
     x = rng.normal(size=(300, 20))
     y = np.stack([(x[:, 0] + 0.5 * rng.normal(size=300) > 0), (x[:, 1] > 0.8)], 1).astype(float)
     tr, va, te = slice(0, 150), slice(150, 220), slice(220, 300)
-    res = evaluate.linear_probe(x[tr], y[tr], x[va], y[va], x[te], "multilabel")
-    assert set(res.val_scores) == set(evaluate.EvalConfig().probe_grid)
+    res = evaluation.linear_probe(x[tr], y[tr], x[va], y[va], x[te], "multilabel")
+    assert set(res.val_scores) == set(evaluation.EvalConfig().probe_grid)
     assert res.best_l2 == max(res.val_scores, key=lambda k: (res.val_scores[k], k))
     assert roc_auc_score(y[te], res.test_scores, average="macro") > 0.85
-    soft = evaluate.linear_probe(x[tr], np.eye(2)[y[tr, 0].astype(int)], x[va], np.eye(2)[y[va, 0].astype(int)],
-                                 x[te], "singlelabel")
+    soft = evaluation.linear_probe(x[tr], np.eye(2)[y[tr, 0].astype(int)], x[va], np.eye(2)[y[va, 0].astype(int)],
+                                   x[te], "singlelabel")
     np.testing.assert_allclose(soft.test_scores.sum(1), 1.0, atol=1e-9)
     with pytest.raises(ConfigError, match="protocol"):
-        evaluate.linear_probe(x[tr], y[tr], x[va], y[va], x[te], "multiclass")
+        evaluation.linear_probe(x[tr], y[tr], x[va], y[va], x[te], "multiclass")
 
 
 # ------------------------------------------------------------------------------------------- training loop
@@ -214,28 +214,28 @@ def test_train_classifier_early_stopping_restores_best(data):
     split = data.records["split"].to_numpy()
     tr, va = np.flatnonzero(split == "train"), np.flatnonzero(split == "val")
     model = build_classifier(build_encoder({**TINY, "leads": list(LEADS)}, seed=0), 3)
-    log = evaluate.train_classifier(model, data.signals[tr], y[tr], data.signals[va], y[va], "multilabel", lr=3e-3,
-                                    max_steps=30, eval_every=5, patience=10, batch_size=32, seed=0, device="cpu",
-                                    show_progress=False)
+    log = evaluation.train_classifier(model, data.signals[tr], y[tr], data.signals[va], y[va], "multilabel", lr=3e-3,
+                                      max_steps=30, eval_every=5, patience=10, batch_size=32, seed=0, device="cpu",
+                                      show_progress=False)
     crits = [h["criterion"] for h in log.history]
     steps = [h["step"] for h in log.history]
     assert log.best_step == steps[int(np.argmax(crits))]
     assert log.steps_run <= 30 and steps[-1] == log.steps_run
     assert log.converged == (log.steps_run - log.best_step >= 10)
-    scores = evaluate.predict_classifier(model, data, va, list(range(12)), "multilabel", device="cpu")
-    assert evaluate.stats.macro_auroc(y[va], scores) == pytest.approx(max(crits), abs=2e-3)
+    scores = evaluation.predict_classifier(model, data, va, list(range(12)), "multilabel", device="cpu")
+    assert stats.macro_auroc(y[va], scores) == pytest.approx(max(crits), abs=2e-3)
 
 
 # --------------------------------------------------------------------------------------------------- sweep
 def test_sweep_end_to_end_tidy_and_resumable(data, tmp_path, monkeypatch):
     monkeypatch.setenv("ACLECG_CACHE", str(tmp_path / "cache"))
     ckpt = _save_checkpoint(tmp_path / "toy_run" / "encoder.pt", data)
-    cfg = evaluate.EvalConfig(max_steps=4, eval_every=2, patience=2, batch_size=32, n_bootstrap=50, device="cpu")
-    events: list[evaluate.SweepProgress] = []
+    cfg = evaluation.EvalConfig(max_steps=4, eval_every=2, patience=2, batch_size=32, n_bootstrap=50, device="cpu")
+    events: list[evaluation.SweepProgress] = []
     kwargs = dict(checkpoints=[ckpt], data=data, label_set="toy", protocol="multilabel", fractions=[0.1, 1.0],
                   seeds=2, arms=["linear_probe", "random_init", "supervised"], out_dir=tmp_path / "sweep",
                   config=cfg, show_progress=False)
-    res = evaluate.run_sweep(progress=events.append, **kwargs)
+    res = evaluation.run_sweep(progress=events.append, **kwargs)
     n_cells = 3 * 2 * 2
     assert res.n_computed == n_cells and res.n_cached == 0
     assert sum(e.status == "computed" for e in events) == n_cells
@@ -263,7 +263,7 @@ def test_sweep_end_to_end_tidy_and_resumable(data, tmp_path, monkeypatch):
     assert ((summ["n_seeds"] == 2) | summ["mean"].isna()).all()     # NaN only for a class absent from test
     # second call: nothing recomputed, same numbers
     events.clear()
-    again = evaluate.run_sweep(progress=events.append, **kwargs)
+    again = evaluation.run_sweep(progress=events.append, **kwargs)
     assert again.n_computed == 0 and again.n_cached == n_cells
     assert {e.status for e in events} == {"cached"}
     pd.testing.assert_frame_equal(again.results, res.results)
@@ -271,7 +271,7 @@ def test_sweep_end_to_end_tidy_and_resumable(data, tmp_path, monkeypatch):
     damaged = tmp_path / "sweep" / "cells" / f"{cell['cell']}.npz"
     damaged.write_bytes(damaged.read_bytes()[:100])
     with pytest.warns(UserWarning, match="unreadable; recomputing|unreadable .*recomputing"):
-        third = evaluate.run_sweep(**kwargs)
+        third = evaluation.run_sweep(**kwargs)
     assert third.n_computed == 1 and third.n_cached == n_cells - 1
     pd.testing.assert_frame_equal(third.results, res.results)
 
@@ -279,40 +279,40 @@ def test_sweep_end_to_end_tidy_and_resumable(data, tmp_path, monkeypatch):
 def test_sweep_singlelabel_fine_tune_and_no_checkpoint(data, tmp_path, monkeypatch):
     monkeypatch.setenv("ACLECG_CACHE", str(tmp_path / "cache"))
     ckpt = _save_checkpoint(tmp_path / "a.pt", data)
-    cfg = evaluate.EvalConfig(max_steps=2, eval_every=1, patience=1, batch_size=64, n_bootstrap=20, device="cpu",
-                              lr_grid=(1e-3,))
-    res = evaluate.run_sweep([ckpt], data, "toy", "singlelabel", [1.0], [5], ["fine_tune"], tmp_path / "ft",
-                             config=cfg, show_progress=False)
+    cfg = evaluation.EvalConfig(max_steps=2, eval_every=1, patience=1, batch_size=64, n_bootstrap=20, device="cpu",
+                                lr_grid=(1e-3,))
+    res = evaluation.run_sweep([ckpt], data, "toy", "singlelabel", [1.0], [5], ["fine_tune"], tmp_path / "ft",
+                               config=cfg, show_progress=False)
     assert set(res.results["arm"]) == {"a:fine_tune"} and res.results["value"].notna().any()
-    ref = evaluate.run_sweep([], data, "toy", "multilabel", [1.0], 1, ["random_init"], tmp_path / "ri",
-                             config=cfg, encoder_config=TINY, show_progress=False)
+    ref = evaluation.run_sweep([], data, "toy", "multilabel", [1.0], 1, ["random_init"], tmp_path / "ri",
+                               config=cfg, encoder_config=TINY, show_progress=False)
     assert set(ref.results["arm"]) == {"random_init"}
 
 
 def test_sweep_bad_input_is_a_clear_error(data, tmp_path):
     common = dict(data=data, out_dir=tmp_path / "x", show_progress=False)
     with pytest.raises(ConfigError, match="unknown arm"):
-        evaluate.run_sweep([], label_set="toy", arms=["linear_probe", "magic"], **common)
+        evaluation.run_sweep([], label_set="toy", arms=["linear_probe", "magic"], **common)
     with pytest.raises(ConfigError, match="fractions"):
-        evaluate.run_sweep([], label_set="toy", fractions="0,0.5", arms=["random_init"], **common)
+        evaluation.run_sweep([], label_set="toy", fractions="0,0.5", arms=["random_init"], **common)
     with pytest.raises(ConfigError, match="label set 'nope'.*toy"):
-        evaluate.run_sweep([], label_set="nope", arms=["random_init"], **common)
+        evaluation.run_sweep([], label_set="nope", arms=["random_init"], **common)
     with pytest.raises(ConfigError, match="need at least one --checkpoint"):
-        evaluate.run_sweep([], label_set="toy", arms=["linear_probe"], **common)
+        evaluation.run_sweep([], label_set="toy", arms=["linear_probe"], **common)
     with pytest.raises(CheckpointError, match="does not exist"):
-        evaluate.run_sweep([tmp_path / "missing.pt"], label_set="toy", **common)
+        evaluation.run_sweep([tmp_path / "missing.pt"], label_set="toy", **common)
     with pytest.raises(ConfigError, match="seeds"):
-        evaluate.run_sweep([], label_set="toy", seeds=0, arms=["random_init"], **common)
+        evaluation.run_sweep([], label_set="toy", seeds=0, arms=["random_init"], **common)
     no_val = FakePrepared(n_patients=30)
     no_val.records.loc[no_val.records["split"] == "val", "split"] = "train"
     with pytest.raises(DataError, match="no labelled val records"):
-        evaluate.run_sweep([], no_val, "toy", arms=["random_init"], out_dir=tmp_path / "nv", show_progress=False)
+        evaluation.run_sweep([], no_val, "toy", arms=["random_init"], out_dir=tmp_path / "nv", show_progress=False)
     with pytest.raises(ConfigError, match="max_steps"):
-        evaluate.EvalConfig(max_steps=0)
+        evaluation.EvalConfig(max_steps=0)
     with pytest.raises(ConfigError, match="lr_grid"):
-        evaluate.EvalConfig(lr_grid=(1e-3, 0.0))
+        evaluation.EvalConfig(lr_grid=(1e-3, 0.0))
     with pytest.raises(ConfigError, match="lr_selection"):
-        evaluate.EvalConfig(lr_selection="best")
+        evaluation.EvalConfig(lr_selection="best")
 
 
 def test_cli_help_and_bad_input(capsys):
@@ -350,8 +350,8 @@ def test_real_prepared_ptbxl_with_real_checkpoint(tmp_path, monkeypatch):
     save_checkpoint(ckpt, {"format_version": 1, "method": "toy", "hparams": {}, "encoder_config": enc.config.to_dict(),
                            "leads": leads, "fs": ds.fs, "n_samples": ds.n_samples, "data_fingerprint": ds.fingerprint,
                            "model": {}, "encoder": enc.state_dict()})
-    res = evaluate.run_sweep([ckpt], ds, "superdiagnostic", "multilabel", [0.1], 1, ["linear_probe"], tmp_path / "s",
-                             config=evaluate.EvalConfig(n_bootstrap=50, device="cpu"), show_progress=False)
+    res = evaluation.run_sweep([ckpt], ds, "superdiagnostic", "multilabel", [0.1], 1, ["linear_probe"], tmp_path / "s",
+                               config=evaluation.EvalConfig(n_bootstrap=50, device="cpu"), show_progress=False)
     macro = res.results[res.results["metric"] == "macro_auroc"]
     assert len(macro) == 1 and 0.5 < macro["value"].iloc[0] <= 1.0
     keep, y, _ = ds.labels("superdiagnostic", "multilabel")
@@ -365,8 +365,8 @@ def test_real_prepared_ptbxl_with_real_checkpoint(tmp_path, monkeypatch):
                             "leads": leads, "fs": 500.0, "n_samples": 5000, "data_fingerprint": "",
                             "model": {}, "encoder": enc.state_dict()})
     with pytest.raises(CheckpointError, match="fs=500.0 Hz.*fs=100"):
-        evaluate.run_sweep([wrong], ds, "superdiagnostic", arms=["linear_probe"], out_dir=tmp_path / "w",
-                           show_progress=False)
+        evaluation.run_sweep([wrong], ds, "superdiagnostic", arms=["linear_probe"], out_dir=tmp_path / "w",
+                             show_progress=False)
 
 
 @pytest.mark.slow
@@ -374,9 +374,9 @@ def test_full_probe_sweep_on_bundled_ptbxl(tmp_path, monkeypatch):
     """The default fractions x 3 seeds, random_init arm with the small preset, on the real bundled data."""
     ds = _bundled_ptbxl()
     monkeypatch.setenv("ACLECG_CACHE", str(tmp_path / "cache"))
-    res = evaluate.run_sweep([], ds, "superdiagnostic", "multilabel", evaluate.DEFAULT_FRACTIONS, 3,
-                             ["random_init"], tmp_path / "s", config=evaluate.EvalConfig(device="cpu"),
-                             show_progress=False)
+    res = evaluation.run_sweep([], ds, "superdiagnostic", "multilabel", evaluation.DEFAULT_FRACTIONS, 3,
+                               ["random_init"], tmp_path / "s", config=evaluation.EvalConfig(device="cpu"),
+                               show_progress=False)
     macro = res.summary[res.summary["metric"] == "macro_auroc"].set_index("fraction")["mean"]
     assert macro.between(0.5, 1.0).all() and macro.loc[1.0] > macro.loc[0.01]
 
@@ -385,7 +385,7 @@ def test_rotate_folds_moves_test_and_val_and_keeps_the_official_split_for_fold_1
     import pandas as pd
 
     from aclecg.errors import ConfigError
-    from aclecg.evaluate import rotate_folds
+    from aclecg.evaluation import rotate_folds
 
     records = pd.DataFrame({"fold": list(range(1, 11)) * 2,
                             "split": (["train"] * 8 + ["val", "test"]) * 2})

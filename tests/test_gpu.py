@@ -21,7 +21,7 @@ import pytest
 import torch
 
 from aclecg.methods import create_method, list_methods
-from aclecg.train import PretrainConfig, pretrain
+from aclecg.training import PretrainConfig, pretrain
 
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")]
 REPO = Path(__file__).resolve().parent.parent

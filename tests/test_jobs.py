@@ -177,7 +177,7 @@ def test_a_recycled_pid_is_not_the_run(tmp_path):
 
 def test_a_trainer_whose_wrapper_was_killed_is_still_running(tmp_path):
     """The trainer's own record (pid + start time) keeps the run 'running' even with the wrapper gone."""
-    from aclecg.train import RunDir
+    from aclecg.training.rundir import RunDir
 
     _fake_run(tmp_path, "orphan", status={"state": "running", "pid": DEAD_PID}, job={"kind": "pretrain",
                                                                                      "pid": DEAD_PID})

@@ -13,7 +13,8 @@ import torch
 
 from aclecg.errors import ConfigError
 from aclecg.leads import INDEPENDENT_LEADS, LEADS
-from aclecg.methods import REFERENCE_ARMS, SSLMethod, create_method, list_methods, register_method
+from aclecg.methods import (ALIASES, METHODS, REFERENCE_ARMS, MomentumMethod, SSLMethod, create_method, list_methods,
+                            register_method)
 
 LEADS4 = ("I", "II", "V1", "V3")  # one lead per region: lateral, inferior, septal, anterior
 TINY = {"stem_width": 4, "widths": [8, 8], "blocks": [1, 1], "kernel_size": 3, "feature_dim": 8}
@@ -72,6 +73,10 @@ def test_registry_lists_all_methods_with_flags():
     assert (infos["lcd"].defaults["gamma"], infos["lcd"].defaults["lambd"]) == (0.005, 0.0051)
     assert REFERENCE_ARMS == ("supervised", "random_init")
     assert "supervised" not in infos and "random_init" not in infos
+    assert all(METHODS.get(alias) is METHODS.get(name) for alias, name in ALIASES.items())
+    assert METHODS.get(" Barlow_Twins ").NAME == "barlow"
+    # the EMA methods share one momentum base class; no other method has a target network
+    assert {n for n in ALL if issubclass(METHODS.get(n), MomentumMethod)} == {"moco", "byol", "lcd"}
 
 
 @pytest.mark.parametrize("kwargs,match", [
@@ -207,6 +212,21 @@ def test_cosine_momentum_schedule_reaches_one():
     v3 = tiny("moco", version="v3")
     v3.momentum_update(1.0)
     assert v3.extra_state_description()["ema"]["current_momentum"] == pytest.approx(1.0)
+
+
+def test_head_layouts_keep_their_state_dict_names():
+    """Checkpoints name head parameters by layer index: the head builders must keep the layouts."""
+    from aclecg.methods.heads import prediction_head, projection_head
+    bn = ["weight", "bias", "running_mean", "running_var", "num_batches_tracked"]
+    two = ["0.weight", *(f"1.{k}" for k in bn), "3.weight", "3.bias"]
+    assert list(projection_head(8, 6, 4).state_dict()) == two
+    assert list(prediction_head(4, 6).state_dict()) == two
+    assert list(projection_head(8, 6, 4, n_layers=3).state_dict()) == [
+        "0.weight", *(f"1.{k}" for k in bn), "3.weight", *(f"4.{k}" for k in bn), "6.weight", "6.bias"]
+    standardized = projection_head(8, 6, 4, n_layers=3, standardize_output=True)
+    assert list(standardized.state_dict())[-4:] == ["6.weight", "7.running_mean", "7.running_var",
+                                                    "7.num_batches_tracked"]
+    assert standardized(torch.randn(5, 3, 8)).shape == (5, 3, 4)   # lead-level inputs share the head
 
 
 def test_moco_queue_is_fifo_of_keys_and_reported():

@@ -14,14 +14,9 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-from aclecg.methods.acl_ecg import region_nt_xent
-from aclecg.methods.barlow import barlow_twins_loss
-from aclecg.methods.dla import lead_aligned_instance_loss, lead_assignment_loss
-from aclecg.methods.dlc import dlc_terms
 from aclecg.methods.distributed import gather_with_grad
-from aclecg.methods.moco import moco_v3_loss
-from aclecg.methods.simclr import nt_xent
-from aclecg.methods.vicreg import vicreg_loss
+from aclecg.methods.losses import (acl_ecg_loss, barlow_twins_loss, dla_loss, dlc_loss, moco_v3_loss, nt_xent,
+                                   region_nt_xent, vicreg_loss)
 
 WORLD = 2
 BATCH = 6
@@ -31,9 +26,10 @@ TINY = {"leads": ["I", "II", "V1", "V3"], "stem_width": 2, "widths": [4], "block
 LOSSES = {
     "simclr": ((BATCH, 5), lambda a, b: nt_xent(a, b, 0.2)),
     "moco_v3": ((BATCH, 5), lambda a, b: moco_v3_loss(a, b, 0.2)),
-    "dlc": ((BATCH, 3, 4), lambda a, b: sum(dlc_terms(a, b, 0.2))),
+    "dlc": ((BATCH, 3, 4), lambda a, b: dlc_loss(a, b, 0.2)),
     "acl_region": ((BATCH, 4, 4), lambda a, b: region_nt_xent(a, b, 0.2)),
-    "dla": ((BATCH, 3, 4), lambda a, b: lead_assignment_loss(a, b, 0.2) + lead_aligned_instance_loss(a, b, 0.2)),
+    "acl_ecg": ((BATCH, 4, 4), lambda a, b: acl_ecg_loss(a, b, a.flatten(1), b.flatten(1), 0.2, 0.5, 2.0)),
+    "dla": ((BATCH, 3, 4), lambda a, b: dla_loss(a, b, 0.2)),
     "barlow": ((BATCH, 4), lambda a, b: barlow_twins_loss(a, b, 0.0051)),
     "vicreg": ((BATCH, 4), lambda a, b: vicreg_loss(a, b)),
 }

@@ -1,4 +1,5 @@
-"""Every pure loss function against an independent loop/NumPy reference, plus float64 gradchecks."""
+"""Every loss of aclecg.methods.losses against an independent loop/NumPy reference, float64 gradchecks, and a check
+that every method computes its loss with these very functions."""
 
 from __future__ import annotations
 
@@ -9,16 +10,11 @@ import pytest
 import torch
 
 from aclecg.leads import default_region_map
-from aclecg.methods.acl_ecg import pool_regions, region_nt_xent
-from aclecg.methods.barlow import barlow_twins_loss, barlow_twins_terms
-from aclecg.methods.byol import byol_loss
-from aclecg.methods.dla import lead_aligned_instance_loss, lead_assignment_loss
-from aclecg.methods.dlc import dlc_terms, lead_pair_nt_xent
-from aclecg.methods.lcd import lcd_terms, random_other_lead
-from aclecg.methods.moco import moco_queue_loss, moco_v3_loss
-from aclecg.methods.simclr import nt_xent, nt_xent_batched
-from aclecg.methods.simsiam import simsiam_loss
-from aclecg.methods.vicreg import vicreg_loss, vicreg_terms
+from aclecg.methods.acl_ecg import pool_regions
+from aclecg.methods.losses import (acl_ecg_loss, barlow_twins_loss, barlow_twins_terms, byol_loss, dla_loss, dlc_loss,
+                                   dlc_terms, lcd_loss, lcd_terms, lead_aligned_instance_loss, lead_assignment_loss,
+                                   lead_pair_nt_xent, moco_queue_loss, moco_v3_loss, nt_xent, nt_xent_batched,
+                                   random_other_lead, region_nt_xent, simsiam_loss, vicreg_loss, vicreg_terms)
 
 
 def _unit(v: np.ndarray) -> np.ndarray:
@@ -117,6 +113,9 @@ def test_barlow_twins_matches_explicit_formula():
     assert float(t_on) == pytest.approx(on, rel=1e-4)
     assert float(t_off) == pytest.approx(off, rel=1e-4)
     assert float(barlow_twins_loss(z1, z2, 0.0051)) == pytest.approx(on + 0.0051 * off, rel=1e-4)
+    loss, terms = barlow_twins_loss(z1, z2, 0.01, return_terms=True)
+    assert float(loss) == pytest.approx(on + 0.01 * off, rel=1e-4)
+    assert (float(terms["on_diagonal"]), float(terms["off_diagonal"])) == pytest.approx((on, off), rel=1e-4)
 
 
 def test_vicreg_terms_match_numpy():
@@ -135,6 +134,10 @@ def test_vicreg_terms_match_numpy():
     t_inv, t_var, t_cov = vicreg_terms(z1, z2)
     assert (float(t_inv), float(t_var), float(t_cov)) == pytest.approx((inv, var, cov), rel=1e-4)
     assert float(vicreg_loss(z1, z2)) == pytest.approx(25 * inv + 25 * var + cov, rel=1e-4)
+    loss, terms = vicreg_loss(z1, z2, 2.0, 3.0, 0.5, return_terms=True)
+    assert float(loss) == pytest.approx(2 * inv + 3 * var + 0.5 * cov, rel=1e-4)
+    got = [float(terms[k]) for k in ("invariance", "variance", "covariance")]
+    assert got == pytest.approx([inv, var, cov], rel=1e-4)
 
 
 def test_dlc_matches_loop_over_lead_pairs():
@@ -146,6 +149,9 @@ def test_dlc_matches_loop_over_lead_pairs():
     intra, inter = dlc_terms(h1, h2, 0.1)
     assert float(intra) == pytest.approx(np.mean(np.diag(ref)), rel=1e-4)
     assert float(inter) == pytest.approx(ref[~np.eye(3, dtype=bool)].mean(), rel=1e-4)
+    loss, terms = dlc_loss(h1, h2, 0.1, inter_weight=0.3, return_terms=True)
+    assert float(loss) == pytest.approx(np.mean(np.diag(ref)) + 0.3 * ref[~np.eye(3, dtype=bool)].mean(), rel=1e-4)
+    assert (float(terms["intra_lead"]), float(terms["inter_lead"])) == (float(intra), float(inter))
 
 
 def test_acl_region_infonce_matches_loop_over_record_region_pairs():
@@ -161,6 +167,11 @@ def test_acl_region_infonce_matches_loop_over_record_region_pairs():
         denom = sum(math.exp(float(vec[it] @ vec[o]) / tau) for o in items if o != it)
         total += -math.log(math.exp(float(vec[it] @ vec[pos]) / tau) / denom)
     assert float(region_nt_xent(u1, u2, tau)) == pytest.approx(total / len(items), rel=1e-4)
+    z1, z2 = torch.randn(3, 6, generator=g), torch.randn(3, 6, generator=g)
+    loss, terms = acl_ecg_loss(u1, u2, z1, z2, tau, region_weight=0.5, instance_weight=2.0, return_terms=True)
+    assert float(terms["region"]) == pytest.approx(total / len(items), rel=1e-4)
+    assert float(terms["instance"]) == pytest.approx(ref_nt_xent(z1, z2, tau), rel=1e-5)
+    assert float(loss) == pytest.approx(0.5 * total / len(items) + 2.0 * ref_nt_xent(z1, z2, tau), rel=1e-4)
 
 
 def test_pool_regions_is_mean_of_region_leads():
@@ -191,6 +202,9 @@ def test_dla_terms_match_loops():
     flat1 = torch.nn.functional.normalize(h1, dim=-1).flatten(1)
     flat2 = torch.nn.functional.normalize(h2, dim=-1).flatten(1)
     assert float(lead_aligned_instance_loss(h1, h2, tau)) == pytest.approx(ref_nt_xent(flat1, flat2, tau), rel=1e-5)
+    loss, terms = dla_loss(h1, h2, tau, instance_weight=0.25, return_terms=True)
+    assert float(terms["assignment"]) == pytest.approx(total / (2 * 2 * 3), rel=1e-5)
+    assert float(loss) == pytest.approx(total / 12 + 0.25 * ref_nt_xent(flat1, flat2, tau), rel=1e-5)
 
 
 def test_lcd_terms_match_loop():
@@ -205,6 +219,12 @@ def test_lcd_terms_match_loop():
         np.mean([2 - 2 * cos(p2[b, l], t1[b, int(r21[b, l])]) for b in range(2) for l in range(3)])
     t_intra, t_inter = lcd_terms(p1, p2, t1, t2, r12, r21)
     assert (float(t_intra), float(t_inter)) == pytest.approx((intra, inter), rel=1e-5)
+    e1, e2 = torch.randn(2, 12, generator=g), torch.randn(2, 12, generator=g)   # the records' embeddings (B, L*D)
+    dec = float(barlow_twins_loss(e1, e2, 0.02))   # checked against the explicit formula above
+    loss, terms = lcd_loss(p1, p2, t1, t2, r12, r21, e1, e2, gamma=0.1, lambd=0.02, return_terms=True)
+    got = [float(terms[k]) for k in ("intra_lead", "inter_lead", "decorrelation")]
+    assert got == pytest.approx([intra, inter, dec], rel=1e-5)
+    assert float(loss) == pytest.approx(intra + inter + 0.1 * dec, rel=1e-5)
 
 
 def test_random_other_lead_never_picks_itself_and_covers_others():
@@ -229,16 +249,60 @@ def _d(*shape: int) -> torch.Tensor:
                                             -torch.ones(3, 4, dtype=torch.float64)), [(3, 4), (3, 4)]),
     ("barlow", lambda a, b: barlow_twins_loss(a, b, 0.0051), [(6, 3), (6, 3)]),
     ("vicreg", lambda a, b: vicreg_loss(0.3 * a, 0.3 * b), [(6, 3), (6, 3)]),
-    ("dlc", lambda a, b: sum(dlc_terms(a, b, 0.5)), [(3, 2, 3), (3, 2, 3)]),
+    ("dlc", lambda a, b: dlc_loss(a, b, 0.5, inter_weight=0.7), [(3, 2, 3), (3, 2, 3)]),
     ("acl_region", lambda a, b: region_nt_xent(a, b, 0.5), [(2, 3, 3), (2, 3, 3)]),
+    ("acl_ecg", lambda a, b: acl_ecg_loss(a, b, a.sum(1), b.sum(1), 0.5, 0.5, 2.0), [(2, 3, 3), (2, 3, 3)]),
     ("dla_assign", lambda a, b: lead_assignment_loss(a, b, 0.5), [(2, 3, 3), (2, 3, 3)]),
     ("dla_instance", lambda a, b: lead_aligned_instance_loss(a, b, 0.5), [(3, 2, 3), (3, 2, 3)]),
-    ("lcd", lambda p1, p2: sum(lcd_terms(p1, p2, torch.ones(2, 3, 4, dtype=torch.float64),
-                                         torch.arange(24, dtype=torch.float64).reshape(2, 3, 4),
-                                         torch.tensor([[1, 2, 0], [2, 0, 1]]), torch.tensor([[2, 0, 1], [1, 2, 0]]))),
-     [(2, 3, 4), (2, 3, 4)]),
+    ("dla", lambda a, b: dla_loss(a, b, 0.5, instance_weight=0.5), [(3, 2, 3), (3, 2, 3)]),
+    ("lcd", lambda p1, p2: lcd_loss(p1, p2, torch.ones(3, 3, 4, dtype=torch.float64),
+                                    torch.arange(36, dtype=torch.float64).reshape(3, 3, 4),
+                                    torch.tensor([[1, 2, 0], [2, 0, 1], [1, 0, 0]]),
+                                    torch.tensor([[2, 0, 1], [1, 2, 0], [2, 2, 1]]), p1.flatten(1), p2.flatten(1),
+                                    gamma=0.5), [(3, 3, 4), (3, 3, 4)]),
 ])
 def test_gradcheck(name, fn, shapes):
     torch.manual_seed(0)
     inputs = tuple(_d(*s) for s in shapes)
     assert torch.autograd.gradcheck(fn, inputs, eps=1e-6, atol=1e-5), name
+
+
+# ----------------------------------------------------------------------------- the methods use these functions
+TINY = {"stem_width": 4, "widths": [8], "blocks": [1], "kernel_size": 3, "feature_dim": 8}
+CALLS = {"simclr": ("nt_xent", {}), "moco": ("moco_queue_loss", {}), "moco_v3": ("moco_v3_loss", {"version": "v3"}),
+         "byol": ("byol_loss", {}), "simsiam": ("simsiam_loss", {}), "barlow": ("barlow_twins_loss", {}),
+         "vicreg": ("vicreg_loss", {}), "dlc": ("dlc_loss", {}), "lcd": ("lcd_loss", {}), "dla": ("dla_loss", {}),
+         "acl_ecg": ("acl_ecg_loss", {})}
+
+
+@pytest.mark.parametrize("label", sorted(CALLS))
+def test_every_method_computes_its_loss_with_the_exported_function(label, monkeypatch):
+    """Spy on the aclecg.methods.losses function a method imports: the method's loss (and terms) are its output."""
+    import sys
+
+    from aclecg.methods import create_method, get_method_class
+    from aclecg.methods import losses
+
+    fn_name, hp = CALLS[label]
+    name = label.split("_v3")[0]
+    module = sys.modules[get_method_class(name).__module__]
+    real = getattr(losses, fn_name)
+    assert getattr(module, fn_name) is real      # the method module uses the exported function itself
+    returned = []
+
+    def spy(*args, **kwargs):
+        out = real(*args, **kwargs)
+        returned.append(out)
+        return out
+
+    monkeypatch.setattr(module, fn_name, spy)
+    torch.manual_seed(0)
+    method = create_method(name, TINY, leads=("I", "II", "V1", "V3"), **hp)
+    g = torch.Generator().manual_seed(0)
+    out = method(torch.randn(6, 4, 64, generator=g), torch.randn(6, 4, 64, generator=g))
+    assert returned, f"{label} did not call aclecg.methods.losses.{fn_name}"
+    losses_ = [r[0] if isinstance(r, tuple) else r for r in returned]
+    assert torch.equal(out["loss"], sum(losses_[1:], losses_[0]))   # symmetrised methods call it once per direction
+    if isinstance(returned[0], tuple):                               # the reported terms are the function's terms
+        assert list(out) == ["loss", *returned[0][1]]
+        assert all(torch.equal(out[k], v) for k, v in returned[0][1].items())

@@ -11,16 +11,10 @@ import pytest
 import torch
 
 from aclecg.methods import create_method, list_methods
-from aclecg.methods.acl_ecg import region_nt_xent
-from aclecg.methods.barlow import barlow_twins_terms
-from aclecg.methods.byol import byol_loss
-from aclecg.methods.dla import lead_aligned_instance_loss, lead_assignment_loss
-from aclecg.methods.dlc import dlc_terms
-from aclecg.methods.lcd import lcd_terms
-from aclecg.methods.moco import moco_queue_loss, moco_v3_loss
-from aclecg.methods.simclr import nt_xent
-from aclecg.methods.simsiam import simsiam_loss
-from aclecg.methods.vicreg import vicreg_terms
+from aclecg.methods.losses import (acl_ecg_loss, barlow_twins_loss, barlow_twins_terms, byol_loss, dla_loss, dlc_loss,
+                                   dlc_terms, lcd_loss, lcd_terms, lead_aligned_instance_loss, lead_assignment_loss,
+                                   moco_queue_loss, moco_v3_loss, nt_xent, region_nt_xent, simsiam_loss, vicreg_loss,
+                                   vicreg_terms)
 
 RTOL, ATOL = 1e-5, 1e-6
 
@@ -37,6 +31,14 @@ def _leads(b: int = 8, n_leads: int = 12) -> torch.Tensor:
     return (torch.arange(n_leads) + torch.randint(1, n_leads, (b, n_leads), generator=torch.Generator().manual_seed(1))) % n_leads
 
 
+def _with_terms(fn):
+    """``fn(..., return_terms=True)`` as a flat tuple ``(loss, *terms)`` (what tests/test_gpu.py also compares)."""
+    def flat(*args, **kwargs):
+        loss, terms = fn(*args, return_terms=True, **kwargs)
+        return (loss, *terms.values())
+    return flat
+
+
 CASES = {
     "nt_xent": lambda: (nt_xent, _pair(64, 32), {"temperature": 0.1}),
     "barlow_twins_terms": lambda: (barlow_twins_terms, _pair(256, 64, noise=0.01), {}),
@@ -51,6 +53,15 @@ CASES = {
     "dlc_terms": lambda: (dlc_terms, _pair(8, 12, 16), {"temperature": 0.1}),
     "region_nt_xent": lambda: (region_nt_xent, _pair(16, 4, 16), {"temperature": 0.1}),
     "lcd_terms": lambda: (lcd_terms, (*_pair(8, 12, 16), *_pair(8, 12, 16, seed=3), _leads(), _leads()), {}),
+    # the full losses the methods call, with their terms
+    "barlow_twins_loss": lambda: (_with_terms(barlow_twins_loss), _pair(256, 64, noise=0.01), {}),
+    "vicreg_loss": lambda: (_with_terms(vicreg_loss), _pair(256, 64), {}),
+    "dlc_loss": lambda: (_with_terms(dlc_loss), _pair(8, 12, 16), {"temperature": 0.1}),
+    "dla_loss": lambda: (_with_terms(dla_loss), _pair(8, 12, 16), {"temperature": 0.1}),
+    "acl_ecg_loss": lambda: (_with_terms(acl_ecg_loss), (*_pair(16, 4, 16), *_pair(16, 32, seed=4)),
+                             {"temperature": 0.1}),
+    "lcd_loss": lambda: (_with_terms(lcd_loss), (*_pair(8, 12, 16), *_pair(8, 12, 16, seed=3), _leads(), _leads(),
+                                                 *_pair(8, 192, seed=5)), {}),
 }
 
 

@@ -55,13 +55,13 @@ def test_precision_tags_separate_cpu_fp32_from_gpu_results():
 
 
 def test_embedding_cache_and_sweep_keys_differ_by_device_and_precision(monkeypatch):
-    from aclecg import evaluate
+    from aclecg import evaluation
 
-    assert evaluate.precision_key(torch.device("cpu")) == ""  # CPU float32: keys as they always were
+    assert evaluation.precision_key(torch.device("cpu")) == ""  # CPU float32: keys as they always were
     monkeypatch.setattr(torch.cuda, "get_device_capability", lambda i: (8, 0))
-    assert evaluate.precision_key(torch.device("cuda", 0)) == "cuda-bf16"
+    assert evaluation.precision_key(torch.device("cuda", 0)) == "cuda-bf16"
     monkeypatch.setattr(torch.cuda, "get_device_capability", lambda i: (7, 0))
-    assert evaluate.precision_key(torch.device("cuda", 0)) == "cuda-fp16"
+    assert evaluation.precision_key(torch.device("cuda", 0)) == "cuda-fp16"
     assert classifier.training_dtype(torch.device("cuda", 0)) is None  # no fp16 training without loss scaling
 
 

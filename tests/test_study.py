@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from aclecg import evaluate, study
+from aclecg import evaluation, study
 from aclecg.errors import DataError
 from aclecg.study_report import build_study_report
 

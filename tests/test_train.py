@@ -14,9 +14,10 @@ import numpy as np
 import pytest
 import torch
 
+from aclecg import atomicio
 from aclecg import checkpoint as ckpt
 from aclecg.errors import AclEcgError, ConfigError
-from aclecg.train import PretrainConfig, RunDir, epoch_permutation, lr_at, pretrain
+from aclecg.training import PretrainConfig, RunDir, epoch_permutation, lr_at, pretrain
 
 REPO = Path(__file__).resolve().parent.parent
 TINY = {"stem_width": 4, "widths": [8], "blocks": [1], "feature_dim": 8}
@@ -191,7 +192,7 @@ def test_torchrun_cli_run_follows_the_single_process_loss_curve_and_exits_cleanl
 
 def test_excluded_folds_never_reach_pretraining(bundled_prepared):
     from aclecg.data import PreparedDataset
-    from aclecg.train import PretrainData
+    from aclecg.training import PretrainData
 
     folds = PreparedDataset(bundled_prepared).records["fold"].to_numpy()
     official = PretrainData([bundled_prepared], ["I", "II"])  # default: the test split (fold 10) left out
@@ -266,14 +267,14 @@ def test_disk_full_while_checkpointing_is_one_clear_error(bundled_prepared, tmp_
     from aclecg.errors import StorageError
 
     config = tiny_config(bundled_prepared, method="simclr", checkpoint_every=2)
-    real_replace = ckpt.os.replace
+    real_replace = atomicio.os.replace  # every checkpoint write goes through aclecg.atomicio
 
     def replace(src, dst):
         if "step_00000004" in str(dst):
             raise OSError(errno.ENOSPC, "No space left on device")
         return real_replace(src, dst)
 
-    monkeypatch.setattr(ckpt.os, "replace", replace)
+    monkeypatch.setattr(atomicio.os, "replace", replace)
     run_dir = tmp_path / "run"
     with pytest.raises(StorageError, match=r"cannot write .*step_00000004.pt.sha256: No space left on device"):
         pretrain(config, run_dir, progress=False)

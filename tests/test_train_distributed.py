@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from aclecg.methods import list_methods
-from aclecg.train import PretrainConfig, pretrain
+from aclecg.training import PretrainConfig, pretrain
 
 REPO = Path(__file__).resolve().parent.parent
 TINY = {"stem_width": 4, "widths": [8], "blocks": [1], "feature_dim": 8}

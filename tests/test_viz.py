@@ -74,6 +74,17 @@ def test_leads_are_coloured_by_region():
     assert viz.lead_colour("II", custom) == REGION_COLOURS["aVR"]
 
 
+def test_black_traces_are_the_clinical_print_and_the_height_sets_the_width():
+    x, _ = _record()
+    black = viz.ecg_paper_figure(x, 100.0, colours="black", px_per_mm=5.0)
+    assert {_lead_traces(black, lead)[0].line.color for lead in LEADS} == {viz.TRACE_COLOUR}
+    assert not any(str(t.name).startswith("septal") for t in black.data)   # no region legend
+    small = viz.ecg_paper_figure(x, 100.0, colours="black", px_per_mm=4.0)
+    assert black.layout.height - small.layout.height == pytest.approx((4.2 * 30) * 1.0, abs=1)
+    with pytest.raises(ValueError, match="colours"):
+        viz.ecg_paper_figure(x, 100.0, colours="blue")
+
+
 def test_paper_figure_rejects_wrong_shape():
     with pytest.raises(ValueError, match="n_leads"):
         viz.ecg_paper_figure(np.zeros((8, 100)), 100.0)
@@ -202,3 +213,66 @@ def test_z_scored_signals_use_a_smaller_gain():
     (trace,) = _lead_traces(fig, "I")
     np.testing.assert_allclose(np.diff(np.asarray(trace.y, float)), np.diff(x[0]) * 2.5)
     assert fig.layout.meta["mm_per_unit"] == 2.5
+
+
+def _views_with(spec, seeds, x, rp, shift_mode="circular"):
+    aug = build_augmentation(spec, fs=100)
+    out = []
+    for k in seeds:
+        y, info = aug.forward_with_info(x, rp, generator=torch.Generator().manual_seed(k))
+        out.append((f"view {k}", y[0].numpy(), viz.marks_from_info(info, x.shape[-1], shift_mode=shift_mode)))
+    return out
+
+
+def test_region_mask_shades_only_the_masked_leads_rows():
+    x, rp = make_synthetic_batch(1, fs=100, generator=torch.Generator().manual_seed(5))
+    spec = [{"name": "cardiac_cycle_mask", "n_cycles": [2, 2], "scope": "inferior"}]
+    views = _views_with(spec, [0], x, rp)
+    marks = views[0][2]
+    assert sorted(marks.masked_leads) == ["II", "III", "aVF"]
+    fig = viz.augmentation_figure(x[0].numpy(), views, 100.0, show_leads=["II", "V2", "III"])
+    # two shown leads (II, III) are inferior: one rectangle per span and masked row, none over V2's row
+    assert viz.count_shapes(fig, "masked cycle") == 2 * len(marks.masked)
+    rows = {round(s.y0 + s.y1, 3) for s in fig.layout.shapes if s.name == "masked cycle"}
+    assert rows == {0.0, -16.0}   # rows 0 (II) and 2 (III) at offset 4: centres 0 and -8, doubled
+    hidden = viz.augmentation_figure(x[0].numpy(), views, 100.0, show_leads=["V2"])
+    assert viz.count_shapes(hidden, "masked cycle") == 0
+    assert "masked leads not shown" in hidden.layout.annotations[1].text
+
+
+def test_a_cycle_split_by_the_circular_seam_counts_once():
+    x, rp = make_synthetic_batch(1, fs=100, generator=torch.Generator().manual_seed(1))
+    spec = [{"name": "cardiac_cycle_mask", "n_cycles": [1, 1]}, {"name": "temporal_shift", "max_shift": 3.0}]
+    for seed in range(40):
+        (_, _, marks), = _views_with(spec, [seed], x, rp)
+        if len(marks.masked) == 2:
+            break
+    assert len(marks.masked) == 2 and marks.n_cycles == 1
+
+
+def test_shift_seam_and_padding_are_marked():
+    x, rp = make_synthetic_batch(1, fs=100, generator=torch.Generator().manual_seed(2))
+    spec = [{"name": "temporal_shift", "max_shift": 2.0, "mode": "circular"}]
+    views = _views_with(spec, [3], x, rp)
+    fig = viz.augmentation_figure(x[0].numpy(), views, 100.0)
+    seam = [s for s in fig.layout.shapes if s.name == "shift seam"]
+    assert len(seam) == 1 and seam[0].x0 == pytest.approx((views[0][2].shift % 1000) / 100)
+    assert views[0][2].shift != 0
+    spec[0]["mode"] = "zero"
+    views = _views_with(spec, [3], x, rp, shift_mode="zero")
+    fig = viz.augmentation_figure(x[0].numpy(), views, 100.0)
+    (pad,) = [s for s in fig.layout.shapes if s.name == "shift padding"]
+    zeroed = np.flatnonzero((np.abs(views[0][1]).sum(0) == 0))
+    assert (pad.x0, pad.x1) == pytest.approx((zeroed.min() / 100, (zeroed.max() + 1) / 100))
+
+
+def test_crop_labels_of_three_views_do_not_overlap_and_take_the_view_colour():
+    x, rp = make_synthetic_batch(1, fs=100, generator=torch.Generator().manual_seed(0))
+    views = _views_with([{"name": "random_scale_crop", "scale": [0.3, 0.6]}], [0, 1, 2], x, rp)
+    fig = viz.augmentation_figure(x[0].numpy(), views, 100.0)
+    labels = [a for a in fig.layout.annotations if str(a.text).startswith("crop: ")]
+    assert len(labels) == 3 and len({a.y for a in labels}) == 3
+    boxes = [s for s in fig.layout.shapes if s.name == "crop window"]
+    titles = fig.layout.annotations[1:4]
+    assert [b.line.color for b in boxes] == [a.font.color for a in labels] == [t.font.color for t in titles]
+    assert len({b.line.color for b in boxes}) == 3

@@ -10,7 +10,6 @@ from typing import Any
 import numpy as np
 import torch
 
-from aclecg import native
 from aclecg.augment import PRESETS, build_augmentation, make_synthetic_batch
 from aclecg.errors import ConfigError, DataError
 from aclecg.leads import LEADS
@@ -95,8 +94,7 @@ def run(args: argparse.Namespace) -> int:
         for part in infos[-1].values():  # drop the -1 padding of the R-peak lists
             part["rpeaks"] = [r for r in part["rpeaks"] if r >= 0]
     valid = rp[0][rp[0] >= 0].tolist()
-    report = {"source": source, "fs": fs, "leads": leads, "spec": aug.config(), "rpeaks": valid, "views": infos,
-              "renderer": native.describe()}
+    report = {"source": source, "fs": fs, "leads": leads, "spec": aug.config(), "rpeaks": valid, "views": infos}
     if args.save:
         args.save.mkdir(parents=True, exist_ok=True)
         np.save(args.save / "original.npy", x[0].numpy())

@@ -42,19 +42,19 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from aclecg import evaluate
+    from aclecg import evaluation
     from aclecg.errors import ConfigError
 
     if args.batch_size < 1:
         raise ConfigError(f"--batch-size must be >= 1, got {args.batch_size}")
-    dataset = evaluate._open_dataset(args.data)
+    dataset = evaluation.open_dataset(args.data)
     if args.checkpoint:
-        source = evaluate.load_source(args.checkpoint)
+        source = evaluation.load_source(args.checkpoint)
     else:
-        source = evaluate.random_init_source(args.random_init, args.seed, [str(x) for x in dataset.leads],
-                                             dataset.fs, dataset.n_samples)
-    emb, path = evaluate.cached_embeddings(source, dataset, batch_size=args.batch_size, device=args.device,
-                                           refresh=args.refresh, show_progress=True)
+        source = evaluation.random_init_source(args.random_init, args.seed, [str(x) for x in dataset.leads],
+                                               dataset.fs, dataset.n_samples)
+    emb, path = evaluation.cached_embeddings(source, dataset, batch_size=args.batch_size, device=args.device,
+                                             refresh=args.refresh, show_progress=True)
     print(f"embeddings {emb.shape[0]} x {emb.shape[1]} cached at {path}")
     if args.out:
         out = Path(args.out)

@@ -24,7 +24,7 @@ EXAMPLES = """examples:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from aclecg.train import PRESETS
+    from aclecg.training.config import RUN_PRESETS
 
     p = sub.add_parser("pretrain", help="pretrain an encoder with a self-supervised method",
                        description="Pretrain an ECG encoder with one of the registered self-supervised methods "
@@ -33,7 +33,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                        epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--run-dir", required=True, help="output directory of the run (created)")
     p.add_argument("--config", help="JSON configuration file (a run's config.json or a checkpoint's config.json)")
-    p.add_argument("--preset", choices=sorted(PRESETS), help="named starting configuration (default cpu-small)")
+    p.add_argument("--preset", choices=sorted(RUN_PRESETS.names()),
+                   help="named starting configuration (default cpu-small)")
     p.add_argument("--method", help="method name from the registry (default acl_ecg)")
     p.add_argument("--data", action="append", help="prepared dataset directory; repeat for several")
     p.add_argument("--encoder", help="encoder preset (small, base)")
@@ -54,7 +55,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def build_config(args: argparse.Namespace):
-    from aclecg.train import PRESETS, PretrainConfig
+    from aclecg.training.config import RUN_PRESETS, PretrainConfig
 
     run_config = Path(args.run_dir) / "config.json"
     if args.config:
@@ -62,9 +63,9 @@ def build_config(args: argparse.Namespace):
     elif args.resume and run_config.exists():
         base = PretrainConfig.from_file(run_config).to_dict()
     else:
-        base = {**PretrainConfig().to_dict(), **PRESETS[args.preset or "cpu-small"]}
+        base = {**PretrainConfig().to_dict(), **RUN_PRESETS.get(args.preset or "cpu-small")}
     if args.preset and args.config:
-        base.update(PRESETS[args.preset])
+        base.update(RUN_PRESETS.get(args.preset))
     overrides = {"method": args.method, "data": args.data, "encoder": args.encoder, "epochs": args.epochs,
                  "max_steps": args.max_steps, "batch_size": args.batch_size, "lr": args.lr, "seed": args.seed,
                  "device": args.device, "amp": args.amp, "compile": args.compile, "augmentation": args.augmentation}
@@ -81,7 +82,7 @@ def build_config(args: argparse.Namespace):
 
 
 def run(args: argparse.Namespace) -> int:
-    from aclecg.train import pretrain
+    from aclecg.training import pretrain
 
     config = build_config(args)
     out = pretrain(config, args.run_dir, resume=args.resume, progress=not args.no_progress)

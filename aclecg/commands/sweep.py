@@ -29,7 +29,7 @@ whose best step came within --patience steps of the budget is marked "not conver
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from aclecg.evaluate import ARMS, DEFAULT_ARMS, DEFAULT_FRACTIONS, PROTOCOLS, EvalConfig
+    from aclecg.evaluation import ARMS, DEFAULT_ARMS, DEFAULT_FRACTIONS, PROTOCOLS, EvalConfig
 
     d = EvalConfig()
     p = sub.add_parser("sweep", help="label-fraction sweep: probe, fine-tune and reference arms with statistics",
@@ -82,7 +82,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from aclecg.evaluate import EvalConfig, run_sweep
+    from aclecg.evaluation import EvalConfig, run_sweep
 
     from aclecg.errors import ConfigError
 

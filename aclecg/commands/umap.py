@@ -65,10 +65,10 @@ def run(args: argparse.Namespace) -> int:
     if args.checkpoint:
         if not args.data:
             raise ConfigError("--checkpoint needs --data (the prepared dataset to embed)")
-        from aclecg import evaluate
+        from aclecg import evaluation
 
-        dataset = evaluate._open_dataset(args.data)
-        emb, _ = evaluate.cached_embeddings(evaluate.load_source(args.checkpoint), dataset, show_progress=True)
+        dataset = evaluation.open_dataset(args.data)
+        emb, _ = evaluation.cached_embeddings(evaluation.load_source(args.checkpoint), dataset, show_progress=True)
         table = dataset.records.copy()
         table.insert(0, "dataset", Path(args.data).name)
     else:

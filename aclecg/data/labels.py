@@ -1,4 +1,4 @@
-"""Words for class names: PTB-XL's SCP statements and the PhysioNet Challenge's SNOMED CT table.
+"""Words for class names (PTB-XL's SCP statements, the PhysioNet Challenge's SNOMED CT table) and for rows.
 
 The PTB-XL descriptions come from the ``scp_statements.csv`` of the folder the dataset was prepared from (its
 manifest's ``preprocessing.source_root``), falling back to the bundled copy; Challenge/CPSC classes from the
@@ -14,13 +14,14 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
+import numpy as np
 import pandas as pd
 
 from aclecg.data.snomed import snomed_table
 
-__all__ = ["SUPERCLASSES", "label_descriptions", "describe_labels", "sentence_case", "source_root"]
+__all__ = ["SUPERCLASSES", "label_descriptions", "describe_labels", "row_choices", "sentence_case", "source_root"]
 
 #: PTB-XL's five diagnostic superclasses.
 SUPERCLASSES = {"NORM": "normal ECG", "MI": "myocardial infarction", "STTC": "ST/T change",
@@ -76,3 +77,15 @@ def describe_labels(text: str, descriptions: Mapping[str, str]) -> str:
     if not labels:
         return "(none)"
     return "; ".join(f"{lab} ({descriptions[lab]})" if lab in descriptions else lab for lab in map(str.strip, labels))
+
+
+def row_choices(records: pd.DataFrame, rows: Sequence[int] | np.ndarray | None = None,
+                limit: int = 5000) -> dict[str, int]:
+    """Record id (plus ``· window k`` for a record's later windows) -> row, for the first ``limit`` of ``rows``.
+
+    The one way every page names a prepared row, so a record id picked on one page means the same row on another.
+    """
+    ids = records["record_id"].astype(str).to_numpy()
+    win = records["window"].to_numpy() if "window" in records else np.zeros(len(records), dtype=int)
+    picked = np.arange(len(records)) if rows is None else np.asarray(rows, dtype=int)
+    return {ids[i] + (f" · window {win[i]}" if win[i] else ""): int(i) for i in picked[:limit]}

@@ -69,3 +69,41 @@ def detect_rpeaks(x: np.ndarray, fs: float, refractory_s: float = REFRACTORY_S) 
         if keep[j] and keep[j + 1]:
             keep[j if energy[refined[j]] < energy[refined[j + 1]] else j + 1] = False
     return refined[keep].astype(np.int64)
+
+
+#: Classes whose wide or notched QRS can move the detected peak onto an S wave or a second R (RBBB, LBBB,
+#: non-specific intraventricular conduction delay, WPW, paced rhythm): the rhythm summary says so for them.
+WIDE_QRS_CLASSES = frozenset({"CRBBB", "CLBBB", "RBBB", "LBBB", "CRBBB|RBBB", "CLBBB|LBBB", "IVCD", "NSIVCB",
+                              "IRBBB", "WPW", "PR", "PACE", "CD"})
+#: Beat-to-beat variation (coefficient of variation of RR) above which the rhythm is called irregular.
+IRREGULAR_RR_CV = 0.2
+
+
+def rhythm_summary(peaks: np.ndarray, fs: float, labels: frozenset[str] | set[str] = frozenset()) -> dict:
+    """Heart rate and RR from detected R-peaks, with a note where the figures are not reliable.
+
+    Returns ``n_beats``, ``hr_bpm`` (60 / median RR), ``rr_s`` (median RR), ``rr_cv`` and ``note`` (empty when
+    nothing limits the figures). Fewer than three beats give no rate; an irregular rhythm or a wide-QRS class in
+    ``labels`` is named in the note.
+
+    >>> s = rhythm_summary(np.array([10, 90, 170, 250]), 100.0)
+    >>> s["hr_bpm"], s["rr_s"], s["note"]
+    (75.0, 0.8, '')
+    """
+    p = np.sort(np.asarray(peaks, dtype=np.float64))
+    p = p[p >= 0]
+    out: dict = {"n_beats": int(p.size), "hr_bpm": None, "rr_s": None, "rr_cv": None, "note": ""}
+    if p.size < 3:
+        out["note"] = f"only {p.size} R-peak(s) detected: no rate"
+        return out
+    rr = np.diff(p) / fs
+    median = float(np.median(rr))
+    out.update(hr_bpm=round(60.0 / median, 1), rr_s=round(median, 3), rr_cv=round(float(rr.std() / rr.mean()), 3))
+    notes = []
+    if out["rr_cv"] > IRREGULAR_RR_CV:
+        notes.append(f"irregular rhythm (RR varies by {out['rr_cv']:.0%}): the median RR is shown")
+    wide = sorted(set(labels) & WIDE_QRS_CLASSES)
+    if wide:
+        notes.append(f"{', '.join(wide)}: the detected peak may sit on an S wave or a second R")
+    out["note"] = "; ".join(notes)
+    return out

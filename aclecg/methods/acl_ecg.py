@@ -23,14 +23,17 @@ plus an instance-level NT-Xent on the projected record embeddings ``z^v_b = g_i(
     L = lambda_region * L_region + lambda_instance * L_instance,    tau = 0.1, lambda_region = lambda_instance = 1
 
 Ablation switches: ``augmentation="standard"`` (the training engine reads ``method.default_augmentation``)
-and ``region_weight=0`` (instance term only). Negatives are gathered across processes.
+and ``region_weight=0`` (instance term only). Negatives are gathered across processes. The loss is
+:func:`aclecg.methods.losses.acl_ecg_loss`.
 
 Example:
     >>> import torch
-    >>> from aclecg.methods.acl_ecg import region_nt_xent
-    >>> u1, u2 = torch.randn(4, 4, 16), torch.randn(4, 4, 16)   # (records, regions, dim)
-    >>> float(region_nt_xent(u1, u2, 0.1)) > 0
-    True
+    >>> from aclecg.methods import create_method
+    >>> method = create_method("acl_ecg", "small")
+    >>> method.region_names, method.default_augmentation
+    (('septal', 'anterior', 'lateral', 'inferior'), 'physio')
+    >>> list(method(torch.randn(4, 12, 250), torch.randn(4, 12, 250)))
+    ['loss', 'region', 'instance']
 """
 
 from __future__ import annotations
@@ -41,24 +44,17 @@ import torch
 from torch import Tensor
 
 from aclecg.errors import ConfigError
-from aclecg.methods.base import SSLMethod, mlp
-from aclecg.methods.precision import float32_loss
+from aclecg.methods.base import SSLMethod
+from aclecg.methods.heads import projection_head
+from aclecg.methods.losses import acl_ecg_loss
 from aclecg.methods.registry import register_method
-from aclecg.methods.simclr import nt_xent
 
-__all__ = ["ACLECG", "region_nt_xent", "pool_regions"]
+__all__ = ["ACLECG", "pool_regions"]
 
 
 def pool_regions(lead_features: Tensor, assignment: Tensor) -> Tensor:
     """``(B, L, D)`` lead features -> ``(B, G, D)`` region embeddings with ``assignment`` ``(G, L)``."""
     return torch.einsum("gl,bld->bgd", assignment.to(lead_features.dtype), lead_features)
-
-
-@float32_loss
-def region_nt_xent(u1: Tensor, u2: Tensor, temperature: float) -> Tensor:
-    """One NT-Xent over all (record, region) items: ``u1``, ``u2`` ``(B, G, d)``; positives share (b, g)."""
-    b, g, d = u1.shape
-    return nt_xent(u1.reshape(b * g, d), u2.reshape(b * g, d), temperature)
 
 
 @register_method
@@ -85,8 +81,9 @@ class ACLECG(SSLMethod):
                               f"lead among the encoder's leads {list(self.leads)}")
         self.region_names: tuple[str, ...] = tuple(self.region_map.indices(self.leads))
         self.register_buffer("assignment", torch.from_numpy(assignment), persistent=False)
-        self.region_projector = mlp(self.encoder.feature_dim, h["region_proj_hidden_dim"], h["region_proj_dim"])
-        self.projector = mlp(self.encoder.embedding_dim, h["proj_hidden_dim"], h["proj_dim"])
+        self.region_projector = projection_head(self.encoder.feature_dim, h["region_proj_hidden_dim"],
+                                                h["region_proj_dim"])
+        self.projector = projection_head(self.encoder.embedding_dim, h["proj_hidden_dim"], h["proj_dim"])
 
     def _check_hparams(self) -> None:
         self._positive("temperature", "region_proj_hidden_dim", "region_proj_dim", "proj_hidden_dim", "proj_dim")
@@ -97,13 +94,13 @@ class ACLECG(SSLMethod):
 
     def forward(self, view1: Tensor, view2: Tensor) -> dict[str, Tensor]:
         out1, out2 = self.encoder(view1), self.encoder(view2)
-        tau = self.hparams["temperature"]
+        h = self.hparams
         u1 = self.region_projector(pool_regions(out1.lead_features, self.assignment))
         u2 = self.region_projector(pool_regions(out2.lead_features, self.assignment))
-        region = region_nt_xent(u1, u2, tau)
-        instance = nt_xent(self.projector(out1.embedding), self.projector(out2.embedding), tau)
-        loss = self.hparams["region_weight"] * region + self.hparams["instance_weight"] * instance
-        return {"loss": loss, "region": region.detach(), "instance": instance.detach()}
+        z1, z2 = self.projector(out1.embedding), self.projector(out2.embedding)
+        loss, terms = acl_ecg_loss(u1, u2, z1, z2, h["temperature"], h["region_weight"], h["instance_weight"],
+                                   return_terms=True)
+        return {"loss": loss, **{name: term.detach() for name, term in terms.items()}}
 
     def extra_state_description(self) -> dict[str, Any]:
         return {"regions": {name: [self.leads[i] for i in idx]

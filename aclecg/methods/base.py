@@ -1,89 +1,27 @@
-"""The common base of all self-supervised methods, hyper-parameter validation, MLP heads and EMA helpers.
+"""The common base of all self-supervised methods and their hyper-parameter validation.
 
 A method owns the online :class:`~aclecg.models.ECGEncoder` (``.encoder``, the one evaluation uses) plus its
 heads, and maps two augmented views ``(B, L, T)`` to a dict of loss terms with key ``"loss"``. Everything needed
-to resume (EMA targets as submodules, queues as buffers) lives in ``state_dict()``.
+to resume (EMA targets as submodules, queues as buffers) lives in ``state_dict()``. The heads are built with
+:mod:`aclecg.methods.heads`, the objectives live in :mod:`aclecg.methods.losses`, and the methods with an EMA
+target derive from :class:`aclecg.methods.momentum.MomentumMethod`.
 """
 
 from __future__ import annotations
 
-import copy
 import math
 from typing import Any, ClassVar, Mapping
 
-import torch
 from torch import Tensor, nn
 
 from aclecg.errors import ConfigError
 from aclecg.leads import RegionMap, default_region_map
 from aclecg.models import ECGEncoder, EncoderConfig, count_parameters, resolve_encoder_config
 
-__all__ = ["SSLMethod", "mlp", "make_momentum_copy", "ema_update_", "cosine_momentum", "AUGMENTATION_PRESETS"]
+__all__ = ["SSLMethod", "AUGMENTATION_PRESETS"]
 
 #: Augmentation preset names understood by ``aclecg.augment.build_augmentation``.
 AUGMENTATION_PRESETS: tuple[str, ...] = ("physio", "standard", "none")
-
-
-def mlp(in_dim: int, hidden_dim: int, out_dim: int, n_layers: int = 2, last_bn: bool = False,
-        last_bn_affine: bool = True) -> nn.Sequential:
-    """Projector/predictor: ``n_layers`` linear layers with BN + ReLU between them (SimCLR/BYOL style).
-
-    ``last_bn`` appends a BatchNorm1d to the output (SimSiam, MoCo v3); ``last_bn_affine=False`` makes it a
-    pure standardisation. Inputs may be ``(N, C)`` or ``(N, K, C)`` (the extra axis is folded into the batch).
-    """
-    if n_layers < 1:
-        raise ConfigError(f"an MLP needs at least one layer, got {n_layers}")
-    layers: list[nn.Module] = []
-    dims = [in_dim] + [hidden_dim] * (n_layers - 1) + [out_dim]
-    for i in range(n_layers):
-        last = i == n_layers - 1
-        layers.append(nn.Linear(dims[i], dims[i + 1], bias=last and not last_bn))
-        if not last:
-            layers += [nn.BatchNorm1d(dims[i + 1]), nn.ReLU(inplace=True)]
-    if last_bn:
-        layers.append(nn.BatchNorm1d(out_dim, affine=last_bn_affine))
-    return _FoldMLP(*layers)
-
-
-class _FoldMLP(nn.Sequential):
-    """An MLP that accepts ``(N, ..., C)`` by folding the middle axes into the batch (shared across leads)."""
-
-    def forward(self, x: Tensor) -> Tensor:  # type: ignore[override]
-        if x.dim() == 2:
-            return super().forward(x)
-        lead_shape = x.shape[:-1]
-        return super().forward(x.reshape(-1, x.shape[-1])).reshape(*lead_shape, -1)
-
-
-def make_momentum_copy(module: nn.Module) -> nn.Module:
-    """A frozen copy of ``module`` for an EMA/momentum target.
-
-    Its BatchNorm layers keep no running statistics (they always normalise with the batch, as the online
-    branch does in training), so the copy changes *only* through :func:`ema_update_`.
-    """
-    target = copy.deepcopy(module)
-    for p in target.parameters():
-        p.requires_grad_(False)
-    for m in target.modules():
-        if isinstance(m, nn.modules.batchnorm._BatchNorm):
-            m.track_running_stats = False
-            m.running_mean = None
-            m.running_var = None
-            m.num_batches_tracked = None
-    return target
-
-
-@torch.no_grad()
-def ema_update_(target: nn.Module, online: nn.Module, momentum: float) -> None:
-    """``theta_target <- m * theta_target + (1 - m) * theta_online`` for every parameter."""
-    for t, o in zip(target.parameters(), online.parameters()):
-        t.mul_(momentum).add_(o.detach(), alpha=1.0 - momentum)
-
-
-def cosine_momentum(base: float, progress: float) -> float:
-    """BYOL's schedule ``1 - (1 - base) * (cos(pi * progress) + 1) / 2``: ``base`` at 0, 1 at the end."""
-    p = min(max(float(progress), 0.0), 1.0)
-    return 1.0 - (1.0 - base) * (math.cos(math.pi * p) + 1.0) / 2.0
 
 
 def _type_ok(value: Any, default: Any) -> bool:

@@ -12,37 +12,33 @@ Online branch: encoder ``f``, projector ``g``, predictor ``q``; target branch ``
 Published: projector and predictor Linear(4096)-BN-ReLU-Linear(256); here 768 -> 512 -> 128 and
 128 -> 512 -> 128 for the small encoder.
 
+The loss is :func:`aclecg.methods.losses.byol_loss`; the target network and its EMA update come from
+:class:`~aclecg.methods.momentum.MomentumMethod`.
+
 Example:
-    >>> import torch
-    >>> from aclecg.methods.byol import byol_loss
-    >>> p = torch.randn(4, 8)
-    >>> abs(float(byol_loss(p, p))) < 1e-6  # identical directions -> 0
-    True
+    >>> from aclecg.methods import create_method
+    >>> method = create_method("byol", "small")
+    >>> method.momentum_update(0.5)
+    >>> round(method.extra_state_description()["ema"]["current_momentum"], 6)
+    0.998
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-import torch
-import torch.nn.functional as F
 from torch import Tensor
 
-from aclecg.methods.base import SSLMethod, cosine_momentum, ema_update_, make_momentum_copy, mlp
-from aclecg.methods.precision import float32_loss
+from aclecg.methods.heads import prediction_head, projection_head
+from aclecg.methods.losses import byol_loss
+from aclecg.methods.momentum import MomentumMethod
 from aclecg.methods.registry import register_method
 
-__all__ = ["BYOL", "byol_loss"]
-
-
-@float32_loss
-def byol_loss(p: Tensor, z: Tensor) -> Tensor:
-    """``mean(2 - 2 cos(p, sg(z)))`` over all leading axes; ``p`` and ``z`` have shape ``(..., d)``."""
-    return (2.0 - 2.0 * F.cosine_similarity(p, z.detach(), dim=-1, eps=1e-8)).mean()
+__all__ = ["BYOL"]
 
 
 @register_method
-class BYOL(SSLMethod):
+class BYOL(MomentumMethod):
     """BYOL on the record embedding, symmetrised, with a cosine EMA schedule."""
 
     NAME = "byol"
@@ -55,11 +51,9 @@ class BYOL(SSLMethod):
     def __init__(self, encoder_config: Any = None, region_map: Any = None, **hparams: Any) -> None:
         super().__init__(encoder_config, region_map, **hparams)
         h = self.hparams
-        self.projector = mlp(self.encoder.embedding_dim, h["proj_hidden_dim"], h["proj_dim"], n_layers=2)
-        self.predictor = mlp(h["proj_dim"], h["pred_hidden_dim"], h["proj_dim"], n_layers=2)
-        self.target_encoder = make_momentum_copy(self.encoder)
-        self.target_projector = make_momentum_copy(self.projector)
-        self._momentum = h["base_momentum"]
+        self.projector = projection_head(self.encoder.embedding_dim, h["proj_hidden_dim"], h["proj_dim"])
+        self.predictor = prediction_head(h["proj_dim"], h["pred_hidden_dim"])
+        self._build_targets()
 
     def _check_hparams(self) -> None:
         self._positive("proj_hidden_dim", "proj_dim", "pred_hidden_dim")
@@ -68,18 +62,6 @@ class BYOL(SSLMethod):
     def forward(self, view1: Tensor, view2: Tensor) -> dict[str, Tensor]:
         p1 = self.predictor(self.projector(self.encoder(view1).embedding))
         p2 = self.predictor(self.projector(self.encoder(view2).embedding))
-        with torch.no_grad():
-            t1 = self.target_projector(self.target_encoder(view1).embedding)
-            t2 = self.target_projector(self.target_encoder(view2).embedding)
+        t1, t2 = self.target_forward(view1), self.target_forward(view2)
         loss = byol_loss(p1, t2) + byol_loss(p2, t1)
         return {"loss": loss, "regression": loss.detach()}
-
-    def momentum_update(self, progress: float) -> None:
-        self._momentum = cosine_momentum(self.hparams["base_momentum"], progress)
-        ema_update_(self.target_encoder, self.encoder, self._momentum)
-        ema_update_(self.target_projector, self.projector, self._momentum)
-
-    def extra_state_description(self) -> dict[str, Any]:
-        return {"ema": {"modules": ["target_encoder", "target_projector"],
-                        "base_momentum": self.hparams["base_momentum"], "schedule": "cosine",
-                        "current_momentum": self._momentum}}

@@ -13,51 +13,31 @@ With lead projections ``h^v_{b,l}`` (shared projector, L2-normalised), ``S_b[l, 
     L = L_assign + w_inst * L_instance,           tau = 0.1, w_inst = 1
 
 ``L_assign`` alone can be solved by telling leads apart without describing the record; ``L_instance`` (whose
-negatives are gathered across processes) makes the aligned lead features record-specific.
+negatives are gathered across processes) makes the aligned lead features record-specific. The loss is
+:func:`aclecg.methods.losses.dla_loss`.
 
 Example:
     >>> import torch
-    >>> from aclecg.methods.dla import lead_assignment_loss
-    >>> h = torch.nn.functional.normalize(torch.eye(4).repeat(2, 1, 1), dim=-1)  # 2 records, 4 leads
-    >>> float(lead_assignment_loss(h, h, 0.01)) < 1e-6    # perfect, confident assignment
+    >>> from aclecg.methods import create_method
+    >>> method = create_method("dla", "small")
+    >>> method.RECONSTRUCTION
     True
+    >>> list(method(torch.randn(4, 12, 250), torch.randn(4, 12, 250)))
+    ['loss', 'assignment', 'instance']
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-import torch
-import torch.nn.functional as F
 from torch import Tensor
 
-from aclecg.methods.base import SSLMethod, mlp
-from aclecg.methods.precision import float32_loss
+from aclecg.methods.base import SSLMethod
+from aclecg.methods.heads import projection_head
+from aclecg.methods.losses import dla_loss
 from aclecg.methods.registry import register_method
-from aclecg.methods.simclr import nt_xent
 
-__all__ = ["DLA", "lead_assignment_loss", "lead_aligned_instance_loss"]
-
-
-@float32_loss
-def lead_assignment_loss(h1: Tensor, h2: Tensor, temperature: float) -> Tensor:
-    """Symmetric soft-assignment cross-entropy with the identity as target; ``h1``, ``h2``: ``(B, L, d)``."""
-    a = F.normalize(h1, dim=-1)
-    b = F.normalize(h2, dim=-1)
-    sim = a @ b.transpose(1, 2) / temperature                      # (B, L, L)
-    n_leads = sim.shape[-1]
-    target = torch.arange(n_leads, device=sim.device).expand(sim.shape[0], n_leads)
-    rows = F.cross_entropy(sim.reshape(-1, n_leads), target.reshape(-1))
-    cols = F.cross_entropy(sim.transpose(1, 2).reshape(-1, n_leads), target.reshape(-1))
-    return 0.5 * (rows + cols)
-
-
-@float32_loss
-def lead_aligned_instance_loss(h1: Tensor, h2: Tensor, temperature: float) -> Tensor:
-    """NT-Xent over records whose similarity is the mean over leads of per-lead cosine similarities."""
-    a = F.normalize(h1, dim=-1).flatten(1)
-    b = F.normalize(h2, dim=-1).flatten(1)
-    return nt_xent(a, b, temperature)   # nt_xent renormalises: dot / L = mean_l cos
+__all__ = ["DLA"]
 
 
 @register_method
@@ -77,7 +57,7 @@ class DLA(SSLMethod):
     def __init__(self, encoder_config: Any = None, region_map: Any = None, **hparams: Any) -> None:
         super().__init__(encoder_config, region_map, **hparams)
         h = self.hparams
-        self.projector = mlp(self.encoder.feature_dim, h["proj_hidden_dim"], h["proj_dim"], n_layers=2)
+        self.projector = projection_head(self.encoder.feature_dim, h["proj_hidden_dim"], h["proj_dim"])
 
     def _check_hparams(self) -> None:
         self._positive("temperature", "proj_hidden_dim", "proj_dim")
@@ -86,8 +66,6 @@ class DLA(SSLMethod):
     def forward(self, view1: Tensor, view2: Tensor) -> dict[str, Tensor]:
         h1 = self.projector(self.encoder(view1).lead_features)
         h2 = self.projector(self.encoder(view2).lead_features)
-        tau = self.hparams["temperature"]
-        assign = lead_assignment_loss(h1, h2, tau)
-        instance = lead_aligned_instance_loss(h1, h2, tau)
-        loss = assign + self.hparams["instance_weight"] * instance
-        return {"loss": loss, "assignment": assign.detach(), "instance": instance.detach()}
+        h = self.hparams
+        loss, terms = dla_loss(h1, h2, h["temperature"], h["instance_weight"], return_terms=True)
+        return {"loss": loss, **{name: term.detach() for name, term in terms.items()}}

@@ -5,7 +5,7 @@ multilead electrocardiograms". Information Sciences 634:189-205, 2023 (doi:10.10
 
 The encoder gives one feature per lead (shared weights across leads, standing in for the paper's multi-branch
 network); a shared lead projector maps it to ``h^v_{b,l}``. For a pair of leads ``(l, m)`` let
-``NTXent_{l,m}`` be the NT-Xent loss (see :mod:`aclecg.methods.simclr`) between ``{h^1_{b,l}}_b`` and
+``NTXent_{l,m}`` be the NT-Xent loss (:mod:`aclecg.methods.losses.ntxent`) between ``{h^1_{b,l}}_b`` and
 ``{h^2_{b,m}}_b``: the positive of record ``b``'s lead ``l`` in view 1 is the same record's lead ``m`` in view 2,
 negatives are the other records' (lead ``l``, view 1) and (lead ``m``, view 2) features. Then
 
@@ -15,53 +15,29 @@ negatives are the other records' (lead ``l``, view 1) and (lead ``m``, view 2) f
 
 The paper gives the intra/inter structure and a joint loss; the equal weighting, ``tau = 0.1`` and the lead
 projector 64 -> 64 -> 32 are our choices (documented in docs/methods.md). All ``L^2`` pairs are computed in one
-batched tensor operation; negatives are gathered across processes.
+batched tensor operation; negatives are gathered across processes. The loss is
+:func:`aclecg.methods.losses.dlc_loss`.
 
 Example:
     >>> import torch
-    >>> from aclecg.methods.dlc import dlc_terms
-    >>> intra, inter = dlc_terms(torch.randn(8, 3, 16), torch.randn(8, 3, 16), 0.1)
-    >>> float(intra) > 0 and float(inter) > 0
-    True
+    >>> from aclecg.methods import create_method
+    >>> method = create_method("dlc", "small", leads=("I", "II", "V1"))
+    >>> list(method(torch.randn(4, 3, 250), torch.randn(4, 3, 250)))
+    ['loss', 'intra_lead', 'inter_lead']
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-import torch
 from torch import Tensor
 
-from aclecg.methods.base import SSLMethod, mlp
-from aclecg.methods.precision import float32_loss
+from aclecg.methods.base import SSLMethod
+from aclecg.methods.heads import projection_head
+from aclecg.methods.losses import dlc_loss
 from aclecg.methods.registry import register_method
-from aclecg.methods.simclr import nt_xent_batched
 
-__all__ = ["DLC", "dlc_terms", "lead_pair_nt_xent"]
-
-
-def lead_pair_nt_xent(h1: Tensor, h2: Tensor, temperature: float) -> Tensor:
-    """``(L, L)`` matrix of NT-Xent losses between lead ``l`` of view 1 and lead ``m`` of view 2.
-
-    ``h1``, ``h2``: ``(n, L, d)`` lead projections of the local batch.
-    """
-    n, n_leads, d = h1.shape
-    a = h1.transpose(0, 1)                                  # (L, n, d)
-    b = h2.transpose(0, 1)
-    za = a.unsqueeze(1).expand(n_leads, n_leads, n, d).reshape(n_leads * n_leads, n, d)
-    zb = b.unsqueeze(0).expand(n_leads, n_leads, n, d).reshape(n_leads * n_leads, n, d)
-    return nt_xent_batched(za, zb, temperature).reshape(n_leads, n_leads)
-
-
-@float32_loss
-def dlc_terms(h1: Tensor, h2: Tensor, temperature: float) -> tuple[Tensor, Tensor]:
-    """``(L_intra, L_inter)``; ``L_inter`` is 0 with a single lead."""
-    pair = lead_pair_nt_xent(h1, h2, temperature)
-    n_leads = pair.shape[0]
-    eye = torch.eye(n_leads, dtype=torch.bool, device=pair.device)
-    intra = pair[eye].mean()
-    inter = pair[~eye].mean() if n_leads > 1 else pair.new_zeros(())
-    return intra, inter
+__all__ = ["DLC"]
 
 
 @register_method
@@ -79,7 +55,7 @@ class DLC(SSLMethod):
     def __init__(self, encoder_config: Any = None, region_map: Any = None, **hparams: Any) -> None:
         super().__init__(encoder_config, region_map, **hparams)
         h = self.hparams
-        self.projector = mlp(self.encoder.feature_dim, h["proj_hidden_dim"], h["proj_dim"], n_layers=2)
+        self.projector = projection_head(self.encoder.feature_dim, h["proj_hidden_dim"], h["proj_dim"])
 
     def _check_hparams(self) -> None:
         self._positive("temperature", "proj_hidden_dim", "proj_dim")
@@ -88,6 +64,5 @@ class DLC(SSLMethod):
     def forward(self, view1: Tensor, view2: Tensor) -> dict[str, Tensor]:
         h1 = self.projector(self.encoder(view1).lead_features)
         h2 = self.projector(self.encoder(view2).lead_features)
-        intra, inter = dlc_terms(h1, h2, self.hparams["temperature"])
-        loss = intra + self.hparams["inter_weight"] * inter
-        return {"loss": loss, "intra_lead": intra.detach(), "inter_lead": inter.detach()}
+        loss, terms = dlc_loss(h1, h2, self.hparams["temperature"], self.hparams["inter_weight"], return_terms=True)
+        return {"loss": loss, **{name: term.detach() for name, term in terms.items()}}

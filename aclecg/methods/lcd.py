@@ -17,14 +17,18 @@ Facts from the authors' public description: shared encoder, BYOL-style intra/int
 a Barlow-Twins term on concatenated lead features with lambda 0.0051 weighted by gamma 0.005. Our choices:
 the equal weights of intra and inter, a constant momentum (``momentum_schedule="cosine"`` gives BYOL's
 schedule), lead projector/predictor 64 -> 128 -> 64. ``L_dec`` standardises over the global batch
-(gathered across processes; see :mod:`aclecg.methods.barlow`).
+(gathered across processes; see :mod:`aclecg.methods.losses.barlow`). The loss is
+:func:`aclecg.methods.losses.lcd_loss`; the target network and its EMA update come from
+:class:`~aclecg.methods.momentum.MomentumMethod`.
 
 Example:
     >>> import torch
-    >>> from aclecg.methods.lcd import random_other_lead
-    >>> idx = random_other_lead(4, 3, torch.device("cpu"))
-    >>> bool((idx != torch.arange(3)).all())
-    True
+    >>> from aclecg.methods import create_method
+    >>> method = create_method("lcd", "small", leads=("I", "II", "V1"))
+    >>> list(method(torch.randn(4, 3, 250), torch.randn(4, 3, 250)))
+    ['loss', 'intra_lead', 'inter_lead', 'decorrelation']
+    >>> int(method.draw_step)    # training forwards so far (seeds the other-lead draw)
+    1
 """
 
 from __future__ import annotations
@@ -34,39 +38,17 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from aclecg.methods.barlow import barlow_twins_terms
-from aclecg.methods.base import SSLMethod, cosine_momentum, ema_update_, make_momentum_copy, mlp
-from aclecg.methods.byol import byol_loss
 from aclecg.methods.distributed import rank, world_size
-from aclecg.methods.precision import float32_loss
+from aclecg.methods.heads import prediction_head, projection_head
+from aclecg.methods.losses import lcd_loss, random_other_lead
+from aclecg.methods.momentum import MomentumMethod
 from aclecg.methods.registry import register_method
 
-__all__ = ["LCD", "random_other_lead", "lcd_terms"]
-
-
-def random_other_lead(batch: int, n_leads: int, device: torch.device,
-                      generator: torch.Generator | None = None) -> Tensor:
-    """``(batch, n_leads)`` indices ``r(b, l) != l`` drawn uniformly among the other leads."""
-    shift = torch.randint(1, n_leads, (batch, n_leads), device=device, generator=generator)
-    return (torch.arange(n_leads, device=device) + shift) % n_leads
-
-
-@float32_loss
-def lcd_terms(p1: Tensor, p2: Tensor, t1: Tensor, t2: Tensor, r12: Tensor | None,
-              r21: Tensor | None) -> tuple[Tensor, Tensor]:
-    """``(L_intra, L_inter)`` from predictions ``p`` and targets ``t`` ``(B, L, d)`` and other-lead indices."""
-    intra = byol_loss(p1, t2) + byol_loss(p2, t1)
-    if r12 is None or r21 is None:
-        return intra, intra.new_zeros(())
-    d = t1.shape[-1]
-    t2_other = t2.gather(1, r12.unsqueeze(-1).expand(-1, -1, d))
-    t1_other = t1.gather(1, r21.unsqueeze(-1).expand(-1, -1, d))
-    inter = byol_loss(p1, t2_other) + byol_loss(p2, t1_other)
-    return intra, inter
+__all__ = ["LCD"]
 
 
 @register_method
-class LCD(SSLMethod):
+class LCD(MomentumMethod):
     """Lead correlation (intra/inter BYOL terms with an EMA target) and decorrelation (Barlow Twins)."""
 
     NAME = "lcd"
@@ -83,11 +65,9 @@ class LCD(SSLMethod):
     def __init__(self, encoder_config: Any = None, region_map: Any = None, **hparams: Any) -> None:
         super().__init__(encoder_config, region_map, **hparams)
         h = self.hparams
-        self.projector = mlp(self.encoder.feature_dim, h["proj_hidden_dim"], h["proj_dim"], n_layers=2)
-        self.predictor = mlp(h["proj_dim"], h["pred_hidden_dim"], h["proj_dim"], n_layers=2)
-        self.target_encoder = make_momentum_copy(self.encoder)
-        self.target_projector = make_momentum_copy(self.projector)
-        self._momentum = h["base_momentum"]
+        self.projector = projection_head(self.encoder.feature_dim, h["proj_hidden_dim"], h["proj_dim"])
+        self.predictor = prediction_head(h["proj_dim"], h["pred_hidden_dim"])
+        self._build_targets()
         # Counts training forwards; seeds the other-lead draw so that it is the same for 1 or N processes and
         # is restored on resume (a buffer, so it lives in the checkpoint).
         self.register_buffer("draw_step", torch.zeros((), dtype=torch.int64))
@@ -102,19 +82,15 @@ class LCD(SSLMethod):
         out1, out2 = self.encoder(view1), self.encoder(view2)
         p1 = self.predictor(self.projector(out1.lead_features))
         p2 = self.predictor(self.projector(out2.lead_features))
-        with torch.no_grad():
-            t1 = self.target_projector(self.target_encoder(view1).lead_features)
-            t2 = self.target_projector(self.target_encoder(view2).lead_features)
+        t1, t2 = self.target_forward(view1, lead_level=True), self.target_forward(view2, lead_level=True)
         b, n_leads = p1.shape[:2]
         r12 = r21 = None
         if n_leads > 1:
             r12, r21 = self._other_leads(b, n_leads, p1.device)
-        intra, inter = lcd_terms(p1, p2, t1, t2, r12, r21)
-        on, off = barlow_twins_terms(out1.embedding, out2.embedding)
-        dec = on + self.hparams["lambd"] * off
-        loss = intra + inter + self.hparams["gamma"] * dec
-        return {"loss": loss, "intra_lead": intra.detach(), "inter_lead": inter.detach(),
-                "decorrelation": dec.detach()}
+        h = self.hparams
+        loss, terms = lcd_loss(p1, p2, t1, t2, r12, r21, out1.embedding, out2.embedding, h["gamma"], h["lambd"],
+                               return_terms=True)
+        return {"loss": loss, **{name: term.detach() for name, term in terms.items()}}
 
     def _other_leads(self, b: int, n_leads: int, device: torch.device) -> tuple[Tensor, Tensor]:
         """The two other-lead index tables of this step for the local slice of the *global* batch.
@@ -130,13 +106,5 @@ class LCD(SSLMethod):
         r12, r21 = both[:world * b], both[world * b:]
         return r12[me * b:(me + 1) * b].to(device), r21[me * b:(me + 1) * b].to(device)
 
-    def momentum_update(self, progress: float) -> None:
-        base = self.hparams["base_momentum"]
-        self._momentum = cosine_momentum(base, progress) if self.hparams["momentum_schedule"] == "cosine" else base
-        ema_update_(self.target_encoder, self.encoder, self._momentum)
-        ema_update_(self.target_projector, self.projector, self._momentum)
-
-    def extra_state_description(self) -> dict[str, Any]:
-        return {"ema": {"modules": ["target_encoder", "target_projector"],
-                        "base_momentum": self.hparams["base_momentum"],
-                        "schedule": self.hparams["momentum_schedule"], "current_momentum": self._momentum}}
+    def momentum_schedule(self) -> str:
+        return self.hparams["momentum_schedule"]

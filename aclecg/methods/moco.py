@@ -19,12 +19,14 @@ projector 3 layers with a final affine-free BN, predictor 2 layers; momentum cos
 ``m = 0.99`` to 1. Published ``tau`` is 1.0 for ResNet-50 and 0.2 for ViT; we keep one ``temperature``
 default of 0.2 for both versions.
 
+The losses are :func:`aclecg.methods.losses.moco_queue_loss` and :func:`~aclecg.methods.losses.moco_v3_loss`;
+the target network and its EMA update come from :class:`~aclecg.methods.momentum.MomentumMethod`.
+
 Example:
-    >>> import torch
-    >>> from aclecg.methods.moco import moco_queue_loss
-    >>> q, k, queue = torch.randn(4, 8), torch.randn(4, 8), torch.randn(16, 8)
-    >>> float(moco_queue_loss(q, k, queue, 0.2)) > 0
-    True
+    >>> from aclecg.methods import create_method
+    >>> method = create_method("moco", "small", queue_size=64)
+    >>> tuple(method.queue.shape), method.extra_state_description()["ema"]["schedule"]
+    ((64, 64), 'constant')
 """
 
 from __future__ import annotations
@@ -35,39 +37,17 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from aclecg.methods.base import SSLMethod, cosine_momentum, ema_update_, make_momentum_copy, mlp
-from aclecg.methods.distributed import gather_no_grad, rank
-from aclecg.methods.precision import float32_loss
+from aclecg.methods.distributed import gather_no_grad
+from aclecg.methods.heads import prediction_head, projection_head
+from aclecg.methods.losses import moco_queue_loss, moco_v3_loss
+from aclecg.methods.momentum import MomentumMethod
 from aclecg.methods.registry import register_method
 
-__all__ = ["MoCo", "moco_queue_loss", "moco_v3_loss"]
-
-
-@float32_loss
-def moco_queue_loss(q: Tensor, k: Tensor, queue: Tensor, temperature: float) -> Tensor:
-    """MoCo v1/v2 InfoNCE: ``q`` ``(n, d)`` queries, ``k`` ``(n, d)`` positive keys, ``queue`` ``(K, d)`` negatives.
-
-    All inputs are L2-normalised here; the keys and the queue are treated as constants (no gradient).
-    """
-    q = F.normalize(q, dim=-1)
-    k = F.normalize(k, dim=-1).detach()
-    queue = F.normalize(queue, dim=-1).detach()
-    positive = (q * k).sum(dim=-1, keepdim=True)
-    logits = torch.cat([positive, q @ queue.T], dim=1) / temperature
-    return F.cross_entropy(logits, torch.zeros(q.shape[0], dtype=torch.long, device=q.device))
-
-
-@float32_loss
-def moco_v3_loss(q: Tensor, k: Tensor, temperature: float) -> Tensor:
-    """MoCo v3 contrastive term ``2 tau CE(q k_all^T / tau, positives)``; keys gathered across processes."""
-    q = F.normalize(q, dim=-1)
-    k = F.normalize(gather_no_grad(k.detach()), dim=-1)
-    labels = torch.arange(q.shape[0], device=q.device) + rank() * q.shape[0]
-    return F.cross_entropy(q @ k.T / temperature, labels) * 2.0 * temperature
+__all__ = ["MoCo"]
 
 
 @register_method
-class MoCo(SSLMethod):
+class MoCo(MomentumMethod):
     """MoCo v2 (queue, constant momentum) or v3 (in-batch keys, predictor, cosine momentum)."""
 
     NAME = "moco"
@@ -80,6 +60,7 @@ class MoCo(SSLMethod):
                                 "queue_size": 1024, "momentum": None, "proj_hidden_dim": 256, "proj_dim": 64,
                                 "pred_hidden_dim": 256}
     CHOICES = {"version": ("v2", "v3")}
+    MOMENTUM_HPARAM = "momentum"
 
     def __init__(self, encoder_config: Any = None, region_map: Any = None, **hparams: Any) -> None:
         super().__init__(encoder_config, region_map, **hparams)
@@ -89,27 +70,21 @@ class MoCo(SSLMethod):
         self._check_hparams()
         emb = self.encoder.embedding_dim
         if h["version"] == "v2":
-            self.projector = mlp(emb, h["proj_hidden_dim"], h["proj_dim"], n_layers=2)
+            self.projector = projection_head(emb, h["proj_hidden_dim"], h["proj_dim"])
             self.predictor = None
             queue = F.normalize(torch.randn(h["queue_size"], h["proj_dim"]), dim=1)
             self.register_buffer("queue", queue)
             self.register_buffer("queue_ptr", torch.zeros((), dtype=torch.long))
         else:
-            self.projector = mlp(emb, h["proj_hidden_dim"], h["proj_dim"], n_layers=3, last_bn=True,
-                                 last_bn_affine=False)
-            self.predictor = mlp(h["proj_dim"], h["pred_hidden_dim"], h["proj_dim"], n_layers=2)
-        self.target_encoder = make_momentum_copy(self.encoder)
-        self.target_projector = make_momentum_copy(self.projector)
-        self._momentum = float(h["momentum"])
+            self.projector = projection_head(emb, h["proj_hidden_dim"], h["proj_dim"], n_layers=3,
+                                             standardize_output=True)
+            self.predictor = prediction_head(h["proj_dim"], h["pred_hidden_dim"])
+        self._build_targets()
 
     def _check_hparams(self) -> None:
         self._positive("temperature", "queue_size", "proj_hidden_dim", "proj_dim", "pred_hidden_dim")
         m = self.hparams["momentum"]
         self._require(m is None or 0.0 <= m < 1.0, "momentum", "in [0, 1) or null")
-
-    def _keys(self, x: Tensor) -> Tensor:
-        with torch.no_grad():
-            return self.target_projector(self.target_encoder(x).embedding)
 
     def _queries(self, x: Tensor) -> Tensor:
         q = self.projector(self.encoder(x).embedding)
@@ -119,11 +94,11 @@ class MoCo(SSLMethod):
         tau = self.hparams["temperature"]
         if self.hparams["version"] == "v3":
             q1, q2 = self._queries(view1), self._queries(view2)
-            k1, k2 = self._keys(view1), self._keys(view2)
+            k1, k2 = self.target_forward(view1), self.target_forward(view2)
             loss = moco_v3_loss(q1, k2, tau) + moco_v3_loss(q2, k1, tau)
             return {"loss": loss, "infonce": loss.detach()}
         q = self._queries(view1)
-        k = self._keys(view2)
+        k = self.target_forward(view2)
         loss = moco_queue_loss(q, k, self.queue.clone(), tau)
         if self.training:
             self._enqueue(F.normalize(k, dim=-1))
@@ -136,17 +111,11 @@ class MoCo(SSLMethod):
         self.queue[idx] = keys.to(self.queue.dtype)
         self.queue_ptr.copy_((self.queue_ptr + keys.shape[0]) % self.queue.shape[0])
 
-    def momentum_update(self, progress: float) -> None:
-        base = self.hparams["momentum"]
-        self._momentum = base if self.hparams["version"] == "v2" else cosine_momentum(base, progress)
-        ema_update_(self.target_encoder, self.encoder, self._momentum)
-        ema_update_(self.target_projector, self.projector, self._momentum)
+    def momentum_schedule(self) -> str:
+        return "constant" if self.hparams["version"] == "v2" else "cosine"
 
     def extra_state_description(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"ema": {"modules": ["target_encoder", "target_projector"],
-                                       "base_momentum": self.hparams["momentum"],
-                                       "schedule": "constant" if self.hparams["version"] == "v2" else "cosine",
-                                       "current_momentum": self._momentum}}
+        out = super().extra_state_description()
         if self.hparams["version"] == "v2":
             out["queue"] = {"buffer": "queue", "size": int(self.queue.shape[0]), "dim": int(self.queue.shape[1]),
                             "pointer": int(self.queue_ptr)}

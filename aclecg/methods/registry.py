@@ -1,4 +1,4 @@
-"""One registry of self-supervised methods (in the style of timm's model registry).
+"""One registry of self-supervised methods (in the style of timm's model registry) on :class:`aclecg.registry.Registry`.
 
 >>> from aclecg.methods import create_method, list_methods
 >>> [m.name for m in list_methods()][:3]
@@ -14,15 +14,18 @@ import copy
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence, TypeVar
 
-from aclecg.errors import ConfigError
 from aclecg.leads import LEADS, RegionMap
 from aclecg.models import EncoderConfig, resolve_encoder_config
+from aclecg.registry import Registry
 
-__all__ = ["MethodInfo", "register_method", "create_method", "list_methods", "get_method_class", "method_info"]
+__all__ = ["MethodInfo", "METHODS", "ALIASES", "register_method", "create_method", "list_methods", "get_method_class",
+           "method_info"]
 
-_REGISTRY: dict[str, type] = {}
-_ALIASES: dict[str, str] = {"acl-ecg": "acl_ecg", "aclecg": "acl_ecg", "barlow_twins": "barlow",
-                            "barlowtwins": "barlow", "moco_v2": "moco", "mocov2": "moco"}
+#: Every registered method class, by name (``Registry.get`` is case-insensitive and resolves the aliases).
+METHODS: Registry[type] = Registry("method")
+#: Alternative spellings accepted wherever a method name is (alias -> registered name).
+ALIASES: dict[str, str] = {"acl-ecg": "acl_ecg", "aclecg": "acl_ecg", "barlow_twins": "barlow",
+                           "barlowtwins": "barlow", "moco_v2": "moco", "mocov2": "moco"}
 
 T = TypeVar("T", bound=type)
 
@@ -52,23 +55,15 @@ def register_method(cls: T) -> T:
             raise TypeError(f"{cls.__name__} needs a non-empty class attribute {attr} to be registered")
     if "augmentation" not in cls.DEFAULTS:
         raise TypeError(f"{cls.__name__}.DEFAULTS needs an 'augmentation' entry")
-    if cls.NAME in _REGISTRY and _REGISTRY[cls.NAME] is not cls:
-        raise TypeError(f"a method named {cls.NAME!r} is already registered ({_REGISTRY[cls.NAME].__name__})")
-    _REGISTRY[cls.NAME] = cls
+    if cls.NAME in METHODS and METHODS.get(cls.NAME) is not cls:
+        raise TypeError(f"a method named {cls.NAME!r} is already registered ({METHODS.get(cls.NAME).__name__})")
+    METHODS.register(cls.NAME, cls, aliases=[alias for alias, name in ALIASES.items() if name == cls.NAME])
     return cls
-
-
-def _canonical_name(name: str) -> str:
-    key = str(name).strip().lower()
-    key = _ALIASES.get(key, key)
-    if key not in _REGISTRY:
-        raise ConfigError(f"unknown method {name!r}; available: {', '.join(_REGISTRY)}")
-    return key
 
 
 def get_method_class(name: str) -> type:
     """The registered class for ``name`` (case-insensitive; ``acl-ecg`` and a few aliases accepted)."""
-    return _REGISTRY[_canonical_name(name)]
+    return METHODS.get(name)
 
 
 def method_info(name: str) -> MethodInfo:
@@ -80,7 +75,7 @@ def method_info(name: str) -> MethodInfo:
 
 def list_methods() -> list[MethodInfo]:
     """All registered methods, in registration order."""
-    return [method_info(name) for name in _REGISTRY]
+    return [method_info(name) for name in METHODS]
 
 
 def create_method(name: str, encoder_config: "EncoderConfig | Mapping[str, Any] | str | None" = None,

@@ -1,4 +1,4 @@
-"""SimCLR and the NT-Xent (normalised temperature-scaled cross-entropy) loss.
+"""SimCLR: the NT-Xent (normalised temperature-scaled cross-entropy) loss between two views, in-batch negatives.
 
 Chen, Kornblith, Norouzi, Hinton. "A Simple Framework for Contrastive Learning of Visual Representations".
 ICML 2020 (arXiv:2002.05709).
@@ -9,7 +9,8 @@ For a batch of ``N`` records with projections ``z_i`` (view 1) and ``z_{N+i}`` (
     l(a) = -log( exp(sim(z_a, z_p(a))) / sum_{k != a} exp(sim(z_a, z_k)) ),      L = mean_a l(a)
 
 The negatives are the other ``2N - 2`` projections of the batch; across processes the keys are gathered with
-:func:`~aclecg.methods.distributed.gather_with_grad` (anchors stay local).
+:func:`~aclecg.methods.distributed.gather_with_grad` (anchors stay local). The loss is
+:func:`aclecg.methods.losses.nt_xent`.
 
 Defaults: temperature 0.1 (the value used by ECG contrastive work, e.g. the ELIC/LCD authors, and SimCLR's
 best large-batch value; SimCLR's CIFAR setting is 0.5); projector Linear-BN-ReLU-Linear 768 -> 256 -> 64
@@ -17,63 +18,24 @@ best large-batch value; SimCLR's CIFAR setting is 0.5); projector Linear-BN-ReLU
 
 Example:
     >>> import torch
-    >>> from aclecg.methods.simclr import nt_xent
-    >>> z1, z2 = torch.randn(8, 16), torch.randn(8, 16)
-    >>> float(nt_xent(z1, z2, 0.1)) > 0
-    True
+    >>> from aclecg.methods import create_method
+    >>> method = create_method("simclr", "small", temperature=0.2)
+    >>> sorted(method(torch.randn(4, 12, 250), torch.randn(4, 12, 250)))
+    ['loss', 'nt_xent']
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-import torch
-import torch.nn.functional as F
 from torch import Tensor
 
-from aclecg.methods.base import SSLMethod, mlp
-from aclecg.methods.distributed import gather_with_grad, rank
-from aclecg.methods.precision import float32_loss
+from aclecg.methods.base import SSLMethod
+from aclecg.methods.heads import projection_head
+from aclecg.methods.losses import nt_xent
 from aclecg.methods.registry import register_method
 
-__all__ = ["SimCLR", "nt_xent", "nt_xent_batched"]
-
-
-@float32_loss
-def nt_xent_batched(z1: Tensor, z2: Tensor, temperature: float) -> Tensor:
-    """NT-Xent for ``P`` independent problems at once.
-
-    Args:
-        z1: ``(P, n, d)`` view-1 projections of the local batch (not necessarily normalised).
-        z2: ``(P, n, d)`` view-2 projections; ``z1[p, i]`` and ``z2[p, i]`` are positives.
-        temperature: ``tau > 0``.
-
-    Returns:
-        ``(P,)`` losses, each the mean over the ``2n`` local anchors, with the negatives of the global batch.
-    """
-    z1 = F.normalize(z1, dim=-1)
-    z2 = F.normalize(z2, dim=-1)
-    n = z1.shape[1]
-    k1 = gather_with_grad(z1, dim=1)
-    k2 = gather_with_grad(z2, dim=1)
-    n_all = k1.shape[1]
-    keys = torch.cat([k1, k2], dim=1)                      # (P, 2N, d)
-    anchors = torch.cat([z1, z2], dim=1)                   # (P, 2n, d)
-    logits = anchors @ keys.transpose(1, 2) / temperature  # (P, 2n, 2N)
-    idx = torch.arange(n, device=z1.device) + rank() * n
-    self_idx = torch.cat([idx, idx + n_all])
-    pos_idx = torch.cat([idx + n_all, idx])
-    rows = torch.arange(2 * n, device=z1.device)
-    self_mask = torch.zeros(2 * n, 2 * n_all, dtype=torch.bool, device=z1.device)
-    self_mask[rows, self_idx] = True
-    logits = logits.masked_fill(self_mask, float("-inf"))
-    positive = logits[:, rows, pos_idx]                    # (P, 2n)
-    return (torch.logsumexp(logits, dim=-1) - positive).mean(dim=-1)
-
-
-def nt_xent(z1: Tensor, z2: Tensor, temperature: float) -> Tensor:
-    """NT-Xent between ``z1`` ``(n, d)`` and ``z2`` ``(n, d)`` (rows ``i`` are positives); a scalar."""
-    return nt_xent_batched(z1.unsqueeze(0), z2.unsqueeze(0), temperature)[0]
+__all__ = ["SimCLR"]
 
 
 @register_method
@@ -90,7 +52,7 @@ class SimCLR(SSLMethod):
     def __init__(self, encoder_config: Any = None, region_map: Any = None, **hparams: Any) -> None:
         super().__init__(encoder_config, region_map, **hparams)
         h = self.hparams
-        self.projector = mlp(self.encoder.embedding_dim, h["proj_hidden_dim"], h["proj_dim"], n_layers=2)
+        self.projector = projection_head(self.encoder.embedding_dim, h["proj_hidden_dim"], h["proj_dim"])
 
     def _check_hparams(self) -> None:
         self._positive("temperature", "proj_hidden_dim", "proj_dim")

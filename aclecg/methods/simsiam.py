@@ -9,34 +9,28 @@ With projections ``z_i = g(f(x_i))`` and predictions ``p_i = h(z_i)``, ``D(p, z)
 Published: 3-layer projector with BN on every layer (output BN without affine), dim 2048, and a bottleneck
 predictor 2048 -> 512 -> 2048; here dim 256 and predictor 256 -> 64 -> 256 (same 4:1 bottleneck).
 
+The loss is :func:`aclecg.methods.losses.simsiam_loss`.
+
 Example:
     >>> import torch
-    >>> from aclecg.methods.simsiam import simsiam_loss
-    >>> z = torch.randn(4, 8)
-    >>> round(float(simsiam_loss(z, z, z, z)), 4)  # perfectly aligned -> -1
-    -1.0
+    >>> from aclecg.methods import create_method
+    >>> method = create_method("simsiam", "small")
+    >>> float(method(torch.randn(4, 12, 250), torch.randn(4, 12, 250))["loss"].detach()) >= -1.0
+    True
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-import torch.nn.functional as F
 from torch import Tensor
 
-from aclecg.methods.base import SSLMethod, mlp
-from aclecg.methods.precision import float32_loss
+from aclecg.methods.base import SSLMethod
+from aclecg.methods.heads import prediction_head, projection_head
+from aclecg.methods.losses import simsiam_loss
 from aclecg.methods.registry import register_method
 
-__all__ = ["SimSiam", "simsiam_loss"]
-
-
-@float32_loss
-def simsiam_loss(p1: Tensor, p2: Tensor, z1: Tensor, z2: Tensor) -> Tensor:
-    """Symmetrised negative cosine with stop-gradient on the projections ``z``."""
-    d12 = -F.cosine_similarity(p1, z2.detach(), dim=-1, eps=1e-8).mean()
-    d21 = -F.cosine_similarity(p2, z1.detach(), dim=-1, eps=1e-8).mean()
-    return 0.5 * d12 + 0.5 * d21
+__all__ = ["SimSiam"]
 
 
 @register_method
@@ -52,9 +46,9 @@ class SimSiam(SSLMethod):
     def __init__(self, encoder_config: Any = None, region_map: Any = None, **hparams: Any) -> None:
         super().__init__(encoder_config, region_map, **hparams)
         h = self.hparams
-        self.projector = mlp(self.encoder.embedding_dim, h["proj_dim"], h["proj_dim"], n_layers=3, last_bn=True,
-                             last_bn_affine=False)
-        self.predictor = mlp(h["proj_dim"], h["pred_hidden_dim"], h["proj_dim"], n_layers=2)
+        self.projector = projection_head(self.encoder.embedding_dim, h["proj_dim"], h["proj_dim"], n_layers=3,
+                                         standardize_output=True)
+        self.predictor = prediction_head(h["proj_dim"], h["pred_hidden_dim"])
 
     def _check_hparams(self) -> None:
         self._positive("proj_dim", "pred_hidden_dim")

@@ -14,56 +14,28 @@ For expander outputs ``Z, Z'`` ``(N, d)``:
 All three terms use the global batch, gathered with :func:`~aclecg.methods.distributed.gather_with_grad`;
 every rank computes the full loss. Published expander 3 x 8192; here 3 x 512.
 
+The loss is :func:`aclecg.methods.losses.vicreg_loss`.
+
 Example:
     >>> import torch
-    >>> from aclecg.methods.vicreg import vicreg_terms
-    >>> inv, var, cov = vicreg_terms(torch.randn(64, 8), torch.randn(64, 8))
-    >>> float(inv) > 0 and float(var) >= 0 and float(cov) >= 0
-    True
+    >>> from aclecg.methods import create_method
+    >>> method = create_method("vicreg", "small", proj_dim=64)
+    >>> list(method(torch.randn(8, 12, 250), torch.randn(8, 12, 250)))
+    ['loss', 'invariance', 'variance', 'covariance']
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-import torch
-import torch.nn.functional as F
 from torch import Tensor
 
-from aclecg.methods.base import SSLMethod, mlp
-from aclecg.methods.distributed import gather_with_grad
-from aclecg.methods.precision import float32_loss
+from aclecg.methods.base import SSLMethod
+from aclecg.methods.heads import projection_head
+from aclecg.methods.losses import vicreg_loss
 from aclecg.methods.registry import register_method
 
-__all__ = ["VICReg", "vicreg_terms", "vicreg_loss"]
-
-
-def _variance_term(z: Tensor, gamma: float, eps: float) -> Tensor:
-    std = torch.sqrt(z.var(dim=0) + eps)
-    return F.relu(gamma - std).mean()
-
-
-def _covariance_term(z: Tensor) -> Tensor:
-    n, d = z.shape
-    zc = z - z.mean(dim=0, keepdim=True)
-    cov = zc.T @ zc / (n - 1)
-    return (cov.pow(2).sum() - torch.diagonal(cov).pow(2).sum()) / d
-
-
-@float32_loss
-def vicreg_terms(z1: Tensor, z2: Tensor, gamma: float = 1.0, eps: float = 1e-4) -> tuple[Tensor, Tensor, Tensor]:
-    """``(invariance, variance, covariance)`` on the globally gathered batch."""
-    a, b = gather_with_grad(z1), gather_with_grad(z2)
-    inv = F.mse_loss(a, b)
-    var = 0.5 * (_variance_term(a, gamma, eps) + _variance_term(b, gamma, eps))
-    cov = _covariance_term(a) + _covariance_term(b)
-    return inv, var, cov
-
-
-def vicreg_loss(z1: Tensor, z2: Tensor, sim_coeff: float = 25.0, std_coeff: float = 25.0,
-                cov_coeff: float = 1.0) -> Tensor:
-    inv, var, cov = vicreg_terms(z1, z2)
-    return sim_coeff * inv + std_coeff * var + cov_coeff * cov
+__all__ = ["VICReg"]
 
 
 @register_method
@@ -80,7 +52,7 @@ class VICReg(SSLMethod):
     def __init__(self, encoder_config: Any = None, region_map: Any = None, **hparams: Any) -> None:
         super().__init__(encoder_config, region_map, **hparams)
         h = self.hparams
-        self.projector = mlp(self.encoder.embedding_dim, h["proj_dim"], h["proj_dim"], n_layers=3)
+        self.projector = projection_head(self.encoder.embedding_dim, h["proj_dim"], h["proj_dim"], n_layers=3)
 
     def _check_hparams(self) -> None:
         self._positive("proj_dim")
@@ -90,7 +62,6 @@ class VICReg(SSLMethod):
     def forward(self, view1: Tensor, view2: Tensor) -> dict[str, Tensor]:
         z1 = self.projector(self.encoder(view1).embedding)
         z2 = self.projector(self.encoder(view2).embedding)
-        inv, var, cov = vicreg_terms(z1, z2)
         h = self.hparams
-        loss = h["sim_coeff"] * inv + h["std_coeff"] * var + h["cov_coeff"] * cov
-        return {"loss": loss, "invariance": inv.detach(), "variance": var.detach(), "covariance": cov.detach()}
+        loss, terms = vicreg_loss(z1, z2, h["sim_coeff"], h["std_coeff"], h["cov_coeff"], return_terms=True)
+        return {"loss": loss, **{name: term.detach() for name, term in terms.items()}}

@@ -21,13 +21,26 @@ class ViewMarks:
     masked_leads: list[str] | None = None  # None: all leads
     shift: int = 0  # samples, positive = later
     timeout: tuple[int, int] | None = None  # time-out span (baseline pipeline) in the view's time axis
+    n_cycles: int = 0  # cardiac cycles masked (a cycle split in two by a circular shift still counts once)
+    shift_mode: str | None = None  # the temporal shift's mode ("circular", "zero", "edge"), None: no shift
+
+    def shift_marks(self, length: int) -> tuple[int | None, tuple[int, int] | None]:
+        """``(seam, padding)`` of the shift in the view's samples: a circular shift's seam (where the record's end
+        meets its start), or the padded span of a zero/edge shift; ``None`` where there is none."""
+        if not self.shift or self.shift_mode is None:
+            return None, None
+        if self.shift_mode == "circular":
+            return self.shift % length, None
+        return None, (0, min(self.shift, length)) if self.shift > 0 else (max(length + self.shift, 0), length)
 
 
-def marks_from_info(info: Mapping, length: int, leads: Sequence[str] = LEADS) -> ViewMarks:
+def marks_from_info(info: Mapping, length: int, leads: Sequence[str] = LEADS,
+                    shift_mode: str = "circular") -> ViewMarks:
     """Read one sample's marks (batch index 0) from ``aclecg.augment``'s ``forward_with_info`` dict.
 
     Steps are read in pipeline order; spans (masked cycles, time-out) are expressed in the time axis of the
     final view, so a temporal shift after a mask moves the shaded spans with it (``length`` = samples).
+    ``shift_mode`` is the temporal shift's mode, for marking its seam or padding.
     """
     marks = ViewMarks()
     for key, step in info.items():
@@ -40,11 +53,13 @@ def marks_from_info(info: Mapping, length: int, leads: Sequence[str] = LEADS) ->
         elif name == "cardiac_cycle_mask":
             spans = _np(step["cycles"])[0]
             marks.masked = [(int(s), int(e)) for s, e in spans if s >= 0 and e > s]
+            marks.n_cycles = len(marks.masked)
             lead_mask = _np(step.get("lead_mask"))
             if lead_mask is not None and not lead_mask[0].all():
                 marks.masked_leads = [lead for lead, m in zip(leads, lead_mask[0]) if m]
         elif name == "temporal_shift":
             marks.shift = int(_np(step["shift"])[0])
+            marks.shift_mode = shift_mode
             # spans drawn on the final view move with the shift (circular: a span may wrap into two)
             marks.masked = shift_spans(marks.masked, marks.shift, length)
             if marks.timeout:
@@ -81,22 +96,37 @@ def _np(value):
     return np.asarray(value)
 
 
+#: Colour of each view (its title and its crop box on the original), in view order.
+VIEW_COLOURS = ("#d62728", "#1f77b4", "#2ca02c", "#9467bd")
+MASK_FILL = "rgba(120,120,120,0.30)"
+
+
 def augmentation_figure(original: np.ndarray, views: Sequence[tuple[str, np.ndarray, ViewMarks]], fs: float,
                         leads: Sequence[str] = LEADS, show_leads: Sequence[str] = ("II", "V2"),
                         region_map: RegionMap | None = None, rpeaks: np.ndarray | None = None) -> go.Figure:
     """Original record above its augmented views (one subplot each), for the leads in ``show_leads``.
 
-    On each view, masked cardiac cycles are shaded (one rectangle per span, shape name ``"masked cycle"``),
-    a time-out span is shaded (``"time-out"``); on the original, each view's crop window is outlined
-    (``"crop window"``) and the shift is written in the view's title.
+    On each view, masked cardiac cycles are shaded (shape name ``"masked cycle"``): across the whole view when
+    every lead is masked, else only over the shown leads that are (one rectangle per span and lead). A time-out
+    span is shaded (``"time-out"``); a circular shift's seam is a dotted line (``"shift seam"``) and a zero/edge
+    shift's padding is hatched (``"shift padding"``). On the original, each view's crop window is outlined in the
+    view's colour (``"crop window"``), with its label on its own line so labels of several views never overlap;
+    each view's title has the same colour.
     """
     rmap = region_map or default_region_map()
     lead_names = [canonical_lead(lead) for lead in leads]
     show = [canonical_lead(lead) for lead in show_leads] or ["II"]
     x0 = np.asarray(original, dtype=np.float64)
+    def hidden_masked(m: ViewMarks) -> str:
+        if m.masked_leads is None or not m.masked or set(map(canonical_lead, m.masked_leads)) & set(show):
+            return ""
+        return f" — masked leads not shown ({', '.join(m.masked_leads)})"
+
     titles = ["original"] + [
-        f"{name}" + (f" — shift {m.shift / fs:+.2f} s" if m.shift else "")
-        + (f" — crop {m.crop[0] / fs:.2f}–{m.crop[1] / fs:.2f} s" if m.crop else "") for name, _, m in views]
+        f"{name}" + (f" — shift {m.shift / fs:+.2f} s ({m.shift_mode})" if m.shift and m.shift_mode else
+                     f" — shift {m.shift / fs:+.2f} s" if m.shift else "")
+        + (f" — crop {m.crop[0] / fs:.2f}–{m.crop[1] / fs:.2f} s" if m.crop else "") + hidden_masked(m)
+        for name, _, m in views]
     fig = make_subplots(rows=1 + len(views), cols=1, shared_xaxes=True, vertical_spacing=0.06,
                         subplot_titles=titles)
     t = np.arange(x0.shape[1]) / fs
@@ -116,22 +146,36 @@ def augmentation_figure(original: np.ndarray, views: Sequence[tuple[str, np.ndar
         i = lead_names.index(show[0])
         fig.add_trace(go.Scatter(x=t[peaks], y=x0[i, peaks] + 0.6, mode="markers", name="R-peak",
                                  marker=dict(symbol="triangle-down", size=7, color="#333")), row=1, col=1)
-    palette = ("#ff7f0e", "#17becf", "#bcbd22", "#e377c2")
+    length = x0.shape[1]
     for v, (name, sig, marks) in enumerate(views, start=2):
         draw(v, np.asarray(sig, dtype=np.float64), False)
-        colour = palette[(v - 2) % len(palette)]
+        colour = VIEW_COLOURS[(v - 2) % len(VIEW_COLOURS)]
+        fig.layout.annotations[v - 1].font.color = colour  # the view's subplot title
+        masked_rows = ([k for k, lead in enumerate(show) if lead in set(map(canonical_lead, marks.masked_leads))]
+                       if marks.masked_leads is not None else None)
         for s, e in marks.masked:
-            fig.add_vrect(x0=s / fs, x1=e / fs, fillcolor="rgba(120,120,120,0.28)", line_width=0,
-                          name="masked cycle", row=v, col=1)
+            if masked_rows is None:
+                fig.add_vrect(x0=s / fs, x1=e / fs, fillcolor=MASK_FILL, line_width=0, name="masked cycle",
+                              row=v, col=1)
+            for k in masked_rows or ():
+                fig.add_shape(type="rect", x0=s / fs, x1=e / fs, y0=-k * offset - offset / 2,
+                              y1=-k * offset + offset / 2, fillcolor=MASK_FILL, line_width=0, name="masked cycle",
+                              row=v, col=1)
         if marks.timeout:
             fig.add_vrect(x0=marks.timeout[0] / fs, x1=marks.timeout[1] / fs, fillcolor="rgba(200,60,60,0.18)",
                           line_width=0, name="time-out", row=v, col=1)
+        seam, padding = marks.shift_marks(length)
+        if seam is not None:
+            fig.add_vline(x=seam / fs, line=dict(color="#444", width=1.5, dash="dot"), name="shift seam", row=v, col=1)
+        if padding is not None and padding[1] > padding[0]:
+            fig.add_vrect(x0=padding[0] / fs, x1=padding[1] / fs, fillcolor="rgba(90,90,200,0.12)", line_width=0,
+                          name="shift padding", row=v, col=1)
         if marks.crop:
             fig.add_vrect(x0=marks.crop[0] / fs, x1=marks.crop[1] / fs, fillcolor="rgba(0,0,0,0)",
                           line=dict(color=colour, width=2, dash="dash"), name="crop window", row=1, col=1)
-            fig.add_annotation(x=marks.crop[0] / fs, y=1, yref="y domain", xref="x", text=f"crop: {name}",
-                               showarrow=False, xanchor="left", yanchor="bottom", font=dict(color=colour, size=10),
-                               row=1, col=1)
+            fig.add_annotation(x=marks.crop[0] / fs, y=0.98 - 0.14 * (v - 2), yref="y domain", xref="x",
+                               text=f"crop: {name}", showarrow=False, xanchor="left", yanchor="top",
+                               bgcolor="rgba(255,255,255,0.8)", font=dict(color=colour, size=11), row=1, col=1)
     fig.update_xaxes(title_text="time (s)", row=1 + len(views), col=1)
     fig.update_yaxes(showticklabels=False)
     fig.update_layout(height=220 * (1 + len(views)), margin=dict(l=10, r=10, t=40, b=30),

@@ -67,8 +67,13 @@ def _calibration_pulse(x0: float, baseline: float, mm_per_unit: float) -> tuple[
 def ecg_paper_figure(signals: np.ndarray, fs: float, leads: Sequence[str] = LEADS, layout: str = "3x4",
                      rpeaks: np.ndarray | None = None, region_map: RegionMap | None = None,
                      units: str = "mV", title: str | None = None, rhythm_lead: str = "II",
-                     gain_mm: float | None = None) -> go.Figure:
+                     gain_mm: float | None = None, colours: str = "region",
+                     px_per_mm: float = 4.2) -> go.Figure:
     """A 12-lead ECG drawn as printed: 25 mm/s, 10 mm/mV, pink mm grid.
+
+    ``colours`` is ``"region"`` (each lead in its anatomical region's colour, with a legend) or ``"black"`` (the
+    clinical print). ``px_per_mm`` sets the figure's height, and so its width (grid cells are square): about
+    ``width_px / 262`` fills ``width_px`` with a 10 s 3x4 print.
 
     ``gain_mm`` is the vertical scale in mm per unit of ``signals``: 10 (the clinical 10 mm/mV) by default for
     ``units="mV"``, 2.5 mm per standard deviation for z-scored signals (``units="z"``), whose QRS spans many
@@ -85,7 +90,13 @@ def ecg_paper_figure(signals: np.ndarray, fs: float, leads: Sequence[str] = LEAD
         raise ValueError(f"signals must be (n_leads={len(lead_names)}, T), got shape {x.shape}")
     if layout not in ("3x4", "stacked"):
         raise ValueError(f"layout must be '3x4' or 'stacked', got {layout!r}")
+    if colours not in ("region", "black"):
+        raise ValueError(f"colours must be 'region' or 'black', got {colours!r}")
     rmap = region_map or default_region_map()
+
+    def colour_of(lead: str) -> str:
+        return lead_colour(lead, rmap) if colours == "region" else TRACE_COLOUR
+
     gain = float(gain_mm if gain_mm is not None else (MM_PER_MV if units == "mV" else 2.5))
     n_t = x.shape[1]
     seconds = n_t / fs
@@ -100,12 +111,12 @@ def ecg_paper_figure(signals: np.ndarray, fs: float, leads: Sequence[str] = LEAD
         seg = x[i, start:stop]
         fig.add_trace(go.Scatter(
             x=t_mm[start:stop] - t_mm[start] + x_off, y=baseline + seg * gain, mode="lines", name=lead,
-            line=dict(color=lead_colour(lead, rmap), width=1.2), legendgroup=lead, showlegend=False,
+            line=dict(color=colour_of(lead), width=1.2), legendgroup=lead, showlegend=False,
             hovertemplate=f"{lead}<br>t=%{{customdata:.3f}} s<br>%{{text}}<extra></extra>",
             customdata=np.arange(start, stop) / fs, text=[f"{v:.2f} {units}" for v in seg]))
         if show_label:
             fig.add_annotation(x=x_off + 1, y=baseline + 8, text=f"<b>{lead}</b>", showarrow=False,
-                               xanchor="left", font=dict(size=11, color=lead_colour(lead, rmap)))
+                               xanchor="left", font=dict(size=11, color=colour_of(lead)))
 
     def add_peaks(start: int, stop: int, x_off: float, baseline: float, lead: str) -> None:
         sel = peaks[(peaks >= start) & (peaks < stop)]
@@ -154,7 +165,7 @@ def ecg_paper_figure(signals: np.ndarray, fs: float, leads: Sequence[str] = LEAD
                                  name="calibration", showlegend=False, hoverinfo="skip"))
     width_mm = margin_mm + seconds * MM_PER_S + 2
     _paper_axes(fig, width_mm, height_mm)
-    for region, colour in REGION_COLOURS.items():  # a legend of region colours
+    for region, colour in REGION_COLOURS.items() if colours == "region" else ():  # a legend of region colours
         members = rmap.regions.get(region, ()) if region != "aVR" else tuple(
             lead for lead in LEADS if rmap.region_of(lead) is None)
         if members:
@@ -162,8 +173,10 @@ def ecg_paper_figure(signals: np.ndarray, fs: float, leads: Sequence[str] = LEAD
                                      name=f"{region if region != 'aVR' else 'no region'}: {', '.join(members)}"))
     unit_note = f"{gain:g} mm/mV" if units == "mV" else f"{gain:g} mm per SD (z-scored signal)"
     fig.update_layout(
-        title=title, plot_bgcolor=PAPER_COLOUR, paper_bgcolor="white", margin=dict(l=10, r=10, t=40, b=10),
-        height=int(max(320, height_mm * 4.2)), legend=dict(orientation="h", y=-0.02, yanchor="top"),
+        title=title, plot_bgcolor=PAPER_COLOUR, paper_bgcolor="white",
+        margin=dict(l=10, r=10, t=40, b=70 if colours == "region" else 10),
+        height=int(max(320, height_mm * px_per_mm + (110 if colours == "region" else 50))),
+        legend=dict(orientation="h", y=-0.02, yanchor="top"),
         meta={"mm_per_s": MM_PER_S, "mm_per_unit": gain, "units": units, "layout": layout},
         annotations=list(fig.layout.annotations) + [dict(
             xref="paper", yref="paper", x=1, y=1.0, yanchor="bottom", xanchor="right", showarrow=False,

@@ -14,7 +14,8 @@ from pathlib import Path
 
 import torch
 
-import aclecg.train as train
+import aclecg.training as train
+import aclecg.training.loop as loop
 from aclecg import procs
 from aclecg.errors import AclEcgError
 from aclecg.methods import register_method
@@ -73,18 +74,19 @@ def main() -> None:
 
     # 3. resume with a command-line override: every rank trains with the stored configuration
     seen: list[dict] = []
-    original = train._train_loop
+    original = loop.Trainer
 
-    def spy(config, *args, **kwargs):
-        seen.append(config.to_dict())
-        return original(config, *args, **kwargs)
+    class Spy(original):
+        def __init__(self, ctx):
+            seen.append(ctx.config.to_dict())
+            super().__init__(ctx)
 
-    train._train_loop = spy
+    loop.Trainer = Spy
     first = train.PretrainConfig(**{**base, "method": "acl_ecg"})
     train.pretrain(first, out / "resume", progress=False, stop_after_steps=2)
     train.pretrain(train.PretrainConfig(**{**base, "method": "acl_ecg", "lr": 0.5, "seed": 99}), out / "resume",
                    resume=True, progress=False)
-    train._train_loop = original
+    loop.Trainer = original
     me["resume_configs"] = seen
 
     # 4. rank 0 cannot take the lock (a live process holds it): both ranks give up within seconds

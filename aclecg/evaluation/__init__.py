@@ -1,0 +1,46 @@
+"""Downstream evaluation: embeddings, linear probing, fine-tuning, label-fraction sweeps with statistics.
+
+The protocol follows the self-supervised ECG literature (linear evaluation and fine-tuning, e.g. Mehari &
+Strodthoff, Comput. Biol. Med. 2022; the ACL-ECG paper, Sensors 2026) and always reports the two reference
+arms that keep such comparisons honest: a network trained from scratch on the same labels (``supervised``) and
+a linear probe on a seeded, randomly initialised encoder (``random_init``; see arXiv 2602.17531 for why).
+
+Only the training folds (``split == "train"``) are ever subsampled or fitted; the validation folds choose the
+probe's regularisation and the fine-tuning epoch; the test folds are scored once per cell. See
+``docs/evaluation.md`` for the definitions and the output files.
+
+Modules, one concern each:
+
+* :mod:`~aclecg.evaluation.config` - the arms, defaults and :class:`EvalConfig`;
+* :mod:`~aclecg.evaluation.sources` - encoders to evaluate (checkpoint or random init) and the data check;
+* :mod:`~aclecg.evaluation.embeddings` - frozen-encoder embeddings and their cache;
+* :mod:`~aclecg.evaluation.probe` - the linear probe;
+* :mod:`~aclecg.evaluation.finetune` - the trained arms' cells (fine-tune, supervised, reference CNN);
+* :mod:`~aclecg.evaluation.fractions` - test-fold rotation and the label-fraction draw;
+* :mod:`~aclecg.evaluation.form` - validating a sweep's fractions, arms and seeds;
+* :mod:`~aclecg.evaluation.outputs` - a sweep's cells read back and its tables written;
+* :mod:`~aclecg.evaluation.sweep` - :func:`run_sweep`.
+"""
+
+from __future__ import annotations
+
+from aclecg.classifier import TrainLog, predict_classifier, train_classifier
+from aclecg.evaluation.config import (ARMS, DEFAULT_ARMS, DEFAULT_FRACTIONS, PROTOCOLS, TRAINED_ARMS, EvalConfig,
+                                      embedding_cache_dir)
+from aclecg.evaluation.embeddings import cached_embeddings, extract_embeddings, precision_key
+from aclecg.evaluation.form import parse_sweep_form
+from aclecg.evaluation.fractions import rotate_folds, sample_label_fraction
+from aclecg.evaluation.outputs import SweepResult, count_not_converged, learning_rates_of
+from aclecg.evaluation.probe import ProbeResult, linear_probe
+from aclecg.evaluation.sources import EncoderSource, check_compatible, load_source, random_init_source
+from aclecg.evaluation.sweep import SweepProgress, open_dataset, run_sweep
+from aclecg.paths import cache_root
+from aclecg.runtime import resolve_device
+
+__all__ = [
+    "ARMS", "DEFAULT_ARMS", "DEFAULT_FRACTIONS", "PROTOCOLS", "EvalConfig", "EncoderSource", "SweepProgress",
+    "SweepResult", "TRAINED_ARMS", "TrainLog", "cache_root", "embedding_cache_dir", "resolve_device", "load_source",
+    "random_init_source", "check_compatible", "extract_embeddings", "cached_embeddings", "precision_key",
+    "linear_probe", "ProbeResult", "train_classifier", "predict_classifier", "sample_label_fraction", "rotate_folds",
+    "run_sweep", "parse_sweep_form", "count_not_converged", "learning_rates_of", "open_dataset",
+]

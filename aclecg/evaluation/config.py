@@ -1,0 +1,92 @@
+"""Evaluation settings: the arms a sweep can run, its defaults, :class:`EvalConfig` and the cache locations.
+
+``EvalConfig`` is plain data and part of every sweep cell's key (:meth:`EvalConfig.key_for`), so changing a
+setting that alters a cell's result recomputes that cell and nothing else.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from aclecg.classifier import PROTOCOLS
+from aclecg.errors import ConfigError
+from aclecg.paths import cache_root
+from aclecg.reference_cnn import ReferenceCNNConfig
+
+__all__ = ["ARMS", "TRAINED_ARMS", "DEFAULT_ARMS", "DEFAULT_FRACTIONS", "PROTOCOLS", "EvalConfig",
+           "embedding_cache_dir", "digest"]
+
+#: Evaluation arms: per checkpoint (``linear_probe``, ``fine_tune``) and the two reference arms.
+ARMS: tuple[str, ...] = ("linear_probe", "fine_tune", "supervised", "reference_cnn", "random_init")
+#: Arms trained end to end (step budget, learning-rate grid); the others fit a linear probe on frozen features.
+TRAINED_ARMS: tuple[str, ...] = ("fine_tune", "supervised", "reference_cnn")
+DEFAULT_ARMS: tuple[str, ...] = ("linear_probe", "random_init", "supervised")
+DEFAULT_FRACTIONS: tuple[float, ...] = (0.01, 0.05, 0.1, 0.25, 0.5, 1.0)
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    """Hyper-parameters of the probe and of the trained arms (plain data; part of every cell's key).
+
+    ``probe_grid`` holds L2 strengths (on the mean loss, standardised features) tried for the linear probe.
+    The trained arms (``fine_tune``, ``supervised``, ``reference_cnn``) run at most ``max_steps`` optimiser
+    steps, measure the validation macro AUROC every ``eval_every`` steps and stop after ``patience`` steps
+    without improvement; each learning rate of ``lr_grid`` is tried and the one that validates best is kept
+    (see :mod:`aclecg.classifier`). With ``lr_selection="first_seed"`` only the first seed of each arm and
+    fraction searches the grid and the other seeds reuse its choice (a third of the cost); ``"every_cell"``
+    searches in every cell.
+    """
+
+    probe_grid: tuple[float, ...] = (1e-4, 1e-3, 1e-2, 1e-1, 1.0, 10.0)
+    probe_max_iter: int = 100
+    max_steps: int = 2000
+    eval_every: int = 20
+    patience: int = 200
+    batch_size: int = 64
+    lr_grid: tuple[float, ...] = (3e-4, 1e-3, 3e-3)
+    lr_selection: str = "first_seed"
+    n_bootstrap: int = 1000
+    embed_batch_size: int = 256
+    device: str = "auto"
+
+    def __post_init__(self) -> None:
+        for key in ("probe_grid", "lr_grid"):
+            value = getattr(self, key)
+            if not value or any(not (isinstance(c, (int, float)) and not isinstance(c, bool) and c >= 0)
+                                for c in value):
+                raise ConfigError(f"{key} must be non-negative numbers, got {value!r}")
+            object.__setattr__(self, key, tuple(float(c) for c in value))
+        if self.lr_selection not in ("first_seed", "every_cell"):
+            raise ConfigError(f"lr_selection must be 'first_seed' or 'every_cell', got {self.lr_selection!r}")
+        if any(c <= 0 for c in self.lr_grid):
+            raise ConfigError(f"lr_grid must be positive, got {self.lr_grid!r}")
+        for key in ("probe_max_iter", "max_steps", "eval_every", "patience", "batch_size", "n_bootstrap",
+                    "embed_batch_size"):
+            value = getattr(self, key)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ConfigError(f"{key} must be a positive integer, got {value!r}")
+
+    def key_for(self, arm_kind: str) -> dict[str, Any]:
+        """The settings that change the result of a cell of this arm kind."""
+        if arm_kind in ("linear_probe", "random_init"):
+            keys: tuple[str, ...] = ("probe_grid", "probe_max_iter", "n_bootstrap")
+        else:
+            keys = ("max_steps", "eval_every", "patience", "batch_size", "lr_grid", "lr_selection", "n_bootstrap")
+        out = {k: getattr(self, k) for k in keys}
+        if arm_kind == "reference_cnn":
+            out["network"] = ReferenceCNNConfig().to_dict()
+        return out
+
+
+def embedding_cache_dir() -> Path:
+    """Where :func:`aclecg.evaluation.cached_embeddings` keeps embeddings by default (``<cache root>/embeddings``)."""
+    return cache_root() / "embeddings"
+
+
+def digest(obj: Any) -> str:
+    """The sha256 (hex) of ``obj`` as sorted JSON: the weights key of a random encoder and of every sweep cell."""
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()

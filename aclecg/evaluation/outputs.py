@@ -1,0 +1,175 @@
+"""A sweep's files: reading finished cells back and writing the tidy tables from them.
+
+Every finished cell leaves ``cells/<cell>.json`` (key, details, metrics) and ``cells/<cell>.npz`` (test
+predictions). :func:`write_outputs` turns the cells into ``results.csv``/``results.json`` (one row per arm x
+fraction x seed x metric, with DeLong p-values against the reference arms), ``comparisons.csv`` and
+``summary.csv``; all writes are atomic (:mod:`aclecg.atomicio`).
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+import zipfile
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import pandas as pd
+
+from aclecg import atomicio, stats
+from aclecg.errors import ConfigError, DataError
+from aclecg.evaluation.config import TRAINED_ARMS
+
+__all__ = ["SweepResult", "learning_rates_of", "count_not_converged", "metric_rows", "cell_readable",
+           "write_outputs"]
+
+
+@dataclass
+class SweepResult:
+    """What :func:`~aclecg.evaluation.run_sweep` returns: its three tables, the output folder and the cell counts
+    (computed now, read back from ``cells/``, and missing: not finished, only with ``collect_only``)."""
+
+    results: pd.DataFrame
+    summary: pd.DataFrame
+    comparisons: pd.DataFrame
+    out_dir: Path
+    n_computed: int
+    n_cached: int
+    n_missing: int = 0
+
+
+def cell_readable(meta_path: Path, pred_path: Path) -> bool:
+    """Whether a finished sweep cell's two files can be read back; a damaged cell is recomputed, with a warning."""
+    try:
+        json.loads(meta_path.read_text())
+        with np.load(pred_path, allow_pickle=False) as z:
+            z["y_true"], z["y_score"]
+        return True
+    except (OSError, ValueError, EOFError, KeyError, UnicodeDecodeError, zipfile.BadZipFile, zlib.error) as exc:
+        warnings.warn(f"sweep cell {pred_path.stem} is unreadable ({type(exc).__name__}: {exc}); recomputing it",
+                      stacklevel=3)
+        return False
+
+
+def learning_rates_of(sweep_dir: str | Path) -> dict[tuple[str, float], float]:
+    """``{(arm, fraction): lr}`` chosen on validation by a finished sweep's trained cells (its first seed's grid)."""
+    folder = Path(sweep_dir) / "cells"
+    if not folder.is_dir():
+        raise ConfigError(f"{sweep_dir} has no cells/ folder: not a sweep output")
+    out: dict[tuple[str, float], float] = {}
+    for path in sorted(folder.glob("*.json")):
+        rec = json.loads(path.read_text())
+        details = rec.get("details") or {}
+        if rec.get("arm_kind") in TRAINED_ARMS and len(details.get("lr_grid") or []) > 1:
+            out[(rec["arm"], float(rec["fraction"]))] = float(details["lr"])
+    return out
+
+
+def metric_rows(report: stats.MetricReport, boot: stats.BootstrapResult, classes: list[str]) -> list[dict]:
+    """A cell's metric rows: macro AUROC/AUPRC and every class's, each with its bootstrap 95 % interval."""
+    rows = [{"metric": "macro_auroc", "value": report.macro_auroc, "ci_low": boot.macro["macro_auroc"][0],
+             "ci_high": boot.macro["macro_auroc"][1]},
+            {"metric": "macro_auprc", "value": report.macro_auprc, "ci_low": boot.macro["macro_auprc"][0],
+             "ci_high": boot.macro["macro_auprc"][1]}]
+    for key in ("auroc", "auprc"):
+        for i, name in enumerate(classes):
+            cm = report.per_class[name]
+            value = cm.auroc if key == "auroc" else cm.auprc
+            rows.append({"metric": f"{key}:{name}", "value": value, "ci_low": float(boot.per_class[key][i, 0]),
+                         "ci_high": float(boot.per_class[key][i, 1])})
+    return rows
+
+
+def _comparisons(out: Path, cell_records: list[dict], names: Sequence[str], classes: list[str]) -> pd.DataFrame:
+    """DeLong tests between every pair of arms at the same fraction and seed (macro and per class)."""
+    by_cell = {(r["arm"], r["fraction"], r["seed"]): r for r in cell_records}
+    preds: dict[str, Any] = {}
+
+    def load(rec: dict) -> tuple[np.ndarray, np.ndarray]:
+        if rec["cell"] not in preds:
+            with np.load(out / "cells" / f"{rec['cell']}.npz") as z:
+                preds[rec["cell"]] = (z["y_true"], z["y_score"])
+        return preds[rec["cell"]]
+
+    rows = []
+    names = list(names)
+    for fraction, seed in sorted({(r["fraction"], r["seed"]) for r in cell_records}):
+        for i, a in enumerate(names):
+            for b in names[i + 1:]:
+                ra, rb = by_cell.get((a, fraction, seed)), by_cell.get((b, fraction, seed))
+                if ra is None or rb is None:
+                    continue
+                (ya, sa), (_, sb) = load(ra), load(rb)
+                base = {"arm_a": a, "arm_b": b, "fraction": fraction, "seed": seed}
+                try:
+                    mac = stats.delong_macro(ya, sa, sb)
+                    rows.append({**base, "metric": "macro_auroc", "auc_a": mac.auc_a, "auc_b": mac.auc_b,
+                                 "diff": mac.diff, "z": mac.z, "p_value": mac.p_value})
+                except DataError:
+                    pass
+                for c, res in zip(classes, stats.delong_per_class(ya, sa, sb)):
+                    if res is not None:
+                        rows.append({**base, "metric": f"auroc:{c}", "auc_a": res.auc_a, "auc_b": res.auc_b,
+                                     "diff": res.diff, "z": res.z, "p_value": res.p_value})
+    cols = ["arm_a", "arm_b", "fraction", "seed", "metric", "auc_a", "auc_b", "diff", "z", "p_value"]
+    return pd.DataFrame(rows, columns=cols)
+
+
+def count_not_converged(converged: pd.Series) -> int:
+    """Trained cells whose budget ended the run (``converged`` False); probes (NaN) and converged ones don't count."""
+    return int((converged == False).sum())  # noqa: E712 - elementwise, NaN-safe
+
+
+def _summary(results: pd.DataFrame) -> pd.DataFrame:
+    """Mean, std and a t-based 95 % CI of each metric over seeds (plus the mean bootstrap interval)."""
+    from scipy.stats import t as student_t
+
+    keys = ["arm", "arm_kind", "method", "fraction", "metric"]
+    g = results.groupby(keys, sort=False, dropna=False)
+    summ = g.agg(mean=("value", "mean"), std=("value", "std"), n_seeds=("value", "count"),
+                 boot_ci_low_mean=("ci_low", "mean"), boot_ci_high_mean=("ci_high", "mean"),
+                 n_train_mean=("n_train", "mean"), best_step_mean=("best_step", "mean"),
+                 steps_run_mean=("steps_run", "mean"),
+                 n_not_converged=("converged", count_not_converged)).reset_index()
+    half = student_t.ppf(0.975, np.maximum(summ["n_seeds"] - 1, 1)) * summ["std"] / np.sqrt(summ["n_seeds"])
+    summ["ci_low"] = np.where(summ["n_seeds"] > 1, summ["mean"] - half, np.nan)
+    summ["ci_high"] = np.where(summ["n_seeds"] > 1, summ["mean"] + half, np.nan)
+    return summ
+
+
+def write_outputs(out: Path, cell_records: list[dict], arm_names: Sequence[str], classes: list[str],
+                  sweep_meta: dict, n_computed: int, n_cached: int) -> SweepResult:
+    """Write ``results.csv``/``results.json``, ``comparisons.csv`` and ``summary.csv`` from the cells' records."""
+    rows = []
+    for rec in cell_records:
+        base = {k: rec[k] for k in ("arm", "arm_kind", "method", "checkpoint", "fraction", "seed", "n_train",
+                                    "n_train_patients", "n_test")}
+        base["excluded"] = ";".join(rec["excluded"])
+        details = rec.get("details") or {}
+        for k in ("lr", "best_step", "steps_run"):
+            base[k] = details.get(k, np.nan)
+        base["converged"] = details.get("converged", np.nan)  # NaN for the probes: nothing to converge
+        for m in rec["metrics"]:
+            rows.append({**base, **m})
+    results = pd.DataFrame(rows)
+    comparisons = _comparisons(out, cell_records, arm_names, classes)
+    for ref in ("supervised", "random_init"):
+        col = f"p_vs_{ref}"
+        results[col] = np.nan
+        if comparisons.empty:
+            continue
+        sel = comparisons[(comparisons["arm_b"] == ref) | (comparisons["arm_a"] == ref)]
+        lookup = {((r.arm_a if r.arm_b == ref else r.arm_b), r.fraction, r.seed, r.metric): r.p_value
+                  for r in sel.itertuples()}
+        results[col] = [lookup.get((r.arm, r.fraction, r.seed, r.metric), np.nan) for r in results.itertuples()]
+    summary = _summary(results) if not results.empty else pd.DataFrame()
+    results.to_csv(out / "results.csv", index=False)
+    comparisons.to_csv(out / "comparisons.csv", index=False)
+    summary.to_csv(out / "summary.csv", index=False)
+    atomicio.write_json(out / "results.json", {"sweep": sweep_meta,
+                                               "rows": json.loads(results.to_json(orient="records")),
+                                               "comparisons": json.loads(comparisons.to_json(orient="records"))})
+    return SweepResult(results, summary, comparisons, out, n_computed, n_cached)

@@ -1,0 +1,95 @@
+"""Encoders to evaluate: a checkpoint's encoder or a seeded random initialisation, checked against the data.
+
+An :class:`EncoderSource` carries the encoder, its metadata (leads, sampling rate, window length, method) and a
+``key`` that identifies its weights for the embedding cache and the sweep cells' keys.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import torch
+from torch import nn
+
+from aclecg.errors import CheckpointError
+from aclecg.evaluation.config import digest
+
+__all__ = ["EncoderSource", "load_source", "random_init_source", "check_compatible"]
+
+
+@dataclass
+class EncoderSource:
+    """An encoder to evaluate: from a checkpoint or a seeded random initialisation.
+
+    ``key`` identifies its weights (the checkpoint's sha256, or a digest of config + seed) for caches.
+    """
+
+    label: str
+    encoder: nn.Module
+    meta: dict[str, Any]
+    key: str
+    path: str | None = None
+
+    @property
+    def leads(self) -> tuple[str, ...]:
+        return tuple(self.meta["leads"])
+
+
+def _checkpoint_label(path: Path) -> str:
+    """A readable arm label: the run folder for ``encoder.pt``/``best.pt``/``last.pt``, else the file stem."""
+    if path.stem in ("encoder", "best", "last", "final") and path.parent.name:
+        parent = path.parent.parent.name if path.parent.name == "checkpoints" else path.parent.name
+        return parent or path.stem
+    return path.stem
+
+
+def load_source(path: str | Path, device: str | torch.device = "cpu") -> EncoderSource:
+    """Load a checkpoint's encoder with :func:`aclecg.checkpoint.load_encoder` (checksum verified)."""
+    from aclecg.checkpoint import load_encoder
+
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint {path} does not exist")
+    encoder, meta = load_encoder(path, device=device)
+    missing = [k for k in ("encoder_config", "leads", "fs", "n_samples") if meta.get(k) is None]
+    if missing:
+        raise CheckpointError(f"checkpoint {path} lacks {', '.join(missing)}: cannot check it against the data")
+    sha = meta.get("checkpoint_sha256") or ""
+    return EncoderSource(_checkpoint_label(path), encoder, dict(meta), str(sha), str(path))
+
+
+def random_init_source(encoder_config: Mapping[str, Any] | str, seed: int, leads: Sequence[str], fs: float,
+                       n_samples: int) -> EncoderSource:
+    """A seeded randomly initialised encoder (``random_init`` arm); global RNG state is left untouched."""
+    from aclecg.models import build_encoder, resolve_encoder_config
+
+    cfg = resolve_encoder_config(encoder_config, leads=list(leads))
+    encoder = build_encoder(cfg, seed=int(seed)).eval()
+    meta = {"method": "random_init", "encoder_config": cfg.to_dict(), "leads": list(cfg.leads), "fs": fs,
+            "n_samples": n_samples, "data_fingerprint": None, "checkpoint_sha256": None, "seed": int(seed)}
+    key = "random_init-" + digest({"config": cfg.to_dict(), "seed": int(seed)})[:40]
+    return EncoderSource("random_init", encoder, meta, key, None)
+
+
+def check_compatible(meta: Mapping[str, Any], dataset: Any, name: str = "checkpoint") -> list[int]:
+    """Check a checkpoint against a prepared dataset; return the data's channel index of each encoder lead.
+
+    The encoder's leads must all be in the dataset (it may use a subset, e.g. the 8 independent leads); the
+    sampling rate and window length must be equal. Otherwise a ``CheckpointError`` gives both values.
+    """
+    data_leads = [str(x) for x in dataset.leads]
+    ck_leads = [str(x) for x in meta["leads"]]
+    missing = [lead for lead in ck_leads if lead not in data_leads]
+    if missing:
+        raise CheckpointError(f"{name} expects leads {ck_leads} but the prepared data has {data_leads} "
+                              f"(missing {missing})")
+    if not math.isclose(float(meta["fs"]), float(dataset.fs)):
+        raise CheckpointError(f"{name} was trained at fs={meta['fs']} Hz but the prepared data is at "
+                              f"fs={dataset.fs} Hz; prepare the data at {meta['fs']} Hz")
+    if int(meta["n_samples"]) != int(dataset.n_samples):
+        raise CheckpointError(f"{name} expects windows of n_samples={meta['n_samples']} but the prepared data has "
+                              f"n_samples={dataset.n_samples}")
+    return [data_leads.index(lead) for lead in ck_leads]

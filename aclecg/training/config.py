@@ -1,0 +1,165 @@
+"""What defines a pretraining run: :class:`PretrainConfig` (plain data, round-trips through JSON) and the run presets.
+
+The presets are named starting points the CLI (``pretrain --preset``) and the app offer; each is a plain dict whose
+values override the :class:`PretrainConfig` defaults. They live in one :class:`~aclecg.registry.Registry`,
+:data:`RUN_PRESETS`; :data:`PRESETS` is the same entries as a plain dict, for code that reads them as one.
+
+>>> RUN_PRESETS.get("cpu-quick")["epochs"]
+2
+>>> PretrainConfig(method="simclr", epochs=3).to_dict()["epochs"]
+3
+
+This module imports no torch: the builders of the encoder and the method import theirs when called.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any, Sequence
+
+from aclecg.errors import ConfigError
+from aclecg.leads import LEADS, canonical_lead, default_region_map
+from aclecg.registry import Registry
+
+__all__ = ["PretrainConfig", "RUN_PRESETS", "PRESETS", "build_encoder_config", "build_method"]
+
+
+@dataclass
+class PretrainConfig:
+    """Everything that defines a pretraining run. Plain data: it round-trips through JSON."""
+
+    method: str = "acl_ecg"
+    data: list[str] = field(default_factory=list)
+    encoder: str | dict[str, Any] = "small"
+    method_hparams: dict[str, Any] = field(default_factory=dict)
+    augmentation: str | list[dict[str, Any]] | None = None  # None: the method's default
+    leads: list[str] = field(default_factory=lambda: list(LEADS))
+    avr_policy: str = "exclude"
+    exclude_splits: list[str] = field(default_factory=lambda: ["test"])
+    exclude_folds: list[int] = field(default_factory=list)  # e.g. [9] when fold 9 will be a rotated test fold
+    epochs: int = 30
+    max_steps: int | None = None
+    batch_size: int = 128
+    lr: float = 1e-3
+    weight_decay: float = 1e-5
+    warmup_steps: int = 20
+    grad_clip: float | None = 3.0
+    seed: int = 0
+    device: str = "auto"
+    amp: str = "auto"  # auto (bf16/fp16 on CUDA, off on CPU), off, bf16, fp16
+    compile: bool = False
+    deterministic: bool = False  # CUDA only: deterministic cuDNN/cuBLAS kernels, no TF32 (CPU is always exact)
+    checkpoint_every: int = 50
+    keep_last: int = 3
+    log_every: int = 1
+    max_peaks: int = 32
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        positive = {"epochs": self.epochs, "batch_size": self.batch_size, "checkpoint_every": self.checkpoint_every,
+                    "keep_last": self.keep_last, "log_every": self.log_every, "max_peaks": self.max_peaks}
+        for key, value in positive.items():
+            if not isinstance(value, int) or value < 1:
+                raise ConfigError(f"{key} must be a positive integer, got {value!r}")
+        if self.max_steps is not None and (not isinstance(self.max_steps, int) or self.max_steps < 1):
+            raise ConfigError(f"max_steps must be a positive integer or null, got {self.max_steps!r}")
+        if not (isinstance(self.lr, (int, float)) and 0 < self.lr < 10):
+            raise ConfigError(f"lr must be in (0, 10), got {self.lr!r}")
+        if self.device not in ("auto", "cpu", "cuda") and not str(self.device).startswith("cuda:"):
+            raise ConfigError(f"device must be auto, cpu, cuda or cuda:N, got {self.device!r}")
+        for key in ("compile", "deterministic"):
+            if not isinstance(getattr(self, key), bool):
+                raise ConfigError(f"{key} must be true or false, got {getattr(self, key)!r}")
+        if self.amp not in ("auto", "off", "bf16", "fp16"):
+            raise ConfigError(f"amp must be auto, off, bf16 or fp16, got {self.amp!r}")
+        if not isinstance(self.exclude_folds, list) or not all(
+                isinstance(f, int) and not isinstance(f, bool) for f in self.exclude_folds):
+            raise ConfigError(f"exclude_folds must be a list of fold numbers, got {self.exclude_folds!r}")
+        if self.avr_policy not in ("exclude", "own"):
+            raise ConfigError(f"avr_policy must be exclude or own, got {self.avr_policy!r}")
+        try:
+            self.leads = [canonical_lead(lead) for lead in self.leads]
+        except ValueError as exc:
+            raise ConfigError(f"leads: {exc}") from exc
+        if len(set(self.leads)) != len(self.leads) or not self.leads:
+            raise ConfigError(f"leads must be a non-empty list without repeats, got {self.leads}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "PretrainConfig":
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ConfigError(f"unknown configuration keys {unknown}; known keys: {sorted(known)}")
+        return cls(**data)
+
+    @classmethod
+    def from_file(cls, path: str | Path) -> "PretrainConfig":
+        path = Path(path)
+        try:
+            data = json.loads(path.read_text())
+        except FileNotFoundError:
+            raise ConfigError(f"configuration file {path} does not exist") from None
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"{path} is not valid JSON: {exc}") from None
+        if not isinstance(data, dict):
+            raise ConfigError(f"{path} must hold a JSON object")
+        if "run" in data and "config" in data:  # a run's own config.json written by the engine
+            data = data["config"]
+        base_dir = path.parent
+        data["data"] = [str(_resolve_relative(d, base_dir)) for d in data.get("data", [])]
+        return cls.from_dict(data)
+
+
+def _resolve_relative(path: str, base: Path) -> Path:
+    """Paths in a config file are relative to the repository (cwd) if they exist there, else to the file."""
+    candidate = Path(path)
+    if path.startswith("bundled:") or candidate.is_absolute() or candidate.exists():
+        return candidate
+    alt = base / candidate
+    return alt if alt.exists() else candidate
+
+
+# ------------------------------------------------------------------------------------------------------- presets
+#: Named run presets: starting points the CLI and the app offer. Values override PretrainConfig defaults.
+RUN_PRESETS: Registry[dict[str, Any]] = Registry("run preset")
+RUN_PRESETS.register("cpu-small", {"encoder": "small", "epochs": 20, "batch_size": 64, "lr": 1e-3,
+                                   "checkpoint_every": 50})
+RUN_PRESETS.register("cpu-quick", {"encoder": "small", "epochs": 2, "batch_size": 64, "lr": 1e-3,
+                                   "checkpoint_every": 10})
+RUN_PRESETS.register("gpu-base", {"encoder": "base", "epochs": 100, "batch_size": 256, "lr": 1e-3,
+                                  "checkpoint_every": 200, "device": "cuda"})
+
+#: The run presets as one plain dict (name -> overrides), the same entries as :data:`RUN_PRESETS`.
+PRESETS: dict[str, dict[str, Any]] = dict(RUN_PRESETS.items())
+
+
+# ------------------------------------------------------------------------------------------------------ builders
+def build_encoder_config(spec: str | dict[str, Any], leads: Sequence[str]):
+    """The :class:`~aclecg.models.EncoderConfig` of a config's ``encoder`` (a preset name or a dict) for ``leads``."""
+    from aclecg.models import ENCODER_PRESETS, EncoderConfig
+
+    if isinstance(spec, str):
+        if spec not in ENCODER_PRESETS:
+            raise ConfigError(f"unknown encoder preset {spec!r}; choose one of {sorted(ENCODER_PRESETS)}")
+        base = ENCODER_PRESETS[spec]
+        data = base.to_dict() if hasattr(base, "to_dict") else dict(base)
+    else:
+        data = dict(spec)
+    data["leads"] = list(leads)
+    return EncoderConfig.from_dict(data)
+
+
+def build_method(config: PretrainConfig):
+    """The self-supervised method of ``config``, with a freshly initialised encoder (draws from torch's RNG)."""
+    from aclecg.methods import create_method
+
+    encoder_config = build_encoder_config(config.encoder, config.leads)
+    return create_method(config.method, encoder_config, leads=tuple(config.leads),
+                         region_map=default_region_map(config.avr_policy), **config.method_hparams)
