@@ -48,8 +48,9 @@ def device_summary() -> str:
         pass
     mem = ""
     try:
-        total_kb = int(next(x for x in Path("/proc/meminfo").read_text().splitlines()
-                            if x.startswith("MemTotal")).split()[1])
+        total_kb = int(
+            next(x for x in Path("/proc/meminfo").read_text().splitlines() if x.startswith("MemTotal")).split()[1]
+        )
         mem = f", {total_kb / 2**20:.0f} GiB RAM"
     except (OSError, StopIteration, ValueError):
         pass
@@ -69,7 +70,8 @@ def home() -> None:
         "pooled into the **septal, anterior, lateral and inferior** regions, and a region-level contrastive loss "
         "(same region across views close, different regions apart) is added to an instance-level one. The frozen "
         "encoder is then judged by a linear probe or fine-tuning at several label fractions. Where the paper "
-        "gives no detail (region map, loss form, hyper-parameters) this project uses documented reconstructions.")
+        "gives no detail (region map, loss form, hyper-parameters) this project uses documented reconstructions."
+    )
     st.plotly_chart(viz.pipeline_diagram(), width="stretch", config={"displayModeBar": False})
 
     col_data, col_models = st.columns(2)
@@ -80,10 +82,16 @@ def home() -> None:
             for name, path in dataset_paths().items():
                 ds = open_dataset(path)
                 label_counts = {s: len(c) for s, c in ds.label_sets.items()}
-                rows.append({"dataset": name, "records (windows)": len(ds),
-                             "patients": ds.records["patient_id"].nunique(), "fs (Hz)": ds.fs,
-                             "seconds": ds.n_samples / ds.fs,
-                             "label sets (classes)": ", ".join(f"{k} ({v})" for k, v in label_counts.items())})
+                rows.append(
+                    {
+                        "dataset": name,
+                        "records (windows)": len(ds),
+                        "patients": ds.records["patient_id"].nunique(),
+                        "fs (Hz)": ds.fs,
+                        "seconds": ds.n_samples / ds.fs,
+                        "label sets (classes)": ", ".join(f"{k} ({v})" for k, v in label_counts.items()),
+                    }
+                )
         if rows:
             st.dataframe(rows, hide_index=True, width="stretch")
         else:
@@ -93,15 +101,27 @@ def home() -> None:
         with user_errors():
             runs = jobs.list_runs(runs_root())
             if runs:
-                st.dataframe([{"run": r.name, "kind": r.kind, "state": r.state, "method": r.method,
-                               "step": r.step} for r in runs], hide_index=True, width="stretch")
+                st.dataframe(
+                    [
+                        {"run": r.name, "kind": r.kind, "state": r.state, "method": r.method, "step": r.step}
+                        for r in runs
+                    ],
+                    hide_index=True,
+                    width="stretch",
+                )
             else:
                 st.info("No runs yet — start one on the **Pretraining** page.")
             ckpts = checkpoint_paths()
             if ckpts:
                 root = paths.project_root()
-                st.dataframe([{"checkpoint": k, "path": str(Path(v).relative_to(root)) if Path(v).is_relative_to(root)
-                               else v} for k, v in ckpts.items()], hide_index=True, width="stretch")
+                st.dataframe(
+                    [
+                        {"checkpoint": k, "path": str(Path(v).relative_to(root)) if Path(v).is_relative_to(root) else v}
+                        for k, v in ckpts.items()
+                    ],
+                    hide_index=True,
+                    width="stretch",
+                )
             else:
                 st.info(HOW_TO_CHECKPOINT)
     st.subheader("Device")

@@ -26,7 +26,7 @@ import numpy as np
 
 from aclecg.errors import StorageError
 
-__all__ = ["write_bytes", "write_text", "write_json", "write_npz", "json_default"]
+__all__ = ["json_default", "write_bytes", "write_json", "write_npz", "write_text"]
 
 _UMASK = os.umask(0)
 os.umask(_UMASK)

@@ -33,8 +33,19 @@ from aclecg.errors import CheckpointError
 FORMAT_VERSION = 1
 
 #: Keys that describe what a checkpoint contains; evaluation and the app read these.
-META_KEYS = ("format_version", "method", "hparams", "encoder_config", "leads", "fs", "n_samples",
-             "data_fingerprint", "augmentation", "epoch", "step")
+META_KEYS = (
+    "format_version",
+    "method",
+    "hparams",
+    "encoder_config",
+    "leads",
+    "fs",
+    "n_samples",
+    "data_fingerprint",
+    "augmentation",
+    "epoch",
+    "step",
+)
 
 
 def sha256_bytes(data: bytes) -> str:
@@ -52,7 +63,7 @@ def sha256_file(path: str | Path) -> str:
 INTEGRITY_ALGORITHM = "sha256-content-v1"
 
 
-def _feed(digest: "hashlib._Hash", value: Any) -> None:
+def _feed(digest: hashlib._Hash, value: Any) -> None:
     """Feed a canonical, type-tagged encoding of ``value`` (nested containers of tensors and scalars)."""
     if torch.is_tensor(value):
         t = value.detach().cpu().contiguous().reshape(-1)
@@ -111,8 +122,10 @@ def verify_checkpoint(path: str | Path) -> str:
     if sidecar.is_file():
         expected = sidecar.read_text().split()[0] if sidecar.read_text().strip() else ""
         if expected != digest:
-            raise CheckpointError(f"checkpoint {path} is corrupted: sha256 {digest[:12]}… does not match "
-                                  f"{sidecar.name} ({expected[:12]}…)")
+            raise CheckpointError(
+                f"checkpoint {path} is corrupted: sha256 {digest[:12]}… does not match "
+                f"{sidecar.name} ({expected[:12]}…)"
+            )
     return digest
 
 
@@ -124,22 +137,27 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     try:
         payload = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as exc:
-        raise CheckpointError(f"cannot load checkpoint {path}: {type(exc).__name__}: {str(exc).splitlines()[0]}") from exc
+        raise CheckpointError(
+            f"cannot load checkpoint {path}: {type(exc).__name__}: {str(exc).splitlines()[0]}"
+        ) from exc
     if not isinstance(payload, dict) or "encoder_config" not in payload or "encoder" not in payload:
         raise CheckpointError(f"{path} is not an aclecg checkpoint (no encoder_config/encoder entries)")
     if payload.get("format_version", 0) > FORMAT_VERSION:
-        raise CheckpointError(f"{path} has format version {payload['format_version']}; this aclecg reads "
-                              f"up to {FORMAT_VERSION}: upgrade aclecg")
+        raise CheckpointError(
+            f"{path} has format version {payload['format_version']}; this aclecg reads "
+            f"up to {FORMAT_VERSION}: upgrade aclecg"
+        )
     integrity = payload.get("integrity")
     if isinstance(integrity, dict) and integrity.get("algorithm") == INTEGRITY_ALGORITHM:
         if content_digest(payload) != integrity.get("sha256"):
-            raise CheckpointError(f"checkpoint {path} is corrupted: its content does not match the digest it "
-                                  f"carries")
+            raise CheckpointError(f"checkpoint {path} is corrupted: its content does not match the digest it carries")
     elif integrity is not None:
         raise CheckpointError(f"checkpoint {path} carries an unknown integrity record {integrity!r}")
     elif not has_sidecar:
-        raise CheckpointError(f"checkpoint {path} cannot be verified: it carries no digest and has no "
-                              f"{path.name}.sha256 beside it; refusing to load unverified weights")
+        raise CheckpointError(
+            f"checkpoint {path} cannot be verified: it carries no digest and has no "
+            f"{path.name}.sha256 beside it; refusing to load unverified weights"
+        )
     payload["checkpoint_sha256"] = digest
     return payload
 

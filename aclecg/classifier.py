@@ -23,8 +23,9 @@ from __future__ import annotations
 
 import copy
 import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -35,8 +36,16 @@ from aclecg import stats
 from aclecg.errors import ConfigError, DataError
 from aclecg.runtime import resolve_amp, resolve_device
 
-__all__ = ["PROTOCOLS", "TrainLog", "LRFit", "read_signals", "train_classifier", "fit_with_lr_grid",
-           "predict_classifier", "predict_scores"]
+__all__ = [
+    "PROTOCOLS",
+    "LRFit",
+    "TrainLog",
+    "fit_with_lr_grid",
+    "predict_classifier",
+    "predict_scores",
+    "read_signals",
+    "train_classifier",
+]
 
 PROTOCOLS: tuple[str, ...] = ("multilabel", "singlelabel")
 
@@ -98,19 +107,27 @@ def _predict_logits(model: nn.Module, x: torch.Tensor, dev: torch.device, batch_
     out = []
     for start in range(0, len(x), batch_size):
         with autocast(dev, inference_dtype(dev)):
-            out.append(model(x[start:start + batch_size].to(dev)).float().cpu())
+            out.append(model(x[start : start + batch_size].to(dev)).float().cpu())
     return torch.cat(out) if out else torch.zeros(0, 0)
 
 
-def predict_scores(model: nn.Module, x: torch.Tensor, protocol: str, batch_size: int = 256,
-                   device: str | torch.device = "auto") -> np.ndarray:
+def predict_scores(
+    model: nn.Module, x: torch.Tensor, protocol: str, batch_size: int = 256, device: str | torch.device = "auto"
+) -> np.ndarray:
     """Class probabilities ``(n, C)`` of ``model`` on the signals ``x`` ``(n, leads, T)`` (eval mode)."""
     logits = _predict_logits(model, _as_tensor(x), resolve_device(device), batch_size)
     return scores_from_logits(logits, protocol).numpy()
 
 
-def predict_classifier(model: nn.Module, dataset: Any, indices: np.ndarray, lead_idx: Sequence[int],
-                       protocol: str, batch_size: int = 256, device: str | torch.device = "auto") -> np.ndarray:
+def predict_classifier(
+    model: nn.Module,
+    dataset: Any,
+    indices: np.ndarray,
+    lead_idx: Sequence[int],
+    protocol: str,
+    batch_size: int = 256,
+    device: str | torch.device = "auto",
+) -> np.ndarray:
     """Class probabilities ``(n, C)`` (sigmoid or softmax) of a classifier on the given records."""
     x = torch.from_numpy(read_signals(dataset, np.asarray(indices), lead_idx))
     return predict_scores(model, x, protocol, batch_size, device)
@@ -135,16 +152,33 @@ class TrainLog:
 
 
 def _check_budget(max_steps: int, eval_every: int, patience: int, batch_size: int) -> None:
-    for name, value in (("max_steps", max_steps), ("eval_every", eval_every), ("patience", patience),
-                        ("batch_size", batch_size)):
+    for name, value in (
+        ("max_steps", max_steps),
+        ("eval_every", eval_every),
+        ("patience", patience),
+        ("batch_size", batch_size),
+    ):
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
             raise ConfigError(f"{name} must be a positive integer, got {value!r}")
 
 
-def train_classifier(model: nn.Module, x_train: Any, y_train: np.ndarray, x_val: Any, y_val: np.ndarray,
-                     protocol: str, lr: float, max_steps: int = 3000, eval_every: int = 25, patience: int = 500,
-                     batch_size: int = 64, seed: int = 0, device: str | torch.device = "auto",
-                     desc: str = "train", show_progress: bool = True) -> TrainLog:
+def train_classifier(
+    model: nn.Module,
+    x_train: Any,
+    y_train: np.ndarray,
+    x_val: Any,
+    y_val: np.ndarray,
+    protocol: str,
+    lr: float,
+    max_steps: int = 3000,
+    eval_every: int = 25,
+    patience: int = 500,
+    batch_size: int = 64,
+    seed: int = 0,
+    device: str | torch.device = "auto",
+    desc: str = "train",
+    show_progress: bool = True,
+) -> TrainLog:
     """Train ``model`` (signals in, logits out) with Adam for at most ``max_steps`` steps; early stopping.
 
     ``x_*`` are signal arrays ``(n, leads, T)``. The best validation step's weights are restored at the end.
@@ -194,7 +228,7 @@ def train_classifier(model: nn.Module, x_train: Any, y_train: np.ndarray, x_val:
         for step in bar:
             if cursor + bs > n:
                 order, cursor = torch.randperm(n, generator=gen), 0
-            batch = order[cursor:cursor + bs].to(dev)
+            batch = order[cursor : cursor + bs].to(dev)
             cursor += bs
             with autocast(dev, training_dtype(dev)):
                 logits = model(xt_dev[batch])
@@ -224,9 +258,18 @@ class LRFit:
     grid: list[dict[str, Any]]
 
 
-def fit_with_lr_grid(build: Callable[[], nn.Module], x_train: Any, y_train: np.ndarray, x_val: Any,
-                     y_val: np.ndarray, protocol: str, lr_grid: Sequence[float] = (3e-4, 1e-3, 3e-3),
-                     seed: int = 0, desc: str = "train", **budget: Any) -> LRFit:
+def fit_with_lr_grid(
+    build: Callable[[], nn.Module],
+    x_train: Any,
+    y_train: np.ndarray,
+    x_val: Any,
+    y_val: np.ndarray,
+    protocol: str,
+    lr_grid: Sequence[float] = (3e-4, 1e-3, 3e-3),
+    seed: int = 0,
+    desc: str = "train",
+    **budget: Any,
+) -> LRFit:
     """Train a fresh ``build()`` model per learning rate; keep the one with the best validation criterion.
 
     Ties go to the earlier grid entry. ``budget`` passes ``max_steps``, ``eval_every``, ``patience``,
@@ -239,10 +282,18 @@ def fit_with_lr_grid(build: Callable[[], nn.Module], x_train: Any, y_train: np.n
     grid: list[dict[str, Any]] = []
     for lr in lr_grid:
         model = build()
-        log = train_classifier(model, xt, y_train, xv, y_val, protocol, float(lr), seed=seed,
-                               desc=f"{desc} lr={lr:g}", **budget)
-        grid.append({"lr": float(lr), "val": log.best_criterion, "best_step": log.best_step,
-                     "steps_run": log.steps_run, "converged": log.converged})
+        log = train_classifier(
+            model, xt, y_train, xv, y_val, protocol, float(lr), seed=seed, desc=f"{desc} lr={lr:g}", **budget
+        )
+        grid.append(
+            {
+                "lr": float(lr),
+                "val": log.best_criterion,
+                "best_step": log.best_step,
+                "steps_run": log.steps_run,
+                "converged": log.converged,
+            }
+        )
         if best is None or log.best_criterion > best.log.best_criterion + 1e-9:
             best = LRFit(model, float(lr), log, grid)
     assert best is not None

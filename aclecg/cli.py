@@ -14,8 +14,20 @@ import sys
 from aclecg.errors import AclEcgError
 
 #: Subcommands in the order ``--help`` lists them (module names under ``aclecg.commands``).
-COMMANDS: tuple[str, ...] = ("bundled", "prepare", "info", "augment", "methods", "pretrain", "runs", "embed", "sweep",
-                             "report", "study", "umap")
+COMMANDS: tuple[str, ...] = (
+    "bundled",
+    "prepare",
+    "info",
+    "augment",
+    "methods",
+    "pretrain",
+    "runs",
+    "embed",
+    "sweep",
+    "report",
+    "study",
+    "umap",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -46,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     passthrough: list[str] = []
     if "--" in argv:
         cut = argv.index("--")
-        argv, passthrough = argv[:cut], argv[cut + 1:]
+        argv, passthrough = argv[:cut], argv[cut + 1 :]
     args = parser.parse_args(argv)
     args.passthrough = passthrough
     if not getattr(args, "func", None):

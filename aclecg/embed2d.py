@@ -28,9 +28,10 @@ import contextlib
 import hashlib
 import json
 import math
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable, Iterator, Literal
+from typing import Literal
 
 import numpy as np
 import torch
@@ -96,6 +97,7 @@ class Map2D:
 
 
 # --------------------------------------------------------------------------------------------- helpers
+
 
 def find_ab_params(spread: float = 1.0, min_dist: float = 0.1) -> tuple[float, float]:
     """Fit ``a``, ``b`` of ``1/(1 + a x^(2b))`` to UMAP's target curve (1 below min_dist, exp decay above)."""
@@ -169,8 +171,9 @@ def _project(x: np.ndarray, mean: np.ndarray, components: np.ndarray | None, met
     return (x @ components if components is not None else x).astype(np.float32)
 
 
-def knn(query: torch.Tensor, ref: torch.Tensor, k: int, exclude_self: bool, block: int = 2048
-        ) -> tuple[torch.Tensor, torch.Tensor]:
+def knn(
+    query: torch.Tensor, ref: torch.Tensor, k: int, exclude_self: bool, block: int = 2048
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Exact k nearest neighbours of each ``query`` row among ``ref`` rows (Euclidean), in row blocks.
 
     With ``exclude_self`` the query set is the reference set and each point's own index is skipped.
@@ -179,7 +182,7 @@ def knn(query: torch.Tensor, ref: torch.Tensor, k: int, exclude_self: bool, bloc
     idx_out, dist_out = [], []
     ref_sq = (ref * ref).sum(1)
     for start in range(0, query.shape[0], block):
-        q = query[start:start + block]
+        q = query[start : start + block]
         # Squared distances via the expansion |q|^2 - 2 q.r + |r|^2 (one fused matmul, clamped for round-off).
         d2 = torch.addmm((q * q).sum(1, keepdim=True) + ref_sq[None, :], q, ref.T, alpha=-2.0)
         d2.clamp_(min=0.0)
@@ -222,8 +225,7 @@ def fuzzy_graph(idx: torch.Tensor, dist: torch.Tensor, n: int):
     rho, sigma = smooth_knn(dist)
     w = torch.exp(-(dist - rho[:, None]).clamp(min=0.0) / sigma[:, None])
     rows = torch.arange(n).repeat_interleave(idx.shape[1])
-    a = sp.csr_matrix((w.reshape(-1).numpy().astype(np.float64), (rows.numpy(), idx.reshape(-1).numpy())),
-                      shape=(n, n))
+    a = sp.csr_matrix((w.reshape(-1).numpy().astype(np.float64), (rows.numpy(), idx.reshape(-1).numpy())), shape=(n, n))
     at = a.T.tocsr()
     graph = a + at - a.multiply(at)
     graph.eliminate_zeros()
@@ -251,9 +253,16 @@ def _spectral_init(graph, seed: int) -> np.ndarray | None:
     except ImportError:  # pragma: no cover - threadpoolctl ships with scikit-learn
         threadpool_limits = None
     try:
-        with (threadpool_limits(1) if threadpool_limits else contextlib.nullcontext()):
-            vals, vecs = eigsh(adjacency, k=3, which="LA", tol=1e-4, v0=rng.uniform(size=n),
-                               ncv=max(2 * 3 + 1, int(np.sqrt(n))), maxiter=n * 5)
+        with threadpool_limits(1) if threadpool_limits else contextlib.nullcontext():
+            vals, vecs = eigsh(
+                adjacency,
+                k=3,
+                which="LA",
+                tol=1e-4,
+                v0=rng.uniform(size=n),
+                ncv=max(2 * 3 + 1, int(np.sqrt(n))),
+                maxiter=n * 5,
+            )
     except Exception:  # ArpackNoConvergence and friends: fall back to PCA
         return None
     vals = 1.0 - vals  # eigenvalues of the Laplacian
@@ -269,9 +278,19 @@ def _scale_init(init: np.ndarray, seed: int) -> np.ndarray:
     return (init + rng.normal(scale=1e-4, size=init.shape)).astype(np.float32)
 
 
-def optimize_layout(y: torch.Tensor, head: torch.Tensor, tail: torch.Tensor, weight: torch.Tensor, a: float,
-                    b: float, n_epochs: int, negative_sample_rate: int, learning_rate: float,
-                    generator: torch.Generator, progress: ProgressFn | None = None) -> torch.Tensor:
+def optimize_layout(
+    y: torch.Tensor,
+    head: torch.Tensor,
+    tail: torch.Tensor,
+    weight: torch.Tensor,
+    a: float,
+    b: float,
+    n_epochs: int,
+    negative_sample_rate: int,
+    learning_rate: float,
+    generator: torch.Generator,
+    progress: ProgressFn | None = None,
+) -> torch.Tensor:
     """Vectorised UMAP SGD: per epoch, all sampled edges pull together and random pairs push apart."""
     n = y.shape[0]
     prob = weight / weight.max()
@@ -306,6 +325,7 @@ def optimize_layout(y: torch.Tensor, head: torch.Tensor, tail: torch.Tensor, wei
 
 # --------------------------------------------------------------------------------------------- public API
 
+
 def fit_map(x: np.ndarray, config: UMAPConfig | None = None, progress: ProgressFn | None = None) -> Map2D:
     """Compute a 2-D UMAP-style map of ``x`` (n, d); see the module docstring for the algorithm."""
     cfg = config or UMAPConfig()
@@ -326,8 +346,18 @@ def fit_map(x: np.ndarray, config: UMAPConfig | None = None, progress: ProgressF
 
         if progress:
             progress(0.05, "umap-learn" + ("" if umap_learn.is_warm() else " (compiling its kernels first)"))
-        coords = umap_learn.fit(feats, k, cfg.min_dist, cfg.spread, cfg.metric, cfg.n_epochs,
-                                cfg.negative_sample_rate, cfg.learning_rate, cfg.seed, key=key)
+        coords = umap_learn.fit(
+            feats,
+            k,
+            cfg.min_dist,
+            cfg.spread,
+            cfg.metric,
+            cfg.n_epochs,
+            cfg.negative_sample_rate,
+            cfg.learning_rate,
+            cfg.seed,
+            key=key,
+        )
         return Map2D(coords, feats, mean, components, cfg, trustworthiness_of(feats, coords), key)
     if progress:
         progress(0.05, "nearest neighbours")
@@ -350,11 +380,19 @@ def fit_map(x: np.ndarray, config: UMAPConfig | None = None, progress: ProgressF
         tail = torch.from_numpy(coo.col.astype(np.int64))[strong]
         a, b = find_ab_params(cfg.spread, cfg.min_dist)
         gen = torch.Generator().manual_seed(cfg.seed)
-        y = optimize_layout(y, head, tail, weight[strong], a, b, n_epochs, cfg.negative_sample_rate,
-                            cfg.learning_rate, gen, progress)
+        y = optimize_layout(
+            y, head, tail, weight[strong], a, b, n_epochs, cfg.negative_sample_rate, cfg.learning_rate, gen, progress
+        )
     coords = y.numpy().astype(np.float32)
-    return Map2D(coords=coords, reference=feats, mean=mean, components=components, config=cfg,
-                 trustworthiness=trustworthiness_of(feats, coords), key=key)
+    return Map2D(
+        coords=coords,
+        reference=feats,
+        mean=mean,
+        components=components,
+        config=cfg,
+        trustworthiness=trustworthiness_of(feats, coords),
+        key=key,
+    )
 
 
 def trustworthiness_of(feats: np.ndarray, coords: np.ndarray, max_points: int = 2000) -> float:
@@ -409,8 +447,18 @@ def place_points(fitted: Map2D, new: np.ndarray) -> np.ndarray:
         placed = umap_learn.transform(fitted.key, feats)
         if placed is None:
             c = fitted.config
-            umap_learn.fit(fitted.reference, min(c.n_neighbors, len(fitted.reference) - 1), c.min_dist, c.spread,
-                           c.metric, c.n_epochs, c.negative_sample_rate, c.learning_rate, c.seed, key=fitted.key)
+            umap_learn.fit(
+                fitted.reference,
+                min(c.n_neighbors, len(fitted.reference) - 1),
+                c.min_dist,
+                c.spread,
+                c.metric,
+                c.n_epochs,
+                c.negative_sample_rate,
+                c.learning_rate,
+                c.seed,
+                key=fitted.key,
+            )
             placed = umap_learn.transform(fitted.key, feats)
         assert placed is not None
         return placed
@@ -433,13 +481,14 @@ def cache_key(x: np.ndarray, config: UMAPConfig) -> str:
     h.update(arr.tobytes())
     params = asdict(config)
     if params["method"] == "fast":
-        del params["method"]   # keys of fast maps stay as they were before umap-learn was selectable
+        del params["method"]  # keys of fast maps stay as they were before umap-learn was selectable
     h.update(json.dumps(params, sort_keys=True).encode())
     return h.hexdigest()[:24]
 
 
-def cached_map(x: np.ndarray, cache_dir: Path | str, config: UMAPConfig | None = None,
-               progress: ProgressFn | None = None) -> Map2D:
+def cached_map(
+    x: np.ndarray, cache_dir: Path | str, config: UMAPConfig | None = None, progress: ProgressFn | None = None
+) -> Map2D:
     """:func:`fit_map` with an on-disk cache keyed by :func:`cache_key` (an ``.npz`` per entry)."""
     cfg = config or UMAPConfig()
     cache_dir = Path(cache_dir)
@@ -450,18 +499,30 @@ def cached_map(x: np.ndarray, cache_dir: Path | str, config: UMAPConfig | None =
             with np.load(path, allow_pickle=False) as z:
                 comps = z["components"] if z["has_components"] else None
                 trust = float(z["trustworthiness"]) if "trustworthiness" in z.files else None
-                if trust is None:   # an entry from before maps reported it: compute it once, keep it
+                if trust is None:  # an entry from before maps reported it: compute it once, keep it
                     trust = trustworthiness_of(z["reference"], z["coords"])
-                return Map2D(coords=z["coords"], reference=z["reference"], mean=z["mean"], components=comps,
-                             config=cfg, trustworthiness=trust, key=key)
+                return Map2D(
+                    coords=z["coords"],
+                    reference=z["reference"],
+                    mean=z["mean"],
+                    components=comps,
+                    config=cfg,
+                    trustworthiness=trust,
+                    key=key,
+                )
         except (OSError, KeyError, ValueError):
             path.unlink(missing_ok=True)  # a damaged entry is recomputed
     fitted = fit_map(x, cfg, progress)
     cache_dir.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp.npz")
-    np.savez(tmp, coords=fitted.coords, reference=fitted.reference, mean=fitted.mean,
-             components=fitted.components if fitted.components is not None else np.zeros((0, 0), np.float32),
-             has_components=np.array(fitted.components is not None),
-             trustworthiness=np.array(np.nan if fitted.trustworthiness is None else fitted.trustworthiness))
+    np.savez(
+        tmp,
+        coords=fitted.coords,
+        reference=fitted.reference,
+        mean=fitted.mean,
+        components=fitted.components if fitted.components is not None else np.zeros((0, 0), np.float32),
+        has_components=np.array(fitted.components is not None),
+        trustworthiness=np.array(np.nan if fitted.trustworthiness is None else fitted.trustworthiness),
+    )
     tmp.replace(path)
     return fitted

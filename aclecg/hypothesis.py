@@ -20,8 +20,8 @@ array([0.03, 0.06, 0.06])
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 from scipy.special import ndtr
@@ -29,7 +29,7 @@ from scipy.special import ndtr
 from aclecg import stats
 from aclecg.errors import ConfigError, DataError
 
-__all__ = ["holm", "TOSTResult", "tost", "RunScores", "HierarchicalResult", "hierarchical_bootstrap"]
+__all__ = ["HierarchicalResult", "RunScores", "TOSTResult", "hierarchical_bootstrap", "holm", "tost"]
 
 
 def holm(p_values: Sequence[float]) -> np.ndarray:
@@ -75,8 +75,8 @@ def tost(diff: float, se: float, margin: float) -> TOSTResult:
     if se == 0:
         inside = abs(diff) < margin
         return TOSTResult(float(diff), 0.0, float(margin), 0.0 if inside else 1.0, 0.0 if inside else 1.0)
-    p_lower = float(1.0 - ndtr((diff + margin) / se))   # H0: diff <= -margin
-    p_upper = float(ndtr((diff - margin) / se))         # H0: diff >= +margin
+    p_lower = float(1.0 - ndtr((diff + margin) / se))  # H0: diff <= -margin
+    p_upper = float(ndtr((diff - margin) / se))  # H0: diff >= +margin
     return TOSTResult(float(diff), float(se), float(margin), p_lower, p_upper)
 
 
@@ -124,8 +124,9 @@ def _macro_diff(run: RunScores, weights: np.ndarray, metric: str, evaluable: np.
     return np.mean(diffs, axis=0)
 
 
-def hierarchical_bootstrap(runs: Sequence[RunScores], metric: str = "auroc", n_resamples: int = 2000,
-                           seed: int = 0, level: float = 0.95) -> HierarchicalResult:
+def hierarchical_bootstrap(
+    runs: Sequence[RunScores], metric: str = "auroc", n_resamples: int = 2000, seed: int = 0, level: float = 0.95
+) -> HierarchicalResult:
     """Two-stage percentile bootstrap of the macro ``metric`` difference ``a - b`` pooled over runs.
 
     Stage 1 draws ``len(runs)`` runs with replacement; stage 2 draws each drawn run's test records with
@@ -143,22 +144,32 @@ def hierarchical_bootstrap(runs: Sequence[RunScores], metric: str = "auroc", n_r
     point, draws = [], []
     for run in runs:
         n = len(run.y_true)
-        evaluable = ~np.isnan(stats._weighted_metrics(run.y_true, run.scores_a[0], np.ones((1, n)),
-                                                      (metric,))[metric][0])
+        evaluable = ~np.isnan(
+            stats._weighted_metrics(run.y_true, run.scores_a[0], np.ones((1, n)), (metric,))[metric][0]
+        )
         if not evaluable.any():
             raise DataError("a run's test set has no class with both positives and negatives")
         point.append(float(_macro_diff(run, np.ones((1, n)), metric, evaluable)[0]))
         weights = stats.bootstrap_weights(n, n_resamples, int(rng.integers(2**31)))
-        draws.append(_macro_diff(run, weights, metric, evaluable))     # one record resample per bootstrap draw
-    table = np.stack(draws)                                            # (R, B)
+        draws.append(_macro_diff(run, weights, metric, evaluable))  # one record resample per bootstrap draw
+    table = np.stack(draws)  # (R, B)
     r = len(runs)
-    picks = rng.integers(0, r, size=(n_resamples, r))                  # stage 1: runs with replacement
-    cols = rng.integers(0, n_resamples, size=(n_resamples, r))         # stage 2: an independent record draw each
+    picks = rng.integers(0, r, size=(n_resamples, r))  # stage 1: runs with replacement
+    cols = rng.integers(0, n_resamples, size=(n_resamples, r))  # stage 2: an independent record draw each
     samples = table[picks, cols].mean(axis=1)
     samples = samples[np.isfinite(samples)]
     if samples.size == 0:
         raise DataError("hierarchical bootstrap: every resample lost a class")
     alpha = (1 - level) / 2
     lo, hi = np.quantile(samples, [alpha, 1 - alpha])
-    return HierarchicalResult(float(np.mean(point)), float(lo), float(hi), float(samples.std(ddof=1)),
-                              tuple(point), r, int(sum(len(x.y_true) for x in runs)), int(samples.size), level)
+    return HierarchicalResult(
+        float(np.mean(point)),
+        float(lo),
+        float(hi),
+        float(samples.std(ddof=1)),
+        tuple(point),
+        r,
+        int(sum(len(x.y_true) for x in runs)),
+        int(samples.size),
+        level,
+    )

@@ -30,9 +30,9 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 import pandas as pd
 
@@ -74,8 +74,14 @@ class RunInfo:
         return self.state in ("interrupted", "cancelled", "failed")
 
 
-def launch(kind: str, args: Sequence[str], runs_root: str | Path | None = None, name: str = "run",
-           resume: bool = False, gpus: int = 1) -> Path:
+def launch(
+    kind: str,
+    args: Sequence[str],
+    runs_root: str | Path | None = None,
+    name: str = "run",
+    resume: bool = False,
+    gpus: int = 1,
+) -> Path:
     """Start ``python -m aclecg KIND ARGS`` detached, writing into ``runs_root/NAME``; returns the run directory.
 
     ``runs_root`` defaults to :func:`aclecg.paths.runs_root`; the job runs in :func:`aclecg.paths.project_root`.
@@ -114,11 +120,30 @@ def launch(kind: str, args: Sequence[str], runs_root: str | Path | None = None, 
     for stale in (run_dir / "procs").glob("rank-*.json"):  # the records of an earlier attempt
         stale.unlink(missing_ok=True)
     with open(run_dir / "stdout.log", "ab") as out:
-        proc = subprocess.Popen(["/bin/sh", "-c", script], stdout=out, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL, cwd=project, start_new_session=True, env=env)
-    atomicio.write_bytes(run_dir / "job.json", json.dumps(
-        {"kind": kind, "args": list(map(str, args)), "argv": argv, **own_record(proc.pid), "started": time.time(),
-         "gpus": gpus, "gpu_ids": gpu_ids}, indent=1).encode())
+        proc = subprocess.Popen(
+            ["/bin/sh", "-c", script],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            cwd=project,
+            start_new_session=True,
+            env=env,
+        )
+    atomicio.write_bytes(
+        run_dir / "job.json",
+        json.dumps(
+            {
+                "kind": kind,
+                "args": list(map(str, args)),
+                "argv": argv,
+                **own_record(proc.pid),
+                "started": time.time(),
+                "gpus": gpus,
+                "gpu_ids": gpu_ids,
+            },
+            indent=1,
+        ).encode(),
+    )
     return run_dir
 
 
@@ -145,8 +170,10 @@ def assign_gpus(n: int, visible: int, busy: set[int]) -> list[int]:
     """The ``n`` lowest GPU indices not in ``busy``; an ``AclEcgError`` when fewer are free."""
     free = [i for i in range(visible) if i not in busy]
     if len(free) < n:
-        raise AclEcgError(f"{n} GPU(s) requested but only {len(free)} of {visible} are free (in use by running "
-                          f"jobs: {sorted(busy) or 'none'}); wait for a run to finish or request fewer")
+        raise AclEcgError(
+            f"{n} GPU(s) requested but only {len(free)} of {visible} are free (in use by running "
+            f"jobs: {sorted(busy) or 'none'}); wait for a run to finish or request fewer"
+        )
     return free[:n]
 
 
@@ -159,8 +186,9 @@ def _gpus_for(kind: str, device: str, gpus: int, root: Path, exclude: Path) -> l
     """
     visible = visible_gpus()
     if gpus > 1 and (device == "cpu" or visible == 0):
-        raise ConfigError(f"gpus={gpus} needs CUDA devices (device {device!r}, {visible} GPU(s) visible); use "
-                          f"gpus=1 for a CPU run")
+        raise ConfigError(
+            f"gpus={gpus} needs CUDA devices (device {device!r}, {visible} GPU(s) visible); use gpus=1 for a CPU run"
+        )
     if kind != "pretrain" or visible == 0 or device == "cpu" or device.startswith("cuda:"):
         return None
     busy: set[int] = set()
@@ -200,10 +228,19 @@ def run_info(run_dir: str | Path) -> RunInfo:
         state = "interrupted"
     else:
         state = "queued"
-    return RunInfo(name=run_dir.name, path=run_dir, kind=kind, state=state,
-                   method=status.get("method") or config.get("method"), step=int(status.get("step") or 0),
-                   epoch=int(status.get("epoch") or 0), total_steps=status.get("total_steps"), error=error,
-                   alive=alive, started=job.get("started") or status.get("started"))
+    return RunInfo(
+        name=run_dir.name,
+        path=run_dir,
+        kind=kind,
+        state=state,
+        method=status.get("method") or config.get("method"),
+        step=int(status.get("step") or 0),
+        epoch=int(status.get("epoch") or 0),
+        total_steps=status.get("total_steps"),
+        error=error,
+        alive=alive,
+        started=job.get("started") or status.get("started"),
+    )
 
 
 #: A run whose only sign of life is a pid without a start time is taken as dead once its heartbeat is this old.
@@ -246,8 +283,9 @@ def list_runs(runs_root: str | Path | None = None) -> list[RunInfo]:
     root = Path(runs_root) if runs_root is not None else paths.runs_root()
     if not root.is_dir():
         return []
-    runs = [run_info(p) for p in root.iterdir()
-            if p.is_dir() and any((p / f).exists() for f in ("job.json", "status.json"))]
+    runs = [
+        run_info(p) for p in root.iterdir() if p.is_dir() and any((p / f).exists() for f in ("job.json", "status.json"))
+    ]
     return sorted(runs, key=lambda r: r.started or 0, reverse=True)
 
 
@@ -270,7 +308,7 @@ def read_metrics(run_dir: str | Path) -> pd.DataFrame:
 def _tail(path: Path, lines: int) -> str:
     """The last ``lines`` lines; a progress bar's carriage-return updates count as one line, its latest state."""
     try:
-        raw = path.read_bytes().decode(errors="replace")   # bytes: text mode would turn each \r into a line
+        raw = path.read_bytes().decode(errors="replace")  # bytes: text mode would turn each \r into a line
     except FileNotFoundError:
         return ""
     text = [line.rstrip("\r").rsplit("\r", 1)[-1] for line in raw.strip().split("\n")]

@@ -11,8 +11,9 @@ Every other module asks this one which leads exist, in which order, and which re
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Literal, Mapping, Sequence
+from typing import Literal
 
 import numpy as np
 
@@ -29,8 +30,9 @@ LIMB_LEADS: tuple[str, ...] = LEADS[:6]
 PRECORDIAL_LEADS: tuple[str, ...] = LEADS[6:]
 
 _ALIASES: dict[str, str] = {name.lower(): name for name in LEADS}
-_ALIASES.update({"lead i": "I", "lead ii": "II", "lead iii": "III", "d1": "I", "d2": "II", "d3": "III",
-                 "-avr": "aVR"})  # "-aVR" is never silently flipped: it is rejected below.
+_ALIASES.update(
+    {"lead i": "I", "lead ii": "II", "lead iii": "III", "d1": "I", "d2": "II", "d3": "III", "-avr": "aVR"}
+)  # "-aVR" is never silently flipped: it is rejected below.
 _ALIASES.pop("-avr")
 
 
@@ -89,7 +91,11 @@ _DEFAULT_REGIONS: dict[str, tuple[str, ...]] = {
 
 #: Colours used by every figure so a region looks the same across pages.
 REGION_COLOURS: dict[str, str] = {
-    "septal": "#1f77b4", "anterior": "#2ca02c", "lateral": "#d62728", "inferior": "#9467bd", "aVR": "#7f7f7f",
+    "septal": "#1f77b4",
+    "anterior": "#2ca02c",
+    "lateral": "#d62728",
+    "inferior": "#9467bd",
+    "aVR": "#7f7f7f",
 }
 
 
@@ -155,7 +161,7 @@ class RegionMap:
         return {region: list(leads) for region, leads in self.regions.items()}
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Sequence[str]]) -> "RegionMap":
+    def from_dict(cls, data: Mapping[str, Sequence[str]]) -> RegionMap:
         if not isinstance(data, Mapping):
             raise ValueError("a region map must be a mapping of region name to a list of leads")
         return cls({str(k): tuple(v) for k, v in data.items()})

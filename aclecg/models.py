@@ -16,8 +16,9 @@ shortcut downsamples by average pooling), and a concat (average + max) pooling h
 Layout: every lead goes through the network as a ``(N, C, 1, T)`` tensor in channels-last memory format
 (``kernel (1, k)`` 2-D convolutions, pools and batch norms). oneDNN runs channels-last convolutions of a few
 channels without reordering their inputs and outputs: 1.1-1.3x faster training and 1.4-1.5x faster evaluation
-for the xresnet stem, about 1.6x for the strided one, than the same networks in the ``(N, C, T)`` layout. The parameters keep their 1-D shapes (``Conv1d`` weights
-``(out, in, k)``, ``BatchNorm1d``), so every checkpoint written before loads unchanged.
+for the xresnet stem, about 1.6x for the strided one, than the same networks in the ``(N, C, T)`` layout. The
+parameters keep their 1-D shapes (``Conv1d`` weights ``(out, in, k)``, ``BatchNorm1d``), so every checkpoint
+written before loads unchanged.
 
 Every lead goes through the *same* network on its own: ``(B, L, T)`` is reshaped to ``(B * L, 1, T)``,
 encoded to ``D`` features, and reshaped back to ``lead_features (B, L, D)``; the record embedding is the
@@ -34,8 +35,9 @@ config records which leads, in which order).
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, fields, replace
-from typing import Any, Mapping, NamedTuple, Sequence
+from typing import Any, NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -46,8 +48,17 @@ from aclecg.leads import LEADS, canonical_lead
 from aclecg.registry import Registry
 
 __all__ = [
-    "EncoderConfig", "EncoderOutput", "ECGEncoder", "ENCODER_PRESETS", "ENCODER_PRESET_REGISTRY", "REFERENCE_ARMS",
-    "Classifier", "build_classifier", "build_encoder", "count_parameters", "resolve_encoder_config",
+    "ENCODER_PRESETS",
+    "ENCODER_PRESET_REGISTRY",
+    "REFERENCE_ARMS",
+    "Classifier",
+    "ECGEncoder",
+    "EncoderConfig",
+    "EncoderOutput",
+    "build_classifier",
+    "build_encoder",
+    "count_parameters",
+    "resolve_encoder_config",
 ]
 
 #: Evaluation arms that are not self-supervised methods (see docs/methods.md): an encoder + linear head trained
@@ -102,7 +113,7 @@ class EncoderConfig:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in data.items()}
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "EncoderConfig":
+    def from_dict(cls, data: Mapping[str, Any]) -> EncoderConfig:
         """Build a config from plain data; unknown keys or bad values raise ``ConfigError`` naming the key."""
         if not isinstance(data, Mapping):
             raise ConfigError(f"encoder config must be a mapping, got {type(data).__name__}")
@@ -142,14 +153,21 @@ def _validate(cfg: EncoderConfig) -> None:
         raise ConfigError(f"encoder config key 'kernel_size' must be odd, got {cfg.kernel_size}")
     for key in ("widths", "blocks"):
         value = getattr(cfg, key)
-        if isinstance(value, (str, bytes)) or not isinstance(value, Sequence) or not value or not all(
-                _is_int(v) and v >= 1 for v in value):
-            raise ConfigError(f"encoder config key {key!r} must be a non-empty list of positive integers, "
-                              f"got {value!r}")
+        if (
+            isinstance(value, (str, bytes))
+            or not isinstance(value, Sequence)
+            or not value
+            or not all(_is_int(v) and v >= 1 for v in value)
+        ):
+            raise ConfigError(
+                f"encoder config key {key!r} must be a non-empty list of positive integers, got {value!r}"
+            )
         object.__setattr__(cfg, key, tuple(value))
     if len(cfg.widths) != len(cfg.blocks):
-        raise ConfigError(f"encoder config keys 'widths' and 'blocks' must have the same length, got "
-                          f"{len(cfg.widths)} and {len(cfg.blocks)}")
+        raise ConfigError(
+            f"encoder config keys 'widths' and 'blocks' must have the same length, got "
+            f"{len(cfg.widths)} and {len(cfg.blocks)}"
+        )
     if isinstance(cfg.dropout, bool) or not isinstance(cfg.dropout, (int, float)) or not 0 <= cfg.dropout < 1:
         raise ConfigError(f"encoder config key 'dropout' must be a number in [0, 1), got {cfg.dropout!r}")
     object.__setattr__(cfg, "dropout", float(cfg.dropout))
@@ -171,8 +189,9 @@ STEMS: tuple[str, ...] = ("xresnet", "strided")
 ENCODER_PRESETS: dict[str, EncoderConfig] = {
     "small": EncoderConfig(stem="strided"),
     "small-v1": EncoderConfig(),
-    "base": EncoderConfig(stem_width=32, widths=(64, 128, 192, 256), blocks=(2, 2, 2, 2), kernel_size=7,
-                          feature_dim=128, dropout=0.0),
+    "base": EncoderConfig(
+        stem_width=32, widths=(64, 128, 192, 256), blocks=(2, 2, 2, 2), kernel_size=7, feature_dim=128, dropout=0.0
+    ),
 }
 #: The same presets in a :class:`~aclecg.registry.Registry` (what :func:`resolve_encoder_config` looks names up in).
 ENCODER_PRESET_REGISTRY: Registry[EncoderConfig] = Registry("encoder preset")
@@ -181,8 +200,9 @@ for _name, _config in ENCODER_PRESETS.items():
 del _name, _config
 
 
-def resolve_encoder_config(spec: "EncoderConfig | Mapping[str, Any] | str | None",
-                           leads: Sequence[str] | None = None) -> EncoderConfig:
+def resolve_encoder_config(
+    spec: EncoderConfig | Mapping[str, Any] | str | None, leads: Sequence[str] | None = None
+) -> EncoderConfig:
     """An :class:`EncoderConfig` from a config, a plain dict, or a preset name (``None`` = ``"small"``).
 
     ``leads``, when given, replaces the config's leads.
@@ -196,8 +216,9 @@ def resolve_encoder_config(spec: "EncoderConfig | Mapping[str, Any] | str | None
     elif isinstance(spec, Mapping):
         cfg = EncoderConfig.from_dict(spec)
     else:
-        raise ConfigError(f"encoder config must be a preset name, a mapping or an EncoderConfig, got "
-                          f"{type(spec).__name__}")
+        raise ConfigError(
+            f"encoder config must be a preset name, a mapping or an EncoderConfig, got {type(spec).__name__}"
+        )
     if leads is not None:
         if isinstance(leads, str):
             raise ConfigError(f"leads must be a list of lead names, got the string {leads!r}")
@@ -253,8 +274,9 @@ class _Pool(nn.Module):
 class _ConvBN(nn.Sequential):
     """Conv (no bias) + batch norm (+ ReLU) on ``(N, C, 1, T)``; ``zero_bn`` zero-initialises the BN scale."""
 
-    def __init__(self, c_in: int, c_out: int, kernel_size: int, stride: int = 1, act: bool = True,
-                 zero_bn: bool = False) -> None:
+    def __init__(
+        self, c_in: int, c_out: int, kernel_size: int, stride: int = 1, act: bool = True, zero_bn: bool = False
+    ) -> None:
         bn = _BatchNorm(c_out)
         nn.init.constant_(bn.weight, 0.0 if zero_bn else 1.0)
         layers: list[nn.Module] = [_Conv(c_in, c_out, kernel_size, stride, kernel_size // 2, bias=False), bn]
@@ -279,8 +301,9 @@ class _ResBlock(nn.Module):
 
     def __init__(self, c_in: int, c_out: int, kernel_size: int, stride: int) -> None:
         super().__init__()
-        self.convs = nn.Sequential(_ConvBN(c_in, c_out, kernel_size, stride),
-                                   _ConvBN(c_out, c_out, kernel_size, act=False, zero_bn=True))
+        self.convs = nn.Sequential(
+            _ConvBN(c_in, c_out, kernel_size, stride), _ConvBN(c_out, c_out, kernel_size, act=False, zero_bn=True)
+        )
         shortcut: list[nn.Module] = []
         if stride != 1:
             shortcut.append(_Pool("avg", stride, stride, ceil_mode=True))
@@ -297,8 +320,9 @@ class _ResBlock(nn.Module):
 
 def _stem(cfg: EncoderConfig) -> nn.Sequential:
     if cfg.stem == "strided":
-        return nn.Sequential(_ConvBN(1, cfg.widths[0], 7, stride=4),
-                             _ConvBN(cfg.widths[0], cfg.widths[0], cfg.kernel_size))
+        return nn.Sequential(
+            _ConvBN(1, cfg.widths[0], 7, stride=4), _ConvBN(cfg.widths[0], cfg.widths[0], cfg.kernel_size)
+        )
     ks = cfg.kernel_size
     return nn.Sequential(
         _ConvBN(1, cfg.stem_width, ks, stride=2),
@@ -323,7 +347,7 @@ class ECGEncoder(nn.Module):
         self.stem = _stem(cfg)
         stages: list[nn.Module] = []
         c_in = cfg.widths[0]
-        for i, (width, n_blocks) in enumerate(zip(cfg.widths, cfg.blocks)):
+        for width, n_blocks in zip(cfg.widths, cfg.blocks):
             for j in range(n_blocks):
                 stride = 2 if j == 0 else 1
                 stages.append(_ResBlock(c_in, width, ks, stride))
@@ -345,8 +369,10 @@ class ECGEncoder(nn.Module):
 
     def forward(self, x: Tensor) -> EncoderOutput:
         if x.dim() != 3 or x.shape[1] != self.config.n_leads:
-            raise DataError(f"encoder expects input (batch, {self.config.n_leads} leads "
-                            f"{'/'.join(self.config.leads)}, time), got shape {tuple(x.shape)}")
+            raise DataError(
+                f"encoder expects input (batch, {self.config.n_leads} leads "
+                f"{'/'.join(self.config.leads)}, time), got shape {tuple(x.shape)}"
+            )
         b, n_leads, t = x.shape
         h = x.reshape(b * n_leads, 1, 1, t).contiguous(memory_format=torch.channels_last)
         h = self.stages(self.stem(h))
@@ -355,8 +381,11 @@ class ECGEncoder(nn.Module):
         return EncoderOutput(feats, feats.reshape(b, -1))
 
 
-def build_encoder(config: "EncoderConfig | Mapping[str, Any] | str | None" = None, seed: int | None = None,
-                  leads: Sequence[str] | None = None) -> ECGEncoder:
+def build_encoder(
+    config: EncoderConfig | Mapping[str, Any] | str | None = None,
+    seed: int | None = None,
+    leads: Sequence[str] | None = None,
+) -> ECGEncoder:
     """An :class:`ECGEncoder`; with ``seed`` its initial weights are reproducible and the global RNG is untouched.
 
     ``build_encoder("small", seed=0)`` is the ``random_init`` reference arm.

@@ -8,8 +8,9 @@ sums with autograd support. On CUDA the engine uses PyTorch's own implementation
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 import torch
 import torch.distributed as dist
@@ -25,7 +26,7 @@ class DistInfo:
     world_size: int = 1
     local_rank: int = 0
     owns_group: bool = False  # this call created the process group, so it destroys it (see shutdown_distributed)
-    device: str = "cpu"       # where collectives' tensors live: "cpu" for gloo, "cuda:LOCAL_RANK" for nccl
+    device: str = "cpu"  # where collectives' tensors live: "cpu" for gloo, "cuda:LOCAL_RANK" for nccl
 
     @property
     def enabled(self) -> bool:
@@ -45,14 +46,21 @@ def init_distributed(use_cuda: bool) -> DistInfo:
     owns = not dist.is_initialized()
     if use_cuda:
         if local >= torch.cuda.device_count():
-            raise ConfigError(f"LOCAL_RANK {local} but only {torch.cuda.device_count()} GPU(s) are visible; start "
-                              f"at most that many processes per node")
+            raise ConfigError(
+                f"LOCAL_RANK {local} but only {torch.cuda.device_count()} GPU(s) are visible; start "
+                f"at most that many processes per node"
+            )
         torch.cuda.set_device(local)
     if owns:
         dist.init_process_group("nccl" if use_cuda else "gloo")
     backend_cuda = dist.get_backend() == "nccl"
-    return DistInfo(rank=rank, world_size=world, local_rank=local, owns_group=owns,
-                    device=f"cuda:{local}" if backend_cuda else "cpu")
+    return DistInfo(
+        rank=rank,
+        world_size=world,
+        local_rank=local,
+        owns_group=owns,
+        device=f"cuda:{local}" if backend_cuda else "cpu",
+    )
 
 
 def shutdown_distributed(info: DistInfo) -> None:
@@ -114,7 +122,7 @@ class SyncBatchNormAnyDevice(_BatchNorm):
         channels = input.shape[1]
         total = stats[-1]
         mean = stats[:channels] / total
-        var = stats[channels:2 * channels] / total - mean * mean
+        var = stats[channels : 2 * channels] / total - mean * mean
         if self.track_running_stats and self.running_mean is not None and self.running_var is not None:
             with torch.no_grad():
                 momentum = self.momentum if self.momentum is not None else 0.1
@@ -134,8 +142,9 @@ def convert_sync_batchnorm(module: nn.Module, use_cuda: bool) -> nn.Module:
     if use_cuda:
         return nn.SyncBatchNorm.convert_sync_batchnorm(module)
     if isinstance(module, _BatchNorm) and not isinstance(module, SyncBatchNormAnyDevice):
-        new = SyncBatchNormAnyDevice(module.num_features, module.eps, module.momentum, module.affine,
-                                     module.track_running_stats)
+        new = SyncBatchNormAnyDevice(
+            module.num_features, module.eps, module.momentum, module.affine, module.track_running_stats
+        )
         new.load_state_dict(module.state_dict())
         if module.affine:  # a frozen (EMA target) layer stays frozen, as torch's own conversion keeps it
             new.weight.requires_grad_(module.weight.requires_grad)

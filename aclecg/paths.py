@@ -29,7 +29,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-__all__ = ["project_root", "runs_root", "checkpoints_root", "published_root", "cache_root", "user_cache_dir"]
+__all__ = ["cache_root", "checkpoints_root", "project_root", "published_root", "runs_root", "user_cache_dir"]
 
 
 def _env_path(name: str) -> Path | None:

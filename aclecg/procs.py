@@ -21,7 +21,7 @@ import socket
 from pathlib import Path
 from typing import Any
 
-__all__ = ["pid_alive", "start_time", "own_record", "record_alive", "live_records", "read_json"]
+__all__ = ["live_records", "own_record", "pid_alive", "read_json", "record_alive", "start_time"]
 
 
 def read_json(path: Path) -> dict[str, Any]:
@@ -39,7 +39,7 @@ def _stat_fields(pid: int) -> list[str] | None:
             text = fh.read()
     except OSError:
         return None
-    return text[text.rfind(")") + 2:].split()  # fields after "(comm)", which may itself hold spaces
+    return text[text.rfind(")") + 2 :].split()  # fields after "(comm)", which may itself hold spaces
 
 
 def pid_alive(pid: int) -> bool:

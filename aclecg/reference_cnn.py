@@ -23,7 +23,7 @@ from torch import Tensor, nn
 
 from aclecg.errors import ConfigError
 
-__all__ = ["ReferenceCNNConfig", "ReferenceCNN", "build_reference_cnn"]
+__all__ = ["ReferenceCNN", "ReferenceCNNConfig", "build_reference_cnn"]
 
 
 @dataclass(frozen=True)
@@ -47,8 +47,11 @@ class ReferenceCNNConfig:
 
 
 def _conv_bn(c_in: int, c_out: int, k: int, stride: int = 1) -> nn.Sequential:
-    return nn.Sequential(nn.Conv1d(c_in, c_out, k, stride=stride, padding=k // 2, bias=False),
-                         nn.BatchNorm1d(c_out), nn.ReLU(inplace=True))
+    return nn.Sequential(
+        nn.Conv1d(c_in, c_out, k, stride=stride, padding=k // 2, bias=False),
+        nn.BatchNorm1d(c_out),
+        nn.ReLU(inplace=True),
+    )
 
 
 class ReferenceCNN(nn.Module):
@@ -62,8 +65,11 @@ class ReferenceCNN(nn.Module):
         c_in = n_leads
         for i, width in enumerate(cfg.widths):
             # the first convolution of the first stage halves the time axis (100 Hz input, 1000 samples)
-            layers += [_conv_bn(c_in, width, cfg.kernel_size, stride=2 if i == 0 else 1),
-                       _conv_bn(width, width, cfg.kernel_size), nn.MaxPool1d(2)]
+            layers += [
+                _conv_bn(c_in, width, cfg.kernel_size, stride=2 if i == 0 else 1),
+                _conv_bn(width, width, cfg.kernel_size),
+                nn.MaxPool1d(2),
+            ]
             c_in = width
         self.features = nn.Sequential(*layers)
         self.dropout = nn.Dropout(float(cfg.dropout))
@@ -75,8 +81,9 @@ class ReferenceCNN(nn.Module):
         return self.head(self.dropout(h))
 
 
-def build_reference_cnn(n_leads: int, n_classes: int, config: ReferenceCNNConfig | None = None,
-                        seed: int | None = None) -> ReferenceCNN:
+def build_reference_cnn(
+    n_leads: int, n_classes: int, config: ReferenceCNNConfig | None = None, seed: int | None = None
+) -> ReferenceCNN:
     """A seeded :class:`ReferenceCNN` (the global RNG state is left untouched when ``seed`` is given)."""
     for name, value in (("n_leads", n_leads), ("n_classes", n_classes)):
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:

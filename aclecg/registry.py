@@ -15,7 +15,8 @@ aclecg.errors.ConfigError: unknown colour 'blue'; available: red
 
 from __future__ import annotations
 
-from typing import Callable, Generic, Iterable, Iterator, TypeVar
+from collections.abc import Callable, Iterable, Iterator
+from typing import Generic, TypeVar
 
 from aclecg.errors import ConfigError
 
@@ -43,8 +44,10 @@ class Registry(Generic[T]):
 
     def decorator(self, name_of: Callable[[T], str]) -> Callable[[T], T]:
         """A class decorator registering ``cls`` under ``name_of(cls)``."""
+
         def register(entry: T) -> T:
             return self.register(name_of(entry), entry)
+
         return register
 
     def canonical(self, name: str) -> str:

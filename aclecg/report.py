@@ -10,9 +10,9 @@ Every number in the report is read from the sweeps' ``summary.csv``, ``results.c
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import pandas as pd
@@ -38,16 +38,22 @@ class Sweep:
         return self.path.name
 
     @classmethod
-    def load(cls, path: str | Path) -> "Sweep":
+    def load(cls, path: str | Path) -> Sweep:
         path = Path(path)
         needed = ["sweep.json", "summary.csv", "results.csv", "comparisons.csv"]
         missing = [f for f in needed if not (path / f).is_file()]
         if missing:
             raise DataError(f"{path} is not a finished sweep folder: missing {', '.join(missing)}")
-        comparisons = pd.read_csv(path / "comparisons.csv") if (path / "comparisons.csv").stat().st_size else \
-            pd.DataFrame()
-        return cls(path, json.loads((path / "sweep.json").read_text()), pd.read_csv(path / "summary.csv"),
-                   pd.read_csv(path / "results.csv"), comparisons)
+        comparisons = (
+            pd.read_csv(path / "comparisons.csv") if (path / "comparisons.csv").stat().st_size else pd.DataFrame()
+        )
+        return cls(
+            path,
+            json.loads((path / "sweep.json").read_text()),
+            pd.read_csv(path / "summary.csv"),
+            pd.read_csv(path / "results.csv"),
+            comparisons,
+        )
 
 
 def _arm_order(arms: Sequence[str], focus: str) -> list[str]:
@@ -59,6 +65,7 @@ def _arm_order(arms: Sequence[str], focus: str) -> list[str]:
         if arm.startswith(focus):  # ablations of the focus method
             return (2, arm)
         return (1, arm)
+
     return sorted(set(arms), key=key)
 
 
@@ -75,8 +82,7 @@ def metric_table(sweep: Sweep, metric: str, focus: str) -> str:
     """
     s = sweep.summary[sweep.summary["metric"] == metric]
     fractions = sorted(s["fraction"].unique())
-    lines = ["| arm | " + " | ".join(_fmt_pct(f) for f in fractions) + " |",
-             "|---|" + "---|" * len(fractions)]
+    lines = ["| arm | " + " | ".join(_fmt_pct(f) for f in fractions) + " |", "|---|" + "---|" * len(fractions)]
     for arm in _arm_order(s["arm"].unique(), focus):
         cells = []
         for f in fractions:
@@ -106,8 +112,10 @@ def delong_table(sweep: Sweep, focus_arm: str) -> str:
     sign = np.where(c["arm_a"] == focus_arm, 1.0, -1.0)
     c["other"] = np.where(c["arm_a"] == focus_arm, c["arm_b"], c["arm_a"])
     c["diff_focus"] = c["diff"] * sign
-    lines = ["| vs | label fraction | mean ΔAUROC (focus − other) | p per seed | seeds with p < 0.05 |",
-             "|---|---|---|---|---|"]
+    lines = [
+        "| vs | label fraction | mean ΔAUROC (focus − other) | p per seed | seeds with p < 0.05 |",
+        "|---|---|---|---|---|",
+    ]
     for other in _arm_order(c["other"].unique(), focus_arm.split(":")[0]):
         for f in sorted(c["fraction"].unique()):
             sel = c[(c["other"] == other) & (c["fraction"] == f)].sort_values("seed")
@@ -116,8 +124,10 @@ def delong_table(sweep: Sweep, focus_arm: str) -> str:
             ps = ", ".join(f"{p:.3f}" if p >= 0.001 else f"{p:.0e}" for p in sel["p_value"])
             wins = int(((sel["p_value"] < 0.05) & (sel["diff_focus"] > 0)).sum())
             losses = int(((sel["p_value"] < 0.05) & (sel["diff_focus"] < 0)).sum())
-            lines.append(f"| {other} | {_fmt_pct(f)} | {sel['diff_focus'].mean():+.3f} | {ps} | "
-                         f"{wins} better, {losses} worse of {len(sel)} |")
+            lines.append(
+                f"| {other} | {_fmt_pct(f)} | {sel['diff_focus'].mean():+.3f} | {ps} | "
+                f"{wins} better, {losses} worse of {len(sel)} |"
+            )
     return "\n".join(lines)
 
 
@@ -134,16 +144,23 @@ def plot_sweep(sweep: Sweep, metric: str, path: Path, focus: str) -> Path:
         rows = s[s["arm"] == arm].sort_values("fraction")
         style = "--" if arm in REFERENCE_ORDER else "-"
         width = 2.6 if arm.startswith(focus + ":") else 1.4
-        line, = ax.plot(rows["fraction"], rows["mean"], style, marker="o", lw=width, label=arm)
+        (line,) = ax.plot(rows["fraction"], rows["mean"], style, marker="o", lw=width, label=arm)
         if rows["boot_ci_low_mean"].notna().any():
-            ax.fill_between(rows["fraction"], rows["boot_ci_low_mean"], rows["boot_ci_high_mean"],
-                            color=line.get_color(), alpha=0.10)
+            ax.fill_between(
+                rows["fraction"],
+                rows["boot_ci_low_mean"],
+                rows["boot_ci_high_mean"],
+                color=line.get_color(),
+                alpha=0.10,
+            )
     ax.set_xscale("log")
     fracs = sorted(s["fraction"].unique())
     ax.set_xticks(fracs, [_fmt_pct(f) for f in fracs])
     ax.set_xlabel("fraction of training labels")
     ax.set_ylabel(METRICS[metric])
-    ax.set_title(f"{sweep.meta['label_set']}, {sweep.meta['protocol']}: {METRICS[metric]} (test n={sweep.meta['n_test']})")
+    ax.set_title(
+        f"{sweep.meta['label_set']}, {sweep.meta['protocol']}: {METRICS[metric]} (test n={sweep.meta['n_test']})"
+    )
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, loc="lower right")
     fig.tight_layout()
@@ -175,8 +192,10 @@ def headline(sweep: Sweep, focus: str) -> list[str]:
                 verdict = "below its mean but inside its bootstrap 95 % CI"
             else:
                 verdict = f"below its bootstrap 95 % CI by {sup[1] - mine[0]:.3f}"
-            out.append(f"- {arm} with 10 % of labels: macro AUROC {mine[0]:.3f}; supervised with 100 %: "
-                       f"{sup[0]:.3f} [{sup[1]:.3f}, {sup[2]:.3f}] → {verdict}.")
+            out.append(
+                f"- {arm} with 10 % of labels: macro AUROC {mine[0]:.3f}; supervised with 100 %: "
+                f"{sup[0]:.3f} [{sup[1]:.3f}, {sup[2]:.3f}] → {verdict}."
+            )
     best = sweep.summary[(sweep.summary["metric"] == "macro_auroc")]
     for f in sorted(best["fraction"].unique()):
         rows = best[np.isclose(best["fraction"], f)].sort_values("mean", ascending=False)
@@ -207,14 +226,22 @@ def rotation_summary(sweeps: Sequence[Sweep], focus: str) -> list[str]:
         s_all = pd.concat(frames)
         s_all = s_all[s_all["metric"] == "macro_auroc"]
         shared_fr = sorted(set.intersection(*(set(f["fraction"]) for f in frames)))
-        arms = [a for a in _arm_order(s_all["arm"].unique(), focus)
-                if s_all[s_all["arm"] == a]["test_fold"].nunique() == len(folds)]
+        arms = [
+            a
+            for a in _arm_order(s_all["arm"].unique(), focus)
+            if s_all[s_all["arm"] == a]["test_fold"].nunique() == len(folds)
+        ]
         n_test = sum(int(s.meta["n_test"]) for s in members)
-        parts += [f"## Test-fold rotation — {label_set}, {protocol} (test folds {', '.join(map(str, folds))}; "
-                  f"{n_test} test records in all)", "",
-                  "Macro AUROC, mean over the test folds of the mean over seeds (per fold in brackets). Each "
-                  "rotation's encoders were pretrained without its test fold.", "",
-                  "| arm | " + " | ".join(_fmt_pct(f) for f in shared_fr) + " |", "|---|" + "---|" * len(shared_fr)]
+        parts += [
+            f"## Test-fold rotation — {label_set}, {protocol} (test folds {', '.join(map(str, folds))}; "
+            f"{n_test} test records in all)",
+            "",
+            "Macro AUROC, mean over the test folds of the mean over seeds (per fold in brackets). Each "
+            "rotation's encoders were pretrained without its test fold.",
+            "",
+            "| arm | " + " | ".join(_fmt_pct(f) for f in shared_fr) + " |",
+            "|---|" + "---|" * len(shared_fr),
+        ]
         for arm in arms:
             cells = []
             for f in shared_fr:
@@ -225,16 +252,21 @@ def rotation_summary(sweeps: Sequence[Sweep], focus: str) -> list[str]:
         focus_arm = f"{focus}:linear_probe"
         comps = pd.concat([s.comparisons for s in members if not s.comparisons.empty] or [pd.DataFrame()])
         if not comps.empty and focus_arm in arms:
-            c = comps[(comps["metric"] == "macro_auroc") & ((comps["arm_a"] == focus_arm) | (comps["arm_b"] == focus_arm))]
+            c = comps[
+                (comps["metric"] == "macro_auroc") & ((comps["arm_a"] == focus_arm) | (comps["arm_b"] == focus_arm))
+            ]
             c = c[np.isin(c["fraction"], shared_fr)]
             sign = np.where(c["arm_a"] == focus_arm, 1.0, -1.0)
             other = np.where(c["arm_a"] == focus_arm, c["arm_b"], c["arm_a"])
             diff = c["diff"].to_numpy() * sign
-            parts += ["", f"DeLong tests of `{focus_arm}` over every (test fold, seed) pair, macro AUROC (p < 0.05; "
-                      "at 100 % of labels a linear probe does not depend on the seed, so its counts move in threes):",
-                      "",
-                      "| vs | label fraction | mean ΔAUROC | significantly better | significantly worse | pairs |",
-                      "|---|---|---|---|---|---|"]
+            parts += [
+                "",
+                f"DeLong tests of `{focus_arm}` over every (test fold, seed) pair, macro AUROC (p < 0.05; "
+                "at 100 % of labels a linear probe does not depend on the seed, so its counts move in threes):",
+                "",
+                "| vs | label fraction | mean ΔAUROC | significantly better | significantly worse | pairs |",
+                "|---|---|---|---|---|---|",
+            ]
             for arm in [a for a in arms if a != focus_arm]:
                 for f in shared_fr:
                     sel = (other == arm) & np.isclose(c["fraction"].to_numpy(), f)
@@ -242,47 +274,72 @@ def rotation_summary(sweeps: Sequence[Sweep], focus: str) -> list[str]:
                         continue
                     p = c["p_value"].to_numpy()[sel]
                     d = diff[sel]
-                    parts.append(f"| {arm} | {_fmt_pct(f)} | {d.mean():+.3f} | {int(((p < 0.05) & (d > 0)).sum())} | "
-                                 f"{int(((p < 0.05) & (d < 0)).sum())} | {int(sel.sum())} |")
+                    parts.append(
+                        f"| {arm} | {_fmt_pct(f)} | {d.mean():+.3f} | {int(((p < 0.05) & (d > 0)).sum())} | "
+                        f"{int(((p < 0.05) & (d < 0)).sum())} | {int(sel.sum())} |"
+                    )
         parts.append("")
     return parts
 
 
-def build_report(sweep_dirs: Sequence[str | Path], out: str | Path, focus: str = "acl_ecg",
-                 preamble: str = "") -> Path:
+def build_report(sweep_dirs: Sequence[str | Path], out: str | Path, focus: str = "acl_ecg", preamble: str = "") -> Path:
     """Write the Markdown report and its PNG figures (into ``<out stem>/`` beside it)."""
     sweeps = [Sweep.load(p) for p in sweep_dirs]
     if not sweeps:
         raise DataError("no sweep folders given")
     out = Path(out)
     fig_dir = out.parent / out.stem
-    parts = ["# Results", "", "_Generated by `python -m aclecg report` from the sweep folders "
-             + ", ".join(f"`{s.path}`" for s in sweeps) + ". Do not edit by hand._", ""]
+    parts = [
+        "# Results",
+        "",
+        "_Generated by `python -m aclecg report` from the sweep folders "
+        + ", ".join(f"`{s.path}`" for s in sweeps)
+        + ". Do not edit by hand._",
+        "",
+    ]
     if preamble:
         parts += [preamble.strip(), ""]
     parts += rotation_summary(sweeps, focus)
     for sweep in sweeps:
         m = sweep.meta
         fold_note = f", test fold {m['test_fold']}" if m.get("test_fold") else ""
-        parts += [f"## {m['label_set']} — {m['protocol']} protocol{fold_note} (`{sweep.name}`)", "",
-                  f"Classes: {', '.join(m['classes'])}. Validation records: {m['n_val']}, test records: {m['n_test']}. "
-                  f"Seeds: {len(m['seeds'])} ({', '.join(map(str, m['seeds']))}). Label fractions: "
-                  f"{', '.join(_fmt_pct(f) for f in m['fractions'])}. Device: {m['device']}.", ""]
+        parts += [
+            f"## {m['label_set']} — {m['protocol']} protocol{fold_note} (`{sweep.name}`)",
+            "",
+            f"Classes: {', '.join(m['classes'])}. Validation records: {m['n_val']}, test records: {m['n_test']}. "
+            f"Seeds: {len(m['seeds'])} ({', '.join(map(str, m['seeds']))}). Label fractions: "
+            f"{', '.join(_fmt_pct(f) for f in m['fractions'])}. Device: {m['device']}.",
+            "",
+        ]
         checkpoints = m.get("checkpoints", {})
         if checkpoints:
-            parts += ["Checkpoints: " + "; ".join(f"`{k}` ({v.get('method')}, sha256 {str(v.get('sha256'))[:12]}…)"
-                                                   for k, v in checkpoints.items()), ""]
+            parts += [
+                "Checkpoints: "
+                + "; ".join(
+                    f"`{k}` ({v.get('method')}, sha256 {str(v.get('sha256'))[:12]}…)" for k, v in checkpoints.items()
+                ),
+                "",
+            ]
         parts += ["### Headline", ""] + headline(sweep, focus) + [""]
         for metric, title in METRICS.items():
             png = plot_sweep(sweep, metric, fig_dir / f"{sweep.name}_{metric}.png", focus)
-            parts += [f"### {title} (mean ± std over seeds [bootstrap 95 % CI over test records])", "",
-                      metric_table(sweep, metric, focus), "",
-                      f"![{title}]({png.relative_to(out.parent).as_posix()})", ""]
+            parts += [
+                f"### {title} (mean ± std over seeds [bootstrap 95 % CI over test records])",
+                "",
+                metric_table(sweep, metric, focus),
+                "",
+                f"![{title}]({png.relative_to(out.parent).as_posix()})",
+                "",
+            ]
         for kind in ("linear_probe", "fine_tune"):
             arm = f"{focus}:{kind}"
             if arm in set(sweep.summary["arm"]):
-                parts += [f"### DeLong tests of `{arm}` (paired, same test records, macro AUROC)", "",
-                          delong_table(sweep, arm), ""]
+                parts += [
+                    f"### DeLong tests of `{arm}` (paired, same test records, macro AUROC)",
+                    "",
+                    delong_table(sweep, arm),
+                    "",
+                ]
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text("\n".join(parts) + "\n")
     return out
@@ -323,47 +380,64 @@ def ship_checkpoint(run_dir: str | Path, dest: str | Path, sweep_dirs: Sequence[
     metrics = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines() if line.strip()]
     minutes = (status.get("finished", 0) - status.get("started", 0)) / 60
     hardware = status.get("hardware") or "hardware not recorded (this run predates the status field)"
-    lines = [f"# `{dest.name}`: {info.title if info else config['method']}", "",
-             f"Method `{config['method']}`" + (f" — {info.paper}" if info else "") + ".",
-             "**Reconstruction**: the paper's exact objective is not public; see docs/methods.md."
-             if info and info.reconstruction else "", "",
-             "| field | value |", "|---|---|",
-             f"| file | `encoder.pt` ({(dest / 'encoder.pt').stat().st_size / 1024:.0f} KiB), sha256 "
-             f"`{payload['checkpoint_sha256']}` |",
-             f"| data | {', '.join(f'`{d}`' for d in config['data'])}, splits excluded: "
-             f"{', '.join(config['exclude_splits']) or 'none'}; data fingerprint `{payload['data_fingerprint'][:16]}…` |",
-             f"| input | {len(payload['leads'])} leads ({', '.join(payload['leads'])}), {payload['fs']:g} Hz, "
-             f"{payload['n_samples']} samples |",
-             f"| encoder | {json.dumps(payload['encoder_config'])} |",
-             f"| augmentation | {payload.get('augmentation')} |",
-             f"| method hyper-parameters | `{json.dumps(payload.get('hparams', {}))}` |",
-             f"| training | {config['epochs']} epochs, {payload['step']} steps, batch {config['batch_size']}, "
-             f"AdamW lr {config['lr']} (cosine, {config['warmup_steps']} warm-up steps), seed {config['seed']} |",
-             f"| loss | {metrics[0]['loss']:.3f} at step 1 → {metrics[-1]['loss']:.3f} at step {metrics[-1]['step']} |",
-             f"| precision | {stored.get('resolved_amp') or 'fp32'} (`amp={config.get('amp')}` on "
-             f"{stored.get('resolved_device', 'the training device')}) |",
-             f"| time | {minutes:.1f} min on {hardware} ({status.get('world_size', 1)} process; other jobs may have "
-             "shared the cores) |", "",
-             "Reproduce from scratch:", "", "```bash",
-             f"python -m aclecg pretrain --config checkpoints/{dest.name}/config.json --run-dir runs/repro-{dest.name}",
-             "```", ""]
-    if not _same_config(dest / "config.json", config):   # keep the file as written when it is the same recipe
+    lines = [
+        f"# `{dest.name}`: {info.title if info else config['method']}",
+        "",
+        f"Method `{config['method']}`" + (f" — {info.paper}" if info else "") + ".",
+        "**Reconstruction**: the paper's exact objective is not public; see docs/methods.md."
+        if info and info.reconstruction
+        else "",
+        "",
+        "| field | value |",
+        "|---|---|",
+        f"| file | `encoder.pt` ({(dest / 'encoder.pt').stat().st_size / 1024:.0f} KiB), sha256 "
+        f"`{payload['checkpoint_sha256']}` |",
+        f"| data | {', '.join(f'`{d}`' for d in config['data'])}, splits excluded: "
+        f"{', '.join(config['exclude_splits']) or 'none'}; data fingerprint `{payload['data_fingerprint'][:16]}…` |",
+        f"| input | {len(payload['leads'])} leads ({', '.join(payload['leads'])}), {payload['fs']:g} Hz, "
+        f"{payload['n_samples']} samples |",
+        f"| encoder | {json.dumps(payload['encoder_config'])} |",
+        f"| augmentation | {payload.get('augmentation')} |",
+        f"| method hyper-parameters | `{json.dumps(payload.get('hparams', {}))}` |",
+        f"| training | {config['epochs']} epochs, {payload['step']} steps, batch {config['batch_size']}, "
+        f"AdamW lr {config['lr']} (cosine, {config['warmup_steps']} warm-up steps), seed {config['seed']} |",
+        f"| loss | {metrics[0]['loss']:.3f} at step 1 → {metrics[-1]['loss']:.3f} at step {metrics[-1]['step']} |",
+        f"| precision | {stored.get('resolved_amp') or 'fp32'} (`amp={config.get('amp')}` on "
+        f"{stored.get('resolved_device', 'the training device')}) |",
+        f"| time | {minutes:.1f} min on {hardware} ({status.get('world_size', 1)} process; other jobs may have "
+        "shared the cores) |",
+        "",
+        "Reproduce from scratch:",
+        "",
+        "```bash",
+        f"python -m aclecg pretrain --config checkpoints/{dest.name}/config.json --run-dir runs/repro-{dest.name}",
+        "```",
+        "",
+    ]
+    if not _same_config(dest / "config.json", config):  # keep the file as written when it is the same recipe
         (dest / "config.json").write_text(json.dumps(config, indent=1) + "\n")
     for sweep_dir in sweep_dirs:
         sweep = Sweep.load(sweep_dir)
         arm = f"{dest.name}:linear_probe"
         if arm not in set(sweep.summary["arm"]):
             continue
-        lines += [f"## Linear probe — {sweep.meta['label_set']}, {sweep.meta['protocol']} (`{sweep.path}`)", "",
-                  "| metric | " + " | ".join(_fmt_pct(f) for f in sorted(sweep.summary["fraction"].unique())) + " |",
-                  "|---|" + "---|" * sweep.summary["fraction"].nunique()]
+        lines += [
+            f"## Linear probe — {sweep.meta['label_set']}, {sweep.meta['protocol']} (`{sweep.path}`)",
+            "",
+            "| metric | " + " | ".join(_fmt_pct(f) for f in sorted(sweep.summary["fraction"].unique())) + " |",
+            "|---|" + "---|" * sweep.summary["fraction"].nunique(),
+        ]
         for metric, title in METRICS.items():
             cells = []
             for f in sorted(sweep.summary["fraction"].unique()):
                 v = _value(sweep, arm, f, metric)
                 cells.append("–" if v is None else f"{v[0]:.3f} [{v[1]:.3f}, {v[2]:.3f}]")
             lines.append(f"| {title} | " + " | ".join(cells) + " |")
-        lines += ["", f"Test records: {sweep.meta['n_test']}; mean over {len(sweep.meta['seeds'])} seeds "
-                      "[bootstrap 95 % CI over test records].", ""]
+        lines += [
+            "",
+            f"Test records: {sweep.meta['n_test']}; mean over {len(sweep.meta['seeds'])} seeds "
+            "[bootstrap 95 % CI over test records].",
+            "",
+        ]
     (dest / "README.md").write_text("\n".join(lines) + "\n")
     return dest

@@ -10,7 +10,6 @@ import os
 import torch
 
 from aclecg.errors import ConfigError
-
 from aclecg.paths import cache_root  # noqa: F401  (moved to aclecg.paths; imported here until callers move)
 
 
@@ -30,8 +29,10 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
     except RuntimeError as exc:
         raise ConfigError(f"unknown device {device!r}; use auto, cpu or cuda[:N]") from exc
     if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
-        raise ConfigError(f"device {device!r} requested but only {torch.cuda.device_count()} GPU(s) are visible "
-                          f"(cuda:0 .. cuda:{torch.cuda.device_count() - 1})")
+        raise ConfigError(
+            f"device {device!r} requested but only {torch.cuda.device_count()} GPU(s) are visible "
+            f"(cuda:0 .. cuda:{torch.cuda.device_count() - 1})"
+        )
     if dev.type not in ("cpu", "cuda"):
         raise ConfigError(f"unsupported device {device!r}; use auto, cpu or cuda[:N]")
     return dev

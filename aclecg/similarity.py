@@ -10,7 +10,7 @@
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -26,8 +26,9 @@ def cosine_similarity_matrix(features: np.ndarray) -> np.ndarray:
     return np.einsum("nud,nvd->uv", f, f) / f.shape[0]
 
 
-def region_similarity(lead_features: np.ndarray, leads: Sequence[str], region_map: RegionMap,
-                      centre: bool = False) -> tuple[np.ndarray, list[str], dict[str, float]]:
+def region_similarity(
+    lead_features: np.ndarray, leads: Sequence[str], region_map: RegionMap, centre: bool = False
+) -> tuple[np.ndarray, list[str], dict[str, float]]:
     """Region embeddings (mean of their leads' features) and their mean cosine similarity.
 
     With ``centre`` each lead's features first have their mean over records removed (post-ReLU features are
@@ -49,7 +50,8 @@ def region_similarity(lead_features: np.ndarray, leads: Sequence[str], region_ma
         owner[members] = r
     same = (owner[:, None] == owner[None, :]) & (owner[:, None] >= 0) & ~np.eye(len(leads), dtype=bool)
     diff = (owner[:, None] != owner[None, :]) & (owner[:, None] >= 0) & (owner[None, :] >= 0)
-    summary = {"within": float(lead_sim[same].mean()) if same.any() else float("nan"),
-               "across": float(lead_sim[diff].mean()) if diff.any() else float("nan")}
+    summary = {
+        "within": float(lead_sim[same].mean()) if same.any() else float("nan"),
+        "across": float(lead_sim[diff].mean()) if diff.any() else float("nan"),
+    }
     return sim, names, summary
-

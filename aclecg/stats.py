@@ -26,8 +26,8 @@ components are turned into per-record influence values and averaged over classes
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Sequence
 
 import numpy as np
 from scipy.special import ndtr
@@ -36,9 +36,21 @@ from scipy.stats import rankdata
 from aclecg.errors import ConfigError, DataError
 
 __all__ = [
-    "ClassMetrics", "MetricReport", "BootstrapResult", "DeLongResult", "MacroDeLongResult",
-    "check_inputs", "per_class_auroc", "per_class_auprc", "macro_auroc", "macro_auprc", "evaluate_scores",
-    "bootstrap_metrics", "delong_test", "delong_per_class", "delong_macro",
+    "BootstrapResult",
+    "ClassMetrics",
+    "DeLongResult",
+    "MacroDeLongResult",
+    "MetricReport",
+    "bootstrap_metrics",
+    "check_inputs",
+    "delong_macro",
+    "delong_per_class",
+    "delong_test",
+    "evaluate_scores",
+    "macro_auprc",
+    "macro_auroc",
+    "per_class_auprc",
+    "per_class_auroc",
 ]
 
 
@@ -56,8 +68,9 @@ def check_inputs(y_true: np.ndarray, y_score: np.ndarray) -> tuple[np.ndarray, n
     if y_score.ndim == 1:
         y_score = y_score[:, None]
     if y_true.ndim != 2 or y_true.shape != y_score.shape:
-        raise DataError(f"labels {y_true.shape} and scores {y_score.shape} must be 2-D arrays of the same shape "
-                        "(records, classes)")
+        raise DataError(
+            f"labels {y_true.shape} and scores {y_score.shape} must be 2-D arrays of the same shape (records, classes)"
+        )
     if y_true.shape[0] == 0:
         raise DataError("cannot compute metrics on zero records")
     if not np.isin(y_true, (0.0, 1.0)).all():
@@ -72,9 +85,9 @@ def check_inputs(y_true: np.ndarray, y_score: np.ndarray) -> tuple[np.ndarray, n
 class _SortedClass:
     """One class's records sorted by score, with the boundaries of tie groups (computed once)."""
 
-    order: np.ndarray        # record indices sorted by increasing score
-    starts: np.ndarray       # first position of each tie group in the sorted order
-    labels: np.ndarray       # labels in sorted order (0/1 float)
+    order: np.ndarray  # record indices sorted by increasing score
+    starts: np.ndarray  # first position of each tie group in the sorted order
+    labels: np.ndarray  # labels in sorted order (0/1 float)
 
 
 def _sort_class(y: np.ndarray, s: np.ndarray) -> _SortedClass:
@@ -116,8 +129,9 @@ def _ap_from_groups(pos: np.ndarray, neg: np.ndarray) -> np.ndarray:
     return np.where((p_total > 0) & (n_total > 0), ap, np.nan)
 
 
-def _weighted_metrics(y_true: np.ndarray, y_score: np.ndarray, weights: np.ndarray,
-                      metrics: Sequence[str] = ("auroc", "auprc")) -> dict[str, np.ndarray]:
+def _weighted_metrics(
+    y_true: np.ndarray, y_score: np.ndarray, weights: np.ndarray, metrics: Sequence[str] = ("auroc", "auprc")
+) -> dict[str, np.ndarray]:
     """Per-class metrics for each weight row: ``{name: (B, C)}`` (NaN for an undefined class in a row)."""
     n_rows, n_classes = weights.shape[0], y_true.shape[1]
     out = {m: np.full((n_rows, n_classes), np.nan) for m in metrics}
@@ -227,6 +241,7 @@ def _percentile_interval(samples: np.ndarray, level: float) -> np.ndarray:
         if samples.shape[0] == 0 or np.isnan(samples).all(axis=0).all():
             return np.full(samples.shape[1:] + (2,), np.nan)
         import warnings
+
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
             lo = np.nanquantile(samples, alpha, axis=0)
@@ -234,8 +249,15 @@ def _percentile_interval(samples: np.ndarray, level: float) -> np.ndarray:
     return np.stack([lo, hi], axis=-1)
 
 
-def bootstrap_metrics(y_true: np.ndarray, y_score: np.ndarray, n_resamples: int = 1000, seed: int = 0,
-                      level: float = 0.95, chunk: int = 250, keep_samples: bool = False) -> BootstrapResult:
+def bootstrap_metrics(
+    y_true: np.ndarray,
+    y_score: np.ndarray,
+    n_resamples: int = 1000,
+    seed: int = 0,
+    level: float = 0.95,
+    chunk: int = 250,
+    keep_samples: bool = False,
+) -> BootstrapResult:
     """Percentile bootstrap CIs of macro and per-class AUROC/AUPRC, resampling records with replacement.
 
     Resamples are evaluated as weight vectors in chunks (vectorised, no re-sorting); the same ``seed`` gives the
@@ -301,8 +323,8 @@ def _structural_components(y: np.ndarray, scores: np.ndarray) -> tuple[np.ndarra
     pos, neg = y == 1, y == 0
     m, n = int(pos.sum()), int(neg.sum())
     x, z = scores[:, pos], scores[:, neg]
-    tx = rankdata(x, axis=1)                 # midranks among positives
-    tz = rankdata(z, axis=1)                 # midranks among negatives
+    tx = rankdata(x, axis=1)  # midranks among positives
+    tz = rankdata(z, axis=1)  # midranks among negatives
     t = rankdata(np.concatenate([x, z], axis=1), axis=1)  # midranks among all
     auc = (t[:, :m].sum(axis=1) - m * (m + 1) / 2.0) / (m * n)
     v10 = (t[:, :m] - tx) / n
@@ -407,5 +429,4 @@ def delong_macro(y_true: np.ndarray, score_a: np.ndarray, score_b: np.ndarray) -
     s = psi @ psi.T
     var = s[0, 0] + s[1, 1] - 2 * s[0, 1]
     z, p = _z_and_p(float(aucs[0] - aucs[1]), float(var))
-    return MacroDeLongResult(float(aucs[0]), float(aucs[1]), float(s[0, 0]), float(s[1, 1]), float(s[0, 1]), z, p,
-                             used)
+    return MacroDeLongResult(float(aucs[0]), float(aucs[1]), float(s[0, 0]), float(s[1, 1]), float(s[0, 1]), z, p, used)

@@ -18,24 +18,37 @@ independent pretraining replicate. This module reads the finished cells and comp
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable
 
 import numpy as np
 import pandas as pd
 
 from aclecg import hypothesis, stats
-from aclecg.evaluation import count_not_converged
 from aclecg.errors import DataError
+from aclecg.evaluation import count_not_converged
 
-__all__ = ["PRIMARY", "ship_official", "load_cells", "best_baseline", "paper_table", "family_tests",
-           "primary_comparison",
-           "label_efficiency"]
+__all__ = [
+    "PRIMARY",
+    "best_baseline",
+    "family_tests",
+    "label_efficiency",
+    "load_cells",
+    "paper_table",
+    "primary_comparison",
+    "ship_official",
+]
 
 #: The primary comparison, fixed before any result was seen.
-PRIMARY = {"protocol": "multilabel", "fraction": 0.1, "kind": "linear_probe", "metric": "auroc",
-           "margin": 0.02, "alpha": 0.05}
+PRIMARY = {
+    "protocol": "multilabel",
+    "fraction": 0.1,
+    "kind": "linear_probe",
+    "metric": "auroc",
+    "margin": 0.02,
+    "alpha": 0.05,
+}
 FOCUS = "acl_ecg"
 ABLATIONS = ("acl_ecg_no_physio", "acl_ecg_no_region")
 REFERENCE_ROWS = ("supervised", "reference_cnn", "random_init")
@@ -61,31 +74,48 @@ def load_cells(root: str | Path) -> pd.DataFrame:
         for cell_path in sorted((meta_path.parent / "cells").glob("*.json")):
             rec = _read_json(cell_path)
             if rec["arm"] not in meta["arms"] or rec["fraction"] not in meta["fractions"]:
-                continue   # a cell of another configuration left in the folder
+                continue  # a cell of another configuration left in the folder
             macro = {m["metric"]: m["value"] for m in rec["metrics"] if m["metric"].startswith("macro_")}
             d = rec.get("details") or {}
             val = d.get("val")
-            if isinstance(val, dict):     # linear probe: the validation score of the chosen L2 strength
+            if isinstance(val, dict):  # linear probe: the validation score of the chosen L2 strength
                 val = val.get(str(d.get("l2")))
-            rows.append({"sweep": meta_path.parent.name, "protocol": meta["protocol"], "test_fold": int(fold),
-                         "arm": rec["arm"], "name": _name(rec["arm"]), "kind": rec["arm_kind"],
-                         "fraction": float(rec["fraction"]), "seed": int(rec["seed"]),
-                         "auroc": macro.get("macro_auroc"), "auprc": macro.get("macro_auprc"),
-                         "val": val, "converged": d.get("converged"), "best_step": d.get("best_step"),
-                         "steps_run": d.get("steps_run"), "lr": d.get("lr"), "n_test": rec["n_test"],
-                         "seconds": rec.get("seconds"),
-                         "npz": str(cell_path.with_suffix(".npz"))})
+            rows.append(
+                {
+                    "sweep": meta_path.parent.name,
+                    "protocol": meta["protocol"],
+                    "test_fold": int(fold),
+                    "arm": rec["arm"],
+                    "name": _name(rec["arm"]),
+                    "kind": rec["arm_kind"],
+                    "fraction": float(rec["fraction"]),
+                    "seed": int(rec["seed"]),
+                    "auroc": macro.get("macro_auroc"),
+                    "auprc": macro.get("macro_auprc"),
+                    "val": val,
+                    "converged": d.get("converged"),
+                    "best_step": d.get("best_step"),
+                    "steps_run": d.get("steps_run"),
+                    "lr": d.get("lr"),
+                    "n_test": rec["n_test"],
+                    "seconds": rec.get("seconds"),
+                    "npz": str(cell_path.with_suffix(".npz")),
+                }
+            )
     if not rows:
         raise DataError(f"no finished sweep cells under {root}")
     return pd.DataFrame(rows)
 
 
-def best_baseline(cells: pd.DataFrame, fraction: float = 0.1, protocol: str = "multilabel",
-                  test_fold: int = 10) -> str:
+def best_baseline(cells: pd.DataFrame, fraction: float = 0.1, protocol: str = "multilabel", test_fold: int = 10) -> str:
     """The baseline whose linear probe validates best (mean over seeds) at ``fraction``; test folds unread."""
-    sel = cells[(cells["kind"] == "linear_probe") & (cells["protocol"] == protocol) &
-                (cells["test_fold"] == test_fold) & np.isclose(cells["fraction"], fraction) &
-                ~cells["name"].isin((FOCUS, *ABLATIONS))]
+    sel = cells[
+        (cells["kind"] == "linear_probe")
+        & (cells["protocol"] == protocol)
+        & (cells["test_fold"] == test_fold)
+        & np.isclose(cells["fraction"], fraction)
+        & ~cells["name"].isin((FOCUS, *ABLATIONS))
+    ]
     if sel.empty or sel["val"].isna().all():
         raise DataError(f"no baseline linear-probe cells at {fraction:g} ({protocol}, test fold {test_fold})")
     return str(sel.groupby("name")["val"].mean().idxmax())
@@ -100,11 +130,18 @@ def paper_table(cells: pd.DataFrame, protocol: str, metric: str = "auroc") -> pd
     """Rows: arms; columns: fractions; values: mean over rotations of the seed mean. Also the rotations and
     not-converged counts per entry (columns ``(<fraction>, 'n_folds')`` / ``'not_converged'``)."""
     sel = cells[cells["protocol"] == protocol]
-    per_fold = sel.groupby(["arm", "kind", "fraction", "test_fold"]).agg(
-        value=(metric, "mean"), bad=("converged", count_not_converged)).reset_index()
-    pooled = per_fold.groupby(["arm", "kind", "fraction"]).agg(
-        mean=("value", "mean"), sd=("value", "std"), n_folds=("test_fold", "nunique"),
-        not_converged=("bad", "sum")).reset_index()
+    per_fold = (
+        sel.groupby(["arm", "kind", "fraction", "test_fold"])
+        .agg(value=(metric, "mean"), bad=("converged", count_not_converged))
+        .reset_index()
+    )
+    pooled = (
+        per_fold.groupby(["arm", "kind", "fraction"])
+        .agg(
+            mean=("value", "mean"), sd=("value", "std"), n_folds=("test_fold", "nunique"), not_converged=("bad", "sum")
+        )
+        .reset_index()
+    )
     pooled["row"] = [_row_label(a, k) for a, k in zip(pooled["arm"], pooled["kind"])]
     return pooled
 
@@ -120,6 +157,7 @@ def _order(rows: Iterable[str], best: str | None) -> list[str]:
         if r in REFERENCE_ROWS:
             return (4 + REFERENCE_ROWS.index(r), r)
         return (2, r)
+
     return sorted(set(rows), key=key)
 
 
@@ -180,8 +218,12 @@ def family_tests(cells: pd.DataFrame) -> pd.DataFrame:
             if mine.empty:
                 continue
             a = _predictions(mine)
-            others = [arm for arm in grp["arm"].unique() if arm != focus_arm and
-                      (kind == "linear_probe" or grp[grp["arm"] == arm]["kind"].iloc[0] != "linear_probe")]
+            others = [
+                arm
+                for arm in grp["arm"].unique()
+                if arm != focus_arm
+                and (kind == "linear_probe" or grp[grp["arm"] == arm]["kind"].iloc[0] != "linear_probe")
+            ]
             for other in others:
                 b = _predictions(grp[grp["arm"] == other])
                 if not np.array_equal(a.y, b.y):
@@ -190,9 +232,20 @@ def family_tests(cells: pd.DataFrame) -> pd.DataFrame:
                     res = stats.delong_macro(a.y, np.mean(a.scores, axis=0), np.mean(b.scores, axis=0))
                 except DataError:
                     continue
-                rows.append({"protocol": protocol, "test_fold": fold, "fraction": fraction, "arm": focus_arm,
-                             "versus": other, "auc_a": res.auc_a, "auc_b": res.auc_b, "diff": res.diff,
-                             "se": abs(res.diff / res.z) if res.z else np.nan, "p_value": res.p_value})
+                rows.append(
+                    {
+                        "protocol": protocol,
+                        "test_fold": fold,
+                        "fraction": fraction,
+                        "arm": focus_arm,
+                        "versus": other,
+                        "auc_a": res.auc_a,
+                        "auc_b": res.auc_b,
+                        "diff": res.diff,
+                        "se": abs(res.diff / res.z) if res.z else np.nan,
+                        "p_value": res.p_value,
+                    }
+                )
     out = pd.DataFrame(rows)
     if not out.empty:
         out["p_holm"] = hypothesis.holm(out["p_value"].to_numpy())
@@ -215,9 +268,19 @@ def primary_comparison(cells: pd.DataFrame, best: str, n_resamples: int = 2000) 
         raise DataError(f"the primary comparison needs {FOCUS} and {best} linear probes at {p['fraction']:g}")
     res = hypothesis.hierarchical_bootstrap(runs, p["metric"], n_resamples=n_resamples, seed=20260131)
     eq = hypothesis.tost(res.diff, res.se, p["margin"])
-    return {"best_baseline": best, "test_folds": folds, "n_records": res.n_records, "diff": res.diff,
-            "ci_low": res.ci_low, "ci_high": res.ci_high, "se": res.se, "per_fold": dict(zip(folds, res.per_run)),
-            "tost_p": eq.p_value, "equivalent": eq.equivalent(p["alpha"]), **p}
+    return {
+        "best_baseline": best,
+        "test_folds": folds,
+        "n_records": res.n_records,
+        "diff": res.diff,
+        "ci_low": res.ci_low,
+        "ci_high": res.ci_high,
+        "se": res.se,
+        "per_fold": dict(zip(folds, res.per_run)),
+        "tost_p": eq.p_value,
+        "equivalent": eq.equivalent(p["alpha"]),
+        **p,
+    }
 
 
 def label_efficiency(pooled: pd.DataFrame, arm: str, target: float) -> float | None:
@@ -227,16 +290,18 @@ def label_efficiency(pooled: pd.DataFrame, arm: str, target: float) -> float | N
     return float(hit["fraction"].iloc[0]) if not hit.empty else None
 
 
-def ship_official(sweeps: str | Path, runs: str | Path = "runs", checkpoints: str | Path = "checkpoints"
-                  ) -> list[Path]:
+def ship_official(sweeps: str | Path, runs: str | Path = "runs", checkpoints: str | Path = "checkpoints") -> list[Path]:
     """Copy every finished official run ``runs/ship-NAME`` into ``checkpoints/NAME`` with its model card (quoting
     the official probe sweeps) and record ``config.sha256``, so ``make results`` reuses it on a fresh clone."""
     import hashlib
 
     from aclecg.report import ship_checkpoint
 
-    probe = [p for p in (Path(sweeps) / f"{proto}-test10-probe" for proto in ("multilabel", "singlelabel"))
-             if (p / "summary.csv").is_file()]
+    probe = [
+        p
+        for p in (Path(sweeps) / f"{proto}-test10-probe" for proto in ("multilabel", "singlelabel"))
+        if (p / "summary.csv").is_file()
+    ]
     out = []
     for cfg in sorted(Path(checkpoints).glob("*/config.json")):
         name = cfg.parent.name

@@ -18,8 +18,13 @@ from aclecg import paths, study
 from aclecg.errors import DataError
 from aclecg.evaluation import count_not_converged
 
-__all__ = ["build_study_report", "export_sweeps", "published_sweeps", "published_study",
-           "update_readme"]
+__all__ = [
+    "build_study_report",
+    "export_sweeps",
+    "published_study",
+    "published_sweeps",
+    "update_readme",
+]
 
 README_START, README_END = "<!-- study:start -->", "<!-- study:end -->"
 
@@ -28,13 +33,16 @@ def _published(root: str | Path | None) -> Path:
     """``root``, else where ``make results`` exports the study (:func:`aclecg.paths.published_root`)."""
     return Path(root) if root is not None else paths.published_root()
 
+
 METRIC_TITLES = {"auroc": "macro AUROC", "auprc": "macro AUPRC"}
 #: The paper's own figures (Liu, Wu, Yuan, Sensors 2026, Tables 2-3), for orientation only.
-PAPER = ("The paper reports, on the full PTB-XL with its own protocol, **91.45 % AUROC / 71.22 % AUPRC** for "
-         "ACL-ECG, **+1.29 / +3.57 points** over its best baseline, and on CPSC2018 **93.94 %** AUROC against "
-         "LCD's **92.99 %**. Those numbers are not comparable with the ones here: the paper pretrains on ~35 k "
-         "Ningbo records for 100+ epochs on GPUs and fine-tunes on all 21,799 PTB-XL records, while this study "
-         "pretrains on ~1,000 records for 20 epochs on 2 CPU cores and scores a few hundred test records.")
+PAPER = (
+    "The paper reports, on the full PTB-XL with its own protocol, **91.45 % AUROC / 71.22 % AUPRC** for "
+    "ACL-ECG, **+1.29 / +3.57 points** over its best baseline, and on CPSC2018 **93.94 %** AUROC against "
+    "LCD's **92.99 %**. Those numbers are not comparable with the ones here: the paper pretrains on ~35 k "
+    "Ningbo records for 100+ epochs on GPUs and fine-tunes on all 21,799 PTB-XL records, while this study "
+    "pretrains on ~1,000 records for 20 epochs on 2 CPU cores and scores a few hundred test records."
+)
 
 
 def export_sweeps(root: str | Path, dest: str | Path) -> list[Path]:
@@ -63,8 +71,14 @@ def plot_pooled(pooled: pd.DataFrame, title: str, path: Path, best: str | None =
         part = pooled[pooled["row"] == row].sort_values("fraction")
         ref = row in study.REFERENCE_ROWS or row.endswith("(fine-tuned)")
         width = 2.8 if row == study.FOCUS else (2.0 if row == best else 1.2)
-        line, = ax.plot(part["fraction"], part["mean"], "--" if ref else "-", marker="o", lw=width,
-                        label=row + (" (best baseline)" if row == best else ""))
+        (line,) = ax.plot(
+            part["fraction"],
+            part["mean"],
+            "--" if ref else "-",
+            marker="o",
+            lw=width,
+            label=row + (" (best baseline)" if row == best else ""),
+        )
         sd = part["sd"].fillna(0.0)
         ax.fill_between(part["fraction"], part["mean"] - sd, part["mean"] + sd, color=line.get_color(), alpha=0.08)
     fracs = sorted(pooled["fraction"].unique())
@@ -96,19 +110,25 @@ def _verdict(prim: dict, cells: pd.DataFrame, tests: pd.DataFrame) -> list[str]:
         beat = f"**No, comparable**: ACL-ECG's linear probe is equivalent to {best} within ±{prim['margin']:.2f}"
     else:
         beat = f"**Not shown**: the difference to {best} is inconclusive (neither better nor equivalent)"
-    lines.append(f"- *Does ACL-ECG beat the best baseline?* {beat} at {_pct(prim['fraction'])} of labels: "
-                 f"{prim['diff']:+.3f} macro AUROC, 95 % hierarchical CI [{prim['ci_low']:+.3f}, "
-                 f"{prim['ci_high']:+.3f}] over test folds {', '.join(map(str, prim['test_folds']))} "
-                 f"({prim['n_records']} test records); TOST (margin ±{prim['margin']:.2f}) p = {prim['tost_p']:.3g}.")
+    lines.append(
+        f"- *Does ACL-ECG beat the best baseline?* {beat} at {_pct(prim['fraction'])} of labels: "
+        f"{prim['diff']:+.3f} macro AUROC, 95 % hierarchical CI [{prim['ci_low']:+.3f}, "
+        f"{prim['ci_high']:+.3f}] over test folds {', '.join(map(str, prim['test_folds']))} "
+        f"({prim['n_records']} test records); TOST (margin ±{prim['margin']:.2f}) p = {prim['tost_p']:.3g}."
+    )
     if not tests.empty:
-        probe = tests[(tests["arm"] == f"{study.FOCUS}:linear_probe") &
-                      tests["versus"].str.endswith(":linear_probe") &
-                      ~tests["versus"].str.startswith(study.ABLATIONS)]
+        probe = tests[
+            (tests["arm"] == f"{study.FOCUS}:linear_probe")
+            & tests["versus"].str.endswith(":linear_probe")
+            & ~tests["versus"].str.startswith(study.ABLATIONS)
+        ]
         better = int(((probe["p_holm"] < 0.05) & (probe["diff"] > 0)).sum())
         worse = int(((probe["p_holm"] < 0.05) & (probe["diff"] < 0)).sum())
-        lines.append(f"- Across the whole family ({len(tests)} DeLong tests, Holm-corrected), ACL-ECG's probe is "
-                     f"significantly better than a baseline's probe in {better} and worse in {worse} of "
-                     f"{len(probe)} probe-vs-baseline tests.")
+        lines.append(
+            f"- Across the whole family ({len(tests)} DeLong tests, Holm-corrected), ACL-ECG's probe is "
+            f"significantly better than a baseline's probe in {better} and worse in {worse} of "
+            f"{len(probe)} probe-vs-baseline tests."
+        )
     for ref in ("supervised", "reference_cnn"):
         # on the test folds where the reference arm was trained, so both sides see the same test records
         ref_folds = sorted(cells[(cells["arm"] == ref) & np.isclose(cells["fraction"], 1.0)]["test_fold"].unique())
@@ -116,14 +136,17 @@ def _verdict(prim: dict, cells: pd.DataFrame, tests: pd.DataFrame) -> list[str]:
             continue
         ml = study.paper_table(cells[cells["test_fold"].isin(ref_folds)], "multilabel")
         target = float(ml[(ml["arm"] == ref) & np.isclose(ml["fraction"], 1.0)]["mean"].iloc[0])
+
         def reach(arm: str) -> str:
             f = study.label_efficiency(ml, arm, target)
             return f"reaches it with {_pct(f)}" if f is not None else "does not reach it at any fraction"
 
         folds_txt = f"test fold{'s' if len(ref_folds) > 1 else ''} {', '.join(map(str, ref_folds))}"
-        lines.append(f"- *Does it need fewer labels?* Against `{ref}` trained on 100 % of labels ({target:.3f}, "
-                     f"{folds_txt}): ACL-ECG's probe {reach(f'{study.FOCUS}:linear_probe')}, {best}'s "
-                     f"{reach(f'{best}:linear_probe')}.")
+        lines.append(
+            f"- *Does it need fewer labels?* Against `{ref}` trained on 100 % of labels ({target:.3f}, "
+            f"{folds_txt}): ACL-ECG's probe {reach(f'{study.FOCUS}:linear_probe')}, {best}'s "
+            f"{reach(f'{best}:linear_probe')}."
+        )
     return lines
 
 
@@ -131,21 +154,37 @@ def _convergence(cells: pd.DataFrame) -> str:
     trained = cells[cells["kind"].isin(("supervised", "reference_cnn", "fine_tune"))]
     if trained.empty:
         return "No trained arm has finished yet."
-    g = trained.groupby(["protocol", "arm", "fraction"]).agg(
-        folds=("test_fold", "nunique"), cells=("seed", "size"), best_step=("best_step", "median"),
-        steps_run=("steps_run", "median"), lr=("lr", lambda v: ", ".join(f"{x:g}" for x in sorted(set(v)))),
-        not_converged=("converged", count_not_converged)).reset_index()
-    lines = ["| protocol | arm | fraction | test folds | cells | median best step | median steps run | lr chosen | "
-             "not converged |", "|---|---|---|---|---|---|---|---|---|"]
+    g = (
+        trained.groupby(["protocol", "arm", "fraction"])
+        .agg(
+            folds=("test_fold", "nunique"),
+            cells=("seed", "size"),
+            best_step=("best_step", "median"),
+            steps_run=("steps_run", "median"),
+            lr=("lr", lambda v: ", ".join(f"{x:g}" for x in sorted(set(v)))),
+            not_converged=("converged", count_not_converged),
+        )
+        .reset_index()
+    )
+    lines = [
+        "| protocol | arm | fraction | test folds | cells | median best step | median steps run | lr chosen | "
+        "not converged |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
     for r in g.itertuples():
-        lines.append(f"| {r.protocol} | {r.arm} | {_pct(r.fraction)} | {r.folds} | {r.cells} | {r.best_step:.0f} | "
-                     f"{r.steps_run:.0f} | {r.lr} | {r.not_converged} |")
+        lines.append(
+            f"| {r.protocol} | {r.arm} | {_pct(r.fraction)} | {r.folds} | {r.cells} | {r.best_step:.0f} | "
+            f"{r.steps_run:.0f} | {r.lr} | {r.not_converged} |"
+        )
     return "\n".join(lines)
 
 
 def _cost(cells: pd.DataFrame) -> str:
-    g = cells.groupby("sweep").agg(cells=("seed", "size"), seconds=("seconds", "sum"),
-                                   median=("seconds", "median")).reset_index()
+    g = (
+        cells.groupby("sweep")
+        .agg(cells=("seed", "size"), seconds=("seconds", "sum"), median=("seconds", "median"))
+        .reset_index()
+    )
     lines = ["| sweep | cells | fit time, all cells | median per cell |", "|---|---|---|---|"]
     for r in g.itertuples():
         lines.append(f"| {r.sweep} | {r.cells} | {r.seconds / 60:.1f} min | {r.median:.1f} s |")
@@ -155,16 +194,20 @@ def _cost(cells: pd.DataFrame) -> str:
 def _tests_table(tests: pd.DataFrame, fraction: float) -> str:
     sel = tests[np.isclose(tests["fraction"], fraction)]
     sel = sel.sort_values(["protocol", "arm", "versus", "test_fold"])
-    lines = ["| protocol | arm | versus | test fold | AUROC of arm (seed ensemble) | AUROC of versus (seed ensemble) | diff | p | p (Holm) |",
-             "|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "| protocol | arm | versus | test fold | AUROC of arm (seed ensemble) | AUROC of versus (seed ensemble) "
+        "| diff | p | p (Holm) |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
     for r in sel.itertuples():
-        lines.append(f"| {r.protocol} | {r.arm} | {r.versus} | {r.test_fold} | {r.auc_a:.3f} | {r.auc_b:.3f} | "
-                     f"{r.diff:+.3f} | {r.p_value:.3g} | {r.p_holm:.3g} |")
+        lines.append(
+            f"| {r.protocol} | {r.arm} | {r.versus} | {r.test_fold} | {r.auc_a:.3f} | {r.auc_b:.3f} | "
+            f"{r.diff:+.3f} | {r.p_value:.3g} | {r.p_holm:.3g} |"
+        )
     return "\n".join(lines)
 
 
-def build_study_report(root: str | Path, out: str | Path, preamble: str = "",
-                       export: str | Path | None = None) -> Path:
+def build_study_report(root: str | Path, out: str | Path, preamble: str = "", export: str | Path | None = None) -> Path:
     """Write the report; with ``export``, also the tables the app lists (see :func:`export_sweeps`)."""
     cells = study.load_cells(root)
     best = study.best_baseline(cells)
@@ -172,28 +215,44 @@ def build_study_report(root: str | Path, out: str | Path, preamble: str = "",
     tests = study.family_tests(cells)
     folds = sorted(cells["test_fold"].unique())
     out = Path(out)
-    parts = ["# Results", "", f"_Generated by `python -m aclecg study report` from the sweep cells under `{root}` "
-             "(rebuild everything with `make results`). Do not edit by hand._", ""]
+    parts = [
+        "# Results",
+        "",
+        f"_Generated by `python -m aclecg study report` from the sweep cells under `{root}` "
+        "(rebuild everything with `make results`). Do not edit by hand._",
+        "",
+    ]
     if preamble:
         parts += [preamble.strip(), ""]
     parts += ["## Verdict", ""] + _verdict(prim, cells, tests) + [""]
-    parts += ["## Primary comparison (declared before the runs)", "",
-              f"ACL-ECG against the best baseline, chosen on the validation fold of the official split "
-              f"(**{best}**), linear probe, {_pct(prim['fraction'])} of labels, multilabel, macro AUROC, pooled "
-              f"over test folds {', '.join(map(str, prim['test_folds']))} ({prim['n_records']} test records). The "
-              f"interval is a two-stage bootstrap over pretraining runs (one per test fold) and test records; "
-              f"label seeds are averaged within a run.", "",
-              "| | value |", "|---|---|",
-              f"| difference (ACL-ECG − {best}) | {prim['diff']:+.4f} |",
-              f"| 95 % hierarchical CI | [{prim['ci_low']:+.4f}, {prim['ci_high']:+.4f}] |",
-              "| per test fold | " + ", ".join(f"{k}: {v:+.4f}" for k, v in prim["per_fold"].items()) + " |",
-              f"| TOST, margin ±{prim['margin']:.2f} | p = {prim['tost_p']:.3g} "
-              f"({'equivalent' if prim['equivalent'] else 'equivalence not shown'}) |", ""]
-    parts += ["## The paper's table, on this data", "",
-              f"Mean over test folds ({', '.join(map(str, folds))}) of the mean over 3 label seeds; ± is the standard "
-              "deviation over test folds, i.e. over pretraining runs, where more than one has finished. Rows "
-              "without ± have one test fold; [n/N] marks an entry with n of the N test folds so far. † marks an entry with a trained cell that did not converge "
-              "(best step within the patience of the step budget). Probes are linear on frozen encoders.", ""]
+    parts += [
+        "## Primary comparison (declared before the runs)",
+        "",
+        f"ACL-ECG against the best baseline, chosen on the validation fold of the official split "
+        f"(**{best}**), linear probe, {_pct(prim['fraction'])} of labels, multilabel, macro AUROC, pooled "
+        f"over test folds {', '.join(map(str, prim['test_folds']))} ({prim['n_records']} test records). The "
+        f"interval is a two-stage bootstrap over pretraining runs (one per test fold) and test records; "
+        f"label seeds are averaged within a run.",
+        "",
+        "| | value |",
+        "|---|---|",
+        f"| difference (ACL-ECG − {best}) | {prim['diff']:+.4f} |",
+        f"| 95 % hierarchical CI | [{prim['ci_low']:+.4f}, {prim['ci_high']:+.4f}] |",
+        "| per test fold | " + ", ".join(f"{k}: {v:+.4f}" for k, v in prim["per_fold"].items()) + " |",
+        f"| TOST, margin ±{prim['margin']:.2f} | p = {prim['tost_p']:.3g} "
+        f"({'equivalent' if prim['equivalent'] else 'equivalence not shown'}) |",
+        "",
+    ]
+    parts += [
+        "## The paper's table, on this data",
+        "",
+        f"Mean over test folds ({', '.join(map(str, folds))}) of the mean over 3 label seeds; ± is the standard "
+        "deviation over test folds, i.e. over pretraining runs, where more than one has finished. Rows "
+        "without ± have one test fold; [n/N] marks an entry with n of the N test folds so far. † marks an entry "
+        "with a trained cell that did not converge "
+        "(best step within the patience of the step budget). Probes are linear on frozen encoders.",
+        "",
+    ]
     tables = {}
     for protocol in ("multilabel", "singlelabel"):
         if not (cells["protocol"] == protocol).any():
@@ -201,34 +260,64 @@ def build_study_report(root: str | Path, out: str | Path, preamble: str = "",
         for metric, title in METRIC_TITLES.items():
             pooled = study.paper_table(cells, protocol, metric)
             tables[(protocol, metric)] = pooled
-            png = plot_pooled(pooled, f"{title}, {protocol}, pooled over test folds",
-                              out.parent / out.stem / f"{protocol}_{metric}.png", best)
-            parts += [f"### {title}, {protocol}", "", study.format_table(pooled, best, len(folds)), "",
-                      f"![{title}, {protocol}]({png.relative_to(out.parent).as_posix()})", ""]
+            png = plot_pooled(
+                pooled,
+                f"{title}, {protocol}, pooled over test folds",
+                out.parent / out.stem / f"{protocol}_{metric}.png",
+                best,
+            )
+            parts += [
+                f"### {title}, {protocol}",
+                "",
+                study.format_table(pooled, best, len(folds)),
+                "",
+                f"![{title}, {protocol}]({png.relative_to(out.parent).as_posix()})",
+                "",
+            ]
     parts += ["## What the paper reports", "", PAPER, ""]
     if not tests.empty:
-        parts += ["## DeLong tests with Holm correction", "",
-                  f"{len(tests)} paired DeLong tests of macro AUROC (ACL-ECG's probe against every other arm, and "
-                  "its fine-tuned encoder against the other trained arms), one per protocol, label fraction and "
-                  "test fold, on the label-seed ensemble (mean predicted probability over the 3 seeds, so "
-                  "identical models are never counted as separate tests). Holm's correction runs over all of "
-                  f"them. The {_pct(study.PRIMARY['fraction'])} rows:", "",
-                  _tests_table(tests, study.PRIMARY["fraction"]), "",
-                  "All rows: `docs/results/family_tests.csv`.", ""]
-    parts += ["## Convergence of the trained arms", "",
-              "Budgets count optimiser steps (at most 2000 per learning rate, validation every 20 steps, patience "
-              "200 steps); the learning rate comes from the grid 3e-4, 1e-3, 3e-3 on validation (first seed; the "
-              "other seeds reuse it).", "", _convergence(cells), ""]
-    parts += ["## Cost", "", "Wall time of each cell's fit (`seconds` in its cell file; probes exclude the one-off "
-              "embedding pass). Measured while a second job (pretraining of the rotations) shared the 2 cores, so "
-              "an idle machine is faster.", "", _cost(cells), ""]
+        parts += [
+            "## DeLong tests with Holm correction",
+            "",
+            f"{len(tests)} paired DeLong tests of macro AUROC (ACL-ECG's probe against every other arm, and "
+            "its fine-tuned encoder against the other trained arms), one per protocol, label fraction and "
+            "test fold, on the label-seed ensemble (mean predicted probability over the 3 seeds, so "
+            "identical models are never counted as separate tests). Holm's correction runs over all of "
+            f"them. The {_pct(study.PRIMARY['fraction'])} rows:",
+            "",
+            _tests_table(tests, study.PRIMARY["fraction"]),
+            "",
+            "All rows: `docs/results/family_tests.csv`.",
+            "",
+        ]
+    parts += [
+        "## Convergence of the trained arms",
+        "",
+        "Budgets count optimiser steps (at most 2000 per learning rate, validation every 20 steps, patience "
+        "200 steps); the learning rate comes from the grid 3e-4, 1e-3, 3e-3 on validation (first seed; the "
+        "other seeds reuse it).",
+        "",
+        _convergence(cells),
+        "",
+    ]
+    parts += [
+        "## Cost",
+        "",
+        "Wall time of each cell's fit (`seconds` in its cell file; probes exclude the one-off "
+        "embedding pass). Measured while a second job (pretraining of the rotations) shared the 2 cores, so "
+        "an idle machine is faster.",
+        "",
+        _cost(cells),
+        "",
+    ]
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text("\n".join(parts) + "\n")
     if export is not None:
         dest = Path(export)
         export_sweeps(root, dest)
         pd.concat([t.assign(protocol=p, metric=m) for (p, m), t in tables.items()]).to_csv(
-            dest.parent / "paper_table.csv", index=False)
+            dest.parent / "paper_table.csv", index=False
+        )
         tests.to_csv(dest.parent / "family_tests.csv", index=False)
         (dest.parent / "primary.json").write_text(json.dumps(prim, indent=1, default=float) + "\n")
     return out
@@ -257,12 +346,16 @@ def readme_summary(root: str | Path) -> str:
     folds = sorted(cells["test_fold"].unique())
     fracs = [f for f in (0.01, 0.1, 1.0) if np.isclose(pooled["fraction"], f).any()]
     rows = [f"{study.FOCUS}:linear_probe", f"{best}:linear_probe", "reference_cnn", "supervised", "random_init"]
-    lines = [f"Generated by `python -m aclecg study report` from the cells behind `docs/results.md` (test folds "
-             f"{', '.join(map(str, folds))}). Macro AUROC, multilabel, mean over test folds of the mean over 3 label "
-             "seeds; in brackets, the number of test folds an entry has so far. An entry with fewer folds is not "
-             "directly comparable with a pooled one (the folds differ in difficulty); docs/results.md compares "
-             "arms fold by fold.", "",
-             "| arm | " + " | ".join(_pct(f) for f in fracs) + " |", "|---" * (len(fracs) + 1) + "|"]
+    lines = [
+        f"Generated by `python -m aclecg study report` from the cells behind `docs/results.md` (test folds "
+        f"{', '.join(map(str, folds))}). Macro AUROC, multilabel, mean over test folds of the mean over 3 label "
+        "seeds; in brackets, the number of test folds an entry has so far. An entry with fewer folds is not "
+        "directly comparable with a pooled one (the folds differ in difficulty); docs/results.md compares "
+        "arms fold by fold.",
+        "",
+        "| arm | " + " | ".join(_pct(f) for f in fracs) + " |",
+        "|---" * (len(fracs) + 1) + "|",
+    ]
     for arm in rows:
         vals = []
         for f in fracs:
@@ -271,12 +364,15 @@ def readme_summary(root: str | Path) -> str:
         name = arm.replace(":linear_probe", " (linear probe)")
         name += " — best baseline, chosen on validation" if arm.startswith(best + ":") else ""
         lines.append(f"| {name} | " + " | ".join(vals) + " |")
-    lines += ["", "Primary comparison (declared before the runs; ACL-ECG − best baseline, linear probe, 10 % of "
-              f"labels): **{prim['diff']:+.3f}** macro AUROC, 95 % hierarchical CI [{prim['ci_low']:+.3f}, "
-              f"{prim['ci_high']:+.3f}], {prim['n_records']} test records over {len(prim['test_folds'])} test folds "
-              f"and their pretraining runs; TOST (±{prim['margin']:.2f}) p = {prim['tost_p']:.3g}. "
-              "The verdict, every method, both protocols and the Holm-corrected tests: "
-              "[docs/results.md](docs/results.md)."]
+    lines += [
+        "",
+        "Primary comparison (declared before the runs; ACL-ECG − best baseline, linear probe, 10 % of "
+        f"labels): **{prim['diff']:+.3f}** macro AUROC, 95 % hierarchical CI [{prim['ci_low']:+.3f}, "
+        f"{prim['ci_high']:+.3f}], {prim['n_records']} test records over {len(prim['test_folds'])} test folds "
+        f"and their pretraining runs; TOST (±{prim['margin']:.2f}) p = {prim['tost_p']:.3g}. "
+        "The verdict, every method, both protocols and the Holm-corrected tests: "
+        "[docs/results.md](docs/results.md).",
+    ]
     return "\n".join(lines)
 
 

@@ -21,12 +21,12 @@ import numpy as np
 
 from aclecg.errors import ConfigError
 
-__all__ = ["fit", "transform", "warm_up", "is_warm"]
+__all__ = ["fit", "is_warm", "transform", "warm_up"]
 
 _WARM = threading.Event()
 _STARTED = False
 _LOCK = threading.Lock()
-_MODELS: dict[str, Any] = {}       # cache key -> fitted umap.UMAP, for transform (bounded, see _remember)
+_MODELS: dict[str, Any] = {}  # cache key -> fitted umap.UMAP, for transform (bounded, see _remember)
 _MAX_MODELS = 8
 
 
@@ -38,15 +38,35 @@ def _umap():
     return umap
 
 
-def fit(feats: np.ndarray, n_neighbors: int, min_dist: float, spread: float, metric: str, n_epochs: int | None,
-        negative_sample_rate: int, learning_rate: float, seed: int, key: str | None = None) -> np.ndarray:
+def fit(
+    feats: np.ndarray,
+    n_neighbors: int,
+    min_dist: float,
+    spread: float,
+    metric: str,
+    n_epochs: int | None,
+    negative_sample_rate: int,
+    learning_rate: float,
+    seed: int,
+    key: str | None = None,
+) -> np.ndarray:
     """``(n, 2)`` float32 coordinates from umap-learn; the fitted model is kept (by ``key``) for transform."""
     umap = _umap()
-    model = umap.UMAP(n_neighbors=n_neighbors, min_dist=min_dist, spread=spread, metric=metric,
-                      n_epochs=n_epochs, negative_sample_rate=negative_sample_rate, learning_rate=learning_rate,
-                      random_state=int(seed), n_components=2, init="spectral", transform_seed=int(seed),
-                      n_jobs=1)
-    with _LOCK, warnings.catch_warnings():   # numba's first compile is not safe to run twice at once
+    model = umap.UMAP(
+        n_neighbors=n_neighbors,
+        min_dist=min_dist,
+        spread=spread,
+        metric=metric,
+        n_epochs=n_epochs,
+        negative_sample_rate=negative_sample_rate,
+        learning_rate=learning_rate,
+        random_state=int(seed),
+        n_components=2,
+        init="spectral",
+        transform_seed=int(seed),
+        n_jobs=1,
+    )
+    with _LOCK, warnings.catch_warnings():  # numba's first compile is not safe to run twice at once
         warnings.filterwarnings("ignore", message="n_jobs value", category=UserWarning)  # seeded: one thread
         coords = model.fit_transform(np.ascontiguousarray(feats, dtype=np.float32))
         _WARM.set()
@@ -82,7 +102,7 @@ def warm_up(background: bool = True) -> threading.Thread | None:
         try:
             rng = np.random.default_rng(0)
             fit(rng.normal(size=(64, 8)).astype(np.float32), 5, 0.1, 1.0, "euclidean", 20, 5, 1.0, 0)
-        except Exception:  # noqa: BLE001 - a failed warm-up only means the first real fit pays the compile
+        except Exception:
             pass
 
     if not background:

@@ -25,9 +25,9 @@ import re
 import shutil
 import tempfile
 import zipfile
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
@@ -105,8 +105,9 @@ def _member_name(name: str) -> str | None:
 
 def _check_suffix(name: str, allowed: Sequence[str]) -> None:
     if Path(name).suffix.lower() not in allowed:
-        raise DataError(f"{name}: unsupported file type; upload WFDB records ({', '.join(RECORD_SUFFIXES)}) "
-                        "or a .zip of them")
+        raise DataError(
+            f"{name}: unsupported file type; upload WFDB records ({', '.join(RECORD_SUFFIXES)}) or a .zip of them"
+        )
 
 
 def _read_zip(name: str, data: bytes) -> list[tuple[str, bytes]]:
@@ -129,8 +130,9 @@ def _read_zip(name: str, data: bytes) -> list[tuple[str, bytes]]:
                 raise DataError(f"{name}: member {info.filename!r} is encrypted")
             ratio = info.file_size / max(info.compress_size, 1)
             if ratio > MAX_COMPRESSION_RATIO:
-                raise DataError(f"{name}: member {info.filename!r} expands {ratio:.0f}x; refused as a possible "
-                                "zip bomb")
+                raise DataError(
+                    f"{name}: member {info.filename!r} expands {ratio:.0f}x; refused as a possible zip bomb"
+                )
             total += info.file_size
             if total > MAX_UNCOMPRESSED_BYTES:
                 raise DataError(f"{name}: uncompressed content exceeds {MAX_UNCOMPRESSED_BYTES // 2**20} MB")
@@ -145,8 +147,9 @@ def _read_zip(name: str, data: bytes) -> list[tuple[str, bytes]]:
     return out
 
 
-def stage_upload(files: Sequence[tuple[str, bytes]], max_bytes: int = MAX_UPLOAD_BYTES,
-                 rejected: list[tuple[str, str]] | None = None) -> Path:
+def stage_upload(
+    files: Sequence[tuple[str, bytes]], max_bytes: int = MAX_UPLOAD_BYTES, rejected: list[tuple[str, str]] | None = None
+) -> Path:
     """Validate uploaded ``(name, bytes)`` pairs and write them into a fresh temporary directory.
 
     Zips are opened (see module docstring). Returns the directory; it holds only flat, sanitised names.
@@ -182,8 +185,7 @@ def stage_upload(files: Sequence[tuple[str, bytes]], max_bytes: int = MAX_UPLOAD
         rejected.extend(bad)
     if not any(n.lower().endswith(".hea") for n in flat):
         extra = f" ({len(bad)} file(s) rejected: {'; '.join(f'{n}: {r}' for n, r in bad)})" if bad else ""
-        raise DataError("no .hea header file in the upload; a WFDB record needs its .hea plus its .dat or .mat"
-                        + extra)
+        raise DataError("no .hea header file in the upload; a WFDB record needs its .hea plus its .dat or .mat" + extra)
     clean_stale_uploads()
     folder = Path(tempfile.mkdtemp(prefix="aclecg-upload-"))
     for member, content in flat.items():
@@ -239,17 +241,21 @@ def _check_header_files(folder: Path, record: str) -> None:
         if "/" in file_name or "\\" in file_name or file_name.startswith(".."):
             raise DataError(f"{record}.hea: refers to signal file {file_name!r} outside the upload")
         if not (folder / file_name).is_file():
-            raise DataError(f"{record}.hea: signal file {file_name} is missing; upload it together with the "
-                            "header (or both in one zip)")
+            raise DataError(
+                f"{record}.hea: signal file {file_name} is missing; upload it together with the "
+                "header (or both in one zip)"
+            )
 
 
-def load_uploaded_record(folder: Path, record: str | None = None, fs: float = 100.0,
-                         seconds: float = 10.0) -> UploadedRecord:
+def load_uploaded_record(
+    folder: Path, record: str | None = None, fs: float = 100.0, seconds: float = 10.0
+) -> UploadedRecord:
     """Read one staged record and preprocess it like ``prepare`` (resample to ``fs``, filter, window, z-score)."""
     from aclecg.data.base import RecordItem, age_value, sex_code
     from aclecg.data.challenge import ChallengeReader, labels_from_codes, parse_comments
     from aclecg.data.prepare import PrepareConfig, process_record
     from aclecg.data.records import Skipped
+
     folder = Path(folder)
     names = list_records(folder)
     if not names:
@@ -262,23 +268,39 @@ def load_uploaded_record(folder: Path, record: str | None = None, fs: float = 10
     header = _read_header(folder, record)
     fields = parse_comments(header.comments or [], source)
     codes = [c.strip() for c in fields.get("dx", "").split(",") if c.strip().isdigit()]
-    item = RecordItem(path=str(folder / record), source=source, record_id=record, patient_id=record,
-                      labels=labels_from_codes(codes) if codes else {},
-                      age=age_value(fields.get("age", "nan")), sex=sex_code(fields.get("sex", "")))
+    item = RecordItem(
+        path=str(folder / record),
+        source=source,
+        record_id=record,
+        patient_id=record,
+        labels=labels_from_codes(codes) if codes else {},
+        age=age_value(fields.get("age", "nan")),
+        sex=sex_code(fields.get("sex", "")),
+    )
     reader = ChallengeReader(folder)
     try:
         raw = reader.read(item)  # canonical 12 leads in mV, DataError naming the file when malformed
     except DataError:
         raise
-    except Exception as exc:  # noqa: BLE001 - an upload never shows a traceback
+    except Exception as exc:
         first = (str(exc).splitlines() or [""])[0][:160]
         raise DataError(f"{record}: could not be read: unexpected {type(exc).__name__} ({first})") from None
     result = process_record(reader, item, 0, PrepareConfig(fs=fs, seconds=seconds))
     if isinstance(result, Skipped):
         raise DataError(f"{record}: cannot be used: {result.reason}")
-    return UploadedRecord(record_id=record, folder=folder, raw_mv=raw.signals, raw_fs=raw.fs,
-                          windows=result.windows, rpeaks=[np.asarray(p) for p in result.rpeaks], fs=fs,
-                          labels=item.labels, age=result.age, sex=result.sex, warnings=list(raw.warnings))
+    return UploadedRecord(
+        record_id=record,
+        folder=folder,
+        raw_mv=raw.signals,
+        raw_fs=raw.fs,
+        windows=result.windows,
+        rpeaks=[np.asarray(p) for p in result.rpeaks],
+        fs=fs,
+        labels=item.labels,
+        age=result.age,
+        sex=result.sex,
+        warnings=list(raw.warnings),
+    )
 
 
 def discard(folder: Path) -> None:

@@ -20,8 +20,9 @@ import argparse
 import os
 import sys
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -60,9 +61,19 @@ def ref_cycles(peaks: np.ndarray, length: int, window: str, pre: int, post: int)
     return out
 
 
-def ref_cycle_mask(x: np.ndarray, peaks: np.ndarray, count: int, keys: np.ndarray, fallback_u: float,
-                   lead_mask: np.ndarray, window: str = "rr", pre: int = 25, post: int = 45, fill: str = "zero",
-                   fallback_len: int = 80) -> tuple[np.ndarray, list[tuple[int, int]]]:
+def ref_cycle_mask(
+    x: np.ndarray,
+    peaks: np.ndarray,
+    count: int,
+    keys: np.ndarray,
+    fallback_u: float,
+    lead_mask: np.ndarray,
+    window: str = "rr",
+    pre: int = 25,
+    post: int = 45,
+    fill: str = "zero",
+    fallback_len: int = 80,
+) -> tuple[np.ndarray, list[tuple[int, int]]]:
     """Mask ``count`` cycles (those with the smallest ``keys``) or one fallback span; return ``(y, spans)``."""
     length = x.shape[1]
     cycles = ref_cycles(peaks, length, window, pre, post)
@@ -108,8 +119,14 @@ def ref_median_rr(peaks: np.ndarray, default: float) -> float:
     return float(diffs[(len(diffs) - 1) // 2])
 
 
-def numpy_physio_loop(x: np.ndarray, rpeaks: np.ndarray, rng: np.random.Generator, fs: float = 100.0,
-                      scale: Sequence[float] = (0.5, 1.0), n_cycles: Sequence[int] = (1, 2)) -> np.ndarray:
+def numpy_physio_loop(
+    x: np.ndarray,
+    rpeaks: np.ndarray,
+    rng: np.random.Generator,
+    fs: float = 100.0,
+    scale: Sequence[float] = (0.5, 1.0),
+    n_cycles: Sequence[int] = (1, 2),
+) -> np.ndarray:
     """Physio-AUG (crop -> cycle mask -> circular shift by up to the median RR) one record at a time."""
     out = np.empty_like(x)
     length = x.shape[2]
@@ -120,8 +137,9 @@ def numpy_physio_loop(x: np.ndarray, rpeaks: np.ndarray, rng: np.random.Generato
         y, peaks = ref_crop(x[b], peaks, start, width)
         count = int(rng.integers(n_cycles[0], n_cycles[1] + 1))
         keys = rng.random(max(len(peaks) - 1, 0))
-        y, _ = ref_cycle_mask(y, peaks, count, keys, rng.random(), np.ones(x.shape[1], bool),
-                              fallback_len=int(round(0.8 * fs)))
+        y, _ = ref_cycle_mask(
+            y, peaks, count, keys, rng.random(), np.ones(x.shape[1], bool), fallback_len=int(round(0.8 * fs))
+        )
         limit = int(min(ref_median_rr(peaks, fs), length - 1))
         y, _ = ref_shift(y, peaks, int(rng.integers(-limit, limit + 1)))
         out[b] = y
@@ -158,10 +176,11 @@ def _load_batch(batch: int, seed: int) -> tuple[Any, Any, float, str]:
         rp = torch.from_numpy(ds.rpeaks_padded(idx, max_peaks=32)).long()
         if x.shape[1:] == (12, 1000):
             return x, rp, float(ds.fs), f"bundled prepared data ({len(ds)} records, tiled)"
-    except Exception:  # noqa: BLE001 - any failure falls back to synthetic data
+    except Exception:
         pass
-    x, rp = make_synthetic_batch(batch, 12, 1000, fs=100.0, bpm=(60.0, 100.0),
-                                 generator=torch.Generator().manual_seed(seed))
+    x, rp = make_synthetic_batch(
+        batch, 12, 1000, fs=100.0, bpm=(60.0, 100.0), generator=torch.Generator().manual_seed(seed)
+    )
     return x, rp, 100.0, "synthetic rhythm, 60-100 bpm at 100 Hz"
 
 
@@ -169,8 +188,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batch", type=int, default=256)
     parser.add_argument("--repeats", type=int, default=10, help="interleaved rounds (default 10)")
-    parser.add_argument("--threads", type=int, nargs="+", default=[os.cpu_count() or 1, 1],
-                        help="torch.set_num_threads values to time, first one also for the step (default: CPUs, 1)")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        nargs="+",
+        default=[os.cpu_count() or 1, 1],
+        help="torch.set_num_threads values to time, first one also for the step (default: CPUs, 1)",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--no-step", action="store_true", help="skip timing the pretraining step")
     args = parser.parse_args(argv)
@@ -196,9 +220,11 @@ def main(argv: list[str] | None = None) -> int:
                 t_batched = min(t_batched, _timeit(lambda: aug(x, rp, generator=gen), 3))
                 t_numpy = min(t_numpy, _timeit(lambda: numpy_physio_loop(x_np, rp_np, rng, fs=fs), 1))
         t_aug[threads] = t_batched
-        print(f"[torch threads={threads}, load average {os.getloadavg()[0]:.1f}] NumPy per-sample loop "
-              f"{t_numpy * 1e3:.2f} ms / batch; Physio-AUG batched {t_batched * 1e3:.2f} ms / batch: speed-up "
-              f"{t_numpy / t_batched:.1f}x (target >= 20x)")
+        print(
+            f"[torch threads={threads}, load average {os.getloadavg()[0]:.1f}] NumPy per-sample loop "
+            f"{t_numpy * 1e3:.2f} ms / batch; Physio-AUG batched {t_batched * 1e3:.2f} ms / batch: speed-up "
+            f"{t_numpy / t_batched:.1f}x (target >= 20x)"
+        )
     torch.set_num_threads(args.threads[0])
     t_torch = t_aug[args.threads[0]]
 
@@ -209,13 +235,15 @@ def main(argv: list[str] | None = None) -> int:
     def plan_only() -> None:
         peaks = sanitize_rpeaks(rp, x)
         for i, part in enumerate(aug.steps):
-            need = any(later.reads_rpeaks for later in aug.steps[i + 1:])
+            need = any(later.reads_rpeaks for later in aug.steps[i + 1 :])
             peaks = part.prepare(x, peaks, gen, detail=False, need_peaks=need)[2]
 
     t_copy = min(_timeit(lambda: x.clone(), 3) for _ in range(args.repeats))
     t_plan = min(_timeit(plan_only, 3) for _ in range(args.repeats))
-    print(f"[torch threads={args.threads[0]}] for scale: copying the batch {t_copy * 1e3:.2f} ms; deriving "
-          f"Physio-AUG's parameters with torch ops (no rendering) {t_plan * 1e3:.2f} ms")
+    print(
+        f"[torch threads={args.threads[0]}] for scale: copying the batch {t_copy * 1e3:.2f} ms; deriving "
+        f"Physio-AUG's parameters with torch ops (no rendering) {t_plan * 1e3:.2f} ms"
+    )
 
     if args.no_step:
         return 0
@@ -237,9 +265,11 @@ def main(argv: list[str] | None = None) -> int:
 
     t_step = _timeit(train_step, 2)
     print(f"pretraining step (2 views, small encoder, fwd+bwd+Adam): {t_step * 1e3:8.1f} ms")
-    print(f"augmentation of 2 views ({args.threads[0]} threads) = {100 * 2 * t_torch / t_step:.2f} % of a step "
-          f"(target < 10 %); "
-          f"load average {os.getloadavg()[0]:.1f}")
+    print(
+        f"augmentation of 2 views ({args.threads[0]} threads) = {100 * 2 * t_torch / t_step:.2f} % of a step "
+        f"(target < 10 %); "
+        f"load average {os.getloadavg()[0]:.1f}"
+    )
     return 0
 
 

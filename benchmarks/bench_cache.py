@@ -20,8 +20,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from aclecg.data import BUNDLED_RAW_DIR, PreparedDataset, PrepareConfig, prepare_dataset  # noqa: E402
-from aclecg.data.prepare import make_reader, process_record  # noqa: E402
+from aclecg.data import BUNDLED_RAW_DIR, PrepareConfig, PreparedDataset, prepare_dataset
+from aclecg.data.prepare import make_reader, process_record
 
 
 def raw_epoch(src: Path) -> float:
@@ -38,7 +38,7 @@ def cache_epoch(ds: PreparedDataset, batch_size: int, seed: int) -> float:
     order = np.random.default_rng(seed).permutation(len(ds))
     start = time.perf_counter()
     for k in range(0, len(order), batch_size):
-        x, r = ds.batch(order[k: k + batch_size])
+        x, r = ds.batch(order[k : k + batch_size])
         x.sum()  # touch the data
     return time.perf_counter() - start
 

@@ -33,8 +33,8 @@ import os
 import platform
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
@@ -44,8 +44,8 @@ from torch.utils.flop_counter import FlopCounterMode
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # as the other benchmarks (until aclecg installs)
 
-from aclecg.models import ECGEncoder, ENCODER_PRESETS, _Conv, _Pool, _ResBlock  # noqa: E402
-from aclecg.runtime import cpu_native_bf16  # noqa: E402
+from aclecg.models import ENCODER_PRESETS, ECGEncoder, _Conv, _Pool, _ResBlock
+from aclecg.runtime import cpu_native_bf16
 
 
 # ------------------------------------------------------------------------------------------------ the variants
@@ -176,8 +176,10 @@ def machine() -> str:
     except (OSError, StopIteration):
         pass
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    return (f"{model}; {os.cpu_count()} cores; ISA {' '.join(flags) or '?'}; torch {torch.__version__}, "
-            f"{torch.get_num_threads()} threads; load average {load:.2f}")
+    return (
+        f"{model}; {os.cpu_count()} cores; ISA {' '.join(flags) or '?'}; torch {torch.__version__}, "
+        f"{torch.get_num_threads()} threads; load average {load:.2f}"
+    )
 
 
 def main() -> None:
@@ -192,14 +194,19 @@ def main() -> None:
     gen = torch.Generator().manual_seed(0)
     x = torch.randn(args.batch_size, 12, 1000, generator=gen)
     y = (torch.rand(args.batch_size, 5, generator=gen) > 0.5).float()
-    variants = [Variant("before", Before), Variant("small", lambda: WithHead("small")),
-                Variant("small, bf16", lambda: WithHead("small"), amp=True),
-                Variant("small-v1", lambda: WithHead("small-v1")),
-                Variant("small-v1, bf16", lambda: WithHead("small-v1"), amp=True), Variant("plain CNN", PlainCNN)]
+    variants = [
+        Variant("before", Before),
+        Variant("small", lambda: WithHead("small")),
+        Variant("small, bf16", lambda: WithHead("small"), amp=True),
+        Variant("small-v1", lambda: WithHead("small-v1")),
+        Variant("small-v1, bf16", lambda: WithHead("small-v1"), amp=True),
+        Variant("plain CNN", PlainCNN),
+    ]
     if args.compile:
         for amp in (False, True):
-            v = Variant("small, compiled" + (", bf16" if amp else ""), lambda: WithHead("small"), amp=amp,
-                        compiled=True)
+            v = Variant(
+                "small, compiled" + (", bf16" if amp else ""), lambda: WithHead("small"), amp=amp, compiled=True
+            )
             t0 = time.perf_counter()
             v.train_step(x, y)
             v.eval_step(x)
@@ -216,13 +223,17 @@ def main() -> None:
     b = args.batch_size
     before = variants[0]
     base_train, base_eval = b / np.median(before.train_s), b / np.median(before.eval_s)
-    print(f"\n{'variant':<24}{'params':>9}{'train/s':>10}{'x before':>10}{'GFLOP/s':>9}{'eval/s':>10}"
-          f"{'x before':>10}{'GFLOP/s':>9}{'MFLOP/sample fwd+bwd':>22}")
+    print(
+        f"\n{'variant':<24}{'params':>9}{'train/s':>10}{'x before':>10}{'GFLOP/s':>9}{'eval/s':>10}"
+        f"{'x before':>10}{'GFLOP/s':>9}{'MFLOP/sample fwd+bwd':>22}"
+    )
     for v in variants:
         tr, ev = b / np.median(v.train_s), b / np.median(v.eval_s)
         f_train, f_eval = flops[v.name]
-        print(f"{v.name:<24}{v.params:>9,}{tr:>10.1f}{tr / base_train:>9.2f}x{f_train / b * tr / 1e9:>9.1f}"
-              f"{ev:>10.1f}{ev / base_eval:>9.2f}x{f_eval / b * ev / 1e9:>9.1f}{f_train / b / 1e6:>22.0f}")
+        print(
+            f"{v.name:<24}{v.params:>9,}{tr:>10.1f}{tr / base_train:>9.2f}x{f_train / b * tr / 1e9:>9.1f}"
+            f"{ev:>10.1f}{ev / base_eval:>9.2f}x{f_eval / b * ev / 1e9:>9.1f}{f_train / b / 1e6:>22.0f}"
+        )
     print()
     for v in variants[1:]:
         spread = ", ".join(f"{b / t:.0f}" for t in v.train_s)
@@ -232,8 +243,10 @@ def main() -> None:
     for name in dict.fromkeys((auto, "small", "small, bf16")):
         v = next(v for v in variants if v.name == name)
         tag = "  <- the default here" if name == auto else ""
-        print(f"targets (training >= 2.5x, evaluation >= 2x before), {name:<12}: "
-              f"{b / np.median(v.train_s) / base_train:.2f}x, {b / np.median(v.eval_s) / base_eval:.2f}x{tag}")
+        print(
+            f"targets (training >= 2.5x, evaluation >= 2x before), {name:<12}: "
+            f"{b / np.median(v.train_s) / base_train:.2f}x, {b / np.median(v.eval_s) / base_eval:.2f}x{tag}"
+        )
 
 
 if __name__ == "__main__":

@@ -57,9 +57,10 @@ def _switch(driver, method: str) -> float:
     time.sleep(0.1)
     _idle(driver)
     while f"Drawn with {method}" not in " ".join(
-            e.text for e in driver.find_elements(By.CSS_SELECTOR, '[data-testid="stCaptionContainer"]')):
+        e.text for e in driver.find_elements(By.CSS_SELECTOR, '[data-testid="stCaptionContainer"]')
+    ):
         time.sleep(0.05)
-    return time.perf_counter() - start   # the 0.1 s pause included: a user waits for it too
+    return time.perf_counter() - start  # the 0.1 s pause included: a user waits for it too
 
 
 def main() -> int:
@@ -73,9 +74,25 @@ def main() -> int:
 
     port = _port()
     log = open(Path(tempfile.mkdtemp()) / "streamlit.log", "wb")
-    proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", str(REPO / "app.py"), "--server.port", str(port),
-                             "--server.headless", "true", "--browser.gatherUsageStats", "false"], cwd=REPO,
-                            env={**os.environ, "ACLECG_UMAP_WARMUP": "1"}, stdout=log, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "streamlit",
+            "run",
+            str(REPO / "app.py"),
+            "--server.port",
+            str(port),
+            "--server.headless",
+            "true",
+            "--browser.gatherUsageStats",
+            "false",
+        ],
+        cwd=REPO,
+        env={**os.environ, "ACLECG_UMAP_WARMUP": "1"},
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         for _ in range(180):
@@ -86,12 +103,17 @@ def main() -> int:
                 time.sleep(0.5)
         options = webdriver.ChromeOptions()
         options.binary_location = "/usr/bin/chromium"
-        for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                     "--window-size=1600,1000"):
+        for flag in (
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-dev-shm-usage",
+            "--window-size=1600,1000",
+        ):
             options.add_argument(flag)
         driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
         try:
-            driver.get(url)        # home first: a deep link into a fresh server shows "Page not found" once
+            driver.get(url)  # home first: a deep link into a fresh server shows "Page not found" once
             _idle(driver, 300)
             driver.get(f"{url}/representations")
             _idle(driver, 300)
@@ -105,8 +127,11 @@ def main() -> int:
                 for method in ("umap-learn", "fast"):
                     times[method].append(_switch(driver, method))
             for method, ts in times.items():
-                print(f"switch to {method:10s}: " + ", ".join(f"{t:.2f} s" for t in ts)
-                      + f"  (max {max(ts):.2f} s, target < {TARGET_S:.0f} s)")
+                print(
+                    f"switch to {method:10s}: "
+                    + ", ".join(f"{t:.2f} s" for t in ts)
+                    + f"  (max {max(ts):.2f} s, target < {TARGET_S:.0f} s)"
+                )
             return 0 if max(max(ts) for ts in times.values()) < TARGET_S else 1
         finally:
             driver.quit()

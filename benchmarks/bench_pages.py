@@ -28,8 +28,14 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "tests"))
 
-PAGES = ["pages/1_ECG_explorer.py", "pages/2_Augmentations.py", "pages/3_Lead_regions.py", "pages/4_Pretraining.py",
-         "pages/5_Representations.py", "pages/6_Label_fraction_sweeps.py"]
+PAGES = [
+    "pages/1_ECG_explorer.py",
+    "pages/2_Augmentations.py",
+    "pages/3_Lead_regions.py",
+    "pages/4_Pretraining.py",
+    "pages/5_Representations.py",
+    "pages/6_Label_fraction_sweeps.py",
+]
 TARGET_S = 3.0
 
 
@@ -42,8 +48,11 @@ def main() -> int:
 
         tmp = Path(tempfile.mkdtemp(prefix="aclecg-bench-pages-"))
         make_demo_project(tmp)
-        os.environ.update(ACLECG_RUNS=str(tmp / "runs"), ACLECG_CHECKPOINTS=str(tmp / "checkpoints"),
-                          ACLECG_UMAP_CACHE=str(tmp / "cache" / "umap"))
+        os.environ.update(
+            ACLECG_RUNS=str(tmp / "runs"),
+            ACLECG_CHECKPOINTS=str(tmp / "checkpoints"),
+            ACLECG_UMAP_CACHE=str(tmp / "cache" / "umap"),
+        )
     from streamlit.testing.v1 import AppTest
 
     from aclecg.data import ensure_bundled

@@ -25,10 +25,10 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from aclecg.data import ensure_bundled  # noqa: E402
-from aclecg.models import ECGEncoder  # noqa: E402
-from aclecg.runtime import resolve_amp  # noqa: E402
-from aclecg.training import PretrainConfig, build_encoder_config, pretrain  # noqa: E402
+from aclecg.data import ensure_bundled
+from aclecg.models import ECGEncoder
+from aclecg.runtime import resolve_amp
+from aclecg.training import PretrainConfig, build_encoder_config, pretrain
 
 
 def bare_encoder_samples_per_s(encoder: ECGEncoder, batch: int, n_samples: int, steps: int) -> float:
@@ -49,8 +49,16 @@ def bare_encoder_samples_per_s(encoder: ECGEncoder, batch: int, n_samples: int, 
 
 def end_to_end_samples_per_s(data: Path, method: str, batch: int, steps: int) -> tuple[float, dict]:
     with tempfile.TemporaryDirectory() as tmp:
-        config = PretrainConfig(method=method, data=[str(data)], encoder="small", batch_size=batch, epochs=100,
-                                max_steps=steps + 2, checkpoint_every=50, device="cpu")
+        config = PretrainConfig(
+            method=method,
+            data=[str(data)],
+            encoder="small",
+            batch_size=batch,
+            epochs=100,
+            max_steps=steps + 2,
+            checkpoint_every=50,
+            device="cpu",
+        )
         t0 = time.perf_counter()
         pretrain(config, Path(tmp) / "run", progress=False)
         wall = time.perf_counter() - t0
@@ -69,8 +77,10 @@ def main() -> None:
     data = ensure_bundled()["ptbxl"]
     torch.manual_seed(0)
     encoder = ECGEncoder(build_encoder_config("small", list(PretrainConfig().leads)))
-    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "
-          f"threads {torch.get_num_threads()}")
+    print(
+        f"machine: {platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "
+        f"threads {torch.get_num_threads()}"
+    )
     bare = bare_encoder_samples_per_s(encoder, args.batch_size, 1000, args.steps)
     e2e, extra = end_to_end_samples_per_s(data, args.method, args.batch_size, args.steps)
     bare2 = bare_encoder_samples_per_s(encoder, args.batch_size, 1000, args.steps)  # bracket the e2e run

@@ -29,7 +29,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from aclecg.embed2d import fast_umap  # noqa: E402
+from aclecg.embed2d import fast_umap
 
 
 def clustered_embeddings(n: int, d: int = 768, n_clusters: int = 10, seed: int = 0) -> np.ndarray:
@@ -38,8 +38,9 @@ def clustered_embeddings(n: int, d: int = 768, n_clusters: int = 10, seed: int =
     centres = rng.normal(scale=6.0, size=(n_clusters, 8))
     labels = rng.integers(0, n_clusters, n)
     angle = rng.uniform(0, 3 * np.pi, n)
-    latent = np.concatenate([centres[labels] + rng.normal(size=(n, 8)),
-                             3.0 * np.stack([np.cos(angle), np.sin(angle)], 1)], axis=1)
+    latent = np.concatenate(
+        [centres[labels] + rng.normal(size=(n, 8)), 3.0 * np.stack([np.cos(angle), np.sin(angle)], 1)], axis=1
+    )
     lift = rng.normal(size=(latent.shape[1], d)) / np.sqrt(latent.shape[1])
     return (latent @ lift + 0.3 * rng.normal(size=(n, d))).astype(np.float32)
 
@@ -59,7 +60,7 @@ def real_embeddings(checkpoint: Path, data: Path, n: int) -> np.ndarray | None:
     out = []
     with torch.inference_mode():
         for start in range(0, take, 256):
-            x = torch.from_numpy(np.asarray(ds.signals[start:min(start + 256, take)], dtype=np.float32))
+            x = torch.from_numpy(np.asarray(ds.signals[start : min(start + 256, take)], dtype=np.float32))
             out.append(encoder(x).embedding.numpy())
     emb = np.concatenate(out)
     if emb.shape[0] < n:
@@ -78,11 +79,18 @@ def main() -> int:
     parser.add_argument("--sizes", type=int, nargs="+", default=[1000, 10000])
     parser.add_argument("--checkpoint", type=Path, default=None)
     parser.add_argument("--data", type=Path, default=None)
-    parser.add_argument("--tw-points", type=int, default=10000,
-                        help="trustworthiness on at most this many points (sklearn is O(n^2) in memory)")
-    parser.add_argument("--real-checkpoint", type=Path,
-                        default=Path(__file__).resolve().parents[1] / "checkpoints" / "acl_ecg" / "encoder.pt",
-                        help="checkpoint of the real-embeddings case (default: the shipped ACL-ECG encoder)")
+    parser.add_argument(
+        "--tw-points",
+        type=int,
+        default=10000,
+        help="trustworthiness on at most this many points (sklearn is O(n^2) in memory)",
+    )
+    parser.add_argument(
+        "--real-checkpoint",
+        type=Path,
+        default=Path(__file__).resolve().parents[1] / "checkpoints" / "acl_ecg" / "encoder.pt",
+        help="checkpoint of the real-embeddings case (default: the shipped ACL-ECG encoder)",
+    )
     parser.add_argument("--no-real", action="store_true", help="skip the real-embeddings case")
     args = parser.parse_args()
 
@@ -123,20 +131,23 @@ def main() -> int:
 def real_case(checkpoint: Path) -> None:
     """The app's own case: every bundled PTB-XL record (987) embedded by a shipped checkpoint, both methods of
     aclecg.embed2d with the page's parameters (umap-learn's compile already paid by the warm-up above)."""
-    from aclecg.data import ensure_bundled
+    from aclecg.data import PreparedDataset, ensure_bundled
     from aclecg.embed2d import TRUST_K, UMAPConfig, fit_map
     from aclecg.evaluation import cached_embeddings, load_source
-    from aclecg.data import PreparedDataset
 
     ds = PreparedDataset(ensure_bundled(["ptbxl"])["ptbxl"])
     x, _ = cached_embeddings(load_source(checkpoint), ds)
-    print(f"n={len(x)} d={x.shape[1]} data=real embeddings of {checkpoint} on the bundled PTB-XL records "
-          f"(the Representations page's default map; trustworthiness at k = {TRUST_K}, as the page shows)")
+    print(
+        f"n={len(x)} d={x.shape[1]} data=real embeddings of {checkpoint} on the bundled PTB-XL records "
+        f"(the Representations page's default map; trustworthiness at k = {TRUST_K}, as the page shows)"
+    )
     for method in ("umap-learn", "fast"):
         t = time.perf_counter()
         fitted = fit_map(x, UMAPConfig(method=method))
-        print(f"  aclecg.embed2d method={method:10s}: {time.perf_counter() - t:7.2f} s  "
-              f"trustworthiness {fitted.trustworthiness:.4f}")
+        print(
+            f"  aclecg.embed2d method={method:10s}: {time.perf_counter() - t:7.2f} s  "
+            f"trustworthiness {fitted.trustworthiness:.4f}"
+        )
 
 
 if __name__ == "__main__":

@@ -34,20 +34,33 @@ def pretrain_throughput(steps: int = 200) -> dict:
 
     data = ensure_bundled()
     with tempfile.TemporaryDirectory() as tmp:
-        config = PretrainConfig(method="acl_ecg", data=[data["ptbxl"], data["challenge"]], encoder="small",
-                                batch_size=256, epochs=1000, max_steps=steps, checkpoint_every=100,
-                                device="cuda", amp="bf16")
+        config = PretrainConfig(
+            method="acl_ecg",
+            data=[data["ptbxl"], data["challenge"]],
+            encoder="small",
+            batch_size=256,
+            epochs=1000,
+            max_steps=steps,
+            checkpoint_every=100,
+            device="cuda",
+            amp="bf16",
+        )
         t0 = time.perf_counter()
         pretrain(config, Path(tmp) / "run", progress=False)
         wall = time.perf_counter() - t0
         rows = [json.loads(x) for x in (Path(tmp) / "run" / "metrics.jsonl").read_text().splitlines()]
     sps = [r["samples_per_s"] for r in rows[5:]]
-    return {"steps": len(rows), "wall_s": round(wall, 1), "median_samples_per_s": round(float(np.median(sps))),
-            "peak_gpu_memory_mb": rows[-1].get("peak_gpu_memory_mb"), "loss": [rows[0]["loss"], rows[-1]["loss"]]}
+    return {
+        "steps": len(rows),
+        "wall_s": round(wall, 1),
+        "median_samples_per_s": round(float(np.median(sps))),
+        "peak_gpu_memory_mb": rows[-1].get("peak_gpu_memory_mb"),
+        "loss": [rows[0]["loss"], rows[-1]["loss"]],
+    }
 
 
 def encoder_throughput(preset: str, batch: int, amp: bool) -> dict:
-    from aclecg.models import ECGEncoder, ENCODER_PRESETS
+    from aclecg.models import ENCODER_PRESETS, ECGEncoder
 
     torch.manual_seed(0)
     model = ECGEncoder(ENCODER_PRESETS[preset]).cuda()
@@ -87,18 +100,39 @@ def main() -> int:
     t_start = time.perf_counter()
     summary_file = Path(tempfile.mkdtemp()) / "gpu-summary.jsonl"
     env = {**os.environ, "ACLECG_GPU_SUMMARY": str(summary_file)}
-    tests = subprocess.run([sys.executable, "-m", "pytest", "-q", "-m", "gpu", "-p", "no:cacheprovider",
-                            "tests/test_gpu.py", "tests/test_augment.py"], cwd=REPO, env=env,
-                           capture_output=True, text=True)
+    tests = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-m",
+            "gpu",
+            "-p",
+            "no:cacheprovider",
+            "tests/test_gpu.py",
+            "tests/test_augment.py",
+        ],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     test_line = (tests.stdout.strip().splitlines() or ["(no output)"])[-1]
     pre = pretrain_throughput()
-    enc = {f"{p} b{b} {'bf16' if amp else 'fp32'}": encoder_throughput(p, b, amp)
-           for p in ("small", "base") for b in (256, 1024) for amp in (False, True)}
+    enc = {
+        f"{p} b{b} {'bf16' if amp else 'fp32'}": encoder_throughput(p, b, amp)
+        for p in ("small", "base")
+        for b in (256, 1024)
+        for amp in (False, True)
+    }
     props = [torch.cuda.get_device_properties(i) for i in range(torch.cuda.device_count())]
     print("=" * 100)
     print("GPU CHECK SUMMARY")
-    print(f"devices: {', '.join(f'{p.name} ({p.total_memory / 2**30:.0f} GiB, cc {p.major}.{p.minor})' for p in props)}"
-          f"; torch {torch.__version__}, CUDA {torch.version.cuda}")
+    print(
+        f"devices: {', '.join(f'{p.name} ({p.total_memory / 2**30:.0f} GiB, cc {p.major}.{p.minor})' for p in props)}"
+        f"; torch {torch.__version__}, CUDA {torch.version.cuda}"
+    )
     print(f"tests (pytest -m gpu): {test_line}  (rc {tests.returncode})")
     if summary_file.exists():
         for line in summary_file.read_text().splitlines():

@@ -18,26 +18,31 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 BENCHMARKS = {
-    "cache": "bench_cache.py",      # memory-mapped cache vs reading WFDB files again, per epoch
+    "cache": "bench_cache.py",  # memory-mapped cache vs reading WFDB files again, per epoch
     "augment": "bench_augment.py",  # batched Physio-AUG vs a per-sample NumPy loop; share of a training step
     "encoder": "bench_encoder.py",  # encoder training/evaluation samples/s vs the pre-2026-12 encoder and a plain CNN
-    "train": "bench_train.py",      # end-to-end pretraining throughput vs the bare encoder
-    "umap": "bench_umap.py",        # fast 2-D embedding vs umap-learn defaults (time and trustworthiness)
-    "pages": "bench_pages.py",      # first render of every app page
+    "train": "bench_train.py",  # end-to-end pretraining throughput vs the bare encoder
+    "umap": "bench_umap.py",  # fast 2-D embedding vs umap-learn defaults (time and trustworthiness)
+    "pages": "bench_pages.py",  # first render of every app page
 }
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--only", default=",".join(BENCHMARKS), help="comma-separated subset of " + ", ".join(BENCHMARKS))
+    parser.add_argument(
+        "--only", default=",".join(BENCHMARKS), help="comma-separated subset of " + ", ".join(BENCHMARKS)
+    )
     args = parser.parse_args()
     chosen = [name.strip() for name in args.only.split(",") if name.strip()]
     unknown = sorted(set(chosen) - set(BENCHMARKS))
     if unknown:
         parser.error(f"unknown benchmarks {unknown}; choose from {sorted(BENCHMARKS)}")
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    print(f"# {time.strftime('%Y-%m-%d %H:%M')}  {platform.machine()}  {os.cpu_count()} cores  "
-          f"Python {platform.python_version()}  load average {load:.1f}", flush=True)
+    print(
+        f"# {time.strftime('%Y-%m-%d %H:%M')}  {platform.machine()}  {os.cpu_count()} cores  "
+        f"Python {platform.python_version()}  load average {load:.1f}",
+        flush=True,
+    )
     failed = []
     for name in chosen:
         print(f"\n## {name} ({BENCHMARKS[name]})", flush=True)

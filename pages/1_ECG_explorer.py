@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 import numpy as np
 import streamlit as st
 
@@ -10,8 +9,15 @@ from aclecg import viz
 from aclecg.data.labels import row_choices
 from aclecg.data.rpeaks import rhythm_summary
 from aclecg.leads import LEADS
-from pages._common import (dataset_paths, describe_labels, label_descriptions, open_dataset,
-                           raw_window_mv, upload_box, user_errors)
+from pages._common import (
+    dataset_paths,
+    describe_labels,
+    label_descriptions,
+    open_dataset,
+    raw_window_mv,
+    upload_box,
+    user_errors,
+)
 
 st.title("ECG explorer")
 datasets = dataset_paths()
@@ -59,10 +65,19 @@ with left:
     row = row_of[st.selectbox("record", choices, key="explorer_record")]
     layout = st.radio("layout", ["3x4 + rhythm strip", "stacked 12-lead"], key="explorer_layout")
     show_peaks = st.checkbox("mark R-peaks", value=True, key="explorer_peaks")
-    colours = st.radio("traces", ["black", "region colours"], key="explorer_colours", horizontal=True,
-                       help="black is the clinical print; region colours show the anatomical lead regions")
-    source = st.radio("signal", ["raw record (mV)", "prepared (z-scored)"], key="explorer_source",
-                      help="Prepared signals are filtered and z-scored per lead; the clinical grid is meant for mV.")
+    colours = st.radio(
+        "traces",
+        ["black", "region colours"],
+        key="explorer_colours",
+        horizontal=True,
+        help="black is the clinical print; region colours show the anatomical lead regions",
+    )
+    source = st.radio(
+        "signal",
+        ["raw record (mV)", "prepared (z-scored)"],
+        key="explorer_source",
+        help="Prepared signals are filtered and z-scored per lead; the clinical grid is meant for mV.",
+    )
 
 uploaded = None
 with right:
@@ -87,16 +102,25 @@ with right:
                 units = "mV"
             else:
                 if source.startswith("raw"):
-                    st.info("The raw record is not available for this dataset: showing the prepared (z-scored) "
-                            "signal; amplitudes are in standard deviations, not mV.")
+                    st.info(
+                        "The raw record is not available for this dataset: showing the prepared (z-scored) "
+                        "signal; amplitudes are in standard deviations, not mV."
+                    )
                 sig, fs, units = np.asarray(ds.signals[row]), ds.fs, "z"
             peaks = ds.rpeaks(int(row)) * (fs / ds.fs) if show_peaks else None
             title = f"{name} · record {rec['record_id']}"
             lab_text = describe_labels(rec[f"labels_{label_set}"], descriptions)
-        fig = viz.ecg_paper_figure(sig, fs, LEADS, layout=lay,
-                                   rpeaks=None if peaks is None else np.round(peaks).astype(int), units=units,
-                                   title=title, colours="black" if colours == "black" else "region",
-                                   px_per_mm=PX_PER_MM)
+        fig = viz.ecg_paper_figure(
+            sig,
+            fs,
+            LEADS,
+            layout=lay,
+            rpeaks=None if peaks is None else np.round(peaks).astype(int),
+            units=units,
+            title=title,
+            colours="black" if colours == "black" else "region",
+            px_per_mm=PX_PER_MM,
+        )
         if uploaded is not None:
             beats, beats_fs, classes_here = uploaded.rpeaks[0], uploaded.fs, set()
         else:
@@ -104,14 +128,20 @@ with right:
             classes_here = set(filter(None, str(rec[f"labels_{label_set}"]).split(";")))
         rhythm = rhythm_summary(beats, beats_fs, classes_here)
         if rhythm["hr_bpm"] is not None:
-            st.markdown(f"**Heart rate {rhythm['hr_bpm']:.0f} bpm · RR {rhythm['rr_s']:.2f} s** "
-                        f"(median of {rhythm['n_beats'] - 1} intervals from the detected R-peaks)")
+            st.markdown(
+                f"**Heart rate {rhythm['hr_bpm']:.0f} bpm · RR {rhythm['rr_s']:.2f} s** "
+                f"(median of {rhythm['n_beats'] - 1} intervals from the detected R-peaks)"
+            )
         if rhythm["note"]:
-            st.caption(f"Rhythm figures: {rhythm['note']}. Other intervals (PR, QRS, QT) are not measured here: "
-                       "they need a delineation this app does not do reliably.")
+            st.caption(
+                f"Rhythm figures: {rhythm['note']}. Other intervals (PR, QRS, QT) are not measured here: "
+                "they need a delineation this app does not do reliably."
+            )
         st.markdown(f"**Labels ({label_set if uploaded is None else 'from header'}):** {lab_text}")
         if uploaded is None:
             meta = records.iloc[row]
-            st.caption(f"patient {meta['patient_id']} · age {meta['age']} · sex {meta['sex'] or '?'} · "
-                       f"fold {meta['fold']} ({meta['split']}) · source `{meta['source']}`")
+            st.caption(
+                f"patient {meta['patient_id']} · age {meta['age']} · sex {meta['sex'] or '?'} · "
+                f"fold {meta['fold']} ({meta['split']}) · source `{meta['source']}`"
+            )
         st.plotly_chart(fig, width="stretch", key="explorer_chart")

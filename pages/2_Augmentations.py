@@ -5,7 +5,6 @@ The same record and seed always give the same views: view ``k`` uses ``torch.Gen
 
 from __future__ import annotations
 
-
 import numpy as np
 import streamlit as st
 import torch
@@ -17,8 +16,10 @@ from aclecg.leads import LEADS, REGIONS
 from pages._common import dataset_paths, open_dataset, upload_box, user_errors
 
 st.title("Augmentations")
-st.caption("Physio-AUG (ACL-ECG): random scale crop → cardiac-cycle mask → temporal shift. Parameters are a "
-           "documented reconstruction (the paper does not publish them).")
+st.caption(
+    "Physio-AUG (ACL-ECG): random scale crop → cardiac-cycle mask → temporal shift. Parameters are a "
+    "documented reconstruction (the paper does not publish them)."
+)
 datasets = dataset_paths()
 if not datasets:
     st.info("No prepared dataset found. Run `python -m aclecg bundled`.")
@@ -42,8 +43,12 @@ with controls:
     st.number_input("seed", min_value=0, max_value=2**31 - 1, step=1, key="aug_seed")
     st.button("new sample", on_click=_new_sample, key="aug_new")
     n_views = st.slider("Physio-AUG views", 1, 3, 2, key="aug_views")
-    baseline = st.checkbox("baseline view", value=True, key="aug_baseline",
-                           help="add a view of the baseline pipeline: random resized crop + time-out")
+    baseline = st.checkbox(
+        "baseline view",
+        value=True,
+        key="aug_baseline",
+        help="add a view of the baseline pipeline: random resized crop + time-out",
+    )
     show = st.multiselect("leads shown", LEADS, default=["II", "V2", "V5"], key="aug_leads")
     st.markdown("**Random scale crop**")
     crop = st.slider("fraction of the length kept", 0.05, 1.0, (0.5, 1.0), 0.05, key="aug_crop")
@@ -79,20 +84,37 @@ with figure:
         views = []
         for k in range(n_views):
             y, info = physio.forward_with_info(x, peaks, generator=torch.Generator().manual_seed(seed + k))
-            views.append((f"Physio-AUG view {k + 1}", y[0].numpy(), viz.marks_from_info(info, x.shape[-1], LEADS,
-                                                                                shift_mode=shift_mode)))
+            views.append(
+                (
+                    f"Physio-AUG view {k + 1}",
+                    y[0].numpy(),
+                    viz.marks_from_info(info, x.shape[-1], LEADS, shift_mode=shift_mode),
+                )
+            )
         if baseline:
-            std = build_augmentation([{"name": "random_resized_crop", "scale": list(crop)},
-                                      {"name": "time_out", "fraction": list(timeout)}], fs=ds.fs)
+            std = build_augmentation(
+                [{"name": "random_resized_crop", "scale": list(crop)}, {"name": "time_out", "fraction": list(timeout)}],
+                fs=ds.fs,
+            )
             y, info = std.forward_with_info(x, peaks, generator=torch.Generator().manual_seed(seed + 100))
             views.append(("baseline view", y[0].numpy(), viz.marks_from_info(info, x.shape[-1], LEADS)))
-        fig = viz.augmentation_figure(x_np, views, ds.fs, LEADS, show_leads=show or ["II"],
-                                      rpeaks=peaks_np[peaks_np >= 0])
-        st.markdown(f"**{title}** · seed {seed} · shaded: masked cardiac cycles (grey, over the masked leads), "
-                    "time-out (red), a zero/edge shift's padding (blue); dotted line: a circular shift's seam; "
-                    "dashed boxes on the original: each view's crop window, in the view's colour.")
+        fig = viz.augmentation_figure(
+            x_np, views, ds.fs, LEADS, show_leads=show or ["II"], rpeaks=peaks_np[peaks_np >= 0]
+        )
+        st.markdown(
+            f"**{title}** · seed {seed} · shaded: masked cardiac cycles (grey, over the masked leads), "
+            "time-out (red), a zero/edge shift's padding (blue); dotted line: a circular shift's seam; "
+            "dashed boxes on the original: each view's crop window, in the view's colour."
+        )
         st.plotly_chart(fig, width="stretch", key="aug_chart")
-        summary = [{"view": v[0], "crop (s)": f"{v[2].crop[0] / ds.fs:.2f}–{v[2].crop[1] / ds.fs:.2f}" if v[2].crop
-                    else "–", "masked cycles": v[2].n_cycles, "shift (s)": round(v[2].shift / ds.fs, 2),
-                    "masked leads": ", ".join(v[2].masked_leads) if v[2].masked_leads else "all"} for v in views]
+        summary = [
+            {
+                "view": v[0],
+                "crop (s)": f"{v[2].crop[0] / ds.fs:.2f}–{v[2].crop[1] / ds.fs:.2f}" if v[2].crop else "–",
+                "masked cycles": v[2].n_cycles,
+                "shift (s)": round(v[2].shift / ds.fs, 2),
+                "masked leads": ", ".join(v[2].masked_leads) if v[2].masked_leads else "all",
+            }
+            for v in views
+        ]
         st.dataframe(summary, hide_index=True, width="stretch")

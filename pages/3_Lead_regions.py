@@ -9,15 +9,16 @@ import pandas as pd
 import streamlit as st
 
 from aclecg import viz
-from aclecg.similarity import region_similarity
 from aclecg.leads import LEADS, RegionMap, default_region_map
-from pages._common import (HOW_TO_CHECKPOINT, checkpoint_paths, dataset_paths, load_source,
-                           open_dataset, user_errors)
+from aclecg.similarity import region_similarity
+from pages._common import HOW_TO_CHECKPOINT, checkpoint_paths, dataset_paths, load_source, open_dataset, user_errors
 
 st.title("Lead regions")
-st.markdown("ACL-ECG pools the features of leads that look at the same wall of the left ventricle: **septal** "
-            "(V1–V2), **anterior** (V3–V4), **lateral** (I, aVL, V5–V6) and **inferior** (II, III, aVF); aVR "
-            "belongs to none. Edit the map below to try another grouping (it is validated as you type).")
+st.markdown(
+    "ACL-ECG pools the features of leads that look at the same wall of the left ventricle: **septal** "
+    "(V1–V2), **anterior** (V3–V4), **lateral** (I, aVL, V5–V6) and **inferior** (II, III, aVF); aVR "
+    "belongs to none. Edit the map below to try another grouping (it is validated as you type)."
+)
 
 
 def _table(rmap: RegionMap) -> pd.DataFrame:
@@ -40,15 +41,24 @@ def parse_table(table: pd.DataFrame) -> RegionMap:
     return RegionMap.from_dict(mapping)
 
 
-edited = st.data_editor(_table(default_region_map()), num_rows="dynamic", hide_index=True, key="regions_editor",
-                        column_config={"region": st.column_config.TextColumn("region", required=True),
-                                       "leads": st.column_config.TextColumn("leads (comma-separated)")})
+edited = st.data_editor(
+    _table(default_region_map()),
+    num_rows="dynamic",
+    hide_index=True,
+    key="regions_editor",
+    column_config={
+        "region": st.column_config.TextColumn("region", required=True),
+        "leads": st.column_config.TextColumn("leads (comma-separated)"),
+    },
+)
 rmap = default_region_map()
 try:
     rmap = parse_table(edited)
     unassigned = [lead for lead in LEADS if rmap.region_of(lead) is None]
-    st.success(f"Valid map with {len(rmap.regions)} regions" +
-               (f"; leads in no region: {', '.join(unassigned)}" if unassigned else ""))
+    st.success(
+        f"Valid map with {len(rmap.regions)} regions"
+        + (f"; leads in no region: {', '.join(unassigned)}" if unassigned else "")
+    )
 except ValueError as exc:
     st.error(f"Invalid region map: {exc}. Showing the default map instead.")
 st.session_state["region_map"] = rmap.to_dict()
@@ -64,8 +74,12 @@ c1, c2, c3, c4 = st.columns([3, 2, 2, 2])
 ck_label = c1.selectbox("checkpoint", list(ckpts), key="regions_ckpt")
 ds_name = c2.selectbox("dataset", list(datasets), key="regions_dataset")
 n_records = c3.slider("records sampled", 8, 512, 128, 8, key="regions_n")
-centre = c4.checkbox("centre features", value=True, key="regions_centre",
-                     help="Subtract each lead's mean feature over the sampled records before the cosine.")
+centre = c4.checkbox(
+    "centre features",
+    value=True,
+    key="regions_centre",
+    help="Subtract each lead's mean feature over the sampled records before the cosine.",
+)
 
 
 @st.cache_data(show_spinner="Encoding a sample of records…")
@@ -81,7 +95,7 @@ def lead_features(checkpoint: str, dataset_path: str, n: int) -> tuple[np.ndarra
     rows = np.sort(np.random.default_rng(0).choice(len(ds), size=min(n, len(ds)), replace=False))
     x = np.asarray(ds.signals[rows], dtype=np.float32)[:, idx]
     with torch.no_grad():
-        feats = [src.encoder(torch.from_numpy(x[i:i + 64])).lead_features.numpy() for i in range(0, len(x), 64)]
+        feats = [src.encoder(torch.from_numpy(x[i : i + 64])).lead_features.numpy() for i in range(0, len(x), 64)]
     return np.concatenate(feats), list(src.leads)
 
 
@@ -95,8 +109,13 @@ with user_errors():
         m1.metric("within-region lead similarity", f"{summary['within']:.3f}")
         m2.metric("across-region lead similarity", f"{summary['across']:.3f}")
         m3.metric("records", feats.shape[0])
-        st.plotly_chart(viz.similarity_heatmap(sim, names, f"mean cosine similarity of region embeddings "
-                                               f"({ck_label}, {ds_name})"), width="stretch", key="regions_heatmap")
-        st.caption("A region embedding is the mean of its leads' features; the matrix averages the cosine "
-                   "similarity over the sampled records. ACL-ECG's region objective aims for high within-region "
-                   "and lower across-region similarity.")
+        st.plotly_chart(
+            viz.similarity_heatmap(sim, names, f"mean cosine similarity of region embeddings ({ck_label}, {ds_name})"),
+            width="stretch",
+            key="regions_heatmap",
+        )
+        st.caption(
+            "A region embedding is the mean of its leads' features; the matrix averages the cosine "
+            "similarity over the sampled records. ACL-ECG's region objective aims for high within-region "
+            "and lower across-region similarity."
+        )

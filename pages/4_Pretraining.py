@@ -12,8 +12,10 @@ from aclecg.errors import AclEcgError
 from pages._common import dataset_paths, runs_root, user_errors
 
 st.title("Pretraining")
-st.caption("Runs are detached processes (`python -m aclecg pretrain …`) writing into `runs/<name>`; closing the "
-           "tab does not stop them, and this page shows them again when reopened.")
+st.caption(
+    "Runs are detached processes (`python -m aclecg pretrain …`) writing into `runs/<name>`; closing the "
+    "tab does not stop them, and this page shows them again when reopened."
+)
 
 
 @st.cache_data
@@ -45,27 +47,55 @@ with st.expander("Launch a run", expanded=not jobs.list_runs(root)):
     with user_errors("Could not start the run: "):
         by_name = {m["name"]: m for m in methods}
         c1, c2 = st.columns(2)
-        method = c1.selectbox("method", list(by_name), index=list(by_name).index("acl_ecg") if "acl_ecg" in by_name
-                              else 0, key="pt_method")
+        method = c1.selectbox(
+            "method",
+            list(by_name),
+            index=list(by_name).index("acl_ecg") if "acl_ecg" in by_name else 0,
+            key="pt_method",
+        )
         info = by_name[method]
-        c2.markdown(f"**{info['title']}** — {info['description']}  \n*{info['paper']}*" + ("  \n**Reconstruction** — details not public."
-                                                                      if info.get("reconstruction") else ""))
+        c2.markdown(
+            f"**{info['title']}** — {info['description']}  \n*{info['paper']}*"
+            + ("  \n**Reconstruction** — details not public." if info.get("reconstruction") else "")
+        )
         data = st.multiselect("data", list(datasets), default=list(datasets)[:1], key="pt_data")
         c3, c4, c5, c6 = st.columns(4)
-        preset = c3.selectbox("preset", list(presets), index=list(presets).index("cpu-quick")
-                              if "cpu-quick" in presets else 0, key="pt_preset")
+        preset = c3.selectbox(
+            "preset",
+            list(presets),
+            index=list(presets).index("cpu-quick") if "cpu-quick" in presets else 0,
+            key="pt_preset",
+        )
         defaults = presets[preset]
         epochs = c4.number_input("epochs", 1, 1000, int(defaults.get("epochs", 2)), key="pt_epochs")
         batch = c5.number_input("batch size", 2, 4096, int(defaults.get("batch_size", 64)), key="pt_batch")
         n_gpu = _cuda_count()
         device = c6.selectbox("device", ["auto", "cpu"] + [f"cuda:{i}" for i in range(n_gpu)], key="pt_device")
-        gpus = st.number_input("GPUs", 0, max(n_gpu, 0), min(n_gpu, 1), key="pt_gpus", disabled=n_gpu < 2,
-                               help="Several GPUs run with DistributedDataParallel (one process per GPU, torchrun).")
+        gpus = st.number_input(
+            "GPUs",
+            0,
+            max(n_gpu, 0),
+            min(n_gpu, 1),
+            key="pt_gpus",
+            disabled=n_gpu < 2,
+            help="Several GPUs run with DistributedDataParallel (one process per GPU, torchrun).",
+        )
         if gpus > 1 and device.startswith("cuda:"):
             device = "cuda"  # under torchrun each process takes the GPU of its rank (launch assigns the GPUs)
         name = st.text_input("run name", value=f"{method}-{preset}-{time.strftime('%m%d-%H%M')}", key="pt_name")
-        args = ["--method", method, "--preset", preset, "--epochs", str(int(epochs)), "--batch-size",
-                str(int(batch)), "--device", device, "--no-progress"]
+        args = [
+            "--method",
+            method,
+            "--preset",
+            preset,
+            "--epochs",
+            str(int(epochs)),
+            "--batch-size",
+            str(int(batch)),
+            "--device",
+            device,
+            "--no-progress",
+        ]
         for d in data:
             args += ["--data", datasets[d]]
         if gpus > 1:

@@ -6,7 +6,6 @@ Picking a point (click, box or lasso) shows that record's ECG.
 
 from __future__ import annotations
 
-
 import numpy as np
 import pandas as pd
 import streamlit as st
@@ -14,9 +13,19 @@ import streamlit as st
 from aclecg import umap_learn, viz
 from aclecg.embed2d import TRUST_K, place_points
 from aclecg.leads import LEADS
-from pages._common import (HOW_TO_CHECKPOINT, checkpoint_paths, dataset_paths, describe_labels,
-                           embed_windows, label_descriptions, open_dataset, umap_map, umap_map_cached, upload_box,
-                           user_errors)
+from pages._common import (
+    HOW_TO_CHECKPOINT,
+    checkpoint_paths,
+    dataset_paths,
+    describe_labels,
+    embed_windows,
+    label_descriptions,
+    open_dataset,
+    umap_map,
+    umap_map_cached,
+    upload_box,
+    user_errors,
+)
 
 st.title("Representations")
 ckpts = checkpoint_paths()
@@ -29,12 +38,14 @@ if not datasets:
     st.stop()
 
 c1, c2, c3 = st.columns([2, 2, 1])
-chosen_ds = c1.multiselect("datasets (several = one joint map)", list(datasets), default=list(datasets)[:1],
-                           key="rep_datasets")
+chosen_ds = c1.multiselect(
+    "datasets (several = one joint map)", list(datasets), default=list(datasets)[:1], key="rep_datasets"
+)
 ck_a = c2.selectbox("checkpoint", list(ckpts), key="rep_ckpt")
 compare = c3.toggle("compare two", key="rep_compare")
-ck_b = c2.selectbox("second checkpoint", [k for k in ckpts if k != ck_a] or [ck_a], key="rep_ckpt_b") \
-    if compare else None
+ck_b = (
+    c2.selectbox("second checkpoint", [k for k in ckpts if k != ck_a] or [ck_a], key="rep_ckpt_b") if compare else None
+)
 if not chosen_ds:
     st.warning("Pick at least one dataset.")
     st.stop()
@@ -56,22 +67,29 @@ def joint_table(paths: tuple[str, ...], names: tuple[str, ...]) -> pd.DataFrame:
 names = tuple(chosen_ds)
 paths = tuple(datasets[n] for n in names)
 table = joint_table(paths, names)
-label_sets = [c[len("labels_"):] for c in table.columns if c.startswith("labels_")]
+label_sets = [c[len("labels_") :] for c in table.columns if c.startswith("labels_")]
 c4, c5, c6, c7 = st.columns([3, 3, 3, 2])
-umap_learn.warm_up()   # compile umap-learn's kernels in the background, once per server, before anyone asks
-method = c7.radio("method", ["fast", "umap-learn"], key="rep_method", horizontal=True,
-                  help="fast: this package's torch UMAP layout, for exploring. umap-learn: umap-learn's own UMAP on "
-                       "the same features and parameters, for a figure in a paper.")
-colour_choice = c4.selectbox("colour by", [f"label: {s}" for s in label_sets] + ["dataset", "fold", "split", "sex",
-                                                                                   "age"], key="rep_colour")
+umap_learn.warm_up()  # compile umap-learn's kernels in the background, once per server, before anyone asks
+method = c7.radio(
+    "method",
+    ["fast", "umap-learn"],
+    key="rep_method",
+    horizontal=True,
+    help="fast: this package's torch UMAP layout, for exploring. umap-learn: umap-learn's own UMAP on "
+    "the same features and parameters, for a figure in a paper.",
+)
+colour_choice = c4.selectbox(
+    "colour by", [f"label: {s}" for s in label_sets] + ["dataset", "fold", "split", "sex", "age"], key="rep_colour"
+)
 n_neighbors = c5.slider("neighbours", 5, 50, 15, key="rep_k")
 min_dist = c6.slider("min distance", 0.0, 0.99, 0.1, 0.01, key="rep_min_dist")
-uploaded = upload_box("rep", fs=open_dataset(paths[0]).fs,
-                      seconds=open_dataset(paths[0]).n_samples / open_dataset(paths[0]).fs)
+uploaded = upload_box(
+    "rep", fs=open_dataset(paths[0]).fs, seconds=open_dataset(paths[0]).n_samples / open_dataset(paths[0]).fs
+)
 
 view = table.copy()
 if colour_choice.startswith("label: "):
-    col = f"labels_{colour_choice[len('label: '):]}"
+    col = f"labels_{colour_choice[len('label: ') :]}"
     raw = view[col].fillna("").astype(str)
     view["colour"] = np.where(raw.str.contains(";"), "multiple", np.where(raw == "", "(none)", raw))
     colour_col = "colour"
@@ -86,26 +104,41 @@ def draw(label: str, key: str) -> dict | None:
     """Compute (cached) and draw one checkpoint's map; returns the selection event."""
     with user_errors(f"{label}: "):
         note = st.empty()
-        if method == "umap-learn" and not umap_learn.is_warm() and \
-                not umap_map_cached(ckpts[label], paths, int(n_neighbors), float(min_dist), method):
-            note.info("umap-learn is warming up (numba compiles its kernels once per server, about 15-20 s); "
-                      "the map appears when it is done.")
+        if (
+            method == "umap-learn"
+            and not umap_learn.is_warm()
+            and not umap_map_cached(ckpts[label], paths, int(n_neighbors), float(min_dist), method)
+        ):
+            note.info(
+                "umap-learn is warming up (numba compiles its kernels once per server, about 15-20 s); "
+                "the map appears when it is done."
+            )
         with st.spinner(f"{method} map…"):
-            fitted = umap_map(ckpts[label], paths, n_neighbors=int(n_neighbors), min_dist=float(min_dist),
-                              method=method)
+            fitted = umap_map(
+                ckpts[label], paths, n_neighbors=int(n_neighbors), min_dist=float(min_dist), method=method
+            )
         note.empty()
         highlight = None
         if uploaded is not None:
             highlight = place_points(fitted, embed_windows(ckpts[label], uploaded.windows))
-        fig = viz.embedding_scatter(fitted.coords, view, colour_col, hover, highlight=highlight,
-                                    highlight_name=f"uploaded {uploaded.record_id}" if uploaded is not None else "",
-                                    title=label)
-        event = st.plotly_chart(fig, width="stretch", key=key, on_select="rerun",
-                                selection_mode=("points", "box", "lasso"))
+        fig = viz.embedding_scatter(
+            fitted.coords,
+            view,
+            colour_col,
+            hover,
+            highlight=highlight,
+            highlight_name=f"uploaded {uploaded.record_id}" if uploaded is not None else "",
+            title=label,
+        )
+        event = st.plotly_chart(
+            fig, width="stretch", key=key, on_select="rerun", selection_mode=("points", "box", "lasso")
+        )
         trust = "–" if fitted.trustworthiness is None else f"{fitted.trustworthiness:.3f}"
-        st.caption(f"Drawn with **{method}** ({'umap-learn UMAP' if method == 'umap-learn' else 'aclecg.embed2d'},"
-                   f" {int(n_neighbors)} neighbours, min_dist {float(min_dist):g}); trustworthiness at "
-                   f"k = {TRUST_K}: {trust}.")
+        st.caption(
+            f"Drawn with **{method}** ({'umap-learn UMAP' if method == 'umap-learn' else 'aclecg.embed2d'},"
+            f" {int(n_neighbors)} neighbours, min_dist {float(min_dist):g}); trustworthiness at "
+            f"k = {TRUST_K}: {trust}."
+        )
         return event
     return None
 
@@ -139,17 +172,32 @@ picked = [r for e in events for r in picked_rows(e)]
 st.subheader("Picked record")
 if picked:
     st.caption(f"{len(picked)} point(s) selected; showing the first.")
-pick_labels = (table["dataset"].astype(str) + " · " + table["record_id"].astype(str) + " #"
-               + pd.Series(range(len(table))).astype(str)).tolist()
-row = pick_labels.index(st.selectbox("record", pick_labels, index=picked[0] if picked else 0,
-                                     key=f"rep_pick_{picked[:1]}"))
+pick_labels = (
+    table["dataset"].astype(str)
+    + " · "
+    + table["record_id"].astype(str)
+    + " #"
+    + pd.Series(range(len(table))).astype(str)
+).tolist()
+row = pick_labels.index(
+    st.selectbox("record", pick_labels, index=picked[0] if picked else 0, key=f"rep_pick_{picked[:1]}")
+)
 rec = table.iloc[row]
 ds_path = datasets[rec["dataset"]]
 ds = open_dataset(ds_path)
 local = int(row - sum(len(open_dataset(p)) for p in paths[: names.index(rec["dataset"])]))
 descriptions = label_descriptions(ds_path)
 st.markdown("; ".join(f"**{s}**: {describe_labels(rec.get(f'labels_{s}', ''), descriptions)}" for s in ds.label_sets))
-st.plotly_chart(viz.ecg_paper_figure(np.asarray(ds.signals[local]), ds.fs, LEADS, layout="3x4",
-                                     rpeaks=ds.rpeaks(local), units="z",
-                                     title=f"{rec['dataset']} · {rec['record_id']} (prepared, z-scored)"),
-                width="stretch", key="rep_ecg")
+st.plotly_chart(
+    viz.ecg_paper_figure(
+        np.asarray(ds.signals[local]),
+        ds.fs,
+        LEADS,
+        layout="3x4",
+        rpeaks=ds.rpeaks(local),
+        units="z",
+        title=f"{rec['dataset']} · {rec['record_id']} (prepared, z-scored)",
+    ),
+    width="stretch",
+    key="rep_ecg",
+)

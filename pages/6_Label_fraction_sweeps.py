@@ -12,23 +12,42 @@ import streamlit as st
 from aclecg import jobs, viz
 from aclecg.evaluation import ARMS, parse_sweep_form
 from aclecg.study_report import published_study, published_sweeps
-from pages._common import (HOW_TO_CHECKPOINT, checkpoint_paths, dataset_paths, open_dataset, runs_root,
-                           user_errors)
+from pages._common import HOW_TO_CHECKPOINT, checkpoint_paths, dataset_paths, open_dataset, runs_root, user_errors
 
 st.title("Label-fraction sweeps")
-st.caption("Linear probe (and optionally fine-tuning) of each checkpoint at several label fractions, against a "
-           "supervised-from-scratch arm, a plain 12-lead CNN and a random-init linear probe; bootstrap CIs and "
-           "DeLong tests.")
+st.caption(
+    "Linear probe (and optionally fine-tuning) of each checkpoint at several label fractions, against a "
+    "supervised-from-scratch arm, a plain 12-lead CNN and a random-init linear probe; bootstrap CIs and "
+    "DeLong tests."
+)
 
-COLUMN_NAMES = {"arm": "arm", "method": "method", "fraction": "label fraction", "metric": "metric", "mean": "mean",
-                "std": "s.d. over seeds", "n_seeds": "seeds", "ci_low": "95 % CI low", "ci_high": "95 % CI high",
-                "boot_ci_low_mean": "bootstrap CI low (mean)", "boot_ci_high_mean": "bootstrap CI high (mean)",
-                "n_train_mean": "training records", "best_step_mean": "best step (mean)",
-                "steps_run_mean": "steps run (mean)", "n_not_converged": "not converged", "seed": "seed",
-                "value": "value", "p_vs_supervised": "p vs supervised (DeLong)",
-                "p_vs_random_init": "p vs random init (DeLong)", "n_train": "training records",
-                "n_test": "test records", "lr": "learning rate", "best_step": "best step", "steps_run": "steps run",
-                "converged": "converged"}
+COLUMN_NAMES = {
+    "arm": "arm",
+    "method": "method",
+    "fraction": "label fraction",
+    "metric": "metric",
+    "mean": "mean",
+    "std": "s.d. over seeds",
+    "n_seeds": "seeds",
+    "ci_low": "95 % CI low",
+    "ci_high": "95 % CI high",
+    "boot_ci_low_mean": "bootstrap CI low (mean)",
+    "boot_ci_high_mean": "bootstrap CI high (mean)",
+    "n_train_mean": "training records",
+    "best_step_mean": "best step (mean)",
+    "steps_run_mean": "steps run (mean)",
+    "n_not_converged": "not converged",
+    "seed": "seed",
+    "value": "value",
+    "p_vs_supervised": "p vs supervised (DeLong)",
+    "p_vs_random_init": "p vs random init (DeLong)",
+    "n_train": "training records",
+    "n_test": "test records",
+    "lr": "learning rate",
+    "best_step": "best step",
+    "steps_run": "steps run",
+    "converged": "converged",
+}
 
 
 def readable(table: pd.DataFrame) -> pd.DataFrame:
@@ -46,16 +65,21 @@ if study is not None:
         metric_s = s2.selectbox("metric", ["auroc", "auprc"], key="st_metric")
         part = table[(table["protocol"] == protocol_s) & (table["metric"] == metric_s)].copy()
         part["ci_low"], part["ci_high"] = part["mean"] - part["sd"].fillna(0), part["mean"] + part["sd"].fillna(0)
-        st.plotly_chart(viz.sweep_figure(part, metric=metric_s, method_col="row", fraction_col="fraction",
-                                         metric_col=None), width="stretch", key="st_fig")
+        st.plotly_chart(
+            viz.sweep_figure(part, metric=metric_s, method_col="row", fraction_col="fraction", metric_col=None),
+            width="stretch",
+            key="st_fig",
+        )
         wide = part.pivot_table(index="row", columns="fraction", values="mean").round(3)
         wide.columns = [f"{c * 100:g} %" for c in wide.columns]
         st.dataframe(readable(wide), width="stretch")
-        st.write(f"**Primary comparison** (declared before the runs): ACL-ECG − {primary['best_baseline']}, "
-                 f"linear probe, {primary['fraction'] * 100:g} % of labels, {primary['protocol']}: "
-                 f"{primary['diff']:+.3f} macro AUROC, 95 % hierarchical CI [{primary['ci_low']:+.3f}, "
-                 f"{primary['ci_high']:+.3f}], test folds {', '.join(map(str, primary['test_folds']))} "
-                 f"({primary['n_records']} test records). Bands: ± one standard deviation over test folds.")
+        st.write(
+            f"**Primary comparison** (declared before the runs): ACL-ECG − {primary['best_baseline']}, "
+            f"linear probe, {primary['fraction'] * 100:g} % of labels, {primary['protocol']}: "
+            f"{primary['diff']:+.3f} macro AUROC, 95 % hierarchical CI [{primary['ci_low']:+.3f}, "
+            f"{primary['ci_high']:+.3f}], test folds {', '.join(map(str, primary['test_folds']))} "
+            f"({primary['n_records']} test records). Bands: ± one standard deviation over test folds."
+        )
 root = runs_root()
 ckpts = checkpoint_paths()
 datasets = dataset_paths()
@@ -79,13 +103,27 @@ with st.expander("Launch a sweep", expanded=False):
         if not (data and label_set):
             st.caption("Choose a dataset and a label set to start a sweep.")
         if st.button("Start sweep", type="primary", disabled=not (data and label_set), key="sw_start"):
-            parse_sweep_form(fractions, arms, len(chosen), int(seeds))   # the CLI's checks, before launching
-            args = ["--data", datasets[data], "--label-set", label_set, "--protocol", protocol, "--fractions",
-                    fractions, "--seeds", str(int(seeds)), "--arms", ",".join(arms), "--device", "auto"]
+            parse_sweep_form(fractions, arms, len(chosen), int(seeds))  # the CLI's checks, before launching
+            args = [
+                "--data",
+                datasets[data],
+                "--label-set",
+                label_set,
+                "--protocol",
+                protocol,
+                "--fractions",
+                fractions,
+                "--seeds",
+                str(int(seeds)),
+                "--arms",
+                ",".join(arms),
+                "--device",
+                "auto",
+            ]
             for c in chosen:
                 args += ["--checkpoint", ckpts[c]]
             run_dir = jobs.launch("sweep", args, root, jobs.sanitize_name(name))
-            st.session_state["sw_run"] = run_dir.name   # show the new sweep below
+            st.session_state["sw_run"] = run_dir.name  # show the new sweep below
             st.success(f"Started {run_dir.name}.")
 
 
@@ -133,7 +171,7 @@ def progress(run_dir: Path) -> None:
         st.error(f"Sweep failed: {info.error}")
     log = jobs.tail_log(run_dir, 6)
     if log:
-        st.code(log, language=None)   # the sweep's progress bar: the current cell and its training step
+        st.code(log, language=None)  # the sweep's progress bar: the current cell and its training step
     # when the job stops, redraw the whole page so its results appear without a reload
     seen = st.session_state.setdefault("sw_alive", {})
     was_alive, seen[str(run_dir)] = seen.get(str(run_dir)), info.alive
@@ -165,23 +203,72 @@ with user_errors():
     macro = [m for m in ("macro_auroc", "macro_auprc") if m in set(plot["metric"])]
     cols = st.columns(max(len(macro), 1))
     for col, metric in zip(cols, macro):
-        col.plotly_chart(viz.sweep_figure(plot, metric=metric, method_col="arm", fraction_col="fraction"),
-                         width="stretch", key=f"sw_fig_{metric}")
+        col.plotly_chart(
+            viz.sweep_figure(plot, metric=metric, method_col="arm", fraction_col="fraction"),
+            width="stretch",
+            key=f"sw_fig_{metric}",
+        )
     st.subheader("Summary over seeds (mean, 95 % CI)")
     shown = summary[summary["metric"].isin(macro)]
-    keep = [c for c in ("arm", "method", "fraction", "metric", "mean", "std", "n_seeds", "ci_low", "ci_high",
-                        "boot_ci_low_mean", "boot_ci_high_mean", "n_train_mean", "best_step_mean",
-                        "steps_run_mean", "n_not_converged") if c in shown.columns]
+    keep = [
+        c
+        for c in (
+            "arm",
+            "method",
+            "fraction",
+            "metric",
+            "mean",
+            "std",
+            "n_seeds",
+            "ci_low",
+            "ci_high",
+            "boot_ci_low_mean",
+            "boot_ci_high_mean",
+            "n_train_mean",
+            "best_step_mean",
+            "steps_run_mean",
+            "n_not_converged",
+        )
+        if c in shown.columns
+    ]
     st.dataframe(readable(shown[keep]), hide_index=True, width="stretch")
-    st.download_button("Download summary.csv", summary_path.read_bytes(), file_name=f"{selected}-summary.csv",
-                       mime="text/csv", key="sw_dl_summary")
+    st.download_button(
+        "Download summary.csv",
+        summary_path.read_bytes(),
+        file_name=f"{selected}-summary.csv",
+        mime="text/csv",
+        key="sw_dl_summary",
+    )
     if results_path.is_file():
         results = pd.read_csv(results_path)
         st.subheader("Per seed, with bootstrap CI and DeLong p-values")
         res = results[results["metric"].isin(macro)]
-        keep = [c for c in ("arm", "fraction", "seed", "metric", "value", "ci_low", "ci_high", "p_vs_supervised",
-                            "p_vs_random_init", "n_train", "n_test", "lr", "best_step", "steps_run",
-                            "converged") if c in res.columns]
+        keep = [
+            c
+            for c in (
+                "arm",
+                "fraction",
+                "seed",
+                "metric",
+                "value",
+                "ci_low",
+                "ci_high",
+                "p_vs_supervised",
+                "p_vs_random_init",
+                "n_train",
+                "n_test",
+                "lr",
+                "best_step",
+                "steps_run",
+                "converged",
+            )
+            if c in res.columns
+        ]
         st.dataframe(readable(res[keep]), hide_index=True, width="stretch")
-        st.download_button("Download results.csv", results_path.read_bytes(), file_name=f"{selected}-results.csv",
-                           mime="text/csv", key="sw_dl_results")
+        st.download_button(
+            "Download results.csv",
+            results_path.read_bytes(),
+            file_name=f"{selected}-results.csv",
+            mime="text/csv",
+            key="sw_dl_results",
+        )

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import contextlib
 import os
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 import streamlit as st
@@ -21,7 +21,8 @@ from aclecg.errors import AclEcgError
 HOW_TO_CHECKPOINT = (
     "No checkpoint yet. Make one on the **Pretraining** page (e.g. method `acl_ecg`, preset `cpu-quick`), or "
     "from a terminal: `python -m aclecg pretrain --preset cpu-quick --method acl_ecg --data bundled:ptbxl "
-    "--run-dir runs/acl-quick`. Its `encoder.pt` then appears here.")
+    "--run-dir runs/acl-quick`. Its `encoder.pt` then appears here."
+)
 
 
 def checkpoints_root() -> Path:
@@ -50,6 +51,7 @@ def user_errors(prefix: str = "") -> Iterator[None]:
 
 
 # ---------------------------------------------------------------------------------------------- datasets
+
 
 @st.cache_resource(show_spinner="Preparing the bundled datasets (first start only)…")
 def bundled_datasets() -> dict[str, str]:
@@ -105,6 +107,7 @@ def raw_window_mv(dataset_path: str, row: int) -> tuple[np.ndarray, float] | Non
 
 # ---------------------------------------------------------------------------------------------- checkpoints
 
+
 def checkpoint_paths() -> dict[str, str]:
     """Shipped checkpoints and finished runs' encoders: label -> path (the default pick first)."""
     from aclecg.checkpoint import discover_checkpoints
@@ -123,24 +126,33 @@ def load_source(path: str):
 def dataset_embeddings(checkpoint: str, dataset_path: str) -> np.ndarray:
     from aclecg.evaluation import cached_embeddings
 
-    emb, _ = cached_embeddings(load_source(checkpoint), open_dataset(dataset_path), device="cpu",
-                               cache_dir=umap_cache().parent / "embeddings")
+    emb, _ = cached_embeddings(
+        load_source(checkpoint), open_dataset(dataset_path), device="cpu", cache_dir=umap_cache().parent / "embeddings"
+    )
     return emb
 
 
 @st.cache_resource(show_spinner="Computing the 2-D map (cached on disk)…")
-def umap_map(checkpoint: str, dataset_paths_: tuple[str, ...], n_neighbors: int = 15, min_dist: float = 0.1,
-             metric: str = "euclidean", method: str = "fast"):
+def umap_map(
+    checkpoint: str,
+    dataset_paths_: tuple[str, ...],
+    n_neighbors: int = 15,
+    min_dist: float = 0.1,
+    metric: str = "euclidean",
+    method: str = "fast",
+):
     """A fitted :class:`aclecg.embed2d.Map2D` of the embeddings of one or several datasets (stacked)."""
     from aclecg.embed2d import UMAPConfig, cached_map
 
     emb = np.concatenate([dataset_embeddings(checkpoint, p) for p in dataset_paths_])
-    return cached_map(emb, umap_cache(), UMAPConfig(n_neighbors=n_neighbors, min_dist=min_dist, metric=metric,
-                                                    method=method))
+    return cached_map(
+        emb, umap_cache(), UMAPConfig(n_neighbors=n_neighbors, min_dist=min_dist, metric=metric, method=method)
+    )
 
 
-def umap_map_cached(checkpoint: str, dataset_paths_: tuple[str, ...], n_neighbors: int, min_dist: float,
-                    method: str) -> bool:
+def umap_map_cached(
+    checkpoint: str, dataset_paths_: tuple[str, ...], n_neighbors: int, min_dist: float, method: str
+) -> bool:
     """Whether that map is already on disk (so drawing it waits for nothing)."""
     from aclecg.embed2d import UMAPConfig, cache_key
 
@@ -163,6 +175,7 @@ def embed_windows(checkpoint: str, windows: np.ndarray) -> np.ndarray:
 
 # ---------------------------------------------------------------------------------------------- uploads
 
+
 def upload_box(key: str, fs: float = 100.0, seconds: float = 10.0):
     """File uploader for WFDB records (or a zip); returns an :class:`aclecg.upload.UploadedRecord` or None.
 
@@ -171,10 +184,14 @@ def upload_box(key: str, fs: float = 100.0, seconds: float = 10.0):
     from aclecg import upload
 
     with st.expander("Upload your own ECG (WFDB .hea + .dat/.mat, or a .zip)", expanded=False):
-        files = st.file_uploader("WFDB files", type=["hea", "dat", "mat", "zip"], accept_multiple_files=True,
-                                 key=f"{key}_files",
-                                 help=f"At most {upload.MAX_UPLOAD_BYTES // 2**20} MB in total. Files are checked "
-                                      "and written only to a fresh temporary folder.")
+        files = st.file_uploader(
+            "WFDB files",
+            type=["hea", "dat", "mat", "zip"],
+            accept_multiple_files=True,
+            key=f"{key}_files",
+            help=f"At most {upload.MAX_UPLOAD_BYTES // 2**20} MB in total. Files are checked "
+            "and written only to a fresh temporary folder.",
+        )
         if files:
             sig = tuple((f.name, f.size) for f in files)
             if st.session_state.get("upload_sig") != sig:
@@ -203,14 +220,17 @@ def upload_box(key: str, fs: float = 100.0, seconds: float = 10.0):
         rec = st.session_state.get("upload_record")
         if rec is None or rec[0] != cache_key:
             try:
-                loaded = upload.load_uploaded_record(Path(st.session_state["upload_folder"]), choice, fs=fs,
-                                                     seconds=seconds)
+                loaded = upload.load_uploaded_record(
+                    Path(st.session_state["upload_folder"]), choice, fs=fs, seconds=seconds
+                )
             except AclEcgError as exc:
                 st.error(f"Upload could not be read: {exc}")
                 return None
             st.session_state["upload_record"] = (cache_key, loaded)
         loaded = st.session_state["upload_record"][1]
-        st.caption(f"Uploaded {loaded.record_id}: {loaded.raw_fs:g} Hz, {loaded.raw_mv.shape[1] / loaded.raw_fs:.1f} s, "
-                   f"{len(loaded.windows)} window(s) after preprocessing.")
+        st.caption(
+            f"Uploaded {loaded.record_id}: {loaded.raw_fs:g} Hz, {loaded.raw_mv.shape[1] / loaded.raw_fs:.1f} s, "
+            f"{len(loaded.windows)} window(s) after preprocessing."
+        )
         use = st.toggle("show the uploaded record", value=True, key=f"{key}_use")
         return loaded if use else None

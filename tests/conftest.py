@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-os.environ.setdefault("ACLECG_UMAP_WARMUP", "0")   # no background numba compile while the suite runs
+os.environ.setdefault("ACLECG_UMAP_WARMUP", "0")  # no background numba compile while the suite runs
 
 from pathlib import Path
 

@@ -15,12 +15,18 @@ import pytest
 import torch
 
 pytest.importorskip("streamlit")
-from streamlit.testing.v1 import AppTest  # noqa: E402
+from streamlit.testing.v1 import AppTest
 
 REPO = Path(__file__).resolve().parents[1]
 APP = str(REPO / "app.py")
-PAGES = ["pages/1_ECG_explorer.py", "pages/2_Augmentations.py", "pages/3_Lead_regions.py", "pages/4_Pretraining.py",
-         "pages/5_Representations.py", "pages/6_Label_fraction_sweeps.py"]
+PAGES = [
+    "pages/1_ECG_explorer.py",
+    "pages/2_Augmentations.py",
+    "pages/3_Lead_regions.py",
+    "pages/4_Pretraining.py",
+    "pages/5_Representations.py",
+    "pages/6_Label_fraction_sweeps.py",
+]
 TINY = {"stem_width": 4, "widths": [8], "blocks": [1], "feature_dim": 8}
 
 
@@ -44,27 +50,60 @@ def make_demo_project(root: Path) -> None:
     enc = ECGEncoder(EncoderConfig.from_dict(TINY))
     folder = root / "checkpoints" / "tiny"
     folder.mkdir(parents=True)
-    save_checkpoint(folder / "encoder.pt", {
-        "format_version": FORMAT_VERSION, "method": "acl_ecg", "hparams": {}, "encoder_config": enc.config.to_dict(),
-        "leads": list(enc.config.leads), "fs": 100.0, "n_samples": 1000, "data_fingerprint": "x",
-        "encoder": enc.state_dict()})
+    save_checkpoint(
+        folder / "encoder.pt",
+        {
+            "format_version": FORMAT_VERSION,
+            "method": "acl_ecg",
+            "hparams": {},
+            "encoder_config": enc.config.to_dict(),
+            "leads": list(enc.config.leads),
+            "fs": 100.0,
+            "n_samples": 1000,
+            "data_fingerprint": "x",
+            "encoder": enc.state_dict(),
+        },
+    )
     run = root / "runs" / "acl-demo"
     run.mkdir(parents=True)
-    (run / "status.json").write_text(json.dumps({"state": "finished", "method": "acl_ecg", "step": 3, "epoch": 1,
-                                                 "total_steps": 3, "pid": -1}))
-    (run / "metrics.jsonl").write_text("".join(json.dumps(
-        {"step": s, "epoch": 0, "loss": 3.0 / s, "loss_region": 1.0 / s, "lr": 1e-3, "samples_per_s": 50.0}) + "\n"
-        for s in (1, 2, 3)))
+    (run / "status.json").write_text(
+        json.dumps({"state": "finished", "method": "acl_ecg", "step": 3, "epoch": 1, "total_steps": 3, "pid": -1})
+    )
+    (run / "metrics.jsonl").write_text(
+        "".join(
+            json.dumps(
+                {"step": s, "epoch": 0, "loss": 3.0 / s, "loss_region": 1.0 / s, "lr": 1e-3, "samples_per_s": 50.0}
+            )
+            + "\n"
+            for s in (1, 2, 3)
+        )
+    )
     sweep = root / "runs" / "sweep-demo"
     sweep.mkdir()
-    rows = [{"arm": arm, "arm_kind": arm, "method": arm, "fraction": f, "metric": m, "mean": 0.7 + 0.1 * f,
-             "std": 0.01, "n_seeds": 2, "ci_low": 0.65 + 0.1 * f, "ci_high": 0.75 + 0.1 * f,
-             "boot_ci_low_mean": 0.6, "boot_ci_high_mean": 0.8, "n_train_mean": 100}
-            for arm in ("tiny", "supervised", "random_init") for f in (0.1, 1.0)
-            for m in ("macro_auroc", "macro_auprc")]
+    rows = [
+        {
+            "arm": arm,
+            "arm_kind": arm,
+            "method": arm,
+            "fraction": f,
+            "metric": m,
+            "mean": 0.7 + 0.1 * f,
+            "std": 0.01,
+            "n_seeds": 2,
+            "ci_low": 0.65 + 0.1 * f,
+            "ci_high": 0.75 + 0.1 * f,
+            "boot_ci_low_mean": 0.6,
+            "boot_ci_high_mean": 0.8,
+            "n_train_mean": 100,
+        }
+        for arm in ("tiny", "supervised", "random_init")
+        for f in (0.1, 1.0)
+        for m in ("macro_auroc", "macro_auprc")
+    ]
     pd.DataFrame(rows).to_csv(sweep / "summary.csv", index=False)
-    res = pd.DataFrame(rows).rename(columns={"mean": "value"}).assign(seed=0, p_vs_supervised=0.04,
-                                                                      p_vs_random_init=0.01)
+    res = (
+        pd.DataFrame(rows).rename(columns={"mean": "value"}).assign(seed=0, p_vs_supervised=0.04, p_vs_random_init=0.01)
+    )
     res.to_csv(sweep / "results.csv", index=False)
 
 
@@ -194,14 +233,12 @@ def test_lead_regions_invalid_map_shows_error(empty_project):
     at = _app()
     at.switch_page(PAGES[2]).run()
     assert any("Valid map" in s.value for s in at.success)
-    at.session_state["regions_editor"] = {"edited_rows": {1: {"leads": "V3, V1"}}, "added_rows": [],
-                                          "deleted_rows": []}
+    at.session_state["regions_editor"] = {"edited_rows": {1: {"leads": "V3, V1"}}, "added_rows": [], "deleted_rows": []}
     at.run()
     assert not at.exception
     errors = [e.value for e in at.error]
     assert errors and "V1 is in two regions" in errors[0]
-    at.session_state["regions_editor"] = {"edited_rows": {1: {"leads": "V3, V7"}}, "added_rows": [],
-                                          "deleted_rows": []}
+    at.session_state["regions_editor"] = {"edited_rows": {1: {"leads": "V3, V7"}}, "added_rows": [], "deleted_rows": []}
     at.run()
     assert any("unknown lead name 'V7'" in e.value for e in at.error)
 
@@ -264,7 +301,7 @@ def test_representations_switches_to_umap_learn(project):
     learned = json.loads(at.get("plotly_chart")[0].proto.spec)
     assert "Drawn with **umap-learn**" in " ".join(c.value for c in at.caption)
     assert [t["x"] for t in learned["data"]] != [t["x"] for t in fast["data"]]
-    assert len(list((project / "cache" / "umap").glob("umap_*.npz"))) == 2   # one entry per method
+    assert len(list((project / "cache" / "umap").glob("umap_*.npz"))) == 2  # one entry per method
 
 
 def test_sweep_page_plots_and_downloads(project):
@@ -287,7 +324,7 @@ def test_sweep_page_shows_the_published_study(empty_project, tiny_study):
 
     build_study_report(tiny_study, empty_project / "results.md", export=empty_project / "published" / "sweeps")
     table_csv = empty_project / "published" / "paper_table.csv"
-    table = pd.read_csv(table_csv)   # one arm without its 10 % entry, as while make results is still running
+    table = pd.read_csv(table_csv)  # one arm without its 10 % entry, as while make results is still running
     table[~((table["arm"] == "supervised") & np.isclose(table["fraction"], 0.1))].to_csv(table_csv, index=False)
     at = _app()
     at.switch_page(PAGES[5]).run()
@@ -313,8 +350,12 @@ def test_upload_on_explorer(empty_project):
     if not uploader or not hasattr(uploader[0], "set_value"):
         pytest.skip("this Streamlit's AppTest cannot drive st.file_uploader")
     mat = hea.with_suffix(".mat")
-    uploader[0].set_value([(hea.name, hea.read_bytes(), "application/octet-stream"),
-                           (mat.name, mat.read_bytes(), "application/octet-stream")]).run()
+    uploader[0].set_value(
+        [
+            (hea.name, hea.read_bytes(), "application/octet-stream"),
+            (mat.name, mat.read_bytes(), "application/octet-stream"),
+        ]
+    ).run()
     _assert_clean(at)
     spec = json.loads(at.get("plotly_chart")[0].proto.spec)
     assert "uploaded JS00001" in json.dumps(spec["layout"].get("title"))
@@ -351,7 +392,7 @@ def test_sweep_form_is_validated_before_launch_and_the_new_sweep_is_shown(projec
     at.button(key="sw_start").click().run()
     assert not at.exception and not launched
     assert any("fractions must be" in e.value for e in at.error)
-    assert not (project / "runs" / "bad-form").exists()          # the name is not used up
+    assert not (project / "runs" / "bad-form").exists()  # the name is not used up
     at.text_input(key="sw_fractions").set_value("0.1,1").run()
     at.multiselect(key="sw_arms").set_value([]).run()
     at.button(key="sw_start").click().run()

@@ -51,6 +51,7 @@ def _valid(row: torch.Tensor) -> np.ndarray:
 # shapes, dtypes, registry, config
 # ---------------------------------------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16])
 @pytest.mark.parametrize("spec", ["physio", "standard", "none", "every"])
 def test_shape_dtype_device_kept(spec, dtype):
@@ -76,22 +77,25 @@ def test_presets_are_plain_data_and_config_round_trips():
     assert [s["name"] for s in A.PRESETS["physio"]] == ["random_scale_crop", "cardiac_cycle_mask", "temporal_shift"]
 
 
-@pytest.mark.parametrize("spec, needle", [
-    ("bogus", "bogus"),
-    ([{"name": "nope"}], "nope"),
-    ([{"name": "random_scale_crop", "scale": [0.0, 1.0]}], "'scale'"),
-    ([{"name": "random_scale_crop", "scale": [0.9, 0.5]}], "low <= high"),
-    ([{"name": "random_scale_crop", "sclae": [0.5, 1.0]}], "'sclae'"),
-    ([{"name": "temporal_shift", "max_shift": "beat"}], "'max_shift'"),
-    ([{"name": "temporal_shift", "mode": "wrap"}], "'mode'"),
-    ([{"name": "cardiac_cycle_mask", "n_cycles": [1.5, 2]}], "'n_cycles'"),
-    ([{"name": "cardiac_cycle_mask", "scope": "posterior"}], "'scope'"),
-    ([{"name": "gaussian_noise", "std": -1}], "'std'"),
-    ([{"name": "lead_dropout", "p": 2}], "'p'"),
-    ([{"name": "amplitude_scale", "per_lead": "yes"}], "'per_lead'"),
-    ([{"scale": 1}], "'name'"),
-    ({"name": "time_out"}, "list"),
-])
+@pytest.mark.parametrize(
+    "spec, needle",
+    [
+        ("bogus", "bogus"),
+        ([{"name": "nope"}], "nope"),
+        ([{"name": "random_scale_crop", "scale": [0.0, 1.0]}], "'scale'"),
+        ([{"name": "random_scale_crop", "scale": [0.9, 0.5]}], "low <= high"),
+        ([{"name": "random_scale_crop", "sclae": [0.5, 1.0]}], "'sclae'"),
+        ([{"name": "temporal_shift", "max_shift": "beat"}], "'max_shift'"),
+        ([{"name": "temporal_shift", "mode": "wrap"}], "'mode'"),
+        ([{"name": "cardiac_cycle_mask", "n_cycles": [1.5, 2]}], "'n_cycles'"),
+        ([{"name": "cardiac_cycle_mask", "scope": "posterior"}], "'scope'"),
+        ([{"name": "gaussian_noise", "std": -1}], "'std'"),
+        ([{"name": "lead_dropout", "p": 2}], "'p'"),
+        ([{"name": "amplitude_scale", "per_lead": "yes"}], "'per_lead'"),
+        ([{"scale": 1}], "'name'"),
+        ({"name": "time_out"}, "list"),
+    ],
+)
 def test_config_errors_name_the_key(spec, needle):
     with pytest.raises(ConfigError) as err:
         A.build_augmentation(spec)
@@ -116,6 +120,7 @@ def test_bad_inputs_raise_data_errors():
 # ---------------------------------------------------------------------------------------------------------------
 # identities and ranges
 # ---------------------------------------------------------------------------------------------------------------
+
 
 def test_identity_when_parameters_are_zero():
     x, rp = _batch(8)
@@ -196,6 +201,7 @@ def test_shift_is_within_one_beat_and_moves_peaks():
 # cardiac-cycle masking
 # ---------------------------------------------------------------------------------------------------------------
 
+
 def _zeroed_time(y: torch.Tensor) -> torch.Tensor:
     return (y == 0).all(dim=-2)
 
@@ -261,8 +267,12 @@ def test_irregular_af_like_rhythm():
 @pytest.mark.parametrize("rpeaks", ["none", "empty", "padded", "single"])
 def test_no_rpeak_fallback(rpeaks):
     x = torch.ones(8, 12, 1000)
-    given = {"none": None, "empty": torch.zeros(8, 0, dtype=torch.long),
-             "padded": torch.full((8, 5), -1), "single": torch.tensor([[300, -1]] * 8)}[rpeaks]
+    given = {
+        "none": None,
+        "empty": torch.zeros(8, 0, dtype=torch.long),
+        "padded": torch.full((8, 5), -1),
+        "single": torch.tensor([[300, -1]] * 8),
+    }[rpeaks]
     y, info = A.CardiacCycleMask(n_cycles=(1, 2), fallback_s=0.8).forward_with_info(x, given, _gen(0))
     assert info["fallback"].all()
     spans = info["cycles"]
@@ -312,6 +322,7 @@ def test_median_fill_uses_each_leads_median():
 # baselines
 # ---------------------------------------------------------------------------------------------------------------
 
+
 def test_time_out_zeroes_one_span_of_the_drawn_length():
     x, rp = _positive(128)
     y, info = A.TimeOut(fraction=(0.1, 0.3)).forward_with_info(x, rp, _gen(6))
@@ -333,9 +344,11 @@ def test_noise_scale_wander_dropout_follow_their_info():
     y, info = A.BaselineWander().forward_with_info(x, rp, _gen(3))
     t = np.arange(1000) / FS
     b = 5
-    drift = sum(info["amplitude"][b, :, k, None].numpy()
-                * np.sin(2 * np.pi * float(info["freq"][b, k]) * t + float(info["phase"][b, k]))
-                for k in range(2))
+    drift = sum(
+        info["amplitude"][b, :, k, None].numpy()
+        * np.sin(2 * np.pi * float(info["freq"][b, k]) * t + float(info["phase"][b, k]))
+        for k in range(2)
+    )
     assert np.allclose((y - x)[b].numpy(), drift, atol=1e-5)
 
     y, info = A.LeadDropout(drop_prob=1.0, min_keep=2).forward_with_info(x, rp, _gen(4))
@@ -355,6 +368,7 @@ def test_p_applies_to_a_fraction_of_samples():
 # determinism, devices, fusion, reference
 # ---------------------------------------------------------------------------------------------------------------
 
+
 def test_reproducible_by_seed():
     x, rp = _batch(8)
     aug = A.build_augmentation("physio")
@@ -369,10 +383,15 @@ def test_reproducible_by_seed():
 @pytest.mark.parametrize("spec", ["physio", "standard", "mixed"])
 def test_fused_pipeline_equals_step_by_step(spec):
     if spec == "mixed":
-        spec = [{"name": "random_scale_crop", "p": 0.7}, {"name": "temporal_shift", "mode": "zero"},
-                {"name": "time_out", "p": 0.5}, {"name": "cardiac_cycle_mask", "fill": "median"},
-                {"name": "temporal_shift", "mode": "edge", "max_shift": 0.5}, {"name": "random_scale_crop"},
-                {"name": "cardiac_cycle_mask", "window": "pqrst"}]
+        spec = [
+            {"name": "random_scale_crop", "p": 0.7},
+            {"name": "temporal_shift", "mode": "zero"},
+            {"name": "time_out", "p": 0.5},
+            {"name": "cardiac_cycle_mask", "fill": "median"},
+            {"name": "temporal_shift", "mode": "edge", "max_shift": 0.5},
+            {"name": "random_scale_crop"},
+            {"name": "cardiac_cycle_mask", "window": "pqrst"},
+        ]
     x, rp = _batch(16)
     fused = A.build_augmentation(spec)
     plain = A.Compose(fused.steps, fuse=False)
@@ -386,9 +405,14 @@ def test_fused_pipeline_equals_step_by_step(spec):
 def test_call_without_info_equals_forward_with_info(spec):
     """``aug(x)`` skips the info (and R-peak bookkeeping no later step reads) but must give the same views."""
     if spec == "mixed":
-        spec = [{"name": "temporal_shift", "mode": "zero", "p": 0.5}, {"name": "random_scale_crop", "p": 0.7},
-                {"name": "cardiac_cycle_mask", "scope": "random_region"}, {"name": "time_out"},
-                {"name": "temporal_shift", "max_shift": "rr"}, {"name": "cardiac_cycle_mask", "n_cycles": [0, 3]}]
+        spec = [
+            {"name": "temporal_shift", "mode": "zero", "p": 0.5},
+            {"name": "random_scale_crop", "p": 0.7},
+            {"name": "cardiac_cycle_mask", "scope": "random_region"},
+            {"name": "time_out"},
+            {"name": "temporal_shift", "max_shift": "rr"},
+            {"name": "cardiac_cycle_mask", "n_cycles": [0, 3]},
+        ]
     x, rp = _batch(16, irregular=0.2)
     aug = A.build_augmentation(spec)
     for seed in range(3):
@@ -435,8 +459,15 @@ def test_batched_matches_numpy_reference_for_fixed_parameters():
             row = _valid(pc[b])
             n_keys = len(row) - 1 if window == "rr" else len(row)
             ref_y, ref_spans = REF.ref_cycle_mask(
-                yc[b].numpy(), row, int(params["count"][b]), params["keys"][b, :n_keys].numpy(),
-                float(params["fallback_u"][b]), info["lead_mask"][b].numpy(), window=window, fill=fill)
+                yc[b].numpy(),
+                row,
+                int(params["count"][b]),
+                params["keys"][b, :n_keys].numpy(),
+                float(params["fallback_u"][b]),
+                info["lead_mask"][b].numpy(),
+                window=window,
+                fill=fill,
+            )
             assert [tuple(s) for s in info["cycles"][b].tolist() if s[0] >= 0] == ref_spans
             assert np.allclose(ym[b].numpy(), ref_y)
 
@@ -464,6 +495,7 @@ def test_numpy_loop_is_a_physio_aug():
 # ---------------------------------------------------------------------------------------------------------------
 # CLI
 # ---------------------------------------------------------------------------------------------------------------
+
 
 def test_cli_synthetic(tmp_path, capsys):
     from aclecg.cli import main

@@ -29,8 +29,17 @@ def _random_warp(x: torch.Tensor, gen: torch.Generator, mode: str, n_spans: int,
         leads = torch.rand(batch, n_spans, n_leads, generator=gen) < 0.5
     else:
         leads = torch.ones(batch, n_spans, n_leads, dtype=torch.bool)
-    return dataclasses.replace(A.Warp.identity(x), start=start, step=step, shift=shift, mode=mode, spans=spans,
-                               span_leads=leads, has_crop=True, has_shift=True)
+    return dataclasses.replace(
+        A.Warp.identity(x),
+        start=start,
+        step=step,
+        shift=shift,
+        mode=mode,
+        spans=spans,
+        span_leads=leads,
+        has_crop=True,
+        has_shift=True,
+    )
 
 
 def _by_definition(x: torch.Tensor, warp: A.Warp) -> np.ndarray:
@@ -81,7 +90,7 @@ def test_cpu_blocks_and_the_gradient_path_equal_one_sample_at_a_time():
     warp = _random_warp(x, gen, "circular", 2, True)
     y = A.render_warp(x, warp)
     for b in (0, 1, 42, 43, 200, 255):  # either side of a block boundary
-        assert torch.equal(y[b:b + 1], A.render_warp(x[b:b + 1], warp.rows(slice(b, b + 1))))
+        assert torch.equal(y[b : b + 1], A.render_warp(x[b : b + 1], warp.rows(slice(b, b + 1))))
     x_grad = x[:64].clone().requires_grad_()
     y_grad = A.render_warp(x_grad, warp.rows(slice(0, 64)))
     assert torch.equal(y_grad.detach(), y[:64])
@@ -113,8 +122,10 @@ PHYSIO_VARIANTS = [
 
 def _physio(variant: dict) -> A.Compose:
     crop = {"name": "random_scale_crop", **{k: v for k, v in variant.items() if k == "scale"}}
-    mask = {"name": "cardiac_cycle_mask",
-            **{k: v for k, v in variant.items() if k in ("window", "n_cycles", "scope", "fallback_s")}}
+    mask = {
+        "name": "cardiac_cycle_mask",
+        **{k: v for k, v in variant.items() if k in ("window", "n_cycles", "scope", "fallback_s")},
+    }
     shift = {"name": "temporal_shift", **{k: v for k, v in variant.items() if k in ("max_shift", "mode")}}
     return A.build_augmentation([crop, mask, shift])
 
@@ -124,8 +135,10 @@ def test_physio_fast_call_equals_forward_with_info(variant):
     """``aug(x)`` (training's path, no info) gives the views of ``forward_with_info`` and leaves the generator in
     the same state, for regular, irregular, short and peak-less records."""
     aug = _physio(variant)
-    cases = [A.make_synthetic_batch(24, 12, 1000, irregular=0.3, generator=torch.Generator().manual_seed(1)),
-             A.make_synthetic_batch(9, 12, 250, bpm=(40, 180), generator=torch.Generator().manual_seed(2))]
+    cases = [
+        A.make_synthetic_batch(24, 12, 1000, irregular=0.3, generator=torch.Generator().manual_seed(1)),
+        A.make_synthetic_batch(9, 12, 250, bpm=(40, 180), generator=torch.Generator().manual_seed(2)),
+    ]
     x, rp = cases[0]
     cases += [(x, None), (x, rp[:, :1]), (x, torch.full((24, 3), -1))]
     for x, rp in cases:

@@ -40,21 +40,44 @@ def _free_port() -> int:
 @pytest.fixture(scope="module")
 def server():
     if not CHROMIUM.exists() or not DRIVER.exists():
-        pytest.skip("headless Chromium is not installed (/usr/bin/chromium and /usr/bin/chromedriver); "
-                    "install with `apt-get install -y chromium chromium-driver`")
+        pytest.skip(
+            "headless Chromium is not installed (/usr/bin/chromium and /usr/bin/chromedriver); "
+            "install with `apt-get install -y chromium chromium-driver`"
+        )
     pytest.importorskip("selenium")
     from test_app import make_demo_project  # tests/ is on sys.path (rootdir conftest)
 
     tmp = Path(tempfile.mkdtemp(prefix="aclecg-browser-"))
     make_demo_project(tmp)
     port = _free_port()
-    env = {**os.environ, "ACLECG_RUNS": str(tmp / "runs"), "ACLECG_CHECKPOINTS": str(tmp / "checkpoints"),
-           "ACLECG_UMAP_CACHE": str(tmp / "umap")}
+    env = {
+        **os.environ,
+        "ACLECG_RUNS": str(tmp / "runs"),
+        "ACLECG_CHECKPOINTS": str(tmp / "checkpoints"),
+        "ACLECG_UMAP_CACHE": str(tmp / "umap"),
+    }
     log = open(tmp / "streamlit.log", "wb")
-    proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", str(REPO / "app.py"), "--server.port",
-                             str(port), "--server.address", "127.0.0.1", "--server.headless", "true",
-                             "--browser.gatherUsageStats", "false"], cwd=REPO, env=env, stdout=log,
-                            stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "streamlit",
+            "run",
+            str(REPO / "app.py"),
+            "--server.port",
+            str(port),
+            "--server.address",
+            "127.0.0.1",
+            "--server.headless",
+            "true",
+            "--browser.gatherUsageStats",
+            "false",
+        ],
+        cwd=REPO,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     url = f"http://127.0.0.1:{port}"
     deadline = time.time() + 90
     while time.time() < deadline:
@@ -88,9 +111,19 @@ def browser():
     profile = tempfile.mkdtemp(prefix="aclecg-chromium-")
     options = webdriver.ChromeOptions()
     options.binary_location = str(CHROMIUM)
-    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 "--disable-dev-shm-usage", f"--user-data-dir={profile}", "--window-size=1500,1800"):
+    for flag in (
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--disable-dev-shm-usage",
+        f"--user-data-dir={profile}",
+        "--window-size=1500,1800",
+    ):
         options.add_argument(flag)
     driver = webdriver.Chrome(service=Service(str(DRIVER)), options=options)
     driver.set_page_load_timeout(120)

@@ -16,9 +16,17 @@ TINY = {"stem_width": 4, "widths": [8], "blocks": [1], "feature_dim": 8}
 
 
 def _payload(encoder: ECGEncoder) -> dict:
-    return {"format_version": ckpt.FORMAT_VERSION, "method": "simclr", "hparams": {"temperature": 0.1},
-            "encoder_config": encoder.config.to_dict(), "leads": list(encoder.config.leads), "fs": 100,
-            "n_samples": 1000, "data_fingerprint": "abc", "encoder": encoder.state_dict()}
+    return {
+        "format_version": ckpt.FORMAT_VERSION,
+        "method": "simclr",
+        "hparams": {"temperature": 0.1},
+        "encoder_config": encoder.config.to_dict(),
+        "leads": list(encoder.config.leads),
+        "fs": 100,
+        "n_samples": 1000,
+        "data_fingerprint": "abc",
+        "encoder": encoder.state_dict(),
+    }
 
 
 def test_round_trip_restores_encoder_and_meta(tmp_path):
@@ -127,8 +135,13 @@ def test_content_digest_sees_every_kind_of_value():
     base = {"a": torch.zeros(3), "b": [1, 2.5, "x"], "c": {"d": None}}
     d0 = ckpt.content_digest(base)
     assert ckpt.content_digest({**base, "integrity": {"sha256": "zzz"}}) == d0
-    for changed in ({**base, "a": torch.zeros(3, dtype=torch.float64)}, {**base, "a": torch.zeros(1, 3)},
-                    {**base, "b": [1, 2.5, "y"]}, {**base, "b": (1, 2.5, "x")}, {**base, "c": {"d": 0}}):
+    for changed in (
+        {**base, "a": torch.zeros(3, dtype=torch.float64)},
+        {**base, "a": torch.zeros(1, 3)},
+        {**base, "b": [1, 2.5, "y"]},
+        {**base, "b": (1, 2.5, "x")},
+        {**base, "c": {"d": 0}},
+    ):
         assert ckpt.content_digest(changed) != d0
 
 

@@ -27,18 +27,43 @@ def test_budget_counts_steps_not_epochs():
     """A fraction with fewer records than one batch still gets max_steps updates (one batch an epoch)."""
     x, y = _toy()
     net = build_reference_cnn(12, 1, seed=0)
-    log = classifier.train_classifier(net, x[:6], y[:6], x[30:], y[30:], "multilabel", 1e-3, max_steps=40,
-                                      eval_every=10, patience=1000, batch_size=64, device="cpu",
-                                      show_progress=False)
+    log = classifier.train_classifier(
+        net,
+        x[:6],
+        y[:6],
+        x[30:],
+        y[30:],
+        "multilabel",
+        1e-3,
+        max_steps=40,
+        eval_every=10,
+        patience=1000,
+        batch_size=64,
+        device="cpu",
+        show_progress=False,
+    )
     assert log.steps_run == 40 and [h["step"] for h in log.history] == [10, 20, 30, 40]
-    assert not log.converged         # the budget ended the run, not early stopping
+    assert not log.converged  # the budget ended the run, not early stopping
 
 
 def test_early_stopping_and_best_weights_restored():
     x, y = _toy()
     net = build_reference_cnn(12, 1, seed=0)
-    log = classifier.train_classifier(net, x[:30], y[:30], x[30:], y[30:], "multilabel", 3e-3, max_steps=500,
-                                      eval_every=5, patience=20, batch_size=8, device="cpu", show_progress=False)
+    log = classifier.train_classifier(
+        net,
+        x[:30],
+        y[:30],
+        x[30:],
+        y[30:],
+        "multilabel",
+        3e-3,
+        max_steps=500,
+        eval_every=5,
+        patience=20,
+        batch_size=8,
+        device="cpu",
+        show_progress=False,
+    )
     assert log.converged and log.steps_run < 500
     assert log.steps_run - log.best_step >= 20
     best = max(log.history, key=lambda h: h["criterion"])
@@ -49,9 +74,21 @@ def test_early_stopping_and_best_weights_restored():
 
 def test_lr_grid_keeps_the_best_validated_rate():
     x, y = _toy()
-    fit = classifier.fit_with_lr_grid(lambda: build_reference_cnn(12, 1, seed=0), x[:30], y[:30], x[30:], y[30:],
-                                      "multilabel", lr_grid=(1e-7, 3e-3), max_steps=40, eval_every=10,
-                                      patience=100, batch_size=16, device="cpu", show_progress=False)
+    fit = classifier.fit_with_lr_grid(
+        lambda: build_reference_cnn(12, 1, seed=0),
+        x[:30],
+        y[:30],
+        x[30:],
+        y[30:],
+        "multilabel",
+        lr_grid=(1e-7, 3e-3),
+        max_steps=40,
+        eval_every=10,
+        patience=100,
+        batch_size=16,
+        device="cpu",
+        show_progress=False,
+    )
     vals = {g["lr"]: g["val"] for g in fit.grid}
     assert set(vals) == {1e-7, 3e-3} and fit.lr == max(vals, key=vals.get)
     assert fit.log.best_criterion == vals[fit.lr]
@@ -73,7 +110,7 @@ def test_reference_cnn_shapes_seed_and_config():
         assert torch.equal(pa, pb)
     state = torch.get_rng_state()
     build_reference_cnn(12, 5, seed=4)
-    assert torch.equal(state, torch.get_rng_state())          # the global RNG is untouched
+    assert torch.equal(state, torch.get_rng_state())  # the global RNG is untouched
     assert a.eval()(torch.randn(3, 12, 1000)).shape == (3, 5)
     with pytest.raises(ConfigError, match="kernel_size"):
         ReferenceCNNConfig(kernel_size=4)
@@ -86,10 +123,21 @@ def test_sweep_reference_cnn_and_lr_chosen_on_first_seed(tmp_path, monkeypatch):
     monkeypatch.setenv("ACLECG_CACHE", str(tmp_path / "cache"))
     data = FakePrepared(n_patients=40, t=64)
     ckpt = _save_checkpoint(tmp_path / "run" / "encoder.pt", data)
-    cfg = evaluation.EvalConfig(max_steps=6, eval_every=2, patience=2, batch_size=32, n_bootstrap=20, device="cpu",
-                                lr_grid=(1e-4, 3e-3))
-    res = evaluation.run_sweep([ckpt], data, "toy", "multilabel", [1.0], 2, ["fine_tune", "reference_cnn"],
-                               tmp_path / "sw", config=cfg, show_progress=False)
+    cfg = evaluation.EvalConfig(
+        max_steps=6, eval_every=2, patience=2, batch_size=32, n_bootstrap=20, device="cpu", lr_grid=(1e-4, 3e-3)
+    )
+    res = evaluation.run_sweep(
+        [ckpt],
+        data,
+        "toy",
+        "multilabel",
+        [1.0],
+        2,
+        ["fine_tune", "reference_cnn"],
+        tmp_path / "sw",
+        config=cfg,
+        show_progress=False,
+    )
     cells = [json.loads(p.read_text()) for p in (tmp_path / "sw" / "cells").glob("*.json")]
     assert len(cells) == 4
     for arm in ("run:fine_tune", "reference_cnn"):
@@ -102,7 +150,7 @@ def test_sweep_reference_cnn_and_lr_chosen_on_first_seed(tmp_path, monkeypatch):
         for c in mine:
             d = c["details"]
             assert 0 < d["best_step"] <= d["steps_run"] <= 6
-            assert d["converged"] == (d["steps_run"] - d["best_step"] >= 2)   # patience ran out
+            assert d["converged"] == (d["steps_run"] - d["best_step"] >= 2)  # patience ran out
     macro = res.summary[res.summary["metric"] == "macro_auroc"]
     assert set(macro["arm"]) == {"run:fine_tune", "reference_cnn"}
     rows = res.results[res.results["metric"] == "macro_auroc"]
@@ -114,14 +162,37 @@ def test_lr_from_another_sweep_skips_the_grid(tmp_path, monkeypatch):
     """A rotation reuses the official split's validated learning rates: one training per cell, recorded in the key."""
     monkeypatch.setenv("ACLECG_CACHE", str(tmp_path / "cache"))
     data = FakePrepared(n_patients=40, t=64)
-    cfg = evaluation.EvalConfig(max_steps=4, eval_every=2, patience=2, batch_size=32, n_bootstrap=20, device="cpu",
-                                lr_grid=(1e-4, 3e-3))
-    evaluation.run_sweep([], data, "toy", "multilabel", [1.0], 1, ["reference_cnn"], tmp_path / "official",
-                         config=cfg, show_progress=False)
+    cfg = evaluation.EvalConfig(
+        max_steps=4, eval_every=2, patience=2, batch_size=32, n_bootstrap=20, device="cpu", lr_grid=(1e-4, 3e-3)
+    )
+    evaluation.run_sweep(
+        [],
+        data,
+        "toy",
+        "multilabel",
+        [1.0],
+        1,
+        ["reference_cnn"],
+        tmp_path / "official",
+        config=cfg,
+        show_progress=False,
+    )
     chosen = evaluation.learning_rates_of(tmp_path / "official")
     assert set(chosen) == {("reference_cnn", 1.0)}
-    evaluation.run_sweep([], data, "toy", "multilabel", [1.0], 2, ["reference_cnn"], tmp_path / "rot9",
-                         config=cfg, show_progress=False, test_fold=9, lr_from=tmp_path / "official")
+    evaluation.run_sweep(
+        [],
+        data,
+        "toy",
+        "multilabel",
+        [1.0],
+        2,
+        ["reference_cnn"],
+        tmp_path / "rot9",
+        config=cfg,
+        show_progress=False,
+        test_fold=9,
+        lr_from=tmp_path / "official",
+    )
     cells = [json.loads(p.read_text()) for p in (tmp_path / "rot9" / "cells").glob("*.json")]
     assert len(cells) == 2
     for c in cells:
@@ -137,10 +208,19 @@ def test_collect_only_gathers_partial_runs_into_one_folder(tmp_path, monkeypatch
     monkeypatch.setenv("ACLECG_CACHE", str(tmp_path / "cache"))
     data = FakePrepared(n_patients=40, t=64)
     ckpt = _save_checkpoint(tmp_path / "run" / "encoder.pt", data)
-    cfg = evaluation.EvalConfig(max_steps=4, eval_every=2, patience=2, batch_size=32, n_bootstrap=20, device="cpu",
-                                lr_grid=(1e-3,))
-    common = dict(data=data, label_set="toy", protocol="multilabel", fractions=[1.0], seeds=2, config=cfg,
-                  show_progress=False, out_dir=tmp_path / "ft")
+    cfg = evaluation.EvalConfig(
+        max_steps=4, eval_every=2, patience=2, batch_size=32, n_bootstrap=20, device="cpu", lr_grid=(1e-3,)
+    )
+    common = dict(
+        data=data,
+        label_set="toy",
+        protocol="multilabel",
+        fractions=[1.0],
+        seeds=2,
+        config=cfg,
+        show_progress=False,
+        out_dir=tmp_path / "ft",
+    )
     evaluation.run_sweep([ckpt], arms=["supervised"], **common)
     evaluation.run_sweep([ckpt], arms=["fine_tune"], **common)
     assert json.loads((tmp_path / "ft" / "sweep.json").read_text())["arms"] == ["run:fine_tune"]
@@ -148,5 +228,8 @@ def test_collect_only_gathers_partial_runs_into_one_folder(tmp_path, monkeypatch
     res = evaluation.run_sweep([ckpt], arms=["fine_tune", "supervised", "reference_cnn"], collect_only=True, **common)
     assert (res.n_computed, res.n_cached, res.n_missing) == (0, 4, 2)
     assert set(res.results["arm"]) == {"run:fine_tune", "supervised"}
-    assert json.loads((tmp_path / "ft" / "sweep.json").read_text())["arms"] == ["run:fine_tune", "supervised",
-                                                                                 "reference_cnn"]
+    assert json.loads((tmp_path / "ft" / "sweep.json").read_text())["arms"] == [
+        "run:fine_tune",
+        "supervised",
+        "reference_cnn",
+    ]

@@ -13,8 +13,14 @@ from scipy import signal as sps
 
 import aclecg.data.prepare as prep
 from aclecg.cli import main
-from aclecg.data import (BUNDLED_RAW_DIR, PreparedDataset, available_datasets, ensure_bundled, is_prepared,
-                         prepare_dataset)
+from aclecg.data import (
+    BUNDLED_RAW_DIR,
+    PreparedDataset,
+    available_datasets,
+    ensure_bundled,
+    is_prepared,
+    prepare_dataset,
+)
 from aclecg.errors import DataError
 from aclecg.leads import LEADS, canonical_lead
 
@@ -28,12 +34,17 @@ def test_round_trip_on_bundled_ptbxl(bundled_prepared):
     assert set(ds.records.loc[ds.records["fold"] <= 8, "split"]) == {"train"}
     assert len(ds.split_indices("val")) == 136 and len(ds.split_indices("test")) == 128
     keep, y, classes = ds.labels("superdiagnostic")
-    assert dict(zip(classes, y.sum(0).astype(int).tolist())) == {"CD": 193, "HYP": 97, "MI": 183, "NORM": 528,
-                                                                    "STTC": 230}
+    assert dict(zip(classes, y.sum(0).astype(int).tolist())) == {
+        "CD": 193,
+        "HYP": 97,
+        "MI": 183,
+        "NORM": 528,
+        "STTC": 230,
+    }
     assert len(keep) == 975 and (y.sum(1) >= 1).all()
     keep1, y1, _ = ds.labels("superdiagnostic", "singlelabel")
     assert len(keep1) == 773 and (y1.sum(1) == 1).all() and set(keep1) <= set(keep)
-    for name, classes in ds.label_sets.items():
+    for name in ds.label_sets:
         for protocol in ("multilabel", "singlelabel"):
             assert len(ds.labels(name, protocol)[0]) == ds.manifest["counts"]["protocols"][name][protocol]
     _, y_all, c_all = ds.labels("all", drop_empty_classes=True)
@@ -46,8 +57,20 @@ def test_round_trip_on_bundled_ptbxl(bundled_prepared):
 
 def test_manifest_contract(bundled_prepared):
     m = json.loads((bundled_prepared / "manifest.json").read_text())
-    for key in ("format_version", "dataset", "format", "fs", "seconds", "n_samples", "leads", "label_sets",
-                "preprocessing", "counts", "skipped", "fingerprint"):
+    for key in (
+        "format_version",
+        "dataset",
+        "format",
+        "fs",
+        "seconds",
+        "n_samples",
+        "leads",
+        "label_sets",
+        "preprocessing",
+        "counts",
+        "skipped",
+        "fingerprint",
+    ):
         assert key in m
     assert m["leads"] == list(LEADS) and m["skipped"] == [] and len(m["fingerprint"]) == 64
     assert m["counts"]["protocols"]["superdiagnostic"] == {"multilabel": 975, "singlelabel": 773}
@@ -93,10 +116,20 @@ def test_rpeaks_and_batches(bundled_prepared):
 
 def _write_record(folder: Path, name: str, seconds: float, fs: int = 500) -> None:
     t = np.arange(int(seconds * fs)) / fs
-    beats = np.exp(-((t[None, :] % 0.8) - 0.4) ** 2 / (2 * 0.01 ** 2))  # a spike every 0.8 s
+    beats = np.exp(-(((t[None, :] % 0.8) - 0.4) ** 2) / (2 * 0.01**2))  # a spike every 0.8 s
     x = np.vstack([beats * (1 + 0.1 * k) + 0.05 * np.sin(2 * np.pi * (k + 1) * t) for k in range(12)])
-    wfdb.wrsamp(name, fs=fs, units=["mV"] * 12, sig_name=list(LEADS), p_signal=x.T, fmt=["16"] * 12,
-                adc_gain=[1000.0] * 12, baseline=[0] * 12, comments=["Dx: 426783006"], write_dir=str(folder))
+    wfdb.wrsamp(
+        name,
+        fs=fs,
+        units=["mV"] * 12,
+        sig_name=list(LEADS),
+        p_signal=x.T,
+        fmt=["16"] * 12,
+        adc_gain=[1000.0] * 12,
+        baseline=[0] * 12,
+        comments=["Dx: 426783006"],
+        write_dir=str(folder),
+    )
 
 
 def test_windowing_long_short_and_padded(tmp_path):

@@ -27,11 +27,27 @@ def _copy(name: str, dest: Path, new: str) -> Path:
     return dest / f"{new}.hea"
 
 
-def _write(dest: Path, name: str, signals: np.ndarray, leads: list[str], fs: float = 500,
-           comments: tuple[str, ...] = ("Age: 50", "Sex: Male", "Dx: 426783006")) -> None:
+def _write(
+    dest: Path,
+    name: str,
+    signals: np.ndarray,
+    leads: list[str],
+    fs: float = 500,
+    comments: tuple[str, ...] = ("Age: 50", "Sex: Male", "Dx: 426783006"),
+) -> None:
     n = len(leads)
-    wfdb.wrsamp(name, fs=fs, units=["mV"] * n, sig_name=leads, p_signal=signals.T, fmt=["16"] * n,
-                adc_gain=[1000.0] * n, baseline=[0] * n, comments=list(comments), write_dir=str(dest))
+    wfdb.wrsamp(
+        name,
+        fs=fs,
+        units=["mV"] * n,
+        sig_name=leads,
+        p_signal=signals.T,
+        fmt=["16"] * n,
+        adc_gain=[1000.0] * n,
+        baseline=[0] * n,
+        comments=list(comments),
+        write_dir=str(dest),
+    )
 
 
 def _real_signals() -> np.ndarray:
@@ -44,39 +60,53 @@ def build_corpus(root: Path) -> dict[str, str]:
     x = _real_signals()
     _copy("A0001", root, "GOOD1")
     _write(root, "GOOD2", x, list(LEADS))
-    x1 = x.copy(); x1[4] = 0.0
+    x1 = x.copy()
+    x1[4] = 0.0
     _write(root, "ONEFLAT", x1, list(LEADS))  # a single flat lead is kept with a warning
     expected = {}
-    hea = _copy("A0001", root, "NOMAT"); (root / "NOMAT.mat").unlink()
+    hea = _copy("A0001", root, "NOMAT")
+    (root / "NOMAT.mat").unlink()
     expected["NOMAT"] = "signal file NOMAT.mat is missing"
     _copy("A0001", root, "TRUNC")
-    data = (root / "TRUNC.mat").read_bytes(); (root / "TRUNC.mat").write_bytes(data[: len(data) // 3])
+    data = (root / "TRUNC.mat").read_bytes()
+    (root / "TRUNC.mat").write_bytes(data[: len(data) // 3])
     expected["TRUNC"] = "cannot read the record"
     hea = _copy("A0001", root, "LENGTH")
-    lines = hea.read_text().splitlines(); first = lines[0].split(); first[3] = str(int(first[3]) + 500)
-    lines[0] = " ".join(first); hea.write_text("\n".join(lines) + "\n")
+    lines = hea.read_text().splitlines()
+    first = lines[0].split()
+    first[3] = str(int(first[3]) + 500)
+    lines[0] = " ".join(first)
+    hea.write_text("\n".join(lines) + "\n")
     expected["LENGTH"] = "header says 8000 samples but LENGTH.mat holds 7500"
     hea = _copy("A0001", root, "CHECKSUM")
-    lines = hea.read_text().splitlines(); parts = lines[3].split(); parts[6] = str(int(parts[6]) + 7)
-    lines[3] = " ".join(parts); hea.write_text("\n".join(lines) + "\n")
+    lines = hea.read_text().splitlines()
+    parts = lines[3].split()
+    parts[6] = str(int(parts[6]) + 7)
+    lines[3] = " ".join(parts)
+    hea.write_text("\n".join(lines) + "\n")
     expected["CHECKSUM"] = "disagree with the header checksum for leads III"
-    hea = _copy("A0001", root, "BADLEAD"); hea.write_text(hea.read_text().replace(" V6", " X9"))
+    hea = _copy("A0001", root, "BADLEAD")
+    hea.write_text(hea.read_text().replace(" V6", " X9"))
     expected["BADLEAD"] = "unknown lead name 'X9'"
     _write(root, "SIXLEAD", x[:6], list(LEADS[:6]))
     expected["SIXLEAD"] = "missing leads V1, V2, V3, V4, V5, V6"
-    xn = x.copy(); xn[7, 100:200] = np.nan
+    xn = x.copy()
+    xn[7, 100:200] = np.nan
     _write(root, "NAN", xn, list(LEADS))
     expected["NAN"] = "non-finite values (NaN/inf) in leads V2"
-    xz = x.copy(); xz[6:] = 0.0
+    xz = x.copy()
+    xz[6:] = 0.0
     _write(root, "ZEROS", xz, list(LEADS))
     expected["ZEROS"] = "6 flat (constant) leads: V1, V2, V3, V4, V5, V6"
     _write(root, "LOWFS", x[:, ::10], list(LEADS), fs=50)
     expected["LOWFS"] = "sampling rate 50 Hz is below the target 100 Hz"
     _write(root, "SHORT", x[:, :2000], list(LEADS))
     expected["SHORT"] = "shorter than 80% of the 10 s window"
-    hea = _copy("A0001", root, "BADDX"); hea.write_text(hea.read_text().replace("#Dx: 59118001", "#Dx: RBBB?"))
+    hea = _copy("A0001", root, "BADDX")
+    hea.write_text(hea.read_text().replace("#Dx: 59118001", "#Dx: RBBB?"))
     expected["BADDX"] = "unreadable '#Dx:' labels"
-    hea = _copy("A0001", root, "NODX"); hea.write_text(hea.read_text().replace("#Dx: 59118001\n", ""))
+    hea = _copy("A0001", root, "NODX")
+    hea.write_text(hea.read_text().replace("#Dx: 59118001\n", ""))
     expected["NODX"] = "no '#Dx:' label line"
     (root / "NOTES.hea").write_text("this is not a header, just some notes\n")
     expected["NOTES"] = "not a WFDB header (first line 'this is not a header"
@@ -86,22 +116,35 @@ def build_corpus(root: Path) -> dict[str, str]:
     expected["ORPHAN.mat"] = "signal file without a .hea header"
     # issue 12: gains, sampling rates and signal files that used to crash or be misreported
     hea = _copy("A0001", root, "ZEROGAIN")  # the WFDB specification: a gain of 0 means the default, 200: kept
-    lines = hea.read_text().splitlines(); parts = lines[1].split(); parts[2] = "0/mV"
-    lines[1] = " ".join(parts); hea.write_text("\n".join(lines) + "\n")
-    for name, gain, reason in (("NEGGAIN", "-1000", "has ADC gain -1000.0"),
-                               ("NANGAIN", "nan", "lead I has unknown unit 'nan/mV'")):  # wfdb reads "nan/mV" as units
+    lines = hea.read_text().splitlines()
+    parts = lines[1].split()
+    parts[2] = "0/mV"
+    lines[1] = " ".join(parts)
+    hea.write_text("\n".join(lines) + "\n")
+    for name, gain, reason in (
+        ("NEGGAIN", "-1000", "has ADC gain -1000.0"),
+        ("NANGAIN", "nan", "lead I has unknown unit 'nan/mV'"),
+    ):  # wfdb reads "nan/mV" as units
         hea = _copy("A0001", root, name)
-        lines = hea.read_text().splitlines(); parts = lines[1].split(); parts[2] = f"{gain}/mV"
-        lines[1] = " ".join(parts); hea.write_text("\n".join(lines) + "\n")
+        lines = hea.read_text().splitlines()
+        parts = lines[1].split()
+        parts[2] = f"{gain}/mV"
+        lines[1] = " ".join(parts)
+        hea.write_text("\n".join(lines) + "\n")
         expected[name] = reason
     hea = _copy("A0001", root, "NANFS")
-    lines = hea.read_text().splitlines(); first = lines[0].split(); first[2] = "nan"
-    lines[0] = " ".join(first); hea.write_text("\n".join(lines) + "\n")
+    lines = hea.read_text().splitlines()
+    first = lines[0].split()
+    first[2] = "nan"
+    lines[0] = " ".join(first)
+    hea.write_text("\n".join(lines) + "\n")
     expected["NANFS"] = "header gives sampling rate 'nan', not a positive number"
-    _copy("A0001", root, "TEXTMAT"); (root / "TEXTMAT.mat").write_text("not a matlab file\n" * 40)
+    _copy("A0001", root, "TEXTMAT")
+    (root / "TEXTMAT.mat").write_text("not a matlab file\n" * 40)
     expected["TEXTMAT"] = "signal file TEXTMAT.mat is not a MATLAB file"
     _copy("A0001", root, "TWOLEAD")  # the header lists 12 leads, the .mat holds 2
     import scipy.io
+
     val = scipy.io.loadmat(root / "TWOLEAD.mat")["val"]
     scipy.io.savemat(root / "TWOLEAD.mat", {"val": val[:2]}, format="4")
     expected["TWOLEAD"] = "TWOLEAD.mat holds 2 leads but the header lists 12"
@@ -156,18 +199,32 @@ def test_prepare_skips_and_lists_every_bad_record(corpus, tmp_path, capsys):
 def test_strict_mode_exits_non_zero_with_the_message(corpus, tmp_path, capsys):
     root, expected = corpus
     out = tmp_path / "strict"
-    code = main(["prepare", "--format", "challenge", "--input", str(root), "--output", str(out), "--strict",
-                 "--quiet"])
+    code = main(["prepare", "--format", "challenge", "--input", str(root), "--output", str(out), "--strict", "--quiet"])
     err = capsys.readouterr().err
     assert code == 2
     assert err.startswith("error: ") and len(err.strip().splitlines()) == 1
     assert any(name.split(".")[0] in err and fragment in err for name, fragment in expected.items())
     assert not out.exists()
     # a strict run on clean data succeeds
-    clean = tmp_path / "clean"; clean.mkdir()
+    clean = tmp_path / "clean"
+    clean.mkdir()
     _copy("A0001", clean, "A0001")
-    assert main(["prepare", "--format", "challenge", "--input", str(clean), "--output", str(tmp_path / "ok"),
-                 "--strict", "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "prepare",
+                "--format",
+                "challenge",
+                "--input",
+                str(clean),
+                "--output",
+                str(tmp_path / "ok"),
+                "--strict",
+                "--quiet",
+            ]
+        )
+        == 0
+    )
 
 
 def test_ptbxl_wrong_rate_missing_file_and_bad_labels(tmp_path):
@@ -210,8 +267,10 @@ def test_cpsc_not_a_matlab_file_and_missing_reference_row(tmp_path, shared_data)
 def test_input_folder_problems_are_one_line_errors(tmp_path, capsys):
     assert main(["prepare", "--format", "ptbxl", "--input", str(tmp_path), "--output", str(tmp_path / "o")]) == 2
     assert "not a PTB-XL folder (ptbxl_database.csv is missing)" in capsys.readouterr().err
-    assert main(["prepare", "--format", "challenge", "--input", str(tmp_path / "nope"),
-                 "--output", str(tmp_path / "o")]) == 2
+    assert (
+        main(["prepare", "--format", "challenge", "--input", str(tmp_path / "nope"), "--output", str(tmp_path / "o")])
+        == 2
+    )
     assert "input folder does not exist" in capsys.readouterr().err
 
 
@@ -268,8 +327,11 @@ def test_cpsc_reference_and_struct_problems_are_named_skips(tmp_path):
     rng = np.random.default_rng(0)
 
     def mat(name, data, sex="Male"):
-        ecg = {"sex": np.array([sex], dtype=object) if sex is not None else np.empty((0,), dtype=object),
-               "age": np.array([[55.0]]), "data": data}
+        ecg = {
+            "sex": np.array([sex], dtype=object) if sex is not None else np.empty((0,), dtype=object),
+            "age": np.array([[55.0]]),
+            "data": data,
+        }
         scipy.io.savemat(root / f"{name}.mat", {"ECG": ecg})
 
     good = rng.normal(size=(12, 5000)) * 0.1
@@ -279,8 +341,10 @@ def test_cpsc_reference_and_struct_problems_are_named_skips(tmp_path):
     mat("A0004", good.astype(complex) * (1 + 1j))
     mat("A0005", good, sex=None)
     scipy.io.savemat(root / "A0006.mat", {"ECG": np.zeros((0, 0), dtype=[("data", object)])})
-    (root / "REFERENCE.csv").write_text("Recording,First_label,Second_label,Third_label\n"
-                                        "A0001,1,,\nA0002,inf,,\nA0003,1e400,,\nA0004,2,,\nA0005,1,,\nA0006,1,,\n")
+    (root / "REFERENCE.csv").write_text(
+        "Recording,First_label,Second_label,Third_label\n"
+        "A0001,1,,\nA0002,inf,,\nA0003,1e400,,\nA0004,2,,\nA0005,1,,\nA0006,1,,\n"
+    )
     results = {Path(r.file if isinstance(r, Skipped) else r.source).stem: r for r in Cpsc2018Reader(root)}
     assert isinstance(results["A0001"], Record) and results["A0001"].sex == "M"
     assert "unreadable labels" in results["A0002"].reason and "?inf" in results["A0002"].reason

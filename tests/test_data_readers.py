@@ -76,8 +76,7 @@ def test_ptbxl_documented_counts(ptbxl_reader):
     single = Counter(it.labels["superdiagnostic"][0] for it in items if len(it.labels["superdiagnostic"]) == 1)
     assert dict(single) == {"NORM": 513, "STTC": 107, "CD": 73, "MI": 65, "HYP": 15}
     sizes = {k: len(v) for k, v in ptbxl_reader.label_sets().items()}
-    assert sizes == {"superdiagnostic": 5, "subdiagnostic": 23, "diagnostic": 44, "form": 19, "rhythm": 12,
-                     "all": 71}
+    assert sizes == {"superdiagnostic": 5, "subdiagnostic": 23, "diagnostic": 44, "form": 19, "rhythm": 12, "all": 71}
     assert len({it.patient_id for it in items}) == 919
 
 
@@ -93,8 +92,7 @@ def test_cpsc2018_original_reader(shared_data):
         mat = scipy.io.loadmat(root / f"{rec.record_id}.mat")["ECG"]
         np.testing.assert_array_equal(rec.signals, mat["data"][0, 0])
         assert rec.fs == 500
-        assert rec.labels["cpsc2018"] == sorted({names[int(c) - 1] for c in ref[rec.record_id] if c},
-                                                key=names.index)
+        assert rec.labels["cpsc2018"] == sorted({names[int(c) - 1] for c in ref[rec.record_id] if c}, key=names.index)
     first = {r.record_id: r.labels["cpsc2018"][0] for r in records}
     assert first["A1980"] == "PAC" and first["A1983"] == "Normal" and first["A1986"] == "RBBB"
     assert Counter(first.values()) == {"STD": 3, "I-AVB": 3, "RBBB": 2, "PAC": 1, "Normal": 1}
@@ -170,8 +168,10 @@ def test_challenge_cpsc_labels_agree_with_reference(shared_data):
     """A0001-A0010 are CPSC 2018 records: their #Dx mapped to the 9 classes equals REFERENCE.csv."""
     names = ["Normal", "AF", "I-AVB", "LBBB", "RBBB", "PAC", "PVC", "STD", "STE"]
     with open(shared_data / "cpsc2018" / "REFERENCE.csv", newline="") as fh:
-        ref = {r["Recording"]: {names[int(r[c]) - 1] for c in ("First_label", "Second_label", "Third_label") if r[c]}
-               for r in csv.DictReader(fh)}
+        ref = {
+            r["Recording"]: {names[int(r[c]) - 1] for c in ("First_label", "Second_label", "Third_label") if r[c]}
+            for r in csv.DictReader(fh)
+        }
     items, _ = ChallengeReader(shared_data / "physionet-challenge-2021" / "training" / "cpsc_2018").locate()
     assert len(items) == 10
     for item in items:
@@ -185,8 +185,18 @@ def test_eight_lead_record_gets_derived_limb_leads(tmp_path):
     full = reader.read(item).signals
     keep = ["II", "III", "V1", "V2", "V3", "V4", "V5", "V6"]
     sub = full[[LEADS.index(l) for l in keep]]
-    wfdb.wrsamp("R8", fs=500, units=["mV"] * 8, sig_name=keep, p_signal=sub.T, fmt=["16"] * 8,
-                adc_gain=[1000.0] * 8, baseline=[0] * 8, comments=["Dx: 426783006"], write_dir=str(tmp_path))
+    wfdb.wrsamp(
+        "R8",
+        fs=500,
+        units=["mV"] * 8,
+        sig_name=keep,
+        p_signal=sub.T,
+        fmt=["16"] * 8,
+        adc_gain=[1000.0] * 8,
+        baseline=[0] * 8,
+        comments=["Dx: 426783006"],
+        write_dir=str(tmp_path),
+    )
     rec = next(r for r in ChallengeReader(tmp_path) if isinstance(r, Record))
     s = dict(zip(LEADS, rec.signals))
     np.testing.assert_allclose(s["I"], s["II"] - s["III"], atol=1e-9)

@@ -65,7 +65,7 @@ def test_synthetic_beats_exact():
     beat_times = beat_times[beat_times < 9.8]
     x = np.zeros((12, t.size))
     for bt in beat_times:
-        x += np.exp(-((t - bt) ** 2) / (2 * 0.012 ** 2))[None, :] * np.linspace(0.5, 1.5, 12)[:, None]
+        x += np.exp(-((t - bt) ** 2) / (2 * 0.012**2))[None, :] * np.linspace(0.5, 1.5, 12)[:, None]
     x += 0.2 * np.sin(2 * np.pi * 0.3 * t)  # baseline wander
     peaks = detect_rpeaks(x, fs)
     np.testing.assert_allclose(peaks, np.round(beat_times * fs), atol=1)

@@ -140,8 +140,21 @@ def test_cli_umap_writes_csv_and_html(tmp_path):
 
     x, _ = clustered(60, d=12)
     np.save(tmp_path / "emb.npy", x)
-    rc = main(["umap", "--embeddings", str(tmp_path / "emb.npy"), "--out", str(tmp_path / "map.csv"),
-               "--html", str(tmp_path / "map.html"), "--epochs", "30", "--cache-dir", str(tmp_path / "cache")])
+    rc = main(
+        [
+            "umap",
+            "--embeddings",
+            str(tmp_path / "emb.npy"),
+            "--out",
+            str(tmp_path / "map.csv"),
+            "--html",
+            str(tmp_path / "map.html"),
+            "--epochs",
+            "30",
+            "--cache-dir",
+            str(tmp_path / "cache"),
+        ]
+    )
     assert rc == 0
     import pandas as pd
 
@@ -190,7 +203,7 @@ def test_every_map_reports_its_trustworthiness(tmp_path):
     fitted = embed2d.cached_map(x, tmp_path, embed2d.UMAPConfig(n_epochs=30))
     expected = trustworthiness(fitted.reference, fitted.coords, n_neighbors=embed2d.TRUST_K)
     assert fitted.trustworthiness == pytest.approx(expected)
-    again = embed2d.cached_map(x, tmp_path, embed2d.UMAPConfig(n_epochs=30))   # read back from disk
+    again = embed2d.cached_map(x, tmp_path, embed2d.UMAPConfig(n_epochs=30))  # read back from disk
     assert again.trustworthiness == pytest.approx(expected) and again.key == fitted.key
 
 
@@ -205,19 +218,36 @@ def test_umap_learn_method_same_seed_same_map_transform_and_cli(tmp_path, capsys
     cfg = embed2d.UMAPConfig(method="umap-learn", n_epochs=100)
     a, b = embed2d.fit_map(x, cfg), embed2d.fit_map(x, cfg)
     np.testing.assert_array_equal(a.coords, b.coords)
-    assert not np.array_equal(a.coords, embed2d.fit_map(x, embed2d.UMAPConfig(method="umap-learn", n_epochs=100,
-                                                                              seed=1)).coords)
+    assert not np.array_equal(
+        a.coords, embed2d.fit_map(x, embed2d.UMAPConfig(method="umap-learn", n_epochs=100, seed=1)).coords
+    )
     assert umap_learn.is_warm() and 0.5 < a.trustworthiness <= 1.0
     new = x[:10] + 0.05 * np.random.default_rng(5).normal(size=(10, 32)).astype(np.float32)
     placed = embed2d.place_points(a, new)
     clf = KNeighborsClassifier(5).fit(a.coords, labels)
     assert (clf.predict(placed) == labels[:10]).all()
     cached = embed2d.cached_map(x, tmp_path, cfg)
-    umap_learn._MODELS.clear()                      # as after a restart: the model is refitted for transform
+    umap_learn._MODELS.clear()  # as after a restart: the model is refitted for transform
     reread = embed2d.cached_map(x, tmp_path, cfg)
     np.testing.assert_array_equal(reread.coords, cached.coords)
     np.testing.assert_allclose(embed2d.place_points(reread, new), placed, atol=1e-4)
     np.save(tmp_path / "emb.npy", x)
-    assert main(["umap", "--embeddings", str(tmp_path / "emb.npy"), "--out", str(tmp_path / "m.csv"), "--method",
-                 "umap-learn", "--epochs", "100", "--cache-dir", str(tmp_path / "c2")]) == 0
+    assert (
+        main(
+            [
+                "umap",
+                "--embeddings",
+                str(tmp_path / "emb.npy"),
+                "--out",
+                str(tmp_path / "m.csv"),
+                "--method",
+                "umap-learn",
+                "--epochs",
+                "100",
+                "--cache-dir",
+                str(tmp_path / "c2"),
+            ]
+        )
+        == 0
+    )
     assert "umap-learn map of 300 points" in capsys.readouterr().out

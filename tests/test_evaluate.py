@@ -31,7 +31,7 @@ class FakePrepared:
 
     def __init__(self, n_patients: int = 60, t: int = 128, fs: float = 50.0, seed: int = 0):
         rng = np.random.default_rng(seed)
-        recs_per_patient = rng.integers(1, 3, n_patients)      # some patients have two records
+        recs_per_patient = rng.integers(1, 3, n_patients)  # some patients have two records
         patients = np.repeat(np.arange(n_patients), recs_per_patient)
         n = len(patients)
         fold = (patients % 10) + 1
@@ -39,19 +39,27 @@ class FakePrepared:
         y = np.zeros((n, 3), dtype=np.float32)
         y[:, 0] = rng.random(n) < 0.5
         y[:, 1] = rng.random(n) < 0.3
-        y[:, 2] = rng.random(n) < 0.08       # a rare class
+        y[:, 2] = rng.random(n) < 0.08  # a rare class
         time = np.arange(t) / fs
         sig = rng.normal(0, 0.5, (n, 12, t)).astype(np.float32)
         for c, freq in enumerate((2.0, 5.0, 9.0)):  # each class adds a tone to a few leads
-            sig[:, 3 * c:3 * c + 3, :] += (y[:, c, None, None] * 1.5 * np.sin(2 * np.pi * freq * time)).astype(np.float32)
+            sig[:, 3 * c : 3 * c + 3, :] += (y[:, c, None, None] * 1.5 * np.sin(2 * np.pi * freq * time)).astype(
+                np.float32
+            )
         self.signals = sig
         self.fs, self.n_samples, self.leads = fs, t, list(LEADS)
         self.label_sets = {"toy": list(CLASSES)}
         self.fingerprint = hashlib.sha256(sig.tobytes()).hexdigest()
         self._y = y
-        self.records = pd.DataFrame({
-            "record_id": [f"r{i}" for i in range(n)], "patient_id": [f"p{p}" for p in patients], "fold": fold,
-            "split": split, "labels_toy": [";".join(c for c, v in zip(CLASSES, row) if v) for row in y]})
+        self.records = pd.DataFrame(
+            {
+                "record_id": [f"r{i}" for i in range(n)],
+                "patient_id": [f"p{p}" for p in patients],
+                "fold": fold,
+                "split": split,
+                "labels_toy": [";".join(c for c, v in zip(CLASSES, row) if v) for row in y],
+            }
+        )
 
     def __len__(self) -> int:
         return len(self.signals)
@@ -73,9 +81,18 @@ def _save_checkpoint(path: Path, data: FakePrepared, seed: int = 0, **overrides)
     from aclecg.models import build_encoder
 
     enc = build_encoder({**TINY, "leads": list(LEADS)}, seed=seed)
-    payload = {"format_version": 1, "method": "toy_ssl", "hparams": {}, "encoder_config": enc.config.to_dict(),
-               "leads": list(LEADS), "fs": data.fs, "n_samples": data.n_samples, "data_fingerprint": "x",
-               "model": {}, "encoder": enc.state_dict()}
+    payload = {
+        "format_version": 1,
+        "method": "toy_ssl",
+        "hparams": {},
+        "encoder_config": enc.config.to_dict(),
+        "leads": list(LEADS),
+        "fs": data.fs,
+        "n_samples": data.n_samples,
+        "data_fingerprint": "x",
+        "model": {},
+        "encoder": enc.state_dict(),
+    }
     payload.update(overrides)
     save_checkpoint(path, payload)
     return path
@@ -94,12 +111,12 @@ def test_sampler_patients_whole_train_only_reproducible(data, fraction):
     assert set(rec["split"].iloc[pos]) == {"train"}
     chosen_patients = set(rec["patient_id"].iloc[pos])
     train = rec[rec["split"] == "train"]
-    assert len(pos) == train["patient_id"].isin(chosen_patients).sum()      # every record of a chosen patient
+    assert len(pos) == train["patient_id"].isin(chosen_patients).sum()  # every record of a chosen patient
     assert np.array_equal(pos, _sample(data, fraction, seed=3)[2])
     assert not np.array_equal(pos, _sample(data, fraction, seed=4)[2]) or fraction >= 0.5
-    assert (y[pos].sum(0) >= 1).all()                                       # every class keeps a positive
+    assert (y[pos].sum(0) >= 1).all()  # every class keeps a positive
     n_train = (rec["split"] == "train").sum()
-    assert len(pos) <= max(fraction * n_train * 2 + 8, 8)                   # roughly the requested size
+    assert len(pos) <= max(fraction * n_train * 2 + 8, 8)  # roughly the requested size
 
 
 def test_sampler_fraction_one_is_all_train(data):
@@ -112,7 +129,7 @@ def test_sampler_never_reads_val_or_test(data):
     base = evaluation.sample_label_fraction(data.records, keep, y, 0.1, 1)
     records = data.records.copy()
     other = records["split"] != "train"
-    records.loc[other, "patient_id"] = "scrambled"        # change everything about val/test records
+    records.loc[other, "patient_id"] = "scrambled"  # change everything about val/test records
     y2 = y.copy()
     y2[other.to_numpy()] = 1 - y2[other.to_numpy()]
     assert np.array_equal(base, evaluation.sample_label_fraction(records, keep, y2, 0.1, 1))
@@ -139,8 +156,7 @@ def test_incompatible_checkpoint_is_refused_with_both_values(data, tmp_path):
         evaluation.check_compatible({**meta, "n_samples": 1000}, data)
     ckpt = _save_checkpoint(tmp_path / "bad.pt", data, fs=500.0)
     with pytest.raises(CheckpointError, match="fs=500"):
-        evaluation.run_sweep([ckpt], data, "toy", fractions=[1.0], seeds=1, out_dir=tmp_path / "o",
-                             show_progress=False)
+        evaluation.run_sweep([ckpt], data, "toy", fractions=[1.0], seeds=1, out_dir=tmp_path / "o", show_progress=False)
     assert not list((tmp_path / "o").glob("cells/*"))
 
 
@@ -199,8 +215,9 @@ def test_linear_probe_selects_on_validation_only():
     assert set(res.val_scores) == set(evaluation.EvalConfig().probe_grid)
     assert res.best_l2 == max(res.val_scores, key=lambda k: (res.val_scores[k], k))
     assert roc_auc_score(y[te], res.test_scores, average="macro") > 0.85
-    soft = evaluation.linear_probe(x[tr], np.eye(2)[y[tr, 0].astype(int)], x[va], np.eye(2)[y[va, 0].astype(int)],
-                                   x[te], "singlelabel")
+    soft = evaluation.linear_probe(
+        x[tr], np.eye(2)[y[tr, 0].astype(int)], x[va], np.eye(2)[y[va, 0].astype(int)], x[te], "singlelabel"
+    )
     np.testing.assert_allclose(soft.test_scores.sum(1), 1.0, atol=1e-9)
     with pytest.raises(ConfigError, match="protocol"):
         evaluation.linear_probe(x[tr], y[tr], x[va], y[va], x[te], "multiclass")
@@ -214,9 +231,22 @@ def test_train_classifier_early_stopping_restores_best(data):
     split = data.records["split"].to_numpy()
     tr, va = np.flatnonzero(split == "train"), np.flatnonzero(split == "val")
     model = build_classifier(build_encoder({**TINY, "leads": list(LEADS)}, seed=0), 3)
-    log = evaluation.train_classifier(model, data.signals[tr], y[tr], data.signals[va], y[va], "multilabel", lr=3e-3,
-                                      max_steps=30, eval_every=5, patience=10, batch_size=32, seed=0, device="cpu",
-                                      show_progress=False)
+    log = evaluation.train_classifier(
+        model,
+        data.signals[tr],
+        y[tr],
+        data.signals[va],
+        y[va],
+        "multilabel",
+        lr=3e-3,
+        max_steps=30,
+        eval_every=5,
+        patience=10,
+        batch_size=32,
+        seed=0,
+        device="cpu",
+        show_progress=False,
+    )
     crits = [h["criterion"] for h in log.history]
     steps = [h["step"] for h in log.history]
     assert log.best_step == steps[int(np.argmax(crits))]
@@ -232,9 +262,18 @@ def test_sweep_end_to_end_tidy_and_resumable(data, tmp_path, monkeypatch):
     ckpt = _save_checkpoint(tmp_path / "toy_run" / "encoder.pt", data)
     cfg = evaluation.EvalConfig(max_steps=4, eval_every=2, patience=2, batch_size=32, n_bootstrap=50, device="cpu")
     events: list[evaluation.SweepProgress] = []
-    kwargs = dict(checkpoints=[ckpt], data=data, label_set="toy", protocol="multilabel", fractions=[0.1, 1.0],
-                  seeds=2, arms=["linear_probe", "random_init", "supervised"], out_dir=tmp_path / "sweep",
-                  config=cfg, show_progress=False)
+    kwargs = dict(
+        checkpoints=[ckpt],
+        data=data,
+        label_set="toy",
+        protocol="multilabel",
+        fractions=[0.1, 1.0],
+        seeds=2,
+        arms=["linear_probe", "random_init", "supervised"],
+        out_dir=tmp_path / "sweep",
+        config=cfg,
+        show_progress=False,
+    )
     res = evaluation.run_sweep(progress=events.append, **kwargs)
     n_cells = 3 * 2 * 2
     assert res.n_computed == n_cells and res.n_cached == 0
@@ -260,7 +299,7 @@ def test_sweep_end_to_end_tidy_and_resumable(data, tmp_path, monkeypatch):
         assert (tmp_path / "sweep" / name).is_file()
     summ = pd.read_csv(tmp_path / "sweep" / "summary.csv")
     assert len(summ) == len(rows) // 2
-    assert ((summ["n_seeds"] == 2) | summ["mean"].isna()).all()     # NaN only for a class absent from test
+    assert ((summ["n_seeds"] == 2) | summ["mean"].isna()).all()  # NaN only for a class absent from test
     # second call: nothing recomputed, same numbers
     events.clear()
     again = evaluation.run_sweep(progress=events.append, **kwargs)
@@ -279,13 +318,26 @@ def test_sweep_end_to_end_tidy_and_resumable(data, tmp_path, monkeypatch):
 def test_sweep_singlelabel_fine_tune_and_no_checkpoint(data, tmp_path, monkeypatch):
     monkeypatch.setenv("ACLECG_CACHE", str(tmp_path / "cache"))
     ckpt = _save_checkpoint(tmp_path / "a.pt", data)
-    cfg = evaluation.EvalConfig(max_steps=2, eval_every=1, patience=1, batch_size=64, n_bootstrap=20, device="cpu",
-                                lr_grid=(1e-3,))
-    res = evaluation.run_sweep([ckpt], data, "toy", "singlelabel", [1.0], [5], ["fine_tune"], tmp_path / "ft",
-                               config=cfg, show_progress=False)
+    cfg = evaluation.EvalConfig(
+        max_steps=2, eval_every=1, patience=1, batch_size=64, n_bootstrap=20, device="cpu", lr_grid=(1e-3,)
+    )
+    res = evaluation.run_sweep(
+        [ckpt], data, "toy", "singlelabel", [1.0], [5], ["fine_tune"], tmp_path / "ft", config=cfg, show_progress=False
+    )
     assert set(res.results["arm"]) == {"a:fine_tune"} and res.results["value"].notna().any()
-    ref = evaluation.run_sweep([], data, "toy", "multilabel", [1.0], 1, ["random_init"], tmp_path / "ri",
-                               config=cfg, encoder_config=TINY, show_progress=False)
+    ref = evaluation.run_sweep(
+        [],
+        data,
+        "toy",
+        "multilabel",
+        [1.0],
+        1,
+        ["random_init"],
+        tmp_path / "ri",
+        config=cfg,
+        encoder_config=TINY,
+        show_progress=False,
+    )
     assert set(ref.results["arm"]) == {"random_init"}
 
 
@@ -323,8 +375,20 @@ def test_cli_help_and_bad_input(capsys):
             main([cmd, "--help"])
         assert exc.value.code == 0
         assert "examples:" in capsys.readouterr().out
-    code = main(["sweep", "--data", "/nonexistent/prepared", "--label-set", "x", "--out", "/tmp/never",
-                 "--arms", "bogus", "--no-progress"])
+    code = main(
+        [
+            "sweep",
+            "--data",
+            "/nonexistent/prepared",
+            "--label-set",
+            "x",
+            "--out",
+            "/tmp/never",
+            "--arms",
+            "bogus",
+            "--no-progress",
+        ]
+    )
     assert code == 2 and "unknown arm" in capsys.readouterr().err
 
 
@@ -347,11 +411,33 @@ def test_real_prepared_ptbxl_with_real_checkpoint(tmp_path, monkeypatch):
     leads = ["II", "III", "V1", "V2", "V3", "V4", "V5", "V6"]
     enc = build_encoder({**TINY, "leads": leads}, seed=0)
     ckpt = tmp_path / "tiny" / "encoder.pt"
-    save_checkpoint(ckpt, {"format_version": 1, "method": "toy", "hparams": {}, "encoder_config": enc.config.to_dict(),
-                           "leads": leads, "fs": ds.fs, "n_samples": ds.n_samples, "data_fingerprint": ds.fingerprint,
-                           "model": {}, "encoder": enc.state_dict()})
-    res = evaluation.run_sweep([ckpt], ds, "superdiagnostic", "multilabel", [0.1], 1, ["linear_probe"], tmp_path / "s",
-                               config=evaluation.EvalConfig(n_bootstrap=50, device="cpu"), show_progress=False)
+    save_checkpoint(
+        ckpt,
+        {
+            "format_version": 1,
+            "method": "toy",
+            "hparams": {},
+            "encoder_config": enc.config.to_dict(),
+            "leads": leads,
+            "fs": ds.fs,
+            "n_samples": ds.n_samples,
+            "data_fingerprint": ds.fingerprint,
+            "model": {},
+            "encoder": enc.state_dict(),
+        },
+    )
+    res = evaluation.run_sweep(
+        [ckpt],
+        ds,
+        "superdiagnostic",
+        "multilabel",
+        [0.1],
+        1,
+        ["linear_probe"],
+        tmp_path / "s",
+        config=evaluation.EvalConfig(n_bootstrap=50, device="cpu"),
+        show_progress=False,
+    )
     macro = res.results[res.results["metric"] == "macro_auroc"]
     assert len(macro) == 1 and 0.5 < macro["value"].iloc[0] <= 1.0
     keep, y, _ = ds.labels("superdiagnostic", "multilabel")
@@ -361,12 +447,25 @@ def test_real_prepared_ptbxl_with_real_checkpoint(tmp_path, monkeypatch):
     assert main(["embed", "--checkpoint", str(ckpt), "--data", str(ds.path), "--out", str(tmp_path / "e.npy")]) == 0
     assert np.load(tmp_path / "e.npy").shape == (len(ds), len(leads) * TINY["feature_dim"])
     wrong = tmp_path / "wrong.pt"
-    save_checkpoint(wrong, {"format_version": 1, "method": "toy", "hparams": {}, "encoder_config": enc.config.to_dict(),
-                            "leads": leads, "fs": 500.0, "n_samples": 5000, "data_fingerprint": "",
-                            "model": {}, "encoder": enc.state_dict()})
+    save_checkpoint(
+        wrong,
+        {
+            "format_version": 1,
+            "method": "toy",
+            "hparams": {},
+            "encoder_config": enc.config.to_dict(),
+            "leads": leads,
+            "fs": 500.0,
+            "n_samples": 5000,
+            "data_fingerprint": "",
+            "model": {},
+            "encoder": enc.state_dict(),
+        },
+    )
     with pytest.raises(CheckpointError, match="fs=500.0 Hz.*fs=100"):
-        evaluation.run_sweep([wrong], ds, "superdiagnostic", arms=["linear_probe"], out_dir=tmp_path / "w",
-                             show_progress=False)
+        evaluation.run_sweep(
+            [wrong], ds, "superdiagnostic", arms=["linear_probe"], out_dir=tmp_path / "w", show_progress=False
+        )
 
 
 @pytest.mark.slow
@@ -374,9 +473,18 @@ def test_full_probe_sweep_on_bundled_ptbxl(tmp_path, monkeypatch):
     """The default fractions x 3 seeds, random_init arm with the small preset, on the real bundled data."""
     ds = _bundled_ptbxl()
     monkeypatch.setenv("ACLECG_CACHE", str(tmp_path / "cache"))
-    res = evaluation.run_sweep([], ds, "superdiagnostic", "multilabel", evaluation.DEFAULT_FRACTIONS, 3,
-                               ["random_init"], tmp_path / "s", config=evaluation.EvalConfig(device="cpu"),
-                               show_progress=False)
+    res = evaluation.run_sweep(
+        [],
+        ds,
+        "superdiagnostic",
+        "multilabel",
+        evaluation.DEFAULT_FRACTIONS,
+        3,
+        ["random_init"],
+        tmp_path / "s",
+        config=evaluation.EvalConfig(device="cpu"),
+        show_progress=False,
+    )
     macro = res.summary[res.summary["metric"] == "macro_auroc"].set_index("fraction")["mean"]
     assert macro.between(0.5, 1.0).all() and macro.loc[1.0] > macro.loc[0.01]
 
@@ -387,8 +495,7 @@ def test_rotate_folds_moves_test_and_val_and_keeps_the_official_split_for_fold_1
     from aclecg.errors import ConfigError
     from aclecg.evaluation import rotate_folds
 
-    records = pd.DataFrame({"fold": list(range(1, 11)) * 2,
-                            "split": (["train"] * 8 + ["val", "test"]) * 2})
+    records = pd.DataFrame({"fold": list(range(1, 11)) * 2, "split": (["train"] * 8 + ["val", "test"]) * 2})
     assert rotate_folds(records, 10)["split"].tolist() == records["split"].tolist()
     rot = rotate_folds(records, 9)
     assert set(rot.loc[rot["split"] == "test", "fold"]) == {9}

@@ -36,8 +36,18 @@ def record(**fields) -> None:
 
 
 def _config(data: Path, **overrides) -> PretrainConfig:
-    base = dict(method="acl_ecg", data=[str(data)], encoder="small", epochs=1, batch_size=32, max_steps=3,
-                checkpoint_every=100, warmup_steps=1, seed=3, device="cuda:0")
+    base = dict(
+        method="acl_ecg",
+        data=[str(data)],
+        encoder="small",
+        epochs=1,
+        batch_size=32,
+        max_steps=3,
+        checkpoint_every=100,
+        warmup_steps=1,
+        seed=3,
+        device="cuda:0",
+    )
     return PretrainConfig(**{**base, **overrides})
 
 
@@ -66,8 +76,11 @@ def test_every_method_trains_on_cuda(bundled_prepared, tmp_path, amp):
     dtypes = {}
     for method in METHODS:
         model = create_method(method, "small").cuda()
-        dtype = torch.float16 if amp == "fp16" else (torch.bfloat16 if torch.cuda.get_device_capability(0)[0] >= 8
-                                                     else torch.float16)
+        dtype = (
+            torch.float16
+            if amp == "fp16"
+            else (torch.bfloat16 if torch.cuda.get_device_capability(0)[0] >= 8 else torch.float16)
+        )
         with torch.autocast("cuda", dtype=dtype):
             terms = model(torch.randn(8, 12, 1000, device="cuda"), torch.randn(8, 12, 1000, device="cuda"))
         dtypes[method] = str(terms["loss"].dtype)
@@ -89,8 +102,13 @@ def test_compile_on_one_gpu_counts_graph_breaks_and_recompiles(bundled_prepared,
     breaks = sum(counters["graph_break"].values())
     recompiles = sum(v for k, v in counters["stats"].items() if "recompil" in k) if "stats" in counters else None
     frames = dict(counters["frames"]) if "frames" in counters else {}
-    record(check="torch.compile, acl_ecg, 5 steps, 1 GPU", ok=True, graph_breaks=breaks, recompiles=recompiles,
-           frames=frames)
+    record(
+        check="torch.compile, acl_ecg, 5 steps, 1 GPU",
+        ok=True,
+        graph_breaks=breaks,
+        recompiles=recompiles,
+        frames=frames,
+    )
 
 
 @pytest.mark.skipif(torch.cuda.device_count() < 2, reason="needs 2 GPUs")
@@ -100,10 +118,29 @@ def test_two_gpu_torchrun_follows_one_process(bundled_prepared, tmp_path, method
     pretrain(PretrainConfig(**{**config.to_dict(), "device": "cuda:0"}), tmp_path / "one", progress=False)
     cfg = tmp_path / "c.json"
     cfg.write_text(json.dumps(config.to_dict()))
-    rc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-                         "-m", "aclecg", "pretrain", "--config", str(cfg), "--run-dir", str(tmp_path / "two"),
-                         "--no-progress"], cwd=REPO, capture_output=True, text=True, timeout=300,
-                        env={**os.environ, "PYTHONPATH": str(REPO)})
+    rc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc_per_node",
+            "2",
+            "-m",
+            "aclecg",
+            "pretrain",
+            "--config",
+            str(cfg),
+            "--run-dir",
+            str(tmp_path / "two"),
+            "--no-progress",
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
     assert rc.returncode == 0, rc.stderr[-3000:]
     one = [json.loads(x)["loss"] for x in (tmp_path / "one" / "metrics.jsonl").read_text().splitlines()]
     two = [json.loads(x)["loss"] for x in (tmp_path / "two" / "metrics.jsonl").read_text().splitlines()]

@@ -15,9 +15,9 @@ def test_holm_matches_the_step_down_definition():
     p = [0.01, 0.04, 0.03, 0.005, 0.5]
     # sorted: 0.005*5=0.025, 0.01*4=0.04, 0.03*3=0.09, 0.04*2=0.08->0.09, 0.5*1=0.5
     assert hypothesis.holm(p) == pytest.approx([0.04, 0.09, 0.09, 0.025, 0.5])
-    assert hypothesis.holm([0.2]) == pytest.approx([0.2])                  # one test: unchanged
-    assert hypothesis.holm([0.6, 0.7]) == pytest.approx([1.0, 1.0])        # capped at 1
-    out = hypothesis.holm([0.01, np.nan, 0.02])                            # NaN is not part of the family
+    assert hypothesis.holm([0.2]) == pytest.approx([0.2])  # one test: unchanged
+    assert hypothesis.holm([0.6, 0.7]) == pytest.approx([1.0, 1.0])  # capped at 1
+    out = hypothesis.holm([0.01, np.nan, 0.02])  # NaN is not part of the family
     assert np.isnan(out[1]) and out[[0, 2]] == pytest.approx([0.02, 0.02])
     rng = np.random.default_rng(0)
     raw = rng.random(40)
@@ -60,8 +60,12 @@ def test_point_estimate_is_the_mean_over_runs_of_the_seed_mean():
     rng = np.random.default_rng(2)
     runs = [_run(rng, shift=s) for s in (0.3, 0.6, 0.9)]
     res = hypothesis.hierarchical_bootstrap(runs, n_resamples=200)
-    expected = [np.mean([stats.macro_auroc(r.y_true, a) - stats.macro_auroc(r.y_true, b)
-                         for a, b in zip(r.scores_a, r.scores_b)]) for r in runs]
+    expected = [
+        np.mean(
+            [stats.macro_auroc(r.y_true, a) - stats.macro_auroc(r.y_true, b) for a, b in zip(r.scores_a, r.scores_b)]
+        )
+        for r in runs
+    ]
     assert res.per_run == pytest.approx(expected, abs=1e-12)
     assert res.diff == pytest.approx(np.mean(expected), abs=1e-12)
     assert res.ci_low < res.diff < res.ci_high and res.n_runs == 3 and res.n_records == 600

@@ -16,9 +16,18 @@ from aclecg.errors import AclEcgError, ConfigError
 TINY = json.dumps({"stem_width": 4, "widths": [8], "blocks": [1], "feature_dim": 8})
 
 
-@pytest.mark.parametrize("raw, clean", [("my run", "my-run"), ("../../etc/passwd", "etc-passwd"),
-                                        ("..", None), ("a/b\\c", "a-b-c"), ("ok_1.2-x", "ok_1.2-x"),
-                                        ("/abs", "abs"), ("x" * 100, "x" * 64)])
+@pytest.mark.parametrize(
+    "raw, clean",
+    [
+        ("my run", "my-run"),
+        ("../../etc/passwd", "etc-passwd"),
+        ("..", None),
+        ("a/b\\c", "a-b-c"),
+        ("ok_1.2-x", "ok_1.2-x"),
+        ("/abs", "abs"),
+        ("x" * 100, "x" * 64),
+    ],
+)
 def test_sanitize_name(raw, clean):
     if clean is None:
         with pytest.raises(ConfigError):
@@ -43,13 +52,21 @@ DEAD_PID = 2**22 + 4321
 
 
 def test_states_are_derived_from_files_and_processes(tmp_path):
-    _fake_run(tmp_path, "crashed", status={"state": "running", "pid": DEAD_PID}, job={"kind": "pretrain", "pid": DEAD_PID})
-    _fake_run(tmp_path, "done", status={"state": "finished", "pid": DEAD_PID}, job={"kind": "pretrain", "pid": DEAD_PID},
-              exit_code=0)
+    _fake_run(
+        tmp_path, "crashed", status={"state": "running", "pid": DEAD_PID}, job={"kind": "pretrain", "pid": DEAD_PID}
+    )
+    _fake_run(
+        tmp_path,
+        "done",
+        status={"state": "finished", "pid": DEAD_PID},
+        job={"kind": "pretrain", "pid": DEAD_PID},
+        exit_code=0,
+    )
     _fake_run(tmp_path, "broken", job={"kind": "sweep", "pid": DEAD_PID}, exit_code=2)
     (tmp_path / "broken" / "stdout.log").write_text("working\nerror: no such dataset\n")
-    _fake_run(tmp_path, "alive", status={"state": "running", "pid": os.getpid()}, job={"kind": "pretrain",
-                                                                                       "pid": os.getpid()})
+    _fake_run(
+        tmp_path, "alive", status={"state": "running", "pid": os.getpid()}, job={"kind": "pretrain", "pid": os.getpid()}
+    )
     states = {r.name: r for r in jobs.list_runs(tmp_path)}
     assert states["crashed"].state == "interrupted" and states["crashed"].resumable
     assert states["done"].state == "finished"
@@ -63,7 +80,7 @@ def test_read_metrics_keeps_last_row_per_step(tmp_path):
     run = tmp_path / "r"
     run.mkdir()
     lines = [{"step": 1, "loss": 3.0}, {"step": 2, "loss": 2.0}, {"step": 2, "loss": 1.5}]
-    (run / "metrics.jsonl").write_text("\n".join(json.dumps(x) for x in lines) + "\n{\"step\": 3, \"lo")
+    (run / "metrics.jsonl").write_text("\n".join(json.dumps(x) for x in lines) + '\n{"step": 3, "lo')
     frame = jobs.read_metrics(run)
     assert frame["step"].tolist() == [1, 2] and frame["loss"].tolist() == [3.0, 1.5]
     assert jobs.read_metrics(tmp_path / "none").empty
@@ -80,8 +97,25 @@ def _wait(predicate, timeout=120.0):
 
 @pytest.mark.slow  # a real pretraining job, ~10 s: in make test-slow, keeping make test under 90 s
 def test_launch_cancel_resume_a_real_run(bundled_prepared, tmp_path):
-    args = ["--method", "simclr", "--data", str(bundled_prepared), "--set", f"encoder={TINY}", "--batch-size", "16",
-            "--epochs", "1", "--max-steps", "400", "--device", "cpu", "--no-progress", "--set", "checkpoint_every=5"]
+    args = [
+        "--method",
+        "simclr",
+        "--data",
+        str(bundled_prepared),
+        "--set",
+        f"encoder={TINY}",
+        "--batch-size",
+        "16",
+        "--epochs",
+        "1",
+        "--max-steps",
+        "400",
+        "--device",
+        "cpu",
+        "--no-progress",
+        "--set",
+        "checkpoint_every=5",
+    ]
     run = jobs.launch("pretrain", args, tmp_path, "job 1")
     assert run == tmp_path / "job-1"
     with pytest.raises(AclEcgError, match="already exists"):
@@ -104,8 +138,13 @@ def test_cli_runs_launch_passes_options_after_double_dash(tmp_path, monkeypatch)
     from aclecg.cli import main
 
     seen = {}
-    monkeypatch.setattr(jobs, "launch", lambda kind, args, root, name: seen.update(kind=kind, args=args, root=Path(root),
-                                                                                   name=name) or Path(root) / name)
+    monkeypatch.setattr(
+        jobs,
+        "launch",
+        lambda kind, args, root, name: (
+            seen.update(kind=kind, args=args, root=Path(root), name=name) or Path(root) / name
+        ),
+    )
     rc = main(["runs", "launch", "my-run", "--root", str(tmp_path), "--kind", "sweep", "--", "--seeds", "2", "--x"])
     assert rc == 0
     assert seen == {"kind": "sweep", "args": ["--seeds", "2", "--x"], "root": tmp_path, "name": "my-run"}
@@ -159,12 +198,23 @@ def test_a_recycled_pid_is_not_the_run(tmp_path):
     import subprocess
     import sys
 
-    other = subprocess.Popen([sys.executable, "-c", "import signal, time; signal.signal(signal.SIGTERM, "
-                              "lambda *a: open('TERMED', 'w').write('x')); time.sleep(30)"], cwd=tmp_path)
+    other = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import signal, time; signal.signal(signal.SIGTERM, "
+            "lambda *a: open('TERMED', 'w').write('x')); time.sleep(30)",
+        ],
+        cwd=tmp_path,
+    )
     try:
         rec = procs.own_record(other.pid)
-        _fake_run(tmp_path, "old", status={"state": "running", "pid": other.pid, "heartbeat": time.time() - 86400},
-                  job={"kind": "pretrain", **rec, "start": (rec["start"] or 0) + 12345})
+        _fake_run(
+            tmp_path,
+            "old",
+            status={"state": "running", "pid": other.pid, "heartbeat": time.time() - 86400},
+            job={"kind": "pretrain", **rec, "start": (rec["start"] or 0) + 12345},
+        )
         info = jobs.run_info(tmp_path / "old")
         assert not info.alive and info.state == "interrupted"
         assert not jobs.cancel(tmp_path / "old")
@@ -179,8 +229,9 @@ def test_a_trainer_whose_wrapper_was_killed_is_still_running(tmp_path):
     """The trainer's own record (pid + start time) keeps the run 'running' even with the wrapper gone."""
     from aclecg.training.rundir import RunDir
 
-    _fake_run(tmp_path, "orphan", status={"state": "running", "pid": DEAD_PID}, job={"kind": "pretrain",
-                                                                                     "pid": DEAD_PID})
+    _fake_run(
+        tmp_path, "orphan", status={"state": "running", "pid": DEAD_PID}, job={"kind": "pretrain", "pid": DEAD_PID}
+    )
     RunDir(tmp_path / "orphan").write_proc(0)  # this test process plays the trainer
     info = jobs.run_info(tmp_path / "orphan")
     assert info.alive and info.state == "running"
@@ -189,7 +240,8 @@ def test_a_trainer_whose_wrapper_was_killed_is_still_running(tmp_path):
 
 
 def test_tail_log_shows_a_progress_bar_as_its_latest_state(tmp_path):
-    (tmp_path / "stdout.log").write_text("start\nsweep:  10%|#  | 1/10\rsweep:  20%|## | 2/10\rsweep:  30%|###| 3/10\n"
-                                         "cell done\rnext cell 40%")
+    (tmp_path / "stdout.log").write_text(
+        "start\nsweep:  10%|#  | 1/10\rsweep:  20%|## | 2/10\rsweep:  30%|###| 3/10\ncell done\rnext cell 40%"
+    )
     assert jobs.tail_log(tmp_path, 3).splitlines() == ["start", "sweep:  30%|###| 3/10", "next cell 40%"]
     assert jobs.tail_log(tmp_path / "missing") == ""

@@ -5,12 +5,21 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from aclecg.leads import (INDEPENDENT_LEADS, LEADS, RegionMap, canonical_lead, default_region_map, derive_limb_leads,
-                          lead_indices)
+from aclecg.leads import (
+    INDEPENDENT_LEADS,
+    LEADS,
+    RegionMap,
+    canonical_lead,
+    default_region_map,
+    derive_limb_leads,
+    lead_indices,
+)
 
 
-@pytest.mark.parametrize("name, canon", [("AVR", "aVR"), ("avl", "aVL"), (" aVF ", "aVF"), ("v1", "V1"), ("i", "I"),
-                                         ("III", "III"), ("D2", "II")])
+@pytest.mark.parametrize(
+    "name, canon",
+    [("AVR", "aVR"), ("avl", "aVL"), (" aVF ", "aVF"), ("v1", "V1"), ("i", "I"), ("III", "III"), ("D2", "II")],
+)
 def test_aliases(name, canon):
     assert canonical_lead(name) == canon
 
@@ -25,8 +34,14 @@ def test_derivation_from_any_two_limb_leads_reproduces_the_standard_relations():
     rng = np.random.default_rng(0)
     lead_i, lead_iii = rng.normal(size=500), rng.normal(size=500)
     lead_ii = lead_i + lead_iii  # Einthoven
-    truth = {"I": lead_i, "II": lead_ii, "III": lead_iii, "aVR": -(lead_i + lead_ii) / 2,
-             "aVL": (lead_i - lead_iii) / 2, "aVF": (lead_ii + lead_iii) / 2}
+    truth = {
+        "I": lead_i,
+        "II": lead_ii,
+        "III": lead_iii,
+        "aVR": -(lead_i + lead_ii) / 2,
+        "aVL": (lead_i - lead_iii) / 2,
+        "aVF": (lead_ii + lead_iii) / 2,
+    }
     for pair in (("I", "II"), ("I", "III"), ("II", "III")):
         out = derive_limb_leads({k: truth[k] for k in pair})
         for lead in LEADS[:6]:

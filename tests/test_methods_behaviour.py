@@ -13,16 +13,29 @@ import torch
 
 from aclecg.errors import ConfigError
 from aclecg.leads import INDEPENDENT_LEADS, LEADS
-from aclecg.methods import (ALIASES, METHODS, REFERENCE_ARMS, MomentumMethod, SSLMethod, create_method, list_methods,
-                            register_method)
+from aclecg.methods import (
+    ALIASES,
+    METHODS,
+    REFERENCE_ARMS,
+    MomentumMethod,
+    SSLMethod,
+    create_method,
+    list_methods,
+    register_method,
+)
 
 LEADS4 = ("I", "II", "V1", "V3")  # one lead per region: lateral, inferior, septal, anterior
 TINY = {"stem_width": 4, "widths": [8, 8], "blocks": [1, 1], "kernel_size": 3, "feature_dim": 8}
 ALL = ("simclr", "moco", "byol", "simsiam", "barlow", "vicreg", "dlc", "lcd", "dla", "acl_ecg")
-SMALL_HEADS = {"simclr": {"proj_hidden_dim": 32, "proj_dim": 16}, "moco": {"proj_hidden_dim": 32, "proj_dim": 16,
-               "queue_size": 64}, "byol": {"proj_hidden_dim": 32, "proj_dim": 16, "pred_hidden_dim": 32},
-               "simsiam": {"proj_dim": 32, "pred_hidden_dim": 8}, "barlow": {"proj_dim": 32},
-               "vicreg": {"proj_dim": 32}, "acl_ecg": {"proj_hidden_dim": 32, "proj_dim": 16}}
+SMALL_HEADS = {
+    "simclr": {"proj_hidden_dim": 32, "proj_dim": 16},
+    "moco": {"proj_hidden_dim": 32, "proj_dim": 16, "queue_size": 64},
+    "byol": {"proj_hidden_dim": 32, "proj_dim": 16, "pred_hidden_dim": 32},
+    "simsiam": {"proj_dim": 32, "pred_hidden_dim": 8},
+    "barlow": {"proj_dim": 32},
+    "vicreg": {"proj_dim": 32},
+    "acl_ecg": {"proj_hidden_dim": 32, "proj_dim": 16},
+}
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -53,6 +66,7 @@ def views(x: torch.Tensor, g: torch.Generator) -> tuple[torch.Tensor, torch.Tens
     def one():
         scale = 1 + 0.2 * torch.randn(x.shape[0], 1, 1, generator=g)
         return scale * x + 0.1 * torch.randn(x.shape, generator=g)
+
     return one(), one()
 
 
@@ -67,8 +81,11 @@ def test_registry_lists_all_methods_with_flags():
         json.dumps(info.to_dict())  # plain data
         assert info.paper and info.title and info.description
     assert infos["barlow"].defaults["lambd"] == 0.0051
-    assert (infos["vicreg"].defaults["sim_coeff"], infos["vicreg"].defaults["std_coeff"],
-            infos["vicreg"].defaults["cov_coeff"]) == (25.0, 25.0, 1.0)
+    assert (
+        infos["vicreg"].defaults["sim_coeff"],
+        infos["vicreg"].defaults["std_coeff"],
+        infos["vicreg"].defaults["cov_coeff"],
+    ) == (25.0, 25.0, 1.0)
     assert infos["byol"].defaults["base_momentum"] == 0.996
     assert (infos["lcd"].defaults["gamma"], infos["lcd"].defaults["lambd"]) == (0.005, 0.0051)
     assert REFERENCE_ARMS == ("supervised", "random_init")
@@ -79,17 +96,20 @@ def test_registry_lists_all_methods_with_flags():
     assert {n for n in ALL if issubclass(METHODS.get(n), MomentumMethod)} == {"moco", "byol", "lcd"}
 
 
-@pytest.mark.parametrize("kwargs,match", [
-    ({"name": "nope"}, "unknown method"),
-    ({"name": "simclr", "temperatur": 0.1}, "unknown hyper-parameter"),
-    ({"name": "simclr", "temperature": "hot"}, "must be of type float"),
-    ({"name": "simclr", "temperature": -1.0}, "> 0"),
-    ({"name": "moco", "version": "v9"}, "must be one of"),
-    ({"name": "byol", "base_momentum": 1.5}, "in \\[0, 1\\)"),
-    ({"name": "acl_ecg", "augmentation": "fancy"}, "unknown augmentation preset"),
-    ({"name": "acl_ecg", "region_weight": 0.0, "instance_weight": 0.0}, "nothing to learn"),
-    ({"name": "dlc", "proj_dim": True}, "must be of type int"),
-])
+@pytest.mark.parametrize(
+    "kwargs,match",
+    [
+        ({"name": "nope"}, "unknown method"),
+        ({"name": "simclr", "temperatur": 0.1}, "unknown hyper-parameter"),
+        ({"name": "simclr", "temperature": "hot"}, "must be of type float"),
+        ({"name": "simclr", "temperature": -1.0}, "> 0"),
+        ({"name": "moco", "version": "v9"}, "must be one of"),
+        ({"name": "byol", "base_momentum": 1.5}, "in \\[0, 1\\)"),
+        ({"name": "acl_ecg", "augmentation": "fancy"}, "unknown augmentation preset"),
+        ({"name": "acl_ecg", "region_weight": 0.0, "instance_weight": 0.0}, "nothing to learn"),
+        ({"name": "dlc", "proj_dim": True}, "must be of type int"),
+    ],
+)
 def test_create_method_rejects_bad_input(kwargs, match):
     kwargs = dict(kwargs)
     name = kwargs.pop("name")
@@ -140,6 +160,7 @@ def test_register_method_refuses_duplicates_and_incomplete_classes():
 def test_cli_lists_registry(monkeypatch):
     from aclecg.cli import main
     from aclecg.commands import methods as cmd
+
     buf = io.StringIO()
     with redirect_stdout(buf):
         assert main(["methods", "--json"]) == 0
@@ -217,16 +238,27 @@ def test_cosine_momentum_schedule_reaches_one():
 def test_head_layouts_keep_their_state_dict_names():
     """Checkpoints name head parameters by layer index: the head builders must keep the layouts."""
     from aclecg.methods.heads import prediction_head, projection_head
+
     bn = ["weight", "bias", "running_mean", "running_var", "num_batches_tracked"]
     two = ["0.weight", *(f"1.{k}" for k in bn), "3.weight", "3.bias"]
     assert list(projection_head(8, 6, 4).state_dict()) == two
     assert list(prediction_head(4, 6).state_dict()) == two
     assert list(projection_head(8, 6, 4, n_layers=3).state_dict()) == [
-        "0.weight", *(f"1.{k}" for k in bn), "3.weight", *(f"4.{k}" for k in bn), "6.weight", "6.bias"]
+        "0.weight",
+        *(f"1.{k}" for k in bn),
+        "3.weight",
+        *(f"4.{k}" for k in bn),
+        "6.weight",
+        "6.bias",
+    ]
     standardized = projection_head(8, 6, 4, n_layers=3, standardize_output=True)
-    assert list(standardized.state_dict())[-4:] == ["6.weight", "7.running_mean", "7.running_var",
-                                                    "7.num_batches_tracked"]
-    assert standardized(torch.randn(5, 3, 8)).shape == (5, 3, 4)   # lead-level inputs share the head
+    assert list(standardized.state_dict())[-4:] == [
+        "6.weight",
+        "7.running_mean",
+        "7.running_var",
+        "7.num_batches_tracked",
+    ]
+    assert standardized(torch.randn(5, 3, 8)).shape == (5, 3, 4)  # lead-level inputs share the head
 
 
 def test_moco_queue_is_fifo_of_keys_and_reported():

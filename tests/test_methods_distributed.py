@@ -15,13 +15,27 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 
 from aclecg.methods.distributed import gather_with_grad
-from aclecg.methods.losses import (acl_ecg_loss, barlow_twins_loss, dla_loss, dlc_loss, moco_v3_loss, nt_xent,
-                                   region_nt_xent, vicreg_loss)
+from aclecg.methods.losses import (
+    acl_ecg_loss,
+    barlow_twins_loss,
+    dla_loss,
+    dlc_loss,
+    moco_v3_loss,
+    nt_xent,
+    region_nt_xent,
+    vicreg_loss,
+)
 
 WORLD = 2
 BATCH = 6
-TINY = {"leads": ["I", "II", "V1", "V3"], "stem_width": 2, "widths": [4], "blocks": [1], "kernel_size": 3,
-        "feature_dim": 4}
+TINY = {
+    "leads": ["I", "II", "V1", "V3"],
+    "stem_width": 2,
+    "widths": [4],
+    "blocks": [1],
+    "kernel_size": 3,
+    "feature_dim": 4,
+}
 
 LOSSES = {
     "simclr": ((BATCH, 5), lambda a, b: nt_xent(a, b, 0.2)),
@@ -38,12 +52,12 @@ METHODS = ("acl_ecg", "simclr", "barlow", "dlc")
 
 def _inputs(shape):
     g = torch.Generator().manual_seed(sum(shape))
-    return torch.randn(*shape, generator=g, dtype=torch.float64), torch.randn(*shape, generator=g,
-                                                                               dtype=torch.float64)
+    return torch.randn(*shape, generator=g, dtype=torch.float64), torch.randn(*shape, generator=g, dtype=torch.float64)
 
 
 def _method(name):
     from aclecg.methods import create_method
+
     with torch.random.fork_rng():
         torch.manual_seed(0)
         m = create_method(name, TINY, leads=TINY["leads"]).double()
@@ -52,8 +66,9 @@ def _method(name):
 
 def _views():
     g = torch.Generator().manual_seed(42)
-    return torch.randn(BATCH, 4, 32, generator=g, dtype=torch.float64), torch.randn(BATCH, 4, 32, generator=g,
-                                                                                    dtype=torch.float64)
+    return torch.randn(BATCH, 4, 32, generator=g, dtype=torch.float64), torch.randn(
+        BATCH, 4, 32, generator=g, dtype=torch.float64
+    )
 
 
 def _run(name_loss, a, b, sl):

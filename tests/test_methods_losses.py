@@ -11,10 +11,29 @@ import torch
 
 from aclecg.leads import default_region_map
 from aclecg.methods.acl_ecg import pool_regions
-from aclecg.methods.losses import (acl_ecg_loss, barlow_twins_loss, barlow_twins_terms, byol_loss, dla_loss, dlc_loss,
-                                   dlc_terms, lcd_loss, lcd_terms, lead_aligned_instance_loss, lead_assignment_loss,
-                                   lead_pair_nt_xent, moco_queue_loss, moco_v3_loss, nt_xent, nt_xent_batched,
-                                   random_other_lead, region_nt_xent, simsiam_loss, vicreg_loss, vicreg_terms)
+from aclecg.methods.losses import (
+    acl_ecg_loss,
+    barlow_twins_loss,
+    barlow_twins_terms,
+    byol_loss,
+    dla_loss,
+    dlc_loss,
+    dlc_terms,
+    lcd_loss,
+    lcd_terms,
+    lead_aligned_instance_loss,
+    lead_assignment_loss,
+    lead_pair_nt_xent,
+    moco_queue_loss,
+    moco_v3_loss,
+    nt_xent,
+    nt_xent_batched,
+    random_other_lead,
+    region_nt_xent,
+    simsiam_loss,
+    vicreg_loss,
+    vicreg_terms,
+)
 
 
 def _unit(v: np.ndarray) -> np.ndarray:
@@ -80,11 +99,12 @@ def test_moco_v3_loss_matches_loop():
 def test_byol_and_simsiam_match_formula():
     g = torch.Generator().manual_seed(4)
     p1, p2, z1, z2 = (torch.randn(3, 6, generator=g) for _ in range(4))
-    cos = lambda a, b: float(_unit(a.double().numpy()) @ _unit(b.double().numpy()))  # noqa: E731
+    cos = lambda a, b: float(_unit(a.double().numpy()) @ _unit(b.double().numpy()))
     ref_byol = np.mean([2 - 2 * cos(p1[i], z2[i]) for i in range(3)])
     assert float(byol_loss(p1, z2)) == pytest.approx(ref_byol, rel=1e-5)
-    ref_ss = 0.5 * np.mean([-cos(p1[i], z2[i]) for i in range(3)]) + 0.5 * np.mean([-cos(p2[i], z1[i])
-                                                                                      for i in range(3)])
+    ref_ss = 0.5 * np.mean([-cos(p1[i], z2[i]) for i in range(3)]) + 0.5 * np.mean(
+        [-cos(p2[i], z1[i]) for i in range(3)]
+    )
     assert float(simsiam_loss(p1, p2, z1, z2)) == pytest.approx(ref_ss, rel=1e-5)
 
 
@@ -123,12 +143,14 @@ def test_vicreg_terms_match_numpy():
     z1, z2 = 0.5 * torch.randn(12, 5, generator=g), 0.5 * torch.randn(12, 5, generator=g)
     a, b = z1.double().numpy(), z2.double().numpy()
     inv = np.mean((a - b) ** 2)
-    var = 0.5 * (np.mean(np.maximum(0, 1 - np.sqrt(a.var(0, ddof=1) + 1e-4)))
-                 + np.mean(np.maximum(0, 1 - np.sqrt(b.var(0, ddof=1) + 1e-4))))
+    var = 0.5 * (
+        np.mean(np.maximum(0, 1 - np.sqrt(a.var(0, ddof=1) + 1e-4)))
+        + np.mean(np.maximum(0, 1 - np.sqrt(b.var(0, ddof=1) + 1e-4)))
+    )
 
     def cov_term(x):
         cov = np.cov(x, rowvar=False)
-        return (np.sum(cov ** 2) - np.sum(np.diag(cov) ** 2)) / x.shape[1]
+        return (np.sum(cov**2) - np.sum(np.diag(cov) ** 2)) / x.shape[1]
 
     cov = cov_term(a) + cov_term(b)
     t_inv, t_var, t_cov = vicreg_terms(z1, z2)
@@ -176,6 +198,7 @@ def test_acl_region_infonce_matches_loop_over_record_region_pairs():
 
 def test_pool_regions_is_mean_of_region_leads():
     from aclecg.leads import LEADS
+
     rm = default_region_map()
     feats = torch.randn(2, 12, 3)
     pooled = pool_regions(feats, torch.from_numpy(rm.assignment_matrix(LEADS)))
@@ -212,15 +235,17 @@ def test_lcd_terms_match_loop():
     p1, p2, t1, t2 = (torch.randn(2, 3, 4, generator=g) for _ in range(4))
     r12 = random_other_lead(2, 3, torch.device("cpu"), generator=g)
     r21 = random_other_lead(2, 3, torch.device("cpu"), generator=g)
-    cos = lambda a, b: float(_unit(a.double().numpy()) @ _unit(b.double().numpy()))  # noqa: E731
-    intra = np.mean([2 - 2 * cos(p1[b, l], t2[b, l]) for b in range(2) for l in range(3)]) + \
-        np.mean([2 - 2 * cos(p2[b, l], t1[b, l]) for b in range(2) for l in range(3)])
-    inter = np.mean([2 - 2 * cos(p1[b, l], t2[b, int(r12[b, l])]) for b in range(2) for l in range(3)]) + \
-        np.mean([2 - 2 * cos(p2[b, l], t1[b, int(r21[b, l])]) for b in range(2) for l in range(3)])
+    cos = lambda a, b: float(_unit(a.double().numpy()) @ _unit(b.double().numpy()))
+    intra = np.mean([2 - 2 * cos(p1[b, l], t2[b, l]) for b in range(2) for l in range(3)]) + np.mean(
+        [2 - 2 * cos(p2[b, l], t1[b, l]) for b in range(2) for l in range(3)]
+    )
+    inter = np.mean([2 - 2 * cos(p1[b, l], t2[b, int(r12[b, l])]) for b in range(2) for l in range(3)]) + np.mean(
+        [2 - 2 * cos(p2[b, l], t1[b, int(r21[b, l])]) for b in range(2) for l in range(3)]
+    )
     t_intra, t_inter = lcd_terms(p1, p2, t1, t2, r12, r21)
     assert (float(t_intra), float(t_inter)) == pytest.approx((intra, inter), rel=1e-5)
-    e1, e2 = torch.randn(2, 12, generator=g), torch.randn(2, 12, generator=g)   # the records' embeddings (B, L*D)
-    dec = float(barlow_twins_loss(e1, e2, 0.02))   # checked against the explicit formula above
+    e1, e2 = torch.randn(2, 12, generator=g), torch.randn(2, 12, generator=g)  # the records' embeddings (B, L*D)
+    dec = float(barlow_twins_loss(e1, e2, 0.02))  # checked against the explicit formula above
     loss, terms = lcd_loss(p1, p2, t1, t2, r12, r21, e1, e2, gamma=0.1, lambd=0.02, return_terms=True)
     got = [float(terms[k]) for k in ("intra_lead", "inter_lead", "decorrelation")]
     assert got == pytest.approx([intra, inter, dec], rel=1e-5)
@@ -238,29 +263,50 @@ def _d(*shape: int) -> torch.Tensor:
     return torch.randn(*shape, dtype=torch.float64, requires_grad=True)
 
 
-@pytest.mark.parametrize("name,fn,shapes", [
-    ("nt_xent", lambda a, b: nt_xent(a, b, 0.5), [(4, 3), (4, 3)]),
-    ("nt_xent_batched", lambda a, b: nt_xent_batched(a, b, 0.5).sum(), [(2, 3, 3), (2, 3, 3)]),
-    ("moco_queue", lambda q: moco_queue_loss(q, torch.ones(3, 4, dtype=torch.float64),
-                                             torch.eye(4, dtype=torch.float64), 0.5), [(3, 4)]),
-    ("moco_v3", lambda q: moco_v3_loss(q, torch.eye(3, 4, dtype=torch.float64), 0.5), [(3, 4)]),
-    ("byol", lambda p: byol_loss(p, torch.ones(3, 4, dtype=torch.float64)), [(3, 4)]),
-    ("simsiam", lambda p1, p2: simsiam_loss(p1, p2, torch.ones(3, 4, dtype=torch.float64),
-                                            -torch.ones(3, 4, dtype=torch.float64)), [(3, 4), (3, 4)]),
-    ("barlow", lambda a, b: barlow_twins_loss(a, b, 0.0051), [(6, 3), (6, 3)]),
-    ("vicreg", lambda a, b: vicreg_loss(0.3 * a, 0.3 * b), [(6, 3), (6, 3)]),
-    ("dlc", lambda a, b: dlc_loss(a, b, 0.5, inter_weight=0.7), [(3, 2, 3), (3, 2, 3)]),
-    ("acl_region", lambda a, b: region_nt_xent(a, b, 0.5), [(2, 3, 3), (2, 3, 3)]),
-    ("acl_ecg", lambda a, b: acl_ecg_loss(a, b, a.sum(1), b.sum(1), 0.5, 0.5, 2.0), [(2, 3, 3), (2, 3, 3)]),
-    ("dla_assign", lambda a, b: lead_assignment_loss(a, b, 0.5), [(2, 3, 3), (2, 3, 3)]),
-    ("dla_instance", lambda a, b: lead_aligned_instance_loss(a, b, 0.5), [(3, 2, 3), (3, 2, 3)]),
-    ("dla", lambda a, b: dla_loss(a, b, 0.5, instance_weight=0.5), [(3, 2, 3), (3, 2, 3)]),
-    ("lcd", lambda p1, p2: lcd_loss(p1, p2, torch.ones(3, 3, 4, dtype=torch.float64),
-                                    torch.arange(36, dtype=torch.float64).reshape(3, 3, 4),
-                                    torch.tensor([[1, 2, 0], [2, 0, 1], [1, 0, 0]]),
-                                    torch.tensor([[2, 0, 1], [1, 2, 0], [2, 2, 1]]), p1.flatten(1), p2.flatten(1),
-                                    gamma=0.5), [(3, 3, 4), (3, 3, 4)]),
-])
+@pytest.mark.parametrize(
+    "name,fn,shapes",
+    [
+        ("nt_xent", lambda a, b: nt_xent(a, b, 0.5), [(4, 3), (4, 3)]),
+        ("nt_xent_batched", lambda a, b: nt_xent_batched(a, b, 0.5).sum(), [(2, 3, 3), (2, 3, 3)]),
+        (
+            "moco_queue",
+            lambda q: moco_queue_loss(q, torch.ones(3, 4, dtype=torch.float64), torch.eye(4, dtype=torch.float64), 0.5),
+            [(3, 4)],
+        ),
+        ("moco_v3", lambda q: moco_v3_loss(q, torch.eye(3, 4, dtype=torch.float64), 0.5), [(3, 4)]),
+        ("byol", lambda p: byol_loss(p, torch.ones(3, 4, dtype=torch.float64)), [(3, 4)]),
+        (
+            "simsiam",
+            lambda p1, p2: simsiam_loss(
+                p1, p2, torch.ones(3, 4, dtype=torch.float64), -torch.ones(3, 4, dtype=torch.float64)
+            ),
+            [(3, 4), (3, 4)],
+        ),
+        ("barlow", lambda a, b: barlow_twins_loss(a, b, 0.0051), [(6, 3), (6, 3)]),
+        ("vicreg", lambda a, b: vicreg_loss(0.3 * a, 0.3 * b), [(6, 3), (6, 3)]),
+        ("dlc", lambda a, b: dlc_loss(a, b, 0.5, inter_weight=0.7), [(3, 2, 3), (3, 2, 3)]),
+        ("acl_region", lambda a, b: region_nt_xent(a, b, 0.5), [(2, 3, 3), (2, 3, 3)]),
+        ("acl_ecg", lambda a, b: acl_ecg_loss(a, b, a.sum(1), b.sum(1), 0.5, 0.5, 2.0), [(2, 3, 3), (2, 3, 3)]),
+        ("dla_assign", lambda a, b: lead_assignment_loss(a, b, 0.5), [(2, 3, 3), (2, 3, 3)]),
+        ("dla_instance", lambda a, b: lead_aligned_instance_loss(a, b, 0.5), [(3, 2, 3), (3, 2, 3)]),
+        ("dla", lambda a, b: dla_loss(a, b, 0.5, instance_weight=0.5), [(3, 2, 3), (3, 2, 3)]),
+        (
+            "lcd",
+            lambda p1, p2: lcd_loss(
+                p1,
+                p2,
+                torch.ones(3, 3, 4, dtype=torch.float64),
+                torch.arange(36, dtype=torch.float64).reshape(3, 3, 4),
+                torch.tensor([[1, 2, 0], [2, 0, 1], [1, 0, 0]]),
+                torch.tensor([[2, 0, 1], [1, 2, 0], [2, 2, 1]]),
+                p1.flatten(1),
+                p2.flatten(1),
+                gamma=0.5,
+            ),
+            [(3, 3, 4), (3, 3, 4)],
+        ),
+    ],
+)
 def test_gradcheck(name, fn, shapes):
     torch.manual_seed(0)
     inputs = tuple(_d(*s) for s in shapes)
@@ -269,10 +315,19 @@ def test_gradcheck(name, fn, shapes):
 
 # ----------------------------------------------------------------------------- the methods use these functions
 TINY = {"stem_width": 4, "widths": [8], "blocks": [1], "kernel_size": 3, "feature_dim": 8}
-CALLS = {"simclr": ("nt_xent", {}), "moco": ("moco_queue_loss", {}), "moco_v3": ("moco_v3_loss", {"version": "v3"}),
-         "byol": ("byol_loss", {}), "simsiam": ("simsiam_loss", {}), "barlow": ("barlow_twins_loss", {}),
-         "vicreg": ("vicreg_loss", {}), "dlc": ("dlc_loss", {}), "lcd": ("lcd_loss", {}), "dla": ("dla_loss", {}),
-         "acl_ecg": ("acl_ecg_loss", {})}
+CALLS = {
+    "simclr": ("nt_xent", {}),
+    "moco": ("moco_queue_loss", {}),
+    "moco_v3": ("moco_v3_loss", {"version": "v3"}),
+    "byol": ("byol_loss", {}),
+    "simsiam": ("simsiam_loss", {}),
+    "barlow": ("barlow_twins_loss", {}),
+    "vicreg": ("vicreg_loss", {}),
+    "dlc": ("dlc_loss", {}),
+    "lcd": ("lcd_loss", {}),
+    "dla": ("dla_loss", {}),
+    "acl_ecg": ("acl_ecg_loss", {}),
+}
 
 
 @pytest.mark.parametrize("label", sorted(CALLS))
@@ -280,14 +335,13 @@ def test_every_method_computes_its_loss_with_the_exported_function(label, monkey
     """Spy on the aclecg.methods.losses function a method imports: the method's loss (and terms) are its output."""
     import sys
 
-    from aclecg.methods import create_method, get_method_class
-    from aclecg.methods import losses
+    from aclecg.methods import create_method, get_method_class, losses
 
     fn_name, hp = CALLS[label]
     name = label.split("_v3")[0]
     module = sys.modules[get_method_class(name).__module__]
     real = getattr(losses, fn_name)
-    assert getattr(module, fn_name) is real      # the method module uses the exported function itself
+    assert getattr(module, fn_name) is real  # the method module uses the exported function itself
     returned = []
 
     def spy(*args, **kwargs):
@@ -302,7 +356,7 @@ def test_every_method_computes_its_loss_with_the_exported_function(label, monkey
     out = method(torch.randn(6, 4, 64, generator=g), torch.randn(6, 4, 64, generator=g))
     assert returned, f"{label} did not call aclecg.methods.losses.{fn_name}"
     losses_ = [r[0] if isinstance(r, tuple) else r for r in returned]
-    assert torch.equal(out["loss"], sum(losses_[1:], losses_[0]))   # symmetrised methods call it once per direction
-    if isinstance(returned[0], tuple):                               # the reported terms are the function's terms
+    assert torch.equal(out["loss"], sum(losses_[1:], losses_[0]))  # symmetrised methods call it once per direction
+    if isinstance(returned[0], tuple):  # the reported terms are the function's terms
         assert list(out) == ["loss", *returned[0][1]]
         assert all(torch.equal(out[k], v) for k, v in returned[0][1].items())

@@ -11,10 +11,26 @@ import pytest
 import torch
 
 from aclecg.methods import create_method, list_methods
-from aclecg.methods.losses import (acl_ecg_loss, barlow_twins_loss, barlow_twins_terms, byol_loss, dla_loss, dlc_loss,
-                                   dlc_terms, lcd_loss, lcd_terms, lead_aligned_instance_loss, lead_assignment_loss,
-                                   moco_queue_loss, moco_v3_loss, nt_xent, region_nt_xent, simsiam_loss, vicreg_loss,
-                                   vicreg_terms)
+from aclecg.methods.losses import (
+    acl_ecg_loss,
+    barlow_twins_loss,
+    barlow_twins_terms,
+    byol_loss,
+    dla_loss,
+    dlc_loss,
+    dlc_terms,
+    lcd_loss,
+    lcd_terms,
+    lead_aligned_instance_loss,
+    lead_assignment_loss,
+    moco_queue_loss,
+    moco_v3_loss,
+    nt_xent,
+    region_nt_xent,
+    simsiam_loss,
+    vicreg_loss,
+    vicreg_terms,
+)
 
 RTOL, ATOL = 1e-5, 1e-6
 
@@ -28,14 +44,18 @@ def _pair(*shape: int, noise: float = 0.05, seed: int = 0) -> tuple[torch.Tensor
 
 
 def _leads(b: int = 8, n_leads: int = 12) -> torch.Tensor:
-    return (torch.arange(n_leads) + torch.randint(1, n_leads, (b, n_leads), generator=torch.Generator().manual_seed(1))) % n_leads
+    return (
+        torch.arange(n_leads) + torch.randint(1, n_leads, (b, n_leads), generator=torch.Generator().manual_seed(1))
+    ) % n_leads
 
 
 def _with_terms(fn):
     """``fn(..., return_terms=True)`` as a flat tuple ``(loss, *terms)`` (what tests/test_gpu.py also compares)."""
+
     def flat(*args, **kwargs):
         loss, terms = fn(*args, return_terms=True, **kwargs)
         return (loss, *terms.values())
+
     return flat
 
 
@@ -43,8 +63,11 @@ CASES = {
     "nt_xent": lambda: (nt_xent, _pair(64, 32), {"temperature": 0.1}),
     "barlow_twins_terms": lambda: (barlow_twins_terms, _pair(256, 64, noise=0.01), {}),
     "vicreg_terms": lambda: (vicreg_terms, _pair(256, 64), {}),
-    "moco_queue_loss": lambda: (moco_queue_loss, (*_pair(32, 16), torch.randn(128, 16).bfloat16()),
-                                {"temperature": 0.2}),
+    "moco_queue_loss": lambda: (
+        moco_queue_loss,
+        (*_pair(32, 16), torch.randn(128, 16).bfloat16()),
+        {"temperature": 0.2},
+    ),
     "moco_v3_loss": lambda: (moco_v3_loss, _pair(32, 16), {"temperature": 0.2}),
     "byol_loss": lambda: (byol_loss, _pair(32, 16), {}),
     "simsiam_loss": lambda: (simsiam_loss, (*_pair(32, 16), *_pair(32, 16, seed=2)), {}),
@@ -58,10 +81,16 @@ CASES = {
     "vicreg_loss": lambda: (_with_terms(vicreg_loss), _pair(256, 64), {}),
     "dlc_loss": lambda: (_with_terms(dlc_loss), _pair(8, 12, 16), {"temperature": 0.1}),
     "dla_loss": lambda: (_with_terms(dla_loss), _pair(8, 12, 16), {"temperature": 0.1}),
-    "acl_ecg_loss": lambda: (_with_terms(acl_ecg_loss), (*_pair(16, 4, 16), *_pair(16, 32, seed=4)),
-                             {"temperature": 0.1}),
-    "lcd_loss": lambda: (_with_terms(lcd_loss), (*_pair(8, 12, 16), *_pair(8, 12, 16, seed=3), _leads(), _leads(),
-                                                 *_pair(8, 192, seed=5)), {}),
+    "acl_ecg_loss": lambda: (
+        _with_terms(acl_ecg_loss),
+        (*_pair(16, 4, 16), *_pair(16, 32, seed=4)),
+        {"temperature": 0.1},
+    ),
+    "lcd_loss": lambda: (
+        _with_terms(lcd_loss),
+        (*_pair(8, 12, 16), *_pair(8, 12, 16, seed=3), _leads(), _leads(), *_pair(8, 192, seed=5)),
+        {},
+    ),
 }
 
 

@@ -4,19 +4,26 @@ from __future__ import annotations
 
 import copy
 import json
-from pathlib import Path
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 import torch
 
 from aclecg.errors import ConfigError, DataError
 from aclecg.leads import INDEPENDENT_LEADS, LEADS
-from aclecg.models import (ENCODER_PRESETS, REFERENCE_ARMS, ECGEncoder, EncoderConfig, build_classifier,
-                           build_encoder, count_parameters, resolve_encoder_config)
+from aclecg.models import (
+    ENCODER_PRESETS,
+    REFERENCE_ARMS,
+    ECGEncoder,
+    EncoderConfig,
+    build_classifier,
+    build_encoder,
+    count_parameters,
+    resolve_encoder_config,
+)
 
-TINY = EncoderConfig(leads=("II", "V1", "V5"), stem_width=4, widths=(8, 8), blocks=(1, 2), kernel_size=3,
-                     feature_dim=6)
+TINY = EncoderConfig(leads=("II", "V1", "V5"), stem_width=4, widths=(8, 8), blocks=(1, 2), kernel_size=3, feature_dim=6)
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -33,18 +40,21 @@ def test_config_round_trips_through_json():
         assert EncoderConfig.from_dict(data) == cfg
 
 
-@pytest.mark.parametrize("data,match", [
-    ({"widths": [8], "blocks": [1, 1]}, "same length"),
-    ({"kernel_size": 4}, "odd"),
-    ({"feature_dim": 0}, "positive integer"),
-    ({"leads": ["I", "X"]}, "unknown lead"),
-    ({"leads": ["I", "i"]}, "duplicates"),
-    ({"leads": []}, "at least one lead"),
-    ({"dropout": 1.0}, "dropout"),
-    ({"widths": "8"}, "list"),
-    ({"depth": 3}, "unknown encoder config key"),
-    ({"stem_width": 2.5}, "positive integer"),
-])
+@pytest.mark.parametrize(
+    "data,match",
+    [
+        ({"widths": [8], "blocks": [1, 1]}, "same length"),
+        ({"kernel_size": 4}, "odd"),
+        ({"feature_dim": 0}, "positive integer"),
+        ({"leads": ["I", "X"]}, "unknown lead"),
+        ({"leads": ["I", "i"]}, "duplicates"),
+        ({"leads": []}, "at least one lead"),
+        ({"dropout": 1.0}, "dropout"),
+        ({"widths": "8"}, "list"),
+        ({"depth": 3}, "unknown encoder config key"),
+        ({"stem_width": 2.5}, "positive integer"),
+    ],
+)
 def test_config_validation_names_the_key(data, match):
     with pytest.raises(ConfigError, match=match):
         EncoderConfig.from_dict(data)
@@ -108,7 +118,8 @@ def test_count_parameters_matches_manual_sum():
     assert count_parameters(enc) == sum(p.numel() for p in enc.parameters())
     enc.head.requires_grad_(False)
     assert count_parameters(enc, trainable_only=True) == count_parameters(enc) - sum(
-        p.numel() for p in enc.head.parameters())
+        p.numel() for p in enc.head.parameters()
+    )
 
 
 def test_build_encoder_seed_is_reproducible_and_leaves_global_rng():
@@ -156,14 +167,23 @@ def test_encoder_trains_and_eval_is_deterministic():
 def _reference_1d(enc: ECGEncoder, x: torch.Tensor) -> torch.Tensor:
     """The encoder computed in the (N, C, T) layout with 1-D operators, straight from its parameters."""
     import torch.nn.functional as F
+
     from aclecg.models import _BatchNorm, _Conv, _Pool, _ResBlock
 
     def run(module, h):
         if isinstance(module, _Conv):
             return F.conv1d(h, module.weight, module.bias, module.stride, module.padding)
         if isinstance(module, _BatchNorm):
-            return F.batch_norm(h, module.running_mean, module.running_var, module.weight, module.bias,
-                                module.training, module.momentum, module.eps)
+            return F.batch_norm(
+                h,
+                module.running_mean,
+                module.running_var,
+                module.weight,
+                module.bias,
+                module.training,
+                module.momentum,
+                module.eps,
+            )
         if isinstance(module, _Pool):
             pool = F.max_pool1d if module.kind == "max" else F.avg_pool1d
             return pool(h, module.kernel, module.stride, module.padding, ceil_mode=module.ceil_mode)

@@ -15,25 +15,70 @@ from aclecg.report import Sweep, build_report, delong_table, metric_table
 def sweep_dir(tmp_path):
     d = tmp_path / "ptbxl-multilabel"
     d.mkdir()
-    meta = {"label_set": "superdiagnostic", "protocol": "multilabel", "fractions": [0.1, 1.0], "seeds": [0, 1],
-            "classes": ["CD", "HYP", "MI", "NORM", "STTC"], "n_val": 136, "n_test": 128, "device": "cpu",
-            "checkpoints": {"acl_ecg": {"method": "acl_ecg", "sha256": "ab" * 32}}}
+    meta = {
+        "label_set": "superdiagnostic",
+        "protocol": "multilabel",
+        "fractions": [0.1, 1.0],
+        "seeds": [0, 1],
+        "classes": ["CD", "HYP", "MI", "NORM", "STTC"],
+        "n_val": 136,
+        "n_test": 128,
+        "device": "cpu",
+        "checkpoints": {"acl_ecg": {"method": "acl_ecg", "sha256": "ab" * 32}},
+    }
     (d / "sweep.json").write_text(json.dumps(meta))
     rows = []
     values = {"acl_ecg:linear_probe": (0.81, 0.86), "supervised": (0.78, 0.85), "random_init": (0.70, 0.74)}
     for arm, (v10, v100) in values.items():
         for metric, shift in (("macro_auroc", 0.0), ("macro_auprc", -0.3)):
             for frac, v in ((0.1, v10), (1.0, v100)):
-                rows.append({"arm": arm, "arm_kind": arm.split(":")[-1], "method": arm.split(":")[0], "fraction": frac,
-                             "metric": metric, "mean": v + shift, "std": 0.01, "n_seeds": 2, "ci_low": v + shift - 0.05,
-                             "ci_high": v + shift + 0.05, "boot_ci_low_mean": v + shift - 0.04,
-                             "boot_ci_high_mean": v + shift + 0.04})
+                rows.append(
+                    {
+                        "arm": arm,
+                        "arm_kind": arm.split(":")[-1],
+                        "method": arm.split(":")[0],
+                        "fraction": frac,
+                        "metric": metric,
+                        "mean": v + shift,
+                        "std": 0.01,
+                        "n_seeds": 2,
+                        "ci_low": v + shift - 0.05,
+                        "ci_high": v + shift + 0.05,
+                        "boot_ci_low_mean": v + shift - 0.04,
+                        "boot_ci_high_mean": v + shift + 0.04,
+                    }
+                )
     pd.DataFrame(rows).to_csv(d / "summary.csv", index=False)
     pd.DataFrame(rows).to_csv(d / "results.csv", index=False)
-    comps = [{"arm_a": "acl_ecg:linear_probe", "arm_b": "supervised", "fraction": 0.1, "seed": s, "metric": "macro_auroc",
-              "auc_a": 0.81, "auc_b": 0.78, "diff": 0.03, "z": 2.1, "p_value": p} for s, p in ((0, 0.03), (1, 0.2))]
-    comps.append({"arm_a": "random_init", "arm_b": "acl_ecg:linear_probe", "fraction": 0.1, "seed": 0,
-                  "metric": "macro_auroc", "auc_a": 0.70, "auc_b": 0.81, "diff": -0.11, "z": -3.0, "p_value": 0.001})
+    comps = [
+        {
+            "arm_a": "acl_ecg:linear_probe",
+            "arm_b": "supervised",
+            "fraction": 0.1,
+            "seed": s,
+            "metric": "macro_auroc",
+            "auc_a": 0.81,
+            "auc_b": 0.78,
+            "diff": 0.03,
+            "z": 2.1,
+            "p_value": p,
+        }
+        for s, p in ((0, 0.03), (1, 0.2))
+    ]
+    comps.append(
+        {
+            "arm_a": "random_init",
+            "arm_b": "acl_ecg:linear_probe",
+            "fraction": 0.1,
+            "seed": 0,
+            "metric": "macro_auroc",
+            "auc_a": 0.70,
+            "auc_b": 0.81,
+            "diff": -0.11,
+            "z": -3.0,
+            "p_value": 0.001,
+        }
+    )
     pd.DataFrame(comps).to_csv(d / "comparisons.csv", index=False)
     return d
 

@@ -28,8 +28,10 @@ def test_cuda_request_without_cuda_is_a_config_error(monkeypatch):
         runtime.resolve_device("cuda:0")
 
 
-@pytest.mark.parametrize("capability, expected", [((7, 5), torch.float16), ((8, 0), torch.bfloat16),
-                                                  ((9, 0), torch.bfloat16), ((6, 1), torch.float16)])
+@pytest.mark.parametrize(
+    "capability, expected",
+    [((7, 5), torch.float16), ((8, 0), torch.bfloat16), ((9, 0), torch.bfloat16), ((6, 1), torch.float16)],
+)
 def test_amp_auto_follows_the_chosen_devices_compute_capability(monkeypatch, capability, expected):
     seen = []
     monkeypatch.setattr(torch.cuda, "get_device_capability", lambda i: seen.append(i) or capability)

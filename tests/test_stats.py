@@ -49,7 +49,8 @@ def test_softmax_one_vs_rest_equals_sklearn_ovr():
     prob = np.exp(logits) / np.exp(logits).sum(1, keepdims=True)
     onehot = np.eye(c)[labels]
     assert stats.macro_auroc(onehot, prob) == pytest.approx(
-        roc_auc_score(labels, prob, multi_class="ovr", average="macro"), abs=1e-12)
+        roc_auc_score(labels, prob, multi_class="ovr", average="macro"), abs=1e-12
+    )
 
 
 def test_edge_cases_ties_constant_single_positive():
@@ -68,8 +69,8 @@ def test_edge_cases_ties_constant_single_positive():
 def test_class_without_positives_is_excluded_not_nan():
     rng = np.random.default_rng(3)
     y, s = _random_case(rng, 60, 3)
-    y[:, 1] = 0.0            # no positives
-    y[:, 2] = 1.0            # no negatives
+    y[:, 1] = 0.0  # no positives
+    y[:, 2] = 1.0  # no negatives
     y[0, 0], y[1, 0] = 1.0, 0.0
     report = stats.evaluate_scores(y, s, ["A", "B", "C"])
     assert report.excluded == ["B", "C"]
@@ -153,8 +154,9 @@ def test_delong_equals_reference(decimals):
         res = stats.delong_test(y, a, b)
         assert res.auc_a == pytest.approx(ref_auc[0], abs=1e-12)
         assert res.auc_a == pytest.approx(roc_auc_score(y, a), abs=1e-12)
-        assert [res.var_a, res.var_b, res.cov_ab] == pytest.approx([ref_cov[0, 0], ref_cov[1, 1], ref_cov[0, 1]],
-                                                                   rel=1e-9, abs=1e-15)
+        assert [res.var_a, res.var_b, res.cov_ab] == pytest.approx(
+            [ref_cov[0, 0], ref_cov[1, 1], ref_cov[0, 1]], rel=1e-9, abs=1e-15
+        )
         assert res.z == pytest.approx(ref_z, rel=1e-9)
         assert res.p_value == pytest.approx(ref_p, rel=1e-7, abs=1e-15)
 

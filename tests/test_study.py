@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from aclecg import evaluation, study
+from aclecg import study
 from aclecg.errors import DataError
 from aclecg.study_report import build_study_report
 
@@ -22,8 +22,12 @@ def test_cells_and_best_baseline_use_validation_only(study_root):
     cells = study.load_cells(study_root)
     assert set(cells["test_fold"]) == {9, 10}
     assert set(cells["kind"]) == {"linear_probe", "random_init", "reference_cnn", "supervised"}
-    probes = cells[(cells["kind"] == "linear_probe") & (cells["test_fold"] == 10) &
-                   np.isclose(cells["fraction"], 0.1) & (cells["name"] != "acl_ecg")]
+    probes = cells[
+        (cells["kind"] == "linear_probe")
+        & (cells["test_fold"] == 10)
+        & np.isclose(cells["fraction"], 0.1)
+        & (cells["name"] != "acl_ecg")
+    ]
     expected = probes.groupby("name")["val"].mean().idxmax()
     assert study.best_baseline(cells) == expected
     # changing a test score does not change the choice; changing a validation score does
@@ -53,8 +57,9 @@ def test_primary_and_family(study_root):
     best = study.best_baseline(cells)
     prim = study.primary_comparison(cells, best, n_resamples=200)
     assert prim["test_folds"] == [9, 10] and prim["ci_low"] <= prim["diff"] <= prim["ci_high"]
-    assert prim["n_records"] == int(cells[cells["test_fold"] == 9]["n_test"].iloc[0] +
-                                    cells[cells["test_fold"] == 10]["n_test"].iloc[0])
+    assert prim["n_records"] == int(
+        cells[cells["test_fold"] == 9]["n_test"].iloc[0] + cells[cells["test_fold"] == 10]["n_test"].iloc[0]
+    )
     tests = study.family_tests(cells)
     assert (tests["p_holm"] >= tests["p_value"] - 1e-15).all()
     assert set(tests["test_fold"]) == {9, 10}
@@ -63,11 +68,18 @@ def test_primary_and_family(study_root):
 
 
 def test_report_and_export(study_root, tmp_path):
-    out = build_study_report(study_root, tmp_path / "results.md", preamble="Preamble.",
-                             export=tmp_path / "export" / "sweeps")
+    out = build_study_report(
+        study_root, tmp_path / "results.md", preamble="Preamble.", export=tmp_path / "export" / "sweeps"
+    )
     text = out.read_text()
-    for heading in ("## Verdict", "## Primary comparison", "### macro AUROC, multilabel", "## DeLong tests",
-                    "## Convergence of the trained arms", "Preamble."):
+    for heading in (
+        "## Verdict",
+        "## Primary comparison",
+        "### macro AUROC, multilabel",
+        "## DeLong tests",
+        "## Convergence of the trained arms",
+        "Preamble.",
+    ):
         assert heading in text
     exported = sorted(p.name for p in (tmp_path / "export" / "sweeps").iterdir())
     assert exported == sorted(p.parent.name for p in study_root.glob("*/sweep.json"))

@@ -24,8 +24,19 @@ TINY = {"stem_width": 4, "widths": [8], "blocks": [1], "feature_dim": 8}
 
 
 def tiny_config(data: Path, **overrides) -> PretrainConfig:
-    base = dict(method="acl_ecg", data=[str(data)], encoder=TINY, epochs=2, batch_size=16, max_steps=6,
-                checkpoint_every=2, keep_last=2, warmup_steps=2, seed=3, device="cpu")
+    base = dict(
+        method="acl_ecg",
+        data=[str(data)],
+        encoder=TINY,
+        epochs=2,
+        batch_size=16,
+        max_steps=6,
+        checkpoint_every=2,
+        keep_last=2,
+        warmup_steps=2,
+        seed=3,
+        device="cpu",
+    )
     base.update(overrides)
     return PretrainConfig(**base)
 
@@ -150,8 +161,17 @@ def test_sigkill_mid_epoch_then_resume_matches_uninterrupted(bundled_prepared, t
     cfg_file.write_text(json.dumps(config.to_dict()))
     pretrain(config, tmp_path / "straight", progress=False)
     run_dir = tmp_path / "crash"
-    cmd = [sys.executable, "-m", "aclecg", "pretrain", "--config", str(cfg_file), "--run-dir", str(run_dir),
-           "--no-progress"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "aclecg",
+        "pretrain",
+        "--config",
+        str(cfg_file),
+        "--run-dir",
+        str(run_dir),
+        "--no-progress",
+    ]
     proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 120
     while time.time() < deadline and not (run_dir / "checkpoints" / "step_00000006.pt").exists():
@@ -177,11 +197,26 @@ def test_torchrun_cli_run_follows_the_single_process_loss_curve_and_exits_cleanl
     cfg_file = tmp_path / "acl_ecg.json"
     cfg_file.write_text(json.dumps(config.to_dict()))
     pretrain(config, tmp_path / "one", progress=False)
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port",
-           str(29500 + os.getpid() % 1000), "-m", "aclecg", "pretrain", "--config", str(cfg_file),
-           "--run-dir", str(tmp_path / "two"), "--no-progress"]
-    rc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=600,
-                        env={**os.environ, "OMP_NUM_THREADS": "1"})
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node",
+        "2",
+        "--master_port",
+        str(29500 + os.getpid() % 1000),
+        "-m",
+        "aclecg",
+        "pretrain",
+        "--config",
+        str(cfg_file),
+        "--run-dir",
+        str(tmp_path / "two"),
+        "--no-progress",
+    ]
+    rc = subprocess.run(
+        cmd, cwd=REPO, capture_output=True, text=True, timeout=600, env={**os.environ, "OMP_NUM_THREADS": "1"}
+    )
     assert rc.returncode == 0, rc.stderr[-3000:]
     assert "destroy_process_group" not in rc.stderr and "terminate called" not in rc.stderr, rc.stderr[-3000:]
     one = [json.loads(x) for x in (tmp_path / "one" / "metrics.jsonl").read_text().splitlines()]
@@ -251,7 +286,7 @@ def test_files_left_by_an_interrupted_write_are_cleaned_on_the_next_start(bundle
     pretrain(config, run_dir, progress=False, stop_after_steps=2)
     ckpts = run_dir / "checkpoints"
     (ckpts / ".step_00000004.pt.abc123.tmp").write_bytes(b"x" * 1000)  # killed mid-write
-    (ckpts / "best.pt").unlink()                                          # killed between sidecar and file
+    (ckpts / "best.pt").unlink()  # killed between sidecar and file
     pretrain(config, run_dir, progress=False, resume=True)
     assert not list(ckpts.glob(".*.tmp"))
     assert "removed 2 file(s) left by an interrupted write" in capsys.readouterr().err

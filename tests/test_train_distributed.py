@@ -36,16 +36,42 @@ def _metrics(run_dir: Path) -> list[dict]:
 def two_process_run(bundled_prepared, tmp_path_factory):
     out = tmp_path_factory.mktemp("ddp")
     # float32: 1 and N processes agree to rounding only there (bf16 parity is checked with its own tolerance)
-    base = dict(data=[str(bundled_prepared)], encoder=TINY, epochs=2, batch_size=16, max_steps=4,
-                checkpoint_every=2, keep_last=2, warmup_steps=2, seed=3, device="cpu", amp="off")
+    base = dict(
+        data=[str(bundled_prepared)],
+        encoder=TINY,
+        epochs=2,
+        batch_size=16,
+        max_steps=4,
+        checkpoint_every=2,
+        keep_last=2,
+        warmup_steps=2,
+        seed=3,
+        device="cpu",
+        amp="off",
+    )
     holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
     spec = out / "spec.json"
     spec.write_text(json.dumps({"out": str(out), "config": base, "methods": METHODS, "holder_pid": holder.pid}))
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port",
-           str(29500 + os.getpid() % 1000), str(REPO / "tests" / "helpers" / "ddp_driver.py"), str(spec)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node",
+        "2",
+        "--master_port",
+        str(29500 + os.getpid() % 1000),
+        str(REPO / "tests" / "helpers" / "ddp_driver.py"),
+        str(spec),
+    ]
     try:
-        proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=600,
-                              env={**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)})
+        proc = subprocess.run(
+            cmd,
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=600,
+            env={**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)},
+        )
     finally:
         holder.kill()
         holder.wait()
@@ -117,21 +143,51 @@ def test_cancel_under_torchrun_stops_every_rank_with_a_checkpoint_and_an_exit_co
 
     run = tmp_path / "runs" / "ddp"
     run.mkdir(parents=True)
-    config = dict(method="simclr", data=[str(bundled_prepared)], encoder=TINY, epochs=1, batch_size=16,
-                  max_steps=2000, checkpoint_every=500, seed=3, device="cpu")
+    config = dict(
+        method="simclr",
+        data=[str(bundled_prepared)],
+        encoder=TINY,
+        epochs=1,
+        batch_size=16,
+        max_steps=2000,
+        checkpoint_every=500,
+        seed=3,
+        device="cpu",
+    )
     (tmp_path / "c.json").write_text(json.dumps(config))
-    argv = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port",
-            str(29400 + os.getpid() % 1000), "-m", "aclecg", "pretrain", "--config", str(tmp_path / "c.json"),
-            "--run-dir", str(run), "--no-progress"]
+    argv = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node",
+        "2",
+        "--master_port",
+        str(29400 + os.getpid() % 1000),
+        "-m",
+        "aclecg",
+        "pretrain",
+        "--config",
+        str(tmp_path / "c.json"),
+        "--run-dir",
+        str(run),
+        "--no-progress",
+    ]
     script = f"{shlex.join(argv)}; echo $? > {shlex.quote(str(run / 'exit_code'))}"
     with open(run / "stdout.log", "wb") as out:
-        wrapper = subprocess.Popen(["/bin/sh", "-c", script], stdout=out, stderr=subprocess.STDOUT, cwd=REPO,
-                                   start_new_session=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
+        wrapper = subprocess.Popen(
+            ["/bin/sh", "-c", script],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            cwd=REPO,
+            start_new_session=True,
+            env={**os.environ, "OMP_NUM_THREADS": "1"},
+        )
     (run / "job.json").write_text(json.dumps({"kind": "pretrain", **procs.own_record(wrapper.pid)}))
     try:
         deadline = time.time() + 120
-        while time.time() < deadline and not (len(jobs.read_metrics(run)) >= 3 and len(list(
-                (run / "procs").glob("rank-*.json"))) == 2):
+        while time.time() < deadline and not (
+            len(jobs.read_metrics(run)) >= 3 and len(list((run / "procs").glob("rank-*.json"))) == 2
+        ):
             time.sleep(0.2)
         assert jobs.run_info(run).state == "running", jobs.tail_log(run)
         assert jobs.cancel(run, wait=60)

@@ -37,7 +37,9 @@ def test_record_is_preprocessed_like_prepare():
     folder = upload.stage_upload(_record_files())
     try:
         assert folder.name.startswith("aclecg-upload-") and sorted(p.name for p in folder.iterdir()) == [
-            "JS00001.hea", "JS00001.mat"]
+            "JS00001.hea",
+            "JS00001.mat",
+        ]
         rec = upload.load_uploaded_record(folder, fs=100.0, seconds=10.0)
         reader = ChallengeReader(CHALLENGE)
         item = next(i for i in reader.locate()[0] if i.record_id == "JS00001")

@@ -8,10 +8,10 @@ import pytest
 import torch
 
 from aclecg import viz
-from aclecg.similarity import region_similarity
-from aclecg.viz.augmentations import shift_spans
 from aclecg.augment import build_augmentation, make_synthetic_batch
 from aclecg.leads import LEADS, REGION_COLOURS, RegionMap, default_region_map
+from aclecg.similarity import region_similarity
+from aclecg.viz.augmentations import shift_spans
 
 
 def _record(seed: int = 0, fs: float = 100.0):
@@ -78,7 +78,7 @@ def test_black_traces_are_the_clinical_print_and_the_height_sets_the_width():
     x, _ = _record()
     black = viz.ecg_paper_figure(x, 100.0, colours="black", px_per_mm=5.0)
     assert {_lead_traces(black, lead)[0].line.color for lead in LEADS} == {viz.TRACE_COLOUR}
-    assert not any(str(t.name).startswith("septal") for t in black.data)   # no region legend
+    assert not any(str(t.name).startswith("septal") for t in black.data)  # no region legend
     small = viz.ecg_paper_figure(x, 100.0, colours="black", px_per_mm=4.0)
     assert black.layout.height - small.layout.height == pytest.approx((4.2 * 30) * 1.0, abs=1)
     with pytest.raises(ValueError, match="colours"):
@@ -136,13 +136,26 @@ def test_region_similarity_against_loop_reference():
     regions = [feats[:, [LEADS.index(lead) for lead in rmap.regions[r]]].mean(1) for r in names]
     for a in range(len(names)):
         for b in range(len(names)):
-            ref = np.mean([np.dot(regions[a][n], regions[b][n]) /
-                           (np.linalg.norm(regions[a][n]) * np.linalg.norm(regions[b][n])) for n in range(7)])
+            ref = np.mean(
+                [
+                    np.dot(regions[a][n], regions[b][n])
+                    / (np.linalg.norm(regions[a][n]) * np.linalg.norm(regions[b][n]))
+                    for n in range(7)
+                ]
+            )
             assert sim[a, b] == pytest.approx(ref)
-    within = [np.mean([np.dot(feats[n, i], feats[n, j]) / np.linalg.norm(feats[n, i]) / np.linalg.norm(feats[n, j])
-                       for n in range(7)])
-              for r in names for i in [LEADS.index(x) for x in rmap.regions[r]]
-              for j in [LEADS.index(x) for x in rmap.regions[r]] if i != j]
+    within = [
+        np.mean(
+            [
+                np.dot(feats[n, i], feats[n, j]) / np.linalg.norm(feats[n, i]) / np.linalg.norm(feats[n, j])
+                for n in range(7)
+            ]
+        )
+        for r in names
+        for i in [LEADS.index(x) for x in rmap.regions[r]]
+        for j in [LEADS.index(x) for x in rmap.regions[r]]
+        if i != j
+    ]
     assert summary["within"] == pytest.approx(np.mean(within))
 
 
@@ -162,9 +175,16 @@ def test_embedding_scatter_customdata_and_groups():
 
 
 def test_sweep_figure_log_axis_and_bands():
-    summary = pd.DataFrame({"arm": ["acl", "acl", "supervised", "supervised"], "fraction": [0.1, 1.0, 0.1, 1.0],
-                            "metric": "macro_auroc", "mean": [0.8, 0.9, 0.7, 0.88], "ci_low": [0.75, 0.85, 0.6, 0.8],
-                            "ci_high": [0.85, 0.95, 0.8, 0.9]})
+    summary = pd.DataFrame(
+        {
+            "arm": ["acl", "acl", "supervised", "supervised"],
+            "fraction": [0.1, 1.0, 0.1, 1.0],
+            "metric": "macro_auroc",
+            "mean": [0.8, 0.9, 0.7, 0.88],
+            "ci_low": [0.75, 0.85, 0.6, 0.8],
+            "ci_high": [0.85, 0.95, 0.8, 0.9],
+        }
+    )
     fig = viz.sweep_figure(summary, metric="macro_auroc", method_col="arm", fraction_col="fraction")
     assert fig.layout.xaxis.type == "log"
     bands = [t for t in fig.data if t.fill == "toself"]
@@ -174,8 +194,9 @@ def test_sweep_figure_log_axis_and_bands():
 
 
 def test_sweep_figure_one_fraction_is_an_error_bar_not_dots():
-    summary = pd.DataFrame({"arm": ["acl"], "fraction": [0.1], "metric": "macro_auroc", "mean": [0.8],
-                            "ci_low": [0.7], "ci_high": [0.85]})
+    summary = pd.DataFrame(
+        {"arm": ["acl"], "fraction": [0.1], "metric": "macro_auroc", "mean": [0.8], "ci_low": [0.7], "ci_high": [0.85]}
+    )
     fig = viz.sweep_figure(summary, metric="macro_auroc", method_col="arm", fraction_col="fraction")
     assert not [t for t in fig.data if t.fill == "toself"]
     (line,) = fig.data
@@ -184,9 +205,18 @@ def test_sweep_figure_one_fraction_is_an_error_bar_not_dots():
 
 
 def test_training_curves_and_diagrams_build():
-    metrics = pd.DataFrame({"step": [1, 2, 3], "loss": [3.0, 2.0, 1.5], "loss_region": [1.0, 0.8, 0.7],
-                            "lr": [1e-3] * 3, "samples_per_s": [100.0, 110.0, 120.0], "rss_mb": [900.0] * 3,
-                            "epoch_float": [0.1, 0.2, 0.3], "world_size": [1] * 3})  # bookkeeping: not plotted
+    metrics = pd.DataFrame(
+        {
+            "step": [1, 2, 3],
+            "loss": [3.0, 2.0, 1.5],
+            "loss_region": [1.0, 0.8, 0.7],
+            "lr": [1e-3] * 3,
+            "samples_per_s": [100.0, 110.0, 120.0],
+            "rss_mb": [900.0] * 3,
+            "epoch_float": [0.1, 0.2, 0.3],
+            "world_size": [1] * 3,
+        }
+    )  # bookkeeping: not plotted
     fig = viz.training_curves(metrics)
     assert {t.name for t in fig.data} == {"loss", "loss_region", "lr", "samples/s"}
     assert len(viz.training_curves(pd.DataFrame()).layout.annotations) >= 1
@@ -234,7 +264,7 @@ def test_region_mask_shades_only_the_masked_leads_rows():
     # two shown leads (II, III) are inferior: one rectangle per span and masked row, none over V2's row
     assert viz.count_shapes(fig, "masked cycle") == 2 * len(marks.masked)
     rows = {round(s.y0 + s.y1, 3) for s in fig.layout.shapes if s.name == "masked cycle"}
-    assert rows == {0.0, -16.0}   # rows 0 (II) and 2 (III) at offset 4: centres 0 and -8, doubled
+    assert rows == {0.0, -16.0}  # rows 0 (II) and 2 (III) at offset 4: centres 0 and -8, doubled
     hidden = viz.augmentation_figure(x[0].numpy(), views, 100.0, show_leads=["V2"])
     assert viz.count_shapes(hidden, "masked cycle") == 0
     assert "masked leads not shown" in hidden.layout.annotations[1].text
@@ -244,7 +274,7 @@ def test_a_cycle_split_by_the_circular_seam_counts_once():
     x, rp = make_synthetic_batch(1, fs=100, generator=torch.Generator().manual_seed(1))
     spec = [{"name": "cardiac_cycle_mask", "n_cycles": [1, 1]}, {"name": "temporal_shift", "max_shift": 3.0}]
     for seed in range(40):
-        (_, _, marks), = _views_with(spec, [seed], x, rp)
+        ((_, _, marks),) = _views_with(spec, [seed], x, rp)
         if len(marks.masked) == 2:
             break
     assert len(marks.masked) == 2 and marks.n_cycles == 1
@@ -262,7 +292,7 @@ def test_shift_seam_and_padding_are_marked():
     views = _views_with(spec, [3], x, rp, shift_mode="zero")
     fig = viz.augmentation_figure(x[0].numpy(), views, 100.0)
     (pad,) = [s for s in fig.layout.shapes if s.name == "shift padding"]
-    zeroed = np.flatnonzero((np.abs(views[0][1]).sum(0) == 0))
+    zeroed = np.flatnonzero(np.abs(views[0][1]).sum(0) == 0)
     assert (pad.x0, pad.x1) == pytest.approx((zeroed.min() / 100, (zeroed.max() + 1) / 100))
 
 

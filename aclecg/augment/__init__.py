@@ -46,7 +46,24 @@ from aclecg.augment.synthetic import make_synthetic_batch
 from aclecg.augment.warp import Warp, render_warp
 
 __all__ = [
-    "AUGMENTATIONS", "DEFAULT_RR_S", "PRESETS", "AmplitudeScale", "Augmentation", "BaselineWander", "CardiacCycleMask",
-    "Compose", "GaussianNoise", "Info", "LeadDropout", "RandomScaleCrop", "TemporalShift", "TimeOut", "Warp",
-    "build_augmentation", "make_synthetic_batch", "median_rr", "render_warp", "sanitize_rpeaks",
+    "AUGMENTATIONS",
+    "DEFAULT_RR_S",
+    "PRESETS",
+    "AmplitudeScale",
+    "Augmentation",
+    "BaselineWander",
+    "CardiacCycleMask",
+    "Compose",
+    "GaussianNoise",
+    "Info",
+    "LeadDropout",
+    "RandomScaleCrop",
+    "TemporalShift",
+    "TimeOut",
+    "Warp",
+    "build_augmentation",
+    "make_synthetic_batch",
+    "median_rr",
+    "render_warp",
+    "sanitize_rpeaks",
 ]

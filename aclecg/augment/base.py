@@ -58,8 +58,9 @@ class Augmentation:
         """Draw this step's per-sample random parameters (tensors on ``x``'s device; reads only its shape)."""
         return {}
 
-    def plan(self, x: Tensor, rpeaks: Tensor, params: Mapping[str, Tensor], detail: bool = True,
-             need_peaks: bool = True) -> tuple[Tensor, Info]:
+    def plan(
+        self, x: Tensor, rpeaks: Tensor, params: Mapping[str, Tensor], detail: bool = True, need_peaks: bool = True
+    ) -> tuple[Tensor, Info]:
         """R-peaks after the step and the info dict (reads only ``x``'s shape and device).
 
         ``detail=False`` (augmenting without returning info, e.g. in training) lets a step put only what rendering
@@ -76,8 +77,9 @@ class Augmentation:
     def _render_as_warp(self, x: Tensor, params: Mapping[str, Tensor], info: Info, applied: Tensor | None) -> Tensor:
         return render_warp(x, self.warp_update(Warp.identity(x), x, params, info, applied))
 
-    def warp_update(self, warp: Warp, x: Tensor, params: Mapping[str, Tensor], info: Info,
-                    applied: Tensor | None) -> Warp:
+    def warp_update(
+        self, warp: Warp, x: Tensor, params: Mapping[str, Tensor], info: Info, applied: Tensor | None
+    ) -> Warp:
         """``warp`` followed by this step (only for steps with a :attr:`warp_kind`); samples where ``applied`` is
         False keep ``warp`` unchanged (``None``: applied everywhere)."""
         raise NotImplementedError(f"{type(self).__name__} is not a warp step")
@@ -92,8 +94,9 @@ class Augmentation:
         peaks, info = self.plan(x, rpeaks, params)
         return self.render(x, rpeaks, params, info), peaks, info
 
-    def prepare(self, x: Tensor, rpeaks: Tensor, generator: torch.Generator | None, detail: bool = True,
-                need_peaks: bool = True) -> tuple[dict[str, Tensor], Tensor, Tensor, Info]:
+    def prepare(
+        self, x: Tensor, rpeaks: Tensor, generator: torch.Generator | None, detail: bool = True, need_peaks: bool = True
+    ) -> tuple[dict[str, Tensor], Tensor, Tensor, Info]:
         """Draw parameters and the ``p`` decision, plan; return ``(params, applied, rpeaks_after, info)``."""
         params = self.sample_params(x, rpeaks, generator)
         if self.p < 1.0:
@@ -107,23 +110,26 @@ class Augmentation:
         info["rpeaks"] = peaks
         return params, applied, peaks, info
 
-    def render_applied(self, x: Tensor, rpeaks: Tensor, params: Mapping[str, Tensor], info: Info,
-                       applied: Tensor) -> Tensor:
+    def render_applied(
+        self, x: Tensor, rpeaks: Tensor, params: Mapping[str, Tensor], info: Info, applied: Tensor
+    ) -> Tensor:
         """:meth:`render`, passing through the samples where the step is not applied."""
         if self.warp_kind is not None:
             return self._render_as_warp(x, params, info, applied)
         y = self.render(x, rpeaks, params, info)
         return y if self.p >= 1.0 else torch.where(applied[:, None, None], y, x)
 
-    def step(self, x: Tensor, rpeaks: Tensor, generator: torch.Generator | None,
-             detail: bool = True) -> tuple[Tensor, Tensor, Info]:
+    def step(
+        self, x: Tensor, rpeaks: Tensor, generator: torch.Generator | None, detail: bool = True
+    ) -> tuple[Tensor, Tensor, Info]:
         """One step on sanitised inputs: draw, plan, render, honouring ``p``. With ``detail=False`` the info holds
         only what rendering needed and the returned R-peaks may be stale (see :meth:`plan`)."""
         params, applied, peaks, info = self.prepare(x, rpeaks, generator, detail=detail, need_peaks=detail)
         return self.render_applied(x, rpeaks, params, info, applied), peaks, info
 
-    def forward_with_info(self, x: Tensor, rpeaks: Tensor | None = None,
-                          generator: torch.Generator | None = None) -> tuple[Tensor, Info]:
+    def forward_with_info(
+        self, x: Tensor, rpeaks: Tensor | None = None, generator: torch.Generator | None = None
+    ) -> tuple[Tensor, Info]:
         """Augment and describe what was done (a dict of per-sample tensors, see each class)."""
         check_signal(x)
         peaks = sanitize_rpeaks(rpeaks, x)
@@ -161,15 +167,15 @@ class Compose(Augmentation):
         self.steps = list(steps)
         self.fuse = fuse
 
-    def step(self, x: Tensor, rpeaks: Tensor, generator: torch.Generator | None,
-             detail: bool = True) -> tuple[Tensor, Tensor, Info]:
+    def step(
+        self, x: Tensor, rpeaks: Tensor, generator: torch.Generator | None, detail: bool = True
+    ) -> tuple[Tensor, Tensor, Info]:
         info: Info = {}
         pending: list[tuple[Augmentation, dict[str, Tensor], Info, Tensor]] = []
         stage = 0  # WARP_ORDER of the last pending step
         for i, part in enumerate(self.steps):
-            need_peaks = detail or any(later.reads_rpeaks for later in self.steps[i + 1:])
-            params, applied, peaks, part_info = part.prepare(x, rpeaks, generator, detail=detail,
-                                                             need_peaks=need_peaks)
+            need_peaks = detail or any(later.reads_rpeaks for later in self.steps[i + 1 :])
+            params, applied, peaks, part_info = part.prepare(x, rpeaks, generator, detail=detail, need_peaks=need_peaks)
             info[f"{i}:{part.name}"] = part_info
             kind = part.warp_kind if self.fuse else None
             if kind is None:

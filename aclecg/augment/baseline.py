@@ -27,8 +27,10 @@ class TimeOut(Augmentation):
     """
 
     name = "time_out"
-    PARAMS = {"fraction": "[low, high] fraction of the length zeroed, inside [0, 1]; default [0, 0.5]",
-              "p": "probability per sample, [0, 1]; default 1"}
+    PARAMS = {
+        "fraction": "[low, high] fraction of the length zeroed, inside [0, 1]; default [0, 0.5]",
+        "p": "probability per sample, [0, 1]; default 1",
+    }
 
     def __init__(self, fraction: Sequence[float] = (0.0, 0.5), p: float = 1.0, fs: float = 100.0) -> None:
         super().__init__(p, fs)
@@ -47,8 +49,9 @@ class TimeOut(Augmentation):
 
     warp_kind = "mask"
 
-    def warp_update(self, warp: Warp, x: Tensor, params: Mapping[str, Tensor], info: Info,
-                    applied: Tensor | None) -> Warp:
+    def warp_update(
+        self, warp: Warp, x: Tensor, params: Mapping[str, Tensor], info: Info, applied: Tensor | None
+    ) -> Warp:
         spans = torch.stack([params["start"], params["end"]], dim=-1)[:, None, :]
         if applied is not None:
             spans = torch.where(applied[:, None, None], spans, torch.full_like(spans, -1))
@@ -64,8 +67,10 @@ class GaussianNoise(Augmentation):
     """
 
     name = "gaussian_noise"
-    PARAMS = {"std": "[low, high] noise standard deviation inside [0, 5]; default [0.01, 0.1]",
-              "p": "probability per sample, [0, 1]; default 1"}
+    PARAMS = {
+        "std": "[low, high] noise standard deviation inside [0, 5]; default [0.01, 0.1]",
+        "p": "probability per sample, [0, 1]; default 1",
+    }
 
     def __init__(self, std: Sequence[float] = (0.01, 0.1), p: float = 1.0, fs: float = 100.0) -> None:
         super().__init__(p, fs)
@@ -79,8 +84,9 @@ class GaussianNoise(Augmentation):
         sigma = lo + (hi - lo) * uniform((x.shape[0],), generator, x.device)
         return {"std": sigma, "noise": normal(x.shape, generator, x.device)}
 
-    def plan(self, x: Tensor, rpeaks: Tensor, params: Mapping[str, Tensor], detail: bool = True,
-             need_peaks: bool = True) -> tuple[Tensor, Info]:
+    def plan(
+        self, x: Tensor, rpeaks: Tensor, params: Mapping[str, Tensor], detail: bool = True, need_peaks: bool = True
+    ) -> tuple[Tensor, Info]:
         return rpeaks, {"std": params["std"]}
 
     def render(self, x: Tensor, rpeaks: Tensor, params: Mapping[str, Tensor], info: Info) -> Tensor:
@@ -94,12 +100,15 @@ class AmplitudeScale(Augmentation):
     """
 
     name = "amplitude_scale"
-    PARAMS = {"scale": "[low, high] gain inside [0, 10]; default [0.8, 1.2]",
-              "per_lead": "true to draw a gain per lead; default false",
-              "p": "probability per sample, [0, 1]; default 1"}
+    PARAMS = {
+        "scale": "[low, high] gain inside [0, 10]; default [0.8, 1.2]",
+        "per_lead": "true to draw a gain per lead; default false",
+        "p": "probability per sample, [0, 1]; default 1",
+    }
 
-    def __init__(self, scale: Sequence[float] = (0.8, 1.2), per_lead: bool = False, p: float = 1.0,
-                 fs: float = 100.0) -> None:
+    def __init__(
+        self, scale: Sequence[float] = (0.8, 1.2), per_lead: bool = False, p: float = 1.0, fs: float = 100.0
+    ) -> None:
         super().__init__(p, fs)
         self.scale = check_range(self.name, "scale", scale, 0.0, 10.0)
         self.per_lead = check_bool(self.name, "per_lead", per_lead)
@@ -126,21 +135,34 @@ class BaselineWander(Augmentation):
     """
 
     name = "baseline_wander"
-    PARAMS = {"amplitude": "[low, high] amplitude per component inside [0, 5]; default [0, 0.2]",
-              "freq_hz": "[low, high] frequency in Hz inside [0, 2]; default [0.05, 0.5]",
-              "n_components": "integer in [1, 8]; default 2",
-              "p": "probability per sample, [0, 1]; default 1"}
+    PARAMS = {
+        "amplitude": "[low, high] amplitude per component inside [0, 5]; default [0, 0.2]",
+        "freq_hz": "[low, high] frequency in Hz inside [0, 2]; default [0.05, 0.5]",
+        "n_components": "integer in [1, 8]; default 2",
+        "p": "probability per sample, [0, 1]; default 1",
+    }
 
-    def __init__(self, amplitude: Sequence[float] = (0.0, 0.2), freq_hz: Sequence[float] = (0.05, 0.5),
-                 n_components: int = 2, p: float = 1.0, fs: float = 100.0) -> None:
+    def __init__(
+        self,
+        amplitude: Sequence[float] = (0.0, 0.2),
+        freq_hz: Sequence[float] = (0.05, 0.5),
+        n_components: int = 2,
+        p: float = 1.0,
+        fs: float = 100.0,
+    ) -> None:
         super().__init__(p, fs)
         self.amplitude = check_range(self.name, "amplitude", amplitude, 0.0, 5.0)
         self.freq_hz = check_range(self.name, "freq_hz", freq_hz, 0.0, 2.0)
         self.n_components = int(check_number(self.name, "n_components", n_components, 1, 8, integer=True))
 
     def config(self) -> dict[str, Any]:
-        return {"name": self.name, "amplitude": list(self.amplitude), "freq_hz": list(self.freq_hz),
-                "n_components": self.n_components, "p": self.p}
+        return {
+            "name": self.name,
+            "amplitude": list(self.amplitude),
+            "freq_hz": list(self.freq_hz),
+            "n_components": self.n_components,
+            "p": self.p,
+        }
 
     def sample_params(self, x: Tensor, rpeaks: Tensor, generator: torch.Generator | None) -> dict[str, Tensor]:
         batch, n_leads, _ = x.shape
@@ -148,8 +170,11 @@ class BaselineWander(Augmentation):
         u = uniform((batch, n * (2 + n_leads)), generator, x.device)
         f_lo, f_hi = self.freq_hz
         a_lo, a_hi = self.amplitude
-        return {"freq": f_lo + (f_hi - f_lo) * u[:, :n], "phase": 2 * math.pi * u[:, n:2 * n],
-                "amplitude": a_lo + (a_hi - a_lo) * u[:, 2 * n:].reshape(batch, n_leads, n)}
+        return {
+            "freq": f_lo + (f_hi - f_lo) * u[:, :n],
+            "phase": 2 * math.pi * u[:, n : 2 * n],
+            "amplitude": a_lo + (a_hi - a_lo) * u[:, 2 * n :].reshape(batch, n_leads, n),
+        }
 
     def render(self, x: Tensor, rpeaks: Tensor, params: Mapping[str, Tensor], info: Info) -> Tensor:
         t = time_index(x.shape[-1], x.device).float() / self.fs
@@ -165,9 +190,11 @@ class LeadDropout(Augmentation):
     """
 
     name = "lead_dropout"
-    PARAMS = {"drop_prob": "probability a lead is zeroed, [0, 1]; default 0.2",
-              "min_keep": "leads always kept, integer in [0, 12]; default 1",
-              "p": "probability per sample, [0, 1]; default 1"}
+    PARAMS = {
+        "drop_prob": "probability a lead is zeroed, [0, 1]; default 0.2",
+        "min_keep": "leads always kept, integer in [0, 12]; default 1",
+        "p": "probability per sample, [0, 1]; default 1",
+    }
 
     def __init__(self, drop_prob: float = 0.2, min_keep: int = 1, p: float = 1.0, fs: float = 100.0) -> None:
         super().__init__(p, fs)
@@ -180,8 +207,9 @@ class LeadDropout(Augmentation):
     def sample_params(self, x: Tensor, rpeaks: Tensor, generator: torch.Generator | None) -> dict[str, Tensor]:
         return {"keys": uniform(x.shape[:2], generator, x.device)}
 
-    def plan(self, x: Tensor, rpeaks: Tensor, params: Mapping[str, Tensor], detail: bool = True,
-             need_peaks: bool = True) -> tuple[Tensor, Info]:
+    def plan(
+        self, x: Tensor, rpeaks: Tensor, params: Mapping[str, Tensor], detail: bool = True, need_peaks: bool = True
+    ) -> tuple[Tensor, Info]:
         keys = params["keys"]
         dropped = keys < self.drop_prob
         keep = min(self.min_keep, x.shape[1])
@@ -192,4 +220,3 @@ class LeadDropout(Augmentation):
 
     def render(self, x: Tensor, rpeaks: Tensor, params: Mapping[str, Tensor], info: Info) -> Tensor:
         return zero_where(x, info["dropped"][:, :, None])
-

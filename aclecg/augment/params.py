@@ -33,8 +33,7 @@ def check_range(step: str, key: str, value: Any, lo: float, hi: float, integer: 
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         value = (value, value)
     if not isinstance(value, (list, tuple)) or len(value) != 2:
-        raise ConfigError(f"{step_label(step)}: {key!r} must be a [low, high] pair inside [{lo}, {hi}], "
-                          f"got {value!r}")
+        raise ConfigError(f"{step_label(step)}: {key!r} must be a [low, high] pair inside [{lo}, {hi}], got {value!r}")
     low = check_number(step, key, value[0], lo, hi, integer)
     high = check_number(step, key, value[1], lo, hi, integer)
     if low > high:
@@ -45,8 +44,7 @@ def check_range(step: str, key: str, value: Any, lo: float, hi: float, integer: 
 def check_choice(step: str, key: str, value: Any, choices: Sequence[str]) -> str:
     """One of ``choices``."""
     if value not in choices:
-        raise ConfigError(f"{step_label(step)}: {key!r} must be one of {', '.join(map(repr, choices))}, "
-                          f"got {value!r}")
+        raise ConfigError(f"{step_label(step)}: {key!r} must be one of {', '.join(map(repr, choices))}, got {value!r}")
     return str(value)
 
 

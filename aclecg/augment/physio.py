@@ -39,8 +39,10 @@ class RandomScaleCrop(Augmentation):
     """
 
     name = "random_scale_crop"
-    PARAMS = {"scale": "[low, high] fraction of the length kept, inside [0.05, 1.0]; default [0.5, 1.0]",
-              "p": "probability per sample, [0, 1]; default 1"}
+    PARAMS = {
+        "scale": "[low, high] fraction of the length kept, inside [0.05, 1.0]; default [0.5, 1.0]",
+        "p": "probability per sample, [0, 1]; default 1",
+    }
 
     def __init__(self, scale: Sequence[float] = (0.5, 1.0), p: float = 1.0, fs: float = 100.0) -> None:
         super().__init__(p, fs)
@@ -57,8 +59,9 @@ class RandomScaleCrop(Augmentation):
         start = torch.minimum(torch.floor(u[:, 1] * (length - width + 1)).long(), length - width)
         return {"start": start, "width": width}
 
-    def plan(self, x: Tensor, rpeaks: Tensor, params: Mapping[str, Tensor], detail: bool = True,
-             need_peaks: bool = True) -> tuple[Tensor, Info]:
+    def plan(
+        self, x: Tensor, rpeaks: Tensor, params: Mapping[str, Tensor], detail: bool = True, need_peaks: bool = True
+    ) -> tuple[Tensor, Info]:
         length = x.shape[-1]
         start, width = params["start"], params["width"]
         info = {"start": start, "end": start + width, "fraction": width.float() / length} if detail else {}
@@ -71,8 +74,9 @@ class RandomScaleCrop(Augmentation):
 
     warp_kind = "crop"
 
-    def warp_update(self, warp: Warp, x: Tensor, params: Mapping[str, Tensor], info: Info,
-                    applied: Tensor | None) -> Warp:
+    def warp_update(
+        self, warp: Warp, x: Tensor, params: Mapping[str, Tensor], info: Info, applied: Tensor | None
+    ) -> Warp:
         start = params["start"].double()
         step = (params["width"] - 1).double() / (x.shape[-1] - 1)
         if applied is not None:
@@ -95,13 +99,16 @@ class TemporalShift(Augmentation):
     """
 
     name = "temporal_shift"
-    PARAMS = {"max_shift": "'rr' (median RR of the sample, 1 s without peaks) or seconds in [0, 10]; default 'rr'",
-              "mode": "'circular', 'zero' or 'edge'; default 'circular'",
-              "p": "probability per sample, [0, 1]; default 1"}
+    PARAMS = {
+        "max_shift": "'rr' (median RR of the sample, 1 s without peaks) or seconds in [0, 10]; default 'rr'",
+        "mode": "'circular', 'zero' or 'edge'; default 'circular'",
+        "p": "probability per sample, [0, 1]; default 1",
+    }
     MODES = ("circular", "zero", "edge")
 
-    def __init__(self, max_shift: float | str = "rr", mode: str = "circular", p: float = 1.0,
-                 fs: float = 100.0) -> None:
+    def __init__(
+        self, max_shift: float | str = "rr", mode: str = "circular", p: float = 1.0, fs: float = 100.0
+    ) -> None:
         super().__init__(p, fs)
         self.max_shift = max_shift if max_shift == "rr" else check_number(self.name, "max_shift", max_shift, 0.0, 10.0)
         self.mode = check_choice(self.name, "mode", mode, self.MODES)
@@ -124,8 +131,9 @@ class TemporalShift(Augmentation):
     def reads_rpeaks(self) -> bool:  # type: ignore[override]
         return self.max_shift == "rr"
 
-    def plan(self, x: Tensor, rpeaks: Tensor, params: Mapping[str, Tensor], detail: bool = True,
-             need_peaks: bool = True) -> tuple[Tensor, Info]:
+    def plan(
+        self, x: Tensor, rpeaks: Tensor, params: Mapping[str, Tensor], detail: bool = True, need_peaks: bool = True
+    ) -> tuple[Tensor, Info]:
         length = x.shape[-1]
         shift = params["shift"]
         info = {"shift": shift, "max_shift": params["max_shift"] if "max_shift" in params else shift.abs().float()}
@@ -141,8 +149,9 @@ class TemporalShift(Augmentation):
 
     warp_kind = "shift"
 
-    def warp_update(self, warp: Warp, x: Tensor, params: Mapping[str, Tensor], info: Info,
-                    applied: Tensor | None) -> Warp:
+    def warp_update(
+        self, warp: Warp, x: Tensor, params: Mapping[str, Tensor], info: Info, applied: Tensor | None
+    ) -> Warp:
         shift = params["shift"].long()
         if applied is not None:
             shift = torch.where(applied, shift, torch.zeros_like(shift))
@@ -175,21 +184,33 @@ class CardiacCycleMask(Augmentation):
     """
 
     name = "cardiac_cycle_mask"
-    PARAMS = {"n_cycles": "[low, high] whole cycles per sample, integers inside [0, 16]; default [1, 2]",
-              "window": "'rr' (R-peak to next R-peak) or 'pqrst' (P-onset to T-end around each R); default 'rr'",
-              "pre_s": "seconds before R for 'pqrst', [0, 1]; default 0.25",
-              "post_s": "seconds after R for 'pqrst', [0, 1.5]; default 0.45",
-              "scope": "'all', 'random_region' or a region name; default 'all'",
-              "fill": "'zero' or 'median'; default 'zero'",
-              "fallback_s": "span masked when a sample has no cycle, seconds in [0, 5]; default 0.8",
-              "p": "probability per sample, [0, 1]; default 1"}
+    PARAMS = {
+        "n_cycles": "[low, high] whole cycles per sample, integers inside [0, 16]; default [1, 2]",
+        "window": "'rr' (R-peak to next R-peak) or 'pqrst' (P-onset to T-end around each R); default 'rr'",
+        "pre_s": "seconds before R for 'pqrst', [0, 1]; default 0.25",
+        "post_s": "seconds after R for 'pqrst', [0, 1.5]; default 0.45",
+        "scope": "'all', 'random_region' or a region name; default 'all'",
+        "fill": "'zero' or 'median'; default 'zero'",
+        "fallback_s": "span masked when a sample has no cycle, seconds in [0, 5]; default 0.8",
+        "p": "probability per sample, [0, 1]; default 1",
+    }
     WINDOWS = ("rr", "pqrst")
     FILLS = ("zero", "median")
 
-    def __init__(self, n_cycles: Sequence[int] | int = (1, 2), window: str = "rr", pre_s: float = 0.25,
-                 post_s: float = 0.45, scope: str = "all", fill: str = "zero", fallback_s: float = DEFAULT_RR_S,
-                 p: float = 1.0, fs: float = 100.0, leads: Sequence[str] = LEADS,
-                 region_map: RegionMap | None = None) -> None:
+    def __init__(
+        self,
+        n_cycles: Sequence[int] | int = (1, 2),
+        window: str = "rr",
+        pre_s: float = 0.25,
+        post_s: float = 0.45,
+        scope: str = "all",
+        fill: str = "zero",
+        fallback_s: float = DEFAULT_RR_S,
+        p: float = 1.0,
+        fs: float = 100.0,
+        leads: Sequence[str] = LEADS,
+        region_map: RegionMap | None = None,
+    ) -> None:
         super().__init__(p, fs)
         low, high = check_range(self.name, "n_cycles", n_cycles, 0, 16, integer=True)
         self.n_cycles = (int(low), int(high))
@@ -208,17 +229,27 @@ class CardiacCycleMask(Augmentation):
         scopes = ["all", "random_region", *self.region_names]
         self.scope = check_choice(self.name, "scope", scope, scopes)
         if self.scope == "random_region" and not self.region_names:
-            raise ConfigError(f"{step_label(self.name)}: 'scope' is 'random_region' but no region has a lead in "
-                              f"{', '.join(self.leads)}")
+            raise ConfigError(
+                f"{step_label(self.name)}: 'scope' is 'random_region' but no region has a lead in "
+                f"{', '.join(self.leads)}"
+            )
         table = torch.zeros((max(len(members), 1), len(self.leads)), dtype=torch.bool)
         for row, idx in enumerate(members.values()):
             table[row, idx] = True
         self._region_table = table
 
     def config(self) -> dict[str, Any]:
-        return {"name": self.name, "n_cycles": list(self.n_cycles), "window": self.window, "pre_s": self.pre_s,
-                "post_s": self.post_s, "scope": self.scope, "fill": self.fill, "fallback_s": self.fallback_s,
-                "p": self.p}
+        return {
+            "name": self.name,
+            "n_cycles": list(self.n_cycles),
+            "window": self.window,
+            "pre_s": self.pre_s,
+            "post_s": self.post_s,
+            "scope": self.scope,
+            "fill": self.fill,
+            "fallback_s": self.fallback_s,
+            "p": self.p,
+        }
 
     def _cycle_spans(self, rpeaks: Tensor, length: int) -> tuple[Tensor, Tensor, Tensor]:
         """All candidate cycles: ``start``, ``end`` (B, C) and ``valid`` (B, C)."""
@@ -241,17 +272,24 @@ class CardiacCycleMask(Augmentation):
         batch = x.shape[0]
         n_cand = max(rpeaks.shape[1] - 1, 0) if self.window == "rr" else rpeaks.shape[1]
         u = uniform((batch, 3 + n_cand), generator, x.device)
-        return {"count": randint(self.n_cycles[0], self.n_cycles[1], u[:, 0]),
-                "region_u": u[:, 1], "fallback_u": u[:, 2], "keys": u[:, 3:]}
+        return {
+            "count": randint(self.n_cycles[0], self.n_cycles[1], u[:, 0]),
+            "region_u": u[:, 1],
+            "fallback_u": u[:, 2],
+            "keys": u[:, 3:],
+        }
 
     reads_rpeaks = True
 
-    def plan(self, x: Tensor, rpeaks: Tensor, params: Mapping[str, Tensor], detail: bool = True,
-             need_peaks: bool = True) -> tuple[Tensor, Info]:
+    def plan(
+        self, x: Tensor, rpeaks: Tensor, params: Mapping[str, Tensor], detail: bool = True, need_peaks: bool = True
+    ) -> tuple[Tensor, Info]:
         batch, n_leads, length = x.shape
         if self.scope != "all" and n_leads != len(self.leads):
-            raise DataError(f"{step_label(self.name)}: x has {n_leads} leads but the step was built for "
-                            f"{len(self.leads)} ({', '.join(self.leads)}); pass `leads` to build_augmentation")
+            raise DataError(
+                f"{step_label(self.name)}: x has {n_leads} leads but the step was built for "
+                f"{len(self.leads)} ({', '.join(self.leads)}); pass `leads` to build_augmentation"
+            )
         m_max = self.n_cycles[1]
         start, end, valid = self._cycle_spans(rpeaks, length)
         n_cand = start.shape[1]
@@ -294,8 +332,14 @@ class CardiacCycleMask(Augmentation):
         s, e, index = (torch.gather(t, 1, order_t) for t in (s, e, index))
         if region is None:
             region = torch.full((batch,), -1, dtype=torch.long, device=x.device)
-        info = {"cycles": torch.stack([s, e], dim=-1), "cycle_index": index, "fallback": fallback, "region": region,
-                "region_names": list(self.region_names), "lead_mask": lead_mask}
+        info = {
+            "cycles": torch.stack([s, e], dim=-1),
+            "cycle_index": index,
+            "fallback": fallback,
+            "region": region,
+            "region_names": list(self.region_names),
+            "lead_mask": lead_mask,
+        }
         return rpeaks, info
 
     @property
@@ -309,11 +353,11 @@ class CardiacCycleMask(Augmentation):
         mask = time_mask & info["lead_mask"][:, :, None]
         return torch.where(mask, torch.median(x, dim=-1, keepdim=True).values, x)
 
-    def warp_update(self, warp: Warp, x: Tensor, params: Mapping[str, Tensor], info: Info,
-                    applied: Tensor | None) -> Warp:
+    def warp_update(
+        self, warp: Warp, x: Tensor, params: Mapping[str, Tensor], info: Info, applied: Tensor | None
+    ) -> Warp:
         spans = info["cycles"]
         if applied is not None:
             spans = torch.where(applied[:, None, None], spans, torch.full_like(spans, -1))
         leads = info["lead_mask"][:, None, :].expand(-1, spans.shape[1], -1)
         return warp.with_spans(spans, leads)
-

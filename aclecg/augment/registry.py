@@ -51,13 +51,16 @@ def _build_step(i: int, entry: Any, fs: float, leads: Sequence[str], region_map:
     params = dict(entry)
     name = params.pop("name")
     if not isinstance(name, str) or name not in AUGMENTATIONS:
-        raise ConfigError(f"augmentation step {i}: unknown name {name!r}; expected one of "
-                          f"{', '.join(AUGMENTATIONS)} or the alias random_resized_crop")
+        raise ConfigError(
+            f"augmentation step {i}: unknown name {name!r}; expected one of "
+            f"{', '.join(AUGMENTATIONS)} or the alias random_resized_crop"
+        )
     cls = AUGMENTATIONS.get(name)
     for key in params:
         if key not in cls.PARAMS:
-            raise ConfigError(f"augmentation step {i} ({name!r}): unknown parameter {key!r}; accepted: "
-                              f"{', '.join(cls.PARAMS)}")
+            raise ConfigError(
+                f"augmentation step {i} ({name!r}): unknown parameter {key!r}; accepted: {', '.join(cls.PARAMS)}"
+            )
     if cls is CardiacCycleMask:
         params.update(leads=leads, region_map=region_map)
     step = cls(fs=fs, **params)
@@ -65,8 +68,13 @@ def _build_step(i: int, entry: Any, fs: float, leads: Sequence[str], region_map:
     return step
 
 
-def build_augmentation(spec: str | Sequence[Mapping[str, Any]] | None, *, fs: float = 100.0,
-                       leads: Sequence[str] = LEADS, region_map: RegionMap | None = None) -> Compose:
+def build_augmentation(
+    spec: str | Sequence[Mapping[str, Any]] | None,
+    *,
+    fs: float = 100.0,
+    leads: Sequence[str] = LEADS,
+    region_map: RegionMap | None = None,
+) -> Compose:
     """Build a pipeline from plain data: a preset name (see :data:`PRESETS`) or a list of ``{"name": ..., **params}``.
 
     ``fs`` is the sampling rate of the signals (seconds-valued parameters are converted with it), ``leads`` their
@@ -78,8 +86,10 @@ def build_augmentation(spec: str | Sequence[Mapping[str, Any]] | None, *, fs: fl
         spec = "none"
     if isinstance(spec, str):
         if spec not in PRESETS:
-            raise ConfigError(f"unknown augmentation preset {spec!r}; expected one of {', '.join(PRESETS)} "
-                              "or a list of {'name': ..., ...} steps")
+            raise ConfigError(
+                f"unknown augmentation preset {spec!r}; expected one of {', '.join(PRESETS)} "
+                "or a list of {'name': ..., ...} steps"
+            )
         spec = PRESETS[spec]
     if isinstance(spec, Mapping) or not isinstance(spec, Sequence):
         raise ConfigError(f"augmentation spec must be a preset name or a list of steps, got {type(spec).__name__}")

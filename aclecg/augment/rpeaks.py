@@ -12,8 +12,16 @@ from torch import Tensor
 
 from aclecg.errors import DataError
 
-__all__ = ["DEFAULT_RR_S", "check_signal", "compact", "median_rr", "sanitize_rpeaks", "spans_to_mask", "time_index",
-           "zero_where"]
+__all__ = [
+    "DEFAULT_RR_S",
+    "check_signal",
+    "compact",
+    "median_rr",
+    "sanitize_rpeaks",
+    "spans_to_mask",
+    "time_index",
+    "zero_where",
+]
 
 #: Default RR interval (seconds) used when a record has too few R-peaks to measure one (75 bpm).
 DEFAULT_RR_S = 0.8

@@ -12,9 +12,16 @@ from aclecg.augment.draws import normal, uniform
 __all__ = ["make_synthetic_batch"]
 
 
-def make_synthetic_batch(batch: int, n_leads: int = 12, length: int = 1000, fs: float = 100.0,
-                         bpm: Sequence[float] = (60.0, 100.0), irregular: float = 0.0, max_peaks: int = 32,
-                         generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
+def make_synthetic_batch(
+    batch: int,
+    n_leads: int = 12,
+    length: int = 1000,
+    fs: float = 100.0,
+    bpm: Sequence[float] = (60.0, 100.0),
+    irregular: float = 0.0,
+    max_peaks: int = 32,
+    generator: torch.Generator | None = None,
+) -> tuple[Tensor, Tensor]:
     """A batch of crude synthetic ECGs and their R-peaks: ``(x (B, L, T) float32, rpeaks (B, K) int64)``.
 
     Each record has a heart rate ``~ U(bpm)``; RR intervals are jittered by a relative ``irregular`` (0 = regular,
@@ -33,6 +40,6 @@ def make_synthetic_batch(batch: int, n_leads: int = 12, length: int = 1000, fs: 
     waves = []
     for offset, width, amp in ((-0.18 * fs, 0.025 * fs, 0.15), (0.0, 0.012 * fs, 1.0), (0.3 * fs, 0.05 * fs, 0.3)):
         waves.append(amp * torch.exp(-0.5 * ((dist - offset) / width) ** 2).sum(dim=1))  # (B, T)
-    x = sum(gains[:, :, i:i + 1] * waves[i][:, None, :] for i in range(3))
+    x = sum(gains[:, :, i : i + 1] * waves[i][:, None, :] for i in range(3))
     x = x + 0.01 * normal((batch, n_leads, length), generator, device)
     return x.float(), peaks

@@ -40,11 +40,11 @@ class Warp:
     neither is, rendering only masks).
     """
 
-    start: Tensor       # (B,) float64, input sample of crop output 0
-    step: Tensor        # (B,) float64, input samples per crop output sample (<= 1 for a crop)
-    shift: Tensor       # (B,) int64, delay in samples
-    mode: str           # "circular", "zero" or "edge"
-    spans: Tensor       # (B, M, 2) int64 [start, end) in crop-output samples, -1 padded
+    start: Tensor  # (B,) float64, input sample of crop output 0
+    step: Tensor  # (B,) float64, input samples per crop output sample (<= 1 for a crop)
+    shift: Tensor  # (B,) int64, delay in samples
+    mode: str  # "circular", "zero" or "edge"
+    spans: Tensor  # (B, M, 2) int64 [start, end) in crop-output samples, -1 padded
     span_leads: Tensor  # (B, M, L) bool, the leads each span applies to
     has_crop: bool = False
     has_shift: bool = False
@@ -53,21 +53,33 @@ class Warp:
     def identity(cls, x: Tensor) -> Warp:
         """The warp that leaves ``x`` unchanged."""
         batch, n_leads, _ = x.shape
-        return cls(start=torch.zeros(batch, dtype=torch.float64, device=x.device),
-                   step=torch.ones(batch, dtype=torch.float64, device=x.device),
-                   shift=torch.zeros(batch, dtype=torch.long, device=x.device), mode="circular",
-                   spans=torch.full((batch, 0, 2), -1, dtype=torch.long, device=x.device),
-                   span_leads=torch.zeros((batch, 0, n_leads), dtype=torch.bool, device=x.device))
+        return cls(
+            start=torch.zeros(batch, dtype=torch.float64, device=x.device),
+            step=torch.ones(batch, dtype=torch.float64, device=x.device),
+            shift=torch.zeros(batch, dtype=torch.long, device=x.device),
+            mode="circular",
+            spans=torch.full((batch, 0, 2), -1, dtype=torch.long, device=x.device),
+            span_leads=torch.zeros((batch, 0, n_leads), dtype=torch.bool, device=x.device),
+        )
 
     def rows(self, index: slice) -> Warp:
         """The warp of samples ``index`` (a slice of the batch)."""
-        return replace(self, start=self.start[index], step=self.step[index], shift=self.shift[index],
-                       spans=self.spans[index], span_leads=self.span_leads[index])
+        return replace(
+            self,
+            start=self.start[index],
+            step=self.step[index],
+            shift=self.shift[index],
+            spans=self.spans[index],
+            span_leads=self.span_leads[index],
+        )
 
     def with_spans(self, spans: Tensor, leads: Tensor) -> Warp:
         """This warp with more masked spans: ``spans`` (B, M, 2) in crop-output samples, ``leads`` (B, M, L)."""
-        return replace(self, spans=torch.cat([self.spans, spans.long()], dim=1),
-                       span_leads=torch.cat([self.span_leads, leads.bool()], dim=1))
+        return replace(
+            self,
+            spans=torch.cat([self.spans, spans.long()], dim=1),
+            span_leads=torch.cat([self.span_leads, leads.bool()], dim=1),
+        )
 
 
 def render_warp(x: Tensor, warp: Warp) -> Tensor:

@@ -22,15 +22,18 @@ EPILOG = """examples:
 
 --spec is a preset (%s), a JSON list of {"name": ..., **params} steps, or a .json file holding one.
 Prints the resolved spec and, for each view, every step's parameters as JSON; --save also writes
-original.npy, view<i>.npy (leads x samples, float32), rpeaks.npy and info.json.""" % ", ".join(PRESETS)
+original.npy, view<i>.npy (leads x samples, float32), rpeaks.npy and info.json.""".replace("%s", ", ".join(PRESETS))
 
 
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
-        "augment", help="render an augmentation of one prepared record",
+        "augment",
+        help="render an augmentation of one prepared record",
         description="Apply an augmentation pipeline (Physio-AUG, the standard baseline, or a custom list) to one "
-                    "record and report what each step did.",
-        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+        "record and report what each step did.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--data", type=Path, help="prepared dataset folder (written by `prepare`)")
     source.add_argument("--synthetic", action="store_true", help="use a built-in synthetic 12-lead record")
@@ -68,7 +71,7 @@ def _load_record(args: argparse.Namespace) -> tuple[torch.Tensor, torch.Tensor, 
     ds = PreparedDataset(args.data)
     if not 0 <= args.index < len(ds):
         raise DataError(f"--index {args.index} is out of range for {args.data} ({len(ds)} records)")
-    x = torch.from_numpy(np.array(ds.signals[args.index:args.index + 1], dtype=np.float32))
+    x = torch.from_numpy(np.array(ds.signals[args.index : args.index + 1], dtype=np.float32))
     rp = torch.from_numpy(np.asarray(ds.rpeaks_padded([args.index], max_peaks=64))).long()
     return x, rp, float(ds.fs), list(ds.leads), f"{args.data}[{args.index}]"
 

@@ -16,10 +16,14 @@ CC BY 4.0; see aclecg/bundled/README.md.
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("bundled", help="prepare the bundled real datasets",
-                       description="Prepare the bundled raw datasets into <cache>/prepared/{ptbxl,challenge} "
-                                   "(<cache> = $ACLECG_CACHE or <repo>/.cache), skipping those already up to date.",
-                       epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = sub.add_parser(
+        "bundled",
+        help="prepare the bundled real datasets",
+        description="Prepare the bundled raw datasets into <cache>/prepared/{ptbxl,challenge} "
+        "(<cache> = $ACLECG_CACHE or <repo>/.cache), skipping those already up to date.",
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("--only", choices=("ptbxl", "challenge"), action="append", help="prepare only this dataset")
     p.add_argument("--force", action="store_true", help="prepare again even if up to date")
     p.set_defaults(func=run)

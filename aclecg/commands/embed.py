@@ -22,11 +22,15 @@ prepared data is refused before anything is computed.
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("embed", help="compute (and cache) record embeddings of an encoder",
-                       description="Compute the record embeddings (concatenated lead features) of a frozen encoder "
-                                   "for every record of a prepared dataset, in eval mode without gradients, and "
-                                   "cache them as .npy keyed by checkpoint sha256 + data fingerprint.",
-                       epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = sub.add_parser(
+        "embed",
+        help="compute (and cache) record embeddings of an encoder",
+        description="Compute the record embeddings (concatenated lead features) of a frozen encoder "
+        "for every record of a prepared dataset, in eval mode without gradients, and "
+        "cache them as .npy keyed by checkpoint sha256 + data fingerprint.",
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--checkpoint", help="checkpoint file (encoder.pt, best.pt, ...)")
     src.add_argument("--random-init", metavar="PRESET", help="a seeded random encoder of this preset (small, base)")
@@ -51,10 +55,12 @@ def run(args: argparse.Namespace) -> int:
     if args.checkpoint:
         source = evaluation.load_source(args.checkpoint)
     else:
-        source = evaluation.random_init_source(args.random_init, args.seed, [str(x) for x in dataset.leads],
-                                               dataset.fs, dataset.n_samples)
-    emb, path = evaluation.cached_embeddings(source, dataset, batch_size=args.batch_size, device=args.device,
-                                             refresh=args.refresh, show_progress=True)
+        source = evaluation.random_init_source(
+            args.random_init, args.seed, [str(x) for x in dataset.leads], dataset.fs, dataset.n_samples
+        )
+    emb, path = evaluation.cached_embeddings(
+        source, dataset, batch_size=args.batch_size, device=args.device, refresh=args.refresh, show_progress=True
+    )
     print(f"embeddings {emb.shape[0]} x {emb.shape[1]} cached at {path}")
     if args.out:
         out = Path(args.out)

@@ -11,10 +11,14 @@ EXAMPLES = """examples:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("info", help="describe a prepared dataset",
-                       description="Print counts, folds, label counts per label set and protocol "
-                                   "(multilabel / singlelabel), and the skipped records of a prepared dataset.",
-                       epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = sub.add_parser(
+        "info",
+        help="describe a prepared dataset",
+        description="Print counts, folds, label counts per label set and protocol "
+        "(multilabel / singlelabel), and the skipped records of a prepared dataset.",
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("path", metavar="PREPARED_DIR", help="prepared dataset folder")
     p.add_argument("--verify", action="store_true", help="recompute the fingerprint and compare")
     p.add_argument("--all-skipped", action="store_true", help="list every skipped record")
@@ -29,7 +33,7 @@ def run(args: argparse.Namespace) -> int:
     m = ds.manifest
     print(f"{ds.path}")
     print(f"fingerprint {ds.fingerprint}")
-    lines = summary_lines(m, max_skipped=10 ** 9 if args.all_skipped else 20)
+    lines = summary_lines(m, max_skipped=10**9 if args.all_skipped else 20)
     print(lines[0])
     print(lines[1])
     for name, classes in ds.label_sets.items():

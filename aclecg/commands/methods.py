@@ -16,12 +16,15 @@ EPILOG = """examples:
 
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
-        "methods", help="list the self-supervised methods",
+        "methods",
+        help="list the self-supervised methods",
         description="List the registered self-supervised methods: name, paper, whether the objective is this "
-                    "project's reconstruction, default augmentation and parameter counts (online encoder, "
-                    "trainable, total with EMA targets). Reference arms (supervised, random_init) are listed "
-                    "last; they are evaluation arms, not pretraining methods.",
-        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+        "project's reconstruction, default augmentation and parameter counts (online encoder, "
+        "trainable, total with EMA targets). Reference arms (supervised, random_init) are listed "
+        "last; they are evaluation arms, not pretraining methods.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--encoder", default="small", help="encoder preset for the parameter counts (default small)")
     parser.add_argument("--leads", nargs="+", default=None, help="lead subset (default: the 12 standard leads)")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
@@ -39,8 +42,13 @@ def collect(encoder: str = "small", leads: list[str] | None = None) -> list[dict
     for info in list_methods():
         with torch.random.fork_rng(devices=[]):
             method = create_method(info.name, encoder, leads=tuple(leads or LEADS))
-        rows.append({**info.to_dict(), "parameters": method.parameter_count(),
-                     "extra_state": sorted(method.extra_state_description())})
+        rows.append(
+            {
+                **info.to_dict(),
+                "parameters": method.parameter_count(),
+                "extra_state": sorted(method.extra_state_description()),
+            }
+        )
     return rows
 
 
@@ -57,8 +65,10 @@ def run(args: argparse.Namespace) -> int:
     for r in rows:
         p = r["parameters"]
         paper = r["paper"] if len(r["paper"]) <= 90 else r["paper"][:87] + "..."
-        print(f"{r['name']:<9} {'yes' if r['reconstruction'] else 'no':<9} {str(r['default_augmentation']):<9} "
-              f"{p['encoder']:>9,} {p['trainable']:>10,} {p['total']:>10,}  {paper}")
+        print(
+            f"{r['name']:<9} {'yes' if r['reconstruction'] else 'no':<9} {r['default_augmentation']!s:<9} "
+            f"{p['encoder']:>9,} {p['trainable']:>10,} {p['total']:>10,}  {paper}"
+        )
     print(f"\nreference arms (evaluation only): {', '.join(REFERENCE_ARMS)}")
     print("reconstruction = yes: the published formulas are not public; see docs/methods.md")
     return 0

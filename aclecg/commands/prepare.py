@@ -21,18 +21,28 @@ Malformed records are skipped and listed (manifest.json "skipped"); --strict tur
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("prepare", help="prepare a raw dataset into a memory-mapped cache",
-                       description="Read a dataset as downloaded from PhysioNet, resample, band-pass filter, cut "
-                                   "into fixed windows, z-score, detect R-peaks and write signals.npy, records.csv, "
-                                   "rpeaks and manifest.json (see docs/data.md).",
-                       epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = sub.add_parser(
+        "prepare",
+        help="prepare a raw dataset into a memory-mapped cache",
+        description="Read a dataset as downloaded from PhysioNet, resample, band-pass filter, cut "
+        "into fixed windows, z-score, detect R-peaks and write signals.npy, records.csv, "
+        "rpeaks and manifest.json (see docs/data.md).",
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("--format", required=True, choices=("ptbxl", "cpsc2018", "challenge"), help="input format")
     p.add_argument("--input", required=True, help="dataset root folder (as downloaded)")
     p.add_argument("--output", required=True, help="prepared dataset folder to write (replaced atomically)")
     p.add_argument("--fs", type=float, default=100.0, help="target sampling rate in Hz (default 100)")
     p.add_argument("--seconds", type=float, default=10.0, help="window length in seconds (default 10)")
-    p.add_argument("--band", type=float, nargs=2, default=(0.5, 40.0), metavar=("LOW", "HIGH"),
-                   help="band-pass edges in Hz (default 0.5 40; HIGH is capped at 0.45*fs)")
+    p.add_argument(
+        "--band",
+        type=float,
+        nargs=2,
+        default=(0.5, 40.0),
+        metavar=("LOW", "HIGH"),
+        help="band-pass edges in Hz (default 0.5 40; HIGH is capped at 0.45*fs)",
+    )
     p.add_argument("--strict", action="store_true", help="fail (exit 2) on the first malformed record")
     p.add_argument("--name", help="dataset name stored in the manifest (default: from the format/folder)")
     p.add_argument("--workers", type=int, default=0, help="worker processes (default 0: in this process)")
@@ -47,10 +57,22 @@ def run(args: argparse.Namespace) -> int:
 
     if args.workers < 0:
         raise ConfigError(f"--workers must be >= 0, got {args.workers}")
-    manifest = prepare_dataset(args.input, args.output, args.format, fs=args.fs, seconds=args.seconds,
-                               band_hz=tuple(args.band), strict=args.strict, name=args.name, workers=args.workers,
-                               seed=args.seed, progress=not args.quiet)
+    manifest = prepare_dataset(
+        args.input,
+        args.output,
+        args.format,
+        fs=args.fs,
+        seconds=args.seconds,
+        band_hz=tuple(args.band),
+        strict=args.strict,
+        name=args.name,
+        workers=args.workers,
+        seed=args.seed,
+        progress=not args.quiet,
+    )
     for line in summary_lines(manifest):
         print(line)
-    print(f"written to {args.output} in {manifest['prepare_seconds']:.1f} s (fingerprint {manifest['fingerprint'][:12]})")
+    print(
+        f"written to {args.output} in {manifest['prepare_seconds']:.1f} s (fingerprint {manifest['fingerprint'][:12]})"
+    )
     return 0

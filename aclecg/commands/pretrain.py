@@ -26,15 +26,20 @@ EXAMPLES = """examples:
 def register(sub: argparse._SubParsersAction) -> None:
     from aclecg.training.config import RUN_PRESETS
 
-    p = sub.add_parser("pretrain", help="pretrain an encoder with a self-supervised method",
-                       description="Pretrain an ECG encoder with one of the registered self-supervised methods "
-                                   "(see `python -m aclecg methods`). Writes config.json, metrics.jsonl, status.json, "
-                                   "checkpoints/ and encoder.pt into --run-dir.",
-                       epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = sub.add_parser(
+        "pretrain",
+        help="pretrain an encoder with a self-supervised method",
+        description="Pretrain an ECG encoder with one of the registered self-supervised methods "
+        "(see `python -m aclecg methods`). Writes config.json, metrics.jsonl, status.json, "
+        "checkpoints/ and encoder.pt into --run-dir.",
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("--run-dir", required=True, help="output directory of the run (created)")
     p.add_argument("--config", help="JSON configuration file (a run's config.json or a checkpoint's config.json)")
-    p.add_argument("--preset", choices=sorted(RUN_PRESETS.names()),
-                   help="named starting configuration (default cpu-small)")
+    p.add_argument(
+        "--preset", choices=sorted(RUN_PRESETS.names()), help="named starting configuration (default cpu-small)"
+    )
     p.add_argument("--method", help="method name from the registry (default acl_ecg)")
     p.add_argument("--data", action="append", help="prepared dataset directory; repeat for several")
     p.add_argument("--encoder", help="encoder preset (small, base)")
@@ -47,8 +52,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--amp", choices=["auto", "off", "bf16", "fp16"])
     p.add_argument("--compile", action="store_true", default=None, help="use torch.compile")
     p.add_argument("--augmentation", help="augmentation preset overriding the method's default (physio, standard)")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=JSON",
-                   help="override any configuration key, e.g. --set method_hparams='{\"temperature\": 0.2}'")
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=JSON",
+        help="override any configuration key, e.g. --set method_hparams='{\"temperature\": 0.2}'",
+    )
     p.add_argument("--resume", action="store_true", help="continue the run in --run-dir from its last checkpoint")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
@@ -66,9 +76,20 @@ def build_config(args: argparse.Namespace):
         base = {**PretrainConfig().to_dict(), **RUN_PRESETS.get(args.preset or "cpu-small")}
     if args.preset and args.config:
         base.update(RUN_PRESETS.get(args.preset))
-    overrides = {"method": args.method, "data": args.data, "encoder": args.encoder, "epochs": args.epochs,
-                 "max_steps": args.max_steps, "batch_size": args.batch_size, "lr": args.lr, "seed": args.seed,
-                 "device": args.device, "amp": args.amp, "compile": args.compile, "augmentation": args.augmentation}
+    overrides = {
+        "method": args.method,
+        "data": args.data,
+        "encoder": args.encoder,
+        "epochs": args.epochs,
+        "max_steps": args.max_steps,
+        "batch_size": args.batch_size,
+        "lr": args.lr,
+        "seed": args.seed,
+        "device": args.device,
+        "amp": args.amp,
+        "compile": args.compile,
+        "augmentation": args.augmentation,
+    }
     base.update({k: v for k, v in overrides.items() if v is not None})
     for item in args.set:
         key, sep, value = item.partition("=")

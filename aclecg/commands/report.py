@@ -13,18 +13,27 @@ EXAMPLES = """examples:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("report", help="write the results report (Markdown + PNG figures) from sweep folders",
-                       description="Generate the results report from finished sweep folders (see `sweep`): tables of "
-                                   "macro AUROC/AUPRC per arm and label fraction with CIs over seeds, DeLong tests of "
-                                   "the focus method against every other arm, and plots next to the report.",
-                       epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = sub.add_parser(
+        "report",
+        help="write the results report (Markdown + PNG figures) from sweep folders",
+        description="Generate the results report from finished sweep folders (see `sweep`): tables of "
+        "macro AUROC/AUPRC per arm and label fraction with CIs over seeds, DeLong tests of "
+        "the focus method against every other arm, and plots next to the report.",
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("--sweep", action="append", required=True, help="sweep output folder; repeat for several")
     p.add_argument("--out", default="docs/results.md", help="report path (default: %(default)s)")
     p.add_argument("--focus", default="acl_ecg", help="arm label compared against all others (default: %(default)s)")
     p.add_argument("--preamble", help="Markdown file inserted after the title (setup, data, caveats)")
-    p.add_argument("--ship", action="append", default=[], metavar="RUN_DIR=CHECKPOINT_DIR",
-                   help="also copy a finished run's encoder into CHECKPOINT_DIR with a model card that quotes its "
-                        "linear-probe results from the sweeps; repeat for several")
+    p.add_argument(
+        "--ship",
+        action="append",
+        default=[],
+        metavar="RUN_DIR=CHECKPOINT_DIR",
+        help="also copy a finished run's encoder into CHECKPOINT_DIR with a model card that quotes its "
+        "linear-probe results from the sweeps; repeat for several",
+    )
     p.set_defaults(func=run)
 
 

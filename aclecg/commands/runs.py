@@ -14,12 +14,19 @@ EXAMPLES = """examples:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("runs", help="manage background runs (list, launch, tail, cancel, resume)",
-                       description="Manage runs started in the background, as the app does. A run whose process is "
-                                   "gone without finishing is shown as interrupted and can be resumed.",
-                       epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("action", choices=["list", "launch", "tail", "cancel", "resume"],
-                   help="launch takes the command's own options after a bare --")
+    p = sub.add_parser(
+        "runs",
+        help="manage background runs (list, launch, tail, cancel, resume)",
+        description="Manage runs started in the background, as the app does. A run whose process is "
+        "gone without finishing is shown as interrupted and can be resumed.",
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument(
+        "action",
+        choices=["list", "launch", "tail", "cancel", "resume"],
+        help="launch takes the command's own options after a bare --",
+    )
     p.add_argument("name", nargs="?", help="run name (directory under --root)")
     p.add_argument("--root", default=None, help="runs root (default: $ACLECG_RUNS or ./runs)")
     p.add_argument("--kind", default="pretrain", choices=["pretrain", "sweep"], help="for launch")
@@ -39,8 +46,10 @@ def run(args: argparse.Namespace) -> int:
             print(f"no runs under {root}")
         for r in runs:
             progress = f"{r.step}/{r.total_steps}" if r.total_steps else str(r.step)
-            print(f"{r.name:30s} {r.kind:8s} {r.state:11s} {r.method or '-':12s} step {progress}"
-                  + (f"  error: {r.error.splitlines()[-1]}" if r.error else ""))
+            print(
+                f"{r.name:30s} {r.kind:8s} {r.state:11s} {r.method or '-':12s} step {progress}"
+                + (f"  error: {r.error.splitlines()[-1]}" if r.error else "")
+            )
         return 0
     if not args.name:
         raise ConfigError(f"runs {args.action} needs a run name")

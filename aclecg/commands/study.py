@@ -21,23 +21,34 @@ The whole pipeline that fills runs/sweeps is checkpoints/results_all.sh (make re
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("study", help="all methods pooled over test-fold rotations: table, primary test, verdict",
-                       description="Read every finished sweep cell under --sweeps (folders written by `sweep`, one "
-                                   "per protocol, test fold and arm group) and answer the paper's question: a table "
-                                   "of every method by label fraction, the declared primary comparison with a "
-                                   "hierarchical bootstrap interval and TOST, DeLong tests with Holm correction, "
-                                   "and a computed verdict.",
-                       epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("action", choices=("best-baseline", "ship", "report"),
-                   help="best-baseline: print it; ship: copy the official encoders into checkpoints/NAME with "
-                        "model cards; report: write the report")
+    p = sub.add_parser(
+        "study",
+        help="all methods pooled over test-fold rotations: table, primary test, verdict",
+        description="Read every finished sweep cell under --sweeps (folders written by `sweep`, one "
+        "per protocol, test fold and arm group) and answer the paper's question: a table "
+        "of every method by label fraction, the declared primary comparison with a "
+        "hierarchical bootstrap interval and TOST, DeLong tests with Holm correction, "
+        "and a computed verdict.",
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument(
+        "action",
+        choices=("best-baseline", "ship", "report"),
+        help="best-baseline: print it; ship: copy the official encoders into checkpoints/NAME with "
+        "model cards; report: write the report",
+    )
     p.add_argument("--sweeps", default="runs/sweeps", help="folder holding the sweep folders (%(default)s)")
     p.add_argument("--out", default="docs/results.md", help="report path (%(default)s)")
-    p.add_argument("--preamble", default="docs/results_preamble.md",
-                   help="Markdown inserted after the title (%(default)s; skipped when missing)")
+    p.add_argument(
+        "--preamble",
+        default="docs/results_preamble.md",
+        help="Markdown inserted after the title (%(default)s; skipped when missing)",
+    )
     p.add_argument("--export", default=None, help="also copy the sweep tables and manifests here (not the cells)")
-    p.add_argument("--readme", default=None,
-                   help="also fill this README's <!-- study:start --> ... <!-- study:end --> block")
+    p.add_argument(
+        "--readme", default=None, help="also fill this README's <!-- study:start --> ... <!-- study:end --> block"
+    )
     p.set_defaults(func=run)
 
 

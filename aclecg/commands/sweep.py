@@ -32,72 +32,130 @@ def register(sub: argparse._SubParsersAction) -> None:
     from aclecg.evaluation import ARMS, DEFAULT_ARMS, DEFAULT_FRACTIONS, PROTOCOLS, EvalConfig
 
     d = EvalConfig()
-    p = sub.add_parser("sweep", help="label-fraction sweep: probe, fine-tune and reference arms with statistics",
-                       description="Evaluate checkpoints on a prepared dataset at several label fractions and seeds: "
-                                   "linear probe and fine-tuning per checkpoint, plus a supervised-from-scratch arm "
-                                   "and a linear probe on a seeded random encoder. Label fractions are drawn "
-                                   "patient-wise and stratified from the training folds only; the validation folds "
-                                   "select hyper-parameters and the test folds are scored, with bootstrap CIs and "
-                                   "DeLong tests. Resumable.",
-                       epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = sub.add_parser(
+        "sweep",
+        help="label-fraction sweep: probe, fine-tune and reference arms with statistics",
+        description="Evaluate checkpoints on a prepared dataset at several label fractions and seeds: "
+        "linear probe and fine-tuning per checkpoint, plus a supervised-from-scratch arm "
+        "and a linear probe on a seeded random encoder. Label fractions are drawn "
+        "patient-wise and stratified from the training folds only; the validation folds "
+        "select hyper-parameters and the test folds are scored, with bootstrap CIs and "
+        "DeLong tests. Resumable.",
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("--checkpoint", action="append", default=[], help="checkpoint file; repeat for several")
     p.add_argument("--data", required=True, help="prepared dataset directory")
     p.add_argument("--label-set", required=True, help="label set of the prepared data (e.g. superdiagnostic)")
-    p.add_argument("--protocol", default="multilabel", choices=PROTOCOLS,
-                   help="multilabel (sigmoid) or singlelabel (softmax; multi-label records dropped)")
-    p.add_argument("--fractions", default=",".join(f"{f:g}" for f in DEFAULT_FRACTIONS),
-                   help="comma-separated label fractions in (0, 1] (default %(default)s)")
+    p.add_argument(
+        "--protocol",
+        default="multilabel",
+        choices=PROTOCOLS,
+        help="multilabel (sigmoid) or singlelabel (softmax; multi-label records dropped)",
+    )
+    p.add_argument(
+        "--fractions",
+        default=",".join(f"{f:g}" for f in DEFAULT_FRACTIONS),
+        help="comma-separated label fractions in (0, 1] (default %(default)s)",
+    )
     p.add_argument("--seeds", type=int, default=3, help="number of seeds per fraction (seeds 0..N-1; default 3)")
-    p.add_argument("--arms", default=",".join(DEFAULT_ARMS),
-                   help=f"comma-separated arms from {', '.join(ARMS)} (default %(default)s)")
-    p.add_argument("--encoder", default=None,
-                   help="encoder preset for the reference arms when no --checkpoint is given (default small)")
+    p.add_argument(
+        "--arms",
+        default=",".join(DEFAULT_ARMS),
+        help=f"comma-separated arms from {', '.join(ARMS)} (default %(default)s)",
+    )
+    p.add_argument(
+        "--encoder",
+        default=None,
+        help="encoder preset for the reference arms when no --checkpoint is given (default small)",
+    )
     p.add_argument("--out", required=True, help="output directory (created; reused to resume)")
     p.add_argument("--device", default="auto", help="auto (CUDA if present), cpu, cuda or cuda:N")
-    p.add_argument("--max-steps", type=int, default=d.max_steps,
-                   help="step budget of each trained arm and learning rate (%(default)s)")
-    p.add_argument("--eval-every", type=int, default=d.eval_every,
-                   help="validate every this many steps (%(default)s)")
-    p.add_argument("--patience", type=int, default=d.patience,
-                   help="early stopping: steps without validation improvement (%(default)s)")
-    p.add_argument("--lr-grid", default=",".join(f"{v:g}" for v in d.lr_grid),
-                   help="comma-separated learning rates tried on validation (%(default)s)")
-    p.add_argument("--lr-from", default=None, metavar="SWEEP_DIR",
-                   help="reuse the learning rates another sweep chose on its validation fold for the same arms "
-                        "and fractions (e.g. the official split's, for a test-fold rotation)")
-    p.add_argument("--lr-selection", default=d.lr_selection, choices=("first_seed", "every_cell"),
-                   help="search the grid with the first seed and reuse its choice, or search in every cell "
-                        "(%(default)s)")
+    p.add_argument(
+        "--max-steps",
+        type=int,
+        default=d.max_steps,
+        help="step budget of each trained arm and learning rate (%(default)s)",
+    )
+    p.add_argument("--eval-every", type=int, default=d.eval_every, help="validate every this many steps (%(default)s)")
+    p.add_argument(
+        "--patience",
+        type=int,
+        default=d.patience,
+        help="early stopping: steps without validation improvement (%(default)s)",
+    )
+    p.add_argument(
+        "--lr-grid",
+        default=",".join(f"{v:g}" for v in d.lr_grid),
+        help="comma-separated learning rates tried on validation (%(default)s)",
+    )
+    p.add_argument(
+        "--lr-from",
+        default=None,
+        metavar="SWEEP_DIR",
+        help="reuse the learning rates another sweep chose on its validation fold for the same arms "
+        "and fractions (e.g. the official split's, for a test-fold rotation)",
+    )
+    p.add_argument(
+        "--lr-selection",
+        default=d.lr_selection,
+        choices=("first_seed", "every_cell"),
+        help="search the grid with the first seed and reuse its choice, or search in every cell (%(default)s)",
+    )
     p.add_argument("--batch-size", type=int, default=d.batch_size, help="training batch size (%(default)s)")
     p.add_argument("--bootstrap", type=int, default=d.n_bootstrap, help="bootstrap resamples (%(default)s)")
-    p.add_argument("--test-fold", type=int, default=None,
-                   help="rotate the folds: this fold is scored, the one before it validates, the rest train "
-                        "(default: the data's own split; PTB-XL 10). Pretrain with --set exclude_folds=[K] to keep "
-                        "the rotated test fold unseen")
-    p.add_argument("--collect-only", action="store_true",
-                   help="compute nothing: write the outputs from the finished cells in --out (e.g. after several "
-                        "partial runs into one folder) and say how many are missing")
+    p.add_argument(
+        "--test-fold",
+        type=int,
+        default=None,
+        help="rotate the folds: this fold is scored, the one before it validates, the rest train "
+        "(default: the data's own split; PTB-XL 10). Pretrain with --set exclude_folds=[K] to keep "
+        "the rotated test fold unseen",
+    )
+    p.add_argument(
+        "--collect-only",
+        action="store_true",
+        help="compute nothing: write the outputs from the finished cells in --out (e.g. after several "
+        "partial runs into one folder) and say how many are missing",
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from aclecg.evaluation import EvalConfig, run_sweep
-
     from aclecg.errors import ConfigError
+    from aclecg.evaluation import EvalConfig, run_sweep
 
     try:
         lr_grid = tuple(float(v) for v in args.lr_grid.split(",") if v.strip())
     except ValueError:
         raise ConfigError(f"--lr-grid must be comma-separated numbers, got {args.lr_grid!r}") from None
-    config = EvalConfig(max_steps=args.max_steps, eval_every=args.eval_every, patience=args.patience,
-                        lr_grid=lr_grid, lr_selection=args.lr_selection, batch_size=args.batch_size,
-                        n_bootstrap=args.bootstrap,
-                        device=args.device)
-    result = run_sweep(args.checkpoint, args.data, args.label_set, args.protocol, args.fractions, args.seeds,
-                       args.arms, args.out, config=config, encoder_config=args.encoder,
-                       show_progress=not args.no_progress, test_fold=args.test_fold,
-                       lr_from=args.lr_from, collect_only=args.collect_only)
+    config = EvalConfig(
+        max_steps=args.max_steps,
+        eval_every=args.eval_every,
+        patience=args.patience,
+        lr_grid=lr_grid,
+        lr_selection=args.lr_selection,
+        batch_size=args.batch_size,
+        n_bootstrap=args.bootstrap,
+        device=args.device,
+    )
+    result = run_sweep(
+        args.checkpoint,
+        args.data,
+        args.label_set,
+        args.protocol,
+        args.fractions,
+        args.seeds,
+        args.arms,
+        args.out,
+        config=config,
+        encoder_config=args.encoder,
+        show_progress=not args.no_progress,
+        test_fold=args.test_fold,
+        lr_from=args.lr_from,
+        collect_only=args.collect_only,
+    )
     summ = result.summary
     macro = summ[summ["metric"].isin(["macro_auroc", "macro_auprc"])] if not summ.empty else summ
     if not macro.empty:

@@ -29,27 +29,38 @@ kernels, ~15-18 s). Both print the map's trustworthiness at k = 10; see docs/app
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("umap", help="2-D map of embeddings (fast UMAP) as CSV/HTML",
-                       description="Compute a 2-D UMAP-style map of record embeddings (from a checkpoint and a "
-                                   "prepared dataset, or from a .npy matrix) and write the coordinates as CSV "
-                                   "(with the records' metadata when a dataset is given) and optionally an "
-                                   "interactive HTML scatter plot.",
-                       epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = sub.add_parser(
+        "umap",
+        help="2-D map of embeddings (fast UMAP) as CSV/HTML",
+        description="Compute a 2-D UMAP-style map of record embeddings (from a checkpoint and a "
+        "prepared dataset, or from a .npy matrix) and write the coordinates as CSV "
+        "(with the records' metadata when a dataset is given) and optionally an "
+        "interactive HTML scatter plot.",
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--checkpoint", help="checkpoint file; needs --data")
     src.add_argument("--embeddings", help=".npy file of shape (records, features)")
     p.add_argument("--data", help="prepared dataset directory (with --checkpoint; adds metadata to the CSV)")
     p.add_argument("--out", required=True, help="output CSV (columns x, y and the record metadata)")
     p.add_argument("--html", help="also write an interactive plotly HTML scatter here")
-    p.add_argument("--colour", default="dataset", help="records.csv column colouring the HTML plot "
-                                                      "(e.g. labels_superdiagnostic, sex, fold)")
+    p.add_argument(
+        "--colour",
+        default="dataset",
+        help="records.csv column colouring the HTML plot (e.g. labels_superdiagnostic, sex, fold)",
+    )
     p.add_argument("--neighbors", type=int, default=15, help="n_neighbors (default 15)")
     p.add_argument("--min-dist", type=float, default=0.1, help="min_dist (default 0.1)")
     p.add_argument("--metric", choices=("euclidean", "cosine"), default="euclidean")
     p.add_argument("--epochs", type=int, default=None, help="SGD epochs (default 500 below 10k points, else 200)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--method", choices=("fast", "umap-learn"), default="fast",
-                   help="fast (this package's torch layout, default) or umap-learn (umap-learn's UMAP)")
+    p.add_argument(
+        "--method",
+        choices=("fast", "umap-learn"),
+        default="fast",
+        help="fast (this package's torch layout, default) or umap-learn (umap-learn's UMAP)",
+    )
     p.add_argument("--cache-dir", default=None, help="on-disk cache of maps (default <repo>/.cache/umap)")
     p.set_defaults(func=run)
 
@@ -79,8 +90,14 @@ def run(args: argparse.Namespace) -> int:
             emb = np.load(path, allow_pickle=False)
         except ValueError as exc:
             raise DataError(f"{path}: not a .npy array ({exc})") from None
-    cfg = embed2d.UMAPConfig(n_neighbors=args.neighbors, min_dist=args.min_dist, metric=args.metric,
-                             n_epochs=args.epochs, seed=args.seed, method=args.method)
+    cfg = embed2d.UMAPConfig(
+        n_neighbors=args.neighbors,
+        min_dist=args.min_dist,
+        metric=args.metric,
+        n_epochs=args.epochs,
+        seed=args.seed,
+        method=args.method,
+    )
     from aclecg.runtime import cache_root
 
     cache = Path(args.cache_dir) if args.cache_dir else cache_root() / "umap"
@@ -89,8 +106,10 @@ def run(args: argparse.Namespace) -> int:
     out = pd.concat([coords, table.reset_index(drop=True)], axis=1) if table is not None else coords
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     out.to_csv(args.out, index=False)
-    print(f"{args.method} map of {len(out)} points written to {args.out} "
-          f"(trustworthiness at k = {embed2d.TRUST_K}: {fitted.trustworthiness:.4f})")
+    print(
+        f"{args.method} map of {len(out)} points written to {args.out} "
+        f"(trustworthiness at k = {embed2d.TRUST_K}: {fitted.trustworthiness:.4f})"
+    )
     if args.html:
         from aclecg import viz
 

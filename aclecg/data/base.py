@@ -11,14 +11,14 @@ Readers split their work in two so that ``prepare`` can read signals in worker p
 from __future__ import annotations
 
 import abc
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 
-from aclecg.errors import DataError
 from aclecg.data.records import Record, Skipped, canonicalise, check_values
+from aclecg.errors import DataError
 
 
 @dataclass
@@ -72,14 +72,23 @@ class Reader(abc.ABC):
         path = Path(item.path)
         for candidate in {path, path.with_suffix(".hea")}:  # a file linked in from elsewhere is never read
             if candidate.exists() and not candidate.resolve().is_relative_to(self.root):
-                raise DataError(f"{item.source}: {candidate.name} links outside the input folder {self.root}; "
-                                f"refused")
+                raise DataError(f"{item.source}: {candidate.name} links outside the input folder {self.root}; refused")
         signals, names, fs = self._read_signals(item)
         canon, warnings = canonicalise(signals, names, item.source)
         warnings += check_values(canon, item.source)
-        return Record(record_id=item.record_id, patient_id=item.patient_id, signals=canon, fs=fs,
-                      source=item.source, labels=item.labels, fold=item.fold, age=item.age, sex=item.sex,
-                      original_leads=tuple(names), warnings=warnings)
+        return Record(
+            record_id=item.record_id,
+            patient_id=item.patient_id,
+            signals=canon,
+            fs=fs,
+            source=item.source,
+            labels=item.labels,
+            fold=item.fold,
+            age=item.age,
+            sex=item.sex,
+            original_leads=tuple(names),
+            warnings=warnings,
+        )
 
     def __iter__(self) -> Iterator[Record | Skipped]:
         """Yield every record in order, or a :class:`Skipped` for each one that cannot be used."""
@@ -102,7 +111,7 @@ def _reason(exc: Exception, source: str) -> str:
     """The message of ``exc`` without the leading ``source:`` (the file is stored separately)."""
     msg = str(exc)
     prefix = f"{source}: "
-    return msg[len(prefix):] if msg.startswith(prefix) else msg
+    return msg[len(prefix) :] if msg.startswith(prefix) else msg
 
 
 def sex_code(value: object) -> str:

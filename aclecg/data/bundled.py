@@ -10,14 +10,14 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import json
-from importlib import resources
+from collections.abc import Iterator
 from contextlib import contextmanager
+from importlib import resources
 from pathlib import Path
-from typing import Iterator
 
 from aclecg.data.cache import is_prepared
-from aclecg.paths import cache_root
 from aclecg.data.prepare import FORMAT_VERSION, prepare_dataset
+from aclecg.paths import cache_root
 
 #: Raw bundled data (original PhysioNet layouts), installed with the package as package data.
 BUNDLED_RAW_DIR = Path(str(resources.files("aclecg") / "bundled"))
@@ -69,9 +69,14 @@ def _up_to_date(out: Path, stamp: str) -> bool:
         return False
 
 
-def ensure_bundled(names: tuple[str, ...] | list[str] | None = None, root: str | Path | None = None,
-                   fs: float = 100.0, seconds: float = 10.0, progress: bool = False,
-                   force: bool = False) -> dict[str, Path]:
+def ensure_bundled(
+    names: tuple[str, ...] | list[str] | None = None,
+    root: str | Path | None = None,
+    fs: float = 100.0,
+    seconds: float = 10.0,
+    progress: bool = False,
+    force: bool = False,
+) -> dict[str, Path]:
     """Prepare the bundled datasets that are missing or stale; return ``{name: prepared folder}``.
 
     Safe to call from several processes at once (a file lock serialises the work).
@@ -86,7 +91,15 @@ def ensure_bundled(names: tuple[str, ...] | list[str] | None = None, root: str |
             folder = target_root / name
             stamp = source_stamp(raw, fmt, fs, seconds)
             if force or not _up_to_date(folder, stamp):
-                prepare_dataset(raw, folder, fmt, fs=fs, seconds=seconds, name=name, progress=progress,
-                                extra_manifest={"source_stamp": stamp, "bundled": True})
+                prepare_dataset(
+                    raw,
+                    folder,
+                    fmt,
+                    fs=fs,
+                    seconds=seconds,
+                    name=name,
+                    progress=progress,
+                    extra_manifest={"source_stamp": stamp, "bundled": True},
+                )
             out[name] = folder
     return out

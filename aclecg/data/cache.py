@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
 from functools import cached_property
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import pandas as pd
@@ -15,8 +15,20 @@ from aclecg.errors import DataError
 from aclecg.leads import LEADS
 
 REQUIRED_FILES: tuple[str, ...] = ("manifest.json", "signals.npy", "records.csv", "rpeaks.npy", "rpeak_offsets.npy")
-MANIFEST_KEYS: tuple[str, ...] = ("format_version", "dataset", "format", "fs", "seconds", "n_samples", "leads",
-                                  "label_sets", "preprocessing", "counts", "skipped", "fingerprint")
+MANIFEST_KEYS: tuple[str, ...] = (
+    "format_version",
+    "dataset",
+    "format",
+    "fs",
+    "seconds",
+    "n_samples",
+    "leads",
+    "label_sets",
+    "preprocessing",
+    "counts",
+    "skipped",
+    "fingerprint",
+)
 PROTOCOLS: tuple[str, ...] = ("multilabel", "singlelabel")
 
 
@@ -45,8 +57,10 @@ class PreparedDataset:
             raise DataError(f"{path}: prepared dataset folder does not exist")
         missing = [f for f in REQUIRED_FILES if not (self.path / f).is_file()]
         if missing:
-            raise DataError(f"{self.path}: not a prepared dataset (missing {', '.join(missing)}); "
-                            f"create one with `python -m aclecg prepare`")
+            raise DataError(
+                f"{self.path}: not a prepared dataset (missing {', '.join(missing)}); "
+                f"create one with `python -m aclecg prepare`"
+            )
         self.manifest: dict = _load_manifest(self.path)
         try:
             self.signals: np.ndarray = np.load(self.path / "signals.npy", mmap_mode="r")
@@ -56,9 +70,17 @@ class PreparedDataset:
             raise DataError(f"{self.path}: unreadable array file ({exc})") from None
         try:
             self.records: pd.DataFrame = pd.read_csv(
-                self.path / "records.csv", keep_default_na=False, na_values={"age": [""]},
-                dtype={"record_id": str, "patient_id": str, "source": str, "sex": str,
-                       **{f"labels_{n}": str for n in self.manifest["label_sets"]}})
+                self.path / "records.csv",
+                keep_default_na=False,
+                na_values={"age": [""]},
+                dtype={
+                    "record_id": str,
+                    "patient_id": str,
+                    "source": str,
+                    "sex": str,
+                    **{f"labels_{n}": str for n in self.manifest["label_sets"]},
+                },
+            )
         except Exception as exc:
             raise DataError(f"{self.path / 'records.csv'}: unreadable ({exc})") from None
         self._validate()
@@ -68,8 +90,10 @@ class PreparedDataset:
         n, t = len(self.records), int(self.manifest["n_samples"])
         where = self.path
         if self.signals.ndim != 3 or self.signals.shape[1:] != (len(LEADS), t) or self.signals.dtype != np.float32:
-            raise DataError(f"{where}: signals.npy has shape {self.signals.shape} {self.signals.dtype}, "
-                            f"expected (N, 12, {t}) float32")
+            raise DataError(
+                f"{where}: signals.npy has shape {self.signals.shape} {self.signals.dtype}, "
+                f"expected (N, 12, {t}) float32"
+            )
         if self.signals.shape[0] != n:
             raise DataError(f"{where}: signals.npy has {self.signals.shape[0]} rows but records.csv {n}")
         if self._offsets.shape != (n + 1,) or self._offsets[-1] != self._rpeaks.shape[0]:
@@ -128,7 +152,7 @@ class PreparedDataset:
         if not -len(self) <= i < len(self):
             raise IndexError(f"row {i} out of range for {len(self)} rows")
         i %= len(self)
-        return np.asarray(self._rpeaks[self._offsets[i]: self._offsets[i + 1]], dtype=np.int64)
+        return np.asarray(self._rpeaks[self._offsets[i] : self._offsets[i + 1]], dtype=np.int64)
 
     def rpeaks_padded(self, indices: Sequence[int] | np.ndarray, max_peaks: int = 32) -> np.ndarray:
         """``(B, max_peaks)`` int64 R-peak positions of rows ``indices``, padded with -1 (extra peaks dropped)."""
@@ -155,8 +179,9 @@ class PreparedDataset:
         return out, self.rpeaks_padded(idx, max_peaks)
 
     # --- labels ---------------------------------------------------------------------------------------
-    def labels(self, label_set: str, protocol: str = "multilabel",
-               drop_empty_classes: bool = False) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    def labels(
+        self, label_set: str, protocol: str = "multilabel", drop_empty_classes: bool = False
+    ) -> tuple[np.ndarray, np.ndarray, list[str]]:
         """Rows usable under ``protocol`` and their multi-hot targets.
 
         ``multilabel`` keeps rows with at least one label in ``label_set``; ``singlelabel`` keeps rows with
@@ -165,8 +190,7 @@ class PreparedDataset:
         positive among the kept rows are removed.
         """
         if label_set not in self.label_sets:
-            raise DataError(f"{self.path}: unknown label set {label_set!r}; available: "
-                            f"{', '.join(self.label_sets)}")
+            raise DataError(f"{self.path}: unknown label set {label_set!r}; available: {', '.join(self.label_sets)}")
         if protocol not in PROTOCOLS:
             raise DataError(f"unknown protocol {protocol!r}; expected one of {', '.join(PROTOCOLS)}")
         key = (label_set, protocol)
@@ -175,10 +199,11 @@ class PreparedDataset:
             column = {c: j for j, c in enumerate(classes)}
             y = np.zeros((len(self), len(classes)), dtype=np.float32)
             for i, text in enumerate(self.records[f"labels_{label_set}"].to_numpy()):
-                for lab in (text.split(";") if text else ()):
+                for lab in text.split(";") if text else ():
                     if lab not in column:
-                        raise DataError(f"{self.path / 'records.csv'}: row {i} has label {lab!r} "
-                                        f"outside label set {label_set}")
+                        raise DataError(
+                            f"{self.path / 'records.csv'}: row {i} has label {lab!r} outside label set {label_set}"
+                        )
                     y[i, column[lab]] = 1.0
             n_pos = y.sum(1)
             keep = np.flatnonzero(n_pos >= 1) if protocol == "multilabel" else np.flatnonzero(n_pos == 1)
@@ -194,7 +219,7 @@ class PreparedDataset:
         """Recompute the sha256 over the signal bytes and ``records.csv`` (compare with :attr:`fingerprint`)."""
         sha = hashlib.sha256()
         for start in range(0, len(self), chunk_rows):
-            sha.update(np.ascontiguousarray(self.signals[start: start + chunk_rows], dtype="<f4").tobytes())
+            sha.update(np.ascontiguousarray(self.signals[start : start + chunk_rows], dtype="<f4").tobytes())
         sha.update((self.path / "records.csv").read_bytes())
         return sha.hexdigest()
 
@@ -226,6 +251,7 @@ def available_datasets(root: str | Path) -> list[Path]:
         if is_prepared(child):
             found.append(child)
         else:
-            found.extend(g for g in sorted(child.iterdir())
-                         if g.is_dir() and not g.name.startswith(".") and is_prepared(g))
+            found.extend(
+                g for g in sorted(child.iterdir()) if g.is_dir() and not g.name.startswith(".") and is_prepared(g)
+            )
     return [p.resolve() for p in found]

@@ -16,11 +16,11 @@ from pathlib import Path
 
 import numpy as np
 
-from aclecg.errors import DataError
 from aclecg.data.base import Reader, RecordItem, age_value, sex_code
 from aclecg.data.records import Skipped
 from aclecg.data.snomed import abbreviation, code_mappings, fixed_class_order
 from aclecg.data.wfdbio import read_header_comments, read_wfdb
+from aclecg.errors import DataError
 
 LABEL_SETS: tuple[str, ...] = ("snomed", "scored", "cpsc2018", "chapman_rhythm")
 
@@ -78,9 +78,17 @@ class ChallengeReader(Reader):
             except DataError as exc:
                 skipped.append(Skipped(source, str(exc).split(": ", 1)[-1]))
                 continue
-            items.append(RecordItem(path=str(hea.with_suffix("")), source=source, record_id=hea.stem,
-                                    patient_id=hea.stem, labels=labels_from_codes(codes),
-                                    age=age_value(fields.get("age", "nan")), sex=sex_code(fields.get("sex", ""))))
+            items.append(
+                RecordItem(
+                    path=str(hea.with_suffix("")),
+                    source=source,
+                    record_id=hea.stem,
+                    patient_id=hea.stem,
+                    labels=labels_from_codes(codes),
+                    age=age_value(fields.get("age", "nan")),
+                    sex=sex_code(fields.get("sex", "")),
+                )
+            )
         if not headers and not skipped:
             raise DataError(f"{self.root}: no Challenge records (*.hea) found")
         return items, skipped

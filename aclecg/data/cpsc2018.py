@@ -14,9 +14,9 @@ import numpy as np
 import pandas as pd
 import scipy.io
 
-from aclecg.errors import DataError
 from aclecg.data.base import Reader, RecordItem, age_value, sex_code
 from aclecg.data.records import Skipped
+from aclecg.errors import DataError
 from aclecg.leads import LEADS
 
 FS = 500.0
@@ -79,8 +79,15 @@ class Cpsc2018Reader(Reader):
             elif not labels or any(lab.startswith("?") for lab in labels):
                 skipped.append(Skipped(source, f"unreadable labels in {REFERENCE}: {labels or 'none'}"))
             else:
-                items.append(RecordItem(path=str(mat), source=source, record_id=mat.stem, patient_id=mat.stem,
-                                        labels={LABEL_SET: sorted(set(labels), key=CLASSES.index)}))
+                items.append(
+                    RecordItem(
+                        path=str(mat),
+                        source=source,
+                        record_id=mat.stem,
+                        patient_id=mat.stem,
+                        labels={LABEL_SET: sorted(set(labels), key=CLASSES.index)},
+                    )
+                )
         return items, skipped
 
     def _read_signals(self, item: RecordItem) -> tuple[np.ndarray, list[str], float]:

@@ -13,22 +13,32 @@ SNOMED CT table shipped with the package.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from aclecg.data.snomed import snomed_table
 
-__all__ = ["SUPERCLASSES", "label_descriptions", "describe_labels", "row_choices", "sentence_case", "source_root"]
+__all__ = ["SUPERCLASSES", "describe_labels", "label_descriptions", "row_choices", "sentence_case", "source_root"]
 
 #: PTB-XL's five diagnostic superclasses.
-SUPERCLASSES = {"NORM": "normal ECG", "MI": "myocardial infarction", "STTC": "ST/T change",
-                "CD": "conduction disturbance", "HYP": "hypertrophy"}
+SUPERCLASSES = {
+    "NORM": "normal ECG",
+    "MI": "myocardial infarction",
+    "STTC": "ST/T change",
+    "CD": "conduction disturbance",
+    "HYP": "hypertrophy",
+}
 #: Challenge classes that merge two SNOMED codes (the 2021 Challenge's equivalent classes).
-_MERGED = {"CRBBB|RBBB": "right bundle branch block", "PAC|SVPB": "premature atrial contraction",
-           "PVC|VPB": "premature ventricular contraction", "CLBBB|LBBB": "left bundle branch block"}
+_MERGED = {
+    "CRBBB|RBBB": "right bundle branch block",
+    "PAC|SVPB": "premature atrial contraction",
+    "PVC|VPB": "premature ventricular contraction",
+    "CLBBB|LBBB": "left bundle branch block",
+}
 #: Abbreviations kept in capitals when a description is put in sentence case.
 _ACRONYMS = ("av", "sa", "st", "qrs", "qt", "ecg", "lbbb", "rbbb", "lvh", "rvh", "wpw", "mi")
 
@@ -79,8 +89,9 @@ def describe_labels(text: str, descriptions: Mapping[str, str]) -> str:
     return "; ".join(f"{lab} ({descriptions[lab]})" if lab in descriptions else lab for lab in map(str.strip, labels))
 
 
-def row_choices(records: pd.DataFrame, rows: Sequence[int] | np.ndarray | None = None,
-                limit: int = 5000) -> dict[str, int]:
+def row_choices(
+    records: pd.DataFrame, rows: Sequence[int] | np.ndarray | None = None, limit: int = 5000
+) -> dict[str, int]:
     """Record id (plus ``· window k`` for a record's later windows) -> row, for the first ``limit`` of ``rows``.
 
     The one way every page names a prepared row, so a record id picked on one page means the same row on another.

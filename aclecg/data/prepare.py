@@ -19,17 +19,15 @@ import sys
 import time
 import uuid
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from multiprocessing import get_context
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from aclecg.errors import ConfigError, DataError
-from aclecg.leads import LEADS
 from aclecg.data.base import Reader, RecordItem
 from aclecg.data.challenge import ChallengeReader
 from aclecg.data.cpsc2018 import Cpsc2018Reader
@@ -38,6 +36,8 @@ from aclecg.data.ptbxl import PtbXlReader
 from aclecg.data.records import Skipped
 from aclecg.data.rpeaks import detect_rpeaks
 from aclecg.data.splits import patient_stratified_folds, split_of
+from aclecg.errors import ConfigError, DataError
+from aclecg.leads import LEADS
 
 FORMAT_VERSION = 1
 FORMATS: tuple[str, ...] = ("ptbxl", "cpsc2018", "challenge")
@@ -103,7 +103,7 @@ def process_record(reader: Reader, item: RecordItem, index: int, cfg: PrepareCon
     except DataError as exc:
         msg = str(exc)
         return Skipped(item.source, msg.split(": ", 1)[1] if msg.startswith(item.source + ": ") else msg)
-    except Exception as exc:  # noqa: BLE001 - one bad record is a named skip, never a traceback
+    except Exception as exc:
         first = (str(exc).splitlines() or [""])[0][:160]
         return Skipped(item.source, f"could not be read: unexpected {type(exc).__name__} ({first})")
     if not np.isfinite(record.signals).all():
@@ -115,14 +115,27 @@ def process_record(reader: Reader, item: RecordItem, index: int, cfg: PrepareCon
     T = cfg.n_samples
     windows = plan_windows(x.shape[1], T, cfg.min_fraction)
     if not windows:
-        return Skipped(item.source, f"record is {record.seconds:.2f} s long, shorter than "
-                                    f"{cfg.min_fraction:.0%} of the {cfg.seconds:g} s window")
+        return Skipped(
+            item.source,
+            f"record is {record.seconds:.2f} s long, shorter than "
+            f"{cfg.min_fraction:.0%} of the {cfg.seconds:g} s window",
+        )
     peaks = detect_rpeaks(x, cfg.fs)
     n_valid = np.array([w.n_valid for w in windows])
     data = zscore(cut_windows(x, windows, T), n_valid).astype(np.float32)
     per_window = [peaks[(peaks >= w.start) & (peaks < w.start + w.n_valid)] - w.start for w in windows]
-    return Processed(index, data, [w.start for w in windows], n_valid.tolist(), per_window, record.fs,
-                     record.seconds, record.age, record.sex, record.warnings)
+    return Processed(
+        index,
+        data,
+        [w.start for w in windows],
+        n_valid.tolist(),
+        per_window,
+        record.fs,
+        record.seconds,
+        record.age,
+        record.sex,
+        record.warnings,
+    )
 
 
 _WORKER: tuple[Reader, PrepareConfig] | None = None
@@ -138,7 +151,9 @@ def _work(job: tuple[int, RecordItem]) -> Processed | Skipped:
     return process_record(reader, job[1], job[0], cfg)
 
 
-def _results(reader: Reader, items: list[RecordItem], cfg: PrepareConfig, workers: int) -> Iterator[Processed | Skipped]:
+def _results(
+    reader: Reader, items: list[RecordItem], cfg: PrepareConfig, workers: int
+) -> Iterator[Processed | Skipped]:
     if workers <= 1:
         for i, item in enumerate(items):
             yield process_record(reader, item, i, cfg)
@@ -173,7 +188,7 @@ class _SignalWriter:
         if self.rows:
             raw = np.memmap(self.raw_path, dtype="<f4", mode="r", shape=shape)
             for start in range(0, self.rows, chunk_rows):
-                target[start: start + chunk_rows] = raw[start: start + chunk_rows]
+                target[start : start + chunk_rows] = raw[start : start + chunk_rows]
             del raw
         target.flush()
         del target
@@ -185,8 +200,9 @@ def _fold_assignment(items: list[RecordItem], fmt: str, seed: int) -> tuple[list
     if all(item.fold is not None for item in items):
         return [int(item.fold) for item in items], "official"
     key = STRATIFY_BY.get(fmt, "")
-    folds = patient_stratified_folds([it.patient_id for it in items], [it.labels.get(key, []) for it in items],
-                                     seed=seed)
+    folds = patient_stratified_folds(
+        [it.patient_id for it in items], [it.labels.get(key, []) for it in items], seed=seed
+    )
     return folds.tolist(), f"patient-wise stratified by {key} (seed {seed})"
 
 
@@ -218,18 +234,30 @@ def _publish(tmp: Path, output: Path) -> None:
     os.replace(tmp, output)
 
 
-def prepare_dataset(input_dir: str | Path, output_dir: str | Path, fmt: str, *, fs: float = 100.0,
-                    seconds: float = 10.0, band_hz: tuple[float, float] = (0.5, 40.0), strict: bool = False,
-                    name: str | None = None, workers: int = 0, seed: int = 0, progress: bool = True,
-                    extra_manifest: dict | None = None) -> dict:
+def prepare_dataset(
+    input_dir: str | Path,
+    output_dir: str | Path,
+    fmt: str,
+    *,
+    fs: float = 100.0,
+    seconds: float = 10.0,
+    band_hz: tuple[float, float] = (0.5, 40.0),
+    strict: bool = False,
+    name: str | None = None,
+    workers: int = 0,
+    seed: int = 0,
+    progress: bool = True,
+    extra_manifest: dict | None = None,
+) -> dict:
     """Prepare a raw dataset into ``output_dir``; return the manifest.
 
     Raises :class:`DataError` for an unusable input folder and, with ``strict=True``, for the first
     malformed record (message names its file). Without ``strict``, malformed records are skipped and listed
     in the manifest's ``skipped`` (also printed as a summary).
     """
-    cfg = PrepareConfig(fs=float(fs), seconds=float(seconds), band_hz=(float(band_hz[0]), float(band_hz[1])),
-                        seed=int(seed))
+    cfg = PrepareConfig(
+        fs=float(fs), seconds=float(seconds), band_hz=(float(band_hz[0]), float(band_hz[1])), seed=int(seed)
+    )
     output = Path(output_dir).expanduser().resolve()
     reader = make_reader(fmt, input_dir, cfg.fs)
     started = time.time()
@@ -242,8 +270,9 @@ def prepare_dataset(input_dir: str | Path, output_dir: str | Path, fmt: str, *, 
     tmp = output.with_name(f".{output.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}")
     tmp.mkdir()
     try:
-        manifest = _write(tmp, reader, items, skipped, label_sets, cfg, fmt, strict, workers, progress,
-                          name or reader.dataset)
+        manifest = _write(
+            tmp, reader, items, skipped, label_sets, cfg, fmt, strict, workers, progress, name or reader.dataset
+        )
         manifest["prepare_seconds"] = round(time.time() - started, 2)
         if extra_manifest:
             manifest.update(extra_manifest)
@@ -255,9 +284,19 @@ def prepare_dataset(input_dir: str | Path, output_dir: str | Path, fmt: str, *, 
     return manifest
 
 
-def _write(tmp: Path, reader: Reader, items: list[RecordItem], skipped: list[Skipped],
-           label_sets: dict[str, list[str]], cfg: PrepareConfig, fmt: str, strict: bool, workers: int,
-           progress: bool, dataset: str) -> dict:
+def _write(
+    tmp: Path,
+    reader: Reader,
+    items: list[RecordItem],
+    skipped: list[Skipped],
+    label_sets: dict[str, list[str]],
+    cfg: PrepareConfig,
+    fmt: str,
+    strict: bool,
+    workers: int,
+    progress: bool,
+    dataset: str,
+) -> dict:
     folds, fold_source = _fold_assignment(items, fmt, cfg.seed)
     writer = _SignalWriter(tmp, cfg.n_samples)
     rows: list[dict] = []
@@ -279,20 +318,46 @@ def _write(tmp: Path, reader: Reader, items: list[RecordItem], skipped: list[Ski
             writer.append(result.windows)
             peaks.extend(p.astype(np.int32) for p in result.rpeaks)
             fold = folds[result.item_index]
-            base = {"record_id": item.record_id, "patient_id": item.patient_id, "fold": fold,
-                    "split": split_of(fold), "source": item.source,
-                    "age": result.age, "sex": result.sex}
+            base = {
+                "record_id": item.record_id,
+                "patient_id": item.patient_id,
+                "fold": fold,
+                "split": split_of(fold),
+                "source": item.source,
+                "age": result.age,
+                "sex": result.sex,
+            }
             labels = {f"labels_{n}": ";".join(item.labels.get(n, [])) for n in label_sets}
             for k, (start, n_valid) in enumerate(zip(result.starts, result.n_valid)):
-                rows.append({**base, **labels, "window": k, "start": start, "n_valid": n_valid,
-                             "fs_original": result.fs_original,
-                             "seconds_original": round(result.seconds_original, 3)})
+                rows.append(
+                    {
+                        **base,
+                        **labels,
+                        "window": k,
+                        "start": start,
+                        "n_valid": n_valid,
+                        "fs_original": result.fs_original,
+                        "seconds_original": round(result.seconds_original, 3),
+                    }
+                )
     finally:
         bar.close()
     signals_path = writer.finish()
-    columns = ["record_id", "patient_id", "fold", "split", "source", "age", "sex",
-               *[f"labels_{n}" for n in label_sets], "window", "start", "n_valid", "fs_original",
-               "seconds_original"]
+    columns = [
+        "record_id",
+        "patient_id",
+        "fold",
+        "split",
+        "source",
+        "age",
+        "sex",
+        *[f"labels_{n}" for n in label_sets],
+        "window",
+        "start",
+        "n_valid",
+        "fs_original",
+        "seconds_original",
+    ]
     records = pd.DataFrame(rows, columns=columns)
     records.to_csv(tmp / "records.csv", index=False)
     counts_per_row = np.array([len(p) for p in peaks], dtype=np.int64)
@@ -317,7 +382,7 @@ def _write(tmp: Path, reader: Reader, items: list[RecordItem], skipped: list[Ski
             **{k: v for k, v in asdict(cfg).items() if k not in ("fs", "seconds")},
             "resample": "scipy.signal.resample_poly",
             "filter": f"Butterworth band-pass order {cfg.filter_order}, zero-phase (sosfiltfilt), "
-                      f"{cfg.band_hz[0]:g}-{min(cfg.band_hz[1], 0.45 * cfg.fs):g} Hz",
+            f"{cfg.band_hz[0]:g}-{min(cfg.band_hz[1], 0.45 * cfg.fs):g} Hz",
             "windows": "non-overlapping; remainder >= min_fraction zero-padded, shorter dropped",
             "normalisation": "z-score per row (window) and lead over its real samples",
             "rpeaks": "aclecg.data.rpeaks.detect_rpeaks on the filtered record (samples within the row)",
@@ -347,15 +412,20 @@ def _write(tmp: Path, reader: Reader, items: list[RecordItem], skipped: list[Ski
 def summary_lines(manifest: dict, max_skipped: int = 20) -> list[str]:
     """Human-readable summary of a manifest (used by the ``prepare`` and ``info`` commands)."""
     c = manifest["counts"]
-    lines = [f"{manifest['dataset']} ({manifest['format']}): {c['records_kept']} of {c['records_found']} records "
-             f"kept, {c['rows']} rows of {manifest['seconds']:g} s at {manifest['fs']:g} Hz, "
-             f"{c['patients']} patients, {c['records_skipped']} skipped",
-             "folds 1-10: " + ", ".join(str(c["folds"][str(k)]) for k in range(1, 11))
-             + f"  (train {c['splits']['train']}, val {c['splits']['val']}, test {c['splits']['test']})"]
+    lines = [
+        f"{manifest['dataset']} ({manifest['format']}): {c['records_kept']} of {c['records_found']} records "
+        f"kept, {c['rows']} rows of {manifest['seconds']:g} s at {manifest['fs']:g} Hz, "
+        f"{c['patients']} patients, {c['records_skipped']} skipped",
+        "folds 1-10: "
+        + ", ".join(str(c["folds"][str(k)]) for k in range(1, 11))
+        + f"  (train {c['splits']['train']}, val {c['splits']['val']}, test {c['splits']['test']})",
+    ]
     for name, classes in manifest["label_sets"].items():
         prot = c["protocols"][name]
-        lines.append(f"label set {name} ({len(classes)} classes): multilabel keeps {prot['multilabel']}, "
-                     f"singlelabel keeps {prot['singlelabel']}")
+        lines.append(
+            f"label set {name} ({len(classes)} classes): multilabel keeps {prot['multilabel']}, "
+            f"singlelabel keeps {prot['singlelabel']}"
+        )
     for s in manifest["skipped"][:max_skipped]:
         lines.append(f"skipped {s['file']}: {s['reason']}")
     if len(manifest["skipped"]) > max_skipped:

@@ -73,7 +73,7 @@ def cut_windows(x: np.ndarray, windows: list[Window], length: int) -> np.ndarray
     """Stack windows of ``x`` ``(L, n)`` into ``(W, L, length)``, zero-padding short ones."""
     out = np.zeros((len(windows), x.shape[0], length), dtype=x.dtype)
     for k, w in enumerate(windows):  # loop over windows (a handful per record), not samples
-        out[k, :, : w.n_valid] = x[:, w.start: w.start + w.n_valid]
+        out[k, :, : w.n_valid] = x[:, w.start : w.start + w.n_valid]
     return out
 
 
@@ -87,5 +87,5 @@ def zscore(windows: np.ndarray, n_valid: np.ndarray, eps: float = 1e-8) -> np.nd
     count = mask.sum(-1, keepdims=True)
     mean = (windows * mask).sum(-1, keepdims=True) / count
     centred = (windows - mean) * mask
-    std = np.sqrt((centred ** 2).sum(-1, keepdims=True) / count)
+    std = np.sqrt((centred**2).sum(-1, keepdims=True) / count)
     return np.where(std > eps, centred / np.maximum(std, eps), 0.0)

@@ -20,10 +20,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from aclecg.errors import DataError
 from aclecg.data.base import Reader, RecordItem, age_value, sex_code
 from aclecg.data.records import Skipped
 from aclecg.data.wfdbio import read_wfdb
+from aclecg.errors import DataError
 
 LABEL_SETS: tuple[str, ...] = ("superdiagnostic", "subdiagnostic", "diagnostic", "form", "rhythm", "all")
 DATABASE = "ptbxl_database.csv"
@@ -125,15 +125,16 @@ class PtbXlReader(Reader):
             filename = str(getattr(row, column))
             ecg_id = str(row.ecg_id)
             if ecg_id in first_row:  # decision: the first row of an ecg_id is kept, later ones are skipped
-                skipped.append(Skipped(filename, f"duplicate ecg_id {ecg_id} (first row: {first_row[ecg_id]}); "
-                                                 f"skipped"))
+                skipped.append(
+                    Skipped(filename, f"duplicate ecg_id {ecg_id} (first row: {first_row[ecg_id]}); skipped")
+                )
                 continue
             first_row[ecg_id] = filename
             try:
                 items.append(self._item(row, filename))
             except DataError as exc:
                 skipped.append(Skipped(filename, str(exc).split(": ", 1)[-1]))
-            except Exception as exc:  # noqa: BLE001 - one bad row is a named skip, never a traceback
+            except Exception as exc:
                 skipped.append(Skipped(filename, f"unreadable row of {DATABASE} ({type(exc).__name__}: {exc})"))
         return items, skipped
 
@@ -164,9 +165,16 @@ class PtbXlReader(Reader):
         age = age_value(getattr(row, "age", None))  # age and sex are optional columns
         if age == 300.0:
             age = AGE_CAP
-        return RecordItem(path=str(path), source=source, record_id=str(row.ecg_id),
-                          patient_id=patient_id, labels=aggregate(codes, self.mapping), fold=fold, age=age,
-                          sex=sex_code(getattr(row, "sex", None)))
+        return RecordItem(
+            path=str(path),
+            source=source,
+            record_id=str(row.ecg_id),
+            patient_id=patient_id,
+            labels=aggregate(codes, self.mapping),
+            fold=fold,
+            age=age,
+            sex=sex_code(getattr(row, "sex", None)),
+        )
 
     def _read_signals(self, item: RecordItem) -> tuple[np.ndarray, list[str], float]:
         raw = read_wfdb(Path(item.path), item.source, expected_fs=self.expected_fs)

@@ -62,4 +62,4 @@ def raw_window_mv(dataset: Any, row: int) -> tuple[np.ndarray, float] | None:
     record = reader.read(item)
     start = int(round(float(rec.get("start", 0)) / dataset.fs * record.fs))
     seconds = float(dataset.manifest.get("seconds", dataset.n_samples / dataset.fs))
-    return record.signals[:, start:start + int(round(seconds * record.fs))], float(record.fs)
+    return record.signals[:, start : start + int(round(seconds * record.fs))], float(record.fs)

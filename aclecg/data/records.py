@@ -7,8 +7,8 @@ wrong with a record is reported as :class:`aclecg.errors.DataError` whose messag
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Sequence
 
 import numpy as np
 
@@ -81,8 +81,9 @@ def canonicalise(signals: np.ndarray, lead_names: Sequence[str], source: str) ->
     """
     signals = np.asarray(signals, dtype=np.float64)
     if signals.ndim != 2 or signals.shape[0] != len(lead_names):
-        raise DataError(f"{source}: signal array has shape {signals.shape} but the header names "
-                        f"{len(lead_names)} leads")
+        raise DataError(
+            f"{source}: signal array has shape {signals.shape} but the header names {len(lead_names)} leads"
+        )
     by_name: dict[str, np.ndarray] = {}
     for name, row in zip(lead_names, signals):
         try:
@@ -98,8 +99,10 @@ def canonicalise(signals: np.ndarray, lead_names: Sequence[str], source: str) ->
         precordial_missing = [lead for lead in missing if lead in INDEPENDENT_LEADS[2:]]
         limb_have = [lead for lead in ("I", "II", "III") if lead in by_name]
         if precordial_missing or len(limb_have) < 2:
-            raise DataError(f"{source}: missing leads {', '.join(missing)} (need all 12, or two of I/II/III "
-                            f"plus V1-V6 to derive the rest)")
+            raise DataError(
+                f"{source}: missing leads {', '.join(missing)} (need all 12, or two of I/II/III "
+                f"plus V1-V6 to derive the rest)"
+            )
         by_name = derive_limb_leads(by_name)
         warnings.append(f"{source}: derived {', '.join(missing)} from {', '.join(limb_have)}")
     return np.stack([by_name[lead] for lead in LEADS]), warnings

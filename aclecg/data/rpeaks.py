@@ -36,7 +36,7 @@ def qrs_energy(x: np.ndarray, fs: float) -> tuple[np.ndarray, np.ndarray]:
     # Equalise the leads (99th percentile of |band| -> 1) so one lead's artefact cannot drown the others.
     scale = np.percentile(np.abs(band), 99, axis=-1, keepdims=True)
     band = band / np.where(scale > 0, scale, 1.0)
-    energy = (band ** 2).sum(axis=0)
+    energy = (band**2).sum(axis=0)
     slope = (np.diff(band, axis=-1, prepend=band[:, :1]) ** 2).sum(axis=0)
     width = max(int(round(INTEGRATION_S * fs)), 1)
     envelope = ndimage.uniform_filter1d(slope, size=width, mode="nearest")
@@ -73,8 +73,9 @@ def detect_rpeaks(x: np.ndarray, fs: float, refractory_s: float = REFRACTORY_S) 
 
 #: Classes whose wide or notched QRS can move the detected peak onto an S wave or a second R (RBBB, LBBB,
 #: non-specific intraventricular conduction delay, WPW, paced rhythm): the rhythm summary says so for them.
-WIDE_QRS_CLASSES = frozenset({"CRBBB", "CLBBB", "RBBB", "LBBB", "CRBBB|RBBB", "CLBBB|LBBB", "IVCD", "NSIVCB",
-                              "IRBBB", "WPW", "PR", "PACE", "CD"})
+WIDE_QRS_CLASSES = frozenset(
+    {"CRBBB", "CLBBB", "RBBB", "LBBB", "CRBBB|RBBB", "CLBBB|LBBB", "IVCD", "NSIVCB", "IRBBB", "WPW", "PR", "PACE", "CD"}
+)
 #: Beat-to-beat variation (coefficient of variation of RR) above which the rhythm is called irregular.
 IRREGULAR_RR_CV = 0.2
 

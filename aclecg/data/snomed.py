@@ -23,10 +23,15 @@ EQUIVALENT: tuple[tuple[str, ...], ...] = (
 
 #: CPSC 2018 classes in Challenge SNOMED codes (the same recordings are A0001-A6877 in the Challenge data).
 CPSC2018_CODES: dict[str, tuple[str, ...]] = {
-    "Normal": ("426783006",), "AF": ("164889003",), "I-AVB": ("270492004",),
-    "LBBB": ("164909002", "733534002"), "RBBB": ("59118001", "713427006"),
-    "PAC": ("284470004", "63593006"), "PVC": ("164884008", "427172004", "17338001"),
-    "STD": ("429622005",), "STE": ("164931005",),
+    "Normal": ("426783006",),
+    "AF": ("164889003",),
+    "I-AVB": ("270492004",),
+    "LBBB": ("164909002", "733534002"),
+    "RBBB": ("59118001", "713427006"),
+    "PAC": ("284470004", "63593006"),
+    "PVC": ("164884008", "427172004", "17338001"),
+    "STD": ("429622005",),
+    "STE": ("164931005",),
 }
 
 #: Chapman-Shaoxing merged rhythm groups (Zheng et al., Sci Data 7:48, 2020): SB; AFIB = AF + AFL;

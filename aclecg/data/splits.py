@@ -10,7 +10,7 @@ and class proportions balanced (in the spirit of PTB-XL's stratified folds, Wagn
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -29,8 +29,9 @@ def split_of(fold: int) -> str:
     return "train"
 
 
-def patient_stratified_folds(patient_ids: Sequence[str], labels: Sequence[Sequence[str]], seed: int = 0,
-                             n_folds: int = N_FOLDS) -> np.ndarray:
+def patient_stratified_folds(
+    patient_ids: Sequence[str], labels: Sequence[Sequence[str]], seed: int = 0, n_folds: int = N_FOLDS
+) -> np.ndarray:
     """Fold (1..n_folds) per record; records of one patient share a fold.
 
     ``labels[i]`` are the labels of record ``i`` used for stratification (may be empty).

@@ -9,8 +9,8 @@ import numpy as np
 import scipy.io
 import wfdb
 
-from aclecg.errors import DataError
 from aclecg.data.records import unit_scale
+from aclecg.errors import DataError
 
 
 @dataclass
@@ -31,7 +31,9 @@ def read_header(path: Path, source: str) -> wfdb.Record:
     try:
         header = wfdb.rdheader(str(base))
     except Exception as exc:  # wfdb raises many types for a bad header
-        raise DataError(f"{source}: not a readable WFDB header ({type(exc).__name__}: {exc})".replace("\n", " ")) from None
+        raise DataError(
+            f"{source}: not a readable WFDB header ({type(exc).__name__}: {exc})".replace("\n", " ")
+        ) from None
     if not header.n_sig or not header.sig_name:
         raise DataError(f"{source}: header lists no signals")
     if header.fs is None or not np.isfinite(header.fs) or header.fs <= 0:
@@ -162,24 +164,26 @@ def read_wfdb(path: Path, source: str, expected_fs: float | None = None) -> RawS
         raise DataError(f"{source}: sampling rate {rec.fs:g} Hz in the header, expected {expected_fs:g} Hz")
     for lead, gain in zip(rec.sig_name, rec.adc_gain or [None] * rec.n_sig):
         if gain is None or isinstance(gain, bool) or not np.isfinite(gain) or gain <= 0:
-            raise DataError(f"{source}: lead {lead} has ADC gain {gain!r} in the header; it must be a positive "
-                            f"number")
+            raise DataError(f"{source}: lead {lead} has ADC gain {gain!r} in the header; it must be a positive number")
     digital = rec.d_signal
     if digital is None or digital.ndim != 2 or digital.shape[1] != rec.n_sig:
         raise DataError(f"{source}: signal data do not match the header's {rec.n_sig} leads")
     if rec.sig_len and digital.shape[0] != rec.sig_len:
-        raise DataError(f"{source}: header says {rec.sig_len} samples but the signal file holds "
-                        f"{digital.shape[0]}")
+        raise DataError(f"{source}: header says {rec.sig_len} samples but the signal file holds {digital.shape[0]}")
     if rec.checksum is not None and any(c is None for c in rec.checksum):
         lines = [str(i + 1) for i, c in enumerate(rec.checksum) if c is None]
-        raise DataError(f"{source}: signal line {', '.join(lines)} of the header cannot be parsed (a malformed "
-                        f"gain, baseline, units or checksum field, e.g. a gain of NaN)")
+        raise DataError(
+            f"{source}: signal line {', '.join(lines)} of the header cannot be parsed (a malformed "
+            f"gain, baseline, units or checksum field, e.g. a gain of NaN)"
+        )
     if rec.checksum is not None:
         calc = np.asarray(rec.calc_checksum(), dtype=np.int64)
         bad = np.flatnonzero((calc - np.asarray(rec.checksum, dtype=np.int64)) % 65536 != 0)
         if bad.size:
-            raise DataError(f"{source}: signal data disagree with the header checksum for leads "
-                            f"{', '.join(rec.sig_name[i] for i in bad)}")
+            raise DataError(
+                f"{source}: signal data disagree with the header checksum for leads "
+                f"{', '.join(rec.sig_name[i] for i in bad)}"
+            )
     try:
         physical = rec.dac(return_res=64)
     except Exception as exc:

@@ -25,8 +25,15 @@ Modules, one concern each:
 from __future__ import annotations
 
 from aclecg.classifier import TrainLog, predict_classifier, train_classifier
-from aclecg.evaluation.config import (ARMS, DEFAULT_ARMS, DEFAULT_FRACTIONS, PROTOCOLS, TRAINED_ARMS, EvalConfig,
-                                      embedding_cache_dir)
+from aclecg.evaluation.config import (
+    ARMS,
+    DEFAULT_ARMS,
+    DEFAULT_FRACTIONS,
+    PROTOCOLS,
+    TRAINED_ARMS,
+    EvalConfig,
+    embedding_cache_dir,
+)
 from aclecg.evaluation.embeddings import cached_embeddings, extract_embeddings, precision_key
 from aclecg.evaluation.form import parse_sweep_form
 from aclecg.evaluation.fractions import rotate_folds, sample_label_fraction
@@ -38,9 +45,34 @@ from aclecg.paths import cache_root
 from aclecg.runtime import resolve_device
 
 __all__ = [
-    "ARMS", "DEFAULT_ARMS", "DEFAULT_FRACTIONS", "PROTOCOLS", "EvalConfig", "EncoderSource", "SweepProgress",
-    "SweepResult", "TRAINED_ARMS", "TrainLog", "cache_root", "embedding_cache_dir", "resolve_device", "load_source",
-    "random_init_source", "check_compatible", "extract_embeddings", "cached_embeddings", "precision_key",
-    "linear_probe", "ProbeResult", "train_classifier", "predict_classifier", "sample_label_fraction", "rotate_folds",
-    "run_sweep", "parse_sweep_form", "count_not_converged", "learning_rates_of", "open_dataset",
+    "ARMS",
+    "DEFAULT_ARMS",
+    "DEFAULT_FRACTIONS",
+    "PROTOCOLS",
+    "TRAINED_ARMS",
+    "EncoderSource",
+    "EvalConfig",
+    "ProbeResult",
+    "SweepProgress",
+    "SweepResult",
+    "TrainLog",
+    "cache_root",
+    "cached_embeddings",
+    "check_compatible",
+    "count_not_converged",
+    "embedding_cache_dir",
+    "extract_embeddings",
+    "learning_rates_of",
+    "linear_probe",
+    "load_source",
+    "open_dataset",
+    "parse_sweep_form",
+    "precision_key",
+    "predict_classifier",
+    "random_init_source",
+    "resolve_device",
+    "rotate_folds",
+    "run_sweep",
+    "sample_label_fraction",
+    "train_classifier",
 ]

@@ -17,8 +17,16 @@ from aclecg.errors import ConfigError
 from aclecg.paths import cache_root
 from aclecg.reference_cnn import ReferenceCNNConfig
 
-__all__ = ["ARMS", "TRAINED_ARMS", "DEFAULT_ARMS", "DEFAULT_FRACTIONS", "PROTOCOLS", "EvalConfig",
-           "embedding_cache_dir", "digest"]
+__all__ = [
+    "ARMS",
+    "DEFAULT_ARMS",
+    "DEFAULT_FRACTIONS",
+    "PROTOCOLS",
+    "TRAINED_ARMS",
+    "EvalConfig",
+    "digest",
+    "embedding_cache_dir",
+]
 
 #: Evaluation arms: per checkpoint (``linear_probe``, ``fine_tune``) and the two reference arms.
 ARMS: tuple[str, ...] = ("linear_probe", "fine_tune", "supervised", "reference_cnn", "random_init")
@@ -56,16 +64,24 @@ class EvalConfig:
     def __post_init__(self) -> None:
         for key in ("probe_grid", "lr_grid"):
             value = getattr(self, key)
-            if not value or any(not (isinstance(c, (int, float)) and not isinstance(c, bool) and c >= 0)
-                                for c in value):
+            if not value or any(
+                not (isinstance(c, (int, float)) and not isinstance(c, bool) and c >= 0) for c in value
+            ):
                 raise ConfigError(f"{key} must be non-negative numbers, got {value!r}")
             object.__setattr__(self, key, tuple(float(c) for c in value))
         if self.lr_selection not in ("first_seed", "every_cell"):
             raise ConfigError(f"lr_selection must be 'first_seed' or 'every_cell', got {self.lr_selection!r}")
         if any(c <= 0 for c in self.lr_grid):
             raise ConfigError(f"lr_grid must be positive, got {self.lr_grid!r}")
-        for key in ("probe_max_iter", "max_steps", "eval_every", "patience", "batch_size", "n_bootstrap",
-                    "embed_batch_size"):
+        for key in (
+            "probe_max_iter",
+            "max_steps",
+            "eval_every",
+            "patience",
+            "batch_size",
+            "n_bootstrap",
+            "embed_batch_size",
+        ):
             value = getattr(self, key)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ConfigError(f"{key} must be a positive integer, got {value!r}")

@@ -11,8 +11,9 @@ import io
 import re
 import warnings
 import zipfile
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -26,7 +27,7 @@ from aclecg.evaluation.config import embedding_cache_dir
 from aclecg.evaluation.sources import EncoderSource, check_compatible
 from aclecg.runtime import precision_tag, resolve_device
 
-__all__ = ["precision_key", "extract_embeddings", "cached_embeddings"]
+__all__ = ["cached_embeddings", "extract_embeddings", "precision_key"]
 
 
 def precision_key(dev: torch.device) -> str:
@@ -39,15 +40,22 @@ def _load_cached_array(path: Path) -> np.ndarray | None:
     try:
         return np.load(path, allow_pickle=False)
     except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
-        warnings.warn(f"cached embeddings {path} are unreadable ({type(exc).__name__}: {exc}); recomputing",
-                      stacklevel=3)
+        warnings.warn(
+            f"cached embeddings {path} are unreadable ({type(exc).__name__}: {exc}); recomputing", stacklevel=3
+        )
         return None
 
 
 @torch.no_grad()
-def extract_embeddings(encoder: nn.Module, dataset: Any, lead_idx: Sequence[int], indices: np.ndarray | None = None,
-                       batch_size: int = 256, device: str | torch.device = "auto",
-                       show_progress: bool = False) -> np.ndarray:
+def extract_embeddings(
+    encoder: nn.Module,
+    dataset: Any,
+    lead_idx: Sequence[int],
+    indices: np.ndarray | None = None,
+    batch_size: int = 256,
+    device: str | torch.device = "auto",
+    show_progress: bool = False,
+) -> np.ndarray:
     """Record embeddings ``(n, E)`` float32 of a frozen encoder (eval mode, no grad, batched)."""
     dev = resolve_device(device)
     indices = np.arange(len(dataset)) if indices is None else np.asarray(indices, dtype=np.int64)
@@ -56,7 +64,7 @@ def extract_embeddings(encoder: nn.Module, dataset: Any, lead_idx: Sequence[int]
     chunks = []
     starts = range(0, len(indices), batch_size)
     for start in tqdm(starts, desc="embedding", disable=not show_progress, leave=False):
-        x = torch.from_numpy(read_signals(dataset, indices[start:start + batch_size], lead_idx)).to(dev)
+        x = torch.from_numpy(read_signals(dataset, indices[start : start + batch_size], lead_idx)).to(dev)
         with autocast(dev, inference_dtype(dev)):
             emb = encoder(x).embedding
         chunks.append(emb.float().cpu().numpy())
@@ -66,9 +74,15 @@ def extract_embeddings(encoder: nn.Module, dataset: Any, lead_idx: Sequence[int]
     return np.concatenate(chunks).astype(np.float32)
 
 
-def cached_embeddings(source: EncoderSource, dataset: Any, cache_dir: str | Path | None = None,
-                      batch_size: int = 256, device: str | torch.device = "auto", refresh: bool = False,
-                      show_progress: bool = False) -> tuple[np.ndarray, Path]:
+def cached_embeddings(
+    source: EncoderSource,
+    dataset: Any,
+    cache_dir: str | Path | None = None,
+    batch_size: int = 256,
+    device: str | torch.device = "auto",
+    refresh: bool = False,
+    show_progress: bool = False,
+) -> tuple[np.ndarray, Path]:
     """Embeddings of every record of ``dataset``, cached as ``.npy`` keyed by weights key + data fingerprint.
 
     The compatibility check runs first, so a mismatching checkpoint fails before any computation.
@@ -86,8 +100,9 @@ def cached_embeddings(source: EncoderSource, dataset: Any, cache_dir: str | Path
         emb = _load_cached_array(path)
         if emb is not None and emb.ndim == 2 and emb.shape[0] == len(dataset):
             return emb, path
-    emb = extract_embeddings(source.encoder, dataset, lead_idx, batch_size=batch_size, device=device,
-                             show_progress=show_progress)
+    emb = extract_embeddings(
+        source.encoder, dataset, lead_idx, batch_size=batch_size, device=device, show_progress=show_progress
+    )
     buffer = io.BytesIO()
     np.save(buffer, emb)
     atomicio.write_bytes(path, buffer.getvalue())

@@ -11,7 +11,8 @@ and scores the test records once with the model that validated best. Global RNG 
 from __future__ import annotations
 
 import copy
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -25,8 +26,9 @@ from aclecg.reference_cnn import ReferenceCNNConfig, build_reference_cnn
 __all__ = ["train_arm"]
 
 
-def _builder(kind: str, source: EncoderSource | None, ref_cfg: Any, n_leads: int, n_classes: int,
-             seed: int) -> Callable[[], nn.Module]:
+def _builder(
+    kind: str, source: EncoderSource | None, ref_cfg: Any, n_leads: int, n_classes: int, seed: int
+) -> Callable[[], nn.Module]:
     """A function returning the arm's freshly initialised classifier (the same weights on every call)."""
     from aclecg.models import build_classifier, build_encoder
 
@@ -39,21 +41,38 @@ def _builder(kind: str, source: EncoderSource | None, ref_cfg: Any, n_leads: int
                 torch.manual_seed(int(seed))
                 return build_classifier(copy.deepcopy(encoder), n_classes)
     elif kind == "reference_cnn":
+
         def build() -> nn.Module:
             return build_reference_cnn(n_leads, n_classes, ReferenceCNNConfig(), seed=int(seed))
     else:
+
         def build() -> nn.Module:
             encoder = build_encoder(ref_cfg, seed=seed)
             with torch.random.fork_rng(devices=[]):
                 torch.manual_seed(int(seed))
                 return build_classifier(encoder, n_classes)
+
     return build
 
 
-def train_arm(kind: str, source: EncoderSource | None, dataset: Any, keep_idx: np.ndarray, y_all: np.ndarray,
-              train_pos: np.ndarray, val_pos: np.ndarray, test_pos: np.ndarray, protocol: str, seed: int,
-              cfg: EvalConfig, lr_grid: Sequence[float], device: torch.device, ref_cfg: Any, desc: str,
-              show_progress: bool) -> dict[str, Any]:
+def train_arm(
+    kind: str,
+    source: EncoderSource | None,
+    dataset: Any,
+    keep_idx: np.ndarray,
+    y_all: np.ndarray,
+    train_pos: np.ndarray,
+    val_pos: np.ndarray,
+    test_pos: np.ndarray,
+    protocol: str,
+    seed: int,
+    cfg: EvalConfig,
+    lr_grid: Sequence[float],
+    device: torch.device,
+    ref_cfg: Any,
+    desc: str,
+    show_progress: bool,
+) -> dict[str, Any]:
     """Train one trained-arm cell on ``train_pos``; return its test scores and details.
 
     Positions index ``keep_idx`` (the labelled records) and ``y_all``. ``ref_cfg`` is the encoder config of the
@@ -65,16 +84,38 @@ def train_arm(kind: str, source: EncoderSource | None, dataset: Any, keep_idx: n
         assert source is not None
         lead_idx = check_compatible(source.meta, dataset)
     else:
-        lead_idx = check_compatible({"leads": ref_cfg.leads, "fs": dataset.fs, "n_samples": dataset.n_samples},
-                                    dataset)
+        lead_idx = check_compatible({"leads": ref_cfg.leads, "fs": dataset.fs, "n_samples": dataset.n_samples}, dataset)
     build = _builder(kind, source, ref_cfg, len(lead_idx), y_all.shape[1], seed)
     x_tr = torch.from_numpy(read_signals(dataset, keep_idx[train_pos], lead_idx))
     x_va = torch.from_numpy(read_signals(dataset, keep_idx[val_pos], lead_idx))
-    fit = fit_with_lr_grid(build, x_tr, y_all[train_pos], x_va, y_all[val_pos], protocol, lr_grid, seed=seed,
-                           desc=desc, max_steps=cfg.max_steps, eval_every=cfg.eval_every, patience=cfg.patience,
-                           batch_size=cfg.batch_size, device=device, show_progress=show_progress)
+    fit = fit_with_lr_grid(
+        build,
+        x_tr,
+        y_all[train_pos],
+        x_va,
+        y_all[val_pos],
+        protocol,
+        lr_grid,
+        seed=seed,
+        desc=desc,
+        max_steps=cfg.max_steps,
+        eval_every=cfg.eval_every,
+        patience=cfg.patience,
+        batch_size=cfg.batch_size,
+        device=device,
+        show_progress=show_progress,
+    )
     scores = predict_classifier(fit.model, dataset, keep_idx[test_pos], lead_idx, protocol, device=device)
     log = fit.log
-    return {"scores": scores, "details": {"best_step": log.best_step, "steps_run": log.steps_run,
-                                          "converged": log.converged, "criterion": log.criterion,
-                                          "val": log.best_criterion, "lr": fit.lr, "lr_grid": fit.grid}}
+    return {
+        "scores": scores,
+        "details": {
+            "best_step": log.best_step,
+            "steps_run": log.steps_run,
+            "converged": log.converged,
+            "criterion": log.criterion,
+            "val": log.best_criterion,
+            "lr": fit.lr,
+            "lr_grid": fit.grid,
+        },
+    }

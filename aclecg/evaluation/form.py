@@ -6,7 +6,7 @@ same messages wherever the sweep is launched from.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -51,8 +51,9 @@ def _parse_seeds(seeds: int | Sequence[int]) -> list[int]:
     return list(dict.fromkeys(out))
 
 
-def parse_sweep_form(fractions: Sequence[float] | str, arms: Sequence[str] | str, n_checkpoints: int,
-                     seeds: int | Sequence[int] = 1) -> tuple[list[float], list[str], list[int]]:
+def parse_sweep_form(
+    fractions: Sequence[float] | str, arms: Sequence[str] | str, n_checkpoints: int, seeds: int | Sequence[int] = 1
+) -> tuple[list[float], list[str], list[int]]:
     """Validate a sweep's fractions, arms and seeds as ``run_sweep`` would, before anything is launched.
 
     Raises :class:`ConfigError` with the CLI's messages, so the app and ``python -m aclecg sweep`` say the same.

@@ -37,8 +37,9 @@ def _train_pool(records: pd.DataFrame, keep_idx: np.ndarray) -> np.ndarray:
     return np.flatnonzero(split == "train")
 
 
-def sample_label_fraction(records: pd.DataFrame, keep_idx: np.ndarray, y: np.ndarray, fraction: float,
-                          seed: int) -> np.ndarray:
+def sample_label_fraction(
+    records: pd.DataFrame, keep_idx: np.ndarray, y: np.ndarray, fraction: float, seed: int
+) -> np.ndarray:
     """Draw a patient-wise, stratified subset of the training folds; returns positions into ``keep_idx``.
 
     * Only records with ``split == "train"`` are candidates; validation and test records are never read.

@@ -12,9 +12,10 @@ import json
 import warnings
 import zipfile
 import zlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -23,8 +24,14 @@ from aclecg import atomicio, stats
 from aclecg.errors import ConfigError, DataError
 from aclecg.evaluation.config import TRAINED_ARMS
 
-__all__ = ["SweepResult", "learning_rates_of", "count_not_converged", "metric_rows", "cell_readable",
-           "write_outputs"]
+__all__ = [
+    "SweepResult",
+    "cell_readable",
+    "count_not_converged",
+    "learning_rates_of",
+    "metric_rows",
+    "write_outputs",
+]
 
 
 @dataclass
@@ -49,8 +56,9 @@ def cell_readable(meta_path: Path, pred_path: Path) -> bool:
             z["y_true"], z["y_score"]
         return True
     except (OSError, ValueError, EOFError, KeyError, UnicodeDecodeError, zipfile.BadZipFile, zlib.error) as exc:
-        warnings.warn(f"sweep cell {pred_path.stem} is unreadable ({type(exc).__name__}: {exc}); recomputing it",
-                      stacklevel=3)
+        warnings.warn(
+            f"sweep cell {pred_path.stem} is unreadable ({type(exc).__name__}: {exc}); recomputing it", stacklevel=3
+        )
         return False
 
 
@@ -70,16 +78,32 @@ def learning_rates_of(sweep_dir: str | Path) -> dict[tuple[str, float], float]:
 
 def metric_rows(report: stats.MetricReport, boot: stats.BootstrapResult, classes: list[str]) -> list[dict]:
     """A cell's metric rows: macro AUROC/AUPRC and every class's, each with its bootstrap 95 % interval."""
-    rows = [{"metric": "macro_auroc", "value": report.macro_auroc, "ci_low": boot.macro["macro_auroc"][0],
-             "ci_high": boot.macro["macro_auroc"][1]},
-            {"metric": "macro_auprc", "value": report.macro_auprc, "ci_low": boot.macro["macro_auprc"][0],
-             "ci_high": boot.macro["macro_auprc"][1]}]
+    rows = [
+        {
+            "metric": "macro_auroc",
+            "value": report.macro_auroc,
+            "ci_low": boot.macro["macro_auroc"][0],
+            "ci_high": boot.macro["macro_auroc"][1],
+        },
+        {
+            "metric": "macro_auprc",
+            "value": report.macro_auprc,
+            "ci_low": boot.macro["macro_auprc"][0],
+            "ci_high": boot.macro["macro_auprc"][1],
+        },
+    ]
     for key in ("auroc", "auprc"):
         for i, name in enumerate(classes):
             cm = report.per_class[name]
             value = cm.auroc if key == "auroc" else cm.auprc
-            rows.append({"metric": f"{key}:{name}", "value": value, "ci_low": float(boot.per_class[key][i, 0]),
-                         "ci_high": float(boot.per_class[key][i, 1])})
+            rows.append(
+                {
+                    "metric": f"{key}:{name}",
+                    "value": value,
+                    "ci_low": float(boot.per_class[key][i, 0]),
+                    "ci_high": float(boot.per_class[key][i, 1]),
+                }
+            )
     return rows
 
 
@@ -98,7 +122,7 @@ def _comparisons(out: Path, cell_records: list[dict], names: Sequence[str], clas
     names = list(names)
     for fraction, seed in sorted({(r["fraction"], r["seed"]) for r in cell_records}):
         for i, a in enumerate(names):
-            for b in names[i + 1:]:
+            for b in names[i + 1 :]:
                 ra, rb = by_cell.get((a, fraction, seed)), by_cell.get((b, fraction, seed))
                 if ra is None or rb is None:
                     continue
@@ -106,14 +130,32 @@ def _comparisons(out: Path, cell_records: list[dict], names: Sequence[str], clas
                 base = {"arm_a": a, "arm_b": b, "fraction": fraction, "seed": seed}
                 try:
                     mac = stats.delong_macro(ya, sa, sb)
-                    rows.append({**base, "metric": "macro_auroc", "auc_a": mac.auc_a, "auc_b": mac.auc_b,
-                                 "diff": mac.diff, "z": mac.z, "p_value": mac.p_value})
+                    rows.append(
+                        {
+                            **base,
+                            "metric": "macro_auroc",
+                            "auc_a": mac.auc_a,
+                            "auc_b": mac.auc_b,
+                            "diff": mac.diff,
+                            "z": mac.z,
+                            "p_value": mac.p_value,
+                        }
+                    )
                 except DataError:
                     pass
                 for c, res in zip(classes, stats.delong_per_class(ya, sa, sb)):
                     if res is not None:
-                        rows.append({**base, "metric": f"auroc:{c}", "auc_a": res.auc_a, "auc_b": res.auc_b,
-                                     "diff": res.diff, "z": res.z, "p_value": res.p_value})
+                        rows.append(
+                            {
+                                **base,
+                                "metric": f"auroc:{c}",
+                                "auc_a": res.auc_a,
+                                "auc_b": res.auc_b,
+                                "diff": res.diff,
+                                "z": res.z,
+                                "p_value": res.p_value,
+                            }
+                        )
     cols = ["arm_a", "arm_b", "fraction", "seed", "metric", "auc_a", "auc_b", "diff", "z", "p_value"]
     return pd.DataFrame(rows, columns=cols)
 
@@ -129,24 +171,49 @@ def _summary(results: pd.DataFrame) -> pd.DataFrame:
 
     keys = ["arm", "arm_kind", "method", "fraction", "metric"]
     g = results.groupby(keys, sort=False, dropna=False)
-    summ = g.agg(mean=("value", "mean"), std=("value", "std"), n_seeds=("value", "count"),
-                 boot_ci_low_mean=("ci_low", "mean"), boot_ci_high_mean=("ci_high", "mean"),
-                 n_train_mean=("n_train", "mean"), best_step_mean=("best_step", "mean"),
-                 steps_run_mean=("steps_run", "mean"),
-                 n_not_converged=("converged", count_not_converged)).reset_index()
+    summ = g.agg(
+        mean=("value", "mean"),
+        std=("value", "std"),
+        n_seeds=("value", "count"),
+        boot_ci_low_mean=("ci_low", "mean"),
+        boot_ci_high_mean=("ci_high", "mean"),
+        n_train_mean=("n_train", "mean"),
+        best_step_mean=("best_step", "mean"),
+        steps_run_mean=("steps_run", "mean"),
+        n_not_converged=("converged", count_not_converged),
+    ).reset_index()
     half = student_t.ppf(0.975, np.maximum(summ["n_seeds"] - 1, 1)) * summ["std"] / np.sqrt(summ["n_seeds"])
     summ["ci_low"] = np.where(summ["n_seeds"] > 1, summ["mean"] - half, np.nan)
     summ["ci_high"] = np.where(summ["n_seeds"] > 1, summ["mean"] + half, np.nan)
     return summ
 
 
-def write_outputs(out: Path, cell_records: list[dict], arm_names: Sequence[str], classes: list[str],
-                  sweep_meta: dict, n_computed: int, n_cached: int) -> SweepResult:
+def write_outputs(
+    out: Path,
+    cell_records: list[dict],
+    arm_names: Sequence[str],
+    classes: list[str],
+    sweep_meta: dict,
+    n_computed: int,
+    n_cached: int,
+) -> SweepResult:
     """Write ``results.csv``/``results.json``, ``comparisons.csv`` and ``summary.csv`` from the cells' records."""
     rows = []
     for rec in cell_records:
-        base = {k: rec[k] for k in ("arm", "arm_kind", "method", "checkpoint", "fraction", "seed", "n_train",
-                                    "n_train_patients", "n_test")}
+        base = {
+            k: rec[k]
+            for k in (
+                "arm",
+                "arm_kind",
+                "method",
+                "checkpoint",
+                "fraction",
+                "seed",
+                "n_train",
+                "n_train_patients",
+                "n_test",
+            )
+        }
         base["excluded"] = ";".join(rec["excluded"])
         details = rec.get("details") or {}
         for k in ("lr", "best_step", "steps_run"):
@@ -162,14 +229,21 @@ def write_outputs(out: Path, cell_records: list[dict], arm_names: Sequence[str],
         if comparisons.empty:
             continue
         sel = comparisons[(comparisons["arm_b"] == ref) | (comparisons["arm_a"] == ref)]
-        lookup = {((r.arm_a if r.arm_b == ref else r.arm_b), r.fraction, r.seed, r.metric): r.p_value
-                  for r in sel.itertuples()}
+        lookup = {
+            ((r.arm_a if r.arm_b == ref else r.arm_b), r.fraction, r.seed, r.metric): r.p_value
+            for r in sel.itertuples()
+        }
         results[col] = [lookup.get((r.arm, r.fraction, r.seed, r.metric), np.nan) for r in results.itertuples()]
     summary = _summary(results) if not results.empty else pd.DataFrame()
     results.to_csv(out / "results.csv", index=False)
     comparisons.to_csv(out / "comparisons.csv", index=False)
     summary.to_csv(out / "summary.csv", index=False)
-    atomicio.write_json(out / "results.json", {"sweep": sweep_meta,
-                                               "rows": json.loads(results.to_json(orient="records")),
-                                               "comparisons": json.loads(comparisons.to_json(orient="records"))})
+    atomicio.write_json(
+        out / "results.json",
+        {
+            "sweep": sweep_meta,
+            "rows": json.loads(results.to_json(orient="records")),
+            "comparisons": json.loads(comparisons.to_json(orient="records")),
+        },
+    )
     return SweepResult(results, summary, comparisons, out, n_computed, n_cached)

@@ -7,9 +7,9 @@ strength and the test records are scored once by the chosen model. Small problem
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Iterator, Sequence
 
 import numpy as np
 import torch
@@ -31,9 +31,16 @@ class ProbeResult:
     val_criterion: str
 
 
-def linear_probe(x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray, y_val: np.ndarray,
-                 x_test: np.ndarray, protocol: str = "multilabel",
-                 grid: Sequence[float] = EvalConfig.probe_grid, max_iter: int = 100) -> ProbeResult:
+def linear_probe(
+    x_train: np.ndarray,
+    y_train: np.ndarray,
+    x_val: np.ndarray,
+    y_val: np.ndarray,
+    x_test: np.ndarray,
+    protocol: str = "multilabel",
+    grid: Sequence[float] = EvalConfig.probe_grid,
+    max_iter: int = 100,
+) -> ProbeResult:
     """Linear probe on frozen embeddings, fitted full-batch with L-BFGS in float64.
 
     Features are standardised with the training mean/std. For each L2 strength (strongest first, warm-started)
@@ -73,8 +80,16 @@ def _few_threads(enabled: bool) -> Iterator[None]:
             torch.set_num_threads(previous)
 
 
-def _fit_probe(xt: torch.Tensor, y_train: np.ndarray, xv: torch.Tensor, y_val: np.ndarray, xs: torch.Tensor,
-               protocol: str, grid: Sequence[float], max_iter: int) -> ProbeResult:
+def _fit_probe(
+    xt: torch.Tensor,
+    y_train: np.ndarray,
+    xv: torch.Tensor,
+    y_val: np.ndarray,
+    xs: torch.Tensor,
+    protocol: str,
+    grid: Sequence[float],
+    max_iter: int,
+) -> ProbeResult:
     """The grid search of :func:`linear_probe` on standardised float64 tensors."""
     yt, yv = torch.from_numpy(np.asarray(y_train, np.float64)), torch.from_numpy(np.asarray(y_val, np.float64))
     n_classes = yt.shape[1]
@@ -84,12 +99,19 @@ def _fit_probe(xt: torch.Tensor, y_train: np.ndarray, xv: torch.Tensor, y_val: n
     val_scores: dict[float, float] = {}
     criterion_name = "val_macro_auroc"
     for l2 in sorted(grid, reverse=True):
-        opt = torch.optim.LBFGS([weight, bias], lr=1.0, max_iter=max_iter, tolerance_grad=1e-7,
-                                tolerance_change=1e-10, history_size=20, line_search_fn="strong_wolfe")
+        opt = torch.optim.LBFGS(
+            [weight, bias],
+            lr=1.0,
+            max_iter=max_iter,
+            tolerance_grad=1e-7,
+            tolerance_change=1e-10,
+            history_size=20,
+            line_search_fn="strong_wolfe",
+        )
 
         def closure() -> torch.Tensor:
             opt.zero_grad()
-            loss = loss_of(xt @ weight + bias, yt, protocol) + 0.5 * l2 * (weight ** 2).sum()
+            loss = loss_of(xt @ weight + bias, yt, protocol) + 0.5 * l2 * (weight**2).sum()
             loss.backward()
             return loss
 

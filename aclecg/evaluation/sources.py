@@ -7,9 +7,10 @@ An :class:`EncoderSource` carries the encoder, its metadata (leads, sampling rat
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import torch
 from torch import nn
@@ -17,7 +18,7 @@ from torch import nn
 from aclecg.errors import CheckpointError
 from aclecg.evaluation.config import digest
 
-__all__ = ["EncoderSource", "load_source", "random_init_source", "check_compatible"]
+__all__ = ["EncoderSource", "check_compatible", "load_source", "random_init_source"]
 
 
 @dataclass
@@ -61,15 +62,24 @@ def load_source(path: str | Path, device: str | torch.device = "cpu") -> Encoder
     return EncoderSource(_checkpoint_label(path), encoder, dict(meta), str(sha), str(path))
 
 
-def random_init_source(encoder_config: Mapping[str, Any] | str, seed: int, leads: Sequence[str], fs: float,
-                       n_samples: int) -> EncoderSource:
+def random_init_source(
+    encoder_config: Mapping[str, Any] | str, seed: int, leads: Sequence[str], fs: float, n_samples: int
+) -> EncoderSource:
     """A seeded randomly initialised encoder (``random_init`` arm); global RNG state is left untouched."""
     from aclecg.models import build_encoder, resolve_encoder_config
 
     cfg = resolve_encoder_config(encoder_config, leads=list(leads))
     encoder = build_encoder(cfg, seed=int(seed)).eval()
-    meta = {"method": "random_init", "encoder_config": cfg.to_dict(), "leads": list(cfg.leads), "fs": fs,
-            "n_samples": n_samples, "data_fingerprint": None, "checkpoint_sha256": None, "seed": int(seed)}
+    meta = {
+        "method": "random_init",
+        "encoder_config": cfg.to_dict(),
+        "leads": list(cfg.leads),
+        "fs": fs,
+        "n_samples": n_samples,
+        "data_fingerprint": None,
+        "checkpoint_sha256": None,
+        "seed": int(seed),
+    }
     key = "random_init-" + digest({"config": cfg.to_dict(), "seed": int(seed)})[:40]
     return EncoderSource("random_init", encoder, meta, key, None)
 
@@ -84,12 +94,17 @@ def check_compatible(meta: Mapping[str, Any], dataset: Any, name: str = "checkpo
     ck_leads = [str(x) for x in meta["leads"]]
     missing = [lead for lead in ck_leads if lead not in data_leads]
     if missing:
-        raise CheckpointError(f"{name} expects leads {ck_leads} but the prepared data has {data_leads} "
-                              f"(missing {missing})")
+        raise CheckpointError(
+            f"{name} expects leads {ck_leads} but the prepared data has {data_leads} (missing {missing})"
+        )
     if not math.isclose(float(meta["fs"]), float(dataset.fs)):
-        raise CheckpointError(f"{name} was trained at fs={meta['fs']} Hz but the prepared data is at "
-                              f"fs={dataset.fs} Hz; prepare the data at {meta['fs']} Hz")
+        raise CheckpointError(
+            f"{name} was trained at fs={meta['fs']} Hz but the prepared data is at "
+            f"fs={dataset.fs} Hz; prepare the data at {meta['fs']} Hz"
+        )
     if int(meta["n_samples"]) != int(dataset.n_samples):
-        raise CheckpointError(f"{name} expects windows of n_samples={meta['n_samples']} but the prepared data has "
-                              f"n_samples={dataset.n_samples}")
+        raise CheckpointError(
+            f"{name} expects windows of n_samples={meta['n_samples']} but the prepared data has "
+            f"n_samples={dataset.n_samples}"
+        )
     return [data_leads.index(lead) for lead in ck_leads]

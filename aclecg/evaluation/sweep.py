@@ -12,9 +12,10 @@ from __future__ import annotations
 import json
 import re
 import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -33,7 +34,7 @@ from aclecg.evaluation.probe import linear_probe
 from aclecg.evaluation.sources import EncoderSource, check_compatible, load_source, random_init_source
 from aclecg.runtime import resolve_device
 
-__all__ = ["SweepProgress", "run_sweep", "open_dataset"]
+__all__ = ["SweepProgress", "open_dataset", "run_sweep"]
 
 
 @dataclass
@@ -52,8 +53,8 @@ class SweepProgress:
 
 @dataclass
 class _Arm:
-    name: str                   # unique arm id shown in results, e.g. "acl_ecg:linear_probe"
-    kind: str                   # linear_probe | fine_tune | supervised | reference_cnn | random_init
+    name: str  # unique arm id shown in results, e.g. "acl_ecg:linear_probe"
+    kind: str  # linear_probe | fine_tune | supervised | reference_cnn | random_init
     source: EncoderSource | None
     pretrained: bool
 
@@ -62,6 +63,7 @@ def open_dataset(data: Any) -> Any:
     """``data`` itself, or the :class:`~aclecg.data.PreparedDataset` in the folder ``data`` names."""
     if isinstance(data, (str, Path)):
         from aclecg.data import PreparedDataset
+
         return PreparedDataset(data)
     return data
 
@@ -70,8 +72,9 @@ def _labels(dataset: Any, label_set: str, protocol: str) -> tuple[np.ndarray, np
     check_protocol(protocol)
     available = list(getattr(dataset, "label_sets", {}) or {})
     if label_set not in available:
-        raise ConfigError(f"label set {label_set!r} is not in the prepared data; available: "
-                          f"{', '.join(available) or 'none'}")
+        raise ConfigError(
+            f"label set {label_set!r} is not in the prepared data; available: {', '.join(available) or 'none'}"
+        )
     keep_idx, y, classes = dataset.labels(label_set, protocol)
     keep_idx = np.asarray(keep_idx, dtype=np.int64)
     y = np.asarray(y, dtype=np.float32)
@@ -93,14 +96,24 @@ def _unique_labels(sources: list[EncoderSource]) -> None:
             s.label = f"{s.label}-{s.key[:8]}"
 
 
-def run_sweep(checkpoints: Sequence[str | Path | EncoderSource], data: Any, label_set: str,
-              protocol: str = "multilabel", fractions: Sequence[float] | str = DEFAULT_FRACTIONS,
-              seeds: int | Sequence[int] = 3, arms: Sequence[str] | str = DEFAULT_ARMS,
-              out_dir: str | Path = "runs/sweep", progress: Callable[[SweepProgress], None] | None = None,
-              config: EvalConfig | None = None, encoder_config: Mapping[str, Any] | str | None = None,
-              cache_dir: str | Path | None = None, show_progress: bool = True,
-              test_fold: int | None = None, lr_from: str | Path | None = None,
-              collect_only: bool = False) -> SweepResult:
+def run_sweep(
+    checkpoints: Sequence[str | Path | EncoderSource],
+    data: Any,
+    label_set: str,
+    protocol: str = "multilabel",
+    fractions: Sequence[float] | str = DEFAULT_FRACTIONS,
+    seeds: int | Sequence[int] = 3,
+    arms: Sequence[str] | str = DEFAULT_ARMS,
+    out_dir: str | Path = "runs/sweep",
+    progress: Callable[[SweepProgress], None] | None = None,
+    config: EvalConfig | None = None,
+    encoder_config: Mapping[str, Any] | str | None = None,
+    cache_dir: str | Path | None = None,
+    show_progress: bool = True,
+    test_fold: int | None = None,
+    lr_from: str | Path | None = None,
+    collect_only: bool = False,
+) -> SweepResult:
     """Run every (arm, fraction, seed) cell and write tidy results to ``out_dir``.
 
     Arms: each checkpoint x {``linear_probe``, ``fine_tune``} (those requested), plus ``supervised`` (the same
@@ -129,9 +142,11 @@ def run_sweep(checkpoints: Sequence[str | Path | EncoderSource], data: Any, labe
     val_pos, test_pos = np.flatnonzero(split == "val"), np.flatnonzero(split == "test")
     for name, pos in (("test", test_pos), ("val", val_pos)):
         if len(pos) == 0:
-            raise DataError(f"the prepared data has no labelled {name} records (split == '{name}') for label set "
-                            f"{label_set!r}; the sweep needs val records to choose the probe's regularisation and "
-                            "the fine-tuning epoch, and test records to score")
+            raise DataError(
+                f"the prepared data has no labelled {name} records (split == '{name}') for label set "
+                f"{label_set!r}; the sweep needs val records to choose the probe's regularisation and "
+                "the fine-tuning epoch, and test records to score"
+            )
 
     # Load every checkpoint and check it against the data before computing anything.
     sources: list[EncoderSource] = []
@@ -159,13 +174,22 @@ def run_sweep(checkpoints: Sequence[str | Path | EncoderSource], data: Any, labe
     out = Path(out_dir)
     (out / "cells").mkdir(parents=True, exist_ok=True)
     fingerprint = str(getattr(dataset, "fingerprint", ""))
-    sweep_meta = {"label_set": label_set, "protocol": protocol, "fractions": fracs, "seeds": seed_list,
-                  "test_fold": test_fold,
-                  "arms": [a.name for a in arm_list], "classes": classes, "data_fingerprint": fingerprint,
-                  "checkpoints": {s.label: {"path": s.path, "sha256": s.key, "method": s.meta.get("method")}
-                                  for s in sources},
-                  "reference_encoder_config": ref_cfg.to_dict(), "config": asdict(cfg), "device": str(device),
-                  "n_val": int(len(val_pos)), "n_test": int(len(test_pos))}
+    sweep_meta = {
+        "label_set": label_set,
+        "protocol": protocol,
+        "fractions": fracs,
+        "seeds": seed_list,
+        "test_fold": test_fold,
+        "arms": [a.name for a in arm_list],
+        "classes": classes,
+        "data_fingerprint": fingerprint,
+        "checkpoints": {s.label: {"path": s.path, "sha256": s.key, "method": s.meta.get("method")} for s in sources},
+        "reference_encoder_config": ref_cfg.to_dict(),
+        "config": asdict(cfg),
+        "device": str(device),
+        "n_val": int(len(val_pos)),
+        "n_test": int(len(test_pos)),
+    }
     atomicio.write_json(out / "sweep.json", sweep_meta)
 
     emb_cache: dict[str, np.ndarray] = {}
@@ -192,15 +216,25 @@ def run_sweep(checkpoints: Sequence[str | Path | EncoderSource], data: Any, labe
             settings = {**settings, "lr": lr_grid[0], "lr_chosen_in": "another sweep's validation"}
         elif arm.kind in TRAINED_ARMS and cfg.lr_selection == "first_seed" and seed != seed_list[0]:
             # the learning rate validated best for the first seed of this arm and fraction is reused
-            if (arm.name, fraction) not in chosen_lr:   # first seed not finished: only possible when collecting
+            if (arm.name, fraction) not in chosen_lr:  # first seed not finished: only possible when collecting
                 n_missing += 1
                 bar.update(1)
                 continue
             lr_grid = (chosen_lr[(arm.name, fraction)],)
             settings = {**settings, "lr": lr_grid[0], "lr_chosen_on_seed": seed_list[0]}
-        key = {"arm": arm.name, "kind": arm.kind, "weights": weights_key, "fraction": fraction, "seed": seed,
-               "label_set": label_set, "protocol": protocol, "data": fingerprint, "classes": classes,
-               "settings": settings, "version": 2 if arm.kind in TRAINED_ARMS else 1}
+        key = {
+            "arm": arm.name,
+            "kind": arm.kind,
+            "weights": weights_key,
+            "fraction": fraction,
+            "seed": seed,
+            "label_set": label_set,
+            "protocol": protocol,
+            "data": fingerprint,
+            "classes": classes,
+            "settings": settings,
+            "version": 2 if arm.kind in TRAINED_ARMS else 1,
+        }
         if test_fold is not None:  # only then, so the keys of official-split cells stay as they were
             key["test_fold"] = int(test_fold)
         if precision_key(device):  # GPU results never mix with CPU float32 cells (whose keys stay as they were)
@@ -226,23 +260,56 @@ def run_sweep(checkpoints: Sequence[str | Path | EncoderSource], data: Any, labe
         bar.set_postfix_str(f"{arm.name} f={fraction:g} s={seed}")
         train_pos = sample_label_fraction(records, keep_idx, y_all, fraction, seed)
         started = time.perf_counter()
-        result = _run_cell(arm, dataset, keep_idx, y_all, train_pos, val_pos, test_pos, protocol, seed, cfg, lr_grid,
-                           device, ref_cfg, embeddings_of, cache_dir, show_progress)
+        result = _run_cell(
+            arm,
+            dataset,
+            keep_idx,
+            y_all,
+            train_pos,
+            val_pos,
+            test_pos,
+            protocol,
+            seed,
+            cfg,
+            lr_grid,
+            device,
+            ref_cfg,
+            embeddings_of,
+            cache_dir,
+            show_progress,
+        )
         y_test = y_all[test_pos]
         report = stats.evaluate_scores(y_test, result["scores"], classes)
         boot = stats.bootstrap_metrics(y_test, result["scores"], n_resamples=cfg.n_bootstrap, seed=1000 + seed)
         patients = records["patient_id"].astype(str).to_numpy()[keep_idx[train_pos]]
-        record = {"cell": cell_id, "key": key, "arm": arm.name, "arm_kind": arm.kind,
-                  "method": arm.source.meta.get("method") if arm.source else arm.kind,
-                  "checkpoint": arm.source.path if arm.source else None, "fraction": fraction, "seed": seed,
-                  "n_train": int(len(train_pos)), "n_train_patients": int(len(np.unique(patients))),
-                  "n_val": int(len(val_pos)), "n_test": int(len(test_pos)), "excluded": report.excluded,
-                  "n_bootstrap_valid": boot.n_valid, "details": result["details"],
-                  "seconds": round(time.perf_counter() - started, 2),
-                  "metrics": metric_rows(report, boot, classes)}
-        atomicio.write_npz(pred_path, y_true=y_test, y_score=result["scores"].astype(np.float64),
-                           test_index=keep_idx[test_pos], train_index=keep_idx[train_pos], classes=np.array(classes))
-        atomicio.write_json(meta_path, record)   # written last: its presence marks the cell as finished
+        record = {
+            "cell": cell_id,
+            "key": key,
+            "arm": arm.name,
+            "arm_kind": arm.kind,
+            "method": arm.source.meta.get("method") if arm.source else arm.kind,
+            "checkpoint": arm.source.path if arm.source else None,
+            "fraction": fraction,
+            "seed": seed,
+            "n_train": int(len(train_pos)),
+            "n_train_patients": int(len(np.unique(patients))),
+            "n_val": int(len(val_pos)),
+            "n_test": int(len(test_pos)),
+            "excluded": report.excluded,
+            "n_bootstrap_valid": boot.n_valid,
+            "details": result["details"],
+            "seconds": round(time.perf_counter() - started, 2),
+            "metrics": metric_rows(report, boot, classes),
+        }
+        atomicio.write_npz(
+            pred_path,
+            y_true=y_test,
+            y_score=result["scores"].astype(np.float64),
+            test_index=keep_idx[test_pos],
+            train_index=keep_idx[train_pos],
+            classes=np.array(classes),
+        )
+        atomicio.write_json(meta_path, record)  # written last: its presence marks the cell as finished
         cell_records.append(record)
         if arm.kind in TRAINED_ARMS:
             chosen_lr.setdefault((arm.name, fraction), float(result["details"]["lr"]))
@@ -256,21 +323,60 @@ def run_sweep(checkpoints: Sequence[str | Path | EncoderSource], data: Any, labe
     return outcome
 
 
-def _run_cell(arm: _Arm, dataset: Any, keep_idx: np.ndarray, y_all: np.ndarray, train_pos: np.ndarray,
-              val_pos: np.ndarray, test_pos: np.ndarray, protocol: str, seed: int, cfg: EvalConfig,
-              lr_grid: Sequence[float], device: torch.device, ref_cfg: Any,
-              embeddings_of: Callable[[EncoderSource], np.ndarray], cache_dir: Any,
-              show_progress: bool) -> dict[str, Any]:
+def _run_cell(
+    arm: _Arm,
+    dataset: Any,
+    keep_idx: np.ndarray,
+    y_all: np.ndarray,
+    train_pos: np.ndarray,
+    val_pos: np.ndarray,
+    test_pos: np.ndarray,
+    protocol: str,
+    seed: int,
+    cfg: EvalConfig,
+    lr_grid: Sequence[float],
+    device: torch.device,
+    ref_cfg: Any,
+    embeddings_of: Callable[[EncoderSource], np.ndarray],
+    cache_dir: Any,
+    show_progress: bool,
+) -> dict[str, Any]:
     """Fit one arm on one training subset; return test scores and details (chosen L2; or lr, best step, steps run)."""
     if arm.kind in ("linear_probe", "random_init"):
         y_tr, y_va = y_all[train_pos], y_all[val_pos]
-        src = arm.source if arm.kind == "linear_probe" else random_init_source(
-            ref_cfg.to_dict(), seed, ref_cfg.leads, dataset.fs, dataset.n_samples)
+        src = (
+            arm.source
+            if arm.kind == "linear_probe"
+            else random_init_source(ref_cfg.to_dict(), seed, ref_cfg.leads, dataset.fs, dataset.n_samples)
+        )
         assert src is not None  # every linear_probe arm has its checkpoint's source
         emb = embeddings_of(src)[keep_idx]
-        probe = linear_probe(emb[train_pos], y_tr, emb[val_pos], y_va, emb[test_pos], protocol, cfg.probe_grid,
-                             cfg.probe_max_iter)
-        return {"scores": probe.test_scores, "details": {"l2": probe.best_l2, "criterion": probe.val_criterion,
-                                                         "val": {str(k): v for k, v in probe.val_scores.items()}}}
-    return train_arm(arm.kind, arm.source, dataset, keep_idx, y_all, train_pos, val_pos, test_pos, protocol, seed,
-                     cfg, lr_grid, device, ref_cfg, f"{arm.name} s{seed}", show_progress)
+        probe = linear_probe(
+            emb[train_pos], y_tr, emb[val_pos], y_va, emb[test_pos], protocol, cfg.probe_grid, cfg.probe_max_iter
+        )
+        return {
+            "scores": probe.test_scores,
+            "details": {
+                "l2": probe.best_l2,
+                "criterion": probe.val_criterion,
+                "val": {str(k): v for k, v in probe.val_scores.items()},
+            },
+        }
+    return train_arm(
+        arm.kind,
+        arm.source,
+        dataset,
+        keep_idx,
+        y_all,
+        train_pos,
+        val_pos,
+        test_pos,
+        protocol,
+        seed,
+        cfg,
+        lr_grid,
+        device,
+        ref_cfg,
+        f"{arm.name} s{seed}",
+        show_progress,
+    )

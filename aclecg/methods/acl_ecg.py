@@ -63,34 +63,51 @@ class ACLECG(SSLMethod):
 
     NAME = "acl_ecg"
     TITLE = "ACL-ECG (anatomy-aware contrastive learning)"
-    PAPER = "Liu, Wu, Yuan, ACL-ECG: Anatomy-Aware Contrastive Learning for Multi-Lead Electrocardiograms, " \
-            "Sensors 26(3):1080, 2026"
-    DESCRIPTION = "Region-level InfoNCE over (record, region) pairs + instance NT-Xent; Physio-AUG views. " \
-                  "Loss formulas reconstructed from the paper's description."
+    PAPER = (
+        "Liu, Wu, Yuan, ACL-ECG: Anatomy-Aware Contrastive Learning for Multi-Lead Electrocardiograms, "
+        "Sensors 26(3):1080, 2026"
+    )
+    DESCRIPTION = (
+        "Region-level InfoNCE over (record, region) pairs + instance NT-Xent; Physio-AUG views. "
+        "Loss formulas reconstructed from the paper's description."
+    )
     RECONSTRUCTION = True
-    DEFAULTS: dict[str, Any] = {"augmentation": "physio", "temperature": 0.1, "region_weight": 1.0,
-                                "instance_weight": 1.0, "region_proj_hidden_dim": 64, "region_proj_dim": 32,
-                                "proj_hidden_dim": 256, "proj_dim": 64}
+    DEFAULTS: dict[str, Any] = {
+        "augmentation": "physio",
+        "temperature": 0.1,
+        "region_weight": 1.0,
+        "instance_weight": 1.0,
+        "region_proj_hidden_dim": 64,
+        "region_proj_dim": 32,
+        "proj_hidden_dim": 256,
+        "proj_dim": 64,
+    }
 
     def __init__(self, encoder_config: Any = None, region_map: Any = None, **hparams: Any) -> None:
         super().__init__(encoder_config, region_map, **hparams)
         h = self.hparams
         assignment = self.region_map.assignment_matrix(self.leads)
         if assignment.shape[0] == 0:
-            raise ConfigError(f"method 'acl_ecg': no region of the region map {self.region_map.to_dict()} has a "
-                              f"lead among the encoder's leads {list(self.leads)}")
+            raise ConfigError(
+                f"method 'acl_ecg': no region of the region map {self.region_map.to_dict()} has a "
+                f"lead among the encoder's leads {list(self.leads)}"
+            )
         self.region_names: tuple[str, ...] = tuple(self.region_map.indices(self.leads))
         self.register_buffer("assignment", torch.from_numpy(assignment), persistent=False)
-        self.region_projector = projection_head(self.encoder.feature_dim, h["region_proj_hidden_dim"],
-                                                h["region_proj_dim"])
+        self.region_projector = projection_head(
+            self.encoder.feature_dim, h["region_proj_hidden_dim"], h["region_proj_dim"]
+        )
         self.projector = projection_head(self.encoder.embedding_dim, h["proj_hidden_dim"], h["proj_dim"])
 
     def _check_hparams(self) -> None:
         self._positive("temperature", "region_proj_hidden_dim", "region_proj_dim", "proj_hidden_dim", "proj_dim")
         for key in ("region_weight", "instance_weight"):
             self._require(self.hparams[key] >= 0, key, ">= 0")
-        self._require(self.hparams["region_weight"] + self.hparams["instance_weight"] > 0, "region_weight",
-                      "> 0 or instance_weight > 0 (both are 0: nothing to learn)")
+        self._require(
+            self.hparams["region_weight"] + self.hparams["instance_weight"] > 0,
+            "region_weight",
+            "> 0 or instance_weight > 0 (both are 0: nothing to learn)",
+        )
 
     def forward(self, view1: Tensor, view2: Tensor) -> dict[str, Tensor]:
         out1, out2 = self.encoder(view1), self.encoder(view2)
@@ -98,10 +115,12 @@ class ACLECG(SSLMethod):
         u1 = self.region_projector(pool_regions(out1.lead_features, self.assignment))
         u2 = self.region_projector(pool_regions(out2.lead_features, self.assignment))
         z1, z2 = self.projector(out1.embedding), self.projector(out2.embedding)
-        loss, terms = acl_ecg_loss(u1, u2, z1, z2, h["temperature"], h["region_weight"], h["instance_weight"],
-                                   return_terms=True)
+        loss, terms = acl_ecg_loss(
+            u1, u2, z1, z2, h["temperature"], h["region_weight"], h["instance_weight"], return_terms=True
+        )
         return {"loss": loss, **{name: term.detach() for name, term in terms.items()}}
 
     def extra_state_description(self) -> dict[str, Any]:
-        return {"regions": {name: [self.leads[i] for i in idx]
-                            for name, idx in self.region_map.indices(self.leads).items()}}
+        return {
+            "regions": {name: [self.leads[i] for i in idx] for name, idx in self.region_map.indices(self.leads).items()}
+        }

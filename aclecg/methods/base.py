@@ -10,7 +10,8 @@ target derive from :class:`aclecg.methods.momentum.MomentumMethod`.
 from __future__ import annotations
 
 import math
-from typing import Any, ClassVar, Mapping
+from collections.abc import Mapping
+from typing import Any, ClassVar
 
 from torch import Tensor, nn
 
@@ -18,7 +19,7 @@ from aclecg.errors import ConfigError
 from aclecg.leads import RegionMap, default_region_map
 from aclecg.models import ECGEncoder, EncoderConfig, count_parameters, resolve_encoder_config
 
-__all__ = ["SSLMethod", "AUGMENTATION_PRESETS"]
+__all__ = ["AUGMENTATION_PRESETS", "SSLMethod"]
 
 #: Augmentation preset names understood by ``aclecg.augment.build_augmentation``.
 AUGMENTATION_PRESETS: tuple[str, ...] = ("physio", "standard", "none")
@@ -53,8 +54,12 @@ class SSLMethod(nn.Module):
     #: Allowed values for categorical hyper-parameters.
     CHOICES: ClassVar[dict[str, tuple[Any, ...]]] = {}
 
-    def __init__(self, encoder_config: "EncoderConfig | Mapping[str, Any] | str | None" = None,
-                 region_map: "RegionMap | Mapping[str, Any] | None" = None, **hparams: Any) -> None:
+    def __init__(
+        self,
+        encoder_config: EncoderConfig | Mapping[str, Any] | str | None = None,
+        region_map: RegionMap | Mapping[str, Any] | None = None,
+        **hparams: Any,
+    ) -> None:
         super().__init__()
         config = resolve_encoder_config(encoder_config)
         self.name: str = self.NAME
@@ -68,23 +73,32 @@ class SSLMethod(nn.Module):
         defaults = self.DEFAULTS
         unknown = sorted(set(given) - set(defaults))
         if unknown:
-            raise ConfigError(f"method {self.NAME!r}: unknown hyper-parameter(s) {unknown}; "
-                              f"accepted: {sorted(defaults)}")
+            raise ConfigError(
+                f"method {self.NAME!r}: unknown hyper-parameter(s) {unknown}; accepted: {sorted(defaults)}"
+            )
         out = dict(defaults)
         for key, value in given.items():
             if key == "augmentation":
-                if not (isinstance(value, str) or isinstance(value, list)):
-                    raise ConfigError(f"method {self.NAME!r}: 'augmentation' must be a preset name "
-                                      f"({', '.join(AUGMENTATION_PRESETS)}) or a list of steps, got {value!r}")
+                if not isinstance(value, (str, list)):
+                    raise ConfigError(
+                        f"method {self.NAME!r}: 'augmentation' must be a preset name "
+                        f"({', '.join(AUGMENTATION_PRESETS)}) or a list of steps, got {value!r}"
+                    )
                 if isinstance(value, str) and value not in AUGMENTATION_PRESETS:
-                    raise ConfigError(f"method {self.NAME!r}: unknown augmentation preset {value!r}; "
-                                      f"accepted: {list(AUGMENTATION_PRESETS)}")
+                    raise ConfigError(
+                        f"method {self.NAME!r}: unknown augmentation preset {value!r}; "
+                        f"accepted: {list(AUGMENTATION_PRESETS)}"
+                    )
             elif not _type_ok(value, defaults[key]) and not (defaults[key] is None and value is None):
-                raise ConfigError(f"method {self.NAME!r}: hyper-parameter {key!r} must be of type "
-                                  f"{type(defaults[key]).__name__}, got {value!r}")
+                raise ConfigError(
+                    f"method {self.NAME!r}: hyper-parameter {key!r} must be of type "
+                    f"{type(defaults[key]).__name__}, got {value!r}"
+                )
             if key in self.CHOICES and value not in self.CHOICES[key]:
-                raise ConfigError(f"method {self.NAME!r}: hyper-parameter {key!r} must be one of "
-                                  f"{list(self.CHOICES[key])}, got {value!r}")
+                raise ConfigError(
+                    f"method {self.NAME!r}: hyper-parameter {key!r} must be one of "
+                    f"{list(self.CHOICES[key])}, got {value!r}"
+                )
             if isinstance(defaults[key], float) and value is not None:
                 value = float(value)
             out[key] = value
@@ -95,8 +109,9 @@ class SSLMethod(nn.Module):
 
     def _require(self, condition: bool, key: str, what: str) -> None:
         if not condition:
-            raise ConfigError(f"method {self.NAME!r}: hyper-parameter {key!r} must be {what}, "
-                              f"got {self.hparams.get(key)!r}")
+            raise ConfigError(
+                f"method {self.NAME!r}: hyper-parameter {key!r} must be {what}, got {self.hparams.get(key)!r}"
+            )
 
     def _positive(self, *keys: str) -> None:
         for key in keys:
@@ -124,12 +139,14 @@ class SSLMethod(nn.Module):
 
     def parameter_count(self) -> dict[str, int]:
         """Parameter elements: the online encoder, everything trainable, and everything (EMA targets included)."""
-        return {"encoder": count_parameters(self.encoder),
-                "trainable": count_parameters(self, trainable_only=True),
-                "total": count_parameters(self)}
+        return {
+            "encoder": count_parameters(self.encoder),
+            "trainable": count_parameters(self, trainable_only=True),
+            "total": count_parameters(self),
+        }
 
 
-def _resolve_region_map(region_map: "RegionMap | Mapping[str, Any] | None") -> RegionMap:
+def _resolve_region_map(region_map: RegionMap | Mapping[str, Any] | None) -> RegionMap:
     if region_map is None:
         return default_region_map()
     if isinstance(region_map, RegionMap):

@@ -45,8 +45,13 @@ class BYOL(MomentumMethod):
     TITLE = "BYOL"
     PAPER = "Grill et al., Bootstrap Your Own Latent, NeurIPS 2020"
     DESCRIPTION = "Online predictor regresses the EMA target's projection of the other view (2 - 2 cos)."
-    DEFAULTS: dict[str, Any] = {"augmentation": "standard", "base_momentum": 0.996, "proj_hidden_dim": 512,
-                                "proj_dim": 128, "pred_hidden_dim": 512}
+    DEFAULTS: dict[str, Any] = {
+        "augmentation": "standard",
+        "base_momentum": 0.996,
+        "proj_hidden_dim": 512,
+        "proj_dim": 128,
+        "pred_hidden_dim": 512,
+    }
 
     def __init__(self, encoder_config: Any = None, region_map: Any = None, **hparams: Any) -> None:
         super().__init__(encoder_config, region_map, **hparams)

@@ -27,7 +27,7 @@ import torch
 import torch.distributed as dist
 from torch import Tensor
 
-__all__ = ["is_distributed", "world_size", "rank", "gather_with_grad", "gather_no_grad", "check_equal_batches"]
+__all__ = ["check_equal_batches", "gather_no_grad", "gather_with_grad", "is_distributed", "rank", "world_size"]
 
 
 def is_distributed() -> bool:
@@ -91,5 +91,7 @@ def check_equal_batches(n: int) -> None:
     device = torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" else "cpu"
     sizes = gather_no_grad(torch.tensor([n], device=device))
     if not bool((sizes == n).all()):
-        raise RuntimeError(f"all ranks need the same local batch size for cross-process losses, got "
-                           f"{sizes.tolist()}; use drop_last=True in the sampler/loader")
+        raise RuntimeError(
+            f"all ranks need the same local batch size for cross-process losses, got "
+            f"{sizes.tolist()}; use drop_last=True in the sampler/loader"
+        )

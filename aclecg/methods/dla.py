@@ -46,13 +46,22 @@ class DLA(SSLMethod):
 
     NAME = "dla"
     TITLE = "DLA (Dense Lead Alignment, reconstruction)"
-    PAPER = "Baseline named in Liu et al., ACL-ECG, Sensors 26(3):1080, 2026; no public definition found -- " \
-            "objective reconstructed by this project"
-    DESCRIPTION = "RECONSTRUCTION: soft assignment of each lead to the same lead of the other view + " \
-                  "lead-aligned record contrast."
+    PAPER = (
+        "Baseline named in Liu et al., ACL-ECG, Sensors 26(3):1080, 2026; no public definition found -- "
+        "objective reconstructed by this project"
+    )
+    DESCRIPTION = (
+        "RECONSTRUCTION: soft assignment of each lead to the same lead of the other view + "
+        "lead-aligned record contrast."
+    )
     RECONSTRUCTION = True
-    DEFAULTS: dict[str, Any] = {"augmentation": "standard", "temperature": 0.1, "instance_weight": 1.0,
-                                "proj_hidden_dim": 64, "proj_dim": 32}
+    DEFAULTS: dict[str, Any] = {
+        "augmentation": "standard",
+        "temperature": 0.1,
+        "instance_weight": 1.0,
+        "proj_hidden_dim": 64,
+        "proj_dim": 32,
+    }
 
     def __init__(self, encoder_config: Any = None, region_map: Any = None, **hparams: Any) -> None:
         super().__init__(encoder_config, region_map, **hparams)

@@ -46,11 +46,18 @@ class DLC(SSLMethod):
 
     NAME = "dlc"
     TITLE = "DLC (Dense Lead Contrast)"
-    PAPER = "Liu et al., Dense lead contrast for self-supervised representation learning of multilead ECGs, " \
-            "Information Sciences 634:189-205, 2023"
+    PAPER = (
+        "Liu et al., Dense lead contrast for self-supervised representation learning of multilead ECGs, "
+        "Information Sciences 634:189-205, 2023"
+    )
     DESCRIPTION = "NT-Xent between every lead of view 1 and every lead of view 2 (intra-lead + inter-lead)."
-    DEFAULTS: dict[str, Any] = {"augmentation": "standard", "temperature": 0.1, "inter_weight": 1.0,
-                                "proj_hidden_dim": 64, "proj_dim": 32}
+    DEFAULTS: dict[str, Any] = {
+        "augmentation": "standard",
+        "temperature": 0.1,
+        "inter_weight": 1.0,
+        "proj_hidden_dim": 64,
+        "proj_dim": 32,
+    }
 
     def __init__(self, encoder_config: Any = None, region_map: Any = None, **hparams: Any) -> None:
         super().__init__(encoder_config, region_map, **hparams)

@@ -27,11 +27,12 @@ from torch import Tensor, nn
 
 from aclecg.errors import ConfigError
 
-__all__ = ["mlp", "projection_head", "prediction_head"]
+__all__ = ["mlp", "prediction_head", "projection_head"]
 
 
-def mlp(in_dim: int, hidden_dim: int, out_dim: int, n_layers: int = 2, last_bn: bool = False,
-        last_bn_affine: bool = True) -> nn.Sequential:
+def mlp(
+    in_dim: int, hidden_dim: int, out_dim: int, n_layers: int = 2, last_bn: bool = False, last_bn_affine: bool = True
+) -> nn.Sequential:
     """Projector/predictor: ``n_layers`` linear layers with BN + ReLU between them (SimCLR/BYOL style).
 
     ``last_bn`` appends a BatchNorm1d to the output (SimSiam, MoCo v3); ``last_bn_affine=False`` makes it a
@@ -61,15 +62,15 @@ class _FoldMLP(nn.Sequential):
         return super().forward(x.reshape(-1, x.shape[-1])).reshape(*lead_shape, -1)
 
 
-def projection_head(in_dim: int, hidden_dim: int, out_dim: int, n_layers: int = 2,
-                    standardize_output: bool = False) -> nn.Sequential:
+def projection_head(
+    in_dim: int, hidden_dim: int, out_dim: int, n_layers: int = 2, standardize_output: bool = False
+) -> nn.Sequential:
     """The projector ``in_dim -> hidden_dim (x n_layers - 1) -> out_dim``.
 
     ``standardize_output`` ends it with an affine-free BatchNorm (SimSiam, MoCo v3) instead of a biased linear
     layer.
     """
-    return mlp(in_dim, hidden_dim, out_dim, n_layers=n_layers, last_bn=standardize_output,
-               last_bn_affine=False)
+    return mlp(in_dim, hidden_dim, out_dim, n_layers=n_layers, last_bn=standardize_output, last_bn_affine=False)
 
 
 def prediction_head(dim: int, hidden_dim: int) -> nn.Sequential:

@@ -53,13 +53,24 @@ class LCD(MomentumMethod):
 
     NAME = "lcd"
     TITLE = "LCD (Lead Correlation and Decorrelation)"
-    PAPER = "Liu et al., Self-supervised learning of multilead ECGs by lead correlation and decorrelation, " \
-            "Applied Soft Computing 172:112871, 2025"
-    DESCRIPTION = "BYOL-style same-lead and other-lead regression with an EMA target + Barlow Twins " \
-                  "decorrelation of concatenated lead features."
-    DEFAULTS: dict[str, Any] = {"augmentation": "standard", "base_momentum": 0.996, "momentum_schedule": "constant",
-                                "gamma": 0.005, "lambd": 0.0051, "proj_hidden_dim": 128, "proj_dim": 64,
-                                "pred_hidden_dim": 128}
+    PAPER = (
+        "Liu et al., Self-supervised learning of multilead ECGs by lead correlation and decorrelation, "
+        "Applied Soft Computing 172:112871, 2025"
+    )
+    DESCRIPTION = (
+        "BYOL-style same-lead and other-lead regression with an EMA target + Barlow Twins "
+        "decorrelation of concatenated lead features."
+    )
+    DEFAULTS: dict[str, Any] = {
+        "augmentation": "standard",
+        "base_momentum": 0.996,
+        "momentum_schedule": "constant",
+        "gamma": 0.005,
+        "lambd": 0.0051,
+        "proj_hidden_dim": 128,
+        "proj_dim": 64,
+        "pred_hidden_dim": 128,
+    }
     CHOICES = {"momentum_schedule": ("constant", "cosine")}
 
     def __init__(self, encoder_config: Any = None, region_map: Any = None, **hparams: Any) -> None:
@@ -88,8 +99,9 @@ class LCD(MomentumMethod):
         if n_leads > 1:
             r12, r21 = self._other_leads(b, n_leads, p1.device)
         h = self.hparams
-        loss, terms = lcd_loss(p1, p2, t1, t2, r12, r21, out1.embedding, out2.embedding, h["gamma"], h["lambd"],
-                               return_terms=True)
+        loss, terms = lcd_loss(
+            p1, p2, t1, t2, r12, r21, out1.embedding, out2.embedding, h["gamma"], h["lambd"], return_terms=True
+        )
         return {"loss": loss, **{name: term.detach() for name, term in terms.items()}}
 
     def _other_leads(self, b: int, n_leads: int, device: torch.device) -> tuple[Tensor, Tensor]:
@@ -103,8 +115,8 @@ class LCD(MomentumMethod):
         if self.training:
             self.draw_step += 1
         both = random_other_lead(2 * world * b, n_leads, torch.device("cpu"), generator=gen)
-        r12, r21 = both[:world * b], both[world * b:]
-        return r12[me * b:(me + 1) * b].to(device), r21[me * b:(me + 1) * b].to(device)
+        r12, r21 = both[: world * b], both[world * b :]
+        return r12[me * b : (me + 1) * b].to(device), r21[me * b : (me + 1) * b].to(device)
 
     def momentum_schedule(self) -> str:
         return self.hparams["momentum_schedule"]

@@ -52,13 +52,22 @@ class MoCo(MomentumMethod):
 
     NAME = "moco"
     TITLE = "MoCo (v2 / v3)"
-    PAPER = ("He et al., Momentum Contrast for Unsupervised Visual Representation Learning, CVPR 2020; "
-             "Chen et al., Improved Baselines with Momentum Contrastive Learning, arXiv:2003.04297 (v2); "
-             "Chen, Xie, He, An Empirical Study of Training Self-Supervised Vision Transformers, ICCV 2021 (v3)")
+    PAPER = (
+        "He et al., Momentum Contrast for Unsupervised Visual Representation Learning, CVPR 2020; "
+        "Chen et al., Improved Baselines with Momentum Contrastive Learning, arXiv:2003.04297 (v2); "
+        "Chen, Xie, He, An Empirical Study of Training Self-Supervised Vision Transformers, ICCV 2021 (v3)"
+    )
     DESCRIPTION = "InfoNCE between online queries and momentum-encoder keys; v2 queue of negatives, v3 in-batch."
-    DEFAULTS: dict[str, Any] = {"augmentation": "standard", "version": "v2", "temperature": 0.2,
-                                "queue_size": 1024, "momentum": None, "proj_hidden_dim": 256, "proj_dim": 64,
-                                "pred_hidden_dim": 256}
+    DEFAULTS: dict[str, Any] = {
+        "augmentation": "standard",
+        "version": "v2",
+        "temperature": 0.2,
+        "queue_size": 1024,
+        "momentum": None,
+        "proj_hidden_dim": 256,
+        "proj_dim": 64,
+        "pred_hidden_dim": 256,
+    }
     CHOICES = {"version": ("v2", "v3")}
     MOMENTUM_HPARAM = "momentum"
 
@@ -76,8 +85,9 @@ class MoCo(MomentumMethod):
             self.register_buffer("queue", queue)
             self.register_buffer("queue_ptr", torch.zeros((), dtype=torch.long))
         else:
-            self.projector = projection_head(emb, h["proj_hidden_dim"], h["proj_dim"], n_layers=3,
-                                             standardize_output=True)
+            self.projector = projection_head(
+                emb, h["proj_hidden_dim"], h["proj_dim"], n_layers=3, standardize_output=True
+            )
             self.predictor = prediction_head(h["proj_dim"], h["pred_hidden_dim"])
         self._build_targets()
 
@@ -117,6 +127,10 @@ class MoCo(MomentumMethod):
     def extra_state_description(self) -> dict[str, Any]:
         out = super().extra_state_description()
         if self.hparams["version"] == "v2":
-            out["queue"] = {"buffer": "queue", "size": int(self.queue.shape[0]), "dim": int(self.queue.shape[1]),
-                            "pointer": int(self.queue_ptr)}
+            out["queue"] = {
+                "buffer": "queue",
+                "size": int(self.queue.shape[0]),
+                "dim": int(self.queue.shape[1]),
+                "pointer": int(self.queue_ptr),
+            }
         return out

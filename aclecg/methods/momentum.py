@@ -31,7 +31,7 @@ from torch import Tensor, nn
 from aclecg.methods.base import SSLMethod
 from aclecg.models import ECGEncoder
 
-__all__ = ["MomentumMethod", "make_momentum_copy", "ema_update_", "cosine_momentum"]
+__all__ = ["MomentumMethod", "cosine_momentum", "ema_update_", "make_momentum_copy"]
 
 
 def make_momentum_copy(module: nn.Module) -> nn.Module:
@@ -76,8 +76,10 @@ class MomentumMethod(SSLMethod):
     #: The hyper-parameter with the base momentum (``m`` of a constant schedule, the start of a cosine one).
     MOMENTUM_HPARAM: ClassVar[str] = "base_momentum"
     #: ``(target, online)`` attribute pairs kept as EMA copies, in the order they are updated.
-    EMA_PAIRS: ClassVar[tuple[tuple[str, str], ...]] = (("target_encoder", "encoder"),
-                                                        ("target_projector", "projector"))
+    EMA_PAIRS: ClassVar[tuple[tuple[str, str], ...]] = (
+        ("target_encoder", "encoder"),
+        ("target_projector", "projector"),
+    )
     target_encoder: ECGEncoder
     target_projector: nn.Module
 
@@ -109,5 +111,11 @@ class MomentumMethod(SSLMethod):
             ema_update_(getattr(self, target), getattr(self, online), self._momentum)
 
     def extra_state_description(self) -> dict[str, Any]:
-        return {"ema": {"modules": [target for target, _ in self.EMA_PAIRS], "base_momentum": self.base_momentum,
-                        "schedule": self.momentum_schedule(), "current_momentum": self._momentum}}
+        return {
+            "ema": {
+                "modules": [target for target, _ in self.EMA_PAIRS],
+                "base_momentum": self.base_momentum,
+                "schedule": self.momentum_schedule(),
+                "current_momentum": self._momentum,
+            }
+        }

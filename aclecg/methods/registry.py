@@ -11,21 +11,36 @@
 from __future__ import annotations
 
 import copy
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Sequence, TypeVar
+from typing import Any, TypeVar
 
 from aclecg.leads import LEADS, RegionMap
 from aclecg.models import EncoderConfig, resolve_encoder_config
 from aclecg.registry import Registry
 
-__all__ = ["MethodInfo", "METHODS", "ALIASES", "register_method", "create_method", "list_methods", "get_method_class",
-           "method_info"]
+__all__ = [
+    "ALIASES",
+    "METHODS",
+    "MethodInfo",
+    "create_method",
+    "get_method_class",
+    "list_methods",
+    "method_info",
+    "register_method",
+]
 
 #: Every registered method class, by name (``Registry.get`` is case-insensitive and resolves the aliases).
 METHODS: Registry[type] = Registry("method")
 #: Alternative spellings accepted wherever a method name is (alias -> registered name).
-ALIASES: dict[str, str] = {"acl-ecg": "acl_ecg", "aclecg": "acl_ecg", "barlow_twins": "barlow",
-                           "barlowtwins": "barlow", "moco_v2": "moco", "mocov2": "moco"}
+ALIASES: dict[str, str] = {
+    "acl-ecg": "acl_ecg",
+    "aclecg": "acl_ecg",
+    "barlow_twins": "barlow",
+    "barlowtwins": "barlow",
+    "moco_v2": "moco",
+    "mocov2": "moco",
+}
 
 T = TypeVar("T", bound=type)
 
@@ -43,9 +58,15 @@ class MethodInfo:
     defaults: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "title": self.title, "description": self.description, "paper": self.paper,
-                "reconstruction": self.reconstruction, "default_augmentation": self.default_augmentation,
-                "defaults": copy.deepcopy(self.defaults)}
+        return {
+            "name": self.name,
+            "title": self.title,
+            "description": self.description,
+            "paper": self.paper,
+            "reconstruction": self.reconstruction,
+            "default_augmentation": self.default_augmentation,
+            "defaults": copy.deepcopy(self.defaults),
+        }
 
 
 def register_method(cls: T) -> T:
@@ -68,9 +89,15 @@ def get_method_class(name: str) -> type:
 
 def method_info(name: str) -> MethodInfo:
     cls = get_method_class(name)
-    return MethodInfo(name=cls.NAME, title=cls.TITLE, description=cls.DESCRIPTION, paper=cls.PAPER,
-                      reconstruction=bool(cls.RECONSTRUCTION), default_augmentation=cls.DEFAULTS["augmentation"],
-                      defaults=copy.deepcopy(dict(cls.DEFAULTS)))
+    return MethodInfo(
+        name=cls.NAME,
+        title=cls.TITLE,
+        description=cls.DESCRIPTION,
+        paper=cls.PAPER,
+        reconstruction=bool(cls.RECONSTRUCTION),
+        default_augmentation=cls.DEFAULTS["augmentation"],
+        defaults=copy.deepcopy(dict(cls.DEFAULTS)),
+    )
 
 
 def list_methods() -> list[MethodInfo]:
@@ -78,9 +105,13 @@ def list_methods() -> list[MethodInfo]:
     return [method_info(name) for name in METHODS]
 
 
-def create_method(name: str, encoder_config: "EncoderConfig | Mapping[str, Any] | str | None" = None,
-                  leads: Sequence[str] = LEADS, region_map: "RegionMap | Mapping[str, Any] | None" = None,
-                  **hparams: Any) -> Any:
+def create_method(
+    name: str,
+    encoder_config: EncoderConfig | Mapping[str, Any] | str | None = None,
+    leads: Sequence[str] = LEADS,
+    region_map: RegionMap | Mapping[str, Any] | None = None,
+    **hparams: Any,
+) -> Any:
     """Build method ``name`` with an encoder for ``leads`` (which replace the config's leads).
 
     ``encoder_config`` is an :class:`EncoderConfig`, a plain dict or a preset name ("small", "base").

@@ -46,8 +46,9 @@ class SimSiam(SSLMethod):
     def __init__(self, encoder_config: Any = None, region_map: Any = None, **hparams: Any) -> None:
         super().__init__(encoder_config, region_map, **hparams)
         h = self.hparams
-        self.projector = projection_head(self.encoder.embedding_dim, h["proj_dim"], h["proj_dim"], n_layers=3,
-                                         standardize_output=True)
+        self.projector = projection_head(
+            self.encoder.embedding_dim, h["proj_dim"], h["proj_dim"], n_layers=3, standardize_output=True
+        )
         self.predictor = prediction_head(h["proj_dim"], h["pred_hidden_dim"])
 
     def _check_hparams(self) -> None:

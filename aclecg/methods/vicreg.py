@@ -46,8 +46,13 @@ class VICReg(SSLMethod):
     TITLE = "VICReg"
     PAPER = "Bardes, Ponce, LeCun, VICReg: Variance-Invariance-Covariance Regularization, ICLR 2022"
     DESCRIPTION = "Invariance (MSE) + variance hinge + covariance decorrelation on the expander outputs."
-    DEFAULTS: dict[str, Any] = {"augmentation": "standard", "sim_coeff": 25.0, "std_coeff": 25.0,
-                                "cov_coeff": 1.0, "proj_dim": 512}
+    DEFAULTS: dict[str, Any] = {
+        "augmentation": "standard",
+        "sim_coeff": 25.0,
+        "std_coeff": 25.0,
+        "cov_coeff": 1.0,
+        "proj_dim": 512,
+    }
 
     def __init__(self, encoder_config: Any = None, region_map: Any = None, **hparams: Any) -> None:
         super().__init__(encoder_config, region_map, **hparams)

@@ -32,32 +32,64 @@ if TYPE_CHECKING:
     from aclecg.training.data import PretrainData, epoch_permutation, resolve_data_path
     from aclecg.training.devices import hardware_description
     from aclecg.training.loop import MAX_CONSECUTIVE_SKIPS, Trainer, pretrain
-    from aclecg.training.rundir import (STATES, Heartbeat, RunDir, clean_stale_files, find_resume_checkpoint,
-                                        truncate_metrics)
+    from aclecg.training.rundir import (
+        STATES,
+        Heartbeat,
+        RunDir,
+        clean_stale_files,
+        find_resume_checkpoint,
+        truncate_metrics,
+    )
     from aclecg.training.schedule import lr_at
     from aclecg.training.session import RunContext, run_session
 
 #: Public name -> the submodule that defines it.
 _EXPORTS: dict[str, str] = {
-    "PretrainConfig": "config", "RUN_PRESETS": "config", "PRESETS": "config", "build_encoder_config": "config",
+    "PretrainConfig": "config",
+    "RUN_PRESETS": "config",
+    "PRESETS": "config",
+    "build_encoder_config": "config",
     "build_method": "config",
-    "PretrainData": "data", "resolve_data_path": "data", "epoch_permutation": "data",
+    "PretrainData": "data",
+    "resolve_data_path": "data",
+    "epoch_permutation": "data",
     "lr_at": "schedule",
-    "STATES": "rundir", "RunDir": "rundir", "Heartbeat": "rundir", "find_resume_checkpoint": "rundir",
-    "clean_stale_files": "rundir", "truncate_metrics": "rundir",
+    "STATES": "rundir",
+    "RunDir": "rundir",
+    "Heartbeat": "rundir",
+    "find_resume_checkpoint": "rundir",
+    "clean_stale_files": "rundir",
+    "truncate_metrics": "rundir",
     "hardware_description": "devices",
-    "RunContext": "session", "run_session": "session",
-    "pretrain": "loop", "Trainer": "loop", "MAX_CONSECUTIVE_SKIPS": "loop",
+    "RunContext": "session",
+    "run_session": "session",
+    "pretrain": "loop",
+    "Trainer": "loop",
+    "MAX_CONSECUTIVE_SKIPS": "loop",
 }
 
 __all__ = [
-    "PretrainConfig", "RUN_PRESETS", "PRESETS", "build_encoder_config", "build_method",
-    "PretrainData", "resolve_data_path", "epoch_permutation",
-    "lr_at",
-    "STATES", "RunDir", "Heartbeat", "find_resume_checkpoint", "clean_stale_files", "truncate_metrics",
+    "MAX_CONSECUTIVE_SKIPS",
+    "PRESETS",
+    "RUN_PRESETS",
+    "STATES",
+    "Heartbeat",
+    "PretrainConfig",
+    "PretrainData",
+    "RunContext",
+    "RunDir",
+    "Trainer",
+    "build_encoder_config",
+    "build_method",
+    "clean_stale_files",
+    "epoch_permutation",
+    "find_resume_checkpoint",
     "hardware_description",
-    "RunContext", "run_session",
-    "pretrain", "Trainer", "MAX_CONSECUTIVE_SKIPS",
+    "lr_at",
+    "pretrain",
+    "resolve_data_path",
+    "run_session",
+    "truncate_metrics",
 ]
 assert set(__all__) == set(_EXPORTS)
 

@@ -15,15 +15,16 @@ This module imports no torch: the builders of the encoder and the method import 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from aclecg.errors import ConfigError
 from aclecg.leads import LEADS, canonical_lead, default_region_map
 from aclecg.registry import Registry
 
-__all__ = ["PretrainConfig", "RUN_PRESETS", "PRESETS", "build_encoder_config", "build_method"]
+__all__ = ["PRESETS", "RUN_PRESETS", "PretrainConfig", "build_encoder_config", "build_method"]
 
 
 @dataclass
@@ -60,8 +61,14 @@ class PretrainConfig:
         self.validate()
 
     def validate(self) -> None:
-        positive = {"epochs": self.epochs, "batch_size": self.batch_size, "checkpoint_every": self.checkpoint_every,
-                    "keep_last": self.keep_last, "log_every": self.log_every, "max_peaks": self.max_peaks}
+        positive = {
+            "epochs": self.epochs,
+            "batch_size": self.batch_size,
+            "checkpoint_every": self.checkpoint_every,
+            "keep_last": self.keep_last,
+            "log_every": self.log_every,
+            "max_peaks": self.max_peaks,
+        }
         for key, value in positive.items():
             if not isinstance(value, int) or value < 1:
                 raise ConfigError(f"{key} must be a positive integer, got {value!r}")
@@ -77,7 +84,8 @@ class PretrainConfig:
         if self.amp not in ("auto", "off", "bf16", "fp16"):
             raise ConfigError(f"amp must be auto, off, bf16 or fp16, got {self.amp!r}")
         if not isinstance(self.exclude_folds, list) or not all(
-                isinstance(f, int) and not isinstance(f, bool) for f in self.exclude_folds):
+            isinstance(f, int) and not isinstance(f, bool) for f in self.exclude_folds
+        ):
             raise ConfigError(f"exclude_folds must be a list of fold numbers, got {self.exclude_folds!r}")
         if self.avr_policy not in ("exclude", "own"):
             raise ConfigError(f"avr_policy must be exclude or own, got {self.avr_policy!r}")
@@ -92,7 +100,7 @@ class PretrainConfig:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "PretrainConfig":
+    def from_dict(cls, data: dict[str, Any]) -> PretrainConfig:
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:
@@ -100,7 +108,7 @@ class PretrainConfig:
         return cls(**data)
 
     @classmethod
-    def from_file(cls, path: str | Path) -> "PretrainConfig":
+    def from_file(cls, path: str | Path) -> PretrainConfig:
         path = Path(path)
         try:
             data = json.loads(path.read_text())
@@ -129,12 +137,16 @@ def _resolve_relative(path: str, base: Path) -> Path:
 # ------------------------------------------------------------------------------------------------------- presets
 #: Named run presets: starting points the CLI and the app offer. Values override PretrainConfig defaults.
 RUN_PRESETS: Registry[dict[str, Any]] = Registry("run preset")
-RUN_PRESETS.register("cpu-small", {"encoder": "small", "epochs": 20, "batch_size": 64, "lr": 1e-3,
-                                   "checkpoint_every": 50})
-RUN_PRESETS.register("cpu-quick", {"encoder": "small", "epochs": 2, "batch_size": 64, "lr": 1e-3,
-                                   "checkpoint_every": 10})
-RUN_PRESETS.register("gpu-base", {"encoder": "base", "epochs": 100, "batch_size": 256, "lr": 1e-3,
-                                  "checkpoint_every": 200, "device": "cuda"})
+RUN_PRESETS.register(
+    "cpu-small", {"encoder": "small", "epochs": 20, "batch_size": 64, "lr": 1e-3, "checkpoint_every": 50}
+)
+RUN_PRESETS.register(
+    "cpu-quick", {"encoder": "small", "epochs": 2, "batch_size": 64, "lr": 1e-3, "checkpoint_every": 10}
+)
+RUN_PRESETS.register(
+    "gpu-base",
+    {"encoder": "base", "epochs": 100, "batch_size": 256, "lr": 1e-3, "checkpoint_every": 200, "device": "cuda"},
+)
 
 #: The run presets as one plain dict (name -> overrides), the same entries as :data:`RUN_PRESETS`.
 PRESETS: dict[str, dict[str, Any]] = dict(RUN_PRESETS.items())
@@ -161,5 +173,10 @@ def build_method(config: PretrainConfig):
     from aclecg.methods import create_method
 
     encoder_config = build_encoder_config(config.encoder, config.leads)
-    return create_method(config.method, encoder_config, leads=tuple(config.leads),
-                         region_map=default_region_map(config.avr_policy), **config.method_hparams)
+    return create_method(
+        config.method,
+        encoder_config,
+        leads=tuple(config.leads),
+        region_map=default_region_map(config.avr_policy),
+        **config.method_hparams,
+    )

@@ -8,8 +8,8 @@ the epoch, so a resumed run needs no stored order.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import torch
@@ -17,14 +17,19 @@ import torch
 from aclecg import checkpoint as ckpt
 from aclecg.errors import ConfigError
 
-__all__ = ["PretrainData", "resolve_data_path", "epoch_permutation"]
+__all__ = ["PretrainData", "epoch_permutation", "resolve_data_path"]
 
 
 class PretrainData:
     """The union of several prepared datasets, read from their memory-mapped caches in global batches."""
 
-    def __init__(self, paths: Sequence[str | Path], leads: Sequence[str], exclude_splits: Sequence[str] = ("test",),
-                 exclude_folds: Sequence[int] = ()):
+    def __init__(
+        self,
+        paths: Sequence[str | Path],
+        leads: Sequence[str],
+        exclude_splits: Sequence[str] = ("test",),
+        exclude_folds: Sequence[int] = (),
+    ):
         from aclecg.data import PreparedDataset
 
         if not paths:
@@ -34,8 +39,10 @@ class PretrainData:
         first = self.datasets[0]
         for ds in self.datasets[1:]:
             if (ds.fs, ds.n_samples) != (first.fs, first.n_samples):
-                raise ConfigError(f"{ds.path} has fs={ds.fs}, T={ds.n_samples} but {first.path} has fs={first.fs}, "
-                                  f"T={first.n_samples}; prepare them with the same --fs and --seconds")
+                raise ConfigError(
+                    f"{ds.path} has fs={ds.fs}, T={ds.n_samples} but {first.path} has fs={first.fs}, "
+                    f"T={first.n_samples}; prepare them with the same --fs and --seconds"
+                )
         self.fs, self.n_samples = first.fs, first.n_samples
         self.leads = list(leads)
         self.lead_idx: list[list[int]] = []
@@ -59,8 +66,10 @@ class PretrainData:
         self.owner = np.concatenate(owner)
         self.local = np.concatenate(local)
         if len(self.owner) == 0:
-            raise ConfigError(f"no records left for pretraining after excluding splits {list(exclude_splits)} and "
-                              f"folds {self.exclude_folds}")
+            raise ConfigError(
+                f"no records left for pretraining after excluding splits {list(exclude_splits)} and "
+                f"folds {self.exclude_folds}"
+            )
         self.fingerprint = ckpt.sha256_bytes("|".join(ds.fingerprint for ds in self.datasets).encode())
 
     def __len__(self) -> int:

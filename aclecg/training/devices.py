@@ -11,23 +11,26 @@
 from __future__ import annotations
 
 import os
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import torch
 
 from aclecg.errors import ConfigError
 from aclecg.parallel import DistInfo
 
-__all__ = ["pick_device", "hardware_description", "memory_fields", "rng_state", "set_rng_state", "guarded_forward"]
+__all__ = ["guarded_forward", "hardware_description", "memory_fields", "pick_device", "rng_state", "set_rng_state"]
 
 
 def pick_device(config_device: str, device: torch.device, info: DistInfo) -> torch.device:
     """``device`` (resolved from the config's ``config_device``) made concrete for this process, and made current."""
     if info.enabled and device.type == "cuda":
         if str(config_device).startswith("cuda:"):
-            raise ConfigError(f"device {config_device!r} with {info.world_size} processes: under torchrun each "
-                              f"process uses the GPU of its LOCAL_RANK; pass --device cuda (or auto) and choose "
-                              f"the GPUs with CUDA_VISIBLE_DEVICES")
+            raise ConfigError(
+                f"device {config_device!r} with {info.world_size} processes: under torchrun each "
+                f"process uses the GPU of its LOCAL_RANK; pass --device cuda (or auto) and choose "
+                f"the GPUs with CUDA_VISIBLE_DEVICES"
+            )
         device = torch.device("cuda", info.local_rank)
     if device.type == "cuda":
         if device.index is None:
@@ -80,8 +83,9 @@ def set_rng_state(state: dict[str, Any], device: torch.device, aug_gen: torch.Ge
         torch.cuda.set_rng_state(state["cuda"], device)
 
 
-def guarded_forward(forward: Callable, view1: torch.Tensor, view2: torch.Tensor, device: torch.device,
-                    amp_dtype: torch.dtype | None) -> tuple[dict[str, Any], str | None]:
+def guarded_forward(
+    forward: Callable, view1: torch.Tensor, view2: torch.Tensor, device: torch.device, amp_dtype: torch.dtype | None
+) -> tuple[dict[str, Any], str | None]:
     """The method's loss terms, or ``({}, reason)`` when this process ran out of memory."""
     try:
         with torch.autocast(device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):

@@ -22,8 +22,9 @@ import gc
 import json
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable, TextIO
+from typing import Any, TextIO
 
 import numpy as np
 import torch
@@ -31,8 +32,15 @@ import torch
 from aclecg import checkpoint as ckpt
 from aclecg.errors import AclEcgError, ConfigError
 from aclecg.leads import default_region_map
-from aclecg.parallel import (DistInfo, all_reduce_mean, broadcast_object, convert_sync_batchnorm, init_distributed,
-                             reduce_flags, shutdown_distributed)
+from aclecg.parallel import (
+    DistInfo,
+    all_reduce_mean,
+    broadcast_object,
+    convert_sync_batchnorm,
+    init_distributed,
+    reduce_flags,
+    shutdown_distributed,
+)
 from aclecg.runtime import resolve_device
 from aclecg.training.config import PretrainConfig, build_method
 from aclecg.training.data import PretrainData, epoch_permutation
@@ -41,14 +49,19 @@ from aclecg.training.rundir import find_resume_checkpoint, truncate_metrics
 from aclecg.training.schedule import lr_at
 from aclecg.training.session import RunContext, run_session
 
-__all__ = ["pretrain", "Trainer", "MAX_CONSECUTIVE_SKIPS"]
+__all__ = ["MAX_CONSECUTIVE_SKIPS", "Trainer", "pretrain"]
 
 #: fp16 runs stop after this many overflowed (skipped) steps in a row.
 MAX_CONSECUTIVE_SKIPS = 25
 
 
-def pretrain(config: PretrainConfig, run_dir: str | Path, resume: bool = False, progress: bool = True,
-             stop_after_steps: int | None = None) -> Path:
+def pretrain(
+    config: PretrainConfig,
+    run_dir: str | Path,
+    resume: bool = False,
+    progress: bool = True,
+    stop_after_steps: int | None = None,
+) -> Path:
     """Run (or resume) pretraining into ``run_dir``; returns the path of the exported encoder.
 
     ``stop_after_steps`` ends the process's work after that many optimiser steps *of this call*, leaving a
@@ -72,13 +85,16 @@ def pretrain(config: PretrainConfig, run_dir: str | Path, resume: bool = False, 
 def _check_shape(config: PretrainConfig, info: DistInfo, n_records: int) -> None:
     """Refuse a batch the processes or the data cannot form, and torch.compile under DDP."""
     if config.batch_size % info.world_size:
-        raise ConfigError(f"batch_size {config.batch_size} must be divisible by the number of processes "
-                          f"({info.world_size})")
+        raise ConfigError(
+            f"batch_size {config.batch_size} must be divisible by the number of processes ({info.world_size})"
+        )
     if n_records < config.batch_size:
         raise ConfigError(f"batch_size {config.batch_size} is larger than the {n_records} training records")
     if config.compile and info.enabled:
-        raise ConfigError("compile is supported for single-process runs only: under DDP every SyncBatchNorm "
-                          "breaks the graph; drop --compile or run one process")
+        raise ConfigError(
+            "compile is supported for single-process runs only: under DDP every SyncBatchNorm "
+            "breaks the graph; drop --compile or run one process"
+        )
 
 
 class Trainer:
@@ -99,27 +115,35 @@ class Trainer:
         _check_shape(config, info, len(self.data))
         method = build_method(config).to(device)
         self.aug_spec = config.augmentation if config.augmentation is not None else method.default_augmentation
-        self.augment = build_augmentation(self.aug_spec, fs=self.data.fs, leads=config.leads,
-                                          region_map=default_region_map(config.avr_policy))
+        self.augment = build_augmentation(
+            self.aug_spec, fs=self.data.fs, leads=config.leads, region_map=default_region_map(config.avr_policy)
+        )
         self.aug_gen = torch.Generator(device="cpu").manual_seed(config.seed + 17)
         self.steps_per_epoch = len(self.data) // config.batch_size
         self.total_steps = self.steps_per_epoch * config.epochs
         if config.max_steps:
             self.total_steps = min(self.total_steps, config.max_steps)
         self.method = convert_sync_batchnorm(method, device.type == "cuda") if info.enabled else method
-        self.optimizer = torch.optim.AdamW([p for p in self.method.parameters() if p.requires_grad], lr=config.lr,
-                                           weight_decay=config.weight_decay)
+        self.optimizer = torch.optim.AdamW(
+            [p for p in self.method.parameters() if p.requires_grad], lr=config.lr, weight_decay=config.weight_decay
+        )
         self.scaler = torch.amp.GradScaler("cuda", enabled=ctx.amp_dtype == torch.float16)
         self.step, self.best = 0, float("inf")
         self.skipped = self.consecutive_skips = 0  # fp16 steps GradScaler skipped: in this call, and in a row
         self.global_batch = config.batch_size
         local = config.batch_size // info.world_size
         self.rows = slice(info.rank * local, (info.rank + 1) * local)  # this process's part of a global batch
-        self.meta = {"format_version": ckpt.FORMAT_VERSION, "method": config.method,
-                     "hparams": dict(self.method.hparams), "encoder_config": self.method.encoder.config.to_dict(),
-                     "leads": list(config.leads), "fs": self.data.fs, "n_samples": self.data.n_samples,
-                     "data_fingerprint": self.data.fingerprint,
-                     "augmentation": self.aug_spec if isinstance(self.aug_spec, str) else json.dumps(self.aug_spec)}
+        self.meta = {
+            "format_version": ckpt.FORMAT_VERSION,
+            "method": config.method,
+            "hparams": dict(self.method.hparams),
+            "encoder_config": self.method.encoder.config.to_dict(),
+            "leads": list(config.leads),
+            "fs": self.data.fs,
+            "n_samples": self.data.n_samples,
+            "data_fingerprint": self.data.fingerprint,
+            "augmentation": self.aug_spec if isinstance(self.aug_spec, str) else json.dumps(self.aug_spec),
+        }
 
     # ------------------------------------------------------------------------------------------------ the loop
     def run(self) -> Path:
@@ -144,16 +168,22 @@ class Trainer:
                 steps_this_call += 1
                 window_loss.append(logged["loss"])
                 self._report(logged, epoch, lr, time.perf_counter() - t0, metrics_fh, bar)
-                stop_now = ctx.stopper.requested or (ctx.stop_after_steps is not None
-                                                     and steps_this_call >= ctx.stop_after_steps)
+                stop_now = ctx.stopper.requested or (
+                    ctx.stop_after_steps is not None and steps_this_call >= ctx.stop_after_steps
+                )
                 stop_now = reduce_flags([stop_now], ctx.info)[0] > 0  # any rank asked: all stop at this step
                 if self.step % config.checkpoint_every == 0 or self.step == self.total_steps or stop_now:
                     self.save("periodic" if not stop_now else "stop", float(np.mean(window_loss)))
                     window_loss = []
                 if stop_now and self.step < self.total_steps:
                     if ctx.info.is_main:
-                        ctx.run.write_status(state="cancelled", error=None, step=self.step,
-                                             total_steps=self.total_steps, heartbeat=time.time())
+                        ctx.run.write_status(
+                            state="cancelled",
+                            error=None,
+                            step=self.step,
+                            total_steps=self.total_steps,
+                            heartbeat=time.time(),
+                        )
                         ctx.log(f"stopped at step {self.step}; resume with --resume")
                     return ctx.run.encoder
         finally:
@@ -166,7 +196,7 @@ class Trainer:
     def _views(self, order: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
         """The global batch of the current step, augmented twice; this process's rows of each view."""
         pos = self.step % self.steps_per_epoch
-        index = order[pos * self.global_batch:(pos + 1) * self.global_batch]
+        index = order[pos * self.global_batch : (pos + 1) * self.global_batch]
         x, peaks = self.data.batch(index, self.ctx.config.max_peaks)
         x, peaks = x.to(self.ctx.device, non_blocking=True), peaks.to(self.ctx.device, non_blocking=True)
         with torch.no_grad():
@@ -186,8 +216,10 @@ class Trainer:
         # One small collective tells every rank whether any rank failed, so all stop (or skip) together.
         n_oom, n_bad = reduce_flags([failure is not None, bad_loss], info)
         if n_oom:
-            raise AclEcgError(f"out of memory at step {self.step} on {int(n_oom)} of {info.world_size} process(es); "
-                              f"lower --batch-size" + (f" ({failure})" if failure else ""))
+            raise AclEcgError(
+                f"out of memory at step {self.step} on {int(n_oom)} of {info.world_size} process(es); "
+                f"lower --batch-size" + (f" ({failure})" if failure else "")
+            )
         if n_bad and not scaler.is_enabled():
             where = f" on {int(n_bad)} of {info.world_size} processes" if info.enabled else ""
             raise AclEcgError(f"loss became non-finite at step {self.step}{where}; lower --lr or check the data")
@@ -205,8 +237,10 @@ class Trainer:
             self.skipped += 1
             self.consecutive_skips += 1
             if self.consecutive_skips >= MAX_CONSECUTIVE_SKIPS:
-                raise AclEcgError(f"{self.consecutive_skips} fp16 steps in a row overflowed (up to step {self.step}); "
-                                  f"use --amp bf16 or off, or lower --lr")
+                raise AclEcgError(
+                    f"{self.consecutive_skips} fp16 steps in a row overflowed (up to step {self.step}); "
+                    f"use --amp bf16 or off, or lower --lr"
+                )
         else:
             self.consecutive_skips = 0
         self.method.momentum_update((self.step + 1) / self.total_steps)
@@ -214,22 +248,37 @@ class Trainer:
         scalars = {k: v.detach().float() for k, v in terms.items() if torch.is_tensor(v) and v.dim() == 0}
         return dict(zip(scalars, all_reduce_mean(torch.stack(list(scalars.values())), info).tolist()))
 
-    def _report(self, logged: dict[str, float], epoch: int, lr: float, elapsed: float, metrics_fh: TextIO | None,
-                bar: Any) -> None:
+    def _report(
+        self, logged: dict[str, float], epoch: int, lr: float, elapsed: float, metrics_fh: TextIO | None, bar: Any
+    ) -> None:
         """The step's metrics row (when due), the heartbeat's progress and the progress bar."""
         ctx, config = self.ctx, self.ctx.config
         samples_per_s = self.global_batch / max(elapsed, 1e-9)
         if metrics_fh and (self.step % config.log_every == 0 or self.step == self.total_steps):
-            row = {"step": self.step, "epoch": epoch + 1, "epoch_float": self.step / self.steps_per_epoch, **logged,
-                   "lr": lr, "samples_per_s": samples_per_s, "device": str(ctx.device),
-                   "world_size": ctx.info.world_size, **memory_fields(ctx.device), "time": time.time()}
+            row = {
+                "step": self.step,
+                "epoch": epoch + 1,
+                "epoch_float": self.step / self.steps_per_epoch,
+                **logged,
+                "lr": lr,
+                "samples_per_s": samples_per_s,
+                "device": str(ctx.device),
+                "world_size": ctx.info.world_size,
+                **memory_fields(ctx.device),
+                "time": time.time(),
+            }
             if self.scaler.is_enabled():
                 row["skipped_steps"] = self.skipped
             metrics_fh.write(json.dumps(row) + "\n")
             metrics_fh.flush()
         if ctx.heartbeat:
-            ctx.heartbeat.progress = {"step": self.step, "total_steps": self.total_steps, "epoch": epoch + 1,
-                                      "epochs": config.epochs, "loss": logged["loss"]}
+            ctx.heartbeat.progress = {
+                "step": self.step,
+                "total_steps": self.total_steps,
+                "epoch": epoch + 1,
+                "epochs": config.epochs,
+                "loss": logged["loss"],
+            }
         if bar:
             bar.set_description(f"epoch {epoch + 1}/{config.epochs}")
             bar.set_postfix(loss=f"{logged['loss']:.4f}", sps=f"{samples_per_s:.0f}")
@@ -277,14 +326,21 @@ class Trainer:
         ctx = self.ctx
         if not ctx.info.is_main:
             return
-        payload = {**self.meta, "epoch": self.step // self.steps_per_epoch, "step": self.step,
-                   "best": min(self.best, loss_value), "model": self.method.state_dict(),
-                   "encoder": self.method.encoder.state_dict(), "optimizer": self.optimizer.state_dict(),
-                   "scaler": self.scaler.state_dict(), "rng": rng_state(ctx.device, self.aug_gen),
-                   "config": json.dumps(ctx.config.to_dict())}
+        payload = {
+            **self.meta,
+            "epoch": self.step // self.steps_per_epoch,
+            "step": self.step,
+            "best": min(self.best, loss_value),
+            "model": self.method.state_dict(),
+            "encoder": self.method.encoder.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scaler": self.scaler.state_dict(),
+            "rng": rng_state(ctx.device, self.aug_gen),
+            "config": json.dumps(ctx.config.to_dict()),
+        }
         path = ctx.run.checkpoints / f"step_{self.step:08d}.pt"
         ckpt.save_checkpoint(path, payload)
-        for old in ctx.run.step_checkpoints()[ctx.config.keep_last:]:
+        for old in ctx.run.step_checkpoints()[ctx.config.keep_last :]:
             old.unlink(missing_ok=True)
             old.with_name(old.name + ".sha256").unlink(missing_ok=True)
         if loss_value < self.best:
@@ -297,10 +353,20 @@ class Trainer:
         """Write ``encoder.pt`` and the final status (main process); the path of the encoder."""
         ctx = self.ctx
         if ctx.info.is_main:
-            export = {**self.meta, "epoch": ctx.config.epochs, "step": self.step,
-                      "encoder": self.method.encoder.state_dict()}
+            export = {
+                **self.meta,
+                "epoch": ctx.config.epochs,
+                "step": self.step,
+                "encoder": self.method.encoder.state_dict(),
+            }
             ckpt.save_checkpoint(ctx.run.encoder, export)
-            ctx.run.write_status(state="finished", error=None, step=self.step, total_steps=self.total_steps,
-                                 heartbeat=time.time(), finished=time.time())
+            ctx.run.write_status(
+                state="finished",
+                error=None,
+                step=self.step,
+                total_steps=self.total_steps,
+                heartbeat=time.time(),
+                finished=time.time(),
+            )
             ctx.log(f"finished: {self.step} steps; encoder exported to {ctx.run.encoder}")
         return ctx.run.encoder

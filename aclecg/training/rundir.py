@@ -23,14 +23,15 @@ import os
 import socket
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from aclecg import atomicio
 from aclecg.errors import AclEcgError
 from aclecg.procs import live_records, own_record, read_json, record_alive
 
-__all__ = ["STATES", "RunDir", "Heartbeat", "truncate_metrics", "find_resume_checkpoint", "clean_stale_files"]
+__all__ = ["STATES", "Heartbeat", "RunDir", "clean_stale_files", "find_resume_checkpoint", "truncate_metrics"]
 
 #: The states ``status.json`` records.
 STATES = ("queued", "running", "finished", "failed", "cancelled")
@@ -77,8 +78,10 @@ class RunDir:
                 if holder.get("host") == socket.gethostname() and not record_alive(holder):
                     self.lock.unlink(missing_ok=True)
                     continue
-                raise AclEcgError(f"run directory {self.path} is in use by pid {holder.get('pid')} on "
-                                  f"{holder.get('host')}; choose another --run-dir or cancel that run") from None
+                raise AclEcgError(
+                    f"run directory {self.path} is in use by pid {holder.get('pid')} on "
+                    f"{holder.get('host')}; choose another --run-dir or cancel that run"
+                ) from None
             with os.fdopen(fd, "w") as fh:
                 fh.write(me)
             return

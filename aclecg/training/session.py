@@ -18,9 +18,10 @@ import socket
 import sys
 import threading
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator, TextIO
+from typing import TextIO
 
 import torch
 
@@ -92,9 +93,15 @@ class RunContext:
 
 
 @contextlib.contextmanager
-def run_session(config: PretrainConfig, run_dir: str | Path, device: torch.device, info: DistInfo,
-                resume: bool = False, progress: bool = True,
-                stop_after_steps: int | None = None) -> Iterator[RunContext]:
+def run_session(
+    config: PretrainConfig,
+    run_dir: str | Path,
+    device: torch.device,
+    info: DistInfo,
+    resume: bool = False,
+    progress: bool = True,
+    stop_after_steps: int | None = None,
+) -> Iterator[RunContext]:
     """Settle the run for this process, yield its :class:`RunContext`, and record how the run ended."""
     run = RunDir(run_dir)
     main = info.is_main
@@ -109,8 +116,9 @@ def run_session(config: PretrainConfig, run_dir: str | Path, device: torch.devic
         try:
             device = pick_device(config.device, device, info)
             if not resume and run.config.exists() and run.step_checkpoints():
-                raise AclEcgError(f"{run.path} already holds a run; pass --resume to continue it or choose a new "
-                                  f"--run-dir")
+                raise AclEcgError(
+                    f"{run.path} already holds a run; pass --resume to continue it or choose a new --run-dir"
+                )
             run.acquire_lock()
             locked = True
             removed = clean_stale_files(run)
@@ -142,27 +150,58 @@ def run_session(config: PretrainConfig, run_dir: str | Path, device: torch.devic
         run.write_proc(info.rank)
         if main:
             log.open(run.log)
-            log(f"precision: {AMP_NAMES[amp_dtype]} (amp={config.amp}{', as the run started' if stored_amp else ''}, "
-                f"{device})")
-            run.write_status(state="running", pid=os.getpid(), process=own_record(), host=socket.gethostname(),
-                             heartbeat=time.time(), error=None, started=time.time(), method=config.method,
-                             world_size=info.world_size, hardware=hardware_description(device))
-            atomicio.write_json(run.config, {"run": str(run.path.name), "config": config.to_dict(),
-                                             "resolved_device": str(device), "resolved_amp": AMP_NAMES[amp_dtype],
-                                             "world_size": info.world_size})
+            log(
+                f"precision: {AMP_NAMES[amp_dtype]} (amp={config.amp}{', as the run started' if stored_amp else ''}, "
+                f"{device})"
+            )
+            run.write_status(
+                state="running",
+                pid=os.getpid(),
+                process=own_record(),
+                host=socket.gethostname(),
+                heartbeat=time.time(),
+                error=None,
+                started=time.time(),
+                method=config.method,
+                world_size=info.world_size,
+                hardware=hardware_description(device),
+            )
+            atomicio.write_json(
+                run.config,
+                {
+                    "run": str(run.path.name),
+                    "config": config.to_dict(),
+                    "resolved_device": str(device),
+                    "resolved_amp": AMP_NAMES[amp_dtype],
+                    "world_size": info.world_size,
+                },
+            )
             heartbeat = Heartbeat(run)
             heartbeat.start()
-        yield RunContext(config=config, run=run, device=device, info=info, amp_dtype=amp_dtype, log=log,
-                         stopper=stopper, heartbeat=heartbeat, resume=resume, progress=progress,
-                         stop_after_steps=stop_after_steps)
+        yield RunContext(
+            config=config,
+            run=run,
+            device=device,
+            info=info,
+            amp_dtype=amp_dtype,
+            log=log,
+            stopper=stopper,
+            heartbeat=heartbeat,
+            resume=resume,
+            progress=progress,
+            stop_after_steps=stop_after_steps,
+        )
     except BaseException as exc:
         if heartbeat:
             heartbeat.stop()
         if main:
             cancelled = isinstance(exc, KeyboardInterrupt)
             try:
-                run.write_status(state="cancelled" if cancelled else "failed",
-                                 error=None if cancelled else f"{type(exc).__name__}: {exc}", heartbeat=time.time())
+                run.write_status(
+                    state="cancelled" if cancelled else "failed",
+                    error=None if cancelled else f"{type(exc).__name__}: {exc}",
+                    heartbeat=time.time(),
+                )
             except OSError as status_exc:  # the disk that failed the run may refuse the status too
                 log(f"warning: could not record the failure in {run.status}: {status_exc}")
         raise

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Mapping, Sequence
 
 import numpy as np
 import plotly.graph_objects as go
@@ -11,6 +11,7 @@ from plotly.subplots import make_subplots
 
 from aclecg.leads import LEADS, RegionMap, canonical_lead, default_region_map
 from aclecg.viz.paper import lead_colour
+
 
 @dataclass
 class ViewMarks:
@@ -34,8 +35,9 @@ class ViewMarks:
         return None, (0, min(self.shift, length)) if self.shift > 0 else (max(length + self.shift, 0), length)
 
 
-def marks_from_info(info: Mapping, length: int, leads: Sequence[str] = LEADS,
-                    shift_mode: str = "circular") -> ViewMarks:
+def marks_from_info(
+    info: Mapping, length: int, leads: Sequence[str] = LEADS, shift_mode: str = "circular"
+) -> ViewMarks:
     """Read one sample's marks (batch index 0) from ``aclecg.augment``'s ``forward_with_info`` dict.
 
     Steps are read in pipeline order; spans (masked cycles, time-out) are expressed in the time axis of the
@@ -101,9 +103,15 @@ VIEW_COLOURS = ("#d62728", "#1f77b4", "#2ca02c", "#9467bd")
 MASK_FILL = "rgba(120,120,120,0.30)"
 
 
-def augmentation_figure(original: np.ndarray, views: Sequence[tuple[str, np.ndarray, ViewMarks]], fs: float,
-                        leads: Sequence[str] = LEADS, show_leads: Sequence[str] = ("II", "V2"),
-                        region_map: RegionMap | None = None, rpeaks: np.ndarray | None = None) -> go.Figure:
+def augmentation_figure(
+    original: np.ndarray,
+    views: Sequence[tuple[str, np.ndarray, ViewMarks]],
+    fs: float,
+    leads: Sequence[str] = LEADS,
+    show_leads: Sequence[str] = ("II", "V2"),
+    region_map: RegionMap | None = None,
+    rpeaks: np.ndarray | None = None,
+) -> go.Figure:
     """Original record above its augmented views (one subplot each), for the leads in ``show_leads``.
 
     On each view, masked cardiac cycles are shaded (shape name ``"masked cycle"``): across the whole view when
@@ -117,73 +125,147 @@ def augmentation_figure(original: np.ndarray, views: Sequence[tuple[str, np.ndar
     lead_names = [canonical_lead(lead) for lead in leads]
     show = [canonical_lead(lead) for lead in show_leads] or ["II"]
     x0 = np.asarray(original, dtype=np.float64)
+
     def hidden_masked(m: ViewMarks) -> str:
         if m.masked_leads is None or not m.masked or set(map(canonical_lead, m.masked_leads)) & set(show):
             return ""
         return f" — masked leads not shown ({', '.join(m.masked_leads)})"
 
     titles = ["original"] + [
-        f"{name}" + (f" — shift {m.shift / fs:+.2f} s ({m.shift_mode})" if m.shift and m.shift_mode else
-                     f" — shift {m.shift / fs:+.2f} s" if m.shift else "")
-        + (f" — crop {m.crop[0] / fs:.2f}–{m.crop[1] / fs:.2f} s" if m.crop else "") + hidden_masked(m)
-        for name, _, m in views]
-    fig = make_subplots(rows=1 + len(views), cols=1, shared_xaxes=True, vertical_spacing=0.06,
-                        subplot_titles=titles)
+        f"{name}"
+        + (
+            f" — shift {m.shift / fs:+.2f} s ({m.shift_mode})"
+            if m.shift and m.shift_mode
+            else f" — shift {m.shift / fs:+.2f} s"
+            if m.shift
+            else ""
+        )
+        + (f" — crop {m.crop[0] / fs:.2f}–{m.crop[1] / fs:.2f} s" if m.crop else "")
+        + hidden_masked(m)
+        for name, _, m in views
+    ]
+    fig = make_subplots(rows=1 + len(views), cols=1, shared_xaxes=True, vertical_spacing=0.06, subplot_titles=titles)
     t = np.arange(x0.shape[1]) / fs
     offset = 4.0
 
     def draw(row: int, sig: np.ndarray, legend: bool) -> None:
         for k, lead in enumerate(show):
             i = lead_names.index(lead)
-            fig.add_trace(go.Scatter(x=t, y=sig[i] - k * offset, mode="lines", name=lead, legendgroup=lead,
-                                     showlegend=legend, line=dict(color=lead_colour(lead, rmap), width=1.1)),
-                          row=row, col=1)
+            fig.add_trace(
+                go.Scatter(
+                    x=t,
+                    y=sig[i] - k * offset,
+                    mode="lines",
+                    name=lead,
+                    legendgroup=lead,
+                    showlegend=legend,
+                    line=dict(color=lead_colour(lead, rmap), width=1.1),
+                ),
+                row=row,
+                col=1,
+            )
 
     draw(1, x0, True)
     if rpeaks is not None:
         peaks = np.asarray(rpeaks)
         peaks = peaks[(peaks >= 0) & (peaks < x0.shape[1])]
         i = lead_names.index(show[0])
-        fig.add_trace(go.Scatter(x=t[peaks], y=x0[i, peaks] + 0.6, mode="markers", name="R-peak",
-                                 marker=dict(symbol="triangle-down", size=7, color="#333")), row=1, col=1)
+        fig.add_trace(
+            go.Scatter(
+                x=t[peaks],
+                y=x0[i, peaks] + 0.6,
+                mode="markers",
+                name="R-peak",
+                marker=dict(symbol="triangle-down", size=7, color="#333"),
+            ),
+            row=1,
+            col=1,
+        )
     length = x0.shape[1]
     for v, (name, sig, marks) in enumerate(views, start=2):
         draw(v, np.asarray(sig, dtype=np.float64), False)
         colour = VIEW_COLOURS[(v - 2) % len(VIEW_COLOURS)]
         fig.layout.annotations[v - 1].font.color = colour  # the view's subplot title
-        masked_rows = ([k for k, lead in enumerate(show) if lead in set(map(canonical_lead, marks.masked_leads))]
-                       if marks.masked_leads is not None else None)
+        masked_rows = (
+            [k for k, lead in enumerate(show) if lead in set(map(canonical_lead, marks.masked_leads))]
+            if marks.masked_leads is not None
+            else None
+        )
         for s, e in marks.masked:
             if masked_rows is None:
-                fig.add_vrect(x0=s / fs, x1=e / fs, fillcolor=MASK_FILL, line_width=0, name="masked cycle",
-                              row=v, col=1)
+                fig.add_vrect(
+                    x0=s / fs, x1=e / fs, fillcolor=MASK_FILL, line_width=0, name="masked cycle", row=v, col=1
+                )
             for k in masked_rows or ():
-                fig.add_shape(type="rect", x0=s / fs, x1=e / fs, y0=-k * offset - offset / 2,
-                              y1=-k * offset + offset / 2, fillcolor=MASK_FILL, line_width=0, name="masked cycle",
-                              row=v, col=1)
+                fig.add_shape(
+                    type="rect",
+                    x0=s / fs,
+                    x1=e / fs,
+                    y0=-k * offset - offset / 2,
+                    y1=-k * offset + offset / 2,
+                    fillcolor=MASK_FILL,
+                    line_width=0,
+                    name="masked cycle",
+                    row=v,
+                    col=1,
+                )
         if marks.timeout:
-            fig.add_vrect(x0=marks.timeout[0] / fs, x1=marks.timeout[1] / fs, fillcolor="rgba(200,60,60,0.18)",
-                          line_width=0, name="time-out", row=v, col=1)
+            fig.add_vrect(
+                x0=marks.timeout[0] / fs,
+                x1=marks.timeout[1] / fs,
+                fillcolor="rgba(200,60,60,0.18)",
+                line_width=0,
+                name="time-out",
+                row=v,
+                col=1,
+            )
         seam, padding = marks.shift_marks(length)
         if seam is not None:
             fig.add_vline(x=seam / fs, line=dict(color="#444", width=1.5, dash="dot"), name="shift seam", row=v, col=1)
         if padding is not None and padding[1] > padding[0]:
-            fig.add_vrect(x0=padding[0] / fs, x1=padding[1] / fs, fillcolor="rgba(90,90,200,0.12)", line_width=0,
-                          name="shift padding", row=v, col=1)
+            fig.add_vrect(
+                x0=padding[0] / fs,
+                x1=padding[1] / fs,
+                fillcolor="rgba(90,90,200,0.12)",
+                line_width=0,
+                name="shift padding",
+                row=v,
+                col=1,
+            )
         if marks.crop:
-            fig.add_vrect(x0=marks.crop[0] / fs, x1=marks.crop[1] / fs, fillcolor="rgba(0,0,0,0)",
-                          line=dict(color=colour, width=2, dash="dash"), name="crop window", row=1, col=1)
-            fig.add_annotation(x=marks.crop[0] / fs, y=0.98 - 0.14 * (v - 2), yref="y domain", xref="x",
-                               text=f"crop: {name}", showarrow=False, xanchor="left", yanchor="top",
-                               bgcolor="rgba(255,255,255,0.8)", font=dict(color=colour, size=11), row=1, col=1)
+            fig.add_vrect(
+                x0=marks.crop[0] / fs,
+                x1=marks.crop[1] / fs,
+                fillcolor="rgba(0,0,0,0)",
+                line=dict(color=colour, width=2, dash="dash"),
+                name="crop window",
+                row=1,
+                col=1,
+            )
+            fig.add_annotation(
+                x=marks.crop[0] / fs,
+                y=0.98 - 0.14 * (v - 2),
+                yref="y domain",
+                xref="x",
+                text=f"crop: {name}",
+                showarrow=False,
+                xanchor="left",
+                yanchor="top",
+                bgcolor="rgba(255,255,255,0.8)",
+                font=dict(color=colour, size=11),
+                row=1,
+                col=1,
+            )
     fig.update_xaxes(title_text="time (s)", row=1 + len(views), col=1)
     fig.update_yaxes(showticklabels=False)
-    fig.update_layout(height=220 * (1 + len(views)), margin=dict(l=10, r=10, t=40, b=30),
-                      legend=dict(orientation="h", y=1.04, yanchor="bottom"))
+    fig.update_layout(
+        height=220 * (1 + len(views)),
+        margin=dict(l=10, r=10, t=40, b=30),
+        legend=dict(orientation="h", y=1.04, yanchor="bottom"),
+    )
     return fig
 
 
 def count_shapes(fig: go.Figure, name: str) -> int:
     """Number of layout shapes called ``name`` (for tests and summaries)."""
     return sum(1 for shape in fig.layout.shapes if shape.name == name)
-

@@ -2,26 +2,43 @@
 
 from __future__ import annotations
 
-from typing import Iterable, Sequence
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+
 def similarity_heatmap(sim: np.ndarray, names: Sequence[str], title: str = "") -> go.Figure:
     """Annotated heatmap of a similarity matrix (cosine, in [-1, 1])."""
-    fig = go.Figure(go.Heatmap(z=sim, x=list(names), y=list(names), zmin=-1, zmax=1, colorscale="RdBu_r",
-                               text=np.round(sim, 2), texttemplate="%{text}", hovertemplate="%{y} · %{x}: %{z:.3f}"
-                               "<extra></extra>"))
+    fig = go.Figure(
+        go.Heatmap(
+            z=sim,
+            x=list(names),
+            y=list(names),
+            zmin=-1,
+            zmax=1,
+            colorscale="RdBu_r",
+            text=np.round(sim, 2),
+            texttemplate="%{text}",
+            hovertemplate="%{y} · %{x}: %{z:.3f}<extra></extra>",
+        )
+    )
     fig.update_yaxes(autorange="reversed")
     fig.update_layout(title=title, height=380, margin=dict(l=10, r=10, t=40, b=10))
     return fig
 
 
-def embedding_scatter(coords: np.ndarray, table: pd.DataFrame, colour: str, hover: Iterable[str] = (),
-                      highlight: np.ndarray | None = None, highlight_name: str = "uploaded",
-                      title: str = "") -> go.Figure:
+def embedding_scatter(
+    coords: np.ndarray,
+    table: pd.DataFrame,
+    colour: str,
+    hover: Iterable[str] = (),
+    highlight: np.ndarray | None = None,
+    highlight_name: str = "uploaded",
+    title: str = "",
+) -> go.Figure:
     """2-D map of embeddings, one trace per value of ``table[colour]`` (numeric columns: one continuous trace).
 
     Each point's ``customdata[0]`` is its row position in ``table`` (for selection events); hover shows
@@ -31,62 +48,142 @@ def embedding_scatter(coords: np.ndarray, table: pd.DataFrame, colour: str, hove
     if xy.ndim != 2 or xy.shape[1] != 2 or xy.shape[0] != len(table):
         raise ValueError(f"coords must be (len(table)={len(table)}, 2), got {xy.shape}")
     hover = [h for h in hover if h in table.columns]
-    custom = np.column_stack([np.arange(len(table))] + [table[h].astype(str).to_numpy() for h in hover]) \
-        if len(table) else np.zeros((0, 1 + len(hover)))
+    custom = (
+        np.column_stack([np.arange(len(table))] + [table[h].astype(str).to_numpy() for h in hover])
+        if len(table)
+        else np.zeros((0, 1 + len(hover)))
+    )
     template = "<br>".join(f"{h}: %{{customdata[{i + 1}]}}" for i, h in enumerate(hover)) + "<extra></extra>"
     fig = go.Figure()
     values = table[colour] if colour in table.columns else pd.Series(["all"] * len(table))
     if pd.api.types.is_numeric_dtype(values) and values.nunique() > 12:
-        fig.add_trace(go.Scattergl(x=xy[:, 0], y=xy[:, 1], mode="markers", customdata=custom,
-                                   hovertemplate=template, name=colour,
-                                   marker=dict(size=6, color=values, colorscale="Viridis", showscale=True,
-                                               colorbar=dict(title=colour))))
+        fig.add_trace(
+            go.Scattergl(
+                x=xy[:, 0],
+                y=xy[:, 1],
+                mode="markers",
+                customdata=custom,
+                hovertemplate=template,
+                name=colour,
+                marker=dict(size=6, color=values, colorscale="Viridis", showscale=True, colorbar=dict(title=colour)),
+            )
+        )
     else:
         values = values.fillna("(none)").astype(str).replace("", "(none)")
         for value in sorted(values.unique(), key=lambda v: (-int((values == v).sum()), v)):
             sel = (values == value).to_numpy()
-            fig.add_trace(go.Scattergl(x=xy[sel, 0], y=xy[sel, 1], mode="markers", name=str(value),
-                                       customdata=custom[sel], hovertemplate=template, marker=dict(size=6)))
+            fig.add_trace(
+                go.Scattergl(
+                    x=xy[sel, 0],
+                    y=xy[sel, 1],
+                    mode="markers",
+                    name=str(value),
+                    customdata=custom[sel],
+                    hovertemplate=template,
+                    marker=dict(size=6),
+                )
+            )
     if highlight is not None and len(highlight):
         hl = np.atleast_2d(highlight)
-        fig.add_trace(go.Scatter(x=hl[:, 0], y=hl[:, 1], mode="markers", name=highlight_name,
-                                 marker=dict(symbol="star", size=18, color="black", line=dict(color="gold", width=2))))
-    fig.update_layout(title=title, height=520, margin=dict(l=10, r=10, t=40, b=10), dragmode="lasso",
-                      legend=dict(itemsizing="constant"), xaxis=dict(title="UMAP 1"), yaxis=dict(title="UMAP 2"))
+        fig.add_trace(
+            go.Scatter(
+                x=hl[:, 0],
+                y=hl[:, 1],
+                mode="markers",
+                name=highlight_name,
+                marker=dict(symbol="star", size=18, color="black", line=dict(color="gold", width=2)),
+            )
+        )
+    fig.update_layout(
+        title=title,
+        height=520,
+        margin=dict(l=10, r=10, t=40, b=10),
+        dragmode="lasso",
+        legend=dict(itemsizing="constant"),
+        xaxis=dict(title="UMAP 1"),
+        yaxis=dict(title="UMAP 2"),
+    )
     return fig
 
 
 def training_curves(metrics: pd.DataFrame) -> go.Figure:
     """Loss terms, learning rate and throughput against step (three stacked panels)."""
-    fig = make_subplots(rows=3, cols=1, shared_xaxes=True, vertical_spacing=0.07,
-                        subplot_titles=("loss terms", "learning rate", "samples / s"))
+    fig = make_subplots(
+        rows=3,
+        cols=1,
+        shared_xaxes=True,
+        vertical_spacing=0.07,
+        subplot_titles=("loss terms", "learning rate", "samples / s"),
+    )
     if metrics is None or metrics.empty or "step" not in metrics.columns:
         fig.add_annotation(text="no metrics yet", x=0.5, y=0.5, xref="paper", yref="paper", showarrow=False)
         fig.update_layout(height=520)
         return fig
-    skip = {"step", "epoch", "epoch_float", "lr", "samples_per_s", "time", "wall", "timestamp", "phase", "world_size",
-            "memory_mb", "rss_mb", "peak_gpu_memory_mb", "skipped_steps"}  # bookkeeping, not loss terms
+    skip = {
+        "step",
+        "epoch",
+        "epoch_float",
+        "lr",
+        "samples_per_s",
+        "time",
+        "wall",
+        "timestamp",
+        "phase",
+        "world_size",
+        "memory_mb",
+        "rss_mb",
+        "peak_gpu_memory_mb",
+        "skipped_steps",
+    }  # bookkeeping, not loss terms
     terms = [c for c in metrics.columns if c not in skip and pd.api.types.is_numeric_dtype(metrics[c])]
     terms = sorted(terms, key=lambda c: (c != "loss", c))
     for term in terms:
-        fig.add_trace(go.Scatter(x=metrics["step"], y=metrics[term], mode="lines", name=term,
-                                 line=dict(width=2.5 if term == "loss" else 1.3)), row=1, col=1)
+        fig.add_trace(
+            go.Scatter(
+                x=metrics["step"],
+                y=metrics[term],
+                mode="lines",
+                name=term,
+                line=dict(width=2.5 if term == "loss" else 1.3),
+            ),
+            row=1,
+            col=1,
+        )
     if "lr" in metrics.columns:
-        fig.add_trace(go.Scatter(x=metrics["step"], y=metrics["lr"], mode="lines", name="lr",
-                                 line=dict(color="#555")), row=2, col=1)
+        fig.add_trace(
+            go.Scatter(x=metrics["step"], y=metrics["lr"], mode="lines", name="lr", line=dict(color="#555")),
+            row=2,
+            col=1,
+        )
     if "samples_per_s" in metrics.columns:
-        fig.add_trace(go.Scatter(x=metrics["step"], y=metrics["samples_per_s"], mode="lines", name="samples/s",
-                                 line=dict(color="#2ca02c")), row=3, col=1)
+        fig.add_trace(
+            go.Scatter(
+                x=metrics["step"],
+                y=metrics["samples_per_s"],
+                mode="lines",
+                name="samples/s",
+                line=dict(color="#2ca02c"),
+            ),
+            row=3,
+            col=1,
+        )
     fig.update_xaxes(title_text="step", row=3, col=1)
     fig.update_yaxes(tickformat=".1e", row=2, col=1)
     fig.update_layout(height=620, margin=dict(l=10, r=10, t=40, b=10))
     return fig
 
 
-def sweep_figure(summary: pd.DataFrame, metric: str = "auroc", method_col: str = "method",
-                 fraction_col: str = "label_fraction", mean_col: str = "mean", low_col: str = "ci_low",
-                 high_col: str = "ci_high", metric_col: str | None = "metric", title: str | None = None
-                 ) -> go.Figure:
+def sweep_figure(
+    summary: pd.DataFrame,
+    metric: str = "auroc",
+    method_col: str = "method",
+    fraction_col: str = "label_fraction",
+    mean_col: str = "mean",
+    low_col: str = "ci_low",
+    high_col: str = "ci_high",
+    metric_col: str | None = "metric",
+    title: str | None = None,
+) -> go.Figure:
     """Metric vs label fraction (log x) with a CI band per method.
 
     ``summary`` is long format: one row per (method, label fraction[, metric]) with a mean and CI bounds.
@@ -97,8 +194,18 @@ def sweep_figure(summary: pd.DataFrame, metric: str = "auroc", method_col: str =
     if metric_col and metric_col in df.columns:
         df = df[df[metric_col].astype(str).str.lower() == metric.lower()]
     fig = go.Figure()
-    palette = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf",
-               "#bcbd22", "#7f7f7f")
+    palette = (
+        "#1f77b4",
+        "#d62728",
+        "#2ca02c",
+        "#9467bd",
+        "#ff7f0e",
+        "#8c564b",
+        "#e377c2",
+        "#17becf",
+        "#bcbd22",
+        "#7f7f7f",
+    )
     for k, (method, part) in enumerate(sorted(df.groupby(method_col), key=lambda kv: str(kv[0]))):
         part = part.sort_values(fraction_col)
         colour = palette[k % len(palette)]
@@ -106,27 +213,51 @@ def sweep_figure(summary: pd.DataFrame, metric: str = "auroc", method_col: str =
         error_y = None
         if low_col in part.columns and high_col in part.columns and len(part) == 1:
             # one fraction: an error bar, not a band (a one-point band draws as loose dots)
-            error_y = dict(type="data", symmetric=False, color=colour,
-                           array=(part[high_col] - part[mean_col]).to_numpy(),
-                           arrayminus=(part[mean_col] - part[low_col]).to_numpy())
+            error_y = dict(
+                type="data",
+                symmetric=False,
+                color=colour,
+                array=(part[high_col] - part[mean_col]).to_numpy(),
+                arrayminus=(part[mean_col] - part[low_col]).to_numpy(),
+            )
         elif low_col in part.columns and high_col in part.columns:
             xs = np.concatenate([part[fraction_col].to_numpy(), part[fraction_col].to_numpy()[::-1]])
             ys = np.concatenate([part[high_col].to_numpy(), part[low_col].to_numpy()[::-1]])
-            fig.add_trace(go.Scatter(x=xs, y=ys, fill="toself", fillcolor=_with_alpha(colour, 0.15),
-                                     line=dict(width=0), hoverinfo="skip", showlegend=False, legendgroup=str(method),
-                                     name=f"{method} CI"))
-        fig.add_trace(go.Scatter(x=part[fraction_col], y=part[mean_col], mode="lines+markers", name=str(method),
-                                 legendgroup=str(method), line=dict(color=colour, dash=dash), error_y=error_y,
-                                 hovertemplate=f"{method}<br>fraction %{{x}}<br>{metric} %{{y:.4f}}<extra></extra>"))
+            fig.add_trace(
+                go.Scatter(
+                    x=xs,
+                    y=ys,
+                    fill="toself",
+                    fillcolor=_with_alpha(colour, 0.15),
+                    line=dict(width=0),
+                    hoverinfo="skip",
+                    showlegend=False,
+                    legendgroup=str(method),
+                    name=f"{method} CI",
+                )
+            )
+        fig.add_trace(
+            go.Scatter(
+                x=part[fraction_col],
+                y=part[mean_col],
+                mode="lines+markers",
+                name=str(method),
+                legendgroup=str(method),
+                line=dict(color=colour, dash=dash),
+                error_y=error_y,
+                hovertemplate=f"{method}<br>fraction %{{x}}<br>{metric} %{{y:.4f}}<extra></extra>",
+            )
+        )
     fig.update_xaxes(type="log", title_text="label fraction")
     label = metric.lower().removeprefix("macro_").upper()
     fig.update_yaxes(title_text=f"macro {label}")
-    fig.update_layout(title=title or f"macro {label} vs label fraction", height=430,
-                      margin=dict(l=10, r=10, t=40, b=10))
+    fig.update_layout(
+        title=title or f"macro {label} vs label fraction", height=430, margin=dict(l=10, r=10, t=40, b=10)
+    )
     return fig
 
 
 def _with_alpha(hex_colour: str, alpha: float) -> str:
     h = hex_colour.lstrip("#")
-    r, g, b = (int(h[i:i + 2], 16) for i in (0, 2, 4))
+    r, g, b = (int(h[i : i + 2], 16) for i in (0, 2, 4))
     return f"rgba({r},{g},{b},{alpha})"

@@ -7,7 +7,7 @@ pink grid of 1 mm minor and 5 mm major squares, so 1 small square is 40 ms x 0.1
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import plotly.graph_objects as go
@@ -25,8 +25,11 @@ PAPER_COLOUR = "#fff5f6"
 TRACE_COLOUR = "#111111"
 
 #: Rows of the standard 3x4 print (each column shows 2.5 s of its lead); a lead II rhythm strip follows.
-LAYOUT_3X4: tuple[tuple[str, ...], ...] = (("I", "aVR", "V1", "V4"), ("II", "aVL", "V2", "V5"),
-                                           ("III", "aVF", "V3", "V6"))
+LAYOUT_3X4: tuple[tuple[str, ...], ...] = (
+    ("I", "aVR", "V1", "V4"),
+    ("II", "aVL", "V2", "V5"),
+    ("III", "aVF", "V3", "V6"),
+)
 ROW_HEIGHT_MM = 30.0
 
 
@@ -43,32 +46,59 @@ def fallback_colour(name: str) -> str:
     return palette[sum(map(ord, name)) % len(palette)]
 
 
-def _paper_axes(fig: go.Figure, width_mm: float, height_mm: float, row: int | None = None,
-                col: int | None = None) -> None:
+def _paper_axes(
+    fig: go.Figure, width_mm: float, height_mm: float, row: int | None = None, col: int | None = None
+) -> None:
     """Pink ECG-paper grid on an axis pair in millimetres (gridlines, so thousands of shapes are not needed)."""
     kw = {} if row is None else {"row": row, "col": col}
-    common = dict(showgrid=True, gridcolor=GRID_MAJOR_COLOUR, gridwidth=1, zeroline=False, showticklabels=False,
-                  ticks="", minor=dict(dtick=GRID_MINOR_MM, showgrid=True, gridcolor=GRID_MINOR_COLOUR,
-                                       gridwidth=0.5), fixedrange=False)
+    common = dict(
+        showgrid=True,
+        gridcolor=GRID_MAJOR_COLOUR,
+        gridwidth=1,
+        zeroline=False,
+        showticklabels=False,
+        ticks="",
+        minor=dict(dtick=GRID_MINOR_MM, showgrid=True, gridcolor=GRID_MINOR_COLOUR, gridwidth=0.5),
+        fixedrange=False,
+    )
     # constrain="domain": keep the 1:1 mm aspect by shrinking the drawing area, never by widening the range
     fig.update_xaxes(range=[0, width_mm], dtick=GRID_MAJOR_MM, tick0=0, constrain="domain", **common, **kw)
-    fig.update_yaxes(range=[-height_mm, 0], dtick=GRID_MAJOR_MM, tick0=0, scaleanchor="x", scaleratio=1,
-                     constrain="domain", **common, **kw)
+    fig.update_yaxes(
+        range=[-height_mm, 0],
+        dtick=GRID_MAJOR_MM,
+        tick0=0,
+        scaleanchor="x",
+        scaleratio=1,
+        constrain="domain",
+        **common,
+        **kw,
+    )
 
 
 def _calibration_pulse(x0: float, baseline: float, mm_per_unit: float) -> tuple[list[float], list[float]]:
     """A 1 mV (or 1 unit), 200 ms square pulse drawn at the start of a row."""
     w = 0.2 * MM_PER_S
     h = mm_per_unit
-    return ([x0, x0 + 1, x0 + 1, x0 + 1 + w, x0 + 1 + w, x0 + 2 + w],
-            [baseline, baseline, baseline + h, baseline + h, baseline, baseline])
+    return (
+        [x0, x0 + 1, x0 + 1, x0 + 1 + w, x0 + 1 + w, x0 + 2 + w],
+        [baseline, baseline, baseline + h, baseline + h, baseline, baseline],
+    )
 
 
-def ecg_paper_figure(signals: np.ndarray, fs: float, leads: Sequence[str] = LEADS, layout: str = "3x4",
-                     rpeaks: np.ndarray | None = None, region_map: RegionMap | None = None,
-                     units: str = "mV", title: str | None = None, rhythm_lead: str = "II",
-                     gain_mm: float | None = None, colours: str = "region",
-                     px_per_mm: float = 4.2) -> go.Figure:
+def ecg_paper_figure(
+    signals: np.ndarray,
+    fs: float,
+    leads: Sequence[str] = LEADS,
+    layout: str = "3x4",
+    rpeaks: np.ndarray | None = None,
+    region_map: RegionMap | None = None,
+    units: str = "mV",
+    title: str | None = None,
+    rhythm_lead: str = "II",
+    gain_mm: float | None = None,
+    colours: str = "region",
+    px_per_mm: float = 4.2,
+) -> go.Figure:
     """A 12-lead ECG drawn as printed: 25 mm/s, 10 mm/mV, pink mm grid.
 
     ``colours`` is ``"region"`` (each lead in its anatomical region's colour, with a legend) or ``"black"`` (the
@@ -109,25 +139,47 @@ def ecg_paper_figure(signals: np.ndarray, fs: float, leads: Sequence[str] = LEAD
     def add_segment(lead: str, start: int, stop: int, x_off: float, baseline: float, show_label: bool) -> None:
         i = lead_names.index(lead)
         seg = x[i, start:stop]
-        fig.add_trace(go.Scatter(
-            x=t_mm[start:stop] - t_mm[start] + x_off, y=baseline + seg * gain, mode="lines", name=lead,
-            line=dict(color=colour_of(lead), width=1.2), legendgroup=lead, showlegend=False,
-            hovertemplate=f"{lead}<br>t=%{{customdata:.3f}} s<br>%{{text}}<extra></extra>",
-            customdata=np.arange(start, stop) / fs, text=[f"{v:.2f} {units}" for v in seg]))
+        fig.add_trace(
+            go.Scatter(
+                x=t_mm[start:stop] - t_mm[start] + x_off,
+                y=baseline + seg * gain,
+                mode="lines",
+                name=lead,
+                line=dict(color=colour_of(lead), width=1.2),
+                legendgroup=lead,
+                showlegend=False,
+                hovertemplate=f"{lead}<br>t=%{{customdata:.3f}} s<br>%{{text}}<extra></extra>",
+                customdata=np.arange(start, stop) / fs,
+                text=[f"{v:.2f} {units}" for v in seg],
+            )
+        )
         if show_label:
-            fig.add_annotation(x=x_off + 1, y=baseline + 8, text=f"<b>{lead}</b>", showarrow=False,
-                               xanchor="left", font=dict(size=11, color=colour_of(lead)))
+            fig.add_annotation(
+                x=x_off + 1,
+                y=baseline + 8,
+                text=f"<b>{lead}</b>",
+                showarrow=False,
+                xanchor="left",
+                font=dict(size=11, color=colour_of(lead)),
+            )
 
     def add_peaks(start: int, stop: int, x_off: float, baseline: float, lead: str) -> None:
         sel = peaks[(peaks >= start) & (peaks < stop)]
         if sel.size == 0:
             return
         i = lead_names.index(lead)
-        fig.add_trace(go.Scatter(x=t_mm[sel] - t_mm[start] + x_off, y=baseline + x[i, sel] * gain + 3,
-                                 mode="markers", name="R-peak", marker=dict(symbol="triangle-down", size=7,
-                                                                            color="#333"),
-                                 showlegend=False, hovertemplate="R-peak %{customdata:.3f} s<extra></extra>",
-                                 customdata=sel / fs))
+        fig.add_trace(
+            go.Scatter(
+                x=t_mm[sel] - t_mm[start] + x_off,
+                y=baseline + x[i, sel] * gain + 3,
+                mode="markers",
+                name="R-peak",
+                marker=dict(symbol="triangle-down", size=7, color="#333"),
+                showlegend=False,
+                hovertemplate="R-peak %{customdata:.3f} s<extra></extra>",
+                customdata=sel / fs,
+            )
+        )
 
     rows: list[tuple[float, str]] = []  # (baseline, calibration label) per row
     if layout == "3x4":
@@ -138,8 +190,9 @@ def ecg_paper_figure(signals: np.ndarray, fs: float, leads: Sequence[str] = LEAD
             rows.append((baseline, ""))
             for c, lead in enumerate(row_leads):
                 if lead in lead_names:
-                    add_segment(lead, c * col_len, (c + 1) * col_len, margin_mm + c * col_len / fs * MM_PER_S,
-                                baseline, True)
+                    add_segment(
+                        lead, c * col_len, (c + 1) * col_len, margin_mm + c * col_len / fs * MM_PER_S, baseline, True
+                    )
         baseline = -(len(LAYOUT_3X4) + 0.6) * ROW_HEIGHT_MM
         rows.append((baseline, ""))
         if rhythm_lead in lead_names:
@@ -149,8 +202,15 @@ def ecg_paper_figure(signals: np.ndarray, fs: float, leads: Sequence[str] = LEAD
         # column separators as in the printed layout
         for c in range(1, n_cols):
             xc = margin_mm + c * col_len / fs * MM_PER_S
-            fig.add_shape(type="line", x0=xc, x1=xc, y0=-(len(LAYOUT_3X4)) * ROW_HEIGHT_MM, y1=-2,
-                          line=dict(color="#444", width=1), name="column separator")
+            fig.add_shape(
+                type="line",
+                x0=xc,
+                x1=xc,
+                y0=-(len(LAYOUT_3X4)) * ROW_HEIGHT_MM,
+                y1=-2,
+                line=dict(color="#444", width=1),
+                name="column separator",
+            )
     else:
         row_h = 20.0
         for r, lead in enumerate(lead_names):
@@ -161,25 +221,57 @@ def ecg_paper_figure(signals: np.ndarray, fs: float, leads: Sequence[str] = LEAD
         height_mm = (len(lead_names) + 0.4) * row_h
     for baseline, _ in rows:
         px_, py_ = _calibration_pulse(1.0, baseline, gain)
-        fig.add_trace(go.Scatter(x=px_, y=py_, mode="lines", line=dict(color=TRACE_COLOUR, width=1.2),
-                                 name="calibration", showlegend=False, hoverinfo="skip"))
+        fig.add_trace(
+            go.Scatter(
+                x=px_,
+                y=py_,
+                mode="lines",
+                line=dict(color=TRACE_COLOUR, width=1.2),
+                name="calibration",
+                showlegend=False,
+                hoverinfo="skip",
+            )
+        )
     width_mm = margin_mm + seconds * MM_PER_S + 2
     _paper_axes(fig, width_mm, height_mm)
     for region, colour in REGION_COLOURS.items() if colours == "region" else ():  # a legend of region colours
-        members = rmap.regions.get(region, ()) if region != "aVR" else tuple(
-            lead for lead in LEADS if rmap.region_of(lead) is None)
+        members = (
+            rmap.regions.get(region, ())
+            if region != "aVR"
+            else tuple(lead for lead in LEADS if rmap.region_of(lead) is None)
+        )
         if members:
-            fig.add_trace(go.Scatter(x=[None], y=[None], mode="lines", line=dict(color=colour, width=3),
-                                     name=f"{region if region != 'aVR' else 'no region'}: {', '.join(members)}"))
+            fig.add_trace(
+                go.Scatter(
+                    x=[None],
+                    y=[None],
+                    mode="lines",
+                    line=dict(color=colour, width=3),
+                    name=f"{region if region != 'aVR' else 'no region'}: {', '.join(members)}",
+                )
+            )
     unit_note = f"{gain:g} mm/mV" if units == "mV" else f"{gain:g} mm per SD (z-scored signal)"
     fig.update_layout(
-        title=title, plot_bgcolor=PAPER_COLOUR, paper_bgcolor="white",
+        title=title,
+        plot_bgcolor=PAPER_COLOUR,
+        paper_bgcolor="white",
         margin=dict(l=10, r=10, t=40, b=70 if colours == "region" else 10),
         height=int(max(320, height_mm * px_per_mm + (110 if colours == "region" else 50))),
         legend=dict(orientation="h", y=-0.02, yanchor="top"),
         meta={"mm_per_s": MM_PER_S, "mm_per_unit": gain, "units": units, "layout": layout},
-        annotations=list(fig.layout.annotations) + [dict(
-            xref="paper", yref="paper", x=1, y=1.0, yanchor="bottom", xanchor="right", showarrow=False,
-            text=f"25 mm/s, {unit_note}", font=dict(size=11, color="#555"))])
+        annotations=list(fig.layout.annotations)
+        + [
+            dict(
+                xref="paper",
+                yref="paper",
+                x=1,
+                y=1.0,
+                yanchor="bottom",
+                xanchor="right",
+                showarrow=False,
+                text=f"25 mm/s, {unit_note}",
+                font=dict(size=11, color="#555"),
+            )
+        ],
+    )
     return fig
-

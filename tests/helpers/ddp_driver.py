@@ -65,12 +65,16 @@ def main() -> None:
     for method in spec["methods"]:
         train.pretrain(train.PretrainConfig(**{**base, "method": method}), out / f"{method}-2", progress=False)
 
-    train.pretrain(train.PretrainConfig(**{**base, "method": "acl_ecg", "amp": "bf16"}), out / "acl_ecg-bf16-2",
-                   progress=False)
+    train.pretrain(
+        train.PretrainConfig(**{**base, "method": "acl_ecg", "amp": "bf16"}), out / "acl_ecg-bf16-2", progress=False
+    )
 
     # 2. a non-finite loss on rank 1 only: both ranks stop, with the same error
-    me["nonfinite"] = timed(lambda: train.pretrain(
-        train.PretrainConfig(**{**base, "method": "nan_on_rank1"}), out / "nonfinite", progress=False))
+    me["nonfinite"] = timed(
+        lambda: train.pretrain(
+            train.PretrainConfig(**{**base, "method": "nan_on_rank1"}), out / "nonfinite", progress=False
+        )
+    )
 
     # 3. resume with a command-line override: every rank trains with the stored configuration
     seen: list[dict] = []
@@ -84,8 +88,12 @@ def main() -> None:
     loop.Trainer = Spy
     first = train.PretrainConfig(**{**base, "method": "acl_ecg"})
     train.pretrain(first, out / "resume", progress=False, stop_after_steps=2)
-    train.pretrain(train.PretrainConfig(**{**base, "method": "acl_ecg", "lr": 0.5, "seed": 99}), out / "resume",
-                   resume=True, progress=False)
+    train.pretrain(
+        train.PretrainConfig(**{**base, "method": "acl_ecg", "lr": 0.5, "seed": 99}),
+        out / "resume",
+        resume=True,
+        progress=False,
+    )
     loop.Trainer = original
     me["resume_configs"] = seen
 
@@ -95,12 +103,16 @@ def main() -> None:
         locked.mkdir(parents=True, exist_ok=True)
         (locked / "lock").write_text(json.dumps({**procs.own_record(spec["holder_pid"]), "time": time.time()}))
     torch.distributed.barrier()
-    me["lock"] = timed(lambda: train.pretrain(train.PretrainConfig(**{**base, "method": "simclr"}), locked,
-                                              progress=False))
+    me["lock"] = timed(
+        lambda: train.pretrain(train.PretrainConfig(**{**base, "method": "simclr"}), locked, progress=False)
+    )
 
     # 5. torch.compile under DDP is refused on every rank, with the same message
-    me["compile"] = timed(lambda: train.pretrain(train.PretrainConfig(**{**base, "method": "simclr", "compile": True}),
-                                                 out / "compile", progress=False))
+    me["compile"] = timed(
+        lambda: train.pretrain(
+            train.PretrainConfig(**{**base, "method": "simclr", "compile": True}), out / "compile", progress=False
+        )
+    )
 
     (out / f"rank-{info.rank}.json").write_text(json.dumps(me, indent=1))
     torch.distributed.barrier()

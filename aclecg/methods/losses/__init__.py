@@ -34,8 +34,28 @@ from aclecg.methods.losses.ntxent import nt_xent, nt_xent_batched
 from aclecg.methods.losses.region_contrast import acl_ecg_loss, region_nt_xent
 from aclecg.methods.losses.vicreg import vicreg_loss, vicreg_terms
 
-__all__ = ["nt_xent", "nt_xent_batched", "moco_queue_loss", "moco_v3_loss", "byol_loss", "simsiam_loss",
-           "barlow_twins_loss", "barlow_twins_terms", "cross_correlation", "batch_standardize", "vicreg_loss",
-           "vicreg_terms", "dlc_loss", "dlc_terms", "lead_pair_nt_xent", "dla_loss", "lead_assignment_loss",
-           "lead_aligned_instance_loss", "lcd_loss", "lcd_terms", "random_other_lead", "acl_ecg_loss",
-           "region_nt_xent"]
+__all__ = [
+    "acl_ecg_loss",
+    "barlow_twins_loss",
+    "barlow_twins_terms",
+    "batch_standardize",
+    "byol_loss",
+    "cross_correlation",
+    "dla_loss",
+    "dlc_loss",
+    "dlc_terms",
+    "lcd_loss",
+    "lcd_terms",
+    "lead_aligned_instance_loss",
+    "lead_assignment_loss",
+    "lead_pair_nt_xent",
+    "moco_queue_loss",
+    "moco_v3_loss",
+    "nt_xent",
+    "nt_xent_batched",
+    "random_other_lead",
+    "region_nt_xent",
+    "simsiam_loss",
+    "vicreg_loss",
+    "vicreg_terms",
+]

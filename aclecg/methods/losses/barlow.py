@@ -32,7 +32,7 @@ from torch import Tensor
 from aclecg.methods.distributed import gather_with_grad
 from aclecg.methods.precision import float32_loss
 
-__all__ = ["barlow_twins_loss", "barlow_twins_terms", "cross_correlation", "batch_standardize"]
+__all__ = ["barlow_twins_loss", "barlow_twins_terms", "batch_standardize", "cross_correlation"]
 
 
 def batch_standardize(z: Tensor, eps: float = 1e-5) -> Tensor:
@@ -61,18 +61,18 @@ def barlow_twins_terms(z1: Tensor, z2: Tensor) -> tuple[Tensor, Tensor]:
 
 
 @overload
-def barlow_twins_loss(z1: Tensor, z2: Tensor, lambd: float = ..., return_terms: Literal[False] = ...) -> Tensor:
-    ...
+def barlow_twins_loss(z1: Tensor, z2: Tensor, lambd: float = ..., return_terms: Literal[False] = ...) -> Tensor: ...
 
 
 @overload
-def barlow_twins_loss(z1: Tensor, z2: Tensor, lambd: float = ..., *,
-                      return_terms: Literal[True]) -> tuple[Tensor, dict[str, Tensor]]:
-    ...
+def barlow_twins_loss(
+    z1: Tensor, z2: Tensor, lambd: float = ..., *, return_terms: Literal[True]
+) -> tuple[Tensor, dict[str, Tensor]]: ...
 
 
-def barlow_twins_loss(z1: Tensor, z2: Tensor, lambd: float = 0.0051,
-                      return_terms: bool = False) -> Tensor | tuple[Tensor, dict[str, Tensor]]:
+def barlow_twins_loss(
+    z1: Tensor, z2: Tensor, lambd: float = 0.0051, return_terms: bool = False
+) -> Tensor | tuple[Tensor, dict[str, Tensor]]:
     """Barlow Twins loss ``on + lambd * off`` of projections ``z1``, ``z2`` ``(n, d)``.
 
     With ``return_terms`` also ``{"on_diagonal": on, "off_diagonal": off}`` (not detached).

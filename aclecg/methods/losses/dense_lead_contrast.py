@@ -41,7 +41,7 @@ def lead_pair_nt_xent(h1: Tensor, h2: Tensor, temperature: float) -> Tensor:
     ``h1``, ``h2``: ``(n, L, d)`` lead projections of the local batch.
     """
     n, n_leads, d = h1.shape
-    a = h1.transpose(0, 1)                                  # (L, n, d)
+    a = h1.transpose(0, 1)  # (L, n, d)
     b = h2.transpose(0, 1)
     za = a.unsqueeze(1).expand(n_leads, n_leads, n, d).reshape(n_leads * n_leads, n, d)
     zb = b.unsqueeze(0).expand(n_leads, n_leads, n, d).reshape(n_leads * n_leads, n, d)
@@ -60,19 +60,20 @@ def dlc_terms(h1: Tensor, h2: Tensor, temperature: float) -> tuple[Tensor, Tenso
 
 
 @overload
-def dlc_loss(h1: Tensor, h2: Tensor, temperature: float, inter_weight: float = ...,
-             return_terms: Literal[False] = ...) -> Tensor:
-    ...
+def dlc_loss(
+    h1: Tensor, h2: Tensor, temperature: float, inter_weight: float = ..., return_terms: Literal[False] = ...
+) -> Tensor: ...
 
 
 @overload
-def dlc_loss(h1: Tensor, h2: Tensor, temperature: float, inter_weight: float = ..., *,
-             return_terms: Literal[True]) -> tuple[Tensor, dict[str, Tensor]]:
-    ...
+def dlc_loss(
+    h1: Tensor, h2: Tensor, temperature: float, inter_weight: float = ..., *, return_terms: Literal[True]
+) -> tuple[Tensor, dict[str, Tensor]]: ...
 
 
-def dlc_loss(h1: Tensor, h2: Tensor, temperature: float, inter_weight: float = 1.0,
-             return_terms: bool = False) -> Tensor | tuple[Tensor, dict[str, Tensor]]:
+def dlc_loss(
+    h1: Tensor, h2: Tensor, temperature: float, inter_weight: float = 1.0, return_terms: bool = False
+) -> Tensor | tuple[Tensor, dict[str, Tensor]]:
     """``L_intra + inter_weight * L_inter`` of lead projections ``h1``, ``h2`` ``(n, L, d)``.
 
     With ``return_terms`` also ``{"intra_lead": L_intra, "inter_lead": L_inter}`` (not detached).

@@ -30,7 +30,7 @@ from torch import Tensor
 from aclecg.methods.losses.ntxent import nt_xent
 from aclecg.methods.precision import float32_loss
 
-__all__ = ["dla_loss", "lead_assignment_loss", "lead_aligned_instance_loss"]
+__all__ = ["dla_loss", "lead_aligned_instance_loss", "lead_assignment_loss"]
 
 
 @float32_loss
@@ -38,7 +38,7 @@ def lead_assignment_loss(h1: Tensor, h2: Tensor, temperature: float) -> Tensor:
     """Symmetric soft-assignment cross-entropy with the identity as target; ``h1``, ``h2``: ``(B, L, d)``."""
     a = F.normalize(h1, dim=-1)
     b = F.normalize(h2, dim=-1)
-    sim = a @ b.transpose(1, 2) / temperature                      # (B, L, L)
+    sim = a @ b.transpose(1, 2) / temperature  # (B, L, L)
     n_leads = sim.shape[-1]
     target = torch.arange(n_leads, device=sim.device).expand(sim.shape[0], n_leads)
     rows = F.cross_entropy(sim.reshape(-1, n_leads), target.reshape(-1))
@@ -51,23 +51,24 @@ def lead_aligned_instance_loss(h1: Tensor, h2: Tensor, temperature: float) -> Te
     """NT-Xent over records whose similarity is the mean over leads of per-lead cosine similarities."""
     a = F.normalize(h1, dim=-1).flatten(1)
     b = F.normalize(h2, dim=-1).flatten(1)
-    return nt_xent(a, b, temperature)   # nt_xent renormalises: dot / L = mean_l cos
+    return nt_xent(a, b, temperature)  # nt_xent renormalises: dot / L = mean_l cos
 
 
 @overload
-def dla_loss(h1: Tensor, h2: Tensor, temperature: float, instance_weight: float = ...,
-             return_terms: Literal[False] = ...) -> Tensor:
-    ...
+def dla_loss(
+    h1: Tensor, h2: Tensor, temperature: float, instance_weight: float = ..., return_terms: Literal[False] = ...
+) -> Tensor: ...
 
 
 @overload
-def dla_loss(h1: Tensor, h2: Tensor, temperature: float, instance_weight: float = ..., *,
-             return_terms: Literal[True]) -> tuple[Tensor, dict[str, Tensor]]:
-    ...
+def dla_loss(
+    h1: Tensor, h2: Tensor, temperature: float, instance_weight: float = ..., *, return_terms: Literal[True]
+) -> tuple[Tensor, dict[str, Tensor]]: ...
 
 
-def dla_loss(h1: Tensor, h2: Tensor, temperature: float, instance_weight: float = 1.0,
-             return_terms: bool = False) -> Tensor | tuple[Tensor, dict[str, Tensor]]:
+def dla_loss(
+    h1: Tensor, h2: Tensor, temperature: float, instance_weight: float = 1.0, return_terms: bool = False
+) -> Tensor | tuple[Tensor, dict[str, Tensor]]:
     """``L_assign + instance_weight * L_instance`` of lead projections ``h1``, ``h2`` ``(B, L, d)``.
 
     With ``return_terms`` also ``{"assignment": L_assign, "instance": L_instance}`` (not detached).

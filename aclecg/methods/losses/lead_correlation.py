@@ -39,16 +39,18 @@ from aclecg.methods.precision import float32_loss
 __all__ = ["lcd_loss", "lcd_terms", "random_other_lead"]
 
 
-def random_other_lead(batch: int, n_leads: int, device: torch.device,
-                      generator: torch.Generator | None = None) -> Tensor:
+def random_other_lead(
+    batch: int, n_leads: int, device: torch.device, generator: torch.Generator | None = None
+) -> Tensor:
     """``(batch, n_leads)`` indices ``r(b, l) != l`` drawn uniformly among the other leads."""
     shift = torch.randint(1, n_leads, (batch, n_leads), device=device, generator=generator)
     return (torch.arange(n_leads, device=device) + shift) % n_leads
 
 
 @float32_loss
-def lcd_terms(p1: Tensor, p2: Tensor, t1: Tensor, t2: Tensor, r12: Tensor | None,
-              r21: Tensor | None) -> tuple[Tensor, Tensor]:
+def lcd_terms(
+    p1: Tensor, p2: Tensor, t1: Tensor, t2: Tensor, r12: Tensor | None, r21: Tensor | None
+) -> tuple[Tensor, Tensor]:
     """``(L_intra, L_inter)`` from predictions ``p`` and targets ``t`` ``(B, L, d)`` and other-lead indices.
 
     ``L_inter`` is 0 when ``r12`` or ``r21`` is None (a single lead has no other lead).
@@ -64,21 +66,51 @@ def lcd_terms(p1: Tensor, p2: Tensor, t1: Tensor, t2: Tensor, r12: Tensor | None
 
 
 @overload
-def lcd_loss(p1: Tensor, p2: Tensor, t1: Tensor, t2: Tensor, r12: Tensor | None, r21: Tensor | None, e1: Tensor,
-             e2: Tensor, gamma: float = ..., lambd: float = ..., return_terms: Literal[False] = ...) -> Tensor:
-    ...
+def lcd_loss(
+    p1: Tensor,
+    p2: Tensor,
+    t1: Tensor,
+    t2: Tensor,
+    r12: Tensor | None,
+    r21: Tensor | None,
+    e1: Tensor,
+    e2: Tensor,
+    gamma: float = ...,
+    lambd: float = ...,
+    return_terms: Literal[False] = ...,
+) -> Tensor: ...
 
 
 @overload
-def lcd_loss(p1: Tensor, p2: Tensor, t1: Tensor, t2: Tensor, r12: Tensor | None, r21: Tensor | None, e1: Tensor,
-             e2: Tensor, gamma: float = ..., lambd: float = ..., *,
-             return_terms: Literal[True]) -> tuple[Tensor, dict[str, Tensor]]:
-    ...
+def lcd_loss(
+    p1: Tensor,
+    p2: Tensor,
+    t1: Tensor,
+    t2: Tensor,
+    r12: Tensor | None,
+    r21: Tensor | None,
+    e1: Tensor,
+    e2: Tensor,
+    gamma: float = ...,
+    lambd: float = ...,
+    *,
+    return_terms: Literal[True],
+) -> tuple[Tensor, dict[str, Tensor]]: ...
 
 
-def lcd_loss(p1: Tensor, p2: Tensor, t1: Tensor, t2: Tensor, r12: Tensor | None, r21: Tensor | None, e1: Tensor,
-             e2: Tensor, gamma: float = 0.005, lambd: float = 0.0051,
-             return_terms: bool = False) -> Tensor | tuple[Tensor, dict[str, Tensor]]:
+def lcd_loss(
+    p1: Tensor,
+    p2: Tensor,
+    t1: Tensor,
+    t2: Tensor,
+    r12: Tensor | None,
+    r21: Tensor | None,
+    e1: Tensor,
+    e2: Tensor,
+    gamma: float = 0.005,
+    lambd: float = 0.0051,
+    return_terms: bool = False,
+) -> Tensor | tuple[Tensor, dict[str, Tensor]]:
     """``L_intra + L_inter + gamma * L_dec``; ``e1``, ``e2`` ``(B, L*D)`` are the record embeddings of the views.
 
     With ``return_terms`` also ``{"intra_lead": ..., "inter_lead": ..., "decorrelation": ...}`` (not detached).

@@ -52,8 +52,8 @@ def nt_xent_batched(z1: Tensor, z2: Tensor, temperature: float) -> Tensor:
     k1 = gather_with_grad(z1, dim=1)
     k2 = gather_with_grad(z2, dim=1)
     n_all = k1.shape[1]
-    keys = torch.cat([k1, k2], dim=1)                      # (P, 2N, d)
-    anchors = torch.cat([z1, z2], dim=1)                   # (P, 2n, d)
+    keys = torch.cat([k1, k2], dim=1)  # (P, 2N, d)
+    anchors = torch.cat([z1, z2], dim=1)  # (P, 2n, d)
     logits = anchors @ keys.transpose(1, 2) / temperature  # (P, 2n, 2N)
     idx = torch.arange(n, device=z1.device) + rank() * n
     self_idx = torch.cat([idx, idx + n_all])
@@ -62,7 +62,7 @@ def nt_xent_batched(z1: Tensor, z2: Tensor, temperature: float) -> Tensor:
     self_mask = torch.zeros(2 * n, 2 * n_all, dtype=torch.bool, device=z1.device)
     self_mask[rows, self_idx] = True
     logits = logits.masked_fill(self_mask, float("-inf"))
-    positive = logits[:, rows, pos_idx]                    # (P, 2n)
+    positive = logits[:, rows, pos_idx]  # (P, 2n)
     return (torch.logsumexp(logits, dim=-1) - positive).mean(dim=-1)
 
 

@@ -46,20 +46,42 @@ def region_nt_xent(u1: Tensor, u2: Tensor, temperature: float) -> Tensor:
 
 
 @overload
-def acl_ecg_loss(u1: Tensor, u2: Tensor, z1: Tensor, z2: Tensor, temperature: float, region_weight: float = ...,
-                 instance_weight: float = ..., return_terms: Literal[False] = ...) -> Tensor:
-    ...
+def acl_ecg_loss(
+    u1: Tensor,
+    u2: Tensor,
+    z1: Tensor,
+    z2: Tensor,
+    temperature: float,
+    region_weight: float = ...,
+    instance_weight: float = ...,
+    return_terms: Literal[False] = ...,
+) -> Tensor: ...
 
 
 @overload
-def acl_ecg_loss(u1: Tensor, u2: Tensor, z1: Tensor, z2: Tensor, temperature: float, region_weight: float = ...,
-                 instance_weight: float = ..., *, return_terms: Literal[True]) -> tuple[Tensor, dict[str, Tensor]]:
-    ...
+def acl_ecg_loss(
+    u1: Tensor,
+    u2: Tensor,
+    z1: Tensor,
+    z2: Tensor,
+    temperature: float,
+    region_weight: float = ...,
+    instance_weight: float = ...,
+    *,
+    return_terms: Literal[True],
+) -> tuple[Tensor, dict[str, Tensor]]: ...
 
 
-def acl_ecg_loss(u1: Tensor, u2: Tensor, z1: Tensor, z2: Tensor, temperature: float, region_weight: float = 1.0,
-                 instance_weight: float = 1.0,
-                 return_terms: bool = False) -> Tensor | tuple[Tensor, dict[str, Tensor]]:
+def acl_ecg_loss(
+    u1: Tensor,
+    u2: Tensor,
+    z1: Tensor,
+    z2: Tensor,
+    temperature: float,
+    region_weight: float = 1.0,
+    instance_weight: float = 1.0,
+    return_terms: bool = False,
+) -> Tensor | tuple[Tensor, dict[str, Tensor]]:
     """``region_weight * L_region(u1, u2) + instance_weight * L_instance(z1, z2)``.
 
     ``u1``, ``u2``: ``(B, G, d)`` projected region embeddings; ``z1``, ``z2``: ``(B, d')`` projected record

@@ -61,19 +61,36 @@ def vicreg_terms(z1: Tensor, z2: Tensor, gamma: float = 1.0, eps: float = 1e-4) 
 
 
 @overload
-def vicreg_loss(z1: Tensor, z2: Tensor, sim_coeff: float = ..., std_coeff: float = ..., cov_coeff: float = ...,
-                return_terms: Literal[False] = ...) -> Tensor:
-    ...
+def vicreg_loss(
+    z1: Tensor,
+    z2: Tensor,
+    sim_coeff: float = ...,
+    std_coeff: float = ...,
+    cov_coeff: float = ...,
+    return_terms: Literal[False] = ...,
+) -> Tensor: ...
 
 
 @overload
-def vicreg_loss(z1: Tensor, z2: Tensor, sim_coeff: float = ..., std_coeff: float = ..., cov_coeff: float = ..., *,
-                return_terms: Literal[True]) -> tuple[Tensor, dict[str, Tensor]]:
-    ...
+def vicreg_loss(
+    z1: Tensor,
+    z2: Tensor,
+    sim_coeff: float = ...,
+    std_coeff: float = ...,
+    cov_coeff: float = ...,
+    *,
+    return_terms: Literal[True],
+) -> tuple[Tensor, dict[str, Tensor]]: ...
 
 
-def vicreg_loss(z1: Tensor, z2: Tensor, sim_coeff: float = 25.0, std_coeff: float = 25.0, cov_coeff: float = 1.0,
-                return_terms: bool = False) -> Tensor | tuple[Tensor, dict[str, Tensor]]:
+def vicreg_loss(
+    z1: Tensor,
+    z2: Tensor,
+    sim_coeff: float = 25.0,
+    std_coeff: float = 25.0,
+    cov_coeff: float = 1.0,
+    return_terms: bool = False,
+) -> Tensor | tuple[Tensor, dict[str, Tensor]]:
     """``sim_coeff * invariance + std_coeff * variance + cov_coeff * covariance`` of ``z1``, ``z2`` ``(n, d)``.
 
     With ``return_terms`` also ``{"invariance": ..., "variance": ..., "covariance": ...}`` (not detached).
