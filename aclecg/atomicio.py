@@ -20,7 +20,7 @@ import json
 import os
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -82,5 +82,7 @@ def write_json(path: str | Path, payload: Any, indent: int | None = 1) -> None:
 def write_npz(path: str | Path, **arrays: np.ndarray) -> None:
     """A compressed ``.npz`` of ``arrays``, atomically."""
     buffer = io.BytesIO()
-    np.savez_compressed(buffer, **arrays)
+    # The stub types ``**kwds`` alongside the ``allow_pickle: bool`` keyword, so a ``**dict[str, ndarray]``
+    # is checked against ``bool`` too; the values are arrays, passed on unchanged.
+    np.savez_compressed(buffer, **cast(dict[str, Any], arrays))
     write_bytes(path, buffer.getvalue())

@@ -23,12 +23,15 @@ from __future__ import annotations
 import hashlib
 import io
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 from aclecg import atomicio
 from aclecg.errors import CheckpointError
+
+if TYPE_CHECKING:
+    from aclecg.models import ECGEncoder
 
 FORMAT_VERSION = 1
 
@@ -169,7 +172,7 @@ def checkpoint_meta(payload: dict[str, Any]) -> dict[str, Any]:
     return meta
 
 
-def load_encoder(path: str | Path, device: str | torch.device = "cpu"):
+def load_encoder(path: str | Path, device: str | torch.device = "cpu") -> tuple[ECGEncoder, dict[str, Any]]:
     """Build the online encoder stored in a checkpoint and load its weights; returns ``(encoder, meta)``.
 
     The encoder is returned in eval mode. ``meta`` holds method, encoder_config, leads, fs, n_samples,

@@ -33,6 +33,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from aclecg import stats
+from aclecg.constraints import PROTOCOLS
 from aclecg.errors import ConfigError, DataError
 from aclecg.runtime import resolve_amp, resolve_device
 
@@ -46,8 +47,6 @@ __all__ = [
     "read_signals",
     "train_classifier",
 ]
-
-PROTOCOLS: tuple[str, ...] = ("multilabel", "singlelabel")
 
 
 # ------------------------------------------------------------------------------------------ shared helpers
@@ -76,7 +75,7 @@ def training_dtype(dev: torch.device) -> torch.dtype | None:
     return dtype if dtype == torch.bfloat16 else None
 
 
-def autocast(dev: torch.device, dtype: torch.dtype | None):
+def autocast(dev: torch.device, dtype: torch.dtype | None) -> torch.autocast:
     return torch.autocast(dev.type, dtype=dtype or torch.float32, enabled=dtype is not None)
 
 

@@ -31,16 +31,20 @@ import math
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import torch
 
+from aclecg.constraints import UMAP_METHODS, UMAP_METRICS
 from aclecg.errors import ConfigError, DataError
+
+if TYPE_CHECKING:
+    from scipy.sparse import csr_matrix
 
 ProgressFn = Callable[[float, str], None]
 #: The two map methods: this module's fast layout and umap-learn's UMAP.
-METHODS: tuple[str, ...] = ("fast", "umap-learn")
+METHODS: tuple[str, ...] = UMAP_METHODS
 #: Neighbourhood size of the trustworthiness every map reports (sklearn.manifold.trustworthiness).
 TRUST_K = 10
 
@@ -72,7 +76,7 @@ class UMAPConfig:
             raise DataError(f"a 2-D map needs at least 4 points, got {n_points}")
         if not 0.0 <= self.min_dist <= self.spread:
             raise ConfigError(f"min_dist must lie in [0, spread={self.spread}], got {self.min_dist}")
-        if self.metric not in ("euclidean", "cosine"):
+        if self.metric not in UMAP_METRICS:
             raise ConfigError(f"metric must be 'euclidean' or 'cosine', got {self.metric!r}")
         if self.init not in ("spectral", "pca"):
             raise ConfigError(f"init must be 'spectral' or 'pca', got {self.init!r}")
@@ -218,7 +222,7 @@ def smooth_knn(dist: torch.Tensor, n_iter: int = 64) -> tuple[torch.Tensor, torc
     return rho, torch.maximum(mid, floor)
 
 
-def fuzzy_graph(idx: torch.Tensor, dist: torch.Tensor, n: int):
+def fuzzy_graph(idx: torch.Tensor, dist: torch.Tensor, n: int) -> csr_matrix:
     """Symmetrised fuzzy simplicial set as a ``scipy.sparse.csr_matrix`` (n, n)."""
     import scipy.sparse as sp
 
@@ -232,7 +236,7 @@ def fuzzy_graph(idx: torch.Tensor, dist: torch.Tensor, n: int):
     return graph.tocsr()
 
 
-def _spectral_init(graph, seed: int) -> np.ndarray | None:
+def _spectral_init(graph: csr_matrix, seed: int) -> np.ndarray | None:
     """Two leading non-trivial eigenvectors of the symmetric normalised Laplacian; None if that fails."""
     import scipy.sparse as sp
     from scipy.sparse.csgraph import connected_components
@@ -423,7 +427,7 @@ def _pca2(feats: np.ndarray) -> np.ndarray:
     return centred @ vt[:2].T
 
 
-def fast_umap(x: np.ndarray, progress: ProgressFn | None = None, **params) -> np.ndarray:
+def fast_umap(x: np.ndarray, progress: ProgressFn | None = None, **params: Any) -> np.ndarray:
     """``(n, 2)`` float32 coordinates of ``x``; keyword arguments are :class:`UMAPConfig` fields."""
     try:
         cfg = UMAPConfig(**params)

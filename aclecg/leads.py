@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Literal
 
 import numpy as np
 
@@ -167,8 +166,11 @@ class RegionMap:
         return cls({str(k): tuple(v) for k, v in data.items()})
 
 
-def default_region_map(avr_policy: Literal["exclude", "own"] = "exclude") -> RegionMap:
-    """The standard four-region map; ``avr_policy='own'`` gives aVR a region of its own."""
+def default_region_map(avr_policy: str = "exclude") -> RegionMap:
+    """The standard four-region map; ``avr_policy='own'`` gives aVR a region of its own (else ``'exclude'``).
+
+    Takes any string, as configs carry it: anything but the two policies raises ``ValueError``.
+    """
     if avr_policy not in ("exclude", "own"):
         raise ValueError(f"avr_policy must be 'exclude' or 'own', got {avr_policy!r}")
     regions = dict(_DEFAULT_REGIONS)

@@ -37,7 +37,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, fields, replace
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 
 import torch
 import torch.nn.functional as F
@@ -242,7 +242,8 @@ class _Conv(nn.Conv1d):
     def apply_weights(self, x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
         """This convolution's geometry with the given ``(out, in, k)`` weight and bias (also batch-norm-folded)."""
         weight = weight.unsqueeze(2).contiguous(memory_format=torch.channels_last)
-        out = F.conv2d(x, weight, bias, (1, self.stride[0]), (0, self.padding[0]))
+        padding = cast(tuple[int, ...], self.padding)  # built with an int padding, never a string mode
+        out = F.conv2d(x, weight, bias, (1, self.stride[0]), (0, padding[0]))
         # With one input channel, input and weight look contiguous *and* channels-last, and oneDNN returns the
         # contiguous layout; every later layer would then convert it (4 copies of the largest activation a step).
         return out.contiguous(memory_format=torch.channels_last) if self.in_channels == 1 else out
@@ -279,18 +280,20 @@ class _ConvBN(nn.Sequential):
     ) -> None:
         bn = _BatchNorm(c_out)
         nn.init.constant_(bn.weight, 0.0 if zero_bn else 1.0)
-        layers: list[nn.Module] = [_Conv(c_in, c_out, kernel_size, stride, kernel_size // 2, bias=False), bn]
+        conv = _Conv(c_in, c_out, kernel_size, stride, kernel_size // 2, bias=False)
+        layers: list[nn.Module] = [conv, bn]
         if act:
             layers.append(nn.ReLU(inplace=True))
         super().__init__(*layers)
-        nn.init.kaiming_normal_(layers[0].weight, nonlinearity="relu")
+        nn.init.kaiming_normal_(conv.weight, nonlinearity="relu")
 
-    def forward(self, x: Tensor) -> Tensor:  # type: ignore[override]
-        conv, bn = self[0], self[1]
+    def forward(self, x: Tensor) -> Tensor:
+        conv, bn = cast(_Conv, self[0]), cast(_BatchNorm, self[1])
         if self.training or bn.running_mean is None or torch.is_grad_enabled():
             return super().forward(x)
         # Inference: batch norm with running statistics is an affine map per channel, folded into the convolution
         # (one pass over the activations instead of two).
+        assert bn.running_var is not None  # registered together with running_mean
         scale = bn.weight * torch.rsqrt(bn.running_var + bn.eps)
         out = conv.apply_weights(x, conv.weight * scale[:, None, None], bn.bias - bn.running_mean * scale)
         return torch.relu_(out) if len(self) > 2 else out

@@ -91,13 +91,13 @@ class _AllReduceSum(torch.autograd.Function):
     """Sum a tensor over processes; the gradient of every contribution is the sum of the upstream gradients."""
 
     @staticmethod
-    def forward(ctx, tensor: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+    def forward(ctx: Any, tensor: torch.Tensor) -> torch.Tensor:
         out = tensor.clone()
         dist.all_reduce(out)
         return out
 
     @staticmethod
-    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+    def backward(ctx: Any, grad: torch.Tensor) -> torch.Tensor:
         grad = grad.clone()
         dist.all_reduce(grad)
         return grad
@@ -129,6 +129,7 @@ class SyncBatchNormAnyDevice(_BatchNorm):
                 unbiased = var * total / (total - 1).clamp(min=1)
                 self.running_mean.mul_(1 - momentum).add_(momentum * mean.detach())
                 self.running_var.mul_(1 - momentum).add_(momentum * unbiased.detach())
+                assert self.num_batches_tracked is not None  # registered whenever track_running_stats
                 self.num_batches_tracked.add_(1)
         shape = [1, channels] + [1] * (input.dim() - 2)
         out = (input - mean.reshape(shape)) * torch.rsqrt(var.reshape(shape) + self.eps)

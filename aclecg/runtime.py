@@ -9,6 +9,7 @@ import os
 
 import torch
 
+from aclecg.constraints import AMP_MODES
 from aclecg.errors import ConfigError
 from aclecg.paths import cache_root  # noqa: F401  (moved to aclecg.paths; imported here until callers move)
 
@@ -36,9 +37,6 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
     if dev.type not in ("cpu", "cuda"):
         raise ConfigError(f"unsupported device {device!r}; use auto, cpu or cuda[:N]")
     return dev
-
-
-AMP_MODES = ("auto", "off", "bf16", "fp16")
 
 
 def native_bf16(device: torch.device) -> bool:

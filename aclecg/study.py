@@ -21,6 +21,7 @@ import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypedDict
 
 import numpy as np
 import pandas as pd
@@ -40,8 +41,20 @@ __all__ = [
     "ship_official",
 ]
 
+
+class PrimarySpec(TypedDict):
+    """The shape of :data:`PRIMARY`."""
+
+    protocol: str
+    fraction: float
+    kind: str
+    metric: str
+    margin: float
+    alpha: float
+
+
 #: The primary comparison, fixed before any result was seen.
-PRIMARY = {
+PRIMARY: PrimarySpec = {
     "protocol": "multilabel",
     "fraction": 0.1,
     "kind": "linear_probe",

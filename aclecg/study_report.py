@@ -66,7 +66,8 @@ def plot_pooled(pooled: pd.DataFrame, title: str, path: Path, best: str | None =
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(8, 5), dpi=110)
-    ax.set_prop_cycle(color=plt.cm.tab20.colors)
+    # tab20 is a ListedColormap (a tuple of RGB colours), which matplotlib's stubs type as a plain Colormap
+    ax.set_prop_cycle(color=plt.cm.tab20.colors)  # type: ignore[attr-defined]
     for row in study._order(pooled["row"], best):
         part = pooled[pooled["row"] == row].sort_values("fraction")
         ref = row in study.REFERENCE_ROWS or row.endswith("(fine-tuned)")

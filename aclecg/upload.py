@@ -28,10 +28,14 @@ import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from aclecg.errors import DataError
+
+if TYPE_CHECKING:
+    from wfdb import MultiRecord, Record
 
 #: Largest upload accepted (sum of all files), in bytes. Keep equal to ``server.maxUploadSize`` (MB).
 MAX_UPLOAD_BYTES = 20 * 1024 * 1024
@@ -220,7 +224,7 @@ def list_records(folder: Path) -> list[str]:
     return names
 
 
-def _read_header(folder: Path, record: str):
+def _read_header(folder: Path, record: str) -> Record | MultiRecord:
     """``wfdb.rdheader`` with failures turned into one-line :class:`DataError` s."""
     import wfdb
 

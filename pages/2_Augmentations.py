@@ -11,6 +11,7 @@ import torch
 
 from aclecg import viz
 from aclecg.augment import build_augmentation
+from aclecg.constraints import CYCLE_WINDOWS, MASK_FILLS, SHIFT_MODES
 from aclecg.data.labels import row_choices
 from aclecg.leads import LEADS, REGIONS
 from pages._common import dataset_paths, open_dataset, upload_box, user_errors
@@ -54,13 +55,13 @@ with controls:
     crop = st.slider("fraction of the length kept", 0.05, 1.0, (0.5, 1.0), 0.05, key="aug_crop")
     st.markdown("**Cardiac-cycle mask**")
     cycles = st.slider("cycles masked", 0, 6, (1, 2), key="aug_cycles")
-    window = st.selectbox("cycle window", ["rr", "pqrst"], key="aug_window")
+    window = st.selectbox("cycle window", list(CYCLE_WINDOWS), key="aug_window")
     scope = st.selectbox("leads masked", ["all", "random_region", *REGIONS], key="aug_scope")
-    fill = st.selectbox("fill", ["zero", "median"], key="aug_fill")
+    fill = st.selectbox("fill", list(MASK_FILLS), key="aug_fill")
     st.markdown("**Temporal shift**")
     shift_rr = st.checkbox("at most one RR interval", value=True, key="aug_shift_rr")
     shift_s = st.slider("max shift (s)", 0.0, 3.0, 0.8, 0.1, key="aug_shift_s", disabled=shift_rr)
-    shift_mode = st.selectbox("shift mode", ["circular", "zero", "edge"], key="aug_shift_mode")
+    shift_mode = st.selectbox("shift mode", list(SHIFT_MODES), key="aug_shift_mode")
     st.markdown("**Baseline time-out**")
     timeout = st.slider("fraction zeroed", 0.0, 1.0, (0.0, 0.5), 0.05, key="aug_timeout", disabled=not baseline)
 

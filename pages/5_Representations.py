@@ -11,6 +11,7 @@ import pandas as pd
 import streamlit as st
 
 from aclecg import umap_learn, viz
+from aclecg.constraints import UMAP_METHODS
 from aclecg.embed2d import TRUST_K, place_points
 from aclecg.leads import LEADS
 from pages._common import (
@@ -72,7 +73,7 @@ c4, c5, c6, c7 = st.columns([3, 3, 3, 2])
 umap_learn.warm_up()  # compile umap-learn's kernels in the background, once per server, before anyone asks
 method = c7.radio(
     "method",
-    ["fast", "umap-learn"],
+    list(UMAP_METHODS),
     key="rep_method",
     horizontal=True,
     help="fast: this package's torch UMAP layout, for exploring. umap-learn: umap-learn's own UMAP on "

@@ -10,6 +10,7 @@ import pandas as pd
 import streamlit as st
 
 from aclecg import jobs, viz
+from aclecg.constraints import PROTOCOLS
 from aclecg.evaluation import ARMS, parse_sweep_form
 from aclecg.study_report import published_study, published_sweeps
 from pages._common import HOW_TO_CHECKPOINT, checkpoint_paths, dataset_paths, open_dataset, runs_root, user_errors
@@ -93,7 +94,7 @@ with st.expander("Launch a sweep", expanded=False):
         data = c1.selectbox("dataset", list(datasets), key="sw_data")
         ds = open_dataset(datasets[data]) if data else None
         label_set = c2.selectbox("label set", list(ds.label_sets) if ds else [], key="sw_label_set")
-        protocol = c3.selectbox("protocol", ["multilabel", "singlelabel"], key="sw_protocol")
+        protocol = c3.selectbox("protocol", list(PROTOCOLS), key="sw_protocol")
         c4, c5, c6 = st.columns(3)
         fractions = c4.text_input("label fractions", "0.05,0.1,0.25,1", key="sw_fractions")
         seeds = c5.number_input("seeds", 1, 10, 2, key="sw_seeds")

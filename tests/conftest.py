@@ -23,13 +23,16 @@ def shared_data() -> Path:
 
 
 @pytest.fixture(scope="session")
-def bundled_prepared(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The bundled PTB-XL subset (987 records) prepared at 100 Hz / 10 s into a session temp folder."""
-    from aclecg.data import BUNDLED_RAW_DIR, prepare_dataset
+def bundled_prepared() -> Path:
+    """The bundled PTB-XL subset (987 records) prepared at 100 Hz / 10 s by :func:`ensure_bundled`.
 
-    out = tmp_path_factory.mktemp("bundled") / "ptbxl"
-    prepare_dataset(BUNDLED_RAW_DIR / "ptb-xl", out, "ptbxl", name="ptbxl", progress=False)
-    return out
+    The same cache the app reads (prepared once per checkout, reused while the raw files and the preprocessing are
+    unchanged; ``test_data_cache`` checks that reuse and rebuilds its own copies where it needs a fresh one).
+    Tests only read it.
+    """
+    from aclecg.data import ensure_bundled
+
+    return Path(ensure_bundled(["ptbxl"], progress=False)["ptbxl"])
 
 
 @pytest.fixture(scope="session")

@@ -41,7 +41,8 @@ class Augmentation:
     (``info["applied"]`` says which).
     """
 
-    name: ClassVar[str] = "augmentation"
+    #: registered name; a class default that a built step may override with its spec's spelling (registry)
+    name: str = "augmentation"
     #: "crop", "mask" or "shift" for steps rendered as a :class:`Warp`; ``None`` for the others
     warp_kind: str | None = None
     #: whether the step reads the R-peaks to draw its parameters or render (not just to move them)

@@ -19,6 +19,7 @@ from aclecg.augment.draws import randint, uniform
 from aclecg.augment.params import check_choice, check_number, check_range, step_label
 from aclecg.augment.rpeaks import DEFAULT_RR_S, compact, median_rr, spans_to_mask
 from aclecg.augment.warp import Warp
+from aclecg.constraints import CYCLE_WINDOWS, MASK_FILLS, SHIFT_MODES
 from aclecg.errors import ConfigError, DataError
 from aclecg.leads import LEADS, RegionMap, canonical_lead, default_region_map
 
@@ -104,7 +105,7 @@ class TemporalShift(Augmentation):
         "mode": "'circular', 'zero' or 'edge'; default 'circular'",
         "p": "probability per sample, [0, 1]; default 1",
     }
-    MODES = ("circular", "zero", "edge")
+    MODES = SHIFT_MODES
 
     def __init__(
         self, max_shift: float | str = "rr", mode: str = "circular", p: float = 1.0, fs: float = 100.0
@@ -194,8 +195,8 @@ class CardiacCycleMask(Augmentation):
         "fallback_s": "span masked when a sample has no cycle, seconds in [0, 5]; default 0.8",
         "p": "probability per sample, [0, 1]; default 1",
     }
-    WINDOWS = ("rr", "pqrst")
-    FILLS = ("zero", "median")
+    WINDOWS = CYCLE_WINDOWS
+    FILLS = MASK_FILLS
 
     def __init__(
         self,

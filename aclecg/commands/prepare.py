@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from aclecg.constraints import DATA_FORMATS
+
 EXAMPLES = """examples:
   # the bundled PTB-XL subset at 100 Hz, 10 s windows
   python -m aclecg prepare --format ptbxl --input aclecg/bundled/ptb-xl --output data-cache/ptbxl
@@ -30,7 +32,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--format", required=True, choices=("ptbxl", "cpsc2018", "challenge"), help="input format")
+    p.add_argument("--format", required=True, choices=DATA_FORMATS, help="input format")
     p.add_argument("--input", required=True, help="dataset root folder (as downloaded)")
     p.add_argument("--output", required=True, help="prepared dataset folder to write (replaced atomically)")
     p.add_argument("--fs", type=float, default=100.0, help="target sampling rate in Hz (default 100)")

@@ -5,8 +5,13 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+from aclecg.constraints import AMP_MODES
 from aclecg.errors import ConfigError
+
+if TYPE_CHECKING:
+    from aclecg.training.config import PretrainConfig
 
 EXAMPLES = """examples:
   # ACL-ECG on the bundled PTB-XL data with the CPU default preset
@@ -49,7 +54,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--lr", type=float)
     p.add_argument("--seed", type=int)
     p.add_argument("--device", help="auto (CUDA if present), cpu, cuda or cuda:N")
-    p.add_argument("--amp", choices=["auto", "off", "bf16", "fp16"])
+    p.add_argument("--amp", choices=AMP_MODES)
     p.add_argument("--compile", action="store_true", default=None, help="use torch.compile")
     p.add_argument("--augmentation", help="augmentation preset overriding the method's default (physio, standard)")
     p.add_argument(
@@ -64,7 +69,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def build_config(args: argparse.Namespace):
+def build_config(args: argparse.Namespace) -> PretrainConfig:
     from aclecg.training.config import RUN_PRESETS, PretrainConfig
 
     run_config = Path(args.run_dir) / "config.json"

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from aclecg.constraints import LR_SELECTIONS
+
 EXAMPLES = """examples:
   # linear probe of one checkpoint against the random-init and supervised references (default arms)
   python -m aclecg sweep --checkpoint checkpoints/acl_ecg/encoder.pt --data .cache/prepared/ptbxl \\
@@ -99,7 +101,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--lr-selection",
         default=d.lr_selection,
-        choices=("first_seed", "every_cell"),
+        choices=LR_SELECTIONS,
         help="search the grid with the first seed and reuse its choice, or search in every cell (%(default)s)",
     )
     p.add_argument("--batch-size", type=int, default=d.batch_size, help="training batch size (%(default)s)")

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from aclecg.constraints import UMAP_METHODS, UMAP_METRICS
+
 EXAMPLES = """examples:
   # map the embeddings of a checkpoint on the bundled PTB-XL data, coloured by superclass
   python -m aclecg umap --checkpoint checkpoints/acl_ecg/encoder.pt --data .cache/prepared/ptbxl \\
@@ -52,12 +54,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--neighbors", type=int, default=15, help="n_neighbors (default 15)")
     p.add_argument("--min-dist", type=float, default=0.1, help="min_dist (default 0.1)")
-    p.add_argument("--metric", choices=("euclidean", "cosine"), default="euclidean")
+    p.add_argument("--metric", choices=UMAP_METRICS, default="euclidean")
     p.add_argument("--epochs", type=int, default=None, help="SGD epochs (default 500 below 10k points, else 200)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument(
         "--method",
-        choices=("fast", "umap-learn"),
+        choices=UMAP_METHODS,
         default="fast",
         help="fast (this package's torch layout, default) or umap-learn (umap-learn's UMAP)",
     )

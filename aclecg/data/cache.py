@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from aclecg.constraints import PROTOCOLS
 from aclecg.errors import DataError
 from aclecg.leads import LEADS
 
@@ -29,7 +30,6 @@ MANIFEST_KEYS: tuple[str, ...] = (
     "skipped",
     "fingerprint",
 )
-PROTOCOLS: tuple[str, ...] = ("multilabel", "singlelabel")
 
 
 def _load_manifest(path: Path) -> dict:

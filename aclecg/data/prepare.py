@@ -28,6 +28,7 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
+from aclecg.constraints import DATA_FORMATS
 from aclecg.data.base import Reader, RecordItem
 from aclecg.data.challenge import ChallengeReader
 from aclecg.data.cpsc2018 import Cpsc2018Reader
@@ -40,7 +41,7 @@ from aclecg.errors import ConfigError, DataError
 from aclecg.leads import LEADS
 
 FORMAT_VERSION = 1
-FORMATS: tuple[str, ...] = ("ptbxl", "cpsc2018", "challenge")
+FORMATS: tuple[str, ...] = DATA_FORMATS
 #: label set used to stratify generated folds, per format
 STRATIFY_BY = {"cpsc2018": "cpsc2018", "challenge": "snomed", "ptbxl": "superdiagnostic"}
 
@@ -158,7 +159,9 @@ def _results(
         for i, item in enumerate(items):
             yield process_record(reader, item, i, cfg)
         return
-    ctx = get_context("fork" if sys.platform.startswith("linux") else "spawn")
+    # spawn, not fork: a forked child inherits the parent's locks (torch's and other libraries' thread pools,
+    # loggers) in whatever state the parent's threads held them, and can wait on one forever.
+    ctx = get_context("spawn")
     with ctx.Pool(workers, initializer=_init_worker, initargs=(reader, cfg)) as pool:
         yield from pool.imap(_work, list(enumerate(items)), chunksize=8)
 
@@ -197,8 +200,9 @@ class _SignalWriter:
 
 
 def _fold_assignment(items: list[RecordItem], fmt: str, seed: int) -> tuple[list[int], str]:
-    if all(item.fold is not None for item in items):
-        return [int(item.fold) for item in items], "official"
+    official = [item.fold for item in items if item.fold is not None]
+    if len(official) == len(items):
+        return [int(fold) for fold in official], "official"
     key = STRATIFY_BY.get(fmt, "")
     folds = patient_stratified_folds(
         [it.patient_id for it in items], [it.labels.get(key, []) for it in items], seed=seed

@@ -16,6 +16,7 @@ from __future__ import annotations
 import ast
 import math
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -147,7 +148,7 @@ class PtbXlReader(Reader):
             raise DataError(f"{filename}: file name leads outside the input folder {self.root}; refused")
         return self.root / filename
 
-    def _item(self, row, filename: str) -> RecordItem:
+    def _item(self, row: Any, filename: str) -> RecordItem:
         source = filename
         path = self._confined(filename)
         codes = parse_scp_codes(row.scp_codes, source)

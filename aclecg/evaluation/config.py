@@ -8,12 +8,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from aclecg.classifier import PROTOCOLS
-from aclecg.errors import ConfigError
+from aclecg.constraints import ARMS, EVAL_PARAMS, PROTOCOLS, validate
 from aclecg.paths import cache_root
 from aclecg.reference_cnn import ReferenceCNNConfig
 
@@ -28,8 +27,6 @@ __all__ = [
     "embedding_cache_dir",
 ]
 
-#: Evaluation arms: per checkpoint (``linear_probe``, ``fine_tune``) and the two reference arms.
-ARMS: tuple[str, ...] = ("linear_probe", "fine_tune", "supervised", "reference_cnn", "random_init")
 #: Arms trained end to end (step budget, learning-rate grid); the others fit a linear probe on frozen features.
 TRAINED_ARMS: tuple[str, ...] = ("fine_tune", "supervised", "reference_cnn")
 DEFAULT_ARMS: tuple[str, ...] = ("linear_probe", "random_init", "supervised")
@@ -62,29 +59,9 @@ class EvalConfig:
     device: str = "auto"
 
     def __post_init__(self) -> None:
-        for key in ("probe_grid", "lr_grid"):
-            value = getattr(self, key)
-            if not value or any(
-                not (isinstance(c, (int, float)) and not isinstance(c, bool) and c >= 0) for c in value
-            ):
-                raise ConfigError(f"{key} must be non-negative numbers, got {value!r}")
-            object.__setattr__(self, key, tuple(float(c) for c in value))
-        if self.lr_selection not in ("first_seed", "every_cell"):
-            raise ConfigError(f"lr_selection must be 'first_seed' or 'every_cell', got {self.lr_selection!r}")
-        if any(c <= 0 for c in self.lr_grid):
-            raise ConfigError(f"lr_grid must be positive, got {self.lr_grid!r}")
-        for key in (
-            "probe_max_iter",
-            "max_steps",
-            "eval_every",
-            "patience",
-            "batch_size",
-            "n_bootstrap",
-            "embed_batch_size",
-        ):
-            value = getattr(self, key)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ConfigError(f"{key} must be a positive integer, got {value!r}")
+        """Check every parameter against :data:`aclecg.constraints.EVAL_PARAMS` (grids become float tuples)."""
+        for key, value in validate("evaluation config", EVAL_PARAMS, asdict(self)).items():
+            object.__setattr__(self, key, value)
 
     def key_for(self, arm_kind: str) -> dict[str, Any]:
         """The settings that change the result of a cell of this arm kind."""

@@ -7,6 +7,7 @@ same messages wherever the sweep is launched from.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import cast
 
 import numpy as np
 
@@ -45,7 +46,8 @@ def _parse_seeds(seeds: int | Sequence[int]) -> list[int]:
         if seeds < 1:
             raise ConfigError(f"seeds must be >= 1, got {seeds}")
         return list(range(int(seeds)))
-    out = [int(s) for s in seeds]
+    # Not an int here, so a sequence (a bool falls through too and fails in the iteration, as before).
+    out = [int(s) for s in cast(Sequence[int], seeds)]
     if not out:
         raise ConfigError("seeds must name at least one seed")
     return list(dict.fromkeys(out))

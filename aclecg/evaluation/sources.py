@@ -10,13 +10,15 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
-from torch import nn
 
 from aclecg.errors import CheckpointError
 from aclecg.evaluation.config import digest
+
+if TYPE_CHECKING:
+    from aclecg.models import ECGEncoder
 
 __all__ = ["EncoderSource", "check_compatible", "load_source", "random_init_source"]
 
@@ -29,7 +31,7 @@ class EncoderSource:
     """
 
     label: str
-    encoder: nn.Module
+    encoder: ECGEncoder
     meta: dict[str, Any]
     key: str
     path: str | None = None

@@ -38,7 +38,7 @@ Example:
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor
@@ -72,7 +72,7 @@ class ACLECG(SSLMethod):
         "Loss formulas reconstructed from the paper's description."
     )
     RECONSTRUCTION = True
-    DEFAULTS: dict[str, Any] = {
+    DEFAULTS: ClassVar[dict[str, Any]] = {
         "augmentation": "physio",
         "temperature": 0.1,
         "region_weight": 1.0,
@@ -82,6 +82,8 @@ class ACLECG(SSLMethod):
         "proj_hidden_dim": 256,
         "proj_dim": 64,
     }
+    # Buffer registered in ``__init__``, declared for the type checker.
+    assignment: Tensor
 
     def __init__(self, encoder_config: Any = None, region_map: Any = None, **hparams: Any) -> None:
         super().__init__(encoder_config, region_map, **hparams)

@@ -24,7 +24,7 @@ Example:
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 from torch import Tensor
 
@@ -44,7 +44,7 @@ class BarlowTwins(SSLMethod):
     TITLE = "Barlow Twins"
     PAPER = "Zbontar et al., Barlow Twins: Self-Supervised Learning via Redundancy Reduction, ICML 2021"
     DESCRIPTION = "Cross-correlation of the two views' projections pushed to the identity matrix."
-    DEFAULTS: dict[str, Any] = {"augmentation": "standard", "lambd": 0.0051, "proj_dim": 512}
+    DEFAULTS: ClassVar[dict[str, Any]] = {"augmentation": "standard", "lambd": 0.0051, "proj_dim": 512}
 
     def __init__(self, encoder_config: Any = None, region_map: Any = None, **hparams: Any) -> None:
         super().__init__(encoder_config, region_map, **hparams)

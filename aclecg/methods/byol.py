@@ -25,7 +25,7 @@ Example:
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 from torch import Tensor
 
@@ -45,7 +45,7 @@ class BYOL(MomentumMethod):
     TITLE = "BYOL"
     PAPER = "Grill et al., Bootstrap Your Own Latent, NeurIPS 2020"
     DESCRIPTION = "Online predictor regresses the EMA target's projection of the other view (2 - 2 cos)."
-    DEFAULTS: dict[str, Any] = {
+    DEFAULTS: ClassVar[dict[str, Any]] = {
         "augmentation": "standard",
         "base_momentum": 0.996,
         "proj_hidden_dim": 512,

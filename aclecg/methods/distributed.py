@@ -23,6 +23,8 @@ True
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 import torch.distributed as dist
 from torch import Tensor
@@ -47,7 +49,7 @@ class _GatherWithGrad(torch.autograd.Function):
     """all_gather along ``dim`` whose backward all-reduces (sums) the gradient and returns the local slice."""
 
     @staticmethod
-    def forward(ctx, t: Tensor, dim: int) -> Tensor:  # type: ignore[override]
+    def forward(ctx: Any, t: Tensor, dim: int) -> Tensor:
         ctx.dim = dim
         ctx.local_size = t.shape[dim]
         parts = [torch.empty_like(t) for _ in range(dist.get_world_size())]
@@ -55,7 +57,7 @@ class _GatherWithGrad(torch.autograd.Function):
         return torch.cat(parts, dim=dim)
 
     @staticmethod
-    def backward(ctx, grad: Tensor):  # type: ignore[override]
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor, None]:
         grad = grad.contiguous()
         dist.all_reduce(grad, op=dist.ReduceOp.SUM)
         local = grad.narrow(ctx.dim, dist.get_rank() * ctx.local_size, ctx.local_size)

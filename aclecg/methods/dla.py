@@ -28,7 +28,7 @@ Example:
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 from torch import Tensor
 
@@ -55,7 +55,7 @@ class DLA(SSLMethod):
         "lead-aligned record contrast."
     )
     RECONSTRUCTION = True
-    DEFAULTS: dict[str, Any] = {
+    DEFAULTS: ClassVar[dict[str, Any]] = {
         "augmentation": "standard",
         "temperature": 0.1,
         "instance_weight": 1.0,

@@ -28,7 +28,7 @@ Example:
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 from torch import Tensor
 
@@ -51,7 +51,7 @@ class DLC(SSLMethod):
         "Information Sciences 634:189-205, 2023"
     )
     DESCRIPTION = "NT-Xent between every lead of view 1 and every lead of view 2 (intra-lead + inter-lead)."
-    DEFAULTS: dict[str, Any] = {
+    DEFAULTS: ClassVar[dict[str, Any]] = {
         "augmentation": "standard",
         "temperature": 0.1,
         "inter_weight": 1.0,

@@ -33,7 +33,7 @@ Example:
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor
@@ -61,7 +61,7 @@ class LCD(MomentumMethod):
         "BYOL-style same-lead and other-lead regression with an EMA target + Barlow Twins "
         "decorrelation of concatenated lead features."
     )
-    DEFAULTS: dict[str, Any] = {
+    DEFAULTS: ClassVar[dict[str, Any]] = {
         "augmentation": "standard",
         "base_momentum": 0.996,
         "momentum_schedule": "constant",
@@ -72,6 +72,8 @@ class LCD(MomentumMethod):
         "pred_hidden_dim": 128,
     }
     CHOICES = {"momentum_schedule": ("constant", "cosine")}
+    # Buffer registered in ``__init__``, declared for the type checker.
+    draw_step: Tensor
 
     def __init__(self, encoder_config: Any = None, region_map: Any = None, **hparams: Any) -> None:
         super().__init__(encoder_config, region_map, **hparams)

@@ -31,7 +31,7 @@ Example:
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -58,7 +58,7 @@ class MoCo(MomentumMethod):
         "Chen, Xie, He, An Empirical Study of Training Self-Supervised Vision Transformers, ICCV 2021 (v3)"
     )
     DESCRIPTION = "InfoNCE between online queries and momentum-encoder keys; v2 queue of negatives, v3 in-batch."
-    DEFAULTS: dict[str, Any] = {
+    DEFAULTS: ClassVar[dict[str, Any]] = {
         "augmentation": "standard",
         "version": "v2",
         "temperature": 0.2,
@@ -70,6 +70,9 @@ class MoCo(MomentumMethod):
     }
     CHOICES = {"version": ("v2", "v3")}
     MOMENTUM_HPARAM = "momentum"
+    # Buffers registered in ``__init__`` (v2 only), declared for the type checker.
+    queue: Tensor
+    queue_ptr: Tensor
 
     def __init__(self, encoder_config: Any = None, region_map: Any = None, **hparams: Any) -> None:
         super().__init__(encoder_config, region_map, **hparams)

@@ -13,11 +13,14 @@ from __future__ import annotations
 import copy
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from aclecg.leads import LEADS, RegionMap
 from aclecg.models import EncoderConfig, resolve_encoder_config
 from aclecg.registry import Registry
+
+if TYPE_CHECKING:
+    from aclecg.methods.base import SSLMethod
 
 __all__ = [
     "ALIASES",
@@ -31,7 +34,7 @@ __all__ = [
 ]
 
 #: Every registered method class, by name (``Registry.get`` is case-insensitive and resolves the aliases).
-METHODS: Registry[type] = Registry("method")
+METHODS: Registry[type[SSLMethod]] = Registry("method")
 #: Alternative spellings accepted wherever a method name is (alias -> registered name).
 ALIASES: dict[str, str] = {
     "acl-ecg": "acl_ecg",
@@ -42,7 +45,7 @@ ALIASES: dict[str, str] = {
     "mocov2": "moco",
 }
 
-T = TypeVar("T", bound=type)
+T = TypeVar("T", bound="type[SSLMethod]")
 
 
 @dataclass(frozen=True)
@@ -82,7 +85,7 @@ def register_method(cls: T) -> T:
     return cls
 
 
-def get_method_class(name: str) -> type:
+def get_method_class(name: str) -> type[SSLMethod]:
     """The registered class for ``name`` (case-insensitive; ``acl-ecg`` and a few aliases accepted)."""
     return METHODS.get(name)
 

@@ -26,7 +26,7 @@ Example:
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 from torch import Tensor
 
@@ -46,7 +46,12 @@ class SimCLR(SSLMethod):
     TITLE = "SimCLR"
     PAPER = "Chen et al., A Simple Framework for Contrastive Learning of Visual Representations, ICML 2020"
     DESCRIPTION = "NT-Xent between the projected record embeddings of two views; in-batch negatives."
-    DEFAULTS: dict[str, Any] = {"augmentation": "standard", "temperature": 0.1, "proj_hidden_dim": 256, "proj_dim": 64}
+    DEFAULTS: ClassVar[dict[str, Any]] = {
+        "augmentation": "standard",
+        "temperature": 0.1,
+        "proj_hidden_dim": 256,
+        "proj_dim": 64,
+    }
 
     def __init__(self, encoder_config: Any = None, region_map: Any = None, **hparams: Any) -> None:
         super().__init__(encoder_config, region_map, **hparams)

@@ -21,7 +21,7 @@ Example:
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 from torch import Tensor
 
@@ -41,7 +41,7 @@ class SimSiam(SSLMethod):
     TITLE = "SimSiam"
     PAPER = "Chen and He, Exploring Simple Siamese Representation Learning, CVPR 2021"
     DESCRIPTION = "Predictor + stop-gradient negative cosine between views; no negatives, no momentum encoder."
-    DEFAULTS: dict[str, Any] = {"augmentation": "standard", "proj_dim": 256, "pred_hidden_dim": 64}
+    DEFAULTS: ClassVar[dict[str, Any]] = {"augmentation": "standard", "proj_dim": 256, "pred_hidden_dim": 64}
 
     def __init__(self, encoder_config: Any = None, region_map: Any = None, **hparams: Any) -> None:
         super().__init__(encoder_config, region_map, **hparams)

@@ -26,7 +26,7 @@ Example:
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 from torch import Tensor
 
@@ -46,7 +46,7 @@ class VICReg(SSLMethod):
     TITLE = "VICReg"
     PAPER = "Bardes, Ponce, LeCun, VICReg: Variance-Invariance-Covariance Regularization, ICLR 2022"
     DESCRIPTION = "Invariance (MSE) + variance hinge + covariance decorrelation on the expander outputs."
-    DEFAULTS: dict[str, Any] = {
+    DEFAULTS: ClassVar[dict[str, Any]] = {
         "augmentation": "standard",
         "sim_coeff": 25.0,
         "std_coeff": 25.0,

@@ -18,11 +18,16 @@ import json
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from aclecg.constraints import PRETRAIN_PARAMS, validate
 from aclecg.errors import ConfigError
 from aclecg.leads import LEADS, canonical_lead, default_region_map
 from aclecg.registry import Registry
+
+if TYPE_CHECKING:
+    from aclecg.methods.base import SSLMethod
+    from aclecg.models import EncoderConfig
 
 __all__ = ["PRESETS", "RUN_PRESETS", "PretrainConfig", "build_encoder_config", "build_method"]
 
@@ -61,34 +66,8 @@ class PretrainConfig:
         self.validate()
 
     def validate(self) -> None:
-        positive = {
-            "epochs": self.epochs,
-            "batch_size": self.batch_size,
-            "checkpoint_every": self.checkpoint_every,
-            "keep_last": self.keep_last,
-            "log_every": self.log_every,
-            "max_peaks": self.max_peaks,
-        }
-        for key, value in positive.items():
-            if not isinstance(value, int) or value < 1:
-                raise ConfigError(f"{key} must be a positive integer, got {value!r}")
-        if self.max_steps is not None and (not isinstance(self.max_steps, int) or self.max_steps < 1):
-            raise ConfigError(f"max_steps must be a positive integer or null, got {self.max_steps!r}")
-        if not (isinstance(self.lr, (int, float)) and 0 < self.lr < 10):
-            raise ConfigError(f"lr must be in (0, 10), got {self.lr!r}")
-        if self.device not in ("auto", "cpu", "cuda") and not str(self.device).startswith("cuda:"):
-            raise ConfigError(f"device must be auto, cpu, cuda or cuda:N, got {self.device!r}")
-        for key in ("compile", "deterministic"):
-            if not isinstance(getattr(self, key), bool):
-                raise ConfigError(f"{key} must be true or false, got {getattr(self, key)!r}")
-        if self.amp not in ("auto", "off", "bf16", "fp16"):
-            raise ConfigError(f"amp must be auto, off, bf16 or fp16, got {self.amp!r}")
-        if not isinstance(self.exclude_folds, list) or not all(
-            isinstance(f, int) and not isinstance(f, bool) for f in self.exclude_folds
-        ):
-            raise ConfigError(f"exclude_folds must be a list of fold numbers, got {self.exclude_folds!r}")
-        if self.avr_policy not in ("exclude", "own"):
-            raise ConfigError(f"avr_policy must be exclude or own, got {self.avr_policy!r}")
+        """Check every parameter against :data:`aclecg.constraints.PRETRAIN_PARAMS`, then the leads."""
+        validate("pretraining config", PRETRAIN_PARAMS, asdict(self))  # values are kept as given (digests)
         try:
             self.leads = [canonical_lead(lead) for lead in self.leads]
         except ValueError as exc:
@@ -153,22 +132,16 @@ PRESETS: dict[str, dict[str, Any]] = dict(RUN_PRESETS.items())
 
 
 # ------------------------------------------------------------------------------------------------------ builders
-def build_encoder_config(spec: str | dict[str, Any], leads: Sequence[str]):
+def build_encoder_config(spec: str | dict[str, Any], leads: Sequence[str]) -> EncoderConfig:
     """The :class:`~aclecg.models.EncoderConfig` of a config's ``encoder`` (a preset name or a dict) for ``leads``."""
-    from aclecg.models import ENCODER_PRESETS, EncoderConfig
+    from aclecg.models import ENCODER_PRESET_REGISTRY, EncoderConfig
 
-    if isinstance(spec, str):
-        if spec not in ENCODER_PRESETS:
-            raise ConfigError(f"unknown encoder preset {spec!r}; choose one of {sorted(ENCODER_PRESETS)}")
-        base = ENCODER_PRESETS[spec]
-        data = base.to_dict() if hasattr(base, "to_dict") else dict(base)
-    else:
-        data = dict(spec)
+    data = ENCODER_PRESET_REGISTRY.get(spec).to_dict() if isinstance(spec, str) else dict(spec)
     data["leads"] = list(leads)
     return EncoderConfig.from_dict(data)
 
 
-def build_method(config: PretrainConfig):
+def build_method(config: PretrainConfig) -> SSLMethod:
     """The self-supervised method of ``config``, with a freshly initialised encoder (draws from torch's RNG)."""
     from aclecg.methods import create_method
 

@@ -24,7 +24,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO, cast
 
 import numpy as np
 import torch
@@ -48,6 +48,9 @@ from aclecg.training.devices import guarded_forward, memory_fields, rng_state, s
 from aclecg.training.rundir import find_resume_checkpoint, truncate_metrics
 from aclecg.training.schedule import lr_at
 from aclecg.training.session import RunContext, run_session
+
+if TYPE_CHECKING:
+    from aclecg.methods.base import SSLMethod
 
 __all__ = ["MAX_CONSECUTIVE_SKIPS", "Trainer", "pretrain"]
 
@@ -113,7 +116,7 @@ class Trainer:
         torch.manual_seed(config.seed)
         self.data = PretrainData(config.data, config.leads, config.exclude_splits, config.exclude_folds)
         _check_shape(config, info, len(self.data))
-        method = build_method(config).to(device)
+        method: SSLMethod = build_method(config).to(device)
         self.aug_spec = config.augmentation if config.augmentation is not None else method.default_augmentation
         self.augment = build_augmentation(
             self.aug_spec, fs=self.data.fs, leads=config.leads, region_map=default_region_map(config.avr_policy)
@@ -123,7 +126,8 @@ class Trainer:
         self.total_steps = self.steps_per_epoch * config.epochs
         if config.max_steps:
             self.total_steps = min(self.total_steps, config.max_steps)
-        self.method = convert_sync_batchnorm(method, device.type == "cuda") if info.enabled else method
+        # The conversion replaces batch-norm layers inside the method and returns the method object itself.
+        self.method = cast(SSLMethod, convert_sync_batchnorm(method, device.type == "cuda")) if info.enabled else method
         self.optimizer = torch.optim.AdamW(
             [p for p in self.method.parameters() if p.requires_grad], lr=config.lr, weight_decay=config.weight_decay
         )
@@ -224,6 +228,7 @@ class Trainer:
             where = f" on {int(n_bad)} of {info.world_size} processes" if info.enabled else ""
             raise AclEcgError(f"loss became non-finite at step {self.step}{where}; lower --lr or check the data")
         optimizer.zero_grad(set_to_none=True)
+        assert loss is not None  # no loss only after an out-of-memory forward, which raised above
         scaler.scale(loss).backward()
         if config.grad_clip:
             scaler.unscale_(optimizer)
@@ -286,7 +291,7 @@ class Trainer:
 
     def _forward_module(self) -> Callable:
         """What the loop calls on the two views: the method, wrapped for DDP and compiled as configured."""
-        model = self.method
+        model: torch.nn.Module = self.method
         if self.ctx.info.enabled:
             device = self.ctx.device
             ids = [device.index] if device.type == "cuda" else None

@@ -108,7 +108,8 @@ class Heartbeat(threading.Thread):
 
     def __init__(self, run: RunDir, every: float = 5.0):
         super().__init__(daemon=True)
-        self.run_dir, self.every, self.progress = run, every, {}
+        self.run_dir, self.every = run, every
+        self.progress: dict[str, Any] = {}
         self._stop_event = threading.Event()
 
     def run(self) -> None:  # the threading API

@@ -21,6 +21,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from types import FrameType
 from typing import TextIO
 
 import torch
@@ -48,7 +49,7 @@ class StopRequest:
             for sig in (signal.SIGTERM, signal.SIGINT):
                 signal.signal(sig, self._handle)
 
-    def _handle(self, signum, frame) -> None:  # the signal API; both unused
+    def _handle(self, signum: int, frame: FrameType | None) -> None:  # the signal API; both unused
         self.requested = True
 
 
