@@ -4,6 +4,8 @@ The algorithm follows UMAP (McInnes, Healy & Melville, "UMAP: Uniform Manifold A
 for Dimension Reduction", arXiv:1802.03426, 2018) step by step, but every step is a batched tensor operation
 so that nothing needs a just-in-time compiler:
 
+See :mod:`aclecg.umap_steps` for the numerical steps.
+
 1. optional PCA to ``pca_dims`` dimensions (features are centred; cosine metric L2-normalises first);
 2. exact k-nearest neighbours with :func:`torch.cdist` computed in row blocks and ``topk``;
 3. fuzzy simplicial set: per point ``rho`` (distance to the nearest neighbour) and ``sigma`` found by a
@@ -24,11 +26,8 @@ initialises ``transform``.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
-import math
-from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -38,11 +37,22 @@ import torch
 
 from aclecg.constraints import UMAP_METHODS, UMAP_METRICS
 from aclecg.errors import ConfigError, DataError
+from aclecg.umap_steps import (
+    ProgressFn,
+    find_ab_params,
+    fuzzy_graph,
+    knn,
+    optimize_layout,
+    randomized_pca,
+    scale_init,
+    smooth_knn,
+    spectral_init,
+    torch_threads,
+)
 
 if TYPE_CHECKING:
-    from scipy.sparse import csr_matrix
+    pass
 
-ProgressFn = Callable[[float, str], None]
 #: The two map methods: this module's fast layout and umap-learn's UMAP.
 METHODS: tuple[str, ...] = UMAP_METHODS
 #: Neighbourhood size of the trustworthiness every map reports (sklearn.manifold.trustworthiness).
@@ -103,16 +113,6 @@ class Map2D:
 # --------------------------------------------------------------------------------------------- helpers
 
 
-def find_ab_params(spread: float = 1.0, min_dist: float = 0.1) -> tuple[float, float]:
-    """Fit ``a``, ``b`` of ``1/(1 + a x^(2b))`` to UMAP's target curve (1 below min_dist, exp decay above)."""
-    from scipy.optimize import curve_fit
-
-    xs = np.linspace(0, spread * 3, 300)
-    target = np.where(xs < min_dist, 1.0, np.exp(-(xs - min_dist) / spread))
-    (a, b), _ = curve_fit(lambda x, a, b: 1.0 / (1.0 + a * x ** (2 * b)), xs, target, p0=(1.0, 1.0), maxfev=5000)
-    return float(a), float(b)
-
-
 def _prepare_features(x: np.ndarray, cfg: UMAPConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     """Centre (and L2-normalise for cosine), then PCA-reduce; returns (features, mean, components)."""
     x = np.asarray(x, dtype=np.float32)
@@ -129,202 +129,11 @@ def _prepare_features(x: np.ndarray, cfg: UMAPConfig) -> tuple[np.ndarray, np.nd
     return _project(x, mean, components, "euclidean"), mean, components
 
 
-@contextlib.contextmanager
-def torch_threads(n: int) -> Iterator[None]:
-    """Run a block with ``n`` torch threads (restored afterwards)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(max(1, int(n)))
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
-def _orthonormalise(y: torch.Tensor) -> torch.Tensor:
-    """Orthonormal basis of the columns of a tall ``y`` (n, q) via the eigen-decomposition of its small Gram
-    matrix (float64), which avoids a LAPACK QR of the tall matrix (slow on few, busy cores)."""
-    gram = (y.T @ y).double()
-    with torch_threads(1):  # a q x q problem: threads only add hand-off cost (100x on busy cores)
-        vals, vecs = torch.linalg.eigh(gram)
-    keep = vals > vals.max() * 1e-10
-    return (y.double() @ (vecs[:, keep] / vals[keep].sqrt())).float()
-
-
-def randomized_pca(x: np.ndarray, k: int, seed: int = 0, oversample: int = 10, n_iter: int = 2) -> np.ndarray:
-    """Leading ``k`` principal directions ``(d, k)`` of centred ``x`` (n, d) by a randomized range finder with
-    power iterations (Halko, Martinsson & Tropp, SIAM Review 53(2), 2011). All large products are float32
-    matrix multiplications; only ``q x q`` problems (q = k + oversample) are decomposed."""
-    xt = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
-    q = min(k + oversample, min(xt.shape))
-    gen = torch.Generator().manual_seed(seed)
-    basis = _orthonormalise(xt @ torch.randn(xt.shape[1], q, generator=gen))
-    for _ in range(n_iter):
-        basis = _orthonormalise(xt @ _orthonormalise(xt.T @ basis))
-    small = (basis.T @ xt).double()  # (q', d)
-    with torch_threads(1):
-        vals, vecs = torch.linalg.eigh(small @ small.T)  # B B^T = U S^2 U^T, ascending
-    order = torch.argsort(vals, descending=True)[:k]
-    directions = small.T @ vecs[:, order] / vals[order].clamp(min=1e-30).sqrt()  # V = B^T U / S
-    return directions.float().numpy()
-
-
 def _project(x: np.ndarray, mean: np.ndarray, components: np.ndarray | None, metric: str) -> np.ndarray:
     if metric == "cosine":
         x = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
     x = x - mean
     return (x @ components if components is not None else x).astype(np.float32)
-
-
-def knn(
-    query: torch.Tensor, ref: torch.Tensor, k: int, exclude_self: bool, block: int = 2048
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Exact k nearest neighbours of each ``query`` row among ``ref`` rows (Euclidean), in row blocks.
-
-    With ``exclude_self`` the query set is the reference set and each point's own index is skipped.
-    Returns ``(indices (n, k) int64, distances (n, k) float32)`` sorted by distance.
-    """
-    idx_out, dist_out = [], []
-    ref_sq = (ref * ref).sum(1)
-    for start in range(0, query.shape[0], block):
-        q = query[start : start + block]
-        # Squared distances via the expansion |q|^2 - 2 q.r + |r|^2 (one fused matmul, clamped for round-off).
-        d2 = torch.addmm((q * q).sum(1, keepdim=True) + ref_sq[None, :], q, ref.T, alpha=-2.0)
-        d2.clamp_(min=0.0)
-        if exclude_self:
-            rows = torch.arange(q.shape[0])
-            d2[rows, rows + start] = float("inf")
-        dist, idx = torch.topk(d2, k, dim=1, largest=False)
-        idx_out.append(idx)
-        dist_out.append(dist.sqrt())
-    return torch.cat(idx_out), torch.cat(dist_out)
-
-
-def smooth_knn(dist: torch.Tensor, n_iter: int = 64) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-point ``rho`` and ``sigma`` of UMAP's fuzzy set, by a bisection run on all points at once."""
-    k = dist.shape[1]
-    target = math.log2(k)
-    positive = torch.where(dist > 0, dist, torch.full_like(dist, float("inf")))
-    rho = positive.min(dim=1).values
-    rho = torch.where(torch.isfinite(rho), rho, torch.zeros_like(rho))
-    gap = (dist - rho[:, None]).clamp(min=0.0)
-    lo = torch.zeros_like(rho)
-    hi = torch.full_like(rho, float("inf"))
-    mid = torch.ones_like(rho)
-    for _ in range(n_iter):
-        total = torch.exp(-gap / mid[:, None]).sum(1)
-        too_big = total > target
-        hi = torch.where(too_big, mid, hi)
-        lo = torch.where(too_big, lo, mid)
-        mid = torch.where(torch.isfinite(hi), (lo + hi) / 2, mid * 2)
-    # umap-learn's lower bound on sigma keeps isolated points from collapsing.
-    mean_d = dist.mean()
-    floor = 1e-3 * torch.where(rho > 0, dist.mean(1), mean_d)
-    return rho, torch.maximum(mid, floor)
-
-
-def fuzzy_graph(idx: torch.Tensor, dist: torch.Tensor, n: int) -> csr_matrix:
-    """Symmetrised fuzzy simplicial set as a ``scipy.sparse.csr_matrix`` (n, n)."""
-    import scipy.sparse as sp
-
-    rho, sigma = smooth_knn(dist)
-    w = torch.exp(-(dist - rho[:, None]).clamp(min=0.0) / sigma[:, None])
-    rows = torch.arange(n).repeat_interleave(idx.shape[1])
-    a = sp.csr_matrix((w.reshape(-1).numpy().astype(np.float64), (rows.numpy(), idx.reshape(-1).numpy())), shape=(n, n))
-    at = a.T.tocsr()
-    graph = a + at - a.multiply(at)
-    graph.eliminate_zeros()
-    return graph.tocsr()
-
-
-def _spectral_init(graph: csr_matrix, seed: int) -> np.ndarray | None:
-    """Two leading non-trivial eigenvectors of the symmetric normalised Laplacian; None if that fails."""
-    import scipy.sparse as sp
-    from scipy.sparse.csgraph import connected_components
-    from scipy.sparse.linalg import eigsh
-
-    n = graph.shape[0]
-    n_comp, _ = connected_components(graph, directed=False)
-    if n_comp > 1 or n < 10:
-        return None  # disconnected graphs need UMAP's meta-embedding; PCA init is the simple, robust choice
-    deg = np.asarray(graph.sum(axis=1)).ravel()
-    d_inv = sp.diags(1.0 / np.sqrt(np.maximum(deg, 1e-12)))
-    # The smallest eigenvectors of L = I - D^-1/2 W D^-1/2 are the largest of D^-1/2 W D^-1/2 ("LA"),
-    # which Lanczos finds much faster than "SM" on L.
-    adjacency = (d_inv @ graph @ d_inv).tocsr()
-    rng = np.random.default_rng(seed)
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # pragma: no cover - threadpoolctl ships with scikit-learn
-        threadpool_limits = None
-    try:
-        with threadpool_limits(1) if threadpool_limits else contextlib.nullcontext():
-            vals, vecs = eigsh(
-                adjacency,
-                k=3,
-                which="LA",
-                tol=1e-4,
-                v0=rng.uniform(size=n),
-                ncv=max(2 * 3 + 1, int(np.sqrt(n))),
-                maxiter=n * 5,
-            )
-    except Exception:  # ArpackNoConvergence and friends: fall back to PCA
-        return None
-    vals = 1.0 - vals  # eigenvalues of the Laplacian
-    order = np.argsort(vals)[1:3]
-    return vecs[:, order].astype(np.float32)
-
-
-def _scale_init(init: np.ndarray, seed: int) -> np.ndarray:
-    """Scale to [0, 10] per axis and add a little noise, as umap-learn does."""
-    rng = np.random.default_rng(seed)
-    span = init.max(0) - init.min(0)
-    init = 10.0 * (init - init.min(0)) / np.where(span > 0, span, 1.0)
-    return (init + rng.normal(scale=1e-4, size=init.shape)).astype(np.float32)
-
-
-def optimize_layout(
-    y: torch.Tensor,
-    head: torch.Tensor,
-    tail: torch.Tensor,
-    weight: torch.Tensor,
-    a: float,
-    b: float,
-    n_epochs: int,
-    negative_sample_rate: int,
-    learning_rate: float,
-    generator: torch.Generator,
-    progress: ProgressFn | None = None,
-) -> torch.Tensor:
-    """Vectorised UMAP SGD: per epoch, all sampled edges pull together and random pairs push apart."""
-    n = y.shape[0]
-    prob = weight / weight.max()
-    n_edges = head.shape[0]
-    y = y.clone()
-    for epoch in range(n_epochs):
-        alpha = learning_rate * (1.0 - epoch / n_epochs)
-        keep = torch.rand(n_edges, generator=generator) < prob
-        h, t = head[keep], tail[keep]
-        # attraction: gradient of -log(phi(d)) with phi = 1/(1 + a d^2b); zero-length edges give zero gradient
-        diff = y[h] - y[t]
-        d2 = (diff * diff).sum(1, keepdim=True).clamp_(min=1e-12)
-        d2b = torch.exp(torch.log(d2) * b)  # d2 ** b, cheaper than pow on CPU
-        coef = (-2.0 * a * b) * d2b / d2 / (1.0 + a * d2b)
-        grad = (coef * diff).clamp_(-4.0, 4.0).mul_(alpha)
-        delta = torch.zeros_like(y)
-        delta.index_add_(0, h, grad)
-        delta.index_add_(0, t, grad, alpha=-1.0)
-        # repulsion: negative_sample_rate random partners for each sampled edge's head (self pairs: diff = 0)
-        hn = h.repeat(negative_sample_rate)
-        tn = torch.randint(0, n, (hn.shape[0],), generator=generator)
-        diff = y[hn] - y[tn]
-        d2 = (diff * diff).sum(1, keepdim=True)
-        coef = (2.0 * b) / ((0.001 + d2) * (1.0 + a * torch.exp(torch.log(d2.clamp(min=1e-12)) * b)))
-        grad = (coef * diff).clamp_(-4.0, 4.0).mul_(alpha)
-        delta.index_add_(0, hn, grad)
-        y += delta
-        if progress is not None and (epoch % 20 == 0 or epoch == n_epochs - 1):
-            progress(0.3 + 0.7 * (epoch + 1) / n_epochs, f"layout epoch {epoch + 1}/{n_epochs}")
-    return y
 
 
 # --------------------------------------------------------------------------------------------- public API
@@ -371,10 +180,10 @@ def fit_map(x: np.ndarray, config: UMAPConfig | None = None, progress: ProgressF
         graph = fuzzy_graph(idx, dist, n)
         if progress:
             progress(0.2, "initialisation")
-        init = _spectral_init(graph, cfg.seed) if cfg.init == "spectral" else None
+        init = spectral_init(graph, cfg.seed) if cfg.init == "spectral" else None
         if init is None:
             init = feats[:, :2].copy() if components is not None else _pca2(feats)
-        y = torch.from_numpy(_scale_init(init, cfg.seed))
+        y = torch.from_numpy(scale_init(init, cfg.seed))
         coo = graph.tocoo()
         n_epochs = cfg.n_epochs if cfg.n_epochs is not None else default_epochs(n)
         weight = torch.from_numpy(coo.data.astype(np.float32))

@@ -10,7 +10,7 @@ import torch
 from sklearn.manifold import trustworthiness
 from sklearn.neighbors import KNeighborsClassifier, NearestNeighbors
 
-from aclecg import embed2d
+from aclecg import embed2d, umap_steps
 from aclecg.errors import ConfigError, DataError
 
 
@@ -26,7 +26,7 @@ def clustered(n: int, d: int = 64, k: int = 5, seed: int = 0) -> tuple[np.ndarra
 
 def test_knn_matches_sklearn_brute_force():
     x, _ = clustered(300, d=20)
-    idx, dist = embed2d.knn(torch.from_numpy(x), torch.from_numpy(x), 10, exclude_self=True, block=64)
+    idx, dist = umap_steps.knn(torch.from_numpy(x), torch.from_numpy(x), 10, exclude_self=True, block=64)
     ref_d, ref_i = NearestNeighbors(n_neighbors=11).fit(x).kneighbors(x)
     np.testing.assert_allclose(dist.numpy(), ref_d[:, 1:], rtol=1e-4, atol=1e-3)
     assert (idx.numpy() == ref_i[:, 1:]).mean() > 0.99  # ties may swap order
@@ -36,7 +36,7 @@ def test_knn_matches_sklearn_brute_force():
 def test_smooth_knn_solves_the_membership_equation():
     rng = np.random.default_rng(0)
     dist = torch.from_numpy(np.sort(rng.uniform(0.5, 3.0, size=(50, 15)), axis=1).astype(np.float32))
-    rho, sigma = embed2d.smooth_knn(dist)
+    rho, sigma = umap_steps.smooth_knn(dist)
     np.testing.assert_allclose(rho.numpy(), dist[:, 0].numpy())
     total = torch.exp(-(dist - rho[:, None]).clamp(min=0) / sigma[:, None]).sum(1)
     np.testing.assert_allclose(total.numpy(), math.log2(15), rtol=1e-3)
@@ -44,13 +44,13 @@ def test_smooth_knn_solves_the_membership_equation():
 
 def test_fuzzy_graph_is_symmetric_probabilistic_union():
     x, _ = clustered(200, d=10)
-    idx, dist = embed2d.knn(torch.from_numpy(x), torch.from_numpy(x), 8, exclude_self=True)
-    g = embed2d.fuzzy_graph(idx, dist, 200)
+    idx, dist = umap_steps.knn(torch.from_numpy(x), torch.from_numpy(x), 8, exclude_self=True)
+    g = umap_steps.fuzzy_graph(idx, dist, 200)
     dense = g.toarray()
     np.testing.assert_allclose(dense, dense.T, atol=1e-12)
     assert dense.max() <= 1.0 + 1e-9 and dense.min() >= 0.0
     # reference: directed memberships, then w + w^T - w * w^T
-    rho, sigma = embed2d.smooth_knn(dist)
+    rho, sigma = umap_steps.smooth_knn(dist)
     w = np.zeros((200, 200))
     memb = torch.exp(-(dist - rho[:, None]).clamp(min=0) / sigma[:, None]).numpy()
     for i in range(200):
@@ -59,7 +59,7 @@ def test_fuzzy_graph_is_symmetric_probabilistic_union():
 
 
 def test_ab_params_match_umap_reference_values():
-    a, b = embed2d.find_ab_params(1.0, 0.1)
+    a, b = umap_steps.find_ab_params(1.0, 0.1)
     assert a == pytest.approx(1.577, abs=0.01) and b == pytest.approx(0.895, abs=0.01)  # umap-learn's defaults
 
 
@@ -172,7 +172,7 @@ def test_randomized_pca_matches_exact_svd():
     v = np.linalg.qr(rng.normal(size=(80, 6)))[0]
     x = (u * np.array([50, 40, 30, 20, 15, 10])) @ v.T + 0.01 * rng.normal(size=(500, 80))
     x = x - x.mean(0)
-    comps = embed2d.randomized_pca(x, 6)
+    comps = umap_steps.randomized_pca(x, 6)
     exact = np.linalg.svd(x, full_matrices=False)[2][:6].T
     np.testing.assert_allclose(np.abs(np.sum(comps * exact, axis=0)), 1.0, atol=1e-4)  # same directions (sign free)
     np.testing.assert_allclose(comps.T @ comps, np.eye(6), atol=1e-4)
