@@ -233,7 +233,8 @@ def run_info(run_dir: str | Path) -> RunInfo:
         path=run_dir,
         kind=kind,
         state=state,
-        method=status.get("method") or config.get("method"),
+        # before the run writes its status, the method is the one the job was launched with
+        method=status.get("method") or config.get("method") or _option((job or {}).get("args", []), "--method"),
         step=int(status.get("step") or 0),
         epoch=int(status.get("epoch") or 0),
         total_steps=status.get("total_steps"),

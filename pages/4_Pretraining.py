@@ -100,6 +100,8 @@ with st.expander("Launch a run", expanded=not jobs.list_runs(root)):
             args += ["--data", datasets[d]]
         if gpus > 1:
             st.caption(f"Runs as: torchrun --nproc_per_node {gpus} -m aclecg pretrain {' '.join(args)}")
+        if not data:
+            st.caption("Choose at least one dataset above to start a run.")
         if st.button("Start run", type="primary", disabled=not data, key="pt_start"):
             run_dir = jobs.launch("pretrain", args, root, jobs.sanitize_name(name), gpus=max(int(gpus), 1))
             st.success(f"Started {run_dir.name}.")
@@ -110,14 +112,17 @@ if not runs:
     st.stop()
 
 labels = {r.name: f"{r.name} · {r.state} · {r.method or '?'}" for r in runs}
-selected = st.selectbox("run", list(labels.values()), key="pt_run")
-run_dir = root / next(k for k, v in labels.items() if v == selected)
+# options are run names (stable while a run's state changes); the label shows its state and method
+selected = st.selectbox("run", list(labels), format_func=labels.__getitem__, key="pt_run_name")
+run_dir = root / selected
 
 
 @st.fragment(run_every=3)
 def watch(run_dir: Path) -> None:
     """Live state, curves and log of one run; reruns on its own every 3 s without blocking the page."""
     info = jobs.run_info(run_dir)
+    if info.state != labels[info.name].split(" · ")[1]:
+        st.rerun()  # the state changed (started, finished, cancelled): redraw the selector's label as well
     c1, c2, c3, c4 = st.columns(4)
     c1.metric("state", info.state)
     c2.metric("step", f"{info.step}" + (f" / {info.total_steps}" if info.total_steps else ""))
@@ -131,6 +136,7 @@ def watch(run_dir: Path) -> None:
     if b1.button("Cancel", disabled=not info.alive, key="pt_cancel"):
         jobs.cancel(run_dir)
         st.toast(f"Cancel requested for {info.name}")
+        st.rerun()  # the whole page, so the run selector's state label is current too
     if b2.button("Resume", disabled=not info.resumable or info.alive, key="pt_resume"):
         try:
             jobs.resume(run_dir)

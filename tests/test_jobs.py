@@ -162,6 +162,7 @@ def test_multi_gpu_launch_goes_through_torchrun(tmp_path, monkeypatch):
     monkeypatch.setattr(jobs.subprocess, "Popen", FakePopen)
     monkeypatch.setattr(jobs, "visible_gpus", lambda: 6)
     run = jobs.launch("pretrain", ["--method", "simclr"], tmp_path, "multi", gpus=4)
+    assert jobs.run_info(run).method == "simclr"  # known from the launch before the run writes its status
     script = started["cmd"][2]
     assert "-m torch.distributed.run --standalone --nproc_per_node 4 -m aclecg pretrain --method simclr" in script
     assert started["kwargs"]["start_new_session"]
