@@ -169,20 +169,15 @@ def picked_rows(event) -> list[int]:
     return rows
 
 
-picked = [r for e in events for r in picked_rows(e)]
+picked = list(dict.fromkeys(r for e in events for r in picked_rows(e)))  # in selection order, no repeats
 st.subheader("Picked record")
-if picked:
-    st.caption(f"{len(picked)} point(s) selected; showing the first.")
-pick_labels = (
-    table["dataset"].astype(str)
-    + " · "
-    + table["record_id"].astype(str)
-    + " #"
-    + pd.Series(range(len(table))).astype(str)
-).tolist()
-row = pick_labels.index(
-    st.selectbox("record", pick_labels, index=picked[0] if picked else 0, key=f"rep_pick_{picked[:1]}")
-)
+if not picked:
+    st.info("Click a point on the map (or draw a box or lasso around several) to see its ECG here.")
+    st.stop()
+pick_labels = (table["dataset"].astype(str) + " · " + table["record_id"].astype(str)).tolist()
+if len(picked) > 1:
+    st.caption(f"{len(picked)} points selected: choose one.")
+row = st.selectbox("record", picked, format_func=lambda r: pick_labels[r], key=f"rep_pick_{hash(tuple(picked))}")
 rec = table.iloc[row]
 ds_path = datasets[rec["dataset"]]
 ds = open_dataset(ds_path)

@@ -286,6 +286,9 @@ def test_representations_map_with_checkpoint(project):
     assert list((project / "cache" / "umap").glob("umap_*.npz"))  # cached on disk
     caption = " ".join(c.value for c in at.caption)
     assert "Drawn with **fast**" in caption and "trustworthiness at k = 10: 0." in caption
+    # nothing picked yet: no record is shown, the page says how to pick one
+    assert any("Click a point on the map" in i.value for i in at.info)
+    assert len(at.get("plotly_chart")) == 1
 
 
 @pytest.mark.slow

@@ -174,6 +174,16 @@ def test_embedding_scatter_customdata_and_groups():
         viz.embedding_scatter(coords[:3], table, "lab")
 
 
+def test_embedding_scatter_colours_are_distinct_and_hover_reads_as_words():
+    table = pd.DataFrame({"dataset": ["ptbxl"] * 5 + ["challenge"] * 3, "labels_superdiagnostic": ["NORM"] * 8})
+    fig = viz.embedding_scatter(np.zeros((8, 2)), table, "dataset", ["labels_superdiagnostic"])
+    colours = [t.marker.color for t in fig.data]
+    assert len(colours) == 2 and len(set(colours)) == 2 and None not in colours
+    assert "labels (superdiagnostic): " in fig.data[0].hovertemplate
+    assert "labels_superdiagnostic" not in fig.data[0].hovertemplate
+    assert fig.layout.clickmode == "event+select"
+
+
 def test_sweep_figure_log_axis_and_bands():
     summary = pd.DataFrame(
         {

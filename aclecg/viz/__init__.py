@@ -11,7 +11,14 @@ The numbers behind the similarity heatmap come from :mod:`aclecg.similarity`.
 """
 
 from aclecg.viz.augmentations import ViewMarks, augmentation_figure, count_shapes, marks_from_info
-from aclecg.viz.charts import embedding_scatter, similarity_heatmap, sweep_figure, training_curves
+from aclecg.viz.charts import (
+    CATEGORY_COLOURS,
+    column_title,
+    embedding_scatter,
+    similarity_heatmap,
+    sweep_figure,
+    training_curves,
+)
 from aclecg.viz.diagrams import HEXAXIAL_ANGLES, PIPELINE_STEPS, PRECORDIAL_POSITIONS, pipeline_diagram, region_diagram
 from aclecg.viz.paper import (
     GRID_MAJOR_COLOUR,
@@ -30,6 +37,7 @@ from aclecg.viz.paper import (
 )
 
 __all__ = [
+    "CATEGORY_COLOURS",
     "GRID_MAJOR_COLOUR",
     "GRID_MAJOR_MM",
     "GRID_MINOR_COLOUR",
@@ -45,6 +53,7 @@ __all__ = [
     "TRACE_COLOUR",
     "ViewMarks",
     "augmentation_figure",
+    "column_title",
     "count_shapes",
     "ecg_paper_figure",
     "embedding_scatter",

@@ -30,6 +30,31 @@ def similarity_heatmap(sim: np.ndarray, names: Sequence[str], title: str = "") -
     return fig
 
 
+#: Categorical colours that stay distinct from each other (Okabe & Ito's colour-blind-safe set, then Tableau's):
+#: set on every trace, so a host theme (Streamlit's shades of blue) cannot make two categories look alike.
+CATEGORY_COLOURS = (
+    "#0072B2",
+    "#E69F00",
+    "#009E73",
+    "#CC79A7",
+    "#D55E00",
+    "#56B4E9",
+    "#F0E442",
+    "#000000",
+    "#8c564b",
+    "#7f7f7f",
+    "#bcbd22",
+    "#17becf",
+)
+
+
+def column_title(column: str) -> str:
+    """How a table column reads in a hover or legend: ``labels_superdiagnostic`` -> ``labels (superdiagnostic)``."""
+    if column.startswith("labels_"):
+        return f"labels ({column[len('labels_') :]})"
+    return column.replace("_", " ")
+
+
 def embedding_scatter(
     coords: np.ndarray,
     table: pd.DataFrame,
@@ -53,7 +78,8 @@ def embedding_scatter(
         if len(table)
         else np.zeros((0, 1 + len(hover)))
     )
-    template = "<br>".join(f"{h}: %{{customdata[{i + 1}]}}" for i, h in enumerate(hover)) + "<extra></extra>"
+    template = "<br>".join(f"{column_title(h)}: %{{customdata[{i + 1}]}}" for i, h in enumerate(hover))
+    template += "<extra></extra>"
     fig = go.Figure()
     values = table[colour] if colour in table.columns else pd.Series(["all"] * len(table))
     if pd.api.types.is_numeric_dtype(values) and values.nunique() > 12:
@@ -65,12 +91,18 @@ def embedding_scatter(
                 customdata=custom,
                 hovertemplate=template,
                 name=colour,
-                marker=dict(size=6, color=values, colorscale="Viridis", showscale=True, colorbar=dict(title=colour)),
+                marker=dict(
+                    size=6,
+                    color=values,
+                    colorscale="Viridis",
+                    showscale=True,
+                    colorbar=dict(title=column_title(colour)),
+                ),
             )
         )
     else:
         values = values.fillna("(none)").astype(str).replace("", "(none)")
-        for value in sorted(values.unique(), key=lambda v: (-int((values == v).sum()), v)):
+        for k, value in enumerate(sorted(values.unique(), key=lambda v: (-int((values == v).sum()), v))):
             sel = (values == value).to_numpy()
             fig.add_trace(
                 go.Scattergl(
@@ -80,7 +112,7 @@ def embedding_scatter(
                     name=str(value),
                     customdata=custom[sel],
                     hovertemplate=template,
-                    marker=dict(size=6),
+                    marker=dict(size=6, color=CATEGORY_COLOURS[k % len(CATEGORY_COLOURS)]),
                 )
             )
     if highlight is not None and len(highlight):
@@ -99,6 +131,7 @@ def embedding_scatter(
         height=520,
         margin=dict(l=10, r=10, t=40, b=10),
         dragmode="lasso",
+        clickmode="event+select",  # a single click selects its point (Streamlit's selection event)
         legend=dict(itemsizing="constant"),
         xaxis=dict(title="UMAP 1"),
         yaxis=dict(title="UMAP 2"),
