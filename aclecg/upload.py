@@ -228,6 +228,13 @@ def _read_header(folder: Path, record: str) -> Record | MultiRecord:
     """``wfdb.rdheader`` with failures turned into one-line :class:`DataError` s."""
     import wfdb
 
+    path = Path(folder) / f"{record}.hea"
+    lines = [ln for ln in path.read_bytes().decode("utf-8", "replace").splitlines() if ln.strip()]
+    if not [ln for ln in lines if not ln.lstrip().startswith("#")]:
+        raise DataError(
+            f"{record}.hea: the header file is empty (a WFDB header starts with a record line such as "
+            f"'{record} 12 500 5000')"
+        )
     try:
         header = wfdb.rdheader(str(Path(folder) / record))
     except Exception as exc:  # wfdb raises many types for a bad header

@@ -201,3 +201,15 @@ def test_stale_staging_folders_are_removed_by_the_next_upload():
         assert not old.exists() and fresh.exists()
     finally:
         upload.discard(fresh)
+
+
+@pytest.mark.parametrize("content", [b"", b"\n\n", b"# only a comment\n"])
+def test_an_empty_header_is_named_as_empty_not_as_a_python_error(content):
+    (_, _), (_, mat) = _record_files()
+    folder = upload.stage_upload([("JS00001.hea", content), ("JS00001.mat", mat)])
+    try:
+        with pytest.raises(DataError, match=r"JS00001.hea: the header file is empty") as err:
+            upload.load_uploaded_record(folder)
+        assert "IndexError" not in str(err.value)
+    finally:
+        upload.discard(folder)
