@@ -58,10 +58,18 @@ def device_summary() -> str:
 
 
 def home() -> None:
-    from aclecg import jobs, paths, viz
-    from pages._common import HOW_TO_CHECKPOINT, checkpoint_paths, dataset_paths, open_dataset, runs_root, user_errors
-
     st.title("ACL-ECG Studio")
+    with st.spinner("Starting: loading the library (PyTorch) and the datasets; a few seconds on a cold start…"):
+        from aclecg import jobs, paths, viz
+        from pages._common import (
+            HOW_TO_CHECKPOINT,
+            checkpoint_paths,
+            dataset_paths,
+            open_dataset,
+            runs_root,
+            user_errors,
+        )
+
     st.markdown(
         "**ACL-ECG** (anatomy-aware contrastive learning, Liu, Wu & Yuan, *Sensors* 2026, "
         "[10.3390/s26031080](https://doi.org/10.3390/s26031080)) learns 12-lead ECG representations without "
@@ -77,11 +85,13 @@ def home() -> None:
     col_data, col_models = st.columns(2)
     with col_data:
         st.subheader("Prepared datasets")
-        rows = []
+        rows: list[dict] = []
+        label_rows: list[dict] = []
         with user_errors():
             for name, path in dataset_paths().items():
                 ds = open_dataset(path)
                 label_counts = {s: len(c) for s, c in ds.label_sets.items()}
+                label_rows += [{"dataset": name, "label set": s, "classes": n} for s, n in label_counts.items()]
                 rows.append(
                     {
                         "dataset": name,
@@ -89,11 +99,13 @@ def home() -> None:
                         "patients": ds.records["patient_id"].nunique(),
                         "fs (Hz)": ds.fs,
                         "seconds": ds.n_samples / ds.fs,
-                        "label sets (classes)": ", ".join(f"{k} ({v})" for k, v in label_counts.items()),
+                        "label sets": len(label_counts),
                     }
                 )
         if rows:
             st.dataframe(rows, hide_index=True, width="stretch")
+            # the label sets as rows of their own (a joined list in one cell was cut off)
+            st.dataframe(label_rows, hide_index=True, width="stretch")
         else:
             st.info("No prepared dataset. Run `python -m aclecg bundled` or `python -m aclecg prepare`.")
     with col_models:
@@ -103,7 +115,15 @@ def home() -> None:
             if runs:
                 st.dataframe(
                     [
-                        {"run": r.name, "kind": r.kind, "state": r.state, "method": r.method, "step": r.step}
+                        {
+                            "run": r.name,
+                            "kind": r.kind,
+                            "state": r.state,
+                            "method": r.method or "–",  # a sweep has checkpoints, not one method
+                            "progress": f"step {r.step}/{r.total_steps}"
+                            if r.kind == "pretrain" and r.total_steps
+                            else "–",
+                        }
                         for r in runs
                     ],
                     hide_index=True,

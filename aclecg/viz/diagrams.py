@@ -41,8 +41,10 @@ def pipeline_diagram(steps: Sequence[tuple[str, str]] = PIPELINE_STEPS) -> go.Fi
             name="step",
             layer="below",
         )
-        fig.add_annotation(x=x0 + w / 2, y=0.68, text=f"<b>{head}</b>", showarrow=False, font=dict(size=10))
-        fig.add_annotation(x=x0 + w / 2, y=0.28, text=sub, showarrow=False, font=dict(size=9, color="#444"))
+        fig.add_annotation(
+            x=x0 + w / 2, y=0.68, text=f"<b>{head}</b>", showarrow=False, font=dict(size=13, color="#111")
+        )
+        fig.add_annotation(x=x0 + w / 2, y=0.28, text=sub, showarrow=False, font=dict(size=12, color="#222"))
         if i < n - 1:
             fig.add_annotation(
                 x=x0 + w + gap - 0.02,
@@ -77,7 +79,7 @@ def pipeline_diagram(steps: Sequence[tuple[str, str]] = PIPELINE_STEPS) -> go.Fi
     )
     fig.update_xaxes(visible=False, range=[-0.1, total + 0.1])
     fig.update_yaxes(visible=False, range=[-0.15, 1.3])
-    fig.update_layout(height=190, margin=dict(l=5, r=5, t=5, b=5), plot_bgcolor="white", showlegend=False)
+    fig.update_layout(height=230, margin=dict(l=5, r=5, t=5, b=5), plot_bgcolor="white", showlegend=False)
     return fig
 
 
