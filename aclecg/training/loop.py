@@ -127,7 +127,9 @@ class Trainer:
         if config.max_steps:
             self.total_steps = min(self.total_steps, config.max_steps)
         # The conversion replaces batch-norm layers inside the method and returns the method object itself.
-        self.method = cast(SSLMethod, convert_sync_batchnorm(method, device.type == "cuda")) if info.enabled else method
+        if info.enabled:
+            method = cast("SSLMethod", convert_sync_batchnorm(method, device.type == "cuda"))
+        self.method = method
         self.optimizer = torch.optim.AdamW(
             [p for p in self.method.parameters() if p.requires_grad], lr=config.lr, weight_decay=config.weight_decay
         )
