@@ -11,16 +11,15 @@ and scores the test records once with the model that validated best. Global RNG 
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
 
 from aclecg.classifier import fit_with_lr_grid, predict_classifier, read_signals
-from aclecg.evaluation.config import EvalConfig
 from aclecg.evaluation.sources import EncoderSource, check_compatible
+from aclecg.evaluation.task import CellTask
 from aclecg.reference_cnn import ReferenceCNNConfig, build_reference_cnn
 
 __all__ = ["train_arm"]
@@ -56,30 +55,15 @@ def _builder(
 
 
 def train_arm(
-    kind: str,
-    source: EncoderSource | None,
-    dataset: Any,
-    keep_idx: np.ndarray,
-    y_all: np.ndarray,
-    train_pos: np.ndarray,
-    val_pos: np.ndarray,
-    test_pos: np.ndarray,
-    protocol: str,
-    seed: int,
-    cfg: EvalConfig,
-    lr_grid: Sequence[float],
-    device: torch.device,
-    ref_cfg: Any,
-    desc: str,
-    show_progress: bool,
+    kind: str, source: EncoderSource | None, task: CellTask, desc: str, show_progress: bool
 ) -> dict[str, Any]:
-    """Train one trained-arm cell on ``train_pos``; return its test scores and details.
+    """Train one trained-arm cell on ``task.train_pos``; return its test scores and details.
 
-    Positions index ``keep_idx`` (the labelled records) and ``y_all``. ``ref_cfg`` is the encoder config of the
-    ``supervised`` arm and gives the leads of both reference arms. Details: the chosen ``lr`` and the grid
-    searched, the best step, the steps run, whether the run converged, and the validation criterion at the best
-    step.
+    Details: the chosen ``lr`` and the grid searched, the best step, the steps run, whether the run converged, and
+    the validation criterion at the best step.
     """
+    dataset, keep_idx, y_all, ref_cfg, seed = task.dataset, task.keep_idx, task.y_all, task.ref_cfg, task.seed
+    train_pos, val_pos, test_pos, cfg, device = task.train_pos, task.val_pos, task.test_pos, task.cfg, task.device
     if kind == "fine_tune":
         assert source is not None
         lead_idx = check_compatible(source.meta, dataset)
@@ -94,8 +78,8 @@ def train_arm(
         y_all[train_pos],
         x_va,
         y_all[val_pos],
-        protocol,
-        lr_grid,
+        task.protocol,
+        task.lr_grid,
         seed=seed,
         desc=desc,
         max_steps=cfg.max_steps,
@@ -105,7 +89,7 @@ def train_arm(
         device=device,
         show_progress=show_progress,
     )
-    scores = predict_classifier(fit.model, dataset, keep_idx[test_pos], lead_idx, protocol, device=device)
+    scores = predict_classifier(fit.model, dataset, keep_idx[test_pos], lead_idx, task.protocol, device=device)
     log = fit.log
     return {
         "scores": scores,

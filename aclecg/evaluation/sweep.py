@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 from tqdm.auto import tqdm
 
 from aclecg import atomicio, stats
@@ -32,6 +31,7 @@ from aclecg.evaluation.fractions import rotate_folds, sample_label_fraction
 from aclecg.evaluation.outputs import SweepResult, cell_readable, learning_rates_of, metric_rows, write_outputs
 from aclecg.evaluation.probe import linear_probe
 from aclecg.evaluation.sources import EncoderSource, check_compatible, load_source, random_init_source
+from aclecg.evaluation.task import CellTask
 from aclecg.runtime import resolve_device
 
 __all__ = ["SweepProgress", "open_dataset", "run_sweep"]
@@ -260,24 +260,10 @@ def run_sweep(
         bar.set_postfix_str(f"{arm.name} f={fraction:g} s={seed}")
         train_pos = sample_label_fraction(records, keep_idx, y_all, fraction, seed)
         started = time.perf_counter()
-        result = _run_cell(
-            arm,
-            dataset,
-            keep_idx,
-            y_all,
-            train_pos,
-            val_pos,
-            test_pos,
-            protocol,
-            seed,
-            cfg,
-            lr_grid,
-            device,
-            ref_cfg,
-            embeddings_of,
-            cache_dir,
-            show_progress,
+        task = CellTask(
+            dataset, keep_idx, y_all, train_pos, val_pos, test_pos, protocol, seed, cfg, lr_grid, device, ref_cfg
         )
+        result = _run_cell(arm, task, embeddings_of, show_progress)
         y_test = y_all[test_pos]
         report = stats.evaluate_scores(y_test, result["scores"], classes)
         boot = stats.bootstrap_metrics(y_test, result["scores"], n_resamples=cfg.n_bootstrap, seed=1000 + seed)
@@ -325,34 +311,30 @@ def run_sweep(
 
 def _run_cell(
     arm: _Arm,
-    dataset: Any,
-    keep_idx: np.ndarray,
-    y_all: np.ndarray,
-    train_pos: np.ndarray,
-    val_pos: np.ndarray,
-    test_pos: np.ndarray,
-    protocol: str,
-    seed: int,
-    cfg: EvalConfig,
-    lr_grid: Sequence[float],
-    device: torch.device,
-    ref_cfg: Any,
+    task: CellTask,
     embeddings_of: Callable[[EncoderSource], np.ndarray],
-    cache_dir: Any,
     show_progress: bool,
 ) -> dict[str, Any]:
     """Fit one arm on one training subset; return test scores and details (chosen L2; or lr, best step, steps run)."""
     if arm.kind in ("linear_probe", "random_init"):
-        y_tr, y_va = y_all[train_pos], y_all[val_pos]
+        dataset, ref_cfg, cfg = task.dataset, task.ref_cfg, task.cfg
+        y_tr, y_va = task.y_all[task.train_pos], task.y_all[task.val_pos]
         src = (
             arm.source
             if arm.kind == "linear_probe"
-            else random_init_source(ref_cfg.to_dict(), seed, ref_cfg.leads, dataset.fs, dataset.n_samples)
+            else random_init_source(ref_cfg.to_dict(), task.seed, ref_cfg.leads, dataset.fs, dataset.n_samples)
         )
         assert src is not None  # every linear_probe arm has its checkpoint's source
-        emb = embeddings_of(src)[keep_idx]
+        emb = embeddings_of(src)[task.keep_idx]
         probe = linear_probe(
-            emb[train_pos], y_tr, emb[val_pos], y_va, emb[test_pos], protocol, cfg.probe_grid, cfg.probe_max_iter
+            emb[task.train_pos],
+            y_tr,
+            emb[task.val_pos],
+            y_va,
+            emb[task.test_pos],
+            task.protocol,
+            cfg.probe_grid,
+            cfg.probe_max_iter,
         )
         return {
             "scores": probe.test_scores,
@@ -362,21 +344,4 @@ def _run_cell(
                 "val": {str(k): v for k, v in probe.val_scores.items()},
             },
         }
-    return train_arm(
-        arm.kind,
-        arm.source,
-        dataset,
-        keep_idx,
-        y_all,
-        train_pos,
-        val_pos,
-        test_pos,
-        protocol,
-        seed,
-        cfg,
-        lr_grid,
-        device,
-        ref_cfg,
-        f"{arm.name} s{seed}",
-        show_progress,
-    )
+    return train_arm(arm.kind, arm.source, task, f"{arm.name} s{task.seed}", show_progress)
