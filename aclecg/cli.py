@@ -27,6 +27,7 @@ COMMANDS: tuple[str, ...] = (
     "report",
     "study",
     "umap",
+    "neighbours",
 )
 
 

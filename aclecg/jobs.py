@@ -206,6 +206,10 @@ def run_info(run_dir: str | Path) -> RunInfo:
     config = read_json(run_dir / "config.json").get("config", {})
     kind = job.get("kind") or ("pretrain" if status or config else "sweep")
     alive = _alive(run_dir, job, status)
+    if alive and not job and status.get("state") in ("finished", "failed", "cancelled"):
+        # started in-process (a notebook, a script calling pretrain), not by launch(): there is no job to wait for,
+        # so a final status stands although the process that wrote it lives on (and must not be signalled)
+        alive = False
     exit_path = run_dir / "exit_code"
     exit_code = int(exit_path.read_text().strip() or -1) if exit_path.exists() else None
     state = status.get("state")

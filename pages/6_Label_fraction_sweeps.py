@@ -54,7 +54,10 @@ COLUMN_NAMES = {
 def readable(table: pd.DataFrame) -> pd.DataFrame:
     """Rounded, with readable column names and "–" where a value does not apply (e.g. steps of a probe)."""
     out = table.round(4).rename(columns=COLUMN_NAMES)
-    return out.astype(object).where(out.notna(), "–")
+    for column in out.columns[out.isna().any()]:
+        # a column with gaps becomes text ("–" for the gaps): a column mixing numbers and text cannot be displayed
+        out[column] = [("–" if pd.isna(v) else (f"{v:g}" if isinstance(v, float) else str(v))) for v in out[column]]
+    return out
 
 
 study = published_study()

@@ -246,3 +246,22 @@ def test_tail_log_shows_a_progress_bar_as_its_latest_state(tmp_path):
     )
     assert jobs.tail_log(tmp_path, 3).splitlines() == ["start", "sweep:  30%|###| 3/10", "next cell 40%"]
     assert jobs.tail_log(tmp_path / "missing") == ""
+
+
+def test_a_run_finished_in_this_process_is_finished_not_running(tmp_path, bundled_prepared):
+    """pretrain() called in-process (a notebook) leaves its live process in status.json; the run is finished."""
+    from aclecg.training import PretrainConfig, pretrain
+
+    config = PretrainConfig(
+        method="simclr",
+        data=[str(bundled_prepared)],
+        encoder={"stem_width": 4, "widths": [8], "blocks": [1], "feature_dim": 8},
+        epochs=1,
+        max_steps=2,
+        batch_size=8,
+        checkpoint_every=2,
+        device="cpu",
+    )
+    pretrain(config, tmp_path / "nb-run", progress=False)
+    info = jobs.run_info(tmp_path / "nb-run")
+    assert info.state == "finished" and info.step == 2 and not info.alive  # Cancel must not signal this process

@@ -1,0 +1,127 @@
+"""``python -m aclecg neighbours``: the records of a prepared dataset most similar to a record or an upload."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from aclecg.evaluation import EncoderSource
+
+EXAMPLES = """examples:
+  # the 5 records of the bundled PTB-XL data most similar to record 17 (the record itself is left out)
+  python -m aclecg neighbours --checkpoint checkpoints/acl_ecg/encoder.pt --data .cache/prepared/ptbxl \\
+      --record 17
+
+  # the 10 records most similar to your own ECG (WFDB .hea + .dat/.mat, a folder of them, or a .zip)
+  python -m aclecg neighbours --checkpoint checkpoints/acl_ecg/encoder.pt --data .cache/prepared/ptbxl \\
+      --upload my_ecg/A0001.hea -k 10
+
+Similarity is the cosine of the encoder's embeddings after standardising each feature over the dataset
+(exact search, see aclecg.neighbours). An upload is preprocessed like `prepare` and its first window is embedded.
+"""
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "neighbours",
+        help="the most similar records of a dataset (cosine of embeddings)",
+        description="Find the k records of a prepared dataset whose embeddings are most similar to a record "
+        "of that dataset or to an uploaded WFDB record, and print their ids, similarities and labels.",
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--checkpoint", required=True, help="checkpoint file of the encoder")
+    p.add_argument("--data", required=True, help="prepared dataset directory to search")
+    query = p.add_mutually_exclusive_group(required=True)
+    query.add_argument("--record", help="record_id of a record in --data (its first window is the query)")
+    query.add_argument("--upload", help="a WFDB .hea (with its signal file next to it), a folder of them, or a .zip")
+    p.add_argument("-k", type=int, default=5, help="how many neighbours (default 5)")
+    p.add_argument("--cache-dir", default=None, help="embedding cache folder (default <cache root>/embeddings)")
+    p.set_defaults(func=run)
+
+
+def _upload_files(target: Path) -> list[tuple[str, bytes]]:
+    from aclecg import upload
+    from aclecg.errors import DataError
+
+    if target.is_dir():
+        paths = sorted(p for p in target.iterdir() if p.is_file() and p.suffix.lower() in upload.UPLOAD_SUFFIXES)
+    elif target.is_file():
+        paths = [target]
+        if target.suffix.lower() == ".hea":
+            paths += sorted(p for p in target.parent.glob(f"{target.stem}.*") if p != target)
+            paths = [p for p in paths if p.suffix.lower() in upload.RECORD_SUFFIXES]
+    else:
+        raise DataError(f"{target}: upload file or folder does not exist")
+    if not paths:
+        raise DataError(f"{target}: no WFDB files ({', '.join(upload.UPLOAD_SUFFIXES)}) found")
+    return [(p.name, p.read_bytes()) for p in paths]
+
+
+def _embed_upload(source: EncoderSource, dataset: Any, target: Path) -> tuple[np.ndarray, str]:
+    import numpy as np
+    import torch
+
+    from aclecg import upload
+    from aclecg.evaluation import check_compatible
+
+    folder = upload.stage_upload(_upload_files(target))
+    try:
+        names = upload.list_records(folder)
+        record = upload.load_uploaded_record(
+            folder,
+            names[0] if names else None,
+            fs=float(dataset.fs),
+            seconds=float(dataset.n_samples) / float(dataset.fs),
+        )
+    finally:
+        upload.discard(folder)
+    lead_idx = check_compatible(source.meta, dataset, source.path or source.label)
+    window = np.ascontiguousarray(record.windows[:1][:, lead_idx], dtype=np.float32)
+    source.encoder.eval()
+    with torch.no_grad():
+        emb = source.encoder(torch.from_numpy(window)).embedding.float().numpy()
+    return emb, record.record_id
+
+
+def run(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from aclecg import evaluation, neighbours
+    from aclecg.errors import ConfigError, DataError
+
+    if args.k < 1:
+        raise ConfigError(f"-k must be at least 1; got {args.k}")
+    dataset = evaluation.open_dataset(args.data)
+    source = evaluation.load_source(args.checkpoint)
+    index = neighbours.cached_index(source, dataset, cache_dir=args.cache_dir)
+    records = dataset.records.reset_index(drop=True)
+    label_set = next(iter(dataset.label_sets), None)
+    if args.record is not None:
+        rows = np.flatnonzero(records["record_id"].astype(str).to_numpy() == str(args.record))
+        if rows.size == 0:
+            raise DataError(f"record {args.record!r} is not in {args.data}")
+        row = int(rows[0])
+        vectors = np.asarray(evaluation.cached_embeddings(source, dataset, cache_dir=args.cache_dir)[0][row : row + 1])
+        exclude = [row]
+        title = f"record {args.record}"
+    else:
+        vectors, record_id = _embed_upload(source, dataset, Path(args.upload))
+        exclude = None
+        title = f"upload {record_id}"
+    limit = len(index) - (1 if exclude else 0)
+    if args.k > limit:
+        raise ConfigError(f"-k {args.k} is more than the {limit} records that can be returned")
+    idx, sim = index.query(vectors, k=args.k, exclude=exclude)
+    column = f"labels_{label_set}" if label_set else None
+    print(f"{args.k} nearest records to {title} in {Path(args.data).name} (cosine similarity):")
+    print(f"{'rank':>4}  {'record_id':<14} {'similarity':>10}  {label_set or 'labels'}")
+    for rank, (i, s) in enumerate(zip(idx[0], sim[0]), start=1):
+        labels = str(records.at[int(i), column]) if column else ""
+        labels = "-" if labels in ("", "nan") else labels
+        print(f"{rank:>4}  {records.at[int(i), 'record_id']!s:<14} {float(s):>10.4f}  {labels}")
+    return 0

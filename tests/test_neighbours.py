@@ -1,0 +1,151 @@
+"""aclecg.neighbours: exact cosine search (against brute force), exclusion, clear errors, precision@k, the CLI."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from aclecg import neighbours
+from aclecg.cli import main
+from aclecg.errors import ConfigError, DataError
+from aclecg.upload import RECORD_SUFFIXES
+
+REPO = Path(__file__).resolve().parent.parent
+CHECKPOINT = REPO / "checkpoints" / "acl_ecg" / "encoder.pt"
+
+
+def _brute_force(index_emb: np.ndarray, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    mean = index_emb.mean(axis=0)
+    std = np.maximum(index_emb.std(axis=0), 1e-6)
+
+    def norm(a: np.ndarray) -> np.ndarray:
+        z = (a - mean) / std
+        return z / np.linalg.norm(z, axis=1, keepdims=True)
+
+    sims = norm(queries.astype(np.float64)) @ norm(index_emb.astype(np.float64)).T
+    order = np.argsort(-sims, axis=1, kind="stable")[:, :k]
+    return order, np.take_along_axis(sims, order, axis=1)
+
+
+@pytest.mark.parametrize("block", [neighbours.BLOCK_ENTRIES, 7 * 40])  # one product, and blocks of 7 rows
+def test_query_matches_brute_force(monkeypatch, block):
+    monkeypatch.setattr(neighbours, "BLOCK_ENTRIES", block)
+    rng = np.random.default_rng(0)
+    emb = rng.normal(size=(300, 16)) * rng.uniform(0.1, 5.0, size=16) + rng.normal(size=16)
+    queries = rng.normal(size=(40, 16))
+    idx, sim = neighbours.NeighbourIndex(emb).query(queries, k=6)
+    want_idx, want_sim = _brute_force(emb, queries, 6)
+    assert idx.shape == sim.shape == (40, 6)
+    np.testing.assert_allclose(sim, want_sim, atol=1e-5)
+    assert (idx == want_idx).mean() > 0.99  # ties at float32 precision may swap; similarities are exact
+    assert (np.diff(sim, axis=1) <= 1e-7).all()  # highest first
+
+
+def test_exclude_leaves_the_record_out():
+    rng = np.random.default_rng(1)
+    emb = rng.normal(size=(50, 8))
+    index = neighbours.NeighbourIndex(emb)
+    idx, sim = index.query(emb[:5], k=3)
+    assert (idx[:, 0] == np.arange(5)).all()  # a record finds itself first
+    np.testing.assert_allclose(sim[:, 0], 1.0, atol=1e-5)
+    idx2, _ = index.query(emb[:5], k=3, exclude=np.arange(5))
+    assert not (idx2 == np.arange(5)[:, None]).any()
+    np.testing.assert_array_equal(idx2[:, :2], idx[:, 1:])
+    idx3, _ = index.query(emb[:2], k=3, exclude=[-1, 1])
+    assert idx3[0, 0] == 0 and 1 not in idx3[1]
+
+
+def test_bad_inputs_give_clear_errors():
+    emb = np.random.default_rng(2).normal(size=(10, 4))
+    index = neighbours.NeighbourIndex(emb)
+    with pytest.raises(DataError, match="3 features but the index has 4"):
+        index.query(np.zeros((1, 3)), k=2)
+    with pytest.raises(ConfigError, match="k must be between 1 and 10"):
+        index.query(emb[:1], k=11)
+    with pytest.raises(ConfigError, match="k must be between 1 and 9"):
+        index.query(emb[:1], k=10, exclude=[0])
+    with pytest.raises(ConfigError, match="k must be between"):
+        index.query(emb[:1], k=0)
+    with pytest.raises(ConfigError, match="one integer row index"):
+        index.query(emb[:2], k=2, exclude=[0])
+    with pytest.raises(ConfigError, match="outside -1..9"):
+        index.query(emb[:1], k=2, exclude=[10])
+    bad = emb.copy()
+    bad[3, 1] = np.nan
+    with pytest.raises(DataError, match="non-finite values"):
+        neighbours.NeighbourIndex(bad)
+    with pytest.raises(DataError, match="non-finite"):
+        index.query(bad[3:4], k=1)
+    with pytest.raises(DataError, match="2-D array"):
+        neighbours.NeighbourIndex(np.zeros(5))
+    with pytest.raises(DataError, match="at least one row"):
+        neighbours.NeighbourIndex(np.zeros((0, 4)))
+
+
+def test_a_constant_feature_does_not_break_the_index():
+    emb = np.random.default_rng(3).normal(size=(20, 3))
+    emb[:, 2] = 7.0  # std 0 -> floored at 1e-6, the feature is 0 after standardising
+    _, sim = neighbours.NeighbourIndex(emb).query(emb[:2], k=2)
+    assert np.isfinite(sim).all()
+
+
+def test_precision_at_k_on_a_known_case():
+    # two tight clusters; train labels: cluster A -> class 0, cluster B -> class 1 except one B record with class 0
+    rng = np.random.default_rng(4)
+    a, b = np.array([10.0, 0.0]), np.array([0.0, 10.0])
+    train = np.vstack([a + rng.normal(scale=0.01, size=(5, 2)), b + rng.normal(scale=0.01, size=(5, 2))])
+    ytr = np.zeros((10, 2), dtype=int)
+    ytr[:5, 0] = 1
+    ytr[5:, 1] = 1
+    ytr[9] = [1, 0]
+    query = np.vstack([a, b])
+    yq = np.array([[1, 0], [0, 1]])
+    res = neighbours.precision_at_k(train, ytr, query, yq, k=5)
+    # query A: 5/5 neighbours share class 0; query B: 4/5 share class 1
+    assert res.value == pytest.approx(0.9)
+    assert res.k == 5 and res.n_queries == 2
+    assert 0.8 <= res.ci_low <= res.value <= res.ci_high <= 1.0
+    again = neighbours.precision_at_k(train, ytr, query, yq, k=5)
+    assert again == res  # the bootstrap is seeded
+    with pytest.raises(DataError, match="train labels have 9 rows"):
+        neighbours.precision_at_k(train, ytr[:9], query, yq, k=5)
+
+
+@pytest.fixture
+def isolated_cache(monkeypatch, tmp_path):
+    monkeypatch.setenv("ACLECG_CACHE", str(tmp_path / "cache"))
+    neighbours.clear_cache()
+    yield tmp_path / "cache"
+    neighbours.clear_cache()
+
+
+def test_cli_on_the_bundled_data(bundled_prepared, isolated_cache, tmp_path, capsys):
+    base = ["neighbours", "--checkpoint", str(CHECKPOINT), "--data", str(bundled_prepared)]
+    assert main([*base, "--record", "17", "-k", "4"]) == 0
+    out = capsys.readouterr().out
+    rows = [line.split() for line in out.splitlines()[2:]]
+    assert len(rows) == 4 and [r[0] for r in rows] == ["1", "2", "3", "4"]
+    assert "17" not in [r[1] for r in rows]  # the record does not find itself
+    sims = [float(r[2]) for r in rows]
+    assert sims == sorted(sims, reverse=True) and all(-1.0 <= s <= 1.0 for s in sims)
+    assert list((isolated_cache / "embeddings").glob("*.npy"))  # the embeddings went to the tmp cache
+
+    # an upload: a bundled Challenge record (12 leads, 500 Hz) copied to a folder of its own
+    from aclecg.data import BUNDLED_RAW_DIR
+
+    hea = next((BUNDLED_RAW_DIR / "challenge-2021" / "training").rglob("JS00001.hea"))
+    folder = tmp_path / "upload"
+    folder.mkdir()
+    for path in hea.parent.glob("JS00001.*"):
+        if path.suffix.lower() in RECORD_SUFFIXES:
+            (folder / path.name).write_bytes(path.read_bytes())
+    assert main([*base, "--upload", str(folder), "-k", "3"]) == 0
+    out = capsys.readouterr().out
+    assert "upload JS00001" in out and len(out.splitlines()) == 5
+
+    assert main([*base, "--record", "no-such-record"]) == 2
+    assert "is not in" in capsys.readouterr().err
+    assert main([*base, "--upload", str(tmp_path / "missing")]) == 2
+    assert "does not exist" in capsys.readouterr().err
