@@ -18,15 +18,11 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 import time
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 # ----------------------------------------------------------------------------------------------------------------
 # per-sample NumPy reference (one record at a time: x (L, T), peaks a 1-D array of valid positions)

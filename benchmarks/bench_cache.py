@@ -11,14 +11,11 @@ without a cache does every epoch. Arm B ("cache"): one shuffled pass over the pr
 from __future__ import annotations
 
 import argparse
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from aclecg.data import BUNDLED_RAW_DIR, PrepareConfig, PreparedDataset, prepare_dataset
 from aclecg.data.prepare import make_reader, process_record

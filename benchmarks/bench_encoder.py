@@ -31,18 +31,14 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import sys
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.utils.flop_counter import FlopCounterMode
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # as the other benchmarks (until aclecg installs)
 
 from aclecg.models import ENCODER_PRESETS, ECGEncoder, _Conv, _Pool, _ResBlock
 from aclecg.runtime import cpu_native_bf16

@@ -25,8 +25,6 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(REPO / "tests"))
 
 PAGES = [
     "pages/1_ECG_explorer.py",
@@ -44,7 +42,12 @@ def main() -> int:
     parser.add_argument("--demo", action="store_true", help="use a temporary demo checkpoint, run and sweep")
     args = parser.parse_args()
     if args.demo:
-        from test_app import make_demo_project
+        import importlib.util
+
+        spec = importlib.util.spec_from_file_location("test_app", REPO / "tests" / "test_app.py")
+        test_app = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(test_app)
+        make_demo_project = test_app.make_demo_project
 
         tmp = Path(tempfile.mkdtemp(prefix="aclecg-bench-pages-"))
         make_demo_project(tmp)

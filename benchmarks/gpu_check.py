@@ -25,7 +25,6 @@ import numpy as np
 import torch
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))  # as the other benchmarks (until aclecg installs)
 
 
 def pretrain_throughput(steps: int = 200) -> dict:
