@@ -85,18 +85,15 @@ centre = c4.checkbox(
 @st.cache_data(show_spinner="Encoding a sample of records…")
 def lead_features(checkpoint: str, dataset_path: str, n: int) -> tuple[np.ndarray, list[str]]:
     """Per-lead features ``(n, L, D)`` of a fixed random sample of records (seed 0)."""
-    import torch
-
-    from aclecg.evaluation import check_compatible
+    from aclecg.evaluation import encode_windows
 
     src = load_source(checkpoint)
     ds = open_dataset(dataset_path)
-    idx = check_compatible(src.meta, ds, Path(checkpoint).parent.name)
     rows = np.sort(np.random.default_rng(0).choice(len(ds), size=min(n, len(ds)), replace=False))
-    x = np.asarray(ds.signals[rows], dtype=np.float32)[:, idx]
-    with torch.no_grad():
-        feats = [src.encoder(torch.from_numpy(x[i : i + 64])).lead_features.numpy() for i in range(0, len(x), 64)]
-    return np.concatenate(feats), list(src.leads)
+    feats = encode_windows(
+        src, ds.signals[rows], ds.fs, ds.leads, output="lead_features", name=Path(checkpoint).parent.name
+    )
+    return feats, list(src.leads)
 
 
 with user_errors():

@@ -121,7 +121,7 @@ def draw(label: str, key: str) -> dict | None:
         note.empty()
         highlight = None
         if uploaded is not None:
-            highlight = place_points(fitted, embed_windows(ckpts[label], uploaded.windows))
+            highlight = place_points(fitted, embed_windows(ckpts[label], uploaded.windows, uploaded.fs))
         fig = viz.embedding_scatter(
             fitted.coords,
             view,

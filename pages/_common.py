@@ -161,16 +161,12 @@ def umap_map_cached(
     return (umap_cache() / f"umap_{key}.npz").is_file()
 
 
-def embed_windows(checkpoint: str, windows: np.ndarray) -> np.ndarray:
-    """Embeddings of preprocessed windows ``(W, 12, T)`` (e.g. an upload) with a checkpoint's encoder."""
-    import torch
-
+def embed_windows(checkpoint: str, windows: np.ndarray, fs: float = 100.0) -> np.ndarray:
+    """Embeddings of preprocessed windows ``(W, 12, T)`` at ``fs`` (e.g. an upload), checked against the checkpoint."""
+    from aclecg.evaluation import encode_windows
     from aclecg.leads import LEADS
 
-    src = load_source(checkpoint)
-    idx = [list(LEADS).index(lead) for lead in src.leads]
-    with torch.no_grad():
-        return src.encoder(torch.from_numpy(np.ascontiguousarray(windows[:, idx], dtype=np.float32))).embedding.numpy()
+    return encode_windows(load_source(checkpoint), windows, fs, LEADS, name=Path(checkpoint).parent.name)
 
 
 # ---------------------------------------------------------------------------------------------- uploads

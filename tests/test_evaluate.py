@@ -22,6 +22,7 @@ from aclecg import evaluation, stats
 from aclecg.errors import CheckpointError, ConfigError, DataError
 from aclecg.leads import LEADS
 
+REPO = Path(__file__).resolve().parents[1]
 TINY = {"stem_width": 4, "widths": [8, 8], "blocks": [1, 1], "kernel_size": 3, "feature_dim": 4}
 CLASSES = ["A", "B", "C"]
 
@@ -505,3 +506,20 @@ def test_rotate_folds_moves_test_and_val_and_keeps_the_official_split_for_fold_1
     assert records["split"].tolist()[:10] == ["train"] * 8 + ["val", "test"]  # the input is not modified
     with pytest.raises(ConfigError, match="test_fold"):
         rotate_folds(records, 11)
+
+
+def test_encode_windows_equals_the_batched_extraction_and_checks_compatibility(bundled_prepared):
+    from aclecg.data import PreparedDataset
+    from aclecg.errors import CheckpointError
+
+    ds = PreparedDataset(bundled_prepared)
+    src = evaluation.load_source(REPO / "checkpoints" / "acl_ecg" / "encoder.pt")
+    rows = np.array([0, 5, 17])
+    lead_idx = evaluation.check_compatible(src.meta, ds)
+    direct = evaluation.extract_embeddings(src.encoder, ds, lead_idx, rows, device="cpu")
+    windows = evaluation.encode_windows(src, ds.signals[rows], ds.fs, ds.leads, batch_size=2)
+    np.testing.assert_allclose(windows, direct, rtol=1e-5, atol=1e-5)
+    lead_feats = evaluation.encode_windows(src, ds.signals[rows], ds.fs, ds.leads, output="lead_features")
+    assert lead_feats.shape[:2] == (3, len(src.leads))
+    with pytest.raises(CheckpointError, match="fs=500"):
+        evaluation.encode_windows(src, ds.signals[rows], 500.0, ds.leads)

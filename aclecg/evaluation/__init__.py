@@ -34,7 +34,7 @@ from aclecg.evaluation.config import (
     EvalConfig,
     embedding_cache_dir,
 )
-from aclecg.evaluation.embeddings import cached_embeddings, extract_embeddings, precision_key
+from aclecg.evaluation.embeddings import cached_embeddings, encode_windows, extract_embeddings, precision_key
 from aclecg.evaluation.form import parse_sweep_form
 from aclecg.evaluation.fractions import rotate_folds, sample_label_fraction
 from aclecg.evaluation.outputs import SweepResult, count_not_converged, learning_rates_of
@@ -61,6 +61,7 @@ __all__ = [
     "check_compatible",
     "count_not_converged",
     "embedding_cache_dir",
+    "encode_windows",
     "extract_embeddings",
     "learning_rates_of",
     "linear_probe",

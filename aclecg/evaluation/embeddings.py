@@ -13,6 +13,7 @@ import warnings
 import zipfile
 from collections.abc import Sequence
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -27,7 +28,7 @@ from aclecg.evaluation.config import embedding_cache_dir
 from aclecg.evaluation.sources import EncoderSource, check_compatible
 from aclecg.runtime import precision_tag, resolve_device
 
-__all__ = ["cached_embeddings", "extract_embeddings", "precision_key"]
+__all__ = ["cached_embeddings", "encode_windows", "extract_embeddings", "precision_key"]
 
 
 def precision_key(dev: torch.device) -> str:
@@ -107,3 +108,34 @@ def cached_embeddings(
     np.save(buffer, emb)
     atomicio.write_bytes(path, buffer.getvalue())
     return emb, path
+
+
+@torch.no_grad()
+def encode_windows(
+    source: EncoderSource,
+    windows: np.ndarray,
+    fs: float,
+    leads: Sequence[str],
+    output: str = "embedding",
+    batch_size: int = 64,
+    name: str = "checkpoint",
+) -> np.ndarray:
+    """Features of preprocessed windows ``(W, len(leads), T)`` (an upload, a sample of records) on the CPU.
+
+    The windows are checked against the checkpoint first (:func:`check_compatible`: its leads present, the same
+    rate and length) and put in the encoder's lead order. ``output`` is ``"embedding"`` (record embeddings
+    ``(W, E)``) or ``"lead_features"`` (per-lead features ``(W, L, D)``).
+    """
+    if output not in ("embedding", "lead_features"):
+        raise ValueError(f"output must be 'embedding' or 'lead_features', got {output!r}")
+    x = np.asarray(windows, dtype=np.float32)
+    if x.ndim != 3:
+        raise DataError(f"windows must be (windows, leads, samples), got shape {x.shape}")
+    shape = SimpleNamespace(leads=list(leads), fs=fs, n_samples=x.shape[-1])
+    idx = check_compatible(source.meta, shape, name)
+    encoder = source.encoder.eval()
+    chunks = [
+        getattr(encoder(torch.from_numpy(np.ascontiguousarray(x[i : i + batch_size][:, idx]))), output).numpy()
+        for i in range(0, len(x), batch_size)
+    ]
+    return np.concatenate(chunks) if chunks else np.zeros((0, 0), np.float32)
