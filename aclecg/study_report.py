@@ -21,6 +21,7 @@ from aclecg.evaluation import count_not_converged
 __all__ = [
     "build_study_report",
     "export_sweeps",
+    "neighbours_section",
     "published_study",
     "published_sweeps",
     "update_readme",
@@ -311,6 +312,8 @@ def build_study_report(root: str | Path, out: str | Path, preamble: str = "", ex
         _cost(cells),
         "",
     ]
+    if export is not None and (Path(export).parent / "neighbours.csv").is_file():
+        parts += neighbours_section(Path(export).parent / "neighbours.csv")
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text("\n".join(parts) + "\n")
     if export is not None:
@@ -322,6 +325,41 @@ def build_study_report(root: str | Path, out: str | Path, preamble: str = "", ex
         tests.to_csv(dest.parent / "family_tests.csv", index=False)
         (dest.parent / "primary.json").write_text(json.dumps(prim, indent=1, default=float) + "\n")
     return out
+
+
+NEIGHBOURS_TITLE = "## Similar-ECG search: label agreement of nearest neighbours"
+
+
+def neighbours_section(csv_path: str | Path) -> list[str]:
+    """Markdown lines of the similar-ECG search section from ``aclecg neighbours --evaluate``'s CSV."""
+    table = pd.read_csv(csv_path)
+    need = {"name", "k", "precision", "ci_low", "ci_high", "n_queries", "n_index"}
+    if not need <= set(table.columns):
+        raise DataError(f"{csv_path}: neighbours table lacks columns {', '.join(sorted(need - set(table.columns)))}")
+    ks = sorted(int(k) for k in table["k"].unique())
+    label_set = str(table["label_set"].iloc[0]) if "label_set" in table.columns and len(table) else "superdiagnostic"
+    n_q, n_i = int(table["n_queries"].max()), int(table["n_index"].max())
+    lines = [
+        NEIGHBOURS_TITLE,
+        "",
+        f"Precision@k of exact cosine nearest-neighbour search (features standardised over the index): each of "
+        f"the {n_q} labelled test records (fold 10) queries the {n_i} labelled training records (folds 1-8; the "
+        f"validation fold is not used), and a neighbour counts as right when it shares at least one "
+        f"{label_set} label with the query, so the table measures how often the records an encoder calls "
+        f"similar are clinically alike. Brackets: bootstrap 95 % CI over queries. `random_init` is an "
+        f"untrained encoder of the same architecture, `raw signal` the flattened preprocessed window, and "
+        f"`chance` the expected precision of neighbours drawn at random from the index.",
+        "",
+        "| method | " + " | ".join(f"precision@{k}" for k in ks) + " |",
+        "|---|" + "---|" * len(ks),
+    ]
+    for name, rows in table.groupby("name", sort=False):
+        by_k = {int(r.k): r for r in rows.itertuples()}
+        cells = [
+            f"{by_k[k].precision:.3f} [{by_k[k].ci_low:.3f}, {by_k[k].ci_high:.3f}]" if k in by_k else "–" for k in ks
+        ]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return lines + ["", "All rows: `docs/results/neighbours.csv` (`python -m aclecg neighbours --evaluate`).", ""]
 
 
 def published_sweeps(root: str | Path | None = None) -> dict[str, Path]:

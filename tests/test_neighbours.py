@@ -149,3 +149,93 @@ def test_cli_on_the_bundled_data(bundled_prepared, isolated_cache, tmp_path, cap
     assert "is not in" in capsys.readouterr().err
     assert main([*base, "--upload", str(tmp_path / "missing")]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+class _SplitData:
+    """Tiny prepared-dataset stand-in: 1-D signals whose sign encodes the label, with train/val/test rows."""
+
+    def __init__(self) -> None:
+        import pandas as pd
+
+        #         train x6 (labels a,a,a,b,b,b)  val x2 (would be perfect)  test x3 (a, b, unlabelled)
+        split = ["train"] * 6 + ["val"] * 2 + ["test"] * 3
+        labels = ["a", "a", "a", "b", "b", "b", "a", "b", "a", "b", ""]
+        sign = np.array([1, 1, 1, -1, -1, -1, 1, -1, 1, -1, 1], dtype=np.float32)
+        offset = np.array([0.0, 0.1, 0.2, 0.0, 0.1, 0.2, 0.05, 0.05, 0.05, 0.05, 0.0], dtype=np.float32)
+        self.signals = np.stack([sign, offset + 1.0], axis=1)[:, :, None]  # (N, 2 leads, 1 sample)
+        self.records = pd.DataFrame({"split": split, "labels_toy": labels})
+        self.label_calls: list[tuple[str, str]] = []
+
+    def labels(self, label_set: str, protocol: str = "multilabel"):
+        self.label_calls.append((label_set, protocol))
+        classes = ["a", "b"]
+        y = np.array([[lab == c for c in classes] for lab in self.records["labels_toy"]], dtype=np.float32)
+        keep = np.flatnonzero(y.sum(1) >= 1)
+        return keep, y[keep], classes
+
+
+def test_evaluate_retrieval_known_answer_and_splits(monkeypatch):
+    from aclecg import neighbours_eval
+
+    data = _SplitData()
+    seen: dict[str, np.ndarray] = {}
+
+    def fake_precision(index_emb, index_y, query_emb, query_y, k, n_boot, seed):
+        seen["index"], seen["query"] = np.asarray(index_emb), np.asarray(query_emb)
+        return real(index_emb, index_y, query_emb, query_y, k=k, n_boot=n_boot, seed=seed)
+
+    real = neighbours.precision_at_k
+    monkeypatch.setattr(neighbours_eval, "precision_at_k", fake_precision)
+    # an "encoder" whose embeddings are the row number: the index must hold rows 0-5, the queries rows 8, 9
+    row_ids = np.arange(11, dtype=np.float32)[:, None] * np.ones((1, 2), dtype=np.float32)
+    monkeypatch.setattr(neighbours_eval, "_embeddings", lambda source, dataset, cache_dir: row_ids)
+    table = neighbours_eval.evaluate_retrieval([("rows", object())], data, label_set="toy", k=(1,), n_boot=50)
+    assert seen["index"][:, 0].tolist() == [0, 1, 2, 3, 4, 5]  # train only: no val, no test
+    assert seen["query"][:, 0].tolist() == [8, 9]  # labelled test only
+    assert data.label_calls == [("toy", "multilabel")]
+
+    # raw signal: the sign channel separates the classes, so every neighbour among 3 shares the label
+    table = neighbours_eval.evaluate_retrieval([("raw", None)], data, label_set="toy", k=(1, 3, 4), n_boot=50)
+    assert list(table.columns) == neighbours_eval.COLUMNS
+    raw = table[table["name"] == "raw"].set_index("k")
+    assert raw.loc[1, "precision"] == 1.0 and raw.loc[3, "precision"] == 1.0
+    assert raw.loc[4, "precision"] == pytest.approx(0.75)  # the 4th neighbour has the other label
+    assert (raw["n_queries"] == 2).all() and (raw["n_index"] == 6).all()
+    assert (raw["ci_low"] <= raw["precision"]).all() and (raw["precision"] <= raw["ci_high"]).all()
+    chance = table[table["name"] == neighbours_eval.CHANCE]
+    assert chance["precision"].tolist() == pytest.approx([0.5, 0.5, 0.5])
+    with pytest.raises(ConfigError, match="more than the 6"):
+        neighbours_eval.evaluate_retrieval([("raw", None)], data, label_set="toy", k=(7,))
+
+
+def test_neighbours_section_renders_the_csv(tmp_path):
+    import pandas as pd
+
+    from aclecg.study_report import NEIGHBOURS_TITLE, neighbours_section
+
+    rows = [["acl_ecg", k, 0.8, 0.7, 0.9, 128, 723, "superdiagnostic"] for k in (1, 5)] + [
+        ["raw signal", k, 0.5, 0.4, 0.6, 128, 723, "superdiagnostic"] for k in (1, 5)
+    ]
+    path = tmp_path / "neighbours.csv"
+    pd.DataFrame(
+        rows, columns=["name", "k", "precision", "ci_low", "ci_high", "n_queries", "n_index", "label_set"]
+    ).to_csv(path, index=False)
+    lines = neighbours_section(path)
+    assert lines[0] == NEIGHBOURS_TITLE
+    assert "| acl_ecg | 0.800 [0.700, 0.900] | 0.800 [0.700, 0.900] |" in lines
+    assert any("128 labelled test records" in line and "723 labelled training" in line for line in lines)
+
+
+def test_cli_evaluate_writes_csv_and_markdown(bundled_prepared, isolated_cache, tmp_path, capsys):
+    import pandas as pd
+
+    out = tmp_path / "res" / "neighbours.csv"
+    args = ["neighbours", "--evaluate", "--checkpoint", str(CHECKPOINT), "--data", str(bundled_prepared)]
+    assert main([*args, "--ks", "1,5", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    table = pd.read_csv(out)
+    assert set(table["name"]) == {"acl_ecg", "random_init", "raw signal", "chance"}
+    assert sorted(set(table["k"])) == [1, 5] and len(table) == 8
+    assert ((table["ci_low"] <= table["precision"]) & (table["precision"] <= table["ci_high"])).all()
+    assert "raw signal" in printed and out.with_suffix(".md").read_text().startswith("## Similar-ECG search")
+    assert main([*args, "--ks", "1,x"]) == 2

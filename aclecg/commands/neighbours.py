@@ -20,6 +20,12 @@ EXAMPLES = """examples:
   python -m aclecg neighbours --checkpoint checkpoints/acl_ecg/encoder.pt --data .cache/prepared/ptbxl \\
       --upload my_ecg/A0001.hea -k 10
 
+  # label-agreement precision@1/5/10: test records (fold 10) queried against the train folds (1-8), per
+  # checkpoint, plus random-init, raw-signal and chance rows; writes the CSV and a markdown table next to it
+  python -m aclecg neighbours --evaluate --data .cache/prepared/ptbxl \\
+      --checkpoint checkpoints/acl_ecg/encoder.pt --checkpoint checkpoints/simclr/encoder.pt \\
+      --out docs/results/neighbours.csv
+
 Similarity is the cosine of the encoder's embeddings after standardising each feature over the dataset
 (exact search, see aclecg.neighbours). An upload is preprocessed like `prepare` and its first window is embedded.
 """
@@ -34,12 +40,33 @@ def register(sub: argparse._SubParsersAction) -> None:
         epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--checkpoint", required=True, help="checkpoint file of the encoder")
+    p.add_argument(
+        "--checkpoint",
+        required=True,
+        action="append",
+        help="checkpoint file of the encoder (with --evaluate: repeat it for every checkpoint to score)",
+    )
     p.add_argument("--data", required=True, help="prepared dataset directory to search")
     query = p.add_mutually_exclusive_group(required=True)
     query.add_argument("--record", help="record_id of a record in --data (its first window is the query)")
     query.add_argument("--upload", help="a WFDB .hea (with its signal file next to it), a folder of them, or a .zip")
-    p.add_argument("-k", type=int, default=5, help="how many neighbours (default 5)")
+    query.add_argument(
+        "--evaluate",
+        action="store_true",
+        help="score every --checkpoint (plus random-init, raw-signal and chance rows) by label-agreement "
+        "precision@k of test records queried against the train folds",
+    )
+    p.add_argument("-k", type=int, default=None, help="how many neighbours (default 5; with --evaluate 1,5,10)")
+    p.add_argument("--ks", default="1,5,10", help="with --evaluate: comma-separated k values (default 1,5,10)")
+    p.add_argument(
+        "--label-set", default="superdiagnostic", help="with --evaluate: label set (default superdiagnostic)"
+    )
+    p.add_argument("--seed", type=int, default=0, help="with --evaluate: random-init and bootstrap seed (default 0)")
+    p.add_argument(
+        "--out",
+        default=None,
+        help="with --evaluate: CSV to write (atomically); a markdown table goes next to it as <stem>.md",
+    )
     p.add_argument("--cache-dir", default=None, help="embedding cache folder (default <cache root>/embeddings)")
     p.set_defaults(func=run)
 
@@ -88,16 +115,52 @@ def _embed_upload(source: EncoderSource, dataset: Any, target: Path) -> tuple[np
     return emb, record.record_id
 
 
+def _evaluate(args: argparse.Namespace) -> int:
+    from aclecg import atomicio, evaluation, neighbours_eval
+    from aclecg.errors import ConfigError
+    from aclecg.study_report import neighbours_section
+
+    try:
+        ks = [int(x) for x in str(args.ks).split(",") if x.strip()]
+    except ValueError:
+        raise ConfigError(f"--ks must be comma-separated integers; got {args.ks!r}") from None
+    if args.k is not None:
+        ks = [args.k]
+    dataset = evaluation.open_dataset(args.data)
+    loaded = [evaluation.load_source(path) for path in args.checkpoint]
+    ref = next((s for s in loaded if s.meta.get("method") == "acl_ecg"), loaded[0])
+    ref_cfg = dict(ref.meta["encoder_config"])
+    random_init = evaluation.random_init_source(ref_cfg, args.seed, list(ref.leads), dataset.fs, dataset.n_samples)
+    sources: list[tuple[str, Any]] = [(s.label, s) for s in loaded]
+    sources += [("random_init", random_init), (neighbours_eval.RAW_SIGNAL, None)]
+    table = neighbours_eval.evaluate_retrieval(
+        sources, dataset, label_set=args.label_set, k=ks, seed=args.seed, cache_dir=args.cache_dir
+    )
+    with_ci = table.assign(ci=[f"[{lo:.3f}, {hi:.3f}]" for lo, hi in zip(table["ci_low"], table["ci_high"])])
+    print(with_ci[["name", "k", "precision", "ci", "n_queries", "n_index"]].to_string(index=False, float_format="%.3f"))
+    if args.out:
+        out = Path(args.out)
+        atomicio.write_text(out, table.to_csv(index=False))
+        atomicio.write_text(out.with_suffix(".md"), "\n".join(neighbours_section(out)) + "\n")
+        print(f"wrote {out} and {out.with_suffix('.md')}")
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
     import numpy as np
 
     from aclecg import evaluation, neighbours
     from aclecg.errors import ConfigError, DataError
 
+    if args.evaluate:
+        return _evaluate(args)
+    if len(args.checkpoint) > 1:
+        raise ConfigError("give one --checkpoint to search with (several only with --evaluate)")
+    args.k = 5 if args.k is None else args.k
     if args.k < 1:
         raise ConfigError(f"-k must be at least 1; got {args.k}")
     dataset = evaluation.open_dataset(args.data)
-    source = evaluation.load_source(args.checkpoint)
+    source = evaluation.load_source(args.checkpoint[0])
     index = neighbours.cached_index(source, dataset, cache_dir=args.cache_dir)
     records = dataset.records.reset_index(drop=True)
     label_set = next(iter(dataset.label_sets), None)
