@@ -54,15 +54,10 @@ if not chosen_ds:
 
 @st.cache_data
 def joint_table(paths: tuple[str, ...], names: tuple[str, ...]) -> pd.DataFrame:
-    """Records of several datasets, stacked, with a ``dataset`` column and one ``labels`` column per set."""
-    frames = []
-    for name, path in zip(names, paths):
-        rec = open_dataset(path).records.copy()
-        rec.insert(0, "dataset", name)
-        frames.append(rec)
-    table = pd.concat(frames, ignore_index=True)
-    table["age"] = pd.to_numeric(table["age"], errors="coerce")
-    return table
+    """Records of several datasets, stacked (see :func:`aclecg.data.joint.stack_records`)."""
+    from aclecg.data.joint import stack_records
+
+    return stack_records({name: open_dataset(path) for name, path in zip(names, paths)})
 
 
 names = tuple(chosen_ds)
@@ -181,7 +176,7 @@ row = st.selectbox("record", picked, format_func=lambda r: pick_labels[r], key=f
 rec = table.iloc[row]
 ds_path = datasets[rec["dataset"]]
 ds = open_dataset(ds_path)
-local = int(row - sum(len(open_dataset(p)) for p in paths[: names.index(rec["dataset"])]))
+local = int(rec["row"])
 descriptions = label_descriptions(ds_path)
 st.markdown("; ".join(f"**{s}**: {describe_labels(rec.get(f'labels_{s}', ''), descriptions)}" for s in ds.label_sets))
 st.plotly_chart(

@@ -86,3 +86,16 @@ def test_discover_checkpoints_default_first_and_no_training_checkpoints(tmp_path
     found = discover_checkpoints(shipped, runs)
     assert list(found) == ["acl_ecg (shipped)", "byol (shipped)", "simclr (shipped)", "my-run (run)"]
     assert found["my-run (run)"] == runs / "my-run" / "encoder.pt"
+
+
+def test_stack_records_keeps_each_rows_own_position(user_ptbxl, bundled_prepared):
+    from aclecg.data.joint import stack_records
+
+    mine, bundled = PreparedDataset(user_ptbxl[1]), PreparedDataset(bundled_prepared)
+    table = stack_records({"mine": mine, "ptbxl": bundled})
+    assert len(table) == len(mine) + len(bundled)
+    assert list(table.columns[:2]) == ["dataset", "row"]
+    last = table.iloc[-1]
+    assert (last["dataset"], last["row"]) == ("ptbxl", len(bundled) - 1)
+    assert last["record_id"] == bundled.records.iloc[-1]["record_id"]
+    assert table["age"].dtype.kind == "f"
