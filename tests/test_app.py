@@ -77,7 +77,7 @@ def _build_demo(folder: Path) -> None:
         seeds=1,
         arms=("linear_probe", "supervised", "random_init"),
         out_dir=folder / "runs" / "sweep-demo",
-        config=EvalConfig(max_steps=20, eval_every=10, patience=10, lr_grid=(1e-3,), n_bootstrap=50),
+        config=EvalConfig(max_steps=6, eval_every=3, patience=3, batch_size=32, lr_grid=(1e-3,), n_bootstrap=50),
         encoder_config=dict(TINY),
         cache_dir=folder / "cache" / "embeddings",
         show_progress=False,

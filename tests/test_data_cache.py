@@ -207,6 +207,7 @@ def test_interrupted_prepare_leaves_no_valid_looking_cache(tmp_path, monkeypatch
     assert available_datasets(tmp_path) == [out.resolve()]
 
 
+@pytest.mark.slow  # a spawned worker pool: ~3 s
 def test_prepare_is_deterministic_and_workers_agree(tmp_path):
     src = BUNDLED_RAW_DIR / "challenge-2021"
     a = prepare_dataset(src, tmp_path / "a", "challenge", progress=False)

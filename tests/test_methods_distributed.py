@@ -119,11 +119,13 @@ def rank_results(tmp_path_factory):
     return [torch.load(tmp / f"rank{r}.pt", weights_only=False) for r in range(WORLD)]
 
 
+@pytest.mark.slow  # the module fixture starts two processes (~3.5 s)
 def test_gather_concatenates_in_rank_order(rank_results):
     for r in range(WORLD):
         assert torch.equal(rank_results[r]["probe"][0], torch.tensor([0.0, 1, 2, 1, 2, 3]))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", list(LOSSES))
 def test_split_batch_equals_full_batch(rank_results, name):
     shape, fn = LOSSES[name]
@@ -137,6 +139,7 @@ def test_split_batch_equals_full_batch(rank_results, name):
     assert torch.allclose(dist_gb, gb, atol=1e-10), name
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", METHODS)
 def test_method_parameter_gradients_match(rank_results, name):
     full_loss, grads = _run_method(name, slice(None))

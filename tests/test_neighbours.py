@@ -226,6 +226,7 @@ def test_neighbours_section_renders_the_csv(tmp_path):
     assert any("128 labelled test records" in line and "723 labelled training" in line for line in lines)
 
 
+@pytest.mark.slow  # embeds the bundled records with three encoders: ~2 s
 def test_cli_evaluate_writes_csv_and_markdown(bundled_prepared, isolated_cache, tmp_path, capsys):
     import pandas as pd
 
