@@ -316,3 +316,4 @@ def test_crop_labels_of_three_views_do_not_overlap_and_take_the_view_colour():
     titles = fig.layout.annotations[1:4]
     assert [b.line.color for b in boxes] == [a.font.color for a in labels] == [t.font.color for t in titles]
     assert len({b.line.color for b in boxes}) == 3
+    assert not {b.line.color for b in boxes} & set(REGION_COLOURS.values())  # never a trace's region colour

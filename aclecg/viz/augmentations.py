@@ -99,7 +99,7 @@ def _np(value):
 
 
 #: Colour of each view (its title and its crop box on the original), in view order.
-VIEW_COLOURS = ("#d62728", "#1f77b4", "#2ca02c", "#9467bd")
+VIEW_COLOURS = ("#e66100", "#008b8b", "#b8860b", "#e7298a")  # none is a region colour of the traces
 MASK_FILL = "rgba(120,120,120,0.30)"
 
 
