@@ -111,6 +111,7 @@ if not runs:
     st.info("No pretraining runs yet. Launch one above (preset `cpu-quick` takes a few minutes on a CPU).")
     st.stop()
 
+states = {r.name: r.state for r in runs}  # what the selector's labels show
 labels = {r.name: f"{r.name} · {r.state} · {r.method or '?'}" for r in runs}
 # options are run names (stable while a run's state changes); the label shows its state and method
 selected = st.selectbox("run", list(labels), format_func=labels.__getitem__, key="pt_run_name")
@@ -121,7 +122,7 @@ run_dir = root / selected
 def watch(run_dir: Path) -> None:
     """Live state, curves and log of one run; reruns on its own every 3 s without blocking the page."""
     info = jobs.run_info(run_dir)
-    if info.state != labels[info.name].split(" · ")[1]:
+    if info.state != states[info.name]:
         st.rerun()  # the state changed (started, finished, cancelled): redraw the selector's label as well
     c1, c2, c3, c4 = st.columns(4)
     c1.metric("state", info.state)
