@@ -6,12 +6,11 @@ import numpy as np
 import streamlit as st
 
 from aclecg import viz
-from aclecg.data.labels import row_choices
+from aclecg.data.labels import describe_labels, row_choices
 from aclecg.data.rpeaks import rhythm_summary
 from aclecg.leads import LEADS
 from pages._common import (
     dataset_paths,
-    describe_labels,
     label_descriptions,
     open_dataset,
     raw_window_mv,

@@ -12,13 +12,13 @@ import streamlit as st
 
 from aclecg import umap_learn, viz
 from aclecg.constraints import UMAP_METHODS
+from aclecg.data.labels import describe_labels
 from aclecg.embed2d import TRUST_K, place_points
 from aclecg.leads import LEADS
 from pages._common import (
     HOW_TO_CHECKPOINT,
     checkpoint_paths,
     dataset_paths,
-    describe_labels,
     embed_windows,
     label_descriptions,
     open_dataset,

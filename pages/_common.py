@@ -92,12 +92,6 @@ def label_descriptions(dataset_path: str) -> dict[str, str]:
     return _descriptions(open_dataset(dataset_path).manifest)
 
 
-def describe_labels(text: str, descriptions: dict[str, str]) -> str:
-    from aclecg.data.labels import describe_labels as _describe
-
-    return _describe(text, descriptions)
-
-
 def raw_window_mv(dataset_path: str, row: int) -> tuple[np.ndarray, float] | None:
     """The raw record behind a prepared row (see :func:`aclecg.data.raw.raw_window_mv`)."""
     from aclecg.data.raw import raw_window_mv as _raw
