@@ -28,7 +28,14 @@ import torch
 
 from aclecg.errors import ConfigError, DataError
 
-__all__ = ["NeighbourIndex", "PrecisionAtK", "cached_index", "clear_cache", "precision_at_k"]
+__all__ = [
+    "NeighbourIndex",
+    "PrecisionAtK",
+    "cached_index",
+    "clear_cache",
+    "precision_at_k",
+    "similar_records",
+]
 
 #: Largest number of similarity entries (queries x index rows) computed in one block.
 BLOCK_ENTRIES = 1 << 24
@@ -139,6 +146,45 @@ def cached_index(source: Any, dataset: Any, cache_dir: str | Path | None = None)
     while len(_CACHE) > CACHE_SIZE:
         _CACHE.popitem(last=False)
     return index
+
+
+def similar_records(
+    index: NeighbourIndex,
+    records: Any,
+    vector: Any,
+    k: int = 5,
+    exclude_row: int | None = None,
+    label_set: str | None = None,
+) -> Any:
+    """The ``k`` records most similar to one query ``vector (D,)`` as a table, most similar first.
+
+    ``records`` is the dataset's record table (row ``i`` of the index is row ``i`` of it); ``exclude_row`` leaves
+    the query's own row out. Columns: ``rank``, ``row``, ``record_id``, ``similarity`` and, when ``label_set`` is
+    given, ``labels`` (``;``-separated codes, ``""`` for none).
+    """
+    import pandas as pd
+
+    table = records.reset_index(drop=True)
+    if len(table) != len(index):
+        raise DataError(f"the record table has {len(table)} rows but the index has {len(index)}")
+    q = _as_matrix(np.asarray(vector, dtype=np.float32).reshape(1, -1), "query vector")
+    idx, sim = index.query(q, k=k, exclude=None if exclude_row is None else [int(exclude_row)])
+    rows = idx[0]
+    out = pd.DataFrame(
+        {
+            "rank": np.arange(1, len(rows) + 1),
+            "row": rows,
+            "record_id": table["record_id"].astype(str).to_numpy()[rows],
+            "similarity": sim[0].astype(float),
+        }
+    )
+    if label_set is not None:
+        column = f"labels_{label_set}"
+        if column not in table.columns:
+            raise DataError(f"the record table has no label set {label_set!r}")
+        labels = table[column].fillna("").astype(str).to_numpy()[rows]
+        out["labels"] = [("" if v == "nan" else v) for v in labels]
+    return out
 
 
 def clear_cache() -> None:

@@ -17,6 +17,7 @@ from pages._common import (
     upload_box,
     user_errors,
 )
+from pages._similar import similar_ecgs
 
 st.title("ECG explorer")
 datasets = dataset_paths()
@@ -144,3 +145,6 @@ with right:
                 f"fold {meta['fold']} ({meta['split']}) · source `{meta['source']}`"
             )
         st.plotly_chart(fig, width="stretch", key="explorer_chart")
+
+with right:
+    similar_ecgs("explorer", datasets[name], row=int(row), upload=uploaded, label_set=label_set)

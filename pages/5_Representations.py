@@ -27,6 +27,7 @@ from pages._common import (
     upload_box,
     user_errors,
 )
+from pages._similar import similar_ecgs
 
 st.title("Representations")
 ckpts = checkpoint_paths()
@@ -192,3 +193,4 @@ st.plotly_chart(
     width="stretch",
     key="rep_ecg",
 )
+similar_ecgs("rep", ds_path, row=local, label_set=next(iter(ds.label_sets), ""))

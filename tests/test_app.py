@@ -194,6 +194,37 @@ def test_explorer_steps_through_records_in_black_with_the_heart_rate(empty_proje
     assert len({t["line"]["color"] for t in chart["data"] if t.get("name") in ("I", "V1", "II")}) == 3
 
 
+def test_explorer_finds_similar_ecgs_of_the_record(project):
+    """The button lists the k nearest records (the library's answer, query left out) and draws the pick."""
+    from aclecg.checkpoint import discover_checkpoints
+    from aclecg.data import PreparedDataset, ensure_bundled
+    from aclecg.evaluation import cached_embeddings, load_source
+    from aclecg.neighbours import NeighbourIndex
+
+    at = _app()
+    at.switch_page(PAGES[0]).run()
+    at.button(key="explorer_next").click().run()
+    record = at.selectbox(key="explorer_record").value
+    assert not at.dataframe  # nothing searched yet
+    at.number_input(key="explorer_sim_k").set_value(4).run()
+    at.button(key="explorer_sim_go").click().run()
+    _assert_clean(at)
+    table = at.dataframe[0].value
+    ds = PreparedDataset(ensure_bundled(["ptbxl"])["ptbxl"])
+    ckpt = next(iter(discover_checkpoints(project / "checkpoints", project / "runs").values()))
+    emb, _ = cached_embeddings(load_source(ckpt), ds, cache_dir=project / "check-embeddings")
+    row = int(np.flatnonzero(ds.records["record_id"].astype(str).to_numpy() == record.split(" ")[0])[0])
+    want, _ = NeighbourIndex(emb).query(emb[row : row + 1], k=4, exclude=[row])
+    assert table["record_id"].tolist() == ds.records["record_id"].astype(str).to_numpy()[want[0]].tolist()
+    assert record.split(" ")[0] not in table["record_id"].tolist()
+    assert table["similarity"].is_monotonic_decreasing
+    titles = [json.loads(c.proto.spec)["layout"]["title"]["text"] for c in at.get("plotly_chart")[1:]]
+    assert titles[0].startswith("query: ") and titles[1].startswith(f"#1 {table['record_id'].iloc[0]}")
+    at.radio(key="explorer_sim_pick").set_value(3).run()
+    titles = [json.loads(c.proto.spec)["layout"]["title"]["text"] for c in at.get("plotly_chart")[1:]]
+    assert titles[1].startswith(f"#3 {table['record_id'].iloc[2]}")
+
+
 def test_explorer_label_filter(empty_project):
     at = _app()
     at.switch_page(PAGES[0]).run()

@@ -240,3 +240,27 @@ def test_cli_evaluate_writes_csv_and_markdown(bundled_prepared, isolated_cache, 
     assert ((table["ci_low"] <= table["precision"]) & (table["precision"] <= table["ci_high"])).all()
     assert "raw signal" in printed and out.with_suffix(".md").read_text().startswith("## Similar-ECG search")
     assert main([*args, "--ks", "1,x"]) == 2
+
+
+def test_similar_records_table_matches_the_index_and_leaves_the_query_out():
+    import pandas as pd
+
+    rng = np.random.default_rng(3)
+    emb = rng.normal(size=(50, 8))
+    records = pd.DataFrame(
+        {"record_id": [f"r{i}" for i in range(50)], "labels_diag": ["MI" if i % 2 else "" for i in range(50)]},
+        index=np.arange(100, 150),  # a non-default index must not shift rows
+    )
+    index = neighbours.NeighbourIndex(emb)
+    table = neighbours.similar_records(index, records, emb[7], k=4, exclude_row=7, label_set="diag")
+    want_idx, want_sim = _brute_force(emb, emb[7:8], 5)
+    want_idx, want_sim = want_idx[0][want_idx[0] != 7][:4], want_sim[0][want_idx[0] != 7][:4]
+    assert table["row"].tolist() == want_idx.tolist()
+    np.testing.assert_allclose(table["similarity"], want_sim, atol=1e-5)
+    assert table["rank"].tolist() == [1, 2, 3, 4]
+    assert table["record_id"].tolist() == [f"r{i}" for i in want_idx]
+    assert table["labels"].tolist() == ["MI" if i % 2 else "" for i in want_idx]
+    with pytest.raises(DataError, match="no label set 'rhythm'"):
+        neighbours.similar_records(index, records, emb[0], k=2, label_set="rhythm")
+    with pytest.raises(DataError, match="49 rows but the index has 50"):
+        neighbours.similar_records(index, records.iloc[:49], emb[0], k=2)

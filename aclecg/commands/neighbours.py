@@ -179,12 +179,12 @@ def run(args: argparse.Namespace) -> int:
     limit = len(index) - (1 if exclude else 0)
     if args.k > limit:
         raise ConfigError(f"-k {args.k} is more than the {limit} records that can be returned")
-    idx, sim = index.query(vectors, k=args.k, exclude=exclude)
-    column = f"labels_{label_set}" if label_set else None
+    found = neighbours.similar_records(
+        index, records, vectors[0], k=args.k, exclude_row=exclude[0] if exclude else None, label_set=label_set
+    )
     print(f"{args.k} nearest records to {title} in {Path(args.data).name} (cosine similarity):")
     print(f"{'rank':>4}  {'record_id':<14} {'similarity':>10}  {label_set or 'labels'}")
-    for rank, (i, s) in enumerate(zip(idx[0], sim[0]), start=1):
-        labels = str(records.at[int(i), column]) if column else ""
-        labels = "-" if labels in ("", "nan") else labels
-        print(f"{rank:>4}  {records.at[int(i), 'record_id']!s:<14} {float(s):>10.4f}  {labels}")
+    for hit in found.itertuples(index=False):
+        labels = getattr(hit, "labels", "") or "-"
+        print(f"{hit.rank:>4}  {hit.record_id:<14} {hit.similarity:>10.4f}  {labels}")
     return 0

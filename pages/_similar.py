@@ -1,0 +1,136 @@
+"""The "Similar ECGs" panel shared by the Explorer and the Representations pages.
+
+A button runs :func:`aclecg.neighbours.similar_records` on a checkpoint's cached index of one prepared dataset.
+The result stays in ``st.session_state`` (keyed by query, checkpoint and k), so picking a neighbour to compare
+redraws only the two grids.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import streamlit as st
+
+from aclecg import viz
+from aclecg.data.labels import describe_labels
+from aclecg.leads import LEADS
+from pages._common import (
+    checkpoint_paths,
+    embed_windows,
+    label_descriptions,
+    load_source,
+    open_dataset,
+    raw_window_mv,
+    umap_cache,
+    user_errors,
+)
+
+#: Grid scale of the side-by-side comparison: two 10 s prints fill a wide page.
+PX_PER_MM = 2.3
+
+
+@st.cache_resource(show_spinner="Building the similarity index (once per checkpoint and dataset)…")
+def _index(checkpoint: str, dataset_path: str):
+    from aclecg.neighbours import cached_index
+
+    return cached_index(
+        load_source(checkpoint), open_dataset(dataset_path), cache_dir=umap_cache().parent / "embeddings"
+    )
+
+
+def _record_vector(checkpoint: str, dataset_path: str, row: int) -> np.ndarray:
+    from aclecg.evaluation import cached_embeddings
+
+    emb, _ = cached_embeddings(
+        load_source(checkpoint), open_dataset(dataset_path), cache_dir=umap_cache().parent / "embeddings"
+    )
+    return np.asarray(emb[row], dtype=np.float32)
+
+
+@st.cache_resource(max_entries=64, show_spinner=False)
+def _record_figure(dataset_path: str, row: int, title: str):
+    """A record of a dataset on the paper grid (raw mV when the raw record is readable, else prepared)."""
+    ds = open_dataset(dataset_path)
+    raw = raw_window_mv(dataset_path, row)
+    sig, fs, units = (raw[0], raw[1], "mV") if raw is not None else (np.asarray(ds.signals[row]), ds.fs, "z")
+    return viz.ecg_paper_figure(
+        sig, fs, LEADS, layout="3x4", units=units, title=title, colours="black", px_per_mm=PX_PER_MM
+    )
+
+
+def similar_ecgs(key: str, dataset_path: str, row: int | None = None, upload: Any = None, label_set: str = "") -> None:
+    """Lay out the panel for one query: a dataset row, or an uploaded record (``upload``, searched against it)."""
+    ckpts = checkpoint_paths()
+    st.subheader("Similar ECGs")
+    if not ckpts:
+        st.caption("No checkpoint to search with yet: pretrain one on the Pretraining page.")
+        return
+    ds = open_dataset(dataset_path)
+    c1, c2, c3 = st.columns([3, 1, 1])
+    ckpt = c1.selectbox("search with checkpoint", list(ckpts), key=f"{key}_sim_ckpt")
+    k = int(c2.number_input("how many", 1, 20, 5, key=f"{key}_sim_k"))
+    query = ("upload", upload.record_id) if upload is not None else ("row", int(row or 0))
+    state_key = f"{key}_sim_result"
+    want = (dataset_path, query, ckpt, k, label_set)
+    c3.write("")  # align the button with the inputs
+    if c3.button("Find similar ECGs", key=f"{key}_sim_go", width="stretch"):
+        with user_errors(), st.spinner("Searching…"):
+            index = _index(ckpts[ckpt], dataset_path)
+            if upload is not None:
+                vector, exclude = embed_windows(ckpts[ckpt], upload.windows[:1], upload.fs)[0], None
+            else:
+                vector, exclude = _record_vector(ckpts[ckpt], dataset_path, int(row or 0)), int(row or 0)
+            from aclecg.neighbours import similar_records
+
+            found = similar_records(index, ds.records, vector, k=k, exclude_row=exclude, label_set=label_set or None)
+            st.session_state[state_key] = (want, found)
+    stored = st.session_state.get(state_key)
+    if not stored or stored[0] != want:
+        st.caption(
+            f"The {k} records of this dataset nearest to this ECG in the checkpoint's embedding space "
+            "(cosine similarity of standardised embeddings; exact search)."
+        )
+        return
+    found = stored[1]
+    descriptions = label_descriptions(dataset_path)
+    shown = found.assign(labels=[describe_labels(v, descriptions) for v in found.get("labels", [""] * len(found))])
+    st.dataframe(
+        shown[["rank", "record_id", "similarity", "labels"]],
+        hide_index=True,
+        width="stretch",
+        column_config={"similarity": st.column_config.NumberColumn("similarity", format="%.3f")},
+    )
+    ranks = shown["rank"].tolist()
+    pick = st.radio(
+        "compare with",
+        ranks,
+        format_func=lambda r: f"#{r} {shown['record_id'].iloc[r - 1]}",
+        horizontal=True,
+        key=f"{key}_sim_pick",
+    )
+    hit = shown.iloc[int(pick) - 1]
+    left, right = st.columns(2)
+    with left, user_errors():
+        if upload is not None:
+            st.plotly_chart(
+                viz.ecg_paper_figure(
+                    upload.raw_mv[:, : int(round(10 * upload.raw_fs))],
+                    upload.raw_fs,
+                    LEADS,
+                    layout="3x4",
+                    units="mV",
+                    title=f"query: uploaded {upload.record_id}",
+                    colours="black",
+                    px_per_mm=PX_PER_MM,
+                ),
+                width="stretch",
+                key=f"{key}_sim_query",
+            )
+        else:
+            title = f"query: {ds.records['record_id'].iloc[int(row or 0)]}"
+            st.plotly_chart(_record_figure(dataset_path, int(row or 0), title), width="stretch", key=f"{key}_sim_query")
+    with right, user_errors():
+        title = f"#{int(hit['rank'])} {hit['record_id']} · similarity {float(hit['similarity']):.3f}"
+        st.plotly_chart(_record_figure(dataset_path, int(hit["row"]), title), width="stretch", key=f"{key}_sim_hit")
+        st.caption(hit["labels"] or "(no labels)")
