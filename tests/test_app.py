@@ -202,15 +202,15 @@ def test_explorer_finds_similar_ecgs_of_the_record(project):
     from aclecg.neighbours import NeighbourIndex
 
     at = _app()
+    at.session_state["explorer_dataset"] = "challenge"  # 21 windows: a small index to build
     at.switch_page(PAGES[0]).run()
-    at.button(key="explorer_next").click().run()
     record = at.selectbox(key="explorer_record").value
     assert not at.dataframe  # nothing searched yet
     at.number_input(key="explorer_sim_k").set_value(4).run()
     at.button(key="explorer_sim_go").click().run()
     _assert_clean(at)
     table = at.dataframe[0].value
-    ds = PreparedDataset(ensure_bundled(["ptbxl"])["ptbxl"])
+    ds = PreparedDataset(ensure_bundled(["challenge"])["challenge"])
     ckpt = next(iter(discover_checkpoints(project / "checkpoints", project / "runs").values()))
     emb, _ = cached_embeddings(load_source(ckpt), ds, cache_dir=project / "check-embeddings")
     row = int(np.flatnonzero(ds.records["record_id"].astype(str).to_numpy() == record.split(" ")[0])[0])
