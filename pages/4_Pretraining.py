@@ -9,6 +9,7 @@ import streamlit as st
 
 from aclecg import jobs, viz
 from aclecg.errors import AclEcgError
+from aclecg.methods import loss_terms
 from pages._common import dataset_paths, runs_root, user_errors
 
 st.title("Pretraining")
@@ -145,7 +146,7 @@ def watch(run_dir: Path) -> None:
         except AclEcgError as exc:
             st.error(str(exc))
     metrics = jobs.read_metrics(run_dir)
-    st.plotly_chart(viz.training_curves(metrics), width="stretch", key="pt_curves")
+    st.plotly_chart(viz.training_curves(metrics, loss_terms(info.method)), width="stretch", key="pt_curves")
     ckpts = sorted((run_dir / "checkpoints").glob("*.pt")) if (run_dir / "checkpoints").is_dir() else []
     if (run_dir / "encoder.pt").is_file():
         st.success(f"Exported encoder: `{run_dir / 'encoder.pt'}` (use it on the Representations and Sweeps pages)")

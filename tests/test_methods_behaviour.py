@@ -192,6 +192,7 @@ def test_forward_terms_and_loss_decreases_on_toy_problem(name):
         x1, x2 = views(pool[idx], g)
         out = m(x1, x2)
         assert "loss" in out and all(v.dim() == 0 and torch.isfinite(v) for v in out.values())
+        assert tuple(out) == type(m).LOSS_TERMS  # exactly the declared terms, the chart plots those
         assert len(out) >= 2  # the loss plus its term(s)
         opt.zero_grad()
         out["loss"].backward()

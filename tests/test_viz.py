@@ -219,7 +219,8 @@ def test_training_curves_and_diagrams_build():
         {
             "step": [1, 2, 3],
             "loss": [3.0, 2.0, 1.5],
-            "loss_region": [1.0, 0.8, 0.7],
+            "region": [1.0, 0.8, 0.7],
+            "instance": [2.0, 1.2, 0.8],
             "lr": [1e-3] * 3,
             "samples_per_s": [100.0, 110.0, 120.0],
             "rss_mb": [900.0] * 3,
@@ -227,8 +228,13 @@ def test_training_curves_and_diagrams_build():
             "world_size": [1] * 3,
         }
     )  # bookkeeping: not plotted
-    fig = viz.training_curves(metrics)
-    assert {t.name for t in fig.data} == {"loss", "loss_region", "lr", "samples/s"}
+    fig = viz.training_curves(metrics, ("loss", "region", "not_logged"))
+    assert {t.name for t in fig.data} == {"loss", "region", "lr", "samples/s"}  # declared and logged only
+    assert {t.name for t in viz.training_curves(metrics).data} == {"loss", "lr", "samples/s"}
+    from aclecg.methods import loss_terms
+
+    assert loss_terms("acl_ecg") == ("loss", "region", "instance")
+    assert loss_terms("no-such-method") == loss_terms(None) == ("loss",)
     assert len(viz.training_curves(pd.DataFrame()).layout.annotations) >= 1
     assert len(viz.pipeline_diagram().layout.shapes) == len(viz.PIPELINE_STEPS)
     diagram = viz.region_diagram()

@@ -17,6 +17,7 @@ from aclecg.methods.registry import (
     create_method,
     get_method_class,
     list_methods,
+    loss_terms,
     method_info,
     register_method,
 )
@@ -33,6 +34,7 @@ __all__ = [
     "gather_with_grad",
     "get_method_class",
     "list_methods",
+    "loss_terms",
     "method_info",
     "register_method",
 ]

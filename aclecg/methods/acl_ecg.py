@@ -72,6 +72,7 @@ class ACLECG(SSLMethod):
         "Loss formulas reconstructed from the paper's description."
     )
     RECONSTRUCTION = True
+    LOSS_TERMS = ("loss", "region", "instance")
     DEFAULTS: ClassVar[dict[str, Any]] = {
         "augmentation": "physio",
         "temperature": 0.1,

@@ -44,6 +44,7 @@ class BarlowTwins(SSLMethod):
     TITLE = "Barlow Twins"
     PAPER = "Zbontar et al., Barlow Twins: Self-Supervised Learning via Redundancy Reduction, ICML 2021"
     DESCRIPTION = "Cross-correlation of the two views' projections pushed to the identity matrix."
+    LOSS_TERMS = ("loss", "on_diagonal", "off_diagonal")
     DEFAULTS: ClassVar[dict[str, Any]] = {"augmentation": "standard", "lambd": 0.0051, "proj_dim": 512}
 
     def __init__(self, encoder_config: Any = None, region_map: Any = None, **hparams: Any) -> None:

@@ -49,6 +49,8 @@ class SSLMethod(nn.Module):
     PAPER: ClassVar[str] = ""
     DESCRIPTION: ClassVar[str] = ""
     RECONSTRUCTION: ClassVar[bool] = False
+    #: The scalar terms :meth:`forward` returns (``"loss"`` first), the curves a training chart plots.
+    LOSS_TERMS: ClassVar[tuple[str, ...]] = ("loss",)
     #: Default hyper-parameters as plain data (every method has ``augmentation``).
     DEFAULTS: ClassVar[dict[str, Any]] = {"augmentation": "standard"}
     #: Allowed values for categorical hyper-parameters.

@@ -45,6 +45,7 @@ class BYOL(MomentumMethod):
     TITLE = "BYOL"
     PAPER = "Grill et al., Bootstrap Your Own Latent, NeurIPS 2020"
     DESCRIPTION = "Online predictor regresses the EMA target's projection of the other view (2 - 2 cos)."
+    LOSS_TERMS = ("loss", "regression")
     DEFAULTS: ClassVar[dict[str, Any]] = {
         "augmentation": "standard",
         "base_momentum": 0.996,

@@ -55,6 +55,7 @@ class DLA(SSLMethod):
         "lead-aligned record contrast."
     )
     RECONSTRUCTION = True
+    LOSS_TERMS = ("loss", "assignment", "instance")
     DEFAULTS: ClassVar[dict[str, Any]] = {
         "augmentation": "standard",
         "temperature": 0.1,

@@ -51,6 +51,7 @@ class DLC(SSLMethod):
         "Information Sciences 634:189-205, 2023"
     )
     DESCRIPTION = "NT-Xent between every lead of view 1 and every lead of view 2 (intra-lead + inter-lead)."
+    LOSS_TERMS = ("loss", "intra_lead", "inter_lead")
     DEFAULTS: ClassVar[dict[str, Any]] = {
         "augmentation": "standard",
         "temperature": 0.1,

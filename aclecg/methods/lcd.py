@@ -61,6 +61,7 @@ class LCD(MomentumMethod):
         "BYOL-style same-lead and other-lead regression with an EMA target + Barlow Twins "
         "decorrelation of concatenated lead features."
     )
+    LOSS_TERMS = ("loss", "intra_lead", "inter_lead", "decorrelation")
     DEFAULTS: ClassVar[dict[str, Any]] = {
         "augmentation": "standard",
         "base_momentum": 0.996,

@@ -58,6 +58,7 @@ class MoCo(MomentumMethod):
         "Chen, Xie, He, An Empirical Study of Training Self-Supervised Vision Transformers, ICCV 2021 (v3)"
     )
     DESCRIPTION = "InfoNCE between online queries and momentum-encoder keys; v2 queue of negatives, v3 in-batch."
+    LOSS_TERMS = ("loss", "infonce")
     DEFAULTS: ClassVar[dict[str, Any]] = {
         "augmentation": "standard",
         "version": "v2",

@@ -90,6 +90,13 @@ def get_method_class(name: str) -> type[SSLMethod]:
     return METHODS.get(name)
 
 
+def loss_terms(name: str | None) -> tuple[str, ...]:
+    """The loss terms method ``name`` logs (its ``LOSS_TERMS``); just ``("loss",)`` for an unknown or no name."""
+    if not name or str(name) not in METHODS:
+        return ("loss",)
+    return tuple(get_method_class(str(name)).LOSS_TERMS)
+
+
 def method_info(name: str) -> MethodInfo:
     cls = get_method_class(name)
     return MethodInfo(

@@ -46,6 +46,7 @@ class SimCLR(SSLMethod):
     TITLE = "SimCLR"
     PAPER = "Chen et al., A Simple Framework for Contrastive Learning of Visual Representations, ICML 2020"
     DESCRIPTION = "NT-Xent between the projected record embeddings of two views; in-batch negatives."
+    LOSS_TERMS = ("loss", "nt_xent")
     DEFAULTS: ClassVar[dict[str, Any]] = {
         "augmentation": "standard",
         "temperature": 0.1,

@@ -41,6 +41,7 @@ class SimSiam(SSLMethod):
     TITLE = "SimSiam"
     PAPER = "Chen and He, Exploring Simple Siamese Representation Learning, CVPR 2021"
     DESCRIPTION = "Predictor + stop-gradient negative cosine between views; no negatives, no momentum encoder."
+    LOSS_TERMS = ("loss", "neg_cosine")
     DEFAULTS: ClassVar[dict[str, Any]] = {"augmentation": "standard", "proj_dim": 256, "pred_hidden_dim": 64}
 
     def __init__(self, encoder_config: Any = None, region_map: Any = None, **hparams: Any) -> None:

@@ -46,6 +46,7 @@ class VICReg(SSLMethod):
     TITLE = "VICReg"
     PAPER = "Bardes, Ponce, LeCun, VICReg: Variance-Invariance-Covariance Regularization, ICLR 2022"
     DESCRIPTION = "Invariance (MSE) + variance hinge + covariance decorrelation on the expander outputs."
+    LOSS_TERMS = ("loss", "invariance", "variance", "covariance")
     DEFAULTS: ClassVar[dict[str, Any]] = {
         "augmentation": "standard",
         "sim_coeff": 25.0,

@@ -139,8 +139,13 @@ def embedding_scatter(
     return fig
 
 
-def training_curves(metrics: pd.DataFrame) -> go.Figure:
-    """Loss terms, learning rate and throughput against step (three stacked panels)."""
+def training_curves(metrics: pd.DataFrame, terms: Sequence[str] = ("loss",)) -> go.Figure:
+    """Loss terms, learning rate and throughput against step (three stacked panels).
+
+    ``terms`` are the loss terms to plot, normally the method's declared ``LOSS_TERMS``
+    (:func:`aclecg.methods.loss_terms`); columns of ``metrics`` not named there (bookkeeping such as memory,
+    world size or epoch) are never drawn as losses.
+    """
     fig = make_subplots(
         rows=3,
         cols=1,
@@ -152,23 +157,7 @@ def training_curves(metrics: pd.DataFrame) -> go.Figure:
         fig.add_annotation(text="no metrics yet", x=0.5, y=0.5, xref="paper", yref="paper", showarrow=False)
         fig.update_layout(height=520)
         return fig
-    skip = {
-        "step",
-        "epoch",
-        "epoch_float",
-        "lr",
-        "samples_per_s",
-        "time",
-        "wall",
-        "timestamp",
-        "phase",
-        "world_size",
-        "memory_mb",
-        "rss_mb",
-        "peak_gpu_memory_mb",
-        "skipped_steps",
-    }  # bookkeeping, not loss terms
-    terms = [c for c in metrics.columns if c not in skip and pd.api.types.is_numeric_dtype(metrics[c])]
+    terms = [c for c in dict.fromkeys(terms) if c in metrics.columns and pd.api.types.is_numeric_dtype(metrics[c])]
     terms = sorted(terms, key=lambda c: (c != "loss", c))
     for term in terms:
         fig.add_trace(
