@@ -108,6 +108,7 @@ def browser():
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)  # screenshots land here (CI keeps them)
     profile = tempfile.mkdtemp(prefix="aclecg-chromium-")
     options = webdriver.ChromeOptions()
     options.binary_location = str(CHROMIUM)
@@ -155,7 +156,6 @@ def test_page_opens_without_error(server, browser, page):
     browser.get(f"{server}/{page}")
     _wait_until_idle(browser)
     time.sleep(1.0)  # let plotly draw before the screenshot
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
     browser.save_screenshot(str(ARTIFACTS / f"page_{page or 'home'}.png"))
     exceptions = browser.find_elements(By.CSS_SELECTOR, '[data-testid="stException"]')
     errors = browser.find_elements(By.CSS_SELECTOR, '[data-testid="stAlertContentError"]')
@@ -188,10 +188,109 @@ def test_representations_switches_map_method(server, browser):
     _choose_method(browser, "umap-learn")
     time.sleep(1.0)
     _wait_until_idle(browser, timeout=240)
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
     browser.save_screenshot(str(ARTIFACTS / "page_representations_umap_learn.png"))
     assert "Drawn with umap-learn" in _caption_text(browser)
     _choose_method(browser, "fast")
     time.sleep(1.0)
     _wait_until_idle(browser)
     assert "Drawn with fast" in _caption_text(browser)
+
+
+_PLOTLY_TRACES = (
+    "return Array.from(document.querySelectorAll('.js-plotly-plot')).map(el => (el.data || []).map(t => t.name || ''));"
+)
+_CROP_BOXES = (
+    "return Array.from(document.querySelectorAll('.js-plotly-plot'))"
+    ".map(el => ((el.layout || {}).shapes || []).filter(s => s.name === 'crop window').length);"
+)
+
+
+def _open(driver, url: str) -> None:
+    driver.get(url)
+    _wait_until_idle(driver)
+    time.sleep(1.0)  # plotly draws after the script has finished
+
+
+def _rerun_settled(driver, timeout: float = 150.0) -> None:
+    time.sleep(1.0)  # the widget's rerun has to start before "idle" means anything
+    _wait_until_idle(driver, timeout)
+    time.sleep(1.0)
+
+
+def test_pretraining_page_names_the_run_and_plots_its_loss_terms(server, browser):
+    """The selector shows the finished demo run; the chart draws the method's loss terms and nothing else."""
+    from selenium.webdriver.common.by import By
+
+    from aclecg.methods import loss_terms
+
+    _open(browser, f"{server}/pretraining")
+    selector = next(
+        e for e in browser.find_elements(By.CSS_SELECTOR, '[data-testid="stSelectbox"]') if e.text.startswith("run")
+    )
+    shown = selector.find_element(By.CSS_SELECTOR, "input").get_attribute("value")
+    assert shown == "acl-demo · finished · acl_ecg"
+    metrics = browser.find_elements(By.CSS_SELECTOR, '[data-testid="stMetric"]')
+    assert any("state" in m.text and "finished" in m.text for m in metrics)
+    traces = browser.execute_script(_PLOTLY_TRACES)
+    assert traces and set(traces[0]) == set(loss_terms("acl_ecg")) | {"lr", "samples/s"}
+
+
+def _slider(driver, label: str):
+    from selenium.webdriver.common.by import By
+
+    for box in driver.find_elements(By.CSS_SELECTOR, '[data-testid="stSlider"]'):
+        if box.text.splitlines() and box.text.splitlines()[0].strip() == label:
+            return box.find_element(By.CSS_SELECTOR, 'input[type="range"]')  # visually hidden (react-aria)
+    raise AssertionError(f"no slider {label!r}")
+
+
+def test_augmentations_outline_one_crop_window_per_view(server, browser):
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.keys import Keys
+
+    _open(browser, f"{server}/augmentations")
+    from selenium.webdriver.common.by import By
+
+    views = int(_slider(browser, "Physio-AUG views").get_attribute("value"))
+    baseline = next(
+        e.find_element(By.CSS_SELECTOR, "input").is_selected()
+        for e in browser.find_elements(By.CSS_SELECTOR, '[data-testid="stCheckbox"]')
+        if e.text.startswith("baseline view")
+    )
+    views += int(baseline)  # the baseline pipeline's random resized crop is a view with a crop window too
+    assert browser.execute_script(_CROP_BOXES)[0] == views
+    slider = _slider(browser, "Physio-AUG views")
+    deadline = time.time() + 20
+    while int(slider.get_attribute("value")) < int(slider.get_attribute("max")):
+        assert time.time() < deadline, "the views slider did not move"
+        thumb = slider.find_element(By.XPATH, "../..")  # the visible handle around the hidden input
+        ActionChains(browser).click(thumb).send_keys(Keys.END).perform()  # the most views the page offers
+        time.sleep(0.5)
+    _rerun_settled(browser)
+    more = int(_slider(browser, "Physio-AUG views").get_attribute("value")) + int(baseline)
+    assert more > views
+    assert browser.execute_script(_CROP_BOXES)[0] == more
+    browser.save_screenshot(str(ARTIFACTS / "page_augmentations_most_views.png"))
+
+
+def test_sweep_form_says_what_is_wrong_before_launching(server, browser):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+
+    _open(browser, f"{server}/sweeps")
+    browser.find_element(By.XPATH, "//summary[contains(., 'Launch a sweep')]").click()
+    time.sleep(0.5)
+    box = next(
+        e.find_element(By.CSS_SELECTOR, "input")
+        for e in browser.find_elements(By.CSS_SELECTOR, '[data-testid="stTextInput"]')
+        if e.text.startswith("label fractions")
+    )
+    box.send_keys(Keys.CONTROL, "a")
+    box.send_keys("abc, 2", Keys.ENTER)
+    _rerun_settled(browser)
+    button = next(b for b in browser.find_elements(By.CSS_SELECTOR, "button") if b.text.strip() == "Start sweep")
+    button.click()
+    _rerun_settled(browser)
+    errors = [e.text for e in browser.find_elements(By.CSS_SELECTOR, '[data-testid="stAlertContentError"]')]
+    browser.save_screenshot(str(ARTIFACTS / "page_sweeps_bad_form.png"))
+    assert any("Could not start the sweep" in e and "fractions must be" in e for e in errors), errors
