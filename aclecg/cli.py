@@ -28,6 +28,7 @@ COMMANDS: tuple[str, ...] = (
     "study",
     "umap",
     "neighbours",
+    "attribute",
 )
 
 

@@ -19,6 +19,7 @@ from aclecg.errors import DataError
 from aclecg.evaluation import count_not_converged
 
 __all__ = [
+    "attribution_section",
     "build_study_report",
     "export_sweeps",
     "neighbours_section",
@@ -314,6 +315,8 @@ def build_study_report(root: str | Path, out: str | Path, preamble: str = "", ex
     ]
     if export is not None and (Path(export).parent / "neighbours.csv").is_file():
         parts += neighbours_section(Path(export).parent / "neighbours.csv")
+    if export is not None and (Path(export).parent / "attribution.csv").is_file():
+        parts += attribution_section(Path(export).parent / "attribution.csv")
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text("\n".join(parts) + "\n")
     if export is not None:
@@ -360,6 +363,45 @@ def neighbours_section(csv_path: str | Path) -> list[str]:
         ]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return lines + ["", "All rows: `docs/results/neighbours.csv` (`python -m aclecg neighbours --evaluate`).", ""]
+
+
+ATTRIBUTION_TITLE = "## Region attribution against the infarct territory"
+
+
+def attribution_section(csv_path: str | Path) -> list[str]:
+    """Markdown lines of the territory check from ``aclecg attribute --territory``'s CSV."""
+    table = pd.read_csv(csv_path)
+    need = {"name", "fill", "match", "ci_low", "ci_high", "chance_uniform", "chance_permuted", "p_permutation"}
+    if not need <= set(table.columns) or table.empty:
+        raise DataError(
+            f"{csv_path}: attribution table is empty or lacks {', '.join(sorted(need - set(table.columns)))}"
+        )
+    first = table.iloc[0]
+    lines = [
+        ATTRIBUTION_TITLE,
+        "",
+        f"For the {int(first.n_records)} PTB-XL myocardial-infarction records of the bundled data whose statements "
+        f"give one territory ({int(first.n_inferior)} inferior: IMI, ILMI, IPMI, IPLMI; {int(first.n_anterior)} "
+        "anterior/septal: AMI, ASMI, ALMI), each of the four lead regions is occluded in turn and the region whose "
+        "occlusion lowers the probe's MI score most is taken as the model's answer; it matches when it lies in the "
+        "territory (inferior; septal or anterior). Each record is explained by an out-of-fold linear probe (fold "
+        "pairs 1-2, ..., 9-10: a pair is explained by a probe fitted on three other pairs, validated on the fifth). "
+        "Brackets: bootstrap 95 % CI over records. `uniform` is the match rate of a region drawn at random; "
+        "`permuted` keeps the model's own region choices and shuffles the territories across records (its "
+        "one-sided p in the last column), so a model that always names one region scores no better than chance. "
+        "See `docs/evaluation.md` for what occlusion can and cannot show.",
+        "",
+        "| method | fill | territory match | chance (uniform) | chance (permuted) | p (permutation) "
+        "| top region counts |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for r in table.itertuples():
+        counts = str(getattr(r, "top_regions", "") or "").replace(";", ", ")
+        lines.append(
+            f"| {r.name} | {r.fill} | {r.match:.3f} [{r.ci_low:.3f}, {r.ci_high:.3f}] | {r.chance_uniform:.3f} | "
+            f"{r.chance_permuted:.3f} | {r.p_permutation:.4f} | {counts} |"
+        )
+    return lines + ["", "All rows: `docs/results/attribution.csv` (`python -m aclecg attribute --territory`).", ""]
 
 
 def published_sweeps(root: str | Path | None = None) -> dict[str, Path]:

@@ -319,3 +319,33 @@ def discard(folder: Path) -> None:
     folder = Path(folder)
     if folder.name.startswith("aclecg-upload-") and folder.parent == Path(tempfile.gettempdir()):
         shutil.rmtree(folder, ignore_errors=True)
+
+
+def _files_at(target: Path) -> list[tuple[str, bytes]]:
+    if target.is_dir():
+        paths = sorted(p for p in target.iterdir() if p.is_file() and p.suffix.lower() in UPLOAD_SUFFIXES)
+    elif target.is_file():
+        paths = [target]
+        if target.suffix.lower() == ".hea":
+            paths += sorted(p for p in target.parent.glob(f"{target.stem}.*") if p != target)
+            paths = [p for p in paths if p.suffix.lower() in RECORD_SUFFIXES]
+    else:
+        raise DataError(f"{target}: upload file or folder does not exist")
+    if not paths:
+        raise DataError(f"{target}: no WFDB files ({', '.join(UPLOAD_SUFFIXES)}) found")
+    return [(p.name, p.read_bytes()) for p in paths]
+
+
+def read_upload_path(target: str | Path, fs: float = 100.0, seconds: float = 10.0) -> UploadedRecord:
+    """A record given on the command line, through the same checks as a browser upload.
+
+    ``target`` is a WFDB ``.hea`` (its signal file beside it), a folder of such files or a ``.zip``; the files are
+    staged with :func:`stage_upload` (size, name and zip limits), the first record is read with
+    :func:`load_uploaded_record`, and the staging folder is removed.
+    """
+    folder = stage_upload(_files_at(Path(target)))
+    try:
+        names = list_records(folder)
+        return load_uploaded_record(folder, names[0] if names else None, fs=fs, seconds=seconds)
+    finally:
+        discard(folder)

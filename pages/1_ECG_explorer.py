@@ -9,6 +9,7 @@ from aclecg import viz
 from aclecg.data.labels import describe_labels, row_choices
 from aclecg.data.rpeaks import rhythm_summary
 from aclecg.leads import LEADS
+from pages._attribution import region_attribution
 from pages._common import (
     dataset_paths,
     label_descriptions,
@@ -148,3 +149,6 @@ with right:
 
 with right:
     similar_ecgs("explorer", datasets[name], row=int(row), upload=uploaded, label_set=label_set)
+
+with right:
+    region_attribution("explorer", datasets[name], row=int(row), upload=uploaded, label_set=label_set)

@@ -124,6 +124,15 @@ def _length(array) -> int:
     return len(array)
 
 
+def _values(array) -> np.ndarray:
+    """Values of a plotly JSON array, plain or base64-typed."""
+    if isinstance(array, dict) and "bdata" in array:
+        import base64
+
+        return np.frombuffer(base64.b64decode(array["bdata"]), dtype=np.dtype(array["dtype"])).astype(float)
+    return np.asarray(array, dtype=float)
+
+
 def _assert_clean(at: AppTest) -> None:
     assert not at.exception, [e.value for e in at.exception]
     assert not at.error, [e.value for e in at.error]
@@ -223,6 +232,50 @@ def test_explorer_finds_similar_ecgs_of_the_record(project):
     at.radio(key="explorer_sim_pick").set_value(3).run()
     titles = [json.loads(c.proto.spec)["layout"]["title"]["text"] for c in at.get("plotly_chart")[1:]]
     assert titles[1].startswith(f"#3 {table['record_id'].iloc[2]}")
+
+
+def test_explorer_explains_the_record_by_region(project):
+    """The button draws the library's occlusion attribution: one bar per region and lead, the strongest region's
+    leads shaded on the grid, the diagram coloured by the same effects."""
+    from aclecg.attribution_eval import cached_probe, explain
+    from aclecg.checkpoint import discover_checkpoints
+    from aclecg.data import PreparedDataset, ensure_bundled
+    from aclecg.evaluation import load_source
+    from aclecg.leads import default_region_map
+
+    at = _app()
+    at.switch_page(PAGES[0]).run()
+    record = at.selectbox(key="explorer_record").value
+    metas = [json.loads(c.proto.spec)["layout"].get("meta", {}) for c in at.get("plotly_chart")]
+    assert not any("class" in m for m in metas if isinstance(m, dict))  # nothing explained yet
+    at.button(key="explorer_attr_go").click().run()
+    _assert_clean(at)
+    pick = at.radio(key="explorer_attr_class").value
+    charts = {json.loads(c.proto.spec)["layout"].get("meta", {}).get("class"): c for c in at.get("plotly_chart")}
+    bars = json.loads(charts[pick].proto.spec)
+    ds = PreparedDataset(ensure_bundled(["ptbxl"])["ptbxl"])
+    ckpt = next(iter(discover_checkpoints(project / "checkpoints", project / "runs").values()))
+    source = load_source(ckpt)
+    row = int(np.flatnonzero(ds.records["record_id"].astype(str).to_numpy() == record.split(" ")[0])[0])
+    probe = cached_probe(source, ds, at.selectbox(key="explorer_label_set").value, cache_dir=project / "check-probe")
+    want = explain(source, probe, ds.signals[row : row + 1], ds.leads, ds.fs).table(0)
+    want = want[want["class"] == pick]
+    region_bar = bars["data"][0]
+    assert list(region_bar["x"]) == ["septal", "anterior", "lateral", "inferior"]
+    np.testing.assert_allclose(_values(region_bar["y"]), want[want["kind"] == "region"]["drop"], atol=1e-5)
+    assert _length(bars["data"][1]["y"]) == 12
+    effects = dict(zip(region_bar["x"], _values(region_bar["y"])))
+    top = max(effects, key=effects.get)
+    specs = [json.loads(c.proto.spec)["layout"] for c in at.get("plotly_chart")]
+    grid = next(s for s in specs if str(s.get("title", {}).get("text", "")).startswith(("shaded", "no region")))
+    shaded = [s for s in grid.get("shapes", []) if s.get("name") == "highlighted lead"]
+    if effects[top] > 0:
+        leads = default_region_map().regions[top]
+        assert len(shaded) == len(leads) + ("II" in leads)  # lead II's rhythm strip is shaded too
+    else:
+        assert not shaded
+    diagram = next(s for s in specs if "score drop by region" in str(s.get("title", {}).get("text", "")))
+    assert diagram["meta"]["effects"] == pytest.approx(effects, abs=1e-5)
 
 
 def test_explorer_label_filter(empty_project):

@@ -71,24 +71,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def _upload_files(target: Path) -> list[tuple[str, bytes]]:
-    from aclecg import upload
-    from aclecg.errors import DataError
-
-    if target.is_dir():
-        paths = sorted(p for p in target.iterdir() if p.is_file() and p.suffix.lower() in upload.UPLOAD_SUFFIXES)
-    elif target.is_file():
-        paths = [target]
-        if target.suffix.lower() == ".hea":
-            paths += sorted(p for p in target.parent.glob(f"{target.stem}.*") if p != target)
-            paths = [p for p in paths if p.suffix.lower() in upload.RECORD_SUFFIXES]
-    else:
-        raise DataError(f"{target}: upload file or folder does not exist")
-    if not paths:
-        raise DataError(f"{target}: no WFDB files ({', '.join(upload.UPLOAD_SUFFIXES)}) found")
-    return [(p.name, p.read_bytes()) for p in paths]
-
-
 def _embed_upload(source: EncoderSource, dataset: Any, target: Path) -> tuple[np.ndarray, str]:
     import numpy as np
     import torch
@@ -96,17 +78,7 @@ def _embed_upload(source: EncoderSource, dataset: Any, target: Path) -> tuple[np
     from aclecg import upload
     from aclecg.evaluation import check_compatible
 
-    folder = upload.stage_upload(_upload_files(target))
-    try:
-        names = upload.list_records(folder)
-        record = upload.load_uploaded_record(
-            folder,
-            names[0] if names else None,
-            fs=float(dataset.fs),
-            seconds=float(dataset.n_samples) / float(dataset.fs),
-        )
-    finally:
-        upload.discard(folder)
+    record = upload.read_upload_path(target, fs=float(dataset.fs), seconds=float(dataset.n_samples) / float(dataset.fs))
     lead_idx = check_compatible(source.meta, dataset, source.path or source.label)
     window = np.ascontiguousarray(record.windows[:1][:, lead_idx], dtype=np.float32)
     source.encoder.eval()

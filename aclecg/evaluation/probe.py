@@ -23,12 +23,20 @@ __all__ = ["ProbeResult", "linear_probe"]
 
 @dataclass
 class ProbeResult:
-    """Test scores of the selected probe, the chosen L2 strength and every grid point's validation score."""
+    """Test scores of the selected probe, the chosen L2 strength and every grid point's validation score.
+
+    ``weight (E, C)``, ``bias (C,)``, ``mean (E,)`` and ``std (E,)`` are the selected model and the training
+    standardisation, so it can score new embeddings: ``(x - mean) / std @ weight + bias`` gives its logits.
+    """
 
     test_scores: np.ndarray
     best_l2: float
     val_scores: dict[float, float]
     val_criterion: str
+    weight: np.ndarray | None = None
+    bias: np.ndarray | None = None
+    mean: np.ndarray | None = None
+    std: np.ndarray | None = None
 
 
 def linear_probe(
@@ -59,7 +67,9 @@ def linear_probe(
         return torch.from_numpy((np.asarray(x, np.float64) - mean) / std)
 
     with _few_threads(x_train.size * max(1, len(y_train[0])) < 20_000_000):
-        return _fit_probe(prep(x_train), y_train, prep(x_val), y_val, prep(x_test), protocol, grid, max_iter)
+        result = _fit_probe(prep(x_train), y_train, prep(x_val), y_val, prep(x_test), protocol, grid, max_iter)
+    result.mean, result.std = np.asarray(mean, np.float64), np.asarray(std, np.float64)
+    return result
 
 
 _THREADS_LOCK = threading.Lock()
@@ -126,4 +136,4 @@ def _fit_probe(
     assert best is not None
     with torch.no_grad():
         test_scores = scores_from_logits(xs @ best[2] + best[3], protocol).numpy()
-    return ProbeResult(test_scores, best[1], val_scores, criterion_name)
+    return ProbeResult(test_scores, best[1], val_scores, criterion_name, weight=best[2].numpy(), bias=best[3].numpy())

@@ -5,11 +5,13 @@ Nothing here imports Streamlit, so every figure can be unit-tested and reused in
 * :mod:`~aclecg.viz.paper`: the ECG on clinical paper (3x4 + rhythm strip, or stacked);
 * :mod:`~aclecg.viz.augmentations`: an augmentation's views with their crop, mask and shift marks;
 * :mod:`~aclecg.viz.diagrams`: the pipeline and the anatomical lead-region diagrams;
+* :mod:`~aclecg.viz.attribution`: region / lead occlusion attribution (bars, the diagram coloured by effect);
 * :mod:`~aclecg.viz.charts`: embedding maps, training curves, sweeps, similarity heatmaps.
 
 The numbers behind the similarity heatmap come from :mod:`aclecg.similarity`.
 """
 
+from aclecg.viz.attribution import attribution_bars, region_effect_diagram, region_effects, strongest_region
 from aclecg.viz.augmentations import ViewMarks, augmentation_figure, count_shapes, marks_from_info
 from aclecg.viz.charts import (
     CATEGORY_COLOURS,
@@ -52,6 +54,7 @@ __all__ = [
     "ROW_HEIGHT_MM",
     "TRACE_COLOUR",
     "ViewMarks",
+    "attribution_bars",
     "augmentation_figure",
     "column_title",
     "count_shapes",
@@ -62,7 +65,10 @@ __all__ = [
     "marks_from_info",
     "pipeline_diagram",
     "region_diagram",
+    "region_effect_diagram",
+    "region_effects",
     "similarity_heatmap",
+    "strongest_region",
     "sweep_figure",
     "training_curves",
 ]

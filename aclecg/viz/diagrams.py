@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from aclecg.leads import REGION_COLOURS, RegionMap, default_region_map
-from aclecg.viz.paper import fallback_colour, lead_colour
+from aclecg.viz.paper import fallback_colour
+from aclecg.viz.paper import lead_colour as _region_colour
 
 PIPELINE_STEPS: tuple[tuple[str, str], ...] = (
     ("Unlabelled<br>12-lead ECGs", "PTB-XL, Challenge 2021,<br>CPSC2018"),
@@ -97,9 +98,19 @@ PRECORDIAL_POSITIONS: dict[str, tuple[float, float]] = {
 HEXAXIAL_ANGLES: dict[str, float] = {"I": 0.0, "II": 60.0, "III": 120.0, "aVR": -150.0, "aVL": -30.0, "aVF": 90.0}
 
 
-def region_diagram(region_map: RegionMap | None = None) -> go.Figure:
-    """Two panels: precordial electrodes on a chest sketch and the hexaxial limb-lead axes, coloured by region."""
+def region_diagram(
+    region_map: RegionMap | None = None, colour_of: Callable[[str], str] | None = None, legend: bool = True
+) -> go.Figure:
+    """Two panels: precordial electrodes on a chest sketch and the hexaxial limb-lead axes, coloured by region.
+
+    ``colour_of(lead)`` overrides the region colours (e.g. an attribution's effect); ``legend=False`` drops the
+    region legend.
+    """
     rmap = region_map or default_region_map()
+
+    def lead_colour(lead: str, _rmap: RegionMap) -> str:
+        return colour_of(lead) if colour_of is not None else _region_colour(lead, _rmap)
+
     fig = make_subplots(rows=1, cols=2, subplot_titles=("precordial leads (chest)", "limb leads (hexaxial)"))
     # chest outline and sternum
     theta = np.linspace(0, 2 * np.pi, 100)
@@ -176,7 +187,7 @@ def region_diagram(region_map: RegionMap | None = None) -> go.Figure:
             row=1,
             col=2,
         )
-    for region, members in rmap.regions.items():
+    for region, members in rmap.regions.items() if legend else ():
         fig.add_trace(
             go.Scatter(
                 x=[None],

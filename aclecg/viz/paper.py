@@ -98,6 +98,7 @@ def ecg_paper_figure(
     gain_mm: float | None = None,
     colours: str = "region",
     px_per_mm: float = 4.2,
+    highlight: Sequence[str] = (),
 ) -> go.Figure:
     """A 12-lead ECG drawn as printed: 25 mm/s, 10 mm/mV, pink mm grid.
 
@@ -113,6 +114,7 @@ def ecg_paper_figure(
     columns plus a full-length rhythm strip of ``rhythm_lead``) or ``"stacked"`` (one full-length row per lead).
     ``rpeaks`` (sample positions) are marked with triangles on the rhythm strip / every stacked row.
     Traces are named by lead and coloured by region; the layout's ``meta`` records the scale used.
+    ``highlight`` leads get a shaded panel behind their traces (shapes named ``"highlighted lead"``).
     """
     x = np.asarray(signals, dtype=np.float64)
     lead_names = [canonical_lead(lead) for lead in leads]
@@ -123,6 +125,7 @@ def ecg_paper_figure(
     if colours not in ("region", "black"):
         raise ValueError(f"colours must be 'region' or 'black', got {colours!r}")
     rmap = region_map or default_region_map()
+    marked = {canonical_lead(lead) for lead in highlight}
 
     def colour_of(lead: str) -> str:
         return lead_colour(lead, rmap) if colours == "region" else TRACE_COLOUR
@@ -136,9 +139,23 @@ def ecg_paper_figure(
     fig = go.Figure()
     margin_mm = 10.0  # room for the calibration pulse
 
-    def add_segment(lead: str, start: int, stop: int, x_off: float, baseline: float, show_label: bool) -> None:
+    def add_segment(
+        lead: str, start: int, stop: int, x_off: float, baseline: float, show_label: bool, half_mm: float = 14.0
+    ) -> None:
         i = lead_names.index(lead)
         seg = x[i, start:stop]
+        if lead in marked:
+            fig.add_shape(
+                type="rect",
+                x0=x_off,
+                x1=x_off + (stop - start) / fs * MM_PER_S,
+                y0=baseline - half_mm,
+                y1=baseline + half_mm,
+                fillcolor="rgba(255, 196, 0, 0.28)",
+                line=dict(width=0),
+                layer="below",
+                name="highlighted lead",
+            )
         fig.add_trace(
             go.Scatter(
                 x=t_mm[start:stop] - t_mm[start] + x_off,
@@ -216,7 +233,7 @@ def ecg_paper_figure(
         for r, lead in enumerate(lead_names):
             baseline = -(r + 0.7) * row_h
             rows.append((baseline, ""))
-            add_segment(lead, 0, n_t, margin_mm, baseline, True)
+            add_segment(lead, 0, n_t, margin_mm, baseline, True, half_mm=row_h / 2 - 0.5)
             add_peaks(0, n_t, margin_mm, baseline, lead)
         height_mm = (len(lead_names) + 0.4) * row_h
     for baseline, _ in rows:

@@ -1,0 +1,132 @@
+"""Figures of an occlusion attribution (:mod:`aclecg.attribution`): bars per region and lead, and the lead-region
+diagram coloured by effect.
+
+Both read the long table of :meth:`aclecg.attribution.Attribution.table` (columns ``unit``, ``kind``, ``class``,
+``score``, ``drop``); a positive drop means the occluded leads supported the class.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+from plotly.colors import sample_colorscale
+from plotly.subplots import make_subplots
+
+from aclecg.leads import REGION_COLOURS, RegionMap, default_region_map
+from aclecg.viz.diagrams import region_diagram
+from aclecg.viz.paper import fallback_colour
+
+#: Diverging scale of the effect diagram: blue (occlusion raises the score) - white - red (it lowers it).
+EFFECT_SCALE = "RdBu_r"
+
+
+def _one_class(table: pd.DataFrame, class_name: str) -> pd.DataFrame:
+    rows = table[table["class"] == class_name]
+    if rows.empty:
+        raise ValueError(f"class {class_name!r} is not in the attribution table ({sorted(table['class'].unique())})")
+    return rows
+
+
+def attribution_bars(table: pd.DataFrame, class_name: str, title: str | None = None) -> go.Figure:
+    """Two bar charts of one class's score drop: a bar per region (its colour) and a bar per lead."""
+    rows = _one_class(table, class_name)
+    regions, leads = rows[rows["kind"] == "region"], rows[rows["kind"] == "lead"]
+    score = float(rows["score"].iloc[0])
+    fig = make_subplots(
+        rows=1,
+        cols=2,
+        column_widths=[0.38, 0.62],
+        subplot_titles=("occluded region", "occluded lead"),
+        shared_yaxes=True,
+    )
+    fig.add_trace(
+        go.Bar(
+            x=regions["unit"],
+            y=regions["drop"],
+            marker_color=[REGION_COLOURS.get(r, fallback_colour(r)) for r in regions["unit"]],
+            name="region",
+            hovertemplate="%{x}: score drop %{y:+.3f}<extra></extra>",
+        ),
+        row=1,
+        col=1,
+    )
+    rmap = default_region_map()
+    fig.add_trace(
+        go.Bar(
+            x=leads["unit"],
+            y=leads["drop"],
+            marker_color=[
+                REGION_COLOURS.get(rmap.region_of(lead) or "aVR", REGION_COLOURS["aVR"]) for lead in leads["unit"]
+            ],
+            name="lead",
+            hovertemplate="%{x}: score drop %{y:+.3f}<extra></extra>",
+        ),
+        row=1,
+        col=2,
+    )
+    fig.add_hline(y=0, line=dict(color="#444", width=1))
+    fig.update_yaxes(title_text=f"drop of the {class_name} score", row=1, col=1)
+    fig.update_layout(
+        title=title or f"{class_name} score {score:.3f}: how much it falls when leads are hidden",
+        showlegend=False,
+        height=330,
+        margin=dict(l=10, r=10, t=60, b=10),
+        plot_bgcolor="white",
+        meta={"class": class_name, "score": score},
+    )
+    return fig
+
+
+def region_effects(table: pd.DataFrame, class_name: str) -> dict[str, float]:
+    """``{region: drop}`` of one class (regions only)."""
+    rows = _one_class(table, class_name)
+    rows = rows[rows["kind"] == "region"]
+    return {str(u): float(d) for u, d in zip(rows["unit"], rows["drop"])}
+
+
+def region_effect_diagram(
+    effects: Mapping[str, float], region_map: RegionMap | None = None, class_name: str = ""
+) -> go.Figure:
+    """The lead-region diagram with every lead coloured by its region's effect (red: the score falls)."""
+    rmap = region_map or default_region_map()
+    limit = max([abs(float(v)) for v in effects.values()] + [1e-6])
+
+    def colour(lead: str) -> str:
+        region = rmap.region_of(lead)
+        if region is None or region not in effects:
+            return "#dddddd"
+        return str(sample_colorscale(EFFECT_SCALE, [0.5 + 0.5 * float(effects[region]) / limit])[0])
+
+    fig = region_diagram(rmap, colour_of=colour, legend=False)
+    fig.add_trace(
+        go.Scatter(
+            x=[None],
+            y=[None],
+            mode="markers",
+            marker=dict(
+                colorscale=EFFECT_SCALE,
+                cmin=-limit,
+                cmax=limit,
+                color=[0.0],
+                showscale=True,
+                colorbar=dict(title=dict(text="score drop"), thickness=12, len=0.8),
+            ),
+            showlegend=False,
+            hoverinfo="skip",
+        )
+    )
+    text = ", ".join(f"{r} {v:+.3f}" for r, v in sorted(effects.items(), key=lambda kv: -kv[1]))
+    fig.update_layout(title=f"{class_name + ' ' if class_name else ''}score drop by region: {text}", showlegend=False)
+    fig.layout.meta = {"effects": {k: float(v) for k, v in effects.items()}}
+    return fig
+
+
+def strongest_region(effects: Mapping[str, float]) -> str | None:
+    """The region whose occlusion lowers the score most (``None`` when no region lowers it)."""
+    if not effects:
+        return None
+    region, value = max(effects.items(), key=lambda kv: kv[1])
+    return region if np.isfinite(value) and value > 0 else None
