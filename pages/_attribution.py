@@ -24,7 +24,7 @@ from pages._common import (
     user_errors,
 )
 
-PX_PER_MM = 2.6
+PX_PER_MM = 3.6
 
 
 @st.cache_resource(show_spinner="Fitting the linear probe (once per checkpoint, dataset and label set)…")
@@ -119,19 +119,15 @@ def region_attribution(
         key=f"{key}_attr_class",
     )
     with user_errors():
-        st.plotly_chart(viz.attribution_bars(table, pick), width="stretch", key=f"{key}_attr_bars")
         effects = viz.region_effects(table, pick)
         top = viz.strongest_region(effects)
         leads = default_region_map().regions.get(top, ()) if top else ()
-        left, right = st.columns([3, 2])
-        title = (
-            f"shaded: the {top} leads, whose occlusion lowers {pick} most ({effects[top]:+.3f})"
-            if top
-            else f"no region's occlusion lowers {pick}"
-        )
-        left.plotly_chart(
-            _grid(dataset_path, row, upload, tuple(leads), title), width="stretch", key=f"{key}_attr_grid"
-        )
+        left, right = st.columns(2)
+        left.plotly_chart(viz.attribution_bars(table, pick), width="stretch", key=f"{key}_attr_bars")
         right.plotly_chart(
             viz.region_effect_diagram(effects, class_name=pick), width="stretch", key=f"{key}_attr_diagram"
         )
+        title = (
+            f"shaded: the {top} leads, largest {pick} drop ({effects[top]:+.3f})" if top else f"no region lowers {pick}"
+        )
+        st.plotly_chart(_grid(dataset_path, row, upload, tuple(leads), title), width="stretch", key=f"{key}_attr_grid")

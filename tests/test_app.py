@@ -267,7 +267,7 @@ def test_explorer_explains_the_record_by_region(project):
     effects = dict(zip(region_bar["x"], _values(region_bar["y"])))
     top = max(effects, key=effects.get)
     specs = [json.loads(c.proto.spec)["layout"] for c in at.get("plotly_chart")]
-    grid = next(s for s in specs if str(s.get("title", {}).get("text", "")).startswith(("shaded", "no region")))
+    grid = next(s for s in specs if str(s.get("title", {}).get("text", "")).startswith(("shaded", "no region lowers")))
     shaded = [s for s in grid.get("shapes", []) if s.get("name") == "highlighted lead"]
     if effects[top] > 0:
         leads = default_region_map().regions[top]

@@ -323,3 +323,40 @@ def test_crop_labels_of_three_views_do_not_overlap_and_take_the_view_colour():
     assert [b.line.color for b in boxes] == [a.font.color for a in labels] == [t.font.color for t in titles]
     assert len({b.line.color for b in boxes}) == 3
     assert not {b.line.color for b in boxes} & set(REGION_COLOURS.values())  # never a trace's region colour
+
+
+def test_attribution_figures_follow_the_table():
+    import pandas as pd
+
+    from aclecg import viz
+    from aclecg.leads import LEADS
+
+    units = ["septal", "anterior", "lateral", "inferior", *LEADS]
+    drops = [0.3, -0.2, 0.0, 0.1] + [0.01 * i for i in range(12)]
+    table = pd.DataFrame(
+        {
+            "unit": units,
+            "kind": ["region"] * 4 + ["lead"] * 12,
+            "class": "MI",
+            "score": 0.7,
+            "occluded_score": [0.7 - d for d in drops],
+            "drop": drops,
+        }
+    )
+    bars = viz.attribution_bars(table, "MI")
+    assert list(bars.data[0].x) == units[:4] and list(bars.data[0].y) == drops[:4]
+    assert len(bars.data[1].x) == 12
+    effects = viz.region_effects(table, "MI")
+    assert viz.strongest_region(effects) == "septal"
+    assert viz.strongest_region({"septal": -0.1}) is None  # nothing lowers the score
+    diagram = viz.region_effect_diagram(effects, class_name="MI")
+    colour = {t.name: t.marker.color for t in diagram.data if t.name in ("V1", "V3")}
+    # V1 (septal, +0.3, the largest) is at the red end of the scale, V3 (anterior, -0.2) on the blue side
+    red = lambda c: int(c.strip("rgb()").split(",")[0])
+    blue = lambda c: int(c.strip("rgb()").split(",")[2])
+    assert red(colour["V1"]) > blue(colour["V1"]) and blue(colour["V3"]) > red(colour["V3"])
+    grid = viz.ecg_paper_figure(np.zeros((12, 1000)), 100.0, LEADS, highlight=("II", "III", "aVF"))
+    shaded = [s for s in grid.layout.shapes if s.name == "highlighted lead"]
+    assert len(shaded) == 4  # II, III, aVF panels and lead II's rhythm strip
+    with pytest.raises(ValueError, match="class 'XYZ'"):
+        viz.attribution_bars(table, "XYZ")

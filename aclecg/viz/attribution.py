@@ -70,7 +70,7 @@ def attribution_bars(table: pd.DataFrame, class_name: str, title: str | None = N
     fig.add_hline(y=0, line=dict(color="#444", width=1))
     fig.update_yaxes(title_text=f"drop of the {class_name} score", row=1, col=1)
     fig.update_layout(
-        title=title or f"{class_name} score {score:.3f}: how much it falls when leads are hidden",
+        title=title or f"{class_name} score {score:.3f}: its drop when leads are hidden",
         showlegend=False,
         height=330,
         margin=dict(l=10, r=10, t=60, b=10),
@@ -118,8 +118,12 @@ def region_effect_diagram(
             hoverinfo="skip",
         )
     )
-    text = ", ".join(f"{r} {v:+.3f}" for r, v in sorted(effects.items(), key=lambda kv: -kv[1]))
-    fig.update_layout(title=f"{class_name + ' ' if class_name else ''}score drop by region: {text}", showlegend=False)
+    fig.update_layout(
+        title=dict(text=f"{class_name + ' ' if class_name else ''}score drop by region", y=0.98, yanchor="top"),
+        showlegend=False,
+        height=360,
+        margin=dict(l=5, r=5, t=75, b=5),
+    )
     fig.layout.meta = {"effects": {k: float(v) for k, v in effects.items()}}
     return fig
 
