@@ -1,0 +1,160 @@
+"""Benchmark: page render and interaction times in a real browser (headless Chromium) against ``streamlit run``.
+
+Starts ``streamlit run app.py`` on the project as it is (shipped checkpoints and the bundled data; run ``make app``'s
+cache targets first so the 2-D maps exist, as ``make app`` does), opens every page twice in a fresh headless
+Chromium (the first visit after the server started, then a second visit) and times a few interactions:
+
+* Explorer: "next ▶" (the next record on the paper grid) and "Explain by region" (occlusion attribution);
+* Augmentations: "new sample" (a new draw of every view);
+* Representations: switching the map method to umap-learn and back to fast (issue 16's switch).
+
+A time runs from the action to the moment the app's script state is ``notRunning`` again and stays so for 0.3 s,
+polled every 50 ms, so each figure includes the front end receiving and laying out the page (plotly drawing
+afterwards is not included). Targets (issue 13): first full render < 2 s, interactions < 1 s.
+
+Needs Debian's ``chromium`` and ``chromium-driver`` and selenium (the ``dev`` extra).
+
+Usage::
+
+    .venv/bin/python benchmarks/bench_pages_browser.py
+    .venv/bin/python benchmarks/bench_pages_browser.py --repeat 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+PAGES = ["", "explorer", "augmentations", "regions", "pretraining", "representations", "sweeps"]
+FIRST_RENDER_TARGET_S, INTERACTION_TARGET_S = 2.0, 1.0
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _state(driver) -> str | None:
+    return driver.execute_script(
+        "const a = document.querySelector('[data-testid=\"stApp\"]');"
+        "return a ? a.getAttribute('data-test-script-state') : null;"
+    )
+
+
+def _settle(driver, start: float, timeout: float = 240.0, seen_running: bool = False) -> float:
+    """Seconds from ``start`` until the script is idle for 0.3 s (and has run at least once when asked)."""
+    calm_since = None
+    while time.perf_counter() - start < timeout:
+        state = _state(driver)
+        now = time.perf_counter()
+        if state == "running":
+            seen_running, calm_since = True, None
+        elif state == "notRunning" and seen_running:
+            calm_since = calm_since or now
+            if now - calm_since >= 0.3:
+                return calm_since - start
+        time.sleep(0.05)
+    raise TimeoutError(f"the page was still running after {timeout} s")
+
+
+def _click(driver, text: str) -> float:
+    from selenium.webdriver.common.by import By
+
+    button = next(b for b in driver.find_elements(By.CSS_SELECTOR, "button") if b.text.strip() == text)
+    driver.execute_script("arguments[0].scrollIntoView({block: 'center'});", button)
+    start = time.perf_counter()
+    driver.execute_script("arguments[0].click();", button)
+    return _settle(driver, start)
+
+
+def _choose_radio(driver, label: str) -> float:
+    from selenium.webdriver.common.by import By
+
+    option = next(e for e in driver.find_elements(By.CSS_SELECTOR, '[data-testid="stRadio"] label') if e.text.strip() == label)
+    driver.execute_script("arguments[0].scrollIntoView({block: 'center'});", option)
+    start = time.perf_counter()
+    driver.execute_script("arguments[0].click();", option)
+    return _settle(driver, start)
+
+
+def _visit(driver, url: str) -> float:
+    start = time.perf_counter()
+    driver.get(url)
+    return _settle(driver, start, seen_running=True)  # get() returns once the (idle) shell has loaded
+
+
+def _browser():
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = "/usr/bin/chromium"
+    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--window-size=1600,1000"):
+        options.add_argument(flag)
+    options.add_argument(f"--user-data-dir={tempfile.mkdtemp(prefix='aclecg-bench-chromium-')}")
+    return webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeat", type=int, default=2, help="times each interaction is repeated (default 2)")
+    args = parser.parse_args()
+    port = _free_port()
+    log = open(Path(tempfile.gettempdir()) / "aclecg-bench-streamlit.log", "wb")
+    server = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port), "--server.headless", "true"],
+        cwd=REPO,
+        env={**os.environ, "BROWSER": "none"},
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(180):
+            try:
+                urllib.request.urlopen(f"{url}/_stcore/health", timeout=2)
+                break
+            except OSError:
+                time.sleep(0.5)
+        driver = _browser()
+        rows: list[tuple[str, float, float]] = []
+        print(f"load average before: {os.getloadavg()[0]:.2f}; server on {url}")
+        for page in PAGES:
+            first = _visit(driver, f"{url}/{page}")
+            second = _visit(driver, f"{url}/{page}")
+            rows.append((f"open {page or 'home'} (1st visit / 2nd visit)", first, second))
+        _visit(driver, f"{url}/explorer")
+        for _ in range(args.repeat):
+            rows.append(("explorer: next record", _click(driver, "next ▶"), 0.0))
+        explain = [_click(driver, "Explain by region") for _ in range(args.repeat)]
+        rows.append(("explorer: explain by region (1st: probe fit / then)", explain[0], explain[-1]))
+        _visit(driver, f"{url}/augmentations")
+        for _ in range(args.repeat):
+            rows.append(("augmentations: new sample", _click(driver, "new sample"), 0.0))
+        _visit(driver, f"{url}/representations")
+        for _ in range(args.repeat):
+            rows.append(("representations: method -> umap-learn", _choose_radio(driver, "umap-learn"), 0.0))
+            rows.append(("representations: method -> fast", _choose_radio(driver, "fast"), 0.0))
+        driver.quit()
+    finally:
+        server.terminate()
+        server.wait(timeout=20)
+        log.close()
+    print(f"{'what':<58} {'seconds':>8} {'again':>8}")
+    for what, a, b in rows:
+        print(f"{what:<58} {a:8.2f} {b:8.2f}" if b else f"{what:<58} {a:8.2f}")
+    print(f"load average after: {os.getloadavg()[0]:.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
