@@ -79,7 +79,8 @@ def _click(driver, text: str) -> float:
 def _choose_radio(driver, label: str) -> float:
     from selenium.webdriver.common.by import By
 
-    option = next(e for e in driver.find_elements(By.CSS_SELECTOR, '[data-testid="stRadio"] label') if e.text.strip() == label)
+    labels = driver.find_elements(By.CSS_SELECTOR, '[data-testid="stRadio"] label')
+    option = next(e for e in labels if e.text.strip() == label)
     driver.execute_script("arguments[0].scrollIntoView({block: 'center'});", option)
     start = time.perf_counter()
     driver.execute_script("arguments[0].click();", option)
