@@ -14,23 +14,13 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import os
-import socket
-import subprocess
-import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+from _browser import headless_chromium, running_app  # benchmarks/ is on sys.path when a script here runs
+
 TARGET_S = 2.0
-
-
-def _port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _idle(driver, timeout: float = 120.0) -> None:
@@ -68,50 +58,10 @@ def main() -> int:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--warm-up-wait", type=float, default=30.0, help="seconds for the numba warm-up")
     args = parser.parse_args()
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
     from selenium.webdriver.common.by import By
 
-    port = _port()
-    log = open(Path(tempfile.mkdtemp()) / "streamlit.log", "wb")
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "streamlit",
-            "run",
-            str(REPO / "app.py"),
-            "--server.port",
-            str(port),
-            "--server.headless",
-            "true",
-            "--browser.gatherUsageStats",
-            "false",
-        ],
-        cwd=REPO,
-        env={**os.environ, "ACLECG_UMAP_WARMUP": "1"},
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(180):
-            try:
-                urllib.request.urlopen(f"{url}/_stcore/health", timeout=2)
-                break
-            except OSError:
-                time.sleep(0.5)
-        options = webdriver.ChromeOptions()
-        options.binary_location = "/usr/bin/chromium"
-        for flag in (
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-dev-shm-usage",
-            "--window-size=1600,1000",
-        ):
-            options.add_argument(flag)
-        driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
+    with running_app({"ACLECG_UMAP_WARMUP": "1"}) as url:
+        driver = headless_chromium()
         try:
             driver.get(url)  # home first: a deep link into a fresh server shows "Page not found" once
             _idle(driver, 300)
@@ -135,10 +85,7 @@ def main() -> int:
             return 0 if max(max(ts) for ts in times.values()) < TARGET_S else 1
         finally:
             driver.quit()
-    finally:
-        proc.terminate()
-        proc.wait(timeout=20)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    raise SystemExit(main())

@@ -24,23 +24,12 @@ from __future__ import annotations
 
 import argparse
 import os
-import socket
-import subprocess
-import sys
-import tempfile
 import time
-import urllib.request
-from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+from _browser import headless_chromium, running_app  # benchmarks/ is on sys.path when a script here runs
+
 PAGES = ["", "explorer", "augmentations", "regions", "pretraining", "representations", "sweeps"]
 FIRST_RENDER_TARGET_S, INTERACTION_TARGET_S = 2.0, 1.0
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _state(driver) -> str | None:
@@ -93,40 +82,12 @@ def _visit(driver, url: str) -> float:
     return _settle(driver, start, seen_running=True)  # get() returns once the (idle) shell has loaded
 
 
-def _browser():
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = "/usr/bin/chromium"
-    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--window-size=1600,1000"):
-        options.add_argument(flag)
-    options.add_argument(f"--user-data-dir={tempfile.mkdtemp(prefix='aclecg-bench-chromium-')}")
-    return webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=2, help="times each interaction is repeated (default 2)")
     args = parser.parse_args()
-    port = _free_port()
-    log = open(Path(tempfile.gettempdir()) / "aclecg-bench-streamlit.log", "wb")
-    server = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port), "--server.headless", "true"],
-        cwd=REPO,
-        env={**os.environ, "BROWSER": "none"},
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(180):
-            try:
-                urllib.request.urlopen(f"{url}/_stcore/health", timeout=2)
-                break
-            except OSError:
-                time.sleep(0.5)
-        driver = _browser()
+    with running_app() as url:
+        driver = headless_chromium()
         rows: list[tuple[str, float, float]] = []
         print(f"load average before: {os.getloadavg()[0]:.2f}; server on {url}")
         for page in PAGES:
@@ -146,10 +107,6 @@ def main() -> int:
             rows.append(("representations: method -> umap-learn", _choose_radio(driver, "umap-learn"), 0.0))
             rows.append(("representations: method -> fast", _choose_radio(driver, "fast"), 0.0))
         driver.quit()
-    finally:
-        server.terminate()
-        server.wait(timeout=20)
-        log.close()
     print(f"{'what':<58} {'seconds':>8} {'again':>8}")
     for what, a, b in rows:
         print(f"{what:<58} {a:8.2f} {b:8.2f}" if b else f"{what:<58} {a:8.2f}")

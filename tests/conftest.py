@@ -41,3 +41,18 @@ def tiny_study(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from tests.helpers.study import make_study
 
     return make_study(tmp_path_factory.mktemp("study"))
+
+
+@pytest.fixture
+def challenge_upload(tmp_path: Path) -> Path:
+    """A folder holding one bundled Challenge record (JS00001: 12 leads at 500 Hz), as a user would upload it."""
+    from aclecg.data import BUNDLED_RAW_DIR
+    from aclecg.upload import RECORD_SUFFIXES
+
+    hea = next((BUNDLED_RAW_DIR / "challenge-2021" / "training").rglob("JS00001.hea"))
+    folder = tmp_path / "upload"
+    folder.mkdir()
+    for path in hea.parent.glob("JS00001.*"):
+        if path.suffix.lower() in RECORD_SUFFIXES:
+            (folder / path.name).write_bytes(path.read_bytes())
+    return folder

@@ -14,7 +14,6 @@ from aclecg.attribution import LinearProbe, attribute, occlude, occlusion_units,
 from aclecg.cli import main
 from aclecg.errors import ConfigError, DataError
 from aclecg.leads import LEADS, default_region_map
-from aclecg.upload import RECORD_SUFFIXES
 
 REPO = Path(__file__).resolve().parent.parent
 CHECKPOINT = REPO / "checkpoints" / "acl_ecg" / "encoder.pt"
@@ -157,7 +156,7 @@ def isolated_cache(monkeypatch, tmp_path):
     return tmp_path / "cache"
 
 
-def test_cli_on_a_record_and_an_upload(bundled_prepared, isolated_cache, tmp_path, capsys):
+def test_cli_on_a_record_and_an_upload(bundled_prepared, isolated_cache, challenge_upload, tmp_path, capsys):
     base = ["attribute", "--checkpoint", str(CHECKPOINT), "--data", str(bundled_prepared)]
     out_csv = tmp_path / "one.csv"
     assert main([*base, "--record", "9", "--out", str(out_csv)]) == 0
@@ -179,14 +178,7 @@ def test_cli_on_a_record_and_an_upload(bundled_prepared, isolated_cache, tmp_pat
     direct = explain(source, cached_probe(source, ds), ds.signals[row : row + 1], ds.leads, ds.fs).table(0)
     np.testing.assert_allclose(table["drop"].to_numpy(), direct["drop"].to_numpy(), atol=1e-6)
 
-    from aclecg.data import BUNDLED_RAW_DIR
-
-    hea = next((BUNDLED_RAW_DIR / "challenge-2021" / "training").rglob("JS00001.hea"))
-    folder = tmp_path / "upload"
-    folder.mkdir()
-    for path in hea.parent.glob("JS00001.*"):
-        if path.suffix.lower() in RECORD_SUFFIXES:
-            (folder / path.name).write_bytes(path.read_bytes())
+    folder = challenge_upload
     assert main([*base, "--upload", str(folder), "--class", "MI", "--fill", "median"]) == 0
     text = capsys.readouterr().out
     assert "upload JS00001" in text and "median fill" in text

@@ -10,7 +10,6 @@ import pytest
 from aclecg import neighbours
 from aclecg.cli import main
 from aclecg.errors import ConfigError, DataError
-from aclecg.upload import RECORD_SUFFIXES
 
 REPO = Path(__file__).resolve().parent.parent
 CHECKPOINT = REPO / "checkpoints" / "acl_ecg" / "encoder.pt"
@@ -121,7 +120,7 @@ def isolated_cache(monkeypatch, tmp_path):
     neighbours.clear_cache()
 
 
-def test_cli_on_the_bundled_data(bundled_prepared, isolated_cache, tmp_path, capsys):
+def test_cli_on_the_bundled_data(bundled_prepared, isolated_cache, challenge_upload, tmp_path, capsys):
     base = ["neighbours", "--checkpoint", str(CHECKPOINT), "--data", str(bundled_prepared)]
     assert main([*base, "--record", "17", "-k", "4"]) == 0
     out = capsys.readouterr().out
@@ -133,14 +132,7 @@ def test_cli_on_the_bundled_data(bundled_prepared, isolated_cache, tmp_path, cap
     assert list((isolated_cache / "embeddings").glob("*.npy"))  # the embeddings went to the tmp cache
 
     # an upload: a bundled Challenge record (12 leads, 500 Hz) copied to a folder of its own
-    from aclecg.data import BUNDLED_RAW_DIR
-
-    hea = next((BUNDLED_RAW_DIR / "challenge-2021" / "training").rglob("JS00001.hea"))
-    folder = tmp_path / "upload"
-    folder.mkdir()
-    for path in hea.parent.glob("JS00001.*"):
-        if path.suffix.lower() in RECORD_SUFFIXES:
-            (folder / path.name).write_bytes(path.read_bytes())
+    folder = challenge_upload
     assert main([*base, "--upload", str(folder), "-k", "3"]) == 0
     out = capsys.readouterr().out
     assert "upload JS00001" in out and len(out.splitlines()) == 5
