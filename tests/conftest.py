@@ -1,4 +1,5 @@
-"""Shared fixtures: the real data folder (skipped when absent) and the bundled PTB-XL subset, prepared once."""
+"""Shared fixtures: the real data folder (skipped when absent), the bundled PTB-XL subset prepared once, and a seeded
+global random state for every test."""
 
 from __future__ import annotations
 
@@ -12,6 +13,19 @@ import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED_DATA = (REPO / ".." / "shared" / "data").resolve()
+
+
+@pytest.fixture(autouse=True)
+def _seeded() -> None:
+    """Every test starts from the same global random state (Python, NumPy, torch), whatever ran before it."""
+    import random
+
+    import numpy as np
+    import torch
+
+    random.seed(0)
+    np.random.seed(0)
+    torch.manual_seed(0)
 
 
 @pytest.fixture(scope="session")
