@@ -18,7 +18,7 @@ independent pretraining replicate. This module reads the finished cells and comp
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypedDict
@@ -33,6 +33,7 @@ from aclecg.evaluation import count_not_converged
 __all__ = [
     "PRIMARY",
     "best_baseline",
+    "default_rows",
     "family_tests",
     "label_efficiency",
     "load_cells",
@@ -65,6 +66,18 @@ PRIMARY: PrimarySpec = {
 FOCUS = "acl_ecg"
 ABLATIONS = ("acl_ecg_no_physio", "acl_ecg_no_region")
 REFERENCE_ROWS = ("supervised", "reference_cnn", "random_init")
+
+
+def default_rows(rows: Sequence[str], best: str | None = None) -> list[str]:
+    """The rows a study chart starts with: ACL-ECG and the best baseline (probed and fine-tuned) and the references.
+
+    >>> default_rows(["acl_ecg", "simclr", "dlc", "dlc (fine-tuned)", "supervised", "random_init"], "dlc")
+    ['acl_ecg', 'dlc', 'dlc (fine-tuned)', 'supervised', 'random_init']
+    """
+    keep = {FOCUS, f"{FOCUS} (fine-tuned)", *REFERENCE_ROWS}
+    if best:
+        keep |= {best, f"{best} (fine-tuned)"}
+    return [r for r in rows if r in keep] or list(rows)
 
 
 def _name(arm: str) -> str:

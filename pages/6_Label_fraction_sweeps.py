@@ -12,6 +12,7 @@ import streamlit as st
 from aclecg import jobs, viz
 from aclecg.constraints import PROTOCOLS
 from aclecg.evaluation import ARMS, parse_sweep_form
+from aclecg.study import default_rows
 from aclecg.study_report import published_study, published_sweeps
 from pages._common import HOW_TO_CHECKPOINT, checkpoint_paths, dataset_paths, open_dataset, runs_root, user_errors
 
@@ -69,8 +70,22 @@ if study is not None:
         metric_s = s2.selectbox("metric", ["auroc", "auprc"], key="st_metric")
         part = table[(table["protocol"] == protocol_s) & (table["metric"] == metric_s)].copy()
         part["ci_low"], part["ci_high"] = part["mean"] - part["sd"].fillna(0), part["mean"] + part["sd"].fillna(0)
+        all_rows = list(dict.fromkeys(part["row"]))
+        drawn = st.multiselect(
+            "arms drawn",
+            all_rows,
+            default=default_rows(all_rows, primary.get("best_baseline")),
+            key="st_rows",
+            help="the table below lists every arm; the chart starts with ACL-ECG, the best baseline and the references",
+        )
         st.plotly_chart(
-            viz.sweep_figure(part, metric=metric_s, method_col="row", fraction_col="fraction", metric_col=None),
+            viz.sweep_figure(
+                part[part["row"].isin(drawn)],
+                metric=metric_s,
+                method_col="row",
+                fraction_col="fraction",
+                metric_col=None,
+            ),
             width="stretch",
             key="st_fig",
         )

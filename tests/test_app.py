@@ -419,9 +419,18 @@ def test_sweep_page_shows_the_published_study(empty_project, tiny_study):
     at = _app()
     at.switch_page(PAGES[5]).run()
     _assert_clean(at)
-    chart = json.loads(at.get("plotly_chart")[0].proto.spec)
-    rows = {t.get("name") for t in chart["data"] if t.get("mode") == "lines+markers"}
-    assert {"acl_ecg", "simclr", "lcd", "reference_cnn", "supervised", "random_init"} <= rows
+
+    def drawn() -> set:
+        chart = json.loads(at.get("plotly_chart")[0].proto.spec)
+        return {t.get("name") for t in chart["data"] if t.get("mode") == "lines+markers"}
+
+    # the chart starts with ACL-ECG, the best baseline and the references; the table lists every arm
+    best = json.loads((empty_project / "published" / "primary.json").read_text())["best_baseline"]
+    assert {"acl_ecg", "reference_cnn", "supervised", "random_init"} <= drawn()
+    assert not ({"simclr", "lcd"} - {best}) & drawn()
+    assert {"acl_ecg", "simclr", "lcd"} <= set(at.dataframe[0].value.index)
+    at.multiselect(key="st_rows").set_value(at.multiselect(key="st_rows").options).run()
+    assert {"acl_ecg", "simclr", "lcd", "reference_cnn", "supervised", "random_init"} <= drawn()
     assert "Primary comparison" in " ".join(m.value for m in at.markdown)
     shown = at.dataframe[0].value
     assert shown.loc["supervised", "10 %"] == "–" and "None" not in shown.astype(str).to_numpy()
