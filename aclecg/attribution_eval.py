@@ -31,7 +31,7 @@ from aclecg.attribution import (
     territory_of,
 )
 from aclecg.errors import DataError
-from aclecg.leads import RegionMap
+from aclecg.leads import RegionMap, default_region_map
 
 __all__ = [
     "COLUMNS",
@@ -134,7 +134,7 @@ def explain(
 
 
 def mi_territory_rows(dataset: Any) -> tuple[np.ndarray, list[str]]:
-    """Rows of PTB-XL MI records with exactly one territory (statements in ``labels_diagnostic``)."""
+    """Rows (ascending) of PTB-XL MI records with exactly one territory (statements in ``labels_diagnostic``)."""
     if "labels_diagnostic" not in dataset.records.columns:
         raise DataError(f"{getattr(dataset, 'path', 'the dataset')} has no PTB-XL diagnostic statements")
     codes = dataset.records["labels_diagnostic"].fillna("").astype(str).to_numpy()
@@ -178,21 +178,18 @@ def territory_study(
     if rows.size == 0:
         raise DataError("no MI record with a single territory (IMI/ILMI/IPMI/IPLMI or AMI/ASMI/ALMI) in the data")
     folds = dataset.records["fold"].to_numpy()[rows]
-    windows = np.asarray(dataset.signals[np.sort(rows)], dtype=np.float32)[np.argsort(np.argsort(rows))]
+    windows = np.asarray(dataset.signals[rows], dtype=np.float32)  # rows come sorted
     out = []
     for name, source in tqdm(sources, desc="territory check", disable=not show_progress):
         emb = np.asarray(cached_embeddings(source, dataset, cache_dir=cache_dir)[0])
         probes = _out_of_fold_probes(emb, dataset, label_set)
+        regions = tuple(default_region_map().indices(source.leads))
         for fill in fills:
-            drops = np.zeros((len(rows), 0))
-            regions: tuple[str, ...] = ()
+            drops = np.zeros((len(rows), len(regions)))
             for fold in np.unique(folds):
                 at = np.flatnonzero(folds == fold)
                 attr = explain(source, probes[int(fold)], windows[at], dataset.leads, dataset.fs, fill=fill)
-                regions, d = attr.region_drops(class_name)
-                if drops.shape[1] == 0:
-                    drops = np.zeros((len(rows), len(regions)))
-                drops[at] = d
+                drops[at] = attr.region_drops(class_name)[1]
             res = territory_match(drops, regions, territories, TERRITORIES, n_boot=n_boot, n_perm=n_boot, seed=seed)
             out.append(
                 {

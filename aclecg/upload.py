@@ -66,6 +66,10 @@ class UploadedRecord:
     sex: str = ""
     warnings: list[str] = field(default_factory=list)
 
+    def raw_window(self, seconds: float = 10.0) -> np.ndarray:
+        """The first ``seconds`` of the raw record (mV, at ``raw_fs``), as the paper grid draws it."""
+        return self.raw_mv[:, : int(round(seconds * self.raw_fs))]
+
     def rpeaks_padded(self, max_peaks: int = 32) -> np.ndarray:
         """``(W, max_peaks)`` int64, -1 padded, as :meth:`PreparedDataset.rpeaks_padded`."""
         out = np.full((len(self.rpeaks), max_peaks), -1, dtype=np.int64)

@@ -13,13 +13,13 @@ import numpy as np
 import streamlit as st
 
 from aclecg import viz
+from aclecg.data.raw import display_window
 from aclecg.leads import LEADS, default_region_map
 from pages._common import (
     checkpoint_paths,
     label_descriptions,
     load_source,
     open_dataset,
-    raw_window_mv,
     umap_cache,
     user_errors,
 )
@@ -44,13 +44,9 @@ def _query_window(dataset_path: str, row: int | None, upload: Any) -> np.ndarray
 
 def _grid(dataset_path: str, row: int | None, upload: Any, highlight: tuple[str, ...], title: str):
     if upload is not None:
-        sig, fs, units = upload.raw_mv[:, : int(round(10 * upload.raw_fs))], upload.raw_fs, "mV"
+        sig, fs, units = upload.raw_window(), upload.raw_fs, "mV"
     else:
-        raw = raw_window_mv(dataset_path, int(row or 0))
-        ds = open_dataset(dataset_path)
-        sig, fs, units = (
-            (raw[0], raw[1], "mV") if raw is not None else (np.asarray(ds.signals[int(row or 0)]), ds.fs, "z")
-        )
+        sig, fs, units = display_window(open_dataset(dataset_path), int(row or 0))
     return viz.ecg_paper_figure(
         sig,
         fs,

@@ -14,6 +14,7 @@ import streamlit as st
 
 from aclecg import viz
 from aclecg.data.labels import describe_labels
+from aclecg.data.raw import display_window
 from aclecg.leads import LEADS
 from pages._common import (
     checkpoint_paths,
@@ -21,7 +22,6 @@ from pages._common import (
     label_descriptions,
     load_source,
     open_dataset,
-    raw_window_mv,
     umap_cache,
     user_errors,
 )
@@ -51,9 +51,7 @@ def _record_vector(checkpoint: str, dataset_path: str, row: int) -> np.ndarray:
 @st.cache_resource(max_entries=64, show_spinner=False)
 def _record_figure(dataset_path: str, row: int, title: str):
     """A record of a dataset on the paper grid (raw mV when the raw record is readable, else prepared)."""
-    ds = open_dataset(dataset_path)
-    raw = raw_window_mv(dataset_path, row)
-    sig, fs, units = (raw[0], raw[1], "mV") if raw is not None else (np.asarray(ds.signals[row]), ds.fs, "z")
+    sig, fs, units = display_window(open_dataset(dataset_path), row)
     return viz.ecg_paper_figure(
         sig, fs, LEADS, layout="3x4", units=units, title=title, colours="black", px_per_mm=PX_PER_MM
     )
@@ -115,7 +113,7 @@ def similar_ecgs(key: str, dataset_path: str, row: int | None = None, upload: An
         if upload is not None:
             st.plotly_chart(
                 viz.ecg_paper_figure(
-                    upload.raw_mv[:, : int(round(10 * upload.raw_fs))],
+                    upload.raw_window(),
                     upload.raw_fs,
                     LEADS,
                     layout="3x4",

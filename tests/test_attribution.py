@@ -206,3 +206,24 @@ def test_territory_rows_are_the_single_territory_mi_records(bundled_prepared):
         assert found & attribution.TERRITORY_CODES[t]
         assert not found & attribution.TERRITORY_CODES["anterior" if t == "inferior" else "inferior"]
     assert sorted(f for pair in FOLD_PAIRS for f in pair) == list(range(1, 11))
+
+
+def test_out_of_fold_probes_never_see_the_folds_they_explain(bundled_prepared, monkeypatch):
+    from aclecg import attribution_eval
+
+    ds = evaluation.open_dataset(bundled_prepared)
+    keep, _, _ = ds.labels("superdiagnostic", "multilabel")
+    folds = ds.records["fold"].to_numpy()[keep]
+    seen: list[tuple[set, set]] = []
+
+    def record(emb, y, train, val, classes, protocol):
+        seen.append((set(folds[train].tolist()), set(folds[val].tolist())))
+        return len(seen) - 1  # stands for the probe: which fit it was
+
+    monkeypatch.setattr(attribution_eval, "_fit", record)
+    probes = attribution_eval._out_of_fold_probes(np.zeros((len(ds), 3)), ds, "superdiagnostic")
+    assert sorted(probes) == list(range(1, 11))
+    for fold, fit in probes.items():
+        train, val = seen[fit]
+        assert fold not in train and fold not in val  # the explained fold is out of both
+        assert len(train) == 6 and len(val) == 2 and not train & val

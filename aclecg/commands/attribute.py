@@ -63,11 +63,9 @@ def _territory(args: argparse.Namespace, dataset: Any) -> int:
     from aclecg.study_report import attribution_section
 
     loaded = [evaluation.load_source(path) for path in args.checkpoint]
-    ref = next((s for s in loaded if s.meta.get("method") == "acl_ecg"), loaded[0])
-    random_init = evaluation.random_init_source(
-        dict(ref.meta["encoder_config"]), args.seed, list(ref.leads), dataset.fs, dataset.n_samples
-    )
-    sources = [(s.label, s) for s in loaded] + [("random_init", random_init)]
+    sources = [(s.label, s) for s in loaded] + [
+        ("random_init", evaluation.random_init_like(loaded, dataset, args.seed))
+    ]
     table = territory_study(
         sources,
         dataset,
@@ -93,7 +91,8 @@ def run(args: argparse.Namespace) -> int:
 
     from aclecg import atomicio, evaluation, upload
     from aclecg.attribution_eval import cached_probe, explain
-    from aclecg.errors import ConfigError, DataError
+    from aclecg.data.labels import record_row
+    from aclecg.errors import ConfigError
 
     dataset = evaluation.open_dataset(args.data)
     if args.territory:
@@ -106,11 +105,8 @@ def run(args: argparse.Namespace) -> int:
     source = evaluation.load_source(args.checkpoint[0])
     probe = cached_probe(source, dataset, args.label_set, cache_dir=args.cache_dir)
     if args.record is not None:
-        ids = dataset.records["record_id"].astype(str).to_numpy()
-        rows = np.flatnonzero(ids == str(args.record))
-        if rows.size == 0:
-            raise DataError(f"record {args.record!r} is not in {args.data}")
-        windows, title = np.asarray(dataset.signals[int(rows[0]) : int(rows[0]) + 1]), f"record {args.record}"
+        row = record_row(dataset.records, args.record, args.data)
+        windows, title = np.asarray(dataset.signals[row : row + 1]), f"record {args.record}"
     else:
         seconds = float(dataset.n_samples) / float(dataset.fs)
         record = upload.read_upload_path(args.upload, fs=float(dataset.fs), seconds=seconds)

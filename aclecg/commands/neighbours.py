@@ -100,11 +100,11 @@ def _evaluate(args: argparse.Namespace) -> int:
         ks = [args.k]
     dataset = evaluation.open_dataset(args.data)
     loaded = [evaluation.load_source(path) for path in args.checkpoint]
-    ref = next((s for s in loaded if s.meta.get("method") == "acl_ecg"), loaded[0])
-    ref_cfg = dict(ref.meta["encoder_config"])
-    random_init = evaluation.random_init_source(ref_cfg, args.seed, list(ref.leads), dataset.fs, dataset.n_samples)
     sources: list[tuple[str, Any]] = [(s.label, s) for s in loaded]
-    sources += [("random_init", random_init), (neighbours_eval.RAW_SIGNAL, None)]
+    sources += [
+        ("random_init", evaluation.random_init_like(loaded, dataset, args.seed)),
+        (neighbours_eval.RAW_SIGNAL, None),
+    ]
     table = neighbours_eval.evaluate_retrieval(
         sources, dataset, label_set=args.label_set, k=ks, seed=args.seed, cache_dir=args.cache_dir
     )
@@ -122,7 +122,8 @@ def run(args: argparse.Namespace) -> int:
     import numpy as np
 
     from aclecg import evaluation, neighbours
-    from aclecg.errors import ConfigError, DataError
+    from aclecg.data.labels import record_row
+    from aclecg.errors import ConfigError
 
     if args.evaluate:
         return _evaluate(args)
@@ -137,10 +138,7 @@ def run(args: argparse.Namespace) -> int:
     records = dataset.records.reset_index(drop=True)
     label_set = next(iter(dataset.label_sets), None)
     if args.record is not None:
-        rows = np.flatnonzero(records["record_id"].astype(str).to_numpy() == str(args.record))
-        if rows.size == 0:
-            raise DataError(f"record {args.record!r} is not in {args.data}")
-        row = int(rows[0])
+        row = record_row(records, args.record, args.data)
         vectors = np.asarray(evaluation.cached_embeddings(source, dataset, cache_dir=args.cache_dir)[0][row : row + 1])
         exclude = [row]
         title = f"record {args.record}"

@@ -22,7 +22,15 @@ import pandas as pd
 
 from aclecg.data.snomed import snomed_table
 
-__all__ = ["SUPERCLASSES", "describe_labels", "label_descriptions", "row_choices", "sentence_case", "source_root"]
+__all__ = [
+    "SUPERCLASSES",
+    "describe_labels",
+    "label_descriptions",
+    "record_row",
+    "row_choices",
+    "sentence_case",
+    "source_root",
+]
 
 #: PTB-XL's five diagnostic superclasses.
 SUPERCLASSES = {
@@ -87,6 +95,16 @@ def describe_labels(text: str, descriptions: Mapping[str, str]) -> str:
     if not labels:
         return "(none)"
     return "; ".join(f"{lab} ({descriptions[lab]})" if lab in descriptions else lab for lab in map(str.strip, labels))
+
+
+def record_row(records: pd.DataFrame, record_id: str, where: str = "the dataset") -> int:
+    """The row of a record's first window; ``DataError`` naming ``where`` when the id is not there."""
+    from aclecg.errors import DataError
+
+    rows = np.flatnonzero(records["record_id"].astype(str).to_numpy() == str(record_id))
+    if rows.size == 0:
+        raise DataError(f"record {record_id!r} is not in {where}")
+    return int(rows[0])
 
 
 def row_choices(

@@ -19,7 +19,7 @@ import numpy as np
 
 from aclecg.data.labels import source_root
 
-__all__ = ["raw_folder", "raw_window_mv"]
+__all__ = ["display_window", "raw_folder", "raw_window_mv"]
 
 
 def raw_folder(dataset: Any) -> tuple[str, Path] | None:
@@ -63,3 +63,12 @@ def raw_window_mv(dataset: Any, row: int) -> tuple[np.ndarray, float] | None:
     start = int(round(float(rec.get("start", 0)) / dataset.fs * record.fs))
     seconds = float(dataset.manifest.get("seconds", dataset.n_samples / dataset.fs))
     return record.signals[:, start : start + int(round(seconds * record.fs))], float(record.fs)
+
+
+def display_window(dataset: Any, row: int) -> tuple[np.ndarray, float, str]:
+    """``(signals, fs, units)`` to draw a prepared row on paper: the raw record in mV when it can be read
+    (:func:`raw_window_mv`), else the prepared window in z units."""
+    raw = raw_window_mv(dataset, int(row))
+    if raw is not None:
+        return raw[0], raw[1], "mV"
+    return np.asarray(dataset.signals[int(row)]), float(dataset.fs), "z"

@@ -39,7 +39,13 @@ from aclecg.evaluation.form import parse_sweep_form
 from aclecg.evaluation.fractions import rotate_folds, sample_label_fraction
 from aclecg.evaluation.outputs import SweepResult, count_not_converged, learning_rates_of
 from aclecg.evaluation.probe import ProbeResult, linear_probe
-from aclecg.evaluation.sources import EncoderSource, check_compatible, load_source, random_init_source
+from aclecg.evaluation.sources import (
+    EncoderSource,
+    check_compatible,
+    load_source,
+    random_init_like,
+    random_init_source,
+)
 from aclecg.evaluation.sweep import SweepProgress, open_dataset, run_sweep
 from aclecg.paths import cache_root
 from aclecg.runtime import resolve_device
@@ -70,6 +76,7 @@ __all__ = [
     "parse_sweep_form",
     "precision_key",
     "predict_classifier",
+    "random_init_like",
     "random_init_source",
     "resolve_device",
     "rotate_folds",

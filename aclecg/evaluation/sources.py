@@ -20,7 +20,7 @@ from aclecg.evaluation.config import digest
 if TYPE_CHECKING:
     from aclecg.models import ECGEncoder
 
-__all__ = ["EncoderSource", "check_compatible", "load_source", "random_init_source"]
+__all__ = ["EncoderSource", "check_compatible", "load_source", "random_init_like", "random_init_source"]
 
 
 @dataclass
@@ -84,6 +84,14 @@ def random_init_source(
     }
     key = "random_init-" + digest({"config": cfg.to_dict(), "seed": int(seed)})[:40]
     return EncoderSource("random_init", encoder, meta, key, None)
+
+
+def random_init_like(sources: Sequence[EncoderSource], dataset: Any, seed: int) -> EncoderSource:
+    """The ``random_init`` reference of an evaluation: the ACL-ECG checkpoint's architecture (else the first one's)."""
+    if not sources:
+        raise CheckpointError("random_init_like needs at least one checkpoint to copy the architecture of")
+    ref = next((s for s in sources if s.meta.get("method") == "acl_ecg"), sources[0])
+    return random_init_source(dict(ref.meta["encoder_config"]), seed, list(ref.leads), dataset.fs, dataset.n_samples)
 
 
 def check_compatible(meta: Mapping[str, Any], dataset: Any, name: str = "checkpoint") -> list[int]:
