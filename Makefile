@@ -47,8 +47,14 @@ UMAP_LEARN_MAP := .cache/umap/shipped-acl_ecg-umap-learn.csv
 $(UMAP_LEARN_MAP): checkpoints/acl_ecg/encoder.pt | $(STAMP)
 	$(PY) -m aclecg umap --checkpoint $< --data .cache/prepared/ptbxl --out $@ --method umap-learn
 
-app: bundled $(MAPS) $(UMAP_LEARN_MAP)
-	$(PY) -m streamlit run app.py --server.port $(PORT)
+# The default checkpoint's linear probe (superdiagnostic), so the Explorer's first "Explain by region" fits nothing.
+PROBE_STAMP := .cache/embeddings/.probe-acl_ecg-superdiagnostic
+$(PROBE_STAMP): checkpoints/acl_ecg/encoder.pt | $(STAMP)
+	$(PY) -m aclecg attribute --checkpoint $< --data .cache/prepared/ptbxl --fit-probe
+	touch $@
+
+app: bundled $(MAPS) $(UMAP_LEARN_MAP) $(PROBE_STAMP)
+	$(PY) -m aclecg app --port $(PORT)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check aclecg pages app.py tests benchmarks

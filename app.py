@@ -80,7 +80,7 @@ def home() -> None:
         "encoder is then judged by a linear probe or fine-tuning at several label fractions. Where the paper "
         "gives no detail (region map, loss form, hyper-parameters) this project uses documented reconstructions."
     )
-    st.plotly_chart(viz.pipeline_diagram(), width="stretch", config={"displayModeBar": False})
+    st.image(viz.pipeline_diagram(), width="stretch")
 
     col_data, col_models = st.columns(2)
     with col_data:

@@ -29,6 +29,7 @@ COMMANDS: tuple[str, ...] = (
     "umap",
     "neighbours",
     "attribute",
+    "app",
 )
 
 

@@ -1,4 +1,4 @@
-"""What the browser benchmarks share: ``streamlit run app.py`` on a free port, and a headless Chromium."""
+"""What the browser benchmarks share: the app served as ``make app`` serves it, on a free port; headless Chromium."""
 
 from __future__ import annotations
 
@@ -24,10 +24,11 @@ def _free_port() -> int:
 
 @contextmanager
 def running_app(env: Mapping[str, str] | None = None, start_timeout: float = 90.0) -> Iterator[str]:
-    """The app served by ``streamlit run app.py`` from the checkout (its URL); stopped on exit."""
+    """The app served by ``aclecg app`` (as ``make app`` runs it) from the checkout (its URL); stopped on exit."""
     port = _free_port()
     log = open(Path(tempfile.mkdtemp(prefix="aclecg-bench-")) / "streamlit.log", "wb")
-    cmd = [sys.executable, "-m", "streamlit", "run", str(REPO / "app.py"), "--server.port", str(port)]
+    # launched as `make app` launches it (`aclecg app`: the pages' libraries imported before the first visit)
+    cmd = [sys.executable, "-m", "aclecg", "app", str(REPO / "app.py"), "--port", str(port), "--"]
     cmd += ["--server.headless", "true", "--browser.gatherUsageStats", "false"]
     proc = subprocess.Popen(cmd, cwd=REPO, env={**os.environ, **(env or {})}, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"

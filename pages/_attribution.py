@@ -60,6 +60,7 @@ def _grid(dataset_path: str, row: int | None, upload: Any, highlight: tuple[str,
     )
 
 
+@st.fragment  # its buttons and pickers rerun this panel only, not the whole Explorer
 def region_attribution(
     key: str, dataset_path: str, row: int | None = None, upload: Any = None, label_set: str = ""
 ) -> None:

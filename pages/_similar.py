@@ -57,6 +57,7 @@ def _record_figure(dataset_path: str, row: int, title: str):
     )
 
 
+@st.fragment  # its buttons and pickers rerun this panel only, not the whole Explorer
 def similar_ecgs(key: str, dataset_path: str, row: int | None = None, upload: Any = None, label_set: str = "") -> None:
     """Lay out the panel for one query: a dataset row, or an uploaded record (``upload``, searched against it)."""
     ckpts = checkpoint_paths()

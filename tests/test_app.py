@@ -150,7 +150,9 @@ def test_home_without_runs_or_checkpoints(empty_project):
 
     n = len(PreparedDataset(ensure_bundled(["ptbxl"])["ptbxl"]))
     assert int(datasets.set_index("dataset").loc["ptbxl", "records (windows)"]) == n
-    assert len(at.get("plotly_chart")) == 1  # the pipeline diagram
+    # the pipeline diagram is an SVG image, so Home loads no plotly chart
+    assert not at.get("plotly_chart")
+    assert len(at.get("image")) == 1
 
 
 @pytest.mark.parametrize("page", PAGES)

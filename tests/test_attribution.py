@@ -158,6 +158,10 @@ def isolated_cache(monkeypatch, tmp_path):
 
 def test_cli_on_a_record_and_an_upload(bundled_prepared, isolated_cache, challenge_upload, tmp_path, capsys):
     base = ["attribute", "--checkpoint", str(CHECKPOINT), "--data", str(bundled_prepared)]
+    assert main([*base, "--fit-probe"]) == 0  # what make app runs before serving
+    assert "(superdiagnostic: CD, HYP, MI, NORM, STTC) is cached" in capsys.readouterr().out
+    (fitted,) = (isolated_cache / "embeddings").glob("probe__*.npz")
+    fitted_at = fitted.stat().st_mtime_ns
     out_csv = tmp_path / "one.csv"
     assert main([*base, "--record", "9", "--out", str(out_csv)]) == 0
     text = capsys.readouterr().out
@@ -167,7 +171,7 @@ def test_cli_on_a_record_and_an_upload(bundled_prepared, isolated_cache, challen
     table = pd.read_csv(out_csv)
     assert set(table["kind"]) == {"region", "lead"} and len(table) == 16 * 5
     probes = list((isolated_cache / "embeddings").glob("probe__*.npz"))
-    assert len(probes) == 1  # fitted once, then read back
+    assert probes == [fitted] and fitted.stat().st_mtime_ns == fitted_at  # fitted once, then read back
 
     # the table is what the library computes for that record with the cached probe
     from aclecg.attribution_eval import cached_probe, explain

@@ -1,4 +1,5 @@
-"""End-to-end: ``streamlit run app.py`` in a subprocess, every page opened in headless Chromium via selenium.
+"""End-to-end: the app served as ``make app`` serves it (``aclecg app``) in a subprocess, every page opened in
+headless Chromium via selenium.
 
 Checks that no exception box (``stException``) or error alert (``stAlertContentError``) appears, and saves a
 screenshot of each page to ``tests/_artifacts/``. Needs Debian's ``chromium`` and ``chromium-driver``
@@ -8,6 +9,7 @@ Run with ``pytest -m browser tests/test_browser.py``.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import socket
@@ -16,6 +18,7 @@ import sys
 import tempfile
 import time
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -37,70 +40,76 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def server():
+def _needs_chromium() -> None:
     if not CHROMIUM.exists() or not DRIVER.exists():
         pytest.skip(
             "headless Chromium is not installed (/usr/bin/chromium and /usr/bin/chromedriver); "
             "install with `apt-get install -y chromium chromium-driver`"
         )
     pytest.importorskip("selenium")
-    from test_app import make_demo_project  # tests/ is on sys.path (rootdir conftest)
 
-    tmp = Path(tempfile.mkdtemp(prefix="aclecg-browser-"))
-    make_demo_project(tmp)
+
+@contextlib.contextmanager
+def _serve(project: Path) -> Iterator[str]:
+    """The app on the demo project in ``project``, launched as ``make app`` launches it (``aclecg app``)."""
     port = _free_port()
     env = {
         **os.environ,
-        "ACLECG_RUNS": str(tmp / "runs"),
-        "ACLECG_CHECKPOINTS": str(tmp / "checkpoints"),
-        "ACLECG_UMAP_CACHE": str(tmp / "umap"),
+        "ACLECG_RUNS": str(project / "runs"),
+        "ACLECG_CHECKPOINTS": str(project / "checkpoints"),
+        "ACLECG_UMAP_CACHE": str(project / "umap"),
     }
-    log = open(tmp / "streamlit.log", "wb")
+    log_path = project / f"streamlit-{port}.log"
+    log = open(log_path, "wb")
+    streamlit_flags = ["--server.address", "127.0.0.1", "--server.headless", "true"]
     proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "streamlit",
-            "run",
-            str(REPO / "app.py"),
-            "--server.port",
-            str(port),
-            "--server.address",
-            "127.0.0.1",
-            "--server.headless",
-            "true",
-            "--browser.gatherUsageStats",
-            "false",
-        ],
+        [sys.executable, "-m", "aclecg", "app", str(REPO / "app.py"), "--port", str(port), "--", *streamlit_flags]
+        + ["--browser.gatherUsageStats", "false"],
         cwd=REPO,
         env=env,
         stdout=log,
         stderr=subprocess.STDOUT,
     )
     url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 90
-    while time.time() < deadline:
-        try:
-            urllib.request.urlopen(f"{url}/_stcore/health", timeout=2)
-            break
-        except OSError:
-            if proc.poll() is not None:
-                break
-            time.sleep(0.5)
-    else:
-        proc.terminate()
-        pytest.fail(f"streamlit did not start: {(tmp / 'streamlit.log').read_text()[-2000:]}")
-    if proc.poll() is not None:
-        pytest.fail(f"streamlit exited: {(tmp / 'streamlit.log').read_text()[-2000:]}")
-    yield url
-    proc.terminate()
     try:
-        proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-    log.close()
+        deadline = time.time() + 90
+        while time.time() < deadline:
+            try:
+                urllib.request.urlopen(f"{url}/_stcore/health", timeout=2)
+                break
+            except OSError:
+                if proc.poll() is not None:
+                    break
+                time.sleep(0.5)
+        else:
+            pytest.fail(f"the app did not start: {log_path.read_text()[-2000:]}")
+        if proc.poll() is not None:
+            pytest.fail(f"the app exited: {log_path.read_text()[-2000:]}")
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
+
+
+@pytest.fixture(scope="module")
+def project() -> Iterator[Path]:
+    _needs_chromium()
+    from test_app import make_demo_project  # tests/ is on sys.path (rootdir conftest)
+
+    tmp = Path(tempfile.mkdtemp(prefix="aclecg-browser-"))
+    make_demo_project(tmp)
+    yield tmp
     shutil.rmtree(tmp, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def server(project: Path) -> Iterator[str]:
+    with _serve(project) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
@@ -164,6 +173,21 @@ def test_page_opens_without_error(server, browser, page):
     assert browser.find_elements(By.CSS_SELECTOR, "h1"), "page has no title"
 
 
+def test_first_deep_link_of_a_fresh_server_opens_the_page_without_a_notice(project, browser):
+    """The very first request a new server gets is a page's own URL: that page opens, with no "Page not found"
+    notice (Streamlit used to look the URL up among pages/' file names before app.py's st.navigation ran)."""
+    from selenium.webdriver.common.by import By
+
+    with _serve(project) as url:
+        browser.get(f"{url}/augmentations")
+        _wait_until_idle(browser)
+        time.sleep(0.5)
+        dialogs = [d.text for d in browser.find_elements(By.CSS_SELECTOR, '[data-testid="stDialog"]')]
+        title = browser.find_element(By.CSS_SELECTOR, '[data-testid="stMain"] h1').text
+    assert not [d for d in dialogs if "not found" in d.lower()], dialogs
+    assert title.startswith("Augmentations"), title
+
+
 def _caption_text(driver) -> str:
     from selenium.webdriver.common.by import By
 
@@ -209,19 +233,6 @@ def _open(driver, url: str) -> None:
     driver.get(url)
     _wait_until_idle(driver)
     time.sleep(1.0)  # plotly draws after the script has finished
-    _dismiss_page_not_found(driver)
-
-
-def _dismiss_page_not_found(driver) -> None:
-    """Close the "Page not found" notice Streamlit's front end shows on the first deep link a fresh server serves:
-    it checks the URL against the ``pages/`` folder's file names before ``st.navigation`` has registered its
-    ``url_path``s, then runs the right page anyway (the page underneath is the requested one)."""
-    driver.execute_script(
-        "document.querySelectorAll('[data-testid=\"stDialog\"]').forEach(d => {"
-        "  if (d.innerText.includes('Page not found')) { const b = d.querySelector('button'); if (b) b.click(); }"
-        "});"
-    )
-    time.sleep(0.3)
 
 
 def _rerun_settled(driver, timeout: float = 150.0) -> None:

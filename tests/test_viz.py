@@ -236,7 +236,6 @@ def test_training_curves_and_diagrams_build():
     assert loss_terms("acl_ecg") == ("loss", "region", "instance")
     assert loss_terms("no-such-method") == loss_terms(None) == ("loss",)
     assert len(viz.training_curves(pd.DataFrame()).layout.annotations) >= 1
-    assert len(viz.pipeline_diagram().layout.shapes) == len(viz.PIPELINE_STEPS)
     diagram = viz.region_diagram()
     leads_drawn = {t.name for t in diagram.data if t.name in LEADS}
     assert leads_drawn == set(LEADS)
@@ -360,3 +359,21 @@ def test_attribution_figures_follow_the_table():
     assert len(shaded) == 4  # II, III, aVF panels and lead II's rhythm strip
     with pytest.raises(ValueError, match="class 'XYZ'"):
         viz.attribution_bars(table, "XYZ")
+
+
+def test_pipeline_diagram_is_an_svg_with_one_box_per_step_and_every_word():
+    import xml.etree.ElementTree as ET
+
+    ns = {"svg": "http://www.w3.org/2000/svg"}
+    steps = (*viz.PIPELINE_STEPS, ("a <b> & c", "x\ny"))  # text that needs escaping
+    root = ET.fromstring(viz.pipeline_diagram(steps, pretraining=5))
+    boxes = [r for r in root.iterfind("svg:rect", ns) if r.get("class") == "step"]
+    assert len(boxes) == len(steps)
+    assert sorted(float(b.get("x")) for b in boxes) == [float(b.get("x")) for b in boxes]  # left to right
+    lines = ["".join(t.itertext()) for t in root.iter("{http://www.w3.org/2000/svg}tspan")]
+    for head, sub in steps:
+        for line in (*head.split("\n"), *sub.split("\n")):
+            assert line in lines
+    labels = ["".join(t.itertext()) for t in root.iterfind("svg:text", ns) if not list(t)]
+    assert labels == ["self-supervised pretraining (no labels)", "evaluation with labels"]
+    assert len(list(root.iterfind("svg:line", ns))) == len(steps) - 1  # one arrow between neighbours

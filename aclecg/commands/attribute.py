@@ -15,6 +15,9 @@ EXAMPLES = """examples:
   python -m aclecg attribute --checkpoint checkpoints/acl_ecg/encoder.pt --data .cache/prepared/ptbxl \\
       --upload my_ecg/A0001.hea --fill median --out my_ecg_attribution.csv
 
+  # fit and cache the probe the app's "Explain by region" uses, ahead of time
+  python -m aclecg attribute --checkpoint checkpoints/acl_ecg/encoder.pt --data .cache/prepared/ptbxl --fit-probe
+
   # the anatomy check: on the MI records with one territory, how often the region whose occlusion lowers the
   # MI score most lies in that territory (out-of-fold probes; random-init is added); CSV + markdown table
   python -m aclecg attribute --territory --data .cache/prepared/ptbxl \\
@@ -45,6 +48,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     what.add_argument("--upload", help="a WFDB .hea (signal file next to it), a folder of them, or a .zip")
     what.add_argument(
         "--territory", action="store_true", help="territory match of the MI score on the single-territory MI records"
+    )
+    what.add_argument(
+        "--fit-probe",
+        action="store_true",
+        help="only fit and cache the probe (`make app` does this, so the app's first explanation waits for nothing)",
     )
     p.add_argument(
         "--fill", action="append", choices=("zero", "median"), help="occlusion fill (default zero; repeatable)"
@@ -104,6 +112,9 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError("give one --fill for a single record (several only with --territory)")
     source = evaluation.load_source(args.checkpoint[0])
     probe = cached_probe(source, dataset, args.label_set, cache_dir=args.cache_dir)
+    if args.fit_probe:
+        print(f"probe of {source.label} on {args.data} ({args.label_set}: {', '.join(probe.classes)}) is cached")
+        return 0
     if args.record is not None:
         row = record_row(dataset.records, args.record, args.data)
         windows, title = np.asarray(dataset.signals[row : row + 1]), f"record {args.record}"

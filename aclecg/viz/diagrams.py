@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 from collections.abc import Callable, Sequence
 
 import numpy as np
@@ -13,75 +14,71 @@ from aclecg.viz.paper import fallback_colour
 from aclecg.viz.paper import lead_colour as _region_colour
 
 PIPELINE_STEPS: tuple[tuple[str, str], ...] = (
-    ("Unlabelled<br>12-lead ECGs", "PTB-XL, Challenge 2021,<br>CPSC2018"),
-    ("Physio-AUG views", "scale crop · cycle mask<br>· shift"),
-    ("Shared per-lead<br>encoder", "one 1-D ResNet<br>for every lead"),
-    ("Region pooling", "septal · anterior ·<br>lateral · inferior"),
-    ("Region + instance<br>contrastive loss", "intra-region consistency,<br>inter-region discrimination"),
-    ("Frozen encoder", "embedding =<br>concatenated lead features"),
-    ("Linear probe /<br>fine-tune", "macro AUROC, AUPRC<br>vs label fraction"),
+    ("Unlabelled\n12-lead ECGs", "PTB-XL, Challenge 2021,\nCPSC2018"),
+    ("Physio-AUG views", "scale crop · cycle mask\n· shift"),
+    ("Shared per-lead\nencoder", "one 1-D ResNet\nfor every lead"),
+    ("Region pooling", "septal · anterior ·\nlateral · inferior"),
+    ("Region + instance\ncontrastive loss", "same region close,\nother regions apart"),
+    ("Frozen encoder", "embedding = the\nlead features joined"),
+    ("Linear probe /\nfine-tune", "macro AUROC, AUPRC\nvs label fraction"),
 )
+#: How many of :data:`PIPELINE_STEPS` are pretraining (the rest is evaluation with labels).
+PRETRAINING_STEPS = 5
+_STEP_FILLS = ("#e8f1fb", "#fdebd3", "#e6f4e6", "#f3e5f5", "#fde2e2", "#eeeeee", "#fff7cc")
 
 
-def pipeline_diagram(steps: Sequence[tuple[str, str]] = PIPELINE_STEPS) -> go.Figure:
-    """Left-to-right boxes and arrows of the ACL-ECG pipeline (pretraining above, evaluation after)."""
-    fig = go.Figure()
-    n = len(steps)
-    colours = ["#e8f1fb", "#fdebd3", "#e6f4e6", "#f3e5f5", "#fde2e2", "#eeeeee", "#fff7cc"]
-    w, gap = 1.0, 0.35
+def _svg_lines(text: str, x: float, y: float, size: int, weight: str = "normal") -> str:
+    """``text`` (lines split at newlines) centred on ``x``, the block's middle at ``y``, as one SVG <text>."""
+    lines = text.split("\n")
+    first = y - (len(lines) - 1) * size * 0.6
+    spans = "".join(
+        f'<tspan x="{x:g}" y="{first + i * size * 1.2:g}">{html.escape(line)}</tspan>' for i, line in enumerate(lines)
+    )
+    return f'<text font-size="{size}" font-weight="{weight}" text-anchor="middle" fill="#111">{spans}</text>'
+
+
+def pipeline_diagram(steps: Sequence[tuple[str, str]] = PIPELINE_STEPS, pretraining: int = PRETRAINING_STEPS) -> str:
+    """Left-to-right boxes and arrows of the ACL-ECG pipeline, as an SVG document (``st.image`` draws it).
+
+    The first ``pretraining`` steps are bracketed as self-supervised pretraining, the rest as evaluation. An SVG,
+    not a plotly figure: the app's Home page then opens without loading plotly's JavaScript.
+    """
+    w, gap, h, top = 190, 36, 130, 40
+    width = len(steps) * w + (len(steps) - 1) * gap
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width + 4} {top + h + 6}" '
+        'font-family="sans-serif" role="img" aria-label="ACL-ECG pipeline">',
+        '<defs><marker id="arrow" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="7" markerHeight="7" '
+        'orient="auto-start-reverse"><path d="M 0 0 L 10 5 L 0 10 z" fill="#333"/></marker></defs>',
+    ]
     for i, (head, sub) in enumerate(steps):
-        x0 = i * (w + gap)
-        fig.add_shape(
-            type="rect",
-            x0=x0,
-            x1=x0 + w,
-            y0=0,
-            y1=1,
-            line=dict(color="#555", width=1),
-            fillcolor=colours[i % len(colours)],
-            name="step",
-            layer="below",
+        x0 = 2 + i * (w + gap)
+        parts.append(
+            f'<rect class="step" x="{x0}" y="{top}" width="{w}" height="{h}" rx="8" '
+            f'fill="{_STEP_FILLS[i % len(_STEP_FILLS)]}" stroke="#555"/>'
         )
-        fig.add_annotation(
-            x=x0 + w / 2, y=0.68, text=f"<b>{head}</b>", showarrow=False, font=dict(size=13, color="#111")
-        )
-        fig.add_annotation(x=x0 + w / 2, y=0.28, text=sub, showarrow=False, font=dict(size=12, color="#222"))
-        if i < n - 1:
-            fig.add_annotation(
-                x=x0 + w + gap - 0.02,
-                y=0.5,
-                ax=x0 + w + 0.02,
-                ay=0.5,
-                xref="x",
-                yref="y",
-                axref="x",
-                ayref="y",
-                showarrow=True,
-                arrowhead=3,
-                arrowsize=1.2,
-                arrowwidth=1.5,
-                text="",
+        parts.append(_svg_lines(head, x0 + w / 2, top + h * 0.3, 18, "bold"))
+        parts.append(_svg_lines(sub, x0 + w / 2, top + h * 0.73, 16))
+        if i < len(steps) - 1:
+            y = top + h / 2
+            parts.append(
+                f'<line x1="{x0 + w + 4}" y1="{y}" x2="{x0 + w + gap - 4}" y2="{y}" stroke="#333" '
+                'stroke-width="2" marker-end="url(#arrow)"/>'
             )
-    total = n * w + (n - 1) * gap
-    pre_end = 4 * (w + gap) + w
-    fig.add_annotation(
-        x=pre_end / 2,
-        y=1.15,
-        text="self-supervised pretraining (no labels)",
-        showarrow=False,
-        font=dict(size=11, color="#1f77b4"),
-    )
-    fig.add_annotation(
-        x=(5 * (w + gap) + total) / 2,
-        y=1.15,
-        text="evaluation with labels",
-        showarrow=False,
-        font=dict(size=11, color="#d62728"),
-    )
-    fig.update_xaxes(visible=False, range=[-0.1, total + 0.1])
-    fig.update_yaxes(visible=False, range=[-0.15, 1.3])
-    fig.update_layout(height=230, margin=dict(l=5, r=5, t=5, b=5), plot_bgcolor="white", showlegend=False)
-    return fig
+    for label, first, last, colour in (
+        ("self-supervised pretraining (no labels)", 0, pretraining - 1, "#1f4e9c"),
+        ("evaluation with labels", pretraining, len(steps) - 1, "#a4161a"),
+    ):
+        if first > last:
+            continue
+        x0, x1 = 2 + first * (w + gap), 2 + last * (w + gap) + w
+        parts.append(
+            f'<path d="M {x0} {top - 6} V {top - 12} H {x1} V {top - 6}" fill="none" stroke="{colour}"/>'
+            f'<text x="{(x0 + x1) / 2:g}" y="{top - 18}" font-size="17" text-anchor="middle" '
+            f'fill="{colour}">{html.escape(label)}</text>'
+        )
+    parts.append("</svg>")
+    return "".join(parts)
 
 
 #: Approximate precordial electrode positions on a schematic chest (x: patient's right -> left, y: up).

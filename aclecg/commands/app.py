@@ -1,0 +1,120 @@
+"""``aclecg app``: serve the Streamlit app with its heavy modules already imported (what ``make app`` runs).
+
+``streamlit run app.py`` imports PyTorch, plotly and the data layer during the first visitor's first page, so that
+page waits several seconds. This command imports them first, in the server's own process, and then hands over to
+Streamlit's command line unchanged. It also tells Streamlit not to treat ``pages/`` as an old-style page folder
+before the app's ``st.navigation`` has run, which otherwise makes the first deep link of a fresh server (e.g.
+``/augmentations``) show a "Page not found" notice before the page opens.
+
+Everything after ``--`` goes to ``streamlit run`` (e.g. ``-- --server.headless true``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import time
+from pathlib import Path
+
+from aclecg.errors import AclEcgError
+
+EXAMPLES = """examples:
+  aclecg app                                  # the checkout's app.py on http://localhost:8501
+  aclecg app --port 8600 -- --server.headless true
+  aclecg app --no-warm-up                      # exactly `streamlit run app.py`
+"""
+
+#: Modules the pages import, in the order they are warmed (the first page then finds them in ``sys.modules``).
+WARM_MODULES: tuple[str, ...] = (
+    "torch",
+    "pandas",
+    "pyarrow",
+    "plotly.graph_objects",
+    "aclecg.data",
+    "aclecg.viz",
+    "aclecg.jobs",
+    "aclecg.evaluation",
+    "aclecg.study_report",
+    "aclecg.upload",
+    "streamlit.emojis",  # compiles its emoji regex on import, at the first alert or label with a non-ASCII character
+)
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "app",
+        help="serve the Streamlit app (needs the `app` extra)",
+        description="Start the app with `streamlit run`, after importing the libraries its pages need, so the "
+        "first page opens without waiting for them. Arguments after `--` go to `streamlit run`.",
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("script", nargs="?", default=None, help="the app's script (default: app.py of the project)")
+    p.add_argument("--port", type=int, default=8501, help="port to serve on (default 8501)")
+    p.add_argument("--no-warm-up", action="store_true", help="do not import the pages' libraries first")
+    p.set_defaults(func=run)
+
+
+def app_script(script: str | None) -> Path:
+    """The app's script: ``script`` or ``app.py`` of the project folder (see :func:`aclecg.paths.project_root`)."""
+    from aclecg import paths
+
+    path = Path(script) if script else paths.project_root() / "app.py"
+    if not path.is_file():
+        raise AclEcgError(
+            f"{path}: no such app script. Run this from the ACL-ECG Studio checkout (or set ACLECG_HOME to it), "
+            "or pass the path of app.py."
+        )
+    return path.resolve()
+
+
+def warm_up(modules: tuple[str, ...] = WARM_MODULES) -> float:
+    """Import ``modules`` (skipping any that is not installed), then build and serialise one figure and one table
+    (plotly loads its validators, and pandas its Arrow conversion, at their first use); the seconds it took."""
+    start = time.perf_counter()
+    for name in modules:
+        try:
+            importlib.import_module(name)
+        except ModuleNotFoundError:
+            continue
+    try:
+        import pandas as pd
+        import plotly.io as pio
+        import pyarrow as pa
+
+        from aclecg import viz
+
+        pio.to_json(viz.region_diagram())
+        pa.Table.from_pandas(pd.DataFrame({"dataset": ["ptbxl"], "records": [1]}))
+    except ModuleNotFoundError:  # the app extra is not installed: Streamlit's own import error says so later
+        pass
+    return time.perf_counter() - start
+
+
+def no_pages_folder_routing() -> None:
+    """Route every first request through ``app.py``'s ``st.navigation``, as every later one is.
+
+    Streamlit decides at its first script run whether ``pages/`` is an old-style (v1) page folder, and only an
+    ``st.navigation`` call turns that off; until then a deep link is looked up among the folder's file names.
+    """
+    from streamlit.runtime.pages_manager import PagesManager
+
+    PagesManager.uses_pages_directory = False
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        from streamlit.web import cli as streamlit_cli
+    except ModuleNotFoundError:
+        raise AclEcgError("the app needs Streamlit: pip install 'aclecg[app]'") from None
+    script = app_script(args.script)
+    if not args.no_warm_up:
+        seconds = warm_up()
+        print(f"imported the pages' libraries in {seconds:.1f} s")
+        no_pages_folder_routing()
+    argv = ["run", str(script), "--server.port", str(args.port), *getattr(args, "passthrough", [])]
+    try:
+        streamlit_cli.main(args=argv, prog_name="streamlit", standalone_mode=False)
+    except SystemExit as exc:  # streamlit exits on Ctrl-C and on bad flags
+        return int(exc.code or 0)
+    return 0

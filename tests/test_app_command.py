@@ -1,0 +1,72 @@
+"""``aclecg app``: the launcher ``make app`` runs (warm imports, then Streamlit's own command line)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from aclecg import cli
+from aclecg.commands import app as app_command
+
+
+@pytest.fixture
+def streamlit_calls(monkeypatch: pytest.MonkeyPatch) -> list[list[str]]:
+    """Streamlit's command line replaced by a recorder (no server starts)."""
+    from streamlit.runtime.pages_manager import PagesManager
+    from streamlit.web import cli as streamlit_cli
+
+    calls: list[list[str]] = []
+
+    def fake_main(args: list[str], prog_name: str, standalone_mode: bool) -> None:
+        assert prog_name == "streamlit" and standalone_mode is False
+        calls.append(list(args))
+
+    monkeypatch.setattr(streamlit_cli, "main", fake_main)
+    monkeypatch.setattr(PagesManager, "uses_pages_directory", None)
+    return calls
+
+
+def test_app_hands_its_arguments_to_streamlit_run(streamlit_calls, tmp_path: Path, capsys):
+    from streamlit.runtime.pages_manager import PagesManager
+
+    script = tmp_path / "app.py"
+    script.write_text("import streamlit as st\n")
+    code = cli.main(["app", str(script), "--port", "8600", "--", "--server.headless", "true"])
+    assert code == 0
+    assert streamlit_calls == [["run", str(script.resolve()), "--server.port", "8600", "--server.headless", "true"]]
+    assert PagesManager.uses_pages_directory is False  # the first deep link goes through st.navigation
+    assert "imported the pages' libraries in" in capsys.readouterr().out
+
+
+def test_no_warm_up_is_plain_streamlit_run(streamlit_calls, tmp_path: Path):
+    from streamlit.runtime.pages_manager import PagesManager
+
+    script = tmp_path / "app.py"
+    script.write_text("")
+    assert cli.main(["app", str(script), "--no-warm-up"]) == 0
+    assert streamlit_calls == [["run", str(script.resolve()), "--server.port", "8501"]]
+    assert PagesManager.uses_pages_directory is None
+
+
+def test_app_default_script_is_the_projects_app_py(streamlit_calls, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv("ACLECG_HOME", str(tmp_path))
+    (tmp_path / "app.py").write_text("")
+    assert cli.main(["app", "--no-warm-up"]) == 0
+    assert streamlit_calls[0][1] == str((tmp_path / "app.py").resolve())
+
+
+def test_missing_app_script_is_a_one_line_error(streamlit_calls, tmp_path: Path, capsys):
+    missing = tmp_path / "nowhere" / "app.py"
+    assert cli.main(["app", str(missing)]) == 2
+    err = capsys.readouterr().err
+    assert str(missing) in err and "no such app script" in err and "Traceback" not in err
+    assert streamlit_calls == []
+
+
+def test_warm_up_skips_modules_that_are_not_installed():
+    import sys
+
+    sys.modules.pop("colorsys", None)
+    seconds = app_command.warm_up(("colorsys", "aclecg_no_such_module"))
+    assert seconds >= 0 and "colorsys" in sys.modules and "aclecg_no_such_module" not in sys.modules
