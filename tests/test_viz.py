@@ -232,8 +232,9 @@ def test_training_curves_and_diagrams_build():
     assert {t.name for t in fig.data} == {"loss", "region", "lr", "samples/s"}  # declared and logged only
     assert {t.name for t in viz.training_curves(metrics).data} == {"loss", "lr", "samples/s"}
     from aclecg.methods import loss_terms
+    from aclecg.methods.acl_ecg import ACLECG
 
-    assert loss_terms("acl_ecg") == ("loss", "region", "instance")
+    assert loss_terms("ACL-ECG") == ACLECG.LOSS_TERMS  # an alias finds the method's declared terms
     assert loss_terms("no-such-method") == loss_terms(None) == ("loss",)
     assert len(viz.training_curves(pd.DataFrame()).layout.annotations) >= 1
     diagram = viz.region_diagram()
