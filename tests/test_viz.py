@@ -201,6 +201,8 @@ def test_sweep_figure_log_axis_and_bands():
     assert len(bands) == 2
     acl_band = [t for t in bands if t.name == "acl CI"][0]
     np.testing.assert_allclose(acl_band.y, [0.85, 0.95, 0.85, 0.75])
+    # a band is an area: no markers at its corners (plotly's default mode draws them, in other colours, as dots)
+    assert all(t.mode == "lines" for t in bands)
 
 
 def test_sweep_figure_one_fraction_is_an_error_bar_not_dots():

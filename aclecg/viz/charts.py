@@ -249,6 +249,7 @@ def sweep_figure(
                 go.Scatter(
                     x=xs,
                     y=ys,
+                    mode="lines",  # an area: plotly's default mode would add a marker at every corner
                     fill="toself",
                     fillcolor=_with_alpha(colour, 0.15),
                     line=dict(width=0),
