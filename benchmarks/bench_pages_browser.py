@@ -107,10 +107,36 @@ def _visit(driver, url: str) -> float:
     return _settle(driver, start, page_load=True)
 
 
+def fresh_browser() -> int:
+    """Each page as the first page a new headless Chromium opens (after the server's own first visit to Home)."""
+    with running_app() as url:
+        print(f"load average before: {os.getloadavg()[0]:.2f}; server on {url}")
+        warm = headless_chromium()
+        _visit(warm, f"{url}/")  # the server's first session, as in main()
+        warm.quit()
+        print(f"{'what':<58} {'seconds':>8} {'again':>8}")
+        for page in PAGES:
+            driver = headless_chromium()
+            time.sleep(2.0)  # let the new browser's own start-up finish before timing
+            first = _visit(driver, f"{url}/{page}")
+            again = _visit(driver, f"{url}/{page}")
+            driver.quit()
+            print(f"{'open ' + (page or 'home') + ' in a new browser (1st / again)':<58} {first:8.2f} {again:8.2f}")
+    print(f"load average after: {os.getloadavg()[0]:.2f}")
+    return 0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=2, help="times each interaction is repeated (default 2)")
+    parser.add_argument(
+        "--fresh-browser",
+        action="store_true",
+        help="instead: open each page as the first page of a new browser (a deep link with nothing cached)",
+    )
     args = parser.parse_args()
+    if args.fresh_browser:
+        return fresh_browser()
     with running_app() as url:
         driver = headless_chromium()
         rows: list[tuple[str, float, float]] = []
