@@ -54,6 +54,9 @@ __all__ = [
 AMP_MODES: tuple[str, ...] = ("auto", "off", "bf16", "fp16")
 #: What aVR does in the region pooling: left out of every region, or a region of its own.
 AVR_POLICIES: tuple[str, ...] = ("exclude", "own")
+#: Names of the augmentation presets of :data:`aclecg.augment.PRESETS` (here so that help texts and choice lists
+#: need not import torch; tests/test_augment.py checks they are the registry's).
+AUGMENTATION_PRESETS: tuple[str, ...] = ("physio", "standard", "none")
 #: Label protocols: every label of a record, or only records with exactly one (the authors' protocol).
 PROTOCOLS: tuple[str, ...] = ("multilabel", "singlelabel")
 #: Evaluation arms: per checkpoint (``linear_probe``, ``fine_tune``) and the reference arms.

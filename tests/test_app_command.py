@@ -70,3 +70,13 @@ def test_warm_up_skips_modules_that_are_not_installed():
     sys.modules.pop("colorsys", None)
     seconds = app_command.warm_up(("colorsys", "aclecg_no_such_module"))
     assert seconds >= 0 and "colorsys" in sys.modules and "aclecg_no_such_module" not in sys.modules
+
+
+def test_command_line_help_imports_no_torch():
+    """`aclecg --help` and every command's parser are built without PyTorch (help answers at once)."""
+    import subprocess
+    import sys
+
+    code = "import sys; from aclecg.cli import build_parser; build_parser(); print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"

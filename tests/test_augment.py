@@ -75,6 +75,9 @@ def test_presets_are_plain_data_and_config_round_trips():
         again = A.build_augmentation(json.loads(json.dumps(aug.config())))
         assert torch.equal(aug(x, rp, _gen(5)), again(x, rp, _gen(5)))
     assert [s["name"] for s in A.PRESETS["physio"]] == ["random_scale_crop", "cardiac_cycle_mask", "temporal_shift"]
+    from aclecg.constraints import AUGMENTATION_PRESETS
+
+    assert tuple(A.PRESETS) == AUGMENTATION_PRESETS  # the torch-free name list the CLI and methods read
 
 
 @pytest.mark.parametrize(

@@ -33,7 +33,7 @@ WARM_MODULES: tuple[str, ...] = (
     "aclecg.data",
     "aclecg.viz",
     "aclecg.jobs",
-    "aclecg.evaluation",
+    "aclecg.evaluation.sweep",  # the evaluation package itself loads its parts lazily
     "aclecg.study_report",
     "aclecg.upload",
     "streamlit.emojis",  # compiles its emoji regex on import, at the first alert or label with a non-ASCII character

@@ -5,14 +5,14 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
-import torch
-
-from aclecg.augment import PRESETS, build_augmentation, make_synthetic_batch
+from aclecg.constraints import AUGMENTATION_PRESETS
 from aclecg.errors import ConfigError, DataError
 from aclecg.leads import LEADS
+
+if TYPE_CHECKING:
+    import torch
 
 EPILOG = """examples:
   python -m aclecg augment --synthetic --spec physio --seed 0
@@ -22,7 +22,9 @@ EPILOG = """examples:
 
 --spec is a preset (%s), a JSON list of {"name": ..., **params} steps, or a .json file holding one.
 Prints the resolved spec and, for each view, every step's parameters as JSON; --save also writes
-original.npy, view<i>.npy (leads x samples, float32), rpeaks.npy and info.json.""".replace("%s", ", ".join(PRESETS))
+original.npy, view<i>.npy (leads x samples, float32), rpeaks.npy and info.json.""".replace(
+    "%s", ", ".join(AUGMENTATION_PRESETS)
+)
 
 
 def register(subparsers: Any) -> None:
@@ -46,7 +48,7 @@ def register(subparsers: Any) -> None:
 
 
 def _parse_spec(text: str) -> Any:
-    if text in PRESETS:
+    if text in AUGMENTATION_PRESETS:
         return text
     path = Path(text)
     if text.endswith(".json"):
@@ -59,14 +61,21 @@ def _parse_spec(text: str) -> Any:
     try:
         return json.loads(text)
     except json.JSONDecodeError:
-        raise ConfigError(f"--spec: {text!r} is neither a preset ({', '.join(PRESETS)}) nor JSON") from None
+        raise ConfigError(
+            f"--spec: {text!r} is neither a preset ({', '.join(AUGMENTATION_PRESETS)}) nor JSON"
+        ) from None
 
 
 def _load_record(args: argparse.Namespace) -> tuple[torch.Tensor, torch.Tensor, float, list[str], str]:
+    import numpy as np
+    import torch
+
+    from aclecg.augment import make_synthetic_batch
+
     if args.synthetic:
         x, rp = make_synthetic_batch(1, generator=torch.Generator().manual_seed(args.seed))
         return x, rp, 100.0, list(LEADS), "synthetic"
-    from aclecg.data import PreparedDataset  # imported lazily: the data layer is only needed here
+    from aclecg.data import PreparedDataset
 
     ds = PreparedDataset(args.data)
     if not 0 <= args.index < len(ds):
@@ -78,12 +87,19 @@ def _load_record(args: argparse.Namespace) -> tuple[torch.Tensor, torch.Tensor, 
 
 def _plain(value: Any) -> Any:
     """Sample 0 of a per-sample tensor as plain JSON data."""
+    import torch
+
     if isinstance(value, torch.Tensor):
         return value[0].tolist() if value.ndim else value.item()
     return value
 
 
 def run(args: argparse.Namespace) -> int:
+    import numpy as np
+    import torch
+
+    from aclecg.augment import build_augmentation
+
     if args.views < 1 or args.views > 16:
         raise ConfigError(f"--views must be in [1, 16], got {args.views}")
     x, rp, fs, leads, source = _load_record(args)

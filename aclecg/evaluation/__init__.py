@@ -24,31 +24,59 @@ Modules, one concern each:
 
 from __future__ import annotations
 
-from aclecg.classifier import TrainLog, predict_classifier, train_classifier
-from aclecg.evaluation.config import (
-    ARMS,
-    DEFAULT_ARMS,
-    DEFAULT_FRACTIONS,
-    PROTOCOLS,
-    TRAINED_ARMS,
-    EvalConfig,
-    embedding_cache_dir,
-)
-from aclecg.evaluation.embeddings import cached_embeddings, encode_windows, extract_embeddings, precision_key
-from aclecg.evaluation.form import parse_sweep_form
-from aclecg.evaluation.fractions import rotate_folds, sample_label_fraction
-from aclecg.evaluation.outputs import SweepResult, count_not_converged, learning_rates_of
-from aclecg.evaluation.probe import ProbeResult, linear_probe
-from aclecg.evaluation.sources import (
-    EncoderSource,
-    check_compatible,
-    load_source,
-    random_init_like,
-    random_init_source,
-)
-from aclecg.evaluation.sweep import SweepProgress, open_dataset, run_sweep
-from aclecg.paths import cache_root
-from aclecg.runtime import resolve_device
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from aclecg.classifier import TrainLog, predict_classifier, train_classifier
+    from aclecg.evaluation.config import (
+        ARMS,
+        DEFAULT_ARMS,
+        DEFAULT_FRACTIONS,
+        PROTOCOLS,
+        TRAINED_ARMS,
+        EvalConfig,
+        embedding_cache_dir,
+    )
+    from aclecg.evaluation.embeddings import cached_embeddings, encode_windows, extract_embeddings, precision_key
+    from aclecg.evaluation.form import parse_sweep_form
+    from aclecg.evaluation.fractions import rotate_folds, sample_label_fraction
+    from aclecg.evaluation.outputs import SweepResult, count_not_converged, learning_rates_of
+    from aclecg.evaluation.probe import ProbeResult, linear_probe
+    from aclecg.evaluation.sources import (
+        EncoderSource,
+        check_compatible,
+        load_source,
+        random_init_like,
+        random_init_source,
+    )
+    from aclecg.evaluation.sweep import SweepProgress, open_dataset, run_sweep
+    from aclecg.paths import cache_root
+    from aclecg.runtime import resolve_device
+
+#: Public name -> the module that defines it (loaded on first use, so that ``from aclecg.evaluation.config import
+#: EvalConfig`` -- what the command line's help reads -- imports no torch).
+_EXPORTS: dict[str, str] = {
+    **dict.fromkeys(("TrainLog", "predict_classifier", "train_classifier"), "aclecg.classifier"),
+    **dict.fromkeys(
+        ("ARMS", "DEFAULT_ARMS", "DEFAULT_FRACTIONS", "PROTOCOLS", "TRAINED_ARMS", "EvalConfig", "embedding_cache_dir"),
+        "aclecg.evaluation.config",
+    ),
+    **dict.fromkeys(
+        ("cached_embeddings", "encode_windows", "extract_embeddings", "precision_key"), "aclecg.evaluation.embeddings"
+    ),
+    "parse_sweep_form": "aclecg.evaluation.form",
+    **dict.fromkeys(("rotate_folds", "sample_label_fraction"), "aclecg.evaluation.fractions"),
+    **dict.fromkeys(("SweepResult", "count_not_converged", "learning_rates_of"), "aclecg.evaluation.outputs"),
+    **dict.fromkeys(("ProbeResult", "linear_probe"), "aclecg.evaluation.probe"),
+    **dict.fromkeys(
+        ("EncoderSource", "check_compatible", "load_source", "random_init_like", "random_init_source"),
+        "aclecg.evaluation.sources",
+    ),
+    **dict.fromkeys(("SweepProgress", "open_dataset", "run_sweep"), "aclecg.evaluation.sweep"),
+    "cache_root": "aclecg.paths",
+    "resolve_device": "aclecg.runtime",
+}
 
 __all__ = [
     "ARMS",
@@ -84,3 +112,17 @@ __all__ = [
     "sample_label_fraction",
     "train_classifier",
 ]
+assert set(__all__) == set(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # once loaded, a plain module attribute
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

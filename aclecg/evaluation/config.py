@@ -14,7 +14,6 @@ from typing import Any
 
 from aclecg.constraints import ARMS, EVAL_PARAMS, PROTOCOLS, validate
 from aclecg.paths import cache_root
-from aclecg.reference_cnn import ReferenceCNNConfig
 
 __all__ = [
     "ARMS",
@@ -71,6 +70,8 @@ class EvalConfig:
             keys = ("max_steps", "eval_every", "patience", "batch_size", "lr_grid", "lr_selection", "n_bootstrap")
         out = {k: getattr(self, k) for k in keys}
         if arm_kind == "reference_cnn":
+            from aclecg.reference_cnn import ReferenceCNNConfig  # torch: only when a reference arm is keyed
+
             out["network"] = ReferenceCNNConfig().to_dict()
         return out
 

@@ -15,14 +15,12 @@ from typing import Any, ClassVar
 
 from torch import Tensor, nn
 
+from aclecg.constraints import AUGMENTATION_PRESETS
 from aclecg.errors import ConfigError
 from aclecg.leads import RegionMap, default_region_map
 from aclecg.models import ECGEncoder, EncoderConfig, count_parameters, resolve_encoder_config
 
 __all__ = ["AUGMENTATION_PRESETS", "SSLMethod"]
-
-#: Augmentation preset names understood by ``aclecg.augment.build_augmentation``.
-AUGMENTATION_PRESETS: tuple[str, ...] = ("physio", "standard", "none")
 
 
 def _type_ok(value: Any, default: Any) -> bool:
