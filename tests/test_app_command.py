@@ -19,7 +19,7 @@ def streamlit_calls(monkeypatch: pytest.MonkeyPatch) -> list[list[str]]:
     calls: list[list[str]] = []
 
     def fake_main(args: list[str], prog_name: str, standalone_mode: bool) -> None:
-        assert prog_name == "streamlit" and standalone_mode is False
+        assert prog_name == "streamlit" and standalone_mode is True
         calls.append(list(args))
 
     monkeypatch.setattr(streamlit_cli, "main", fake_main)
@@ -80,3 +80,11 @@ def test_command_line_help_imports_no_torch():
     code = "import sys; from aclecg.cli import build_parser; build_parser(); print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"
+
+
+def test_a_bad_streamlit_flag_is_streamlits_usage_error_not_a_traceback(tmp_path: Path, capsys):
+    script = tmp_path / "app.py"
+    script.write_text("")
+    code = cli.main(["app", str(script), "--no-warm-up", "--", "--server.no_such_flag", "1"])
+    err = capsys.readouterr().err
+    assert code == 2 and "No such option" in err and "Traceback" not in err

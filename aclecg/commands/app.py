@@ -113,8 +113,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"imported the pages' libraries in {seconds:.1f} s")
         no_pages_folder_routing()
     argv = ["run", str(script), "--server.port", str(args.port), *getattr(args, "passthrough", [])]
-    try:
-        streamlit_cli.main(args=argv, prog_name="streamlit", standalone_mode=False)
-    except SystemExit as exc:  # streamlit exits on Ctrl-C and on bad flags
-        return int(exc.code or 0)
+    try:  # standalone: Streamlit's command line prints its own usage errors (e.g. an unknown flag) and exits
+        streamlit_cli.main(args=argv, prog_name="streamlit", standalone_mode=True)
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
     return 0
