@@ -52,13 +52,24 @@ COLUMN_NAMES = {
 }
 
 
-def readable(table: pd.DataFrame) -> pd.DataFrame:
-    """Rounded, with readable column names and "–" where a value does not apply (e.g. steps of a probe)."""
+def readable(table: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
+    """Rounded, with readable column names and "–" where a value does not apply (e.g. steps of a probe); also the
+    number columns that became text for their gaps."""
     out = table.round(4).rename(columns=COLUMN_NAMES)
+    numbers = []
     for column in out.columns[out.isna().any()]:
+        if pd.api.types.is_numeric_dtype(out[column]):
+            numbers.append(column)
         # a column with gaps becomes text ("–" for the gaps): a column mixing numbers and text cannot be displayed
         out[column] = [("–" if pd.isna(v) else (f"{v:g}" if isinstance(v, float) else str(v))) for v in out[column]]
-    return out
+    return out, numbers
+
+
+def show_table(table: pd.DataFrame, **kwargs) -> None:
+    """:func:`readable` as a dataframe, its gapped number columns right-aligned like the other numbers."""
+    out, numbers = readable(table)
+    config = {c: st.column_config.Column(alignment="right") for c in numbers}
+    st.dataframe(out, column_config=config, width="stretch", **kwargs)
 
 
 study = published_study()
@@ -91,7 +102,7 @@ if study is not None:
         )
         wide = part.pivot_table(index="row", columns="fraction", values="mean").round(3)
         wide.columns = [f"{c * 100:g} %" for c in wide.columns]
-        st.dataframe(readable(wide), width="stretch")
+        show_table(wide)
         st.write(
             f"**Primary comparison** (declared before the runs): ACL-ECG − {primary['best_baseline']}, "
             f"linear probe, {primary['fraction'] * 100:g} % of labels, {primary['protocol']}: "
@@ -250,7 +261,7 @@ with user_errors():
         )
         if c in shown.columns
     ]
-    st.dataframe(readable(shown[keep]), hide_index=True, width="stretch")
+    show_table(shown[keep], hide_index=True)
     st.download_button(
         "Download summary.csv",
         summary_path.read_bytes(),
@@ -283,7 +294,7 @@ with user_errors():
             )
             if c in res.columns
         ]
-        st.dataframe(readable(res[keep]), hide_index=True, width="stretch")
+        show_table(res[keep], hide_index=True)
         st.download_button(
             "Download results.csv",
             results_path.read_bytes(),

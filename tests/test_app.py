@@ -408,6 +408,9 @@ def test_sweep_page_plots_and_downloads(project):
     assert "p vs supervised (DeLong)" in shown.columns and "None" not in shown.astype(str).to_numpy()
     # the reference arm has no p-value against itself: shown as "–" (a real sweep leaves it empty)
     assert "–" in shown["p vs supervised (DeLong)"].astype(str).to_numpy()
+    # ... and that column, text now, stays right-aligned like the numbers it holds
+    columns = json.loads(at.dataframe[-1].proto.columns)
+    assert columns["p vs supervised (DeLong)"]["alignment"] == "right"
 
 
 def test_sweep_page_shows_the_published_study(empty_project, tiny_study):
