@@ -1,7 +1,8 @@
 """Fine-tuning sensitivity check: the study's fine-tune cells (validation every 20 steps, lr grid 3e-4..3e-3)
 beside the same cells validated every 5 steps with 1e-4 added to the grid (official split, test fold 10).
 
-The second sweep (18 cells, 23.5 min on 2 cores), resumable from the committed cells::
+The second sweep (18 cells, 23.5 min on 2 cores, a few browser screenshots beside it at its start), resumable from
+the committed cells::
 
     mkdir -p runs/sensitivity-ft-eval5/cells
     cp checkpoints/cells/sensitivity-ft-eval5/* runs/sensitivity-ft-eval5/cells/
