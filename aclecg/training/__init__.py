@@ -24,8 +24,9 @@ read) or ``from aclecg.training import PRESETS`` imports neither torch nor the e
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING, Any
+
+from aclecg import lazy
 
 if TYPE_CHECKING:
     from aclecg.training.config import PRESETS, RUN_PRESETS, PretrainConfig, build_encoder_config, build_method
@@ -95,12 +96,7 @@ assert set(__all__) == set(_EXPORTS)
 
 
 def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
-    globals()[name] = value  # once loaded, a plain module attribute
-    return value
+    return lazy.load(__name__, _EXPORTS, globals(), name)
 
 
 def __dir__() -> list[str]:
