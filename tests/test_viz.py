@@ -184,6 +184,18 @@ def test_embedding_scatter_colours_are_distinct_and_hover_reads_as_words():
     assert fig.layout.clickmode == "event+select"
 
 
+def test_embedding_scatter_draws_small_maps_as_svg_and_large_ones_with_webgl():
+    """WebGL redraws cost ~1 s more per map in a browser without GPU rendering; only large maps need it."""
+    from aclecg.viz.charts import SVG_MAX_POINTS
+
+    for n, kind in ((SVG_MAX_POINTS, "scatter"), (SVG_MAX_POINTS + 1, "scattergl")):
+        table = pd.DataFrame({"lab": np.where(np.arange(n) % 2, "a", "b"), "age": np.arange(n) % 90})
+        for colour in ("lab", "age"):  # categorical groups and the continuous trace
+            fig = viz.embedding_scatter(np.zeros((n, 2)), table, colour, highlight=np.zeros((1, 2)))
+            assert {t.type for t in fig.data if t.name != "uploaded"} == {kind}
+            assert sum(len(t.x) for t in fig.data if t.name != "uploaded") == n
+
+
 def test_sweep_figure_log_axis_and_bands():
     summary = pd.DataFrame(
         {

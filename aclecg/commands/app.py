@@ -2,7 +2,10 @@
 
 ``streamlit run app.py`` imports PyTorch, plotly and the data layer during the first visitor's first page, so that
 page waits several seconds. This command imports them first, in the server's own process, and then hands over to
-Streamlit's command line unchanged. It also tells Streamlit not to treat ``pages/`` as an old-style page folder
+Streamlit's command line unchanged. It compiles umap-learn's kernels (otherwise compiled in a background thread
+at the first visit of Representations, slowing every page for about 10 s) and then freezes the heap
+(:func:`gc.freeze`), so garbage collections no longer walk the half-million objects of the imported libraries.
+It also tells Streamlit not to treat ``pages/`` as an old-style page folder
 before the app's ``st.navigation`` has run, which otherwise makes the first deep link of a fresh server (e.g.
 ``/augmentations``) show a "Page not found" notice before the page opens.
 
@@ -12,7 +15,10 @@ Everything after ``--`` goes to ``streamlit run`` (e.g. ``-- --server.headless t
 from __future__ import annotations
 
 import argparse
+import gc
 import importlib
+import importlib.util
+import os
 import time
 from pathlib import Path
 
@@ -91,6 +97,27 @@ def warm_up(modules: tuple[str, ...] = WARM_MODULES) -> float:
     return time.perf_counter() - start
 
 
+def compile_umap_learn() -> float | None:
+    """Compile umap-learn's numba kernels now (about 10 s on 2 cores), so no page visit starts that compile in a
+    background thread that then competes with every page for the interpreter; the seconds, or None when skipped
+    (umap-learn missing, or ``ACLECG_UMAP_WARMUP=0``)."""
+    from aclecg import umap_learn
+
+    if os.environ.get("ACLECG_UMAP_WARMUP", "1") == "0" or importlib.util.find_spec("umap") is None:
+        return None
+    start = time.perf_counter()
+    umap_learn.warm_up(background=False)
+    return time.perf_counter() - start
+
+
+def freeze_heap() -> int:
+    """Move every object alive now (the imported libraries: about half a million) out of the garbage collector's
+    reach, so each later full collection walks only what the pages create; the number of objects frozen."""
+    gc.collect()
+    gc.freeze()
+    return gc.get_freeze_count()
+
+
 def no_pages_folder_routing() -> None:
     """Route every first request through ``app.py``'s ``st.navigation``, as every later one is.
 
@@ -111,6 +138,10 @@ def run(args: argparse.Namespace) -> int:
     if not args.no_warm_up:
         seconds = warm_up()
         print(f"imported the pages' libraries in {seconds:.1f} s")
+        compiled = compile_umap_learn()
+        if compiled is not None:
+            print(f"compiled umap-learn's kernels in {compiled:.1f} s")
+        freeze_heap()
         no_pages_folder_routing()
     argv = ["run", str(script), "--server.port", str(args.port), *getattr(args, "passthrough", [])]
     try:  # standalone: Streamlit's command line prints its own usage errors (e.g. an unknown flag) and exits

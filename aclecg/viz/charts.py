@@ -55,6 +55,13 @@ def column_title(column: str) -> str:
     return column.replace("_", " ")
 
 
+#: Maps with up to this many points are drawn as SVG (``go.Scatter``), larger ones with WebGL (``go.Scattergl``).
+#: A WebGL redraw costs about 1 s more per map in a browser without GPU rendering (headless Chromium here:
+#: switching the Representations map method took 1.1-2.0 s with WebGL and 0.4-0.8 s with SVG, 1008 points,
+#: benchmarks/results-2026-12-03b-browser.txt); SVG's cost grows with the number of points, WebGL's hardly.
+SVG_MAX_POINTS = 2000
+
+
 def embedding_scatter(
     coords: np.ndarray,
     table: pd.DataFrame,
@@ -80,11 +87,12 @@ def embedding_scatter(
     )
     template = "<br>".join(f"{column_title(h)}: %{{customdata[{i + 1}]}}" for i, h in enumerate(hover))
     template += "<extra></extra>"
+    scatter = go.Scatter if len(table) <= SVG_MAX_POINTS else go.Scattergl
     fig = go.Figure()
     values = table[colour] if colour in table.columns else pd.Series(["all"] * len(table))
     if pd.api.types.is_numeric_dtype(values) and values.nunique() > 12:
         fig.add_trace(
-            go.Scattergl(
+            scatter(
                 x=xy[:, 0],
                 y=xy[:, 1],
                 mode="markers",
@@ -105,7 +113,7 @@ def embedding_scatter(
         for k, value in enumerate(sorted(values.unique(), key=lambda v: (-int((values == v).sum()), v))):
             sel = (values == value).to_numpy()
             fig.add_trace(
-                go.Scattergl(
+                scatter(
                     x=xy[sel, 0],
                     y=xy[sel, 1],
                     mode="markers",
