@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -26,6 +27,8 @@ def streamlit_calls(monkeypatch: pytest.MonkeyPatch) -> list[list[str]]:
     monkeypatch.setattr(PagesManager, "uses_pages_directory", None)
     # the test process's heap is not frozen; what a real launch freezes is checked in a subprocess below
     monkeypatch.setattr(app_command, "freeze_heap", lambda: calls.append(["freeze_heap"]) or 0)
+    monkeypatch.setattr(app_command, "prepare_bundled", lambda script: calls.append(["prepare_bundled"]))
+    monkeypatch.setenv("ACLECG_HOME", os.environ.get("ACLECG_HOME", str(Path.cwd())))  # restored afterwards
     return calls
 
 
@@ -37,6 +40,7 @@ def test_app_hands_its_arguments_to_streamlit_run(streamlit_calls, tmp_path: Pat
     code = cli.main(["app", str(script), "--port", "8600", "--", "--server.headless", "true"])
     assert code == 0
     assert streamlit_calls == [
+        ["prepare_bundled"],
         ["freeze_heap"],  # before Streamlit starts, after the imports
         ["run", str(script.resolve()), "--server.port", "8600", "--server.headless", "true"],
     ]
@@ -132,3 +136,24 @@ def test_streamlit_config_turns_off_the_full_collection_after_every_script_run()
     repo = Path(__file__).resolve().parents[1]
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=repo).stdout
     assert out.strip() == "False"
+
+
+def test_prepare_bundled_uses_the_apps_project_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys):
+    """The launcher prepares the bundled data where app.py will look: the cache of app.py's own folder."""
+    import aclecg.data as data
+    from aclecg.errors import DataError
+
+    (tmp_path / "checkpoints").mkdir()  # a project folder, so its cache is <folder>/.cache
+    seen: list[str] = []
+    monkeypatch.delenv("ACLECG_HOME", raising=False)
+    monkeypatch.delenv("ACLECG_CACHE", raising=False)
+    monkeypatch.setattr(data, "ensure_bundled", lambda progress: seen.append(str(data.prepared_root())) or {})
+    app_command.prepare_bundled(tmp_path / "app.py")
+    assert seen == [str(tmp_path / ".cache" / "prepared")]
+
+    def broken(progress: bool) -> None:
+        raise DataError("ptb-xl/records100/00000/00001_lr.hea: empty header")
+
+    monkeypatch.setattr(data, "ensure_bundled", broken)
+    app_command.prepare_bundled(tmp_path / "app.py")  # a warning, not a traceback: the pages say it again
+    assert "could not be prepared: ptb-xl/records100/00000/00001_lr.hea: empty header" in capsys.readouterr().out

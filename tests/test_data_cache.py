@@ -231,3 +231,27 @@ def test_ensure_bundled_is_idempotent(tmp_path, monkeypatch, capsys):
     assert main(["info", str(first["challenge"])]) == 0
     out = capsys.readouterr().out
     assert "label set chapman_rhythm (4 classes)" in out and "rows kept" in out
+
+
+def test_source_stamp_rereads_the_raw_files_only_when_they_change(tmp_path, monkeypatch):
+    import shutil
+
+    from aclecg.data.bundled import BUNDLED, source_stamp
+
+    raw, other = tmp_path / "raw", tmp_path / "other"
+    shutil.copytree(BUNDLED["challenge"][1], raw)
+    shutil.copytree(BUNDLED["challenge"][1], other)
+    first = source_stamp(raw, "challenge", 100.0, 10.0)
+    source_stamp(other, "challenge", 100.0, 10.0)  # a second folder (ensure_bundled checks two) keeps the first
+    reads: list[Path] = []
+    original = Path.read_bytes
+    monkeypatch.setattr(Path, "read_bytes", lambda self: reads.append(self) or original(self))
+    assert source_stamp(raw, "challenge", 100.0, 10.0) == first and reads == []  # nothing changed: no file read
+    assert source_stamp(raw, "challenge", 250.0, 10.0) != first and reads  # other parameters: a new stamp
+    header = next(raw.rglob("*.hea"))
+    text = header.read_text()
+    header.write_text(text.replace(" ", "  ", 1))
+    os.utime(header, ns=(1, 1))
+    assert source_stamp(raw, "challenge", 100.0, 10.0) != first  # changed content is seen
+    header.write_text(text)
+    assert source_stamp(raw, "challenge", 100.0, 10.0) == first

@@ -12,7 +12,7 @@ import pytest
 from aclecg.checkpoint import discover_checkpoints
 from aclecg.data import BUNDLED_RAW_DIR, PreparedDataset, prepare_dataset
 from aclecg.data.labels import describe_labels, label_descriptions, sentence_case
-from aclecg.data.raw import raw_folder, raw_window_mv
+from aclecg.data.raw import index_raw, raw_folder, raw_window_mv
 
 
 @pytest.fixture(scope="module")
@@ -63,7 +63,21 @@ def test_raw_window_is_none_when_the_raw_folder_is_gone(user_ptbxl, tmp_path):
     ds = PreparedDataset(moved)
     ds.manifest["preprocessing"]["source_root"] = str(tmp_path / "nowhere")
     assert raw_folder(ds) is None
-    assert raw_window_mv(ds, 0) is None
+    assert raw_window_mv(ds, 0) is None and index_raw(ds) is False
+
+
+def test_index_raw_opens_the_folder_once_so_records_are_read_without_a_new_index(user_ptbxl, monkeypatch):
+    import aclecg.data.prepare as prepare
+    from aclecg.data import raw
+
+    root, out = user_ptbxl
+    raw._reader_items.cache_clear()
+    opened: list[str] = []
+    make_reader = prepare.make_reader
+    monkeypatch.setattr(prepare, "make_reader", lambda fmt, folder: opened.append(folder) or make_reader(fmt, folder))
+    ds = PreparedDataset(out)
+    assert index_raw(ds) is True and opened == [str(root)]
+    assert raw_window_mv(ds, 3) is not None and opened == [str(root)]  # the index is reused
 
 
 def test_label_words_in_sentence_case_and_described():

@@ -85,6 +85,17 @@ def test_black_traces_are_the_clinical_print_and_the_height_sets_the_width():
         viz.ecg_paper_figure(x, 100.0, colours="blue")
 
 
+def test_hover_gives_each_sample_its_time_and_value_in_the_signals_units():
+    x, _ = _record()
+    for units in ("mV", "z"):
+        fig = viz.ecg_paper_figure(x, 100.0, layout="3x4", units=units)
+        column = _lead_traces(fig, "V4")[0]  # the fourth column: 7.5-10 s of V4
+        custom = np.asarray(column.customdata, dtype=float)
+        np.testing.assert_allclose(custom[:, 0], np.arange(750, 1000) / 100.0)
+        np.testing.assert_allclose(custom[:, 1], x[LEADS.index("V4"), 750:1000])
+        assert f"%{{customdata[1]:.2f}} {units}" in column.hovertemplate
+
+
 def test_paper_figure_rejects_wrong_shape():
     with pytest.raises(ValueError, match="n_leads"):
         viz.ecg_paper_figure(np.zeros((8, 100)), 100.0)

@@ -101,6 +101,7 @@ class PtbXlReader(Reader):
         self.resolution = resolution
         self.expected_fs = 100.0 if resolution == "lr" else 500.0
         self.statements = load_statements(self.root / STATEMENTS)
+        self._known_codes = frozenset(self.statements.index)
         self.mapping = label_mapping(self.statements)
 
     @property
@@ -144,7 +145,7 @@ class PtbXlReader(Reader):
         if not filename or filename == "nan" or Path(filename).is_absolute():
             raise DataError(f"{filename}: {self.resolution} file name {filename!r} is empty or absolute; refused")
         path = (self.root / filename).resolve()
-        if not path.is_relative_to(self.root.resolve()):
+        if not path.is_relative_to(self.root):  # the root is resolved once, in Reader.__init__
             raise DataError(f"{filename}: file name leads outside the input folder {self.root}; refused")
         return self.root / filename
 
@@ -152,7 +153,7 @@ class PtbXlReader(Reader):
         source = filename
         path = self._confined(filename)
         codes = parse_scp_codes(row.scp_codes, source)
-        unknown = sorted(set(codes) - set(self.statements.index))
+        unknown = sorted(set(codes) - self._known_codes)
         if unknown:
             raise DataError(f"{source}: unknown SCP codes {', '.join(unknown)}")
         try:

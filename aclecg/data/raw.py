@@ -19,7 +19,7 @@ import numpy as np
 
 from aclecg.data.labels import source_root
 
-__all__ = ["display_window", "raw_folder", "raw_window_mv"]
+__all__ = ["display_window", "index_raw", "raw_folder", "raw_window_mv"]
 
 
 def raw_folder(dataset: Any) -> tuple[str, Path] | None:
@@ -44,6 +44,15 @@ def _reader_items(fmt: str, folder: str) -> tuple[Any, dict[str, Any]]:
     reader = make_reader(fmt, folder)
     items, _ = reader.locate()
     return reader, {item.source: item for item in items}
+
+
+def index_raw(dataset: Any) -> bool:
+    """Open and index the raw folder behind ``dataset`` now (once per process; the app's launcher does it for the
+    bundled datasets, so the first record shown waits for no index); whether its raw files are here."""
+    found = raw_folder(dataset)
+    if found is not None:
+        _reader_items(found[0], str(found[1]))
+    return found is not None
 
 
 def raw_window_mv(dataset: Any, row: int) -> tuple[np.ndarray, float] | None:

@@ -46,11 +46,8 @@ def fallback_colour(name: str) -> str:
     return palette[sum(map(ord, name)) % len(palette)]
 
 
-def _paper_axes(
-    fig: go.Figure, width_mm: float, height_mm: float, row: int | None = None, col: int | None = None
-) -> None:
-    """Pink ECG-paper grid on an axis pair in millimetres (gridlines, so thousands of shapes are not needed)."""
-    kw = {} if row is None else {"row": row, "col": col}
+def _paper_axes(width_mm: float, height_mm: float) -> tuple[dict, dict]:
+    """Layout of the x and y axes: a pink ECG-paper grid in millimetres (gridlines, not thousands of shapes)."""
     common = dict(
         showgrid=True,
         gridcolor=GRID_MAJOR_COLOUR,
@@ -60,19 +57,12 @@ def _paper_axes(
         ticks="",
         minor=dict(dtick=GRID_MINOR_MM, showgrid=True, gridcolor=GRID_MINOR_COLOUR, gridwidth=0.5),
         fixedrange=False,
-    )
-    # constrain="domain": keep the 1:1 mm aspect by shrinking the drawing area, never by widening the range
-    fig.update_xaxes(range=[0, width_mm], dtick=GRID_MAJOR_MM, tick0=0, constrain="domain", **common, **kw)
-    fig.update_yaxes(
-        range=[-height_mm, 0],
         dtick=GRID_MAJOR_MM,
         tick0=0,
-        scaleanchor="x",
-        scaleratio=1,
+        # constrain="domain": keep the 1:1 mm aspect by shrinking the drawing area, never by widening the range
         constrain="domain",
-        **common,
-        **kw,
     )
+    return dict(range=[0, width_mm], **common), dict(range=[-height_mm, 0], scaleanchor="x", scaleratio=1, **common)
 
 
 def _calibration_pulse(x0: float, baseline: float, mm_per_unit: float) -> tuple[list[float], list[float]]:
@@ -136,7 +126,11 @@ def ecg_paper_figure(
     t_mm = np.arange(n_t) / fs * MM_PER_S
     peaks = np.asarray(rpeaks if rpeaks is not None else [], dtype=np.int64)
     peaks = peaks[(peaks >= 0) & (peaks < n_t)]
-    fig = go.Figure()
+    # Traces, shapes and annotations are collected as plain dicts and validated once, by go.Figure at the end:
+    # adding them one by one re-validates every earlier shape and annotation each time.
+    traces: list[dict] = []
+    shapes: list[dict] = []
+    annotations: list[dict] = []
     margin_mm = 10.0  # room for the calibration pulse
 
     def add_segment(
@@ -145,19 +139,22 @@ def ecg_paper_figure(
         i = lead_names.index(lead)
         seg = x[i, start:stop]
         if lead in marked:
-            fig.add_shape(
-                type="rect",
-                x0=x_off,
-                x1=x_off + (stop - start) / fs * MM_PER_S,
-                y0=baseline - half_mm,
-                y1=baseline + half_mm,
-                fillcolor="rgba(255, 196, 0, 0.28)",
-                line=dict(width=0),
-                layer="below",
-                name="highlighted lead",
+            shapes.append(
+                dict(
+                    type="rect",
+                    x0=x_off,
+                    x1=x_off + (stop - start) / fs * MM_PER_S,
+                    y0=baseline - half_mm,
+                    y1=baseline + half_mm,
+                    fillcolor="rgba(255, 196, 0, 0.28)",
+                    line=dict(width=0),
+                    layer="below",
+                    name="highlighted lead",
+                )
             )
-        fig.add_trace(
-            go.Scatter(
+        traces.append(
+            dict(
+                type="scatter",
                 x=t_mm[start:stop] - t_mm[start] + x_off,
                 y=baseline + seg * gain,
                 mode="lines",
@@ -165,19 +162,20 @@ def ecg_paper_figure(
                 line=dict(color=colour_of(lead), width=1.2),
                 legendgroup=lead,
                 showlegend=False,
-                hovertemplate=f"{lead}<br>t=%{{customdata:.3f}} s<br>%{{text}}<extra></extra>",
-                customdata=np.arange(start, stop) / fs,
-                text=[f"{v:.2f} {units}" for v in seg],
+                hovertemplate=f"{lead}<br>t=%{{customdata[0]:.3f}} s<br>%{{customdata[1]:.2f}} {units}<extra></extra>",
+                customdata=np.column_stack([np.arange(start, stop) / fs, seg]),
             )
         )
         if show_label:
-            fig.add_annotation(
-                x=x_off + 1,
-                y=baseline + 8,
-                text=f"<b>{lead}</b>",
-                showarrow=False,
-                xanchor="left",
-                font=dict(size=11, color=colour_of(lead)),
+            annotations.append(
+                dict(
+                    x=x_off + 1,
+                    y=baseline + 8,
+                    text=f"<b>{lead}</b>",
+                    showarrow=False,
+                    xanchor="left",
+                    font=dict(size=11, color=colour_of(lead)),
+                )
             )
 
     def add_peaks(start: int, stop: int, x_off: float, baseline: float, lead: str) -> None:
@@ -185,8 +183,9 @@ def ecg_paper_figure(
         if sel.size == 0:
             return
         i = lead_names.index(lead)
-        fig.add_trace(
-            go.Scatter(
+        traces.append(
+            dict(
+                type="scatter",
                 x=t_mm[sel] - t_mm[start] + x_off,
                 y=baseline + x[i, sel] * gain + 3,
                 mode="markers",
@@ -219,14 +218,16 @@ def ecg_paper_figure(
         # column separators as in the printed layout
         for c in range(1, n_cols):
             xc = margin_mm + c * col_len / fs * MM_PER_S
-            fig.add_shape(
-                type="line",
-                x0=xc,
-                x1=xc,
-                y0=-(len(LAYOUT_3X4)) * ROW_HEIGHT_MM,
-                y1=-2,
-                line=dict(color="#444", width=1),
-                name="column separator",
+            shapes.append(
+                dict(
+                    type="line",
+                    x0=xc,
+                    x1=xc,
+                    y0=-(len(LAYOUT_3X4)) * ROW_HEIGHT_MM,
+                    y1=-2,
+                    line=dict(color="#444", width=1),
+                    name="column separator",
+                )
             )
     else:
         row_h = 20.0
@@ -238,8 +239,9 @@ def ecg_paper_figure(
         height_mm = (len(lead_names) + 0.4) * row_h
     for baseline, _ in rows:
         px_, py_ = _calibration_pulse(1.0, baseline, gain)
-        fig.add_trace(
-            go.Scatter(
+        traces.append(
+            dict(
+                type="scatter",
                 x=px_,
                 y=py_,
                 mode="lines",
@@ -250,7 +252,7 @@ def ecg_paper_figure(
             )
         )
     width_mm = margin_mm + seconds * MM_PER_S + 2
-    _paper_axes(fig, width_mm, height_mm)
+    xaxis, yaxis = _paper_axes(width_mm, height_mm)
     for region, colour in REGION_COLOURS.items() if colours == "region" else ():  # a legend of region colours
         members = (
             rmap.regions.get(region, ())
@@ -258,8 +260,9 @@ def ecg_paper_figure(
             else tuple(lead for lead in LEADS if rmap.region_of(lead) is None)
         )
         if members:
-            fig.add_trace(
-                go.Scatter(
+            traces.append(
+                dict(
+                    type="scatter",
                     x=[None],
                     y=[None],
                     mode="lines",
@@ -268,15 +271,18 @@ def ecg_paper_figure(
                 )
             )
     unit_note = f"{gain:g} mm/mV" if units == "mV" else f"{gain:g} mm per SD (z-scored signal)"
-    fig.update_layout(
+    layout_spec = dict(
         title=title,
+        xaxis=xaxis,
+        yaxis=yaxis,
+        shapes=shapes,
         plot_bgcolor=PAPER_COLOUR,
         paper_bgcolor="white",
         margin=dict(l=10, r=10, t=40, b=70 if colours == "region" else 10),
         height=int(max(320, height_mm * px_per_mm + (110 if colours == "region" else 50))),
         legend=dict(orientation="h", y=-0.02, yanchor="top"),
         meta={"mm_per_s": MM_PER_S, "mm_per_unit": gain, "units": units, "layout": layout},
-        annotations=list(fig.layout.annotations)
+        annotations=annotations
         + [
             dict(
                 xref="paper",
@@ -291,4 +297,4 @@ def ecg_paper_figure(
             )
         ],
     )
-    return fig
+    return go.Figure(data=traces, layout=layout_spec)
