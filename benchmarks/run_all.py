@@ -24,6 +24,7 @@ BENCHMARKS = {
     "train": "bench_train.py",  # end-to-end pretraining throughput vs the bare encoder
     "umap": "bench_umap.py",  # fast 2-D embedding vs umap-learn defaults (time and trustworthiness)
     "pages": "bench_pages.py",  # first render of every app page
+    "gc": "bench_gc.py",  # one full garbage collection in the app server's heap, before and after gc.freeze()
 }
 
 
