@@ -157,7 +157,7 @@ def augmentation_figure(
         suffix = "" if row == 1 else str(row)
         return f"x{suffix}", f"y{suffix}"
 
-    def vrect(row: int, start: float, stop: float, name: str, **style) -> None:
+    def vrect(row: int, start: float, stop: float, name: str, **style: object) -> None:
         xref, yref = axes(row)
         shapes.append(
             dict(type="rect", xref=xref, yref=f"{yref} domain", x0=start, x1=stop, y0=0, y1=1, name=name, **style)
