@@ -152,16 +152,13 @@ def augmentation_figure(
     shapes: list[dict] = []
     notes: list[dict] = []
 
-    def axes(row: int) -> tuple[str, str]:
-        """The x and y axis names of subplot ``row`` (1-based): x, y for the first, x2, y2 for the second..."""
+    def shape(row: int, name: str, x0: float, x1: float, y: tuple[float, float] | None = None, **style: object) -> None:
+        """A shape on subplot ``row`` (1-based; its axes are x, y, then x2, y2, ...): over the subplot's whole
+        height, or from ``y[0]`` to ``y[1]`` in data units; ``style`` includes ``type`` when it is not a rect."""
         suffix = "" if row == 1 else str(row)
-        return f"x{suffix}", f"y{suffix}"
-
-    def vrect(row: int, start: float, stop: float, name: str, **style: object) -> None:
-        xref, yref = axes(row)
-        shapes.append(
-            dict(type="rect", xref=xref, yref=f"{yref} domain", x0=start, x1=stop, y0=0, y1=1, name=name, **style)
-        )
+        y0, y1 = (0.0, 1.0) if y is None else y
+        yref = f"y{suffix}" + (" domain" if y is None else "")
+        shapes.append(dict(type="rect", xref=f"x{suffix}", yref=yref, x0=x0, x1=x1, y0=y0, y1=y1, name=name) | style)
 
     def draw(row: int, sig: np.ndarray, legend: bool) -> None:
         for k, lead in enumerate(show):
@@ -208,63 +205,38 @@ def augmentation_figure(
         )
         for s, e in marks.masked:
             if masked_rows is None:
-                vrect(v, s / fs, e / fs, "masked cycle", fillcolor=MASK_FILL, line=dict(width=0))
-            xref, yref = axes(v)
+                shape(v, "masked cycle", s / fs, e / fs, fillcolor=MASK_FILL, line=dict(width=0))
             for k in masked_rows or ():
-                shapes.append(
-                    dict(
-                        type="rect",
-                        xref=xref,
-                        yref=yref,
-                        x0=s / fs,
-                        x1=e / fs,
-                        y0=-k * offset - offset / 2,
-                        y1=-k * offset + offset / 2,
-                        fillcolor=MASK_FILL,
-                        line=dict(width=0),
-                        name="masked cycle",
-                    )
-                )
+                y = (-k * offset - offset / 2, -k * offset + offset / 2)
+                shape(v, "masked cycle", s / fs, e / fs, y, fillcolor=MASK_FILL, line=dict(width=0))
         if marks.timeout:
-            vrect(
+            shape(
                 v,
+                "time-out",
                 marks.timeout[0] / fs,
                 marks.timeout[1] / fs,
-                "time-out",
                 fillcolor="rgba(200,60,60,0.18)",
                 line=dict(width=0),
             )
         seam, padding = marks.shift_marks(length)
         if seam is not None:
-            xref, yref = axes(v)
-            shapes.append(
-                dict(
-                    type="line",
-                    xref=xref,
-                    yref=f"{yref} domain",
-                    x0=seam / fs,
-                    x1=seam / fs,
-                    y0=0,
-                    y1=1,
-                    line=dict(color="#444", width=1.5, dash="dot"),
-                    name="shift seam",
-                )
-            )
+            line = dict(color="#444", width=1.5, dash="dot")
+            shape(v, "shift seam", seam / fs, seam / fs, type="line", line=line)
         if padding is not None and padding[1] > padding[0]:
-            vrect(
+            shape(
                 v,
+                "shift padding",
                 padding[0] / fs,
                 padding[1] / fs,
-                "shift padding",
                 fillcolor="rgba(90,90,200,0.12)",
                 line=dict(width=0),
             )
         if marks.crop:
-            vrect(
+            shape(
                 1,
+                "crop window",
                 marks.crop[0] / fs,
                 marks.crop[1] / fs,
-                "crop window",
                 fillcolor="rgba(0,0,0,0)",
                 line=dict(color=colour, width=2, dash="dash"),
             )
