@@ -143,11 +143,30 @@ class TrainLog:
     best_criterion: float = -math.inf
     stopped_early: bool = False
     criterion: str = "val_macro_auroc"
+    first_validation: int = -1  # the step of the first validation (0 when the untrained model is validated)
 
     @property
     def converged(self) -> bool:
         """True when validation stopped improving for ``patience`` steps before the step budget ran out."""
         return self.stopped_early
+
+    @property
+    def best_at_first_look(self) -> bool:
+        """True when no validation after the first one improved on it: training never helped, or validation
+        came too late to see where it did. Tables flag such cells as they flag unconverged ones."""
+        return self.best_step == self.first_validation
+
+
+def validation_due(step: int, max_steps: int, eval_every: int, dense_every: int = 0, dense_until: int = 0) -> bool:
+    """Whether to validate after ``step``: every ``dense_every`` steps up to ``dense_until`` (the early steps, where a
+    small training set is fitted fastest), then every ``eval_every`` steps, and at the last step.
+
+    >>> [s for s in range(1, 61) if validation_due(s, 60, 20, 5, 30)]
+    [5, 10, 15, 20, 25, 30, 40, 60]
+    """
+    if step == max_steps or step % eval_every == 0:
+        return True
+    return dense_until > 0 and step <= dense_until and step % dense_every == 0
 
 
 def _check_budget(max_steps: int, eval_every: int, patience: int, batch_size: int) -> None:
@@ -177,15 +196,21 @@ def train_classifier(
     device: str | torch.device = "auto",
     desc: str = "train",
     show_progress: bool = True,
+    dense: tuple[int, int] = (0, 0),
 ) -> TrainLog:
     """Train ``model`` (signals in, logits out) with Adam for at most ``max_steps`` steps; early stopping.
 
     ``x_*`` are signal arrays ``(n, leads, T)``. The best validation step's weights are restored at the end.
+    ``dense = (every, until)`` with ``until > 0`` also validates the untrained model (step 0) and every ``every``
+    steps up to ``until`` (:func:`validation_due`); ``(0, 0)`` validates every ``eval_every`` steps only.
     Shuffling and dropout are seeded by ``seed`` without touching the global RNG state. On GPUs with native
     bf16 the forward pass runs under bf16 autocast (float32 elsewhere); the loss is always float32.
     """
     check_protocol(protocol)
     _check_budget(max_steps, eval_every, patience, batch_size)
+    dense_every, dense_until = dense
+    if dense_until < 0 or (dense_until > 0 and dense_every < 1):
+        raise ConfigError(f"dense validation needs every >= 1 and until >= 0, got {dense!r}")
     if not lr > 0:
         raise ConfigError(f"lr must be > 0, got {lr!r}")
     xt, xv = _as_tensor(x_train), _as_tensor(x_val)
@@ -213,6 +238,8 @@ def train_classifier(
         else:
             val_loss, scores = float("nan"), np.zeros((0, yv.shape[1]))
         crit, log.criterion = val_criterion(np.asarray(y_val), scores, val_loss)
+        if log.first_validation < 0:
+            log.first_validation = step
         log.history.append({"step": step, "train_loss": running, "val_loss": val_loss, "criterion": crit})
         model.train()
         if crit > log.best_criterion + 1e-6:
@@ -223,6 +250,9 @@ def train_classifier(
     with torch.random.fork_rng(devices=fork_devices):
         torch.manual_seed(int(seed))
         model.train()
+        if dense_until > 0:
+            evaluate(0)  # the untrained model: a run whose best step stays 0 learned nothing on validation
+            model.train()
         bar = tqdm(range(1, max_steps + 1), desc=desc, disable=not show_progress, leave=False)
         for step in bar:
             if cursor + bs > n:
@@ -238,7 +268,7 @@ def train_classifier(
             value = loss.item()
             running = 0.9 * running + 0.1 * value if step > 1 else value
             log.steps_run = step
-            if step % eval_every == 0 or step == max_steps:
+            if validation_due(step, max_steps, eval_every, dense_every, dense_until):
                 if evaluate(step):
                     log.stopped_early = True
                     break
@@ -291,6 +321,7 @@ def fit_with_lr_grid(
                 "best_step": log.best_step,
                 "steps_run": log.steps_run,
                 "converged": log.converged,
+                "first_look": log.best_at_first_look,
             }
         )
         if best is None or log.best_criterion > best.log.best_criterion + 1e-9:

@@ -311,6 +311,8 @@ EVAL_PARAMS: dict[str, Constraint] = {
     "probe_max_iter": Integer(1),
     "max_steps": Integer(1),
     "eval_every": Integer(1),
+    "dense_every": Integer(1),
+    "dense_until": Integer(0),
     "patience": Integer(1),
     "batch_size": Integer(1),
     "lr_grid": ListOf(Real(0, lo_open=True), min_len=1, as_tuple=True),

@@ -403,8 +403,24 @@ def delong_macro(y_true: np.ndarray, score_a: np.ndarray, score_b: np.ndarray) -
     mutually exclusive classes of a softmax output, are not independent). Classes with fewer than two
     positives or negatives are left out (``classes_used`` lists those kept).
     """
-    y_true, score_a = check_inputs(y_true, score_a)
-    _, score_b = check_inputs(y_true, score_b)
+    return delong_macro_mean(y_true, [score_a], [score_b])
+
+
+def delong_macro_mean(
+    y_true: np.ndarray, scores_a: Sequence[np.ndarray], scores_b: Sequence[np.ndarray]
+) -> MacroDeLongResult:
+    """:func:`delong_macro` of the *seed-mean* macro AUROCs: ``mean_s AUC(scores_a[s]) - mean_s AUC(scores_b[s])``.
+
+    A mean of AUROCs over seeds is itself a two-sample U-statistic whose kernel is the mean of the seeds'
+    kernels, so its structural components (V10, V01) are the seed means of each seed's components, and DeLong's
+    variance follows unchanged. This is the estimand of the study's tables and primary comparison (the mean over
+    label seeds of each seed's AUROC), tested on the same records.
+    """
+    if not scores_a or len(scores_a) != len(scores_b):
+        raise DataError("DeLong (seed mean): both arms need the same non-zero number of seeds")
+    checked_a = [check_inputs(y_true, s)[1] for s in scores_a]
+    checked_b = [check_inputs(y_true, s)[1] for s in scores_b]
+    y_true = check_inputs(y_true, scores_a[0])[0]
     n_rec, n_classes = y_true.shape
     psi = np.zeros((2, n_rec))
     aucs = np.zeros(2)
@@ -414,8 +430,10 @@ def delong_macro(y_true: np.ndarray, score_a: np.ndarray, score_b: np.ndarray) -
         m, n = int(y.sum()), int(n_rec - y.sum())
         if m < 2 or n < 2:
             continue
-        scores = np.stack([score_a[:, c], score_b[:, c]])
-        auc, v10, v01 = _structural_components(y, scores)
+        parts = [_structural_components(y, np.stack([sa[:, c], sb[:, c]])) for sa, sb in zip(checked_a, checked_b)]
+        auc = np.mean([p[0] for p in parts], axis=0)
+        v10 = np.mean([p[1] for p in parts], axis=0)
+        v01 = np.mean([p[2] for p in parts], axis=0)
         pos = y == 1
         psi[:, pos] += (v10 - auc[:, None]) / np.sqrt(m * (m - 1))
         psi[:, ~pos] += (v01 - auc[:, None]) / np.sqrt(n * (n - 1))

@@ -7,12 +7,16 @@ independent pretraining replicate. This module reads the finished cells and comp
 * the paper-style table: one row per method (linear probe) and reference arm, one column per label fraction,
   the mean over rotations of the mean over label seeds; a trained cell whose best step came within its patience
   of the budget is marked ``†`` (not converged);
-* the primary comparison, declared before the runs: ACL-ECG against the best baseline (chosen on the
-  *validation* fold of the official split), linear probe, 10 % of labels, multilabel, pooled over rotations, with
-  a hierarchical bootstrap interval (:func:`aclecg.hypothesis.hierarchical_bootstrap`) and a TOST;
-* DeLong tests per rotation (on the label-seed ensemble, so identical models are never counted twice) with one
-  Holm correction over the whole family;
-* a verdict computed from those numbers.
+* the primary comparison, declared before the runs: ACL-ECG against the baseline that validates best *in each
+  rotation* (on that rotation's validation fold), linear probe, 10 % of labels, multilabel, pooled over
+  rotations with a t test on the rotations (:func:`aclecg.hypothesis.cluster_test`) and a hierarchical bootstrap
+  interval beside it, judged by the three-way verdict of :mod:`aclecg.verdict` with its power;
+* DeLong tests per rotation on the seed-mean AUROC (the tables' estimand) with one Holm correction over the
+  whole family.
+
+Nothing is chosen on a fold that a pooled result scores: every sweep records its validation folds (and those of
+any sweep it borrowed learning rates from), and :func:`check_choices` refuses a study where one of them is a test
+fold of the study. Cells of different data (fingerprints) are never pooled.
 """
 
 from __future__ import annotations
@@ -29,10 +33,15 @@ import pandas as pd
 from aclecg import hypothesis, stats
 from aclecg.errors import DataError
 from aclecg.evaluation import count_not_converged
+from aclecg.evaluation.fractions import default_val_fold
+from aclecg.evaluation.outputs import best_at_first_look, count_first_look
+from aclecg.verdict import HYPOTHESES, decide
 
 __all__ = [
     "PRIMARY",
     "best_baseline",
+    "best_baselines",
+    "check_choices",
     "default_rows",
     "family_tests",
     "label_efficiency",
@@ -52,17 +61,22 @@ class PrimarySpec(TypedDict):
     metric: str
     margin: float
     alpha: float
+    paper_effect: float
 
 
-#: The primary comparison, fixed before any result was seen.
+#: The primary comparison, fixed before any result was seen; its hypotheses are :data:`aclecg.verdict.HYPOTHESES`.
 PRIMARY: PrimarySpec = {
     "protocol": "multilabel",
     "fraction": 0.1,
     "kind": "linear_probe",
     "metric": "auroc",
-    "margin": 0.02,
-    "alpha": 0.05,
+    "margin": HYPOTHESES["auroc"].margin,
+    "alpha": HYPOTHESES["auroc"].alpha,
+    "paper_effect": HYPOTHESES["auroc"].paper_effect,
 }
+#: The study's protocol for PTB-XL: every rotation validates on fold 9, which no rotation tests on.
+STUDY_VAL_FOLD = 9
+STUDY_TEST_FOLDS = (10, 8, 7, 6)
 FOCUS = "acl_ecg"
 ABLATIONS = ("acl_ecg_no_physio", "acl_ecg_no_region")
 REFERENCE_ROWS = ("supervised", "reference_cnn", "random_init")
@@ -97,6 +111,7 @@ def load_cells(root: str | Path) -> pd.DataFrame:
     for meta_path in sorted(Path(root).glob("*/sweep.json")):
         meta = _read_json(meta_path)
         fold = meta.get("test_fold") or 10
+        choice = _choice_folds(meta, int(fold))
         for cell_path in sorted((meta_path.parent / "cells").glob("*.json")):
             rec = _read_json(cell_path)
             if rec["arm"] not in meta["arms"] or rec["fraction"] not in meta["fractions"]:
@@ -120,17 +135,59 @@ def load_cells(root: str | Path) -> pd.DataFrame:
                     "auprc": macro.get("macro_auprc"),
                     "val": val,
                     "converged": d.get("converged"),
+                    "first_look": best_at_first_look(d, (rec.get("key") or {}).get("settings")),
                     "best_step": d.get("best_step"),
                     "steps_run": d.get("steps_run"),
                     "lr": d.get("lr"),
                     "n_test": rec["n_test"],
                     "seconds": rec.get("seconds"),
                     "npz": str(cell_path.with_suffix(".npz")),
+                    "val_folds": choice["own"],
+                    "choice_folds": choice["all"] if _borrowed(rec) else choice["own"],
+                    "data": meta.get("data_fingerprint", ""),
                 }
             )
     if not rows:
         raise DataError(f"no finished sweep cells under {root}")
-    return pd.DataFrame(rows)
+    cells = pd.DataFrame(rows)
+    prints = cells.groupby("data")["sweep"].unique()
+    if len(prints) > 1:
+        listing = "; ".join(f"{fp[:12] or 'unknown'}: {', '.join(sorted(sw))}" for fp, sw in prints.items())
+        raise DataError(f"{root}: sweeps of different data cannot be pooled in one study ({listing})")
+    return cells
+
+
+def _borrowed(rec: dict) -> bool:
+    """Whether a trained cell used a learning rate chosen in another sweep (``--lr-from``)."""
+    return bool(((rec.get("key") or {}).get("settings") or {}).get("lr_chosen_in"))
+
+
+def _choice_folds(meta: dict, fold: int) -> dict[str, tuple[int, ...]]:
+    """The folds a sweep's choices read: ``own`` (its validation folds) and ``all`` (with a lending sweep's)."""
+    if "val_folds" in meta:
+        own = list(meta["val_folds"])
+        borrowed = list((meta.get("lr_from") or {}).get("val_folds") or [])
+    else:  # written before sweeps recorded them: the rules of the time
+        own = [default_val_fold(fold)]  # the fold before the test fold
+        borrowed = [default_val_fold(10)]  # rotations borrowed the official split's learning rates (fold 9)
+    return {"own": tuple(sorted(map(int, own))), "all": tuple(sorted(set(map(int, own)) | set(map(int, borrowed))))}
+
+
+def check_choices(cells: pd.DataFrame) -> None:
+    """Refuse a study in which any choice (L2, learning rate, early-stopping step, best baseline) read a fold
+    that one of its pooled results scores."""
+    scored = set(int(f) for f in cells["test_fold"].unique())
+    bad = cells[[bool(set(c) & scored) for c in cells["choice_folds"]]]
+    if not bad.empty:
+        listing = "; ".join(
+            f"{sw} chose on fold(s) {', '.join(map(str, sorted(set(g['choice_folds'].iloc[0]) & scored)))}"
+            for sw, g in bad.groupby("sweep")
+        )
+        raise DataError(
+            f"choices were made on folds the study scores ({listing}); rerun those sweeps with a validation fold "
+            f"no rotation tests on (--val-fold {STUDY_VAL_FOLD} with test folds "
+            f"{', '.join(map(str, STUDY_TEST_FOLDS))})"
+        )
 
 
 def best_baseline(cells: pd.DataFrame, fraction: float = 0.1, protocol: str = "multilabel", test_fold: int = 10) -> str:
@@ -147,6 +204,31 @@ def best_baseline(cells: pd.DataFrame, fraction: float = 0.1, protocol: str = "m
     return str(sel.groupby("name")["val"].mean().idxmax())
 
 
+def best_baselines(cells: pd.DataFrame, fraction: float | None = None, protocol: str | None = None) -> dict[int, str]:
+    """``{test fold: baseline}``: in every rotation, the baseline whose linear probe validates best on that
+    rotation's own validation fold (mean over seeds) at ``fraction`` (default: the primary's)."""
+    fraction = PRIMARY["fraction"] if fraction is None else fraction
+    protocol = PRIMARY["protocol"] if protocol is None else protocol
+    folds = sorted(int(f) for f in cells[cells["protocol"] == protocol]["test_fold"].unique())
+    out = {}
+    for fold in folds:
+        try:
+            out[fold] = best_baseline(cells, fraction, protocol, fold)
+        except DataError:
+            continue
+    if not out:
+        raise DataError(f"no baseline linear-probe cells at {fraction:g} ({protocol}) in any rotation")
+    return out
+
+
+def overall_best(best: dict[int, str]) -> str:
+    """The baseline named for tables: the one most rotations chose (ties: the official split's, then by name)."""
+    counts = pd.Series(list(best.values())).value_counts()
+    top = sorted(counts[counts == counts.max()].index)
+    official = best.get(10)
+    return official if official is not None and official in top else str(top[0])
+
+
 def _row_label(arm: str, kind: str) -> str:
     name = _name(arm)
     return name if kind == "linear_probe" else (f"{name} (fine-tuned)" if kind == "fine_tune" else name)
@@ -158,13 +240,17 @@ def paper_table(cells: pd.DataFrame, protocol: str, metric: str = "auroc") -> pd
     sel = cells[cells["protocol"] == protocol]
     per_fold = (
         sel.groupby(["arm", "kind", "fraction", "test_fold"])
-        .agg(value=(metric, "mean"), bad=("converged", count_not_converged))
+        .agg(value=(metric, "mean"), bad=("converged", count_not_converged), first=("first_look", count_first_look))
         .reset_index()
     )
     pooled = (
         per_fold.groupby(["arm", "kind", "fraction"])
         .agg(
-            mean=("value", "mean"), sd=("value", "std"), n_folds=("test_fold", "nunique"), not_converged=("bad", "sum")
+            mean=("value", "mean"),
+            sd=("value", "std"),
+            n_folds=("test_fold", "nunique"),
+            not_converged=("bad", "sum"),
+            first_look=("first", "sum"),
         )
         .reset_index()
     )
@@ -206,6 +292,8 @@ def format_table(pooled: pd.DataFrame, best: str | None = None, n_folds: int | N
                 txt += f" ±{h['sd']:.3f}"
             if h["not_converged"]:
                 txt += " †"
+            if h["first_look"]:
+                txt += " ‡"
             if h["n_folds"] < n_folds:
                 txt += f" [{int(h['n_folds'])}/{n_folds}]"
             cells.append(txt)
@@ -235,7 +323,8 @@ def _predictions(cells: pd.DataFrame) -> _Pred:
 
 def family_tests(cells: pd.DataFrame) -> pd.DataFrame:
     """DeLong tests of ACL-ECG's arms against every other arm, per protocol, fraction and test fold, on the
-    label-seed ensemble (mean probability over seeds); Holm-adjusted over the whole family."""
+    seed-mean macro AUROC (the tables' and the primary comparison's estimand; seeds paired by label draw);
+    Holm-adjusted over the whole family."""
     rows = []
     focus_kinds = {"linear_probe": f"{FOCUS}:linear_probe", "fine_tune": f"{FOCUS}:fine_tune"}
     for (protocol, fold, fraction), grp in cells.groupby(["protocol", "test_fold", "fraction"]):
@@ -254,8 +343,10 @@ def family_tests(cells: pd.DataFrame) -> pd.DataFrame:
                 b = _predictions(grp[grp["arm"] == other])
                 if not np.array_equal(a.y, b.y):
                     continue
+                if len(a.scores) != len(b.scores):
+                    continue
                 try:
-                    res = stats.delong_macro(a.y, np.mean(a.scores, axis=0), np.mean(b.scores, axis=0))
+                    res = stats.delong_macro_mean(a.y, a.scores, b.scores)
                 except DataError:
                     continue
                 rows.append(
@@ -278,33 +369,54 @@ def family_tests(cells: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def primary_comparison(cells: pd.DataFrame, best: str, n_resamples: int = 2000) -> dict:
-    """The declared primary comparison, pooled over every rotation that has both arms."""
+def primary_comparison(cells: pd.DataFrame, best: dict[int, str] | str | None = None, n_resamples: int = 2000) -> dict:
+    """The declared primary comparison, pooled over every rotation that has both arms.
+
+    ``best``: the baseline of each rotation (default: :func:`best_baselines`, chosen on each rotation's own
+    validation fold); a single name uses it everywhere. The verdict comes from a t test over rotations whose
+    unit variance is floored at the record noise (:func:`aclecg.hypothesis.cluster_test`); the hierarchical
+    bootstrap interval (record noise drawn once) is reported beside it.
+    """
+    check_choices(cells)
     p = PRIMARY
+    chosen = best_baselines(cells) if best is None else best
     sel = cells[(cells["protocol"] == p["protocol"]) & np.isclose(cells["fraction"], p["fraction"])]
-    runs, folds = [], []
+    runs, folds, names = [], [], {}
     for fold, grp in sel.groupby("test_fold"):
-        a, b = grp[grp["arm"] == f"{FOCUS}:{p['kind']}"], grp[grp["arm"] == f"{best}:{p['kind']}"]
+        name = chosen if isinstance(chosen, str) else chosen.get(int(fold))
+        if name is None:
+            continue
+        a, b = grp[grp["arm"] == f"{FOCUS}:{p['kind']}"], grp[grp["arm"] == f"{name}:{p['kind']}"]
         if a.empty or b.empty or set(a["seed"]) != set(b["seed"]):
             continue
         pa, pb = _predictions(a), _predictions(b)
         runs.append(hypothesis.RunScores(pa.y, pa.scores, pb.scores))
         folds.append(int(fold))
+        names[int(fold)] = name
     if not runs:
-        raise DataError(f"the primary comparison needs {FOCUS} and {best} linear probes at {p['fraction']:g}")
-    res = hypothesis.hierarchical_bootstrap(runs, p["metric"], n_resamples=n_resamples, seed=20260131)
-    eq = hypothesis.tost(res.diff, res.se, p["margin"])
+        raise DataError(
+            f"the primary comparison needs {FOCUS} and its best baseline's linear probes at {p['fraction']:g}"
+        )
+    boot = hypothesis.hierarchical_bootstrap(runs, p["metric"], n_resamples=n_resamples, seed=20260131)
+    test = hypothesis.cluster_test(boot.per_run, boot.record_vars)
+    verdict = decide(test, HYPOTHESES[p["metric"]])
     return {
-        "best_baseline": best,
+        "best_baseline": overall_best(names),
+        "best_per_fold": names,
         "test_folds": folds,
-        "n_records": res.n_records,
-        "diff": res.diff,
-        "ci_low": res.ci_low,
-        "ci_high": res.ci_high,
-        "se": res.se,
-        "per_fold": dict(zip(folds, res.per_run)),
-        "tost_p": eq.p_value,
-        "equivalent": eq.equivalent(p["alpha"]),
+        "n_records": boot.n_records,
+        "n_records_per_fold": [len(r.y_true) for r in runs],
+        "diff": test.diff,
+        "ci_low": verdict.ci_low,
+        "ci_high": verdict.ci_high,
+        "se": test.se,
+        "boot_ci_low": boot.ci_low,
+        "boot_ci_high": boot.ci_high,
+        "per_fold": dict(zip(folds, boot.per_run)),
+        "record_var_per_fold": dict(zip(folds, boot.record_vars)),
+        "tost_p": verdict.tost_p,
+        "equivalent": verdict.equivalent,
+        "verdict": verdict.as_dict(),
         **p,
     }
 

@@ -17,6 +17,9 @@ import pandas as pd
 from aclecg import paths, study
 from aclecg.errors import DataError
 from aclecg.evaluation import count_not_converged
+from aclecg.evaluation.outputs import count_first_look
+from aclecg.power import power_section
+from aclecg.verdict import Verdict, primary_sentence
 
 __all__ = [
     "attribution_section",
@@ -104,21 +107,7 @@ def _pct(f: float) -> str:
 
 def _verdict(prim: dict, cells: pd.DataFrame, tests: pd.DataFrame) -> list[str]:
     best = prim["best_baseline"]
-    lines = []
-    if prim["ci_low"] > 0:
-        beat = f"**Yes**: ACL-ECG's linear probe beats {best}"
-    elif prim["ci_high"] < 0:
-        beat = f"**No**: ACL-ECG's linear probe is worse than {best}"
-    elif prim["equivalent"]:
-        beat = f"**No, comparable**: ACL-ECG's linear probe is equivalent to {best} within ±{prim['margin']:.2f}"
-    else:
-        beat = f"**Not shown**: the difference to {best} is inconclusive (neither better nor equivalent)"
-    lines.append(
-        f"- *Does ACL-ECG beat the best baseline?* {beat} at {_pct(prim['fraction'])} of labels: "
-        f"{prim['diff']:+.3f} macro AUROC, 95 % hierarchical CI [{prim['ci_low']:+.3f}, "
-        f"{prim['ci_high']:+.3f}] over test folds {', '.join(map(str, prim['test_folds']))} "
-        f"({prim['n_records']} test records); TOST (margin ±{prim['margin']:.2f}) p = {prim['tost_p']:.3g}."
-    )
+    lines = [f"- *Does ACL-ECG beat the best baseline?* {primary_sentence(prim)}"]
     if not tests.empty:
         probe = tests[
             (tests["arm"] == f"{study.FOCUS}:linear_probe")
@@ -145,10 +134,16 @@ def _verdict(prim: dict, cells: pd.DataFrame, tests: pd.DataFrame) -> list[str]:
             return f"reaches it with {_pct(f)}" if f is not None else "does not reach it at any fraction"
 
         folds_txt = f"test fold{'s' if len(ref_folds) > 1 else ''} {', '.join(map(str, ref_folds))}"
+        tuned = f"{study.FOCUS}:fine_tune"
+        tuned_txt = (
+            f"; fine-tuned (the paper's claim), ACL-ECG {reach(tuned)}"
+            if (ml["arm"] == tuned).any()
+            else "; fine-tuned (the paper's claim): no fine-tuned cells on these folds yet"
+        )
         lines.append(
             f"- *Does it need fewer labels?* Against `{ref}` trained on 100 % of labels ({target:.3f}, "
             f"{folds_txt}): ACL-ECG's probe {reach(f'{study.FOCUS}:linear_probe')}, {best}'s "
-            f"{reach(f'{best}:linear_probe')}."
+            f"{reach(f'{best}:linear_probe')}{tuned_txt}."
         )
     return lines
 
@@ -166,18 +161,19 @@ def _convergence(cells: pd.DataFrame) -> str:
             steps_run=("steps_run", "median"),
             lr=("lr", lambda v: ", ".join(f"{x:g}" for x in sorted(set(v)))),
             not_converged=("converged", count_not_converged),
+            first_look=("first_look", count_first_look),
         )
         .reset_index()
     )
     lines = [
         "| protocol | arm | fraction | test folds | cells | median best step | median steps run | lr chosen | "
-        "not converged |",
+        "not converged | best at first validation |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for r in g.itertuples():
         lines.append(
             f"| {r.protocol} | {r.arm} | {_pct(r.fraction)} | {r.folds} | {r.cells} | {r.best_step:.0f} | "
-            f"{r.steps_run:.0f} | {r.lr} | {r.not_converged} |"
+            f"{r.steps_run:.0f} | {r.lr} | {r.not_converged} | {r.first_look} |"
         )
     return "\n".join(lines)
 
@@ -210,11 +206,46 @@ def _tests_table(tests: pd.DataFrame, fraction: float) -> str:
     return "\n".join(lines)
 
 
+def _primary_section(prim: dict) -> list[str]:
+    v = Verdict.from_dict(prim["verdict"])
+    per = prim["per_fold"]
+    best = prim.get("best_per_fold") or {k: prim["best_baseline"] for k in per}
+    return [
+        "## Primary comparison (declared before the runs)",
+        "",
+        "ACL-ECG against the baseline that validates best at "
+        f"{_pct(prim['fraction'])} of labels *in each rotation* (on that rotation's validation fold, never a "
+        f"test fold of the study), linear probe, {prim['protocol']}, macro AUROC, pooled over test folds "
+        f"{', '.join(map(str, prim['test_folds']))} ({prim['n_records']} test records). Each rotation's "
+        "difference is the mean over label seeds; the rotations are the independent units of a t test whose unit "
+        "variance is never taken below the record noise (`aclecg.hypothesis.cluster_test`). The hypotheses are "
+        "declared in `aclecg/verdict.py`: better (difference > 0), the paper's effect (difference ≥ "
+        f"+{v.paper_effect:.4f}) and equivalence within ±{v.margin:g}, a margin smaller than the paper's effect.",
+        "",
+        "| | value |",
+        "|---|---|",
+        f"| verdict | **{v.label}** |",
+        f"| difference (ACL-ECG − best baseline) | {v.diff:+.4f} |",
+        f"| 95 % CI, t on {v.df:g} df | [{v.ci_low:+.4f}, {v.ci_high:+.4f}] |",
+        f"| 95 % hierarchical bootstrap CI (record noise drawn once) | [{prim['boot_ci_low']:+.4f}, "
+        f"{prim['boot_ci_high']:+.4f}] |",
+        "| per test fold (its best baseline) | "
+        + ", ".join(f"{k}: {float(d):+.4f} ({best.get(k, best.get(str(k), '?'))})" for k, d in per.items())
+        + " |",
+        f"| p, better (H0: difference ≤ 0) | {v.p_superiority:.3g} |",
+        f"| p, below the paper's effect (H0: difference ≥ +{v.paper_effect:.4f}) | {v.p_paper_effect:.3g} |",
+        f"| TOST, margin ±{v.margin:g} | p = {v.tost_p:.3g} ({'equivalent' if v.equivalent else 'not shown'}) |",
+        f"| power to detect +{v.paper_effect:.4f} | {v.power_at_paper_effect:.0%} |",
+        f"| minimum detectable effect, {v.power:.0%} power | {v.min_detectable_effect:.4f} |",
+        "",
+    ]
+
+
 def build_study_report(root: str | Path, out: str | Path, preamble: str = "", export: str | Path | None = None) -> Path:
     """Write the report; with ``export``, also the tables the app lists (see :func:`export_sweeps`)."""
     cells = study.load_cells(root)
-    best = study.best_baseline(cells)
-    prim = study.primary_comparison(cells, best)
+    prim = study.primary_comparison(cells)
+    best = prim["best_baseline"]
     tests = study.family_tests(cells)
     folds = sorted(cells["test_fold"].unique())
     out = Path(out)
@@ -229,23 +260,9 @@ def build_study_report(root: str | Path, out: str | Path, preamble: str = "", ex
         parts += [preamble.strip(), ""]
     parts += ["## Verdict", ""] + _verdict(prim, cells, tests) + [""]
     parts += [
-        "## Primary comparison (declared before the runs)",
-        "",
-        f"ACL-ECG against the best baseline, chosen on the validation fold of the official split "
-        f"(**{best}**), linear probe, {_pct(prim['fraction'])} of labels, multilabel, macro AUROC, pooled "
-        f"over test folds {', '.join(map(str, prim['test_folds']))} ({prim['n_records']} test records). The "
-        f"interval is a two-stage bootstrap over pretraining runs (one per test fold) and test records; "
-        f"label seeds are averaged within a run.",
-        "",
-        "| | value |",
-        "|---|---|",
-        f"| difference (ACL-ECG − {best}) | {prim['diff']:+.4f} |",
-        f"| 95 % hierarchical CI | [{prim['ci_low']:+.4f}, {prim['ci_high']:+.4f}] |",
-        "| per test fold | " + ", ".join(f"{k}: {v:+.4f}" for k, v in prim["per_fold"].items()) + " |",
-        f"| TOST, margin ±{prim['margin']:.2f} | p = {prim['tost_p']:.3g} "
-        f"({'equivalent' if prim['equivalent'] else 'equivalence not shown'}) |",
-        "",
+        *_primary_section(prim),
     ]
+    parts += power_section(prim)
     parts += [
         "## The paper's table, on this data",
         "",
@@ -253,7 +270,9 @@ def build_study_report(root: str | Path, out: str | Path, preamble: str = "", ex
         "deviation over test folds, i.e. over pretraining runs, where more than one has finished. Rows "
         "without ± have one test fold; [n/N] marks an entry with n of the N test folds so far. † marks an entry "
         "with a trained cell that did not converge "
-        "(best step within the patience of the step budget). Probes are linear on frozen encoders.",
+        "(best step within the patience of the step budget); ‡ an entry with a trained cell whose best step was "
+        "its first validation (training never improved on it, or validation came too late to see it). Probes "
+        "are linear on frozen encoders.",
         "",
     ]
     tables = {}
@@ -296,9 +315,11 @@ def build_study_report(root: str | Path, out: str | Path, preamble: str = "", ex
     parts += [
         "## Convergence of the trained arms",
         "",
-        "Budgets count optimiser steps (at most 2000 per learning rate, validation every 20 steps, patience "
-        "200 steps); the learning rate comes from the grid 3e-4, 1e-3, 3e-3 on validation (first seed; the "
-        "other seeds reuse it).",
+        "Budgets count optimiser steps (at most 2000 per learning rate, patience 200 steps). Cells trained "
+        "since 2026-12-04 validate the untrained model (step 0), every 5 steps up to step 100 and every 20 "
+        "after, with learning rates 1e-4, 3e-4, 1e-3, 3e-3; older cells validated every 20 steps from step "
+        "20 with 3e-4, 1e-3, 3e-3 (each cell's settings are in its key). The learning rate is chosen on "
+        "validation (first seed; the other seeds reuse it).",
         "",
         _convergence(cells),
         "",
@@ -421,8 +442,8 @@ def published_study(root: str | Path | None = None) -> tuple[pd.DataFrame, dict]
 def readme_summary(root: str | Path) -> str:
     """The README's results paragraph: the verdict and a compact table, every number computed from the cells."""
     cells = study.load_cells(root)
-    best = study.best_baseline(cells)
-    prim = study.primary_comparison(cells, best)
+    prim = study.primary_comparison(cells)
+    best = prim["best_baseline"]
     pooled = study.paper_table(cells, "multilabel")
     folds = sorted(cells["test_fold"].unique())
     fracs = [f for f in (0.01, 0.1, 1.0) if np.isclose(pooled["fraction"], f).any()]
@@ -443,16 +464,13 @@ def readme_summary(root: str | Path) -> str:
             hit = pooled[(pooled["arm"] == arm) & np.isclose(pooled["fraction"], f)]
             vals.append("–" if hit.empty else f"{hit['mean'].iloc[0]:.3f} [{int(hit['n_folds'].iloc[0])}]")
         name = arm.replace(":linear_probe", " (linear probe)")
-        name += " — best baseline, chosen on validation" if arm.startswith(best + ":") else ""
+        name += " — best baseline, chosen on each rotation's validation fold" if arm.startswith(best + ":") else ""
         lines.append(f"| {name} | " + " | ".join(vals) + " |")
     lines += [
         "",
-        "Primary comparison (declared before the runs; ACL-ECG − best baseline, linear probe, 10 % of "
-        f"labels): **{prim['diff']:+.3f}** macro AUROC, 95 % hierarchical CI [{prim['ci_low']:+.3f}, "
-        f"{prim['ci_high']:+.3f}], {prim['n_records']} test records over {len(prim['test_folds'])} test folds "
-        f"and their pretraining runs; TOST (±{prim['margin']:.2f}) p = {prim['tost_p']:.3g}. "
-        "The verdict, every method, both protocols and the Holm-corrected tests: "
-        "[docs/results.md](docs/results.md).",
+        f"Primary comparison (declared before the runs): {primary_sentence(prim)} "
+        "Every method, both protocols, the Holm-corrected tests and the sample size that would decide the "
+        "question: [docs/results.md](docs/results.md).",
     ]
     return "\n".join(lines)
 

@@ -39,6 +39,7 @@ COLUMN_NAMES = {
     "best_step_mean": "best step (mean)",
     "steps_run_mean": "steps run (mean)",
     "n_not_converged": "not converged",
+    "n_first_look": "best at first validation",
     "seed": "seed",
     "value": "value",
     "p_vs_supervised": "p vs supervised (DeLong)",
@@ -258,6 +259,7 @@ with user_errors():
             "best_step_mean",
             "steps_run_mean",
             "n_not_converged",
+            "n_first_look",
         )
         if c in shown.columns
     ]

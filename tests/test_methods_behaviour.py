@@ -343,3 +343,17 @@ def test_no_collapse_on_real_ecgs(name, real_ecgs):
         emb = m.encoder(x).embedding
     assert torch.isfinite(emb).all()
     assert float(emb.std(dim=0).mean()) > 1e-3
+
+
+@pytest.mark.parametrize("name", ["byol", "lcd", "moco"])
+def test_ema_half_life_caps_the_momentum_to_the_run_length(name):
+    paper = tiny(name)
+    capped = tiny(name, ema_half_life=0.05)
+    base = paper.effective_base_momentum(260)
+    assert base == paper.base_momentum  # off by default: the paper's value
+    m = capped.effective_base_momentum(260)
+    assert m == pytest.approx(0.5 ** (1 / 13)) and m < base
+    assert m**260 < 1e-5 < base**260  # the capped target forgets its start within the run
+    assert capped.effective_base_momentum(10**6) == base  # long runs keep the paper's momentum
+    with pytest.raises(ConfigError, match="ema_half_life"):
+        tiny(name, ema_half_life=0.0)

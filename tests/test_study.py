@@ -11,6 +11,7 @@ import pytest
 from aclecg import study
 from aclecg.errors import DataError
 from aclecg.study_report import build_study_report
+from aclecg.verdict import VERDICTS
 
 
 @pytest.fixture
@@ -20,7 +21,7 @@ def study_root(tiny_study):
 
 def test_cells_and_best_baseline_use_validation_only(study_root):
     cells = study.load_cells(study_root)
-    assert set(cells["test_fold"]) == {9, 10}
+    assert set(cells["test_fold"]) == {8, 10}
     assert set(cells["kind"]) == {"linear_probe", "random_init", "reference_cnn", "supervised"}
     probes = cells[
         (cells["kind"] == "linear_probe")
@@ -54,15 +55,17 @@ def test_paper_table_pools_rotations(study_root):
 
 def test_primary_and_family(study_root):
     cells = study.load_cells(study_root)
-    best = study.best_baseline(cells)
-    prim = study.primary_comparison(cells, best, n_resamples=200)
-    assert prim["test_folds"] == [9, 10] and prim["ci_low"] <= prim["diff"] <= prim["ci_high"]
+    prim = study.primary_comparison(cells, n_resamples=200)
+    assert prim["test_folds"] == [8, 10] and prim["ci_low"] <= prim["diff"] <= prim["ci_high"]
+    # each rotation's baseline is the one that validates best in that rotation
+    assert prim["best_per_fold"] == {f: study.best_baseline(cells, test_fold=f) for f in (8, 10)}
+    assert prim["verdict"]["label"] in VERDICTS
     assert prim["n_records"] == int(
-        cells[cells["test_fold"] == 9]["n_test"].iloc[0] + cells[cells["test_fold"] == 10]["n_test"].iloc[0]
+        cells[cells["test_fold"] == 8]["n_test"].iloc[0] + cells[cells["test_fold"] == 10]["n_test"].iloc[0]
     )
     tests = study.family_tests(cells)
     assert (tests["p_holm"] >= tests["p_value"] - 1e-15).all()
-    assert set(tests["test_fold"]) == {9, 10}
+    assert set(tests["test_fold"]) == {8, 10}
     with pytest.raises(DataError, match="primary comparison"):
         study.primary_comparison(cells, "nope")
 
@@ -85,7 +88,8 @@ def test_report_and_export(study_root, tmp_path):
     assert exported == sorted(p.parent.name for p in study_root.glob("*/sweep.json"))
     assert not list((tmp_path / "export").rglob("*.npz"))
     prim = json.loads((tmp_path / "export" / "primary.json").read_text())
-    assert prim["best_baseline"] == study.best_baseline(study.load_cells(study_root))
+    assert prim["best_baseline"] == study.primary_comparison(study.load_cells(study_root))["best_baseline"]
+    assert "## How large a study would decide it" in text and f"**{prim['verdict']['label']}**" in text
     table = pd.read_csv(tmp_path / "export" / "paper_table.csv")
     assert {"arm", "fraction", "mean", "protocol", "metric"} <= set(table.columns)
 
@@ -109,7 +113,7 @@ def test_damaged_cell_is_named(tiny_study, tmp_path):
 
     copy = tmp_path / "sweeps"
     shutil.copytree(tiny_study, copy)
-    victim = sorted((copy / "multilabel-test9-probe" / "cells").glob("*.json"))[0]
+    victim = sorted((copy / "multilabel-test8-probe" / "cells").glob("*.json"))[0]
     victim.write_text(victim.read_text()[:40])
     with pytest.raises(DataError, match=f"{victim.name} is unreadable.*run its sweep again"):
         study.load_cells(copy)
@@ -123,9 +127,84 @@ def test_readme_block_is_filled_from_the_cells(study_root, tmp_path):
     update_readme(study_root, readme)
     text = readme.read_text()
     assert "old numbers" not in text and text.startswith("# X\n\nbefore\n") and text.endswith("after\n")
-    prim = study.primary_comparison(study.load_cells(study_root), study.best_baseline(study.load_cells(study_root)))
-    assert f"**{prim['diff']:+.3f}**" in text
+    prim = study.primary_comparison(study.load_cells(study_root))
+    assert f"{prim['diff']:+.4f}" in text and prim["verdict"]["label"] in text
     bare = tmp_path / "bare.md"
     bare.write_text("no block")
     with pytest.raises(DataError, match="no <!-- study:start -->"):
         update_readme(study_root, bare)
+
+
+def _copy(tiny_study, tmp_path):
+    import shutil
+
+    copy = tmp_path / "sweeps"
+    shutil.copytree(tiny_study, copy)
+    return copy
+
+
+def _edit_meta(folder, **changes):
+    path = folder / "sweep.json"
+    meta = json.loads(path.read_text())
+    for k, v in changes.items():
+        if v is None:
+            meta.pop(k, None)
+        else:
+            meta[k] = v
+    path.write_text(json.dumps(meta))
+
+
+def test_no_choice_reads_a_fold_the_study_scores(tiny_study, tmp_path):
+    copy = _copy(tiny_study, tmp_path)
+    cells = study.load_cells(copy)
+    study.check_choices(cells)  # the fixture validates every rotation on fold 9, which none tests on
+    assert {tuple(v) for v in cells["choice_folds"]} == {(9,)}
+    # a rotation that validated on a fold another rotation scores: the study refuses it
+    _edit_meta(copy / "multilabel-test10-probe", val_folds=[8])
+    with pytest.raises(DataError, match=r"multilabel-test10-probe chose on fold\(s\) 8"):
+        study.primary_comparison(study.load_cells(copy))
+    # sweeps written before validation folds were recorded: the old rule is assumed (the fold before the test
+    # fold: 9 for 10 and 7 for 8, neither of them scored here)
+    copy2 = _copy(tiny_study, tmp_path / "b")
+    _edit_meta(copy2 / "multilabel-test10-probe", val_folds=None)
+    _edit_meta(copy2 / "multilabel-test8-probe", val_folds=None)  # old rule: validated on fold 7, allowed
+    study.check_choices(study.load_cells(copy2))
+    # learning rates borrowed from a sweep that chose them on a scored fold are refused too
+    copy3 = _copy(tiny_study, tmp_path / "c")
+    _edit_meta(copy3 / "multilabel-test8-reference", lr_from={"sweep": "x", "val_folds": [10]})
+    cells3 = study.load_cells(copy3)
+    study.check_choices(cells3)  # nothing borrowed yet: only cells that used a borrowed rate read that fold
+    ref = next((copy3 / "multilabel-test8-reference" / "cells").glob("supervised*.json"))
+    rec = json.loads(ref.read_text())
+    rec["key"]["settings"]["lr_chosen_in"] = "another sweep's validation"
+    ref.write_text(json.dumps(rec))
+    with pytest.raises(DataError, match="multilabel-test8-reference chose on fold"):
+        study.check_choices(study.load_cells(copy3))
+
+
+def test_cells_of_different_data_are_never_pooled(tiny_study, tmp_path):
+    copy = _copy(tiny_study, tmp_path)
+    _edit_meta(copy / "multilabel-test8-probe", data_fingerprint="f" * 64)
+    with pytest.raises(DataError, match="different data cannot be pooled.*multilabel-test8-probe"):
+        study.load_cells(copy)
+
+
+def test_family_tests_use_the_tables_estimand(study_root):
+    """The DeLong family tests the seed-mean AUROC that the tables and the primary comparison report."""
+    cells = study.load_cells(study_root)
+    tests = study.family_tests(cells)
+    row = tests[(tests["arm"] == "acl_ecg:linear_probe") & (tests["versus"] == "simclr:linear_probe")].iloc[0]
+    mine = cells[
+        (cells["arm"] == "acl_ecg:linear_probe")
+        & (cells["test_fold"] == row["test_fold"])
+        & np.isclose(cells["fraction"], row["fraction"])
+    ]
+    from aclecg import stats
+
+    scores = [np.load(path)["y_score"] for path in mine.sort_values("seed")["npz"]]
+    y = np.load(mine["npz"].iloc[0])["y_true"]
+    per_seed = [stats.delong_macro(y, s, s).auc_a for s in scores]
+    assert row["auc_a"] == pytest.approx(np.mean(per_seed), abs=1e-12)  # the mean of the seeds' AUROCs
+    ensemble = stats.delong_macro(y, np.mean(scores, axis=0), np.mean(scores, axis=0)).auc_a
+    if not np.isclose(ensemble, np.mean(per_seed)):  # ... not the AUROC of the seeds' mean prediction
+        assert row["auc_a"] != pytest.approx(ensemble, abs=1e-12)

@@ -6,8 +6,14 @@ import argparse
 from pathlib import Path
 
 EXAMPLES = """examples:
-  # the baseline whose linear probe validates best at 10 % of labels on the official split (no test data read)
+  # in each rotation, the baseline whose linear probe validates best at 10 % of labels (no test fold read)
   python -m aclecg study best-baseline --sweeps runs/sweeps
+  python -m aclecg study best-baseline --sweeps runs/sweeps --test-fold 8
+
+  # the sample-size planner: variance components, the present design's power and minimum detectable effect,
+  # and the designs that reach 80 % power at the paper's effect (or --effect), here and on the full PTB-XL
+  python -m aclecg study power --sweeps runs/sweeps
+  python -m aclecg study power --sweeps runs/sweeps --effect 0.02 --records 2180
 
   # copy runs/ship-NAME/encoder.pt into checkpoints/NAME with a model card quoting its official probe results
   python -m aclecg study ship --sweeps runs/sweeps
@@ -34,9 +40,24 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "action",
-        choices=("best-baseline", "ship", "report"),
+        choices=("best-baseline", "ship", "report", "power"),
         help="best-baseline: print it; ship: copy the official encoders into checkpoints/NAME with "
-        "model cards; report: write the report",
+        "model cards; report: write the report; power: the sample-size planner",
+    )
+    p.add_argument(
+        "--test-fold", type=int, default=10, help="best-baseline: the rotation (its validation fold) (%(default)s)"
+    )
+    p.add_argument(
+        "--effect",
+        type=float,
+        default=None,
+        help="power: the difference to detect (default: the paper's, +0.0129 AUROC)",
+    )
+    p.add_argument(
+        "--records",
+        type=float,
+        default=None,
+        help="power: test records per rotation of the larger design (default: a full PTB-XL fold, 2180)",
     )
     p.add_argument("--sweeps", default="runs/sweeps", help="folder holding the sweep folders (%(default)s)")
     p.add_argument("--out", default="docs/results.md", help="report path (%(default)s)")
@@ -57,7 +78,19 @@ def run(args: argparse.Namespace) -> int:
     from aclecg.study_report import build_study_report
 
     if args.action == "best-baseline":
-        print(study.best_baseline(study.load_cells(args.sweeps)))
+        print(study.best_baseline(study.load_cells(args.sweeps), test_fold=args.test_fold))
+        return 0
+    if args.action == "power":
+        from aclecg.errors import ConfigError
+        from aclecg.power import FULL_PTBXL_RECORDS_PER_FOLD, power_section
+
+        if args.effect is not None and not 0 < args.effect < 1:
+            raise ConfigError(f"--effect must lie in (0, 1), got {args.effect}")
+        if args.records is not None and not 10 <= args.records <= 1e6:
+            raise ConfigError(f"--records must lie in [10, 1e6], got {args.records}")
+        prim = study.primary_comparison(study.load_cells(args.sweeps))
+        records = FULL_PTBXL_RECORDS_PER_FOLD if args.records is None else args.records
+        print("\n".join(power_section(prim, args.effect, records)))
         return 0
     if args.action == "ship":
         for path in study.ship_official(args.sweeps):

@@ -81,6 +81,19 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--eval-every", type=int, default=d.eval_every, help="validate every this many steps (%(default)s)")
     p.add_argument(
+        "--dense-every",
+        type=int,
+        default=d.dense_every,
+        help="early on, validate every this many steps (%(default)s), from step 0 up to --dense-until",
+    )
+    p.add_argument(
+        "--dense-until",
+        type=int,
+        default=d.dense_until,
+        help="validate densely up to this step (%(default)s; 0: the old schedule, every --eval-every from "
+        "step --eval-every, which reproduces cells trained before 2026-12-04)",
+    )
+    p.add_argument(
         "--patience",
         type=int,
         default=d.patience,
@@ -110,9 +123,17 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--test-fold",
         type=int,
         default=None,
-        help="rotate the folds: this fold is scored, the one before it validates, the rest train "
+        help="rotate the folds: this fold is scored, --val-fold validates, the rest train "
         "(default: the data's own split; PTB-XL 10). Pretrain with --set exclude_folds=[K] to keep "
         "the rotated test fold unseen",
+    )
+    p.add_argument(
+        "--val-fold",
+        type=int,
+        default=None,
+        help="with --test-fold: the fold that chooses the probe's L2, the learning rate and the early-stopping "
+        "step (default: the fold before the test fold). A study pooling several test folds validates on a "
+        "fold none of them is (studies use 9 with test folds 10, 8, 7, 6)",
     )
     p.add_argument(
         "--collect-only",
@@ -135,6 +156,8 @@ def run(args: argparse.Namespace) -> int:
     config = EvalConfig(
         max_steps=args.max_steps,
         eval_every=args.eval_every,
+        dense_every=args.dense_every,
+        dense_until=args.dense_until,
         patience=args.patience,
         lr_grid=lr_grid,
         lr_selection=args.lr_selection,
@@ -157,6 +180,7 @@ def run(args: argparse.Namespace) -> int:
         test_fold=args.test_fold,
         lr_from=args.lr_from,
         collect_only=args.collect_only,
+        val_fold=args.val_fold,
     )
     summ = result.summary
     macro = summ[summ["metric"].isin(["macro_auroc", "macro_auprc"])] if not summ.empty else summ

@@ -39,7 +39,9 @@ class EvalConfig:
     ``probe_grid`` holds L2 strengths (on the mean loss, standardised features) tried for the linear probe.
     The trained arms (``fine_tune``, ``supervised``, ``reference_cnn``) run at most ``max_steps`` optimiser
     steps, measure the validation macro AUROC every ``eval_every`` steps and stop after ``patience`` steps
-    without improvement; each learning rate of ``lr_grid`` is tried and the one that validates best is kept
+    without improvement; before that they validate the untrained model (step 0) and every ``dense_every`` steps up
+    to ``dense_until`` (``dense_until=0``: the pre-2026-12-04 schedule, every ``eval_every`` steps from step
+    ``eval_every``); each learning rate of ``lr_grid`` is tried and the one that validates best is kept
     (see :mod:`aclecg.classifier`). With ``lr_selection="first_seed"`` only the first seed of each arm and
     fraction searches the grid and the other seeds reuse its choice (a third of the cost); ``"every_cell"``
     searches in every cell.
@@ -49,9 +51,11 @@ class EvalConfig:
     probe_max_iter: int = 100
     max_steps: int = 2000
     eval_every: int = 20
+    dense_every: int = 5
+    dense_until: int = 100
     patience: int = 200
     batch_size: int = 64
-    lr_grid: tuple[float, ...] = (3e-4, 1e-3, 3e-3)
+    lr_grid: tuple[float, ...] = (1e-4, 3e-4, 1e-3, 3e-3)
     lr_selection: str = "first_seed"
     n_bootstrap: int = 1000
     embed_batch_size: int = 256
@@ -69,6 +73,9 @@ class EvalConfig:
         else:
             keys = ("max_steps", "eval_every", "patience", "batch_size", "lr_grid", "lr_selection", "n_bootstrap")
         out = {k: getattr(self, k) for k in keys}
+        if arm_kind not in ("linear_probe", "random_init") and self.dense_until > 0:
+            # only then, so cells trained on the old schedule (dense_until=0) keep their keys
+            out["dense"] = [self.dense_every, self.dense_until]
         if arm_kind == "reference_cnn":
             from aclecg.reference_cnn import ReferenceCNNConfig  # torch: only when a reference arm is keyed
 

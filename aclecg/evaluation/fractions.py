@@ -12,23 +12,34 @@ import pandas as pd
 
 from aclecg.errors import ConfigError, DataError
 
-__all__ = ["rotate_folds", "sample_label_fraction"]
+__all__ = ["default_val_fold", "rotate_folds", "sample_label_fraction"]
 
 
-def rotate_folds(records: pd.DataFrame, test_fold: int) -> pd.DataFrame:
-    """A copy of ``records`` whose ``split`` makes fold ``test_fold`` the test fold and the fold before it
-    (cyclically, 1 -> 10) the validation fold; every other fold is training. ``test_fold=10`` reproduces the
-    official PTB-XL split (1-8 / 9 / 10)."""
+def rotate_folds(records: pd.DataFrame, test_fold: int, val_fold: int | None = None) -> pd.DataFrame:
+    """A copy of ``records`` whose ``split`` makes fold ``test_fold`` the test fold and ``val_fold`` the
+    validation fold; every other fold is training. ``val_fold=None`` takes the fold before ``test_fold``
+    (cyclically, 1 -> 10), so ``test_fold=10`` reproduces the official PTB-XL split (1-8 / 9 / 10). A study that
+    pools several test folds must pass a ``val_fold`` that none of them is (see :mod:`aclecg.study`)."""
     if "fold" not in records.columns:
         raise DataError("records.csv has no 'fold' column: the test fold cannot be rotated")
     folds = pd.to_numeric(records["fold"], errors="coerce")
     present = sorted(int(f) for f in folds.dropna().unique())
     if not isinstance(test_fold, int) or test_fold not in present:
         raise ConfigError(f"test_fold must be one of the data's folds {present}, got {test_fold!r}")
-    val_fold = present[present.index(test_fold) - 1]
+    val_fold = default_val_fold(test_fold, present) if val_fold is None else val_fold
+    if not isinstance(val_fold, int) or val_fold not in present or val_fold == test_fold:
+        raise ConfigError(
+            f"val_fold must be one of the data's folds {present} other than {test_fold}, got {val_fold!r}"
+        )
     out = records.copy()
     out["split"] = np.where(folds == test_fold, "test", np.where(folds == val_fold, "val", "train"))
     return out
+
+
+def default_val_fold(test_fold: int, present: list[int] | None = None) -> int:
+    """The validation fold :func:`rotate_folds` uses when none is given: the fold before ``test_fold``."""
+    present = present or list(range(1, 11))
+    return present[present.index(test_fold) - 1]
 
 
 def _train_pool(records: pd.DataFrame, keep_idx: np.ndarray) -> np.ndarray:

@@ -165,6 +165,22 @@ def count_not_converged(converged: pd.Series) -> int:
     return int((converged == False).sum())  # noqa: E712 - elementwise, NaN-safe
 
 
+def count_first_look(first_look: pd.Series) -> int:
+    """Trained cells whose best step was their first validation (``first_look`` True); NaN (probes) doesn't count."""
+    return int((first_look == True).sum())  # noqa: E712 - elementwise, NaN-safe
+
+
+def best_at_first_look(details: dict, settings: dict | None = None) -> bool | float:
+    """Whether a trained cell's best step was its first validation (NaN for a probe). Cells trained before the
+    flag was recorded validated first at step ``eval_every`` of their settings."""
+    if "best_step" not in details:
+        return np.nan
+    if "best_at_first_look" in details:
+        return bool(details["best_at_first_look"])
+    first = (settings or {}).get("eval_every", 20)
+    return bool(details["best_step"] == first)
+
+
 def _summary(results: pd.DataFrame) -> pd.DataFrame:
     """Mean, std and a t-based 95 % CI of each metric over seeds (plus the mean bootstrap interval)."""
     from scipy.stats import t as student_t
@@ -181,6 +197,7 @@ def _summary(results: pd.DataFrame) -> pd.DataFrame:
         best_step_mean=("best_step", "mean"),
         steps_run_mean=("steps_run", "mean"),
         n_not_converged=("converged", count_not_converged),
+        n_first_look=("first_look", count_first_look),
     ).reset_index()
     half = student_t.ppf(0.975, np.maximum(summ["n_seeds"] - 1, 1)) * summ["std"] / np.sqrt(summ["n_seeds"])
     summ["ci_low"] = np.where(summ["n_seeds"] > 1, summ["mean"] - half, np.nan)
@@ -219,6 +236,7 @@ def write_outputs(
         for k in ("lr", "best_step", "steps_run"):
             base[k] = details.get(k, np.nan)
         base["converged"] = details.get("converged", np.nan)  # NaN for the probes: nothing to converge
+        base["first_look"] = best_at_first_look(details, (rec.get("key") or {}).get("settings"))
         for m in rec["metrics"]:
             rows.append({**base, **m})
     results = pd.DataFrame(rows)

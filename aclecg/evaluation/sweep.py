@@ -27,7 +27,7 @@ from aclecg.evaluation.config import ARMS, DEFAULT_ARMS, DEFAULT_FRACTIONS, TRAI
 from aclecg.evaluation.embeddings import cached_embeddings, precision_key
 from aclecg.evaluation.finetune import train_arm
 from aclecg.evaluation.form import parse_sweep_form
-from aclecg.evaluation.fractions import rotate_folds, sample_label_fraction
+from aclecg.evaluation.fractions import default_val_fold, rotate_folds, sample_label_fraction
 from aclecg.evaluation.outputs import SweepResult, cell_readable, learning_rates_of, metric_rows, write_outputs
 from aclecg.evaluation.probe import linear_probe
 from aclecg.evaluation.sources import EncoderSource, check_compatible, load_source, random_init_source
@@ -113,6 +113,7 @@ def run_sweep(
     test_fold: int | None = None,
     lr_from: str | Path | None = None,
     collect_only: bool = False,
+    val_fold: int | None = None,
 ) -> SweepResult:
     """Run every (arm, fraction, seed) cell and write tidy results to ``out_dir``.
 
@@ -137,7 +138,11 @@ def run_sweep(
     dataset = open_dataset(data)
     device = resolve_device(cfg.device)
     keep_idx, y_all, classes = _labels(dataset, label_set, protocol)
-    records = dataset.records if test_fold is None else rotate_folds(dataset.records, test_fold)
+    if val_fold is not None and test_fold is None:
+        raise ConfigError("val_fold needs test_fold (the folds are rotated only when a test fold is given)")
+    records = dataset.records if test_fold is None else rotate_folds(dataset.records, test_fold, val_fold)
+    # the validation fold's number, recorded so a study can prove no choice read a fold it scores
+    val_folds = sorted({int(f) for f in records["fold"][records["split"] == "val"]}) if "fold" in records else []
     split = records["split"].to_numpy()[keep_idx]
     val_pos, test_pos = np.flatnonzero(split == "val"), np.flatnonzero(split == "test")
     for name, pos in (("test", test_pos), ("val", val_pos)):
@@ -180,6 +185,8 @@ def run_sweep(
         "fractions": fracs,
         "seeds": seed_list,
         "test_fold": test_fold,
+        "val_folds": val_folds,
+        "lr_from": _lr_source(lr_from),
         "arms": [a.name for a in arm_list],
         "classes": classes,
         "data_fingerprint": fingerprint,
@@ -237,6 +244,8 @@ def run_sweep(
         }
         if test_fold is not None:  # only then, so the keys of official-split cells stay as they were
             key["test_fold"] = int(test_fold)
+            if val_fold is not None and val_fold != default_val_fold(int(test_fold)):
+                key["val_fold"] = int(val_fold)  # likewise: only a non-default validation fold enters the key
         if precision_key(device):  # GPU results never mix with CPU float32 cells (whose keys stay as they were)
             key["precision"] = precision_key(device)
         cell_id = f"{_safe(arm.name)}__f{fraction:g}__s{seed}__{digest(key)[:12]}"
@@ -307,6 +316,20 @@ def run_sweep(
     outcome = write_outputs(out, cell_records, [a.name for a in arm_list], classes, sweep_meta, n_computed, n_cached)
     outcome.n_missing = n_missing
     return outcome
+
+
+def _lr_source(lr_from: str | Path | None) -> dict[str, Any] | None:
+    """Where borrowed learning rates were chosen: the other sweep's folder name and validation folds."""
+    if lr_from is None:
+        return None
+    try:
+        meta = json.loads((Path(lr_from) / "sweep.json").read_text())
+    except (OSError, ValueError):
+        meta = {}
+    folds = meta.get("val_folds")
+    if folds is None:  # a sweep written before validation folds were recorded: its default
+        folds = [default_val_fold(int(meta.get("test_fold") or 10))]
+    return {"sweep": Path(lr_from).name, "val_folds": [int(f) for f in folds]}
 
 
 def _run_cell(

@@ -130,8 +130,9 @@ class SSLMethod(nn.Module):
     def forward(self, view1: Tensor, view2: Tensor) -> dict[str, Tensor]:  # pragma: no cover - abstract
         raise NotImplementedError
 
-    def momentum_update(self, progress: float) -> None:
-        """Called after each optimiser step with training progress in [0, 1]; no-op unless the method has EMA."""
+    def momentum_update(self, progress: float, total_steps: int | None = None) -> None:
+        """Called after each optimiser step with training progress in [0, 1] and the run's step count; no-op
+        unless the method has EMA."""
 
     def extra_state_description(self) -> dict[str, Any]:
         """Plain description of non-parameter state (EMA target, queue); empty when there is none."""

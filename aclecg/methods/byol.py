@@ -49,6 +49,7 @@ class BYOL(MomentumMethod):
     DEFAULTS: ClassVar[dict[str, Any]] = {
         "augmentation": "standard",
         "base_momentum": 0.996,
+        "ema_half_life": None,
         "proj_hidden_dim": 512,
         "proj_dim": 128,
         "pred_hidden_dim": 512,
@@ -64,6 +65,7 @@ class BYOL(MomentumMethod):
     def _check_hparams(self) -> None:
         self._positive("proj_hidden_dim", "proj_dim", "pred_hidden_dim")
         self._require(0.0 <= self.hparams["base_momentum"] < 1.0, "base_momentum", "in [0, 1)")
+        self._check_ema_half_life()
 
     def forward(self, view1: Tensor, view2: Tensor) -> dict[str, Tensor]:
         p1 = self.predictor(self.projector(self.encoder(view1).embedding))

@@ -65,6 +65,7 @@ class LCD(MomentumMethod):
     DEFAULTS: ClassVar[dict[str, Any]] = {
         "augmentation": "standard",
         "base_momentum": 0.996,
+        "ema_half_life": None,
         "momentum_schedule": "constant",
         "gamma": 0.005,
         "lambd": 0.0051,
@@ -89,6 +90,7 @@ class LCD(MomentumMethod):
     def _check_hparams(self) -> None:
         self._positive("proj_hidden_dim", "proj_dim", "pred_hidden_dim")
         self._require(0.0 <= self.hparams["base_momentum"] < 1.0, "base_momentum", "in [0, 1)")
+        self._check_ema_half_life()
         self._require(self.hparams["gamma"] >= 0, "gamma", ">= 0")
         self._require(self.hparams["lambd"] >= 0, "lambd", ">= 0")
 

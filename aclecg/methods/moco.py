@@ -65,6 +65,7 @@ class MoCo(MomentumMethod):
         "temperature": 0.2,
         "queue_size": 1024,
         "momentum": None,
+        "ema_half_life": None,
         "proj_hidden_dim": 256,
         "proj_dim": 64,
         "pred_hidden_dim": 256,
@@ -99,6 +100,7 @@ class MoCo(MomentumMethod):
         self._positive("temperature", "queue_size", "proj_hidden_dim", "proj_dim", "pred_hidden_dim")
         m = self.hparams["momentum"]
         self._require(m is None or 0.0 <= m < 1.0, "momentum", "in [0, 1) or null")
+        self._check_ema_half_life()
 
     def _queries(self, x: Tensor) -> Tensor:
         q = self.projector(self.encoder(x).embedding)

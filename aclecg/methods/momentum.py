@@ -103,9 +103,28 @@ class MomentumMethod(SSLMethod):
         out = self.target_encoder(x)
         return self.target_projector(out.lead_features if lead_level else out.embedding)
 
-    def momentum_update(self, progress: float) -> None:
+    def _check_ema_half_life(self) -> None:
+        share = self.hparams.get("ema_half_life")
+        self._require(share is None or 0.0 < float(share) <= 1.0, "ema_half_life", "in (0, 1] or null")
+
+    def effective_base_momentum(self, total_steps: int | None = None) -> float:
+        """The base momentum, capped so the EMA forgets its start within the run (hyper-parameter
+        ``ema_half_life``: the target's half-life as a share of ``total_steps``; None keeps the paper's value).
+
+        The papers' momenta (0.99-0.999) assume 10^5-10^6 steps. Over a few hundred steps a target updated with
+        0.999 still holds 0.999^260 = 77 % of its random initialisation. With ``ema_half_life = 0.05`` the base
+        momentum is at most ``0.5 ** (1 / (0.05 * total_steps))`` (0.948 at 260 steps, 0.991 at 1,560, the
+        paper's 0.996 from about 3,500 steps on), so the target holds under 1e-6 of its start at the end.
+        """
+        base = float(self.base_momentum)
+        share = self.hparams.get("ema_half_life")
+        if share is None or not total_steps:
+            return base
+        return min(base, 0.5 ** (1.0 / max(1.0, float(share) * total_steps)))
+
+    def momentum_update(self, progress: float, total_steps: int | None = None) -> None:
         """Set the momentum for ``progress`` in [0, 1] and move every target towards its online module."""
-        base = self.base_momentum
+        base = self.effective_base_momentum(total_steps)
         self._momentum = cosine_momentum(base, progress) if self.momentum_schedule() == "cosine" else base
         for target, online in self.EMA_PAIRS:
             ema_update_(getattr(self, target), getattr(self, online), self._momentum)

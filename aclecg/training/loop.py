@@ -250,7 +250,7 @@ class Trainer:
                 )
         else:
             self.consecutive_skips = 0
-        self.method.momentum_update((self.step + 1) / self.total_steps)
+        self.method.momentum_update((self.step + 1) / self.total_steps, self.total_steps)
         self.step += 1
         scalars = {k: v.detach().float() for k, v in terms.items() if torch.is_tensor(v) and v.dim() == 0}
         return dict(zip(scalars, all_reduce_mean(torch.stack(list(scalars.values())), info).tolist()))

@@ -9,12 +9,13 @@ from tests.test_evaluate import TINY, FakePrepared, _save_checkpoint
 
 
 def make_study(root: Path):
-    """Tiny real sweeps under ``root/sweeps``: two test folds, three 'methods', probes and trained arms."""
+    """Tiny real sweeps under ``root/sweeps``: test folds 10 and 8, both validated on fold 9 (which no rotation
+    tests on), three 'methods', probes and trained arms."""
     data = FakePrepared(n_patients=80, t=64)
     cfg = evaluation.EvalConfig(
         max_steps=6, eval_every=2, patience=2, batch_size=32, n_bootstrap=20, device="cpu", lr_grid=(1e-3,)
     )
-    for fold in (10, 9):
+    for fold in (10, 8):
         ckpts = [
             _save_checkpoint(root / f"eval-test{fold}" / name / "encoder.pt", data, seed=seed + fold)
             for name, seed in (("acl_ecg", 0), ("simclr", 1), ("lcd", 2))
@@ -31,6 +32,7 @@ def make_study(root: Path):
             config=cfg,
             show_progress=False,
             test_fold=fold,
+            val_fold=9,
             cache_dir=root / "cache",
         )
         evaluation.run_sweep(
@@ -45,6 +47,7 @@ def make_study(root: Path):
             config=cfg,
             show_progress=False,
             test_fold=fold,
+            val_fold=9,
             encoder_config=TINY,
             cache_dir=root / "cache",
         )
