@@ -22,7 +22,7 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
-from aclecg.constraints import APP_LAUNCH_PARAMS, validate
+from aclecg.constraints import APP_LAUNCH_PARAMS, Integer, validate
 from aclecg.errors import AclEcgError, ConfigError
 
 MAX_JOBS_ENV = "ACLECG_MAX_JOBS"
@@ -91,6 +91,14 @@ def check_quota(root: Path) -> None:
             f"the runs folder holds {used / 1e9:.1f} GB, over its quota of {quota / 1e9:g} GB ({QUOTA_ENV}); "
             "delete finished runs you no longer need, or ask the operator to raise the quota"
         )
+
+
+def app_bounds(name: str) -> tuple[int, int]:
+    """The smallest and largest value of a capped integer of :data:`APP_LAUNCH_PARAMS` (what a form offers)."""
+    constraint = APP_LAUNCH_PARAMS[name]
+    if not isinstance(constraint, Integer) or constraint.lo is None or constraint.hi is None:
+        raise TypeError(f"{name} is not a bounded integer")
+    return constraint.lo, constraint.hi
 
 
 def _option(args: Sequence[str], flag: str) -> str | None:

@@ -393,6 +393,26 @@ def tail_log(run_dir: str | Path, lines: int = 40) -> str:
     return _tail(Path(run_dir) / "stdout.log", lines)
 
 
+def without_server_paths(text: str, runs_root: str | Path | None = None) -> str:
+    """``text`` with the server's folders taken out, for a browser: paths under the runs root become relative to it
+    (``my-run/encoder.pt``), under the project relative to the project, the Python installation ``<python>`` and
+    the home folder ``~``.
+
+    >>> without_server_paths("saved /srv/app/runs/a/encoder.pt", "/srv/app/runs")
+    'saved a/encoder.pt'
+    """
+    root = Path(runs_root) if runs_root is not None else paths.runs_root()
+    folders = [(root, ""), (paths.project_root(), ""), (Path(sys.prefix), "<python>/"), (Path.home(), "~/")]
+    pairs: dict[str, str] = {}
+    for folder, shown in folders:
+        for form in {str(folder), str(folder.resolve())}:
+            if form not in ("/", ""):
+                pairs.setdefault(form.rstrip("/") + "/", shown)
+    for form in sorted(pairs, key=len, reverse=True):  # the longest (innermost) folder first
+        text = text.replace(form, pairs[form])
+    return text
+
+
 def cancel(run_dir: str | Path, wait: float = 0.0) -> bool:
     """Ask a running job to stop: its training processes checkpoint and end as cancelled.
 
