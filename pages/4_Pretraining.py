@@ -141,8 +141,10 @@ def controls(info: jobs.RunInfo) -> None:
     """Cancel and Resume, for the run's owner only (the library checks again: a second session is refused)."""
     with acting():
         mine = access.may_act_on(info.owner)
-    b1, b2, _ = st.columns([1, 1, 4])
     why = None if mine else "started by another user or browser session"
+    if not mine:
+        st.caption(f"This run was {why}: only its owner can cancel or resume it.")
+    b1, b2, _ = st.columns([1, 1, 4])
     if b1.button("Cancel", disabled=not (info.alive and mine), key="pt_cancel", help=why):
         with user_errors("Could not cancel: "), acting():
             jobs.cancel(run_dir)

@@ -227,6 +227,8 @@ def progress(run_dir: Path) -> None:
     with acting():
         mine = access.may_act_on(info.owner)
     why = None if mine else "started by another user or browser session"
+    if not mine and (run_dir / "job.json").is_file():
+        st.caption(f"This sweep was {why}: only its owner can cancel or resume it.")
     b1, b2, _ = st.columns([1, 1, 4])
     if b1.button("Cancel", disabled=not (info.alive and mine), key="sw_cancel", help=why):
         with user_errors("Could not cancel: "), acting():
