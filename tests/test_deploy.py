@@ -179,3 +179,20 @@ def test_the_run_pages_show_no_server_path(project: Path):
     text = _texts(at)
     assert "cannot write sw/checkpoints/step_00000003.pt" in text
     assert not [h for h in hidden if h in text]
+
+
+def test_streamlit_login_names_the_user_and_a_logged_out_visitor_is_read_only(project: Path):
+    """With an [auth] section (st.login, OIDC), a logged-in user launches as themself, on a network too."""
+    with served_on("0.0.0.0"):
+        at = AppTest.from_file(APP, default_timeout=120)
+        at.secrets["auth"] = {"redirect_uri": "https://ecg.example.org/oauth2callback", "cookie_secret": "x" * 32}
+        at.user = {"is_logged_in": True, "email": "alice@example.org"}
+        at.run()
+        at.switch_page(PRETRAINING).run()
+        assert not at.exception, [e.value for e in at.exception]
+        assert any("Signed in as **alice@example.org**" in c.value for c in at.sidebar.caption)
+        assert "pt_start" in {b.key for b in at.button} and "auth_logout" in {b.key for b in at.button}
+        at.user = {"is_logged_in": False}
+        at.run()
+        assert "pt_start" not in {b.key for b in at.button} and "auth_login" in {b.key for b in at.button}
+        assert any("log in to launch" in c.value for c in at.sidebar.caption)
