@@ -38,6 +38,7 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import pandas as pd
 
@@ -136,7 +137,7 @@ def launch(
         owner = _claim(run_dir, resume, actor)
         pin = visible > 0 and device != "cpu" and not device.startswith("cuda:")
         try:
-            _start(kind, args, run_dir, resume, gpus, owner, slots, visible, pin)
+            _start(kind, args, run_dir, resume, gpus, owner, _Placement(slots, visible, pin))
         except BaseException:
             _release(run_dir, resume)
             raise
@@ -191,6 +192,14 @@ def _command(kind: str, args: Sequence[str], run_dir: Path, resume: bool, gpus: 
     return argv
 
 
+class _Placement(NamedTuple):
+    """Where a job may run: the root's job slots, the GPUs visible, and whether slots pin GPUs."""
+
+    slots: int
+    visible: int
+    pin: bool
+
+
 def _start(
     kind: str,
     args: Sequence[str],
@@ -198,11 +207,10 @@ def _start(
     resume: bool,
     gpus: int,
     owner: str | None,
-    slots: int,
-    visible: int,
-    pin: bool,
+    where: _Placement,
 ) -> None:
     """Start the job's wrapper (:mod:`aclecg.jobrunner`) in a new session and record it in ``job.json``."""
+    slots, visible, pin = where
     argv = _command(kind, args, run_dir, resume, gpus)
     for stale in ("exit_code", "cancel_requested", jobrunner.SLOT_FILE):
         (run_dir / stale).unlink(missing_ok=True)
