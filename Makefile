@@ -54,7 +54,7 @@ $(PROBE_STAMP): checkpoints/acl_ecg/encoder.pt | $(STAMP)
 	touch $@
 
 app: bundled $(MAPS) $(UMAP_LEARN_MAP) $(PROBE_STAMP)
-	$(PY) -m aclecg app --port $(PORT)
+	$(PY) -m aclecg app --port $(PORT) $(APP_FLAGS)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check aclecg pages app.py tests benchmarks

@@ -150,7 +150,10 @@ def home() -> None:
 
 
 def main() -> None:
+    from pages._access import session_actor, sidebar_status
+
     st.set_page_config(page_title="ACL-ECG Studio", page_icon=":material/ecg_heart:", layout="wide")
+    sidebar_status(session_actor())  # read-only and why, or who launches runs from this session
     pages = [st.Page(home, title="Home", icon=":material/home:", default=True)]
     pages += [st.Page(path, title=title, icon=icon, url_path=url) for path, title, icon, url in PAGES]
     st.navigation(pages).run()

@@ -26,6 +26,7 @@ from aclecg.errors import ConfigError
 
 __all__ = [
     "AMP_MODES",
+    "APP_LAUNCH_PARAMS",
     "ARMS",
     "AVR_POLICIES",
     "CYCLE_WINDOWS",
@@ -320,4 +321,12 @@ EVAL_PARAMS: dict[str, Constraint] = {
     "n_bootstrap": Integer(1),
     "embed_batch_size": Integer(1),
     "device": Device(),
+}
+
+#: What a launch from the app may ask for (the form's bounds, checked again by :func:`aclecg.joblimits.check_app_caps`
+#: so that a crafted request cannot start a run of 10,000 epochs on a shared server).
+APP_LAUNCH_PARAMS: dict[str, Constraint] = {
+    "epochs": Integer(1, 200),
+    "batch_size": Integer(2, 512),
+    "seeds": Integer(1, 10),
 }

@@ -1,18 +1,21 @@
 """Background runs for the app: launch, list, tail, cancel and resume jobs that outlive the browser tab.
 
 A job is ``python -m aclecg <kind> ...`` started as a detached process group (so it survives the Streamlit script
-run, a closed tab and an app restart), writing into its own run directory under a runs root:
+run, a closed tab and an app restart) under a small wrapper (:mod:`aclecg.jobrunner`) that first waits for a free
+job slot, writing into its own run directory under a runs root:
 
-* ``job.json``: kind, argv, the wrapper shell's pid with its process start time, host, assigned GPUs
+* ``job.json``: kind, argv, the wrapper's pid with its process start time, host, GPU count and owner
   (written by :func:`launch`)
+* ``slot.json``: the job slots and GPUs the wrapper holds once the command starts (before that: ``queued``)
 * ``procs/rank-N.json``: pid and process start time of each training process, written by the trainer itself;
   this is what run state and :func:`cancel` trust (a pid alone may have been recycled by an unrelated process)
 * ``stdout.log``: everything the command prints
-* ``exit_code``: written by the wrapper shell when the command ends
+* ``exit_code``: written by the wrapper when the command ends
 * ``status.json`` / ``metrics.jsonl``: written by the pretraining engine (see :mod:`aclecg.training.rundir`)
 
 A job whose process is gone without an exit code or a final status (machine restart, ``kill -9``) is reported as
-``interrupted`` and can be resumed: never as running.
+``interrupted`` and can be resumed: never as running. Who may launch, cancel and resume is decided by
+:mod:`aclecg.access`; how many jobs run, wait and how much disk they may fill by :mod:`aclecg.joblimits`.
 
 >>> from aclecg import jobs                                            # doctest: +SKIP
 >>> run = jobs.launch("pretrain", ["--method", "simclr", "--data", "prep/ptbxl"], "runs", "my-run")  # doctest: +SKIP
@@ -22,25 +25,30 @@ A job whose process is gone without an exit code or a final status (machine rest
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
 import re
-import shlex
+import shutil
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import pandas as pd
 
-from aclecg import atomicio, paths
+from aclecg import access, atomicio, joblimits, jobrunner, paths
 from aclecg.errors import AclEcgError, ConfigError
 from aclecg.procs import live_records, own_record, read_json, record_alive
 
 KINDS = ("pretrain", "sweep")
+#: Folder of the runs root holding the job slots' and the launch lock files (no run is named like it).
+SLOTS_DIR = ".slots"
 _NAME_RE = re.compile(r"[^A-Za-z0-9._-]+")
 MAX_NAME = 64
 
@@ -68,6 +76,8 @@ class RunInfo:
     error: str | None = None
     alive: bool = False
     started: float | None = None
+    #: Who launched it (``job.json``'s owner, see :mod:`aclecg.access`); ``None``: the operator (a shell, a script).
+    owner: str | None = None
 
     @property
     def resumable(self) -> bool:
@@ -89,62 +99,147 @@ def launch(
     For ``pretrain`` the run directory is passed as ``--run-dir``, for ``sweep`` as ``--out``. ``gpus > 1``
     starts a pretraining run through ``torch.distributed.run`` (torchrun) with one process per GPU; cancelling
     signals the whole process group, and every process stops at the same step after a checkpoint.
+
+    The job starts when it finds free job slots (:mod:`aclecg.jobrunner`; :func:`aclecg.joblimits.max_jobs` of
+    them), and is ``queued`` until then. Refused with one clear message: a name already taken (two launches of one
+    name at once included: the run directory is created exclusively, under the root's launch lock), a read-only
+    app or a user who may not launch (:mod:`aclecg.access`), a browser's request beyond the app's caps, a full
+    queue, and a runs folder over its quota. The owner (the acting user, see :func:`aclecg.access.acting_as`) is
+    recorded in ``job.json``; a resumed run keeps its owner.
     """
     if kind not in KINDS:
         raise ConfigError(f"unknown job kind {kind!r}; expected one of {KINDS}")
     if not isinstance(gpus, int) or gpus < 1 or (gpus > 1 and kind != "pretrain"):
         raise ConfigError(f"gpus must be a positive integer (and > 1 only for pretrain), got {gpus!r}")
+    actor = access.require_write("resume" if resume else "launch")
+    if actor is not None and not resume:
+        joblimits.check_app_caps(kind, args)
     root = Path(runs_root) if runs_root is not None else paths.runs_root()
     run_dir = root / sanitize_name(name)
-    job = read_json(run_dir / "job.json")
-    if job and not resume:
-        raise AclEcgError(f"a run named {run_dir.name!r} already exists; choose another name or resume it")
-    if (job or (run_dir / "procs").is_dir()) and run_info(run_dir).alive:
-        raise AclEcgError(f"run {run_dir.name!r} is still running")
     device = _option(args, "--device") or "auto"
-    gpu_ids = _gpus_for(kind, device, gpus, root, exclude=run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
+    visible = visible_gpus()
+    if gpus > 1 and (device == "cpu" or visible < gpus):
+        raise ConfigError(
+            f"gpus={gpus} needs as many CUDA devices (device {device!r}, {visible} GPU(s) visible); "
+            "use gpus=1 for a CPU run"
+        )
+    slots = joblimits.max_jobs(visible)
+    if gpus > slots:
+        raise ConfigError(f"gpus={gpus} needs {gpus} job slots, but {joblimits.MAX_JOBS_ENV}={slots}")
+    root.mkdir(parents=True, exist_ok=True)
+    with _launch_lock(root):
+        joblimits.check_quota(root)
+        if sum(r.state == "queued" for r in list_runs(root)) >= joblimits.max_queued():
+            raise AclEcgError(
+                f"{joblimits.max_queued()} runs are already waiting for a job slot ({joblimits.MAX_QUEUED_ENV}); "
+                "wait for one to start or cancel one"
+            )
+        owner = _claim(run_dir, resume, actor)
+        pin = visible > 0 and device != "cpu" and not device.startswith("cuda:")
+        try:
+            _start(kind, args, run_dir, resume, gpus, owner, _Placement(slots, visible, pin))
+        except BaseException:
+            _release(run_dir, resume)
+            raise
+    return run_dir
+
+
+@contextlib.contextmanager
+def _launch_lock(root: Path) -> Iterator[None]:
+    """One launch at a time in ``root`` (an ``flock``, released by the kernel if the launcher dies)."""
+    folder = root / SLOTS_DIR
+    folder.mkdir(exist_ok=True)
+    fd = os.open(folder / "launch.lock", os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+def _claim(run_dir: Path, resume: bool, actor: access.Actor | None) -> str | None:
+    """Take the run directory for a new run (created exclusively) or check a resumed one; its owner."""
+    if not resume:
+        try:
+            run_dir.mkdir()
+        except FileExistsError:
+            raise AclEcgError(
+                f"a run named {run_dir.name!r} already exists; choose another name or resume it"
+            ) from None
+        return actor.name if actor is not None else None
+    job = read_json(run_dir / "job.json")
+    if not run_dir.is_dir():
+        raise AclEcgError(f"no run named {run_dir.name!r} to resume")
+    if run_info(run_dir).alive:
+        raise AclEcgError(f"run {run_dir.name!r} is still running")
+    access.require_owner("resume", run_dir.name, job.get("owner"))
+    return job.get("owner")
+
+
+def _release(run_dir: Path, resume: bool) -> None:
+    """Give a name back after a refused or failed start (only a directory this launch created)."""
+    if not resume:
+        shutil.rmtree(run_dir, ignore_errors=True)
+
+
+def _command(kind: str, args: Sequence[str], run_dir: Path, resume: bool, gpus: int) -> list[str]:
+    """The job's own command line: ``python [-m torch.distributed.run ...] -m aclecg KIND ARGS TARGET``."""
     target = ["--run-dir", str(run_dir)] if kind == "pretrain" else ["--out", str(run_dir)]
     launcher = ["-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(gpus)] if gpus > 1 else []
     argv = [sys.executable, *launcher, "-m", "aclecg", kind, *map(str, args), *target]
     if resume and kind == "pretrain" and "--resume" not in argv:
         argv.append("--resume")
-    (run_dir / "exit_code").unlink(missing_ok=True)
-    (run_dir / "cancel_requested").unlink(missing_ok=True)
-    # The shell records the exit code once the command ends, whatever the outcome.
-    script = f"{shlex.join(argv)}; echo $? > {shlex.quote(str(run_dir / 'exit_code'))}"
+    return argv
+
+
+class _Placement(NamedTuple):
+    """Where a job may run: the root's job slots, the GPUs visible, and whether slots pin GPUs."""
+
+    slots: int
+    visible: int
+    pin: bool
+
+
+def _start(
+    kind: str,
+    args: Sequence[str],
+    run_dir: Path,
+    resume: bool,
+    gpus: int,
+    owner: str | None,
+    where: _Placement,
+) -> None:
+    """Start the job's wrapper (:mod:`aclecg.jobrunner`) in a new session and record it in ``job.json``."""
+    slots, visible, pin = where
+    argv = _command(kind, args, run_dir, resume, gpus)
+    for stale in ("exit_code", "cancel_requested", jobrunner.SLOT_FILE):
+        (run_dir / stale).unlink(missing_ok=True)
+    for stale_proc in (run_dir / "procs").glob("rank-*.json"):  # the records of an earlier attempt
+        stale_proc.unlink(missing_ok=True)
+    slots_dir = run_dir.parent / SLOTS_DIR
+    ticket, place = jobrunner.enqueue(slots_dir)  # a place in line now, so jobs start in the order launched
+    wrapper = [sys.executable, "-m", "aclecg.jobrunner", "--run-dir", str(run_dir), "--slots-dir", str(slots_dir)]
+    wrapper += ["--ticket", str(ticket), "--wait-fd", str(place), "--slots", str(slots), "--need", str(gpus)]
+    wrapper += ["--visible", str(visible), *(["--pin"] if pin else []), "--", *argv]
     project = paths.project_root()
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "ACLECG_HOME": str(project)}
-    if gpu_ids is not None:
-        env["CUDA_VISIBLE_DEVICES"] = ",".join(map(str, gpu_ids))
-    for stale in (run_dir / "procs").glob("rank-*.json"):  # the records of an earlier attempt
-        stale.unlink(missing_ok=True)
-    with open(run_dir / "stdout.log", "ab") as out:
-        proc = subprocess.Popen(
-            ["/bin/sh", "-c", script],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            cwd=project,
-            start_new_session=True,
-            env=env,
-        )
-    atomicio.write_bytes(
-        run_dir / "job.json",
-        json.dumps(
-            {
-                "kind": kind,
-                "args": list(map(str, args)),
-                "argv": argv,
-                **own_record(proc.pid),
-                "started": time.time(),
-                "gpus": gpus,
-                "gpu_ids": gpu_ids,
-            },
-            indent=1,
-        ).encode(),
-    )
-    return run_dir
+    try:
+        with open(run_dir / "stdout.log", "ab") as out:
+            proc = subprocess.Popen(
+                wrapper,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                cwd=project,
+                start_new_session=True,
+                env=env,
+                pass_fds=(place,),
+            )
+    finally:
+        os.close(place)  # the wrapper holds the place now (or, if it did not start, nobody does)
+    job = {"kind": kind, "args": list(map(str, args)), "argv": argv, "wrapper": "jobrunner", **own_record(proc.pid)}
+    job.update(started=time.time(), gpus=gpus, owner=owner)
+    atomicio.write_bytes(run_dir / "job.json", json.dumps(job, indent=1).encode())
 
 
 def _option(args: Sequence[str], flag: str) -> str | None:
@@ -166,36 +261,10 @@ def visible_gpus() -> int:
     return torch.cuda.device_count() if torch.cuda.is_available() else 0
 
 
-def assign_gpus(n: int, visible: int, busy: set[int]) -> list[int]:
-    """The ``n`` lowest GPU indices not in ``busy``; an ``AclEcgError`` when fewer are free."""
-    free = [i for i in range(visible) if i not in busy]
-    if len(free) < n:
-        raise AclEcgError(
-            f"{n} GPU(s) requested but only {len(free)} of {visible} are free (in use by running "
-            f"jobs: {sorted(busy) or 'none'}); wait for a run to finish or request fewer"
-        )
-    return free[:n]
-
-
-def _gpus_for(kind: str, device: str, gpus: int, root: Path, exclude: Path) -> list[int] | None:
-    """GPUs for a new job (its ``CUDA_VISIBLE_DEVICES``), or ``None`` to leave the environment as it is.
-
-    Several processes need as many GPUs: a CPU multi-process job is refused, since on a GPU machine it would
-    silently start that many gloo processes. An explicit ``cuda:N`` is left to the user; otherwise each job gets
-    GPUs that no other running job of ``root`` holds, so two jobs never share one by accident.
-    """
-    visible = visible_gpus()
-    if gpus > 1 and (device == "cpu" or visible == 0):
-        raise ConfigError(
-            f"gpus={gpus} needs CUDA devices (device {device!r}, {visible} GPU(s) visible); use gpus=1 for a CPU run"
-        )
-    if kind != "pretrain" or visible == 0 or device == "cpu" or device.startswith("cuda:"):
-        return None
-    busy: set[int] = set()
-    for other in list_runs(root):
-        if other.alive and other.path != exclude:
-            busy.update(int(i) for i in (read_json(other.path / "job.json").get("gpu_ids") or []))
-    return assign_gpus(gpus, visible, busy)
+def gpu_ids(run_dir: str | Path) -> list[int] | None:
+    """The GPUs a started job runs on (from its wrapper's ``slot.json``), ``None`` when not pinned or not started."""
+    ids = read_json(Path(run_dir) / jobrunner.SLOT_FILE).get("gpu_ids")
+    return [int(i) for i in ids] if isinstance(ids, list) else None
 
 
 def run_info(run_dir: str | Path) -> RunInfo:
@@ -214,7 +283,9 @@ def run_info(run_dir: str | Path) -> RunInfo:
     exit_code = int(exit_path.read_text().strip() or -1) if exit_path.exists() else None
     state = status.get("state")
     error = status.get("error")
-    if alive:
+    if alive and _waiting(run_dir, job):
+        state = "queued"
+    elif alive:
         state = "running" if state in (None, "running", "queued") else state
         if state != "running" and exit_code is None:
             state = "running"  # status already final but the process is still writing its last files
@@ -245,7 +316,13 @@ def run_info(run_dir: str | Path) -> RunInfo:
         error=error,
         alive=alive,
         started=job.get("started") or status.get("started"),
+        owner=job.get("owner"),
     )
+
+
+def _waiting(run_dir: Path, job: dict) -> bool:
+    """Whether a live job still waits for a job slot (its wrapper has not started the command yet)."""
+    return job.get("wrapper") == "jobrunner" and not (run_dir / jobrunner.SLOT_FILE).exists() and not _trainers(run_dir)
 
 
 #: A run whose only sign of life is a pid without a start time is taken as dead once its heartbeat is this old.
@@ -324,6 +401,26 @@ def tail_log(run_dir: str | Path, lines: int = 40) -> str:
     return _tail(Path(run_dir) / "stdout.log", lines)
 
 
+def without_server_paths(text: str, runs_root: str | Path | None = None) -> str:
+    """``text`` with the server's folders taken out, for a browser: paths under the runs root become relative to it
+    (``my-run/encoder.pt``), under the project relative to the project, the Python installation ``<python>`` and
+    the home folder ``~``.
+
+    >>> without_server_paths("saved /srv/app/runs/a/encoder.pt", "/srv/app/runs")
+    'saved a/encoder.pt'
+    """
+    root = Path(runs_root) if runs_root is not None else paths.runs_root()
+    folders = [(root, ""), (paths.project_root(), ""), (Path(sys.prefix), "<python>/"), (Path.home(), "~/")]
+    pairs: dict[str, str] = {}
+    for folder, shown in folders:
+        for form in {str(folder), str(folder.resolve())}:
+            if form not in ("/", ""):
+                pairs.setdefault(form.rstrip("/") + "/", shown)
+    for form in sorted(pairs, key=len, reverse=True):  # the longest (innermost) folder first
+        text = text.replace(form, pairs[form])
+    return text
+
+
 def cancel(run_dir: str | Path, wait: float = 0.0) -> bool:
     """Ask a running job to stop: its training processes checkpoint and end as cancelled.
 
@@ -334,6 +431,7 @@ def cancel(run_dir: str | Path, wait: float = 0.0) -> bool:
     """
     run_dir = Path(run_dir)
     info = run_info(run_dir)
+    access.require_owner("cancel", run_dir.name, info.owner)
     if not info.alive:
         return False
     (run_dir / "cancel_requested").write_text(str(time.time()))
@@ -360,11 +458,14 @@ def resume(run_dir: str | Path) -> Path:
     """Start a stopped run again: pretraining continues from its last good checkpoint, a sweep skips done cells."""
     run_dir = Path(run_dir)
     info = run_info(run_dir)
+    access.require_owner("resume", run_dir.name, info.owner)
     if info.alive:
         raise AclEcgError(f"run {run_dir.name!r} is still running")
     job = read_json(run_dir / "job.json")
     if info.kind == "pretrain":
-        return launch("pretrain", [], run_dir.parent, run_dir.name, resume=True, gpus=int(job.get("gpus", 1)))
+        # the run's own config.json once it has started; the launch's options for a job stopped while queued
+        args = [] if (run_dir / "config.json").is_file() else job.get("args", [])
+        return launch("pretrain", args, run_dir.parent, run_dir.name, resume=True, gpus=int(job.get("gpus", 1)))
     if not job:
         raise AclEcgError(f"run {run_dir.name!r} was not started as a job; rerun its command by hand")
     return launch(job["kind"], job["args"], run_dir.parent, run_dir.name, resume=True)

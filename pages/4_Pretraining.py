@@ -7,9 +7,10 @@ from pathlib import Path
 
 import streamlit as st
 
-from aclecg import jobs, viz
-from aclecg.errors import AclEcgError
+from aclecg import access, jobs, viz
+from aclecg.joblimits import app_bounds
 from aclecg.methods import loss_terms
+from pages._access import acting, session_actor
 from pages._common import dataset_paths, runs_root, user_errors
 
 st.title("Pretraining")
@@ -43,8 +44,13 @@ root = runs_root()
 methods = _methods()
 presets = _presets()
 datasets = dataset_paths()
+actor = session_actor()
+EPOCHS, BATCH = app_bounds("epochs"), app_bounds("batch_size")  # what a launch from the app may ask for
+QUEUED = "it starts when a job slot frees (one job per GPU, or one on a CPU machine)."
 
-with st.expander("Launch a run", expanded=not jobs.list_runs(root)):
+
+def launch_form() -> None:
+    """The launch form; the Start button starts the run as this session's user."""
     with user_errors("Could not start the run: "):
         by_name = {m["name"]: m for m in methods}
         c1, c2 = st.columns(2)
@@ -68,8 +74,10 @@ with st.expander("Launch a run", expanded=not jobs.list_runs(root)):
             key="pt_preset",
         )
         defaults = presets[preset]
-        epochs = c4.number_input("epochs", 1, 1000, int(defaults.get("epochs", 2)), key="pt_epochs")
-        batch = c5.number_input("batch size", 2, 4096, int(defaults.get("batch_size", 64)), key="pt_batch")
+        epochs = c4.number_input("epochs", *EPOCHS, min(int(defaults.get("epochs", 2)), EPOCHS[1]), key="pt_epochs")
+        batch = c5.number_input(
+            "batch size", *BATCH, min(int(defaults.get("batch_size", 64)), BATCH[1]), key="pt_batch"
+        )
         n_gpu = _cuda_count()
         device = c6.selectbox("device", ["auto", "cpu"] + [f"cuda:{i}" for i in range(n_gpu)], key="pt_device")
         gpus = st.number_input(
@@ -99,13 +107,23 @@ with st.expander("Launch a run", expanded=not jobs.list_runs(root)):
         ]
         for d in data:
             args += ["--data", datasets[d]]
-        if gpus > 1:
-            st.caption(f"Runs as: torchrun --nproc_per_node {gpus} -m aclecg pretrain {' '.join(args)}")
+        if gpus > 1:  # the datasets by name: the browser is not shown the server's folders
+            shown = jobs.without_server_paths(" ".join(args), root)
+            st.caption(f"Runs as: torchrun --nproc_per_node {gpus} -m aclecg pretrain {shown}")
         if not data:
             st.caption("Choose at least one dataset above to start a run.")
         if st.button("Start run", type="primary", disabled=not data, key="pt_start"):
-            run_dir = jobs.launch("pretrain", args, root, jobs.sanitize_name(name), gpus=max(int(gpus), 1))
-            st.success(f"Started {run_dir.name}.")
+            with acting():
+                run_dir = jobs.launch("pretrain", args, root, jobs.sanitize_name(name), gpus=max(int(gpus), 1))
+            queued = jobs.run_info(run_dir).state == "queued"
+            st.success(f"Started {run_dir.name}." + (f" It is queued: {QUEUED}" if queued else ""))
+
+
+if actor.can_write:
+    with st.expander("Launch a run", expanded=not jobs.list_runs(root)):
+        launch_form()
+else:
+    st.info(f"Read-only: {actor.read_only_reason}. Runs are shown; launching, cancelling and resuming are off.")
 
 runs = [r for r in jobs.list_runs(root) if r.kind == "pretrain"]
 if not runs:
@@ -117,6 +135,25 @@ labels = {r.name: f"{r.name} · {r.state} · {r.method or '?'}" for r in runs}
 # options are run names (stable while a run's state changes); the label shows its state and method
 selected = st.selectbox("run", list(labels), format_func=labels.__getitem__, key="pt_run_name")
 run_dir = root / selected
+
+
+def controls(info: jobs.RunInfo) -> None:
+    """Cancel and Resume, for the run's owner only (the library checks again: a second session is refused)."""
+    with acting():
+        mine = access.may_act_on(info.owner)
+    why = None if mine else "started by another user or browser session"
+    if not mine:
+        st.caption(f"This run was {why}: only its owner can cancel or resume it.")
+    b1, b2, _ = st.columns([1, 1, 4])
+    if b1.button("Cancel", disabled=not (info.alive and mine), key="pt_cancel", help=why):
+        with user_errors("Could not cancel: "), acting():
+            jobs.cancel(run_dir)
+            st.toast(f"Cancel requested for {info.name}")
+            st.rerun()  # the whole page, so the run selector's state label is current too
+    if b2.button("Resume", disabled=not info.resumable or info.alive or not mine, key="pt_resume", help=why):
+        with user_errors("Could not resume: "), acting():
+            jobs.resume(run_dir)
+            st.toast(f"Resumed {info.name}")
 
 
 @st.fragment(run_every=3)
@@ -133,27 +170,23 @@ def watch(run_dir: Path) -> None:
     if info.total_steps:
         st.progress(min(info.step / max(int(info.total_steps), 1), 1.0))
     if info.error:
-        st.error(f"Run failed: {info.error}")
-    b1, b2, _ = st.columns([1, 1, 4])
-    if b1.button("Cancel", disabled=not info.alive, key="pt_cancel"):
-        jobs.cancel(run_dir)
-        st.toast(f"Cancel requested for {info.name}")
-        st.rerun()  # the whole page, so the run selector's state label is current too
-    if b2.button("Resume", disabled=not info.resumable or info.alive, key="pt_resume"):
-        try:
-            jobs.resume(run_dir)
-            st.toast(f"Resumed {info.name}")
-        except AclEcgError as exc:
-            st.error(str(exc))
+        st.error(f"Run failed: {jobs.without_server_paths(info.error, root)}")
+    if info.state == "queued":
+        st.info(f"Queued: {QUEUED}")
+    if actor.can_write:
+        controls(info)
     metrics = jobs.read_metrics(run_dir)
     st.plotly_chart(viz.training_curves(metrics, loss_terms(info.method)), width="stretch", key="pt_curves")
     ckpts = sorted((run_dir / "checkpoints").glob("*.pt")) if (run_dir / "checkpoints").is_dir() else []
     if (run_dir / "encoder.pt").is_file():
-        st.success(f"Exported encoder: `{run_dir / 'encoder.pt'}` (use it on the Representations and Sweeps pages)")
+        st.success(
+            f"Exported encoder: `{run_dir.name}/encoder.pt` in the runs folder (use it on the Representations and "
+            "Sweeps pages)"
+        )
     if ckpts:
         st.caption("checkpoints: " + ", ".join(p.name for p in ckpts))
     with st.expander("log (last 40 lines)"):
-        st.code(jobs.tail_log(run_dir, 40) or "(empty)")
+        st.code(jobs.without_server_paths(jobs.tail_log(run_dir, 40), root) or "(empty)")
 
 
 watch(run_dir)

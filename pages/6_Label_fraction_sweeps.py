@@ -9,11 +9,13 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from aclecg import jobs, viz
+from aclecg import access, jobs, viz
 from aclecg.constraints import PROTOCOLS
 from aclecg.evaluation import ARMS, parse_sweep_form
+from aclecg.joblimits import app_bounds
 from aclecg.study import default_rows
 from aclecg.study_report import published_study, published_sweeps
+from pages._access import acting, session_actor
 from pages._common import HOW_TO_CHECKPOINT, checkpoint_paths, dataset_paths, open_dataset, runs_root, user_errors
 
 st.title("Label-fraction sweeps")
@@ -114,8 +116,11 @@ if study is not None:
 root = runs_root()
 ckpts = checkpoint_paths()
 datasets = dataset_paths()
+actor = session_actor()
 
-with st.expander("Launch a sweep", expanded=False):
+
+def launch_form() -> None:
+    """The sweep form; the Start button checks it as the CLI does, then starts the sweep as this session's user."""
     if not ckpts:
         st.info(HOW_TO_CHECKPOINT + " Without a checkpoint a sweep runs only the supervised and random-init arms.")
     with user_errors("Could not start the sweep: "):
@@ -127,7 +132,7 @@ with st.expander("Launch a sweep", expanded=False):
         protocol = c3.selectbox("protocol", list(PROTOCOLS), key="sw_protocol")
         c4, c5, c6 = st.columns(3)
         fractions = c4.text_input("label fractions", "0.05,0.1,0.25,1", key="sw_fractions")
-        seeds = c5.number_input("seeds", 1, 10, 2, key="sw_seeds")
+        seeds = c5.number_input("seeds", *app_bounds("seeds"), 2, key="sw_seeds")
         default_arms = ["linear_probe", "random_init", "supervised"] if chosen else ["random_init", "supervised"]
         arms = c6.multiselect("arms", ARMS, default=default_arms, key="sw_arms")
         name = st.text_input("sweep name", value=f"sweep-{label_set}-{time.strftime('%m%d-%H%M')}", key="sw_name")
@@ -153,9 +158,17 @@ with st.expander("Launch a sweep", expanded=False):
             ]
             for c in chosen:
                 args += ["--checkpoint", ckpts[c]]
-            run_dir = jobs.launch("sweep", args, root, jobs.sanitize_name(name))
+            with acting():
+                run_dir = jobs.launch("sweep", args, root, jobs.sanitize_name(name))
             st.session_state["sw_run"] = run_dir.name  # show the new sweep below
             st.success(f"Started {run_dir.name}.")
+
+
+if actor.can_write:
+    with st.expander("Launch a sweep", expanded=False):
+        launch_form()
+else:
+    st.info(f"Read-only: {actor.read_only_reason}. Sweeps are shown; launching, cancelling and resuming are off.")
 
 
 def sweep_dirs() -> dict[str, Path]:
@@ -199,8 +212,10 @@ def progress(run_dir: Path) -> None:
     if total:
         st.progress(min(done / total, 1.0))
     if info.error:
-        st.error(f"Sweep failed: {info.error}")
-    log = jobs.tail_log(run_dir, 6)
+        st.error(f"Sweep failed: {jobs.without_server_paths(info.error, root)}")
+    if info.state == "queued":
+        st.info("Queued: it starts when a job slot frees (one job per GPU, or one on a CPU machine).")
+    log = jobs.without_server_paths(jobs.tail_log(run_dir, 6), root)
     if log:
         st.code(log, language=None)  # the sweep's progress bar: the current cell and its training step
     # when the job stops, redraw the whole page so its results appear without a reload
@@ -208,11 +223,19 @@ def progress(run_dir: Path) -> None:
     was_alive, seen[str(run_dir)] = seen.get(str(run_dir)), info.alive
     if was_alive and not info.alive:
         st.rerun(scope="app")
+    if not actor.can_write:
+        return
+    with acting():
+        mine = access.may_act_on(info.owner)
+    why = None if mine else "started by another user or browser session"
+    if not mine and (run_dir / "job.json").is_file():
+        st.caption(f"This sweep was {why}: only its owner can cancel or resume it.")
     b1, b2, _ = st.columns([1, 1, 4])
-    if b1.button("Cancel", disabled=not info.alive, key="sw_cancel"):
-        jobs.cancel(run_dir)
-    if b2.button("Resume", disabled=info.alive or info.state == "finished", key="sw_resume"):
-        with user_errors():
+    if b1.button("Cancel", disabled=not (info.alive and mine), key="sw_cancel", help=why):
+        with user_errors("Could not cancel: "), acting():
+            jobs.cancel(run_dir)
+    if b2.button("Resume", disabled=info.alive or info.state == "finished" or not mine, key="sw_resume", help=why):
+        with user_errors("Could not resume: "), acting():
             jobs.resume(run_dir)
 
 

@@ -29,6 +29,8 @@ def streamlit_calls(monkeypatch: pytest.MonkeyPatch) -> list[list[str]]:
     monkeypatch.setattr(app_command, "freeze_heap", lambda: calls.append(["freeze_heap"]) or 0)
     monkeypatch.setattr(app_command, "prepare_bundled", lambda script: calls.append(["prepare_bundled"]))
     monkeypatch.setenv("ACLECG_HOME", os.environ.get("ACLECG_HOME", str(Path.cwd())))  # restored afterwards
+    for name in ("ACLECG_READONLY", "ACLECG_TRUST_PROXY_HEADER"):  # the launcher sets them: restored afterwards
+        monkeypatch.setenv(name, "")
     return calls
 
 
@@ -42,7 +44,8 @@ def test_app_hands_its_arguments_to_streamlit_run(streamlit_calls, tmp_path: Pat
     assert streamlit_calls == [
         ["prepare_bundled"],
         ["freeze_heap"],  # before Streamlit starts, after the imports
-        ["run", str(script.resolve()), "--server.port", "8600", "--server.headless", "true"],
+        ["run", str(script.resolve()), "--server.port", "8600", "--server.address", "127.0.0.1"]
+        + ["--server.headless", "true"],
     ]
     assert PagesManager.uses_pages_directory is False  # the first deep link goes through st.navigation
     assert "imported the pages' libraries in" in capsys.readouterr().out
@@ -54,7 +57,7 @@ def test_no_warm_up_is_plain_streamlit_run(streamlit_calls, tmp_path: Path):
     script = tmp_path / "app.py"
     script.write_text("")
     assert cli.main(["app", str(script), "--no-warm-up"]) == 0
-    assert streamlit_calls == [["run", str(script.resolve()), "--server.port", "8501"]]
+    assert streamlit_calls == [["run", str(script.resolve()), "--server.port", "8501", "--server.address", "127.0.0.1"]]
     assert PagesManager.uses_pages_directory is None
 
 
@@ -157,3 +160,130 @@ def test_prepare_bundled_uses_the_apps_project_folder(tmp_path: Path, monkeypatc
     monkeypatch.setattr(data, "ensure_bundled", broken)
     app_command.prepare_bundled(tmp_path / "app.py")  # a warning, not a traceback: the pages say it again
     assert "could not be prepared: ptb-xl/records100/00000/00001_lr.hea: empty header" in capsys.readouterr().out
+
+
+# ------------------------------------------------------------------------------------------ safe to put on a network
+def test_a_network_facing_start_without_login_is_read_only(streamlit_calls, tmp_path: Path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)  # no secrets.toml with an [auth] section here or next to the script
+    monkeypatch.setenv("HOME", str(tmp_path))
+    script = tmp_path / "app.py"
+    script.write_text("")
+    assert cli.main(["app", str(script), "--no-warm-up", "--network"]) == 0
+    assert streamlit_calls[-1][-2:] == ["--server.address", "0.0.0.0"]
+    assert os.environ["ACLECG_READONLY"] == "1"  # the server's pages and job functions refuse every action
+    assert "without a login, so read-only" in capsys.readouterr().out
+    from aclecg import jobs
+    from aclecg.access import AccessError
+
+    with pytest.raises(AccessError, match="read-only"):
+        jobs.launch("sweep", [], tmp_path / "runs", "x")
+
+
+def test_a_login_lets_a_network_facing_app_write(streamlit_calls, tmp_path: Path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    script = tmp_path / "app.py"
+    script.write_text("")
+    # a reverse proxy's user header
+    argv = ["app", str(script), "--no-warm-up", "--trust-proxy-header", "X-Forwarded-User", "--", "--server.address"]
+    assert cli.main([*argv, "0.0.0.0"]) == 0
+    assert streamlit_calls[-1].count("--server.address") == 1  # the address given to Streamlit is the one used
+    assert os.environ["ACLECG_READONLY"] == "" and os.environ["ACLECG_TRUST_PROXY_HEADER"] == "X-Forwarded-User"
+    assert "only the proxy can reach this port" in capsys.readouterr().out
+    # Streamlit's own login: an [auth] section in the app's secrets
+    (tmp_path / ".streamlit").mkdir()
+    (tmp_path / ".streamlit" / "secrets.toml").write_text('[auth]\nredirect_uri = "https://x/oauth2callback"\n')
+    monkeypatch.setenv("ACLECG_TRUST_PROXY_HEADER", "")
+    assert cli.main(["app", str(script), "--no-warm-up", "--address", "192.0.2.7"]) == 0
+    assert os.environ["ACLECG_READONLY"] == "" and "with a login" in capsys.readouterr().out
+    assert cli.main(["app", str(script), "--no-warm-up", "--read-only"]) == 0  # read-only, whatever the address
+    assert os.environ["ACLECG_READONLY"] == "1"
+
+
+def test_streamlit_reads_the_projects_safe_settings():
+    """Through Streamlit's own config loader: loopback only, and no traceback (with server paths) in the browser.
+    The old `showErrorDetails = false` reads as "stacktrace" in Streamlit 1.67: tracebacks were sent."""
+    import subprocess
+    import sys
+
+    code = (
+        "from streamlit import config; from streamlit.elements.exception import _error_detail_visibility as v; "
+        "shown = v(True); "
+        "print(config.get_option('server.address'), config.get_option('client.showErrorDetails'), "
+        "shown.show_trace, shown.show_message, shown.show_type)"
+    )
+    repo = Path(__file__).resolve().parents[1]
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=repo).stdout
+    assert out.split() == ["127.0.0.1", "none", "False", "False", "False"]
+
+
+def _listening(pid: int) -> set[tuple[str, int]]:
+    """The (address, port) pairs on which process ``pid`` listens for TCP connections (read from /proc)."""
+    import ipaddress
+
+    inodes = set()
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        try:
+            target = os.readlink(fd)
+        except OSError:
+            continue
+        if target.startswith("socket:["):
+            inodes.add(target[8:-1])
+    found = set()
+    for table in ("tcp", "tcp6"):
+        try:
+            lines = Path(f"/proc/net/{table}").read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split()
+            local, state, inode = fields[1], fields[3], fields[9]
+            if state != "0A" or inode not in inodes:  # 0A: LISTEN
+                continue
+            raw, port = local.split(":")
+            data = bytes.fromhex(raw)
+            data = b"".join(data[i : i + 4][::-1] for i in range(0, len(data), 4))  # each 32-bit word is host order
+            found.add((str(ipaddress.ip_address(data)), int(port, 16)))
+    return found
+
+
+@pytest.mark.slow  # a real server start, 3-6 s
+def test_the_served_app_listens_on_loopback_only(tmp_path: Path):
+    """`aclecg app` as `make app` runs it: every listening socket of the server is on 127.0.0.1 (was `*:8501`)."""
+    import socket
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    repo = Path(__file__).resolve().parents[1]
+    log = open(tmp_path / "server.log", "wb")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "aclecg", "app", "--no-warm-up", "--port", str(port), "--", "--server.headless", "true"],
+        cwd=repo,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env={**os.environ, "ACLECG_HOME": str(repo), "ACLECG_RUNS": str(tmp_path / "runs")},
+    )
+    try:
+        deadline = time.time() + 60
+        while time.time() < deadline and proc.poll() is None:
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=2)
+                break
+            except OSError:
+                time.sleep(0.3)
+        assert proc.poll() is None, (tmp_path / "server.log").read_text()[-2000:]
+        sockets = _listening(proc.pid)
+        assert sockets == {("127.0.0.1", port)}, sockets
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log.close()

@@ -9,6 +9,11 @@ It also tells Streamlit not to treat ``pages/`` as an old-style page folder
 before the app's ``st.navigation`` has run, which otherwise makes the first deep link of a fresh server (e.g.
 ``/augmentations``) show a "Page not found" notice before the page opens.
 
+It serves on 127.0.0.1 (this machine only) unless told otherwise: ``--network`` (every interface) or ``--address``.
+A network-facing app without a login (Streamlit's ``st.login``, configured in ``.streamlit/secrets.toml``, or a
+trusted reverse proxy's user header, ``--trust-proxy-header``) starts read-only; ``--read-only`` forces that mode
+anywhere. See docs/deploy.md.
+
 Everything after ``--`` goes to ``streamlit run`` (e.g. ``-- --server.headless true``).
 """
 
@@ -26,10 +31,15 @@ from pathlib import Path
 from aclecg.errors import AclEcgError
 
 EXAMPLES = """examples:
-  aclecg app                                  # the checkout's app.py on http://localhost:8501
+  aclecg app                                  # the checkout's app.py on http://127.0.0.1:8501 (this machine only)
   aclecg app --port 8600 -- --server.headless true
   aclecg app --no-warm-up                      # exactly `streamlit run app.py`
+  aclecg app --read-only                       # runs are shown, nothing can be launched, cancelled or resumed
+  aclecg app --trust-proxy-header X-Forwarded-User   # behind nginx/Caddy on this machine (docs/deploy.md)
+  aclecg app --network                         # every interface; read-only unless a login is configured
 """
+
+LOOPBACK = "127.0.0.1"
 
 #: Modules the pages import, in the order they are warmed (the first page then finds them in ``sys.modules``).
 WARM_MODULES: tuple[str, ...] = (
@@ -59,6 +69,25 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("script", nargs="?", default=None, help="the app's script (default: app.py of the project)")
     p.add_argument("--port", type=int, default=8501, help="port to serve on (default 8501)")
     p.add_argument("--no-warm-up", action="store_true", help="do not import the pages' libraries first")
+    where = p.add_mutually_exclusive_group()
+    where.add_argument(
+        "--address", default=None, help=f"address to listen on (default {LOOPBACK}: reachable from this machine only)"
+    )
+    where.add_argument(
+        "--network",
+        action="store_true",
+        help="listen on every interface (0.0.0.0); read-only unless a login is configured (docs/deploy.md)",
+    )
+    p.add_argument(
+        "--read-only", action="store_true", help="show runs but refuse every launch, cancel and resume (any address)"
+    )
+    p.add_argument(
+        "--trust-proxy-header",
+        metavar="NAME",
+        default=None,
+        help="take the user from this request header set by a reverse proxy (e.g. X-Forwarded-User); only safe when "
+        "nothing but the proxy can reach the app's port",
+    )
     p.set_defaults(func=run)
 
 
@@ -147,6 +176,62 @@ def no_pages_folder_routing() -> None:
     PagesManager.uses_pages_directory = False
 
 
+def _flag_value(argv: list[str], flag: str) -> str | None:
+    """The value given to a Streamlit flag among the arguments after ``--`` (``--flag V`` or ``--flag=V``)."""
+    value = None
+    for i, arg in enumerate(argv):
+        if arg == flag and i + 1 < len(argv):
+            value = argv[i + 1]
+        elif arg.startswith(flag + "="):
+            value = arg.split("=", 1)[1]
+    return value
+
+
+def login_configured(script: Path) -> bool:
+    """Whether Streamlit's own login is configured: an ``[auth]`` section in a ``secrets.toml`` it reads (the user's
+    ``~/.streamlit``, the working folder's or the app's own ``.streamlit`` folder)."""
+    import tomllib
+
+    for folder in (Path.home(), Path.cwd(), script.parent):
+        path = folder / ".streamlit" / "secrets.toml"
+        try:
+            if "auth" in tomllib.loads(path.read_text()):
+                return True
+        except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError):
+            continue
+    return False
+
+
+def serving_mode(args: argparse.Namespace, script: Path, passthrough: list[str]) -> tuple[list[str], str]:
+    """The Streamlit flags that fix where the app listens, and one line saying how it serves.
+
+    Sets ``ACLECG_READONLY`` / ``ACLECG_TRUST_PROXY_HEADER`` in this process's environment (the server's, so the
+    pages and the job functions see them): read-only when asked, or when the app faces a network without a login.
+    """
+    from aclecg import access
+
+    given = _flag_value(passthrough, "--server.address")
+    address = given or args.address or ("0.0.0.0" if args.network else LOOPBACK)
+    flags = [] if given else ["--server.address", address]
+    header = (args.trust_proxy_header or "").strip()
+    if header:
+        os.environ[access.TRUST_HEADER_ENV] = header
+    login = bool(header) or login_configured(script)
+    if args.read_only:
+        os.environ[access.READONLY_ENV] = "1"
+        return flags, f"serving on {address}, read-only (--read-only)"
+    if access.is_loopback(address):
+        return flags, f"serving on {address} (this machine only)" + (f"; users from {header}" if header else "")
+    if not login:
+        os.environ[access.READONLY_ENV] = "1"
+        return flags, (
+            f"serving on {address} without a login, so read-only: configure st.login or --trust-proxy-header "
+            "(docs/deploy.md)"
+        )
+    note = f"; users from the {header} header: make sure only the proxy can reach this port" if header else ""
+    return flags, f"serving on {address} with a login{note}"
+
+
 def run(args: argparse.Namespace) -> int:
     try:
         from streamlit.web import cli as streamlit_cli
@@ -162,7 +247,10 @@ def run(args: argparse.Namespace) -> int:
             print(f"compiled umap-learn's kernels in {compiled:.1f} s")
         freeze_heap()
         no_pages_folder_routing()
-    argv = ["run", str(script), "--server.port", str(args.port), *getattr(args, "passthrough", [])]
+    passthrough = list(getattr(args, "passthrough", []))
+    where, mode = serving_mode(args, script, passthrough)
+    print(mode)
+    argv = ["run", str(script), "--server.port", str(args.port), *where, *passthrough]
     try:  # standalone: Streamlit's command line prints its own usage errors (e.g. an unknown flag) and exits
         streamlit_cli.main(args=argv, prog_name="streamlit", standalone_mode=True)
     except SystemExit as exc:

@@ -18,7 +18,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         "runs",
         help="manage background runs (list, launch, tail, cancel, resume)",
         description="Manage runs started in the background, as the app does. A run whose process is "
-        "gone without finishing is shown as interrupted and can be resumed.",
+        "gone without finishing is shown as interrupted and can be resumed. Jobs beyond the free job slots wait "
+        "as queued (ACLECG_MAX_JOBS, default one per GPU or one on a CPU machine). From this shell you act as "
+        "the machine's operator: you may cancel and resume any run, whoever launched it in the app.",
         epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -48,6 +50,7 @@ def run(args: argparse.Namespace) -> int:
             progress = f"{r.step}/{r.total_steps}" if r.total_steps else str(r.step)
             print(
                 f"{r.name:30s} {r.kind:8s} {r.state:11s} {r.method or '-':12s} step {progress}"
+                + (f"  owner: {r.owner}" if r.owner else "")
                 + (f"  error: {r.error.splitlines()[-1]}" if r.error else "")
             )
         return 0
