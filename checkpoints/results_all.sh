@@ -114,6 +114,7 @@ for stage in $STAGES; do
   esac
 done
 say "report"
-$PY -m aclecg study report --sweeps "$SWEEPS" --out docs/results.md --export docs/results/sweeps --readme README.md
+$PY -m aclecg study report --sweeps "$SWEEPS" --out docs/results.md --export docs/results/sweeps --readme README.md \
+    --cards checkpoints
 say "model cards of the official encoders (quoting the exported probe sweeps)"
 $PY -m aclecg study ship --sweeps docs/results/sweeps

@@ -14,7 +14,7 @@ from aclecg.constraints import PROTOCOLS
 from aclecg.evaluation import ARMS, parse_sweep_form
 from aclecg.joblimits import app_bounds
 from aclecg.study import default_rows
-from aclecg.study_report import published_study, published_sweeps
+from aclecg.study_report import published_study, published_sweeps, study_verdict_line
 from pages._access import acting, session_actor
 from pages._common import HOW_TO_CHECKPOINT, checkpoint_paths, dataset_paths, open_dataset, runs_root, user_errors
 
@@ -107,11 +107,8 @@ if study is not None:
         wide.columns = [f"{c * 100:g} %" for c in wide.columns]
         show_table(wide)
         st.write(
-            f"**Primary comparison** (declared before the runs): ACL-ECG − {primary['best_baseline']}, "
-            f"linear probe, {primary['fraction'] * 100:g} % of labels, {primary['protocol']}: "
-            f"{primary['diff']:+.3f} macro AUROC, 95 % hierarchical CI [{primary['ci_low']:+.3f}, "
-            f"{primary['ci_high']:+.3f}], test folds {', '.join(map(str, primary['test_folds']))} "
-            f"({primary['n_records']} test records). Bands: ± one standard deviation over test folds."
+            f"**Primary comparison** (declared before the runs): {study_verdict_line(primary)} "
+            "Bands: ± one standard deviation over test folds."
         )
 root = runs_root()
 ckpts = checkpoint_paths()

@@ -203,7 +203,7 @@ def test_evaluate_retrieval_known_answer_and_splits(monkeypatch):
 def test_neighbours_section_renders_the_csv(tmp_path):
     import pandas as pd
 
-    from aclecg.study_report import NEIGHBOURS_TITLE, neighbours_section
+    from aclecg.report_sections import NEIGHBOURS_TITLE, neighbours_section
 
     rows = [["acl_ecg", k, 0.8, 0.7, 0.9, 128, 723, "superdiagnostic"] for k in (1, 5)] + [
         ["raw signal", k, 0.5, 0.4, 0.6, 128, 723, "superdiagnostic"] for k in (1, 5)

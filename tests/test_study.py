@@ -208,3 +208,18 @@ def test_family_tests_use_the_tables_estimand(study_root):
     ensemble = stats.delong_macro(y, np.mean(scores, axis=0), np.mean(scores, axis=0)).auc_a
     if not np.isclose(ensemble, np.mean(per_seed)):  # ... not the AUROC of the seeds' mean prediction
         assert row["auc_a"] != pytest.approx(ensemble, abs=1e-12)
+
+
+def test_model_cards_carry_the_reports_verdict(study_root, tmp_path):
+    from aclecg.study_report import CARD_END, CARD_START, update_cards
+    from aclecg.verdict import primary_sentence
+
+    card = tmp_path / "ckpts" / "acl_ecg" / "README.md"
+    card.parent.mkdir(parents=True)
+    card.write_text("# card\n\n| a | b |\n\nReproduce from scratch:\n\n```\nx\n```\n")
+    prim = study.primary_comparison(study.load_cells(study_root))
+    update_cards(prim, tmp_path / "ckpts")
+    update_cards(prim, tmp_path / "ckpts")  # a second call replaces the block, it does not stack
+    text = card.read_text()
+    assert text.count(CARD_START) == 1 and text.count(CARD_END) == 1
+    assert primary_sentence(prim) in text and text.index(CARD_END) < text.index("Reproduce from scratch")

@@ -68,7 +68,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def _territory(args: argparse.Namespace, dataset: Any) -> int:
     from aclecg import atomicio, evaluation
     from aclecg.attribution_eval import territory_study
-    from aclecg.study_report import attribution_section
+    from aclecg.report_sections import attribution_section
 
     loaded = [evaluation.load_source(path) for path in args.checkpoint]
     sources = [(s.label, s) for s in loaded] + [

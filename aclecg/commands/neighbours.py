@@ -90,7 +90,7 @@ def _embed_upload(source: EncoderSource, dataset: Any, target: Path) -> tuple[np
 def _evaluate(args: argparse.Namespace) -> int:
     from aclecg import atomicio, evaluation, neighbours_eval
     from aclecg.errors import ConfigError
-    from aclecg.study_report import neighbours_section
+    from aclecg.report_sections import neighbours_section
 
     try:
         ks = [int(x) for x in str(args.ks).split(",") if x.strip()]

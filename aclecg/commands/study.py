@@ -70,6 +70,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--readme", default=None, help="also fill this README's <!-- study:start --> ... <!-- study:end --> block"
     )
+    p.add_argument(
+        "--cards",
+        default=None,
+        metavar="CHECKPOINTS_DIR",
+        help="also write the verdict line into every model card CHECKPOINTS_DIR/*/README.md",
+    )
     p.set_defaults(func=run)
 
 
@@ -93,8 +99,15 @@ def run(args: argparse.Namespace) -> int:
         print("\n".join(power_section(prim, args.effect, records)))
         return 0
     if args.action == "ship":
+        import json
+
+        from aclecg.study_report import update_cards
+
         for path in study.ship_official(args.sweeps):
             print(path)
+        primary = Path(args.sweeps).parent / "primary.json"
+        if primary.is_file():  # the freshly written cards carry the exported verdict too
+            update_cards(json.loads(primary.read_text()))
         return 0
     pre = Path(args.preamble) if args.preamble else None
     preamble = pre.read_text() if pre is not None and pre.is_file() else ""
@@ -103,4 +116,9 @@ def run(args: argparse.Namespace) -> int:
         from aclecg.study_report import update_readme
 
         print(update_readme(args.sweeps, args.readme))
+    if args.cards:
+        from aclecg.study_report import update_cards
+
+        for card in update_cards(study.primary_comparison(study.load_cells(args.sweeps)), args.cards):
+            print(card)
     return 0
