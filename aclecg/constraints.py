@@ -36,6 +36,7 @@ __all__ = [
     "PRETRAIN_PARAMS",
     "PROTOCOLS",
     "SHIFT_MODES",
+    "SWEEP_PARAMS",
     "UMAP_METHODS",
     "UMAP_METRICS",
     "Boolean",
@@ -318,4 +319,11 @@ EVAL_PARAMS: dict[str, Constraint] = {
     "n_bootstrap": Integer(1),
     "embed_batch_size": Integer(1),
     "device": Device(),
+}
+
+#: The command line's sweep form (``sweep --seeds N --fractions F,...``): seeds per fraction and label fractions,
+#: bounded so a typo cannot ask for 10^8 cells or a fraction that selects no record.
+SWEEP_PARAMS: dict[str, Constraint] = {
+    "seeds": Integer(1, 100),
+    "fractions": ListOf(Real(1e-4, 1), min_len=1),
 }
