@@ -88,7 +88,8 @@ def storage_error_line(exc: BaseException, args: argparse.Namespace | None = Non
                     path = path.parent
             else:
                 path = next((getattr(args, k) for k in OUTPUT_OPTIONS if getattr(args, k, None)), None)
-            where = f"cannot write {path}" if path is not None else "cannot write the output"
+            verb = "cannot access" if current.errno in (errno.EACCES, errno.EPERM) else "cannot write"
+            where = f"{verb} {path}" if path is not None else f"{verb} the output"
             return f"{where}: {STORAGE_ERRNOS[current.errno]} ({errno.errorcode.get(current.errno, current.errno)})"
         current = current.__cause__ or current.__context__
     return None

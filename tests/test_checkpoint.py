@@ -203,6 +203,18 @@ def test_an_empty_checkpoint_is_one_line_and_exit_2_on_every_command(command, bu
     assert err[-1] == f"error: checkpoint {empty} is empty (0 bytes): it was never completely written", err
 
 
+def test_an_unreadable_file_is_one_error_naming_it(tmp_path, monkeypatch):
+    path = tmp_path / "encoder.pt"
+    path.write_bytes(b"x")
+
+    def denied(p):  # root reads every file, so the refusal is simulated where the file is read
+        raise PermissionError(13, "Permission denied", str(p))
+
+    monkeypatch.setattr(ckpt, "sha256_file", denied)
+    with pytest.raises(CheckpointError, match=rf"^cannot read checkpoint {path}: Permission denied$"):
+        ckpt.load_checkpoint(path)
+
+
 def test_an_exception_without_a_message_still_gives_a_line(tmp_path, monkeypatch):
     path = tmp_path / "enc.pt"
     ckpt.save_checkpoint(path, _payload(ECGEncoder(EncoderConfig.from_dict(TINY))))
@@ -261,8 +273,13 @@ def test_the_shipped_checkpoints_load_and_read_unknown_provenance_as_none(path):
     assert set(prov) == set(ckpt.PROVENANCE_KEYS)
     assert prov["data_fingerprint"] == meta["data_fingerprint"] and prov["steps"] == meta["step"] > 0
     assert prov["seed"] is None and prov["exclude_folds"] is None and prov["exclude_splits"] is None
-    assert ckpt.provenance(path) == prov
-    assert ckpt.check_excluded_fold(path, 9) == prov  # unknown: the study cannot tell, nothing is refused
+    assert ckpt.excluded_fold_problem(prov, 9) is None  # unknown: the study cannot tell, nothing is refused
+
+
+def test_provenance_of_a_shipped_checkpoint_by_path():
+    path = SHIPPED_ROOT / "acl_ecg" / "encoder.pt"
+    assert ckpt.provenance(path) == ckpt.load_encoder(path)[1]["provenance"]
+    assert ckpt.check_excluded_fold(path, 9)["seed"] is None
 
 
 def _with_provenance(tmp_path, name, **prov) -> Path:

@@ -133,8 +133,11 @@ def _run(command: str, out: Path, workspace: dict, capsys) -> tuple[int, list[st
 def test_a_read_only_output_folder_is_one_line_and_exit_2(command, readonly_dir, workspace, capsys):
     code, err = _run(command, readonly_dir, workspace, capsys)
     assert code == 2, err
-    assert err and err[-1].startswith(f"error: cannot write {readonly_dir}"), err
-    assert ("read-only" in err[-1]) if os.geteuid() == 0 else ("permission denied" in err[-1])
+    if os.geteuid() == 0:  # a read-only mount
+        assert err and err[-1].startswith(f"error: cannot write {readonly_dir}") and "read-only" in err[-1], err
+    else:  # a folder without write permission
+        assert err and err[-1].startswith(f"error: cannot access {readonly_dir}"), err
+        assert "permission denied" in err[-1]
     assert "Traceback" not in "\n".join(err)
 
 
@@ -158,6 +161,11 @@ def test_storage_errors_are_found_below_a_wrapping_exception():
         assert storage_error_line(exc, args) == (
             "cannot write runs/x: disk quota exceeded; free some space or choose another folder (EDQUOT)"
         )
+    denied = storage_error_line(PermissionError(errno.EACCES, "Permission denied", "/data/.x.tmp"))
+    assert (
+        denied
+        == "cannot access /data: permission denied; choose a folder you may write to, or fix its permissions (EACCES)"
+    )
     assert storage_error_line(OSError(errno.ENOENT, "No such file", "x")) is None  # not a storage refusal
     assert storage_error_line(ValueError("x")) is None
 
