@@ -146,17 +146,23 @@ def test_a_checkpoint_of_another_method_is_refused_before_anything_changes(runs,
     assert _steps(run_dir) == [1, 2]
 
 
-def _seed(payload, seed=5):
-    payload["provenance"]["seed"] = seed
-    payload["config"] = json.dumps({**json.loads(payload["config"]), "seed": seed})
+def _recorded(payload, **values):
+    """Set what a run records about itself: its stored configuration and its provenance."""
+    payload["config"] = json.dumps({**json.loads(payload["config"]), **values})
+    payload.setdefault("provenance", {}).update(values)
+
+
+def _seed(payload):
+    _recorded(payload, seed=5)
 
 
 def _data(payload):
-    payload["data_fingerprint"] = payload["provenance"]["data_fingerprint"] = "f" * 64
+    payload["data_fingerprint"] = "f" * 64
+    payload.setdefault("provenance", {})["data_fingerprint"] = "f" * 64
 
 
 def _folds(payload):
-    payload["provenance"]["exclude_folds"] = [9]
+    _recorded(payload, exclude_folds=[9])
 
 
 def _widths(payload):
