@@ -7,10 +7,16 @@ Integrity is checked on every load, twice where possible:
 
 * the payload carries ``integrity``: a SHA-256 over its own content (every key, value, tensor dtype, shape and
   byte), recomputed on load. A flipped bit in a weight, or a sidecar regenerated over a damaged file, is caught;
-* beside the file, ``<file>.sha256`` holds the file's checksum (when present it must match).
+* beside the file, ``<file>.sha256`` holds the file's checksum.
 
-A file with neither (not written by aclecg, or written before the embedded digest existed and stripped of its
-sidecar) is refused: unverified weights are never loaded.
+A file whose checksum disagrees with its sidecar loads only if its embedded digest vouches for its content (a
+damaged or stale sidecar must not cost an intact checkpoint); a file with neither check (not written by aclecg, or
+written before the embedded digest existed and stripped of its sidecar) is refused: unverified weights are never
+loaded. An empty, unreadable or truncated file is one :class:`~aclecg.errors.CheckpointError` naming it.
+
+Every checkpoint pretraining writes carries its provenance (data fingerprint, excluded splits and folds, seed,
+steps and epochs run): :func:`provenance` reads it, as ``None`` fields for checkpoints written before it existed,
+and :func:`check_excluded_fold` refuses an encoder that saw the fold it would be tested on.
 
 >>> from aclecg.checkpoint import load_encoder            # doctest: +SKIP
 >>> encoder, meta = load_encoder("checkpoints/acl_ecg/encoder.pt")  # doctest: +SKIP
@@ -22,13 +28,14 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
 
 from aclecg import atomicio
-from aclecg.errors import CheckpointError
+from aclecg.errors import CheckpointError, DataError
 
 if TYPE_CHECKING:
     from aclecg.models import ECGEncoder
@@ -115,34 +122,85 @@ def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> str:
     return digest
 
 
-def verify_checkpoint(path: str | Path) -> str:
-    """Return the file's checksum; raise ``CheckpointError`` if it is missing or disagrees with its sidecar."""
-    path = Path(path)
-    if not path.is_file():
+def first_line(exc: BaseException) -> str:
+    """The first non-empty line of an exception's message, or its type's name (torch raises empty ones)."""
+    lines = [line for line in str(exc).splitlines() if line.strip()]
+    return f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
+
+
+def _file_digest(path: Path) -> str:
+    """The file's sha256; a missing, empty or unreadable file is one :class:`CheckpointError` naming it."""
+    if not path.exists():
         raise CheckpointError(f"checkpoint {path} does not exist")
-    digest = sha256_file(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint {path} is not a file")
+    try:
+        if path.stat().st_size == 0:
+            raise CheckpointError(f"checkpoint {path} is empty (0 bytes): it was never completely written")
+        return sha256_file(path)
+    except OSError as exc:
+        raise CheckpointError(f"cannot read checkpoint {path}: {exc.strerror or exc}") from None
+
+
+def sidecar_digest(path: str | Path) -> str | None:
+    """The checksum ``<file>.sha256`` records (``""`` when empty or unreadable), ``None`` when there is none."""
+    path = Path(path)
     sidecar = path.with_name(path.name + ".sha256")
-    if sidecar.is_file():
-        expected = sidecar.read_text().split()[0] if sidecar.read_text().strip() else ""
-        if expected != digest:
-            raise CheckpointError(
-                f"checkpoint {path} is corrupted: sha256 {digest[:12]}… does not match "
-                f"{sidecar.name} ({expected[:12]}…)"
-            )
+    if not sidecar.is_file():
+        return None
+    try:
+        words = sidecar.read_text(errors="replace").split()
+    except OSError:
+        return ""
+    return words[0] if words else ""
+
+
+def verify_checkpoint(path: str | Path) -> str:
+    """Return the file's checksum; raise ``CheckpointError`` if it is missing, empty, unreadable or disagrees
+    with its sidecar (:func:`load_checkpoint` then still accepts a file whose embedded digest vouches for it)."""
+    path = Path(path)
+    digest = _file_digest(path)
+    expected = sidecar_digest(path)
+    if expected is not None and expected != digest:
+        raise _sidecar_mismatch(path, digest, expected)
     return digest
 
 
+def _sidecar_mismatch(path: Path, digest: str, expected: str) -> CheckpointError:
+    return CheckpointError(
+        f"checkpoint {path} is corrupted: sha256 {digest[:12]}… does not match {path.name}.sha256 ({expected[:12]}…)"
+    )
+
+
+def _embedded_digest_ok(payload: dict[str, Any], path: Path) -> bool:
+    """True if the payload carries a digest that matches its content, False if it carries none; raises if its
+    digest disagrees or is of an unknown kind."""
+    integrity = payload.get("integrity")
+    if integrity is None:
+        return False
+    if isinstance(integrity, dict) and integrity.get("algorithm") == INTEGRITY_ALGORITHM:
+        if content_digest(payload) != integrity.get("sha256"):
+            raise CheckpointError(f"checkpoint {path} is corrupted: its content does not match the digest it carries")
+        return True
+    raise CheckpointError(f"checkpoint {path} carries an unknown integrity record {integrity!r}")
+
+
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """Load a checkpoint safely (``weights_only=True``) after checking its integrity; never without a check."""
+    """Load a checkpoint safely (``weights_only=True``) after checking its integrity; never without a check.
+
+    The embedded digest is checked whenever the file carries one; the sidecar must match unless the embedded
+    digest vouches for the content (then the sidecar, not the file, is what is damaged or stale).
+    """
     path = Path(path)
-    digest = verify_checkpoint(path)
-    has_sidecar = path.with_name(path.name + ".sha256").is_file()
+    digest = _file_digest(path)
+    expected = sidecar_digest(path)
+    sidecar_ok = expected is not None and expected == digest
     try:
         payload = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as exc:
-        raise CheckpointError(
-            f"cannot load checkpoint {path}: {type(exc).__name__}: {str(exc).splitlines()[0]}"
-        ) from exc
+        if expected is not None and not sidecar_ok:
+            raise _sidecar_mismatch(path, digest, expected) from None
+        raise CheckpointError(f"cannot load checkpoint {path}: {first_line(exc)}") from None
     if not isinstance(payload, dict) or "encoder_config" not in payload or "encoder" not in payload:
         raise CheckpointError(f"{path} is not an aclecg checkpoint (no encoder_config/encoder entries)")
     if payload.get("format_version", 0) > FORMAT_VERSION:
@@ -150,17 +208,14 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
             f"{path} has format version {payload['format_version']}; this aclecg reads "
             f"up to {FORMAT_VERSION}: upgrade aclecg"
         )
-    integrity = payload.get("integrity")
-    if isinstance(integrity, dict) and integrity.get("algorithm") == INTEGRITY_ALGORITHM:
-        if content_digest(payload) != integrity.get("sha256"):
-            raise CheckpointError(f"checkpoint {path} is corrupted: its content does not match the digest it carries")
-    elif integrity is not None:
-        raise CheckpointError(f"checkpoint {path} carries an unknown integrity record {integrity!r}")
-    elif not has_sidecar:
-        raise CheckpointError(
-            f"checkpoint {path} cannot be verified: it carries no digest and has no "
-            f"{path.name}.sha256 beside it; refusing to load unverified weights"
-        )
+    if not _embedded_digest_ok(payload, path):
+        if expected is None:
+            raise CheckpointError(
+                f"checkpoint {path} cannot be verified: it carries no digest and has no "
+                f"{path.name}.sha256 beside it; refusing to load unverified weights"
+            )
+        if not sidecar_ok:
+            raise _sidecar_mismatch(path, digest, expected)
     payload["checkpoint_sha256"] = digest
     return payload
 
@@ -169,7 +224,84 @@ def checkpoint_meta(payload: dict[str, Any]) -> dict[str, Any]:
     """The descriptive part of a loaded checkpoint (no tensors)."""
     meta = {key: payload.get(key) for key in META_KEYS}
     meta["checkpoint_sha256"] = payload.get("checkpoint_sha256")
+    meta["provenance"] = provenance_of(payload)
     return meta
+
+
+#: What :func:`provenance` reports; a field a checkpoint does not record reads ``None``.
+PROVENANCE_KEYS = (
+    "data_fingerprint",
+    "data",
+    "exclude_splits",
+    "exclude_folds",
+    "seed",
+    "steps",
+    "epochs",
+    "n_records",
+)
+
+
+def provenance_of(payload: dict[str, Any]) -> dict[str, Any]:
+    """The provenance of a loaded checkpoint: its ``provenance`` record, else what older files hold elsewhere
+    (the top-level data fingerprint, step and epoch; a step checkpoint's stored configuration), else ``None``."""
+    recorded = payload.get("provenance")
+    recorded = dict(recorded) if isinstance(recorded, dict) else {}
+    config: dict[str, Any] = {}
+    if isinstance(payload.get("config"), str):
+        try:
+            loaded = json.loads(payload["config"])
+            config = loaded if isinstance(loaded, dict) else {}
+        except json.JSONDecodeError:
+            config = {}
+    fallback = {
+        "data_fingerprint": payload.get("data_fingerprint"),
+        "data": config.get("data"),
+        "exclude_splits": config.get("exclude_splits"),
+        "exclude_folds": config.get("exclude_folds"),
+        "seed": config.get("seed"),
+        "steps": payload.get("step"),
+        "epochs": payload.get("epoch"),
+        "n_records": None,
+    }
+    return {key: recorded[key] if recorded.get(key) is not None else fallback[key] for key in PROVENANCE_KEYS}
+
+
+def provenance(path: str | Path) -> dict[str, Any]:
+    """The provenance of the checkpoint at ``path`` (verified and loaded safely): data fingerprint, the datasets,
+    the excluded splits and folds, the seed, the steps and epochs run and the number of training records.
+    Checkpoints written before this record existed read as ``None`` for what they do not hold."""
+    return provenance_of(load_checkpoint(path))
+
+
+#: The fold of the official split's test records (PTB-XL's strat_fold 10; the generated folds follow it).
+OFFICIAL_TEST_FOLD = 10
+
+
+def excluded_fold_problem(prov: dict[str, Any], fold: int | None) -> str | None:
+    """Why an encoder with provenance ``prov`` must not be tested on ``fold`` (``None``: the data's own test
+    split), or ``None`` when it was kept out of pretraining or the provenance does not say."""
+    splits, folds = prov.get("exclude_splits"), prov.get("exclude_folds")
+    if splits is None and folds is None:
+        return None
+    splits, folds = list(splits or []), [int(f) for f in folds or []]
+    target = OFFICIAL_TEST_FOLD if fold is None else int(fold)
+    if target in folds or ("test" in splits and target == OFFICIAL_TEST_FOLD):
+        return None
+    return (
+        f"it was pretrained on fold {target} (it excluded splits {splits} and folds {folds}), "
+        f"so fold {target} is not unseen; pretrain with --set exclude_folds=[{target}] for this test fold"
+    )
+
+
+def check_excluded_fold(path: str | Path, fold: int | None) -> dict[str, Any]:
+    """Raise :class:`DataError` if the checkpoint at ``path`` records that it was pretrained on ``fold`` (the
+    test fold about to be scored; ``None`` or 10 for the official split, whose test split is fold 10). Unknown
+    provenance (older checkpoints) passes. Returns the provenance."""
+    prov = provenance(path)
+    problem = excluded_fold_problem(prov, fold)
+    if problem:
+        raise DataError(f"checkpoint {path} cannot be tested on fold {fold or OFFICIAL_TEST_FOLD}: {problem}")
+    return prov
 
 
 def load_encoder(path: str | Path, device: str | torch.device = "cpu") -> tuple[ECGEncoder, dict[str, Any]]:

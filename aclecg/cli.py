@@ -2,14 +2,20 @@
 
 Each subcommand lives in ``aclecg/commands/<name>.py`` and defines ``register(subparsers)``, which adds its
 parser and sets ``func`` (a callable taking the parsed ``argparse.Namespace`` and returning an exit code).
-Library errors that describe bad input (``AclEcgError``) are printed as one line, never as a traceback.
+Library errors that describe bad input (``AclEcgError``) are printed as one line, never as a traceback; so is a
+file system that refuses the output (read-only, no permission, disk full, quota), wherever below the command it is
+raised: one line naming the path and what is wrong, exit code 2. ``--workers`` beyond the CPU cores this process
+may use is lowered to them, with a one-line note.
 """
 
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
+import os
 import sys
+from pathlib import Path
 
 from aclecg.errors import AclEcgError
 
@@ -54,6 +60,57 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+#: OSError numbers that mean the output cannot be written where asked, and what the user can do about it.
+STORAGE_ERRNOS: dict[int, str] = {
+    errno.EROFS: "the file system is read-only; choose a writable folder",
+    errno.EACCES: "permission denied; choose a folder you may write to, or fix its permissions",
+    errno.EPERM: "operation not permitted; choose a folder you may write to, or fix its permissions",
+    errno.ENOSPC: "no space left on the device; free some space or choose another folder",
+    errno.EDQUOT: "disk quota exceeded; free some space or choose another folder",
+}
+
+#: The options that name a command's output, in the order a message falls back on them.
+OUTPUT_OPTIONS: tuple[str, ...] = ("out", "output", "run_dir", "root", "html", "cache_dir")
+
+
+def storage_error_line(exc: BaseException, args: argparse.Namespace | None = None) -> str | None:
+    """One line for a refusing file system found in ``exc`` or the exceptions it was raised from; ``None`` when
+    there is none. Names the file (the folder of an atomic write's hidden temporary file), else the output option."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, OSError) and current.errno in STORAGE_ERRNOS:
+            path = current.filename
+            if isinstance(path, (str, bytes, os.PathLike)):
+                path = Path(os.fsdecode(path))
+                if path.name.startswith(".") and (".tmp" in path.name or path.name.endswith("tmp")):
+                    path = path.parent
+            else:
+                path = next((getattr(args, k) for k in OUTPUT_OPTIONS if getattr(args, k, None)), None)
+            verb = "cannot access" if current.errno in (errno.EACCES, errno.EPERM) else "cannot write"
+            where = f"{verb} {path}" if path is not None else f"{verb} the output"
+            return f"{where}: {STORAGE_ERRNOS[current.errno]} ({errno.errorcode.get(current.errno, current.errno)})"
+        current = current.__cause__ or current.__context__
+    return None
+
+
+def available_cores() -> int:
+    """The CPU cores this process may run on (its affinity where the platform tells)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
+
+
+def cap_workers(args: argparse.Namespace) -> None:
+    """Lower a command's ``--workers`` to the available cores, saying so on stderr."""
+    workers, cores = getattr(args, "workers", None), available_cores()
+    if isinstance(workers, int) and not isinstance(workers, bool) and workers > cores:
+        print(f"note: --workers {workers} is more than the {cores} CPU cores available; using {cores}", file=sys.stderr)
+        args.workers = cores
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -67,10 +124,17 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 0
+    cap_workers(args)
     try:
         return int(args.func(args) or 0)
     except AclEcgError as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except Exception as exc:
+        line = storage_error_line(exc, args)
+        if line is None:
+            raise
+        print(f"error: {line}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

@@ -37,6 +37,7 @@ __all__ = [
     "PRETRAIN_PARAMS",
     "PROTOCOLS",
     "SHIFT_MODES",
+    "SWEEP_PARAMS",
     "UMAP_METHODS",
     "UMAP_METRICS",
     "Boolean",
@@ -329,4 +330,11 @@ APP_LAUNCH_PARAMS: dict[str, Constraint] = {
     "epochs": Integer(1, 200),
     "batch_size": Integer(2, 512),
     "seeds": Integer(1, 10),
+}
+
+#: The command line's sweep form (``sweep --seeds N --fractions F,...``): seeds per fraction and label fractions,
+#: bounded so a typo cannot ask for 10^8 cells or a fraction that selects no record.
+SWEEP_PARAMS: dict[str, Constraint] = {
+    "seeds": Integer(1, 100),
+    "fractions": ListOf(Real(1e-4, 1), min_len=1),
 }

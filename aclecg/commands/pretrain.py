@@ -23,6 +23,9 @@ EXAMPLES = """examples:
   # continue a stopped or crashed run from its last good checkpoint
   python -m aclecg pretrain --run-dir runs/acl-small --resume
 
+  # ... even if its checkpoints are damaged or another run's (they are moved to checkpoints/set-aside/)
+  python -m aclecg pretrain --run-dir runs/acl-small --resume --restart
+
   # several GPUs (DistributedDataParallel; global batch split across processes)
   torchrun --nproc_per_node 4 -m aclecg pretrain --preset gpu-base --method acl_ecg --data DIR --run-dir runs/big
 """
@@ -65,6 +68,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="override any configuration key, e.g. --set method_hparams='{\"temperature\": 0.2}'",
     )
     p.add_argument("--resume", action="store_true", help="continue the run in --run-dir from its last checkpoint")
+    p.add_argument(
+        "--restart",
+        action="store_true",
+        help="with --resume: when checkpoints in --run-dir cannot be used (damaged, or from another run), move "
+        "them to checkpoints/set-aside/ and continue from the newest usable one or from scratch (without it, "
+        "--resume refuses and changes nothing)",
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
 
@@ -110,7 +120,8 @@ def build_config(args: argparse.Namespace) -> PretrainConfig:
 def run(args: argparse.Namespace) -> int:
     from aclecg.training import pretrain
 
+    args.resume = args.resume or args.restart
     config = build_config(args)
-    out = pretrain(config, args.run_dir, resume=args.resume, progress=not args.no_progress)
+    out = pretrain(config, args.run_dir, resume=args.resume, progress=not args.no_progress, restart=args.restart)
     print(out)
     return 0

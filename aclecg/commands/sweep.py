@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from aclecg.constraints import LR_SELECTIONS
+from aclecg.constraints import LR_SELECTIONS, SWEEP_PARAMS, validate
 
 EXAMPLES = """examples:
   # linear probe of one checkpoint against the random-init and supervised references (default arms)
@@ -58,9 +58,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--fractions",
         default=",".join(f"{f:g}" for f in DEFAULT_FRACTIONS),
-        help="comma-separated label fractions in (0, 1] (default %(default)s)",
+        help="comma-separated label fractions, each in [0.0001, 1] (default %(default)s)",
     )
-    p.add_argument("--seeds", type=int, default=3, help="number of seeds per fraction (seeds 0..N-1; default 3)")
+    p.add_argument(
+        "--seeds", type=int, default=3, help="number of seeds per fraction, 1 to 100 (seeds 0..N-1; default 3)"
+    )
     p.add_argument(
         "--arms",
         default=",".join(DEFAULT_ARMS),
@@ -145,9 +147,24 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
+def check_form(fractions: object, seeds: object) -> None:
+    """Refuse seeds and fractions outside :data:`aclecg.constraints.SWEEP_PARAMS` (``fractions`` as the CLI's
+    comma-separated text or a list), naming the option; ConfigError."""
+    from aclecg.errors import ConfigError
+
+    if isinstance(fractions, str):
+        try:
+            fractions = [float(f) for f in fractions.split(",") if f.strip()]
+        except ValueError:
+            raise ConfigError(f"--fractions must be comma-separated numbers, got {fractions!r}") from None
+    validate("sweep", SWEEP_PARAMS, {"seeds": seeds, "fractions": fractions})
+
+
 def run(args: argparse.Namespace) -> int:
     from aclecg.errors import ConfigError
     from aclecg.evaluation import EvalConfig, run_sweep
+
+    check_form(args.fractions, args.seeds)
 
     try:
         lr_grid = tuple(float(v) for v in args.lr_grid.split(",") if v.strip())

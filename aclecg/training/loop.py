@@ -30,7 +30,7 @@ import numpy as np
 import torch
 
 from aclecg import checkpoint as ckpt
-from aclecg.errors import AclEcgError, ConfigError
+from aclecg.errors import AclEcgError, CheckpointError, ConfigError
 from aclecg.leads import default_region_map
 from aclecg.parallel import (
     DistInfo,
@@ -64,11 +64,14 @@ def pretrain(
     resume: bool = False,
     progress: bool = True,
     stop_after_steps: int | None = None,
+    restart: bool = False,
 ) -> Path:
     """Run (or resume) pretraining into ``run_dir``; returns the path of the exported encoder.
 
     ``stop_after_steps`` ends the process's work after that many optimiser steps *of this call*, leaving a
-    checkpoint, as if it had been cancelled (used by tests of resume).
+    checkpoint, as if it had been cancelled (used by tests of resume). A resume refuses checkpoints of another
+    run, and damaged ones when none is usable; ``restart`` (implies ``resume``) sets those aside and continues
+    from the newest usable one, or from scratch (:mod:`aclecg.training.resume`).
 
     Under ``torchrun`` every decision that one rank makes alone (the stored configuration on resume, a lock or
     run-directory error, a non-finite loss, an out-of-memory error) is shared with the other ranks, so all of them
@@ -77,7 +80,8 @@ def pretrain(
     device = resolve_device(config.device)
     info = init_distributed(device.type == "cuda")
     try:
-        with run_session(config, run_dir, device, info, resume, progress, stop_after_steps) as ctx:
+        with run_session(config, run_dir, device, info, resume or restart, progress, stop_after_steps) as ctx:
+            ctx.restart = restart
             return Trainer(ctx).run()
     finally:
         if info.enabled:
@@ -149,6 +153,23 @@ class Trainer:
             "n_samples": self.data.n_samples,
             "data_fingerprint": self.data.fingerprint,
             "augmentation": self.aug_spec if isinstance(self.aug_spec, str) else json.dumps(self.aug_spec),
+        }
+
+    def provenance(self) -> dict[str, Any]:
+        """What a checkpoint of the current step records about how it was made (read by
+        :func:`aclecg.checkpoint.provenance`): the data, what was held out, the seed, the steps and epochs run."""
+        config = self.ctx.config
+        return {
+            "data_fingerprint": self.data.fingerprint,
+            "data": [str(d) for d in config.data],
+            "exclude_splits": [str(s) for s in config.exclude_splits],
+            "exclude_folds": [int(f) for f in config.exclude_folds],
+            "seed": int(config.seed),
+            "steps": int(self.step),
+            "epochs": round(self.step / self.steps_per_epoch, 6),
+            "steps_per_epoch": int(self.steps_per_epoch),
+            "total_steps": int(self.total_steps),
+            "n_records": len(self.data),
         }
 
     # ------------------------------------------------------------------------------------------------ the loop
@@ -308,22 +329,53 @@ class Trainer:
         return tqdm(total=self.total_steps, initial=self.step, unit="step", dynamic_ncols=True, file=sys.stderr)
 
     # ------------------------------------------------------------------------------------------ state on disk
+    def identity(self) -> dict[str, Any]:
+        """What a checkpoint must share with this run to be resumed (see :mod:`aclecg.training.resume`)."""
+        config = self.ctx.config
+        return {
+            "method": self.meta["method"],
+            "hparams": self.meta["hparams"],
+            "encoder_config": self.meta["encoder_config"],
+            "data_fingerprint": self.data.fingerprint,
+            "exclude_splits": list(config.exclude_splits),
+            "exclude_folds": [int(f) for f in config.exclude_folds],
+            "seed": int(config.seed),
+        }
+
     def restore(self) -> None:
-        """Continue from the newest usable checkpoint: rank 0 finds it, every rank loads the same state."""
+        """Continue from the newest usable checkpoint: rank 0 finds it, every rank loads the same state.
+
+        Nothing in the run directory changes before the state is chosen and loaded: a damaged or foreign
+        checkpoint ends the resume with one line, and ``metrics.jsonl`` is cut back only once the state is in.
+        """
         ctx = self.ctx
-        state = broadcast_object(find_resume_checkpoint(ctx.run, ctx.log) if ctx.info.is_main else None, ctx.info)
+        state, error = None, None
+        if ctx.info.is_main:
+            try:
+                state = find_resume_checkpoint(ctx.run, ctx.log, self.identity(), self.total_steps, ctx.restart)
+            except AclEcgError as exc:
+                error = str(exc)
+        state, error = broadcast_object((state, error), ctx.info)
+        if error is not None:
+            raise CheckpointError(error if ctx.info.is_main else f"rank 0 could not resume: {error}")
         if state is None:
             ctx.log("no usable checkpoint found: starting from scratch")
             if ctx.info.is_main:
                 truncate_metrics(ctx.run.metrics, 0)  # the rows of the lost steps will be logged again
             return
+        try:
+            self.method.load_state_dict(state["model"])
+            self.optimizer.load_state_dict(state["optimizer"])
+            if state.get("scaler"):  # a run saved without loss scaling stores {}, which GradScaler refuses
+                self.scaler.load_state_dict(state["scaler"])
+            set_rng_state(state["rng"], ctx.device, self.aug_gen)
+        except (KeyError, RuntimeError, TypeError, ValueError) as exc:
+            raise CheckpointError(
+                f"cannot resume {ctx.run.path} from step {state.get('step')}: its training state does not fit this "
+                f"run ({ckpt.first_line(exc)})"
+            ) from None
         if ctx.info.is_main:
             truncate_metrics(ctx.run.metrics, int(state["step"]))
-        self.method.load_state_dict(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        if state.get("scaler"):  # a run saved without loss scaling stores {}, which GradScaler refuses
-            self.scaler.load_state_dict(state["scaler"])
-        set_rng_state(state["rng"], ctx.device, self.aug_gen)
         self.step, self.best = int(state["step"]), float(state["best"])
         ctx.log(f"resumed from step {self.step} (epoch {self.step // self.steps_per_epoch + 1})")
 
@@ -344,6 +396,7 @@ class Trainer:
             "scaler": self.scaler.state_dict(),
             "rng": rng_state(ctx.device, self.aug_gen),
             "config": json.dumps(ctx.config.to_dict()),
+            "provenance": self.provenance(),
         }
         path = ctx.run.checkpoints / f"step_{self.step:08d}.pt"
         ckpt.save_checkpoint(path, payload)
@@ -365,6 +418,7 @@ class Trainer:
                 "epoch": ctx.config.epochs,
                 "step": self.step,
                 "encoder": self.method.encoder.state_dict(),
+                "provenance": self.provenance(),
             }
             ckpt.save_checkpoint(ctx.run.encoder, export)
             ctx.run.write_status(

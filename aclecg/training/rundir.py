@@ -143,29 +143,24 @@ def truncate_metrics(path: Path, step: int) -> None:
     atomicio.write_bytes(path, ("\n".join(keep) + "\n" if keep else "").encode())
 
 
-def find_resume_checkpoint(run: RunDir, log: Callable[[str], None]) -> dict[str, Any] | None:
-    """The newest full training state that passes its integrity checks, and says which file it is.
+def find_resume_checkpoint(
+    run: RunDir,
+    log: Callable[[str], None],
+    expected: dict[str, Any] | None = None,
+    total_steps: int | None = None,
+    restart: bool = False,
+) -> dict[str, Any] | None:
+    """The newest full training state of this run that passes its integrity checks (``None``: none).
 
-    Step checkpoints are tried newest first; when none is usable, ``best.pt`` (which holds the full state of its
-    step too) is the fallback. Corrupted files are reported and skipped, never loaded.
+    Step checkpoints are tried newest first, then ``best.pt`` (which holds the full state of its step too); each
+    must match ``expected`` (the run's identity, see :mod:`aclecg.training.resume`) and reach no further than
+    ``total_steps``. Damaged files are reported and skipped, never loaded; a foreign checkpoint, or only damaged
+    ones, raise :class:`~aclecg.errors.CheckpointError` unless ``restart`` sets them aside.
     """
-    from aclecg import checkpoint as ckpt
+    from aclecg.training.resume import choose_resume_state  # torch: loaded when a run resumes
 
-    candidates = run.step_checkpoints() + [run.checkpoints / "best.pt"]
-    for path in candidates:
-        if not path.is_file():
-            continue
-        try:
-            state = ckpt.load_checkpoint(path)
-        except AclEcgError as exc:
-            log(f"warning: {exc}; falling back to the previous checkpoint")
-            continue
-        if "optimizer" not in state or "rng" not in state:
-            log(f"warning: {path.name} holds no training state; skipped")
-            continue
-        log(f"resuming from {path.name}")
-        return state
-    return None
+    limit = total_steps if total_steps is not None else 2**62
+    return choose_resume_state(run, expected or {}, limit, restart, log)
 
 
 def clean_stale_files(run: RunDir) -> list[str]:

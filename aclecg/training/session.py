@@ -89,6 +89,7 @@ class RunContext:
     stopper: StopRequest
     heartbeat: Heartbeat | None = None  # main process only
     resume: bool = False
+    restart: bool = False  # on resume: set unusable checkpoints aside instead of refusing (training.resume)
     progress: bool = True
     stop_after_steps: int | None = None
 
