@@ -112,6 +112,7 @@ def load_cells(root: str | Path) -> pd.DataFrame:
         meta = _read_json(meta_path)
         fold = meta.get("test_fold") or 10
         choice = _choice_folds(meta, int(fold))
+        _check_encoders(meta, int(fold), meta_path)
         for cell_path in sorted((meta_path.parent / "cells").glob("*.json")):
             rec = _read_json(cell_path)
             if rec["arm"] not in meta["arms"] or rec["fraction"] not in meta["fractions"]:
@@ -155,6 +156,21 @@ def load_cells(root: str | Path) -> pd.DataFrame:
         listing = "; ".join(f"{fp[:12] or 'unknown'}: {', '.join(sorted(sw))}" for fp, sw in prints.items())
         raise DataError(f"{root}: sweeps of different data cannot be pooled in one study ({listing})")
     return cells
+
+
+def _check_encoders(meta: dict, fold: int, where: Path) -> None:
+    """Refuse a sweep whose encoder records that it was pretrained on the fold the sweep scores (the provenance
+    written into checkpoints since 2026-12-04; older checkpoints record none and pass). Encoders no longer on
+    disk (an exported sweep read elsewhere) are not checked."""
+    from aclecg.checkpoint import check_excluded_fold
+
+    for label, info in (meta.get("checkpoints") or {}).items():
+        path = Path(str((info or {}).get("path") or ""))
+        if path.name and path.is_file():
+            try:
+                check_excluded_fold(path, fold)
+            except DataError as exc:
+                raise DataError(f"{where.parent.name}: encoder {label!r}: {exc}") from None
 
 
 def _borrowed(rec: dict) -> bool:

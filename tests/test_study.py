@@ -223,3 +223,19 @@ def test_model_cards_carry_the_reports_verdict(study_root, tmp_path):
     text = card.read_text()
     assert text.count(CARD_START) == 1 and text.count(CARD_END) == 1
     assert primary_sentence(prim) in text and text.index(CARD_END) < text.index("Reproduce from scratch")
+
+
+def test_an_encoder_pretrained_on_the_scored_fold_is_refused(tiny_study, tmp_path):
+    from tests.test_evaluate import FakePrepared, _save_checkpoint
+
+    copy = _copy(tiny_study, tmp_path)
+    data = FakePrepared(n_patients=8, t=64)
+    fine = _save_checkpoint(tmp_path / "fine.pt", data, provenance={"exclude_splits": [], "exclude_folds": [8]})
+    leaky = _save_checkpoint(tmp_path / "leaky.pt", data, provenance={"exclude_splits": [], "exclude_folds": [10]})
+    meta = json.loads((copy / "multilabel-test8-probe" / "sweep.json").read_text())
+    label = next(iter(meta["checkpoints"]))
+    _edit_meta(copy / "multilabel-test8-probe", checkpoints={label: {"path": str(fine)}})
+    study.load_cells(copy)  # its recorded exclusion is the rotation's test fold
+    _edit_meta(copy / "multilabel-test8-probe", checkpoints={label: {"path": str(leaky)}})
+    with pytest.raises(DataError, match=f"multilabel-test8-probe: encoder '{label}'.*pretrained on fold 8"):
+        study.load_cells(copy)
