@@ -509,3 +509,50 @@ def test_workers_are_capped_at_the_cpus_with_a_note(tmp_path, monkeypatch, capsy
     assert sizes == [2]
     prepare_dataset(root, tmp_path / "lib", "challenge", workers=64, progress=False)
     assert sizes == [2, 2]
+
+
+def test_prepare_on_the_whole_corpus_opens_nothing_outside_the_input_folder(tmp_path):
+    """Every hostile case side by side: one good record kept, each other a named skip, in one child process under
+    5 s and 500 MB, and no file outside the input folder opened (only the readers' private copies, which may live in
+    /dev/shm, and no device)."""
+    root, outside = tmp_path / "challenge", tmp_path / "outside"
+    hostile.challenge_record(root, "GOOD")
+    hostile.fifo_record(root, "FIFOMAT")
+    hostile.device_record(root, "DEVZERO")
+    hostile.multisegment_escape(root, outside, "MULTI")
+    hostile.high_fs_record(root, "MHZ")
+    hostile.long_record(root, "LONG")
+    hostile.challenge_record(root, "RESERVED")
+    hostile.reserved_type_mat(root / "RESERVED.mat")
+    hostile.challenge_record(outside, "SECRET")
+    for ext in (".hea", ".mat"):
+        (root / f"LINKED{ext}").symlink_to(outside / f"SECRET{ext}")
+    hostile.challenge_record(root, "MATLINK")
+    (root / "MATLINK.mat").unlink()
+    (root / "MATLINK.mat").symlink_to(outside / "SECRET.mat")
+    hostile.duplicate_names(root / "sub", "GOOD")
+
+    def run() -> tuple[dict, list[str]]:
+        return _opened_during(lambda: prepare_dataset(root, tmp_path / "o", "challenge", progress=False))
+
+    manifest, opened = _isolated_ok(run, timeout=30)
+    assert manifest["counts"]["records_kept"] == 1
+    skipped = {s["file"] for s in manifest["skipped"]}
+    expected = {"FIFOMAT", "DEVZERO", "MULTI", "MULTI_1", "MHZ", "LONG", "RESERVED", "LINKED", "MATLINK"}
+    assert skipped == expected | {"sub/a/GOOD", "sub/b/GOOD"}
+    assert opened
+    devices = [p for p in opened if p.startswith("/dev/") and not p.startswith("/dev/shm/aclecg-wfdb-")]
+    assert not devices and not [p for p in opened if os.path.realpath(p).startswith(str(outside))]
+
+
+def test_label_descriptions_never_read_a_statements_table_linked_from_outside(tmp_path):
+    """The app reads scp_statements.csv from a prepared dataset's raw folder for class descriptions; one linked from
+    elsewhere was read. Now it is refused and the bundled table is used."""
+    from aclecg.data.labels import label_descriptions
+
+    (tmp_path / "outside").mkdir()
+    (tmp_path / "outside" / "scp_statements.csv").write_text("code,description\nNORM,read from outside\n")
+    (tmp_path / "raw").mkdir()
+    (tmp_path / "raw" / "scp_statements.csv").symlink_to(tmp_path / "outside" / "scp_statements.csv")
+    manifest = {"format": "ptbxl", "preprocessing": {"source_root": str(tmp_path / "raw")}}
+    assert label_descriptions(manifest)["NORM"] == "Normal ECG"
