@@ -132,7 +132,8 @@ def _parse_header(copy: Path, source: str, expected_fs: float | None) -> wfdb.Re
     try:
         header = wfdb.rdheader(str(copy))
     except Exception as exc:  # wfdb raises many types for a bad header
-        raise DataError(f"{source}: cannot read the record ({type(exc).__name__}: {exc})".replace("\n", " ")) from None
+        text = f"{source}: cannot read the record ({type(exc).__name__}: {exc})"
+        raise DataError(text.replace("\n", " ").replace(str(copy.parent) + os.sep, "")) from None
     if isinstance(header, wfdb.MultiRecord) or getattr(header, "n_seg", None):
         raise DataError(
             f"{source}: a multi-segment record is not read (PTB-XL and Challenge records are single-segment); refused"
@@ -249,7 +250,7 @@ def read_wfdb(path: Path, source: str, expected_fs: float | None = None, root: P
             if hint:
                 raise DataError(f"{source}: {hint}") from None
             text = f"{source}: cannot read the record ({type(exc).__name__}: {exc})"
-            raise DataError(text.replace("\n", " ").replace(tmp, "")) from None
+            raise DataError(text.replace("\n", " ").replace(tmp + os.sep, "")) from None
     if not rec.n_sig or not rec.sig_name:
         raise DataError(f"{source}: header lists no signals")
     for lead, gain in zip(rec.sig_name, rec.adc_gain or [None] * rec.n_sig):
