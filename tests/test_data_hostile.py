@@ -556,3 +556,21 @@ def test_label_descriptions_never_read_a_statements_table_linked_from_outside(tm
     (tmp_path / "raw" / "scp_statements.csv").symlink_to(tmp_path / "outside" / "scp_statements.csv")
     manifest = {"format": "ptbxl", "preprocessing": {"source_root": str(tmp_path / "raw")}}
     assert label_descriptions(manifest)["NORM"] == "Normal ECG"
+
+
+def test_a_terminated_worker_removes_its_private_copy(tmp_path):
+    """Pool.terminate() SIGTERMs prepare's workers: one stopped while reading left its record copy in /dev/shm."""
+    from aclecg.data.staging import exit_on_sigterm
+    from aclecg.data.wfdbio import _scratch
+
+    def stopped_while_reading() -> None:
+        exit_on_sigterm()
+        with _scratch() as folder:
+            (tmp_path / "where").write_text(folder)
+            Path(folder, "REC.dat").write_bytes(b"x")
+            os.kill(os.getpid(), signal.SIGTERM)
+            signal.pause()
+
+    out = hostile.run_isolated(stopped_while_reading, timeout=10)
+    assert (out.status, out.value) == ("raised", "SystemExit: 143")
+    assert not Path((tmp_path / "where").read_text()).exists()

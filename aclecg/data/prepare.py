@@ -41,6 +41,7 @@ from aclecg.data.rpeaks import detect_rpeaks
 from aclecg.data.splits import patient_stratified_folds, split_of
 from aclecg.data.staging import (
     OWNER,
+    exit_on_sigterm,
     held_sigterm,
     new_temporary,
     remove_stale,
@@ -161,6 +162,7 @@ _WORKER: tuple[Reader, PrepareConfig] | None = None
 def _init_worker(reader: Reader, cfg: PrepareConfig) -> None:
     global _WORKER
     _WORKER = (reader, cfg)
+    exit_on_sigterm()
 
 
 def _work(job: tuple[int, RecordItem]) -> Processed | Skipped:

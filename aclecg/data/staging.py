@@ -27,7 +27,15 @@ from pathlib import Path
 
 from aclecg.errors import StorageError
 
-__all__ = ["Terminated", "held_sigterm", "new_temporary", "remove_stale", "sigterm_raises", "storage_error"]
+__all__ = [
+    "Terminated",
+    "exit_on_sigterm",
+    "held_sigterm",
+    "new_temporary",
+    "remove_stale",
+    "sigterm_raises",
+    "storage_error",
+]
 
 OWNER = ".owner"
 
@@ -120,6 +128,16 @@ def sigterm_raises() -> Iterator[None]:
         yield
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+def _exit(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)
+
+
+def exit_on_sigterm() -> None:
+    """In a worker process: SIGTERM (``Pool.terminate``) exits through ``SystemExit``, so ``finally`` blocks run
+    (a reader's private copy of a record is removed instead of being left in /dev/shm)."""
+    signal.signal(signal.SIGTERM, _exit)
 
 
 @contextmanager
