@@ -326,12 +326,8 @@ def test_cpsc_reference_and_struct_problems_are_named_skips(tmp_path):
     root.mkdir()
     rng = np.random.default_rng(0)
 
-    def mat(name, data, sex="Male"):
-        ecg = {
-            "sex": np.array([sex], dtype=object) if sex is not None else np.empty((0,), dtype=object),
-            "age": np.array([[55.0]]),
-            "data": data,
-        }
+    def mat(name, data, sex="Male"):  # sex as MATLAB char, as in the release (a cell array is refused)
+        ecg = {"sex": sex if sex is not None else "", "age": np.array([[55.0]]), "data": data}
         scipy.io.savemat(root / f"{name}.mat", {"ECG": ecg})
 
     good = rng.normal(size=(12, 5000)) * 0.1

@@ -18,7 +18,9 @@ EXAMPLES = """examples:
   python -m aclecg prepare --format cpsc2018 --input /data/cpsc2018 --output data-cache/cpsc --strict
 
 Malformed records are skipped and listed (manifest.json "skipped"); --strict turns the first one into an error
-(exit code 2). The output is written to a temporary sibling folder and renamed into place when complete.
+(exit code 2). The output is written to a temporary sibling folder and renamed into place when complete; Ctrl-C
+or SIGTERM removes it (exit 130 / 143), a later run removes one left by a killed run, and a failing write
+(read-only, disk full) is one line with exit code 2. --workers is capped at the CPUs available.
 """
 
 
@@ -47,31 +49,46 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--strict", action="store_true", help="fail (exit 2) on the first malformed record")
     p.add_argument("--name", help="dataset name stored in the manifest (default: from the format/folder)")
-    p.add_argument("--workers", type=int, default=0, help="worker processes (default 0: in this process)")
+    p.add_argument(
+        "--workers", type=int, default=0, help="worker processes (default 0: in this process; at most the CPUs)"
+    )
     p.add_argument("--seed", type=int, default=0, help="seed of the generated folds (datasets without official ones)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from aclecg.data.prepare import prepare_dataset, summary_lines
+    import sys
+
+    from aclecg.data.prepare import prepare_dataset, summary_lines, usable_cpus
+    from aclecg.data.staging import Terminated
     from aclecg.errors import ConfigError
 
     if args.workers < 0:
         raise ConfigError(f"--workers must be >= 0, got {args.workers}")
-    manifest = prepare_dataset(
-        args.input,
-        args.output,
-        args.format,
-        fs=args.fs,
-        seconds=args.seconds,
-        band_hz=tuple(args.band),
-        strict=args.strict,
-        name=args.name,
-        workers=args.workers,
-        seed=args.seed,
-        progress=not args.quiet,
-    )
+    if args.workers > usable_cpus():
+        print(f"note: --workers {args.workers} capped at {usable_cpus()}, the CPUs available", file=sys.stderr)
+        args.workers = usable_cpus()
+    try:
+        manifest = prepare_dataset(
+            args.input,
+            args.output,
+            args.format,
+            fs=args.fs,
+            seconds=args.seconds,
+            band_hz=tuple(args.band),
+            strict=args.strict,
+            name=args.name,
+            workers=args.workers,
+            seed=args.seed,
+            progress=not args.quiet,
+        )
+    except Terminated:
+        print(
+            f"error: prepare stopped by SIGTERM; its temporary folder was removed, {args.output} is unchanged",
+            file=sys.stderr,
+        )
+        return 143
     for line in summary_lines(manifest):
         print(line)
     print(

@@ -124,10 +124,14 @@ def sex_code(value: object) -> str:
     return ""
 
 
+#: Ages outside 0..MAX_AGE years are unknown (NaN).
+MAX_AGE = 130.0
+
+
 def age_value(value: object) -> float:
-    """Parse an age; unknown (``NaN``, empty, negative) becomes NaN."""
+    """Parse an age in years; unknown (``NaN``, empty, negative, above :data:`MAX_AGE`, e.g. 1e308) becomes NaN."""
     try:
         age = float(np.asarray(value).ravel()[0]) if not isinstance(value, (str, int, float)) else float(value)
-    except (TypeError, ValueError, IndexError):
+    except (TypeError, ValueError, IndexError, OverflowError):
         return float("nan")
-    return age if np.isfinite(age) and age >= 0 else float("nan")
+    return age if np.isfinite(age) and 0 <= age <= MAX_AGE else float("nan")

@@ -64,16 +64,22 @@ class ChallengeReader(Reader):
         return {"snomed": present, **fixed_class_order()}
 
     def _locate(self) -> tuple[list[RecordItem], list[Skipped]]:
-        items, skipped = [], []
+        items: list[RecordItem] = []
+        skipped: list[Skipped] = []
         headers = sorted(self.root.rglob("*.hea"))
         stems = {h.with_suffix("") for h in headers}
         for mat in sorted(self.root.rglob("*.mat")):
             if mat.with_suffix("") not in stems:
                 skipped.append(Skipped(self.relative(mat), "signal file without a .hea header"))
+        first: dict[str, str] = {}
         for hea in headers:
             source = self.relative(hea.with_suffix(""))
+            if hea.stem in first:  # record and patient ids must be unique: the first in sorted order is kept
+                skipped.append(Skipped(source, f"duplicate record name {hea.stem} (first: {first[hea.stem]}); skipped"))
+                continue
+            first[hea.stem] = source
             try:
-                fields = parse_comments(read_header_comments(hea, source), source)
+                fields = parse_comments(read_header_comments(hea, source, self.root), source)
                 codes = parse_dx(fields, source)
             except DataError as exc:
                 skipped.append(Skipped(source, str(exc).split(": ", 1)[-1]))
@@ -94,5 +100,5 @@ class ChallengeReader(Reader):
         return items, skipped
 
     def _read_signals(self, item: RecordItem) -> tuple[np.ndarray, list[str], float]:
-        raw = read_wfdb(Path(item.path), item.source)
+        raw = read_wfdb(Path(item.path), item.source, root=self.root)
         return raw.signals, raw.lead_names, raw.fs

@@ -1,8 +1,9 @@
 """CPSC 2018 reader, original release (Liu et al., J Med Imaging Health Inform 8(7), 2018).
 
 Each record is a MATLAB file holding a struct ``ECG`` with fields ``sex``, ``age`` and ``data`` (12 x N, mV,
-500 Hz, leads I, II, III, aVR, aVL, aVF, V1-V6). ``REFERENCE.csv`` gives up to three labels per record as codes
-1-9. Patients are not identified in the release, so each record is its own patient.
+500 Hz, leads I, II, III, aVR, aVL, aVF, V1-V6), read by :mod:`aclecg.data.matfile` (never ``scipy.io.loadmat``).
+``REFERENCE.csv`` gives up to three labels per record as codes 1-9. Patients are not identified in the release, so
+each record is its own patient.
 """
 
 from __future__ import annotations
@@ -11,11 +12,12 @@ import math
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
-import scipy.io
 
 from aclecg.data.base import Reader, RecordItem, age_value, sex_code
+from aclecg.data.limits import MAX_MAT_BYTES, MAX_TABLE_BYTES, max_samples
+from aclecg.data.matfile import parse_mat
 from aclecg.data.records import Skipped
+from aclecg.data.safeio import read_confined, read_table
 from aclecg.errors import DataError
 from aclecg.leads import LEADS
 
@@ -26,12 +28,13 @@ LABEL_SET = "cpsc2018"
 REFERENCE = "REFERENCE.csv"
 
 
-def read_reference(path: Path) -> dict[str, list[str]]:
-    """Record name -> class names from ``REFERENCE.csv`` (raises :class:`DataError` for a bad file)."""
-    try:
-        table = pd.read_csv(path, dtype=str)
-    except Exception as exc:
-        raise DataError(f"{path}: cannot read the CPSC 2018 reference ({exc})") from None
+def read_reference(path: Path, root: Path | None = None) -> dict[str, list[str]]:
+    """Record name -> class names from ``REFERENCE.csv`` (raises :class:`DataError` for a bad file).
+
+    The file must be a regular file inside ``root`` (default: its folder), see :func:`~aclecg.data.safeio.read_table`.
+    """
+    root = Path(path).parent if root is None else root
+    table = read_table(path, root, "CPSC 2018 reference", MAX_TABLE_BYTES, dtype=str)
     label_cols = [c for c in table.columns if c.lower().endswith("_label")]
     if "Recording" not in table.columns or not label_cols:
         raise DataError(f"{path}: expected columns Recording, First_label, Second_label, Third_label")
@@ -69,11 +72,17 @@ class Cpsc2018Reader(Reader):
         refs = sorted(self.root.rglob(REFERENCE))
         if not refs:
             raise DataError(f"{self.root}: not a CPSC 2018 folder ({REFERENCE} is missing)")
-        reference = read_reference(refs[0])
-        items, skipped = [], []
+        reference = read_reference(refs[0], self.root)
+        items: list[RecordItem] = []
+        skipped: list[Skipped] = []
+        first: dict[str, str] = {}
         for mat in sorted(self.root.rglob("*.mat")):
             source = self.relative(mat)
             labels = reference.get(mat.stem)
+            if mat.stem in first:  # record ids must be unique: the first in sorted order is kept
+                skipped.append(Skipped(source, f"duplicate record name {mat.stem} (first: {first[mat.stem]}); skipped"))
+                continue
+            first[mat.stem] = source
             if labels is None:
                 skipped.append(Skipped(source, f"record {mat.stem} has no row in {REFERENCE}"))
             elif not labels or any(lab.startswith("?") for lab in labels):
@@ -91,30 +100,18 @@ class Cpsc2018Reader(Reader):
         return items, skipped
 
     def _read_signals(self, item: RecordItem) -> tuple[np.ndarray, list[str], float]:
-        try:
-            content = scipy.io.loadmat(item.path)
-        except Exception as exc:
-            raise DataError(f"{item.source}: not a readable MATLAB file ({type(exc).__name__}: {exc})") from None
+        content = parse_mat(read_confined(item.path, self.root, item.source, MAX_MAT_BYTES, "MATLAB file"), item.source)
         ecg = content.get("ECG")
-        if ecg is None or ecg.dtype.names is None or "data" not in ecg.dtype.names:
+        if not isinstance(ecg, dict) or "data" not in ecg:
             raise DataError(f"{item.source}: no struct ECG with a data field (not a CPSC 2018 record)")
-        if ecg.size == 0:
+        if ecg["data"] is None:
             raise DataError(f"{item.source}: struct ECG is empty (no record in the file)")
-        data = np.asarray(ecg["data"].ravel()[0])
-        if np.iscomplexobj(data):
-            raise DataError(f"{item.source}: ECG.data holds complex numbers, not a voltage signal")
-        if data.ndim != 2 or data.shape[0] != len(LEADS) or not np.issubdtype(data.dtype, np.number):
-            raise DataError(f"{item.source}: ECG.data has shape {data.shape}, expected (12, n)")
-        names = ecg.dtype.names
-        item.age = age_value(ecg["age"].ravel()[0]) if "age" in names else float("nan")
-        item.sex = _first_text(ecg["sex"].ravel()[0]) if "sex" in names else ""
+        data = ecg["data"]
+        if not isinstance(data, np.ndarray) or data.ndim != 2 or data.shape[0] != len(LEADS):
+            shape = data.shape if isinstance(data, np.ndarray) else "text"
+            raise DataError(f"{item.source}: ECG.data has shape {shape}, expected (12, n)")
+        if data.shape[1] > max_samples(FS):
+            raise DataError(f"{item.source}: ECG.data holds {data.shape[1]} samples, over the {max_samples(FS)} limit")
+        item.age = age_value(ecg["age"]) if isinstance(ecg.get("age"), np.ndarray) else float("nan")
+        item.sex = sex_code(ecg["sex"]) if isinstance(ecg.get("sex"), str) else ""
         return data.astype(np.float64), list(LEADS), FS
-
-
-def _first_text(value: object) -> str:
-    """The sex code of a MATLAB cell (``''`` when the field is empty)."""
-    while isinstance(value, np.ndarray):  # MATLAB cells and char arrays nest
-        if value.size == 0:
-            return ""
-        value = value.ravel()[0]
-    return sex_code(value)

@@ -12,6 +12,7 @@ SNOMED CT table shipped with the package.
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -65,12 +66,21 @@ def sentence_case(text: str) -> str:
 
 
 def _scp_descriptions(folders: list[Path]) -> dict[str, str]:
+    """SCP code -> description from the first readable ``scp_statements.csv`` (a regular file inside its folder)."""
+    from aclecg.data.limits import MAX_TABLE_BYTES
+    from aclecg.data.safeio import read_table
+    from aclecg.errors import DataError
+
     for folder in folders:
         path = folder / "scp_statements.csv"
-        if path.is_file():
-            table = pd.read_csv(path, index_col=0)
-            if "description" in table.columns:
-                return {str(k).strip(): str(v) for k, v in table["description"].items()}
+        if not os.path.lexists(path):
+            continue
+        try:
+            table = read_table(path, folder, "SCP statements", MAX_TABLE_BYTES, index_col=0)
+        except DataError:
+            continue
+        if "description" in table.columns:
+            return {str(k).strip(): str(v) for k, v in table["description"].items()}
     return {}
 
 

@@ -6,18 +6,19 @@ Butterworth band-pass -> R-peaks on the whole filtered record -> cut into non-ov
 listed with a reason (or abort the run with ``strict=True``).
 
 The cache is written into a hidden temporary sibling folder and renamed into place at the very end, so an
-interrupted run never leaves a folder that looks like a valid prepared dataset.
+interrupted run never leaves a folder that looks like a valid prepared dataset (:mod:`aclecg.data.staging`: SIGTERM
+and Ctrl-C remove it, a later run removes one left by a killed process, a failing write is one ``StorageError``).
 """
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
 import shutil
 import sys
 import time
-import uuid
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
@@ -32,12 +33,23 @@ from aclecg.constraints import DATA_FORMATS
 from aclecg.data.base import Reader, RecordItem
 from aclecg.data.challenge import ChallengeReader
 from aclecg.data.cpsc2018 import Cpsc2018Reader
+from aclecg.data.limits import MAX_FS_HZ, max_samples
 from aclecg.data.preprocess import MIN_FRACTION, bandpass, cut_windows, plan_windows, resample, zscore
 from aclecg.data.ptbxl import PtbXlReader
 from aclecg.data.records import Skipped
 from aclecg.data.rpeaks import detect_rpeaks
 from aclecg.data.splits import patient_stratified_folds, split_of
-from aclecg.errors import ConfigError, DataError
+from aclecg.data.staging import (
+    OWNER,
+    exit_on_sigterm,
+    held_sigterm,
+    new_temporary,
+    remove_stale,
+    sigterm_raises,
+    storage_error,
+    trash_name,
+)
+from aclecg.errors import AclEcgError, ConfigError, DataError
 from aclecg.leads import LEADS
 
 FORMAT_VERSION = 1
@@ -58,8 +70,8 @@ class PrepareConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        if not self.fs > 0:
-            raise ConfigError(f"fs must be positive, got {self.fs}")
+        if not 0 < self.fs <= MAX_FS_HZ:
+            raise ConfigError(f"fs must be positive and at most {MAX_FS_HZ:g} Hz, got {self.fs}")
         if not self.seconds > 0:
             raise ConfigError(f"seconds must be positive, got {self.seconds}")
         if not 0 < self.band_hz[0] < self.band_hz[1]:
@@ -111,7 +123,12 @@ def process_record(reader: Reader, item: RecordItem, index: int, cfg: PrepareCon
         return Skipped(item.source, "signal has non-finite samples (NaN or infinite; a gain of 0 or NaN?)")
     if record.fs < cfg.fs - 1e-9:
         return Skipped(item.source, f"sampling rate {record.fs:g} Hz is below the target {cfg.fs:g} Hz")
-    x = resample(record.signals, record.fs, cfg.fs)
+    if record.fs > MAX_FS_HZ or record.n_samples > max_samples(record.fs):  # the readers check the header first
+        return Skipped(item.source, f"{record.n_samples} samples at {record.fs:g} Hz are over the limits; refused")
+    try:
+        x = resample(record.signals, record.fs, cfg.fs)
+    except DataError as exc:
+        return Skipped(item.source, str(exc))
     x = bandpass(x, cfg.fs, *cfg.band_hz, order=cfg.filter_order)
     T = cfg.n_samples
     windows = plan_windows(x.shape[1], T, cfg.min_fraction)
@@ -145,6 +162,7 @@ _WORKER: tuple[Reader, PrepareConfig] | None = None
 def _init_worker(reader: Reader, cfg: PrepareConfig) -> None:
     global _WORKER
     _WORKER = (reader, cfg)
+    exit_on_sigterm()
 
 
 def _work(job: tuple[int, RecordItem]) -> Processed | Skipped:
@@ -152,9 +170,16 @@ def _work(job: tuple[int, RecordItem]) -> Processed | Skipped:
     return process_record(reader, job[1], job[0], cfg)
 
 
+def usable_cpus() -> int:
+    """CPUs this process may run on (its affinity where the platform tells, else ``os.cpu_count()``)."""
+    affinity = getattr(os, "sched_getaffinity", None)
+    return max(1, len(affinity(0)) if affinity is not None else os.cpu_count() or 1)
+
+
 def _results(
     reader: Reader, items: list[RecordItem], cfg: PrepareConfig, workers: int
 ) -> Iterator[Processed | Skipped]:
+    workers = min(workers, usable_cpus())
     if workers <= 1:
         for i, item in enumerate(items):
             yield process_record(reader, item, i, cfg)
@@ -188,6 +213,7 @@ class _SignalWriter:
         shape = (self.rows, len(LEADS), self.n_samples)
         out = self.folder / "signals.npy"
         target = np.lib.format.open_memmap(out, mode="w+", dtype="<f4", shape=shape)
+        _allocate(out)  # a full disk fails here (OSError), not as SIGBUS while the memory map is written
         if self.rows:
             raw = np.memmap(self.raw_path, dtype="<f4", mode="r", shape=shape)
             for start in range(0, self.rows, chunk_rows):
@@ -197,6 +223,21 @@ class _SignalWriter:
         del target
         self.raw_path.unlink()
         return out
+
+
+def _allocate(path: Path) -> None:
+    """Reserve the disk blocks of ``path`` (where the platform can), so writing its memory map cannot run out."""
+    allocate = getattr(os, "posix_fallocate", None)
+    if allocate is None:
+        return
+    fd = os.open(path, os.O_RDWR)
+    try:
+        allocate(fd, 0, os.fstat(fd).st_size)
+    except OSError as exc:
+        if exc.errno not in (errno.EOPNOTSUPP, errno.ENOSYS, errno.EINVAL):
+            raise
+    finally:
+        os.close(fd)
 
 
 def _fold_assignment(items: list[RecordItem], fmt: str, seed: int) -> tuple[list[int], str]:
@@ -224,15 +265,17 @@ def _label_counts(records: pd.DataFrame, label_sets: dict[str, list[str]]) -> tu
 
 def _publish(tmp: Path, output: Path) -> None:
     """Move the finished ``tmp`` folder to ``output``, replacing an older prepared dataset there."""
+    (tmp / OWNER).unlink(missing_ok=True)
     if output.exists():
         if output.is_dir() and not any(output.iterdir()):
             output.rmdir()
         elif not (output / "manifest.json").is_file():
             raise DataError(f"{output}: exists and is not a prepared dataset; refusing to overwrite it")
         else:
-            trash = output.with_name(f".{output.name}.old-{uuid.uuid4().hex[:8]}")
-            os.replace(output, trash)
-            os.replace(tmp, output)
+            trash = trash_name(output)
+            with held_sigterm():  # never stopped between the two renames
+                os.replace(output, trash)
+                os.replace(tmp, output)
             shutil.rmtree(trash, ignore_errors=True)
             return
     os.replace(tmp, output)
@@ -270,18 +313,27 @@ def prepare_dataset(
     if strict and skipped:
         raise DataError(skipped[0].message())
     label_sets = reader.label_sets()
-    output.parent.mkdir(parents=True, exist_ok=True)
-    tmp = output.with_name(f".{output.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}")
-    tmp.mkdir()
     try:
-        manifest = _write(
-            tmp, reader, items, skipped, label_sets, cfg, fmt, strict, workers, progress, name or reader.dataset
-        )
-        manifest["prepare_seconds"] = round(time.time() - started, 2)
-        if extra_manifest:
-            manifest.update(extra_manifest)
-        (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
-        _publish(tmp, output)
+        output.parent.mkdir(parents=True, exist_ok=True)
+        remove_stale(output)
+        tmp = new_temporary(output)
+    except OSError as exc:
+        raise storage_error(exc, output.parent) from None
+    try:
+        with sigterm_raises():
+            manifest = _write(
+                tmp, reader, items, skipped, label_sets, cfg, fmt, strict, workers, progress, name or reader.dataset
+            )
+            manifest["prepare_seconds"] = round(time.time() - started, 2)
+            if extra_manifest:
+                manifest.update(extra_manifest)
+            (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+            _publish(tmp, output)
+    except OSError as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if isinstance(exc, AclEcgError):
+            raise
+        raise storage_error(exc, output.parent) from None
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

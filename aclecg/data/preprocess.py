@@ -13,17 +13,27 @@ from functools import lru_cache
 import numpy as np
 from scipy import signal
 
-from aclecg.errors import ConfigError
+from aclecg.errors import ConfigError, DataError
 
 #: Windows (and whole records) shorter than this fraction of the window length are skipped, not padded.
 MIN_FRACTION = 0.8
 
 
 def resample(x: np.ndarray, fs: float, target_fs: float) -> np.ndarray:
-    """Polyphase resampling along the last axis (``scipy.signal.resample_poly``, anti-aliasing FIR)."""
+    """Polyphase resampling along the last axis (``scipy.signal.resample_poly``, anti-aliasing FIR).
+
+    The rate ratio is approximated by a fraction with a denominator up to 1000; a pair of rates it cannot express
+    to 0.1 % (e.g. 200 kHz to 100 Hz, which would round to 0, or 150 kHz, which would round to 1/1000) raises
+    :class:`DataError` instead of resampling to a wrong rate.
+    """
     if abs(fs - target_fs) < 1e-9:
         return x
-    ratio = Fraction(target_fs / fs).limit_denominator(1000)
+    exact = target_fs / fs
+    ratio = Fraction(exact).limit_denominator(1000)
+    if ratio <= 0 or abs(float(ratio) - exact) > 1e-3 * exact:
+        raise DataError(
+            f"cannot resample {fs:g} Hz to {target_fs:g} Hz: the ratio is not a fraction p/q with q <= 1000"
+        )
     return signal.resample_poly(x, ratio.numerator, ratio.denominator, axis=-1)
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import ast
 import math
+import os
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +23,9 @@ import numpy as np
 import pandas as pd
 
 from aclecg.data.base import Reader, RecordItem, age_value, sex_code
+from aclecg.data.limits import MAX_TABLE_BYTES
 from aclecg.data.records import Skipped
+from aclecg.data.safeio import read_table
 from aclecg.data.wfdbio import read_wfdb
 from aclecg.errors import DataError
 
@@ -33,12 +36,14 @@ STATEMENTS = "scp_statements.csv"
 AGE_CAP = 90.0
 
 
-def load_statements(path: Path) -> pd.DataFrame:
-    """Read ``scp_statements.csv`` (index = SCP code) and check the columns the aggregation needs."""
-    try:
-        table = pd.read_csv(path, index_col=0)
-    except Exception as exc:
-        raise DataError(f"{path}: cannot read SCP statements ({exc})") from None
+def load_statements(path: Path, root: Path | None = None) -> pd.DataFrame:
+    """Read ``scp_statements.csv`` (index = SCP code) and check the columns the aggregation needs.
+
+    The file must be a regular file inside ``root`` (default: its folder), see :func:`~aclecg.data.safeio.read_table`.
+    """
+    table = read_table(
+        path, Path(path).parent if root is None else root, "SCP statements", MAX_TABLE_BYTES, index_col=0
+    )
     need = {"diagnostic", "form", "rhythm", "diagnostic_class", "diagnostic_subclass"}
     if not need <= set(table.columns):
         raise DataError(f"{path}: missing columns {', '.join(sorted(need - set(table.columns)))}")
@@ -80,6 +85,14 @@ def aggregate(codes: dict[str, float], mapping: dict[str, dict[str, str]]) -> di
     return {name: sorted({table[c] for c in codes if c in table}) for name, table in mapping.items()}
 
 
+def _is_age_code(value: object) -> bool:
+    """Whether ``value`` is PTB-XL's 300, its code for an age above 89."""
+    try:
+        return float(value) == 300.0  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return False
+
+
 class PtbXlReader(Reader):
     """Reads a PTB-XL root (``ptbxl_database.csv``, ``scp_statements.csv``, ``records100/`` or ``records500/``).
 
@@ -91,8 +104,8 @@ class PtbXlReader(Reader):
 
     def __init__(self, root: str | Path, resolution: str = "auto", target_fs: float = 100.0):
         super().__init__(root)
-        for name in (DATABASE, STATEMENTS):
-            if not (self.root / name).is_file():
+        for name in (DATABASE, STATEMENTS):  # a FIFO, device or link out is refused by name when read
+            if not os.path.lexists(self.root / name):
                 raise DataError(f"{self.root}: not a PTB-XL folder ({name} is missing)")
         if resolution == "auto":
             resolution = "hr" if target_fs > 100 and (self.root / "records500").is_dir() else "lr"
@@ -100,7 +113,7 @@ class PtbXlReader(Reader):
             raise DataError(f"resolution must be 'lr', 'hr' or 'auto', got {resolution!r}")
         self.resolution = resolution
         self.expected_fs = 100.0 if resolution == "lr" else 500.0
-        self.statements = load_statements(self.root / STATEMENTS)
+        self.statements = load_statements(self.root / STATEMENTS, self.root)
         self._known_codes = frozenset(self.statements.index)
         self.mapping = label_mapping(self.statements)
 
@@ -113,25 +126,30 @@ class PtbXlReader(Reader):
 
     def _locate(self) -> tuple[list[RecordItem], list[Skipped]]:
         path = self.root / DATABASE
-        try:
-            db = pd.read_csv(path, dtype={"ecg_id": str})
-        except Exception as exc:
-            raise DataError(f"{path}: cannot read the PTB-XL database ({exc})") from None
+        db = read_table(path, self.root, "PTB-XL database", MAX_TABLE_BYTES, dtype={"ecg_id": str})
         column = f"filename_{self.resolution}"
         need = {"ecg_id", "patient_id", "scp_codes", "strat_fold", column}
         if not need <= set(db.columns):
             raise DataError(f"{path}: missing columns {', '.join(sorted(need - set(db.columns)))}")
         items, skipped = [], []
         first_row: dict[str, str] = {}
+        first_file: dict[str, str] = {}
         for row in db.itertuples(index=False):
             filename = str(getattr(row, column))
             ecg_id = str(row.ecg_id)
+            file_key = os.path.normpath(filename)
             if ecg_id in first_row:  # decision: the first row of an ecg_id is kept, later ones are skipped
                 skipped.append(
                     Skipped(filename, f"duplicate ecg_id {ecg_id} (first row: {first_row[ecg_id]}); skipped")
                 )
                 continue
+            if file_key in first_file:  # one recording under two ids would sit in two folds
+                skipped.append(
+                    Skipped(filename, f"file also listed for ecg_id {first_file[file_key]} (kept there); skipped")
+                )
+                continue
             first_row[ecg_id] = filename
+            first_file[file_key] = ecg_id
             try:
                 items.append(self._item(row, filename))
             except DataError as exc:
@@ -164,8 +182,8 @@ class PtbXlReader(Reader):
             raise DataError(f"{source}: strat_fold {row.strat_fold!r} is not an integer 1..10")
         patient = row.patient_id
         patient_id = str(int(patient)) if isinstance(patient, float) and math.isfinite(patient) else str(patient)
-        age = age_value(getattr(row, "age", None))  # age and sex are optional columns
-        if age == 300.0:
+        age = age_value(getattr(row, "age", None))  # age and sex are optional columns; 0..130 or unknown
+        if _is_age_code(getattr(row, "age", None)):
             age = AGE_CAP
         return RecordItem(
             path=str(path),
@@ -179,5 +197,5 @@ class PtbXlReader(Reader):
         )
 
     def _read_signals(self, item: RecordItem) -> tuple[np.ndarray, list[str], float]:
-        raw = read_wfdb(Path(item.path), item.source, expected_fs=self.expected_fs)
+        raw = read_wfdb(Path(item.path), item.source, expected_fs=self.expected_fs, root=self.root)
         return raw.signals, raw.lead_names, raw.fs
