@@ -134,7 +134,8 @@ def test_a_read_only_output_folder_is_one_line_and_exit_2(command, readonly_dir,
     code, err = _run(command, readonly_dir, workspace, capsys)
     assert code == 2, err
     if os.geteuid() == 0:  # a read-only mount
-        assert err and err[-1].startswith(f"error: cannot write {readonly_dir}") and "read-only" in err[-1], err
+        assert err and err[-1].startswith("error: cannot write ") and str(readonly_dir) in err[-1], err
+        assert "read-only" in err[-1].lower(), err
     else:  # a folder without write permission
         assert err and err[-1].startswith(f"error: cannot access {readonly_dir}"), err
         assert "permission denied" in err[-1]
@@ -145,7 +146,7 @@ def test_a_read_only_output_folder_is_one_line_and_exit_2(command, readonly_dir,
 def test_a_full_disk_is_one_line_and_exit_2(command, full_dir, workspace, capsys):
     code, err = _run(command, full_dir, workspace, capsys)
     assert code == 2, err
-    assert err and err[-1].startswith(f"error: cannot write {full_dir}"), err
+    assert err and err[-1].startswith("error: cannot write ") and str(full_dir) in err[-1], err
     assert "No space left on device" in err[-1] or "no space left" in err[-1]
     assert "Traceback" not in "\n".join(err)
 

@@ -499,13 +499,14 @@ def test_workers_are_capped_at_the_cpus_with_a_note(tmp_path, monkeypatch, capsy
 
     monkeypatch.setattr(prepare, "get_context", lambda method: Context())
     monkeypatch.setattr(prepare, "usable_cpus", lambda: 2)
+    monkeypatch.setattr("aclecg.cli.available_cores", lambda: 2)
     root = _challenge_input(tmp_path)
     out = str(tmp_path / "o")
     assert (
         main(["prepare", "--format", "challenge", "--input", str(root), "--output", out, "--workers", "64", "--quiet"])
         == 0
     )
-    assert "note: --workers 64 capped at 2, the CPUs available" in capsys.readouterr().err
+    assert "note: --workers 64 is more than the 2 CPU cores available; using 2" in capsys.readouterr().err
     assert sizes == [2]
     prepare_dataset(root, tmp_path / "lib", "challenge", workers=64, progress=False)
     assert sizes == [2, 2]

@@ -66,9 +66,7 @@ def run(args: argparse.Namespace) -> int:
 
     if args.workers < 0:
         raise ConfigError(f"--workers must be >= 0, got {args.workers}")
-    if args.workers > usable_cpus():
-        print(f"note: --workers {args.workers} capped at {usable_cpus()}, the CPUs available", file=sys.stderr)
-        args.workers = usable_cpus()
+    args.workers = min(args.workers, usable_cpus())  # the CLI already said so (aclecg.cli.cap_workers)
     try:
         manifest = prepare_dataset(
             args.input,
