@@ -16,11 +16,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import test_browser
 
 from aclecg import sandbox, upload, upload_session
 from aclecg.data import BUNDLED_RAW_DIR
 from aclecg.errors import DataError
 from tests.helpers import upload_hostile as hostile
+
+browser = test_browser.browser  # the browser tests' fixtures (headless Chromium, the demo project)
+project = test_browser.project
 
 FAST = sandbox.Limits(memory_bytes=256 << 20, timeout_s=4.0, max_result_bytes=1 << 20)
 
@@ -226,6 +230,34 @@ def test_a_disk_error_while_staging_leaves_nothing_and_names_no_path(private_tmp
     assert _staged(private_tmp) == []
 
 
+# ---------------------------------------------------------------------------------------------- in the app
+
+
+def test_the_explorer_refuses_a_crashing_upload_and_keeps_running(tmp_path, monkeypatch, private_tmp):
+    """AppTest runs the page in this process: before the sandbox, the hostile file killed the test run itself."""
+    from test_app import PAGES, _app
+
+    for name in ("RUNS", "CHECKPOINTS", "UMAP_CACHE", "PUBLISHED"):
+        monkeypatch.setenv(f"ACLECG_{name}", str(tmp_path / name.lower()))
+    removed: list[Path] = []
+    real_discard = upload.discard
+    monkeypatch.setattr(upload, "discard", lambda folder: removed.append(Path(folder)) or real_discard(folder))
+    at = _app()
+    at.switch_page(PAGES[0]).run()
+    uploader = at.get("file_uploader")
+    if not uploader or not hasattr(uploader[0], "set_value"):
+        pytest.skip("this Streamlit's AppTest cannot drive st.file_uploader")
+    uploader[0].set_value([(n, b, "application/octet-stream") for n, b in _hostile_files()]).run()
+    assert not at.exception, [e.value for e in at.exception]
+    errors = [e.value for e in at.error]
+    assert len(errors) == 1 and errors[0].startswith("Upload could not be read (and was removed): "), errors
+    assert str(private_tmp) not in errors[0] and _staged(private_tmp) == []
+    assert [p.parent for p in removed] == [private_tmp] and not removed[0].exists()  # staged here, then removed
+    assert at.get("plotly_chart"), "the page stopped drawing its figure"
+    at.run()  # a rerun with the same files in the widget shows the verdict again without parsing them again
+    assert [e.value for e in at.error] == errors and _staged(private_tmp) == []
+
+
 # ---------------------------------------------------------------------------------------------- in the browser
 
 
@@ -301,9 +333,12 @@ def test_a_closed_session_leaves_no_staged_files(upload_server, browser, tmp_pat
     url, staging = upload_server
     for name, data in _record_files():
         (tmp_path / name).write_bytes(data)
+    first = browser.current_window_handle
+    browser.switch_to.new_window("tab")
     _upload_in_explorer(browser, url, [tmp_path / "JS00001.hea", tmp_path / "JS00001.mat"])
     captions = " ".join(e.text for e in browser.find_elements(By.CSS_SELECTOR, '[data-testid="stCaptionContainer"]'))
     assert "Uploaded JS00001: 500 Hz, 10.0 s" in captions, captions
     assert len(_staged(staging)) == 1
-    browser.get("about:blank")  # the tab leaves: Streamlit ends the session
+    browser.close()  # the user closes the tab: Streamlit ends the session
+    browser.switch_to.window(first)
     assert _wait_for(lambda: _staged(staging) == []), _staged(staging)
