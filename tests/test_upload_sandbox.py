@@ -33,6 +33,7 @@ FAST = sandbox.Limits(memory_bytes=256 << 20, timeout_s=4.0, max_result_bytes=1 
 def _fork_server() -> None:
     """Start the sandbox's fork server with the upload parser's imports, as the app does before the first upload."""
     sandbox.warm_up(upload_session.PARSE_PRELOAD)
+    sandbox.run(hostile.echo, None)  # returns once the fork server has imported them
 
 
 def _record_files(stem: str = "JS00001") -> list[tuple[str, bytes]]:
