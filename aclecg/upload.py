@@ -5,15 +5,17 @@ Everything a user uploads is untrusted. This module:
 * limits the total upload to :data:`MAX_UPLOAD_BYTES` (also Streamlit's ``server.maxUploadSize``);
 * accepts only ``.hea``, ``.dat``, ``.mat`` and ``.zip`` names, reduced to a safe base name
   (:func:`sanitize_filename`); names with path parts (``../``, absolute paths, drive letters) are rejected;
-* opens zips without extracting them to disk blindly: members are counted, their declared and actual
-  uncompressed sizes are capped (zip bombs), nested archives and directories are ignored, traversal names
-  are rejected;
+* opens zips without extracting them to disk blindly: entries are counted from the end record before the
+  directory is parsed, and every check runs before the first member is inflated: declared and actual
+  uncompressed sizes are capped (zip bombs), only stored/deflated members are read, traversal names, links and
+  devices are rejected, nested archives and directories are ignored;
 * writes files only into a fresh temporary directory made for this upload (``tempfile.mkdtemp``);
 * checks that each header refers only to signal files that were uploaded next to it (a header could
   otherwise point the WFDB reader at any path);
 * reads the record through the data layer (:func:`aclecg.data.wfdbio.read_wfdb` via a reader) and
   preprocesses it with :func:`aclecg.data.prepare.process_record`, the function ``prepare`` uses, so an
-  uploaded record is resampled, filtered, windowed and z-scored exactly like the prepared datasets.
+  uploaded record is resampled, filtered, windowed and z-scored exactly like the prepared datasets. The server
+  never calls this itself: :func:`aclecg.upload_session.parse_upload` runs it in a sandboxed child process.
 
 Every problem is a :class:`aclecg.errors.DataError` with a message meant for the user.
 """
@@ -249,7 +251,8 @@ def stage_upload(
     return folder
 
 
-#: Staging folders older than this are removed by the next upload (a browser session has no "closed" event).
+#: Staging folders older than this are removed by the next upload: a backstop for a server killed before it could
+#: remove them (sessions remove their own, see :class:`aclecg.upload_session.UploadSession`).
 STALE_UPLOAD_S = 24 * 3600
 
 
