@@ -5,15 +5,17 @@ Everything a user uploads is untrusted. This module:
 * limits the total upload to :data:`MAX_UPLOAD_BYTES` (also Streamlit's ``server.maxUploadSize``);
 * accepts only ``.hea``, ``.dat``, ``.mat`` and ``.zip`` names, reduced to a safe base name
   (:func:`sanitize_filename`); names with path parts (``../``, absolute paths, drive letters) are rejected;
-* opens zips without extracting them to disk blindly: members are counted, their declared and actual
-  uncompressed sizes are capped (zip bombs), nested archives and directories are ignored, traversal names
-  are rejected;
+* opens zips without extracting them to disk blindly: entries are counted from the end record before the
+  directory is parsed, and every check runs before the first member is inflated: declared and actual
+  uncompressed sizes are capped (zip bombs), only stored/deflated members are read, traversal names, links and
+  devices are rejected, nested archives and directories are ignored;
 * writes files only into a fresh temporary directory made for this upload (``tempfile.mkdtemp``);
 * checks that each header refers only to signal files that were uploaded next to it (a header could
   otherwise point the WFDB reader at any path);
 * reads the record through the data layer (:func:`aclecg.data.wfdbio.read_wfdb` via a reader) and
   preprocesses it with :func:`aclecg.data.prepare.process_record`, the function ``prepare`` uses, so an
-  uploaded record is resampled, filtered, windowed and z-scored exactly like the prepared datasets.
+  uploaded record is resampled, filtered, windowed and z-scored exactly like the prepared datasets. The server
+  never calls this itself: :func:`aclecg.upload_session.parse_upload` runs it in a sandboxed child process.
 
 Every problem is a :class:`aclecg.errors.DataError` with a message meant for the user.
 """
@@ -23,8 +25,11 @@ from __future__ import annotations
 import io
 import re
 import shutil
+import stat
+import struct
 import tempfile
 import zipfile
+import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,6 +49,8 @@ MAX_UNCOMPRESSED_BYTES = 100 * 1024 * 1024
 #: Largest compression ratio of a single zip member (higher = likely a zip bomb).
 MAX_COMPRESSION_RATIO = 200.0
 MAX_ZIP_MEMBERS = 200
+#: Largest central directory of a zip (its file list), checked before the list is parsed.
+MAX_ZIP_DIRECTORY_BYTES = 1 << 20
 MAX_RECORDS = 50
 RECORD_SUFFIXES = (".hea", ".dat", ".mat")
 UPLOAD_SUFFIXES = RECORD_SUFFIXES + (".zip",)
@@ -98,13 +105,23 @@ def sanitize_filename(name: str) -> str:
     return clean[:120]
 
 
-def _member_name(name: str) -> str | None:
-    """Base name of a zip member, None for directories and ignored files; DataError for traversal names."""
-    if name.endswith("/"):
-        return None
+def _member_name(info: zipfile.ZipInfo) -> str | None:
+    """Base name of a zip member, None for directories and ignored files; DataError for unsafe members.
+
+    Traversal names (absolute, ``..``, drive letters) and anything but plain files and folders (symbolic links,
+    devices, FIFOs, sockets, as a Unix zip tool records them in the member's mode bits) reject the zip.
+    """
+    name = info.filename
     parts = name.replace("\\", "/").split("/")
-    if name.startswith(("/", "\\")) or ".." in parts or re.match(r"^[A-Za-z]:", name):
+    if name.startswith(("/", "\\")) or ".." in parts or re.match(r"^[A-Za-z]:", name) or "\x00" in name:
         raise DataError(f"zip member {name!r} has an unsafe path (absolute or '..'); the zip was rejected")
+    kind = stat.S_IFMT(info.external_attr >> 16)
+    if kind == stat.S_IFLNK:
+        raise DataError(f"zip member {name!r} is a symbolic link; the zip was rejected")
+    if kind not in (0, stat.S_IFREG, stat.S_IFDIR):
+        raise DataError(f"zip member {name!r} is a device or other special file; the zip was rejected")
+    if name.endswith("/") or kind == stat.S_IFDIR:
+        return None
     base = parts[-1]
     if base.startswith(".") or parts[0] == "__MACOSX":
         return None  # hidden files and macOS resource forks
@@ -118,35 +135,64 @@ def _check_suffix(name: str, allowed: Sequence[str]) -> None:
         )
 
 
+def _check_zip_directory(name: str, data: bytes) -> None:
+    """Entry count and directory size from the end record, before :mod:`zipfile` parses the directory.
+
+    ``zipfile`` builds an object per directory entry; a small zip can declare hundreds of thousands of them.
+    """
+    end = data.rfind(b"PK\x05\x06", max(0, len(data) - 22 - 0xFFFF))
+    if end < 0 or end + 22 > len(data):
+        raise DataError(f"{name}: not a valid zip file")
+    entries, directory_size = struct.unpack_from("<HI", data, end + 10)
+    if entries > MAX_ZIP_MEMBERS:
+        raise DataError(f"{name}: the zip holds {entries} entries, more than the limit of {MAX_ZIP_MEMBERS}")
+    if directory_size > MAX_ZIP_DIRECTORY_BYTES:
+        raise DataError(f"{name}: the zip's directory is {directory_size} bytes; at most {MAX_ZIP_DIRECTORY_BYTES}")
+
+
+def _zip_plan(name: str, infos: list[zipfile.ZipInfo]) -> list[tuple[zipfile.ZipInfo, str]]:
+    """The members to extract, as (info, safe name); every check runs here, before anything is inflated."""
+    if len(infos) > MAX_ZIP_MEMBERS:
+        raise DataError(f"{name}: the zip holds {len(infos)} entries, more than the limit of {MAX_ZIP_MEMBERS}")
+    plan: list[tuple[zipfile.ZipInfo, str]] = []
+    total = 0
+    for info in infos:
+        base = _member_name(info)
+        if base is None or Path(base).suffix.lower() not in RECORD_SUFFIXES:
+            continue
+        if info.flag_bits & 0x1:
+            raise DataError(f"{name}: member {info.filename!r} is encrypted")
+        if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+            raise DataError(
+                f"{name}: member {info.filename!r} uses compression method {info.compress_type}; "
+                "only stored and deflated members are accepted"
+            )
+        ratio = info.file_size / max(info.compress_size, 1)
+        if ratio > MAX_COMPRESSION_RATIO:
+            raise DataError(f"{name}: member {info.filename!r} expands {ratio:.0f}x; refused as a possible zip bomb")
+        total += info.file_size
+        if total > MAX_UNCOMPRESSED_BYTES:
+            raise DataError(f"{name}: uncompressed content exceeds {MAX_UNCOMPRESSED_BYTES // 2**20} MB")
+        plan.append((info, base))
+    return plan
+
+
 def _read_zip(name: str, data: bytes) -> list[tuple[str, bytes]]:
-    """Accepted members of a zip as (safe name, bytes), with bomb and traversal checks."""
+    """Accepted members of a zip as (safe name, bytes): all limits are checked before the first member is read."""
+    _check_zip_directory(name, data)
     try:
         archive = zipfile.ZipFile(io.BytesIO(data))
-    except zipfile.BadZipFile:
+    except (zipfile.BadZipFile, ValueError, NotImplementedError, struct.error):
         raise DataError(f"{name}: not a valid zip file") from None
+    out: list[tuple[str, bytes]] = []
     with archive:
-        infos = archive.infolist()
-        if len(infos) > MAX_ZIP_MEMBERS:
-            raise DataError(f"{name}: the zip holds {len(infos)} entries, more than the limit of {MAX_ZIP_MEMBERS}")
-        out: list[tuple[str, bytes]] = []
-        total = 0
-        for info in infos:
-            base = _member_name(info.filename)
-            if base is None or Path(base).suffix.lower() not in RECORD_SUFFIXES:
-                continue
-            if info.flag_bits & 0x1:
-                raise DataError(f"{name}: member {info.filename!r} is encrypted")
-            ratio = info.file_size / max(info.compress_size, 1)
-            if ratio > MAX_COMPRESSION_RATIO:
-                raise DataError(
-                    f"{name}: member {info.filename!r} expands {ratio:.0f}x; refused as a possible zip bomb"
-                )
-            total += info.file_size
-            if total > MAX_UNCOMPRESSED_BYTES:
-                raise DataError(f"{name}: uncompressed content exceeds {MAX_UNCOMPRESSED_BYTES // 2**20} MB")
-            # read at most the declared size + 1 byte: a lying header cannot make us inflate more
-            with archive.open(info) as handle:
-                content = handle.read(info.file_size + 1)
+        for info, base in _zip_plan(name, archive.infolist()):
+            # at most the declared size + 1 byte: a lying header cannot make us inflate more
+            try:
+                with archive.open(info) as handle:
+                    content = handle.read(info.file_size + 1)
+            except (zipfile.BadZipFile, zlib.error, EOFError, ValueError):
+                raise DataError(f"{name}: member {info.filename!r} is damaged") from None
             if len(content) != info.file_size:
                 raise DataError(f"{name}: member {info.filename!r} is larger than its declared size")
             out.append((base, content))
@@ -196,12 +242,17 @@ def stage_upload(
         raise DataError("no .hea header file in the upload; a WFDB record needs its .hea plus its .dat or .mat" + extra)
     clean_stale_uploads()
     folder = Path(tempfile.mkdtemp(prefix="aclecg-upload-"))
-    for member, content in flat.items():
-        (folder / member).write_bytes(content)
+    try:
+        for member, content in flat.items():
+            (folder / member).write_bytes(content)
+    except BaseException:
+        discard(folder)  # a half-written upload (disk full) is not left behind
+        raise
     return folder
 
 
-#: Staging folders older than this are removed by the next upload (a browser session has no "closed" event).
+#: Staging folders older than this are removed by the next upload: a backstop for a server killed before it could
+#: remove them (sessions remove their own, see :class:`aclecg.upload_session.UploadSession`).
 STALE_UPLOAD_S = 24 * 3600
 
 
@@ -344,12 +395,14 @@ def read_upload_path(target: str | Path, fs: float = 100.0, seconds: float = 10.
     """A record given on the command line, through the same checks as a browser upload.
 
     ``target`` is a WFDB ``.hea`` (its signal file beside it), a folder of such files or a ``.zip``; the files are
-    staged with :func:`stage_upload` (size, name and zip limits), the first record is read with
-    :func:`load_uploaded_record`, and the staging folder is removed.
+    staged with :func:`stage_upload` (size, name and zip limits), the first record is parsed with
+    :func:`parse_upload` (in the sandbox), and the staging folder is removed.
     """
+    from aclecg.upload_session import parse_upload
+
     folder = stage_upload(_files_at(Path(target)))
     try:
         names = list_records(folder)
-        return load_uploaded_record(folder, names[0] if names else None, fs=fs, seconds=seconds)
+        return parse_upload(folder, names[0] if names else None, fs=fs, seconds=seconds)
     finally:
         discard(folder)

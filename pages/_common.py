@@ -166,58 +166,62 @@ def embed_windows(checkpoint: str, windows: np.ndarray, fs: float = 100.0) -> np
 # ---------------------------------------------------------------------------------------------- uploads
 
 
+def _new_upload_session():
+    from aclecg.upload_session import UploadSession
+
+    return UploadSession()
+
+
+try:  # one upload store per browser session, closed (staged files removed) when the session ends
+    _session_uploads = st.cache_resource(scope="session", on_release=lambda store: store.close(), show_spinner=False)(
+        _new_upload_session
+    )
+except TypeError:  # a Streamlit without session-scoped resources: session state (cleaned when it is collected)
+
+    def _session_uploads():
+        if "upload_session" not in st.session_state:
+            st.session_state["upload_session"] = _new_upload_session()
+        return st.session_state["upload_session"]
+
+
 def upload_box(key: str, fs: float = 100.0, seconds: float = 10.0):
     """File uploader for WFDB records (or a zip); returns an :class:`aclecg.upload.UploadedRecord` or None.
 
-    The staged record lives in ``st.session_state`` so every page sees the same upload.
+    The upload lives in the session's :class:`aclecg.upload_session.UploadSession`, so every page sees the same
+    one; it is parsed in a sandboxed child process, and its staged files go when it is rejected or replaced, or the
+    session ends.
     """
-    from aclecg import upload
+    from aclecg import sandbox, upload
+    from aclecg.upload_session import PARSE_PRELOAD
 
+    store = _session_uploads()
+    sandbox.warm_up(PARSE_PRELOAD)  # the parser's process waits ready before the first file arrives
     with st.expander("Upload your own ECG (WFDB .hea + .dat/.mat, or a .zip)", expanded=False):
         files = st.file_uploader(
             "WFDB files",
             type=["hea", "dat", "mat", "zip"],
             accept_multiple_files=True,
             key=f"{key}_files",
-            help=f"At most {upload.MAX_UPLOAD_BYTES // 2**20} MB in total. Files are checked "
-            "and written only to a fresh temporary folder.",
+            help=f"At most {upload.MAX_UPLOAD_BYTES // 2**20} MB in total. Files are checked, written only to a "
+            "fresh temporary folder and read in a separate, limited process.",
         )
-        if files:
-            sig = tuple((f.name, f.size) for f in files)
-            if st.session_state.get("upload_sig") != sig:
-                st.session_state.pop("upload_record", None)
-                if st.session_state.get("upload_folder"):  # the previous upload's staging folder is not needed
-                    upload.discard(Path(st.session_state.pop("upload_folder")))
-                    st.session_state.pop("upload_names", None)
-                try:
-                    rejected: list[tuple[str, str]] = []
-                    folder = upload.stage_upload([(f.name, f.getvalue()) for f in files], rejected=rejected)
-                    st.session_state["upload_rejected"] = rejected
-                    names = upload.list_records(folder)
-                    st.session_state["upload_folder"] = str(folder)
-                    st.session_state["upload_names"] = names
-                    st.session_state["upload_sig"] = sig
-                except AclEcgError as exc:
-                    st.error(f"Upload rejected: {exc}")
-                    return None
-            for name, reason in st.session_state.get("upload_rejected", []):
+        if files:  # without files here, the upload made on another page (if any) is shown
+            signature = tuple((f.file_id, f.name, f.size) for f in files)
+            store.offer(signature, lambda: [(f.name, f.getvalue()) for f in files])
+            for name, reason in store.left_out:
                 st.warning(f"Left out {name}: {reason}")
-        names = st.session_state.get("upload_names")
-        if not names:
+        loaded = None
+        if store.names:
+            many = len(store.names) > 1
+            choice = st.selectbox("uploaded record", store.names, key=f"{key}_record") if many else store.names[0]
+            with st.spinner("Reading the upload…"):
+                loaded = store.record(choice, fs=fs, seconds=seconds)
+        if store.error:
+            if files:
+                st.error(store.error)
             return None
-        choice = st.selectbox("uploaded record", names, key=f"{key}_record") if len(names) > 1 else names[0]
-        cache_key = (st.session_state["upload_folder"], choice, fs, seconds)
-        rec = st.session_state.get("upload_record")
-        if rec is None or rec[0] != cache_key:
-            try:
-                loaded = upload.load_uploaded_record(
-                    Path(st.session_state["upload_folder"]), choice, fs=fs, seconds=seconds
-                )
-            except AclEcgError as exc:
-                st.error(f"Upload could not be read: {exc}")
-                return None
-            st.session_state["upload_record"] = (cache_key, loaded)
-        loaded = st.session_state["upload_record"][1]
+        if loaded is None:
+            return None
         st.caption(
             f"Uploaded {loaded.record_id}: {loaded.raw_fs:g} Hz, {loaded.raw_mv.shape[1] / loaded.raw_fs:.1f} s, "
             f"{len(loaded.windows)} window(s) after preprocessing."

@@ -213,3 +213,66 @@ def test_an_empty_header_is_named_as_empty_not_as_a_python_error(content):
         assert "IndexError" not in str(err.value)
     finally:
         upload.discard(folder)
+
+
+def _zip_entry(name: str, data: bytes, mode: int, compression: int = zipfile.ZIP_DEFLATED) -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        info = zipfile.ZipInfo(name)
+        info.create_system = 3  # Unix: the mode bits say what the entry is
+        info.external_attr = mode << 16
+        info.compress_type = compression
+        zf.writestr(info, data)
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("mode", "named"),
+    [(0o120777, "is a symbolic link"), (0o020644, "is a device or other special file"), (0o010644, "is a device")],
+)
+def test_links_devices_and_fifos_in_a_zip_reject_it(mode, named):
+    """A symlink entry (its content is the link target) or a device entry is never staged as a file."""
+    with pytest.raises(DataError, match=named):
+        upload.stage_upload([("x.zip", _zip_entry("JS00001.hea", b"/etc/passwd", mode)), _record_files()[0]])
+
+
+def test_zip_members_compressed_other_than_deflate_are_refused():
+    """bzip2/lzma members would hand the upload's bytes to another native decoder in the server."""
+    data = _zip_entry("JS00001.hea", _record_files()[0][1], 0o100644, zipfile.ZIP_BZIP2)
+    with pytest.raises(DataError, match="compression method 12; only stored and deflated"):
+        upload.stage_upload([("x.zip", data)])
+
+
+def test_the_zip_entry_count_is_checked_before_its_directory_is_parsed(monkeypatch):
+    many = _zip({f"n{i}.txt": b"" for i in range(upload.MAX_ZIP_MEMBERS + 1)}, zipfile.ZIP_STORED)
+
+    def never(*args, **kwargs):
+        raise AssertionError("zipfile parsed the directory of a zip with too many entries")
+
+    monkeypatch.setattr(upload.zipfile, "ZipFile", never)
+    with pytest.raises(DataError, match=rf"holds {upload.MAX_ZIP_MEMBERS + 1} entries, more than the limit"):
+        upload.stage_upload([("many.zip", many)])
+
+
+def test_zip_limits_are_checked_before_any_member_is_inflated(monkeypatch):
+    monkeypatch.setattr(upload, "MAX_UNCOMPRESSED_BYTES", 150_000)
+    (hea, text), (mat, content) = _record_files()  # the .mat is ~120 kB: the second record passes the cap
+    (hea2, text2), (mat2, content2) = _record_files("JS00002")
+    data = _zip({hea: text, mat: content, hea2: text2, mat2: content2})
+    opened: list[str] = []
+    real_open = zipfile.ZipFile.open
+    monkeypatch.setattr(
+        zipfile.ZipFile, "open", lambda self, info, *a, **k: opened.append(str(info)) or real_open(self, info, *a, **k)
+    )
+    with pytest.raises(DataError, match="uncompressed content exceeds"):
+        upload.stage_upload([("two.zip", data)])
+    assert opened == []
+
+
+def test_a_damaged_zip_member_is_a_data_error_not_a_zlib_error():
+    (hea, text), (mat, content) = _record_files()
+    data = bytearray(_zip({hea: text, mat: content}))
+    start = data.index(b"PK\x03\x04", 10) + 30 + len(mat) + 20  # inside the .mat member's deflate stream
+    data[start : start + 200] = bytes(range(200))
+    with pytest.raises(DataError, match=r"x.zip: member 'JS00001.mat' is (damaged|larger than)"):
+        upload.stage_upload([("x.zip", bytes(data))])
