@@ -436,11 +436,17 @@ def test_sweep_page_shows_the_published_study(empty_project, tiny_study):
     assert {"acl_ecg", "simclr", "lcd"} <= set(at.dataframe[0].value.index)
     at.multiselect(key="st_rows").set_value(at.multiselect(key="st_rows").options).run()
     assert {"acl_ecg", "simclr", "lcd", "reference_cnn", "supervised", "random_init"} <= drawn()
-    assert "Primary comparison" in " ".join(m.value for m in at.markdown)
+    text = " ".join(m.value for m in at.markdown)
+    assert "Primary comparison" in text
+    # the page prints the report's verdict line, word for word
+    from aclecg.study_report import study_verdict_line
+
+    prim = json.loads((empty_project / "published" / "primary.json").read_text())
+    assert study_verdict_line(prim).split(" Linear probe")[0] in text
     shown = at.dataframe[0].value
     assert shown.loc["supervised", "10 %"] == "–" and "None" not in shown.astype(str).to_numpy()
     listed = at.selectbox(key="sw_run").options
-    assert "published: multilabel-test9-probe" in listed and "published: multilabel-test10-reference" in listed
+    assert "published: multilabel-test8-probe" in listed and "published: multilabel-test10-reference" in listed
 
 
 def test_upload_on_explorer(empty_project):
