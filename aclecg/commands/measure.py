@@ -128,7 +128,6 @@ def _dataset(args: argparse.Namespace) -> int:
     else:
         print(json.dumps({"records": len(table), "cache": str(path), "summary": stats, "disclaimer": DISCLAIMER}))
     if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
         _write(args.out, table.to_csv(index=False))
     return 0
 
@@ -165,7 +164,6 @@ def _preservation(args: argparse.Namespace) -> int:
     text = to_markdown(summary, meta)
     out = args.out or published_root() / "rhythm-preservation.md"
     print(text if args.format == "table" else summary.to_json(orient="records"))
-    out.parent.mkdir(parents=True, exist_ok=True)
     _write(out, text)
     _write(out.with_suffix(".csv"), summary.to_csv(index=False, float_format="%.4g"))
     return 0
