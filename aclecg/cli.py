@@ -25,6 +25,7 @@ COMMANDS: tuple[str, ...] = (
     "prepare",
     "info",
     "augment",
+    "measure",
     "methods",
     "pretrain",
     "runs",

@@ -14,6 +14,8 @@ from aclecg.augment import build_augmentation
 from aclecg.constraints import CYCLE_WINDOWS, MASK_FILLS, SHIFT_MODES
 from aclecg.data.labels import row_choices
 from aclecg.leads import LEADS, REGIONS
+from aclecg.measure import DISCLAIMER
+from aclecg.measure.preservation import compare_views, published_table
 from pages._common import dataset_paths, open_dataset, upload_box, user_errors
 
 st.title("Augmentations")
@@ -119,3 +121,20 @@ with figure:
             for v in views
         ]
         st.dataframe(summary, hide_index=True, width="stretch")
+        st.markdown(
+            "**Measured on the original and each view** (heart rate from the R-peaks, QRS and QT from the median beat)"
+        )
+        for change in compare_views(x_np, [v[1] for v in views], ds.fs, names=[v[0] for v in views]):
+            st.markdown(change["line"])
+        st.caption(DISCLAIMER)
+
+with st.expander("Rhythm preservation of each augmentation, measured on the bundled PTB-XL records"):
+    table = published_table()
+    if table is None:
+        st.info("No table yet: run `python -m aclecg measure --preservation --data .cache/prepared/ptbxl`.")
+    else:
+        st.dataframe(table, hide_index=True, width="stretch")
+        st.caption(
+            "|change| of each view against its original: median and 95th percentile; share of views whose "
+            "heart rate moves by more than 5 bpm (docs/results/rhythm-preservation.md)."
+        )

@@ -305,6 +305,9 @@ def test_augmentations_sliders_seed_and_determinism(empty_project):
     summary = _aug_summary(at)
     physio = summary[summary["view"].str.startswith("Physio")]
     assert (physio["masked cycles"] >= 3).all()
+    measured = [m.value for m in at.markdown if " bpm, QRS " in m.value]  # each view's rate and intervals
+    assert measured[0].startswith("Physio-AUG view 1: HR ") and " ms, QT " in measured[0], measured
+    assert measured[-1].startswith("baseline view: HR ") and any("not a diagnosis" in c.value for c in at.caption)
     at.button(key="aug_new").click().run()
     assert at.number_input(key="aug_seed").value == 1
     assert json.loads(at.get("plotly_chart")[0].proto.spec)["data"] != first
