@@ -53,16 +53,27 @@ def last_loss(method: str, epochs: int) -> tuple[str, str]:
     return f"{rows[-1]['loss']:.3f}", str(rows[-1]["step"])
 
 
+PLANNED_METHODS, PLANNED_EPOCHS = ("acl_ecg", "dlc", "lcd"), (20, 60, 120)
+
+
+def missing(table: pd.DataFrame) -> list[str]:
+    have = set(zip(table["method"], table["epochs"]))
+    return [f"{m} at {e}" for m in PLANNED_METHODS for e in PLANNED_EPOCHS if (m, e) not in have]
+
+
 def choose(table: pd.DataFrame) -> int | None:
+    if missing(table):
+        return None  # no budget is chosen on a partial table
     budgets = sorted(table["epochs"].unique())
     for b in budgets:
         later = [x for x in budgets if x >= 2 * b]
         if not later:
             continue
         nxt = later[0]
-        moves = (table[table["epochs"] == nxt].set_index("method")["val"] - table[table["epochs"] == b].set_index(
-            "method"
-        )["val"]).abs()
+        moves = (
+            table[table["epochs"] == nxt].set_index("method")["val"]
+            - table[table["epochs"] == b].set_index("method")["val"]
+        ).abs()
         if moves.notna().all() and (moves < THRESHOLD).all():
             return int(b)
     return None
@@ -88,6 +99,13 @@ def main(sweep: str, out: str) -> None:
         loss, steps = last_loss(r.method, r.epochs)
         lines.append(f"| {r.method} | {r.epochs} | {steps} | {loss} | {r.val:.4f} | {r.test:.4f} |")
     chosen = choose(table)
+    gaps = missing(table)
+    if gaps:
+        lines += [
+            "",
+            f"**Incomplete**: no budget is chosen until every planned run is scored; missing: {', '.join(gaps)} "
+            "(`bash checkpoints/budget_sensitivity.sh` resumes).",
+        ]
     lines += [
         "",
         f"Rule: the smallest budget at which at least doubling it moves every method's validation probe by less "
