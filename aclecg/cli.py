@@ -35,6 +35,7 @@ COMMANDS: tuple[str, ...] = (
     "umap",
     "neighbours",
     "attribute",
+    "overlap",
     "app",
 )
 
