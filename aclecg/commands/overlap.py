@@ -89,7 +89,8 @@ def run(args: argparse.Namespace) -> int:
     for ds, rows, option, folds in ((a, rows_a, "--a-folds", a_folds), (b, rows_b, "--b-folds", b_folds)):
         if rows is not None and not rows.size:
             held = ", ".join(map(str, sorted(set(ds.folds.tolist()))))
-            raise ConfigError(f"{option}: {ds.path} has no record in fold(s) {', '.join(map(str, folds))} (its folds: {held})")
+            asked = ", ".join(map(str, folds or []))
+            raise ConfigError(f"{option}: {ds.path} has no record in fold(s) {asked} (its folds: {held})")
     say = None if args.quiet else (lambda line: print(line, file=sys.stderr, flush=True))
     result = find_overlap(a, b, cfg, rows_a=rows_a, rows_b=rows_b, progress=say)
     pairs = result.pairs
