@@ -1,7 +1,7 @@
 """``aclecg overlap``: records of one prepared dataset that duplicate records of another.
 
 The corpus is built here from the bundled raw PTB-XL records (100 Hz), written as Challenge-format records at 500 Hz
-the way the Challenge 2021 holds PTB-XL (HR00001 is PTB-XL record 1): a copy of record 17 starting 0.3 s later, a
+the way the Challenge 2021 holds PTB-XL (HR00001 is PTB-XL record 1): a noisy copy of record 17 starting 0.3 s later, a
 20-s record made of records 30 and 31, a copy of record 17 with its phases scrambled (the same spectrum per lead, so
 the same fingerprint, but not the same signal), and bundled Challenge records that are not in PTB-XL. Record 18 is
 the same patient as record 17, recorded 52 minutes later: similar, not a duplicate.
@@ -63,7 +63,8 @@ def raw_corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
     raw = tmp_path_factory.mktemp("overlap") / "raw"
     raw.mkdir()
     rec17 = _ptbxl_500hz(17)
-    _write(raw, "DUP17", rec17[150:])  # 0.3 s later: 9.7 s, one window (zero-padded at the end)
+    noise = np.random.default_rng(1).normal(0, 0.1, rec17.shape)  # 0.1 mV of broadband noise, 10 % more gain
+    _write(raw, "DUP17", 1.1 * rec17[150:] + noise[150:])  # 0.3 s later: 9.7 s, one window (zero-padded)
     _write(raw, "LONG3031", np.concatenate([_ptbxl_500hz(30), _ptbxl_500hz(31)]))  # 20 s: two windows
     _write(raw, "SCRAMBLED17", _scrambled(rec17))
     for name in ("A0002", "A0003", "JS00002", "JS00004"):  # 10-s records that are not PTB-XL records
@@ -105,6 +106,12 @@ def test_planted_copies_are_found_with_their_lag_and_nothing_else(corpus, ptbxl)
     assert dup["b_row"] == row17 and dup["b_fold"] == ds.folds[row17]
     assert result.a_rows == 8 and result.b_rows == len(ds) and result.fs == 100.0
     assert result.summary().startswith("corpus (8 rows) vs ptbxl (987 rows): 3 row(s) of corpus duplicate 3 row(s)")
+    # the noisy copy (r about 0.985) drops out above its correlation, the clean ones (about 0.999) stay
+    assert 0.97 <= dup["r"] < 0.99
+    assert _found(find_overlap(corpus, ptbxl, OverlapConfig(threshold=0.99)).pairs) == {
+        ("LONG3031", 0, "30"),
+        ("LONG3031", 1, "31"),
+    }
 
 
 def test_same_spectrum_and_same_patient_are_candidates_but_rejected(corpus, ptbxl):
