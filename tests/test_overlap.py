@@ -195,13 +195,18 @@ def test_cli_writes_the_pairs_and_a_summary(corpus, ptbxl, tmp_path, capsys):
         (["CORPUS", "PTBXL", "--edge", "0.2"], "edge_s (--edge) 0.2 must be at least max_lag_s (--max-lag) 0.5"),
         (["CORPUS", "PTBXL", "--a-folds", "11"], "--a-folds: "),
         (["CORPUS", "PTBXL", "--b-folds", "x"], "--b-folds: expected fold numbers like 9,10 or 1-8, got 'x'"),
+        (["CORPUS", "PTBXL", "--out", "TMP"], "is a folder; name the CSV file to write"),
+        (["CORPUS", "PTBXL", "--out", "FILE/pairs.csv"], "cannot write "),  # a file where a folder should be
     ],
 )
 def test_bad_input_is_one_line(corpus, ptbxl, tmp_path, capsys, args, message):
-    names = {"MISSING": str(tmp_path / "MISSING"), "CORPUS": str(corpus), "PTBXL": str(ptbxl)}
+    (tmp_path / "FILE").write_text("")
+    names = {"MISSING": str(tmp_path / "MISSING"), "CORPUS": str(corpus), "PTBXL": str(ptbxl), "TMP": str(tmp_path)}
+    names["FILE/pairs.csv"] = str(tmp_path / "FILE" / "pairs.csv")
     assert main(["overlap", *[names.get(a, a) for a in args]]) == 2
-    err = capsys.readouterr().err.strip()
-    assert len(err.splitlines()) == 1 and err.startswith("error: ") and message in err
+    err = capsys.readouterr().err.strip().splitlines()  # progress lines, if it got that far, then the error
+    assert err[-1].startswith("error: ") and message in err[-1] and not any(x.startswith("error") for x in err[:-1])
+    assert "Traceback" not in "\n".join(err)
 
 
 def test_common_leads():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 EXAMPLES = """examples:
   # which Challenge 2021 records are PTB-XL records (HR00001 is PTB-XL record 1, at 500 Hz)
@@ -82,6 +83,8 @@ def run(args: argparse.Namespace) -> int:
         workers=args.workers,
     )
     cfg.check()
+    if args.out and Path(args.out).is_dir():
+        raise ConfigError(f"--out {args.out}: is a folder; name the CSV file to write")
     a, b = PreparedDataset(args.a), PreparedDataset(args.b)
     a_folds, b_folds = _folds(args.a_folds, "--a-folds"), _folds(args.b_folds, "--b-folds")
     rows_a = np.flatnonzero(np.isin(a.folds, a_folds)) if a_folds is not None else None
