@@ -412,6 +412,19 @@ class FoldOverlap:
         return f"{where}: {n} test row(s) duplicate pretraining records ({counts}; e.g. {example}{more})"
 
 
+def pretraining_rows(
+    dataset: PreparedDataset | str | Path, exclude_splits: Sequence[str] = ("test",), exclude_folds: Sequence[int] = ()
+) -> np.ndarray:
+    """The rows of ``dataset`` a pretraining run with these exclusions reads (a checkpoint's provenance records
+    them: ``exclude_splits``, ``exclude_folds``); the same rule as ``aclecg.training.data.PretrainData``."""
+    ds = _open(dataset)
+    split = ds.records["split"].astype(str).to_numpy() if "split" in ds.records else np.full(len(ds), "train")
+    drop = np.isin(split, list(exclude_splits))
+    if exclude_folds:
+        drop |= np.isin(ds.folds, [int(f) for f in exclude_folds])
+    return np.flatnonzero(~drop)
+
+
 def overlap_with_folds(
     pretrain: PreparedDataset | str | Path,
     evaluation: PreparedDataset | str | Path,

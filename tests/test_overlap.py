@@ -22,7 +22,15 @@ from aclecg.cli import main
 from aclecg.data import BUNDLED_RAW_DIR, PreparedDataset, ensure_bundled, prepare_dataset
 from aclecg.errors import ConfigError, DataError
 from aclecg.leads import LEADS
-from aclecg.overlap import PAIR_COLUMNS, OverlapConfig, common_leads, enforce, find_overlap, overlap_with_folds
+from aclecg.overlap import (
+    PAIR_COLUMNS,
+    OverlapConfig,
+    common_leads,
+    enforce,
+    find_overlap,
+    overlap_with_folds,
+    pretraining_rows,
+)
 from aclecg.overlap_match import top_k
 
 PTBXL_RAW = BUNDLED_RAW_DIR / "ptb-xl" / "records100" / "00000"
@@ -174,6 +182,11 @@ def test_overlap_with_folds_warns_or_refuses(corpus, ptbxl):
     assert not clean.leaks and enforce(clean, "refuse") is None and "no duplicate records" in clean.line()
     with pytest.raises(ConfigError, match="overlap policy must be one of ignore, warn, refuse"):
         enforce(clean, "strict")
+    # the rows a run with the default exclusions (the test split) and one excluded fold reads
+    seen = pretraining_rows(ds, exclude_folds=[fold["17"]])
+    expected = (ds.records["split"] != "test").to_numpy() & (ds.folds != fold["17"])
+    np.testing.assert_array_equal(seen, np.flatnonzero(expected))
+    assert 0 < len(seen) < len(ds) and len(pretraining_rows(ds, exclude_splits=())) == len(ds)
 
 
 def test_cli_writes_the_pairs_and_a_summary(corpus, ptbxl, tmp_path, capsys):
