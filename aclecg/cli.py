@@ -36,6 +36,7 @@ COMMANDS: tuple[str, ...] = (
     "umap",
     "neighbours",
     "attribute",
+    "overlap",
     "app",
 )
 
