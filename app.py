@@ -7,9 +7,12 @@ lay out widgets and call :mod:`aclecg`; figures come from :mod:`aclecg.viz`.
 from __future__ import annotations
 
 import os
+from importlib.resources import files
 from pathlib import Path
 
 import streamlit as st
+
+APP_ICON = Path(str(files("aclecg") / "icon.png"))  # shipped as package data
 
 # The app's project folder is the checkout holding this file, whatever the working directory: shipped checkpoints,
 # runs, caches and published results are found there (see aclecg.paths). Streamlit puts this folder on sys.path.
@@ -152,7 +155,8 @@ def home() -> None:
 def main() -> None:
     from pages._access import session_actor, sidebar_status
 
-    st.set_page_config(page_title="ACL-ECG Studio", page_icon=":material/ecg_heart:", layout="wide")
+    # a local image: a ":material/..." page icon makes the browser fetch the favicon from a font host
+    st.set_page_config(page_title="ACL-ECG Studio", page_icon=str(APP_ICON), layout="wide")
     sidebar_status(session_actor())  # read-only and why, or who launches runs from this session
     pages = [st.Page(home, title="Home", icon=":material/home:", default=True)]
     pages += [st.Page(path, title=title, icon=icon, url_path=url) for path, title, icon, url in PAGES]

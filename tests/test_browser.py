@@ -135,6 +135,7 @@ def browser():
         "--window-size=1500,1800",
     ):
         options.add_argument(flag)
+    options.set_capability("goog:loggingPrefs", {"performance": "ALL"})  # every request, for the offline test
     driver = webdriver.Chrome(service=Service(str(DRIVER)), options=options)
     driver.set_page_load_timeout(120)
     yield driver
@@ -354,3 +355,29 @@ def test_explorer_explains_a_record_by_region(server, browser):
     assert grid is not None, [c["title"] for c in charts]
     assert (grid["shaded"] > 0) == grid["title"].startswith("shaded")
     assert any("score drop by region" in c["title"] for c in charts)
+
+
+def _requested_hosts(driver) -> set[str]:
+    """Hosts of every request the browser sent since the last call (Chromium's performance log)."""
+    import json
+    from urllib.parse import urlparse
+
+    hosts = set()
+    for entry in driver.get_log("performance"):
+        message = json.loads(entry["message"])["message"]
+        if message.get("method") == "Network.requestWillBeSent":
+            url = urlparse(message["params"]["request"]["url"])
+            if url.scheme in ("http", "https", "ws", "wss"):  # not data:, blob: or the browser's own chrome://
+                hosts.add(url.hostname or url.netloc)
+    return hosts
+
+
+def test_no_page_requests_anything_off_the_machine(server, browser):
+    """Offline and hospital networks: every page, with everything it loads (favicon included), stays local."""
+    browser.get_log("performance")  # drop what earlier tests caused
+    for url_path in PAGES:
+        browser.get(f"{server}/{url_path}")
+        _wait_until_idle(browser)
+        time.sleep(1.0)  # the favicon and lazily loaded chunks come after the script settles
+        hosts = _requested_hosts(browser)
+        assert hosts <= {"localhost", "127.0.0.1"}, f"/{url_path} requested {sorted(hosts)}"
