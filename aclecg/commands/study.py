@@ -66,6 +66,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--threads", type=int, default=None, help="run: torch threads (and Ray CPUs) per task (default cores / workers)"
     )
     p.add_argument("--shard", default=None, metavar="I/N", help="plan/run: only shard I of N of the tasks")
+    p.add_argument(
+        "--only", default=None, metavar="KINDS", help="plan/run: only these task kinds (pretrain,embed,probe,trained)"
+    )
     p.add_argument("--quiet", action="store_true", help="plan: only the summary table, not every task")
     p.add_argument("--no-progress", action="store_true", help="run: no progress bar")
     p.add_argument(

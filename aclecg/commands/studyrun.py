@@ -9,6 +9,9 @@ from typing import Any
 
 from aclecg.errors import ConfigError
 
+#: Task kinds ``--only`` selects.
+KINDS = ("pretrain", "embed", "probe", "trained")
+
 
 def _duration(seconds: float) -> str:
     if seconds < 120:
@@ -58,7 +61,7 @@ def plan_lines(plan: Any, tasks: list, workers: int, quiet: bool = False) -> lis
 
 def run_plan_or_run(args: argparse.Namespace) -> int:
     from aclecg.studyplan import load_study
-    from aclecg.studyplan.executors import in_shard, parse_shard
+    from aclecg.studyplan.executors import parse_shard, selector
     from aclecg.studyplan.tasks import StudyPlan
 
     if args.file is None:
@@ -70,18 +73,23 @@ def run_plan_or_run(args: argparse.Namespace) -> int:
     if args.threads is not None and args.threads < 1:
         raise ConfigError(f"--threads must be >= 1, got {args.threads}")
     shard = parse_shard(args.shard)
+    kinds = [k.strip() for k in (args.only or "").split(",") if k.strip()]
+    bad = [k for k in kinds if k not in KINDS]
+    if bad:
+        raise ConfigError(f"--only takes task kinds from {', '.join(KINDS)}, got {', '.join(bad)}")
+    select = selector(shard, kinds)
     study = load_study(args.file)
     plan = StudyPlan(study)
     if args.action == "plan":
-        tasks = [t for t in plan.tasks() if in_shard(t, shard)]
+        tasks = [t for t in plan.tasks() if select(t)]
         where = f", shard {args.shard}" if shard else ""
         print(f"study {study.name} ({study.path}{where}): {len(tasks)} tasks; sweeps in {study.sweeps_dir}")
         print("\n".join(plan_lines(plan, tasks, _workers(args), args.quiet)))
         return 0
-    return _run(args, plan, shard)
+    return _run(args, plan, select)
 
 
-def _run(args: argparse.Namespace, plan: Any, shard: tuple[int, int] | None) -> int:
+def _run(args: argparse.Namespace, plan: Any, select: Any) -> int:
     from tqdm.auto import tqdm
 
     from aclecg.studyplan.executors import LocalExecutor, RayExecutor, run_study
@@ -102,7 +110,7 @@ def _run(args: argparse.Namespace, plan: Any, shard: tuple[int, int] | None) -> 
         if error:
             tqdm.write(f"failed: {task.summary}: {error}", file=sys.stderr)
 
-    summary = run_study(plan, executor, shard, on_done)
+    summary = run_study(plan, executor, select, on_done)
     bar.close()
     print(
         f"{summary.computed} tasks run, {summary.skipped} already finished, {len(summary.failed)} failed, "

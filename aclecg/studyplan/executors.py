@@ -27,7 +27,16 @@ from aclecg.errors import ConfigError
 from aclecg.studyplan.tasks import DEFAULT_SECONDS, StudyPlan, Task
 from aclecg.studyplan.work import CellJob, Envelope, run_task
 
-__all__ = ["LocalExecutor", "RayExecutor", "RunSummary", "in_shard", "parse_shard", "remaining_seconds", "run_study"]
+__all__ = [
+    "LocalExecutor",
+    "RayExecutor",
+    "RunSummary",
+    "in_shard",
+    "parse_shard",
+    "remaining_seconds",
+    "run_study",
+    "selector",
+]
 
 
 class Executor(Protocol):
@@ -160,6 +169,11 @@ def parse_shard(text: str | None) -> tuple[int, int] | None:
     return i, n
 
 
+def selector(shard: tuple[int, int] | None, kinds: Sequence[str] | None = None) -> Callable[[Task], bool]:
+    """Keep the tasks of one shard and of the given kinds (``None``: all)."""
+    return lambda t: in_shard(t, shard) and (not kinds or t.kind in kinds)
+
+
 def in_shard(task: Task, shard: tuple[int, int] | None) -> bool:
     """Whether a task is this shard's (a stable hash of its shard key, so every run agrees)."""
     if shard is None:
@@ -189,13 +203,15 @@ class RunSummary:
 def run_study(
     plan: StudyPlan,
     executor: Executor,
-    shard: tuple[int, int] | None = None,
+    select: Callable[[Task], bool] | None = None,
     on_done: Callable[[Task, dict[str, Any] | None, str | None, int, int], None] | None = None,
 ) -> RunSummary:
-    """Run every unfinished task of this shard whose dependencies are finished, until none is left."""
+    """Run every unfinished task (of those ``select`` keeps: a shard, some kinds) whose dependencies are
+    finished, until none is left."""
     started = time.perf_counter()
     summary = RunSummary()
-    tasks = [t for t in plan.tasks() if in_shard(t, shard)]
+    keep = select or (lambda t: True)
+    tasks = [t for t in plan.tasks() if keep(t)]
     summary.skipped = sum(t.done for t in tasks)
     total = len(tasks) - summary.skipped
     running: dict[str, Task] = {}
@@ -222,7 +238,7 @@ def run_study(
                     summary.failed[tid] = error
                 if on_done:
                     on_done(task, result, error, finished, total)
-            tasks = [t for t in plan.tasks() if in_shard(t, shard)]
+            tasks = [t for t in plan.tasks() if keep(t)]
     finally:
         executor.close()
     summary.waiting = sum(1 for t in tasks if not t.done and t.id not in summary.failed)
