@@ -393,3 +393,27 @@ def test_bundled_study_file_declares_todays_protocol():
     assert len(folders) == 2 * 4 + 4 + 2 * 3  # probes everywhere; official both protocols; rotations multilabel
     full = load_study(REPO / "studies" / "full-ptbxl.toml")
     assert (full.test_folds, full.val_fold, full.sweeps) == (s.test_folds, s.val_fold, s.sweeps)
+
+
+@pytest.mark.slow
+def test_local_process_pool_writes_the_inline_run_cells(tiny_run, tmp_path):
+    """Two spawned workers (one torch thread each) compute the same cells as the in-process run; the data travel
+    pickled to the workers."""
+    import numpy as np
+
+    from aclecg.studyplan import load_study
+    from aclecg.studyplan.executors import LocalExecutor, run_study
+    from aclecg.studyplan.tasks import StudyPlan
+
+    data = tiny_run["data"]
+    _commit_encoders(tmp_path, data)
+    pool = LocalExecutor(workers=2, threads=1)
+    summary = run_study(StudyPlan(load_study(_tiny_study(tmp_path)), {"toy": data}), pool)
+    assert summary.failed == {} and summary.computed == 34
+    for mine in sorted((tmp_path / "runs" / "sweeps").glob("*/cells/*.npz")):
+        theirs = tiny_run["root"] / mine.relative_to(tmp_path)
+        with np.load(mine) as a, np.load(theirs) as b:
+            assert set(a.files) == set(b.files)
+            for key in ("y_true", "test_index", "train_index", "classes"):
+                assert np.array_equal(a[key], b[key])
+            assert np.allclose(a["y_score"], b["y_score"], atol=1e-5)  # in-process ran 2 threads, the pool 1
