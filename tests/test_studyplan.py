@@ -298,6 +298,9 @@ def test_cli_plan_lists_done_tasks_and_run_finds_nothing_to_do(tiny_run, monkeyp
     assert "--shard must be i/n with 1 <= i <= n" in capsys.readouterr().err
     assert main(["study", "best-baseline", path]) == 0
     assert capsys.readouterr().out.strip() == "simclr"
+    report = tiny_run["root"] / "report.md"  # the study report reads the study's sweeps unchanged
+    assert main(["study", "report", path, "--out", str(report), "--preamble", "none"]) == 0
+    assert "## Verdict" in report.read_text() and str(tiny_run["root"] / "runs" / "sweeps") in report.read_text()
 
 
 def test_pretrain_task_trains_commits_rotations_and_refuses_a_foreign_run(tmp_path, monkeypatch):

@@ -40,6 +40,7 @@ __all__ = [
     "cell_id",
     "cell_spec",
     "plan_cells",
+    "safe_name",
     "sweep_arms",
     "unique_labels",
 ]
@@ -138,13 +139,14 @@ def sweep_arms(plan: SweepPlan) -> list[Arm]:
     return arms
 
 
-def _safe(name: str) -> str:
+def safe_name(name: str) -> str:
+    """An arm name as it appears in file names (anything but letters, digits, ``_``, ``.``, ``-`` becomes ``_``)."""
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", name)
 
 
 def cell_id(arm: str, fraction: float, seed: int, key: Mapping[str, Any]) -> str:
     """The name of a cell's files: readable arm, fraction and seed, then the key's digest."""
-    return f"{_safe(arm)}__f{fraction:g}__s{seed}__{digest(key)[:12]}"
+    return f"{safe_name(arm)}__f{fraction:g}__s{seed}__{digest(key)[:12]}"
 
 
 def _key(plan: SweepPlan, arm: Arm, fraction: float, seed: int, settings: dict[str, Any]) -> dict[str, Any]:

@@ -117,9 +117,17 @@ def pretrain_job(study: Study, method: MethodSpec, fold: int, fingerprint_of: Ca
         "config": {**config, "data": [fingerprint_of(str(d)) for d in config["data"]]},
     }
     return PretrainJob(
-        method.name, fold, config, run_dir, study.runs / f"eval-test{fold}" / method.name, store,
-        method.config, standard, official, key,
-    )  # fmt: skip
+        name=method.name,
+        fold=fold,
+        config=config,
+        run_dir=run_dir,
+        eval_dir=study.runs / f"eval-test{fold}" / method.name,
+        store_dir=store,
+        config_file=method.config,
+        standard=standard,
+        official=official,
+        key=key,
+    )
 
 
 def read_marker(path: Path) -> dict[str, Any] | None:

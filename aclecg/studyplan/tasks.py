@@ -20,7 +20,7 @@ from typing import Any
 
 from aclecg import atomicio
 from aclecg.errors import DataError
-from aclecg.evaluation.cells import CellSpec, CellStore, EncoderInfo, SweepPlan, _safe, plan_cells, unique_labels
+from aclecg.evaluation.cells import CellSpec, CellStore, EncoderInfo, SweepPlan, plan_cells, safe_name, unique_labels
 from aclecg.studyplan.encoders import (
     EmbedJob,
     PretrainJob,
@@ -260,7 +260,7 @@ class StudyPlan:
 
     @staticmethod
     def _pending(spec: CellSpec) -> str:
-        return f"{_safe(spec.arm.name)}__f{spec.fraction:g}__s{spec.seed}__pending"
+        return f"{safe_name(spec.arm.name)}__f{spec.fraction:g}__s{spec.seed}__pending"
 
     def _own_deps(self, spec: CellSpec, fold: int, ids: Mapping[tuple[str, float, int], str]) -> tuple[str, ...]:
         deps: list[str] = []
