@@ -363,18 +363,37 @@ def test_pretrain_task_trains_commits_rotations_and_refuses_a_foreign_run(tmp_pa
         (("max_steps = 4", "max_steps = 0"), r"tiny.toml: evaluation.max_steps must be an integer >= 1"),
         (("seeds = 2", "seeds = 0"), r"tiny.toml: evaluation.seeds must be an integer >= 1"),
         (("[data]", "[datta]"), r"tiny.toml: datta is not a known table"),
+        (
+            (
+                'methods = ["acl_ecg", "simclr"]',
+                'methods = ["acl_ecg"]\nofficial_only = ["simclr"]',
+                "folds = [10]",
+                "folds = [8]",
+                'encoders = ["best_baseline"]',
+                'encoders = ["simclr"]',
+            ),
+            r"tiny.toml: sweep\[1\].encoders names simclr, pretrained on the official split only",
+        ),
+        (
+            ("[pretrain.seeds]", "[pretrain.method.simclr]\nconfig = 3\n[pretrain.seeds]"),
+            r"tiny.toml: pretrain.method.simclr.config must be the path of a config file, got 3",
+        ),
         (('label_set = "toy"', ""), r"tiny.toml: data.label_set is missing"),
         (('name = "tiny"', 'name = "tiny'), r"tiny.toml: not valid TOML"),
         (("[evaluation]", "[primary]\nfraction = 0.25\n[evaluation]"), r"tiny.toml: primary.fraction is 0.25 but"),
     ],
 )
 def test_study_file_errors_name_the_file_and_key(tmp_path, edit, message):
+    """Each edit (old, new[, more old, new ...]) of the valid tiny study makes one one-line error."""
     from aclecg.errors import ConfigError
     from aclecg.studyplan import load_study
 
     good = _tiny_study(tmp_path)
     load_study(good)  # the unedited file is valid
-    good.write_text(good.read_text().replace(*edit, 1))
+    text = good.read_text()
+    for old, new in zip(edit[::2], edit[1::2]):
+        text = text.replace(old, new, 1)
+    good.write_text(text)
     with pytest.raises(ConfigError, match=message) as err:
         load_study(good)
     assert "\n" not in str(err.value).strip()

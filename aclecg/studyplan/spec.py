@@ -254,12 +254,14 @@ def _pretrain(r: _Reader, folds: Mapping[str, Any]) -> tuple[tuple[MethodSpec, .
     for name in all_names:
         own = per_method.get(name, {})
         r.known(f"pretrain.method.{name}", own, {"config", "overrides"})
-        config = Path(own.get("config", Path(_checkpoints(r)) / name / "config.json"))
+        config = own.get("config", str(Path(_checkpoints(r)) / name / "config.json"))
+        if not isinstance(config, str) or not config:
+            raise r.fail(f"pretrain.method.{name}.config", f"must be the path of a config file, got {config!r}")
         extra = own.get("overrides", {})
         if not isinstance(extra, dict):
             raise r.fail(f"pretrain.method.{name}.overrides", "must be a table")
         official_only = name in names.get("official_only", [])
-        methods.append(MethodSpec(name, config, {**overrides, **extra}, official_only))
+        methods.append(MethodSpec(name, Path(config), {**overrides, **extra}, official_only))
     return tuple(methods), seeds, epochs
 
 
@@ -316,6 +318,14 @@ def _sweeps(r: _Reader, folds: Mapping[str, Any], methods: tuple[MethodSpec, ...
         encoders = _stage_encoders(r, where, st.get("encoders", "all"), names)
         if encoders is not None and any(a in ("linear_probe", "fine_tune") for a in v["arms"]) and not encoders:
             raise r.fail(f"{where}.encoders", "must name an encoder for the linear_probe / fine_tune arms")
+        only = sorted({m.name for m in methods if m.official_only} & set(encoders or ()))
+        rotations = [f for f in stage_folds if f != folds["official"]]
+        if only and rotations:
+            raise r.fail(
+                f"{where}.encoders",
+                f"names {only[0]}, pretrained on the official split only (pretrain.official_only), but the sweep's "
+                f"folds include {rotations[0]}",
+            )
         for fold in stage_folds:
             for protocol in v["protocols"]:
                 folder = f"{protocol}-test{fold}-{group}"
