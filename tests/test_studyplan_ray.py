@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -95,6 +96,7 @@ def ray_cluster(tmp_path):
         yield {"address": f"127.0.0.1:{port}", "victim": victim, "temp": temp}
     finally:
         _kill(_cluster_pids(str(temp)))
+        shutil.rmtree(temp, ignore_errors=True)
 
 
 def _cells(root: Path) -> dict[str, object]:
