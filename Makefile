@@ -83,8 +83,13 @@ test-gpu: bundled
 
 test-all: test test-slow test-browser
 
+# The study of docs/results.md, declared in studies/bundled.toml: finished tasks are skipped, so an interrupted
+# run continues where it stopped (`aclecg study plan studies/bundled.toml` says what is left and how long it takes).
 results: bundled
-	bash checkpoints/results_all.sh
+	$(PY) -m aclecg study run studies/bundled.toml
+	$(PY) -m aclecg study report studies/bundled.toml --out docs/results.md --export docs/results/sweeps \
+	    --readme README.md --cards checkpoints
+	$(PY) -m aclecg study ship --sweeps docs/results/sweeps
 
 bench: bundled
 	$(PY) benchmarks/run_all.py

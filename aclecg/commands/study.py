@@ -6,6 +6,15 @@ import argparse
 from pathlib import Path
 
 EXAMPLES = """examples:
+  # the whole study declared in a file: what is left (with a time estimate), run it, then the report
+  python -m aclecg study plan studies/bundled.toml
+  python -m aclecg study run studies/bundled.toml --workers 2
+  python -m aclecg study report studies/bundled.toml
+  # on a Ray cluster (pip install "aclecg[cluster]"; the study's folders on a shared filesystem)
+  python -m aclecg study run studies/full-ptbxl.toml --executor ray --address auto
+  # one element of a Slurm array of 8 (see docs/cluster.md)
+  python -m aclecg study run studies/full-ptbxl.toml --shard $SLURM_ARRAY_TASK_ID/8
+
   # in each rotation, the baseline whose linear probe validates best at 10 % of labels (no test fold read)
   python -m aclecg study best-baseline --sweeps runs/sweeps
   python -m aclecg study best-baseline --sweeps runs/sweeps --test-fold 8
@@ -22,7 +31,7 @@ EXAMPLES = """examples:
   python -m aclecg study report --sweeps runs/sweeps --preamble docs/results_preamble.md --out docs/results.md \\
       --export docs/results/sweeps
 
-The whole pipeline that fills runs/sweeps is checkpoints/results_all.sh (make results).
+The whole pipeline that fills runs/sweeps is `study run studies/bundled.toml` (make results).
 """
 
 
@@ -40,10 +49,28 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "action",
-        choices=("best-baseline", "ship", "report", "power"),
-        help="best-baseline: print it; ship: copy the official encoders into checkpoints/NAME with "
+        choices=("plan", "run", "best-baseline", "ship", "report", "power"),
+        help="plan: list a study file's tasks, which are done, and the time left; run: run what is missing; "
+        "best-baseline: print it; ship: copy the official encoders into checkpoints/NAME with "
         "model cards; report: write the report; power: the sample-size planner",
     )
+    p.add_argument(
+        "file", nargs="?", default=None, help="the study file (TOML; plan, run, and report instead of --sweeps)"
+    )
+    p.add_argument("--executor", choices=("local", "ray"), default="local", help="run: where tasks run (%(default)s)")
+    p.add_argument("--address", default=None, help="run --executor ray: the cluster (e.g. auto, or HOST:6379)")
+    p.add_argument(
+        "--workers", type=int, default=None, help="run/plan: parallel tasks (local default: GPUs, else cores / 2)"
+    )
+    p.add_argument(
+        "--threads", type=int, default=None, help="run: torch threads (and Ray CPUs) per task (default cores / workers)"
+    )
+    p.add_argument("--shard", default=None, metavar="I/N", help="plan/run: only shard I of N of the tasks")
+    p.add_argument(
+        "--only", default=None, metavar="KINDS", help="plan/run: only these task kinds (pretrain,embed,probe,trained)"
+    )
+    p.add_argument("--quiet", action="store_true", help="plan: only the summary table, not every task")
+    p.add_argument("--no-progress", action="store_true", help="run: no progress bar")
     p.add_argument(
         "--test-fold", type=int, default=10, help="best-baseline: the rotation (its validation fold) (%(default)s)"
     )
@@ -83,6 +110,14 @@ def run(args: argparse.Namespace) -> int:
     from aclecg import study
     from aclecg.study_report import build_study_report
 
+    if args.action in ("plan", "run"):
+        from aclecg.commands.studyrun import run_plan_or_run
+
+        return run_plan_or_run(args)
+    if args.file is not None:
+        from aclecg.studyplan import load_study
+
+        args.sweeps = str(load_study(args.file).sweeps_dir)
     if args.action == "best-baseline":
         print(study.best_baseline(study.load_cells(args.sweeps), test_fold=args.test_fold))
         return 0

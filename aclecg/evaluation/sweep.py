@@ -1,37 +1,44 @@
 """The label-fraction sweep: every (arm, fraction, seed) cell, resumable, with tidy outputs.
 
-:func:`run_sweep` checks every checkpoint against the data first, then runs the cells in a fixed order (within a
-fraction, seeds in order, so a trained arm's first seed can choose the learning rate for the others). A cell's
-key holds everything that changes its result; a finished cell (``cells/<cell>.json`` + ``.npz``) is read back
-instead of recomputed. Probe cells are fitted here (:mod:`aclecg.evaluation.probe`), trained cells in
-:mod:`aclecg.evaluation.finetune`; the tables are written by :mod:`aclecg.evaluation.outputs`.
+:func:`run_sweep` is plan + store + execute: it checks every checkpoint against the data first, plans the cells
+(:func:`aclecg.evaluation.cells.plan_cells`: a pure function of the sweep's inputs, each cell with the key that
+holds everything that changes its result), then runs them in plan order (within a fraction, seeds in order, so a
+trained arm's first seed can choose the learning rate for the others). A finished cell
+(``cells/<cell>.json`` + ``.npz``, :class:`~aclecg.evaluation.cells.CellStore`) is read back instead of recomputed;
+a missing one is fitted by :func:`aclecg.evaluation.cellrun.execute_cell`. The tables are written by
+:mod:`aclecg.evaluation.outputs`. A study runs the same cells one task each (:mod:`aclecg.studyplan`).
 """
 
 from __future__ import annotations
 
 import json
-import re
-import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 from tqdm.auto import tqdm
 
-from aclecg import atomicio, stats
+from aclecg import atomicio
 from aclecg.classifier import check_protocol
-from aclecg.errors import ConfigError, DataError
-from aclecg.evaluation.config import ARMS, DEFAULT_ARMS, DEFAULT_FRACTIONS, TRAINED_ARMS, EvalConfig, digest
-from aclecg.evaluation.embeddings import cached_embeddings, precision_key
-from aclecg.evaluation.finetune import train_arm
+from aclecg.evaluation.cellrun import (
+    CellEnv,
+    SweepData,
+    encoder_info,
+    execute_cell,
+    fit_cell,
+    load_sources,
+    load_sweep_data,
+    reference_config,
+    sweep_meta,
+)
+from aclecg.evaluation.cells import CellSpec, CellStore, SweepPlan, cell_spec, chosen_lr_of, sweep_arms
+from aclecg.evaluation.config import DEFAULT_ARMS, DEFAULT_FRACTIONS, EvalConfig
+from aclecg.evaluation.embeddings import precision_key
 from aclecg.evaluation.form import parse_sweep_form
-from aclecg.evaluation.fractions import default_val_fold, rotate_folds, sample_label_fraction
-from aclecg.evaluation.outputs import SweepResult, cell_readable, learning_rates_of, metric_rows, write_outputs
-from aclecg.evaluation.probe import linear_probe
-from aclecg.evaluation.sources import EncoderSource, check_compatible, load_source, random_init_source
-from aclecg.evaluation.task import CellTask
+from aclecg.evaluation.fractions import default_val_fold
+from aclecg.evaluation.outputs import SweepResult, learning_rates_of, write_outputs
+from aclecg.evaluation.sources import EncoderSource
 from aclecg.runtime import resolve_device
 
 __all__ = ["SweepProgress", "open_dataset", "run_sweep"]
@@ -51,14 +58,6 @@ class SweepProgress:
     message: str = ""
 
 
-@dataclass
-class _Arm:
-    name: str  # unique arm id shown in results, e.g. "acl_ecg:linear_probe"
-    kind: str  # linear_probe | fine_tune | supervised | reference_cnn | random_init
-    source: EncoderSource | None
-    pretrained: bool
-
-
 def open_dataset(data: Any) -> Any:
     """``data`` itself, or the :class:`~aclecg.data.PreparedDataset` in the folder ``data`` names."""
     if isinstance(data, (str, Path)):
@@ -66,34 +65,6 @@ def open_dataset(data: Any) -> Any:
 
         return PreparedDataset(data)
     return data
-
-
-def _labels(dataset: Any, label_set: str, protocol: str) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    check_protocol(protocol)
-    available = list(getattr(dataset, "label_sets", {}) or {})
-    if label_set not in available:
-        raise ConfigError(
-            f"label set {label_set!r} is not in the prepared data; available: {', '.join(available) or 'none'}"
-        )
-    keep_idx, y, classes = dataset.labels(label_set, protocol)
-    keep_idx = np.asarray(keep_idx, dtype=np.int64)
-    y = np.asarray(y, dtype=np.float32)
-    if y.ndim != 2 or len(keep_idx) != len(y) or y.shape[1] != len(classes):
-        raise DataError(f"labels({label_set!r}, {protocol!r}) returned inconsistent shapes")
-    return keep_idx, y, list(classes)
-
-
-def _safe(name: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.-]+", "_", name)
-
-
-def _unique_labels(sources: list[EncoderSource]) -> None:
-    seen: dict[str, int] = {}
-    for s in sources:
-        seen[s.label] = seen.get(s.label, 0) + 1
-    for s in sources:
-        if seen[s.label] > 1 or s.label in ARMS:
-            s.label = f"{s.label}-{s.key[:8]}"
 
 
 def run_sweep(
@@ -137,185 +108,95 @@ def run_sweep(
     check_protocol(protocol)
     dataset = open_dataset(data)
     device = resolve_device(cfg.device)
-    keep_idx, y_all, classes = _labels(dataset, label_set, protocol)
-    if val_fold is not None and test_fold is None:
-        raise ConfigError("val_fold needs test_fold (the folds are rotated only when a test fold is given)")
-    records = dataset.records if test_fold is None else rotate_folds(dataset.records, test_fold, val_fold)
-    # the validation fold's number, recorded so a study can prove no choice read a fold it scores
-    val_folds = sorted({int(f) for f in records["fold"][records["split"] == "val"]}) if "fold" in records else []
-    split = records["split"].to_numpy()[keep_idx]
-    val_pos, test_pos = np.flatnonzero(split == "val"), np.flatnonzero(split == "test")
-    for name, pos in (("test", test_pos), ("val", val_pos)):
-        if len(pos) == 0:
-            raise DataError(
-                f"the prepared data has no labelled {name} records (split == '{name}') for label set "
-                f"{label_set!r}; the sweep needs val records to choose the probe's regularisation and "
-                "the fine-tuning epoch, and test records to score"
-            )
-
+    sweep_data = load_sweep_data(dataset, label_set, protocol, test_fold, val_fold)
     # Load every checkpoint and check it against the data before computing anything.
-    sources: list[EncoderSource] = []
-    for ck in checkpoints:
-        src = ck if isinstance(ck, EncoderSource) else load_source(ck, device="cpu")
-        check_compatible(src.meta, dataset, src.path or src.label)
-        sources.append(src)
-    _unique_labels(sources)
-    from aclecg.models import resolve_encoder_config
-
-    if sources:  # reference arms copy the first checkpoint's architecture and leads
-        ref_cfg = resolve_encoder_config(dict(sources[0].meta["encoder_config"]), leads=list(sources[0].leads))
-    else:
-        ref_cfg = resolve_encoder_config(encoder_config or "small", leads=[str(x) for x in dataset.leads])
-
-    arm_list: list[_Arm] = []
-    for src in sources:
-        for kind in ("linear_probe", "fine_tune"):
-            if kind in arm_kinds:
-                arm_list.append(_Arm(f"{src.label}:{kind}", kind, src, True))
-    for kind in ("supervised", "reference_cnn", "random_init"):
-        if kind in arm_kinds:
-            arm_list.append(_Arm(kind, kind, None, False))
-
+    sources = load_sources(checkpoints, dataset)
+    encoders = tuple(encoder_info(s) for s in sources)
+    plan = SweepPlan(
+        label_set=label_set,
+        protocol=protocol,
+        classes=tuple(sweep_data.classes),
+        fingerprint=str(getattr(dataset, "fingerprint", "")),
+        fractions=tuple(fracs),
+        seeds=tuple(seed_list),
+        arm_kinds=tuple(arm_kinds),
+        encoders=encoders,
+        ref_config=reference_config(encoders, dataset, encoder_config),
+        config=cfg,
+        test_fold=test_fold,
+        val_fold=val_fold,
+        precision=precision_key(device),
+        borrowed=learning_rates_of(lr_from) if lr_from is not None else {},
+    )
     out = Path(out_dir)
     (out / "cells").mkdir(parents=True, exist_ok=True)
-    fingerprint = str(getattr(dataset, "fingerprint", ""))
-    sweep_meta = {
-        "label_set": label_set,
-        "protocol": protocol,
-        "fractions": fracs,
-        "seeds": seed_list,
-        "test_fold": test_fold,
-        "val_folds": val_folds,
-        "lr_from": _lr_source(lr_from),
-        "arms": [a.name for a in arm_list],
-        "classes": classes,
-        "data_fingerprint": fingerprint,
-        "checkpoints": {s.label: {"path": s.path, "sha256": s.key, "method": s.meta.get("method")} for s in sources},
-        "reference_encoder_config": ref_cfg.to_dict(),
-        "config": asdict(cfg),
-        "device": str(device),
-        "n_val": int(len(val_pos)),
-        "n_test": int(len(test_pos)),
-    }
-    atomicio.write_json(out / "sweep.json", sweep_meta)
-
-    emb_cache: dict[str, np.ndarray] = {}
-
-    def embeddings_of(src: EncoderSource) -> np.ndarray:
-        if src.key not in emb_cache:
-            emb_cache[src.key] = cached_embeddings(src, dataset, cache_dir, cfg.embed_batch_size, device)[0]
-        return emb_cache[src.key]
-
-    # seeds in order within each fraction: a trained arm's first seed chooses the learning rate for the others
-    cells = [(arm, f, s) for f in fracs for s in seed_list for arm in arm_list]
-    chosen_lr: dict[tuple[str, float], float] = {}
-    borrowed = learning_rates_of(lr_from) if lr_from is not None else {}
-    total = len(cells)
-    n_computed = n_cached = n_missing = 0
-    cell_records: list[dict] = []
-    bar = tqdm(total=total, desc="sweep", disable=not show_progress)
-    for done, (arm, fraction, seed) in enumerate(cells):
-        weights_key = arm.source.key if arm.source else f"{arm.kind}:{ref_cfg.to_dict()}:{seed}"
-        settings = cfg.key_for(arm.kind)
-        lr_grid = cfg.lr_grid
-        if arm.kind in TRAINED_ARMS and (arm.name, fraction) in borrowed:
-            lr_grid = (borrowed[(arm.name, fraction)],)
-            settings = {**settings, "lr": lr_grid[0], "lr_chosen_in": "another sweep's validation"}
-        elif arm.kind in TRAINED_ARMS and cfg.lr_selection == "first_seed" and seed != seed_list[0]:
-            # the learning rate validated best for the first seed of this arm and fraction is reused
-            if (arm.name, fraction) not in chosen_lr:  # first seed not finished: only possible when collecting
-                n_missing += 1
-                bar.update(1)
-                continue
-            lr_grid = (chosen_lr[(arm.name, fraction)],)
-            settings = {**settings, "lr": lr_grid[0], "lr_chosen_on_seed": seed_list[0]}
-        key = {
-            "arm": arm.name,
-            "kind": arm.kind,
-            "weights": weights_key,
-            "fraction": fraction,
-            "seed": seed,
-            "label_set": label_set,
-            "protocol": protocol,
-            "data": fingerprint,
-            "classes": classes,
-            "settings": settings,
-            "version": 2 if arm.kind in TRAINED_ARMS else 1,
-        }
-        if test_fold is not None:  # only then, so the keys of official-split cells stay as they were
-            key["test_fold"] = int(test_fold)
-            if val_fold is not None and val_fold != default_val_fold(int(test_fold)):
-                key["val_fold"] = int(val_fold)  # likewise: only a non-default validation fold enters the key
-        if precision_key(device):  # GPU results never mix with CPU float32 cells (whose keys stay as they were)
-            key["precision"] = precision_key(device)
-        cell_id = f"{_safe(arm.name)}__f{fraction:g}__s{seed}__{digest(key)[:12]}"
-        meta_path, pred_path = out / "cells" / f"{cell_id}.json", out / "cells" / f"{cell_id}.npz"
-        event: dict[str, Any] = dict(total=total, cell=cell_id, arm=arm.name, fraction=fraction, seed=seed)
-        if meta_path.is_file() and pred_path.is_file() and cell_readable(meta_path, pred_path):
-            cell_records.append(json.loads(meta_path.read_text()))
-            if arm.kind in TRAINED_ARMS:
-                chosen_lr.setdefault((arm.name, fraction), float(cell_records[-1]["details"]["lr"]))
-            n_cached += 1
-            bar.update(1)
-            if progress:
-                progress(SweepProgress(done=done + 1, status="cached", **event))
-            continue
-        if collect_only:
-            n_missing += 1
-            bar.update(1)
-            continue
-        if progress:
-            progress(SweepProgress(done=done, status="running", **event))
-        bar.set_postfix_str(f"{arm.name} f={fraction:g} s={seed}")
-        train_pos = sample_label_fraction(records, keep_idx, y_all, fraction, seed)
-        started = time.perf_counter()
-        task = CellTask(
-            dataset, keep_idx, y_all, train_pos, val_pos, test_pos, protocol, seed, cfg, lr_grid, device, ref_cfg
-        )
-        result = _run_cell(arm, task, embeddings_of, show_progress)
-        y_test = y_all[test_pos]
-        report = stats.evaluate_scores(y_test, result["scores"], classes)
-        boot = stats.bootstrap_metrics(y_test, result["scores"], n_resamples=cfg.n_bootstrap, seed=1000 + seed)
-        patients = records["patient_id"].astype(str).to_numpy()[keep_idx[train_pos]]
-        record = {
-            "cell": cell_id,
-            "key": key,
-            "arm": arm.name,
-            "arm_kind": arm.kind,
-            "method": arm.source.meta.get("method") if arm.source else arm.kind,
-            "checkpoint": arm.source.path if arm.source else None,
-            "fraction": fraction,
-            "seed": seed,
-            "n_train": int(len(train_pos)),
-            "n_train_patients": int(len(np.unique(patients))),
-            "n_val": int(len(val_pos)),
-            "n_test": int(len(test_pos)),
-            "excluded": report.excluded,
-            "n_bootstrap_valid": boot.n_valid,
-            "details": result["details"],
-            "seconds": round(time.perf_counter() - started, 2),
-            "metrics": metric_rows(report, boot, classes),
-        }
-        atomicio.write_npz(
-            pred_path,
-            y_true=y_test,
-            y_score=result["scores"].astype(np.float64),
-            test_index=keep_idx[test_pos],
-            train_index=keep_idx[train_pos],
-            classes=np.array(classes),
-        )
-        atomicio.write_json(meta_path, record)  # written last: its presence marks the cell as finished
-        cell_records.append(record)
-        if arm.kind in TRAINED_ARMS:
-            chosen_lr.setdefault((arm.name, fraction), float(result["details"]["lr"]))
-        n_computed += 1
-        bar.update(1)
-        if progress:
-            progress(SweepProgress(done=done + 1, status="computed", **event))
-    bar.close()
-    outcome = write_outputs(out, cell_records, [a.name for a in arm_list], classes, sweep_meta, n_computed, n_cached)
-    outcome.n_missing = n_missing
+    sweep_meta_ = sweep_meta(plan, sweep_data, device, _lr_source(lr_from))
+    atomicio.write_json(out / "sweep.json", sweep_meta_)
+    env = CellEnv({s.label: s for s in sources}, device, cache_dir, show_progress)
+    run = _SweepRun(plan, sweep_data, env, CellStore(out), progress, show_progress)
+    run.run_all(collect_only)
+    arm_names = [a.name for a in sweep_arms(plan)]
+    outcome = write_outputs(out, run.records, arm_names, sweep_data.classes, sweep_meta_, run.n_computed, run.n_cached)
+    outcome.n_missing = run.n_missing
     return outcome
+
+
+class _SweepRun:
+    """The cells of one sweep, run in plan order in this process: read back when finished, else computed."""
+
+    def __init__(
+        self,
+        plan: SweepPlan,
+        data: SweepData,
+        env: CellEnv,
+        store: CellStore,
+        progress: Callable[[SweepProgress], None] | None,
+        show_progress: bool,
+    ):
+        self.plan, self.data, self.env, self.store, self.progress = plan, data, env, store, progress
+        self.show_progress = show_progress
+        self.records: list[dict] = []
+        self.chosen_lr: dict[tuple[str, float], float] = {}
+        self.n_computed = self.n_cached = self.n_missing = 0
+
+    def run_all(self, collect_only: bool) -> None:
+        arms = sweep_arms(self.plan)
+        # seeds in order within each fraction: a trained arm's first seed chooses the learning rate for the others
+        order = [(arm, f, s) for f in self.plan.fractions for s in self.plan.seeds for arm in arms]
+        bar = tqdm(total=len(order), desc="sweep", disable=not self.show_progress)
+        for done, (arm, fraction, seed) in enumerate(order):
+            spec = cell_spec(self.plan, arm, fraction, seed, self.chosen_lr)
+            self._one(spec, done, len(order), collect_only, bar)
+            bar.update(1)
+        bar.close()
+
+    def _one(self, spec: CellSpec, done: int, total: int, collect_only: bool, bar: Any) -> None:
+        if spec.cell_id is None:  # its first seed is not finished: only possible when collecting
+            self.n_missing += 1
+            return
+        event: dict[str, Any] = dict(
+            total=total, cell=spec.cell_id, arm=spec.arm.name, fraction=spec.fraction, seed=spec.seed
+        )
+        record = self.store.read(spec.cell_id)
+        if record is not None:
+            self.n_cached += 1
+            status = "cached"
+        elif collect_only:
+            self.n_missing += 1
+            return
+        else:
+            if self.progress:
+                self.progress(SweepProgress(done=done, status="running", **event))
+            bar.set_postfix_str(f"{spec.arm.name} f={spec.fraction:g} s={spec.seed}")
+            record, arrays = execute_cell(spec, self.plan, self.data, self.env, fit=_run_cell)
+            self.store.write(spec.cell_id, record, arrays)
+            self.n_computed += 1
+            status = "computed"
+        self.records.append(record)
+        if spec.trained:
+            self.chosen_lr.setdefault((spec.arm.name, spec.fraction), chosen_lr_of(record))
+        if self.progress:
+            self.progress(SweepProgress(done=done + 1, status=status, **event))
 
 
 def _lr_source(lr_from: str | Path | None) -> dict[str, Any] | None:
@@ -332,39 +213,5 @@ def _lr_source(lr_from: str | Path | None) -> dict[str, Any] | None:
     return {"sweep": Path(lr_from).name, "val_folds": [int(f) for f in folds]}
 
 
-def _run_cell(
-    arm: _Arm,
-    task: CellTask,
-    embeddings_of: Callable[[EncoderSource], np.ndarray],
-    show_progress: bool,
-) -> dict[str, Any]:
-    """Fit one arm on one training subset; return test scores and details (chosen L2; or lr, best step, steps run)."""
-    if arm.kind in ("linear_probe", "random_init"):
-        dataset, ref_cfg, cfg = task.dataset, task.ref_cfg, task.cfg
-        y_tr, y_va = task.y_all[task.train_pos], task.y_all[task.val_pos]
-        src = (
-            arm.source
-            if arm.kind == "linear_probe"
-            else random_init_source(ref_cfg.to_dict(), task.seed, ref_cfg.leads, dataset.fs, dataset.n_samples)
-        )
-        assert src is not None  # every linear_probe arm has its checkpoint's source
-        emb = embeddings_of(src)[task.keep_idx]
-        probe = linear_probe(
-            emb[task.train_pos],
-            y_tr,
-            emb[task.val_pos],
-            y_va,
-            emb[task.test_pos],
-            task.protocol,
-            cfg.probe_grid,
-            cfg.probe_max_iter,
-        )
-        return {
-            "scores": probe.test_scores,
-            "details": {
-                "l2": probe.best_l2,
-                "criterion": probe.val_criterion,
-                "val": {str(k): v for k, v in probe.val_scores.items()},
-            },
-        }
-    return train_arm(arm.kind, arm.source, task, f"{arm.name} s{task.seed}", show_progress)
+#: How a cell is fitted (looked up when a cell runs, so tests can replace it).
+_run_cell = fit_cell

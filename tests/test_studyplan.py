@@ -1,0 +1,441 @@
+"""The study as a declarative plan: the pure cell plan, the study file, the task plan, the local executor.
+
+The cell plan must reproduce today's cell ids exactly (committed cells in ``checkpoints/cells`` are found again);
+the study file is validated with one-line errors naming the file and key; a tiny end-to-end study runs on the
+in-memory FakePrepared data with committed (tiny) encoders standing in for pretraining, and a rerun skips all.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from aclecg.evaluation.cells import SweepPlan, chosen_lr_of, plan_cells
+from aclecg.evaluation.config import EvalConfig
+from aclecg.leads import LEADS
+
+REPO = Path(__file__).resolve().parents[1]
+#: The bundled PTB-XL subset the committed cells were computed on (prepared at 100 Hz, 10 s).
+BUNDLED_PTBXL = "fa407e0d79ec7685a779bd19b4a294a2a78463dfa4e50b88324cd954c6722d82"
+SUPERDIAGNOSTIC = ("CD", "HYP", "MI", "NORM", "STTC")
+ALL_FRACTIONS = (0.01, 0.05, 0.1, 0.25, 0.5, 1.0)
+
+
+class _Leads:
+    leads = list(LEADS)
+
+
+def _committed_ids(folder: str) -> dict[str, dict]:
+    return {p.stem: json.loads(p.read_text()) for p in (REPO / "checkpoints" / "cells" / folder).glob("*.json")}
+
+
+@pytest.mark.parametrize(
+    ("folder", "names", "kinds", "fractions"),
+    [
+        ("multilabel-test10-reference", ["acl_ecg"], ("reference_cnn",), ALL_FRACTIONS),
+        ("singlelabel-test10-reference", ["acl_ecg"], ("reference_cnn",), ALL_FRACTIONS),
+        ("multilabel-test10-finetune", ["acl_ecg", "dlc"], ("fine_tune", "supervised"), (0.01, 0.1, 1.0)),
+    ],
+)
+def test_plan_finds_the_committed_cells(folder, names, kinds, fractions):
+    """The official split's sweeps as results_all.sh ran them (--test-fold 10 --val-fold 9, 3 seeds, the
+    pre-2026-12-04 schedule --dense-until 0, --lr-grid 0.0003,0.001,0.003): the plan names exactly the committed
+    files, the later seeds resolved with the learning rate their first seed chose."""
+    from aclecg.evaluation.cellrun import encoder_info, reference_config
+    from aclecg.evaluation.sources import load_source
+
+    manifest = REPO / ".cache" / "prepared" / "ptbxl" / "manifest.json"
+    if manifest.is_file():  # the prepared bundled data, when this checkout has it, is the data of those cells
+        assert json.loads(manifest.read_text())["fingerprint"] == BUNDLED_PTBXL
+    encoders = tuple(encoder_info(load_source(REPO / "checkpoints" / n / "encoder.pt")) for n in names)
+    plan = SweepPlan(
+        label_set="superdiagnostic",
+        protocol=folder.split("-")[0],
+        classes=SUPERDIAGNOSTIC,
+        fingerprint=BUNDLED_PTBXL,
+        fractions=fractions,
+        seeds=(0, 1, 2),
+        arm_kinds=kinds,
+        encoders=encoders,
+        ref_config=reference_config(encoders, _Leads()),
+        config=EvalConfig(dense_until=0, lr_grid=(3e-4, 1e-3, 3e-3)),
+        test_fold=10,
+        val_fold=9,
+    )
+    committed = _committed_ids(folder)
+    first = plan_cells(plan)
+    waiting = [c for c in first if c.cell_id is None]
+    assert len(waiting) == len(first) * 2 // 3  # seeds 1 and 2 wait for seed 0's learning rate
+    assert all(c.after == (c.arm.name, c.fraction, 0) for c in waiting)
+    chosen = {(c.arm.name, c.fraction): chosen_lr_of(committed[c.cell_id]) for c in first if c.chooses_lr}
+    ids = [c.cell_id for c in plan_cells(plan, chosen)]
+    assert len(ids) == len(set(ids)) and set(ids) == set(committed)
+    assert plan_cells(plan, chosen) == plan_cells(plan, chosen)  # a pure function of its inputs
+
+
+# ------------------------------------------------------------------------------------------------ study files
+def _write(path: Path, text: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    return path
+
+
+TINY_STUDY = """
+[study]
+name = "tiny"
+runs = "{root}/runs"
+checkpoints = "{root}/ckpts"
+
+[data]
+pretrain = ["toy"]
+downstream = "toy"
+label_set = "toy"
+
+[folds]
+test = [10, 8]
+validation = 9
+official = 10
+
+[pretrain]
+methods = ["acl_ecg", "simclr"]
+
+[pretrain.seeds]
+10 = 0
+8 = 2
+
+[evaluation]
+seeds = 2
+max_steps = 4
+eval_every = 2
+dense_until = 0
+patience = 2
+batch_size = 32
+n_bootstrap = 20
+lr_grid = [0.001, 0.003]
+probe_grid = [0.01, 1.0]
+probe_max_iter = 20
+device = "cpu"
+
+[[sweep]]
+group = "probe"
+arms = ["linear_probe", "random_init"]
+encoders = "all"
+fractions = [{probe_fractions}]
+protocols = ["multilabel"]
+
+[[sweep]]
+group = "finetune"
+arms = ["fine_tune"]
+encoders = ["best_baseline"]
+fractions = [1.0]
+protocols = ["multilabel"]
+folds = [10]
+"""
+
+
+def _tiny_study(root: Path, probe_fractions: str = "0.1, 1.0") -> Path:
+    return _write(root / "tiny.toml", TINY_STUDY.format(root=root, probe_fractions=probe_fractions))
+
+
+def _commit_encoders(root: Path, data) -> None:
+    """Committed tiny encoders stand in for pretraining: checkpoints/NAME (official split) and
+    checkpoints/rotations/test8/NAME, each recorded as trained from NAME/config.json (config.sha256)."""
+    import hashlib
+
+    from tests.test_evaluate import TINY, _save_checkpoint
+
+    for i, name in enumerate(("acl_ecg", "simclr")):
+        config = _write(
+            root / "ckpts" / name / "config.json",
+            json.dumps({"method": "simclr", "data": ["toy"], "encoder": TINY, "epochs": 1, "batch_size": 8}),
+        )
+        sha = hashlib.sha256(config.read_bytes()).hexdigest()
+        for store, seed in ((root / "ckpts" / name, i), (root / "ckpts" / "rotations" / "test8" / name, 10 + i)):
+            _save_checkpoint(store / "encoder.pt", data, seed=seed)
+            (store / "config.sha256").write_text(sha + "\n")
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    """The tiny study run once with the local executor (in this process), on the in-memory FakePrepared data."""
+    from aclecg.studyplan import load_study
+    from aclecg.studyplan.executors import LocalExecutor, run_study
+    from aclecg.studyplan.tasks import StudyPlan
+    from tests.test_evaluate import FakePrepared
+
+    root = tmp_path_factory.mktemp("tiny-study")
+    data = FakePrepared(n_patients=80, t=64)
+    _commit_encoders(root, data)
+    path = _tiny_study(root)
+    mp = pytest.MonkeyPatch()
+    mp.setenv("ACLECG_CACHE", str(root / "cache"))
+    try:
+        plan = StudyPlan(load_study(path), datasets={"toy": data})
+        before = plan.tasks()
+        summary = run_study(plan, LocalExecutor(workers=1))
+        yield {"root": root, "data": data, "path": path, "before": before, "summary": summary, "mp": mp}
+    finally:
+        mp.undo()
+
+
+def _tasks(root: Path, data, probe_fractions: str = "0.1, 1.0"):
+    from aclecg.studyplan import load_study
+    from aclecg.studyplan.tasks import StudyPlan
+
+    path = _tiny_study(root, probe_fractions) if probe_fractions != "0.1, 1.0" else root / "tiny.toml"
+    plan = StudyPlan(load_study(path), datasets={"toy": data})
+    return plan, plan.tasks()
+
+
+def test_tiny_study_runs_everything_in_dependency_order(tiny_run):
+    """Pretraining (committed encoders reused), embeddings, probes, then the fine-tuning of each rotation's best
+    baseline; the sweeps land where the study report reads them, and run_sweep finds every cell there."""
+    from aclecg import evaluation, study
+
+    root, data, before, summary = tiny_run["root"], tiny_run["data"], tiny_run["before"], tiny_run["summary"]
+    assert summary.failed == {} and summary.waiting == 0 and summary.skipped == 0
+    assert summary.computed == len(before) == 4 + 4 + 2 * 12 + 2  # pretrain, embed, probes, fine-tune cells
+    # before anything ran: only the pretraining was resolved; the cells waited (encoders, best baseline, lr)
+    assert [t.kind for t in before if t.resolved] == ["pretrain"] * 4
+    ft = [t for t in before if "finetune" in t.id]
+    assert all("best_baseline" in t.id and "pending" in t.id for t in ft)
+    assert any(d.startswith("cell:multilabel-test10-probe/") for d in ft[0].deps)
+    assert ft[1].deps[-1] == ft[0].id  # seed 1 reuses the learning rate seed 0 chooses
+    sweeps = root / "runs" / "sweeps"
+    assert sorted(p.name for p in sweeps.iterdir()) == [
+        "multilabel-test10-finetune",
+        "multilabel-test10-probe",
+        "multilabel-test8-probe",
+    ]
+    cells = study.load_cells(sweeps)
+    study.check_choices(cells)  # every choice on fold 9, which no rotation tests on
+    best = study.best_baseline(cells, 0.1, "multilabel", 10)
+    meta = json.loads((sweeps / "multilabel-test10-finetune" / "sweep.json").read_text())
+    assert meta["arms"] == [f"{best}:fine_tune"] and meta["val_folds"] == [9]
+    ft_cells = [
+        json.loads(p.read_text()) for p in sorted((sweeps / "multilabel-test10-finetune" / "cells").glob("*.json"))
+    ]
+    first, later = sorted(ft_cells, key=lambda c: c["seed"])
+    assert len(first["details"]["lr_grid"]) == 2 and later["key"]["settings"]["lr"] == first["details"]["lr"]
+    # the same cells through run_sweep: all found, none missing (the study's ids are the sweep's)
+    s = tiny_run["path"]
+    from aclecg.studyplan import load_study
+
+    cfg = load_study(s).evaluation
+    for fold in (10, 8):
+        ckpts = [root / "runs" / f"eval-test{fold}" / n / "encoder.pt" for n in ("acl_ecg", "simclr")]
+        res = evaluation.run_sweep(
+            ckpts, data, "toy", "multilabel", [0.1, 1.0], 2, ["linear_probe", "random_init"],
+            sweeps / f"multilabel-test{fold}-probe", config=cfg, show_progress=False, test_fold=fold, val_fold=9,
+            collect_only=True,
+        )  # fmt: skip
+        assert (res.n_computed, res.n_cached, res.n_missing) == (0, 12, 0)
+
+
+def test_rerun_skips_every_finished_task(tiny_run):
+    from aclecg.studyplan.executors import run_study
+
+    class Refuse:
+        workers = 1
+
+        def submit(self, envelope, gpu):
+            pytest.fail(f"a finished task was run again: {envelope.task_id}")
+
+        def wait(self):
+            return []
+
+        def close(self):
+            pass
+
+    plan, tasks = _tasks(tiny_run["root"], tiny_run["data"])
+    assert all(t.done and t.resolved for t in tasks)
+    summary = run_study(plan, Refuse())
+    assert (summary.computed, summary.skipped, summary.failed) == (0, len(tasks), {})
+
+
+def test_task_keys_hold_the_data_and_change_only_where_the_study_does(tiny_run):
+    root, data = tiny_run["root"], tiny_run["data"]
+    _, tasks = _tasks(root, data)
+    _, again = _tasks(root, data)
+    assert [(t.id, t.key) for t in tasks] == [(t.id, t.key) for t in again]  # deterministic
+    for t in tasks:
+        text = json.dumps(t.key)
+        assert data.fingerprint in text, t.id  # the data fingerprint is in every key
+    # one probe fraction changed (1 -> 0.5): only those probe cells change; pretraining, embeddings, the other
+    # probe cells and the fine-tuning keep their keys
+    try:
+        _, changed = _tasks(root, data, probe_fractions="0.1, 0.5")
+    finally:
+        _tiny_study(root)  # restore the file the other tests read
+    keys = {t.id: t.key for t in tasks}
+    new = {t.id: t.key for t in changed}
+    gone, added = set(keys) - set(new), set(new) - set(keys)
+    assert gone and all("probe/" in i and "__f1__" in i for i in gone)
+    assert added and all("probe/" in i and "__f0.5__" in i for i in added)
+    assert all(keys[i] == new[i] for i in set(keys) & set(new))
+    assert len(gone) == len(added) == 12
+
+
+def test_cli_plan_lists_done_tasks_and_run_finds_nothing_to_do(tiny_run, monkeypatch, capsys):
+    from aclecg.cli import main
+    from aclecg.studyplan import tasks as tasks_module
+
+    data = tiny_run["data"]
+    real = tasks_module.open_data
+    monkeypatch.setattr(tasks_module, "open_data", lambda ref: data if ref == "toy" else real(ref))
+    path = str(tiny_run["path"])
+    assert main(["study", "plan", path]) == 0
+    out = capsys.readouterr().out
+    assert "done     pretrain  pretrain acl_ecg, test fold 10" in out
+    assert "done     trained   multilabel-test10-finetune" in out
+    assert "time left on this device: about 0 s" in out
+    assert "measured over 24" in out  # the probe cells' own seconds
+    assert main(["study", "run", path, "--workers", "1", "--no-progress"]) == 0
+    assert "0 tasks run, 34 already finished, 0 failed" in capsys.readouterr().out
+    assert main(["study", "plan", path, "--shard", "3/2"]) == 2
+    assert "--shard must be i/n with 1 <= i <= n" in capsys.readouterr().err
+    assert main(["study", "best-baseline", path]) == 0
+    assert capsys.readouterr().out.strip() == "simclr"
+    report = tiny_run["root"] / "report.md"  # the study report reads the study's sweeps unchanged
+    assert main(["study", "report", path, "--out", str(report), "--preamble", "none"]) == 0
+    assert "## Verdict" in report.read_text() and str(tiny_run["root"] / "runs" / "sweeps") in report.read_text()
+
+
+def test_pretrain_task_trains_commits_rotations_and_refuses_a_foreign_run(tmp_path, monkeypatch):
+    """Without a committed encoder the run is trained with the rotation's folds and seed (what pretrain_all.sh
+    set), copied to runs/eval-testK/NAME, and a rotation's encoder is committed; a finished run is not retrained;
+    a run folder holding another configuration is refused in one line."""
+    import aclecg.training
+    from aclecg.errors import ConfigError
+    from aclecg.studyplan import load_study
+    from aclecg.studyplan.encoders import pretrain_done, run_pretrain
+    from aclecg.studyplan.tasks import StudyPlan
+    from tests.test_evaluate import TINY, FakePrepared, _save_checkpoint
+
+    data = FakePrepared(n_patients=20, t=64)
+    calls = []
+
+    def fake_pretrain(config, run_dir, resume=False, progress=True):
+        calls.append((config.to_dict(), Path(run_dir).name, resume))
+        _write(Path(run_dir) / "config.json", json.dumps({"run": Path(run_dir).name, "config": config.to_dict()}))
+        return _save_checkpoint(Path(run_dir) / "encoder.pt", data)
+
+    monkeypatch.setattr(aclecg.training, "pretrain", fake_pretrain)
+    for name in ("acl_ecg", "simclr"):
+        cfg = {"method": "simclr", "data": ["toy"], "encoder": TINY, "epochs": 1, "batch_size": 8}
+        _write(tmp_path / "ckpts" / name / "config.json", json.dumps(cfg))
+    text = TINY_STUDY.format(root=tmp_path, probe_fractions="1.0").replace("[pretrain]", "[pretrain]\nepochs = 3")
+    plan = StudyPlan(load_study(_write(tmp_path / "s.toml", text)), datasets={"toy": data})
+    rot, official = plan.pretrain[(8, "acl_ecg")], plan.pretrain[(10, "acl_ecg")]
+    assert [t.cost for t in plan.tasks() if t.kind == "pretrain"] == ["pretrain"] * 4  # nothing to reuse
+    run_pretrain(rot)
+    config, run, resume = calls[-1]
+    assert run == "rot8-acl_ecg" and not resume
+    assert (config["exclude_folds"], config["exclude_splits"], config["seed"], config["epochs"]) == ([8], [], 2, 3)
+    assert pretrain_done(rot) and (tmp_path / "runs" / "eval-test8" / "acl_ecg" / "encoder.pt").is_file()
+    assert not (tmp_path / "ckpts" / "rotations" / "test8" / "acl_ecg").exists()  # epochs changed: not committed
+    run_pretrain(official)
+    assert calls[-1][0]["exclude_splits"] == ["test"] and calls[-1][1] == "ship-acl_ecg"
+    run_pretrain(official)  # the finished run is copied again, not retrained
+    assert len(calls) == 2
+    assert [t.done for t in plan.tasks() if t.kind == "pretrain"] == [True, False, True, False]
+    foreign = plan.pretrain[(8, "simclr")]
+    _write(foreign.run_dir / "config.json", json.dumps({"method": "byol", "data": ["toy"], "encoder": TINY}))
+    with pytest.raises(ConfigError, match=r"rot8-simclr holds a run of another configuration") as err:
+        run_pretrain(foreign)
+    assert "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (("[folds]", "[folds]\nextra = 1"), r"tiny.toml: folds.extra is not a known key"),
+        (("validation = 9", "validation = 8"), r"tiny.toml: folds.validation must not be a test fold"),
+        (("validation = 9", "validation = 0"), r"tiny.toml: folds.validation must be an integer >= 1, got 0"),
+        (("8 = 2\n", ""), r"tiny.toml: pretrain.seeds.8 is missing"),
+        (('"acl_ecg", "simclr"]', '"acl_ecg", "simclr", "x y"]'), r"tiny.toml: pretrain.methods must be a list"),
+        (('arms = ["fine_tune"]', 'arms = ["fine_tuning"]'), r"tiny.toml: sweep\[1\].arms must be a list"),
+        (('encoders = ["best_baseline"]', 'encoders = ["dlc"]'), r"tiny.toml: sweep\[1\].encoders must be"),
+        (("fractions = [1.0]", "fractions = [1.5]"), r"tiny.toml: sweep\[1\].fractions must be a list"),
+        (("folds = [10]", "folds = [9]"), r"tiny.toml: sweep\[1\].folds must be"),
+        (("max_steps = 4", "max_steps = 0"), r"tiny.toml: evaluation.max_steps must be an integer >= 1"),
+        (("seeds = 2", "seeds = 0"), r"tiny.toml: evaluation.seeds must be an integer >= 1"),
+        (("[data]", "[datta]"), r"tiny.toml: datta is not a known table"),
+        (
+            (
+                'methods = ["acl_ecg", "simclr"]',
+                'methods = ["acl_ecg"]\nofficial_only = ["simclr"]',
+                "folds = [10]",
+                "folds = [8]",
+                'encoders = ["best_baseline"]',
+                'encoders = ["simclr"]',
+            ),
+            r"tiny.toml: sweep\[1\].encoders names simclr, pretrained on the official split only",
+        ),
+        (
+            ("[pretrain.seeds]", "[pretrain.method.simclr]\nconfig = 3\n[pretrain.seeds]"),
+            r"tiny.toml: pretrain.method.simclr.config must be the path of a config file, got 3",
+        ),
+        (('label_set = "toy"', ""), r"tiny.toml: data.label_set is missing"),
+        (('name = "tiny"', 'name = "tiny'), r"tiny.toml: not valid TOML"),
+        (("[evaluation]", "[primary]\nfraction = 0.25\n[evaluation]"), r"tiny.toml: primary.fraction is 0.25 but"),
+    ],
+)
+def test_study_file_errors_name_the_file_and_key(tmp_path, edit, message):
+    """Each edit (old, new[, more old, new ...]) of the valid tiny study makes one one-line error."""
+    from aclecg.errors import ConfigError
+    from aclecg.studyplan import load_study
+
+    good = _tiny_study(tmp_path)
+    load_study(good)  # the unedited file is valid
+    text = good.read_text()
+    for old, new in zip(edit[::2], edit[1::2]):
+        text = text.replace(old, new, 1)
+    good.write_text(text)
+    with pytest.raises(ConfigError, match=message) as err:
+        load_study(good)
+    assert "\n" not in str(err.value).strip()
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_study(tmp_path / "missing.toml")
+
+
+def test_bundled_study_file_declares_todays_protocol():
+    from aclecg import study
+    from aclecg.studyplan import load_study
+
+    s = load_study(REPO / "studies" / "bundled.toml")
+    assert s.test_folds == study.STUDY_TEST_FOLDS and s.val_fold == study.STUDY_VAL_FOLD == 9
+    assert dict(s.pretrain_seeds) == {10: 0, 8: 2, 7: 3, 6: 4}  # official seed 0, rotation K: 10 - K
+    assert len(s.methods_for(8)) == 10 and not set(study.ABLATIONS) & {m.name for m in s.methods_for(8)}
+    assert len(s.methods_for(10)) == 12 and {m.name for m in s.methods if m.official_only} == set(study.ABLATIONS)
+    assert s.epochs == 20 and s.label_seeds == 3
+    folders = {f"{p}-test{k}-{st.group}" for st in s.sweeps for k in st.folds for p in st.protocols}
+    assert len(folders) == 2 * 4 + 4 + 2 * 3  # probes everywhere; official both protocols; rotations multilabel
+    full = load_study(REPO / "studies" / "full-ptbxl.toml")
+    assert (full.test_folds, full.val_fold, full.sweeps) == (s.test_folds, s.val_fold, s.sweeps)
+
+
+@pytest.mark.slow
+def test_local_process_pool_writes_the_inline_run_cells(tiny_run, tmp_path):
+    """Two spawned workers (one torch thread each) compute the same cells as the in-process run; the data travel
+    pickled to the workers."""
+    import numpy as np
+
+    from aclecg.studyplan import load_study
+    from aclecg.studyplan.executors import LocalExecutor, run_study
+    from aclecg.studyplan.tasks import StudyPlan
+
+    data = tiny_run["data"]
+    _commit_encoders(tmp_path, data)
+    pool = LocalExecutor(workers=2, threads=1)
+    summary = run_study(StudyPlan(load_study(_tiny_study(tmp_path)), {"toy": data}), pool)
+    assert summary.failed == {} and summary.computed == 34
+    for mine in sorted((tmp_path / "runs" / "sweeps").glob("*/cells/*.npz")):
+        theirs = tiny_run["root"] / mine.relative_to(tmp_path)
+        with np.load(mine) as a, np.load(theirs) as b:
+            assert set(a.files) == set(b.files)
+            for key in ("y_true", "test_index", "train_index", "classes"):
+                assert np.array_equal(a[key], b[key])
+            assert np.allclose(a["y_score"], b["y_score"], atol=1e-5)  # in-process ran 2 threads, the pool 1
