@@ -157,6 +157,15 @@ def _commit_encoders(root: Path, data) -> None:
             (store / "config.sha256").write_text(sha + "\n")
 
 
+def _record_rotation_configs(plan) -> None:
+    """A committed rotation encoder records its own effective configuration (folds and seed included)."""
+    from aclecg.studyplan.encoders import store_digest
+
+    for job in plan.pretrain.values():
+        if not job.official and job.store_dir is not None and (job.store_dir / "encoder.pt").is_file():
+            (job.store_dir / "config.sha256").write_text(store_digest(job) + "\n")
+
+
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory):
     """The tiny study run once with the local executor (in this process), on the in-memory FakePrepared data."""
@@ -173,6 +182,7 @@ def tiny_run(tmp_path_factory):
     mp.setenv("ACLECG_CACHE", str(root / "cache"))
     try:
         plan = StudyPlan(load_study(path), datasets={"toy": data})
+        _record_rotation_configs(plan)
         before = plan.tasks()
         summary = run_study(plan, LocalExecutor(workers=1))
         yield {"root": root, "data": data, "path": path, "before": before, "summary": summary, "mp": mp}
@@ -439,3 +449,22 @@ def test_local_process_pool_writes_the_inline_run_cells(tiny_run, tmp_path):
             for key in ("y_true", "test_index", "train_index", "classes"):
                 assert np.array_equal(a[key], b[key])
             assert np.allclose(a["y_score"], b["y_score"], atol=1e-5)  # in-process ran 2 threads, the pool 1
+
+
+def test_a_rotation_encoder_recorded_for_another_configuration_is_not_reused(tmp_path):
+    """A rotation's committed encoder stands for that rotation only: a store whose config.sha256 is the official
+    config's (the old rule, which let another rotation's encoder through) or another fold's is retrained."""
+    from aclecg.studyplan import load_study
+    from aclecg.studyplan.encoders import committed_store, effective_sha256, store_digest
+    from aclecg.studyplan.tasks import StudyPlan
+    from tests.test_evaluate import FakePrepared
+
+    data = FakePrepared(n_patients=8, t=64)
+    _commit_encoders(tmp_path, data)
+    plan = StudyPlan(load_study(_tiny_study(tmp_path)), datasets={"toy": data})
+    job = next(j for j in plan.pretrain.values() if not j.official)
+    assert committed_store(job) is None  # recorded as the official config's hash: not this rotation's
+    (job.store_dir / "config.sha256").write_text(effective_sha256({**job.config, "exclude_folds": [7]}) + "\n")
+    assert committed_store(job) is None  # another rotation's configuration
+    (job.store_dir / "config.sha256").write_text(store_digest(job) + "\n")
+    assert committed_store(job) == job.store_dir

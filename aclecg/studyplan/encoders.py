@@ -7,7 +7,10 @@ fold), fold ``K`` left out of pretraining with the study's seed for ``K`` (``exc
 with the pretraining data replaced by their fingerprints.
 
 A committed encoder (``checkpoints/NAME/`` for the official split, ``checkpoints/rotations/testK/NAME/`` for a
-rotation) is reused when its ``config.sha256`` is the config file's sha256 and the study changes nothing else;
+rotation) is reused when its ``config.sha256`` names this task's configuration and the study changes nothing else
+(the official split: the config file's sha256; a rotation: :func:`effective_sha256` of its own effective
+configuration, folds and seed included, so an encoder of another rotation is never taken for it) and its recorded
+provenance, where it has one, left the test fold out;
 otherwise the run (``runs/ship-NAME`` or ``runs/rotK-NAME``) is trained or resumed, and a rotation's encoder is
 committed. Either way the encoder lands in ``runs/eval-testK/NAME/encoder.pt`` (so the sweeps' arm labels are the
 method names) with ``task.json`` beside it, written last: the task is finished when that file holds its key.
@@ -28,7 +31,16 @@ from aclecg.errors import ConfigError
 from aclecg.evaluation.config import digest
 from aclecg.studyplan.spec import MethodSpec, Study
 
-__all__ = ["EmbedJob", "PretrainJob", "embed_job", "pretrain_job", "run_embed", "run_pretrain"]
+__all__ = [
+    "EmbedJob",
+    "PretrainJob",
+    "effective_sha256",
+    "embed_job",
+    "pretrain_job",
+    "run_embed",
+    "run_pretrain",
+    "store_digest",
+]
 
 MARKER = "task.json"
 
@@ -72,6 +84,16 @@ class EmbedJob:
 
 def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def effective_sha256(config: Mapping[str, Any]) -> str:
+    """The sha256 of a resolved pretraining configuration (canonical JSON): what a rotation's store records."""
+    return hashlib.sha256(json.dumps(dict(config), sort_keys=True, default=str).encode()).hexdigest()
+
+
+def store_digest(job: PretrainJob) -> str:
+    """What ``config.sha256`` beside a committed encoder must hold for it to stand for ``job``."""
+    return _sha256(job.config_file) if job.official else effective_sha256(job.config)
 
 
 def _effective(study: Study, method: MethodSpec, fold: int, extra: bool) -> dict[str, Any]:
@@ -152,7 +174,12 @@ def committed_store(job: PretrainJob) -> Path | None:
         recorded = (store / "config.sha256").read_text().split()[0]
     except (OSError, IndexError):
         return None
-    return store if recorded == _sha256(job.config_file) else None
+    if recorded != store_digest(job):
+        return None
+    from aclecg.checkpoint import check_excluded_fold
+
+    check_excluded_fold(store / "encoder.pt", job.fold)  # refuses an encoder that records it saw this fold
+    return store
 
 
 def _copy_encoder(src: Path, dest: Path) -> None:
@@ -191,7 +218,7 @@ def run_pretrain(job: PretrainJob, progress: bool = False) -> dict[str, Any]:
         source, origin = job.run_dir, "run"
         if job.standard and job.store_dir is not None and not job.official:  # a rotation's encoder is committed
             _copy_encoder(job.run_dir, job.store_dir)
-            atomicio.write_text(job.store_dir / "config.sha256", _sha256(job.config_file) + "\n")
+            atomicio.write_text(job.store_dir / "config.sha256", store_digest(job) + "\n")
     _copy_encoder(source, job.eval_dir)
     seconds = round(time.perf_counter() - started, 2)
     marker = {"digest": job.digest, "key": job.key, "source": str(source), "origin": origin, "seconds": seconds}
