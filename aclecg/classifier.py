@@ -102,7 +102,8 @@ def _read_sorted_rows(signals: Any, rows: np.ndarray) -> np.ndarray:
 
 
 def read_signals(dataset: Any, indices: np.ndarray, lead_idx: Sequence[int]) -> np.ndarray:
-    """Signals of ``indices`` (any order) for the given channels, read from the memmap in sorted order."""
+    """Signals ``(n, len(lead_idx), T)`` float32 of the rows ``indices`` (any order) of ``dataset.signals`` for the
+    given channels; rows are read in ascending order (from the cache file when it is memory-mapped)."""
     indices = np.asarray(indices, dtype=np.int64)
     order = np.argsort(indices, kind="stable")
     block = _read_sorted_rows(dataset.signals, indices[order])[:, list(lead_idx)]
@@ -111,7 +112,7 @@ def read_signals(dataset: Any, indices: np.ndarray, lead_idx: Sequence[int]) -> 
     return out
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class RecordRows:
     """Signals of some records of a prepared dataset, read batch by batch when needed (never all at once).
 
