@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -233,3 +234,123 @@ def test_collect_only_gathers_partial_runs_into_one_folder(tmp_path, monkeypatch
         "supervised",
         "reference_cnn",
     ]
+
+
+# ------------------------------------------------------------------------- streaming and capped validation
+def _memmapped(tmp_path, n: int = 60, t: int = 64, seed: int = 0):
+    """A signals.npy of ``n`` toy records opened as PreparedDataset opens it (memory-mapped), and the targets."""
+    x, y = _toy(n, t, seed)
+    np.save(tmp_path / "signals.npy", x.numpy())
+    return SimpleNamespace(signals=np.load(tmp_path / "signals.npy", mmap_mode="r")), x.numpy(), y
+
+
+def _fit(x_train, y_train, x_val, y_val, **extra):
+    net = build_reference_cnn(12, 1, seed=0)
+    budget = dict(max_steps=40, eval_every=4, patience=8, batch_size=8, dense=(2, 8))
+    log = classifier.train_classifier(
+        net, x_train, y_train, x_val, y_val, "multilabel", 3e-3, device="cpu", show_progress=False, **budget, **extra
+    )
+    return net, log
+
+
+ALL_LEADS = tuple(range(12))
+
+
+def test_rows_are_read_from_the_cache_file_exactly(tmp_path):
+    """Runs of consecutive rows, gaps, duplicates, any order: the same values as indexing the array."""
+    ds, x, _ = _memmapped(tmp_path, n=30)
+    assert classifier._file_layout(ds.signals) is not None  # read from the file, not through the mapping
+    idx, leads = np.array([7, 3, 4, 5, 27, 0, 4, 12, 13]), [0, 6, 11]
+    np.testing.assert_array_equal(classifier.read_signals(ds, idx, leads), x[idx][:, leads])
+    view = SimpleNamespace(signals=ds.signals[2:])
+    assert classifier._file_layout(view.signals) is None  # a view of the file: indexed in memory, still right
+    np.testing.assert_array_equal(classifier.read_signals(view, idx, leads), x[2:][idx][:, leads])
+
+
+def test_streamed_training_gives_the_in_memory_weights_and_history(tmp_path):
+    """RecordRows (batches read from the memory-mapped cache on a background thread) vs the whole subset in memory:
+    byte-identical validation history, weights and test scores, with early stopping ending the run."""
+    ds, x, y = _memmapped(tmp_path)
+    tr, va, te = np.split(np.random.default_rng(1).permutation(len(x)), [36, 48])
+    net_a, log_a = _fit(torch.from_numpy(x[tr]), y[tr], x[va], y[va])
+    net_b, log_b = _fit(
+        classifier.RecordRows(ds, tr, ALL_LEADS), y[tr], classifier.RecordRows(ds, va, ALL_LEADS), y[va]
+    )
+    assert log_a.stopped_early and log_a.steps_run < 40
+    assert log_a.history == log_b.history and log_a.best_step == log_b.best_step
+    state_a, state_b = net_a.state_dict(), net_b.state_dict()
+    assert all(torch.equal(state_a[k], state_b[k]) for k in state_a)
+    scores = classifier.predict_classifier(net_b, ds, te, ALL_LEADS, "multilabel", batch_size=5, device="cpu")
+    np.testing.assert_array_equal(scores, classifier.predict_scores(net_a, x[te], "multilabel", device="cpu"))
+
+
+def test_validation_subsample_is_fixed_stratified_and_capped():
+    rng = np.random.default_rng(0)
+    y = (rng.random((500, 5)) < [0.5, 0.2, 0.1, 0.03, 0.01]).astype(np.float32)
+    pos = evaluation.finetune.validation_subsample(y, 60)
+    assert len(pos) == 60 and np.all(np.diff(pos) > 0)
+    np.testing.assert_array_equal(
+        pos, evaluation.finetune.validation_subsample(y, 60)
+    )  # the same draw every time it is asked
+    assert (y[pos].sum(0) >= np.minimum(y.sum(0), 3)).all()  # rare classes keep positives (5 a class here)
+    np.testing.assert_array_equal(
+        evaluation.finetune.validation_subsample(y, 500), np.arange(500)
+    )  # fold within the cap: whole
+    np.testing.assert_array_equal(evaluation.finetune.validation_subsample(y, 0), np.arange(500))  # 0: no cap
+
+
+def test_capped_validation_early_stops_on_the_subsample_and_scores_the_whole_fold(tmp_path):
+    ds, x, y = _memmapped(tmp_path, n=80)
+    tr, va = np.arange(40), np.arange(40, 80)
+    sub = evaluation.finetune.validation_subsample(y[va], 10)
+    net, log = _fit(x[tr], y[tr], x[va][sub], y[va][sub], full_val=(classifier.RecordRows(ds, va, ALL_LEADS), y[va]))
+    _, log_sub = _fit(x[tr], y[tr], x[va][sub], y[va][sub])
+    assert log.history == log_sub.history and log.subsample_criterion == log_sub.best_criterion
+    full = classifier.stats.macro_auroc(y[va], classifier.predict_scores(net, x[va], "multilabel", device="cpu"))
+    assert log.subsample_size == 10 and log.best_criterion == pytest.approx(full, abs=1e-9)
+
+
+def test_trained_arm_reads_batches_not_subsets_and_caps_validation(tmp_path, monkeypatch):
+    """No read of the trained arm covers the training subset (only batches, the capped validation subsample and
+    256-record prediction chunks); the cap enters the cell's key and details only when it is in effect."""
+    monkeypatch.setenv("ACLECG_CACHE", str(tmp_path / "cache"))
+    data = FakePrepared(n_patients=60, t=64)
+    reads: list[int] = []
+    real = classifier.read_signals
+    monkeypatch.setattr(classifier, "read_signals", lambda d, i, lead: reads.append(len(i)) or real(d, i, lead))
+    monkeypatch.setattr(evaluation.finetune, "read_signals", classifier.read_signals)
+    cells = {}
+    for cap in (256, 4):
+        cfg = evaluation.EvalConfig(
+            max_steps=6,
+            eval_every=2,
+            patience=4,
+            batch_size=8,
+            n_bootstrap=20,
+            device="cpu",
+            lr_grid=(1e-3,),
+            val_cap=cap,
+        )
+        evaluation.run_sweep(
+            [],
+            data,
+            "toy",
+            "multilabel",
+            [1.0],
+            1,
+            ["reference_cnn"],
+            tmp_path / f"c{cap}",
+            config=cfg,
+            show_progress=False,
+        )
+        (path,) = (tmp_path / f"c{cap}" / "cells").glob("*.json")
+        cells[cap] = json.loads(path.read_text())
+    n_train, n_val = cells[4]["n_train"], cells[4]["n_val"]
+    assert n_val > 4 and max(reads) < n_train and 8 in reads and 4 in reads
+    assert "val_cap" not in cells[256]["key"]["settings"] and "val_subsample" not in cells[256]["details"]
+    assert cells[4]["key"]["settings"]["val_cap"] == 4 and cells[4]["details"]["val_subsample"] == 4
+    assert cells[4]["details"]["lr_grid"][0]["val_subsample"] == cells[4]["details"]["val_on_subsample"]
+    cfg = evaluation.EvalConfig()
+    assert "val_cap" not in cfg.key_for("reference_cnn", n_val=cfg.val_cap)
+    assert cfg.key_for("reference_cnn", n_val=cfg.val_cap + 1)["val_cap"] == cfg.val_cap
+    assert "val_cap" not in cfg.key_for("linear_probe", n_val=10**6)

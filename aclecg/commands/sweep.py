@@ -119,6 +119,14 @@ def register(sub: argparse._SubParsersAction) -> None:
         choices=LR_SELECTIONS,
         help="search the grid with the first seed and reuse its choice, or search in every cell (%(default)s)",
     )
+    p.add_argument(
+        "--val-cap",
+        type=int,
+        default=d.val_cap,
+        help="trained arms: validate during training on at most this many validation records (a fixed "
+        "class-stratified subsample; the whole fold scores each learning rate's best step once); "
+        "0: always the whole fold (%(default)s)",
+    )
     p.add_argument("--batch-size", type=int, default=d.batch_size, help="training batch size (%(default)s)")
     p.add_argument("--bootstrap", type=int, default=d.n_bootstrap, help="bootstrap resamples (%(default)s)")
     p.add_argument(
@@ -178,6 +186,7 @@ def run(args: argparse.Namespace) -> int:
         patience=args.patience,
         lr_grid=lr_grid,
         lr_selection=args.lr_selection,
+        val_cap=args.val_cap,
         batch_size=args.batch_size,
         n_bootstrap=args.bootstrap,
         device=args.device,

@@ -44,7 +44,9 @@ class EvalConfig:
     ``eval_every``); each learning rate of ``lr_grid`` is tried and the one that validates best is kept
     (see :mod:`aclecg.classifier`). With ``lr_selection="first_seed"`` only the first seed of each arm and
     fraction searches the grid and the other seeds reuse its choice (a third of the cost); ``"every_cell"``
-    searches in every cell.
+    searches in every cell. When the validation fold has more than ``val_cap`` records (``0``: no cap), training
+    validates on a fixed class-stratified subsample of ``val_cap`` records and scores the whole fold once at each
+    learning rate's best step (:mod:`aclecg.evaluation.finetune`); smaller folds are validated whole, as before.
     """
 
     probe_grid: tuple[float, ...] = (1e-4, 1e-3, 1e-2, 1e-1, 1.0, 10.0)
@@ -57,6 +59,7 @@ class EvalConfig:
     batch_size: int = 64
     lr_grid: tuple[float, ...] = (1e-4, 3e-4, 1e-3, 3e-3)
     lr_selection: str = "first_seed"
+    val_cap: int = 256
     n_bootstrap: int = 1000
     embed_batch_size: int = 256
     device: str = "auto"
@@ -66,8 +69,13 @@ class EvalConfig:
         for key, value in validate("evaluation config", EVAL_PARAMS, asdict(self)).items():
             object.__setattr__(self, key, value)
 
-    def key_for(self, arm_kind: str) -> dict[str, Any]:
-        """The settings that change the result of a cell of this arm kind."""
+    def key_for(self, arm_kind: str, n_val: int | None = None) -> dict[str, Any]:
+        """The settings that change the result of a cell of this arm kind.
+
+        ``val_cap`` enters a trained arm's key only when it changes the result: when ``n_val`` (the validation
+        fold's size) exceeds it, or, without ``n_val``, when it is not the default. Cells of folds the cap does
+        not reach keep the keys they had before the cap existed.
+        """
         if arm_kind in ("linear_probe", "random_init"):
             keys: tuple[str, ...] = ("probe_grid", "probe_max_iter", "n_bootstrap")
         else:
@@ -76,11 +84,18 @@ class EvalConfig:
         if arm_kind not in ("linear_probe", "random_init") and self.dense_until > 0:
             # only then, so cells trained on the old schedule (dense_until=0) keep their keys
             out["dense"] = [self.dense_every, self.dense_until]
+        if arm_kind not in ("linear_probe", "random_init") and self._cap_matters(n_val):
+            out["val_cap"] = self.val_cap
         if arm_kind == "reference_cnn":
             from aclecg.reference_cnn import ReferenceCNNConfig  # torch: only when a reference arm is keyed
 
             out["network"] = ReferenceCNNConfig().to_dict()
         return out
+
+    def _cap_matters(self, n_val: int | None) -> bool:
+        if n_val is None:
+            return self.val_cap != EvalConfig.val_cap
+        return 0 < self.val_cap < n_val
 
 
 def embedding_cache_dir() -> Path:

@@ -6,6 +6,12 @@
 
 Each cell tries the learning rates it is given on the validation records (:func:`aclecg.classifier.fit_with_lr_grid`)
 and scores the test records once with the model that validated best. Global RNG state is left untouched.
+
+Memory stays flat in the dataset's size: training batches, validation and test predictions are read from the
+prepared dataset's cache file batch by batch (:class:`aclecg.classifier.RecordRows`). When the validation fold has
+more than ``EvalConfig.val_cap`` records, training validates on a fixed class-stratified subsample of that size
+(:func:`validation_subsample`, the same for every arm, seed and learning rate), and each learning rate's restored
+best weights are scored on the whole fold once: that full-fold score chooses the rate and is the cell's ``val``.
 """
 
 from __future__ import annotations
@@ -14,15 +20,50 @@ import copy
 from collections.abc import Callable
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
-from aclecg.classifier import fit_with_lr_grid, predict_classifier, read_signals
+from aclecg.classifier import RecordRows, fit_with_lr_grid, predict_classifier, read_signals
 from aclecg.evaluation.sources import EncoderSource, check_compatible
 from aclecg.evaluation.task import CellTask
 from aclecg.reference_cnn import ReferenceCNNConfig, build_reference_cnn
 
-__all__ = ["train_arm"]
+__all__ = ["train_arm", "validation_subsample"]
+
+#: Seed of the validation subsample: fixed, so every arm, seed and learning rate early-stops on the same records.
+SUBSAMPLE_SEED = 0
+
+
+def validation_subsample(y: np.ndarray, cap: int, seed: int = SUBSAMPLE_SEED) -> np.ndarray:
+    """Sorted positions of at most ``cap`` rows of the targets ``y`` ``(n, C)``, drawn class-stratified.
+
+    Every row belongs to the stratum of its rarest positive class (rows without one form a stratum of their own).
+    Each stratum first gets ``min(size, cap // (2 * strata))`` rows, so that rare classes stay evaluable, then the
+    rest of ``cap`` is shared in proportion to the rows left (largest remainders); rows are drawn at random within
+    a stratum. ``cap <= 0`` or ``n <= cap``: every row.
+
+    >>> y = np.eye(3, dtype=np.float32)[[0] * 90 + [1] * 8 + [2] * 2]
+    >>> pos = validation_subsample(y, 20)
+    >>> len(pos), y[pos].sum(0).tolist()
+    (20, [14.0, 4.0, 2.0])
+    """
+    y = np.asarray(y)
+    n = len(y)
+    if cap <= 0 or n <= cap:
+        return np.arange(n)
+    positive = y > 0
+    rank = np.where(positive, positive.sum(0)[None, :], np.iinfo(np.int64).max)
+    stratum = np.where(positive.any(1), rank.argmin(1), y.shape[1])
+    sizes = np.bincount(stratum, minlength=y.shape[1] + 1)
+    floor = np.minimum(sizes, cap // (2 * int((sizes > 0).sum())))
+    share = (sizes - floor) * (cap - floor.sum()) / (sizes - floor).sum()
+    quota = floor + np.floor(share).astype(np.int64)
+    extra = cap - int(quota.sum())
+    quota[np.argsort(-(share - np.floor(share)), kind="stable")[:extra]] += 1
+    rng = np.random.default_rng(seed)
+    picks = [rng.permutation(np.flatnonzero(stratum == s))[: quota[s]] for s in range(len(sizes)) if quota[s]]
+    return np.sort(np.concatenate(picks))
 
 
 def _builder(
@@ -60,7 +101,8 @@ def train_arm(
     """Train one trained-arm cell on ``task.train_pos``; return its test scores and details.
 
     Details: the chosen ``lr`` and the grid searched, the best step, the steps run, whether the run converged, and
-    the validation criterion at the best step.
+    the validation criterion at the best step (on the whole validation fold); with a validation subsample also its
+    size (``val_subsample``) and the best criterion on it (``val_on_subsample``).
     """
     dataset, keep_idx, y_all, ref_cfg, seed = task.dataset, task.keep_idx, task.y_all, task.ref_cfg, task.seed
     train_pos, val_pos, test_pos, cfg, device = task.train_pos, task.val_pos, task.test_pos, task.cfg, task.device
@@ -70,14 +112,17 @@ def train_arm(
     else:
         lead_idx = check_compatible({"leads": ref_cfg.leads, "fs": dataset.fs, "n_samples": dataset.n_samples}, dataset)
     build = _builder(kind, source, ref_cfg, len(lead_idx), y_all.shape[1], seed)
-    x_tr = torch.from_numpy(read_signals(dataset, keep_idx[train_pos], lead_idx))
-    x_va = torch.from_numpy(read_signals(dataset, keep_idx[val_pos], lead_idx))
+    rows = RecordRows(dataset, np.asarray(keep_idx[train_pos], dtype=np.int64), tuple(lead_idx))
+    y_val, val_idx = y_all[val_pos], np.asarray(keep_idx[val_pos], dtype=np.int64)
+    sub = validation_subsample(y_val, cfg.val_cap)
+    full_val = (RecordRows(dataset, val_idx, tuple(lead_idx)), y_val) if len(sub) < len(val_pos) else None
+    x_va = torch.from_numpy(read_signals(dataset, val_idx[sub], lead_idx))  # at most val_cap records in memory
     fit = fit_with_lr_grid(
         build,
-        x_tr,
+        rows,
         y_all[train_pos],
         x_va,
-        y_all[val_pos],
+        y_val[sub],
         task.protocol,
         task.lr_grid,
         seed=seed,
@@ -89,9 +134,11 @@ def train_arm(
         batch_size=cfg.batch_size,
         device=device,
         show_progress=show_progress,
+        full_val=full_val,
     )
     scores = predict_classifier(fit.model, dataset, keep_idx[test_pos], lead_idx, task.protocol, device=device)
     log = fit.log
+    subsample = {"val_subsample": log.subsample_size, "val_on_subsample": log.subsample_criterion} if full_val else {}
     return {
         "scores": scores,
         "details": {
@@ -104,5 +151,6 @@ def train_arm(
             "val": log.best_criterion,
             "lr": fit.lr,
             "lr_grid": fit.grid,
+            **subsample,  # only when the cap was in effect, so cells validated on their whole fold stay as they were
         },
     }
