@@ -354,3 +354,19 @@ def test_trained_arm_reads_batches_not_subsets_and_caps_validation(tmp_path, mon
     assert "val_cap" not in cfg.key_for("reference_cnn", n_val=cfg.val_cap)
     assert cfg.key_for("reference_cnn", n_val=cfg.val_cap + 1)["val_cap"] == cfg.val_cap
     assert "val_cap" not in cfg.key_for("linear_probe", n_val=10**6)
+
+
+def test_a_sweep_keys_the_default_validation_cap_when_its_fold_exceeds_it():
+    """A trained cell on a validation fold larger than the (default) cap was computed on the subsample: its key
+    says so, so a cell computed on the whole fold before the cap existed is never reused for it."""
+    from aclecg.evaluation.cells import Arm, SweepPlan, cell_spec
+
+    cfg = evaluation.EvalConfig()
+
+    def plan(n_val):
+        return SweepPlan("toy", "multilabel", ("a",), "fp", (1.0,), (0,), ("reference_cnn",), (), {}, cfg, n_val=n_val)
+
+    arm = Arm("reference_cnn", "reference_cnn")
+    small, large = cell_spec(plan(cfg.val_cap), arm, 1.0, 0), cell_spec(plan(cfg.val_cap + 1), arm, 1.0, 0)
+    assert "val_cap" not in small.key["settings"] and large.key["settings"]["val_cap"] == cfg.val_cap
+    assert small.cell_id != large.cell_id

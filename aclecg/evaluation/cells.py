@@ -81,6 +81,7 @@ class SweepPlan:
     val_fold: int | None = None
     precision: str = ""
     borrowed: LrChoices = field(default_factory=dict)
+    n_val: int | None = None  # validation records: the trained arms' validation cap enters keys only past it
 
 
 @dataclass(frozen=True)
@@ -177,7 +178,7 @@ def cell_spec(plan: SweepPlan, arm: Arm, fraction: float, seed: int, chosen_lr: 
     """The spec of one cell; a later seed of a ``first_seed`` trained arm is resolved once ``chosen_lr`` holds
     its first seed's rate (else its key is ``None``)."""
     cfg = plan.config
-    settings = cfg.key_for(arm.kind)
+    settings = cfg.key_for(arm.kind, plan.n_val)
     lr_grid = tuple(cfg.lr_grid)
     after = None
     if arm.kind in TRAINED_ARMS and (arm.name, fraction) in plan.borrowed:

@@ -127,6 +127,7 @@ def run_sweep(
         val_fold=val_fold,
         precision=precision_key(device),
         borrowed=learning_rates_of(lr_from) if lr_from is not None else {},
+        n_val=int(len(sweep_data.val_pos)),
     )
     out = Path(out_dir)
     (out / "cells").mkdir(parents=True, exist_ok=True)

@@ -310,6 +310,7 @@ class StudyPlan:
             test_fold=sweep.fold,
             val_fold=s.val_fold,
             precision=self.precision,
+            n_val=int(len(data.val_pos)),
         )
 
     def _chosen(self, name: str, plan: SweepPlan, listing: set[str]) -> dict[tuple[str, float], float]:
