@@ -1,6 +1,7 @@
 """The paper's question, answered from sweep folders: every method, pooled over test-fold rotations.
 
-A *study* is a folder of sweeps (``runs/sweeps/<protocol>-test<K>-<group>/``, written by ``aclecg study run studies/bundled.toml``).
+A *study* is a folder of sweeps (``runs/sweeps/<protocol>-test<K>-<group>/``, written by
+``aclecg study run studies/bundled.toml``).
 Each test fold ``K`` has its own pretraining runs (fold ``K`` left out, seed ``10 - K``), so a rotation is one
 independent pretraining replicate. This module reads the finished cells and computes:
 

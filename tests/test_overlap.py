@@ -240,3 +240,54 @@ def test_top_k_equals_a_full_sort():
         for k in (1, 5):
             expected = np.argsort(-sims, axis=1, kind="stable")[:, :k]
             np.testing.assert_array_equal(top_k(sims, k), expected)
+
+
+@pytest.mark.parametrize("policy", ["warn", "refuse"])
+def test_a_study_whose_pretraining_data_duplicates_a_test_fold_warns_or_refuses(corpus, ptbxl, tmp_path, policy):
+    """The study plan checks every pretraining dataset against the test folds before anything runs: the corpus
+    holds a copy of PTB-XL record 31, which is in fold 6, a test fold of this study."""
+    from aclecg.studyplan import load_study
+    from aclecg.studyplan.tasks import StudyPlan
+
+    repo = Path(__file__).resolve().parents[1]
+    toml = tmp_path / "leaky.toml"
+    toml.write_text(
+        f"""
+[study]
+name = "leaky"
+runs = "{tmp_path / "runs"}"
+checkpoints = "{repo / "checkpoints"}"
+
+[data]
+pretrain = ["{corpus}"]
+downstream = "{ptbxl}"
+label_set = "superdiagnostic"
+overlap = "{policy}"
+
+[folds]
+test = [10, 6]
+validation = 9
+official = 10
+
+[pretrain]
+methods = ["acl_ecg"]
+
+[pretrain.seeds]
+10 = 0
+6 = 4
+
+[[sweep]]
+group = "probe"
+arms = ["linear_probe"]
+encoders = "all"
+fractions = [1.0]
+protocols = ["multilabel"]
+"""
+    )
+    plan = StudyPlan(load_study(toml))
+    if policy == "refuse":
+        with pytest.raises(DataError, match="duplicate pretraining records"):
+            plan.overlap_lines()
+    else:
+        (line,) = plan.overlap_lines()
+        assert "warning:" in line and "fold 6: 1" in line

@@ -80,6 +80,8 @@ def run_plan_or_run(args: argparse.Namespace) -> int:
     select = selector(shard, kinds)
     study = load_study(args.file)
     plan = StudyPlan(study)
+    for line in plan.overlap_lines():  # data.overlap = "refuse" stops here with one line
+        print(f"overlap: {line}", file=sys.stderr)
     if args.action == "plan":
         tasks = [t for t in plan.tasks() if select(t)]
         where = f", shard {args.shard}" if shard else ""

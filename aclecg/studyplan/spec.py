@@ -31,7 +31,7 @@ BEST_BASELINE = "best_baseline"
 
 _TABLES: dict[str, set[str]] = {
     "study": {"name", "runs", "checkpoints", "cells", "save_cells"},
-    "data": {"pretrain", "downstream", "label_set"},
+    "data": {"pretrain", "downstream", "label_set", "overlap"},
     "folds": {"test", "validation", "official"},
     "pretrain": {"epochs", "methods", "official_only", "seeds", "overrides", "method"},
     "evaluation": {"seeds", "embed", *(f.name for f in fields(EvalConfig))},
@@ -89,6 +89,7 @@ class Study:
     evaluation: EvalConfig
     sweeps: tuple[SweepStage, ...]
     primary: Mapping[str, Any]
+    overlap: str = "warn"  # pretraining records that duplicate a test fold's: warn, refuse or ignore
 
     @property
     def sweeps_dir(self) -> Path:
@@ -165,6 +166,9 @@ def load_study(path: str | Path) -> Study:
         raise r.fail(
             "data.pretrain", f"must be a non-empty list of prepared folders or bundled:NAME, got {pretrain_data!r}"
         )
+    overlap = data.get("overlap", "warn")
+    if overlap not in ("warn", "refuse", "ignore"):
+        raise r.fail("data.overlap", f"must be one of warn, refuse, ignore, got {overlap!r}")
     for key in ("downstream", "label_set"):
         if not isinstance(data[key], str) or not data[key]:
             raise r.fail(f"data.{key}", f"must be a non-empty string, got {data[key]!r}")
@@ -180,6 +184,7 @@ def load_study(path: str | Path) -> Study:
         save_cells=bool(study.get("save_cells", False)),
         pretrain_data=tuple(pretrain_data) if pretrain_data is not None else None,
         downstream=data["downstream"],
+        overlap=str(overlap),
         label_set=data["label_set"],
         test_folds=folds["test"],
         val_fold=folds["validation"],

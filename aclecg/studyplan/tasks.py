@@ -108,6 +108,28 @@ class StudyPlan:
     def data_ref(self, ref: str) -> Any:
         return self.datasets.get(ref, ref)
 
+    def overlap_lines(self) -> list[str]:
+        """Leakage across datasets: for every pretraining dataset other than the downstream one, the records that
+        duplicate a record of a test fold (:func:`aclecg.overlap.overlap_with_folds`), handled by the study's
+        ``data.overlap`` policy (``refuse`` raises :class:`DataError`). The downstream dataset's own test fold is
+        already left out of its rotation's pretraining."""
+        if self.study.overlap == "ignore":
+            return []
+        from aclecg.overlap import enforce, overlap_with_folds
+
+        refs = sorted({str(d) for job in self.pretrain.values() for d in job.config["data"]})
+        evaluation = open_data(self.data_ref(self.study.downstream))
+        lines = []
+        for ref in refs:
+            if ref == self.study.downstream:
+                continue
+            report = overlap_with_folds(open_data(self.data_ref(ref)), evaluation, list(self.study.test_folds))
+            line = enforce(report, self.study.overlap)
+            lines.append(
+                f"{ref} vs {self.study.downstream}: " + (line or "no pretraining record duplicates a test fold")
+            )
+        return lines
+
     def fingerprint(self, ref: str) -> str:
         if ref not in self._fingerprints:
             try:
