@@ -241,6 +241,7 @@ def stage_upload(
         extra = f" ({len(bad)} file(s) rejected: {'; '.join(f'{n}: {r}' for n, r in bad)})" if bad else ""
         raise DataError("no .hea header file in the upload; a WFDB record needs its .hea plus its .dat or .mat" + extra)
     clean_stale_uploads()
+    check_upload_quota(sum(len(c) for c in flat.values()))
     folder = Path(tempfile.mkdtemp(prefix="aclecg-upload-"))
     try:
         for member, content in flat.items():
@@ -249,6 +250,40 @@ def stage_upload(
         discard(folder)  # a half-written upload (disk full) is not left behind
         raise
     return folder
+
+
+#: Environment variable: the disk all staged uploads together may hold, in MB (default 512; 0: no quota).
+UPLOAD_QUOTA_ENV = "ACLECG_UPLOADS_QUOTA_MB"
+DEFAULT_UPLOAD_QUOTA_MB = 512.0
+
+
+def staged_bytes() -> int:
+    """Bytes held by every staged upload folder of this machine's temporary directory."""
+    total = 0
+    for folder in Path(tempfile.gettempdir()).glob("aclecg-upload-*"):
+        try:
+            total += sum(f.stat().st_size for f in folder.iterdir() if f.is_file())
+        except OSError:
+            continue
+    return total
+
+
+def check_upload_quota(incoming: int) -> None:
+    """A :class:`DataError` when staging ``incoming`` more bytes would pass the uploads' disk quota (every browser
+    session's upload together; sessions remove theirs when they end)."""
+    import os
+
+    raw = os.environ.get(UPLOAD_QUOTA_ENV, "")
+    try:
+        quota_mb = float(raw) if raw.strip() else DEFAULT_UPLOAD_QUOTA_MB
+    except ValueError:
+        raise DataError(f"{UPLOAD_QUOTA_ENV} must be a number of MB, got {raw!r}") from None
+    if quota_mb <= 0:
+        return
+    if staged_bytes() + incoming > quota_mb * 2**20:
+        raise DataError(
+            f"the server holds {quota_mb:.0f} MB of uploads already (its quota); try again when other sessions end"
+        )
 
 
 #: Staging folders older than this are removed by the next upload: a backstop for a server killed before it could

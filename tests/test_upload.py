@@ -276,3 +276,25 @@ def test_a_damaged_zip_member_is_a_data_error_not_a_zlib_error():
     data[start : start + 200] = bytes(range(200))
     with pytest.raises(DataError, match=r"x.zip: member 'JS00001.mat' is (damaged|larger than)"):
         upload.stage_upload([("x.zip", bytes(data))])
+
+
+def test_staged_uploads_share_a_disk_quota(challenge_upload, monkeypatch, tmp_path):
+    """Every session's staged upload counts against one quota (ACLECG_UPLOADS_QUOTA_MB): a server cannot be filled
+    by many sessions each holding its 20 MB."""
+    import tempfile
+
+    from aclecg import upload
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # a private staging area for this test
+    files = [(p.name, p.read_bytes()) for p in sorted(challenge_upload.iterdir())]
+    size = sum(len(b) for _, b in files)
+    monkeypatch.setenv("ACLECG_UPLOADS_QUOTA_MB", str(1.5 * size / 2**20))
+    first = upload.stage_upload(files)
+    with pytest.raises(DataError, match="quota"):
+        upload.stage_upload(files)
+    upload.discard(first)  # the first session ends: there is room again
+    upload.discard(upload.stage_upload(files))
+    monkeypatch.setenv("ACLECG_UPLOADS_QUOTA_MB", "0")  # 0: no quota
+    kept = [upload.stage_upload(files) for _ in range(3)]
+    for folder in kept:
+        upload.discard(folder)
