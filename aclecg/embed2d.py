@@ -267,9 +267,10 @@ def trustworthiness_of(feats: np.ndarray, coords: np.ndarray, max_points: int = 
     """``sklearn.manifold.trustworthiness`` at ``k = TRUST_K`` (a fixed random subset above ``max_points``)."""
     from sklearn.manifold import trustworthiness
 
-    n = len(feats)
-    if n <= TRUST_K + 1:
+    n = min(len(feats), max_points)
+    if n <= 2 * TRUST_K:  # sklearn needs n_neighbors < n_samples / 2
         return float("nan")
+    n = len(feats)
     idx = np.sort(np.random.default_rng(0).choice(n, max_points, replace=False)) if n > max_points else slice(None)
     return float(trustworthiness(feats[idx], coords[idx], n_neighbors=TRUST_K))
 
