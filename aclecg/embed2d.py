@@ -63,7 +63,7 @@ METHODS: tuple[str, ...] = UMAP_METHODS
 #: Neighbourhood size of the trustworthiness every map reports (sklearn.manifold.trustworthiness).
 TRUST_K = 10
 #: Largest number of points whose fast map uses exact k-nearest neighbours (``knn="auto"``); above it the search
-#: is approximate. Exact search costs n^2 (it was 40 % of a 21.8k-point map); the approximate one about n^1.5.
+#: is approximate. Exact search costs n^2, the approximate one about n^1.5 (docs/app.md, "Fast 2-D maps").
 EXACT_KNN_MAX = 5_000
 #: The neighbour searches of a fast map: "auto" (exact up to EXACT_KNN_MAX points), "exact", "approximate".
 KNN_MODES: tuple[str, ...] = ("auto", "exact", "approximate")
