@@ -53,7 +53,7 @@ if not chosen_ds:
     st.stop()
 
 
-@st.cache_data
+@st.cache_resource  # one shared frame, not a copy per rerun: the page only reads it (``view`` is its copy)
 def joint_table(paths: tuple[str, ...], names: tuple[str, ...]) -> pd.DataFrame:
     """Records of several datasets, stacked (see :func:`aclecg.data.joint.stack_records`)."""
     from aclecg.data.joint import stack_records

@@ -21,7 +21,7 @@ def identity(checkpoint: str, paths: tuple[str, ...]) -> tuple[str, tuple[str, .
 
 
 def config(n_neighbors: int, min_dist: float, method: str) -> embed2d.UMAPConfig:
-    return embed2d.UMAPConfig(n_neighbors=int(n_neighbors), min_dist=float(min_dist), method=method)  # type: ignore[arg-type]
+    return embed2d.UMAPConfig(n_neighbors=int(n_neighbors), min_dist=float(min_dist), method=method)
 
 
 def _embeddings(checkpoint: str, paths: tuple[str, ...]) -> list[np.ndarray]:
