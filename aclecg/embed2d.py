@@ -7,7 +7,10 @@ so that nothing needs a just-in-time compiler:
 See :mod:`aclecg.umap_steps` for the numerical steps.
 
 1. optional PCA to ``pca_dims`` dimensions (features are centred; cosine metric L2-normalises first);
-2. exact k-nearest neighbours with :func:`torch.cdist` computed in row blocks and ``topk``;
+2. k-nearest neighbours: exact (one matrix product per block of rows and ``topk``) up to
+   :data:`EXACT_KNN_MAX` points; above, an approximate inverted-file search (:func:`aclecg.umap_steps.approx_knn`:
+   k-means cells, each point compared with the points of its nearest cells; seeded, so deterministic), whose
+   recall of the exact neighbours is measured on a sample and kept with the map (``Map2D.knn_recall``);
 3. fuzzy simplicial set: per point ``rho`` (distance to the nearest neighbour) and ``sigma`` found by a
    vectorised bisection so that ``sum_j exp(-(d_ij - rho_i) / sigma_i) = log2(k)``; memberships are
    symmetrised with the probabilistic t-conorm ``w + w^T - w * w^T``;
@@ -39,9 +42,11 @@ from aclecg.constraints import UMAP_METHODS, UMAP_METRICS
 from aclecg.errors import ConfigError, DataError
 from aclecg.umap_steps import (
     ProgressFn,
+    approx_knn,
     find_ab_params,
     fuzzy_graph,
     knn,
+    knn_recall,
     optimize_layout,
     randomized_pca,
     scale_init,
@@ -57,6 +62,11 @@ if TYPE_CHECKING:
 METHODS: tuple[str, ...] = UMAP_METHODS
 #: Neighbourhood size of the trustworthiness every map reports (sklearn.manifold.trustworthiness).
 TRUST_K = 10
+#: Largest number of points whose fast map uses exact k-nearest neighbours (``knn="auto"``); above it the search
+#: is approximate. Exact search costs n^2, the approximate one about n^1.5 (docs/app.md, "Fast 2-D maps").
+EXACT_KNN_MAX = 5_000
+#: The neighbour searches of a fast map: "auto" (exact up to EXACT_KNN_MAX points), "exact", "approximate".
+KNN_MODES: tuple[str, ...] = ("auto", "exact", "approximate")
 
 
 @dataclass(frozen=True)
@@ -94,6 +104,21 @@ class UMAPConfig:
             raise ConfigError(f"n_epochs must be positive, got {self.n_epochs}")
 
 
+def knn_search(config: UMAPConfig, n_points: int, knn: str = "auto") -> str:
+    """The neighbour search a map of ``n_points`` uses: "exact", "approximate" or "umap-learn" (its own).
+
+    ``knn`` is one of :data:`KNN_MODES`; it is an argument of :func:`fit_map` and :func:`cached_map` rather than
+    a :class:`UMAPConfig` field, so the configurations (and cache keys) of exact maps stay what they were.
+    """
+    if knn not in KNN_MODES:
+        raise ConfigError(f"knn must be one of {', '.join(KNN_MODES)}, got {knn!r}")
+    if config.method == "umap-learn":
+        return "umap-learn"
+    if knn == "auto":
+        return "exact" if n_points <= EXACT_KNN_MAX else "approximate"
+    return knn
+
+
 @dataclass
 class Map2D:
     """A fitted 2-D map: coordinates plus what is needed to place new points on it."""
@@ -105,6 +130,8 @@ class Map2D:
     config: UMAPConfig
     trustworthiness: float | None = None  # at k = TRUST_K, on at most 2,000 points (see trustworthiness_of)
     key: str = ""  # cache key of the input and configuration
+    knn: str = "exact"  # the neighbour search used (see knn_search)
+    knn_recall: float | None = None  # approximate search: fraction of the exact neighbours found (on a sample)
 
     def preprocess(self, x: np.ndarray) -> np.ndarray:
         return _project(np.asarray(x, dtype=np.float32), self.mean, self.components, self.config.metric)
@@ -139,21 +166,28 @@ def _project(x: np.ndarray, mean: np.ndarray, components: np.ndarray | None, met
 # --------------------------------------------------------------------------------------------- public API
 
 
-def fit_map(x: np.ndarray, config: UMAPConfig | None = None, progress: ProgressFn | None = None) -> Map2D:
-    """Compute a 2-D UMAP-style map of ``x`` (n, d); see the module docstring for the algorithm."""
+def fit_map(
+    x: np.ndarray, config: UMAPConfig | None = None, progress: ProgressFn | None = None, knn: str = "auto"
+) -> Map2D:
+    """Compute a 2-D UMAP-style map of ``x`` (n, d); see the module docstring for the algorithm.
+
+    ``knn`` chooses the fast method's neighbour search (:data:`KNN_MODES`): "auto" is exact up to
+    :data:`EXACT_KNN_MAX` points and approximate above.
+    """
     cfg = config or UMAPConfig()
     x = np.asarray(x)
     if x.ndim != 2:
         raise DataError(f"embeddings must be a 2-D array (points, features), got shape {x.shape}")
     n = x.shape[0]
     cfg.validate(n)
+    search = knn_search(cfg, n, knn)
     k = min(cfg.n_neighbors, n - 1)
     # Everything but the kNN matrix products runs on one torch thread: these are many small or memory-bound
     # operations, for which OpenMP hand-offs cost more than they save, and which slow down by 10-100x when
     # other processes keep the cores busy (measured on the 2-core machine of docs/app.md).
     with torch_threads(1):
         feats, mean, components = _prepare_features(x, cfg)
-    key = cache_key(x, cfg)
+    key = cache_key(x, cfg, knn)
     if cfg.method == "umap-learn":
         from aclecg import umap_learn
 
@@ -171,11 +205,41 @@ def fit_map(x: np.ndarray, config: UMAPConfig | None = None, progress: ProgressF
             cfg.seed,
             key=key,
         )
-        return Map2D(coords, feats, mean, components, cfg, trustworthiness_of(feats, coords), key)
+        return Map2D(coords, feats, mean, components, cfg, trustworthiness_of(feats, coords), key, "umap-learn")
+    coords, recall = _fast_layout(feats, components, cfg, k, search, progress)
+    return Map2D(
+        coords=coords,
+        reference=feats,
+        mean=mean,
+        components=components,
+        config=cfg,
+        trustworthiness=trustworthiness_of(feats, coords),
+        key=key,
+        knn=search,
+        knn_recall=recall,
+    )
+
+
+def _fast_layout(
+    feats: np.ndarray,
+    components: np.ndarray | None,
+    cfg: UMAPConfig,
+    k: int,
+    search: str,
+    progress: ProgressFn | None,
+) -> tuple[np.ndarray, float | None]:
+    """Coordinates of the fast method and, for an approximate neighbour search, its recall on a sample."""
+    n = feats.shape[0]
     if progress:
         progress(0.05, "nearest neighbours")
     ft = torch.from_numpy(feats)
-    idx, dist = knn(ft, ft, k, exclude_self=True)
+    recall = None
+    if search == "approximate":
+        with torch_threads(1):  # many small products: threads only add hand-off cost
+            idx, dist = approx_knn(ft, k, cfg.seed)
+            recall = knn_recall(ft, idx, cfg.seed)
+    else:
+        idx, dist = knn(ft, ft, k, exclude_self=True)
     with torch_threads(1):
         graph = fuzzy_graph(idx, dist, n)
         if progress:
@@ -196,25 +260,17 @@ def fit_map(x: np.ndarray, config: UMAPConfig | None = None, progress: ProgressF
         y = optimize_layout(
             y, head, tail, weight[strong], a, b, n_epochs, cfg.negative_sample_rate, cfg.learning_rate, gen, progress
         )
-    coords = y.numpy().astype(np.float32)
-    return Map2D(
-        coords=coords,
-        reference=feats,
-        mean=mean,
-        components=components,
-        config=cfg,
-        trustworthiness=trustworthiness_of(feats, coords),
-        key=key,
-    )
+    return y.numpy().astype(np.float32), recall
 
 
 def trustworthiness_of(feats: np.ndarray, coords: np.ndarray, max_points: int = 2000) -> float:
     """``sklearn.manifold.trustworthiness`` at ``k = TRUST_K`` (a fixed random subset above ``max_points``)."""
     from sklearn.manifold import trustworthiness
 
-    n = len(feats)
-    if n <= TRUST_K + 1:
+    n = min(len(feats), max_points)
+    if n <= 2 * TRUST_K:  # sklearn needs n_neighbors < n_samples / 2
         return float("nan")
+    n = len(feats)
     idx = np.sort(np.random.default_rng(0).choice(n, max_points, replace=False)) if n > max_points else slice(None)
     return float(trustworthiness(feats[idx], coords[idx], n_neighbors=TRUST_K))
 
@@ -286,8 +342,8 @@ def place_points(fitted: Map2D, new: np.ndarray) -> np.ndarray:
     return (w[..., None] * coords).sum(1).numpy().astype(np.float32)
 
 
-def cache_key(x: np.ndarray, config: UMAPConfig) -> str:
-    """Content hash of the embeddings and parameters (used to name the on-disk cache entry)."""
+def cache_key(x: np.ndarray, config: UMAPConfig, knn: str = "auto") -> str:
+    """Content hash of the embeddings, parameters and neighbour search (names the on-disk cache entry)."""
     h = hashlib.sha256()
     arr = np.ascontiguousarray(np.asarray(x, dtype=np.float32))
     h.update(str(arr.shape).encode())
@@ -295,17 +351,23 @@ def cache_key(x: np.ndarray, config: UMAPConfig) -> str:
     params = asdict(config)
     if params["method"] == "fast":
         del params["method"]  # keys of fast maps stay as they were before umap-learn was selectable
+        if knn_search(config, arr.shape[0], knn) == "approximate":
+            params["knn"] = "approximate"  # exact maps keep the keys they had before the search was selectable
     h.update(json.dumps(params, sort_keys=True).encode())
     return h.hexdigest()[:24]
 
 
 def cached_map(
-    x: np.ndarray, cache_dir: Path | str, config: UMAPConfig | None = None, progress: ProgressFn | None = None
+    x: np.ndarray,
+    cache_dir: Path | str,
+    config: UMAPConfig | None = None,
+    progress: ProgressFn | None = None,
+    knn: str = "auto",
 ) -> Map2D:
     """:func:`fit_map` with an on-disk cache keyed by :func:`cache_key` (an ``.npz`` per entry)."""
     cfg = config or UMAPConfig()
     cache_dir = Path(cache_dir)
-    key = cache_key(x, cfg)
+    key = cache_key(x, cfg, knn)
     path = cache_dir / f"umap_{key}.npz"
     if path.exists():
         try:
@@ -314,6 +376,7 @@ def cached_map(
                 trust = float(z["trustworthiness"]) if "trustworthiness" in z.files else None
                 if trust is None:  # an entry from before maps reported it: compute it once, keep it
                     trust = trustworthiness_of(z["reference"], z["coords"])
+                recall = float(z["knn_recall"]) if "knn_recall" in z.files else float("nan")
                 return Map2D(
                     coords=z["coords"],
                     reference=z["reference"],
@@ -322,10 +385,12 @@ def cached_map(
                     config=cfg,
                     trustworthiness=trust,
                     key=key,
+                    knn=knn_search(cfg, len(z["coords"]), knn),
+                    knn_recall=None if np.isnan(recall) else recall,
                 )
         except (OSError, KeyError, ValueError):
             path.unlink(missing_ok=True)  # a damaged entry is recomputed
-    fitted = fit_map(x, cfg, progress)
+    fitted = fit_map(x, cfg, progress, knn)
     cache_dir.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp.npz")
     np.savez(
@@ -336,6 +401,7 @@ def cached_map(
         components=fitted.components if fitted.components is not None else np.zeros((0, 0), np.float32),
         has_components=np.array(fitted.components is not None),
         trustworthiness=np.array(np.nan if fitted.trustworthiness is None else fitted.trustworthiness),
+        knn_recall=np.array(np.nan if fitted.knn_recall is None else fitted.knn_recall),
     )
     tmp.replace(path)
     return fitted

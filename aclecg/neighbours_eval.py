@@ -6,6 +6,10 @@ precision_at_k`: the fraction of the ``k`` neighbours that share at least one la
 bootstrap 95 % CI over queries. A source of ``None`` is the raw-signal baseline: the prepared window
 flattened (leads x samples) is the "embedding". A ``chance`` row gives the expected precision of neighbours
 drawn at random from the index (the same for every ``k``).
+
+Memory grows linearly with the number of records: the raw-signal rows are read from the memory-mapped signals a
+block at a time (see :class:`aclecg.neighbours.NeighbourIndex`), queries are searched in blocks of
+:data:`aclecg.neighbours.QUERY_BLOCK` rows, and the chance row is computed a block of queries at a time.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from aclecg.errors import ConfigError, DataError
-from aclecg.neighbours import precision_at_k
+from aclecg.neighbours import QUERY_BLOCK, precision_at_k
 
 __all__ = ["CHANCE", "COLUMNS", "RAW_SIGNAL", "evaluate_retrieval", "split_rows"]
 
@@ -42,10 +46,32 @@ def split_rows(dataset: Any, label_set: str) -> tuple[np.ndarray, np.ndarray, np
     return keep[train], y[train], keep[test], y[test]
 
 
-def _raw_signals(dataset: Any, rows: np.ndarray) -> np.ndarray:
-    sig = np.asarray(dataset.signals[np.sort(rows)], dtype=np.float32)
-    order = np.argsort(np.argsort(rows))  # rows may come unsorted: map back to the requested order
-    return sig[order].reshape(len(rows), -1)
+class _SignalRows:
+    """Prepared windows of some rows, flattened (leads x samples), read from the dataset's signals (a memory map)
+    a block of rows at a time: a :class:`aclecg.neighbours.RowSource`, so the raw-signal index never holds a
+    second copy of the signals. ``numpy.asarray`` of it reads every row."""
+
+    def __init__(self, signals: Any, rows: np.ndarray):
+        self.signals, self.rows = signals, np.asarray(rows, dtype=np.int64)
+        self.shape = (len(self.rows), int(np.prod(signals.shape[1:])))
+
+    def row_block(self, start: int, stop: int) -> np.ndarray:
+        take = self.rows[start:stop]
+        order = np.argsort(take, kind="stable")  # read in file order, give back in the requested order
+        out = np.empty((len(take), self.shape[1]), dtype=np.float32)
+        out[order] = np.asarray(self.signals[take[order]], dtype=np.float32).reshape(len(take), -1)
+        return out
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
+        whole = self.row_block(0, self.shape[0])
+        return whole if dtype is None else whole.astype(dtype)
+
+
+def _raw_signals(dataset: Any, rows: np.ndarray) -> _SignalRows:
+    return _SignalRows(dataset.signals, rows)
 
 
 def _embeddings(source: Any, dataset: Any, cache_dir: str | Path | None) -> np.ndarray:
@@ -55,8 +81,11 @@ def _embeddings(source: Any, dataset: Any, cache_dir: str | Path | None) -> np.n
 
 
 def _chance(index_y: np.ndarray, query_y: np.ndarray, n_boot: int, seed: int) -> tuple[float, float, float]:
-    shared = (query_y.astype(np.float32) @ index_y.astype(np.float32).T) > 0
-    per_query = shared.mean(axis=1)
+    index_t = index_y.astype(np.float32).T
+    per_query = np.empty(len(query_y))
+    for start in range(0, len(query_y), QUERY_BLOCK):  # (block x index) at a time, never (queries x index)
+        block = query_y[start : start + QUERY_BLOCK].astype(np.float32)
+        per_query[start : start + len(block)] = ((block @ index_t) > 0).mean(axis=1)
     rng = np.random.default_rng(seed)
     boots = per_query[rng.integers(0, len(per_query), size=(n_boot, len(per_query)))].mean(axis=1)
     low, high = np.percentile(boots, [2.5, 97.5])
@@ -93,8 +122,8 @@ def evaluate_retrieval(
         else:
             emb = _embeddings(source, dataset, cache_dir)
             index_emb, query_emb = emb[index_rows], emb[query_rows]
-        for kk in ks:
-            res = precision_at_k(index_emb, index_y, query_emb, query_y, k=kk, n_boot=n_boot, seed=seed)
+        # one search for the largest k serves every k (the top-k list of a smaller k is its prefix)
+        for kk, res in zip(ks, precision_at_k(index_emb, index_y, query_emb, query_y, k=ks, n_boot=n_boot, seed=seed)):
             out.append([str(name), kk, res.value, res.ci_low, res.ci_high, res.n_queries, len(index_rows), label_set])
     if chance:
         value, low, high = _chance(index_y, query_y, n_boot, seed)

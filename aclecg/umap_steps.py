@@ -1,6 +1,7 @@
 """The numerical steps of the fast UMAP-style layout (:mod:`aclecg.embed2d`), each a batched tensor operation.
 
-Curve fitting of ``a`` and ``b``, randomised PCA, blocked exact k-nearest neighbours, the fuzzy simplicial set
+Curve fitting of ``a`` and ``b``, randomised PCA, blocked exact k-nearest neighbours and an approximate
+(inverted-file) search for large inputs, the fuzzy simplicial set
 (``rho``/``sigma`` by vectorised bisection, symmetrised memberships), spectral initialisation and the SGD layout;
 see :mod:`aclecg.embed2d` for the algorithm as a whole and McInnes, Healy & Melville (arXiv:1802.03426) for UMAP.
 """
@@ -19,6 +20,11 @@ if TYPE_CHECKING:
     from scipy.sparse import csr_matrix
 
 ProgressFn = Callable[[float, str], None]
+
+#: Cells each row of :func:`approx_knn` probes (its own and the nearest others).
+APPROX_PROBES = 8
+#: Rows on which :func:`knn_recall` compares approximate neighbours with the exact ones.
+RECALL_SAMPLE = 1000
 
 
 def find_ab_params(spread: float = 1.0, min_dist: float = 0.1) -> tuple[float, float]:
@@ -92,6 +98,93 @@ def knn(
         idx_out.append(idx)
         dist_out.append(dist.sqrt())
     return torch.cat(idx_out), torch.cat(dist_out)
+
+
+def _nearest_centroids(x: torch.Tensor, centroids: torch.Tensor, p: int, block: int = 4096) -> torch.Tensor:
+    """Indices ``(n, p)`` of each row's ``p`` nearest centroids, nearest first."""
+    c_sq = (centroids * centroids).sum(1)
+    out = []
+    for start in range(0, x.shape[0], block):
+        q = x[start : start + block]
+        d2 = torch.addmm((q * q).sum(1, keepdim=True) + c_sq[None, :], q, centroids.T, alpha=-2.0)
+        out.append(torch.topk(d2, p, dim=1, largest=False).indices)
+    return torch.cat(out)
+
+
+def kmeans_cells(x: torch.Tensor, n_cells: int, seed: int, n_iter: int = 8) -> torch.Tensor:
+    """Centroids ``(n_cells, p)`` of Lloyd's k-means started from a seeded random choice of rows."""
+    gen = torch.Generator().manual_seed(seed)
+    centroids = x[torch.randperm(x.shape[0], generator=gen)[:n_cells]].clone()
+    for _ in range(n_iter):
+        assign = _nearest_centroids(x, centroids, 1)[:, 0]
+        sums = torch.zeros_like(centroids).index_add_(0, assign, x)
+        counts = torch.bincount(assign, minlength=n_cells)
+        filled = counts > 0
+        centroids[filled] = sums[filled] / counts[filled, None].to(x.dtype)  # an empty cell keeps its centroid
+    return centroids
+
+
+def approx_knn(
+    x: torch.Tensor, k: int, seed: int, n_probe: int = APPROX_PROBES, block: int = 2048
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Approximate k nearest neighbours of every row of ``x`` among the others (Euclidean), without the n x n
+    distance matrix: an inverted-file search.
+
+    The rows are partitioned into about ``sqrt(n)`` cells by k-means (seeded, so the result is deterministic);
+    each row is compared exactly with the rows of its ``n_probe`` nearest cells, one cell at a time, keeping a
+    running top ``k``. The cost grows as ``n^1.5`` instead of ``n^2``; neighbours in cells a row does not probe
+    are missed (:func:`knn_recall` measures how many). Returns what :func:`knn` returns with ``exclude_self``.
+    """
+    n = x.shape[0]
+    n_cells = max(1, int(math.sqrt(n)))
+    centroids = kmeans_cells(x, n_cells, seed)
+    probes = _nearest_centroids(x, centroids, min(n_probe, n_cells))
+    members_order = torch.argsort(probes[:, 0], stable=True)
+    member_bounds = _bounds(probes[:, 0], n_cells)
+    flat = probes.reshape(-1)
+    probe_order = torch.argsort(flat, stable=True)  # (query, cell) pairs grouped by cell, queries ascending
+    probe_rows = probe_order // probes.shape[1]
+    probe_bounds = _bounds(flat, n_cells)
+    x_sq = (x * x).sum(1)
+    best_d = torch.full((n, k), float("inf"))
+    best_i = torch.full((n, k), -1, dtype=torch.int64)
+    for cell in range(n_cells):
+        members = members_order[member_bounds[cell] : member_bounds[cell + 1]]
+        askers = probe_rows[probe_bounds[cell] : probe_bounds[cell + 1]]
+        if members.numel() == 0 or askers.numel() == 0:
+            continue
+        for start in range(0, askers.numel(), block):
+            rows = askers[start : start + block]
+            d2 = torch.addmm(x_sq[rows][:, None] + x_sq[members][None, :], x[rows], x[members].T, alpha=-2.0)
+            d2.clamp_(min=0.0)
+            d2[members[None, :] == rows[:, None]] = float("inf")
+            cand_d = torch.cat([best_d[rows], d2], dim=1)
+            cand_i = torch.cat([best_i[rows], members[None, :].expand(len(rows), -1)], dim=1)
+            top_d, top_j = torch.topk(cand_d, k, dim=1, largest=False)
+            best_d[rows], best_i[rows] = top_d, torch.gather(cand_i, 1, top_j)
+    short = torch.nonzero(~torch.isfinite(best_d).all(1)).squeeze(1)  # rows whose probed cells held < k others
+    if short.numel():
+        d2 = torch.addmm(x_sq[short][:, None] + x_sq[None, :], x[short], x.T, alpha=-2.0).clamp_(min=0.0)
+        d2[torch.arange(short.numel()), short] = float("inf")
+        best_d[short], best_i[short] = torch.topk(d2, k, dim=1, largest=False)
+    return best_i, best_d.sqrt()
+
+
+def _bounds(labels: torch.Tensor, n_groups: int) -> torch.Tensor:
+    """Start offsets (n_groups + 1) of each group in ``labels`` sorted by group."""
+    counts = torch.bincount(labels, minlength=n_groups)
+    return torch.cat([torch.zeros(1, dtype=torch.int64), counts.cumsum(0)])
+
+
+def knn_recall(x: torch.Tensor, idx: torch.Tensor, seed: int, sample: int = RECALL_SAMPLE) -> float:
+    """Mean fraction of the exact k nearest neighbours that ``idx`` (n, k) holds, on a seeded sample of rows."""
+    n, k = idx.shape
+    rows = torch.from_numpy(np.sort(np.random.default_rng(seed).choice(n, min(sample, n), replace=False)))
+    q = x[rows]
+    d2 = torch.addmm((q * q).sum(1, keepdim=True) + (x * x).sum(1)[None, :], q, x.T, alpha=-2.0)
+    d2[torch.arange(len(rows)), rows] = float("inf")
+    exact = torch.topk(d2, k, dim=1, largest=False).indices
+    return float((idx[rows][:, :, None] == exact[:, None, :]).any(2).float().mean())
 
 
 def smooth_knn(dist: torch.Tensor, n_iter: int = 64) -> tuple[torch.Tensor, torch.Tensor]:

@@ -1,7 +1,9 @@
 """Representations: 2-D maps (fast UMAP or umap-learn, :mod:`aclecg.embed2d`) of a checkpoint's embeddings.
 
-Embeddings and maps are cached on disk (``.cache/embeddings``, ``.cache/umap``), so a map is computed once.
-Picking a point (click, box or lasso) shows that record's ECG.
+Embeddings and maps are cached on disk (``.cache/embeddings``, ``.cache/umap``) and in the server (keyed by what
+changes a map, see ``pages/_maps.py``), so a map is computed once. Above :data:`aclecg.record_map.MAX_MAP_POINTS`
+records a map shows a fixed stratified sample. Picking a point (click, box or lasso) or typing a record id shows
+that record's ECG.
 """
 
 from __future__ import annotations
@@ -10,20 +12,18 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from aclecg import umap_learn, viz
+from aclecg import record_map, umap_learn, viz
 from aclecg.constraints import UMAP_METHODS
 from aclecg.data.labels import describe_labels
-from aclecg.embed2d import TRUST_K, place_points
+from aclecg.embed2d import TRUST_K
 from aclecg.leads import LEADS
+from pages import _maps
 from pages._common import (
     HOW_TO_CHECKPOINT,
     checkpoint_paths,
     dataset_paths,
-    embed_windows,
     label_descriptions,
     open_dataset,
-    umap_map,
-    umap_map_cached,
     upload_box,
     user_errors,
 )
@@ -53,7 +53,7 @@ if not chosen_ds:
     st.stop()
 
 
-@st.cache_data
+@st.cache_resource  # one shared frame, not a copy per rerun: the page only reads it (``view`` is its copy)
 def joint_table(paths: tuple[str, ...], names: tuple[str, ...]) -> pd.DataFrame:
     """Records of several datasets, stacked (see :func:`aclecg.data.joint.stack_records`)."""
     from aclecg.data.joint import stack_records
@@ -95,63 +95,85 @@ else:
     colour_col = colour_choice
     hover_label = f"labels_{label_sets[0]}" if label_sets else "record_id"
 hover = ["dataset", "record_id", hover_label, "age", "sex", "fold"]
+find = st.text_input(
+    "find a record by id",
+    key="rep_find",
+    placeholder="e.g. 17 or JS00001",
+    help="Any record of the chosen datasets, also one the map's sample leaves out (it is placed on the map).",
+)
+found = record_map.find_record(table, find)
+if find.strip() and found is None:
+    st.warning(f"No record {find.strip()!r} in {', '.join(names)}.")
+cap = int(record_map.MAX_MAP_POINTS)
+params = (int(n_neighbors), float(min_dist), str(method))
 
 
-def draw(label: str, key: str) -> dict | None:
-    """Compute (cached) and draw one checkpoint's map; returns the selection event."""
+def draw(label: str, key: str) -> tuple[dict | None, record_map.MapInput | None]:
+    """Compute (cached) and draw one checkpoint's map; returns the selection event and the mapped rows."""
     with user_errors(f"{label}: "):
+        digest, fingerprints = _maps.identity(ckpts[label], paths)
+        inp = _maps.map_input(ckpts[label], digest, paths, fingerprints, cap)
         note = st.empty()
-        if (
-            method == "umap-learn"
-            and not umap_learn.is_warm()
-            and not umap_map_cached(ckpts[label], paths, int(n_neighbors), float(min_dist), method)
-        ):
+        if method == "umap-learn" and not umap_learn.is_warm() and not _maps.on_disk(inp, *params):
             note.info(
                 "umap-learn is warming up (numba compiles its kernels once per server, about 15-20 s); "
                 "the map appears when it is done."
             )
-        with st.spinner(f"{method} map…"):
-            fitted = umap_map(
-                ckpts[label], paths, n_neighbors=int(n_neighbors), min_dist=float(min_dist), method=method
-            )
+        with st.spinner(f"{method} map of {len(inp.rows):,} points…"):
+            fitted = _maps.fitted_map(ckpts[label], digest, paths, fingerprints, cap, *params)
         note.empty()
         highlight = None
         if uploaded is not None:
-            highlight = place_points(fitted, embed_windows(ckpts[label], uploaded.windows, uploaded.fs))
+            highlight = _maps.upload_position(ckpts[label], fitted, uploaded)
         fig = viz.embedding_scatter(
             fitted.coords,
-            view,
+            view.iloc[inp.rows].reset_index(drop=True),
             colour_col,
             hover,
             highlight=highlight,
             highlight_name=f"uploaded {uploaded.record_id}" if uploaded is not None else "",
             title=label,
         )
+        if found is not None:
+            local = (names.index(str(table["dataset"].iloc[found])), int(table["row"].iloc[found]))
+            xy = _maps.found_position(ckpts[label], digest, paths, fingerprints, cap, params, found, local)
+            fig.add_scatter(
+                x=xy[:, 0],
+                y=xy[:, 1],
+                mode="markers",
+                name=f"record {table['record_id'].iloc[found]}",
+                marker=dict(symbol="diamond", size=16, color="crimson", line=dict(color="white", width=2)),
+            )
         event = st.plotly_chart(
             fig, width="stretch", key=key, on_select="rerun", selection_mode=("points", "box", "lasso")
         )
-        trust = "–" if fitted.trustworthiness is None else f"{fitted.trustworthiness:.3f}"
+        known = fitted.trustworthiness is not None and np.isfinite(fitted.trustworthiness)
+        trust = f"{fitted.trustworthiness:.3f}" if known else "– (too few points)"
+        search = ""
+        if fitted.knn == "approximate" and fitted.knn_recall is not None:
+            search = f"; approximate neighbour search, {fitted.knn_recall:.1%} of the exact neighbours found"
         st.caption(
             f"Drawn with **{method}** ({'umap-learn UMAP' if method == 'umap-learn' else 'aclecg.embed2d'},"
             f" {int(n_neighbors)} neighbours, min_dist {float(min_dist):g}); trustworthiness at "
-            f"k = {TRUST_K}: {trust}."
+            f"k = {TRUST_K}: {trust}{search}. {inp.caption()}"
         )
-        return event
-    return None
+        return event, inp
+    return None, None
 
 
 if compare:
     left, right = st.columns(2)
     with left:
-        events = [draw(ck_a, "rep_map_a")]
+        drawn = [draw(ck_a, "rep_map_a")]
     with right:
-        events.append(draw(ck_b, "rep_map_b"))
+        drawn.append(draw(ck_b, "rep_map_b"))
 else:
-    events = [draw(ck_a, "rep_map_a")]
+    drawn = [draw(ck_a, "rep_map_a")]
 
 
-def picked_rows(event) -> list[int]:
-    if not event:
+def picked_rows(event, inp: record_map.MapInput | None) -> list[int]:
+    """Record table rows of the points selected on a map (its points are the mapped rows, in order)."""
+    if not event or inp is None:
         return []
     try:
         points = event["selection"]["points"]
@@ -161,18 +183,21 @@ def picked_rows(event) -> list[int]:
     for p in points:
         custom = p.get("customdata")
         if isinstance(custom, (list, tuple)) and custom:
-            rows.append(int(float(custom[0])))
+            at = int(float(custom[0]))
+            if 0 <= at < len(inp.rows):
+                rows.append(int(inp.rows[at]))
     return rows
 
 
-picked = list(dict.fromkeys(r for e in events for r in picked_rows(e)))  # in selection order, no repeats
+from_map = [r for event, inp in drawn for r in picked_rows(event, inp)]
+picked = list(dict.fromkeys(([found] if found is not None else []) + from_map))  # in order, no repeats
 st.subheader("Picked record")
 if not picked:
-    st.info("Click a point on the map (or draw a box or lasso around several) to see its ECG here.")
+    st.info("Click a point on the map (or draw a box or lasso around several), or type a record id, to see its ECG.")
     st.stop()
 pick_labels = (table["dataset"].astype(str) + " · " + table["record_id"].astype(str)).tolist()
 if len(picked) > 1:
-    st.caption(f"{len(picked)} points selected: choose one.")
+    st.caption(f"{len(picked)} records picked: choose one.")
 row = st.selectbox("record", picked, format_func=lambda r: pick_labels[r], key=f"rep_pick_{hash(tuple(picked))}")
 rec = table.iloc[row]
 ds_path = datasets[rec["dataset"]]

@@ -116,45 +116,6 @@ def load_source(path: str):
     return _load(path, device="cpu")
 
 
-@st.cache_data(show_spinner="Computing embeddings (cached on disk)…")
-def dataset_embeddings(checkpoint: str, dataset_path: str) -> np.ndarray:
-    from aclecg.evaluation import cached_embeddings
-
-    emb, _ = cached_embeddings(
-        load_source(checkpoint), open_dataset(dataset_path), device="cpu", cache_dir=umap_cache().parent / "embeddings"
-    )
-    return emb
-
-
-@st.cache_resource(show_spinner="Computing the 2-D map (cached on disk)…")
-def umap_map(
-    checkpoint: str,
-    dataset_paths_: tuple[str, ...],
-    n_neighbors: int = 15,
-    min_dist: float = 0.1,
-    metric: str = "euclidean",
-    method: str = "fast",
-):
-    """A fitted :class:`aclecg.embed2d.Map2D` of the embeddings of one or several datasets (stacked)."""
-    from aclecg.embed2d import UMAPConfig, cached_map
-
-    emb = np.concatenate([dataset_embeddings(checkpoint, p) for p in dataset_paths_])
-    return cached_map(
-        emb, umap_cache(), UMAPConfig(n_neighbors=n_neighbors, min_dist=min_dist, metric=metric, method=method)
-    )
-
-
-def umap_map_cached(
-    checkpoint: str, dataset_paths_: tuple[str, ...], n_neighbors: int, min_dist: float, method: str
-) -> bool:
-    """Whether that map is already on disk (so drawing it waits for nothing)."""
-    from aclecg.embed2d import UMAPConfig, cache_key
-
-    emb = np.concatenate([dataset_embeddings(checkpoint, p) for p in dataset_paths_])
-    key = cache_key(emb, UMAPConfig(n_neighbors=n_neighbors, min_dist=min_dist, method=method))
-    return (umap_cache() / f"umap_{key}.npz").is_file()
-
-
 def embed_windows(checkpoint: str, windows: np.ndarray, fs: float = 100.0) -> np.ndarray:
     """Embeddings of preprocessed windows ``(W, 12, T)`` at ``fs`` (e.g. an upload), checked against the checkpoint."""
     from aclecg.evaluation import encode_windows

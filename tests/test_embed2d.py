@@ -251,3 +251,143 @@ def test_umap_learn_method_same_seed_same_map_transform_and_cli(tmp_path, capsys
         == 0
     )
     assert "umap-learn map of 300 points" in capsys.readouterr().out
+
+
+# ------------------------------------------------------------------------------------------- maps at scale
+def _map_as_before(x: np.ndarray, cfg: embed2d.UMAPConfig) -> np.ndarray:
+    """The fast map exactly as fit_map computed it before the neighbour search was selectable (exact kNN)."""
+    from aclecg.umap_steps import torch_threads
+
+    n = x.shape[0]
+    with torch_threads(1):
+        feats, _, components = embed2d._prepare_features(x, cfg)
+    ft = torch.from_numpy(feats)
+    idx, dist = umap_steps.knn(ft, ft, min(cfg.n_neighbors, n - 1), exclude_self=True)
+    with torch_threads(1):
+        graph = umap_steps.fuzzy_graph(idx, dist, n)
+        init = umap_steps.spectral_init(graph, cfg.seed) if cfg.init == "spectral" else None
+        if init is None:
+            init = feats[:, :2].copy() if components is not None else embed2d._pca2(feats)
+        y = torch.from_numpy(umap_steps.scale_init(init, cfg.seed))
+        coo = graph.tocoo()
+        n_epochs = cfg.n_epochs if cfg.n_epochs is not None else embed2d.default_epochs(n)
+        weight = torch.from_numpy(coo.data.astype(np.float32))
+        strong = weight >= weight.max() / n_epochs
+        head = torch.from_numpy(coo.row.astype(np.int64))[strong]
+        tail = torch.from_numpy(coo.col.astype(np.int64))[strong]
+        a, b = umap_steps.find_ab_params(cfg.spread, cfg.min_dist)
+        gen = torch.Generator().manual_seed(cfg.seed)
+        y = umap_steps.optimize_layout(
+            y, head, tail, weight[strong], a, b, n_epochs, cfg.negative_sample_rate, cfg.learning_rate, gen
+        )
+    return y.numpy().astype(np.float32)
+
+
+@pytest.mark.parametrize("n", [300, 400])  # below and at the size limit of exact search (patched to 400)
+def test_small_maps_are_byte_identical_to_the_exact_maps_of_before(monkeypatch, n):
+    monkeypatch.setattr(embed2d, "EXACT_KNN_MAX", 400)
+    monkeypatch.setattr(embed2d, "approx_knn", lambda *a, **k: pytest.fail("approximate search below the limit"))
+    x, _ = clustered(n, d=64, seed=n)
+    for cfg in (embed2d.UMAPConfig(n_epochs=60), embed2d.UMAPConfig(n_epochs=40, metric="cosine", init="pca")):
+        fitted = embed2d.fit_map(x, cfg)
+        assert fitted.coords.tobytes() == _map_as_before(x, cfg).tobytes()
+        assert fitted.knn == "exact" and fitted.knn_recall is None
+        assert embed2d.cache_key(x, cfg) == embed2d.cache_key(x, cfg, knn="exact")
+
+
+def test_approx_knn_finds_the_exact_neighbours_deterministically():
+    x, _ = clustered(2000, d=20, seed=7)
+    xt = torch.from_numpy(x)
+    exact_idx, _ = umap_steps.knn(xt, xt, 15, exclude_self=True)
+    with umap_steps.torch_threads(1):  # as fit_map runs it
+        idx, dist = umap_steps.approx_knn(xt, 15, seed=0)
+        again, _ = umap_steps.approx_knn(xt, 15, seed=0)
+    assert torch.equal(idx, again)  # seeded: the same neighbours on every run
+    assert idx.shape == dist.shape == (2000, 15) and not (idx == torch.arange(2000)[:, None]).any()
+    recall = (idx[:, :, None] == exact_idx[:, None, :]).any(2).float().mean().item()
+    assert recall > 0.98
+    assert umap_steps.knn_recall(xt, idx, seed=0) == pytest.approx(recall, abs=0.02)
+    np.testing.assert_allclose(dist.numpy(), np.linalg.norm(x[:, None, :] - x[idx.numpy()], axis=2), atol=1e-3)
+    assert (dist[:, 1:] >= dist[:, :-1] - 1e-6).all()  # nearest first
+    tiny, tiny_d = umap_steps.approx_knn(xt[:7], 5, seed=0)  # fewer points than cells need: still k others each
+    assert not (tiny == torch.arange(7)[:, None]).any() and torch.isfinite(tiny_d).all()
+
+
+def test_large_maps_use_approximate_neighbours_and_report_their_cost(tmp_path, monkeypatch):
+    monkeypatch.setattr(embed2d, "EXACT_KNN_MAX", 300)
+    x, labels = clustered(800, d=32, seed=3)
+    cfg = embed2d.UMAPConfig(n_epochs=40)
+    approx = embed2d.fit_map(x, cfg)
+    assert approx.knn == "approximate" and 0.95 <= approx.knn_recall <= 1.0
+    exact = embed2d.fit_map(x, cfg, knn="exact")
+    assert exact.knn == "exact" and exact.knn_recall is None
+    assert approx.trustworthiness == pytest.approx(exact.trustworthiness, abs=0.01)
+    assert KNeighborsClassifier(5).fit(approx.coords[::2], labels[::2]).score(approx.coords[1::2], labels[1::2]) > 0.95
+    assert embed2d.cache_key(x, cfg) != embed2d.cache_key(x, cfg, knn="exact")
+    stored = embed2d.cached_map(x, tmp_path, cfg)  # computed again: the same map (seeded)
+    np.testing.assert_array_equal(stored.coords, approx.coords)
+    reread = embed2d.cached_map(x, tmp_path, cfg)
+    assert reread.knn == "approximate" and reread.knn_recall == pytest.approx(stored.knn_recall)
+    with pytest.raises(ConfigError, match="knn must be one of"):
+        embed2d.fit_map(x[:50], cfg, knn="annoy")
+
+
+def test_sample_rows_is_stratified_deterministic_and_keeps_every_dataset():
+    from aclecg.record_map import sample_rows
+
+    strata = np.repeat(["ptbxl", "challenge", "cpsc"], [21_800, 21, 3])
+    rows = sample_rows(strata, cap=2_000)
+    assert len(rows) == 2_000 and len(np.unique(rows)) == 2_000 and (np.diff(rows) > 0).all()
+    np.testing.assert_array_equal(rows, sample_rows(strata, cap=2_000))  # the same sample on every call
+    kept = {name: int((strata[rows] == name).sum()) for name in ("ptbxl", "challenge", "cpsc")}
+    assert kept == {"ptbxl": 1_997, "challenge": 2, "cpsc": 1}  # shares by largest remainder, none left out
+    assert not np.array_equal(rows, sample_rows(strata, cap=2_000, seed=1))
+    np.testing.assert_array_equal(sample_rows(strata[:50], cap=2_000), np.arange(50))  # under the cap: all
+    with pytest.raises(ConfigError, match="positive integer"):
+        sample_rows(strata, cap=0)
+
+
+def test_records_left_out_of_a_sampled_map_are_found_and_placed():
+    import pandas as pd
+
+    from aclecg import record_map
+
+    x, labels = clustered(500, d=16, k=4, seed=2)
+    small = x[:20] + 0.01  # a second "dataset" of 20 records
+    inp = record_map.map_input([x, small], cap=260)
+    assert inp.sampled and len(inp.rows) == 260 and inp.n_total == 520
+    assert int((inp.rows >= 500).sum()) == 10  # 20 of 520 records -> 10 of 260 points
+    np.testing.assert_array_equal(inp.embeddings[:5], x[inp.rows[:5]])
+    assert "Showing 260 of 520 records" in inp.caption()
+    table = pd.DataFrame({"record_id": [f"r{i}" for i in range(500)] + [f"JS{i:05d}" for i in range(20)]})
+    missing = next(r for r in range(500) if inp.position(r) is None)
+    assert record_map.find_record(table, f" r{missing} ") == missing
+    assert record_map.find_record(table, "js00003") == 503  # ignoring case
+    assert record_map.find_record(table, "r9999") is None and record_map.find_record(table, "") is None
+    fitted = embed2d.fit_map(inp.embeddings, embed2d.UMAPConfig(n_epochs=60))
+    mapped = int(inp.rows[7])
+    np.testing.assert_array_equal(record_map.record_position(fitted, inp, mapped), fitted.coords[7:8])
+    placed = record_map.record_position(fitted, inp, missing, x[missing])
+    drawn_labels = np.concatenate([labels, labels[:20]])[inp.rows]
+    assert KNeighborsClassifier(5).fit(fitted.coords, drawn_labels).predict(placed)[0] == labels[missing]
+    with pytest.raises(DataError, match="not on the map"):
+        record_map.record_position(fitted, inp, missing)
+
+
+def test_cli_umap_max_points_and_neighbour_search(tmp_path, capsys, monkeypatch):
+    import pandas as pd
+
+    from aclecg.cli import main
+
+    monkeypatch.setattr(embed2d, "EXACT_KNN_MAX", 100)
+    x, _ = clustered(400, d=12)
+    np.save(tmp_path / "emb.npy", x)
+    args = ["umap", "--embeddings", str(tmp_path / "emb.npy"), "--epochs", "30", "--cache-dir", str(tmp_path / "c")]
+    assert main([*args, "--out", str(tmp_path / "a.csv"), "--max-points", "150"]) == 0
+    out = capsys.readouterr().out
+    assert "fast map of 150 points" in out and "approximate neighbours" in out
+    table = pd.read_csv(tmp_path / "a.csv")
+    assert list(table.columns) == ["x", "y", "row"] and len(table) == 150 and table["row"].is_monotonic_increasing
+    assert main([*args, "--out", str(tmp_path / "b.csv"), "--knn", "exact"]) == 0
+    assert "approximate" not in capsys.readouterr().out
+    assert main([*args, "--out", str(tmp_path / "c.csv"), "--max-points", "0"]) == 2

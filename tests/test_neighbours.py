@@ -256,3 +256,113 @@ def test_similar_records_table_matches_the_index_and_leaves_the_query_out():
         neighbours.similar_records(index, records, emb[0], k=2, label_set="rhythm")
     with pytest.raises(DataError, match="49 rows but the index has 50"):
         neighbours.similar_records(index, records.iloc[:49], emb[0], k=2)
+
+
+# ------------------------------------------------------------------------------------------- memory at scale
+def _labels(n: int, seed: int) -> np.ndarray:
+    return (np.random.default_rng(seed).random((n, 5)) < 0.3).astype(int)
+
+
+def test_blocked_search_gives_the_unblocked_precision_on_3000_x_64(monkeypatch):
+    """Queries in blocks of rows against blocks of the index give the numbers of one unblocked product."""
+    rng = np.random.default_rng(0)
+    emb = rng.normal(size=(3000, 64)).astype(np.float32)
+    y = (rng.random((3000, 5)) < 0.3).astype(int)
+    args = (emb[:2500], y[:2500], emb[2500:], y[2500:])
+    monkeypatch.setattr(neighbours, "BLOCK_ENTRIES", 1 << 40)
+    monkeypatch.setattr(neighbours, "QUERY_BLOCK", 10**9)
+    monkeypatch.setattr(neighbours, "CHUNK_ENTRIES", 1 << 40)
+    whole = [neighbours.precision_at_k(*args, k=k, n_boot=200) for k in (1, 5, 10)]
+    monkeypatch.setattr(neighbours, "BLOCK_ENTRIES", 96 * 700)  # index blocks of 700 rows
+    monkeypatch.setattr(neighbours, "QUERY_BLOCK", 96)
+    monkeypatch.setattr(neighbours, "CHUNK_ENTRIES", 64 * 333)  # the index built 333 rows at a time
+    blocked = neighbours.precision_at_k(*args, k=[1, 5, 10], n_boot=200)
+    assert blocked == whole
+    # the numbers of the code before blocking (one product over all queries), kept as counts out of 500 queries
+    assert [r.value for r in whole] == pytest.approx([197 / 500, 945 / 2500, 1901 / 5000], abs=1e-12)
+
+
+def test_raw_signal_precision_on_the_bundled_data_is_unchanged(bundled_prepared, monkeypatch):
+    """The bundled PTB-XL raw-signal baseline read a block of rows at a time: the precision@k of before."""
+    from aclecg import neighbours_eval
+    from aclecg.data import PreparedDataset
+
+    data = PreparedDataset(bundled_prepared)
+    monkeypatch.setattr(neighbours, "CHUNK_ENTRIES", 12_000 * 100)  # 100 records per chunk
+    monkeypatch.setattr(neighbours, "QUERY_BLOCK", 50)
+    table = neighbours_eval.evaluate_retrieval([("raw", None)], data, k=(1, 5, 10), n_boot=50, chance=False)
+    # as computed before blocking: 63 of 126 first neighbours, 307 of 630 and 602 of 1260 share a label
+    assert table["precision"].tolist() == pytest.approx([63 / 126, 307 / 630, 602 / 1260], abs=1e-12)
+    assert (table["n_index"] == 721).all() and (table["n_queries"] == 126).all()
+
+
+def test_building_the_index_holds_one_float32_copy():
+    """Statistics and standardisation run a chunk at a time: no float64 copy of the whole matrix."""
+    import tracemalloc
+
+    emb = np.random.default_rng(0).normal(size=(20_000, 200)).astype(np.float32)  # 16 MB
+    tracemalloc.start()
+    try:
+        index = neighbours.NeighbourIndex(emb)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert len(index) == 20_000
+    assert peak < 1.5 * emb.nbytes, f"peak {peak / 2**20:.1f} MB for a {emb.nbytes / 2**20:.1f} MB matrix"
+
+
+def test_chance_row_memory_is_a_block_of_queries_not_queries_x_index(monkeypatch):
+    import tracemalloc
+
+    from aclecg import neighbours_eval
+
+    y = _labels(3000, 2).astype(np.float32)
+    want = ((y[:1500] @ y[1500:].T) > 0).mean(axis=1).mean()
+    monkeypatch.setattr(neighbours_eval, "QUERY_BLOCK", 128)
+    tracemalloc.start()
+    try:
+        value, _, _ = neighbours_eval._chance(y[1500:], y[:1500], n_boot=10, seed=0)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert value == pytest.approx(want, abs=1e-12)
+    assert peak < 2**20, f"peak {peak / 2**20:.2f} MB: the 1500 x 1500 matrix alone is {1500 * 1500 * 4 / 2**20:.1f} MB"
+
+
+class _MemmapData:
+    """A prepared-dataset stand-in whose signals are memory-mapped from a .npy file, as PreparedDataset's are."""
+
+    def __init__(self, folder: Path, n: int, samples: int):
+        import pandas as pd
+
+        rng = np.random.default_rng(5)
+        sig = np.lib.format.open_memmap(folder / "signals.npy", mode="w+", dtype=np.float32, shape=(n, 12, samples))
+        sig[:] = rng.standard_normal((n, 12, samples), dtype=np.float32)
+        sig.flush()
+        del sig
+        self.signals = np.load(folder / "signals.npy", mmap_mode="r")
+        self.records = pd.DataFrame({"split": np.where(np.arange(n) % 10 == 0, "test", "train")})
+        self._y = _labels(n, 6).astype(np.float32)
+        self._y[:, 0] = 1.0
+
+    def labels(self, label_set: str, protocol: str = "multilabel"):
+        return np.arange(len(self._y)), self._y, ["a", "b", "c", "d", "e"]
+
+
+def test_raw_signal_evaluation_reads_the_memory_map_in_blocks(tmp_path):
+    """The raw-signal index is built from the memory-mapped signals without gathering them into a second copy
+    (before: the gathered rows, their reordered copy and float64 statistics: over 4x the train signals)."""
+    import tracemalloc
+
+    from aclecg import neighbours_eval
+
+    data = _MemmapData(tmp_path, 1000, 500)  # 900 train records x 6000 values: 21 MB
+    train_bytes = 900 * 12 * 500 * 4
+    tracemalloc.start()
+    try:
+        table = neighbours_eval.evaluate_retrieval([("raw", None)], data, label_set="toy", k=(1, 5), n_boot=20)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert table["n_index"].tolist() == [900] * 4 and (table["precision"] == 1.0).all()  # class a: everyone
+    assert peak < 1.6 * train_bytes, f"peak {peak / 2**20:.1f} MB for {train_bytes / 2**20:.1f} MB of train signals"

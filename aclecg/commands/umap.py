@@ -7,6 +7,8 @@ from pathlib import Path
 
 from aclecg.constraints import UMAP_METHODS, UMAP_METRICS
 
+KNN_MODES = ("auto", "exact", "approximate")  # aclecg.embed2d.KNN_MODES (not imported: --help stays fast)
+
 EXAMPLES = """examples:
   # map the embeddings of a checkpoint on the bundled PTB-XL data, coloured by superclass
   python -m aclecg umap --checkpoint checkpoints/acl_ecg/encoder.pt --data .cache/prepared/ptbxl \\
@@ -23,10 +25,16 @@ EXAMPLES = """examples:
   python -m aclecg umap --checkpoint checkpoints/acl_ecg/encoder.pt --data .cache/prepared/ptbxl --out map.csv \
       --method umap-learn
 
---method fast (default) is a vectorised torch re-implementation of UMAP (McInnes et al., 2018): exact kNN on
-PCA-50 features, fuzzy simplicial set, spectral initialisation and negative-sampling SGD; no numba, so no compile
-wait. --method umap-learn runs umap-learn's UMAP on the same features (its first fit in a process compiles numba
-kernels, ~15-18 s). Both print the map's trustworthiness at k = 10; see docs/app.md for when to use which.
+  # the map the app draws of a large dataset: at most 20,000 records, a fixed sample stratified by dataset
+  python -m aclecg umap --checkpoint checkpoints/acl_ecg/encoder.pt --data /data/prepared/ptbxl-full \
+      --out map.csv --max-points 20000
+
+--method fast (default) is a vectorised torch re-implementation of UMAP (McInnes et al., 2018): kNN on PCA-50
+features (exact up to 5,000 points, an approximate inverted-file search above; --knn to choose), fuzzy simplicial
+set, spectral initialisation and negative-sampling SGD; no numba, so no compile wait. --method umap-learn runs
+umap-learn's UMAP on the same features (its first fit in a process compiles numba kernels, ~15-18 s). Both print
+the map's trustworthiness at k = 10 (an approximate search also the share of the exact neighbours it found); see
+docs/app.md for when to use which.
 """
 
 
@@ -55,7 +63,20 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--neighbors", type=int, default=15, help="n_neighbors (default 15)")
     p.add_argument("--min-dist", type=float, default=0.1, help="min_dist (default 0.1)")
     p.add_argument("--metric", choices=UMAP_METRICS, default="euclidean")
-    p.add_argument("--epochs", type=int, default=None, help="SGD epochs (default 500 below 10k points, else 200)")
+    p.add_argument("--epochs", type=int, default=None, help="SGD epochs (default 200 below 10k points, else 100)")
+    p.add_argument(
+        "--knn",
+        choices=KNN_MODES,
+        default="auto",
+        help="fast method's neighbour search: auto (exact up to 5,000 points, approximate above), exact, approximate",
+    )
+    p.add_argument(
+        "--max-points",
+        type=int,
+        default=None,
+        help="map at most this many records, a fixed sample stratified by dataset (the app uses 20000); "
+        "the CSV then holds the sampled records only",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument(
         "--method",
@@ -92,6 +113,15 @@ def run(args: argparse.Namespace) -> int:
             emb = np.load(path, allow_pickle=False)
         except ValueError as exc:
             raise DataError(f"{path}: not a .npy array ({exc})") from None
+    if args.max_points is not None and np.ndim(emb) == 2:
+        from aclecg import record_map
+
+        if args.max_points < 1:
+            raise ConfigError(f"--max-points must be at least 1; got {args.max_points}")
+        inp = record_map.map_input([emb], args.max_points, seed=args.seed)
+        emb = inp.embeddings
+        # the sampled records keep their metadata (or, for a bare matrix, their row numbers)
+        table = table.iloc[inp.rows] if table is not None else pd.DataFrame({"row": inp.rows})
     cfg = embed2d.UMAPConfig(
         n_neighbors=args.neighbors,
         min_dist=args.min_dist,
@@ -103,14 +133,17 @@ def run(args: argparse.Namespace) -> int:
     from aclecg.runtime import cache_root
 
     cache = Path(args.cache_dir) if args.cache_dir else cache_root() / "umap"
-    fitted = embed2d.cached_map(emb, cache, cfg)
+    fitted = embed2d.cached_map(emb, cache, cfg, knn=args.knn)
     coords = pd.DataFrame(fitted.coords, columns=["x", "y"])
     out = pd.concat([coords, table.reset_index(drop=True)], axis=1) if table is not None else coords
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     out.to_csv(args.out, index=False)
+    search = ""
+    if fitted.knn == "approximate" and fitted.knn_recall is not None:
+        search = f"; approximate neighbours: {fitted.knn_recall:.3f} of the exact ones on a sample"
     print(
         f"{args.method} map of {len(out)} points written to {args.out} "
-        f"(trustworthiness at k = {embed2d.TRUST_K}: {fitted.trustworthiness:.4f})"
+        f"(trustworthiness at k = {embed2d.TRUST_K}: {fitted.trustworthiness:.4f}{search})"
     )
     if args.html:
         from aclecg import viz
