@@ -23,7 +23,7 @@ more seeds cannot shrink: a cautious plan.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 
@@ -197,7 +197,6 @@ def power_section(
         ]
     comp = components_of(prim)
     n_now = comp.n_records
-    rows = plan(comp, effect, [n_now, full_records], rotations=range(2, 10), seeds=(1, 2, 3), alpha=alpha)
     now = Design(n_now, comp.n_rotations, 1)
     lines = [
         "## How large a study would decide it",
@@ -208,8 +207,8 @@ def power_section(
         + (
             f"between pretraining seeds τ²_seed = {comp.tau2_seed:.2e}."
             if comp.seeds_measured
-            else "between pretraining seeds: not measured yet (one pretraining run per rotation), so all run-to-run "
-            "variance is counted between rotations, where more seeds cannot reduce it: a cautious plan."
+            else "between pretraining seeds: not measured yet (one pretraining run per rotation), so the run-to-run "
+            "variance cannot be split between rotations and seeds; the tables below show both ends."
         ),
         "",
         f"Present design ({comp.n_rotations} rotations × 1 pretraining run, {n_now:.0f} test records each): "
@@ -222,26 +221,50 @@ def power_section(
         "their own fold out of pretraining (at most 9 with fold 9 validating); seeds are pretraining runs per "
         "rotation and arm.",
         "",
+    ]
+    scenarios = [("as estimated", comp)]
+    if not comp.seeds_measured:  # the two ends of what one seed per rotation cannot tell apart
+        scenarios = [
+            ("cautious: all run-to-run variance between rotations, which seeds cannot reduce", comp),
+            (
+                "hopeful: all of it between pretraining seeds, which seeds average out",
+                replace(comp, tau2_rot=0.0, tau2_seed=comp.tau2_rot),
+            ),
+        ]
+    for title, c in scenarios:
+        rows = plan(c, effect, [n_now, full_records], rotations=range(2, 10), seeds=(1, 2, 3, 4), alpha=alpha)
+        lines += _power_table(rows, title, n_now, full_records)
+    return lines + [
+        "The second pretraining seed per rotation that the plan asks for is what tells the two apart "
+        "(`estimate_components` then measures τ²_seed).",
+        "",
+    ]
+
+
+def _power_table(rows: list[dict], title: str, n_now: float, full_records: float) -> list[str]:
+    lines = [
+        f"*{title.capitalize()}.*",
+        "",
         "| records per rotation | seeds | " + " | ".join(f"{r} rot." for r in range(2, 10)) + " |",
         "|---|---|" + "---|" * 8,
     ]
     for n in (n_now, full_records):
-        for s in (1, 2, 3):
+        for s in (1, 2, 3, 4):
             sel = [r for r in rows if np.isclose(r["records_per_rotation"], n) and r["seeds"] == s]
             cells = [f"**{r['power']:.0%}**" if r["enough"] else f"{r['power']:.0%}" for r in sel]
             lines.append(f"| {n:.0f} | {s} | " + " | ".join(cells) + " |")
     lines.append("")
-    for n, where in ((n_now, "on this data"), (full_records, "on the full PTB-XL")):
+    for n, where in ((n_now, "On this data"), (full_records, "On the full PTB-XL")):
         best = smallest(rows, n)
         lines.append(
-            f"- {where.capitalize()}: "
+            f"- {where}: "
             + (
                 f"{best['rotations']} rotations × {best['seeds']} seed(s) = {best['pretraining_runs_per_arm']} "
                 f"pretraining runs per arm and {best['test_records']:.0f} test records reach "
                 f"{best['power']:.0%} (MDE {best['mde']:.4f})."
                 if best
-                else "no design in the table reaches 80 % power: the between-run variance dominates; more "
-                "rotations than the folds allow would be needed."
+                else "no design in the table reaches 80 % power."
             )
         )
-    return lines + [""]
+    lines.append("")
+    return lines

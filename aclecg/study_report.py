@@ -54,6 +54,10 @@ PAPER = (
 def export_sweeps(root: str | Path, dest: str | Path) -> list[Path]:
     """Copy each sweep's tables and manifest (not its cells) to ``dest/<sweep>/``."""
     out = []
+    current = {meta.parent.name for meta in Path(root).glob("*/sweep.json")}
+    for old in sorted(Path(dest).glob("*/sweep.json")) if Path(dest).is_dir() else []:
+        if old.parent.name not in current:  # a sweep the study no longer has (e.g. an old protocol's rotation)
+            shutil.rmtree(old.parent)
     for meta in sorted(Path(root).glob("*/sweep.json")):
         target = Path(dest) / meta.parent.name
         target.mkdir(parents=True, exist_ok=True)
@@ -399,7 +403,7 @@ def readme_summary(root: str | Path) -> str:
             hit = pooled[(pooled["arm"] == arm) & np.isclose(pooled["fraction"], f)]
             vals.append("–" if hit.empty else f"{hit['mean'].iloc[0]:.3f} [{int(hit['n_folds'].iloc[0])}]")
         name = arm.replace(":linear_probe", " (linear probe)")
-        name += " — best baseline, chosen on each rotation's validation fold" if arm.startswith(best + ":") else ""
+        name += " — the baseline most rotations chose on their validation fold" if arm.startswith(best + ":") else ""
         lines.append(f"| {name} | " + " | ".join(vals) + " |")
     lines += [
         "",
