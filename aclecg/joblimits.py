@@ -101,9 +101,10 @@ def app_bounds(name: str) -> tuple[int, int]:
     return constraint.lo, constraint.hi
 
 
-def _option(args: Sequence[str], flag: str) -> str | None:
-    """The value of ``flag`` (``--flag VALUE`` or ``--flag=VALUE``, the last one winning)."""
+def option_value(args: Sequence[str], flag: str) -> str | None:
+    """The value of ``flag`` in a command line (``--flag VALUE`` or ``--flag=VALUE``, the last one winning)."""
     value = None
+    args = [str(a) for a in args]
     for i, arg in enumerate(args):
         if arg == flag and i + 1 < len(args):
             value = args[i + 1]
@@ -125,7 +126,7 @@ def check_app_caps(kind: str, args: Sequence[str]) -> None:
             raise ConfigError(f"launch from the app: {flag} is not allowed (use the form's fields)")
     values: dict[str, object] = {}
     for name, flag in _CAPPED_FLAGS.items():
-        raw = _option(args, flag)
+        raw = option_value(args, flag)
         if raw is None:
             if name in _REQUIRED.get(kind, ()):
                 raise ConfigError(f"launch from the app: {flag} must be given")

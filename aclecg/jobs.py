@@ -242,16 +242,7 @@ def _start(
     atomicio.write_bytes(run_dir / "job.json", json.dumps(job, indent=1).encode())
 
 
-def _option(args: Sequence[str], flag: str) -> str | None:
-    """The value of ``flag`` in a command line (``--flag VALUE`` or ``--flag=VALUE``), the last one winning."""
-    value = None
-    args = list(map(str, args))
-    for i, arg in enumerate(args):
-        if arg == flag and i + 1 < len(args):
-            value = args[i + 1]
-        elif arg.startswith(flag + "="):
-            value = arg.split("=", 1)[1]
-    return value
+_option = joblimits.option_value
 
 
 def visible_gpus() -> int:

@@ -178,13 +178,9 @@ def no_pages_folder_routing() -> None:
 
 def _flag_value(argv: list[str], flag: str) -> str | None:
     """The value given to a Streamlit flag among the arguments after ``--`` (``--flag V`` or ``--flag=V``)."""
-    value = None
-    for i, arg in enumerate(argv):
-        if arg == flag and i + 1 < len(argv):
-            value = argv[i + 1]
-        elif arg.startswith(flag + "="):
-            value = arg.split("=", 1)[1]
-    return value
+    from aclecg.joblimits import option_value
+
+    return option_value(argv, flag)
 
 
 def login_configured(script: Path) -> bool:
