@@ -267,13 +267,21 @@ SHIPPED = sorted(SHIPPED_ROOT.glob("**/encoder.pt"))
 
 
 @pytest.mark.parametrize("path", SHIPPED, ids=lambda p: str(p.parent.relative_to(SHIPPED_ROOT)))
-def test_the_shipped_checkpoints_load_and_read_unknown_provenance_as_none(path):
+def test_the_shipped_checkpoints_load_and_their_provenance_fits_where_they_are(path):
+    """Checkpoints trained before provenance was recorded read it as unknown (nothing is refused); the newer ones
+    (rotation 6, the budget-sensitivity runs) record it, and a rotation's encoder left its own test fold out."""
     encoder, meta = ckpt.load_encoder(path)
     prov = meta["provenance"]
     assert set(prov) == set(ckpt.PROVENANCE_KEYS)
     assert prov["data_fingerprint"] == meta["data_fingerprint"] and prov["steps"] == meta["step"] > 0
-    assert prov["seed"] is None and prov["exclude_folds"] is None and prov["exclude_splits"] is None
-    assert ckpt.excluded_fold_problem(prov, 9) is None  # unknown: the study cannot tell, nothing is refused
+    where = path.parent.relative_to(SHIPPED_ROOT).parts
+    fold = int(where[1].removeprefix("test")) if where[0] == "rotations" else 10
+    if prov["seed"] is None:  # older: unknown, the study cannot tell
+        assert prov["exclude_folds"] is None and prov["exclude_splits"] is None
+        assert ckpt.excluded_fold_problem(prov, 9) is None
+    else:
+        assert ckpt.excluded_fold_problem(prov, fold) is None  # its own test fold was left out
+        assert ckpt.excluded_fold_problem(prov, 9) is not None  # fold 9 validates: it was pretrained on it
 
 
 def test_provenance_of_a_shipped_checkpoint_by_path():
