@@ -13,6 +13,9 @@ pytest.importorskip("streamlit")
 # the fixtures (a project with a tiny shipped checkpoint) and helpers of the app's own tests
 from tests.test_app import PAGES, _app, _assert_clean, _length, empty_project, project  # noqa: F401
 
+# AppTests of the capped map (about 5 s): the slow suite (make test-slow), to keep make test under 90 s
+pytestmark = pytest.mark.slow
+
 
 def _scatter(at) -> dict:
     return json.loads(at.get("plotly_chart")[0].proto.spec)

@@ -311,6 +311,7 @@ def test_jobs_beyond_the_slots_wait_queued_and_start_in_order(fake_jobs, monkeyp
     assert jobs.run_info(runs[1]).state == "running" and _started(runs[2]) is None
 
 
+@pytest.mark.slow  # real job wrappers, about 1.5 s
 def test_gpus_are_assigned_so_that_running_jobs_never_share_one(fake_jobs, monkeypatch):
     monkeypatch.setattr(jobs, "visible_gpus", lambda: 3)
     a = jobs.launch("pretrain", [], fake_jobs, "a", gpus=2)

@@ -61,7 +61,11 @@ def _staged(root: Path) -> list[Path]:
 
 
 @pytest.mark.parametrize(
-    ("fn", "named"), [(hostile.crash_segv, "signal 11, SIGSEGV"), (hostile.crash_abort, "signal 6, SIGABRT")]
+    ("fn", "named"),
+    [
+        (hostile.crash_segv, "signal 11, SIGSEGV"),
+        pytest.param(hostile.crash_abort, "signal 6, SIGABRT", marks=pytest.mark.slow),
+    ],
 )
 def test_a_crash_in_the_child_is_a_named_rejection_and_the_caller_lives_on(fn, named):
     start = time.monotonic()
@@ -71,6 +75,7 @@ def test_a_crash_in_the_child_is_a_named_rejection_and_the_caller_lives_on(fn, n
     assert sandbox.run(hostile.echo, {"still": [1, 2]}, limits=FAST) == {"still": [1, 2]}
 
 
+@pytest.mark.slow  # about 1 s each: the slow suite keeps make test under 90 s
 def test_a_memory_hog_is_stopped_at_the_limit_without_the_caller_growing():
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     start = time.monotonic()
@@ -82,6 +87,7 @@ def test_a_memory_hog_is_stopped_at_the_limit_without_the_caller_growing():
     assert sandbox.run(hostile.allocate, 64, limits=FAST) == 1  # within the limit it works
 
 
+@pytest.mark.slow  # about 1 s each: the slow suite keeps make test under 90 s
 def test_a_hang_is_killed_at_the_time_limit():
     start = time.monotonic()
     with pytest.raises(sandbox.SandboxRejected, match=r"^the parser took longer than 1 s$") as err:
@@ -97,6 +103,7 @@ def test_errors_of_the_function_come_back_as_one_line():
         sandbox.run(hostile.fail_with, "other", limits=FAST)
 
 
+@pytest.mark.slow  # about 1 s each: the slow suite keeps make test under 90 s
 def test_an_answer_over_the_size_limit_is_refused():
     with pytest.raises(sandbox.SandboxRejected, match=r"returned more than 1 MB") as err:
         sandbox.run(hostile.big_result, 4, limits=FAST)
