@@ -440,7 +440,9 @@ def test_local_process_pool_writes_the_inline_run_cells(tiny_run, tmp_path):
     data = tiny_run["data"]
     _commit_encoders(tmp_path, data)
     pool = LocalExecutor(workers=2, threads=1)
-    summary = run_study(StudyPlan(load_study(_tiny_study(tmp_path)), {"toy": data}), pool)
+    plan = StudyPlan(load_study(_tiny_study(tmp_path)), {"toy": data})
+    _record_rotation_configs(plan)
+    summary = run_study(plan, pool)
     assert summary.failed == {} and summary.computed == 34
     for mine in sorted((tmp_path / "runs" / "sweeps").glob("*/cells/*.npz")):
         theirs = tiny_run["root"] / mine.relative_to(tmp_path)

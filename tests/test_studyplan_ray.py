@@ -118,7 +118,7 @@ def test_ray_study_survives_a_lost_node_and_equals_the_local_run(tmp_path, ray_c
     from aclecg.studyplan.executors import LocalExecutor, RayExecutor, run_study
     from aclecg.studyplan.tasks import StudyPlan
     from tests.helpers.slowdata import SlowPrepared
-    from tests.test_studyplan import _commit_encoders, _tiny_study
+    from tests.test_studyplan import _commit_encoders, _record_rotation_configs, _tiny_study
 
     monkeypatch.setenv("ACLECG_CACHE", str(tmp_path / "cache-local"))
     data = SlowPrepared(n_patients=80, t=64)
@@ -126,7 +126,7 @@ def test_ray_study_survives_a_lost_node_and_equals_the_local_run(tmp_path, ray_c
     for name in ("local", "ray"):
         roots[name] = tmp_path / name
         _commit_encoders(roots[name], data)
-        _tiny_study(roots[name])
+        _record_rotation_configs(StudyPlan(load_study(_tiny_study(roots[name])), {"toy": data}))
     local = run_study(
         StudyPlan(load_study(roots["local"] / "tiny.toml"), {"toy": data}), LocalExecutor(workers=1, threads=1)
     )
