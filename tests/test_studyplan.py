@@ -470,3 +470,16 @@ def test_a_rotation_encoder_recorded_for_another_configuration_is_not_reused(tmp
     assert committed_store(job) is None  # another rotation's configuration
     (job.store_dir / "config.sha256").write_text(store_digest(job) + "\n")
     assert committed_store(job) == job.store_dir
+
+
+def test_an_in_process_task_leaves_the_callers_torch_threads_as_they_were(tmp_path):
+    """A study run in this process (workers=1) sets each task's thread count and restores the caller's: a later
+    computation in the same process (a test, a notebook) must not silently run on one thread."""
+    import torch
+
+    from aclecg.studyplan.work import Envelope, run_task
+
+    before = torch.get_num_threads()
+    with pytest.raises(Exception):  # any failure of the job: the threads are restored all the same
+        run_task(Envelope("t", object(), threads=1))
+    assert torch.get_num_threads() == before

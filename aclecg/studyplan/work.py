@@ -126,16 +126,21 @@ def _source(path: str, key: str, label: str) -> Any:
 
 
 def run_task(envelope: Envelope) -> dict[str, Any]:
-    """Run one task (see the module docstring); returns what the task reports (status, seconds)."""
-    if envelope.threads:
-        import torch
+    """Run one task (see the module docstring); returns what the task reports (status, seconds). The torch thread
+    count is the task's while it runs and restored after it, so an in-process run leaves its caller as it was."""
+    import torch
 
+    before = torch.get_num_threads()
+    if envelope.threads:
         torch.set_num_threads(max(1, int(envelope.threads)))
-    job = envelope.job
-    if isinstance(job, PretrainJob):
-        out = run_pretrain(job)
-    elif isinstance(job, EmbedJob):
-        out = run_embed(job, open_data)
-    else:
-        out = run_cell(job)
+    try:
+        job = envelope.job
+        if isinstance(job, PretrainJob):
+            out = run_pretrain(job)
+        elif isinstance(job, EmbedJob):
+            out = run_embed(job, open_data)
+        else:
+            out = run_cell(job)
+    finally:
+        torch.set_num_threads(before)
     return {**out, "task": envelope.task_id, "pid": os.getpid()}
