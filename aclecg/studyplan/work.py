@@ -105,7 +105,9 @@ def run_cell(job: CellJob, show_progress: bool = False) -> dict[str, Any]:
         lambda: load_sweep_data(data, plan.label_set, plan.protocol, plan.test_fold, plan.val_fold),
     )
     sources = {e.label: _source(e.path, e.key, e.label) for e in plan.encoders if e.path}
-    env_key = ("env", _data_key(job.data), tuple(sorted((k, s.key) for k, s in sources.items())))
+    # the encoders' paths too: a cell records the checkpoint it read, and two studies in one worker may hold the
+    # same weights (same sha256) in different folders
+    env_key = ("env", _data_key(job.data), tuple(sorted((k, s.key, str(s.path)) for k, s in sources.items())))
     env = _memo(env_key, lambda: CellEnv(sources, resolve_device(plan.config.device), job.cache_dir, show_progress))
     record, arrays = execute_cell(spec, plan, sweep_data, env)
     store.write(job.cell_id, record, arrays)
