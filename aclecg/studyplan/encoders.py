@@ -88,7 +88,7 @@ def _sha256(path: Path) -> str:
 
 def effective_sha256(config: Mapping[str, Any]) -> str:
     """The sha256 of a resolved pretraining configuration (canonical JSON): what a rotation's store records."""
-    return hashlib.sha256(json.dumps(dict(config), sort_keys=True, default=str).encode()).hexdigest()
+    return digest(dict(config))  # the same canonical JSON digest as every cell key
 
 
 def store_digest(job: PretrainJob) -> str:
