@@ -97,18 +97,15 @@ def storage_error_line(exc: BaseException, args: argparse.Namespace | None = Non
     return None
 
 
-def available_cores() -> int:
-    """The CPU cores this process may run on (its affinity where the platform tells)."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except (AttributeError, OSError):
-        return max(1, os.cpu_count() or 1)
-
-
 def cap_workers(args: argparse.Namespace) -> None:
     """Lower a command's ``--workers`` to the available cores, saying so on stderr."""
-    workers, cores = getattr(args, "workers", None), available_cores()
-    if isinstance(workers, int) and not isinstance(workers, bool) and workers > cores:
+    workers = getattr(args, "workers", None)
+    if not isinstance(workers, int) or isinstance(workers, bool):
+        return
+    from aclecg.data.prepare import usable_cpus  # the one count of usable cores (prepare's pool uses it too)
+
+    cores = usable_cpus()
+    if workers > cores:
         print(f"note: --workers {workers} is more than the {cores} CPU cores available; using {cores}", file=sys.stderr)
         args.workers = cores
 

@@ -190,7 +190,7 @@ def test_workers_beyond_the_cores_are_capped_with_a_note(monkeypatch, capsys, tm
         seen["workers"] = kwargs["workers"]
         raise ConfigError("stop here")
 
-    monkeypatch.setattr("aclecg.cli.available_cores", lambda: 2)
+    monkeypatch.setattr("aclecg.data.prepare.usable_cpus", lambda: 2)
     monkeypatch.setattr("aclecg.data.prepare.prepare_dataset", fake_prepare_dataset)
     argv = ["prepare", "--format", "ptbxl", "--input", str(tmp_path), "--output", str(tmp_path / "o")]
     assert main([*argv, "--workers", "500"]) == 2
