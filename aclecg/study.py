@@ -109,11 +109,12 @@ def _read_json(path: Path) -> dict:
 def load_cells(root: str | Path) -> pd.DataFrame:
     """One row per finished cell of every sweep under ``root``: protocol, test fold, arm, metrics, convergence."""
     rows = []
+    checked: set[tuple[str, int]] = set()  # (encoder, fold) pairs whose provenance was read: each once
     for meta_path in sorted(Path(root).glob("*/sweep.json")):
         meta = _read_json(meta_path)
         fold = meta.get("test_fold") or 10
         choice = _choice_folds(meta, int(fold))
-        _check_encoders(meta, int(fold), meta_path)
+        _check_encoders(meta, int(fold), meta_path, checked)
         for cell_path in sorted((meta_path.parent / "cells").glob("*.json")):
             rec = _read_json(cell_path)
             if rec["arm"] not in meta["arms"] or rec["fraction"] not in meta["fractions"]:
@@ -159,7 +160,7 @@ def load_cells(root: str | Path) -> pd.DataFrame:
     return cells
 
 
-def _check_encoders(meta: dict, fold: int, where: Path) -> None:
+def _check_encoders(meta: dict, fold: int, where: Path, checked: set[tuple[str, int]]) -> None:
     """Refuse a sweep whose encoder records that it was pretrained on the fold the sweep scores (the provenance
     written into checkpoints since 2026-12-04; older checkpoints record none and pass). Encoders no longer on
     disk (an exported sweep read elsewhere) are not checked."""
@@ -167,7 +168,8 @@ def _check_encoders(meta: dict, fold: int, where: Path) -> None:
 
     for label, info in (meta.get("checkpoints") or {}).items():
         path = Path(str((info or {}).get("path") or ""))
-        if path.name and path.is_file():
+        if path.name and path.is_file() and (str(path), fold) not in checked:
+            checked.add((str(path), fold))
             try:
                 check_excluded_fold(path, fold)
             except DataError as exc:
