@@ -32,6 +32,7 @@ __all__ = [
     "CYCLE_WINDOWS",
     "DATA_FORMATS",
     "EVAL_PARAMS",
+    "INPUT_DRAWS",
     "LR_SELECTIONS",
     "MASK_FILLS",
     "PRETRAIN_PARAMS",
@@ -56,6 +57,11 @@ __all__ = [
 AMP_MODES: tuple[str, ...] = ("auto", "off", "bf16", "fp16")
 #: What aVR does in the region pooling: left out of every region, or a region of its own.
 AVR_POLICIES: tuple[str, ...] = ("exclude", "own")
+#: How pretraining draws its augmentations: ``per_sample`` (counter-based, keyed by seed, epoch, view and sample,
+#: so every process augments only its own rows and any number of processes gives the same views) or
+#: ``global_batch`` (one generator over the global batch, every process augmenting all of it; runs made before
+#: ``per_sample`` existed, kept so they resume and reproduce exactly).
+INPUT_DRAWS: tuple[str, ...] = ("per_sample", "global_batch")
 #: Names of the augmentation presets of :data:`aclecg.augment.PRESETS` (here so that help texts and choice lists
 #: need not import torch; tests/test_augment.py checks they are the registry's).
 AUGMENTATION_PRESETS: tuple[str, ...] = ("physio", "standard", "none")
@@ -302,6 +308,7 @@ PRETRAIN_PARAMS: dict[str, Constraint] = {
     "keep_last": Integer(1),
     "log_every": Integer(1),
     "max_peaks": Integer(1),
+    "input_draws": Options(INPUT_DRAWS),
     "avr_policy": Options(AVR_POLICIES),
     "exclude_folds": ListOf(Integer(1, 10)),
     "exclude_splits": ListOf(Options(("train", "val", "test"))),

@@ -13,7 +13,7 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor
 
-from aclecg.augment.draws import uniform
+from aclecg.augment.draws import Draws, uniform
 from aclecg.augment.params import check_number
 from aclecg.augment.rpeaks import check_signal, sanitize_rpeaks
 from aclecg.augment.warp import WARP_ORDER, Warp, render_warp
@@ -55,7 +55,7 @@ class Augmentation:
         self.fs = check_number(self.name, "fs", fs, 1.0, 100_000.0)
 
     # -- to be implemented -------------------------------------------------------------------------------------
-    def sample_params(self, x: Tensor, rpeaks: Tensor, generator: torch.Generator | None) -> dict[str, Tensor]:
+    def sample_params(self, x: Tensor, rpeaks: Tensor, generator: Draws) -> dict[str, Tensor]:
         """Draw this step's per-sample random parameters (tensors on ``x``'s device; reads only its shape)."""
         return {}
 
@@ -96,7 +96,7 @@ class Augmentation:
         return self.render(x, rpeaks, params, info), peaks, info
 
     def prepare(
-        self, x: Tensor, rpeaks: Tensor, generator: torch.Generator | None, detail: bool = True, need_peaks: bool = True
+        self, x: Tensor, rpeaks: Tensor, generator: Draws, detail: bool = True, need_peaks: bool = True
     ) -> tuple[dict[str, Tensor], Tensor, Tensor, Info]:
         """Draw parameters and the ``p`` decision, plan; return ``(params, applied, rpeaks_after, info)``."""
         params = self.sample_params(x, rpeaks, generator)
@@ -120,16 +120,14 @@ class Augmentation:
         y = self.render(x, rpeaks, params, info)
         return y if self.p >= 1.0 else torch.where(applied[:, None, None], y, x)
 
-    def step(
-        self, x: Tensor, rpeaks: Tensor, generator: torch.Generator | None, detail: bool = True
-    ) -> tuple[Tensor, Tensor, Info]:
+    def step(self, x: Tensor, rpeaks: Tensor, generator: Draws, detail: bool = True) -> tuple[Tensor, Tensor, Info]:
         """One step on sanitised inputs: draw, plan, render, honouring ``p``. With ``detail=False`` the info holds
         only what rendering needed and the returned R-peaks may be stale (see :meth:`plan`)."""
         params, applied, peaks, info = self.prepare(x, rpeaks, generator, detail=detail, need_peaks=detail)
         return self.render_applied(x, rpeaks, params, info, applied), peaks, info
 
     def forward_with_info(
-        self, x: Tensor, rpeaks: Tensor | None = None, generator: torch.Generator | None = None
+        self, x: Tensor, rpeaks: Tensor | None = None, generator: Draws = None
     ) -> tuple[Tensor, Info]:
         """Augment and describe what was done (a dict of per-sample tensors, see each class)."""
         check_signal(x)
@@ -137,7 +135,7 @@ class Augmentation:
         y, _, info = self.step(x, peaks, generator)
         return y, info
 
-    def __call__(self, x: Tensor, rpeaks: Tensor | None = None, generator: torch.Generator | None = None) -> Tensor:
+    def __call__(self, x: Tensor, rpeaks: Tensor | None = None, generator: Draws = None) -> Tensor:
         """Augment; the same output as :meth:`forward_with_info` for the same generator state, without building
         the info (the fast path used in training)."""
         check_signal(x)
@@ -168,9 +166,7 @@ class Compose(Augmentation):
         self.steps = list(steps)
         self.fuse = fuse
 
-    def step(
-        self, x: Tensor, rpeaks: Tensor, generator: torch.Generator | None, detail: bool = True
-    ) -> tuple[Tensor, Tensor, Info]:
+    def step(self, x: Tensor, rpeaks: Tensor, generator: Draws, detail: bool = True) -> tuple[Tensor, Tensor, Info]:
         info: Info = {}
         pending: list[tuple[Augmentation, dict[str, Tensor], Info, Tensor]] = []
         stage = 0  # WARP_ORDER of the last pending step

@@ -11,7 +11,7 @@ import torch
 from torch import Tensor
 
 from aclecg.augment.base import Augmentation, Info
-from aclecg.augment.draws import normal, uniform
+from aclecg.augment.draws import Draws, normal, uniform
 from aclecg.augment.params import check_bool, check_number, check_range
 from aclecg.augment.rpeaks import time_index, zero_where
 from aclecg.augment.warp import Warp
@@ -39,7 +39,7 @@ class TimeOut(Augmentation):
     def config(self) -> dict[str, Any]:
         return {"name": self.name, "fraction": list(self.fraction), "p": self.p}
 
-    def sample_params(self, x: Tensor, rpeaks: Tensor, generator: torch.Generator | None) -> dict[str, Tensor]:
+    def sample_params(self, x: Tensor, rpeaks: Tensor, generator: Draws) -> dict[str, Tensor]:
         batch, _, length = x.shape
         u = uniform((batch, 2), generator, x.device).double()
         lo, hi = self.fraction
@@ -79,7 +79,7 @@ class GaussianNoise(Augmentation):
     def config(self) -> dict[str, Any]:
         return {"name": self.name, "std": list(self.std), "p": self.p}
 
-    def sample_params(self, x: Tensor, rpeaks: Tensor, generator: torch.Generator | None) -> dict[str, Tensor]:
+    def sample_params(self, x: Tensor, rpeaks: Tensor, generator: Draws) -> dict[str, Tensor]:
         lo, hi = self.std
         sigma = lo + (hi - lo) * uniform((x.shape[0],), generator, x.device)
         return {"std": sigma, "noise": normal(x.shape, generator, x.device)}
@@ -116,7 +116,7 @@ class AmplitudeScale(Augmentation):
     def config(self) -> dict[str, Any]:
         return {"name": self.name, "scale": list(self.scale), "per_lead": self.per_lead, "p": self.p}
 
-    def sample_params(self, x: Tensor, rpeaks: Tensor, generator: torch.Generator | None) -> dict[str, Tensor]:
+    def sample_params(self, x: Tensor, rpeaks: Tensor, generator: Draws) -> dict[str, Tensor]:
         batch, n_leads, _ = x.shape
         lo, hi = self.scale
         u = uniform((batch, n_leads if self.per_lead else 1), generator, x.device)
@@ -164,7 +164,7 @@ class BaselineWander(Augmentation):
             "p": self.p,
         }
 
-    def sample_params(self, x: Tensor, rpeaks: Tensor, generator: torch.Generator | None) -> dict[str, Tensor]:
+    def sample_params(self, x: Tensor, rpeaks: Tensor, generator: Draws) -> dict[str, Tensor]:
         batch, n_leads, _ = x.shape
         n = self.n_components
         u = uniform((batch, n * (2 + n_leads)), generator, x.device)
@@ -204,7 +204,7 @@ class LeadDropout(Augmentation):
     def config(self) -> dict[str, Any]:
         return {"name": self.name, "drop_prob": self.drop_prob, "min_keep": self.min_keep, "p": self.p}
 
-    def sample_params(self, x: Tensor, rpeaks: Tensor, generator: torch.Generator | None) -> dict[str, Tensor]:
+    def sample_params(self, x: Tensor, rpeaks: Tensor, generator: Draws) -> dict[str, Tensor]:
         return {"keys": uniform(x.shape[:2], generator, x.device)}
 
     def plan(

@@ -15,7 +15,7 @@ import torch
 from torch import Tensor
 
 from aclecg.augment.base import Augmentation, Info
-from aclecg.augment.draws import randint, uniform
+from aclecg.augment.draws import Draws, randint, uniform
 from aclecg.augment.params import check_choice, check_number, check_range, step_label
 from aclecg.augment.rpeaks import DEFAULT_RR_S, compact, median_rr, spans_to_mask
 from aclecg.augment.warp import Warp
@@ -52,7 +52,7 @@ class RandomScaleCrop(Augmentation):
     def config(self) -> dict[str, Any]:
         return {"name": self.name, "scale": list(self.scale), "p": self.p}
 
-    def sample_params(self, x: Tensor, rpeaks: Tensor, generator: torch.Generator | None) -> dict[str, Tensor]:
+    def sample_params(self, x: Tensor, rpeaks: Tensor, generator: Draws) -> dict[str, Tensor]:
         batch, _, length = x.shape
         u = uniform((batch, 2), generator, x.device).double()  # the window is derived in float64
         lo, hi = self.scale
@@ -117,7 +117,7 @@ class TemporalShift(Augmentation):
     def config(self) -> dict[str, Any]:
         return {"name": self.name, "max_shift": self.max_shift, "mode": self.mode, "p": self.p}
 
-    def sample_params(self, x: Tensor, rpeaks: Tensor, generator: torch.Generator | None) -> dict[str, Tensor]:
+    def sample_params(self, x: Tensor, rpeaks: Tensor, generator: Draws) -> dict[str, Tensor]:
         batch, _, length = x.shape
         if self.max_shift == "rr":
             limit = median_rr(rpeaks, default=1.0 * self.fs).double()
@@ -269,7 +269,7 @@ class CardiacCycleMask(Augmentation):
         end = torch.where(nxt >= 0, torch.minimum(end, nxt), end)
         return start, end, valid
 
-    def sample_params(self, x: Tensor, rpeaks: Tensor, generator: torch.Generator | None) -> dict[str, Tensor]:
+    def sample_params(self, x: Tensor, rpeaks: Tensor, generator: Draws) -> dict[str, Tensor]:
         batch = x.shape[0]
         n_cand = max(rpeaks.shape[1] - 1, 0) if self.window == "rr" else rpeaks.shape[1]
         u = uniform((batch, 3 + n_cand), generator, x.device)

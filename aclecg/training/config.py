@@ -61,6 +61,7 @@ class PretrainConfig:
     keep_last: int = 3
     log_every: int = 1
     max_peaks: int = 32
+    input_draws: str = "per_sample"  # see aclecg.constraints.INPUT_DRAWS
 
     def __post_init__(self) -> None:
         self.validate()
@@ -98,7 +99,10 @@ class PretrainConfig:
         if not isinstance(data, dict):
             raise ConfigError(f"{path} must hold a JSON object")
         if "run" in data and "config" in data:  # a run's own config.json written by the engine
-            data = data["config"]
+            data = dict(data["config"])
+        # A file written before per-sample draws existed means what it meant then: a run resumes and a shipped
+        # configuration reproduces with the draws it was made with (aclecg.constraints.INPUT_DRAWS).
+        data.setdefault("input_draws", "global_batch")
         base_dir = path.parent
         data["data"] = [str(_resolve_relative(d, base_dir)) for d in data.get("data", [])]
         return cls.from_dict(data)

@@ -30,6 +30,7 @@ import numpy as np
 import torch
 
 from aclecg import checkpoint as ckpt
+from aclecg.augment.draws import SampleDraws, sample_keys
 from aclecg.errors import AclEcgError, CheckpointError, ConfigError
 from aclecg.leads import default_region_map
 from aclecg.parallel import (
@@ -221,14 +222,27 @@ class Trainer:
         return self.export()
 
     def _views(self, order: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
-        """The global batch of the current step, augmented twice; this process's rows of each view."""
+        """This process's rows of the current step's global batch, augmented twice.
+
+        ``per_sample`` draws: the process reads and augments only its own rows, each with draws keyed by (seed,
+        epoch, view, record), so the views equal one process's for any world size. ``global_batch`` (runs made
+        before per-sample draws): every process reads and augments the whole global batch and keeps its rows."""
         pos = self.step % self.steps_per_epoch
         index = order[pos * self.global_batch : (pos + 1) * self.global_batch]
+        per_sample = self.ctx.config.input_draws == "per_sample"
+        if per_sample:
+            index = index[self.rows]
         x, peaks = self.data.batch(index, self.ctx.config.max_peaks)
         x, peaks = x.to(self.ctx.device, non_blocking=True), peaks.to(self.ctx.device, non_blocking=True)
         with torch.no_grad():
-            view1 = self.augment(x, peaks, generator=self.aug_gen)[self.rows]
-            view2 = self.augment(x, peaks, generator=self.aug_gen)[self.rows]
+            if per_sample:
+                epoch, rows = self.step // self.steps_per_epoch, torch.from_numpy(np.asarray(index, dtype=np.int64))
+                seed = self.ctx.config.seed
+                view1 = self.augment(x, peaks, generator=SampleDraws(sample_keys(seed, epoch, 1, rows)))
+                view2 = self.augment(x, peaks, generator=SampleDraws(sample_keys(seed, epoch, 2, rows)))
+            else:
+                view1 = self.augment(x, peaks, generator=self.aug_gen)[self.rows]
+                view2 = self.augment(x, peaks, generator=self.aug_gen)[self.rows]
         return view1, view2
 
     def _optimise(self, forward: Callable, view1: torch.Tensor, view2: torch.Tensor, lr: float) -> dict[str, float]:
