@@ -64,7 +64,7 @@ AVR_POLICIES: tuple[str, ...] = ("exclude", "own")
 INPUT_DRAWS: tuple[str, ...] = ("per_sample", "global_batch")
 #: Names of the augmentation presets of :data:`aclecg.augment.PRESETS` (here so that help texts and choice lists
 #: need not import torch; tests/test_augment.py checks they are the registry's).
-AUGMENTATION_PRESETS: tuple[str, ...] = ("physio", "standard", "none")
+AUGMENTATION_PRESETS: tuple[str, ...] = ("physio", "physio_v1", "standard", "none")
 #: Label protocols: every label of a record, or only records with exactly one (the authors' protocol).
 PROTOCOLS: tuple[str, ...] = ("multilabel", "singlelabel")
 #: Evaluation arms: per checkpoint (``linear_probe``, ``fine_tune``) and the reference arms.

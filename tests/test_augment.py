@@ -518,3 +518,26 @@ def test_cli_rejects_bad_spec(capsys):
 
     assert main(["augment", "--synthetic", "--spec", '[{"name": "time_out", "fraction": [0, 2]}]']) == 2
     assert "fraction" in capsys.readouterr().err
+
+
+def test_the_rate_keeping_crop_keeps_its_window_in_place_and_zeroes_the_rest():
+    x, rp = A.make_synthetic_batch(6, fs=100, generator=_gen(4))
+    for fuse_with_shift in (False, True):
+        spec = [{"name": "random_scale_crop", "scale": [0.5, 0.8], "resample": False}]
+        if fuse_with_shift:  # folded into one warp with a (zero) shift: the same output
+            spec.append({"name": "temporal_shift", "max_shift": 0.0, "mode": "zero"})
+        y, info = A.build_augmentation(spec, fs=100).forward_with_info(x, rp, _gen(5))
+        part = next(v for k, v in info.items() if k.endswith("random_scale_crop"))
+        t = torch.arange(x.shape[-1])
+        for i in range(6):
+            keep = (t >= part["start"][i]) & (t < part["end"][i])
+            assert torch.equal(y[i][:, keep], x[i][:, keep])
+            assert (y[i][:, ~keep] == 0).all() and 0.5 <= float(part["fraction"][i]) <= 0.8
+    y, peaks, _ = A.build_augmentation(spec[:1], fs=100).step(x, rp, _gen(5))
+    kept = peaks[peaks >= 0]
+    assert set(kept.tolist()) <= set(rp[rp >= 0].tolist())  # peaks stay where they were; outside ones are dropped
+
+
+def test_the_crop_refuses_a_resample_that_is_not_a_boolean():
+    with pytest.raises(ConfigError, match="'resample' must be true or false"):
+        A.build_augmentation([{"name": "random_scale_crop", "resample": "no"}])

@@ -207,7 +207,15 @@ def test_measure_command_writes_the_preservation_table(tiny, tmp_path, capsys):
     )
     text = out.read_text()
     assert "--records 2 --views 1 --seed 0" in text and "2 of 6 records" in text
-    for name in ("`none`", "`physio`", "`random_scale_crop`", "`cardiac_cycle_mask`", "`random_resized_crop`"):
+    names = (
+        "`none`",
+        "`physio`",
+        "`physio_v1`",
+        "`random_scale_crop`",
+        "`cardiac_cycle_mask`",
+        "`random_resized_crop`",
+    )
+    for name in names:
         assert name in text
     table = pd.read_csv(out.with_suffix(".csv"))
     control = table[table["augmentation"] == "none"].iloc[0]
@@ -244,11 +252,21 @@ def test_cycle_masking_and_temporal_shift_keep_the_rate(spec):
         assert abs(hr - 75.0) < 2.0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Physio-AUG's random_scale_crop resamples the window to the full length exactly like random_resized_crop "
-    "(aclecg/augment/physio.py), so it scales the rate too; see docs/results/rhythm-preservation.md",
-)
 def test_physio_crop_keeps_the_rate():
-    for hr in _hr_after([{"name": "random_scale_crop", "scale": [0.6, 0.6]}]):
+    from aclecg.augment import PRESETS
+
+    crop = PRESETS["physio"][0]
+    assert crop["name"] == "random_scale_crop" and crop["resample"] is False
+    for hr in _hr_after([{**crop, "scale": [0.6, 0.6]}]):
         assert abs(hr - 75.0) < 2.0
+    for hr in _hr_after("physio"):
+        assert abs(hr - 75.0) < 2.0
+
+
+def test_physio_v1_is_the_resampling_crop_the_older_encoders_were_trained_with():
+    from aclecg.augment import PRESETS
+
+    assert PRESETS["physio_v1"][0] == {"name": "random_scale_crop", "scale": [0.5, 1.0]}
+    assert PRESETS["physio_v1"][1:] == PRESETS["physio"][1:]
+    for hr in _hr_after([{**PRESETS["physio_v1"][0], "scale": [0.6, 0.6]}]):
+        assert hr / 75.0 == pytest.approx(0.6, abs=0.03)

@@ -54,7 +54,7 @@ def test_draws_differ_across_seeds_epochs_views_samples_and_draw_numbers():
 def test_draws_have_the_distributions_they_claim():
     d = SampleDraws(sample_keys(7, 0, 1, torch.arange(4000)))
     u, n = d.uniform((4000, 50), CPU), d.normal((4000, 50), CPU)
-    assert u.dtype == n.dtype == torch.float32 and 0 <= float(u.min()) and float(u.max()) < 1
+    assert u.dtype == n.dtype == torch.float32 and float(u.min()) >= 0 and float(u.max()) < 1
     assert abs(float(u.mean()) - 0.5) < 0.005 and abs(float(u.var()) - 1 / 12) < 0.002
     assert abs(float(n.mean())) < 0.01 and abs(float(n.std()) - 1) < 0.01 and torch.isfinite(n).all()
     assert abs(float((n**4).mean()) - 3) < 0.1  # the normal's kurtosis, not the uniform's
@@ -132,8 +132,23 @@ def test_configuration_files_written_before_per_sample_draws_keep_their_draws(tm
     assert PretrainConfig().input_draws == "per_sample"
     plain.write_text(json.dumps({"method": "simclr", "input_draws": "per_sample"}))
     assert PretrainConfig.from_file(plain).input_draws == "per_sample"
+    assert PretrainConfig.from_file(plain).augmentation is None
     with pytest.raises(ConfigError, match="input_draws"):
         PretrainConfig(input_draws="per_rank")
+
+
+def test_a_shipped_acl_ecg_configuration_means_the_resampling_physio_aug_it_was_trained_with():
+    from aclecg.studyplan.encoders import effective_sha256
+
+    shipped = json.loads((REPO / "checkpoints" / "acl_ecg" / "config.json").read_text())
+    assert "input_draws" not in shipped and shipped["augmentation"] is None
+    config = PretrainConfig.from_file(REPO / "checkpoints" / "acl_ecg" / "config.json")
+    assert (config.augmentation, config.input_draws) == ("physio_v1", "global_batch")
+    resolved = config.to_dict()
+    stated = {k: v for k, v in resolved.items() if k != "input_draws"} | {"augmentation": None}
+    assert effective_sha256(resolved) == effective_sha256(stated)  # digests recorded before 2026-12-05 still match
+    new = PretrainConfig(method="acl_ecg").to_dict()
+    assert effective_sha256(new) != effective_sha256({**new, "input_draws": "global_batch"})
 
 
 # --- real processes: parity for 1, 2 and 4 processes and two node ranks -----------------------------------------

@@ -105,7 +105,7 @@ def test_paper_figure_rejects_wrong_shape():
 def test_shaded_masked_cycles_match_the_augmentation_info(seed):
     """One shaded rectangle per masked span, and the shaded samples are exactly the zeroed ones."""
     x, rp = make_synthetic_batch(1, fs=100, generator=torch.Generator().manual_seed(seed))
-    aug = build_augmentation("physio", fs=100)
+    aug = build_augmentation("physio_v1", fs=100)  # its crop resamples: every zero is a masked cycle's
     y, info = aug.forward_with_info(x, rp, generator=torch.Generator().manual_seed(seed + 10))
     marks = viz.marks_from_info(info, x.shape[-1])
     spans = info["1:cardiac_cycle_mask"]["cycles"][0].numpy()

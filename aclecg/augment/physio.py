@@ -16,7 +16,7 @@ from torch import Tensor
 
 from aclecg.augment.base import Augmentation, Info
 from aclecg.augment.draws import Draws, randint, uniform
-from aclecg.augment.params import check_choice, check_number, check_range, step_label
+from aclecg.augment.params import check_bool, check_choice, check_number, check_range, step_label
 from aclecg.augment.rpeaks import DEFAULT_RR_S, compact, median_rr, spans_to_mask
 from aclecg.augment.warp import Warp
 from aclecg.constraints import CYCLE_WINDOWS, MASK_FILLS, SHIFT_MODES
@@ -27,30 +27,42 @@ __all__ = ["CardiacCycleMask", "RandomScaleCrop", "TemporalShift"]
 
 
 class RandomScaleCrop(Augmentation):
-    """Random scale cropping / random resized crop: crop a window of ``fraction * T`` samples, resample to ``T``.
+    """Random scale cropping: keep a window of ``fraction * T`` samples; resample it to ``T`` or keep its rate.
 
     The window length is ``w = round(f * T)`` with ``f ~ U(scale)``, its start ``s`` uniform over the integer
-    positions that fit. Output sample ``j`` reads the input at ``s + j * (w - 1) / (T - 1)`` with linear
-    interpolation (end points included), so ``f = 1`` is the identity. R-peaks inside the window are mapped to
+    positions that fit.
+
+    ``resample=True`` (the random resized crop of LCD/ELIC, and Physio-AUG's crop before 2026-12-05, preset
+    ``physio_v1``): output sample ``j`` reads the input at ``s + j * (w - 1) / (T - 1)`` with linear interpolation
+    (end points included), so ``f = 1`` is the identity. R-peaks inside the window are mapped to
     ``floor((r - s) * (T - 1) / (w - 1) + 1/2)`` (exact integer arithmetic: halves round up); the others are
-    dropped.
+    dropped. The time axis stretches by ``1 / f``, so the heart rate of the view falls by the factor ``f``.
+
+    ``resample=False`` (Physio-AUG's rhythm-preserving crop, preset ``physio``): the window stays where it was, at
+    the record's own rate, and the samples outside it are zeroed (the z-scored baseline); R-peaks outside it are
+    dropped. Heart rate, RR intervals and wave durations are unchanged.
 
     info: ``start``, ``end`` (B,) long, ``[start, end)`` in input samples; ``fraction`` (B,) float (``w / T``).
-    This is the ACL-ECG "random scale cropping" and the LCD/ELIC "random resized crop" (scale 0.5-1.0).
     """
 
     name = "random_scale_crop"
     PARAMS = {
         "scale": "[low, high] fraction of the length kept, inside [0.05, 1.0]; default [0.5, 1.0]",
+        "resample": "true: stretch the window to the full length (changes the rate); false: keep its rate, zero "
+        "the rest; default true",
         "p": "probability per sample, [0, 1]; default 1",
     }
 
-    def __init__(self, scale: Sequence[float] = (0.5, 1.0), p: float = 1.0, fs: float = 100.0) -> None:
+    def __init__(
+        self, scale: Sequence[float] = (0.5, 1.0), resample: bool = True, p: float = 1.0, fs: float = 100.0
+    ) -> None:
         super().__init__(p, fs)
         self.scale = check_range(self.name, "scale", scale, 0.05, 1.0)
+        self.resample = check_bool(self.name, "resample", resample)
 
     def config(self) -> dict[str, Any]:
-        return {"name": self.name, "scale": list(self.scale), "p": self.p}
+        extra = {} if self.resample else {"resample": False}  # the resampling crop's config is as it always was
+        return {"name": self.name, "scale": list(self.scale), **extra, "p": self.p}
 
     def sample_params(self, x: Tensor, rpeaks: Tensor, generator: Draws) -> dict[str, Tensor]:
         batch, _, length = x.shape
@@ -69,15 +81,27 @@ class RandomScaleCrop(Augmentation):
         if not need_peaks:
             return rpeaks, info
         inside = (rpeaks >= start[:, None]) & (rpeaks < (start + width)[:, None])
+        if not self.resample:
+            return compact(torch.where(inside, rpeaks, -1), length), info
         span = 2 * (width[:, None] - 1)  # round((r - s) / step) with step = (w - 1) / (T - 1), in integers
         mapped = torch.div((rpeaks - start[:, None]) * (2 * (length - 1)) + span // 2, span, rounding_mode="floor")
         return compact(torch.where(inside, mapped.clamp_(0, length - 1), -1), length), info
 
-    warp_kind = "crop"
+    @property
+    def warp_kind(self) -> str | None:  # type: ignore[override]
+        return "crop" if self.resample else "mask"
 
     def warp_update(
         self, warp: Warp, x: Tensor, params: Mapping[str, Tensor], info: Info, applied: Tensor | None
     ) -> Warp:
+        if not self.resample:  # zero [0, start) and [end, T): two spans in every lead
+            start, end = params["start"], params["start"] + params["width"]
+            zero, length = torch.zeros_like(start), torch.full_like(start, x.shape[-1])
+            spans = torch.stack([torch.stack([zero, start], -1), torch.stack([end, length], -1)], dim=1)
+            if applied is not None:
+                spans = torch.where(applied[:, None, None], spans, torch.full_like(spans, -1))
+            leads = torch.ones((x.shape[0], 2, x.shape[1]), dtype=torch.bool, device=x.device)
+            return warp.with_spans(spans, leads)
         start = params["start"].double()
         step = (params["width"] - 1).double() / (x.shape[-1] - 1)
         if applied is not None:

@@ -29,10 +29,18 @@ AUGMENTATIONS.register(AmplitudeScale.name, AmplitudeScale)
 AUGMENTATIONS.register(BaselineWander.name, BaselineWander)
 AUGMENTATIONS.register(LeadDropout.name, LeadDropout)
 
-#: Preset pipelines as plain data. ``physio`` is Physio-AUG (ACL-ECG; parameters reconstructed, see the docs);
-#: ``standard`` is the LCD/ELIC authors' random resized crop + time-out; ``none`` leaves the signal unchanged.
+#: Preset pipelines as plain data. ``physio`` is Physio-AUG (ACL-ECG; parameters reconstructed, see the docs) with
+#: its rhythm-preserving crop (the window keeps its rate); ``physio_v1`` is Physio-AUG as this package made it before
+#: 2026-12-05, whose crop resampled the window like the baselines' (what configuration files written before then
+#: mean by ACL-ECG's default, see :mod:`aclecg.training.config`); ``standard`` is the LCD/ELIC authors' random
+#: resized crop + time-out; ``none`` leaves the signal unchanged.
 PRESETS: dict[str, list[dict[str, Any]]] = {
     "physio": [
+        {"name": "random_scale_crop", "scale": [0.5, 1.0], "resample": False},
+        {"name": "cardiac_cycle_mask", "n_cycles": [1, 2], "window": "rr", "scope": "all", "fill": "zero"},
+        {"name": "temporal_shift", "max_shift": "rr", "mode": "circular"},
+    ],
+    "physio_v1": [
         {"name": "random_scale_crop", "scale": [0.5, 1.0]},
         {"name": "cardiac_cycle_mask", "n_cycles": [1, 2], "window": "rr", "scope": "all", "fill": "zero"},
         {"name": "temporal_shift", "max_shift": "rr", "mode": "circular"},

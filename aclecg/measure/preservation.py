@@ -47,7 +47,8 @@ COMPARED: dict[str, tuple[str, str]] = {
 AUGMENTATIONS_MEASURED: tuple[tuple[str, str, Any], ...] = (
     ("none", "control: the record itself", "none"),
     ("physio", "Physio-AUG preset: crop -> cycle mask -> shift", "physio"),
-    ("random_scale_crop", "Physio-AUG step, scale [0.5, 1]", [PRESETS["physio"][0]]),
+    ("physio_v1", "Physio-AUG as made before 2026-12-05 (its crop resampled)", "physio_v1"),
+    ("random_scale_crop", "Physio-AUG step, scale [0.5, 1], rate kept", [PRESETS["physio"][0]]),
     ("cardiac_cycle_mask", "Physio-AUG step, 1-2 RR cycles, all leads", [PRESETS["physio"][1]]),
     ("temporal_shift", "Physio-AUG step, circular, up to one RR", [PRESETS["physio"][2]]),
     ("standard", "baseline preset: resized crop -> time-out", "standard"),
@@ -197,7 +198,8 @@ def to_markdown(summary: pd.DataFrame, meta: dict[str, Any]) -> str:
         "the cells are the median / 95th percentile of |view - original|. *HR moved* is the share of views whose",
         f"heart rate moves by more than {HR_MOVE_BPM:g} bpm; *lost* the share of views where a value measurable on",
         "the original could not be measured; *HR ratio / f* the median of (view HR / original HR) / kept fraction f",
-        "for the crops (1 = the rate scales with the crop, as resampling a window of f T samples to T predicts).",
+        "for the crops: 1 when the rate scales with the crop (resampling a window of f T samples to T), 1/f (about",
+        "1.3 for f in [0.5, 1]) when the crop keeps the rate.",
         f"{DISCLAIMER}",
         "",
         "| augmentation | what | views | HR \\|Δ\\| bpm (median / p95) | HR moved > 5 bpm | RR \\|Δ\\| ms | "

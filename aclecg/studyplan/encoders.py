@@ -89,12 +89,11 @@ def _sha256(path: Path) -> str:
 def effective_sha256(config: Mapping[str, Any]) -> str:
     """The sha256 of a resolved pretraining configuration (canonical JSON): what a rotation's store records.
 
-    ``input_draws`` at ``global_batch``, the meaning of every configuration written before the key existed, is left
-    out, so the digests recorded for those stores still match."""
-    cfg = dict(config)
-    if cfg.get("input_draws") == "global_batch":
-        del cfg["input_draws"]
-    return digest(cfg)  # the same canonical JSON digest as every cell key
+    Taken over the configuration's :func:`~aclecg.training.config.legacy_form`, so the digests recorded for stores
+    made from files written before 2026-12-05 still match."""
+    from aclecg.training.config import legacy_form
+
+    return digest(legacy_form(dict(config)))  # the same canonical JSON digest as every cell key
 
 
 def store_digest(job: PretrainJob) -> str:

@@ -100,12 +100,46 @@ class PretrainConfig:
             raise ConfigError(f"{path} must hold a JSON object")
         if "run" in data and "config" in data:  # a run's own config.json written by the engine
             data = dict(data["config"])
-        # A file written before per-sample draws existed means what it meant then: a run resumes and a shipped
-        # configuration reproduces with the draws it was made with (aclecg.constraints.INPUT_DRAWS).
-        data.setdefault("input_draws", "global_batch")
+        data = fill_legacy(data)
         base_dir = path.parent
         data["data"] = [str(_resolve_relative(d, base_dir)) for d in data.get("data", [])]
         return cls.from_dict(data)
+
+
+def _default_is_physio(method: Any) -> bool:
+    from aclecg.methods import method_info  # torch: only for files that leave the augmentation to the method
+
+    try:
+        return method_info(str(method)).default_augmentation == "physio"
+    except Exception:  # an unknown method is reported by the run that builds it
+        return False
+
+
+def fill_legacy(data: dict[str, Any]) -> dict[str, Any]:
+    """What a configuration file written before 2026-12-05 (it has no ``input_draws``) meant when it was written.
+
+    Two defaults changed that day: augmentation draws became per-sample (``input_draws``), and Physio-AUG's crop
+    stopped resampling (preset ``physio``; the old one is ``physio_v1``). Such a file means ``global_batch`` draws
+    and, where it leaves the augmentation to a method whose default is Physio-AUG, ``physio_v1``; so a run resumes,
+    and a shipped configuration reproduces, with what it was made with. :func:`legacy_form` is the inverse."""
+    if "input_draws" in data:
+        return data
+    data = {**data, "input_draws": "global_batch"}
+    if data.get("augmentation") is None and _default_is_physio(data.get("method", "acl_ecg")):
+        data["augmentation"] = "physio_v1"
+    return data
+
+
+def legacy_form(config: dict[str, Any]) -> dict[str, Any]:
+    """``config`` as a file written before 2026-12-05 states it, where it means what such a file means (the inverse
+    of :func:`fill_legacy`; digests recorded from such files stay valid)."""
+    cfg = dict(config)
+    if cfg.get("input_draws") != "global_batch":
+        return cfg
+    del cfg["input_draws"]
+    if cfg.get("augmentation") == "physio_v1" and _default_is_physio(cfg.get("method", "acl_ecg")):
+        cfg["augmentation"] = None
+    return cfg
 
 
 def _resolve_relative(path: str, base: Path) -> Path:
