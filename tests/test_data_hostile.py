@@ -499,6 +499,7 @@ def test_workers_are_capped_at_the_cpus_with_a_note(tmp_path, monkeypatch, capsy
 
     monkeypatch.setattr(prepare, "get_context", lambda method: Context())
     monkeypatch.setattr(prepare, "usable_cpus", lambda: 2)
+    monkeypatch.setattr(prepare, "MIN_ITEMS_PER_POOL", 0)
     root = _challenge_input(tmp_path)
     out = str(tmp_path / "o")
     assert (

@@ -50,7 +50,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--strict", action="store_true", help="fail (exit 2) on the first malformed record")
     p.add_argument("--name", help="dataset name stored in the manifest (default: from the format/folder)")
     p.add_argument(
-        "--workers", type=int, default=0, help="worker processes (default 0: in this process; at most the CPUs)"
+        "--workers",
+        type=int,
+        default=None,
+        help="worker processes (default: the CPU cores this process may use; 0: in this process; at most the CPUs)",
     )
     p.add_argument("--seed", type=int, default=0, help="seed of the generated folds (datasets without official ones)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -64,6 +67,8 @@ def run(args: argparse.Namespace) -> int:
     from aclecg.data.staging import Terminated
     from aclecg.errors import ConfigError
 
+    if args.workers is None:
+        args.workers = usable_cpus()
     if args.workers < 0:
         raise ConfigError(f"--workers must be >= 0, got {args.workers}")
     args.workers = min(args.workers, usable_cpus())  # the CLI already said so (aclecg.cli.cap_workers)

@@ -12,7 +12,6 @@ and Ctrl-C remove it, a later run removes one left by a killed process, a failin
 
 from __future__ import annotations
 
-import errno
 import hashlib
 import json
 import os
@@ -170,6 +169,10 @@ def _work(job: tuple[int, RecordItem]) -> Processed | Skipped:
     return process_record(reader, job[1], job[0], cfg)
 
 
+#: fewer records than this are prepared in this process: starting a pool of spawned workers costs more than it saves
+MIN_ITEMS_PER_POOL = 32
+
+
 def usable_cpus() -> int:
     """CPUs this process may run on (its affinity where the platform tells, else ``os.cpu_count()``)."""
     affinity = getattr(os, "sched_getaffinity", None)
@@ -180,7 +183,7 @@ def _results(
     reader: Reader, items: list[RecordItem], cfg: PrepareConfig, workers: int
 ) -> Iterator[Processed | Skipped]:
     workers = min(workers, usable_cpus())
-    if workers <= 1:
+    if workers <= 1 or len(items) < MIN_ITEMS_PER_POOL:
         for i, item in enumerate(items):
             yield process_record(reader, item, i, cfg)
         return
@@ -191,13 +194,28 @@ def _results(
         yield from pool.imap(_work, list(enumerate(items)), chunksize=8)
 
 
+#: bytes reserved for the ``signals.npy`` header: the shape is known only at the end, and the header is rewritten in
+#: place then (NPY 1.0: magic, version, a 2-byte length and a Python-literal dict padded with spaces to a multiple of
+#: 64, so any row count up to 19 digits fits)
+NPY_HEADER_BYTES = 128
+
+
+def _npy_header(rows: int, n_leads: int, n_samples: int) -> bytes:
+    """The NPY 1.0 header of a C-order little-endian float32 array of shape (rows, n_leads, n_samples)."""
+    text = f"{{'descr': '<f4', 'fortran_order': False, 'shape': ({rows}, {n_leads}, {n_samples}), }}"
+    body = text.ljust(NPY_HEADER_BYTES - 10 - 1) + "\n"
+    return b"\x93NUMPY\x01\x00" + len(body).to_bytes(2, "little") + body.encode("latin1")
+
+
 class _SignalWriter:
-    """Streams float32 windows to a raw file (hashing them), then turns it into ``signals.npy``."""
+    """Streams float32 windows into ``signals.npy`` once (hashing them); the header gets its row count at the end.
+
+    One pass: the data is written once, so disk use and memory are the output's size, not twice it."""
 
     def __init__(self, folder: Path, n_samples: int):
-        self.folder = folder
-        self.raw_path = folder / "signals.raw"
-        self.handle = open(self.raw_path, "wb")
+        self.path = folder / "signals.npy"
+        self.handle = open(self.path, "wb")
+        self.handle.write(_npy_header(0, len(LEADS), n_samples))
         self.sha = hashlib.sha256()
         self.rows = 0
         self.n_samples = n_samples
@@ -208,36 +226,13 @@ class _SignalWriter:
         self.sha.update(data)
         self.rows += windows.shape[0]
 
-    def finish(self, chunk_rows: int = 2048) -> Path:
+    def finish(self) -> Path:
+        self.handle.seek(0)
+        self.handle.write(_npy_header(self.rows, len(LEADS), self.n_samples))
+        self.handle.flush()
+        os.fsync(self.handle.fileno())
         self.handle.close()
-        shape = (self.rows, len(LEADS), self.n_samples)
-        out = self.folder / "signals.npy"
-        target = np.lib.format.open_memmap(out, mode="w+", dtype="<f4", shape=shape)
-        _allocate(out)  # a full disk fails here (OSError), not as SIGBUS while the memory map is written
-        if self.rows:
-            raw = np.memmap(self.raw_path, dtype="<f4", mode="r", shape=shape)
-            for start in range(0, self.rows, chunk_rows):
-                target[start : start + chunk_rows] = raw[start : start + chunk_rows]
-            del raw
-        target.flush()
-        del target
-        self.raw_path.unlink()
-        return out
-
-
-def _allocate(path: Path) -> None:
-    """Reserve the disk blocks of ``path`` (where the platform can), so writing its memory map cannot run out."""
-    allocate = getattr(os, "posix_fallocate", None)
-    if allocate is None:
-        return
-    fd = os.open(path, os.O_RDWR)
-    try:
-        allocate(fd, 0, os.fstat(fd).st_size)
-    except OSError as exc:
-        if exc.errno not in (errno.EOPNOTSUPP, errno.ENOSYS, errno.EINVAL):
-            raise
-    finally:
-        os.close(fd)
+        return self.path
 
 
 def _fold_assignment(items: list[RecordItem], fmt: str, seed: int) -> tuple[list[int], str]:
