@@ -483,3 +483,19 @@ def test_an_in_process_task_leaves_the_callers_torch_threads_as_they_were(tmp_pa
     with pytest.raises(Exception):  # any failure of the job: the threads are restored all the same
         run_task(Envelope("t", object(), threads=1))
     assert torch.get_num_threads() == before
+
+
+def test_the_local_executor_sizes_itself_by_the_cores_this_process_may_use(monkeypatch):
+    """os.cpu_count() counts the machine's cores; a process pinned to fewer (taskset, a cgroup, a Slurm step) must
+    not start more workers or threads than it may run."""
+    import aclecg.data.prepare as prepare
+    from aclecg.studyplan import executors
+
+    monkeypatch.setattr(prepare, "usable_cpus", lambda: 4)
+    monkeypatch.setattr(executors.os, "cpu_count", lambda: 64)
+    monkeypatch.setattr(executors, "_gpu_count", lambda: 0)
+    local = executors.LocalExecutor()
+    try:
+        assert (local.workers, local.threads) == (2, 2)
+    finally:
+        local.close()

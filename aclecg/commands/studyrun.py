@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from typing import Any
 
@@ -24,9 +23,10 @@ def _duration(seconds: float) -> str:
 def _workers(args: argparse.Namespace) -> int:
     if args.workers is not None:
         return int(args.workers)
+    from aclecg.data.prepare import usable_cpus
     from aclecg.studyplan.executors import _gpu_count
 
-    return _gpu_count() or max(1, (os.cpu_count() or 1) // 2)
+    return _gpu_count() or max(1, usable_cpus() // 2)
 
 
 def plan_lines(plan: Any, tasks: list, workers: int, quiet: bool = False) -> list[str]:

@@ -67,7 +67,9 @@ class LocalExecutor:
     """A process pool sized to this machine (see the module docstring)."""
 
     def __init__(self, workers: int | None = None, threads: int | None = None):
-        cores = os.cpu_count() or 1
+        from aclecg.data.prepare import usable_cpus  # the one count of usable cores (affinity, cgroup pinning)
+
+        cores = usable_cpus()
         gpus = _gpu_count()
         self.workers = max(1, workers or gpus or max(1, cores // 2))
         self.threads = threads or max(1, cores // self.workers)
