@@ -56,7 +56,12 @@ def run(args: argparse.Namespace) -> int:
         source = evaluation.load_source(args.checkpoint)
     else:
         source = evaluation.random_init_source(
-            args.random_init, args.seed, [str(x) for x in dataset.leads], dataset.fs, dataset.n_samples
+            args.random_init,
+            args.seed,
+            [str(x) for x in dataset.leads],
+            dataset.fs,
+            dataset.n_samples,
+            evaluation.data_contract(dataset),
         )
     emb, path = evaluation.cached_embeddings(
         source, dataset, batch_size=args.batch_size, device=args.device, refresh=args.refresh, show_progress=True

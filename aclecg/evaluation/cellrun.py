@@ -27,7 +27,13 @@ from aclecg.evaluation.finetune import train_arm
 from aclecg.evaluation.fractions import rotate_folds, sample_label_fraction
 from aclecg.evaluation.outputs import metric_rows
 from aclecg.evaluation.probe import linear_probe
-from aclecg.evaluation.sources import EncoderSource, check_compatible, load_source, random_init_source
+from aclecg.evaluation.sources import (
+    EncoderSource,
+    check_compatible,
+    data_contract,
+    load_source,
+    random_init_source,
+)
 from aclecg.evaluation.task import CellTask
 
 __all__ = [
@@ -257,7 +263,9 @@ def fit_cell(
     src = (
         arm.source
         if arm.kind == "linear_probe"
-        else random_init_source(ref_cfg.to_dict(), task.seed, ref_cfg.leads, dataset.fs, dataset.n_samples)
+        else random_init_source(
+            ref_cfg.to_dict(), task.seed, ref_cfg.leads, dataset.fs, dataset.n_samples, data_contract(dataset)
+        )
     )
     assert src is not None  # every linear_probe arm has its checkpoint's source
     emb = embeddings_of(src)[task.keep_idx]
