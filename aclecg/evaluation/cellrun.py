@@ -123,12 +123,14 @@ def load_sources(checkpoints: Sequence[str | Path | EncoderSource], dataset: Any
 def reference_config(
     encoders: Sequence[EncoderInfo], dataset: Any, encoder_config: Mapping[str, Any] | str | None = None
 ) -> dict[str, Any]:
-    """The reference arms' encoder config: the first checkpoint's architecture and leads, else ``encoder_config``
+    """The reference arms' encoder config: the first checkpoint's architecture and leads (``--encoder-factory``
+    modules have none and are passed over), else ``encoder_config``
     (preset name or dict; default ``"small"``) on the data's leads."""
     from aclecg.models import resolve_encoder_config
 
-    if encoders:
-        cfg = resolve_encoder_config(dict(encoders[0].encoder_config), leads=list(encoders[0].leads))
+    own = [e for e in encoders if e.encoder_config]  # a --encoder-factory module has no aclecg architecture
+    if own:
+        cfg = resolve_encoder_config(dict(own[0].encoder_config), leads=list(own[0].leads))
     else:
         cfg = resolve_encoder_config(encoder_config or "small", leads=[str(x) for x in dataset.leads])
     return cfg.to_dict()

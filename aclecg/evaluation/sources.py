@@ -108,7 +108,11 @@ def random_init_like(sources: Sequence[EncoderSource], dataset: Any, seed: int) 
     """The ``random_init`` reference of an evaluation: the ACL-ECG checkpoint's architecture (else the first one's)."""
     if not sources:
         raise CheckpointError("random_init_like needs at least one checkpoint to copy the architecture of")
-    ref = next((s for s in sources if s.meta.get("method") == "acl_ecg"), sources[0])
+    own = [s for s in sources if s.meta.get("encoder_config")]  # a --encoder-factory module has no aclecg config
+    if not own:
+        leads = [str(x) for x in dataset.leads]
+        return random_init_source("small", seed, leads, dataset.fs, dataset.n_samples, data_contract(dataset))
+    ref = next((s for s in own if s.meta.get("method") == "acl_ecg"), own[0])
     return random_init_source(
         dict(ref.meta["encoder_config"]), seed, list(ref.leads), dataset.fs, dataset.n_samples, data_contract(dataset)
     )
