@@ -34,8 +34,8 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from aclecg import atomicio
-from aclecg.errors import CheckpointError, DataError
+from aclecg import atomicio, contract
+from aclecg.errors import CheckpointError, ConfigError, DataError
 
 if TYPE_CHECKING:
     from aclecg.models import ECGEncoder
@@ -55,6 +55,7 @@ META_KEYS = (
     "augmentation",
     "epoch",
     "step",
+    "contract",
 )
 
 
@@ -220,11 +221,32 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     return payload
 
 
-def checkpoint_meta(payload: dict[str, Any]) -> dict[str, Any]:
-    """The descriptive part of a loaded checkpoint (no tensors)."""
+def contract_of(payload: dict[str, Any], where: str = "checkpoint") -> contract.Contract | None:
+    """The preprocessing contract a checkpoint records; one written before it existed reads as the contract its
+    rate, window and leads imply (the current pipeline's; said once per file), ``None`` when it lacks even those."""
+    fallback = None
+    if all(payload.get(k) is not None for k in ("fs", "n_samples", "leads")):
+        try:
+            fallback = contract.implied(payload["fs"], payload["n_samples"], payload["leads"])
+        except (TypeError, ValueError, ConfigError) as exc:
+            raise CheckpointError(f"{where}: bad fs/n_samples/leads ({exc})") from None
+    recorded = payload.get("contract")
+    if recorded is None and fallback is None:
+        return None
+    key = str(payload.get("checkpoint_sha256") or where)
+    try:
+        return contract.of_record(recorded, fallback, where, key) if fallback else contract.Contract.from_dict(recorded)
+    except ConfigError as exc:
+        raise CheckpointError(f"{where}: {exc}") from None
+
+
+def checkpoint_meta(payload: dict[str, Any], where: str = "checkpoint") -> dict[str, Any]:
+    """The descriptive part of a loaded checkpoint (no tensors); ``contract`` is the recorded or implied one."""
     meta = {key: payload.get(key) for key in META_KEYS}
     meta["checkpoint_sha256"] = payload.get("checkpoint_sha256")
     meta["provenance"] = provenance_of(payload)
+    found = contract_of(payload, where)
+    meta["contract"] = found.to_dict() if found is not None else None
     return meta
 
 
@@ -304,6 +326,21 @@ def check_excluded_fold(path: str | Path, fold: int | None) -> dict[str, Any]:
     return prov
 
 
+#: Key prefixes wrappers add to a state dict: DistributedDataParallel/DataParallel, ``torch.compile``.
+WRAPPER_PREFIXES = ("module.", "_orig_mod.")
+
+
+def unwrapped_state(state: dict[str, Any]) -> dict[str, Any]:
+    """``state`` without the prefix a DDP-wrapped (``module.``) or compiled (``_orig_mod.``) model's state dict puts
+    before every key, repeatedly (a compiled DDP model has both); other state dicts are returned as they are."""
+    while state:
+        prefix = next((p for p in WRAPPER_PREFIXES if all(str(k).startswith(p) for k in state)), None)
+        if prefix is None:
+            break
+        state = {str(k)[len(prefix) :]: v for k, v in state.items()}
+    return state
+
+
 def load_encoder(path: str | Path, device: str | torch.device = "cpu") -> tuple[ECGEncoder, dict[str, Any]]:
     """Build the online encoder stored in a checkpoint and load its weights; returns ``(encoder, meta)``.
 
@@ -316,11 +353,11 @@ def load_encoder(path: str | Path, device: str | torch.device = "cpu") -> tuple[
     try:
         config = EncoderConfig.from_dict(payload["encoder_config"])
         encoder = ECGEncoder(config)
-        encoder.load_state_dict(payload["encoder"])
+        encoder.load_state_dict(unwrapped_state(payload["encoder"]))
     except (KeyError, RuntimeError, TypeError, ValueError) as exc:
         raise CheckpointError(f"{path}: encoder weights do not match its configuration ({exc})") from exc
     encoder.to(device).eval()
-    return encoder, checkpoint_meta(payload)
+    return encoder, checkpoint_meta(payload, f"checkpoint {path}")
 
 
 def list_checkpoints(root: str | Path, recursive: bool = True) -> list[Path]:

@@ -37,6 +37,7 @@ COMMANDS: tuple[str, ...] = (
     "neighbours",
     "attribute",
     "overlap",
+    "export",
     "app",
 )
 

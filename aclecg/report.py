@@ -10,9 +10,10 @@ Every number in the report is read from the sweeps' ``summary.csv``, ``results.c
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -354,6 +355,18 @@ def _same_config(path: Path, config: dict) -> bool:
         return False
 
 
+def contract_row(payload: Mapping[str, Any]) -> str:
+    """The model card's ``preprocessing`` row: the checkpoint's contract in words (an older checkpoint's implied one,
+    marked as such)."""
+    from aclecg.contract import Contract, implied
+
+    recorded = payload.get("contract")
+    if recorded is not None:
+        return f"| preprocessing | {Contract.from_dict(recorded).describe()} |"
+    found = implied(payload["fs"], payload["n_samples"], payload["leads"])
+    return f"| preprocessing | {found.describe()} (implied: this checkpoint predates the recorded contract) |"
+
+
 def ship_checkpoint(run_dir: str | Path, dest: str | Path, sweep_dirs: Sequence[str | Path] = ()) -> Path:
     """Copy a finished run's ``encoder.pt`` into ``dest`` and write its model card (``README.md``).
 
@@ -396,6 +409,7 @@ def ship_checkpoint(run_dir: str | Path, dest: str | Path, sweep_dirs: Sequence[
         f"{', '.join(config['exclude_splits']) or 'none'}; data fingerprint `{payload['data_fingerprint'][:16]}…` |",
         f"| input | {len(payload['leads'])} leads ({', '.join(payload['leads'])}), {payload['fs']:g} Hz, "
         f"{payload['n_samples']} samples |",
+        contract_row(payload),
         f"| encoder | {json.dumps(payload['encoder_config'])} |",
         f"| augmentation | {payload.get('augmentation')} |",
         f"| method hyper-parameters | `{json.dumps(payload.get('hparams', {}))}` |",

@@ -124,6 +124,10 @@ def test_run_directory_contract(bundled_prepared, tmp_path):
     encoder, meta = ckpt.load_encoder(out)
     assert meta["method"] == "acl_ecg" and meta["fs"] == 100 and meta["n_samples"] == 1000
     assert meta["data_fingerprint"]
+    # the weights carry the data's preprocessing contract (the shared cache predates it: the one it implies)
+    from aclecg.contract import implied
+
+    assert ckpt.load_checkpoint(out)["contract"] == implied(100, 1000, encoder.leads).to_dict()
     with pytest.raises(AclEcgError, match="already holds a run"):
         pretrain(tiny_config(bundled_prepared), run_dir, progress=False)
 

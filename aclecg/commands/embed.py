@@ -22,6 +22,8 @@ prepared data is refused before anything is computed.
 
 
 def register(sub: argparse._SubParsersAction) -> None:
+    from aclecg.commands.encoder_args import add_factory_args
+
     p = sub.add_parser(
         "embed",
         help="compute (and cache) record embeddings of an encoder",
@@ -34,6 +36,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--checkpoint", help="checkpoint file (encoder.pt, best.pt, ...)")
     src.add_argument("--random-init", metavar="PRESET", help="a seeded random encoder of this preset (small, base)")
+    add_factory_args(p, src)
     p.add_argument("--seed", type=int, default=0, help="seed of --random-init (default 0)")
     p.add_argument("--data", required=True, help="prepared dataset directory")
     p.add_argument("--out", help="also save the embeddings to this .npy file")
@@ -47,16 +50,22 @@ def run(args: argparse.Namespace) -> int:
     import numpy as np
 
     from aclecg import evaluation
+    from aclecg.commands.encoder_args import encoder_sources
     from aclecg.errors import ConfigError
 
     if args.batch_size < 1:
         raise ConfigError(f"--batch-size must be >= 1, got {args.batch_size}")
     dataset = evaluation.open_dataset(args.data)
-    if args.checkpoint:
-        source = evaluation.load_source(args.checkpoint)
+    if args.checkpoint or args.encoder_factory:
+        source = encoder_sources(args)[0]
     else:
         source = evaluation.random_init_source(
-            args.random_init, args.seed, [str(x) for x in dataset.leads], dataset.fs, dataset.n_samples
+            args.random_init,
+            args.seed,
+            [str(x) for x in dataset.leads],
+            dataset.fs,
+            dataset.n_samples,
+            evaluation.data_contract(dataset),
         )
     emb, path = evaluation.cached_embeddings(
         source, dataset, batch_size=args.batch_size, device=args.device, refresh=args.refresh, show_progress=True

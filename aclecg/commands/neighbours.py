@@ -32,6 +32,8 @@ Similarity is the cosine of the encoder's embeddings after standardising each fe
 
 
 def register(sub: argparse._SubParsersAction) -> None:
+    from aclecg.commands.encoder_args import add_factory_args
+
     p = sub.add_parser(
         "neighbours",
         help="the most similar records of a dataset (cosine of embeddings)",
@@ -42,10 +44,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--checkpoint",
-        required=True,
+        default=[],
         action="append",
         help="checkpoint file of the encoder (with --evaluate: repeat it for every checkpoint to score)",
     )
+    add_factory_args(p)
     p.add_argument("--data", required=True, help="prepared dataset directory to search")
     query = p.add_mutually_exclusive_group(required=True)
     query.add_argument("--record", help="record_id of a record in --data (its first window is the query)")
@@ -89,6 +92,7 @@ def _embed_upload(source: EncoderSource, dataset: Any, target: Path) -> tuple[np
 
 def _evaluate(args: argparse.Namespace) -> int:
     from aclecg import atomicio, evaluation, neighbours_eval
+    from aclecg.commands.encoder_args import encoder_sources
     from aclecg.errors import ConfigError
     from aclecg.report_sections import neighbours_section
 
@@ -99,7 +103,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     if args.k is not None:
         ks = [args.k]
     dataset = evaluation.open_dataset(args.data)
-    loaded = [evaluation.load_source(path) for path in args.checkpoint]
+    loaded = encoder_sources(args)
     sources: list[tuple[str, Any]] = [(s.label, s) for s in loaded]
     sources += [
         ("random_init", evaluation.random_init_like(loaded, dataset, args.seed)),
@@ -122,18 +126,21 @@ def run(args: argparse.Namespace) -> int:
     import numpy as np
 
     from aclecg import evaluation, neighbours
+    from aclecg.commands.encoder_args import encoder_sources
     from aclecg.data.labels import record_row
     from aclecg.errors import ConfigError
 
+    if not args.checkpoint and not args.encoder_factory:
+        raise ConfigError("give a --checkpoint (or --encoder-factory) to search with")
     if args.evaluate:
         return _evaluate(args)
-    if len(args.checkpoint) > 1:
+    if len(args.checkpoint) + bool(args.encoder_factory) > 1:
         raise ConfigError("give one --checkpoint to search with (several only with --evaluate)")
     args.k = 5 if args.k is None else args.k
     if args.k < 1:
         raise ConfigError(f"-k must be at least 1; got {args.k}")
     dataset = evaluation.open_dataset(args.data)
-    source = evaluation.load_source(args.checkpoint[0])
+    source = encoder_sources(args)[0]
     index = neighbours.cached_index(source, dataset, cache_dir=args.cache_dir)
     records = dataset.records.reset_index(drop=True)
     label_set = next(iter(dataset.label_sets), None)

@@ -16,6 +16,11 @@ EXAMPLES = """examples:
       --data .cache/prepared/ptbxl --label-set superdiagnostic --protocol singlelabel \\
       --arms linear_probe,fine_tune,random_init,supervised --device cuda --out runs/sweep-2
 
+  # your own encoder (a module:factory and the contract of its input) against a checkpoint, linear probe
+  python -m aclecg sweep --checkpoint checkpoints/acl_ecg/encoder.pt --encoder-factory mypkg.enc:build \\
+      --encoder-contract my_contract.json --data .cache/prepared/ptbxl --label-set superdiagnostic \\
+      --arms linear_probe,random_init --out runs/sweep-mine
+
   # run it again: finished cells are read back, nothing is recomputed
   python -m aclecg sweep --checkpoint checkpoints/acl_ecg/encoder.pt --data .cache/prepared/ptbxl \\
       --label-set superdiagnostic --fractions 0.01,0.1,1 --seeds 3 --out runs/sweep-acl
@@ -31,6 +36,7 @@ whose best step came within --patience steps of the budget is marked "not conver
 
 
 def register(sub: argparse._SubParsersAction) -> None:
+    from aclecg.commands.encoder_args import add_factory_args
     from aclecg.evaluation import ARMS, DEFAULT_ARMS, DEFAULT_FRACTIONS, PROTOCOLS, EvalConfig
 
     d = EvalConfig()
@@ -47,6 +53,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--checkpoint", action="append", default=[], help="checkpoint file; repeat for several")
+    add_factory_args(p)
     p.add_argument("--data", required=True, help="prepared dataset directory")
     p.add_argument("--label-set", required=True, help="label set of the prepared data (e.g. superdiagnostic)")
     p.add_argument(
@@ -191,8 +198,11 @@ def run(args: argparse.Namespace) -> int:
         n_bootstrap=args.bootstrap,
         device=args.device,
     )
+    from aclecg.commands.encoder_args import factory_source
+
+    own = factory_source(args)
     result = run_sweep(
-        args.checkpoint,
+        [*args.checkpoint, *([own] if own is not None else [])],
         args.data,
         args.label_set,
         args.protocol,

@@ -39,6 +39,8 @@ docs/app.md for when to use which.
 
 
 def register(sub: argparse._SubParsersAction) -> None:
+    from aclecg.commands.encoder_args import add_factory_args
+
     p = sub.add_parser(
         "umap",
         help="2-D map of embeddings (fast UMAP) as CSV/HTML",
@@ -52,6 +54,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--checkpoint", help="checkpoint file; needs --data")
     src.add_argument("--embeddings", help=".npy file of shape (records, features)")
+    add_factory_args(p, src)
     p.add_argument("--data", help="prepared dataset directory (with --checkpoint; adds metadata to the CSV)")
     p.add_argument("--out", required=True, help="output CSV (columns x, y and the record metadata)")
     p.add_argument("--html", help="also write an interactive plotly HTML scatter here")
@@ -96,13 +99,14 @@ def run(args: argparse.Namespace) -> int:
     from aclecg.errors import ConfigError, DataError
 
     table = None
-    if args.checkpoint:
+    if args.checkpoint or args.encoder_factory:
         if not args.data:
-            raise ConfigError("--checkpoint needs --data (the prepared dataset to embed)")
+            raise ConfigError("--checkpoint and --encoder-factory need --data (the prepared dataset to embed)")
         from aclecg import evaluation
+        from aclecg.commands.encoder_args import encoder_sources
 
         dataset = evaluation.open_dataset(args.data)
-        emb, _ = evaluation.cached_embeddings(evaluation.load_source(args.checkpoint), dataset, show_progress=True)
+        emb, _ = evaluation.cached_embeddings(encoder_sources(args)[0], dataset, show_progress=True)
         table = dataset.records.copy()
         table.insert(0, "dataset", Path(args.data).name)
     else:

@@ -11,8 +11,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from aclecg import contract
 from aclecg.constraints import PROTOCOLS
-from aclecg.errors import DataError
+from aclecg.errors import AclEcgError, DataError
 from aclecg.leads import LEADS
 
 REQUIRED_FILES: tuple[str, ...] = ("manifest.json", "signals.npy", "records.csv", "rpeaks.npy", "rpeak_offsets.npy")
@@ -116,6 +117,25 @@ class PreparedDataset:
     @property
     def leads(self) -> tuple[str, ...]:
         return tuple(self.manifest["leads"])
+
+    @cached_property
+    def contract(self) -> contract.Contract:
+        """The preprocessing contract the manifest records; a dataset prepared before it existed reads as the one
+        its preprocessing parameters imply (said once, :class:`~aclecg.contract.ContractWarning`)."""
+        recorded = self.manifest.get("preprocessing")
+        pre: dict = recorded if isinstance(recorded, dict) else {}
+        band = pre.get("band_hz", contract.DEFAULT_BAND_HZ)
+        try:
+            fallback = contract.implied(
+                self.fs, self.n_samples, self.leads, (float(band[0]), float(band[1])), int(pre.get("filter_order", 2))
+            )
+        except (TypeError, ValueError, IndexError, AclEcgError) as exc:
+            raise DataError(f"{self.path / 'manifest.json'}: unreadable preprocessing parameters ({exc})") from None
+        where = f"prepared dataset {self.path}"
+        try:
+            return contract.of_record(self.manifest.get("contract"), fallback, where, str(self.path))
+        except AclEcgError as exc:
+            raise DataError(str(exc)) from None
 
     @property
     def fingerprint(self) -> str:

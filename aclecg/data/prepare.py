@@ -28,6 +28,7 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
+from aclecg import contract
 from aclecg.constraints import DATA_FORMATS
 from aclecg.data.base import Reader, RecordItem
 from aclecg.data.challenge import ChallengeReader
@@ -79,6 +80,17 @@ class PrepareConfig:
     @property
     def n_samples(self) -> int:
         return int(round(self.fs * self.seconds))
+
+    def contract(self) -> contract.Contract:
+        """The preprocessing contract of windows prepared with these parameters (recorded in the manifest)."""
+        return contract.Contract(
+            fs=self.fs,
+            n_samples=self.n_samples,
+            seconds=self.seconds,
+            band_hz=contract.effective_band(self.band_hz, self.fs),
+            filter_order=self.filter_order,
+            leads=LEADS,
+        )
 
 
 @dataclass
@@ -452,6 +464,7 @@ def _write(
             "labels": label_counts,
             "protocols": protocols,
         },
+        "contract": cfg.contract().to_dict(),
         "skipped": [s.to_dict() for s in skipped],
         "warnings": warnings,
         "fingerprint": writer.sha.hexdigest(),

@@ -47,6 +47,7 @@ if TYPE_CHECKING:
     from aclecg.evaluation.sources import (
         EncoderSource,
         check_compatible,
+        data_contract,
         load_source,
         random_init_like,
         random_init_source,
@@ -71,7 +72,7 @@ _EXPORTS: dict[str, str] = {
     **dict.fromkeys(("SweepResult", "count_not_converged", "learning_rates_of"), "aclecg.evaluation.outputs"),
     **dict.fromkeys(("ProbeResult", "linear_probe"), "aclecg.evaluation.probe"),
     **dict.fromkeys(
-        ("EncoderSource", "check_compatible", "load_source", "random_init_like", "random_init_source"),
+        ("EncoderSource", "check_compatible", "data_contract", "load_source", "random_init_like", "random_init_source"),
         "aclecg.evaluation.sources",
     ),
     **dict.fromkeys(("SweepProgress", "open_dataset", "run_sweep"), "aclecg.evaluation.sweep"),
@@ -95,6 +96,7 @@ __all__ = [
     "cached_embeddings",
     "check_compatible",
     "count_not_converged",
+    "data_contract",
     "embedding_cache_dir",
     "encode_windows",
     "extract_embeddings",

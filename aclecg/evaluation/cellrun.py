@@ -27,7 +27,13 @@ from aclecg.evaluation.finetune import train_arm
 from aclecg.evaluation.fractions import rotate_folds, sample_label_fraction
 from aclecg.evaluation.outputs import metric_rows
 from aclecg.evaluation.probe import linear_probe
-from aclecg.evaluation.sources import EncoderSource, check_compatible, load_source, random_init_source
+from aclecg.evaluation.sources import (
+    EncoderSource,
+    check_compatible,
+    data_contract,
+    load_source,
+    random_init_source,
+)
 from aclecg.evaluation.task import CellTask
 
 __all__ = [
@@ -117,12 +123,14 @@ def load_sources(checkpoints: Sequence[str | Path | EncoderSource], dataset: Any
 def reference_config(
     encoders: Sequence[EncoderInfo], dataset: Any, encoder_config: Mapping[str, Any] | str | None = None
 ) -> dict[str, Any]:
-    """The reference arms' encoder config: the first checkpoint's architecture and leads, else ``encoder_config``
+    """The reference arms' encoder config: the first checkpoint's architecture and leads (``--encoder-factory``
+    modules have none and are passed over), else ``encoder_config``
     (preset name or dict; default ``"small"``) on the data's leads."""
     from aclecg.models import resolve_encoder_config
 
-    if encoders:
-        cfg = resolve_encoder_config(dict(encoders[0].encoder_config), leads=list(encoders[0].leads))
+    own = [e for e in encoders if e.encoder_config]  # a --encoder-factory module has no aclecg architecture
+    if own:
+        cfg = resolve_encoder_config(dict(own[0].encoder_config), leads=list(own[0].leads))
     else:
         cfg = resolve_encoder_config(encoder_config or "small", leads=[str(x) for x in dataset.leads])
     return cfg.to_dict()
@@ -257,7 +265,9 @@ def fit_cell(
     src = (
         arm.source
         if arm.kind == "linear_probe"
-        else random_init_source(ref_cfg.to_dict(), task.seed, ref_cfg.leads, dataset.fs, dataset.n_samples)
+        else random_init_source(
+            ref_cfg.to_dict(), task.seed, ref_cfg.leads, dataset.fs, dataset.n_samples, data_contract(dataset)
+        )
     )
     assert src is not None  # every linear_probe arm has its checkpoint's source
     emb = embeddings_of(src)[task.keep_idx]

@@ -25,7 +25,7 @@ import torch
 from torch import nn
 
 from aclecg.classifier import RecordRows, fit_with_lr_grid, predict_classifier, read_signals
-from aclecg.evaluation.sources import EncoderSource, check_compatible
+from aclecg.evaluation.sources import EncoderSource, check_compatible, data_contract, made_for
 from aclecg.evaluation.task import CellTask
 from aclecg.reference_cnn import ReferenceCNNConfig, build_reference_cnn
 
@@ -110,7 +110,9 @@ def train_arm(
         assert source is not None
         lead_idx = check_compatible(source.meta, dataset)
     else:
-        lead_idx = check_compatible({"leads": ref_cfg.leads, "fs": dataset.fs, "n_samples": dataset.n_samples}, dataset)
+        made = made_for(data_contract(dataset), ref_cfg.leads)
+        meta = {"leads": ref_cfg.leads, "fs": dataset.fs, "n_samples": dataset.n_samples, "contract": made}
+        lead_idx = check_compatible(meta, dataset)
     build = _builder(kind, source, ref_cfg, len(lead_idx), y_all.shape[1], seed)
     rows = RecordRows(dataset, np.asarray(keep_idx[train_pos], dtype=np.int64), tuple(lead_idx))
     y_val, val_idx = y_all[val_pos], np.asarray(keep_idx[val_pos], dtype=np.int64)

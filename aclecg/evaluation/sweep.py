@@ -21,6 +21,7 @@ from tqdm.auto import tqdm
 
 from aclecg import atomicio
 from aclecg.classifier import check_protocol
+from aclecg.errors import ConfigError
 from aclecg.evaluation.cellrun import (
     CellEnv,
     SweepData,
@@ -111,6 +112,12 @@ def run_sweep(
     sweep_data = load_sweep_data(dataset, label_set, protocol, test_fold, val_fold)
     # Load every checkpoint and check it against the data before computing anything.
     sources = load_sources(checkpoints, dataset)
+    foreign = [s.label for s in sources if not s.meta.get("encoder_config")]
+    if foreign and "fine_tune" in arm_kinds:
+        raise ConfigError(
+            f"fine_tune needs an aclecg checkpoint; {', '.join(foreign)} (--encoder-factory) enters the "
+            "linear_probe arm only: drop fine_tune from --arms"
+        )
     encoders = tuple(encoder_info(s) for s in sources)
     plan = SweepPlan(
         label_set=label_set,

@@ -9,12 +9,14 @@ the epoch, so a resumed run needs no stored order.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from aclecg import checkpoint as ckpt
+from aclecg import contract
 from aclecg.errors import ConfigError
 
 __all__ = ["PretrainData", "epoch_permutation", "resolve_data_path"]
@@ -43,8 +45,13 @@ class PretrainData:
                     f"{ds.path} has fs={ds.fs}, T={ds.n_samples} but {first.path} has fs={first.fs}, "
                     f"T={first.n_samples}; prepare them with the same --fs and --seconds"
                 )
+            line = contract.mismatch(first.contract, ds.contract, f"{ds.path} (against {first.path})")
+            if line:
+                raise ConfigError(f"{line}; prepare them the same way to pretrain on both")
         self.fs, self.n_samples = first.fs, first.n_samples
         self.leads = list(leads)
+        #: What the encoder will have been trained on: the data's contract on the encoder's leads.
+        self.contract = replace(first.contract, leads=tuple(self.leads))
         self.lead_idx: list[list[int]] = []
         for ds in self.datasets:
             missing = [lead for lead in self.leads if lead not in ds.leads]

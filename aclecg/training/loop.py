@@ -154,6 +154,7 @@ class Trainer:
             "n_samples": self.data.n_samples,
             "data_fingerprint": self.data.fingerprint,
             "augmentation": self.aug_spec if isinstance(self.aug_spec, str) else json.dumps(self.aug_spec),
+            "contract": self.data.contract.to_dict(),
         }
 
     def provenance(self) -> dict[str, Any]:
