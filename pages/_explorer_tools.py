@@ -71,7 +71,7 @@ def caliper_chart(key: str, fig: go.Figure, signature: object, units: str) -> No
     st.session_state[f"{key}_meta"] = dict(fig.layout.meta) if fig.layout.meta else None
     ends = [calipers.CaliperPoint(**p) for p in state["points"]]
     reading = calipers.measure(ends[0], ends[1], units) if len(ends) == 2 else None
-    calipers.draw(fig, ends, reading)
+    calipers.draw(calipers.clickable(fig), ends, reading)
     left, right = st.columns([4, 1])
     if reading is not None:
         left.markdown(f"**Calipers:** {reading.text()}")

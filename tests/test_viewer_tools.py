@@ -122,3 +122,16 @@ def test_enlarged_lead_marks_each_beat_with_its_measured_boundaries():
     assert [a.text for a in fig.layout.annotations if a.name == "calibration label"] == ["20 mm/mV"]
     no_marks = lead_zoom_figure(x[0], 500.0, "I", peaks, None)
     assert not [s for s in no_marks.layout.shapes if s.name in ("QRS", "QT")]
+
+
+def test_clickable_adds_invisible_selectable_twins_thinned_to_100_points_a_second():
+    x, _ = synthetic_ecg(fs=500, hr_bpm=60)
+    fig = calipers.clickable(viz.ecg_paper_figure(x, 500.0, LEADS))
+    targets = [t for t in fig.data if t.name == calipers.TARGET_NAME]
+    assert len(targets) == 13 and all(t.mode == "markers" and t.marker.opacity == 0 for t in targets)
+    rhythm = max(targets, key=lambda t: len(t.x))
+    assert len(rhythm.x) == 1000 and rhythm.customdata[1][0] == pytest.approx(0.01)  # 10 s at 100 points/s
+    lines = [t for t in fig.data if t.name in LEADS and t.mode == "lines"]
+    assert all(t.hoverinfo == "skip" for t in lines)
+    p = calipers.locate(rhythm.x[250], rhythm.y[250], fig.layout.meta)  # a target maps like its line
+    assert p.lead == "II" and p.t_s == pytest.approx(2.5) and p.value == pytest.approx(rhythm.customdata[250][1])

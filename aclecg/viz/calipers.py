@@ -20,9 +20,11 @@ import plotly.graph_objects as go
 
 from aclecg.errors import DataError
 
-__all__ = ["CaliperPoint", "CaliperReading", "draw", "locate", "measure"]
+__all__ = ["CaliperPoint", "CaliperReading", "clickable", "draw", "locate", "measure"]
 
 CALIPER_COLOUR = "#1f5fbf"
+#: Name of the invisible marker traces a click lands on.
+TARGET_NAME = "caliper target"
 
 
 @dataclass(frozen=True)
@@ -134,4 +136,38 @@ def draw(fig: go.Figure, points: Sequence[CaliperPoint], reading: CaliperReading
             bgcolor="rgba(255,255,255,0.85)",
             name="caliper reading",
         )
+    return fig
+
+
+def clickable(fig: go.Figure, max_points_per_s: float = 100.0) -> go.Figure:
+    """Make the leads of a paper figure clickable for calipers (in place, returned).
+
+    A click selects a data point only on a trace with markers (plotly selects no point of a lines-only trace),
+    so each lead trace gets an invisible marker twin named :data:`TARGET_NAME`, thinned to at most
+    ``max_points_per_s`` points a second of paper (25 mm), which takes over the hover label; the line itself
+    stops answering the mouse."""
+    panels = {str(p["lead"]) for p in _panels(fig.layout.meta or {})}
+    targets = []
+    for trace in fig.data:
+        if trace.name not in panels or trace.mode != "lines" or trace.x is None:
+            continue
+        n = len(trace.x)
+        per_s = (n - 1) / max((trace.x[-1] - trace.x[0]) / float(fig.layout.meta["mm_per_s"]), 1e-9) if n > 1 else 1
+        step = max(1, int(round(per_s / max_points_per_s)))
+        targets.append(
+            go.Scatter(
+                x=trace.x[::step],
+                y=trace.y[::step],
+                customdata=None if trace.customdata is None else trace.customdata[::step],
+                mode="markers",
+                name=TARGET_NAME,
+                marker=dict(size=6, opacity=0, color=CALIPER_COLOUR),
+                selected=dict(marker=dict(opacity=0)),
+                unselected=dict(marker=dict(opacity=0)),
+                hovertemplate=trace.hovertemplate,
+                showlegend=False,
+            )
+        )
+        trace.hoverinfo, trace.hovertemplate = "skip", None
+    fig.add_traces(targets)
     return fig
