@@ -33,6 +33,7 @@ def upload_measurement(raw_mv: np.ndarray, fs: float) -> Measurement:
 
 def measurements(m: Measurement) -> None:
     """The HR / PR / QRS / QT / QTc line under the title, with the disclaimer and the measuring notes."""
+
     def v(value: float | None, unit: str) -> str:
         return "–" if value is None else f"{value:.0f} {unit}"
 

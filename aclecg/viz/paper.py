@@ -166,7 +166,9 @@ def ecg_paper_figure(
     ``signals`` is ``(n_leads, T)`` in ``leads`` order. ``layout`` is ``"3x4"`` (three rows of four 2.5 s
     columns plus a full-length rhythm strip of ``rhythm_lead``) or ``"stacked"`` (one full-length row per lead).
     ``rpeaks`` (sample positions) are marked with triangles on the rhythm strip / every stacked row.
-    Traces are named by lead and coloured by region; the layout's ``meta`` records the scale used.
+    Traces are named by lead and coloured by region; the layout's ``meta`` records the scale used and the lead
+    panels (:class:`Panel`, for :mod:`aclecg.viz.calipers`); the first calibration pulse is labelled with the gain
+    (an annotation named ``"calibration label"``) and rows grow with a gain above the standard one.
     ``highlight`` leads get a shaded panel behind their traces (shapes named ``"highlighted lead"``).
     """
     x = np.asarray(signals, dtype=np.float64)
