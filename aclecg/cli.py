@@ -26,6 +26,7 @@ COMMANDS: tuple[str, ...] = (
     "info",
     "augment",
     "measure",
+    "printout",
     "methods",
     "pretrain",
     "runs",

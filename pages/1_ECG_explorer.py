@@ -1,4 +1,5 @@
-"""ECG explorer: pick a dataset and record, see its 12 leads on ECG paper (3x4 + rhythm strip, or stacked)."""
+"""ECG explorer: pick a dataset and record, see its 12 leads on ECG paper (3x4 + rhythm strip, or stacked), its
+measurements, calipers, one lead enlarged, and a true-scale PDF / PNG of the page."""
 
 from __future__ import annotations
 
@@ -7,8 +8,8 @@ import streamlit as st
 
 from aclecg import viz
 from aclecg.data.labels import describe_labels, row_choices
-from aclecg.data.rpeaks import rhythm_summary
 from aclecg.leads import LEADS
+from aclecg.measure import Measurement
 from pages._attribution import region_attribution
 from pages._common import (
     dataset_paths,
@@ -17,6 +18,15 @@ from pages._common import (
     raw_window_mv,
     upload_box,
     user_errors,
+)
+from pages._explorer_tools import (
+    GAINS,
+    caliper_chart,
+    enlarged_lead,
+    measurements,
+    printout_downloads,
+    row_measurement,
+    upload_measurement,
 )
 from pages._similar import similar_ecgs
 
@@ -56,15 +66,22 @@ with left:
     if st.session_state.get("explorer_record") not in row_of:
         st.session_state["explorer_record"] = choices[0]
 
+    def _show_record() -> None:  # choosing a record shows it, even while an upload is loaded
+        st.session_state["explorer_use"] = False
+
     def _step(by: int) -> None:
         here = choices.index(st.session_state["explorer_record"])
         st.session_state["explorer_record"] = choices[(here + by) % len(choices)]
+        _show_record()
 
     prev_col, next_col = st.columns(2)
     prev_col.button("◀ previous", on_click=_step, args=(-1,), key="explorer_prev", width="stretch")
     next_col.button("next ▶", on_click=_step, args=(1,), key="explorer_next", width="stretch")
-    row = row_of[st.selectbox("record", choices, key="explorer_record")]
+    row = row_of[st.selectbox("record", choices, key="explorer_record", on_change=_show_record)]
     layout = st.radio("layout", ["3x4 + rhythm strip", "stacked 12-lead"], key="explorer_layout")
+    gain = st.selectbox(
+        "gain", GAINS, index=GAINS.index(10.0), key="explorer_gain", format_func=lambda g: f"{g:g} mm/mV"
+    )
     show_peaks = st.checkbox("mark R-peaks", value=True, key="explorer_peaks")
     colours = st.radio(
         "traces",
@@ -91,10 +108,12 @@ with right:
             sig, fs, units = uploaded.raw_mv, uploaded.raw_fs, "mV"
             if source.startswith("prepared"):
                 sig, fs, units = uploaded.windows[0], uploaded.fs, "z"
-            peaks = uploaded.rpeaks[0] * (fs / uploaded.fs) if show_peaks else None
+            all_peaks = uploaded.rpeaks[0] * (fs / uploaded.fs)
             sig = sig[:, : int(round(10 * fs))]
             title = f"uploaded {uploaded.record_id}"
+            record_id = str(uploaded.record_id)
             lab_text = "; ".join(f"{k}: {', '.join(v)}" for k, v in uploaded.labels.items() if v) or "(no labels)"
+            m = upload_measurement(uploaded.raw_mv[:, : int(round(10 * uploaded.raw_fs))], uploaded.raw_fs)
         else:
             rec = records.iloc[row]
             raw = raw_window_mv(datasets[name], int(row)) if source.startswith("raw") else None
@@ -108,36 +127,26 @@ with right:
                         "signal; amplitudes are in standard deviations, not mV."
                     )
                 sig, fs, units = np.asarray(ds.signals[row]), ds.fs, "z"
-            peaks = ds.rpeaks(int(row)) * (fs / ds.fs) if show_peaks else None
+            all_peaks = ds.rpeaks(int(row)) * (fs / ds.fs)
             title = f"{name} · record {rec['record_id']}"
+            record_id = f"{name} {rec['record_id']}"
             lab_text = describe_labels(rec[f"labels_{label_set}"], descriptions)
+            m = Measurement(**row_measurement(datasets[name], int(row)))
+        gain_mm = gain if units == "mV" else gain / 4  # z-scored: 2.5 mm per SD at the standard gain
+        peaks = np.round(all_peaks).astype(int)
         fig = viz.ecg_paper_figure(
             sig,
             fs,
             LEADS,
             layout=lay,
-            rpeaks=None if peaks is None else np.round(peaks).astype(int),
+            rpeaks=peaks if show_peaks else None,
             units=units,
             title=title,
             colours="black" if colours == "black" else "region",
             px_per_mm=PX_PER_MM,
+            gain_mm=gain_mm,
         )
-        if uploaded is not None:
-            beats, beats_fs, classes_here = uploaded.rpeaks[0], uploaded.fs, set()
-        else:
-            beats, beats_fs = ds.rpeaks(int(row)), ds.fs
-            classes_here = set(filter(None, str(rec[f"labels_{label_set}"]).split(";")))
-        rhythm = rhythm_summary(beats, beats_fs, classes_here)
-        if rhythm["hr_bpm"] is not None:
-            st.markdown(
-                f"**Heart rate {rhythm['hr_bpm']:.0f} bpm · RR {rhythm['rr_s']:.2f} s** "
-                f"(median of {rhythm['n_beats'] - 1} intervals from the detected R-peaks)"
-            )
-        if rhythm["note"]:
-            st.caption(
-                f"Rhythm figures: {rhythm['note']}. Other intervals (PR, QRS, QT) are not measured here: "
-                "they need a delineation this app does not do reliably."
-            )
+        measurements(m)
         st.markdown(f"**Labels ({label_set if uploaded is None else 'from header'}):** {lab_text}")
         if uploaded is None:
             meta = records.iloc[row]
@@ -145,7 +154,10 @@ with right:
                 f"patient {meta['patient_id']} · age {meta['age']} · sex {meta['sex'] or '?'} · "
                 f"fold {meta['fold']} ({meta['split']}) · source `{meta['source']}`"
             )
-        st.plotly_chart(fig, width="stretch", key="explorer_chart")
+        caliper_chart("explorer", fig, (title, lay, gain, source), units)
+        printout_downloads("explorer", sig, fs, units, record_id, m, gain)
+        if st.toggle("enlarge one lead, with its measurements marked", key="explorer_zoom"):
+            enlarged_lead("explorer", sig, fs, peaks, m, units, gain_mm)
 
 with right:
     similar_ecgs("explorer", datasets[name], row=int(row), upload=uploaded, label_set=label_set)

@@ -168,6 +168,8 @@ def upload_box(key: str, fs: float = 100.0, seconds: float = 10.0):
         )
         if files:  # without files here, the upload made on another page (if any) is shown
             signature = tuple((f.file_id, f.name, f.size) for f in files)
+            if signature != store.signature:  # a new upload is shown, even if the last one was switched off
+                st.session_state[f"{key}_use"] = True
             store.offer(signature, lambda: [(f.name, f.getvalue()) for f in files])
             for name, reason in store.left_out:
                 st.warning(f"Left out {name}: {reason}")
@@ -187,5 +189,6 @@ def upload_box(key: str, fs: float = 100.0, seconds: float = 10.0):
             f"Uploaded {loaded.record_id}: {loaded.raw_fs:g} Hz, {loaded.raw_mv.shape[1] / loaded.raw_fs:.1f} s, "
             f"{len(loaded.windows)} window(s) after preprocessing."
         )
-        use = st.toggle("show the uploaded record", value=True, key=f"{key}_use")
+        st.session_state.setdefault(f"{key}_use", True)  # navigating the records switches it off (the Explorer)
+        use = st.toggle("show the uploaded record", key=f"{key}_use")
         return loaded if use else None

@@ -84,8 +84,6 @@ def _table(title: str, m: Any) -> str:
 
 
 def _single(args: argparse.Namespace) -> int:
-    import numpy as np
-
     from aclecg.measure import measure_record
 
     if args.upload is not None:
@@ -96,11 +94,11 @@ def _single(args: argparse.Namespace) -> int:
         source = {"upload": str(args.upload), "record_id": rec.record_id, "fs": rec.raw_fs, "units": "mV"}
     else:
         from aclecg.data import PreparedDataset
-        from aclecg.measure.dataset import row_of_record
+        from aclecg.measure.dataset import measure_row, row_of_record
 
         ds = PreparedDataset(args.data)
         row = row_of_record(ds, args.record)
-        m = measure_record(np.asarray(ds.signals[row]), ds.fs, rpeaks=ds.rpeaks(row))
+        m = measure_row(ds, row)
         source = {"data": str(args.data), "record_id": args.record, "row": row, "fs": ds.fs}
     payload = {"source": source, **m.as_dict()}
     title = ", ".join(f"{k} {v}" for k, v in source.items())

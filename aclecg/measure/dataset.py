@@ -18,10 +18,17 @@ import pandas as pd
 from aclecg import atomicio
 from aclecg.data.cache import PreparedDataset
 from aclecg.errors import DataError
-from aclecg.measure.core import GLOBAL_FIELDS, measure_record
+from aclecg.measure.core import GLOBAL_FIELDS, Measurement, measure_record
 from aclecg.paths import cache_root
 
-__all__ = ["cache_path", "code_version", "measure_dataset", "measurement_cache_dir", "row_of_record"]
+__all__ = [
+    "cache_path",
+    "code_version",
+    "measure_dataset",
+    "measure_row",
+    "measurement_cache_dir",
+    "row_of_record",
+]
 
 #: Modules whose source decides the measured values (the cache key's code version is their digest).
 CODE_MODULES: tuple[str, ...] = (
@@ -126,3 +133,9 @@ def row_of_record(dataset: PreparedDataset, record: str) -> int:
         sample = ", ".join(list(choices)[:5])
         raise DataError(f"--record {record!r} is not in {dataset.path} ({len(dataset)} rows; ids such as {sample})")
     return choices[key]
+
+
+def measure_row(dataset: PreparedDataset, row: int) -> Measurement:
+    """The measurement of prepared row ``row``, as ``aclecg measure --record``, the Explorer and the printout
+    report it: the prepared signal at the dataset's rate, with the R-peaks prepared beside it."""
+    return measure_record(np.asarray(dataset.signals[row]), dataset.fs, rpeaks=dataset.rpeaks(row))

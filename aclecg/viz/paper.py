@@ -8,6 +8,7 @@ pink grid of 1 mm minor and 5 mm major squares, so 1 small square is 40 ms x 0.1
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import plotly.graph_objects as go
@@ -31,6 +32,11 @@ LAYOUT_3X4: tuple[tuple[str, ...], ...] = (
     ("III", "aVF", "V3", "V6"),
 )
 ROW_HEIGHT_MM = 30.0
+#: Height of a stacked row, and the room left of the traces for the calibration pulse (mm).
+STACKED_ROW_MM = 20.0
+MARGIN_MM = 10.0
+#: Default gain of z-scored (prepared) signals: mm per standard deviation.
+Z_MM_PER_SD = 2.5
 
 
 def lead_colour(lead: str, region_map: RegionMap | None = None) -> str:
@@ -75,6 +81,63 @@ def _calibration_pulse(x0: float, baseline: float, mm_per_unit: float) -> tuple[
     )
 
 
+@dataclass(frozen=True)
+class Panel:
+    """Where one lead's stretch of signal sits on the paper: samples ``start:stop`` of ``lead`` drawn from
+    ``x0`` to ``x1`` mm with its zero on ``baseline`` mm (y is negative downwards)."""
+
+    lead: str
+    x0: float
+    x1: float
+    baseline: float
+    start: int
+    stop: int
+
+    def as_meta(self, fs: float) -> dict:
+        """Plain JSON for a figure's ``layout.meta["panels"]`` (``t0`` is the time of ``x0`` in seconds)."""
+        return {
+            "lead": self.lead,
+            "x0": self.x0,
+            "x1": self.x1,
+            "baseline": self.baseline,
+            "t0": self.start / fs,
+        }
+
+
+def row_scale(gain: float, units: str = "mV") -> float:
+    """How much taller than standard a row is drawn at ``gain`` mm per unit (1 up to the standard gain)."""
+    standard = MM_PER_MV if units == "mV" else Z_MM_PER_SD
+    return max(1.0, float(gain) / standard)
+
+
+def paper_panels(
+    n_t: int, fs: float, leads: Sequence[str], layout: str, rhythm_lead: str = "II", scale: float = 1.0
+) -> tuple[list[Panel], float]:
+    """The panels of a ``layout`` (``"3x4"`` or ``"stacked"``) print of ``n_t`` samples of ``leads`` at ``fs``, and
+    the paper height in mm. Rows are ``scale`` times the standard height (taller for a larger gain)."""
+    names = [canonical_lead(lead) for lead in leads]
+    panels: list[Panel] = []
+    if layout == "3x4":
+        row_h = ROW_HEIGHT_MM * scale
+        col_len = n_t // 4
+        for r, row_leads in enumerate(LAYOUT_3X4):
+            baseline = -(r + 0.6) * row_h
+            for c, lead in enumerate(row_leads):
+                if lead in names:
+                    x0 = MARGIN_MM + c * col_len / fs * MM_PER_S
+                    panels.append(
+                        Panel(lead, x0, x0 + col_len / fs * MM_PER_S, baseline, c * col_len, (c + 1) * col_len)
+                    )
+        if rhythm_lead in names:
+            baseline = -(len(LAYOUT_3X4) + 0.6) * row_h
+            panels.append(Panel(rhythm_lead, MARGIN_MM, MARGIN_MM + n_t / fs * MM_PER_S, baseline, 0, n_t))
+        return panels, (len(LAYOUT_3X4) + 1.2) * row_h
+    row_h = STACKED_ROW_MM * scale
+    for r, lead in enumerate(names):
+        panels.append(Panel(lead, MARGIN_MM, MARGIN_MM + n_t / fs * MM_PER_S, -(r + 0.7) * row_h, 0, n_t))
+    return panels, (len(names) + 0.4) * row_h
+
+
 def ecg_paper_figure(
     signals: np.ndarray,
     fs: float,
@@ -103,7 +166,9 @@ def ecg_paper_figure(
     ``signals`` is ``(n_leads, T)`` in ``leads`` order. ``layout`` is ``"3x4"`` (three rows of four 2.5 s
     columns plus a full-length rhythm strip of ``rhythm_lead``) or ``"stacked"`` (one full-length row per lead).
     ``rpeaks`` (sample positions) are marked with triangles on the rhythm strip / every stacked row.
-    Traces are named by lead and coloured by region; the layout's ``meta`` records the scale used.
+    Traces are named by lead and coloured by region; the layout's ``meta`` records the scale used and the lead
+    panels (:class:`Panel`, for :mod:`aclecg.viz.calipers`); the first calibration pulse is labelled with the gain
+    (an annotation named ``"calibration label"``) and rows grow with a gain above the standard one.
     ``highlight`` leads get a shaded panel behind their traces (shapes named ``"highlighted lead"``).
     """
     x = np.asarray(signals, dtype=np.float64)
@@ -120,22 +185,25 @@ def ecg_paper_figure(
     def colour_of(lead: str) -> str:
         return lead_colour(lead, rmap) if colours == "region" else TRACE_COLOUR
 
-    gain = float(gain_mm if gain_mm is not None else (MM_PER_MV if units == "mV" else 2.5))
+    gain = float(gain_mm if gain_mm is not None else (MM_PER_MV if units == "mV" else Z_MM_PER_SD))
+    if not np.isfinite(gain) or gain <= 0:
+        raise ValueError(f"gain_mm must be a positive number of mm per {units}, got {gain_mm!r}")
     n_t = x.shape[1]
     seconds = n_t / fs
     t_mm = np.arange(n_t) / fs * MM_PER_S
     peaks = np.asarray(rpeaks if rpeaks is not None else [], dtype=np.int64)
     peaks = peaks[(peaks >= 0) & (peaks < n_t)]
+    scale = row_scale(gain, units)
+    panels, height_mm = paper_panels(n_t, fs, lead_names, layout, rhythm_lead, scale)
     # Traces, shapes and annotations are collected as plain dicts and validated once, by go.Figure at the end:
     # adding them one by one re-validates every earlier shape and annotation each time.
     traces: list[dict] = []
     shapes: list[dict] = []
     annotations: list[dict] = []
-    margin_mm = 10.0  # room for the calibration pulse
+    half_mm = (ROW_HEIGHT_MM / 2 - 1 if layout == "3x4" else STACKED_ROW_MM / 2 - 0.5) * scale
 
-    def add_segment(
-        lead: str, start: int, stop: int, x_off: float, baseline: float, show_label: bool, half_mm: float = 14.0
-    ) -> None:
+    def add_segment(panel: Panel) -> None:
+        lead, start, stop, x_off, baseline = panel.lead, panel.start, panel.stop, panel.x0, panel.baseline
         i = lead_names.index(lead)
         seg = x[i, start:stop]
         if lead in marked:
@@ -143,7 +211,7 @@ def ecg_paper_figure(
                 dict(
                     type="rect",
                     x0=x_off,
-                    x1=x_off + (stop - start) / fs * MM_PER_S,
+                    x1=panel.x1,
                     y0=baseline - half_mm,
                     y1=baseline + half_mm,
                     fillcolor="rgba(255, 196, 0, 0.28)",
@@ -166,23 +234,23 @@ def ecg_paper_figure(
                 customdata=np.column_stack([np.arange(start, stop) / fs, seg]),
             )
         )
-        if show_label:
-            annotations.append(
-                dict(
-                    x=x_off + 1,
-                    y=baseline + 8,
-                    text=f"<b>{lead}</b>",
-                    showarrow=False,
-                    xanchor="left",
-                    font=dict(size=11, color=colour_of(lead)),
-                )
+        annotations.append(
+            dict(
+                x=x_off + 1,
+                y=baseline + 8 * min(scale, 1.5),
+                text=f"<b>{lead}</b>",
+                showarrow=False,
+                xanchor="left",
+                font=dict(size=11, color=colour_of(lead)),
             )
+        )
 
-    def add_peaks(start: int, stop: int, x_off: float, baseline: float, lead: str) -> None:
+    def add_peaks(panel: Panel) -> None:
+        start, stop, x_off, baseline = panel.start, panel.stop, panel.x0, panel.baseline
         sel = peaks[(peaks >= start) & (peaks < stop)]
         if sel.size == 0:
             return
-        i = lead_names.index(lead)
+        i = lead_names.index(panel.lead)
         traces.append(
             dict(
                 type="scatter",
@@ -197,47 +265,27 @@ def ecg_paper_figure(
             )
         )
 
-    rows: list[tuple[float, str]] = []  # (baseline, calibration label) per row
-    if layout == "3x4":
-        n_cols = 4
-        col_len = n_t // n_cols
-        for r, row_leads in enumerate(LAYOUT_3X4):
-            baseline = -(r + 0.6) * ROW_HEIGHT_MM
-            rows.append((baseline, ""))
-            for c, lead in enumerate(row_leads):
-                if lead in lead_names:
-                    add_segment(
-                        lead, c * col_len, (c + 1) * col_len, margin_mm + c * col_len / fs * MM_PER_S, baseline, True
-                    )
-        baseline = -(len(LAYOUT_3X4) + 0.6) * ROW_HEIGHT_MM
-        rows.append((baseline, ""))
-        if rhythm_lead in lead_names:
-            add_segment(rhythm_lead, 0, n_t, margin_mm, baseline, True)
-            add_peaks(0, n_t, margin_mm, baseline, rhythm_lead)
-        height_mm = (len(LAYOUT_3X4) + 1.2) * ROW_HEIGHT_MM
-        # column separators as in the printed layout
-        for c in range(1, n_cols):
-            xc = margin_mm + c * col_len / fs * MM_PER_S
+    for panel in panels:
+        add_segment(panel)
+        if layout == "stacked" or panel.stop - panel.start == n_t:  # the rhythm strip / every stacked row
+            add_peaks(panel)
+    if layout == "3x4":  # column separators as in the printed layout
+        col_len = n_t // 4
+        for c in range(1, 4):
+            xc = MARGIN_MM + c * col_len / fs * MM_PER_S
             shapes.append(
                 dict(
                     type="line",
                     x0=xc,
                     x1=xc,
-                    y0=-(len(LAYOUT_3X4)) * ROW_HEIGHT_MM,
+                    y0=-(len(LAYOUT_3X4)) * ROW_HEIGHT_MM * scale,
                     y1=-2,
                     line=dict(color="#444", width=1),
                     name="column separator",
                 )
             )
-    else:
-        row_h = 20.0
-        for r, lead in enumerate(lead_names):
-            baseline = -(r + 0.7) * row_h
-            rows.append((baseline, ""))
-            add_segment(lead, 0, n_t, margin_mm, baseline, True, half_mm=row_h / 2 - 0.5)
-            add_peaks(0, n_t, margin_mm, baseline, lead)
-        height_mm = (len(lead_names) + 0.4) * row_h
-    for baseline, _ in rows:
+    unit_label = f"{gain:g} mm/mV" if units == "mV" else f"{gain:g} mm/SD"
+    for k, baseline in enumerate(sorted({p.baseline for p in panels}, reverse=True)):
         px_, py_ = _calibration_pulse(1.0, baseline, gain)
         traces.append(
             dict(
@@ -251,7 +299,20 @@ def ecg_paper_figure(
                 hoverinfo="skip",
             )
         )
-    width_mm = margin_mm + seconds * MM_PER_S + 2
+        if k == 0:  # the first pulse says which gain it stands for
+            annotations.append(
+                dict(
+                    x=0.5,
+                    y=baseline - 2,
+                    text=unit_label,
+                    showarrow=False,
+                    xanchor="left",
+                    yanchor="top",
+                    font=dict(size=9, color=TRACE_COLOUR),
+                    name="calibration label",
+                )
+            )
+    width_mm = MARGIN_MM + seconds * MM_PER_S + 2
     xaxis, yaxis = _paper_axes(width_mm, height_mm)
     for region, colour in REGION_COLOURS.items() if colours == "region" else ():  # a legend of region colours
         members = (
@@ -281,7 +342,13 @@ def ecg_paper_figure(
         margin=dict(l=10, r=10, t=40, b=70 if colours == "region" else 10),
         height=int(max(320, height_mm * px_per_mm + (110 if colours == "region" else 50))),
         legend=dict(orientation="h", y=-0.02, yanchor="top"),
-        meta={"mm_per_s": MM_PER_S, "mm_per_unit": gain, "units": units, "layout": layout},
+        meta={
+            "mm_per_s": MM_PER_S,
+            "mm_per_unit": gain,
+            "units": units,
+            "layout": layout,
+            "panels": [p.as_meta(fs) for p in panels],
+        },
         annotations=annotations
         + [
             dict(

@@ -1,0 +1,63 @@
+"""The Explorer's viewer tools through AppTest: navigating away from an upload (issue 31), the gain, the enlarged
+lead and the measurements line."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+pytest.importorskip("streamlit")
+from test_app import PAGES, _app  # tests/ is on sys.path (rootdir conftest)
+
+
+@pytest.fixture
+def empty_project(tmp_path, monkeypatch):
+    """No runs, no checkpoints, caches in a temp folder (as tests/test_app.py's fixture)."""
+    for name, sub in (("RUNS", "runs"), ("CHECKPOINTS", "checkpoints"), ("UMAP_CACHE", "cache/umap")):
+        monkeypatch.setenv(f"ACLECG_{name}", str(tmp_path / sub))
+    monkeypatch.setenv("ACLECG_PUBLISHED", str(tmp_path / "published"))
+    return tmp_path
+
+
+def _title(at) -> str:
+    return json.dumps(json.loads(at.get("plotly_chart")[0].proto.spec)["layout"].get("title"))
+
+
+@pytest.mark.slow  # about 6 s: the upload is parsed in the sandbox
+def test_next_after_an_upload_shows_the_chosen_record(empty_project):
+    from aclecg.data import BUNDLED_RAW_DIR
+
+    hea = next((BUNDLED_RAW_DIR / "challenge-2021").rglob("JS00001.hea"))
+    at = _app()
+    at.switch_page(PAGES[0]).run()
+    uploader = at.get("file_uploader")
+    if not uploader or not hasattr(uploader[0], "set_value"):
+        pytest.skip("this Streamlit's AppTest cannot drive st.file_uploader")
+    files = [(p.name, p.read_bytes(), "application/octet-stream") for p in (hea, hea.with_suffix(".mat"))]
+    uploader[0].set_value(files).run()
+    assert "uploaded JS00001" in _title(at)
+    at.button(key="explorer_next").click().run()
+    record = at.selectbox(key="explorer_record").value
+    assert "uploaded" not in _title(at) and f"record {record.split(' ')[0]}" in _title(at)
+    assert at.toggle(key="explorer_use").value is False  # the upload is still there, one switch away
+    at.toggle(key="explorer_use").set_value(True).run()
+    assert "uploaded JS00001" in _title(at)
+    at.selectbox(key="explorer_record").set_value(at.selectbox(key="explorer_record").options[3]).run()
+    assert "uploaded" not in _title(at)
+
+
+def test_gain_zoom_and_measurements_on_the_explorer(empty_project):
+    at = _app()
+    at.switch_page(PAGES[0]).run()
+    assert any(m.value.startswith("**Heart rate ") and " · QRS " in m.value for m in at.markdown)
+    at.selectbox(key="explorer_gain").set_value(20.0).run()
+    spec = json.loads(at.get("plotly_chart")[0].proto.spec)
+    assert [a["text"] for a in spec["layout"]["annotations"] if a.get("name") == "calibration label"] == [
+        f"{spec['layout']['meta']['mm_per_unit']:g} mm/{'mV' if spec['layout']['meta']['units'] == 'mV' else 'SD'}"
+    ]
+    assert spec["layout"]["meta"]["mm_per_unit"] in (20.0, 5.0)  # 20 mm/mV, or 5 mm/SD for a prepared signal
+    at.toggle(key="explorer_zoom").set_value(True).run()
+    zoom = json.loads(at.get("plotly_chart")[1].proto.spec)
+    assert zoom["layout"]["title"]["text"] == "lead II, enlarged"
+    assert any(s.get("name") == "QRS" for s in zoom["layout"]["shapes"])
