@@ -32,10 +32,13 @@ __all__ = [
     "CYCLE_WINDOWS",
     "DATA_FORMATS",
     "EVAL_PARAMS",
+    "EXPORT_FORMATS",
     "INPUT_DRAWS",
     "LR_SELECTIONS",
     "MASK_FILLS",
+    "PAPER_SIZES_MM",
     "PRETRAIN_PARAMS",
+    "PRINT_GAINS",
     "PROTOCOLS",
     "SHIFT_MODES",
     "SWEEP_PARAMS",
@@ -57,6 +60,12 @@ __all__ = [
 AMP_MODES: tuple[str, ...] = ("auto", "off", "bf16", "fp16")
 #: What aVR does in the region pooling: left out of every region, or a region of its own.
 AVR_POLICIES: tuple[str, ...] = ("exclude", "own")
+#: Formats of ``aclecg export`` (:mod:`aclecg.export`).
+EXPORT_FORMATS: tuple[str, ...] = ("onnx", "torchscript")
+#: Paper sizes (landscape width, height in mm) and gains (mm/mV) of the true-scale printout
+#: (:mod:`aclecg.viz.printout`).
+PAPER_SIZES_MM: dict[str, tuple[float, float]] = {"A4": (297.0, 210.0), "Letter": (279.4, 215.9)}
+PRINT_GAINS: tuple[float, ...] = (5.0, 10.0, 20.0)
 #: How pretraining draws its augmentations: ``per_sample`` (counter-based, keyed by seed, epoch, view and sample,
 #: so every process augments only its own rows and any number of processes gives the same views) or
 #: ``global_batch`` (one generator over the global batch, every process augmenting all of it; runs made before

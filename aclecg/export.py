@@ -25,13 +25,14 @@ import torch
 from torch import Tensor, nn
 
 from aclecg import atomicio
+from aclecg.constraints import EXPORT_FORMATS
 from aclecg.contract import Contract
 from aclecg.errors import ConfigError, DataError
 
 __all__ = ["CONTRACT_FILE", "FORMATS", "EmbeddingModule", "export_encoder", "export_metadata", "read_contract"]
 
 #: The formats :func:`export_encoder` writes.
-FORMATS: tuple[str, ...] = ("onnx", "torchscript")
+FORMATS: tuple[str, ...] = EXPORT_FORMATS
 #: The contract's key in ONNX ``metadata_props`` and its file name among TorchScript's ``_extra_files``.
 CONTRACT_KEY, CONTRACT_FILE = "aclecg.contract", "aclecg_contract.json"
 #: Every metadata key an export carries (TorchScript: ``aclecg_<key>.json`` files hold the same values).

@@ -18,7 +18,7 @@ band-pass, normalisation, units, lead order and preprocessing version. See docs/
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from aclecg.export import FORMATS
+    from aclecg.constraints import EXPORT_FORMATS as FORMATS
 
     p = sub.add_parser(
         "export",

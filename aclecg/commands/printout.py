@@ -23,7 +23,8 @@ algorithmic estimates, not a diagnosis.
 
 
 def register(sub: Any) -> None:
-    from aclecg.viz.printout import GAINS, PAPER_SIZES_MM
+    from aclecg.constraints import PAPER_SIZES_MM
+    from aclecg.constraints import PRINT_GAINS as GAINS
 
     p = sub.add_parser(
         "printout",

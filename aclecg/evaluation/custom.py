@@ -15,7 +15,6 @@ import hashlib
 import importlib
 import json
 import re
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -69,12 +68,13 @@ def _call_factory(spec: str) -> nn.Module:
     if not _SPEC.match(spec):
         raise ConfigError(f"--encoder-factory must be MODULE:FACTORY (e.g. mypkg.encoders:build), got {spec!r}")
     module_name, factory_name = spec.split(":")
-    if "" not in sys.path and str(Path.cwd()) not in sys.path:
-        sys.path.insert(0, str(Path.cwd()))  # `python -m` puts the working folder first; the console script does not
     try:
         module = importlib.import_module(module_name)
     except ImportError as exc:
-        raise ConfigError(f"--encoder-factory {spec}: cannot import {module_name} ({exc})") from None
+        raise ConfigError(
+            f"--encoder-factory {spec}: cannot import {module_name} ({exc}); it must be importable: installed, or "
+            f"in a folder on PYTHONPATH (e.g. PYTHONPATH=. when it lies in the working folder)"
+        ) from None
     factory = getattr(module, factory_name, None)
     if not callable(factory):
         raise ConfigError(f"--encoder-factory {spec}: {module_name} has no callable {factory_name}")

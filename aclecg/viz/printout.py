@@ -17,6 +17,7 @@ import numpy as np
 from matplotlib.collections import LineCollection
 from matplotlib.figure import Figure
 
+from aclecg.constraints import PAPER_SIZES_MM, PRINT_GAINS
 from aclecg.errors import ConfigError
 from aclecg.leads import LEADS, canonical_lead
 from aclecg.viz.paper import LAYOUT_3X4, MARGIN_MM, MM_PER_MV, MM_PER_S, Z_MM_PER_SD, paper_panels
@@ -32,8 +33,7 @@ __all__ = [
 ]
 
 #: Landscape page sizes (width, height) in mm.
-PAPER_SIZES_MM: dict[str, tuple[float, float]] = {"A4": (297.0, 210.0), "Letter": (279.4, 215.9)}
-GAINS: tuple[float, ...] = (5.0, 10.0, 20.0)
+GAINS: tuple[float, ...] = PRINT_GAINS
 FORMATS: tuple[str, ...] = ("pdf", "png")
 NOT_FOR_DIAGNOSIS = "Not for diagnostic use: algorithmic estimates"
 MM_PER_INCH = 25.4
