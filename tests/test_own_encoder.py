@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from aclecg import evaluation
@@ -92,3 +93,18 @@ def test_cli_embed_sweep_and_neighbours_take_a_factory_encoder(bundled_prepared,
     assert main(["embed", *common[:3], str(_contract(tmp_path, 500, 5000, "c500.json")), *common[4:]]) == 2
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "fs=500.0 Hz; this data is at fs=100.0 Hz" in err
+
+
+@pytest.mark.slow  # fits a probe on every bundled record's embedding: about 10 s
+def test_cli_attribute_explains_a_factory_encoder_by_occlusion(bundled_prepared, tmp_path, capsys):
+    contract = _contract(tmp_path, 100, 1000)
+    common = ["--encoder-factory", FACTORY, "--encoder-contract", str(contract), "--data", str(bundled_prepared)]
+    out = tmp_path / "attr.csv"
+    code = main(["attribute", *common, "--record", "1", "--cache-dir", str(tmp_path / "emb"), "--out", str(out)])
+    assert code == 0, capsys.readouterr().err
+    table = pd.read_csv(out)
+    assert {"region", "lead"} <= set(table["kind"]) and np.isfinite(table["drop"]).all()
+    assert set(table[table["kind"] == "region"]["unit"]) == {"septal", "anterior", "lateral", "inferior"}
+    capsys.readouterr()
+    assert main(["attribute", "--data", str(bundled_prepared), "--record", "1"]) == 2
+    assert "give an encoder: --checkpoint FILE or --encoder-factory" in capsys.readouterr().err

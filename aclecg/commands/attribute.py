@@ -15,6 +15,10 @@ EXAMPLES = """examples:
   python -m aclecg attribute --checkpoint checkpoints/acl_ecg/encoder.pt --data .cache/prepared/ptbxl \\
       --upload my_ecg/A0001.hea --fill median --out my_ecg_attribution.csv
 
+  # your own encoder (any module mapping (N, leads, samples) to embeddings): occlusion needs nothing else
+  PYTHONPATH=. python -m aclecg attribute --encoder-factory mypkg.encoders:build --encoder-contract c.json \
+      --data .cache/prepared/ptbxl --record 9
+
   # fit and cache the probe the app's "Explain by region" uses, ahead of time
   python -m aclecg attribute --checkpoint checkpoints/acl_ecg/encoder.pt --data .cache/prepared/ptbxl --fit-probe
 
@@ -30,6 +34,8 @@ embeddings. A drop is score(original) - score(occluded): positive when the hidde
 
 
 def register(sub: argparse._SubParsersAction) -> None:
+    from aclecg.commands.encoder_args import add_factory_args
+
     p = sub.add_parser(
         "attribute",
         help="region / lead occlusion attribution of a probe's class scores",
@@ -39,9 +45,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument(
-        "--checkpoint", required=True, action="append", help="encoder checkpoint (repeat it with --territory)"
-    )
+    p.add_argument("--checkpoint", action="append", help="encoder checkpoint (repeat it with --territory)")
+    add_factory_args(p)
     p.add_argument("--data", required=True, help="prepared dataset directory (its train/val records fit the probe)")
     what = p.add_mutually_exclusive_group(required=True)
     what.add_argument("--record", help="record_id of a record in --data")
@@ -68,9 +73,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 def _territory(args: argparse.Namespace, dataset: Any) -> int:
     from aclecg import atomicio, evaluation
     from aclecg.attribution_eval import territory_study
+    from aclecg.commands.encoder_args import encoder_sources
     from aclecg.report_sections import attribution_section
 
-    loaded = [evaluation.load_source(path) for path in args.checkpoint]
+    loaded = encoder_sources(args)
     sources = [(s.label, s) for s in loaded] + [
         ("random_init", evaluation.random_init_like(loaded, dataset, args.seed))
     ]
@@ -99,18 +105,22 @@ def run(args: argparse.Namespace) -> int:
 
     from aclecg import atomicio, evaluation, upload
     from aclecg.attribution_eval import cached_probe, explain
+    from aclecg.commands.encoder_args import encoder_sources
     from aclecg.data.labels import record_row
     from aclecg.errors import ConfigError
 
+    if not args.checkpoint and not args.encoder_factory:
+        raise ConfigError("give an encoder: --checkpoint FILE or --encoder-factory MODULE:FACTORY")
     dataset = evaluation.open_dataset(args.data)
     if args.territory:
         return _territory(args, dataset)
-    if len(args.checkpoint) > 1:
-        raise ConfigError("give one --checkpoint (several only with --territory)")
+    sources = encoder_sources(args)
+    if len(sources) > 1:
+        raise ConfigError("give one encoder (several only with --territory)")
     fills = args.fill or ["zero"]
     if len(fills) > 1:
         raise ConfigError("give one --fill for a single record (several only with --territory)")
-    source = evaluation.load_source(args.checkpoint[0])
+    source = sources[0]
     probe = cached_probe(source, dataset, args.label_set, cache_dir=args.cache_dir)
     if args.fit_probe:
         print(f"probe of {source.label} on {args.data} ({args.label_set}: {', '.join(probe.classes)}) is cached")
