@@ -367,6 +367,22 @@ def contract_row(payload: Mapping[str, Any]) -> str:
     return f"| preprocessing | {found.describe()} (implied: this checkpoint predates the recorded contract) |"
 
 
+#: What the augmentation row says for an encoder that records ``physio`` but predates the recorded contract (and so
+#: 2026-12-05, when Physio-AUG's crop stopped resampling): the preset it was really trained with.
+LEGACY_PHYSIO = (
+    "physio_v1: Physio-AUG with the resampling crop, as made before 2026-12-05 (recorded as `physio`; see "
+    "docs/augmentations.md)"
+)
+
+
+def augmentation_cell(payload: Mapping[str, Any]) -> str:
+    """The model card's augmentation value: the recorded one, with the legacy meaning of ``physio`` spelled out."""
+    recorded = payload.get("augmentation")
+    if recorded == "physio" and payload.get("contract") is None:
+        return LEGACY_PHYSIO
+    return str(recorded)
+
+
 def ship_checkpoint(run_dir: str | Path, dest: str | Path, sweep_dirs: Sequence[str | Path] = ()) -> Path:
     """Copy a finished run's ``encoder.pt`` into ``dest`` and write its model card (``README.md``).
 
@@ -411,7 +427,7 @@ def ship_checkpoint(run_dir: str | Path, dest: str | Path, sweep_dirs: Sequence[
         f"{payload['n_samples']} samples |",
         contract_row(payload),
         f"| encoder | {json.dumps(payload['encoder_config'])} |",
-        f"| augmentation | {payload.get('augmentation')} |",
+        f"| augmentation | {augmentation_cell(payload)} |",
         f"| method hyper-parameters | `{json.dumps(payload.get('hparams', {}))}` |",
         f"| training | {config['epochs']} epochs, {payload['step']} steps, batch {config['batch_size']}, "
         f"AdamW lr {config['lr']} (cosine, {config['warmup_steps']} warm-up steps), seed {config['seed']} |",

@@ -152,3 +152,22 @@ def test_model_card_prints_the_contract(tmp_path):
     recorded = implied(100, 1000, band_hz=(0.05, 150)).to_dict()
     row = contract_row({"fs": 100.0, "n_samples": 1000, "leads": list(LEADS), "contract": recorded})
     assert "0.05-45 Hz band-passed" in row and "implied" not in row
+
+
+def test_every_shipped_model_card_states_its_preprocessing_and_what_physio_meant():
+    """The cards under checkpoints/ carry the row ship_checkpoint writes today, from their own checkpoint."""
+    import warnings
+    from pathlib import Path
+
+    from aclecg.checkpoint import load_checkpoint
+    from aclecg.report import augmentation_cell, contract_row
+
+    cards = sorted((Path(__file__).resolve().parent.parent / "checkpoints").glob("*/README.md"))
+    assert len(cards) >= 12
+    for card in cards:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            payload = load_checkpoint(card.parent / "encoder.pt")
+        text = card.read_text()
+        assert contract_row(payload) in text.splitlines(), card
+        assert f"| augmentation | {augmentation_cell(payload)} |" in text.splitlines(), card
