@@ -26,6 +26,11 @@ METHODS = [m.name for m in list_methods()]
 #: steps (largest seen: SimCLR, 9.5e-4 at step 4). A coordination bug is off by far more: with local negatives
 #: only, SimCLR's first loss is near log(n - 1) instead of log(2N - 1), tens of percent here.
 PARITY_RTOL = 5e-3
+#: SimSiam's loss (a negative cosine) sits near 0 in the first steps, where a relative tolerance means nothing, and
+#: its stop-gradient + predictor amplify the same rounding: over 4 steps, 1 vs 2 processes differed by up to 6e-4
+#: (seed 3, per-sample draws) and 2.3e-4 (seed 4, global-batch draws) on losses of about 0.07, i.e. 0.3-3 %
+#: relative. A coordination bug (batch-norm statistics of one process) moves it by far more.
+PARITY_ATOL = {"simsiam": 1e-3}
 
 
 def _metrics(run_dir: Path) -> list[dict]:
@@ -88,7 +93,7 @@ def test_every_method_follows_the_single_process_loss_curve(two_process_run, tmp
         one, two = _metrics(tmp_path / method), _metrics(out / f"{method}-2")
         assert [r["world_size"] for r in two] == [2] * 4, method
         a, b = np.array([r["loss"] for r in two]), np.array([r["loss"] for r in one])
-        np.testing.assert_allclose(a, b, rtol=PARITY_RTOL, atol=2e-5, err_msg=method)
+        np.testing.assert_allclose(a, b, rtol=PARITY_RTOL, atol=PARITY_ATOL.get(method, 2e-5), err_msg=method)
 
 
 @pytest.mark.slow
