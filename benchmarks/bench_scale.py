@@ -30,8 +30,8 @@ imports (measured once and printed as ``startup``). The growth exponent between 
 
 Disk: the corpus, prepared data and embeddings of a size are estimated before anything starts and the run is
 refused when the work folder's file system has too little room. Without ``--keep`` each size's folder is removed
-once measured, so the peak is the largest size's (about 3.9 GB for the 20,000 Challenge records, 1.8 GB for
-21,799 PTB-XL records); with ``--keep`` everything stays (and corpora are reused by a later run).
+once measured, so the peak is the largest size's (estimated 4.6 GB for the 20,000 Challenge records, 2.0 GB for
+21,799 PTB-XL records); with ``--keep`` everything stays (7.1 GB for the defaults; corpora are reused by a later run).
 
     .venv/bin/python benchmarks/bench_scale.py                                    # full size: idle machine only
     .venv/bin/python benchmarks/bench_scale.py --sizes 200 400 --challenge 200    # a quick check that it works
