@@ -4,6 +4,7 @@ Each benchmark measures its two sides in the same run, so the printed ratios com
 busy machine; absolute times depend on the machine and its load, printed at the start.
 
     python benchmarks/run_all.py [--only cache,augment,encoder,train,umap,pages]
+    python benchmarks/run_all.py --only scale      # opt-in: full-size scale benchmark (GBs of disk, an idle machine)
 """
 
 from __future__ import annotations
@@ -26,18 +27,25 @@ BENCHMARKS = {
     "pages": "bench_pages.py",  # first render of every app page
     "gc": "bench_gc.py",  # one full garbage collection in the app server's heap, before and after gc.freeze()
 }
+#: Run only when named in --only: long, and they need an idle machine and gigabytes of disk.
+OPT_IN = {
+    "scale": "bench_scale.py",  # every product step at 1k-21.8k PTB-XL and 20k Challenge records (synthetic clones)
+}
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument(
-        "--only", default=",".join(BENCHMARKS), help="comma-separated subset of " + ", ".join(BENCHMARKS)
+        "--only",
+        default=",".join(BENCHMARKS),
+        help="comma-separated subset of " + ", ".join(BENCHMARKS) + " (default: all); opt-in: " + ", ".join(OPT_IN),
     )
     args = parser.parse_args()
     chosen = [name.strip() for name in args.only.split(",") if name.strip()]
-    unknown = sorted(set(chosen) - set(BENCHMARKS))
+    scripts = {**BENCHMARKS, **OPT_IN}
+    unknown = sorted(set(chosen) - set(scripts))
     if unknown:
-        parser.error(f"unknown benchmarks {unknown}; choose from {sorted(BENCHMARKS)}")
+        parser.error(f"unknown benchmarks {unknown}; choose from {sorted(scripts)}")
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(
         f"# {time.strftime('%Y-%m-%d %H:%M')}  {platform.machine()}  {os.cpu_count()} cores  "
@@ -46,8 +54,8 @@ def main() -> int:
     )
     failed = []
     for name in chosen:
-        print(f"\n## {name} ({BENCHMARKS[name]})", flush=True)
-        rc = subprocess.call([sys.executable, str(HERE / BENCHMARKS[name])], cwd=HERE.parent)
+        print(f"\n## {name} ({scripts[name]})", flush=True)
+        rc = subprocess.call([sys.executable, str(HERE / scripts[name])], cwd=HERE.parent)
         if rc:
             failed.append(name)
     if failed:
