@@ -373,8 +373,9 @@ def list_checkpoints(root: str | Path, recursive: bool = True) -> list[Path]:
 DEFAULT_CHECKPOINT = "acl_ecg"
 
 
-def discover_checkpoints(shipped: str | Path, runs: str | Path) -> dict[str, Path]:
-    """Every encoder a user can pick: ``"<name> (shipped)"`` and ``"<run> (run)"`` -> ``encoder.pt``.
+def discover_checkpoints(shipped: str | Path, runs: str | Path, encoders: str | Path | None = None) -> dict[str, Path]:
+    """Every encoder a user can pick: ``"<name> (shipped)"`` and ``"<run> (run)"`` -> ``encoder.pt``, and
+    ``"<name> (yours)"`` -> ``encoders/NAME.encoder.json`` for encoders registered with ``aclecg encoders add``.
 
     Shipped ones are ``shipped/NAME/encoder.pt`` (not the rotation encoders deeper down), by name with
     :data:`DEFAULT_CHECKPOINT` first; then finished runs' exported encoders at any depth, newest first. A run's
@@ -388,4 +389,8 @@ def discover_checkpoints(shipped: str | Path, runs: str | Path) -> dict[str, Pat
     for path in list_checkpoints(runs, recursive=True):
         if path.parent.name != "checkpoints":
             out.setdefault(f"{path.parent.name} (run)", path)
+    if encoders is not None and Path(encoders).is_dir():
+        for path in sorted(Path(encoders).glob("*.encoder.json")):
+            if path.is_file() and not path.is_symlink():
+                out.setdefault(f"{path.name[: -len('.encoder.json')]} (yours)", path)
     return out

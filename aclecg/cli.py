@@ -39,6 +39,7 @@ COMMANDS: tuple[str, ...] = (
     "attribute",
     "overlap",
     "export",
+    "encoders",
     "app",
 )
 

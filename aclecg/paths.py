@@ -29,7 +29,15 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-__all__ = ["cache_root", "checkpoints_root", "project_root", "published_root", "runs_root", "user_cache_dir"]
+__all__ = [
+    "cache_root",
+    "checkpoints_root",
+    "encoders_root",
+    "project_root",
+    "published_root",
+    "runs_root",
+    "user_cache_dir",
+]
 
 
 def _env_path(name: str) -> Path | None:
@@ -48,6 +56,12 @@ def runs_root() -> Path:
 
 def checkpoints_root() -> Path:
     return _env_path("ACLECG_CHECKPOINTS") or project_root() / "checkpoints"
+
+
+def encoders_root() -> Path:
+    """Registered encoders of your own (``aclecg encoders add``): ``$ACLECG_ENCODERS`` or ``<home>/encoders``. The
+    app reads this folder and never writes it."""
+    return _env_path("ACLECG_ENCODERS") or project_root() / "encoders"
 
 
 def published_root() -> Path:

@@ -103,10 +103,11 @@ def raw_window_mv(dataset_path: str, row: int) -> tuple[np.ndarray, float] | Non
 
 
 def checkpoint_paths() -> dict[str, str]:
-    """Shipped checkpoints and finished runs' encoders: label -> path (the default pick first)."""
+    """Shipped checkpoints, finished runs' encoders and registered encoders: label -> path (the default pick first)."""
     from aclecg.checkpoint import discover_checkpoints
 
-    return {label: str(path) for label, path in discover_checkpoints(checkpoints_root(), runs_root()).items()}
+    found = discover_checkpoints(checkpoints_root(), runs_root(), paths.encoders_root())
+    return {label: str(path) for label, path in found.items()}
 
 
 @st.cache_resource(show_spinner="Loading checkpoint…")

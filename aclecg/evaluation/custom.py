@@ -6,7 +6,10 @@ TOML holding :class:`~aclecg.contract.Contract`'s fields) that says what windows
 linear-probe arm of sweeps, embeddings, maps and neighbours like a checkpoint, checked against the data the same way.
 
 The factory is user code, imported and run because the user asked for it on the command line: nothing here is ever
-reached from a browser-supplied string (the app's pages offer checkpoints only).
+reached from a browser-supplied string. To show such an encoder in the app, its operator registers it once from the
+command line (``aclecg encoders add NAME --encoder-factory ... --encoder-contract ...``): that writes
+``NAME.encoder.json`` (the factory and the contract) into :func:`aclecg.paths.encoders_root`, a folder the app only
+reads, and every place that takes a checkpoint path (the pages' pickers, ``--checkpoint``) takes that file too.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import hashlib
 import importlib
 import json
 import re
+import time
 from pathlib import Path
 from typing import Any
 
@@ -27,9 +31,23 @@ from aclecg.errors import ConfigError
 from aclecg.evaluation.sources import EncoderSource
 from aclecg.models import EncoderOutput
 
-__all__ = ["FactoryEncoder", "load_contract_file", "load_factory_source"]
+__all__ = [
+    "REGISTRATION_SUFFIX",
+    "FactoryEncoder",
+    "is_registration",
+    "load_contract_file",
+    "load_factory_source",
+    "load_registered_source",
+    "register_encoder",
+    "registered_encoders",
+]
 
 _SPEC = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+#: The file name ending of a registered encoder (``NAME.encoder.json``).
+REGISTRATION_SUFFIX = ".encoder.json"
+#: A registration is a few hundred bytes; anything far larger is not one.
+MAX_REGISTRATION_BYTES = 64 * 1024
 
 
 def load_contract_file(path: str | Path) -> Contract:
@@ -78,7 +96,10 @@ def _call_factory(spec: str) -> nn.Module:
     factory = getattr(module, factory_name, None)
     if not callable(factory):
         raise ConfigError(f"--encoder-factory {spec}: {module_name} has no callable {factory_name}")
-    built = factory()
+    try:
+        built = factory()
+    except Exception as exc:  # the user's code: whatever it raises is reported in one line, not as a traceback
+        raise ConfigError(f"--encoder-factory {spec}: {factory_name}() failed: {type(exc).__name__}: {exc}") from None
     if not isinstance(built, nn.Module):
         raise ConfigError(f"--encoder-factory {spec}: {factory_name}() returned {type(built).__name__}, not a module")
     return built
@@ -141,3 +162,49 @@ def load_factory_source(spec: str, contract_file: str | Path, device: str | torc
     }
     label = spec.split(":")[1]
     return EncoderSource(label, encoder, meta, key, None)  # type: ignore[arg-type]  # any module, not ECGEncoder
+
+
+def is_registration(path: str | Path) -> bool:
+    """Whether ``path`` names a registered encoder (``NAME.encoder.json``) rather than a checkpoint."""
+    return str(path).endswith(REGISTRATION_SUFFIX)
+
+
+def register_encoder(name: str, spec: str, contract_file: str | Path, root: str | Path) -> Path:
+    """Check ``spec`` once (it is built and run on zeros) and write ``root/NAME.encoder.json`` atomically."""
+    from aclecg import atomicio
+
+    if not _NAME.match(name):
+        raise ConfigError(f"encoder name {name!r}: use 1-64 letters, digits, '_', '-' or '.', starting with one")
+    source = load_factory_source(spec, contract_file)
+    record = {"factory": spec, "contract": source.meta["contract"], "embedding_dim": source.meta["embedding_dim"]}
+    record["registered"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+    path = Path(root) / f"{name}{REGISTRATION_SUFFIX}"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomicio.write_text(path, json.dumps(record, indent=1) + "\n")
+    return path
+
+
+def load_registered_source(path: str | Path, device: str | torch.device = "cpu") -> EncoderSource:
+    """The encoder a registration file names, labelled by its name (one ``ConfigError`` line if the file is not one)."""
+    path = Path(path)
+    try:
+        if not path.is_file() or path.stat().st_size > MAX_REGISTRATION_BYTES:
+            raise ConfigError(f"{path} is not a registered encoder (missing, not a file, or over 64 KiB)")
+        data = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"{path}: not a readable registered encoder ({exc})") from None
+    spec = data.get("factory") if isinstance(data, dict) else None
+    if not isinstance(spec, str):
+        raise ConfigError(f"{path}: a registered encoder needs a 'factory' (MODULE:FACTORY)")
+    source = load_factory_source(spec, path, device)
+    source.label = path.name[: -len(REGISTRATION_SUFFIX)]
+    source.path = str(path)
+    return source
+
+
+def registered_encoders(root: str | Path) -> list[Path]:
+    """The registration files in ``root`` (regular files only), by name."""
+    root = Path(root)
+    if not root.is_dir():
+        return []
+    return sorted(p for p in root.glob(f"*{REGISTRATION_SUFFIX}") if p.is_file() and not p.is_symlink())

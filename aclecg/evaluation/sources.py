@@ -59,10 +59,15 @@ def _checkpoint_label(path: Path) -> str:
 
 
 def load_source(path: str | Path, device: str | torch.device = "cpu") -> EncoderSource:
-    """Load a checkpoint's encoder with :func:`aclecg.checkpoint.load_encoder` (checksum verified)."""
+    """Load a checkpoint's encoder with :func:`aclecg.checkpoint.load_encoder` (checksum verified), or the encoder a
+    registration file names (``NAME.encoder.json``, :mod:`aclecg.evaluation.custom`)."""
     from aclecg.checkpoint import load_encoder
 
     path = Path(path)
+    if str(path).endswith(".encoder.json"):
+        from aclecg.evaluation.custom import load_registered_source
+
+        return load_registered_source(path, device)
     if not path.is_file():
         raise CheckpointError(f"checkpoint {path} does not exist")
     encoder, meta = load_encoder(path, device=device)
