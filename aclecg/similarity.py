@@ -14,6 +14,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from aclecg.errors import DataError
 from aclecg.leads import RegionMap
 
 __all__ = ["cosine_similarity_matrix", "region_similarity"]
@@ -40,6 +41,12 @@ def region_similarity(
     idx = region_map.indices(leads)
     names = list(idx)
     lead_features = np.asarray(lead_features, dtype=np.float64)
+    if lead_features.ndim != 3 or lead_features.shape[1] != len(leads):
+        raise DataError(
+            f"the encoder gives {lead_features.shape[1] if lead_features.ndim == 3 else 'no'} feature vector(s) per "
+            f"window, not one per lead ({len(leads)}): region similarity needs per-lead features, which an encoder "
+            "of your own (one embedding per window) does not have"
+        )
     if centre:
         lead_features = lead_features - lead_features.mean(axis=0, keepdims=True)
     region_feats = np.stack([np.asarray(lead_features)[:, members].mean(1) for members in idx.values()], axis=1)
