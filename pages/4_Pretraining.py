@@ -8,7 +8,7 @@ from pathlib import Path
 import streamlit as st
 
 from aclecg import access, jobs, viz
-from aclecg.joblimits import app_bounds
+from aclecg.joblimits import app_bounds, pretrain_form
 from aclecg.methods import loss_terms
 from pages._access import acting, session_actor
 from pages._common import dataset_paths, runs_root, user_errors
@@ -47,18 +47,30 @@ datasets = dataset_paths()
 actor = session_actor()
 EPOCHS, BATCH = app_bounds("epochs"), app_bounds("batch_size")  # what a launch from the app may ask for
 QUEUED = "it starts when a job slot frees (one job per GPU, or one on a CPU machine)."
+DEFAULT_PRESET = "cpu-quick" if "cpu-quick" in presets else next(iter(presets))
+
+
+def fill_from_preset() -> None:
+    """Set epochs, batch size and run name to the chosen preset's and method's (on a preset or method change)."""
+    state = st.session_state
+    form = pretrain_form(state.get("pt_preset", DEFAULT_PRESET), state.get("pt_method", "acl_ecg"), "")
+    state["pt_epochs"], state["pt_batch"] = form["epochs"], form["batch_size"]
+    state["pt_name"] = f"{form['name']}{time.strftime('%m%d-%H%M')}"
 
 
 def launch_form() -> None:
     """The launch form; the Start button starts the run as this session's user."""
     with user_errors("Could not start the run: "):
         by_name = {m["name"]: m for m in methods}
+        if "pt_epochs" not in st.session_state:  # first draw: the default preset's values; later the callbacks'
+            fill_from_preset()
         c1, c2 = st.columns(2)
         method = c1.selectbox(
             "method",
             list(by_name),
             index=list(by_name).index("acl_ecg") if "acl_ecg" in by_name else 0,
             key="pt_method",
+            on_change=fill_from_preset,
         )
         info = by_name[method]
         c2.markdown(
@@ -70,14 +82,14 @@ def launch_form() -> None:
         preset = c3.selectbox(
             "preset",
             list(presets),
-            index=list(presets).index("cpu-quick") if "cpu-quick" in presets else 0,
+            index=list(presets).index(DEFAULT_PRESET),
             key="pt_preset",
+            on_change=fill_from_preset,
+            help="Sets epochs, batch size and the run name below; the run uses what the form shows.",
         )
-        defaults = presets[preset]
-        epochs = c4.number_input("epochs", *EPOCHS, min(int(defaults.get("epochs", 2)), EPOCHS[1]), key="pt_epochs")
-        batch = c5.number_input(
-            "batch size", *BATCH, min(int(defaults.get("batch_size", 64)), BATCH[1]), key="pt_batch"
-        )
+        # the values live in session state (set from the preset); the run gets exactly what these fields show
+        epochs = c4.number_input("epochs", *EPOCHS, key="pt_epochs")
+        batch = c5.number_input("batch size", *BATCH, key="pt_batch")
         n_gpu = _cuda_count()
         device = c6.selectbox("device", ["auto", "cpu"] + [f"cuda:{i}" for i in range(n_gpu)], key="pt_device")
         gpus = st.number_input(
@@ -91,7 +103,7 @@ def launch_form() -> None:
         )
         if gpus > 1 and device.startswith("cuda:"):
             device = "cuda"  # under torchrun each process takes the GPU of its rank (launch assigns the GPUs)
-        name = st.text_input("run name", value=f"{method}-{preset}-{time.strftime('%m%d-%H%M')}", key="pt_name")
+        name = st.text_input("run name", key="pt_name")
         args = [
             "--method",
             method,

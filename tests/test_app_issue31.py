@@ -1,0 +1,21 @@
+"""Unit tests of issue 31's app defects (the app as its users judge it): the library functions the pages call.
+The browser checks of the same defects are in ``tests/test_browser_app.py``."""
+
+from __future__ import annotations
+
+import pytest
+
+from aclecg.joblimits import app_bounds, pretrain_form
+from aclecg.training import PRESETS
+
+
+@pytest.mark.parametrize("preset", sorted(PRESETS))
+def test_pretrain_form_takes_the_presets_epochs_batch_and_name(preset):
+    form = pretrain_form(preset, "simclr", "0101-0000")
+    assert form["epochs"] == min(PRESETS[preset]["epochs"], app_bounds("epochs")[1])
+    assert form["batch_size"] == min(PRESETS[preset]["batch_size"], app_bounds("batch_size")[1])
+    assert form["name"] == f"simclr-{preset}-0101-0000"
+
+
+def test_pretrain_form_differs_between_presets():
+    assert pretrain_form("gpu-base", "acl_ecg", "x")["epochs"] != pretrain_form("cpu-quick", "acl_ecg", "x")["epochs"]

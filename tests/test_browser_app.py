@@ -1,0 +1,86 @@
+"""Browser tests of issue 31's defects, driven by real user actions in headless Chromium (clicks, selectbox
+choices): never by writing session state. Reuses the app and browser fixtures of ``tests/test_browser.py``.
+Run with ``pytest -m browser tests/test_browser_app.py``.
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from test_browser import ARTIFACTS, _open, _rerun_settled, browser, project, server
+
+pytestmark = pytest.mark.browser
+__all__ = ["browser", "project", "server"]  # the fixtures, shared with test_browser.py
+
+
+def _widget(driver, testid: str, label: str):
+    from selenium.webdriver.common.by import By
+
+    for box in driver.find_elements(By.CSS_SELECTOR, f'[data-testid="{testid}"]'):
+        if box.text.splitlines() and box.text.splitlines()[0].strip() == label:
+            return box
+    raise AssertionError(f"no {testid} {label!r}")
+
+
+def _choose(driver, label: str, option: str) -> None:
+    """Open the selectbox ``label`` with a mouse click and click ``option`` in its list, as a user does."""
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.by import By
+
+    box = _widget(driver, "stSelectbox", label)
+    driver.execute_script("arguments[0].scrollIntoView({block: 'center'});", box)
+    ActionChains(driver).click(box.find_element(By.CSS_SELECTOR, "input")).perform()
+    deadline = time.time() + 10
+    while time.time() < deadline:
+        items = driver.find_elements(By.CSS_SELECTOR, '[role="option"]')
+        hit = [i for i in items if i.text.strip() == option]
+        if hit:
+            ActionChains(driver).click(hit[0]).perform()
+            _rerun_settled(driver)
+            return
+        time.sleep(0.2)
+    import re
+
+    src = driver.page_source
+    spots = [src[max(m.start() - 300, 0) : m.start() + 100] for m in re.finditer(option, src)]
+    raise AssertionError(f"no option {option!r} in {label!r}: {[i.text for i in items]} {spots}")
+
+
+def _value(driver, testid: str, label: str) -> str:
+    from selenium.webdriver.common.by import By
+
+    return _widget(driver, testid, label).find_element(By.CSS_SELECTOR, "input").get_attribute("value")
+
+
+def _epochs_batch(driver) -> tuple[str, str]:
+    return _value(driver, "stNumberInput", "epochs"), _value(driver, "stNumberInput", "batch size")
+
+
+def _open_launch_form(driver) -> None:
+    from selenium.webdriver.common.by import By
+
+    summary = driver.find_element(By.XPATH, "//summary[contains(., 'Launch a run')]")
+    if not any(e.is_displayed() for e in driver.find_elements(By.CSS_SELECTOR, '[data-testid="stNumberInput"]')):
+        summary.click()
+        time.sleep(0.5)
+
+
+def test_pretraining_preset_and_method_fill_the_form(server, browser):
+    """Choosing gpu-base sets 100 epochs, batch 256 and a gpu-base name; simclr renames the run."""
+    _open(browser, f"{server}/pretraining")
+    _open_launch_form(browser)
+    assert _value(browser, "stNumberInput", "epochs") == "2"
+    assert _value(browser, "stTextInput", "run name").startswith("acl_ecg-cpu-quick-")
+    _choose(browser, "preset", "gpu-base")
+    assert (_value(browser, "stNumberInput", "epochs"), _value(browser, "stNumberInput", "batch size")) == (
+        "100",
+        "256",
+    )
+    assert _value(browser, "stTextInput", "run name").startswith("acl_ecg-gpu-base-")
+    _choose(browser, "preset", "cpu-small")
+    assert _epochs_batch(browser) == ("20", "64")
+    _choose(browser, "method", "simclr")
+    browser.save_screenshot(str(ARTIFACTS / "page_pretraining_preset.png"))
+    assert _value(browser, "stTextInput", "run name").startswith("simclr-cpu-small-")
+    assert _value(browser, "stNumberInput", "epochs") == "20"
