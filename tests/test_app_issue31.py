@@ -19,3 +19,14 @@ def test_pretrain_form_takes_the_presets_epochs_batch_and_name(preset):
 
 def test_pretrain_form_differs_between_presets():
     assert pretrain_form("gpu-base", "acl_ecg", "x")["epochs"] != pretrain_form("cpu-quick", "acl_ecg", "x")["epochs"]
+
+
+def test_embedding_map_lets_a_single_click_select_a_point():
+    """A lasso or box drag mode turns a click into an empty selection: the map pans, and clicks select."""
+    import numpy as np
+    import pandas as pd
+
+    from aclecg import viz
+
+    fig = viz.embedding_scatter(np.zeros((3, 2)), pd.DataFrame({"label": ["a", "b", "a"]}), "label", ["label"])
+    assert fig.layout.dragmode not in ("lasso", "select") and "select" in fig.layout.clickmode

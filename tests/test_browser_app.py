@@ -84,3 +84,44 @@ def test_pretraining_preset_and_method_fill_the_form(server, browser):
     browser.save_screenshot(str(ARTIFACTS / "page_pretraining_preset.png"))
     assert _value(browser, "stTextInput", "run name").startswith("simclr-cpu-small-")
     assert _value(browser, "stNumberInput", "epochs") == "20"
+
+
+def _click_at(driver, x: float, y: float) -> None:
+    """A real mouse click at viewport pixel (x, y): pointer moves there, presses and releases."""
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.actions.action_builder import ActionBuilder
+
+    actions = ActionBuilder(driver)
+    actions.pointer_action.move_to_location(int(round(x)), int(round(y))).pause(0.3).click()
+    actions.perform()
+    ActionChains(driver).reset_actions()
+
+
+_POINT_CENTRES = (
+    "return Array.from(document.querySelectorAll('.js-plotly-plot .scatterlayer path.point')).map(p => {"
+    "const r = p.getBoundingClientRect(); return [r.left + r.width / 2, r.top + r.height / 2, r.width]; });"
+)
+
+
+def test_representations_single_click_on_a_point_shows_its_record(server, browser):
+    """One real mouse click on a plotted point picks that record: its ECG and labels appear under the map."""
+    from selenium.webdriver.common.by import By
+
+    _open(browser, f"{server}/representations")
+    chart = browser.find_elements(By.CSS_SELECTOR, '[data-testid="stPlotlyChart"]')[0]
+    browser.execute_script("arguments[0].scrollIntoView({block: 'center'});", chart)
+    time.sleep(1.0)
+    assert "Click a point on the map" in browser.find_element(By.CSS_SELECTOR, '[data-testid="stMain"]').text
+    points = [p for p in browser.execute_script(_POINT_CENTRES) if p[2] > 0]
+    assert points, "the map drew no points"
+    x, y, _ = points[len(points) // 2]
+    _click_at(browser, x, y)
+    _rerun_settled(browser)
+    browser.save_screenshot(str(ARTIFACTS / "page_representations_click.png"))
+    main = browser.find_element(By.CSS_SELECTOR, '[data-testid="stMain"]').text
+    assert "Click a point on the map" not in main
+    titles = browser.execute_script(
+        "return Array.from(document.querySelectorAll('.js-plotly-plot')).map(el => "
+        "(((el.layout || {}).title || {}).text) || '');"
+    )
+    assert any("(prepared, z-scored)" in t for t in titles), titles

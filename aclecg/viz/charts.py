@@ -138,8 +138,10 @@ def embedding_scatter(
         title=title,
         height=520,
         margin=dict(l=10, r=10, t=40, b=10),
-        dragmode="lasso",
-        clickmode="event+select",  # a single click selects its point (Streamlit's selection event)
+        # pan by dragging, so a single click selects the point under it (a lasso drag mode swallows clicks);
+        # box and lasso stay one toolbar click away
+        dragmode="pan",
+        clickmode="event+select",
         legend=dict(itemsizing="constant"),
         xaxis=dict(title="UMAP 1"),
         yaxis=dict(title="UMAP 2"),
