@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+import zlib
 from pathlib import Path
 
 import streamlit as st
@@ -128,6 +129,7 @@ def launch_form() -> None:
             with acting():
                 run_dir = jobs.launch("pretrain", args, root, jobs.sanitize_name(name), gpus=max(int(gpus), 1))
             queued = jobs.run_info(run_dir).state == "queued"
+            st.session_state["pt_run_choice"] = run_dir.name  # the monitor below shows the new run
             st.success(f"Started {run_dir.name}." + (f" It is queued: {QUEUED}" if queued else ""))
 
 
@@ -137,19 +139,8 @@ if actor.can_write:
 else:
     st.info(f"Read-only: {actor.read_only_reason}. Runs are shown; launching, cancelling and resuming are off.")
 
-runs = [r for r in jobs.list_runs(root) if r.kind == "pretrain"]
-if not runs:
-    st.info("No pretraining runs yet. Launch one above (preset `cpu-quick` takes a few minutes on a CPU).")
-    st.stop()
 
-states = {r.name: r.state for r in runs}  # what the selector's labels show
-labels = {r.name: f"{r.name} · {r.state} · {r.method or '?'}" for r in runs}
-# options are run names (stable while a run's state changes); the label shows its state and method
-selected = st.selectbox("run", list(labels), format_func=labels.__getitem__, key="pt_run_name")
-run_dir = root / selected
-
-
-def controls(info: jobs.RunInfo) -> None:
+def controls(info: jobs.RunInfo, run_dir: Path) -> None:
     """Cancel and Resume, for the run's owner only (the library checks again: a second session is refused)."""
     with acting():
         mine = access.may_act_on(info.owner)
@@ -161,21 +152,44 @@ def controls(info: jobs.RunInfo) -> None:
         with user_errors("Could not cancel: "), acting():
             jobs.cancel(run_dir)
             st.toast(f"Cancel requested for {info.name}")
-            st.rerun()  # the whole page, so the run selector's state label is current too
+            st.rerun(scope="fragment")  # picker and state show "cancelling…" at once
     if b2.button("Resume", disabled=not info.resumable or info.alive or not mine, key="pt_resume", help=why):
         with user_errors("Could not resume: "), acting():
             jobs.resume(run_dir)
             st.toast(f"Resumed {info.name}")
+            st.rerun(scope="fragment")
 
 
 @st.fragment(run_every=3)
-def watch(run_dir: Path) -> None:
-    """Live state, curves and log of one run; reruns on its own every 3 s without blocking the page."""
-    info = jobs.run_info(run_dir)
-    if info.state != states[info.name]:
-        st.rerun()  # the state changed (started, finished, cancelled): redraw the selector's label as well
+def monitor() -> None:
+    """The run picker and the picked run's live state, curves and log; reruns on its own every 3 s without
+    blocking the page. Picker labels and state come from one read of the runs, so they always agree."""
+    runs = [r for r in jobs.list_runs(root) if r.kind == "pretrain"]
+    if not runs:
+        st.info("No pretraining runs yet. Launch one above (preset `cpu-quick` takes a few minutes on a CPU).")
+        return
+    by_name = {r.name: r for r in runs}
+    names, labels = list(by_name), [jobs.run_label(r) for r in runs]
+    chosen = st.session_state.get("pt_run_choice")
+    # options are run names; the labels show state and method. The browser keeps showing a selectbox's old label
+    # when only the labels change, so the widget is keyed by its labels (a new state draws a new one) and the
+    # choice itself lives in "pt_run_choice"
+    selected = st.selectbox(
+        "run",
+        names,
+        index=names.index(chosen) if chosen in names else 0,
+        format_func=dict(zip(names, labels)).__getitem__,
+        key=f"pt_run_{zlib.crc32(chr(10).join(labels).encode()):08x}",
+    )
+    st.session_state["pt_run_choice"] = selected
+    watch(by_name[selected])
+
+
+def watch(info: jobs.RunInfo) -> None:
+    """State, curves and log of one run."""
+    run_dir = info.path
     c1, c2, c3, c4 = st.columns(4)
-    c1.metric("state", info.state)
+    c1.metric("state", jobs.state_text(info.state))
     c2.metric("step", f"{info.step}" + (f" / {info.total_steps}" if info.total_steps else ""))
     c3.metric("epoch", info.epoch)
     c4.metric("method", info.method or "?")
@@ -185,8 +199,10 @@ def watch(run_dir: Path) -> None:
         st.error(f"Run failed: {jobs.without_server_paths(info.error, root)}")
     if info.state == "queued":
         st.info(f"Queued: {QUEUED}")
+    if info.state == "cancelling":
+        st.info("Cancelling: the run saves a checkpoint and stops; then it can be resumed.")
     if actor.can_write:
-        controls(info)
+        controls(info, run_dir)
     metrics = jobs.read_metrics(run_dir)
     st.plotly_chart(viz.training_curves(metrics, loss_terms(info.method)), width="stretch", key="pt_curves")
     ckpts = sorted((run_dir / "checkpoints").glob("*.pt")) if (run_dir / "checkpoints").is_dir() else []
@@ -201,4 +217,4 @@ def watch(run_dir: Path) -> None:
         st.code(jobs.without_server_paths(jobs.tail_log(run_dir, 40), root) or "(empty)")
 
 
-watch(run_dir)
+monitor()

@@ -30,3 +30,53 @@ def test_embedding_map_lets_a_single_click_select_a_point():
 
     fig = viz.embedding_scatter(np.zeros((3, 2)), pd.DataFrame({"label": ["a", "b", "a"]}), "label", ["label"])
     assert fig.layout.dragmode not in ("lasso", "select") and "select" in fig.layout.clickmode
+
+
+def _run(root, name: str, job: dict, status: dict | None = None, cancel: bool = False):
+    import json
+    import socket
+    import time
+
+    run = root / name
+    run.mkdir()
+    (run / "job.json").write_text(json.dumps({"kind": "pretrain", "host": socket.gethostname(), **job}))
+    if status is not None:
+        (run / "status.json").write_text(json.dumps({"host": socket.gethostname(), **status}))
+    if cancel:
+        (run / "cancel_requested").write_text(str(time.time()))
+    return run
+
+
+def test_a_run_asked_to_cancel_is_cancelling_until_its_process_is_gone(tmp_path):
+    """Between Cancel and the process's exit the run is neither "running" nor resumable: "cancelling…"."""
+    import os
+
+    from aclecg import jobs, procs
+
+    me = procs.own_record(os.getpid())  # a live process standing for the job's wrapper
+    run = _run(tmp_path, "r", {**me, "args": ["--method", "simclr"]}, {"state": "cancelled"}, cancel=True)
+    info = jobs.run_info(run)
+    assert (info.state, info.alive, info.resumable) == ("cancelling", True, False)
+    assert jobs.run_label(info) == "r · cancelling… · simclr"
+    assert jobs.state_text(info.state) == "cancelling…"
+    (run / "exit_code").write_text("0\n")  # the wrapper recorded the end; the status says cancelled
+    assert jobs.run_info(run).state == "cancelling"  # its process still runs: still on the way
+
+
+def test_a_cancelled_job_whose_wrapper_left_no_exit_code_is_cancelled_not_interrupted(tmp_path):
+    from aclecg import jobs
+
+    dead = {"pid": 2**22 + 4321, "start": 1.0, "args": ["--method", "simclr"]}
+    info = jobs.run_info(_run(tmp_path, "s", {**dead, "kind": "sweep"}, cancel=True))
+    assert (info.state, info.resumable) == ("cancelled", True)
+    assert jobs.run_info(_run(tmp_path, "t", {**dead, "kind": "sweep"})).state == "interrupted"
+
+
+def test_run_label_and_state_metric_read_the_same_state(tmp_path):
+    from aclecg import jobs
+
+    dead = {"pid": 2**22 + 4321, "start": 1.0}
+    for name, status in (("f", {"state": "finished"}), ("c", {"state": "cancelled"}), ("x", {"state": "running"})):
+        _run(tmp_path, name, dead, status)
+    for info in jobs.list_runs(tmp_path):
+        assert jobs.run_label(info).split(" · ")[1] == jobs.state_text(info.state)

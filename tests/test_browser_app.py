@@ -125,3 +125,93 @@ def test_representations_single_click_on_a_point_shows_its_record(server, browse
         "(((el.layout || {}).title || {}).text) || '');"
     )
     assert any("(prepared, z-scored)" in t for t in titles), titles
+
+
+_PICKER_AND_METRIC = (
+    "const box = Array.from(document.querySelectorAll('[data-testid=\"stSelectbox\"]'))"
+    ".find(e => e.innerText.split('\\n')[0].trim() === 'run');"
+    "const metric = Array.from(document.querySelectorAll('[data-testid=\"stMetric\"]'))"
+    ".find(e => e.innerText.startsWith('state'));"
+    "return [box ? box.querySelector('input').value : null,"
+    "metric ? metric.querySelector('[data-testid=\"stMetricValue\"]').innerText.trim() : null];"
+)
+
+
+def _picker_and_metric(driver) -> tuple[str, str]:
+    """The run picker's shown label and the state metric's value, read at one instant (one script)."""
+    label, state = driver.execute_script(_PICKER_AND_METRIC)
+    assert label is not None and state is not None, (label, state)
+    return label, state
+
+
+def _button(driver, text: str):
+    """The button showing ``text`` (looked up again while the fragment redraws it)."""
+    from selenium.common.exceptions import StaleElementReferenceException
+    from selenium.webdriver.common.by import By
+
+    for _ in range(20):
+        try:
+            return next(b for b in driver.find_elements(By.CSS_SELECTOR, "button") if b.text.strip() == text)
+        except (StaleElementReferenceException, StopIteration):
+            time.sleep(0.25)
+    raise AssertionError(f"no button {text!r}")
+
+
+def _enabled(driver, text: str) -> bool:
+    return bool(
+        driver.execute_script(
+            "const b = Array.from(document.querySelectorAll('button')).find(b => b.innerText.trim() === arguments[0]);"
+            "return b ? !b.disabled : null;",
+            text,
+        )
+    )
+
+
+def test_pretraining_new_run_is_picked_and_cancel_agrees_in_picker_and_state(server, browser, project):
+    """Start a cpu-quick run on the bundled data with the form, then Cancel it: the new run is the picked one, and
+    picker label and state metric say the same ("cancelling…", then "cancelled") without a reload."""
+    from selenium.webdriver.common.by import By
+
+    from aclecg import jobs
+
+    _open(browser, f"{server}/pretraining")
+    _open_launch_form(browser)
+    name = _value(browser, "stTextInput", "run name")
+    run_dir = project / "runs" / name
+    try:
+        _mouse_click(browser, _button(browser, "Start run"))
+        _rerun_settled(browser)
+        label, state = _picker_and_metric(browser)
+        assert label.startswith(f"{name} · "), label  # the new run, not the demo run
+        assert label.split(" · ")[1] == state
+        deadline = time.time() + 60
+        while not _enabled(browser, "Cancel"):  # the job's process has started
+            assert time.time() < deadline, "the run never became cancellable"
+            time.sleep(0.5)
+        _mouse_click(browser, _button(browser, "Cancel"))
+        seen = []
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            time.sleep(0.5)
+            if browser.find_elements(By.CSS_SELECTOR, '[data-testid="stApp"][data-test-script-state="running"]'):
+                continue
+            label, state = _picker_and_metric(browser)
+            assert label.split(" · ")[1] == state, (label, state)
+            seen.append(state)
+            if state == "cancelled":
+                break
+        browser.save_screenshot(str(ARTIFACTS / "page_pretraining_cancelled.png"))
+        assert seen and seen[-1] == "cancelled", seen
+        assert "running" not in seen, seen  # from the click on, never "running" again
+        assert _enabled(browser, "Resume") and not _enabled(browser, "Cancel")
+    finally:
+        if run_dir.exists():
+            jobs.cancel(run_dir, wait=30)
+
+
+def _mouse_click(driver, element) -> None:
+    """Scroll ``element`` into view and click it with the mouse."""
+    from selenium.webdriver.common.action_chains import ActionChains
+
+    driver.execute_script("arguments[0].scrollIntoView({block: 'center'});", element)
+    ActionChains(driver).move_to_element(element).pause(0.2).click().perform()
