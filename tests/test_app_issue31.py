@@ -80,3 +80,47 @@ def test_run_label_and_state_metric_read_the_same_state(tmp_path):
         _run(tmp_path, name, dead, status)
     for info in jobs.list_runs(tmp_path):
         assert jobs.run_label(info).split(" · ")[1] == jobs.state_text(info.state)
+
+
+def _mask_boxes_per_view(fig, n_views: int) -> list[list[tuple[float, float]]]:
+    """The x spans of each view's "masked cycle" boxes (view k is subplot k + 2: axes x2, x3, ...)."""
+    boxes: list[list[tuple[float, float]]] = [[] for _ in range(n_views)]
+    for shape in fig.layout.shapes:
+        if shape.name == "masked cycle":
+            boxes[int(shape.xref[1:]) - 2].append((shape.x0, shape.x1))
+    return boxes
+
+
+@pytest.mark.parametrize("mode", ["circular", "zero", "edge"])
+def test_one_mask_box_per_masked_cycle_and_one_crop_box_per_view_in_every_shift_mode(mode):
+    """The page's case of issue 31 (cycles 1-4, pqrst window, inferior leads, shift up to 1.3 s), 12 views: a
+    zero/edge shift draws one box per masked cycle still in the view and none over its padding; a circular shift
+    splits at most the one cycle crossing its seam."""
+    import torch
+
+    from aclecg import viz
+    from aclecg.augment import build_augmentation, make_synthetic_batch
+
+    fs, n = 100.0, 12
+    x, rp = make_synthetic_batch(1, fs=fs, generator=torch.Generator().manual_seed(1))
+    spec = [
+        {"name": "random_scale_crop"},
+        {"name": "cardiac_cycle_mask", "n_cycles": [1, 4], "window": "pqrst", "scope": "inferior"},
+        {"name": "temporal_shift", "max_shift": 1.3, "mode": mode},
+    ]
+    aug = build_augmentation(spec, fs=fs)
+    views = []
+    for seed in range(n):
+        y, info = aug.forward_with_info(x, rp, generator=torch.Generator().manual_seed(seed))
+        views.append((f"view {seed}", y[0].numpy(), viz.marks_from_info(info, x.shape[-1], shift_mode=mode)))
+    fig = viz.augmentation_figure(x[0].numpy(), views, fs, show_leads=["II"])
+    assert viz.count_shapes(fig, "crop window") == n
+    length = x.shape[-1] / fs
+    for (_, _, marks), boxes in zip(views, _mask_boxes_per_view(fig, n)):
+        split = any(b[1] == pytest.approx(length) for b in boxes) and any(b[0] == 0 for b in boxes)
+        expected = marks.n_cycles + (1 if mode == "circular" and split else 0)
+        assert len(boxes) == expected, (marks.shift, boxes)
+        _, padding = marks.shift_marks(x.shape[-1])
+        if padding is not None:  # no box reaches into the padding
+            assert all(b[1] <= padding[0] / fs + 1e-9 or b[0] >= padding[1] / fs - 1e-9 for b in boxes), boxes
+    assert sum(marks.n_cycles for _, _, marks in views) > 0
