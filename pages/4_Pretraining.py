@@ -51,12 +51,17 @@ QUEUED = "it starts when a job slot frees (one job per GPU, or one on a CPU mach
 DEFAULT_PRESET = "cpu-quick" if "cpu-quick" in presets else next(iter(presets))
 
 
-def fill_from_preset() -> None:
-    """Set epochs, batch size and run name to the chosen preset's and method's (on a preset or method change)."""
+def fill_from_preset(numbers: bool = True) -> None:
+    """Fill the run name (and with ``numbers`` epochs and batch size) from the chosen preset and method.
+
+    Called when the preset (everything) or the method (the name only: presets do not depend on it) changes. A name
+    the user typed is kept; only the name the form made itself follows the choice."""
     state = st.session_state
     form = pretrain_form(state.get("pt_preset", DEFAULT_PRESET), state.get("pt_method", "acl_ecg"), "")
-    state["pt_epochs"], state["pt_batch"] = form["epochs"], form["batch_size"]
-    state["pt_name"] = f"{form['name']}{time.strftime('%m%d-%H%M')}"
+    if numbers:
+        state["pt_epochs"], state["pt_batch"] = form["epochs"], form["batch_size"]
+    if state.get("pt_name") in (None, "", state.get("pt_auto_name")):
+        state["pt_name"] = state["pt_auto_name"] = f"{form['name']}{time.strftime('%m%d-%H%M')}"
 
 
 def launch_form() -> None:
@@ -72,6 +77,7 @@ def launch_form() -> None:
             index=list(by_name).index("acl_ecg") if "acl_ecg" in by_name else 0,
             key="pt_method",
             on_change=fill_from_preset,
+            kwargs={"numbers": False},
         )
         info = by_name[method]
         c2.markdown(
