@@ -44,6 +44,7 @@ import pandas as pd
 
 from aclecg import access, atomicio, joblimits, jobrunner, paths
 from aclecg.errors import AclEcgError, ConfigError
+from aclecg.logtext import readable_log
 from aclecg.procs import live_records, own_record, read_json, record_alive
 
 KINDS = ("pretrain", "sweep")
@@ -294,7 +295,9 @@ def run_info(run_dir: str | Path) -> RunInfo:
             state = "failed"
             error = error or _tail(run_dir / "stdout.log", 5) or f"exit code {exit_code}"
     elif cancel_asked:
-        state = "cancelled"  # asked to stop and gone, though nothing recorded how it ended
+        state = "cancelled"  # asked to stop and gone, though its wrapper did not record how it ended: record it
+        with contextlib.suppress(OSError):
+            atomicio.write_bytes(exit_path, f"{jobrunner.CANCELLED_WHILE_QUEUED}\n".encode())
     elif job or status:
         state = "interrupted"
     else:
@@ -402,13 +405,13 @@ def read_metrics(run_dir: str | Path) -> pd.DataFrame:
 
 
 def _tail(path: Path, lines: int) -> str:
-    """The last ``lines`` lines; a progress bar's carriage-return updates count as one line, its latest state."""
+    """The last ``lines`` lines as a browser should show them (:func:`aclecg.logtext.readable_log`): no terminal
+    control codes, a progress bar's redraws as one line, its latest state."""
     try:
         raw = path.read_bytes().decode(errors="replace")  # bytes: text mode would turn each \r into a line
     except FileNotFoundError:
         return ""
-    text = [line.rstrip("\r").rsplit("\r", 1)[-1] for line in raw.strip().split("\n")]
-    return "\n".join(text[-lines:])
+    return "\n".join(readable_log(raw).split("\n")[-lines:])
 
 
 def tail_log(run_dir: str | Path, lines: int = 40) -> str:

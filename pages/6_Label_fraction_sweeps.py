@@ -11,7 +11,9 @@ import streamlit as st
 
 from aclecg import access, jobs, viz
 from aclecg.constraints import PROTOCOLS
+from aclecg.errors import AclEcgError
 from aclecg.evaluation import ARMS, parse_sweep_form
+from aclecg.evaluation.form import LONG_CELL_S, STEP_SECONDS, trained_cell_estimate
 from aclecg.joblimits import app_bounds
 from aclecg.study import default_rows
 from aclecg.study_report import published_study, published_sweeps, study_verdict_line
@@ -116,6 +118,25 @@ datasets = dataset_paths()
 actor = session_actor()
 
 
+def warn_long(arms: list[str], n_checkpoints: int, fractions: str, seeds: int) -> None:
+    """A warning when the form's trained-arm cells may take long on this machine (a rough upper bound)."""
+    try:
+        n_fractions = len(parse_sweep_form(fractions, arms, n_checkpoints, seeds)[0])
+    except AclEcgError:
+        return  # the Start button says what is wrong
+    device = "cuda" if jobs.visible_gpus() else "cpu"
+    estimate = trained_cell_estimate(arms, n_checkpoints, n_fractions, seeds, device)
+    if estimate is None or estimate[1] < LONG_CELL_S:
+        return
+    cells, cell_s, total_s = estimate
+    st.warning(
+        f"{cells} trained-arm cell(s) (fine-tune / supervised / reference CNN) on the {device.upper()}: each may take "
+        f"up to ~{cell_s / 60:.0f} min, about {total_s / 3600:.1f} h in all at most (the first seed of each arm "
+        "and fraction tries every learning rate). A rough estimate from a per-step cost "
+        f"({STEP_SECONDS[device]} s/step); early stopping often ends cells sooner."
+    )
+
+
 def launch_form() -> None:
     """The sweep form; the Start button checks it as the CLI does, then starts the sweep as this session's user."""
     if not ckpts:
@@ -135,6 +156,7 @@ def launch_form() -> None:
         name = st.text_input("sweep name", value=f"sweep-{label_set}-{time.strftime('%m%d-%H%M')}", key="sw_name")
         if not (data and label_set):
             st.caption("Choose a dataset and a label set to start a sweep.")
+        warn_long(arms, len(chosen), fractions, int(seeds))
         if st.button("Start sweep", type="primary", disabled=not (data and label_set), key="sw_start"):
             parse_sweep_form(fractions, arms, len(chosen), int(seeds))  # the CLI's checks, before launching
             args = [
@@ -205,7 +227,7 @@ def progress(run_dir: Path) -> None:
     info = jobs.run_info(run_dir)
     done = len(list((run_dir / "cells").glob("*.json"))) if (run_dir / "cells").is_dir() else 0
     total = expected_cells(run_dir)
-    st.write(f"state: **{info.state}** · cells done: {done}" + (f" / {total}" if total else ""))
+    st.write(f"state: **{jobs.state_text(info.state)}** · cells done: {done}" + (f" / {total}" if total else ""))
     if total:
         st.progress(min(done / total, 1.0))
     if info.error:
@@ -214,7 +236,8 @@ def progress(run_dir: Path) -> None:
         st.info("Queued: it starts when a job slot frees (one job per GPU, or one on a CPU machine).")
     log = jobs.without_server_paths(jobs.tail_log(run_dir, 6), root)
     if log:
-        st.code(log, language=None)  # the sweep's progress bar: the current cell and its training step
+        # the sweep's two progress bars, labelled: all cells, and the running cell's own training steps
+        st.code(log, language=None)
     # when the job stops, redraw the whole page so its results appear without a reload
     seen = st.session_state.setdefault("sw_alive", {})
     was_alive, seen[str(run_dir)] = seen.get(str(run_dir)), info.alive
@@ -231,6 +254,7 @@ def progress(run_dir: Path) -> None:
     if b1.button("Cancel", disabled=not (info.alive and mine), key="sw_cancel", help=why):
         with user_errors("Could not cancel: "), acting():
             jobs.cancel(run_dir)
+            st.rerun(scope="fragment")  # "cancelling…" at once, then "cancelled"
     if b2.button("Resume", disabled=info.alive or info.state == "finished" or not mine, key="sw_resume", help=why):
         with user_errors("Could not resume: "), acting():
             jobs.resume(run_dir)

@@ -69,6 +69,8 @@ def test_a_cancelled_job_whose_wrapper_left_no_exit_code_is_cancelled_not_interr
     dead = {"pid": 2**22 + 4321, "start": 1.0, "args": ["--method", "simclr"]}
     info = jobs.run_info(_run(tmp_path, "s", {**dead, "kind": "sweep"}, cancel=True))
     assert (info.state, info.resumable) == ("cancelled", True)
+    assert (tmp_path / "s" / "exit_code").read_text().strip() == "143"  # recorded how it ended
+    assert jobs.run_info(tmp_path / "s").state == "cancelled"
     assert jobs.run_info(_run(tmp_path, "t", {**dead, "kind": "sweep"})).state == "interrupted"
 
 
@@ -124,3 +126,35 @@ def test_one_mask_box_per_masked_cycle_and_one_crop_box_per_view_in_every_shift_
         if padding is not None:  # no box reaches into the padding
             assert all(b[1] <= padding[0] / fs + 1e-9 or b[0] >= padding[1] / fs - 1e-9 for b in boxes), boxes
     assert sum(marks.n_cycles for _, _, marks in views) > 0
+
+
+#: What a sweep job really writes (tqdm's two bars, the inner one redrawn with cursor-up codes), cut short.
+_SWEEP_LOG = (
+    "[aclecg] job slot(s) [0]: starting\n"
+    "sweep cells (ETA from finished cells):   0%|          | 0/6 [00:00<?, ?it/s]\r"
+    "sweep cells (ETA from finished cells):   0%|          | 0/6 [00:00<?, ?it/s, supervised f=0.1 s=0]\n"
+    "\rthis cell: supervised s0 lr=0.0001:   0%|          | 1/2000 [00:02<1:05:34,  1.01it/s]\x1b[A\n"
+    "\n\rthis cell: supervised s0 lr=0.0001:   0%|          | 2/2000 [00:04<1:05:34,  1.01it/s]\x1b[A\n"
+    "\n\rthis cell: supervised s0 lr=0.0001:   0%|          | 3/2000 [00:05<50:00,  1.10it/s]\x1b[A\x1b[K\n"
+)
+
+
+def test_sweep_log_box_shows_no_control_codes_and_one_line_per_bar(tmp_path):
+    from aclecg import jobs
+
+    (tmp_path / "stdout.log").write_bytes(_SWEEP_LOG.encode())
+    lines = jobs.tail_log(tmp_path, 6).splitlines()
+    assert not any("\x1b" in line or "\r" in line or "[A" in line for line in lines), lines
+    assert lines[0] == "[aclecg] job slot(s) [0]: starting"
+    assert [line.split(":")[0] for line in lines[1:]] == ["sweep cells (ETA from finished cells)", "this cell"]
+    assert lines[-1].endswith("3/2000 [00:05<50:00,  1.10it/s]")  # the last redraw of the cell's bar
+
+
+def test_sweep_form_estimates_trained_arm_cells_roughly():
+    from aclecg.evaluation.form import LONG_CELL_S, STEP_SECONDS, trained_cell_estimate
+
+    assert trained_cell_estimate(["linear_probe", "random_init"], 2, 4, 3) is None
+    cells, cell_s, total_s = trained_cell_estimate(["supervised", "fine_tune"], 2, 4, 3, "cpu")
+    assert cells == (1 + 2) * 4 * 3 and cell_s == 2000 * STEP_SECONDS["cpu"] > LONG_CELL_S
+    assert total_s > cells * cell_s  # the first seeds try every learning rate
+    assert trained_cell_estimate(["supervised"], 0, 1, 1, "cuda:0")[1] < cell_s
