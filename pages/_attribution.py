@@ -36,6 +36,28 @@ def _probe(checkpoint: str, dataset_path: str, label_set: str):
     )
 
 
+@st.cache_data(show_spinner=False)
+def _probe_records(dataset_path: str, label_set: str) -> int:
+    from aclecg.attribution_eval import probe_training_records
+
+    return probe_training_records(open_dataset(dataset_path), label_set)
+
+
+def probe_warning(dataset_path: str, label_set: str) -> None:
+    """The probe's training-record count, and a warning when it is too small to trust."""
+    from aclecg.attribution_eval import FEW_PROBE_RECORDS
+
+    n = _probe_records(dataset_path, label_set)
+    if n < FEW_PROBE_RECORDS:
+        st.warning(
+            f"The probe behind this explanation was fit on only {n} training records ({label_set} labels of this "
+            f"dataset; under {FEW_PROBE_RECORDS}): its scores, and so these bars, may change a lot with other "
+            "records. Read them as a rough hint."
+        )
+    else:
+        st.caption(f"Probe fit on {n} training records ({label_set} labels of this dataset).")
+
+
 def _query_window(dataset_path: str, row: int | None, upload: Any) -> np.ndarray:
     if upload is not None:
         return np.asarray(upload.windows[:1], dtype=np.float32)
@@ -103,6 +125,7 @@ def region_attribution(
         )
         return
     table = stored[1]
+    probe_warning(dataset_path, label_set)
     scores = table.drop_duplicates("class").set_index("class")["score"]
     descriptions = label_descriptions(dataset_path)
     classes = list(scores.sort_values(ascending=False).index)

@@ -158,3 +158,77 @@ def test_sweep_form_estimates_trained_arm_cells_roughly():
     assert cells == (1 + 2) * 4 * 3 and cell_s == 2000 * STEP_SECONDS["cpu"] > LONG_CELL_S
     assert total_s > cells * cell_s  # the first seeds try every learning rate
     assert trained_cell_estimate(["supervised"], 0, 1, 1, "cuda:0")[1] < cell_s
+
+
+def _attribution_table():
+    import pandas as pd
+
+    from aclecg.leads import LEADS
+
+    units = ["septal", "anterior", "lateral", "inferior", *LEADS]
+    drops = [0.3, -0.2, 0.0, 0.1] + [0.02 * (i - 6) for i in range(12)]
+    return pd.DataFrame(
+        {"unit": units, "kind": ["region"] * 4 + ["lead"] * 12, "class": "MI", "score": 0.7, "drop": drops}
+    )
+
+
+def test_region_bars_use_the_diagrams_sign_colours_and_region_names_as_labels():
+    from aclecg import viz
+    from aclecg.leads import REGION_COLOURS, default_region_map
+
+    table = _attribution_table()
+    bars = viz.attribution_bars(table, "MI")
+    effects = viz.region_effects(table, "MI")
+    diagram = viz.region_effect_diagram(effects, class_name="MI")
+    by_lead = {t.name: t.marker.color for t in diagram.data if t.name in ("V1", "V3", "V5", "II")}
+    region_bar = dict(zip(bars.data[0].x, bars.data[0].marker.color))
+    rmap = default_region_map()
+    for lead, colour in by_lead.items():  # a region's bar has the colour of its leads on the diagram
+        assert region_bar[rmap.region_of(lead)] == colour, lead
+    colours = set(bars.data[0].marker.color) | set(bars.data[1].marker.color)
+    assert not colours & set(REGION_COLOURS.values())  # no region colours: one meaning, the sign
+    red = lambda c: int(c.strip("rgb()").split(",")[0])
+    blue = lambda c: int(c.strip("rgb()").split(",")[2])
+    assert red(region_bar["septal"]) > blue(region_bar["septal"]) and blue(region_bar["anterior"]) > red(
+        region_bar["anterior"]
+    )
+    assert list(bars.data[0].x) == ["septal", "anterior", "lateral", "inferior"]
+
+
+def test_bar_chart_title_starts_below_the_toolbar_band():
+    from aclecg import viz
+
+    for fig in (
+        viz.attribution_bars(_attribution_table(), "MI"),
+        viz.region_effect_diagram({"septal": 0.1}, class_name="MI"),
+    ):
+        height, title = fig.layout.height, fig.layout.title
+        assert title.yanchor == "top" and (1 - title.y) * height >= 40  # Streamlit's toolbar is about 35 px
+        assert fig.layout.margin.t >= (1 - title.y) * height + 40  # title lines above the subplot titles
+
+
+def test_hexaxial_labels_are_not_clipped():
+    from aclecg import viz
+
+    fig = viz.region_diagram()
+    labels = [t for t in fig.data if t.text is not None and any("°" in str(x) for x in t.text)]
+    assert {str(t.text[-1]).split()[0] for t in labels} == {"I", "II", "III", "aVR", "aVL", "aVF"}
+    assert all(t.cliponaxis is False for t in labels)
+    half = fig.layout.xaxis2.range[1]
+    # a 9-character label at 12 px beside an axis end at |x| <= 1: the panel keeps over a unit of room for it
+    assert half - 1 >= 1.2 and fig.layout.xaxis2.range[0] == -half
+
+
+def test_probe_training_records_counts_the_train_split_and_the_app_warns_below_50():
+    import numpy as np
+    import pandas as pd
+
+    from aclecg.attribution_eval import FEW_PROBE_RECORDS, probe_training_records
+
+    class Data:
+        records = pd.DataFrame({"split": ["train"] * 15 + ["val"] * 3 + ["test"] * 3 + ["train"] * 2})
+
+        def labels(self, label_set, protocol):
+            return np.arange(21), np.zeros((21, 2)), ["a", "b"]  # the last two train records are unlabelled
+
+    assert probe_training_records(Data(), "snomed") == 15 < FEW_PROBE_RECORDS == 50
