@@ -13,6 +13,7 @@ from aclecg import access, jobs, viz
 from aclecg.constraints import PROTOCOLS
 from aclecg.errors import AclEcgError
 from aclecg.evaluation import ARMS, parse_sweep_form
+from aclecg.evaluation.config import arm_display_name
 from aclecg.evaluation.form import LONG_CELL_S, STEP_SECONDS, trained_cell_estimate
 from aclecg.joblimits import app_bounds
 from aclecg.study import default_rows
@@ -106,6 +107,7 @@ if study is not None:
             key="st_fig",
         )
         wide = part.pivot_table(index="row", columns="fraction", values="mean").round(3)
+        wide.index.name = "arm"
         wide.columns = [f"{c * 100:g} %" for c in wide.columns]
         show_table(wide)
         st.write(
@@ -271,7 +273,8 @@ if not summary_path.is_file():
     st.stop()
 with user_errors():
     summary = pd.read_csv(summary_path)
-    plot = summary.copy()
+    shown_summary = summary.assign(arm=summary["arm"].map(arm_display_name))  # the study chart's arm names
+    plot = shown_summary.copy()
     for side in ("low", "high"):
         if f"boot_ci_{side}_mean" in plot.columns:
             plot[f"ci_{side}"] = plot[f"ci_{side}"].fillna(plot[f"boot_ci_{side}_mean"])
@@ -284,7 +287,7 @@ with user_errors():
             key=f"sw_fig_{metric}",
         )
     st.subheader("Summary over seeds (mean, 95 % CI)")
-    shown = summary[summary["metric"].isin(macro)]
+    shown = shown_summary[shown_summary["metric"].isin(macro)]
     keep = [
         c
         for c in (
@@ -317,6 +320,7 @@ with user_errors():
     )
     if results_path.is_file():
         results = pd.read_csv(results_path)
+        results["arm"] = results["arm"].map(arm_display_name)
         st.subheader("Per seed, with bootstrap CI and DeLong p-values")
         res = results[results["metric"].isin(macro)]
         keep = [

@@ -563,3 +563,22 @@ def test_explorer_reads_raw_challenge_record_in_mv(empty_project):
     assert not any("raw record is not available" in i.value for i in at.info)
     spec = json.loads(at.get("plotly_chart")[0].proto.spec)
     assert spec["layout"]["meta"]["units"] == "mV"
+
+
+def test_sweep_page_names_arms_as_the_study_does_and_heads_the_study_table_arm(empty_project, tiny_study):
+    """Issue 31: the study table's first column is "arm" (was "row"), and a sweep's chart and tables name arms as
+    the study chart does ("acl_ecg", "acl_ecg (fine-tuned)"), never by their ids ("acl_ecg:linear_probe")."""
+    from aclecg.study_report import build_study_report
+
+    build_study_report(tiny_study, empty_project / "results.md", export=empty_project / "published" / "sweeps")
+    at = _app()
+    at.switch_page(PAGES[5]).run()
+    _assert_clean(at)
+    assert at.dataframe[0].value.index.name == "arm"
+    probe = next(o for o in at.selectbox(key="sw_run").options if o.endswith("-probe"))
+    at.selectbox(key="sw_run").set_value(probe).run()
+    _assert_clean(at)
+    names = {t.get("name") for c in at.get("plotly_chart") for t in json.loads(c.proto.spec)["data"]}
+    arms = set(at.dataframe[-1].value["arm"]) | set(at.dataframe[-2].value["arm"])
+    assert "acl_ecg" in names and "acl_ecg" in arms
+    assert not [n for n in names | arms if n and ":" in str(n)], names | arms

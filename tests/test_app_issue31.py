@@ -232,3 +232,29 @@ def test_probe_training_records_counts_the_train_split_and_the_app_warns_below_5
             return np.arange(21), np.zeros((21, 2)), ["a", "b"]  # the last two train records are unlabelled
 
     assert probe_training_records(Data(), "snomed") == 15 < FEW_PROBE_RECORDS == 50
+
+
+def test_every_label_on_the_map_gets_its_own_colour():
+    """30 labels (the Challenge's SNOMED codes are more than 12): no two share a colour (NORM and ILMI did)."""
+    import numpy as np
+    import pandas as pd
+
+    from aclecg import viz
+
+    labels = [f"L{i:02d}" for i in range(30)]
+    table = pd.DataFrame({"label": [lab for i, lab in enumerate(labels) for _ in range(30 - i)]})
+    fig = viz.embedding_scatter(np.zeros((len(table), 2)), table, "label", ["label"])
+    colours = [t.marker.color for t in fig.data]
+    assert len(colours) == 30 and len(set(c.lower() for c in colours)) == 30
+    assert len(set(viz.category_colours(200))) == 200
+
+
+def test_one_display_name_for_arms():
+    from aclecg.evaluation.config import arm_display_name
+    from aclecg.study import _row_label
+
+    assert (
+        arm_display_name("acl_ecg:fine_tune") == _row_label("acl_ecg:fine_tune", "fine_tune") == "acl_ecg (fine-tuned)"
+    )
+    assert arm_display_name("acl_ecg:linear_probe") == _row_label("acl_ecg:linear_probe", "linear_probe") == "acl_ecg"
+    assert arm_display_name("reference_cnn") == "reference_cnn"
