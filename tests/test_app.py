@@ -582,3 +582,26 @@ def test_sweep_page_names_arms_as_the_study_does_and_heads_the_study_table_arm(e
     arms = set(at.dataframe[-1].value["arm"]) | set(at.dataframe[-2].value["arm"])
     assert "acl_ecg" in names and "acl_ecg" in arms
     assert not [n for n in names | arms if n and ":" in str(n)], names | arms
+
+
+def test_home_lists_every_checkpoint_without_a_scrollbar(empty_project, monkeypatch):
+    """Issue 31: the checkpoint table showed 10 of 12 rows (the default height); it is as tall as its rows."""
+    from aclecg import checkpoint
+
+    import streamlit as st
+
+    many = {f"ckpt-{i:02d}": empty_project / f"c{i}" / "encoder.pt" for i in range(12)}
+    monkeypatch.setattr(checkpoint, "discover_checkpoints", lambda *a, **k: many)
+    heights, draw = {}, st.dataframe
+
+    def dataframe(data, *args, **kwargs):  # AppTest's tree does not carry an element's height: record it
+        rows = list(data) if isinstance(data, list) else []
+        if rows and "checkpoint" in rows[0]:
+            heights[len(rows)] = kwargs.get("height", "auto")
+        return draw(data, *args, **kwargs)
+
+    monkeypatch.setattr(st, "dataframe", dataframe)
+    at = _app()
+    _assert_clean(at)
+    assert len(next(d for d in at.dataframe if "checkpoint" in d.value.columns).value) == 12
+    assert heights == {12: "content"}  # "auto" shows ten rows
