@@ -586,9 +586,9 @@ def test_sweep_page_names_arms_as_the_study_does_and_heads_the_study_table_arm(e
 
 def test_home_lists_every_checkpoint_without_a_scrollbar(empty_project, monkeypatch):
     """Issue 31: the checkpoint table showed 10 of 12 rows (the default height); it is as tall as its rows."""
-    from aclecg import checkpoint
-
     import streamlit as st
+
+    from aclecg import checkpoint
 
     many = {f"ckpt-{i:02d}": empty_project / f"c{i}" / "encoder.pt" for i in range(12)}
     monkeypatch.setattr(checkpoint, "discover_checkpoints", lambda *a, **k: many)
