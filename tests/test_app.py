@@ -605,3 +605,34 @@ def test_home_lists_every_checkpoint_without_a_scrollbar(empty_project, monkeypa
     _assert_clean(at)
     assert len(next(d for d in at.dataframe if "checkpoint" in d.value.columns).value) == 12
     assert heights == {12: "content"}  # "auto" shows ten rows
+
+
+def test_lead_regions_sample_slider_is_capped_by_the_dataset(project):
+    """Issue 31: on the bundled Challenge data (21 records) the slider offered 128 records."""
+    from aclecg.data import PreparedDataset, ensure_bundled
+
+    n = len(PreparedDataset(ensure_bundled(["challenge"])["challenge"]))
+    at = _app()
+    at.switch_page(PAGES[2]).run()
+    at.selectbox(key="regions_dataset").set_value("challenge").run()
+    _assert_clean(at)
+    slider = next(s for s in at.slider if s.label == "records sampled")
+    assert slider.max == n and slider.value == n
+    assert next(m for m in at.metric if m.label == "records").value == str(n)
+
+
+def test_explain_by_region_uses_the_region_map_edited_on_the_lead_regions_page(project):
+    """Issue 31: the Lead regions page stored its edited map but nothing used it; Explain by region does now."""
+    at = _app()
+    at.switch_page(PAGES[2]).run()
+    editor = at.session_state  # what the Lead regions page keeps for the session once a valid map is edited
+    editor["region_map"] = {"front": ["V1", "V2", "V3", "V4"], "side": ["I", "aVL", "V5", "V6"], "low": ["II", "III"]}
+    at.switch_page(PAGES[0]).run()
+    at.button(key="explorer_attr_go").click().run()
+    _assert_clean(at)
+    pick = at.radio(key="explorer_attr_class").value
+    charts = {json.loads(c.proto.spec)["layout"].get("meta", {}).get("class"): c for c in at.get("plotly_chart")}
+    assert list(json.loads(charts[pick].proto.spec)["data"][0]["x"]) == ["front", "side", "low"]
+    at.switch_page(PAGES[2]).run()  # back on the page, the editor shows the session's map, not the default
+    _assert_clean(at)
+    assert at.session_state["region_map"]["low"] == ["II", "III"]
