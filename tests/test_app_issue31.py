@@ -258,3 +258,12 @@ def test_one_display_name_for_arms():
     )
     assert arm_display_name("acl_ecg:linear_probe") == _row_label("acl_ecg:linear_probe", "linear_probe") == "acl_ecg"
     assert arm_display_name("reference_cnn") == "reference_cnn"
+
+
+def test_snomed_233917008_is_named_atrioventricular_block():
+    from aclecg.data.labels import describe_labels, label_descriptions
+    from aclecg.data.snomed import abbreviation, snomed_table
+
+    assert abbreviation("233917008") == "AVB" and snomed_table()["233917008"]["name"] == "atrioventricular block"
+    words = label_descriptions({"format": "challenge"})
+    assert describe_labels("AVB;233917008", words) == "AVB (Atrioventricular block); 233917008 (Atrioventricular block)"
