@@ -332,7 +332,7 @@ def test_lead_regions_similarity_with_checkpoint(project):
     at.switch_page(PAGES[2]).run()
     _assert_clean(at)
     at.selectbox(key="regions_dataset").set_value("challenge").run()
-    at.slider(key="regions_n").set_value(16).run()
+    at.slider(key="regions_n_challenge").set_value(16).run()  # one slider per dataset, capped by its size
     _assert_clean(at)
     metrics = {m.label: m.value for m in at.metric}
     assert metrics["records"] == "16"
@@ -405,7 +405,7 @@ def test_sweep_page_plots_and_downloads(project):
     charts = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
     assert len(charts) == 2 and all(c["layout"]["xaxis"]["type"] == "log" for c in charts)
     arms = {t.get("name") for t in charts[0]["data"] if t.get("mode") == "lines+markers"}
-    assert arms == {"tiny:linear_probe", "supervised", "random_init"}  # the arm names the sweep writes
+    assert arms == {"tiny", "supervised", "random_init"}  # named as the study chart names arms (tiny:linear_probe)
     assert len(at.get("download_button")) == 2
     shown = at.dataframe[-1].value
     assert "p vs supervised (DeLong)" in shown.columns and "None" not in shown.astype(str).to_numpy()
