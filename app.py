@@ -131,6 +131,7 @@ def home() -> None:
                     ],
                     hide_index=True,
                     width="stretch",
+                    height="content",
                 )
             else:
                 st.info("No runs yet — start one on the **Pretraining** page.")
@@ -144,6 +145,7 @@ def home() -> None:
                     ],
                     hide_index=True,
                     width="stretch",
+                    height="content",  # every checkpoint, not the first ten and a scrollbar
                 )
             else:
                 st.info(HOW_TO_CHECKPOINT)

@@ -85,6 +85,16 @@ def train_probe(
     return _fit(emb[keep], y, np.flatnonzero(split == "train"), np.flatnonzero(split == "val"), classes, protocol)
 
 
+#: Below this many training records the probe behind "explain by region" is too weak to trust: the app warns.
+FEW_PROBE_RECORDS = 50
+
+
+def probe_training_records(dataset: Any, label_set: str = "superdiagnostic", protocol: str = "multilabel") -> int:
+    """How many records :func:`train_probe` fits its probe on (the ``train`` split's labelled records)."""
+    keep, _, _ = dataset.labels(label_set, protocol)
+    return int((dataset.records["split"].astype(str).to_numpy()[keep] == "train").sum())
+
+
 def cached_probe(
     source: Any, dataset: Any, label_set: str = "superdiagnostic", protocol: str = "multilabel", cache_dir: Any = None
 ) -> LinearProbe:

@@ -136,3 +136,23 @@ def check_app_caps(kind: str, args: Sequence[str]) -> None:
         except ValueError:
             raise ConfigError(f"launch from the app: {flag} must be an integer, got {raw!r}") from None
     validate("launch from the app", APP_LAUNCH_PARAMS, values)
+
+
+def pretrain_form(preset: str, method: str, stamp: str) -> dict[str, object]:
+    """What the app's launch form shows for a run preset and method: the preset's epochs and batch size (within
+    the app's caps) and a run name naming method and preset, ``METHOD-PRESET-STAMP``.
+
+    The form passes exactly these to ``pretrain`` (``--epochs``, ``--batch-size``), so a run uses what it shows.
+
+    >>> pretrain_form("cpu-small", "simclr", "1205-0900")
+    {'epochs': 20, 'batch_size': 64, 'name': 'simclr-cpu-small-1205-0900'}
+    """
+    from aclecg.training.config import RUN_PRESETS
+
+    values = RUN_PRESETS.get(preset)
+    (e_lo, e_hi), (b_lo, b_hi) = app_bounds("epochs"), app_bounds("batch_size")
+    return {
+        "epochs": min(max(int(values.get("epochs", 2)), e_lo), e_hi),
+        "batch_size": min(max(int(values.get("batch_size", 64)), b_lo), b_hi),
+        "name": f"{method}-{preset}-{stamp}",
+    }

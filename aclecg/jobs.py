@@ -44,6 +44,7 @@ import pandas as pd
 
 from aclecg import access, atomicio, joblimits, jobrunner, paths
 from aclecg.errors import AclEcgError, ConfigError
+from aclecg.logtext import readable_log
 from aclecg.procs import live_records, own_record, read_json, record_alive
 
 KINDS = ("pretrain", "sweep")
@@ -68,7 +69,7 @@ class RunInfo:
     name: str
     path: Path
     kind: str
-    state: str  # queued, running, finished, failed, cancelled, interrupted
+    state: str  # queued, running, cancelling, finished, failed, cancelled, interrupted
     method: str | None = None
     step: int = 0
     epoch: int = 0
@@ -274,7 +275,10 @@ def run_info(run_dir: str | Path) -> RunInfo:
     exit_code = int(exit_path.read_text().strip() or -1) if exit_path.exists() else None
     state = status.get("state")
     error = status.get("error")
-    if alive and _waiting(run_dir, job):
+    cancel_asked = (run_dir / "cancel_requested").exists()
+    if alive and cancel_asked:
+        state = "cancelling"  # asked to stop; its processes are still saving and exiting
+    elif alive and _waiting(run_dir, job):
         state = "queued"
     elif alive:
         state = "running" if state in (None, "running", "queued") else state
@@ -285,11 +289,15 @@ def run_info(run_dir: str | Path) -> RunInfo:
     elif exit_code is not None:
         if exit_code == 0:
             state = "finished"
-        elif (run_dir / "cancel_requested").exists() or exit_code in (130, 143, -15):
+        elif cancel_asked or exit_code in (130, 143, -15):
             state = "cancelled"
         else:
             state = "failed"
             error = error or _tail(run_dir / "stdout.log", 5) or f"exit code {exit_code}"
+    elif cancel_asked:
+        state = "cancelled"  # asked to stop and gone, though its wrapper did not record how it ended: record it
+        with contextlib.suppress(OSError):
+            atomicio.write_bytes(exit_path, f"{jobrunner.CANCELLED_WHILE_QUEUED}\n".encode())
     elif job or status:
         state = "interrupted"
     else:
@@ -309,6 +317,24 @@ def run_info(run_dir: str | Path) -> RunInfo:
         started=job.get("started") or status.get("started"),
         owner=job.get("owner"),
     )
+
+
+#: How the app writes a state that is on its way to another one.
+_STATE_TEXT = {"cancelling": "cancelling…"}
+
+
+def state_text(state: str) -> str:
+    """A run state as the app shows it (``cancelling`` with an ellipsis: it is on its way to ``cancelled``)."""
+    return _STATE_TEXT.get(state, state)
+
+
+def run_label(info: RunInfo) -> str:
+    """The run picker's label of a run, from the same :class:`RunInfo` the state display reads.
+
+    >>> run_label(RunInfo(name="r1", path=Path("r1"), kind="pretrain", state="cancelling", method="simclr"))
+    'r1 · cancelling… · simclr'
+    """
+    return f"{info.name} · {state_text(info.state)} · {info.method or '?'}"
 
 
 def _waiting(run_dir: Path, job: dict) -> bool:
@@ -379,13 +405,13 @@ def read_metrics(run_dir: str | Path) -> pd.DataFrame:
 
 
 def _tail(path: Path, lines: int) -> str:
-    """The last ``lines`` lines; a progress bar's carriage-return updates count as one line, its latest state."""
+    """The last ``lines`` lines as a browser should show them (:func:`aclecg.logtext.readable_log`): no terminal
+    control codes, a progress bar's redraws as one line, its latest state."""
     try:
         raw = path.read_bytes().decode(errors="replace")  # bytes: text mode would turn each \r into a line
     except FileNotFoundError:
         return ""
-    text = [line.rstrip("\r").rsplit("\r", 1)[-1] for line in raw.strip().split("\n")]
-    return "\n".join(text[-lines:])
+    return "\n".join(readable_log(raw).split("\n")[-lines:])
 
 
 def tail_log(run_dir: str | Path, lines: int = 40) -> str:

@@ -34,6 +34,7 @@ import pandas as pd
 from aclecg import hypothesis, stats
 from aclecg.errors import DataError
 from aclecg.evaluation import count_not_converged
+from aclecg.evaluation.config import arm_display_name
 from aclecg.evaluation.fractions import default_val_fold
 from aclecg.evaluation.outputs import best_at_first_look, count_first_look
 from aclecg.verdict import HYPOTHESES, decide
@@ -249,8 +250,7 @@ def overall_best(best: dict[int, str]) -> str:
 
 
 def _row_label(arm: str, kind: str) -> str:
-    name = _name(arm)
-    return name if kind == "linear_probe" else (f"{name} (fine-tuned)" if kind == "fine_tune" else name)
+    return arm_display_name(arm, kind)  # the one naming of arms in charts and tables
 
 
 def paper_table(cells: pd.DataFrame, protocol: str, metric: str = "auroc") -> pd.DataFrame:

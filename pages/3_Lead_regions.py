@@ -17,7 +17,9 @@ st.title("Lead regions")
 st.markdown(
     "ACL-ECG pools the features of leads that look at the same wall of the left ventricle: **septal** "
     "(V1–V2), **anterior** (V3–V4), **lateral** (I, aVL, V5–V6) and **inferior** (II, III, aVF); aVR "
-    "belongs to none. Edit the map below to try another grouping (it is validated as you type)."
+    "belongs to none. Edit the map below to try another grouping (it is validated as you type). A valid map is "
+    "kept for this browser session and used by **Explain by region** on the ECG explorer and by the similarity "
+    "below; it does not change how checkpoints were trained."
 )
 
 
@@ -41,8 +43,13 @@ def parse_table(table: pd.DataFrame) -> RegionMap:
     return RegionMap.from_dict(mapping)
 
 
+if "regions_editor" not in st.session_state:  # opening the page: edit the session's map (the default at first)
+    st.session_state["regions_base"] = st.session_state.get("region_map") or default_region_map().to_dict()
+if st.button("Reset to the default map", key="regions_reset"):
+    st.session_state["regions_base"] = default_region_map().to_dict()
+    st.session_state.pop("regions_editor", None)
 edited = st.data_editor(
-    _table(default_region_map()),
+    _table(RegionMap.from_dict(st.session_state["regions_base"])),
     num_rows="dynamic",
     hide_index=True,
     key="regions_editor",
@@ -73,7 +80,14 @@ if not ckpts:
 c1, c2, c3, c4 = st.columns([3, 2, 2, 2])
 ck_label = c1.selectbox("checkpoint", list(ckpts), key="regions_ckpt")
 ds_name = c2.selectbox("dataset", list(datasets), key="regions_dataset")
-n_records = c3.slider("records sampled", 8, 512, 128, 8, key="regions_n")
+n_total = len(open_dataset(datasets[ds_name]))  # the sample cannot be larger than the dataset
+hi = min(512, n_total)
+if hi > 8:
+    step = 8 if hi >= 64 else 1
+    n_records = c3.slider("records sampled", 8, hi, min(128, hi), step, key=f"regions_n_{ds_name}")
+else:
+    n_records = hi
+    c3.caption(f"all {hi} records")
 centre = c4.checkbox(
     "centre features",
     value=True,

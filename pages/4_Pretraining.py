@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import time
+import zlib
 from pathlib import Path
 
 import streamlit as st
 
 from aclecg import access, jobs, viz
-from aclecg.joblimits import app_bounds
+from aclecg.joblimits import app_bounds, pretrain_form
 from aclecg.methods import loss_terms
 from pages._access import acting, session_actor
 from pages._common import dataset_paths, runs_root, user_errors
@@ -47,18 +48,36 @@ datasets = dataset_paths()
 actor = session_actor()
 EPOCHS, BATCH = app_bounds("epochs"), app_bounds("batch_size")  # what a launch from the app may ask for
 QUEUED = "it starts when a job slot frees (one job per GPU, or one on a CPU machine)."
+DEFAULT_PRESET = "cpu-quick" if "cpu-quick" in presets else next(iter(presets))
+
+
+def fill_from_preset(numbers: bool = True) -> None:
+    """Fill the run name (and with ``numbers`` epochs and batch size) from the chosen preset and method.
+
+    Called when the preset (everything) or the method (the name only: presets do not depend on it) changes. A name
+    the user typed is kept; only the name the form made itself follows the choice."""
+    state = st.session_state
+    form = pretrain_form(state.get("pt_preset", DEFAULT_PRESET), state.get("pt_method", "acl_ecg"), "")
+    if numbers:
+        state["pt_epochs"], state["pt_batch"] = form["epochs"], form["batch_size"]
+    if state.get("pt_name") in (None, "", state.get("pt_auto_name")):
+        state["pt_name"] = state["pt_auto_name"] = f"{form['name']}{time.strftime('%m%d-%H%M')}"
 
 
 def launch_form() -> None:
     """The launch form; the Start button starts the run as this session's user."""
     with user_errors("Could not start the run: "):
         by_name = {m["name"]: m for m in methods}
+        if "pt_epochs" not in st.session_state:  # first draw: the default preset's values; later the callbacks'
+            fill_from_preset()
         c1, c2 = st.columns(2)
         method = c1.selectbox(
             "method",
             list(by_name),
             index=list(by_name).index("acl_ecg") if "acl_ecg" in by_name else 0,
             key="pt_method",
+            on_change=fill_from_preset,
+            kwargs={"numbers": False},
         )
         info = by_name[method]
         c2.markdown(
@@ -70,14 +89,14 @@ def launch_form() -> None:
         preset = c3.selectbox(
             "preset",
             list(presets),
-            index=list(presets).index("cpu-quick") if "cpu-quick" in presets else 0,
+            index=list(presets).index(DEFAULT_PRESET),
             key="pt_preset",
+            on_change=fill_from_preset,
+            help="Sets epochs, batch size and the run name below; the run uses what the form shows.",
         )
-        defaults = presets[preset]
-        epochs = c4.number_input("epochs", *EPOCHS, min(int(defaults.get("epochs", 2)), EPOCHS[1]), key="pt_epochs")
-        batch = c5.number_input(
-            "batch size", *BATCH, min(int(defaults.get("batch_size", 64)), BATCH[1]), key="pt_batch"
-        )
+        # the values live in session state (set from the preset); the run gets exactly what these fields show
+        epochs = c4.number_input("epochs", *EPOCHS, key="pt_epochs")
+        batch = c5.number_input("batch size", *BATCH, key="pt_batch")
         n_gpu = _cuda_count()
         device = c6.selectbox("device", ["auto", "cpu"] + [f"cuda:{i}" for i in range(n_gpu)], key="pt_device")
         gpus = st.number_input(
@@ -91,7 +110,7 @@ def launch_form() -> None:
         )
         if gpus > 1 and device.startswith("cuda:"):
             device = "cuda"  # under torchrun each process takes the GPU of its rank (launch assigns the GPUs)
-        name = st.text_input("run name", value=f"{method}-{preset}-{time.strftime('%m%d-%H%M')}", key="pt_name")
+        name = st.text_input("run name", key="pt_name")
         args = [
             "--method",
             method,
@@ -116,6 +135,7 @@ def launch_form() -> None:
             with acting():
                 run_dir = jobs.launch("pretrain", args, root, jobs.sanitize_name(name), gpus=max(int(gpus), 1))
             queued = jobs.run_info(run_dir).state == "queued"
+            st.session_state["pt_run_choice"] = run_dir.name  # the monitor below shows the new run
             st.success(f"Started {run_dir.name}." + (f" It is queued: {QUEUED}" if queued else ""))
 
 
@@ -125,19 +145,8 @@ if actor.can_write:
 else:
     st.info(f"Read-only: {actor.read_only_reason}. Runs are shown; launching, cancelling and resuming are off.")
 
-runs = [r for r in jobs.list_runs(root) if r.kind == "pretrain"]
-if not runs:
-    st.info("No pretraining runs yet. Launch one above (preset `cpu-quick` takes a few minutes on a CPU).")
-    st.stop()
 
-states = {r.name: r.state for r in runs}  # what the selector's labels show
-labels = {r.name: f"{r.name} · {r.state} · {r.method or '?'}" for r in runs}
-# options are run names (stable while a run's state changes); the label shows its state and method
-selected = st.selectbox("run", list(labels), format_func=labels.__getitem__, key="pt_run_name")
-run_dir = root / selected
-
-
-def controls(info: jobs.RunInfo) -> None:
+def controls(info: jobs.RunInfo, run_dir: Path) -> None:
     """Cancel and Resume, for the run's owner only (the library checks again: a second session is refused)."""
     with acting():
         mine = access.may_act_on(info.owner)
@@ -149,21 +158,44 @@ def controls(info: jobs.RunInfo) -> None:
         with user_errors("Could not cancel: "), acting():
             jobs.cancel(run_dir)
             st.toast(f"Cancel requested for {info.name}")
-            st.rerun()  # the whole page, so the run selector's state label is current too
+            st.rerun(scope="fragment")  # picker and state show "cancelling…" at once
     if b2.button("Resume", disabled=not info.resumable or info.alive or not mine, key="pt_resume", help=why):
         with user_errors("Could not resume: "), acting():
             jobs.resume(run_dir)
             st.toast(f"Resumed {info.name}")
+            st.rerun(scope="fragment")
 
 
 @st.fragment(run_every=3)
-def watch(run_dir: Path) -> None:
-    """Live state, curves and log of one run; reruns on its own every 3 s without blocking the page."""
-    info = jobs.run_info(run_dir)
-    if info.state != states[info.name]:
-        st.rerun()  # the state changed (started, finished, cancelled): redraw the selector's label as well
+def monitor() -> None:
+    """The run picker and the picked run's live state, curves and log; reruns on its own every 3 s without
+    blocking the page. Picker labels and state come from one read of the runs, so they always agree."""
+    runs = [r for r in jobs.list_runs(root) if r.kind == "pretrain"]
+    if not runs:
+        st.info("No pretraining runs yet. Launch one above (preset `cpu-quick` takes a few minutes on a CPU).")
+        return
+    by_name = {r.name: r for r in runs}
+    names, labels = list(by_name), [jobs.run_label(r) for r in runs]
+    chosen = st.session_state.get("pt_run_choice")
+    # options are run names; the labels show state and method. The browser keeps showing a selectbox's old label
+    # when only the labels change, so the widget is keyed by its labels (a new state draws a new one) and the
+    # choice itself lives in "pt_run_choice"
+    selected = st.selectbox(
+        "run",
+        names,
+        index=names.index(chosen) if chosen in names else 0,
+        format_func=dict(zip(names, labels)).__getitem__,
+        key=f"pt_run_{zlib.crc32(chr(10).join(labels).encode()):08x}",
+    )
+    st.session_state["pt_run_choice"] = selected
+    watch(by_name[selected])
+
+
+def watch(info: jobs.RunInfo) -> None:
+    """State, curves and log of one run."""
+    run_dir = info.path
     c1, c2, c3, c4 = st.columns(4)
-    c1.metric("state", info.state)
+    c1.metric("state", jobs.state_text(info.state))
     c2.metric("step", f"{info.step}" + (f" / {info.total_steps}" if info.total_steps else ""))
     c3.metric("epoch", info.epoch)
     c4.metric("method", info.method or "?")
@@ -173,8 +205,10 @@ def watch(run_dir: Path) -> None:
         st.error(f"Run failed: {jobs.without_server_paths(info.error, root)}")
     if info.state == "queued":
         st.info(f"Queued: {QUEUED}")
+    if info.state == "cancelling":
+        st.info("Cancelling: the run saves a checkpoint and stops; then it can be resumed.")
     if actor.can_write:
-        controls(info)
+        controls(info, run_dir)
     metrics = jobs.read_metrics(run_dir)
     st.plotly_chart(viz.training_curves(metrics, loss_terms(info.method)), width="stretch", key="pt_curves")
     ckpts = sorted((run_dir / "checkpoints").glob("*.pt")) if (run_dir / "checkpoints").is_dir() else []
@@ -189,4 +223,4 @@ def watch(run_dir: Path) -> None:
         st.code(jobs.without_server_paths(jobs.tail_log(run_dir, 40), root) or "(empty)")
 
 
-watch(run_dir)
+monitor()

@@ -11,7 +11,10 @@ import streamlit as st
 
 from aclecg import access, jobs, viz
 from aclecg.constraints import PROTOCOLS
+from aclecg.errors import AclEcgError
 from aclecg.evaluation import ARMS, parse_sweep_form
+from aclecg.evaluation.config import arm_display_name
+from aclecg.evaluation.form import LONG_CELL_S, STEP_SECONDS, trained_cell_estimate
 from aclecg.joblimits import app_bounds
 from aclecg.study import default_rows
 from aclecg.study_report import published_study, published_sweeps, study_verdict_line
@@ -104,6 +107,7 @@ if study is not None:
             key="st_fig",
         )
         wide = part.pivot_table(index="row", columns="fraction", values="mean").round(3)
+        wide.index.name = "arm"
         wide.columns = [f"{c * 100:g} %" for c in wide.columns]
         show_table(wide)
         st.write(
@@ -114,6 +118,25 @@ root = runs_root()
 ckpts = checkpoint_paths()
 datasets = dataset_paths()
 actor = session_actor()
+
+
+def warn_long(arms: list[str], n_checkpoints: int, fractions: str, seeds: int) -> None:
+    """A warning when the form's trained-arm cells may take long on this machine (a rough upper bound)."""
+    try:
+        n_fractions = len(parse_sweep_form(fractions, arms, n_checkpoints, seeds)[0])
+    except AclEcgError:
+        return  # the Start button says what is wrong
+    device = "cuda" if jobs.visible_gpus() else "cpu"
+    estimate = trained_cell_estimate(arms, n_checkpoints, n_fractions, seeds, device)
+    if estimate is None or estimate[1] < LONG_CELL_S:
+        return
+    cells, cell_s, total_s = estimate
+    st.warning(
+        f"{cells} trained-arm cell(s) (fine-tune / supervised / reference CNN) on the {device.upper()}: each may take "
+        f"up to ~{cell_s / 60:.0f} min, about {total_s / 3600:.1f} h in all at most (the first seed of each arm "
+        "and fraction tries every learning rate). A rough estimate from a per-step cost "
+        f"({STEP_SECONDS[device]} s/step); early stopping often ends cells sooner."
+    )
 
 
 def launch_form() -> None:
@@ -135,6 +158,7 @@ def launch_form() -> None:
         name = st.text_input("sweep name", value=f"sweep-{label_set}-{time.strftime('%m%d-%H%M')}", key="sw_name")
         if not (data and label_set):
             st.caption("Choose a dataset and a label set to start a sweep.")
+        warn_long(arms, len(chosen), fractions, int(seeds))
         if st.button("Start sweep", type="primary", disabled=not (data and label_set), key="sw_start"):
             parse_sweep_form(fractions, arms, len(chosen), int(seeds))  # the CLI's checks, before launching
             args = [
@@ -205,7 +229,7 @@ def progress(run_dir: Path) -> None:
     info = jobs.run_info(run_dir)
     done = len(list((run_dir / "cells").glob("*.json"))) if (run_dir / "cells").is_dir() else 0
     total = expected_cells(run_dir)
-    st.write(f"state: **{info.state}** · cells done: {done}" + (f" / {total}" if total else ""))
+    st.write(f"state: **{jobs.state_text(info.state)}** · cells done: {done}" + (f" / {total}" if total else ""))
     if total:
         st.progress(min(done / total, 1.0))
     if info.error:
@@ -214,7 +238,8 @@ def progress(run_dir: Path) -> None:
         st.info("Queued: it starts when a job slot frees (one job per GPU, or one on a CPU machine).")
     log = jobs.without_server_paths(jobs.tail_log(run_dir, 6), root)
     if log:
-        st.code(log, language=None)  # the sweep's progress bar: the current cell and its training step
+        # the sweep's two progress bars, labelled: all cells, and the running cell's own training steps
+        st.code(log, language=None)
     # when the job stops, redraw the whole page so its results appear without a reload
     seen = st.session_state.setdefault("sw_alive", {})
     was_alive, seen[str(run_dir)] = seen.get(str(run_dir)), info.alive
@@ -231,6 +256,7 @@ def progress(run_dir: Path) -> None:
     if b1.button("Cancel", disabled=not (info.alive and mine), key="sw_cancel", help=why):
         with user_errors("Could not cancel: "), acting():
             jobs.cancel(run_dir)
+            st.rerun(scope="fragment")  # "cancelling…" at once, then "cancelled"
     if b2.button("Resume", disabled=info.alive or info.state == "finished" or not mine, key="sw_resume", help=why):
         with user_errors("Could not resume: "), acting():
             jobs.resume(run_dir)
@@ -247,7 +273,8 @@ if not summary_path.is_file():
     st.stop()
 with user_errors():
     summary = pd.read_csv(summary_path)
-    plot = summary.copy()
+    shown_summary = summary.assign(arm=summary["arm"].map(arm_display_name))  # the study chart's arm names
+    plot = shown_summary.copy()
     for side in ("low", "high"):
         if f"boot_ci_{side}_mean" in plot.columns:
             plot[f"ci_{side}"] = plot[f"ci_{side}"].fillna(plot[f"boot_ci_{side}_mean"])
@@ -260,7 +287,7 @@ with user_errors():
             key=f"sw_fig_{metric}",
         )
     st.subheader("Summary over seeds (mean, 95 % CI)")
-    shown = summary[summary["metric"].isin(macro)]
+    shown = shown_summary[shown_summary["metric"].isin(macro)]
     keep = [
         c
         for c in (
@@ -293,6 +320,7 @@ with user_errors():
     )
     if results_path.is_file():
         results = pd.read_csv(results_path)
+        results["arm"] = results["arm"].map(arm_display_name)
         st.subheader("Per seed, with bootstrap CI and DeLong p-values")
         res = results[results["metric"].isin(macro)]
         keep = [

@@ -14,7 +14,7 @@ import streamlit as st
 
 from aclecg import viz
 from aclecg.data.raw import display_window
-from aclecg.leads import LEADS, default_region_map
+from aclecg.leads import LEADS, RegionMap, default_region_map
 from pages._common import (
     checkpoint_paths,
     label_descriptions,
@@ -34,6 +34,37 @@ def _probe(checkpoint: str, dataset_path: str, label_set: str):
     return cached_probe(
         load_source(checkpoint), open_dataset(dataset_path), label_set, cache_dir=umap_cache().parent / "embeddings"
     )
+
+
+@st.cache_data(show_spinner=False)
+def _probe_records(dataset_path: str, label_set: str) -> int:
+    from aclecg.attribution_eval import probe_training_records
+
+    return probe_training_records(open_dataset(dataset_path), label_set)
+
+
+def probe_warning(dataset_path: str, label_set: str) -> None:
+    """The probe's training-record count, and a warning when it is too small to trust."""
+    from aclecg.attribution_eval import FEW_PROBE_RECORDS
+
+    n = _probe_records(dataset_path, label_set)
+    if n < FEW_PROBE_RECORDS:
+        st.warning(
+            f"The probe behind this explanation was fit on only {n} training records ({label_set} labels of this "
+            f"dataset; under {FEW_PROBE_RECORDS}): its scores, and so these bars, may change a lot with other "
+            "records. Read them as a rough hint."
+        )
+    else:
+        st.caption(f"Probe fit on {n} training records ({label_set} labels of this dataset).")
+
+
+def session_region_map() -> RegionMap:
+    """The region map edited on the Lead regions page in this browser session (the default map until then)."""
+    stored = st.session_state.get("region_map")
+    try:
+        return RegionMap.from_dict(stored) if stored else default_region_map()
+    except (ValueError, TypeError):
+        return default_region_map()
 
 
 def _query_window(dataset_path: str, row: int | None, upload: Any) -> np.ndarray:
@@ -82,7 +113,8 @@ def region_attribution(
     )
     query = ("upload", upload.record_id) if upload is not None else ("row", int(row or 0))
     state_key = f"{key}_attr_result"
-    want = (dataset_path, query, ckpt, fill, label_set)
+    rmap = session_region_map()
+    want = (dataset_path, query, ckpt, fill, label_set, str(rmap.to_dict()))
     c3.write("")  # align the button with the inputs
     if c3.button("Explain by region", key=f"{key}_attr_go", width="stretch"):
         with user_errors(), st.spinner("Occluding each region and lead…"):
@@ -90,19 +122,27 @@ def region_attribution(
 
             probe = _probe(ckpts[ckpt], dataset_path, label_set)
             attr = explain(
-                load_source(ckpts[ckpt]), probe, _query_window(dataset_path, row, upload), ds.leads, ds.fs, fill=fill
+                load_source(ckpts[ckpt]),
+                probe,
+                _query_window(dataset_path, row, upload),
+                ds.leads,
+                ds.fs,
+                fill=fill,
+                region_map=rmap,
             )
             st.session_state[state_key] = (want, attr.table(0))
     stored = st.session_state.get(state_key)
     if not stored or stored[0] != want:
         st.caption(
             f"A linear probe on the checkpoint's embeddings ({label_set} labels of this dataset's training folds) "
-            "scores this ECG; each of the four lead regions, then each lead, is hidden in turn and the fall of "
+            f"scores this ECG; each lead region ({', '.join(rmap.regions)}; edit them on the Lead regions page), "
+            "then each lead, is hidden in turn and the fall of "
             "every class score is shown. It tells what this model relies on, not where the disease is: leads are "
             "correlated, and III, aVR, aVL and aVF follow from I and II."
         )
         return
     table = stored[1]
+    probe_warning(dataset_path, label_set)
     scores = table.drop_duplicates("class").set_index("class")["score"]
     descriptions = label_descriptions(dataset_path)
     classes = list(scores.sort_values(ascending=False).index)
@@ -118,11 +158,11 @@ def region_attribution(
     with user_errors():
         effects = viz.region_effects(table, pick)
         top = viz.strongest_region(effects)
-        leads = default_region_map().regions.get(top, ()) if top else ()
+        leads = rmap.regions.get(top, ()) if top else ()
         left, right = st.columns(2)
         left.plotly_chart(viz.attribution_bars(table, pick), width="stretch", key=f"{key}_attr_bars")
         right.plotly_chart(
-            viz.region_effect_diagram(effects, class_name=pick), width="stretch", key=f"{key}_attr_diagram"
+            viz.region_effect_diagram(effects, rmap, class_name=pick), width="stretch", key=f"{key}_attr_diagram"
         )
         title = (
             f"shaded: the {top} leads, largest {pick} drop ({effects[top]:+.3f})" if top else f"no region lowers {pick}"

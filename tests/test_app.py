@@ -332,7 +332,7 @@ def test_lead_regions_similarity_with_checkpoint(project):
     at.switch_page(PAGES[2]).run()
     _assert_clean(at)
     at.selectbox(key="regions_dataset").set_value("challenge").run()
-    at.slider(key="regions_n").set_value(16).run()
+    at.slider(key="regions_n_challenge").set_value(16).run()  # one slider per dataset, capped by its size
     _assert_clean(at)
     metrics = {m.label: m.value for m in at.metric}
     assert metrics["records"] == "16"
@@ -405,7 +405,7 @@ def test_sweep_page_plots_and_downloads(project):
     charts = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
     assert len(charts) == 2 and all(c["layout"]["xaxis"]["type"] == "log" for c in charts)
     arms = {t.get("name") for t in charts[0]["data"] if t.get("mode") == "lines+markers"}
-    assert arms == {"tiny:linear_probe", "supervised", "random_init"}  # the arm names the sweep writes
+    assert arms == {"tiny", "supervised", "random_init"}  # named as the study chart names arms (tiny:linear_probe)
     assert len(at.get("download_button")) == 2
     shown = at.dataframe[-1].value
     assert "p vs supervised (DeLong)" in shown.columns and "None" not in shown.astype(str).to_numpy()
@@ -563,3 +563,76 @@ def test_explorer_reads_raw_challenge_record_in_mv(empty_project):
     assert not any("raw record is not available" in i.value for i in at.info)
     spec = json.loads(at.get("plotly_chart")[0].proto.spec)
     assert spec["layout"]["meta"]["units"] == "mV"
+
+
+def test_sweep_page_names_arms_as_the_study_does_and_heads_the_study_table_arm(empty_project, tiny_study):
+    """Issue 31: the study table's first column is "arm" (was "row"), and a sweep's chart and tables name arms as
+    the study chart does ("acl_ecg", "acl_ecg (fine-tuned)"), never by their ids ("acl_ecg:linear_probe")."""
+    from aclecg.study_report import build_study_report
+
+    build_study_report(tiny_study, empty_project / "results.md", export=empty_project / "published" / "sweeps")
+    at = _app()
+    at.switch_page(PAGES[5]).run()
+    _assert_clean(at)
+    assert at.dataframe[0].value.index.name == "arm"
+    probe = next(o for o in at.selectbox(key="sw_run").options if o.endswith("-probe"))
+    at.selectbox(key="sw_run").set_value(probe).run()
+    _assert_clean(at)
+    names = {t.get("name") for c in at.get("plotly_chart") for t in json.loads(c.proto.spec)["data"]}
+    arms = set(at.dataframe[-1].value["arm"]) | set(at.dataframe[-2].value["arm"])
+    assert "acl_ecg" in names and "acl_ecg" in arms
+    assert not [n for n in names | arms if n and ":" in str(n)], names | arms
+
+
+def test_home_lists_every_checkpoint_without_a_scrollbar(empty_project, monkeypatch):
+    """Issue 31: the checkpoint table showed 10 of 12 rows (the default height); it is as tall as its rows."""
+    import streamlit as st
+
+    from aclecg import checkpoint
+
+    many = {f"ckpt-{i:02d}": empty_project / f"c{i}" / "encoder.pt" for i in range(12)}
+    monkeypatch.setattr(checkpoint, "discover_checkpoints", lambda *a, **k: many)
+    heights, draw = {}, st.dataframe
+
+    def dataframe(data, *args, **kwargs):  # AppTest's tree does not carry an element's height: record it
+        rows = list(data) if isinstance(data, list) else []
+        if rows and "checkpoint" in rows[0]:
+            heights[len(rows)] = kwargs.get("height", "auto")
+        return draw(data, *args, **kwargs)
+
+    monkeypatch.setattr(st, "dataframe", dataframe)
+    at = _app()
+    _assert_clean(at)
+    assert len(next(d for d in at.dataframe if "checkpoint" in d.value.columns).value) == 12
+    assert heights == {12: "content"}  # "auto" shows ten rows
+
+
+def test_lead_regions_sample_slider_is_capped_by_the_dataset(project):
+    """Issue 31: on the bundled Challenge data (21 records) the slider offered 128 records."""
+    from aclecg.data import PreparedDataset, ensure_bundled
+
+    n = len(PreparedDataset(ensure_bundled(["challenge"])["challenge"]))
+    at = _app()
+    at.switch_page(PAGES[2]).run()
+    at.selectbox(key="regions_dataset").set_value("challenge").run()
+    _assert_clean(at)
+    slider = next(s for s in at.slider if s.label == "records sampled")
+    assert slider.max == n and slider.value == n
+    assert next(m for m in at.metric if m.label == "records").value == str(n)
+
+
+def test_explain_by_region_uses_the_region_map_edited_on_the_lead_regions_page(project):
+    """Issue 31: the Lead regions page stored its edited map but nothing used it; Explain by region does now."""
+    at = _app()
+    at.switch_page(PAGES[2]).run()
+    editor = at.session_state  # what the Lead regions page keeps for the session once a valid map is edited
+    editor["region_map"] = {"front": ["V1", "V2", "V3", "V4"], "side": ["I", "aVL", "V5", "V6"], "low": ["II", "III"]}
+    at.switch_page(PAGES[0]).run()
+    at.button(key="explorer_attr_go").click().run()
+    _assert_clean(at)
+    pick = at.radio(key="explorer_attr_class").value
+    charts = {json.loads(c.proto.spec)["layout"].get("meta", {}).get("class"): c for c in at.get("plotly_chart")}
+    assert list(json.loads(charts[pick].proto.spec)["data"][0]["x"]) == ["front", "side", "low"]
+    at.switch_page(PAGES[2]).run()  # back on the page, the editor shows the session's map, not the default
+    _assert_clean(at)
+    assert at.session_state["region_map"]["low"] == ["II", "III"]

@@ -92,8 +92,9 @@ def label_descriptions(manifest: Mapping[str, Any]) -> dict[str, str]:
     if manifest.get("format") == "ptbxl":
         folders = [p for p in (source_root(manifest), BUNDLED["ptbxl"][1]) if p is not None]
         out.update(_scp_descriptions(folders))
-    for row in snomed_table().values():
+    for code, row in snomed_table().items():
         out.setdefault(row["abbreviation"], row["name"])
+        out.setdefault(code, row["name"])  # a label kept as its numeric code (prepared before the code was named)
     for name, words in _MERGED.items():
         out.setdefault(name, words)
     return {k: sentence_case(v) for k, v in out.items()}

@@ -259,7 +259,7 @@ def fit_cell(
 ) -> dict[str, Any]:
     """Fit one arm on one training subset; return test scores and details (chosen L2; or lr, best step, steps run)."""
     if arm.kind not in ("linear_probe", "random_init"):
-        return train_arm(arm.kind, arm.source, task, f"{arm.name} s{task.seed}", show_progress)
+        return train_arm(arm.kind, arm.source, task, f"this cell: {arm.name} s{task.seed}", show_progress)
     dataset, ref_cfg, cfg = task.dataset, task.ref_cfg, task.cfg
     y_tr, y_va = task.y_all[task.train_pos], task.y_all[task.val_pos]
     src = (

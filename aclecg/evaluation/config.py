@@ -22,6 +22,7 @@ __all__ = [
     "PROTOCOLS",
     "TRAINED_ARMS",
     "EvalConfig",
+    "arm_display_name",
     "digest",
     "embedding_cache_dir",
 ]
@@ -29,6 +30,23 @@ __all__ = [
 #: Arms trained end to end (step budget, learning-rate grid); the others fit a linear probe on frozen features.
 TRAINED_ARMS: tuple[str, ...] = ("fine_tune", "supervised", "reference_cnn")
 DEFAULT_ARMS: tuple[str, ...] = ("linear_probe", "random_init", "supervised")
+
+
+def arm_display_name(arm: str, kind: str | None = None) -> str:
+    """An arm as every chart and table names it: ``METHOD`` for a linear probe of a checkpoint, ``METHOD
+    (fine-tuned)`` for its fine-tuning, a reference arm by its own name.
+
+    ``arm`` is a results' arm id (``acl_ecg:fine_tune``, ``acl_ecg:linear_probe``, ``supervised``); ``kind``
+    (``linear_probe``, ``fine_tune``, ...) overrides the kind the id carries.
+
+    >>> arm_display_name("acl_ecg:fine_tune"), arm_display_name("acl_ecg:linear_probe"), arm_display_name("supervised")
+    ('acl_ecg (fine-tuned)', 'acl_ecg', 'supervised')
+    """
+    name, _, own_kind = str(arm).partition(":")
+    kind = kind or own_kind or None
+    return f"{name} (fine-tuned)" if kind == "fine_tune" else name
+
+
 DEFAULT_FRACTIONS: tuple[float, ...] = (0.01, 0.05, 0.1, 0.25, 0.5, 1.0)
 
 

@@ -65,3 +65,36 @@ def parse_sweep_form(
     if needs and n_checkpoints < 1:
         raise ConfigError(f"arms {needs} need at least one --checkpoint")
     return fracs, arm_list, seed_list
+
+
+#: Rough seconds per optimiser step of a trained-arm cell (default batch size, small encoder, its validations
+#: included). CPU: the ``supervised`` arm on the bundled PTB-XL data on a 2-core CPU shared with other work, about
+#: 1.6 steps/s (measured 2026-12-05). GPU: a rough figure, not measured on this project's GPUs. No benchmark in
+#: ``benchmarks/`` times a trained-arm step, so these stand in for one.
+STEP_SECONDS = {"cpu": 0.6, "cuda": 0.05}
+#: A trained-arm cell that may take longer than this (seconds) is worth a warning before launching.
+LONG_CELL_S = 300.0
+
+
+def trained_cell_estimate(
+    arms: Sequence[str], n_checkpoints: int, n_fractions: int, n_seeds: int, device: str = "cpu"
+) -> tuple[int, float, float] | None:
+    """How long the trained-arm cells (fine-tune, supervised, reference CNN) of a sweep may take, roughly:
+    ``(cells, seconds of one cell, seconds of all of them)``, ``None`` without a trained arm.
+
+    A cell runs at most ``EvalConfig().max_steps`` steps; the first seed of each arm and fraction tries every
+    learning rate of the grid, the other seeds only the chosen one. Early stopping often ends a cell sooner, so these
+    are upper bounds from :data:`STEP_SECONDS`, not predictions.
+
+    >>> trained_cell_estimate(["linear_probe", "supervised"], 1, 2, 3)
+    (6, 1200.0, 14400.0)
+    """
+    from aclecg.evaluation.config import TRAINED_ARMS, EvalConfig
+
+    cfg = EvalConfig()
+    per_arm = sum(n_checkpoints if a == "fine_tune" else 1 for a in arms if a in TRAINED_ARMS)
+    if not per_arm:
+        return None
+    cell = cfg.max_steps * STEP_SECONDS["cuda" if device.startswith("cuda") else "cpu"]
+    runs = per_arm * n_fractions * (len(cfg.lr_grid) + max(n_seeds - 1, 0))  # fits of max_steps each
+    return per_arm * n_fractions * n_seeds, cell, runs * cell

@@ -171,7 +171,8 @@ class _SweepRun:
         arms = sweep_arms(self.plan)
         # seeds in order within each fraction: a trained arm's first seed chooses the learning rate for the others
         order = [(arm, f, s) for f in self.plan.fractions for s in self.plan.seeds for arm in arms]
-        bar = tqdm(total=len(order), desc="sweep", disable=not self.show_progress)
+        # two bars in the log: all cells (its ETA counts finished cells only) and the running cell's own steps
+        bar = tqdm(total=len(order), desc="sweep cells (ETA from finished cells)", disable=not self.show_progress)
         for done, (arm, fraction, seed) in enumerate(order):
             spec = cell_spec(self.plan, arm, fraction, seed, self.chosen_lr)
             self._one(spec, done, len(order), collect_only, bar)

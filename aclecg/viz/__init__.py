@@ -15,6 +15,7 @@ from aclecg.viz.attribution import attribution_bars, region_effect_diagram, regi
 from aclecg.viz.augmentations import ViewMarks, augmentation_figure, count_shapes, marks_from_info
 from aclecg.viz.charts import (
     CATEGORY_COLOURS,
+    category_colours,
     column_title,
     embedding_scatter,
     similarity_heatmap,
@@ -56,6 +57,7 @@ __all__ = [
     "ViewMarks",
     "attribution_bars",
     "augmentation_figure",
+    "category_colours",
     "column_title",
     "count_shapes",
     "ecg_paper_figure",

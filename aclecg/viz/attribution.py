@@ -15,12 +15,13 @@ import plotly.graph_objects as go
 from plotly.colors import sample_colorscale
 from plotly.subplots import make_subplots
 
-from aclecg.leads import REGION_COLOURS, RegionMap, default_region_map
+from aclecg.leads import RegionMap, default_region_map
 from aclecg.viz.diagrams import region_diagram
-from aclecg.viz.paper import fallback_colour
 
-#: Diverging scale of the effect diagram: blue (occlusion raises the score) - white - red (it lowers it).
+#: Diverging scale of the bars and the effect diagram: blue (occlusion raises the score) - white - red (it lowers it).
 EFFECT_SCALE = "RdBu_r"
+#: Height of the bar chart (pixels); its title starts below the toolbars' band.
+BARS_HEIGHT = 370
 
 
 def _one_class(table: pd.DataFrame, class_name: str) -> pd.DataFrame:
@@ -30,11 +31,20 @@ def _one_class(table: pd.DataFrame, class_name: str) -> pd.DataFrame:
     return rows
 
 
+def effect_colour(drop: float, limit: float) -> str:
+    """The colour of a score drop on :data:`EFFECT_SCALE` (red: the score falls, blue: it rises, white: no change),
+    the same in the bars and the region diagram."""
+    return str(sample_colorscale(EFFECT_SCALE, [0.5 + 0.5 * max(-1.0, min(1.0, float(drop) / limit))])[0])
+
+
 def attribution_bars(table: pd.DataFrame, class_name: str, title: str | None = None) -> go.Figure:
-    """Two bar charts of one class's score drop: a bar per region (its colour) and a bar per lead."""
+    """Two bar charts of one class's score drop: a bar per region and a bar per lead, named on the axis and
+    coloured by the sign and size of the drop as in :func:`region_effect_diagram` (red: the score falls)."""
     rows = _one_class(table, class_name)
     regions, leads = rows[rows["kind"] == "region"], rows[rows["kind"] == "lead"]
     score = float(rows["score"].iloc[0])
+    # the scale of the region diagram (its regions' largest drop), so a region's bar has its diagram colour
+    limit = max([abs(float(v)) for v in regions["drop"] if np.isfinite(v)] + [1e-6])
     fig = make_subplots(
         rows=1,
         cols=2,
@@ -42,38 +52,33 @@ def attribution_bars(table: pd.DataFrame, class_name: str, title: str | None = N
         subplot_titles=("occluded region", "occluded lead"),
         shared_yaxes=True,
     )
-    fig.add_trace(
-        go.Bar(
-            x=regions["unit"],
-            y=regions["drop"],
-            marker_color=[REGION_COLOURS.get(r, fallback_colour(r)) for r in regions["unit"]],
-            name="region",
-            hovertemplate="%{x}: score drop %{y:+.3f}<extra></extra>",
-        ),
-        row=1,
-        col=1,
-    )
-    rmap = default_region_map()
-    fig.add_trace(
-        go.Bar(
-            x=leads["unit"],
-            y=leads["drop"],
-            marker_color=[
-                REGION_COLOURS.get(rmap.region_of(lead) or "aVR", REGION_COLOURS["aVR"]) for lead in leads["unit"]
-            ],
-            name="lead",
-            hovertemplate="%{x}: score drop %{y:+.3f}<extra></extra>",
-        ),
-        row=1,
-        col=2,
-    )
+    for col, part, name in ((1, regions, "region"), (2, leads, "lead")):
+        fig.add_trace(
+            go.Bar(
+                x=part["unit"],
+                y=part["drop"],
+                marker=dict(color=[effect_colour(d, limit) for d in part["drop"]], line=dict(color="#555", width=1)),
+                name=name,
+                hovertemplate="%{x}: score drop %{y:+.3f}<extra></extra>",
+            ),
+            row=1,
+            col=col,
+        )
     fig.add_hline(y=0, line=dict(color="#444", width=1))
     fig.update_yaxes(title_text=f"drop of the {class_name} score", row=1, col=1)
+    text = title or f"{class_name} score {score:.3f}: its drop when leads are hidden"
     fig.update_layout(
-        title=title or f"{class_name} score {score:.3f}: its drop when leads are hidden",
+        # the title sits below the band where Streamlit's and plotly's toolbars appear (top right, ~40 px)
+        title=dict(
+            text=f"{text}<br><sup>red: the score falls · blue: it rises</sup>",
+            x=0.01,
+            xanchor="left",
+            y=1 - 48 / BARS_HEIGHT,
+            yanchor="top",
+        ),
         showlegend=False,
-        height=330,
-        margin=dict(l=10, r=10, t=60, b=10),
+        height=BARS_HEIGHT,
+        margin=dict(l=10, r=10, t=118, b=10),
         plot_bgcolor="white",
         meta={"class": class_name, "score": score},
     )
@@ -98,9 +103,11 @@ def region_effect_diagram(
         region = rmap.region_of(lead)
         if region is None or region not in effects:
             return "#dddddd"
-        return str(sample_colorscale(EFFECT_SCALE, [0.5 + 0.5 * float(effects[region]) / limit])[0])
+        return effect_colour(effects[region], limit)
 
     fig = region_diagram(rmap, colour_of=colour, legend=False)
+    for note, short in zip(fig.layout.annotations, ("precordial", "limb (hexaxial)")):
+        note.text = short  # the panel is half a page column: the full subplot titles would run off its edge
     fig.add_trace(
         go.Scatter(
             x=[None],
@@ -119,10 +126,16 @@ def region_effect_diagram(
         )
     )
     fig.update_layout(
-        title=dict(text=f"{class_name + ' ' if class_name else ''}score drop by region", y=0.98, yanchor="top"),
+        title=dict(
+            text=f"{class_name + ' ' if class_name else ''}score drop by region<br><sup>red: the score falls</sup>",
+            x=0.01,
+            xanchor="left",
+            y=1 - 48 / 380,
+            yanchor="top",
+        ),
         showlegend=False,
-        height=360,
-        margin=dict(l=5, r=5, t=75, b=5),
+        height=380,
+        margin=dict(l=5, r=5, t=110, b=5),
     )
     fig.layout.meta = {"effects": {k: float(v) for k, v in effects.items()}}
     return fig

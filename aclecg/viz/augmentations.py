@@ -62,10 +62,13 @@ def marks_from_info(
         elif name == "temporal_shift":
             marks.shift = int(_np(step["shift"])[0])
             marks.shift_mode = shift_mode
-            # spans drawn on the final view move with the shift (circular: a span may wrap into two)
-            marks.masked = shift_spans(marks.masked, marks.shift, length)
+            # spans drawn on the final view move with the shift (circular: a span may wrap into two; zero/edge:
+            # what is shifted out of the window is gone, nothing wraps into the padding)
+            marks.masked = shift_spans(marks.masked, marks.shift, length, shift_mode)
+            if shift_mode != "circular":
+                marks.n_cycles = len(marks.masked)  # cycles pushed out of the view are no longer in it
             if marks.timeout:
-                moved = shift_spans([marks.timeout], marks.shift, length)
+                moved = shift_spans([marks.timeout], marks.shift, length, shift_mode)
                 marks.timeout = moved[0] if moved else None
         elif name == "time_out":
             s, e = (int(_np(step[k])[0]) for k in ("start", "end")) if "start" in step else (0, 0)
@@ -74,8 +77,22 @@ def marks_from_info(
     return marks
 
 
-def shift_spans(spans: Sequence[tuple[int, int]], shift: int, length: int) -> list[tuple[int, int]]:
-    """Move ``[start, end)`` spans by ``shift`` samples circularly, splitting a span that wraps around."""
+def shift_spans(
+    spans: Sequence[tuple[int, int]], shift: int, length: int, mode: str = "circular"
+) -> list[tuple[int, int]]:
+    """Move ``[start, end)`` spans by ``shift`` samples as a temporal shift in ``mode`` moves the signal.
+
+    ``"circular"`` wraps: a span crossing the end continues at the start (two pieces). ``"zero"`` and ``"edge"``
+    pad the vacated samples: a span is cut where it leaves the window, and one shifted out entirely is gone.
+
+    >>> shift_spans([(90, 100)], 5, 100), shift_spans([(90, 100)], 5, 100, "zero")
+    ([(95, 100), (0, 5)], [(95, 100)])
+    >>> shift_spans([(2, 8)], -10, 100, "edge")
+    []
+    """
+    if mode != "circular":
+        moved = [(max(s + shift, 0), min(e + shift, length)) for s, e in spans]
+        return [(a, b) for a, b in moved if b > a]
     out: list[tuple[int, int]] = []
     for s, e in spans:
         s2, e2 = s + shift, e + shift

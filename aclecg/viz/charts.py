@@ -48,6 +48,31 @@ CATEGORY_COLOURS = (
 )
 
 
+def category_colours(n: int) -> list[str]:
+    """``n`` different colours for ``n`` categories, never one twice: :data:`CATEGORY_COLOURS` first, then plotly's
+    Dark24, Light24 and Alphabet sets, then colours spread round the hue circle (golden-angle steps).
+
+    >>> len(set(category_colours(80))) == 80
+    True
+    """
+    from colorsys import hsv_to_rgb
+
+    from plotly.colors import qualitative
+
+    out: list[str] = []
+    for colour in (*CATEGORY_COLOURS, *qualitative.Dark24, *qualitative.Light24, *qualitative.Alphabet):
+        if colour.lower() not in {c.lower() for c in out}:
+            out.append(colour)
+    k = 0
+    while len(out) < n:
+        r, g, b = hsv_to_rgb((k * 0.618034) % 1.0, 0.55 + 0.4 * ((k // 7) % 2), 0.85 - 0.3 * ((k // 3) % 2))
+        colour = f"#{int(r * 255):02x}{int(g * 255):02x}{int(b * 255):02x}"
+        if colour not in out:
+            out.append(colour)
+        k += 1
+    return out[: max(n, 0)]
+
+
 def column_title(column: str) -> str:
     """How a table column reads in a hover or legend: ``labels_superdiagnostic`` -> ``labels (superdiagnostic)``."""
     if column.startswith("labels_"):
@@ -110,7 +135,9 @@ def embedding_scatter(
         )
     else:
         values = values.fillna("(none)").astype(str).replace("", "(none)")
-        for k, value in enumerate(sorted(values.unique(), key=lambda v: (-int((values == v).sum()), v))):
+        order = sorted(values.unique(), key=lambda v: (-int((values == v).sum()), v))
+        colours = category_colours(len(order))  # one colour per label, none repeated however many labels
+        for k, value in enumerate(order):
             sel = (values == value).to_numpy()
             fig.add_trace(
                 scatter(
@@ -120,7 +147,7 @@ def embedding_scatter(
                     name=str(value),
                     customdata=custom[sel],
                     hovertemplate=template,
-                    marker=dict(size=6, color=CATEGORY_COLOURS[k % len(CATEGORY_COLOURS)]),
+                    marker=dict(size=6, color=colours[k]),
                 )
             )
     if highlight is not None and len(highlight):
@@ -138,8 +165,10 @@ def embedding_scatter(
         title=title,
         height=520,
         margin=dict(l=10, r=10, t=40, b=10),
-        dragmode="lasso",
-        clickmode="event+select",  # a single click selects its point (Streamlit's selection event)
+        # pan by dragging, so a single click selects the point under it (a lasso drag mode swallows clicks);
+        # box and lasso stay one toolbar click away
+        dragmode="pan",
+        clickmode="event+select",
         legend=dict(itemsizing="constant"),
         xaxis=dict(title="UMAP 1"),
         yaxis=dict(title="UMAP 2"),
@@ -236,9 +265,11 @@ def sweep_figure(
         "#bcbd22",
         "#7f7f7f",
     )
-    for k, (method, part) in enumerate(sorted(df.groupby(method_col), key=lambda kv: str(kv[0]))):
+    groups = sorted(df.groupby(method_col), key=lambda kv: str(kv[0]))
+    colours = [*palette, *[c for c in category_colours(len(groups) + len(palette)) if c not in palette]]
+    for k, (method, part) in enumerate(groups):
         part = part.sort_values(fraction_col)
-        colour = palette[k % len(palette)]
+        colour = colours[k]
         dash = "dot" if str(method).lower() in ("supervised", "random", "random_init", "random-init") else "solid"
         error_y = None
         if low_col in part.columns and high_col in part.columns and len(part) == 1:

@@ -93,6 +93,8 @@ PRECORDIAL_POSITIONS: dict[str, tuple[float, float]] = {
 #: Hexaxial reference system: angle in degrees of each limb lead's positive pole (0 deg = patient's left,
 #: positive angles downwards, as cardiologists draw it).
 HEXAXIAL_ANGLES: dict[str, float] = {"I": 0.0, "II": 60.0, "III": 120.0, "aVR": -150.0, "aVL": -30.0, "aVF": 90.0}
+#: Half the x range of the hexaxial panel (axes of length 1): the rest holds the leads' labels.
+HEXAXIAL_HALF_WIDTH = 2.3
 
 
 def region_diagram(
@@ -175,6 +177,7 @@ def region_diagram(
                 mode="lines+markers+text",
                 text=["", f"{lead} {angle:+.0f}°"],
                 textposition="middle right" if dx >= 0 else "middle left",
+                cliponaxis=False,  # a label past the axis range is drawn, not cut ("aVR -150°", "aVL -30°")
                 line=dict(color=colour, width=3),
                 marker=dict(size=[0, 9], color=colour),
                 name=lead,
@@ -198,7 +201,8 @@ def region_diagram(
     fig.update_yaxes(visible=False)
     fig.update_xaxes(range=[-1.1, 1.5], row=1, col=1)
     fig.update_yaxes(scaleanchor="x", scaleratio=1, row=1, col=1)
-    fig.update_xaxes(range=[-1.8, 1.8], row=1, col=2)
+    # room for the labels beside the axes' ends: "aVR -150°" (left) and "aVL -30°" (right) are 9 characters wide
+    fig.update_xaxes(range=[-HEXAXIAL_HALF_WIDTH, HEXAXIAL_HALF_WIDTH], row=1, col=2)
     fig.update_yaxes(scaleanchor="x2", scaleratio=1, range=[-1.3, 1.3], row=1, col=2)
     fig.update_layout(
         height=380, margin=dict(l=5, r=5, t=40, b=5), plot_bgcolor="white", legend=dict(orientation="h", y=-0.05)
