@@ -403,3 +403,22 @@ def test_pipeline_diagram_is_an_svg_with_one_box_per_step_and_every_word():
     labels = ["".join(t.itertext()) for t in root.iterfind("svg:text", ns) if not list(t)]
     assert labels == ["self-supervised pretraining (no labels)", "evaluation with labels"]
     assert len(list(root.iterfind("svg:line", ns))) == len(steps) - 1  # one arrow between neighbours
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_physio_views_shade_every_zero_their_crop_and_masks_made(seed):
+    """Physio-AUG's crop keeps the rate and zeroes outside its window: the view shades that too ("outside the
+    crop"), so the shaded samples are exactly the zeroed ones, and the crop box stays one per view."""
+    x, rp = make_synthetic_batch(1, fs=100, generator=torch.Generator().manual_seed(seed))
+    y, info = build_augmentation("physio", fs=100).forward_with_info(
+        x, rp, generator=torch.Generator().manual_seed(seed)
+    )
+    marks = viz.marks_from_info(info, x.shape[-1])
+    assert marks.outside or marks.crop == (0, x.shape[-1])
+    fig = viz.augmentation_figure(x[0].numpy(), [("v", y[0].numpy(), marks)], 100.0)
+    assert viz.count_shapes(fig, "crop window") == 1
+    assert viz.count_shapes(fig, "outside the crop") == len(marks.outside)
+    shaded = np.zeros(x.shape[-1], dtype=bool)
+    for s, e in [*marks.masked, *marks.outside]:
+        shaded[s:e] = True
+    np.testing.assert_array_equal(shaded, (y[0].abs().sum(0) == 0).numpy())

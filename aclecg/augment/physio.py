@@ -42,7 +42,8 @@ class RandomScaleCrop(Augmentation):
     the record's own rate, and the samples outside it are zeroed (the z-scored baseline); R-peaks outside it are
     dropped. Heart rate, RR intervals and wave durations are unchanged.
 
-    info: ``start``, ``end`` (B,) long, ``[start, end)`` in input samples; ``fraction`` (B,) float (``w / T``).
+    info: ``start``, ``end`` (B,) long, ``[start, end)`` in input samples; ``fraction`` (B,) float (``w / T``);
+    ``resampled`` (B,) bool (``resample``).
     """
 
     name = "random_scale_crop"
@@ -78,6 +79,8 @@ class RandomScaleCrop(Augmentation):
         length = x.shape[-1]
         start, width = params["start"], params["width"]
         info = {"start": start, "end": start + width, "fraction": width.float() / length} if detail else {}
+        if detail:
+            info["resampled"] = torch.full_like(start, self.resample, dtype=torch.bool)
         if not need_peaks:
             return rpeaks, info
         inside = (rpeaks >= start[:, None]) & (rpeaks < (start + width)[:, None])

@@ -22,6 +22,7 @@ class ViewMarks:
     masked_leads: list[str] | None = None  # None: all leads
     shift: int = 0  # samples, positive = later
     timeout: tuple[int, int] | None = None  # time-out span (baseline pipeline) in the view's time axis
+    outside: list[tuple[int, int]] = field(default_factory=list)  # zeroed outside a rate-keeping crop (view axis)
     n_cycles: int = 0  # cardiac cycles masked (a cycle split in two by a circular shift still counts once)
     shift_mode: str | None = None  # the temporal shift's mode ("circular", "zero", "edge"), None: no shift
 
@@ -52,6 +53,8 @@ def marks_from_info(
             continue
         if name in ("random_scale_crop", "random_resized_crop"):
             marks.crop = (int(_np(step["start"])[0]), int(_np(step["end"])[0]))
+            if not bool(np.asarray(_np(step.get("resampled", True))).reshape(-1)[0]):  # the window kept its rate
+                marks.outside = [(a, b) for a, b in ((0, marks.crop[0]), (marks.crop[1], length)) if b > a]
         elif name == "cardiac_cycle_mask":
             spans = _np(step["cycles"])[0]
             marks.masked = [(int(s), int(e)) for s, e in spans if s >= 0 and e > s]
@@ -70,6 +73,7 @@ def marks_from_info(
             if marks.timeout:
                 moved = shift_spans([marks.timeout], marks.shift, length, shift_mode)
                 marks.timeout = moved[0] if moved else None
+            marks.outside = shift_spans(marks.outside, marks.shift, length, shift_mode)
         elif name == "time_out":
             s, e = (int(_np(step[k])[0]) for k in ("start", "end")) if "start" in step else (0, 0)
             if e > s:
@@ -133,7 +137,8 @@ def augmentation_figure(
 
     On each view, masked cardiac cycles are shaded (shape name ``"masked cycle"``): across the whole view when
     every lead is masked, else only over the shown leads that are (one rectangle per span and lead). A time-out
-    span is shaded (``"time-out"``); a circular shift's seam is a dotted line (``"shift seam"``) and a zero/edge
+    span is shaded (``"time-out"``), and so is what a rate-keeping crop zeroed (``"outside the crop"``); a circular
+    shift's seam is a dotted line (``"shift seam"``) and a zero/edge
     shift's padding is hatched (``"shift padding"``). On the original, each view's crop window is outlined in the
     view's colour (``"crop window"``), with its label on its own line so labels of several views never overlap;
     each view's title has the same colour.
@@ -226,6 +231,8 @@ def augmentation_figure(
             for k in masked_rows or ():
                 y = (-k * offset - offset / 2, -k * offset + offset / 2)
                 shape(v, "masked cycle", s / fs, e / fs, y, fillcolor=MASK_FILL, line=dict(width=0))
+        for s, e in marks.outside:
+            shape(v, "outside the crop", s / fs, e / fs, fillcolor="rgba(120,120,120,0.16)", line=dict(width=0))
         if marks.timeout:
             shape(
                 v,
