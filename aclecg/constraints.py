@@ -80,7 +80,8 @@ PROTOCOLS: tuple[str, ...] = ("multilabel", "singlelabel")
 ARMS: tuple[str, ...] = ("linear_probe", "fine_tune", "supervised", "reference_cnn", "random_init")
 #: How trained arms choose their learning rate on validation.
 LR_SELECTIONS: tuple[str, ...] = ("first_seed", "every_cell")
-#: Raw formats the readers understand.
+#: Raw formats of the built-in readers (the names of :data:`aclecg.data.base.READERS`, which `prepare --format`
+#: reads; here for torch-free help texts, tests/test_registries.py checks they are the registry's).
 DATA_FORMATS: tuple[str, ...] = ("ptbxl", "cpsc2018", "challenge")
 #: Temporal shift modes, cardiac-cycle windows and mask fills of Physio-AUG.
 SHIFT_MODES: tuple[str, ...] = ("circular", "zero", "edge")

@@ -29,13 +29,10 @@ import pandas as pd
 from tqdm import tqdm
 
 from aclecg import contract
-from aclecg.constraints import DATA_FORMATS
-from aclecg.data.base import Reader, RecordItem
-from aclecg.data.challenge import ChallengeReader
-from aclecg.data.cpsc2018 import Cpsc2018Reader
+from aclecg.data import challenge, cpsc2018, ptbxl  # noqa: F401  (the built-in readers register themselves)
+from aclecg.data.base import READERS, Reader, RecordItem
 from aclecg.data.limits import MAX_FS_HZ, max_samples
 from aclecg.data.preprocess import MIN_FRACTION, bandpass, cut_windows, plan_windows, resample, zscore
-from aclecg.data.ptbxl import PtbXlReader
 from aclecg.data.records import Skipped
 from aclecg.data.rpeaks import detect_rpeaks
 from aclecg.data.splits import patient_stratified_folds, split_of
@@ -53,9 +50,6 @@ from aclecg.errors import AclEcgError, ConfigError, DataError
 from aclecg.leads import LEADS
 
 FORMAT_VERSION = 1
-FORMATS: tuple[str, ...] = DATA_FORMATS
-#: label set used to stratify generated folds, per format
-STRATIFY_BY = {"cpsc2018": "cpsc2018", "challenge": "snomed", "ptbxl": "superdiagnostic"}
 
 
 @dataclass(frozen=True)
@@ -110,14 +104,10 @@ class Processed:
 
 
 def make_reader(fmt: str, input_dir: str | Path, fs: float = 100.0) -> Reader:
-    """The reader for ``fmt`` (one of :data:`FORMATS`)."""
-    if fmt == "ptbxl":
-        return PtbXlReader(input_dir, target_fs=fs)
-    if fmt == "cpsc2018":
-        return Cpsc2018Reader(input_dir)
-    if fmt == "challenge":
-        return ChallengeReader(input_dir)
-    raise ConfigError(f"unknown format {fmt!r}; expected one of {', '.join(FORMATS)}")
+    """The reader for ``fmt`` (a format registered in :data:`aclecg.data.base.READERS`, spelt exactly)."""
+    if fmt not in READERS.names():
+        raise ConfigError(f"unknown format {fmt!r}; expected one of {', '.join(READERS.names())}")
+    return READERS.get(fmt).open(input_dir, fs=fs)
 
 
 def process_record(reader: Reader, item: RecordItem, index: int, cfg: PrepareConfig) -> Processed | Skipped:
@@ -247,11 +237,11 @@ class _SignalWriter:
         return self.path
 
 
-def _fold_assignment(items: list[RecordItem], fmt: str, seed: int) -> tuple[list[int], str]:
+def _fold_assignment(items: list[RecordItem], key: str, seed: int) -> tuple[list[int], str]:
+    """Official folds when every record has one, else folds stratified by label set ``key``."""
     official = [item.fold for item in items if item.fold is not None]
     if len(official) == len(items):
         return [int(fold) for fold in official], "official"
-    key = STRATIFY_BY.get(fmt, "")
     folds = patient_stratified_folds(
         [it.patient_id for it in items], [it.labels.get(key, []) for it in items], seed=seed
     )
@@ -360,7 +350,7 @@ def _write(
     progress: bool,
     dataset: str,
 ) -> dict:
-    folds, fold_source = _fold_assignment(items, fmt, cfg.seed)
+    folds, fold_source = _fold_assignment(items, reader.stratify_by, cfg.seed)
     writer = _SignalWriter(tmp, cfg.n_samples)
     rows: list[dict] = []
     peaks: list[np.ndarray] = []
