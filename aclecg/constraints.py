@@ -18,7 +18,7 @@ This module imports nothing but :mod:`aclecg.errors`, so every layer may read it
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -286,16 +286,6 @@ def validate(owner: str, params: Mapping[str, Constraint], values: Mapping[str, 
         except ValueError as exc:
             raise ConfigError(f"{owner}: {name} {exc}") from None
     return out
-
-
-def choices_of(params: Mapping[str, Constraint], name: str) -> Sequence[str]:
-    """The choice list of an :class:`Options` parameter (what a CLI flag or a select box offers)."""
-    constraint = params[name]
-    while isinstance(constraint, Optional):
-        constraint = constraint.inner
-    if not isinstance(constraint, Options):
-        raise TypeError(f"{name} is not a choice parameter")
-    return constraint.choices
 
 
 # ------------------------------------------------------------------------------------------------------ tables

@@ -78,7 +78,7 @@ def plot_pooled(pooled: pd.DataFrame, title: str, path: Path, best: str | None =
     fig, ax = plt.subplots(figsize=(8, 5), dpi=110)
     # tab20 is a ListedColormap (a tuple of RGB colours), which matplotlib's stubs type as a plain Colormap
     ax.set_prop_cycle(color=plt.cm.tab20.colors)  # type: ignore[attr-defined]
-    for row in study._order(pooled["row"], best):
+    for row in study._order(pooled["row"]):
         part = pooled[pooled["row"] == row].sort_values("fraction")
         ref = row in study.REFERENCE_ROWS or row.endswith("(fine-tuned)")
         width = 2.8 if row == study.FOCUS else (2.0 if row == best else 1.2)
