@@ -367,6 +367,7 @@ def contract_row(payload: Mapping[str, Any]) -> str:
     return f"| preprocessing | {found.describe()} (implied: this checkpoint predates the recorded contract) |"
 
 
+# long: the model card is one template filled in order; its parts read the same run files
 def ship_checkpoint(run_dir: str | Path, dest: str | Path, sweep_dirs: Sequence[str | Path] = ()) -> Path:
     """Copy a finished run's ``encoder.pt`` into ``dest`` and write its model card (``README.md``).
 
