@@ -168,6 +168,7 @@ def _out_of_fold_probes(emb: np.ndarray, dataset: Any, label_set: str) -> dict[i
     return probes
 
 
+# long: the study's options, each a command-line flag of `attribute --territory`
 def territory_study(
     sources: Sequence[tuple[str, Any]],
     dataset: Any,

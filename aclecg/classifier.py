@@ -337,6 +337,7 @@ def _train_batches(
             yield pos_dev, x_dev[pos_dev]
 
 
+# long: the budget and options are keywords that fit_with_lr_grid, the sweeps, tests and benchmarks pass by name
 def train_classifier(
     model: nn.Module,
     x_train: Any,
@@ -442,6 +443,7 @@ class LRFit:
     grid: list[dict[str, Any]]
 
 
+# long: the data of train_classifier plus the grid; the budget passes through as keywords
 def fit_with_lr_grid(
     build: Callable[[], nn.Module],
     x_train: Any,

@@ -4,8 +4,9 @@ Each subcommand lives in ``aclecg/commands/<name>.py`` and defines ``register(su
 parser and sets ``func`` (a callable taking the parsed ``argparse.Namespace`` and returning an exit code).
 Library errors that describe bad input (``AclEcgError``) are printed as one line, never as a traceback; so is a
 file system that refuses the output (read-only, no permission, disk full, quota), wherever below the command it is
-raised: one line naming the path and what is wrong, exit code 2. ``--workers`` beyond the CPU cores this process
-may use is lowered to them, with a one-line note.
+raised: one line naming the path and what is wrong, exit code 2. So is an optional package a command needs and
+that is not installed (a missing module of aclecg itself is a bug and keeps its traceback). ``--workers`` beyond
+the CPU cores this process may use is lowered to them, with a one-line note.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ COMMANDS: tuple[str, ...] = (
     "umap",
     "neighbours",
     "attribute",
+    "regions",
     "overlap",
     "export",
     "encoders",
@@ -54,15 +56,34 @@ def build_parser() -> argparse.ArgumentParser:
 
     parser.add_argument("--version", action="version", version=f"aclecg {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name in COMMANDS:
-        try:
-            module = importlib.import_module(f"aclecg.commands.{name}")
-        except ModuleNotFoundError as exc:  # a command whose module is not written yet is simply not listed
-            if exc.name == f"aclecg.commands.{name}":
-                continue
-            raise
-        module.register(sub)
+    for name in COMMANDS:  # every command module exists: one that fails to import is a bug, shown as such
+        importlib.import_module(f"aclecg.commands.{name}").register(sub)
     return parser
+
+
+#: Optional packages a command may need: import name -> (pip name, the extra of pyproject.toml that installs it).
+OPTIONAL_PACKAGES: dict[str, tuple[str, str | None]] = {
+    "matplotlib": ("matplotlib", "report"),
+    "streamlit": ("streamlit", "app"),
+    "plotly": ("plotly", "app"),
+    "umap": ("umap-learn", "app"),
+    "ray": ("ray", "cluster"),
+    "onnx": ("onnx", None),
+    "onnxscript": ("onnxscript", None),
+}
+
+
+def missing_package_line(exc: ModuleNotFoundError) -> str | None:
+    """One line naming the package a command needs and how to install it; ``None`` for a module of aclecg itself
+    (a bug, whose traceback must show) or an unnamed one."""
+    if not exc.name:
+        return None
+    top = exc.name.split(".")[0]
+    if top == "aclecg":
+        return None
+    pip_name, extra = OPTIONAL_PACKAGES.get(top, (top, None))
+    hint = f"pip install {pip_name}" + (f", or pip install 'aclecg[{extra}]'" if extra else "")
+    return f"this command needs the Python package {top!r}, which is not installed ({hint})"
 
 
 #: OSError numbers that mean the output cannot be written where asked, and what the user can do about it.
@@ -131,6 +152,12 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.func(args) or 0)
     except AclEcgError as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except ModuleNotFoundError as exc:
+        missing = missing_package_line(exc)
+        if missing is None:
+            raise
+        print(f"error: {missing}", file=sys.stderr)
         return 2
     except Exception as exc:
         line = storage_error_line(exc, args)

@@ -18,7 +18,7 @@ This module imports nothing but :mod:`aclecg.errors`, so every layer may read it
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -80,7 +80,8 @@ PROTOCOLS: tuple[str, ...] = ("multilabel", "singlelabel")
 ARMS: tuple[str, ...] = ("linear_probe", "fine_tune", "supervised", "reference_cnn", "random_init")
 #: How trained arms choose their learning rate on validation.
 LR_SELECTIONS: tuple[str, ...] = ("first_seed", "every_cell")
-#: Raw formats the readers understand.
+#: Raw formats of the built-in readers (the names of :data:`aclecg.data.base.READERS`, which `prepare --format`
+#: reads; here for torch-free help texts, tests/test_registries.py checks they are the registry's).
 DATA_FORMATS: tuple[str, ...] = ("ptbxl", "cpsc2018", "challenge")
 #: Temporal shift modes, cardiac-cycle windows and mask fills of Physio-AUG.
 SHIFT_MODES: tuple[str, ...] = ("circular", "zero", "edge")
@@ -285,16 +286,6 @@ def validate(owner: str, params: Mapping[str, Constraint], values: Mapping[str, 
         except ValueError as exc:
             raise ConfigError(f"{owner}: {name} {exc}") from None
     return out
-
-
-def choices_of(params: Mapping[str, Constraint], name: str) -> Sequence[str]:
-    """The choice list of an :class:`Options` parameter (what a CLI flag or a select box offers)."""
-    constraint = params[name]
-    while isinstance(constraint, Optional):
-        constraint = constraint.inner
-    if not isinstance(constraint, Options):
-        raise TypeError(f"{name} is not a choice parameter")
-    return constraint.choices
 
 
 # ------------------------------------------------------------------------------------------------------ tables

@@ -25,9 +25,6 @@ INDEPENDENT_LEADS: tuple[str, ...] = ("I", "II", "V1", "V2", "V3", "V4", "V5", "
 #: The lead set of the LCD/ELIC authors' pipeline (II, III, V1-V6).
 AUTHORS_LEADS: tuple[str, ...] = ("II", "III", "V1", "V2", "V3", "V4", "V5", "V6")
 
-LIMB_LEADS: tuple[str, ...] = LEADS[:6]
-PRECORDIAL_LEADS: tuple[str, ...] = LEADS[6:]
-
 _ALIASES: dict[str, str] = {name.lower(): name for name in LEADS}
 _ALIASES.update(
     {"lead i": "I", "lead ii": "II", "lead iii": "III", "d1": "I", "d2": "II", "d3": "III", "-avr": "aVR"}

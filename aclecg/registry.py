@@ -20,7 +20,7 @@ from typing import Generic, TypeVar
 
 from aclecg.errors import ConfigError
 
-__all__ = ["Registry"]
+__all__ = ["LazyNames", "Registry"]
 
 T = TypeVar("T")
 
@@ -41,6 +41,12 @@ class Registry(Generic[T]):
         for alias in aliases:
             self._aliases[self._key(alias)] = key
         return entry
+
+    def unregister(self, name: str) -> T:
+        """Remove entry ``name`` and its aliases (a test's temporary entry); returns the entry."""
+        key = self.canonical(name)
+        self._aliases = {alias: target for alias, target in self._aliases.items() if target != key}
+        return self._entries.pop(key)
 
     def decorator(self, name_of: Callable[[T], str]) -> Callable[[T], T]:
         """A class decorator registering ``cls`` under ``name_of(cls)``."""
@@ -81,3 +87,24 @@ class Registry(Generic[T]):
     @staticmethod
     def _key(name: str) -> str:
         return str(name).strip().lower()
+
+
+class LazyNames:
+    """The names of a registry that is loaded on first use: ``argparse`` choices that list every entry
+    without importing the registry's modules while the parser is built (give the argument a ``metavar``,
+    which argparse then shows instead of iterating the choices)."""
+
+    def __init__(self, load: Callable[[], Registry]) -> None:
+        self._load = load
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._load().names())
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._load().names()
+
+    def __len__(self) -> int:
+        return len(self._load())
+
+    def __repr__(self) -> str:
+        return f"LazyNames({self._load().kind})"

@@ -383,6 +383,7 @@ def augmentation_cell(payload: Mapping[str, Any]) -> str:
     return str(recorded)
 
 
+# long: the model card is one template filled in order; its parts read the same run files
 def ship_checkpoint(run_dir: str | Path, dest: str | Path, sweep_dirs: Sequence[str | Path] = ()) -> Path:
     """Copy a finished run's ``encoder.pt`` into ``dest`` and write its model card (``README.md``).
 

@@ -11,7 +11,6 @@ import torch
 
 from aclecg.constraints import AMP_MODES
 from aclecg.errors import ConfigError
-from aclecg.paths import cache_root  # noqa: F401  (moved to aclecg.paths; imported here until callers move)
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:

@@ -11,13 +11,14 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
-from aclecg.errors import DataError
+from aclecg.errors import ConfigError, DataError
 from aclecg.leads import RegionMap
 
-__all__ = ["cosine_similarity_matrix", "region_similarity"]
+__all__ = ["cosine_similarity_matrix", "region_similarity", "sample_region_similarity"]
 
 
 def cosine_similarity_matrix(features: np.ndarray) -> np.ndarray:
@@ -62,3 +63,27 @@ def region_similarity(
         "across": float(lead_sim[diff].mean()) if diff.any() else float("nan"),
     }
     return sim, names, summary
+
+
+def sample_region_similarity(
+    source: Any,
+    dataset: Any,
+    region_map: RegionMap,
+    n_records: int = 128,
+    centre: bool = True,
+    seed: int = 0,
+) -> tuple[np.ndarray, list[str], dict[str, float]]:
+    """:func:`region_similarity` of an encoder's lead features on ``n_records`` records of a prepared dataset drawn
+    with ``seed`` (rows sorted; all records when it holds fewer): what the Lead regions page and ``aclecg regions``
+    show. ``summary`` also gives ``records``, how many were encoded."""
+    from aclecg.evaluation import encode_windows
+
+    if len(region_map.indices(source.leads)) < 2:
+        raise ConfigError("the region map needs at least two regions with leads the encoder uses")
+    n = min(int(n_records), len(dataset))
+    rows = np.sort(np.random.default_rng(seed).choice(len(dataset), size=n, replace=False))
+    feats = encode_windows(
+        source, dataset.signals[rows], dataset.fs, dataset.leads, output="lead_features", name=source.label
+    )
+    sim, names, summary = region_similarity(feats, list(source.leads), region_map, centre=centre)
+    return sim, names, {**summary, "records": float(n)}

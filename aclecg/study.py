@@ -277,7 +277,7 @@ def paper_table(cells: pd.DataFrame, protocol: str, metric: str = "auroc") -> pd
     return pooled
 
 
-def _order(rows: Iterable[str], best: str | None) -> list[str]:
+def _order(rows: Iterable[str]) -> list[str]:
     def key(r: str) -> tuple[int, str]:
         if r == FOCUS:
             return (0, r)
@@ -298,7 +298,7 @@ def format_table(pooled: pd.DataFrame, best: str | None = None, n_folds: int | N
     n_folds = n_folds or int(pooled["n_folds"].max())
     head = "| arm | " + " | ".join(f"{f * 100:g} %" for f in fracs) + " |"
     lines = [head, "|---" * (len(fracs) + 1) + "|"]
-    for row in _order(pooled["row"], best):
+    for row in _order(pooled["row"]):
         cells = []
         for f in fracs:
             hit = pooled[(pooled["row"] == row) & np.isclose(pooled["fraction"], f)]

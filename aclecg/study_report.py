@@ -78,7 +78,7 @@ def plot_pooled(pooled: pd.DataFrame, title: str, path: Path, best: str | None =
     fig, ax = plt.subplots(figsize=(8, 5), dpi=110)
     # tab20 is a ListedColormap (a tuple of RGB colours), which matplotlib's stubs type as a plain Colormap
     ax.set_prop_cycle(color=plt.cm.tab20.colors)  # type: ignore[attr-defined]
-    for row in study._order(pooled["row"], best):
+    for row in study._order(pooled["row"]):
         part = pooled[pooled["row"] == row].sort_values("fraction")
         ref = row in study.REFERENCE_ROWS or row.endswith("(fine-tuned)")
         width = 2.8 if row == study.FOCUS else (2.0 if row == best else 1.2)
@@ -250,9 +250,7 @@ def build_study_report(root: str | Path, out: str | Path, preamble: str = "", ex
     """Write the report; with ``export``, also the tables the app lists (see :func:`export_sweeps`)."""
     cells = study.load_cells(root)
     prim = study.primary_comparison(cells)
-    best = prim["best_baseline"]
     tests = study.family_tests(cells)
-    folds = sorted(cells["test_fold"].unique())
     out = Path(out)
     parts = [
         "# Results",
@@ -264,11 +262,34 @@ def build_study_report(root: str | Path, out: str | Path, preamble: str = "", ex
     if preamble:
         parts += [preamble.strip(), ""]
     parts += ["## Verdict", ""] + _verdict(prim, cells, tests) + [""]
-    parts += [
-        *_primary_section(prim),
-    ]
-    parts += power_section(prim)
-    parts += [
+    parts += [*_primary_section(prim), *power_section(prim)]
+    table_parts, tables = _paper_tables(cells, prim["best_baseline"], out)
+    parts += table_parts
+    parts += ["## What the paper reports", "", PAPER, ""]
+    parts += _tests_section(tests) + _convergence_and_cost(cells)
+    if export is not None and (Path(export).parent / "neighbours.csv").is_file():
+        parts += neighbours_section(Path(export).parent / "neighbours.csv")
+    if export is not None and (Path(export).parent / "attribution.csv").is_file():
+        parts += attribution_section(Path(export).parent / "attribution.csv")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text("\n".join(parts) + "\n")
+    if export is not None:
+        dest = Path(export)
+        export_sweeps(root, dest)
+        pd.concat([t.assign(protocol=p, metric=m) for (p, m), t in tables.items()]).to_csv(
+            dest.parent / "paper_table.csv", index=False
+        )
+        tests.to_csv(dest.parent / "family_tests.csv", index=False)
+        (dest.parent / "primary.json").write_text(json.dumps(prim, indent=1, default=float) + "\n")
+    return out
+
+
+def _paper_tables(
+    cells: pd.DataFrame, best: str | None, out: Path
+) -> tuple[list[str], dict[tuple[str, str], pd.DataFrame]]:
+    """The section of the paper's table per protocol and metric (figures written beside ``out``), and the tables."""
+    folds = sorted(cells["test_fold"].unique())
+    parts = [
         "## The paper's table, on this data",
         "",
         f"Mean over test folds ({', '.join(map(str, folds))}) of the mean over 3 label seeds; ± is the standard "
@@ -301,23 +322,30 @@ def build_study_report(root: str | Path, out: str | Path, preamble: str = "", ex
                 f"![{title}, {protocol}]({png.relative_to(out.parent).as_posix()})",
                 "",
             ]
-    parts += ["## What the paper reports", "", PAPER, ""]
-    if not tests.empty:
-        parts += [
-            "## DeLong tests with Holm correction",
-            "",
-            f"{len(tests)} paired DeLong tests of macro AUROC (ACL-ECG's probe against every other arm, and "
-            "its fine-tuned encoder against the other trained arms), one per protocol, label fraction and "
-            "test fold, on the label-seed ensemble (mean predicted probability over the 3 seeds, so "
-            "identical models are never counted as separate tests). Holm's correction runs over all of "
-            f"them. The {_pct(study.PRIMARY['fraction'])} rows:",
-            "",
-            _tests_table(tests, study.PRIMARY["fraction"]),
-            "",
-            "All rows: `docs/results/family_tests.csv`.",
-            "",
-        ]
-    parts += [
+    return parts, tables
+
+
+def _tests_section(tests: pd.DataFrame) -> list[str]:
+    if tests.empty:
+        return []
+    return [
+        "## DeLong tests with Holm correction",
+        "",
+        f"{len(tests)} paired DeLong tests of macro AUROC (ACL-ECG's probe against every other arm, and "
+        "its fine-tuned encoder against the other trained arms), one per protocol, label fraction and "
+        "test fold, on the label-seed ensemble (mean predicted probability over the 3 seeds, so "
+        "identical models are never counted as separate tests). Holm's correction runs over all of "
+        f"them. The {_pct(study.PRIMARY['fraction'])} rows:",
+        "",
+        _tests_table(tests, study.PRIMARY["fraction"]),
+        "",
+        "All rows: `docs/results/family_tests.csv`.",
+        "",
+    ]
+
+
+def _convergence_and_cost(cells: pd.DataFrame) -> list[str]:
+    return [
         "## Convergence of the trained arms",
         "",
         "Budgets count optimiser steps (at most 2000 per learning rate, patience 200 steps). Cells trained "
@@ -328,8 +356,6 @@ def build_study_report(root: str | Path, out: str | Path, preamble: str = "", ex
         "",
         _convergence(cells),
         "",
-    ]
-    parts += [
         "## Cost",
         "",
         "Wall time of each cell's fit (`seconds` in its cell file; probes exclude the one-off "
@@ -339,21 +365,6 @@ def build_study_report(root: str | Path, out: str | Path, preamble: str = "", ex
         _cost(cells),
         "",
     ]
-    if export is not None and (Path(export).parent / "neighbours.csv").is_file():
-        parts += neighbours_section(Path(export).parent / "neighbours.csv")
-    if export is not None and (Path(export).parent / "attribution.csv").is_file():
-        parts += attribution_section(Path(export).parent / "attribution.csv")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text("\n".join(parts) + "\n")
-    if export is not None:
-        dest = Path(export)
-        export_sweeps(root, dest)
-        pd.concat([t.assign(protocol=p, metric=m) for (p, m), t in tables.items()]).to_csv(
-            dest.parent / "paper_table.csv", index=False
-        )
-        tests.to_csv(dest.parent / "family_tests.csv", index=False)
-        (dest.parent / "primary.json").write_text(json.dumps(prim, indent=1, default=float) + "\n")
-    return out
 
 
 def published_sweeps(root: str | Path | None = None) -> dict[str, Path]:

@@ -38,6 +38,7 @@ def _umap():
     return umap
 
 
+# long: umap-learn's own parameters, passed on one by one
 def fit(
     feats: np.ndarray,
     n_neighbors: int,

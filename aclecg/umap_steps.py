@@ -270,6 +270,7 @@ def scale_init(init: np.ndarray, seed: int) -> np.ndarray:
     return (init + rng.normal(scale=1e-4, size=init.shape)).astype(np.float32)
 
 
+# long: the graph (edges, weights), the curve (a, b) and the SGD schedule of UMAP
 def optimize_layout(
     y: torch.Tensor,
     head: torch.Tensor,

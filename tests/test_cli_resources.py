@@ -119,6 +119,7 @@ COMMANDS = {
     "embed": ["embed", "--checkpoint", "{ckpt}", "--data", "{data}", "--device", "cpu", "--out", "{out}/emb.npy"],
     "runs launch": ["runs", "launch", "x", "--root", "{out}/runs", "--", "--data", "{data}"],
     "umap": ["umap", "--embeddings", "{emb}", "--cache-dir", "{tmp}/umap", "--out", "{out}/map.csv"],
+    "regions": ["regions", "--checkpoint", "{ckpt}", "--data", "{data}", "--records", "8", "--out", "{out}/r.html"],
 }
 
 
@@ -237,3 +238,47 @@ def test_the_bounds_are_what_the_sweep_accepts():
 
     check_form("0.0001,0.5,1", 1)
     check_form([1.0], 100)
+
+
+# ------------------------------------------------------------------------------- missing modules: package or bug
+def _failing_command(monkeypatch, missing: str) -> None:
+    """Make `aclecg info` raise the ModuleNotFoundError an `import missing` inside the command would."""
+    from aclecg.commands import info
+
+    def run(args):
+        raise ModuleNotFoundError(f"No module named {missing!r}", name=missing)
+
+    monkeypatch.setattr(info, "run", run)
+
+
+def test_a_missing_optional_package_is_one_line_naming_it(monkeypatch, capsys, tmp_path: Path):
+    _failing_command(monkeypatch, "matplotlib.pyplot")
+    assert main(["info", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.strip() == (
+        "error: this command needs the Python package 'matplotlib', which is not installed "
+        "(pip install matplotlib, or pip install 'aclecg[report]')"
+    )
+
+
+def test_a_missing_module_of_aclecg_itself_is_a_bug_and_keeps_its_traceback(monkeypatch, tmp_path: Path):
+    _failing_command(monkeypatch, "aclecg.no_such_module")
+    with pytest.raises(ModuleNotFoundError, match="aclecg.no_such_module"):
+        main(["info", str(tmp_path)])
+
+
+def test_a_command_module_that_fails_to_import_is_not_silently_dropped(monkeypatch):
+    import importlib
+
+    from aclecg import cli
+
+    real = importlib.import_module
+
+    def fake(name, *args):
+        if name == "aclecg.commands.info":
+            raise ModuleNotFoundError("No module named 'aclecg.commands.info'", name=name)
+        return real(name, *args)
+
+    monkeypatch.setattr(cli.importlib, "import_module", fake)
+    with pytest.raises(ModuleNotFoundError):
+        cli.build_parser()

@@ -280,6 +280,40 @@ def test_moco_queue_is_fifo_of_keys_and_reported():
     assert "queue" in m.state_dict() and "queue_ptr" in m.state_dict()
 
 
+#: Losses of the first four SGD steps of tiny MoCo models (seed 0), recorded from the single MoCo class with
+#: ``version`` branches before it became one class per version: the split changed no number.
+MOCO_RECORDED = {
+    "v2": [1.8475741147994995, 3.0337138175964355, 3.1149284839630127, 4.023845195770264],
+    "v3": [1.6891744136810303, 2.364534616470337, 1.7716741561889648, 1.7479674816131592],
+}
+
+
+@pytest.mark.parametrize("version", ["v2", "v3"])
+def test_moco_versions_are_classes_and_train_as_recorded(version):
+    from aclecg.methods.moco import MoCo
+    from aclecg.methods.moco_v2 import MoCoV2
+    from aclecg.methods.moco_v3 import MoCoV3
+
+    torch.manual_seed(0)
+    m = create_method("moco", TINY, leads=LEADS4, **SMALL_HEADS["moco"], version=version)
+    assert type(m) is {"v2": MoCoV2, "v3": MoCoV3}[version] and isinstance(m, MoCo)
+    assert m.name == "moco" and METHODS.get("moco") is MoCo and m.hparams["version"] == version
+    assert ("queue" in m.state_dict()) == (version == "v2") and (m.predictor is None) == (version == "v2")
+    opt = torch.optim.SGD([p for p in m.parameters() if p.requires_grad], lr=0.1)
+    g = torch.Generator().manual_seed(1)
+    losses = []
+    for step in range(4):
+        out = m(torch.randn(8, 4, 64, generator=g), torch.randn(8, 4, 64, generator=g))
+        opt.zero_grad()
+        out["loss"].backward()
+        opt.step()
+        m.momentum_update(step / 4)
+        losses.append(float(out["loss"].detach()))
+    assert losses == pytest.approx(MOCO_RECORDED[version], rel=1e-6)
+    with pytest.raises(ConfigError, match="MoCoV2 is MoCo v2"):
+        MoCoV2(TINY, version="v3")
+
+
 @pytest.mark.parametrize("name", ALL)
 def test_eval_mode_changes_nothing_and_state_dict_resumes(name):
     m = tiny(name)

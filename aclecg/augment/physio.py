@@ -225,6 +225,7 @@ class CardiacCycleMask(Augmentation):
     WINDOWS = CYCLE_WINDOWS
     FILLS = MASK_FILLS
 
+    # long: one keyword per hyper-parameter of the augmentation (its config is these keywords)
     def __init__(
         self,
         n_cycles: Sequence[int] | int = (1, 2),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from aclecg.constraints import DATA_FORMATS
+from aclecg.registry import LazyNames, Registry
 
 EXAMPLES = """examples:
   # the bundled PTB-XL subset at 100 Hz, 10 s windows
@@ -24,6 +24,16 @@ or SIGTERM removes it (exit 130 / 143), a later run removes one left by a killed
 """
 
 
+def _readers() -> Registry:
+    from aclecg.data import READERS  # the readers and their registrations (imported when --format is checked)
+
+    return READERS
+
+
+#: ``--format`` accepts every registered reader; reading the names imports the data layer only when needed
+FORMAT_CHOICES = LazyNames(_readers)
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "prepare",
@@ -34,7 +44,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--format", required=True, choices=DATA_FORMATS, help="input format")
+    p.add_argument(
+        "--format", required=True, choices=FORMAT_CHOICES, metavar="FORMAT", help="input format: %(choices)s"
+    )
     p.add_argument("--input", required=True, help="dataset root folder (as downloaded)")
     p.add_argument("--output", required=True, help="prepared dataset folder to write (replaced atomically)")
     p.add_argument("--fs", type=float, default=100.0, help="target sampling rate in Hz (default 100)")

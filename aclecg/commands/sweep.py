@@ -35,6 +35,7 @@ whose best step came within --patience steps of the budget is marked "not conver
 """
 
 
+# long: one add_argument per flag of the sweep command
 def register(sub: argparse._SubParsersAction) -> None:
     from aclecg.commands.encoder_args import add_factory_args
     from aclecg.evaluation import ARMS, DEFAULT_ARMS, DEFAULT_FRACTIONS, PROTOCOLS, EvalConfig

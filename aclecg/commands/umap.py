@@ -134,7 +134,7 @@ def run(args: argparse.Namespace) -> int:
         seed=args.seed,
         method=args.method,
     )
-    from aclecg.runtime import cache_root
+    from aclecg.paths import cache_root
 
     cache = Path(args.cache_dir) if args.cache_dir else cache_root() / "umap"
     fitted = embed2d.cached_map(emb, cache, cfg, knn=args.knn)

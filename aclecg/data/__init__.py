@@ -6,12 +6,13 @@
 >>> keep, y, classes = ds.labels("superdiagnostic", "singlelabel")  # doctest: +SKIP
 """
 
-from aclecg.data.base import Reader, RecordItem
+from aclecg.data import ptbxl, cpsc2018, challenge  # noqa: F401, I001  (the readers register, in this order)
+from aclecg.data.base import READERS, Reader, RecordItem, register_reader
 from aclecg.data.bundled import BUNDLED, BUNDLED_DIR, BUNDLED_RAW_DIR, ensure_bundled, prepared_root
 from aclecg.data.cache import PROTOCOLS, PreparedDataset, available_datasets, is_prepared
 from aclecg.data.challenge import ChallengeReader
 from aclecg.data.cpsc2018 import Cpsc2018Reader
-from aclecg.data.prepare import FORMATS, PrepareConfig, make_reader, prepare_dataset, summary_lines
+from aclecg.data.prepare import PrepareConfig, make_reader, prepare_dataset, summary_lines
 from aclecg.data.ptbxl import PtbXlReader
 from aclecg.data.records import Record, Skipped
 from aclecg.data.rpeaks import detect_rpeaks
@@ -21,8 +22,8 @@ __all__ = [
     "BUNDLED",
     "BUNDLED_DIR",
     "BUNDLED_RAW_DIR",
-    "FORMATS",
     "PROTOCOLS",
+    "READERS",
     "ChallengeReader",
     "Cpsc2018Reader",
     "PrepareConfig",
@@ -40,6 +41,7 @@ __all__ = [
     "patient_stratified_folds",
     "prepare_dataset",
     "prepared_root",
+    "register_reader",
     "split_of",
     "summary_lines",
 ]

@@ -6,6 +6,10 @@ Readers split their work in two so that ``prepare`` can read signals in worker p
   records that are already known to be unusable (as :class:`Skipped`);
 * ``read(item)`` loads and checks one record's signals and returns a :class:`Record`, raising
   :class:`aclecg.errors.DataError` (message names the file) when the record is malformed.
+
+Each reader class registers itself with :func:`register_reader` under its :attr:`Reader.format` (the value of
+``prepare --format``), with the label set that generated folds are stratified by (:attr:`Reader.stratify_by`);
+``prepare``, the command line's ``--format`` choices and the app read :data:`READERS`.
 """
 
 from __future__ import annotations
@@ -14,11 +18,13 @@ import abc
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 
 from aclecg.data.records import Record, Skipped, canonicalise, check_values
 from aclecg.errors import DataError
+from aclecg.registry import Registry
 
 
 @dataclass
@@ -38,14 +44,22 @@ class RecordItem:
 class Reader(abc.ABC):
     """Base class of the dataset readers."""
 
-    #: value of ``--format`` selecting this reader
+    #: value of ``--format`` selecting this reader (its name in :data:`READERS`)
     format: str = ""
+    #: label set that stratifies the generated folds of a dataset without official ones
+    stratify_by: str = ""
 
     def __init__(self, root: str | Path):
         self.root = Path(root).expanduser().resolve()
         if not self.root.is_dir():
             raise DataError(f"{root}: input folder does not exist")
         self._located: tuple[list[RecordItem], list[Skipped]] | None = None
+
+    @classmethod
+    def open(cls, root: str | Path, fs: float = 100.0) -> Reader:
+        """The reader ``prepare`` uses for ``root`` when it resamples to ``fs`` Hz (a reader that can pick among
+        stored rates overrides this)."""
+        return cls(root)
 
     @property
     def dataset(self) -> str:
@@ -105,6 +119,21 @@ class Reader(abc.ABC):
             return str(Path(path).resolve().relative_to(self.root))
         except ValueError:
             return str(path)
+
+
+#: Every reader class by its format name, in registration order (see :func:`register_reader`).
+READERS: Registry[type[Reader]] = Registry("format")
+
+R = TypeVar("R", bound="type[Reader]")
+
+
+def register_reader(cls: R) -> R:
+    """Class decorator adding a :class:`Reader` subclass to :data:`READERS` under ``cls.format``."""
+    for attr in ("format", "stratify_by"):
+        if not getattr(cls, attr, None):
+            raise TypeError(f"{cls.__name__} needs a non-empty class attribute {attr} to be registered")
+    READERS.register(cls.format, cls)
+    return cls
 
 
 def _reason(exc: Exception, source: str) -> str:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from aclecg.data.base import Reader, RecordItem, age_value, sex_code
+from aclecg.data.base import Reader, RecordItem, age_value, register_reader, sex_code
 from aclecg.data.records import Skipped
 from aclecg.data.snomed import abbreviation, code_mappings, fixed_class_order
 from aclecg.data.wfdbio import read_header_comments, read_wfdb
@@ -53,10 +53,12 @@ def labels_from_codes(codes: list[str]) -> dict[str, list[str]]:
     return out
 
 
+@register_reader
 class ChallengeReader(Reader):
     """Reads every ``*.hea`` under ``root`` (recursively) as a Challenge record."""
 
     format = "challenge"
+    stratify_by = "snomed"
 
     def label_sets(self) -> dict[str, list[str]]:
         items, _ = self.locate()

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from aclecg.data.base import Reader, RecordItem, age_value, sex_code
+from aclecg.data.base import Reader, RecordItem, age_value, register_reader, sex_code
 from aclecg.data.limits import MAX_MAT_BYTES, MAX_TABLE_BYTES, max_samples
 from aclecg.data.matfile import parse_mat
 from aclecg.data.records import Skipped
@@ -56,10 +56,12 @@ def read_reference(path: Path, root: Path | None = None) -> dict[str, list[str]]
     return out
 
 
+@register_reader
 class Cpsc2018Reader(Reader):
     """Reads a folder of CPSC 2018 ``.mat`` files with its ``REFERENCE.csv`` (searched recursively)."""
 
     format = "cpsc2018"
+    stratify_by = "cpsc2018"
 
     @property
     def dataset(self) -> str:

@@ -12,7 +12,6 @@ and Ctrl-C remove it, a later run removes one left by a killed process, a failin
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -29,15 +28,13 @@ import pandas as pd
 from tqdm import tqdm
 
 from aclecg import contract
-from aclecg.constraints import DATA_FORMATS
-from aclecg.data.base import Reader, RecordItem
-from aclecg.data.challenge import ChallengeReader
-from aclecg.data.cpsc2018 import Cpsc2018Reader
+from aclecg.data import challenge, cpsc2018, ptbxl  # noqa: F401  (the built-in readers register themselves)
+from aclecg.data.base import READERS, Reader, RecordItem
 from aclecg.data.limits import MAX_FS_HZ, max_samples
 from aclecg.data.preprocess import MIN_FRACTION, bandpass, cut_windows, plan_windows, resample, zscore
-from aclecg.data.ptbxl import PtbXlReader
 from aclecg.data.records import Skipped
 from aclecg.data.rpeaks import detect_rpeaks
+from aclecg.data.signalfile import SignalWriter
 from aclecg.data.splits import patient_stratified_folds, split_of
 from aclecg.data.staging import (
     OWNER,
@@ -53,9 +50,6 @@ from aclecg.errors import AclEcgError, ConfigError, DataError
 from aclecg.leads import LEADS
 
 FORMAT_VERSION = 1
-FORMATS: tuple[str, ...] = DATA_FORMATS
-#: label set used to stratify generated folds, per format
-STRATIFY_BY = {"cpsc2018": "cpsc2018", "challenge": "snomed", "ptbxl": "superdiagnostic"}
 
 
 @dataclass(frozen=True)
@@ -110,14 +104,10 @@ class Processed:
 
 
 def make_reader(fmt: str, input_dir: str | Path, fs: float = 100.0) -> Reader:
-    """The reader for ``fmt`` (one of :data:`FORMATS`)."""
-    if fmt == "ptbxl":
-        return PtbXlReader(input_dir, target_fs=fs)
-    if fmt == "cpsc2018":
-        return Cpsc2018Reader(input_dir)
-    if fmt == "challenge":
-        return ChallengeReader(input_dir)
-    raise ConfigError(f"unknown format {fmt!r}; expected one of {', '.join(FORMATS)}")
+    """The reader for ``fmt`` (a format registered in :data:`aclecg.data.base.READERS`, spelt exactly)."""
+    if fmt not in READERS.names():
+        raise ConfigError(f"unknown format {fmt!r}; expected one of {', '.join(READERS.names())}")
+    return READERS.get(fmt).open(input_dir, fs=fs)
 
 
 def process_record(reader: Reader, item: RecordItem, index: int, cfg: PrepareConfig) -> Processed | Skipped:
@@ -206,52 +196,11 @@ def _results(
         yield from pool.imap(_work, list(enumerate(items)), chunksize=8)
 
 
-#: bytes reserved for the ``signals.npy`` header: the shape is known only at the end, and the header is rewritten in
-#: place then (NPY 1.0: magic, version, a 2-byte length and a Python-literal dict padded with spaces to a multiple of
-#: 64, so any row count up to 19 digits fits)
-NPY_HEADER_BYTES = 128
-
-
-def _npy_header(rows: int, n_leads: int, n_samples: int) -> bytes:
-    """The NPY 1.0 header of a C-order little-endian float32 array of shape (rows, n_leads, n_samples)."""
-    text = f"{{'descr': '<f4', 'fortran_order': False, 'shape': ({rows}, {n_leads}, {n_samples}), }}"
-    body = text.ljust(NPY_HEADER_BYTES - 10 - 1) + "\n"
-    return b"\x93NUMPY\x01\x00" + len(body).to_bytes(2, "little") + body.encode("latin1")
-
-
-class _SignalWriter:
-    """Streams float32 windows into ``signals.npy`` once (hashing them); the header gets its row count at the end.
-
-    One pass: the data is written once, so disk use and memory are the output's size, not twice it."""
-
-    def __init__(self, folder: Path, n_samples: int):
-        self.path = folder / "signals.npy"
-        self.handle = open(self.path, "wb")
-        self.handle.write(_npy_header(0, len(LEADS), n_samples))
-        self.sha = hashlib.sha256()
-        self.rows = 0
-        self.n_samples = n_samples
-
-    def append(self, windows: np.ndarray) -> None:
-        data = np.ascontiguousarray(windows, dtype="<f4").tobytes()
-        self.handle.write(data)
-        self.sha.update(data)
-        self.rows += windows.shape[0]
-
-    def finish(self) -> Path:
-        self.handle.seek(0)
-        self.handle.write(_npy_header(self.rows, len(LEADS), self.n_samples))
-        self.handle.flush()
-        os.fsync(self.handle.fileno())
-        self.handle.close()
-        return self.path
-
-
-def _fold_assignment(items: list[RecordItem], fmt: str, seed: int) -> tuple[list[int], str]:
+def _fold_assignment(items: list[RecordItem], key: str, seed: int) -> tuple[list[int], str]:
+    """Official folds when every record has one, else folds stratified by label set ``key``."""
     official = [item.fold for item in items if item.fold is not None]
     if len(official) == len(items):
         return [int(fold) for fold in official], "official"
-    key = STRATIFY_BY.get(fmt, "")
     folds = patient_stratified_folds(
         [it.patient_id for it in items], [it.labels.get(key, []) for it in items], seed=seed
     )
@@ -288,6 +237,7 @@ def _publish(tmp: Path, output: Path) -> None:
     os.replace(tmp, output)
 
 
+# long: keyword options, one per ``prepare`` flag (the public API the command line and the app call)
 def prepare_dataset(
     input_dir: str | Path,
     output_dir: str | Path,
@@ -328,9 +278,8 @@ def prepare_dataset(
         raise storage_error(exc, output.parent) from None
     try:
         with sigterm_raises():
-            manifest = _write(
-                tmp, reader, items, skipped, label_sets, cfg, fmt, strict, workers, progress, name or reader.dataset
-            )
+            job = _Job(reader, items, skipped, label_sets, cfg, fmt, strict, workers, progress, name or reader.dataset)
+            manifest = _write(tmp, job)
             manifest["prepare_seconds"] = round(time.time() - started, 2)
             if extra_manifest:
                 manifest.update(extra_manifest)
@@ -347,100 +296,119 @@ def prepare_dataset(
     return manifest
 
 
-def _write(
-    tmp: Path,
-    reader: Reader,
-    items: list[RecordItem],
-    skipped: list[Skipped],
-    label_sets: dict[str, list[str]],
-    cfg: PrepareConfig,
-    fmt: str,
-    strict: bool,
-    workers: int,
-    progress: bool,
-    dataset: str,
-) -> dict:
-    folds, fold_source = _fold_assignment(items, fmt, cfg.seed)
-    writer = _SignalWriter(tmp, cfg.n_samples)
-    rows: list[dict] = []
-    peaks: list[np.ndarray] = []
-    warnings: list[str] = []
-    kept_records = 0
-    bar = tqdm(total=len(items), desc=f"prepare {dataset}", unit="rec", disable=not progress, file=sys.stderr)
-    try:
-        for result in _results(reader, items, cfg, workers):
-            bar.update(1)
-            if isinstance(result, Skipped):
-                if strict:
-                    raise DataError(result.message())
-                skipped.append(result)
-                continue
-            item = items[result.item_index]
-            kept_records += 1
-            warnings.extend(result.warnings)
-            writer.append(result.windows)
-            peaks.extend(p.astype(np.int32) for p in result.rpeaks)
-            fold = folds[result.item_index]
-            base = {
-                "record_id": item.record_id,
-                "patient_id": item.patient_id,
-                "fold": fold,
-                "split": split_of(fold),
-                "source": item.source,
-                "age": result.age,
-                "sex": result.sex,
-            }
-            labels = {f"labels_{n}": ";".join(item.labels.get(n, [])) for n in label_sets}
-            for k, (start, n_valid) in enumerate(zip(result.starts, result.n_valid)):
-                rows.append(
-                    {
-                        **base,
-                        **labels,
-                        "window": k,
-                        "start": start,
-                        "n_valid": n_valid,
-                        "fs_original": result.fs_original,
-                        "seconds_original": round(result.seconds_original, 3),
-                    }
-                )
-    finally:
-        bar.close()
-    signals_path = writer.finish()
-    columns = [
-        "record_id",
-        "patient_id",
-        "fold",
-        "split",
-        "source",
-        "age",
-        "sex",
-        *[f"labels_{n}" for n in label_sets],
-        "window",
-        "start",
-        "n_valid",
-        "fs_original",
-        "seconds_original",
-    ]
-    records = pd.DataFrame(rows, columns=columns)
+@dataclass
+class _Job:
+    """One ``prepare`` run: the reader and its located records, the parameters, how to run."""
+
+    reader: Reader
+    items: list[RecordItem]
+    skipped: list[Skipped]
+    label_sets: dict[str, list[str]]
+    cfg: PrepareConfig
+    fmt: str
+    strict: bool
+    workers: int
+    progress: bool
+    dataset: str
+
+
+@dataclass
+class _Kept:
+    """What the records kept so far add up to: one ``records.csv`` row per window, its R-peaks, the warnings."""
+
+    rows: list[dict] = field(default_factory=list)
+    peaks: list[np.ndarray] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    records: int = 0
+
+
+#: Columns of ``records.csv``; the ``labels_<set>`` columns go between ``sex`` and ``window``.
+_HEAD_COLUMNS = ("record_id", "patient_id", "fold", "split", "source", "age", "sex")
+_TAIL_COLUMNS = ("window", "start", "n_valid", "fs_original", "seconds_original")
+
+
+def _write(tmp: Path, job: _Job) -> dict:
+    """Read and preprocess every record into ``tmp`` (signals, records.csv, R-peaks); return the manifest."""
+    folds, fold_source = _fold_assignment(job.items, job.reader.stratify_by, job.cfg.seed)
+    writer = SignalWriter(tmp, job.cfg.n_samples)
+    kept = _read_records(job, folds, writer)
+    writer.finish()
+    columns = [*_HEAD_COLUMNS, *[f"labels_{n}" for n in job.label_sets], *_TAIL_COLUMNS]
+    records = pd.DataFrame(kept.rows, columns=columns)
     records.to_csv(tmp / "records.csv", index=False)
-    counts_per_row = np.array([len(p) for p in peaks], dtype=np.int64)
+    counts_per_row = np.array([len(p) for p in kept.peaks], dtype=np.int64)
     offsets = np.concatenate([[0], np.cumsum(counts_per_row)]).astype(np.int64)
-    flat = np.concatenate(peaks).astype(np.int32) if peaks else np.zeros(0, dtype=np.int32)
+    flat = np.concatenate(kept.peaks).astype(np.int32) if kept.peaks else np.zeros(0, dtype=np.int32)
     np.save(tmp / "rpeaks.npy", flat)
     np.save(tmp / "rpeak_offsets.npy", offsets)
     writer.sha.update((tmp / "records.csv").read_bytes())
-    label_counts, protocols = _label_counts(records, label_sets)
-    skipped.sort(key=lambda s: s.file)
+    job.skipped.sort(key=lambda s: s.file)
+    return _manifest(job, kept, records, int(flat.size), fold_source, writer.sha.hexdigest())
+
+
+def _read_records(job: _Job, folds: list[int], writer: SignalWriter) -> _Kept:
+    """Process every record (in worker processes when asked), appending windows to ``writer`` in record order."""
+    kept = _Kept()
+    bar = tqdm(
+        total=len(job.items), desc=f"prepare {job.dataset}", unit="rec", disable=not job.progress, file=sys.stderr
+    )
+    try:
+        for result in _results(job.reader, job.items, job.cfg, job.workers):
+            bar.update(1)
+            if isinstance(result, Skipped):
+                if job.strict:
+                    raise DataError(result.message())
+                job.skipped.append(result)
+                continue
+            kept.records += 1
+            kept.warnings.extend(result.warnings)
+            writer.append(result.windows)
+            kept.peaks.extend(p.astype(np.int32) for p in result.rpeaks)
+            kept.rows.extend(_rows_of(result, job.items[result.item_index], folds[result.item_index], job.label_sets))
+    finally:
+        bar.close()
+    return kept
+
+
+def _rows_of(result: Processed, item: RecordItem, fold: int, label_sets: dict[str, list[str]]) -> list[dict]:
+    """The ``records.csv`` rows of one record's windows."""
+    base = {
+        "record_id": item.record_id,
+        "patient_id": item.patient_id,
+        "fold": fold,
+        "split": split_of(fold),
+        "source": item.source,
+        "age": result.age,
+        "sex": result.sex,
+    }
+    labels = {f"labels_{n}": ";".join(item.labels.get(n, [])) for n in label_sets}
+    return [
+        {
+            **base,
+            **labels,
+            "window": k,
+            "start": start,
+            "n_valid": n_valid,
+            "fs_original": result.fs_original,
+            "seconds_original": round(result.seconds_original, 3),
+        }
+        for k, (start, n_valid) in enumerate(zip(result.starts, result.n_valid))
+    ]
+
+
+def _manifest(job: _Job, kept: _Kept, records: pd.DataFrame, n_rpeaks: int, fold_source: str, digest: str) -> dict:
+    cfg, skipped = job.cfg, job.skipped
+    label_counts, protocols = _label_counts(records, job.label_sets)
     folds_count = Counter(records["fold"].tolist())
-    manifest = {
+    return {
         "format_version": FORMAT_VERSION,
-        "dataset": dataset,
-        "format": fmt,
+        "dataset": job.dataset,
+        "format": job.fmt,
         "fs": cfg.fs,
         "seconds": cfg.seconds,
         "n_samples": cfg.n_samples,
         "leads": list(LEADS),
-        "label_sets": label_sets,
+        "label_sets": job.label_sets,
         "preprocessing": {
             **{k: v for k, v in asdict(cfg).items() if k not in ("fs", "seconds")},
             "resample": "scipy.signal.resample_poly",
@@ -450,27 +418,25 @@ def _write(
             "normalisation": "z-score per row (window) and lead over its real samples",
             "rpeaks": "aclecg.data.rpeaks.detect_rpeaks on the filtered record (samples within the row)",
             "folds": fold_source,
-            "source_root": str(reader.root),
+            "source_root": str(job.reader.root),
         },
         "counts": {
-            "records_found": kept_records + len(skipped),
-            "records_kept": kept_records,
+            "records_found": kept.records + len(skipped),
+            "records_kept": kept.records,
             "records_skipped": len(skipped),
             "rows": int(len(records)),
             "patients": int(records["patient_id"].nunique()),
             "folds": {str(k): int(folds_count.get(k, 0)) for k in range(1, 11)},
             "splits": {s: int((records["split"] == s).sum()) for s in ("train", "val", "test")},
-            "rpeaks": int(flat.size),
+            "rpeaks": n_rpeaks,
             "labels": label_counts,
             "protocols": protocols,
         },
         "contract": cfg.contract().to_dict(),
         "skipped": [s.to_dict() for s in skipped],
-        "warnings": warnings,
-        "fingerprint": writer.sha.hexdigest(),
+        "warnings": kept.warnings,
+        "fingerprint": digest,
     }
-    del signals_path
-    return manifest
 
 
 def summary_lines(manifest: dict, max_skipped: int = 20) -> list[str]:

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from aclecg.data.base import Reader, RecordItem, age_value, sex_code
+from aclecg.data.base import Reader, RecordItem, age_value, register_reader, sex_code
 from aclecg.data.limits import MAX_TABLE_BYTES
 from aclecg.data.records import Skipped
 from aclecg.data.safeio import read_table
@@ -93,6 +93,7 @@ def _is_age_code(value: object) -> bool:
         return False
 
 
+@register_reader
 class PtbXlReader(Reader):
     """Reads a PTB-XL root (``ptbxl_database.csv``, ``scp_statements.csv``, ``records100/`` or ``records500/``).
 
@@ -101,6 +102,7 @@ class PtbXlReader(Reader):
     """
 
     format = "ptbxl"
+    stratify_by = "superdiagnostic"
 
     def __init__(self, root: str | Path, resolution: str = "auto", target_fs: float = 100.0):
         super().__init__(root)
@@ -116,6 +118,10 @@ class PtbXlReader(Reader):
         self.statements = load_statements(self.root / STATEMENTS, self.root)
         self._known_codes = frozenset(self.statements.index)
         self.mapping = label_mapping(self.statements)
+
+    @classmethod
+    def open(cls, root: str | Path, fs: float = 100.0) -> PtbXlReader:
+        return cls(root, target_fs=fs)
 
     @property
     def dataset(self) -> str:

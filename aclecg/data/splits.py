@@ -15,7 +15,6 @@ from collections.abc import Sequence
 import numpy as np
 
 N_FOLDS = 10
-TRAIN_FOLDS = tuple(range(1, 9))
 VAL_FOLD = 9
 TEST_FOLD = 10
 

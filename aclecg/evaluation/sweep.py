@@ -68,6 +68,7 @@ def open_dataset(data: Any) -> Any:
     return data
 
 
+# long: public API with the sweep command's options; issue 33 splits it into a cell plan, a store and their execution
 def run_sweep(
     checkpoints: Sequence[str | Path | EncoderSource],
     data: Any,

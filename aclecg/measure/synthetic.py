@@ -80,6 +80,7 @@ def _lead_gains(rng: np.random.Generator, n_leads: int) -> dict[str, np.ndarray]
     }
 
 
+# long: one keyword per property of the synthetic beat that a test controls
 def synthetic_ecg(
     fs: float = 500.0,
     seconds: float = 10.0,

@@ -6,7 +6,20 @@
 'physio'
 """
 
-from aclecg.methods import acl_ecg, barlow, byol, dla, dlc, lcd, moco, simclr, simsiam, vicreg  # noqa: F401  (register)
+from aclecg.methods import (  # noqa: F401  (register)
+    acl_ecg,
+    barlow,
+    byol,
+    dla,
+    dlc,
+    lcd,
+    moco,
+    moco_v2,
+    moco_v3,
+    simclr,
+    simsiam,
+    vicreg,
+)
 from aclecg.methods.base import SSLMethod
 from aclecg.methods.distributed import gather_with_grad
 from aclecg.methods.momentum import MomentumMethod

@@ -29,7 +29,7 @@ import torch
 import torch.distributed as dist
 from torch import Tensor
 
-__all__ = ["check_equal_batches", "gather_no_grad", "gather_with_grad", "is_distributed", "rank", "world_size"]
+__all__ = ["gather_no_grad", "gather_with_grad", "is_distributed", "rank", "world_size"]
 
 
 def is_distributed() -> bool:
@@ -84,16 +84,3 @@ def gather_no_grad(t: Tensor, dim: int = 0) -> Tensor:
     parts = [torch.empty_like(t) for _ in range(dist.get_world_size())]
     dist.all_gather(parts, t.contiguous())
     return torch.cat(parts, dim=dim)
-
-
-def check_equal_batches(n: int) -> None:
-    """Raise ``RuntimeError`` when ranks hold different local batch sizes (one tiny collective)."""
-    if not is_distributed():
-        return
-    device = torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" else "cpu"
-    sizes = gather_no_grad(torch.tensor([n], device=device))
-    if not bool((sizes == n).all()):
-        raise RuntimeError(
-            f"all ranks need the same local batch size for cross-process losses, got "
-            f"{sizes.tolist()}; use drop_last=True in the sampler/loader"
-        )

@@ -19,27 +19,26 @@ projector 3 layers with a final affine-free BN, predictor 2 layers; momentum cos
 ``m = 0.99`` to 1. Published ``tau`` is 1.0 for ResNet-50 and 0.2 for ViT; we keep one ``temperature``
 default of 0.2 for both versions.
 
-The losses are :func:`aclecg.methods.losses.moco_queue_loss` and :func:`~aclecg.methods.losses.moco_v3_loss`;
-the target network and its EMA update come from :class:`~aclecg.methods.momentum.MomentumMethod`.
+One registered method, ``moco``, and one class per version (as solo-learn keeps one file per method version):
+:class:`MoCo` holds what both share (name, hyper-parameters, the EMA targets of
+:class:`~aclecg.methods.momentum.MomentumMethod`), and building ``moco`` gives the class of its ``version``:
+:class:`~aclecg.methods.moco_v2.MoCoV2` (:func:`~aclecg.methods.losses.moco_queue_loss`) or
+:class:`~aclecg.methods.moco_v3.MoCoV3` (:func:`~aclecg.methods.losses.moco_v3_loss`).
 
 Example:
     >>> from aclecg.methods import create_method
     >>> method = create_method("moco", "small", queue_size=64)
-    >>> tuple(method.queue.shape), method.extra_state_description()["ema"]["schedule"]
-    ((64, 64), 'constant')
+    >>> type(method).__name__, tuple(method.queue.shape), method.extra_state_description()["ema"]["schedule"]
+    ('MoCoV2', (64, 64), 'constant')
 """
 
 from __future__ import annotations
 
 from typing import Any, ClassVar
 
-import torch
-import torch.nn.functional as F
-from torch import Tensor
+from torch import Tensor, nn
 
-from aclecg.methods.distributed import gather_no_grad
-from aclecg.methods.heads import prediction_head, projection_head
-from aclecg.methods.losses import moco_queue_loss, moco_v3_loss
+from aclecg.errors import ConfigError
 from aclecg.methods.momentum import MomentumMethod
 from aclecg.methods.registry import register_method
 
@@ -48,7 +47,11 @@ __all__ = ["MoCo"]
 
 @register_method
 class MoCo(MomentumMethod):
-    """MoCo v2 (queue, constant momentum) or v3 (in-batch keys, predictor, cosine momentum)."""
+    """MoCo v2 (queue, constant momentum) or v3 (in-batch keys, predictor, cosine momentum).
+
+    ``MoCo(..., version=v)`` builds the subclass registered for ``v`` in :attr:`VERSIONS`; each subclass builds its
+    heads (:meth:`_build_heads`) and defines ``forward``, its momentum schedule and its extra state.
+    """
 
     NAME = "moco"
     TITLE = "MoCo (v2 / v3)"
@@ -72,29 +75,38 @@ class MoCo(MomentumMethod):
     }
     CHOICES = {"version": ("v2", "v3")}
     MOMENTUM_HPARAM = "momentum"
-    # Buffers registered in ``__init__`` (v2 only), declared for the type checker.
-    queue: Tensor
-    queue_ptr: Tensor
+    #: The class of each version (each subclass adds itself under its :attr:`VERSION`).
+    VERSIONS: ClassVar[dict[str, type[MoCo]]] = {}
+    #: The ``version`` this class implements (empty for the shared base).
+    VERSION: ClassVar[str] = ""
+    #: The momentum when the ``momentum`` hyper-parameter is null.
+    DEFAULT_MOMENTUM: ClassVar[float] = 0.999
+    predictor: nn.Module | None
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if cls.VERSION:
+            MoCo.VERSIONS[cls.VERSION] = cls
+
+    def __new__(cls, *args: Any, **hparams: Any) -> MoCo:
+        if cls is MoCo:  # the registered name builds the class of its version (a bad one fails validation there)
+            version = hparams.get("version", cls.DEFAULTS["version"])
+            cls = MoCo.VERSIONS.get(version if isinstance(version, str) else "", MoCo.VERSIONS["v2"])
+        return super().__new__(cls)
 
     def __init__(self, encoder_config: Any = None, region_map: Any = None, **hparams: Any) -> None:
         super().__init__(encoder_config, region_map, **hparams)
         h = self.hparams
+        if self.VERSION and h["version"] != self.VERSION:
+            raise ConfigError(f"{type(self).__name__} is MoCo {self.VERSION}; build version {h['version']} as 'moco'")
         if h["momentum"] is None:
-            h["momentum"] = 0.999 if h["version"] == "v2" else 0.99
+            h["momentum"] = self.DEFAULT_MOMENTUM
         self._check_hparams()
-        emb = self.encoder.embedding_dim
-        if h["version"] == "v2":
-            self.projector = projection_head(emb, h["proj_hidden_dim"], h["proj_dim"])
-            self.predictor = None
-            queue = F.normalize(torch.randn(h["queue_size"], h["proj_dim"]), dim=1)
-            self.register_buffer("queue", queue)
-            self.register_buffer("queue_ptr", torch.zeros((), dtype=torch.long))
-        else:
-            self.projector = projection_head(
-                emb, h["proj_hidden_dim"], h["proj_dim"], n_layers=3, standardize_output=True
-            )
-            self.predictor = prediction_head(h["proj_dim"], h["pred_hidden_dim"])
+        self._build_heads(self.encoder.embedding_dim)
         self._build_targets()
+
+    def _build_heads(self, embedding_dim: int) -> None:
+        raise NotImplementedError
 
     def _check_hparams(self) -> None:
         self._positive("temperature", "queue_size", "proj_hidden_dim", "proj_dim", "pred_hidden_dim")
@@ -102,41 +114,5 @@ class MoCo(MomentumMethod):
         self._require(m is None or 0.0 <= m < 1.0, "momentum", "in [0, 1) or null")
         self._check_ema_half_life()
 
-    def _queries(self, x: Tensor) -> Tensor:
-        q = self.projector(self.encoder(x).embedding)
-        return self.predictor(q) if self.predictor is not None else q
-
-    def forward(self, view1: Tensor, view2: Tensor) -> dict[str, Tensor]:
-        tau = self.hparams["temperature"]
-        if self.hparams["version"] == "v3":
-            q1, q2 = self._queries(view1), self._queries(view2)
-            k1, k2 = self.target_forward(view1), self.target_forward(view2)
-            loss = moco_v3_loss(q1, k2, tau) + moco_v3_loss(q2, k1, tau)
-            return {"loss": loss, "infonce": loss.detach()}
-        q = self._queries(view1)
-        k = self.target_forward(view2)
-        loss = moco_queue_loss(q, k, self.queue.clone(), tau)
-        if self.training:
-            self._enqueue(F.normalize(k, dim=-1))
-        return {"loss": loss, "infonce": loss.detach()}
-
-    @torch.no_grad()
-    def _enqueue(self, keys: Tensor) -> None:
-        keys = gather_no_grad(keys)[: self.queue.shape[0]]
-        idx = (self.queue_ptr + torch.arange(keys.shape[0], device=keys.device)) % self.queue.shape[0]
-        self.queue[idx] = keys.to(self.queue.dtype)
-        self.queue_ptr.copy_((self.queue_ptr + keys.shape[0]) % self.queue.shape[0])
-
-    def momentum_schedule(self) -> str:
-        return "constant" if self.hparams["version"] == "v2" else "cosine"
-
-    def extra_state_description(self) -> dict[str, Any]:
-        out = super().extra_state_description()
-        if self.hparams["version"] == "v2":
-            out["queue"] = {
-                "buffer": "queue",
-                "size": int(self.queue.shape[0]),
-                "dim": int(self.queue.shape[1]),
-                "pointer": int(self.queue_ptr),
-            }
-        return out
+    def forward(self, view1: Tensor, view2: Tensor) -> dict[str, Tensor]:  # pragma: no cover - per version
+        raise NotImplementedError

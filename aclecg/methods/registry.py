@@ -2,7 +2,7 @@
 
 >>> from aclecg.methods import create_method, list_methods
 >>> [m.name for m in list_methods()][:3]
-['simclr', 'moco', 'byol']
+['acl_ecg', 'barlow', 'byol']
 >>> method = create_method("simclr", "small", temperature=0.2)
 >>> method.hparams["temperature"]
 0.2

@@ -14,8 +14,10 @@ and resumed ends bit-identical to an uninterrupted one on CPU.
 ``loop``           :func:`pretrain` and the :class:`Trainer` that runs the loop
 =================  ===============================================================================================
 
-The names below are loaded on first use, so ``from aclecg.training.rundir import RunDir`` (what the background jobs
-read) or ``from aclecg.training import PRESETS`` imports neither torch nor the engine.
+The names below are loaded on first use, so ``from aclecg.training.rundir import RunDir`` or
+``from aclecg.training import PRESETS`` (what the Pretraining page reads) imports neither torch nor the engine. The
+background jobs (:mod:`aclecg.jobs`) import nothing from here: they read a run's ``status.json`` and
+``metrics.jsonl`` as files.
 
 >>> from aclecg.training import PretrainConfig, RUN_PRESETS
 >>> sorted(RUN_PRESETS.names())

@@ -115,27 +115,7 @@ def run_session(
     stored_amp: str | None = None
     locked = False
     if main:
-        try:
-            device = pick_device(config.device, device, info)
-            if not resume and run.config.exists() and run.step_checkpoints():
-                raise AclEcgError(
-                    f"{run.path} already holds a run; pass --resume to continue it or choose a new --run-dir"
-                )
-            run.acquire_lock()
-            locked = True
-            removed = clean_stale_files(run)
-            if removed:
-                log(f"removed {len(removed)} file(s) left by an interrupted write: {', '.join(sorted(removed))}")
-            if resume and run.config.exists():
-                stored = PretrainConfig.from_file(run.config)
-                if stored.to_dict() != config.to_dict():
-                    log("note: resuming with the configuration stored in the run directory")
-                config = stored
-                # A resumed run keeps the precision it started with, even if "auto" would now choose another;
-                # runs from before this record trained CPU float32.
-                stored_amp = read_json(run.config).get("resolved_amp") or ("off" if device.type == "cpu" else None)
-        except AclEcgError as exc:
-            setup_error = str(exc)
+        config, setup_error, stored_amp, locked = _settle(config, run, device, info, resume, log)
     resolved, setup_error, stored_amp = broadcast_object((config.to_dict(), setup_error, stored_amp), info)
     if setup_error is not None:
         if main:
@@ -151,35 +131,7 @@ def run_session(
         amp_dtype = amp_from_name(stored_amp) if stored_amp else resolve_amp(config.amp, device, cpu_auto_bf16=True)
         run.write_proc(info.rank)
         if main:
-            log.open(run.log)
-            log(
-                f"precision: {AMP_NAMES[amp_dtype]} (amp={config.amp}{', as the run started' if stored_amp else ''}, "
-                f"{device})"
-            )
-            run.write_status(
-                state="running",
-                pid=os.getpid(),
-                process=own_record(),
-                host=socket.gethostname(),
-                heartbeat=time.time(),
-                error=None,
-                started=time.time(),
-                method=config.method,
-                world_size=info.world_size,
-                hardware=hardware_description(device),
-            )
-            atomicio.write_json(
-                run.config,
-                {
-                    "run": str(run.path.name),
-                    "config": config.to_dict(),
-                    "resolved_device": str(device),
-                    "resolved_amp": AMP_NAMES[amp_dtype],
-                    "world_size": info.world_size,
-                },
-            )
-            heartbeat = Heartbeat(run)
-            heartbeat.start()
+            heartbeat = _start(run, config, device, info, amp_dtype, bool(stored_amp), log)
         yield RunContext(
             config=config,
             run=run,
@@ -197,15 +149,7 @@ def run_session(
         if heartbeat:
             heartbeat.stop()
         if main:
-            cancelled = isinstance(exc, KeyboardInterrupt)
-            try:
-                run.write_status(
-                    state="cancelled" if cancelled else "failed",
-                    error=None if cancelled else f"{type(exc).__name__}: {exc}",
-                    heartbeat=time.time(),
-                )
-            except OSError as status_exc:  # the disk that failed the run may refuse the status too
-                log(f"warning: could not record the failure in {run.status}: {status_exc}")
+            _record_end(run, exc, log)
         raise
     finally:
         if heartbeat:
@@ -213,3 +157,86 @@ def run_session(
         log.close()
         if locked:
             run.release_lock()
+
+
+def _settle(
+    config: PretrainConfig, run: RunDir, device: torch.device, info: DistInfo, resume: bool, log: RunLog
+) -> tuple[PretrainConfig, str | None, str | None, bool]:
+    """Rank 0's checks before training: ``(config, setup error or None, the stored precision, whether locked)``.
+
+    Refuses a run directory that holds a run unless resuming, takes the lock, removes files an interrupted write
+    left, and on resume adopts the stored configuration and the precision the run started with."""
+    stored_amp: str | None = None
+    locked = False
+    try:
+        device = pick_device(config.device, device, info)
+        if not resume and run.config.exists() and run.step_checkpoints():
+            raise AclEcgError(f"{run.path} already holds a run; pass --resume to continue it or choose a new --run-dir")
+        run.acquire_lock()
+        locked = True
+        removed = clean_stale_files(run)
+        if removed:
+            log(f"removed {len(removed)} file(s) left by an interrupted write: {', '.join(sorted(removed))}")
+        if resume and run.config.exists():
+            stored = PretrainConfig.from_file(run.config)
+            if stored.to_dict() != config.to_dict():
+                log("note: resuming with the configuration stored in the run directory")
+            config = stored
+            # A resumed run keeps the precision it started with, even if "auto" would now choose another;
+            # runs from before this record trained CPU float32.
+            stored_amp = read_json(run.config).get("resolved_amp") or ("off" if device.type == "cpu" else None)
+    except AclEcgError as exc:
+        return config, str(exc), stored_amp, locked
+    return config, None, stored_amp, locked
+
+
+def _start(
+    run: RunDir,
+    config: PretrainConfig,
+    device: torch.device,
+    info: DistInfo,
+    amp_dtype: torch.dtype | None,
+    kept_amp: bool,
+    log: RunLog,
+) -> Heartbeat:
+    """Rank 0: open the log, record the run as running with its resolved configuration, start the heartbeat."""
+    log.open(run.log)
+    log(f"precision: {AMP_NAMES[amp_dtype]} (amp={config.amp}{', as the run started' if kept_amp else ''}, {device})")
+    run.write_status(
+        state="running",
+        pid=os.getpid(),
+        process=own_record(),
+        host=socket.gethostname(),
+        heartbeat=time.time(),
+        error=None,
+        started=time.time(),
+        method=config.method,
+        world_size=info.world_size,
+        hardware=hardware_description(device),
+    )
+    atomicio.write_json(
+        run.config,
+        {
+            "run": str(run.path.name),
+            "config": config.to_dict(),
+            "resolved_device": str(device),
+            "resolved_amp": AMP_NAMES[amp_dtype],
+            "world_size": info.world_size,
+        },
+    )
+    heartbeat = Heartbeat(run)
+    heartbeat.start()
+    return heartbeat
+
+
+def _record_end(run: RunDir, exc: BaseException, log: RunLog) -> None:
+    """Rank 0: record a run stopped by Ctrl-C as cancelled and any other exception as failed, with its message."""
+    cancelled = isinstance(exc, KeyboardInterrupt)
+    try:
+        run.write_status(
+            state="cancelled" if cancelled else "failed",
+            error=None if cancelled else f"{type(exc).__name__}: {exc}",
+            heartbeat=time.time(),
+        )
+    except OSError as status_exc:  # the disk that failed the run may refuse the status too
+        log(f"warning: could not record the failure in {run.status}: {status_exc}")

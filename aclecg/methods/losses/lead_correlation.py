@@ -65,6 +65,7 @@ def lcd_terms(
     return intra, inter
 
 
+# long: predictions, targets, lead matches and record embeddings of both views, and the two loss weights
 @overload
 def lcd_loss(
     p1: Tensor,
@@ -81,6 +82,7 @@ def lcd_loss(
 ) -> Tensor: ...
 
 
+# long: predictions, targets, lead matches and record embeddings of both views, and the two loss weights
 @overload
 def lcd_loss(
     p1: Tensor,
@@ -98,6 +100,7 @@ def lcd_loss(
 ) -> tuple[Tensor, dict[str, Tensor]]: ...
 
 
+# long: predictions, targets, lead matches and record embeddings of both views, and the two loss weights
 def lcd_loss(
     p1: Tensor,
     p2: Tensor,
