@@ -70,3 +70,32 @@ def challenge_upload(tmp_path: Path) -> Path:
         if path.suffix.lower() in RECORD_SUFFIXES:
             (folder / path.name).write_bytes(path.read_bytes())
     return folder
+
+
+@pytest.fixture
+def tiny_checkpoint(tmp_path, bundled_prepared) -> Path:
+    """A tiny verified encoder for the bundled data (fast to embed)."""
+    from aclecg import checkpoint as ckpt
+    from aclecg.data import PreparedDataset
+    from aclecg.models import build_encoder
+
+    data = PreparedDataset(bundled_prepared)
+    enc = build_encoder(
+        {"stem_width": 4, "widths": [8], "blocks": [1], "feature_dim": 8, "leads": list(data.leads)}, seed=0
+    )
+    path = tmp_path / "tiny" / "encoder.pt"
+    ckpt.save_checkpoint(
+        path,
+        {
+            "format_version": 1,
+            "method": "simclr",
+            "hparams": {},
+            "encoder_config": enc.config.to_dict(),
+            "leads": list(data.leads),
+            "fs": data.fs,
+            "n_samples": data.n_samples,
+            "data_fingerprint": data.fingerprint,
+            "encoder": enc.state_dict(),
+        },
+    )
+    return path

@@ -452,8 +452,9 @@ def test_sweep_page_shows_the_published_study(empty_project, tiny_study):
     assert "published: multilabel-test8-probe" in listed and "published: multilabel-test10-reference" in listed
 
 
-def test_upload_on_explorer(empty_project):
-    """An uploaded record appears in the explorer (AppTest file_uploader)."""
+def upload_js00001_on_the_explorer() -> AppTest:
+    """The Explorer with the bundled Challenge record JS00001 uploaded as a .hea/.mat pair (skips where this
+    Streamlit's AppTest cannot drive st.file_uploader)."""
     from aclecg.data import BUNDLED_RAW_DIR
 
     hea = next((BUNDLED_RAW_DIR / "challenge-2021").rglob("JS00001.hea"))
@@ -462,13 +463,14 @@ def test_upload_on_explorer(empty_project):
     uploader = at.get("file_uploader")
     if not uploader or not hasattr(uploader[0], "set_value"):
         pytest.skip("this Streamlit's AppTest cannot drive st.file_uploader")
-    mat = hea.with_suffix(".mat")
-    uploader[0].set_value(
-        [
-            (hea.name, hea.read_bytes(), "application/octet-stream"),
-            (mat.name, mat.read_bytes(), "application/octet-stream"),
-        ]
-    ).run()
+    files = [(p.name, p.read_bytes(), "application/octet-stream") for p in (hea, hea.with_suffix(".mat"))]
+    uploader[0].set_value(files).run()
+    return at
+
+
+def test_upload_on_explorer(empty_project):
+    """An uploaded record appears in the explorer (AppTest file_uploader)."""
+    at = upload_js00001_on_the_explorer()
     _assert_clean(at)
     spec = json.loads(at.get("plotly_chart")[0].proto.spec)
     assert "uploaded JS00001" in json.dumps(spec["layout"].get("title"))

@@ -8,7 +8,7 @@ import json
 import pytest
 
 pytest.importorskip("streamlit")
-from test_app import PAGES, _app  # tests/ is on sys.path (rootdir conftest)
+from test_app import PAGES, _app, upload_js00001_on_the_explorer  # tests/ is on sys.path (rootdir conftest)
 
 
 @pytest.fixture
@@ -26,16 +26,7 @@ def _title(at) -> str:
 
 @pytest.mark.slow  # about 6 s: the upload is parsed in the sandbox
 def test_next_after_an_upload_shows_the_chosen_record(empty_project):
-    from aclecg.data import BUNDLED_RAW_DIR
-
-    hea = next((BUNDLED_RAW_DIR / "challenge-2021").rglob("JS00001.hea"))
-    at = _app()
-    at.switch_page(PAGES[0]).run()
-    uploader = at.get("file_uploader")
-    if not uploader or not hasattr(uploader[0], "set_value"):
-        pytest.skip("this Streamlit's AppTest cannot drive st.file_uploader")
-    files = [(p.name, p.read_bytes(), "application/octet-stream") for p in (hea, hea.with_suffix(".mat"))]
-    uploader[0].set_value(files).run()
+    at = upload_js00001_on_the_explorer()
     assert "uploaded JS00001" in _title(at)
     at.button(key="explorer_next").click().run()
     record = at.selectbox(key="explorer_record").value

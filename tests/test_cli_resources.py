@@ -15,7 +15,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from aclecg import checkpoint as ckpt
 from aclecg import constraints as c
 from aclecg.cli import main, storage_error_line
 from aclecg.errors import ConfigError
@@ -71,32 +70,6 @@ def full_dir(tmp_path):
         yield target
     finally:
         _unmount(target)
-
-
-@pytest.fixture
-def tiny_checkpoint(tmp_path, bundled_prepared) -> Path:
-    """A tiny verified encoder for the bundled data (fast to embed)."""
-    from aclecg.data import PreparedDataset
-    from aclecg.models import build_encoder
-
-    data = PreparedDataset(bundled_prepared)
-    enc = build_encoder({**TINY, "leads": list(data.leads)}, seed=0)
-    path = tmp_path / "tiny" / "encoder.pt"
-    ckpt.save_checkpoint(
-        path,
-        {
-            "format_version": 1,
-            "method": "simclr",
-            "hparams": {},
-            "encoder_config": enc.config.to_dict(),
-            "leads": list(data.leads),
-            "fs": data.fs,
-            "n_samples": data.n_samples,
-            "data_fingerprint": data.fingerprint,
-            "encoder": enc.state_dict(),
-        },
-    )
-    return path
 
 
 @pytest.fixture

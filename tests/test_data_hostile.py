@@ -478,26 +478,7 @@ def test_a_full_disk_is_one_line_exit_2_and_leaves_no_temporary_folder(tmp_path)
 def test_workers_are_capped_at_the_cpus_with_a_note(tmp_path, monkeypatch, capsys):
     import aclecg.data.prepare as prepare
 
-    sizes = []
-
-    class InProcessPool:  # records the pool size and runs the work here instead of starting processes
-        def __init__(self, processes, initializer, initargs):
-            sizes.append(processes)
-            initializer(*initargs)
-
-        def __enter__(self):
-            return self
-
-        def __exit__(self, *exc):
-            return False
-
-        def imap(self, fn, jobs, chunksize=1):
-            return map(fn, jobs)
-
-    class Context:
-        Pool = InProcessPool
-
-    monkeypatch.setattr(prepare, "get_context", lambda method: Context())
+    sizes = hostile.in_process_pools(monkeypatch, prepare)
     monkeypatch.setattr(prepare, "usable_cpus", lambda: 2)
     monkeypatch.setattr(prepare, "MIN_ITEMS_PER_POOL", 0)
     root = _challenge_input(tmp_path)

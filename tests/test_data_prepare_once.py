@@ -58,48 +58,14 @@ def test_prepare_fits_on_a_disk_with_room_for_one_copy_of_its_output(tmp_path):
 def test_the_command_line_uses_the_available_cores_by_default(tmp_path, monkeypatch):
     import aclecg.data.prepare as prepare
 
-    sizes: list[int] = []
-
-    class InProcessPool:
-        def __init__(self, processes, initializer, initargs):
-            sizes.append(processes)
-            initializer(*initargs)
-
-        def __enter__(self):
-            return self
-
-        def __exit__(self, *exc):
-            return False
-
-        def imap(self, fn, jobs, chunksize=1):
-            return map(fn, jobs)
-
-    monkeypatch.setattr(prepare, "get_context", lambda method: type("C", (), {"Pool": InProcessPool})())
+    sizes = hostile.in_process_pools(monkeypatch, prepare)
     monkeypatch.setattr(prepare, "usable_cpus", lambda: 3)
     monkeypatch.setattr(prepare, "MIN_ITEMS_PER_POOL", 0)
     root = _challenge_input(tmp_path, 3)
-    assert (
-        main(["prepare", "--format", "challenge", "--input", str(root), "--output", str(tmp_path / "o"), "--quiet"])
-        == 0
-    )
+    command = ["prepare", "--format", "challenge", "--input", str(root), "--quiet", "--output"]
+    assert main([*command, str(tmp_path / "o")]) == 0
     assert sizes == [3]
-    assert (
-        main(
-            [
-                "prepare",
-                "--format",
-                "challenge",
-                "--input",
-                str(root),
-                "--output",
-                str(tmp_path / "p"),
-                "--quiet",
-                "--workers",
-                "0",
-            ]
-        )
-        == 0
-    )
+    assert main([*command, str(tmp_path / "p"), "--workers", "0"]) == 0
     assert sizes == [3]  # --workers 0: in this process
 
 

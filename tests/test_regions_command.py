@@ -8,33 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from aclecg import checkpoint as ckpt
 from aclecg.cli import main
 
 TINY = {"stem_width": 4, "widths": [8], "blocks": [1], "feature_dim": 8}
-
-
-@pytest.fixture
-def tiny_checkpoint(tmp_path, bundled_prepared) -> Path:
-    from aclecg.data import PreparedDataset
-    from aclecg.models import build_encoder
-
-    data = PreparedDataset(bundled_prepared)
-    enc = build_encoder({**TINY, "leads": list(data.leads)}, seed=0)
-    path = tmp_path / "tiny" / "encoder.pt"
-    meta = {"format_version": 1, "method": "simclr", "hparams": {}, "encoder_config": enc.config.to_dict()}
-    ckpt.save_checkpoint(
-        path,
-        {
-            **meta,
-            "leads": list(data.leads),
-            "fs": data.fs,
-            "n_samples": data.n_samples,
-            "data_fingerprint": data.fingerprint,
-            "encoder": enc.state_dict(),
-        },
-    )
-    return path
 
 
 def _page_similarity(checkpoint: Path, data: Path, n: int, centre: bool):

@@ -308,3 +308,25 @@ def run_isolated(fn: Callable[..., Any], *args: Any, timeout: float = 20.0, guar
         return Outcome("exit", os.WEXITSTATUS(status))
     kind, value, seconds, extra = pickle.loads(b"".join(chunks))
     return Outcome(kind, value, seconds, extra)
+
+
+def in_process_pools(monkeypatch, prepare_module) -> list[int]:
+    """Make ``prepare``'s worker pool run its work in this process; returns the list of pool sizes asked for."""
+    sizes: list[int] = []
+
+    class InProcessPool:  # records the pool size and runs the work here instead of starting processes
+        def __init__(self, processes, initializer, initargs):
+            sizes.append(processes)
+            initializer(*initargs)
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return False
+
+        def imap(self, fn, jobs, chunksize=1):
+            return map(fn, jobs)
+
+    monkeypatch.setattr(prepare_module, "get_context", lambda method: type("Context", (), {"Pool": InProcessPool})())
+    return sizes
