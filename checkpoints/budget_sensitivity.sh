@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Pretraining budget sensitivity (issue: honest verdict). ACL-ECG and the two baselines that validate best at 10 %
-# of labels on the official split (DLC, LCD) pretrained at 20, 60 and 120 epochs from their shipped configurations;
+# of labels on the official split (DLC, LCD) pretrained at 20, 60, 120 and 240 epochs from their shipped configurations;
 # LCD with its EMA half-life capped to 5 % of the run (method_hparams.ema_half_life = 0.05). Each finished run's
 # encoder, config and loss curve (metrics.jsonl) are copied to checkpoints/sensitivity/NAME-eE/; a finished run is
 # skipped, an interrupted one resumed. Then one linear-probe sweep (official split, 10 % of labels, 3 seeds) scores
@@ -10,7 +10,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
-RUNS=${RUNS:-"acl_ecg:60 dlc:60 lcd:20 lcd:60 acl_ecg:120 dlc:120 lcd:120"}
+RUNS=${RUNS:-"acl_ecg:60 dlc:60 lcd:20 lcd:60 acl_ecg:120 dlc:120 lcd:120 dlc:240 acl_ecg:240 lcd:240"}
 OUT=checkpoints/sensitivity
 $PY -m aclecg bundled > /dev/null
 for spec in $RUNS; do
@@ -29,6 +29,7 @@ done
 DATA=$($PY -c "from aclecg.data import ensure_bundled; print(ensure_bundled()['ptbxl'])")
 ck=()
 for n in acl_ecg dlc lcd; do
+  [ -d "$OUT/$n-e20" ] && continue  # a 20-epoch run of the sensitivity recipe (LCD's capped EMA) replaces the shipped one
   mkdir -p "runs/sens-eval/$n-e20" && cp "checkpoints/$n/encoder.pt" "checkpoints/$n/encoder.pt.sha256" "runs/sens-eval/$n-e20/"
   ck+=(--checkpoint "runs/sens-eval/$n-e20/encoder.pt")
 done
