@@ -19,9 +19,9 @@ import numpy as np
 import pandas as pd
 
 from aclecg.errors import ConfigError, DataError
+from aclecg.evaluation.arms import is_reference, reference_arms
 
 METRICS = {"macro_auroc": "macro AUROC", "macro_auprc": "macro AUPRC"}
-REFERENCE_ORDER = ("supervised", "random_init")
 
 
 @dataclass
@@ -58,11 +58,13 @@ class Sweep:
 
 
 def _arm_order(arms: Sequence[str], focus: str) -> list[str]:
+    references = [a.name for a in reference_arms()]
+
     def key(arm: str) -> tuple[int, str]:
         if arm.startswith(focus + ":"):
             return (0, arm)
-        if arm in REFERENCE_ORDER:
-            return (3 + REFERENCE_ORDER.index(arm), arm)
+        if is_reference(arm):
+            return (3 + references.index(arm), arm)
         if arm.startswith(focus):  # ablations of the focus method
             return (2, arm)
         return (1, arm)
@@ -143,7 +145,7 @@ def plot_sweep(sweep: Sweep, metric: str, path: Path, focus: str) -> Path:
     fig, ax = plt.subplots(figsize=(7, 4.5), dpi=110)
     for arm in _arm_order(s["arm"].unique(), focus):
         rows = s[s["arm"] == arm].sort_values("fraction")
-        style = "--" if arm in REFERENCE_ORDER else "-"
+        style = "--" if is_reference(arm) else "-"
         width = 2.6 if arm.startswith(focus + ":") else 1.4
         (line,) = ax.plot(rows["fraction"], rows["mean"], style, marker="o", lw=width, label=arm)
         if rows["boot_ci_low_mean"].notna().any():

@@ -34,7 +34,7 @@ import pandas as pd
 from aclecg import hypothesis, stats
 from aclecg.errors import DataError
 from aclecg.evaluation import count_not_converged
-from aclecg.evaluation.config import arm_display_name
+from aclecg.evaluation.arms import arm_display_name, is_reference, reference_arms
 from aclecg.evaluation.fractions import default_val_fold
 from aclecg.evaluation.outputs import best_at_first_look, count_first_look
 from aclecg.verdict import HYPOTHESES, decide
@@ -81,7 +81,6 @@ STUDY_VAL_FOLD = 9
 STUDY_TEST_FOLDS = (10, 8, 7, 6)
 FOCUS = "acl_ecg"
 ABLATIONS = ("acl_ecg_no_physio", "acl_ecg_no_region")
-REFERENCE_ROWS = ("supervised", "reference_cnn", "random_init")
 
 
 def default_rows(rows: Sequence[str], best: str | None = None) -> list[str]:
@@ -90,7 +89,7 @@ def default_rows(rows: Sequence[str], best: str | None = None) -> list[str]:
     >>> default_rows(["acl_ecg", "simclr", "dlc", "dlc (fine-tuned)", "supervised", "random_init"], "dlc")
     ['acl_ecg', 'dlc', 'dlc (fine-tuned)', 'supervised', 'random_init']
     """
-    keep = {FOCUS, f"{FOCUS} (fine-tuned)", *REFERENCE_ROWS}
+    keep = {FOCUS, f"{FOCUS} (fine-tuned)", *(a.name for a in reference_arms())}
     if best:
         keep |= {best, f"{best} (fine-tuned)"}
     return [r for r in rows if r in keep] or list(rows)
@@ -278,6 +277,8 @@ def paper_table(cells: pd.DataFrame, protocol: str, metric: str = "auroc") -> pd
 
 
 def _order(rows: Iterable[str]) -> list[str]:
+    references = [a.name for a in reference_arms()]
+
     def key(r: str) -> tuple[int, str]:
         if r == FOCUS:
             return (0, r)
@@ -285,8 +286,8 @@ def _order(rows: Iterable[str]) -> list[str]:
             return (1, r)
         if r.endswith("(fine-tuned)"):
             return (3, r)
-        if r in REFERENCE_ROWS:
-            return (4 + REFERENCE_ROWS.index(r), r)
+        if is_reference(r):
+            return (4 + references.index(r), r)
         return (2, r)
 
     return sorted(set(rows), key=key)

@@ -17,6 +17,7 @@ import pandas as pd
 from aclecg import paths, study
 from aclecg.errors import DataError
 from aclecg.evaluation import count_not_converged
+from aclecg.evaluation.arms import is_reference
 from aclecg.evaluation.outputs import count_first_look
 from aclecg.power import power_section
 from aclecg.report_sections import attribution_section, neighbours_section
@@ -80,7 +81,7 @@ def plot_pooled(pooled: pd.DataFrame, title: str, path: Path, best: str | None =
     ax.set_prop_cycle(color=plt.cm.tab20.colors)  # type: ignore[attr-defined]
     for row in study._order(pooled["row"]):
         part = pooled[pooled["row"] == row].sort_values("fraction")
-        ref = row in study.REFERENCE_ROWS or row.endswith("(fine-tuned)")
+        ref = is_reference(row) or row.endswith("(fine-tuned)")
         width = 2.8 if row == study.FOCUS else (2.0 if row == best else 1.2)
         (line,) = ax.plot(
             part["fraction"],

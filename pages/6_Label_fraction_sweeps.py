@@ -12,8 +12,8 @@ import streamlit as st
 from aclecg import access, jobs, viz
 from aclecg.constraints import PROTOCOLS
 from aclecg.errors import AclEcgError
-from aclecg.evaluation import ARMS, parse_sweep_form
-from aclecg.evaluation.config import arm_display_name
+from aclecg.evaluation import parse_sweep_form
+from aclecg.evaluation.arms import ARM_KINDS, arm_display_name
 from aclecg.evaluation.form import LONG_CELL_S, STEP_SECONDS, trained_cell_estimate
 from aclecg.joblimits import app_bounds
 from aclecg.study import default_rows
@@ -154,7 +154,7 @@ def launch_form() -> None:
         fractions = c4.text_input("label fractions", "0.05,0.1,0.25,1", key="sw_fractions")
         seeds = c5.number_input("seeds", *app_bounds("seeds"), 2, key="sw_seeds")
         default_arms = ["linear_probe", "random_init", "supervised"] if chosen else ["random_init", "supervised"]
-        arms = c6.multiselect("arms", ARMS, default=default_arms, key="sw_arms")
+        arms = c6.multiselect("arms", ARM_KINDS.names(), default=default_arms, key="sw_arms")
         name = st.text_input("sweep name", value=f"sweep-{label_set}-{time.strftime('%m%d-%H%M')}", key="sw_name")
         if not (data and label_set):
             st.caption("Choose a dataset and a label set to start a sweep.")

@@ -195,3 +195,28 @@ def test_an_unregistered_method_is_gone_after_its_test():
     assert "toy_ssl" not in METHODS and "toy_ssl" not in [m.name for m in list_methods()]
     with pytest.raises(ConfigError, match="unknown method 'toy_ssl'"):
         build_method(PretrainConfig(method="toy_ssl"))
+
+
+# ------------------------------------------------------------------------------------------------ the arms
+def test_the_arms_registry_is_the_torch_free_tuple_and_drives_the_lists():
+    from aclecg.constraints import ARMS
+    from aclecg.evaluation.arms import ARM_KINDS, baseline_arms, reference_arms, trained_arms
+
+    assert tuple(ARM_KINDS.names()) == ARMS
+    assert [a.name for a in reference_arms()] == ["supervised", "reference_cnn", "random_init"]
+    assert [a.name for a in trained_arms()] == ["fine_tune", "supervised", "reference_cnn"]
+    assert [a.name for a in baseline_arms()] == ["supervised", "random_init"]  # the p_vs_* columns
+
+
+def test_the_per_sweep_report_draws_every_reference_arm_as_one():
+    """The reference CNN is a reference arm in the report too: after the methods, between the other two, dashed."""
+    from aclecg.report import _arm_order
+
+    arms = ["random_init", "reference_cnn", "simclr:linear_probe", "supervised", "acl_ecg:linear_probe"]
+    assert _arm_order(arms, "acl_ecg") == [
+        "acl_ecg:linear_probe",
+        "simclr:linear_probe",
+        "supervised",
+        "reference_cnn",
+        "random_init",
+    ]

@@ -38,7 +38,7 @@ whose best step came within --patience steps of the budget is marked "not conver
 # long: one add_argument per flag of the sweep command
 def register(sub: argparse._SubParsersAction) -> None:
     from aclecg.commands.encoder_args import add_factory_args
-    from aclecg.evaluation import ARMS, DEFAULT_ARMS, DEFAULT_FRACTIONS, PROTOCOLS, EvalConfig
+    from aclecg.evaluation import ARM_KINDS, DEFAULT_ARMS, DEFAULT_FRACTIONS, PROTOCOLS, EvalConfig
 
     d = EvalConfig()
     p = sub.add_parser(
@@ -74,7 +74,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--arms",
         default=",".join(DEFAULT_ARMS),
-        help=f"comma-separated arms from {', '.join(ARMS)} (default %(default)s)",
+        help=f"comma-separated arms from {', '.join(ARM_KINDS.names())} (default %(default)s)",
     )
     p.add_argument(
         "--encoder",

@@ -22,7 +22,7 @@ import pandas as pd
 
 from aclecg import atomicio, stats
 from aclecg.errors import ConfigError, DataError
-from aclecg.evaluation.config import TRAINED_ARMS
+from aclecg.evaluation.arms import baseline_arms, is_trained
 
 __all__ = [
     "SweepResult",
@@ -71,7 +71,7 @@ def learning_rates_of(sweep_dir: str | Path) -> dict[tuple[str, float], float]:
     for path in sorted(folder.glob("*.json")):
         rec = json.loads(path.read_text())
         details = rec.get("details") or {}
-        if rec.get("arm_kind") in TRAINED_ARMS and len(details.get("lr_grid") or []) > 1:
+        if is_trained(rec.get("arm_kind")) and len(details.get("lr_grid") or []) > 1:
             out[(rec["arm"], float(rec["fraction"]))] = float(details["lr"])
     return out
 
@@ -241,7 +241,7 @@ def write_outputs(
             rows.append({**base, **m})
     results = pd.DataFrame(rows)
     comparisons = _comparisons(out, cell_records, arm_names, classes)
-    for ref in ("supervised", "random_init"):
+    for ref in (a.name for a in baseline_arms()):
         col = f"p_vs_{ref}"
         results[col] = np.nan
         if comparisons.empty:
