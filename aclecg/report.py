@@ -20,8 +20,7 @@ import pandas as pd
 
 from aclecg.errors import ConfigError, DataError
 from aclecg.evaluation.arms import is_reference, reference_arms
-
-METRICS = {"macro_auroc": "macro AUROC", "macro_auprc": "macro AUPRC"}
+from aclecg.metrics import titles
 
 
 @dataclass
@@ -37,6 +36,12 @@ class Sweep:
     @property
     def name(self) -> str:
         return self.path.name
+
+    def metric_titles(self) -> dict[str, str]:
+        """``{macro_<name>: title}`` of the registered metrics in ``summary.csv`` (all when it has none); a metric
+        registered after the tables were written appears once the sweep is run again (its cells are reused)."""
+        present = set(self.summary["metric"]) if "metric" in self.summary else set()
+        return {m: t for m, t in titles("macro_").items() if m in present or not present}
 
     @classmethod
     def load(cls, path: str | Path) -> Sweep:
@@ -142,6 +147,7 @@ def plot_sweep(sweep: Sweep, metric: str, path: Path, focus: str) -> Path:
     import matplotlib.pyplot as plt
 
     s = sweep.summary[sweep.summary["metric"] == metric]
+    title = titles("macro_")[metric]
     fig, ax = plt.subplots(figsize=(7, 4.5), dpi=110)
     for arm in _arm_order(s["arm"].unique(), focus):
         rows = s[s["arm"] == arm].sort_values("fraction")
@@ -160,10 +166,8 @@ def plot_sweep(sweep: Sweep, metric: str, path: Path, focus: str) -> Path:
     fracs = sorted(s["fraction"].unique())
     ax.set_xticks(fracs, [_fmt_pct(f) for f in fracs])
     ax.set_xlabel("fraction of training labels")
-    ax.set_ylabel(METRICS[metric])
-    ax.set_title(
-        f"{sweep.meta['label_set']}, {sweep.meta['protocol']}: {METRICS[metric]} (test n={sweep.meta['n_test']})"
-    )
+    ax.set_ylabel(title)
+    ax.set_title(f"{sweep.meta['label_set']}, {sweep.meta['protocol']}: {title} (test n={sweep.meta['n_test']})")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, loc="lower right")
     fig.tight_layout()
@@ -324,7 +328,7 @@ def build_report(sweep_dirs: Sequence[str | Path], out: str | Path, focus: str =
                 "",
             ]
         parts += ["### Headline", ""] + headline(sweep, focus) + [""]
-        for metric, title in METRICS.items():
+        for metric, title in sweep.metric_titles().items():
             png = plot_sweep(sweep, metric, fig_dir / f"{sweep.name}_{metric}.png", focus)
             parts += [
                 f"### {title} (mean ± std over seeds [bootstrap 95 % CI over test records])",
@@ -460,7 +464,7 @@ def ship_checkpoint(run_dir: str | Path, dest: str | Path, sweep_dirs: Sequence[
             "| metric | " + " | ".join(_fmt_pct(f) for f in sorted(sweep.summary["fraction"].unique())) + " |",
             "|---|" + "---|" * sweep.summary["fraction"].nunique(),
         ]
-        for metric, title in METRICS.items():
+        for metric, title in sweep.metric_titles().items():
             cells = []
             for f in sorted(sweep.summary["fraction"].unique()):
                 v = _value(sweep, arm, f, metric)

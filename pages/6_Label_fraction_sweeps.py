@@ -16,6 +16,7 @@ from aclecg.evaluation import parse_sweep_form
 from aclecg.evaluation.arms import ARM_KINDS, arm_display_name
 from aclecg.evaluation.form import LONG_CELL_S, STEP_SECONDS, trained_cell_estimate
 from aclecg.joblimits import app_bounds
+from aclecg.metrics import METRICS, titles
 from aclecg.study import default_rows
 from aclecg.study_report import published_study, published_sweeps, study_verdict_line
 from pages._access import acting, session_actor
@@ -84,7 +85,9 @@ if study is not None:
     with st.expander("The study: every method, pooled over test-fold rotations (docs/results.md)", expanded=True):
         s1, s2 = st.columns(2)
         protocol_s = s1.selectbox("protocol", sorted(set(table["protocol"])), key="st_protocol")
-        metric_s = s2.selectbox("metric", ["auroc", "auprc"], key="st_metric")
+        metric_s = s2.selectbox(
+            "metric", [m for m in METRICS.names() if m in set(table["metric"])] or METRICS.names(), key="st_metric"
+        )
         part = table[(table["protocol"] == protocol_s) & (table["metric"] == metric_s)].copy()
         part["ci_low"], part["ci_high"] = part["mean"] - part["sd"].fillna(0), part["mean"] + part["sd"].fillna(0)
         all_rows = list(dict.fromkeys(part["row"]))
@@ -278,7 +281,7 @@ with user_errors():
     for side in ("low", "high"):
         if f"boot_ci_{side}_mean" in plot.columns:
             plot[f"ci_{side}"] = plot[f"ci_{side}"].fillna(plot[f"boot_ci_{side}_mean"])
-    macro = [m for m in ("macro_auroc", "macro_auprc") if m in set(plot["metric"])]
+    macro = [m for m in titles("macro_") if m in set(plot["metric"])]
     cols = st.columns(max(len(macro), 1))
     for col, metric in zip(cols, macro):
         col.plotly_chart(

@@ -26,7 +26,7 @@ from aclecg.evaluation.cells import CellSpec, EncoderInfo, SweepPlan, sweep_arms
 from aclecg.evaluation.embeddings import cached_embeddings
 from aclecg.evaluation.finetune import train_arm
 from aclecg.evaluation.fractions import rotate_folds, sample_label_fraction
-from aclecg.evaluation.outputs import metric_rows
+from aclecg.evaluation.outputs import metric_rows, missing_metrics
 from aclecg.evaluation.probe import linear_probe
 from aclecg.evaluation.sources import (
     EncoderSource,
@@ -36,6 +36,7 @@ from aclecg.evaluation.sources import (
     random_init_source,
 )
 from aclecg.evaluation.task import CellTask
+from aclecg.metrics import metric_rows as registered_metric_rows
 
 __all__ = [
     "CellEnv",
@@ -242,6 +243,10 @@ def execute_cell(
         "seconds": round(time.perf_counter() - started, 2),
         "metrics": metric_rows(report, boot, data.classes),
     }
+    extra = missing_metrics(record)  # registered metrics beyond the built-in two, from the same predictions
+    record["metrics"] += registered_metric_rows(
+        y_test, result["scores"], data.classes, extra, cfg.n_bootstrap, 1000 + seed
+    )
     arrays = {
         "y_true": y_test,
         "y_score": result["scores"].astype(np.float64),
