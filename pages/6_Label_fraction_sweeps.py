@@ -14,7 +14,7 @@ from aclecg.constraints import PROTOCOLS
 from aclecg.errors import AclEcgError
 from aclecg.evaluation import parse_sweep_form
 from aclecg.evaluation.arms import ARM_KINDS, arm_display_name
-from aclecg.evaluation.form import LONG_CELL_S, STEP_SECONDS, trained_cell_estimate
+from aclecg.evaluation.form import LONG_CELL_S, STEP_SECONDS, job_cell_count, trained_cell_estimate
 from aclecg.joblimits import app_bounds
 from aclecg.metrics import METRICS, titles
 from aclecg.study import default_rows
@@ -212,11 +212,7 @@ def expected_cells(run_dir: Path) -> int | None:
         args = json.loads((run_dir / "job.json").read_text())["args"]
     except (OSError, ValueError, KeyError):
         return None
-    get = {k: args[i + 1] for i, k in enumerate(args[:-1]) if k.startswith("--")}
-    n_ck = sum(1 for a in args if a == "--checkpoint")
-    arms = get.get("--arms", "linear_probe,random_init,supervised").split(",")
-    per = sum(n_ck if a in ("linear_probe", "fine_tune") else 1 for a in arms)
-    return per * len(get.get("--fractions", "0.01,0.05,0.1,0.25,0.5,1").split(",")) * int(get.get("--seeds", 3))
+    return job_cell_count(args)
 
 
 sweeps = sweep_dirs()

@@ -39,6 +39,7 @@ whose best step came within --patience steps of the budget is marked "not conver
 def register(sub: argparse._SubParsersAction) -> None:
     from aclecg.commands.encoder_args import add_factory_args
     from aclecg.evaluation import ARM_KINDS, DEFAULT_ARMS, DEFAULT_FRACTIONS, PROTOCOLS, EvalConfig
+    from aclecg.evaluation.config import DEFAULT_SEEDS
 
     d = EvalConfig()
     p = sub.add_parser(
@@ -69,7 +70,10 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="comma-separated label fractions, each in [0.0001, 1] (default %(default)s)",
     )
     p.add_argument(
-        "--seeds", type=int, default=3, help="number of seeds per fraction, 1 to 100 (seeds 0..N-1; default 3)"
+        "--seeds",
+        type=int,
+        default=DEFAULT_SEEDS,
+        help="number of seeds per fraction, 1 to 100 (seeds 0..N-1; default %(default)s)",
     )
     p.add_argument(
         "--arms",

@@ -14,11 +14,12 @@ from typing import Any
 
 from aclecg.constraints import EVAL_PARAMS, PROTOCOLS, validate
 from aclecg.evaluation.arms import arm_display_name, is_trained
-from aclecg.paths import cache_root
+from aclecg.paths import embeddings_cache_dir
 
 __all__ = [
     "DEFAULT_ARMS",
     "DEFAULT_FRACTIONS",
+    "DEFAULT_SEEDS",
     "PROTOCOLS",
     "EvalConfig",
     "arm_display_name",
@@ -27,6 +28,8 @@ __all__ = [
 ]
 
 DEFAULT_ARMS: tuple[str, ...] = ("linear_probe", "random_init", "supervised")
+#: Label seeds per fraction (seeds 0..N-1) of ``aclecg sweep`` and :func:`~aclecg.evaluation.run_sweep`.
+DEFAULT_SEEDS = 3
 
 DEFAULT_FRACTIONS: tuple[float, ...] = (0.01, 0.05, 0.1, 0.25, 0.5, 1.0)
 
@@ -99,8 +102,9 @@ class EvalConfig:
 
 
 def embedding_cache_dir() -> Path:
-    """Where :func:`aclecg.evaluation.cached_embeddings` keeps embeddings by default (``<cache root>/embeddings``)."""
-    return cache_root() / "embeddings"
+    """Where :func:`aclecg.evaluation.cached_embeddings` keeps embeddings by default
+    (:func:`aclecg.paths.embeddings_cache_dir`, the app's folder too)."""
+    return embeddings_cache_dir()
 
 
 def digest(obj: Any) -> str:

@@ -14,7 +14,7 @@ import numpy as np
 from aclecg.errors import ConfigError
 from aclecg.evaluation.arms import ARM_KINDS, is_trained
 
-__all__ = ["parse_sweep_form"]
+__all__ = ["job_cell_count", "parse_sweep_form"]
 
 
 def _parse_arms(arms: Sequence[str] | str) -> list[str]:
@@ -66,6 +66,32 @@ def parse_sweep_form(
     if needs and n_checkpoints < 1:
         raise ConfigError(f"arms {needs} need at least one --checkpoint")
     return fracs, arm_list, seed_list
+
+
+def job_cell_count(args: Sequence[str]) -> int | None:
+    """How many (arm, fraction, seed) cells a sweep job computes, from its ``aclecg sweep`` arguments (a job's
+    ``job.json`` ``args``); an option it leaves out takes the sweep's default (:mod:`aclecg.evaluation.config`).
+    ``None`` when the arguments do not parse.
+
+    >>> job_cell_count(["--checkpoint", "a.pt", "--checkpoint", "b.pt", "--seeds", "2"])
+    48
+    """
+    from aclecg.evaluation.config import DEFAULT_ARMS, DEFAULT_FRACTIONS, DEFAULT_SEEDS
+
+    args = [str(a) for a in args]
+    given = {k: args[i + 1] for i, k in enumerate(args[:-1]) if k.startswith("--")}
+    n_checkpoints = sum(1 for a in args if a == "--checkpoint")
+    try:
+        fracs, arms, seeds = parse_sweep_form(
+            given.get("--fractions", list(DEFAULT_FRACTIONS)),
+            given.get("--arms", list(DEFAULT_ARMS)),
+            n_checkpoints,
+            int(given.get("--seeds", DEFAULT_SEEDS)),
+        )
+    except (ConfigError, ValueError):
+        return None
+    per = sum(n_checkpoints if ARM_KINDS.get(a).per_checkpoint else 1 for a in arms)
+    return per * len(fracs) * len(seeds)
 
 
 #: Rough seconds per optimiser step of a trained-arm cell (default batch size, small encoder, its validations
