@@ -241,7 +241,9 @@ def territory_of(codes: str | Sequence[str]) -> str | None:
 
     ``None`` when the record has no MI statement of either territory, or statements of both.
     """
-    found = set(codes.split(";")) if isinstance(codes, str) else {str(c) for c in codes}
+    from aclecg.data.labels import split_labels
+
+    found = set(split_labels(codes)) if isinstance(codes, str) else {str(c) for c in codes}
     hits = [name for name, members in TERRITORY_CODES.items() if found & members]
     return hits[0] if len(hits) == 1 else None
 

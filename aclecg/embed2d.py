@@ -357,6 +357,11 @@ def cache_key(x: np.ndarray, config: UMAPConfig, knn: str = "auto") -> str:
     return h.hexdigest()[:24]
 
 
+def cache_file(cache_dir: Path | str, key: str) -> Path:
+    """The on-disk entry of the map keyed ``key`` (:func:`cache_key`) in ``cache_dir``."""
+    return Path(cache_dir) / f"umap_{key}.npz"
+
+
 def cached_map(
     x: np.ndarray,
     cache_dir: Path | str,
@@ -368,7 +373,7 @@ def cached_map(
     cfg = config or UMAPConfig()
     cache_dir = Path(cache_dir)
     key = cache_key(x, cfg, knn)
-    path = cache_dir / f"umap_{key}.npz"
+    path = cache_file(cache_dir, key)
     if path.exists():
         try:
             with np.load(path, allow_pickle=False) as z:

@@ -28,6 +28,7 @@ from scipy.special import ndtr
 
 from aclecg import stats
 from aclecg.errors import ConfigError, DataError
+from aclecg.metrics import METRICS, per_class_values
 
 __all__ = ["HierarchicalResult", "RunScores", "TOSTResult", "hierarchical_bootstrap", "holm", "tost"]
 
@@ -119,8 +120,8 @@ def _macro_diff(run: RunScores, weights: np.ndarray, metric: str, evaluable: np.
     """``(B,)`` seed-averaged macro differences for each weight row (NaN where a class loses its positives)."""
     diffs = []
     for sa, sb in zip(run.scores_a, run.scores_b):
-        va = stats._weighted_metrics(run.y_true, sa, weights, (metric,))[metric][:, evaluable]
-        vb = stats._weighted_metrics(run.y_true, sb, weights, (metric,))[metric][:, evaluable]
+        va = per_class_values(metric, run.y_true, sa, weights)[:, evaluable]
+        vb = per_class_values(metric, run.y_true, sb, weights)[:, evaluable]
         diffs.append(va.mean(axis=1) - vb.mean(axis=1))
     return np.mean(diffs, axis=0)
 
@@ -132,9 +133,7 @@ def _record_table(
     point, draws, n_records = [], [], 0
     for run in runs:
         n = len(run.y_true)
-        evaluable = ~np.isnan(
-            stats._weighted_metrics(run.y_true, run.scores_a[0], np.ones((1, n)), (metric,))[metric][0]
-        )
+        evaluable = ~np.isnan(per_class_values(metric, run.y_true, run.scores_a[0], np.ones((1, n)))[0])
         if not evaluable.any():
             raise DataError("a run's test set has no class with both positives and negatives")
         point.append(float(_macro_diff(run, np.ones((1, n)), metric, evaluable)[0]))
@@ -160,8 +159,8 @@ def hierarchical_bootstrap(
     record noise is resampled. Classes are those evaluable in each run's full test set; a resample where one of
     them has no positive or no negative is dropped.
     """
-    if metric not in ("auroc", "auprc"):
-        raise ConfigError(f"metric must be 'auroc' or 'auprc', got {metric!r}")
+    if metric not in METRICS.names():
+        raise ConfigError(f"metric must be one of {', '.join(METRICS.names())}, got {metric!r}")
     if not runs:
         raise DataError("hierarchical bootstrap: no runs")
     if not 0 < level < 1 or n_resamples < 1:

@@ -50,7 +50,6 @@ from aclecg.registry import Registry
 __all__ = [
     "ENCODER_PRESETS",
     "ENCODER_PRESET_REGISTRY",
-    "REFERENCE_ARMS",
     "Classifier",
     "ECGEncoder",
     "EncoderConfig",
@@ -60,10 +59,6 @@ __all__ = [
     "count_parameters",
     "resolve_encoder_config",
 ]
-
-#: Evaluation arms that are not self-supervised methods (see docs/methods.md): an encoder + linear head trained
-#: from scratch on labels, and the seeded randomly initialised encoder used frozen like a pretrained one.
-REFERENCE_ARMS: tuple[str, ...] = ("supervised", "random_init")
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,9 @@ shipped checkpoints       ``ACLECG_CHECKPOINTS``                 ``<project>/che
 published study results   ``ACLECG_PUBLISHED``                   ``<project>/docs/results``
 caches                    ``ACLECG_CACHE``                       ``<project>/.cache`` in a project folder,
                                                                  else the user cache folder
+2-D maps (app and CLI)    ``ACLECG_UMAP_CACHE``                  ``<caches>/umap``
+embeddings (app and CLI)  (next to the 2-D maps when that is     ``<caches>/embeddings``
+                          set: ``<ACLECG_UMAP_CACHE>/../embeddings``)
 ========================  =====================================  ==========================================
 
 A *project folder* is one that holds ``checkpoints/`` or ``.cache/`` (a checkout of ACL-ECG Studio is one). The
@@ -32,10 +35,12 @@ from pathlib import Path
 __all__ = [
     "cache_root",
     "checkpoints_root",
+    "embeddings_cache_dir",
     "encoders_root",
     "project_root",
     "published_root",
     "runs_root",
+    "umap_cache_dir",
     "user_cache_dir",
 ]
 
@@ -83,3 +88,16 @@ def cache_root() -> Path:
     if (project / "checkpoints").is_dir() or (project / ".cache").is_dir():
         return project / ".cache"
     return user_cache_dir()
+
+
+def umap_cache_dir() -> Path:
+    """The 2-D maps' cache, the same for the app and ``aclecg umap``: ``$ACLECG_UMAP_CACHE`` or
+    ``<cache root>/umap``."""
+    return _env_path("ACLECG_UMAP_CACHE") or cache_root() / "umap"
+
+
+def embeddings_cache_dir() -> Path:
+    """Frozen-encoder embeddings' cache, the same for the app, sweeps and the CLI: next to the 2-D maps when
+    ``$ACLECG_UMAP_CACHE`` moves them (``<it>/../embeddings``), else ``<cache root>/embeddings``."""
+    umap = _env_path("ACLECG_UMAP_CACHE")
+    return umap.parent / "embeddings" if umap is not None else cache_root() / "embeddings"

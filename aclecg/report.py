@@ -19,9 +19,8 @@ import numpy as np
 import pandas as pd
 
 from aclecg.errors import ConfigError, DataError
-
-METRICS = {"macro_auroc": "macro AUROC", "macro_auprc": "macro AUPRC"}
-REFERENCE_ORDER = ("supervised", "random_init")
+from aclecg.evaluation.arms import is_reference, reference_arms
+from aclecg.metrics import titles
 
 
 @dataclass
@@ -37,6 +36,12 @@ class Sweep:
     @property
     def name(self) -> str:
         return self.path.name
+
+    def metric_titles(self) -> dict[str, str]:
+        """``{macro_<name>: title}`` of the registered metrics in ``summary.csv`` (all when it has none); a metric
+        registered after the tables were written appears once the sweep is run again (its cells are reused)."""
+        present = set(self.summary["metric"]) if "metric" in self.summary else set()
+        return {m: t for m, t in titles("macro_").items() if m in present or not present}
 
     @classmethod
     def load(cls, path: str | Path) -> Sweep:
@@ -58,11 +63,13 @@ class Sweep:
 
 
 def _arm_order(arms: Sequence[str], focus: str) -> list[str]:
+    references = [a.name for a in reference_arms()]
+
     def key(arm: str) -> tuple[int, str]:
         if arm.startswith(focus + ":"):
             return (0, arm)
-        if arm in REFERENCE_ORDER:
-            return (3 + REFERENCE_ORDER.index(arm), arm)
+        if is_reference(arm):
+            return (3 + references.index(arm), arm)
         if arm.startswith(focus):  # ablations of the focus method
             return (2, arm)
         return (1, arm)
@@ -140,10 +147,11 @@ def plot_sweep(sweep: Sweep, metric: str, path: Path, focus: str) -> Path:
     import matplotlib.pyplot as plt
 
     s = sweep.summary[sweep.summary["metric"] == metric]
+    title = titles("macro_")[metric]
     fig, ax = plt.subplots(figsize=(7, 4.5), dpi=110)
     for arm in _arm_order(s["arm"].unique(), focus):
         rows = s[s["arm"] == arm].sort_values("fraction")
-        style = "--" if arm in REFERENCE_ORDER else "-"
+        style = "--" if is_reference(arm) else "-"
         width = 2.6 if arm.startswith(focus + ":") else 1.4
         (line,) = ax.plot(rows["fraction"], rows["mean"], style, marker="o", lw=width, label=arm)
         if rows["boot_ci_low_mean"].notna().any():
@@ -158,10 +166,8 @@ def plot_sweep(sweep: Sweep, metric: str, path: Path, focus: str) -> Path:
     fracs = sorted(s["fraction"].unique())
     ax.set_xticks(fracs, [_fmt_pct(f) for f in fracs])
     ax.set_xlabel("fraction of training labels")
-    ax.set_ylabel(METRICS[metric])
-    ax.set_title(
-        f"{sweep.meta['label_set']}, {sweep.meta['protocol']}: {METRICS[metric]} (test n={sweep.meta['n_test']})"
-    )
+    ax.set_ylabel(title)
+    ax.set_title(f"{sweep.meta['label_set']}, {sweep.meta['protocol']}: {title} (test n={sweep.meta['n_test']})")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, loc="lower right")
     fig.tight_layout()
@@ -322,7 +328,7 @@ def build_report(sweep_dirs: Sequence[str | Path], out: str | Path, focus: str =
                 "",
             ]
         parts += ["### Headline", ""] + headline(sweep, focus) + [""]
-        for metric, title in METRICS.items():
+        for metric, title in sweep.metric_titles().items():
             png = plot_sweep(sweep, metric, fig_dir / f"{sweep.name}_{metric}.png", focus)
             parts += [
                 f"### {title} (mean ± std over seeds [bootstrap 95 % CI over test records])",
@@ -458,7 +464,7 @@ def ship_checkpoint(run_dir: str | Path, dest: str | Path, sweep_dirs: Sequence[
             "| metric | " + " | ".join(_fmt_pct(f) for f in sorted(sweep.summary["fraction"].unique())) + " |",
             "|---|" + "---|" * sweep.summary["fraction"].nunique(),
         ]
-        for metric, title in METRICS.items():
+        for metric, title in sweep.metric_titles().items():
             cells = []
             for f in sorted(sweep.summary["fraction"].unique()):
                 v = _value(sweep, arm, f, metric)

@@ -18,7 +18,7 @@ import numpy as np
 from aclecg.errors import ConfigError, DataError
 from aclecg.leads import RegionMap
 
-__all__ = ["cosine_similarity_matrix", "region_similarity", "sample_region_similarity"]
+__all__ = ["cosine_similarity_matrix", "region_similarity", "sample_lead_features", "sample_region_similarity"]
 
 
 def cosine_similarity_matrix(features: np.ndarray) -> np.ndarray:
@@ -65,6 +65,19 @@ def region_similarity(
     return sim, names, summary
 
 
+def sample_lead_features(source: Any, dataset: Any, n_records: int = 128, seed: int = 0) -> np.ndarray:
+    """Per-lead features ``(n, L, D)`` of ``n_records`` records of a prepared dataset drawn with ``seed`` (rows
+    sorted; all records when it holds fewer): the sample :func:`sample_region_similarity` compares (the Lead regions
+    page caches it, so editing the map re-encodes nothing)."""
+    from aclecg.evaluation import encode_windows
+
+    n = min(int(n_records), len(dataset))
+    rows = np.sort(np.random.default_rng(seed).choice(len(dataset), size=n, replace=False))
+    return encode_windows(
+        source, dataset.signals[rows], dataset.fs, dataset.leads, output="lead_features", name=source.label
+    )
+
+
 def sample_region_similarity(
     source: Any,
     dataset: Any,
@@ -76,14 +89,8 @@ def sample_region_similarity(
     """:func:`region_similarity` of an encoder's lead features on ``n_records`` records of a prepared dataset drawn
     with ``seed`` (rows sorted; all records when it holds fewer): what the Lead regions page and ``aclecg regions``
     show. ``summary`` also gives ``records``, how many were encoded."""
-    from aclecg.evaluation import encode_windows
-
     if len(region_map.indices(source.leads)) < 2:
         raise ConfigError("the region map needs at least two regions with leads the encoder uses")
-    n = min(int(n_records), len(dataset))
-    rows = np.sort(np.random.default_rng(seed).choice(len(dataset), size=n, replace=False))
-    feats = encode_windows(
-        source, dataset.signals[rows], dataset.fs, dataset.leads, output="lead_features", name=source.label
-    )
+    feats = sample_lead_features(source, dataset, n_records, seed)
     sim, names, summary = region_similarity(feats, list(source.leads), region_map, centre=centre)
-    return sim, names, {**summary, "records": float(n)}
+    return sim, names, {**summary, "records": float(len(feats))}

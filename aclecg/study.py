@@ -34,9 +34,10 @@ import pandas as pd
 from aclecg import hypothesis, stats
 from aclecg.errors import DataError
 from aclecg.evaluation import count_not_converged
-from aclecg.evaluation.config import arm_display_name
+from aclecg.evaluation.arms import arm_display_name, is_reference, reference_arms
 from aclecg.evaluation.fractions import default_val_fold
 from aclecg.evaluation.outputs import best_at_first_look, count_first_look
+from aclecg.metrics import METRICS, macro_value
 from aclecg.verdict import HYPOTHESES, decide
 
 __all__ = [
@@ -81,7 +82,6 @@ STUDY_VAL_FOLD = 9
 STUDY_TEST_FOLDS = (10, 8, 7, 6)
 FOCUS = "acl_ecg"
 ABLATIONS = ("acl_ecg_no_physio", "acl_ecg_no_region")
-REFERENCE_ROWS = ("supervised", "reference_cnn", "random_init")
 
 
 def default_rows(rows: Sequence[str], best: str | None = None) -> list[str]:
@@ -90,7 +90,7 @@ def default_rows(rows: Sequence[str], best: str | None = None) -> list[str]:
     >>> default_rows(["acl_ecg", "simclr", "dlc", "dlc (fine-tuned)", "supervised", "random_init"], "dlc")
     ['acl_ecg', 'dlc', 'dlc (fine-tuned)', 'supervised', 'random_init']
     """
-    keep = {FOCUS, f"{FOCUS} (fine-tuned)", *REFERENCE_ROWS}
+    keep = {FOCUS, f"{FOCUS} (fine-tuned)", *(a.name for a in reference_arms())}
     if best:
         keep |= {best, f"{best} (fine-tuned)"}
     return [r for r in rows if r in keep] or list(rows)
@@ -107,6 +107,18 @@ def _read_json(path: Path) -> dict:
         raise DataError(f"{path} is unreadable ({type(exc).__name__}); run its sweep again to recompute it") from None
 
 
+def _macro_values(rec: dict, predictions: Path) -> dict[str, float]:
+    """A cell's macro values by row name (``macro_auroc``...); a registered metric the record predates is computed
+    from its stored test predictions."""
+    macro = {m["metric"]: m["value"] for m in rec["metrics"] if m["metric"].startswith("macro_")}
+    missing = [name for name, metric in METRICS.items() if metric.macro not in macro]
+    if missing:
+        with np.load(predictions, allow_pickle=False) as z:
+            y_true, y_score = z["y_true"], z["y_score"]
+        macro |= {METRICS.get(name).macro: macro_value(name, y_true, y_score) for name in missing}
+    return macro
+
+
 def load_cells(root: str | Path) -> pd.DataFrame:
     """One row per finished cell of every sweep under ``root``: protocol, test fold, arm, metrics, convergence."""
     rows = []
@@ -120,7 +132,7 @@ def load_cells(root: str | Path) -> pd.DataFrame:
             rec = _read_json(cell_path)
             if rec["arm"] not in meta["arms"] or rec["fraction"] not in meta["fractions"]:
                 continue  # a cell of another configuration left in the folder
-            macro = {m["metric"]: m["value"] for m in rec["metrics"] if m["metric"].startswith("macro_")}
+            macro = _macro_values(rec, cell_path.with_suffix(".npz"))
             d = rec.get("details") or {}
             val = d.get("val")
             if isinstance(val, dict):  # linear probe: the validation score of the chosen L2 strength
@@ -135,8 +147,7 @@ def load_cells(root: str | Path) -> pd.DataFrame:
                     "kind": rec["arm_kind"],
                     "fraction": float(rec["fraction"]),
                     "seed": int(rec["seed"]),
-                    "auroc": macro.get("macro_auroc"),
-                    "auprc": macro.get("macro_auprc"),
+                    **{name: macro.get(metric.macro) for name, metric in METRICS.items()},
                     "val": val,
                     "converged": d.get("converged"),
                     "first_look": best_at_first_look(d, (rec.get("key") or {}).get("settings")),
@@ -278,6 +289,8 @@ def paper_table(cells: pd.DataFrame, protocol: str, metric: str = "auroc") -> pd
 
 
 def _order(rows: Iterable[str]) -> list[str]:
+    references = [a.name for a in reference_arms()]
+
     def key(r: str) -> tuple[int, str]:
         if r == FOCUS:
             return (0, r)
@@ -285,8 +298,8 @@ def _order(rows: Iterable[str]) -> list[str]:
             return (1, r)
         if r.endswith("(fine-tuned)"):
             return (3, r)
-        if r in REFERENCE_ROWS:
-            return (4 + REFERENCE_ROWS.index(r), r)
+        if is_reference(r):
+            return (4 + references.index(r), r)
         return (2, r)
 
     return sorted(set(rows), key=key)

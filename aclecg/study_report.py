@@ -17,7 +17,9 @@ import pandas as pd
 from aclecg import paths, study
 from aclecg.errors import DataError
 from aclecg.evaluation import count_not_converged
+from aclecg.evaluation.arms import is_reference, trained_arms
 from aclecg.evaluation.outputs import count_first_look
+from aclecg.metrics import titles
 from aclecg.power import power_section
 from aclecg.report_sections import attribution_section, neighbours_section
 from aclecg.verdict import Verdict, primary_sentence
@@ -40,7 +42,6 @@ def _published(root: str | Path | None) -> Path:
     return Path(root) if root is not None else paths.published_root()
 
 
-METRIC_TITLES = {"auroc": "macro AUROC", "auprc": "macro AUPRC"}
 #: The paper's own figures (Liu, Wu, Yuan, Sensors 2026, Tables 2-3), for orientation only.
 PAPER = (
     "The paper reports, on the full PTB-XL with its own protocol, **91.45 % AUROC / 71.22 % AUPRC** for "
@@ -80,7 +81,7 @@ def plot_pooled(pooled: pd.DataFrame, title: str, path: Path, best: str | None =
     ax.set_prop_cycle(color=plt.cm.tab20.colors)  # type: ignore[attr-defined]
     for row in study._order(pooled["row"]):
         part = pooled[pooled["row"] == row].sort_values("fraction")
-        ref = row in study.REFERENCE_ROWS or row.endswith("(fine-tuned)")
+        ref = is_reference(row) or row.endswith("(fine-tuned)")
         width = 2.8 if row == study.FOCUS else (2.0 if row == best else 1.2)
         (line,) = ax.plot(
             part["fraction"],
@@ -154,7 +155,7 @@ def _verdict(prim: dict, cells: pd.DataFrame, tests: pd.DataFrame) -> list[str]:
 
 
 def _convergence(cells: pd.DataFrame) -> str:
-    trained = cells[cells["kind"].isin(("supervised", "reference_cnn", "fine_tune"))]
+    trained = cells[cells["kind"].isin([a.name for a in trained_arms()])]
     if trained.empty:
         return "No trained arm has finished yet."
     g = (
@@ -305,7 +306,7 @@ def _paper_tables(
     for protocol in ("multilabel", "singlelabel"):
         if not (cells["protocol"] == protocol).any():
             continue
-        for metric, title in METRIC_TITLES.items():
+        for metric, title in titles().items():
             pooled = study.paper_table(cells, protocol, metric)
             tables[(protocol, metric)] = pooled
             png = plot_pooled(

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 import streamlit as st
 
 from aclecg import viz
 from aclecg.leads import LEADS, RegionMap, default_region_map
-from aclecg.similarity import region_similarity
+from aclecg.similarity import region_similarity, sample_lead_features
 from pages._common import HOW_TO_CHECKPOINT, checkpoint_paths, dataset_paths, load_source, open_dataset, user_errors
 
 st.title("Lead regions")
@@ -98,16 +96,9 @@ centre = c4.checkbox(
 
 @st.cache_data(show_spinner="Encoding a sample of records…")
 def lead_features(checkpoint: str, dataset_path: str, n: int) -> tuple[np.ndarray, list[str]]:
-    """Per-lead features ``(n, L, D)`` of a fixed random sample of records (seed 0)."""
-    from aclecg.evaluation import encode_windows
-
+    """Per-lead features ``(n, L, D)`` of the records :func:`aclecg.similarity.sample_region_similarity` samples."""
     src = load_source(checkpoint)
-    ds = open_dataset(dataset_path)
-    rows = np.sort(np.random.default_rng(0).choice(len(ds), size=min(n, len(ds)), replace=False))
-    feats = encode_windows(
-        src, ds.signals[rows], ds.fs, ds.leads, output="lead_features", name=Path(checkpoint).parent.name
-    )
-    return feats, list(src.leads)
+    return sample_lead_features(src, open_dataset(dataset_path), n), list(src.leads)
 
 
 with user_errors():

@@ -14,7 +14,7 @@ import streamlit as st
 
 from aclecg import record_map, umap_learn, viz
 from aclecg.constraints import UMAP_METHODS
-from aclecg.data.labels import describe_labels
+from aclecg.data.labels import describe_labels, label_colours
 from aclecg.embed2d import TRUST_K
 from aclecg.leads import LEADS
 from pages import _maps
@@ -87,8 +87,7 @@ uploaded = upload_box(
 view = table.copy()
 if colour_choice.startswith("label: "):
     col = f"labels_{colour_choice[len('label: ') :]}"
-    raw = view[col].fillna("").astype(str)
-    view["colour"] = np.where(raw.str.contains(";"), "multiple", np.where(raw == "", "(none)", raw))
+    view["colour"] = label_colours(view[col])
     colour_col = "colour"
     hover_label = col
 else:

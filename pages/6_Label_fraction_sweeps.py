@@ -12,10 +12,11 @@ import streamlit as st
 from aclecg import access, jobs, viz
 from aclecg.constraints import PROTOCOLS
 from aclecg.errors import AclEcgError
-from aclecg.evaluation import ARMS, parse_sweep_form
-from aclecg.evaluation.config import arm_display_name
-from aclecg.evaluation.form import LONG_CELL_S, STEP_SECONDS, trained_cell_estimate
+from aclecg.evaluation import parse_sweep_form
+from aclecg.evaluation.arms import ARM_KINDS, arm_display_name
+from aclecg.evaluation.form import LONG_CELL_S, STEP_SECONDS, job_cell_count, trained_cell_estimate
 from aclecg.joblimits import app_bounds
+from aclecg.metrics import METRICS, titles
 from aclecg.study import default_rows
 from aclecg.study_report import published_study, published_sweeps, study_verdict_line
 from pages._access import acting, session_actor
@@ -84,7 +85,9 @@ if study is not None:
     with st.expander("The study: every method, pooled over test-fold rotations (docs/results.md)", expanded=True):
         s1, s2 = st.columns(2)
         protocol_s = s1.selectbox("protocol", sorted(set(table["protocol"])), key="st_protocol")
-        metric_s = s2.selectbox("metric", ["auroc", "auprc"], key="st_metric")
+        metric_s = s2.selectbox(
+            "metric", [m for m in METRICS.names() if m in set(table["metric"])] or METRICS.names(), key="st_metric"
+        )
         part = table[(table["protocol"] == protocol_s) & (table["metric"] == metric_s)].copy()
         part["ci_low"], part["ci_high"] = part["mean"] - part["sd"].fillna(0), part["mean"] + part["sd"].fillna(0)
         all_rows = list(dict.fromkeys(part["row"]))
@@ -154,7 +157,7 @@ def launch_form() -> None:
         fractions = c4.text_input("label fractions", "0.05,0.1,0.25,1", key="sw_fractions")
         seeds = c5.number_input("seeds", *app_bounds("seeds"), 2, key="sw_seeds")
         default_arms = ["linear_probe", "random_init", "supervised"] if chosen else ["random_init", "supervised"]
-        arms = c6.multiselect("arms", ARMS, default=default_arms, key="sw_arms")
+        arms = c6.multiselect("arms", ARM_KINDS.names(), default=default_arms, key="sw_arms")
         name = st.text_input("sweep name", value=f"sweep-{label_set}-{time.strftime('%m%d-%H%M')}", key="sw_name")
         if not (data and label_set):
             st.caption("Choose a dataset and a label set to start a sweep.")
@@ -209,11 +212,7 @@ def expected_cells(run_dir: Path) -> int | None:
         args = json.loads((run_dir / "job.json").read_text())["args"]
     except (OSError, ValueError, KeyError):
         return None
-    get = {k: args[i + 1] for i, k in enumerate(args[:-1]) if k.startswith("--")}
-    n_ck = sum(1 for a in args if a == "--checkpoint")
-    arms = get.get("--arms", "linear_probe,random_init,supervised").split(",")
-    per = sum(n_ck if a in ("linear_probe", "fine_tune") else 1 for a in arms)
-    return per * len(get.get("--fractions", "0.01,0.05,0.1,0.25,0.5,1").split(",")) * int(get.get("--seeds", 3))
+    return job_cell_count(args)
 
 
 sweeps = sweep_dirs()
@@ -278,7 +277,7 @@ with user_errors():
     for side in ("low", "high"):
         if f"boot_ci_{side}_mean" in plot.columns:
             plot[f"ci_{side}"] = plot[f"ci_{side}"].fillna(plot[f"boot_ci_{side}_mean"])
-    macro = [m for m in ("macro_auroc", "macro_auprc") if m in set(plot["metric"])]
+    macro = [m for m in titles("macro_") if m in set(plot["metric"])]
     cols = st.columns(max(len(macro), 1))
     for col, metric in zip(cols, macro):
         col.plotly_chart(

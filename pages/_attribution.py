@@ -17,10 +17,10 @@ from aclecg.data.raw import display_window
 from aclecg.leads import LEADS, RegionMap, default_region_map
 from pages._common import (
     checkpoint_paths,
+    embeddings_cache,
     label_descriptions,
     load_source,
     open_dataset,
-    umap_cache,
     user_errors,
 )
 
@@ -31,9 +31,7 @@ PX_PER_MM = 3.6
 def _probe(checkpoint: str, dataset_path: str, label_set: str):
     from aclecg.attribution_eval import cached_probe
 
-    return cached_probe(
-        load_source(checkpoint), open_dataset(dataset_path), label_set, cache_dir=umap_cache().parent / "embeddings"
-    )
+    return cached_probe(load_source(checkpoint), open_dataset(dataset_path), label_set, cache_dir=embeddings_cache())
 
 
 @st.cache_data(show_spinner=False)

@@ -31,8 +31,13 @@ def checkpoints_root() -> Path:
 
 
 def umap_cache() -> Path:
-    """On-disk cache of 2-D maps: ``$ACLECG_UMAP_CACHE`` or ``<repo>/.cache/umap``."""
-    return Path(os.environ.get("ACLECG_UMAP_CACHE", paths.cache_root() / "umap"))
+    """On-disk cache of 2-D maps, the command line's too (:func:`aclecg.paths.umap_cache_dir`)."""
+    return paths.umap_cache_dir()
+
+
+def embeddings_cache() -> Path:
+    """On-disk cache of embeddings, the command line's too (:func:`aclecg.paths.embeddings_cache_dir`)."""
+    return paths.embeddings_cache_dir()
 
 
 def runs_root() -> Path:

@@ -12,7 +12,7 @@ import numpy as np
 import streamlit as st
 
 from aclecg import embed2d, record_map
-from pages._common import embed_windows, open_dataset, umap_cache
+from pages._common import embed_windows, embeddings_cache, open_dataset, umap_cache
 
 
 def identity(checkpoint: str, paths: tuple[str, ...]) -> tuple[str, tuple[str, ...]]:
@@ -28,7 +28,7 @@ def _embeddings(checkpoint: str, paths: tuple[str, ...]) -> list[np.ndarray]:
     from aclecg.evaluation import cached_embeddings, load_source
 
     source = load_source(checkpoint, device="cpu")
-    folder = umap_cache().parent / "embeddings"
+    folder = embeddings_cache()
     return [cached_embeddings(source, open_dataset(p), device="cpu", cache_dir=folder)[0] for p in paths]
 
 
@@ -58,7 +58,7 @@ def fitted_map(
 
 def on_disk(inp: record_map.MapInput, n_neighbors: int, min_dist: float, method: str) -> bool:
     """Whether that map is already in the disk cache (so drawing it waits for nothing)."""
-    return (umap_cache() / f"umap_{inp.key(config(n_neighbors, min_dist, method))}.npz").is_file()
+    return embed2d.cache_file(umap_cache(), inp.key(config(n_neighbors, min_dist, method))).is_file()
 
 
 @st.cache_resource(show_spinner=False, max_entries=64)

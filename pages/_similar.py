@@ -19,10 +19,10 @@ from aclecg.leads import LEADS
 from pages._common import (
     checkpoint_paths,
     embed_windows,
+    embeddings_cache,
     label_descriptions,
     load_source,
     open_dataset,
-    umap_cache,
     user_errors,
 )
 
@@ -34,17 +34,13 @@ PX_PER_MM = 2.3
 def _index(checkpoint: str, dataset_path: str):
     from aclecg.neighbours import cached_index
 
-    return cached_index(
-        load_source(checkpoint), open_dataset(dataset_path), cache_dir=umap_cache().parent / "embeddings"
-    )
+    return cached_index(load_source(checkpoint), open_dataset(dataset_path), cache_dir=embeddings_cache())
 
 
 def _record_vector(checkpoint: str, dataset_path: str, row: int) -> np.ndarray:
     from aclecg.evaluation import cached_embeddings
 
-    emb, _ = cached_embeddings(
-        load_source(checkpoint), open_dataset(dataset_path), cache_dir=umap_cache().parent / "embeddings"
-    )
+    emb, _ = cached_embeddings(load_source(checkpoint), open_dataset(dataset_path), cache_dir=embeddings_cache())
     return np.asarray(emb[row], dtype=np.float32)
 
 

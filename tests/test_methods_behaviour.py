@@ -12,11 +12,11 @@ import pytest
 import torch
 
 from aclecg.errors import ConfigError
+from aclecg.evaluation.arms import ARM_KINDS
 from aclecg.leads import INDEPENDENT_LEADS, LEADS
 from aclecg.methods import (
     ALIASES,
     METHODS,
-    REFERENCE_ARMS,
     MomentumMethod,
     SSLMethod,
     create_method,
@@ -90,7 +90,7 @@ def test_registry_lists_all_methods_with_flags():
     ) == (25.0, 25.0, 1.0)
     assert infos["byol"].defaults["base_momentum"] == 0.996
     assert (infos["lcd"].defaults["gamma"], infos["lcd"].defaults["lambd"]) == (0.005, 0.0051)
-    assert set(REFERENCE_ARMS).isdisjoint(infos)  # the reference arms are sweep arms, not pretraining methods
+    assert set(ARM_KINDS.names()).isdisjoint(infos)  # the reference arms are sweep arms, not pretraining methods
     assert "supervised" not in infos and "random_init" not in infos
     assert all(METHODS.get(alias) is METHODS.get(name) for alias, name in ALIASES.items())
     assert METHODS.get(" Barlow_Twins ").NAME == "barlow"
@@ -169,7 +169,7 @@ def test_cli_lists_registry(monkeypatch):
     data = json.loads(buf.getvalue())
     assert [r["name"] for r in data["methods"]] == [i.name for i in list_methods()]
     assert all(0 < r["parameters"]["encoder"] <= r["parameters"]["trainable"] for r in data["methods"])
-    assert data["reference_arms"] == ["supervised", "random_init"]
+    assert data["reference_arms"] == ["supervised", "reference_cnn", "random_init"]
     monkeypatch.setattr(cmd, "collect", lambda encoder, leads: data["methods"])  # the table from the same rows
     buf = io.StringIO()
     with redirect_stdout(buf):

@@ -195,3 +195,92 @@ def test_an_unregistered_method_is_gone_after_its_test():
     assert "toy_ssl" not in METHODS and "toy_ssl" not in [m.name for m in list_methods()]
     with pytest.raises(ConfigError, match="unknown method 'toy_ssl'"):
         build_method(PretrainConfig(method="toy_ssl"))
+
+
+# ------------------------------------------------------------------------------------------------ the arms
+def test_the_arms_registry_is_the_torch_free_tuple_and_drives_the_lists():
+    from aclecg.constraints import ARMS
+    from aclecg.evaluation.arms import ARM_KINDS, baseline_arms, reference_arms, trained_arms
+
+    assert tuple(ARM_KINDS.names()) == ARMS
+    assert [a.name for a in reference_arms()] == ["supervised", "reference_cnn", "random_init"]
+    assert [a.name for a in trained_arms()] == ["fine_tune", "supervised", "reference_cnn"]
+    assert [a.name for a in baseline_arms()] == ["supervised", "random_init"]  # the p_vs_* columns
+
+
+def test_the_per_sweep_report_draws_every_reference_arm_as_one():
+    """The reference CNN is a reference arm in the report too: after the methods, between the other two, dashed."""
+    from aclecg.report import _arm_order
+
+    arms = ["random_init", "reference_cnn", "simclr:linear_probe", "supervised", "acl_ecg:linear_probe"]
+    assert _arm_order(arms, "acl_ecg") == [
+        "acl_ecg:linear_probe",
+        "simclr:linear_probe",
+        "supervised",
+        "reference_cnn",
+        "random_init",
+    ]
+
+
+# ------------------------------------------------------------------------------------------------ a dummy metric
+def _brier(y_true: np.ndarray, y_score: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """Per-class Brier score of sigmoid probabilities for each weight row (lower is better)."""
+    err = (1.0 / (1.0 + np.exp(-y_score)) - y_true) ** 2
+    return (weights @ err) / weights.sum(axis=1, keepdims=True)
+
+
+@pytest.fixture
+def brier() -> Iterator[Any]:
+    from aclecg.metrics import METRICS, Metric, register_metric
+
+    metric = register_metric(Metric("brier", "macro Brier score", _brier, higher_is_better=False))
+    try:
+        yield metric
+    finally:
+        METRICS.unregister("brier")
+
+
+def test_a_registered_metric_reaches_the_tables_and_reports_without_retraining(brier, tmp_path: Path, monkeypatch):
+    """Cells computed before the metric existed: rerunning the sweep reuses every cell (nothing trained) and the
+    tables, the per-sweep report, the study table and the hierarchical bootstrap all carry the new metric."""
+    from aclecg import evaluation, hypothesis, report, study
+    from aclecg.metrics import METRICS
+    from tests.test_evaluate import FakePrepared, _save_checkpoint
+
+    data = FakePrepared(n_patients=40, t=64)
+    ckpt = _save_checkpoint(tmp_path / "acl_ecg" / "encoder.pt", data)
+    cfg = evaluation.EvalConfig(n_bootstrap=20, device="cpu")
+    out = tmp_path / "sweeps" / "multilabel-test10-probe"
+
+    def sweep() -> Any:
+        args = ([ckpt], data, "toy", "multilabel", [1.0], 1, ["linear_probe", "random_init"], out)
+        return evaluation.run_sweep(*args, config=cfg, show_progress=False, cache_dir=tmp_path / "cache")
+
+    METRICS.unregister("brier")
+    first = sweep()  # the cells, computed without the metric
+    assert first.n_computed == 2 and "macro_brier" not in set(first.results["metric"])
+    from aclecg.metrics import register_metric
+
+    register_metric(brier)
+    again = sweep()
+    assert again.n_computed == 0 and again.n_cached == 2  # no retraining
+    rows = again.results[again.results["metric"] == "macro_brier"]
+    assert len(rows) == 2 and rows["value"].between(0, 1).all() and (rows["ci_low"] <= rows["ci_high"]).all()
+    assert {"brier:A", "brier:B", "brier:C"} <= set(again.results["metric"])
+    assert "macro_brier" in set(again.summary["metric"])
+
+    drawn: list[str] = []  # the figures are not drawn here (matplotlib is slow to start): their metrics are noted
+    monkeypatch.setattr(report, "plot_sweep", lambda sweep, metric, path, focus: drawn.append(metric) or path)
+    text = report.build_report([out], tmp_path / "results.md", focus="acl_ecg").read_text()
+    assert "### macro Brier score" in text and drawn == ["macro_auroc", "macro_auprc", "macro_brier"]
+
+    cells = study.load_cells(tmp_path / "sweeps")
+    assert cells["brier"].between(0, 1).all()
+    assert not study.paper_table(cells, "multilabel", "brier").empty
+
+    with (
+        np.load(next((out / "cells").glob("acl_ecg*__f1__*.npz"))) as a,
+        np.load(next((out / "cells").glob("random_init*__f1__*.npz"))) as b,
+    ):
+        run = hypothesis.RunScores(a["y_true"], [a["y_score"]], [b["y_score"]])
+    assert np.isfinite(hypothesis.hierarchical_bootstrap([run], "brier", n_resamples=50).diff)

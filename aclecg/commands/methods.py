@@ -53,11 +53,12 @@ def collect(encoder: str = "small", leads: list[str] | None = None) -> list[dict
 
 
 def run(args: argparse.Namespace) -> int:
-    from aclecg.models import REFERENCE_ARMS
+    from aclecg.evaluation.arms import reference_arms
 
+    references = [a.name for a in reference_arms()]
     rows = collect(args.encoder, args.leads)
     if args.json:
-        print(json.dumps({"methods": rows, "reference_arms": list(REFERENCE_ARMS)}, indent=2))
+        print(json.dumps({"methods": rows, "reference_arms": references}, indent=2))
         return 0
     header = f"{'name':<9} {'reconstr.':<9} {'augment.':<9} {'encoder':>9} {'trainable':>10} {'total':>10}  paper"
     print(header)
@@ -69,6 +70,6 @@ def run(args: argparse.Namespace) -> int:
             f"{r['name']:<9} {'yes' if r['reconstruction'] else 'no':<9} {r['default_augmentation']!s:<9} "
             f"{p['encoder']:>9,} {p['trainable']:>10,} {p['total']:>10,}  {paper}"
         )
-    print(f"\nreference arms (evaluation only): {', '.join(REFERENCE_ARMS)}")
+    print(f"\nreference arms (evaluation only): {', '.join(references)}")
     print("reconstruction = yes: the published formulas are not public; see docs/methods.md")
     return 0

@@ -38,7 +38,8 @@ whose best step came within --patience steps of the budget is marked "not conver
 # long: one add_argument per flag of the sweep command
 def register(sub: argparse._SubParsersAction) -> None:
     from aclecg.commands.encoder_args import add_factory_args
-    from aclecg.evaluation import ARMS, DEFAULT_ARMS, DEFAULT_FRACTIONS, PROTOCOLS, EvalConfig
+    from aclecg.evaluation import ARM_KINDS, DEFAULT_ARMS, DEFAULT_FRACTIONS, PROTOCOLS, EvalConfig
+    from aclecg.evaluation.config import DEFAULT_SEEDS
 
     d = EvalConfig()
     p = sub.add_parser(
@@ -69,12 +70,15 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="comma-separated label fractions, each in [0.0001, 1] (default %(default)s)",
     )
     p.add_argument(
-        "--seeds", type=int, default=3, help="number of seeds per fraction, 1 to 100 (seeds 0..N-1; default 3)"
+        "--seeds",
+        type=int,
+        default=DEFAULT_SEEDS,
+        help="number of seeds per fraction, 1 to 100 (seeds 0..N-1; default %(default)s)",
     )
     p.add_argument(
         "--arms",
         default=",".join(DEFAULT_ARMS),
-        help=f"comma-separated arms from {', '.join(ARMS)} (default %(default)s)",
+        help=f"comma-separated arms from {', '.join(ARM_KINDS.names())} (default %(default)s)",
     )
     p.add_argument(
         "--encoder",

@@ -134,9 +134,9 @@ def run(args: argparse.Namespace) -> int:
         seed=args.seed,
         method=args.method,
     )
-    from aclecg.paths import cache_root
+    from aclecg.paths import umap_cache_dir
 
-    cache = Path(args.cache_dir) if args.cache_dir else cache_root() / "umap"
+    cache = Path(args.cache_dir) if args.cache_dir else umap_cache_dir()
     fitted = embed2d.cached_map(emb, cache, cfg, knn=args.knn)
     coords = pd.DataFrame(fitted.coords, columns=["x", "y"])
     out = pd.concat([coords, table.reset_index(drop=True)], axis=1) if table is not None else coords

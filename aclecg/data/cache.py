@@ -13,6 +13,7 @@ import pandas as pd
 
 from aclecg import contract
 from aclecg.constraints import PROTOCOLS
+from aclecg.data.labels import split_labels
 from aclecg.errors import AclEcgError, DataError
 from aclecg.leads import LEADS
 
@@ -219,7 +220,7 @@ class PreparedDataset:
             column = {c: j for j, c in enumerate(classes)}
             y = np.zeros((len(self), len(classes)), dtype=np.float32)
             for i, text in enumerate(self.records[f"labels_{label_set}"].to_numpy()):
-                for lab in text.split(";") if text else ():
+                for lab in split_labels(text):
                     if lab not in column:
                         raise DataError(
                             f"{self.path / 'records.csv'}: row {i} has label {lab!r} outside label set {label_set}"

@@ -24,13 +24,17 @@ import pandas as pd
 from aclecg.data.snomed import snomed_table
 
 __all__ = [
+    "LABEL_SEPARATOR",
     "SUPERCLASSES",
     "describe_labels",
+    "join_labels",
+    "label_colours",
     "label_descriptions",
     "record_row",
     "row_choices",
     "sentence_case",
     "source_root",
+    "split_labels",
 ]
 
 #: PTB-XL's five diagnostic superclasses.
@@ -98,6 +102,35 @@ def label_descriptions(manifest: Mapping[str, Any]) -> dict[str, str]:
     for name, words in _MERGED.items():
         out.setdefault(name, words)
     return {k: sentence_case(v) for k, v in out.items()}
+
+
+#: How a record's labels of one label set are stored in ``records.csv`` (``labels_<set>``): ``"NORM;MI"``.
+LABEL_SEPARATOR = ";"
+
+
+def split_labels(text: object) -> list[str]:
+    """A ``labels_<set>`` cell as a list: ``"NORM;MI"`` -> ``["NORM", "MI"]``; ``[]`` for ``""`` or a missing value.
+
+    >>> split_labels("NORM;MI"), split_labels(""), split_labels(float("nan"))
+    (['NORM', 'MI'], [], [])
+    """
+    return text.split(LABEL_SEPARATOR) if isinstance(text, str) and text else []
+
+
+def join_labels(labels: Sequence[str]) -> str:
+    """The ``labels_<set>`` cell of a record's labels (the inverse of :func:`split_labels`)."""
+    return LABEL_SEPARATOR.join(labels)
+
+
+def label_colours(cells: pd.Series) -> np.ndarray:
+    """A colour group per ``labels_<set>`` cell: the label itself, ``"multiple"`` or ``"(none)"``.
+
+    >>> label_colours(pd.Series(["NORM", "NORM;MI", "", None])).tolist()
+    ['NORM', 'multiple', '(none)', '(none)']
+    """
+    n = np.array([len(split_labels(c)) for c in cells])
+    raw = cells.fillna("").astype(str).to_numpy()
+    return np.where(n > 1, "multiple", np.where(n == 0, "(none)", raw))
 
 
 def describe_labels(text: str, descriptions: Mapping[str, str]) -> str:

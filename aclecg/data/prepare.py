@@ -30,6 +30,7 @@ from tqdm import tqdm
 from aclecg import contract
 from aclecg.data import challenge, cpsc2018, ptbxl  # noqa: F401  (the built-in readers register themselves)
 from aclecg.data.base import READERS, Reader, RecordItem
+from aclecg.data.labels import join_labels, split_labels
 from aclecg.data.limits import MAX_FS_HZ, max_samples
 from aclecg.data.preprocess import MIN_FRACTION, bandpass, cut_windows, plan_windows, resample, zscore
 from aclecg.data.records import Skipped
@@ -211,7 +212,7 @@ def _label_counts(records: pd.DataFrame, label_sets: dict[str, list[str]]) -> tu
     labels, protocols = {}, {}
     for name, classes in label_sets.items():
         col = records[f"labels_{name}"].fillna("")
-        sets = [s.split(";") if s else [] for s in col]
+        sets = [split_labels(s) for s in col]
         counts = Counter(lab for labs in sets for lab in labs)
         labels[name] = {cls: int(counts.get(cls, 0)) for cls in classes}
         sizes = np.array([len(s) for s in sets])
@@ -381,7 +382,7 @@ def _rows_of(result: Processed, item: RecordItem, fold: int, label_sets: dict[st
         "age": result.age,
         "sex": result.sex,
     }
-    labels = {f"labels_{n}": ";".join(item.labels.get(n, [])) for n in label_sets}
+    labels = {f"labels_{n}": join_labels(item.labels.get(n, [])) for n in label_sets}
     return [
         {
             **base,

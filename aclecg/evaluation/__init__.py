@@ -11,7 +11,8 @@ probe's regularisation and the fine-tuning epoch; the test folds are scored once
 
 Modules, one concern each:
 
-* :mod:`~aclecg.evaluation.config` - the arms, defaults and :class:`EvalConfig`;
+* :mod:`~aclecg.evaluation.arms` - the registry of arms (kind, trained or not, per checkpoint or reference);
+* :mod:`~aclecg.evaluation.config` - the defaults and :class:`EvalConfig`;
 * :mod:`~aclecg.evaluation.sources` - encoders to evaluate (checkpoint or random init) and the data check;
 * :mod:`~aclecg.evaluation.embeddings` - frozen-encoder embeddings and their cache;
 * :mod:`~aclecg.evaluation.probe` - the linear probe;
@@ -30,12 +31,11 @@ from aclecg import lazy
 
 if TYPE_CHECKING:
     from aclecg.classifier import TrainLog, predict_classifier, train_classifier
+    from aclecg.evaluation.arms import ARM_KINDS, ArmKind, arm_display_name
     from aclecg.evaluation.config import (
-        ARMS,
         DEFAULT_ARMS,
         DEFAULT_FRACTIONS,
         PROTOCOLS,
-        TRAINED_ARMS,
         EvalConfig,
         embedding_cache_dir,
     )
@@ -60,8 +60,9 @@ if TYPE_CHECKING:
 #: EvalConfig`` -- what the command line's help reads -- imports no torch).
 _EXPORTS: dict[str, str] = {
     **dict.fromkeys(("TrainLog", "predict_classifier", "train_classifier"), "aclecg.classifier"),
+    **dict.fromkeys(("ARM_KINDS", "ArmKind", "arm_display_name"), "aclecg.evaluation.arms"),
     **dict.fromkeys(
-        ("ARMS", "DEFAULT_ARMS", "DEFAULT_FRACTIONS", "PROTOCOLS", "TRAINED_ARMS", "EvalConfig", "embedding_cache_dir"),
+        ("DEFAULT_ARMS", "DEFAULT_FRACTIONS", "PROTOCOLS", "EvalConfig", "embedding_cache_dir"),
         "aclecg.evaluation.config",
     ),
     **dict.fromkeys(
@@ -81,17 +82,18 @@ _EXPORTS: dict[str, str] = {
 }
 
 __all__ = [
-    "ARMS",
+    "ARM_KINDS",
     "DEFAULT_ARMS",
     "DEFAULT_FRACTIONS",
     "PROTOCOLS",
-    "TRAINED_ARMS",
+    "ArmKind",
     "EncoderSource",
     "EvalConfig",
     "ProbeResult",
     "SweepProgress",
     "SweepResult",
     "TrainLog",
+    "arm_display_name",
     "cache_root",
     "cached_embeddings",
     "check_compatible",

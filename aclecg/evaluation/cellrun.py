@@ -21,11 +21,12 @@ import torch
 from aclecg import stats
 from aclecg.classifier import check_protocol
 from aclecg.errors import ConfigError, DataError
+from aclecg.evaluation.arms import arm_kind
 from aclecg.evaluation.cells import CellSpec, EncoderInfo, SweepPlan, sweep_arms, unique_labels
 from aclecg.evaluation.embeddings import cached_embeddings
 from aclecg.evaluation.finetune import train_arm
 from aclecg.evaluation.fractions import rotate_folds, sample_label_fraction
-from aclecg.evaluation.outputs import metric_rows
+from aclecg.evaluation.outputs import metric_rows, missing_metrics
 from aclecg.evaluation.probe import linear_probe
 from aclecg.evaluation.sources import (
     EncoderSource,
@@ -35,6 +36,7 @@ from aclecg.evaluation.sources import (
     random_init_source,
 )
 from aclecg.evaluation.task import CellTask
+from aclecg.metrics import metric_rows as registered_metric_rows
 
 __all__ = [
     "CellEnv",
@@ -241,6 +243,10 @@ def execute_cell(
         "seconds": round(time.perf_counter() - started, 2),
         "metrics": metric_rows(report, boot, data.classes),
     }
+    extra = missing_metrics(record)  # registered metrics beyond the built-in two, from the same predictions
+    record["metrics"] += registered_metric_rows(
+        y_test, result["scores"], data.classes, extra, cfg.n_bootstrap, 1000 + seed
+    )
     arrays = {
         "y_true": y_test,
         "y_score": result["scores"].astype(np.float64),
@@ -258,18 +264,19 @@ def fit_cell(
     show_progress: bool,
 ) -> dict[str, Any]:
     """Fit one arm on one training subset; return test scores and details (chosen L2; or lr, best step, steps run)."""
-    if arm.kind not in ("linear_probe", "random_init"):
+    kind = arm_kind(arm.kind)
+    if kind.trained:
         return train_arm(arm.kind, arm.source, task, f"this cell: {arm.name} s{task.seed}", show_progress)
     dataset, ref_cfg, cfg = task.dataset, task.ref_cfg, task.cfg
     y_tr, y_va = task.y_all[task.train_pos], task.y_all[task.val_pos]
     src = (
         arm.source
-        if arm.kind == "linear_probe"
+        if kind.per_checkpoint
         else random_init_source(
             ref_cfg.to_dict(), task.seed, ref_cfg.leads, dataset.fs, dataset.n_samples, data_contract(dataset)
         )
     )
-    assert src is not None  # every linear_probe arm has its checkpoint's source
+    assert src is not None  # every per-checkpoint probe arm has its checkpoint's source
     emb = embeddings_of(src)[task.keep_idx]
     probe = linear_probe(
         emb[task.train_pos],

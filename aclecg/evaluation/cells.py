@@ -27,7 +27,8 @@ from typing import Any
 import numpy as np
 
 from aclecg import atomicio
-from aclecg.evaluation.config import ARMS, TRAINED_ARMS, EvalConfig, digest
+from aclecg.evaluation.arms import ARM_KINDS, is_arm_name, is_trained, reference_arms
+from aclecg.evaluation.config import EvalConfig, digest
 from aclecg.evaluation.fractions import default_val_fold
 from aclecg.evaluation.outputs import cell_readable
 
@@ -108,7 +109,7 @@ class CellSpec:
 
     @property
     def trained(self) -> bool:
-        return self.arm.kind in TRAINED_ARMS
+        return is_trained(self.arm.kind)
 
     @property
     def chooses_lr(self) -> bool:
@@ -123,20 +124,16 @@ def unique_labels(encoders: Sequence[EncoderInfo]) -> list[EncoderInfo]:
         seen[e.label] = seen.get(e.label, 0) + 1
     out = []
     for e in encoders:
-        label = f"{e.label}-{e.key[:8]}" if seen[e.label] > 1 or e.label in ARMS else e.label
+        label = f"{e.label}-{e.key[:8]}" if seen[e.label] > 1 or is_arm_name(e.label) else e.label
         out.append(EncoderInfo(label, e.key, e.method, e.path, e.encoder_config, e.leads))
     return out
 
 
 def sweep_arms(plan: SweepPlan) -> list[Arm]:
     """The arms in results order: every checkpoint's probe / fine-tune, then the reference arms."""
-    arms = [
-        Arm(f"{e.label}:{kind}", kind, e)
-        for e in plan.encoders
-        for kind in ("linear_probe", "fine_tune")
-        if kind in plan.arm_kinds
-    ]
-    arms += [Arm(kind, kind) for kind in ("supervised", "reference_cnn", "random_init") if kind in plan.arm_kinds]
+    per_checkpoint = [a.name for _, a in ARM_KINDS.items() if a.per_checkpoint and a.name in plan.arm_kinds]
+    arms = [Arm(f"{e.label}:{kind}", kind, e) for e in plan.encoders for kind in per_checkpoint]
+    arms += [Arm(a.name, a.name) for a in reference_arms() if a.name in plan.arm_kinds]
     return arms
 
 
@@ -163,7 +160,7 @@ def _key(plan: SweepPlan, arm: Arm, fraction: float, seed: int, settings: dict[s
         "data": plan.fingerprint,
         "classes": list(plan.classes),
         "settings": settings,
-        "version": 2 if arm.kind in TRAINED_ARMS else 1,
+        "version": 2 if is_trained(arm.kind) else 1,
     }
     if plan.test_fold is not None:  # only then, so the keys of official-split cells stay as they were
         key["test_fold"] = int(plan.test_fold)
@@ -181,10 +178,10 @@ def cell_spec(plan: SweepPlan, arm: Arm, fraction: float, seed: int, chosen_lr: 
     settings = cfg.key_for(arm.kind, plan.n_val)
     lr_grid = tuple(cfg.lr_grid)
     after = None
-    if arm.kind in TRAINED_ARMS and (arm.name, fraction) in plan.borrowed:
+    if is_trained(arm.kind) and (arm.name, fraction) in plan.borrowed:
         lr_grid = (float(plan.borrowed[(arm.name, fraction)]),)
         settings = {**settings, "lr": lr_grid[0], "lr_chosen_in": "another sweep's validation"}
-    elif arm.kind in TRAINED_ARMS and cfg.lr_selection == "first_seed" and seed != plan.seeds[0]:
+    elif is_trained(arm.kind) and cfg.lr_selection == "first_seed" and seed != plan.seeds[0]:
         # the learning rate validated best for the first seed of this arm and fraction is reused
         after = (arm.name, fraction, plan.seeds[0])
         lr = (chosen_lr or {}).get((arm.name, fraction))
@@ -244,7 +241,7 @@ class CellStore:
         meta, pred = self.paths(cell)
         atomicio.write_npz(pred, **arrays)
         atomicio.write_json(meta, record)
-        if self.save_trained and record.get("arm_kind") in TRAINED_ARMS:
+        if self.save_trained and is_trained(record.get("arm_kind")):
             assert self.committed is not None
             self.committed.mkdir(parents=True, exist_ok=True)
             for path in (pred, meta):  # the same order: a copied record always has its predictions

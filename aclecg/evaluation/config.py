@@ -1,4 +1,4 @@
-"""Evaluation settings: the arms a sweep can run, its defaults, :class:`EvalConfig` and the cache locations.
+"""Evaluation settings: a sweep's defaults, :class:`EvalConfig` and the cache locations.
 
 ``EvalConfig`` is plain data and part of every sweep cell's key (:meth:`EvalConfig.key_for`), so changing a
 setting that alters a cell's result recomputes that cell and nothing else.
@@ -12,40 +12,24 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from aclecg.constraints import ARMS, EVAL_PARAMS, PROTOCOLS, validate
-from aclecg.paths import cache_root
+from aclecg.constraints import EVAL_PARAMS, PROTOCOLS, validate
+from aclecg.evaluation.arms import arm_display_name, is_trained
+from aclecg.paths import embeddings_cache_dir
 
 __all__ = [
-    "ARMS",
     "DEFAULT_ARMS",
     "DEFAULT_FRACTIONS",
+    "DEFAULT_SEEDS",
     "PROTOCOLS",
-    "TRAINED_ARMS",
     "EvalConfig",
     "arm_display_name",
     "digest",
     "embedding_cache_dir",
 ]
 
-#: Arms trained end to end (step budget, learning-rate grid); the others fit a linear probe on frozen features.
-TRAINED_ARMS: tuple[str, ...] = ("fine_tune", "supervised", "reference_cnn")
 DEFAULT_ARMS: tuple[str, ...] = ("linear_probe", "random_init", "supervised")
-
-
-def arm_display_name(arm: str, kind: str | None = None) -> str:
-    """An arm as every chart and table names it: ``METHOD`` for a linear probe of a checkpoint, ``METHOD
-    (fine-tuned)`` for its fine-tuning, a reference arm by its own name.
-
-    ``arm`` is a results' arm id (``acl_ecg:fine_tune``, ``acl_ecg:linear_probe``, ``supervised``); ``kind``
-    (``linear_probe``, ``fine_tune``, ...) overrides the kind the id carries.
-
-    >>> arm_display_name("acl_ecg:fine_tune"), arm_display_name("acl_ecg:linear_probe"), arm_display_name("supervised")
-    ('acl_ecg (fine-tuned)', 'acl_ecg', 'supervised')
-    """
-    name, _, own_kind = str(arm).partition(":")
-    kind = kind or own_kind or None
-    return f"{name} (fine-tuned)" if kind == "fine_tune" else name
-
+#: Label seeds per fraction (seeds 0..N-1) of ``aclecg sweep`` and :func:`~aclecg.evaluation.run_sweep`.
+DEFAULT_SEEDS = 3
 
 DEFAULT_FRACTIONS: tuple[float, ...] = (0.01, 0.05, 0.1, 0.25, 0.5, 1.0)
 
@@ -94,15 +78,16 @@ class EvalConfig:
         fold's size) exceeds it, or, without ``n_val``, when it is not the default. Cells of folds the cap does
         not reach keep the keys they had before the cap existed.
         """
-        if arm_kind in ("linear_probe", "random_init"):
+        trained = is_trained(arm_kind)
+        if not trained:
             keys: tuple[str, ...] = ("probe_grid", "probe_max_iter", "n_bootstrap")
         else:
             keys = ("max_steps", "eval_every", "patience", "batch_size", "lr_grid", "lr_selection", "n_bootstrap")
         out = {k: getattr(self, k) for k in keys}
-        if arm_kind not in ("linear_probe", "random_init") and self.dense_until > 0:
+        if trained and self.dense_until > 0:
             # only then, so cells trained on the old schedule (dense_until=0) keep their keys
             out["dense"] = [self.dense_every, self.dense_until]
-        if arm_kind not in ("linear_probe", "random_init") and self._cap_matters(n_val):
+        if trained and self._cap_matters(n_val):
             out["val_cap"] = self.val_cap
         if arm_kind == "reference_cnn":
             from aclecg.reference_cnn import ReferenceCNNConfig  # torch: only when a reference arm is keyed
@@ -117,8 +102,9 @@ class EvalConfig:
 
 
 def embedding_cache_dir() -> Path:
-    """Where :func:`aclecg.evaluation.cached_embeddings` keeps embeddings by default (``<cache root>/embeddings``)."""
-    return cache_root() / "embeddings"
+    """Where :func:`aclecg.evaluation.cached_embeddings` keeps embeddings by default
+    (:func:`aclecg.paths.embeddings_cache_dir`, the app's folder too)."""
+    return embeddings_cache_dir()
 
 
 def digest(obj: Any) -> str:

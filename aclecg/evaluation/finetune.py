@@ -25,6 +25,7 @@ import torch
 from torch import nn
 
 from aclecg.classifier import RecordRows, fit_with_lr_grid, predict_classifier, read_signals
+from aclecg.evaluation.arms import arm_kind
 from aclecg.evaluation.sources import EncoderSource, check_compatible, data_contract, made_for
 from aclecg.evaluation.task import CellTask
 from aclecg.reference_cnn import ReferenceCNNConfig, build_reference_cnn
@@ -72,7 +73,7 @@ def _builder(
     """A function returning the arm's freshly initialised classifier (the same weights on every call)."""
     from aclecg.models import build_classifier, build_encoder
 
-    if kind == "fine_tune":
+    if arm_kind(kind).per_checkpoint:  # fine_tune: the checkpoint's encoder
         assert source is not None
         encoder = source.encoder
 
@@ -106,7 +107,7 @@ def train_arm(
     """
     dataset, keep_idx, y_all, ref_cfg, seed = task.dataset, task.keep_idx, task.y_all, task.ref_cfg, task.seed
     train_pos, val_pos, test_pos, cfg, device = task.train_pos, task.val_pos, task.test_pos, task.cfg, task.device
-    if kind == "fine_tune":
+    if arm_kind(kind).per_checkpoint:
         assert source is not None
         lead_idx = check_compatible(source.meta, dataset)
     else:

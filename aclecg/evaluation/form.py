@@ -12,20 +12,21 @@ from typing import cast
 import numpy as np
 
 from aclecg.errors import ConfigError
-from aclecg.evaluation.config import ARMS
+from aclecg.evaluation.arms import ARM_KINDS, is_trained
 
-__all__ = ["parse_sweep_form"]
+__all__ = ["job_cell_count", "parse_sweep_form"]
 
 
 def _parse_arms(arms: Sequence[str] | str) -> list[str]:
     if isinstance(arms, str):
         arms = [a.strip() for a in arms.split(",") if a.strip()]
     arms = list(dict.fromkeys(arms))
+    known = ARM_KINDS.names()
     if not arms:
-        raise ConfigError(f"choose at least one arm from {', '.join(ARMS)}")
-    bad = [a for a in arms if a not in ARMS]
+        raise ConfigError(f"choose at least one arm from {', '.join(known)}")
+    bad = [a for a in arms if a not in known]
     if bad:
-        raise ConfigError(f"unknown arm(s) {bad}; choose from {', '.join(ARMS)}")
+        raise ConfigError(f"unknown arm(s) {bad}; choose from {', '.join(known)}")
     return arms
 
 
@@ -61,10 +62,36 @@ def parse_sweep_form(
     Raises :class:`ConfigError` with the CLI's messages, so the app and ``python -m aclecg sweep`` say the same.
     """
     fracs, arm_list, seed_list = _parse_fractions(fractions), _parse_arms(arms), _parse_seeds(seeds)
-    needs = [a for a in arm_list if a in ("linear_probe", "fine_tune")]
+    needs = [a for a in arm_list if ARM_KINDS.get(a).per_checkpoint]
     if needs and n_checkpoints < 1:
         raise ConfigError(f"arms {needs} need at least one --checkpoint")
     return fracs, arm_list, seed_list
+
+
+def job_cell_count(args: Sequence[str]) -> int | None:
+    """How many (arm, fraction, seed) cells a sweep job computes, from its ``aclecg sweep`` arguments (a job's
+    ``job.json`` ``args``); an option it leaves out takes the sweep's default (:mod:`aclecg.evaluation.config`).
+    ``None`` when the arguments do not parse.
+
+    >>> job_cell_count(["--checkpoint", "a.pt", "--checkpoint", "b.pt", "--seeds", "2"])
+    48
+    """
+    from aclecg.evaluation.config import DEFAULT_ARMS, DEFAULT_FRACTIONS, DEFAULT_SEEDS
+
+    args = [str(a) for a in args]
+    given = {k: args[i + 1] for i, k in enumerate(args[:-1]) if k.startswith("--")}
+    n_checkpoints = sum(1 for a in args if a == "--checkpoint")
+    try:
+        fracs, arms, seeds = parse_sweep_form(
+            given.get("--fractions", list(DEFAULT_FRACTIONS)),
+            given.get("--arms", list(DEFAULT_ARMS)),
+            n_checkpoints,
+            int(given.get("--seeds", DEFAULT_SEEDS)),
+        )
+    except (ConfigError, ValueError):
+        return None
+    per = sum(n_checkpoints if ARM_KINDS.get(a).per_checkpoint else 1 for a in arms)
+    return per * len(fracs) * len(seeds)
 
 
 #: Rough seconds per optimiser step of a trained-arm cell (default batch size, small encoder, its validations
@@ -89,10 +116,10 @@ def trained_cell_estimate(
     >>> trained_cell_estimate(["linear_probe", "supervised"], 1, 2, 3)
     (6, 1200.0, 14400.0)
     """
-    from aclecg.evaluation.config import TRAINED_ARMS, EvalConfig
+    from aclecg.evaluation.config import EvalConfig
 
     cfg = EvalConfig()
-    per_arm = sum(n_checkpoints if a == "fine_tune" else 1 for a in arms if a in TRAINED_ARMS)
+    per_arm = sum(n_checkpoints if ARM_KINDS.get(a).per_checkpoint else 1 for a in arms if is_trained(a))
     if not per_arm:
         return None
     cell = cfg.max_steps * STEP_SECONDS["cuda" if device.startswith("cuda") else "cpu"]

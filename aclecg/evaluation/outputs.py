@@ -22,7 +22,9 @@ import pandas as pd
 
 from aclecg import atomicio, stats
 from aclecg.errors import ConfigError, DataError
-from aclecg.evaluation.config import TRAINED_ARMS
+from aclecg.evaluation.arms import baseline_arms, is_trained
+from aclecg.metrics import METRICS
+from aclecg.metrics import metric_rows as registered_metric_rows
 
 __all__ = [
     "SweepResult",
@@ -30,6 +32,8 @@ __all__ = [
     "count_not_converged",
     "learning_rates_of",
     "metric_rows",
+    "missing_metrics",
+    "with_all_metrics",
     "write_outputs",
 ]
 
@@ -71,7 +75,7 @@ def learning_rates_of(sweep_dir: str | Path) -> dict[tuple[str, float], float]:
     for path in sorted(folder.glob("*.json")):
         rec = json.loads(path.read_text())
         details = rec.get("details") or {}
-        if rec.get("arm_kind") in TRAINED_ARMS and len(details.get("lr_grid") or []) > 1:
+        if is_trained(rec.get("arm_kind")) and len(details.get("lr_grid") or []) > 1:
             out[(rec["arm"], float(rec["fraction"]))] = float(details["lr"])
     return out
 
@@ -105,6 +109,25 @@ def metric_rows(report: stats.MetricReport, boot: stats.BootstrapResult, classes
                 }
             )
     return rows
+
+
+def missing_metrics(record: dict) -> list[str]:
+    """The registered metrics a cell's record has no rows of (registered after the cell was computed)."""
+    have = {m["metric"] for m in record.get("metrics") or []}
+    return [name for name, metric in METRICS.items() if metric.macro not in have]
+
+
+def with_all_metrics(record: dict, predictions: Path) -> dict:
+    """``record`` with rows of every registered metric: those it lacks are computed from its stored test
+    predictions (``predictions``, the cell's ``.npz``) with the cell's bootstrap settings; no retraining."""
+    missing = missing_metrics(record)
+    if not missing:
+        return record
+    with np.load(predictions, allow_pickle=False) as z:
+        y_true, y_score, classes = z["y_true"], z["y_score"], [str(c) for c in z["classes"]]
+    n_bootstrap = int(((record.get("key") or {}).get("settings") or {}).get("n_bootstrap", 1000))
+    extra = registered_metric_rows(y_true, y_score, classes, missing, n_bootstrap, 1000 + int(record["seed"]))
+    return {**record, "metrics": [*record["metrics"], *extra]}
 
 
 def _comparisons(out: Path, cell_records: list[dict], names: Sequence[str], classes: list[str]) -> pd.DataFrame:
@@ -216,6 +239,7 @@ def write_outputs(
 ) -> SweepResult:
     """Write ``results.csv``/``results.json``, ``comparisons.csv`` and ``summary.csv`` from the cells' records."""
     rows = []
+    cell_records = [with_all_metrics(rec, out / "cells" / f"{rec['cell']}.npz") for rec in cell_records]
     for rec in cell_records:
         base = {
             k: rec[k]
@@ -241,7 +265,7 @@ def write_outputs(
             rows.append({**base, **m})
     results = pd.DataFrame(rows)
     comparisons = _comparisons(out, cell_records, arm_names, classes)
-    for ref in ("supervised", "random_init"):
+    for ref in (a.name for a in baseline_arms()):
         col = f"p_vs_{ref}"
         results[col] = np.nan
         if comparisons.empty:

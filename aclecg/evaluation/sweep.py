@@ -34,7 +34,7 @@ from aclecg.evaluation.cellrun import (
     sweep_meta,
 )
 from aclecg.evaluation.cells import CellSpec, CellStore, SweepPlan, cell_spec, chosen_lr_of, sweep_arms
-from aclecg.evaluation.config import DEFAULT_ARMS, DEFAULT_FRACTIONS, EvalConfig
+from aclecg.evaluation.config import DEFAULT_ARMS, DEFAULT_FRACTIONS, DEFAULT_SEEDS, EvalConfig
 from aclecg.evaluation.embeddings import precision_key
 from aclecg.evaluation.form import parse_sweep_form
 from aclecg.evaluation.fractions import default_val_fold
@@ -75,7 +75,7 @@ def run_sweep(
     label_set: str,
     protocol: str = "multilabel",
     fractions: Sequence[float] | str = DEFAULT_FRACTIONS,
-    seeds: int | Sequence[int] = 3,
+    seeds: int | Sequence[int] = DEFAULT_SEEDS,
     arms: Sequence[str] | str = DEFAULT_ARMS,
     out_dir: str | Path = "runs/sweep",
     progress: Callable[[SweepProgress], None] | None = None,

@@ -34,12 +34,10 @@ from aclecg.methods.registry import (
     method_info,
     register_method,
 )
-from aclecg.models import REFERENCE_ARMS
 
 __all__ = [
     "ALIASES",
     "METHODS",
-    "REFERENCE_ARMS",
     "MethodInfo",
     "MomentumMethod",
     "SSLMethod",
