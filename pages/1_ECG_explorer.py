@@ -7,7 +7,8 @@ import numpy as np
 import streamlit as st
 
 from aclecg import viz
-from aclecg.data.labels import describe_labels, row_choices
+from aclecg.data.labels import describe_labels, row_choices, split_labels
+from aclecg.data.raw import display_window
 from aclecg.leads import LEADS
 from aclecg.measure import Measurement
 from pages._attribution import region_attribution
@@ -15,7 +16,6 @@ from pages._common import (
     dataset_paths,
     label_descriptions,
     open_dataset,
-    raw_window_mv,
     upload_box,
     user_errors,
 )
@@ -53,7 +53,7 @@ with left:
     mask = np.ones(len(records), dtype=bool)
     if chosen:
         col = records[f"labels_{label_set}"].fillna("")
-        mask &= col.apply(lambda s: any(c in s.split(";") for c in chosen)).to_numpy()
+        mask &= col.apply(lambda s: any(c in split_labels(s) for c in chosen)).to_numpy()
     if query.strip():
         mask &= records["record_id"].astype(str).str.contains(query.strip(), case=False, regex=False).to_numpy()
     rows = np.flatnonzero(mask)
@@ -116,16 +116,14 @@ with right:
             m = upload_measurement(uploaded.raw_mv[:, : int(round(10 * uploaded.raw_fs))], uploaded.raw_fs)
         else:
             rec = records.iloc[row]
-            raw = raw_window_mv(datasets[name], int(row)) if source.startswith("raw") else None
-            if raw is not None:
-                sig, fs = raw
-                units = "mV"
-            else:
-                if source.startswith("raw"):
+            if source.startswith("raw"):
+                sig, fs, units = display_window(ds, int(row))
+                if units != "mV":
                     st.info(
                         "The raw record is not available for this dataset: showing the prepared (z-scored) "
                         "signal; amplitudes are in standard deviations, not mV."
                     )
+            else:
                 sig, fs, units = np.asarray(ds.signals[row]), ds.fs, "z"
             all_peaks = ds.rpeaks(int(row)) * (fs / ds.fs)
             title = f"{name} · record {rec['record_id']}"

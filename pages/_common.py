@@ -97,13 +97,6 @@ def label_descriptions(dataset_path: str) -> dict[str, str]:
     return _descriptions(open_dataset(dataset_path).manifest)
 
 
-def raw_window_mv(dataset_path: str, row: int) -> tuple[np.ndarray, float] | None:
-    """The raw record behind a prepared row (see :func:`aclecg.data.raw.raw_window_mv`)."""
-    from aclecg.data.raw import raw_window_mv as _raw
-
-    return _raw(open_dataset(dataset_path), row)
-
-
 # ---------------------------------------------------------------------------------------------- checkpoints
 
 
