@@ -159,6 +159,9 @@ def main() -> None:
 
     # a local image: a ":material/..." page icon makes the browser fetch the favicon from a font host
     st.set_page_config(page_title="ACL-ECG Studio", page_icon=str(APP_ICON), layout="wide")
+    from pages._layout import apply_layout_css
+
+    apply_layout_css()  # columns wrap, buttons never cut, the sidebar narrower on a tablet (pages/_layout.py)
     sidebar_status(session_actor())  # read-only and why, or who launches runs from this session
     pages = [st.Page(home, title="Home", icon=":material/home:", default=True)]
     pages += [st.Page(path, title=title, icon=icon, url_path=url) for path, title, icon, url in PAGES]

@@ -11,6 +11,7 @@ import torch
 
 from aclecg import viz
 from aclecg.augment import build_augmentation
+from aclecg.augment.teach import TEACHING_STEPS, step_views
 from aclecg.constraints import CYCLE_WINDOWS, MASK_FILLS, SHIFT_MODES
 from aclecg.data.labels import row_choices
 from aclecg.leads import LEADS, REGIONS
@@ -34,6 +35,35 @@ if "aug_seed" not in st.session_state:
 
 def _new_sample() -> None:
     st.session_state["aug_seed"] = int(st.session_state["aug_seed"]) + 1
+
+
+def physio_views(spec: list[dict], x: torch.Tensor, peaks: torch.Tensor, seed: int) -> list[tuple]:
+    """``n_views`` Physio-AUG views, view ``k`` drawn with seed ``seed + k``."""
+    physio = build_augmentation(spec, fs=ds.fs)
+    views = []
+    for k in range(n_views):
+        y, info = physio.forward_with_info(x, peaks, generator=torch.Generator().manual_seed(seed + k))
+        marks = viz.marks_from_info(info, x.shape[-1], LEADS, shift_mode=shift_mode)
+        views.append((f"Physio-AUG view {k + 1}", y[0].numpy(), marks))
+    return views
+
+
+def teaching_views(spec: list[dict], x: torch.Tensor, peaks: torch.Tensor, seed: int, mode: str) -> list[tuple]:
+    """The step picker, why each step shown keeps the rhythm, and one view per step up to the chosen one."""
+    labels = [f"step {k + 1}: {s.title}" for k, s in enumerate(TEACHING_STEPS)]
+    chosen = st.radio("step", labels, horizontal=True, key="aug_teach_step")
+    upto = labels.index(chosen) + 1
+    for k, step in enumerate(TEACHING_STEPS[:upto]):
+        line = f"**Step {k + 1} · {step.title}.** {step.why}"
+        if k + 1 == upto:
+            st.markdown(line)
+        else:
+            st.caption(line.replace("**", ""))
+    views = []
+    for k, (y, info) in enumerate(step_views(spec, x, peaks, seed, upto, fs=ds.fs)):
+        title = " + ".join(s.title for s in TEACHING_STEPS[: k + 1])
+        views.append((f"step {k + 1}: {title}", y[0].numpy(), viz.marks_from_info(info, x.shape[-1], LEADS, mode)))
+    return views
 
 
 controls, figure = st.columns([1, 3])
@@ -70,7 +100,8 @@ with controls:
 with figure:
     uploaded = upload_box("aug", fs=ds.fs, seconds=ds.n_samples / ds.fs)
     spec = [
-        {"name": "random_scale_crop", "scale": list(crop)},
+        # Physio-AUG's crop keeps the record's rate (zeroes outside its window), as the "physio" preset
+        {"name": "random_scale_crop", "scale": list(crop), "resample": False},
         {"name": "cardiac_cycle_mask", "n_cycles": list(cycles), "window": window, "scope": scope, "fill": fill},
         {"name": "temporal_shift", "max_shift": "rr" if shift_rr else float(shift_s), "mode": shift_mode},
     ]
@@ -83,18 +114,13 @@ with figure:
         x = torch.from_numpy(np.array(x_np, dtype=np.float32))[None]
         peaks = torch.from_numpy(peaks_np.astype(np.int64))[None]
         seed = int(st.session_state["aug_seed"])
-        physio = build_augmentation(spec, fs=ds.fs)
-        views = []
-        for k in range(n_views):
-            y, info = physio.forward_with_info(x, peaks, generator=torch.Generator().manual_seed(seed + k))
-            views.append(
-                (
-                    f"Physio-AUG view {k + 1}",
-                    y[0].numpy(),
-                    viz.marks_from_info(info, x.shape[-1], LEADS, shift_mode=shift_mode),
-                )
-            )
-        if baseline:
+        teaching = st.toggle(
+            "teaching mode: one step at a time",
+            key="aug_teach",
+            help="Crop, then mask, then shift, with the same seed: each step's view is the previous one plus one step",
+        )
+        views = teaching_views(spec, x, peaks, seed, shift_mode) if teaching else physio_views(spec, x, peaks, seed)
+        if baseline and not teaching:
             std = build_augmentation(
                 [{"name": "random_resized_crop", "scale": list(crop)}, {"name": "time_out", "fraction": list(timeout)}],
                 fs=ds.fs,

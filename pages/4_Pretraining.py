@@ -8,11 +8,11 @@ from pathlib import Path
 
 import streamlit as st
 
-from aclecg import access, jobs, viz
+from aclecg import access, jobs, jobs_watch, paths, viz
 from aclecg.joblimits import app_bounds, pretrain_form
 from aclecg.methods import loss_terms
 from pages._access import acting, session_actor
-from pages._common import dataset_paths, runs_root, user_errors
+from pages._common import dataset_paths, open_dataset, runs_root, user_errors
 
 st.title("Pretraining")
 st.caption(
@@ -33,6 +33,30 @@ def _presets() -> dict[str, dict]:
     from aclecg.training import PRESETS
 
     return {k: dict(v) for k, v in PRESETS.items()}
+
+
+@st.cache_data
+def _step_costs() -> dict[tuple[str, str], jobs_watch.StepCost]:
+    """Measured seconds per step, from the loss curves committed in the project's checkpoints/ (read once)."""
+    return jobs_watch.measured_step_costs(paths.project_root() / "checkpoints")
+
+
+def cost_caption(method: str, device: str, data: list[str], epochs: int, batch: int) -> str:
+    """A rough duration of the run the form describes, and where its figure comes from."""
+    n_records = sum(jobs_watch.training_records(open_dataset(datasets[d]).records) for d in data)
+    device = device if device != "auto" else ("cuda" if _cuda_count() else "cpu")
+    est = jobs_watch.estimate_pretrain(_step_costs(), method, device, n_records, epochs, batch)
+    if est is None:
+        return (
+            f"No measured step time for {jobs_watch.device_class(device)} in this project's committed curves: "
+            "no estimate (`benchmarks/bench_train.py` measures one)."
+        )
+    return (
+        f"Estimated time, rough: ~{jobs_watch.format_duration(est.seconds)} = {epochs} epochs × "
+        f"{est.steps_per_epoch} steps/epoch ({n_records} training records ÷ batch {batch}) × "
+        f"{est.seconds_per_step:.2f} s/step. The step time is {est.basis}, measured on a 2-core CPU with the small "
+        "encoder; another machine, encoder or load changes it."
+    )
 
 
 def _cuda_count() -> int:
@@ -131,6 +155,8 @@ def launch_form() -> None:
             st.caption(f"Runs as: torchrun --nproc_per_node {gpus} -m aclecg pretrain {shown}")
         if not data:
             st.caption("Choose at least one dataset above to start a run.")
+        else:
+            st.caption(cost_caption(method, device, data, int(epochs), int(batch)))
         if st.button("Start run", type="primary", disabled=not data, key="pt_start"):
             with acting():
                 run_dir = jobs.launch("pretrain", args, root, jobs.sanitize_name(name), gpus=max(int(gpus), 1))
@@ -189,16 +215,40 @@ def monitor() -> None:
     )
     st.session_state["pt_run_choice"] = selected
     watch(by_name[selected])
+    compare(names, selected)
+
+
+def compare(names: list[str], selected: str) -> None:
+    """The loss of several runs on one chart, chosen from the runs list (the watched run by default)."""
+    chosen = st.multiselect(
+        "compare the loss of runs",
+        names,
+        default=[n for n in st.session_state.get("pt_compare_choice", [selected]) if n in names],
+        key=f"pt_compare_{zlib.crc32(chr(10).join(names).encode()):08x}",  # a new run list draws a new widget
+        help="Their total loss against step on one chart",
+    )
+    st.session_state["pt_compare_choice"] = chosen
+    if chosen:
+        curves = {n: jobs.read_metrics(root / n) for n in chosen}
+        st.plotly_chart(viz.compared_loss_curves(curves), width="stretch", key="pt_compare_chart")
 
 
 def watch(info: jobs.RunInfo) -> None:
     """State, curves and log of one run."""
     run_dir = info.path
     c1, c2, c3, c4 = st.columns(4)
-    c1.metric("state", jobs.state_text(info.state))
+    c1.metric("state", jobs.state_text(info.state), help=jobs_watch.state_help(info.state) or None)
     c2.metric("step", f"{info.step}" + (f" / {info.total_steps}" if info.total_steps else ""))
     c3.metric("epoch", info.epoch)
     c4.metric("method", info.method or "?")
+    metrics = jobs.read_metrics(run_dir)
+    progress = jobs_watch.run_progress(metrics, jobs_watch.read_status(run_dir), info.state)
+    p1, p2, p3, p4 = st.columns(4)
+    p1.metric("elapsed", jobs_watch.format_duration(progress.elapsed_s))
+    p2.metric("ETA", jobs_watch.format_duration(progress.eta_s), help="steps left at the speed of the last steps")
+    p3.metric("steps/s", f"{progress.steps_per_s:.2f}" if progress.steps_per_s else "–")
+    p4.metric("learning rate", f"{progress.lr:.2e}" if progress.lr is not None else "–")
+    st.caption(jobs_watch.state_help(info.state))
     if info.total_steps:
         st.progress(min(info.step / max(int(info.total_steps), 1), 1.0))
     if info.error:
@@ -209,7 +259,6 @@ def watch(info: jobs.RunInfo) -> None:
         st.info("Cancelling: the run saves a checkpoint and stops; then it can be resumed.")
     if actor.can_write:
         controls(info, run_dir)
-    metrics = jobs.read_metrics(run_dir)
     st.plotly_chart(viz.training_curves(metrics, loss_terms(info.method)), width="stretch", key="pt_curves")
     ckpts = sorted((run_dir / "checkpoints").glob("*.pt")) if (run_dir / "checkpoints").is_dir() else []
     if (run_dir / "encoder.pt").is_file():

@@ -23,6 +23,7 @@ from pages._common import (
     open_dataset,
     user_errors,
 )
+from pages._layout import paper_chart
 
 PX_PER_MM = 3.6
 
@@ -165,4 +166,4 @@ def region_attribution(
         title = (
             f"shaded: the {top} leads, largest {pick} drop ({effects[top]:+.3f})" if top else f"no region lowers {pick}"
         )
-        st.plotly_chart(_grid(dataset_path, row, upload, tuple(leads), title), width="stretch", key=f"{key}_attr_grid")
+        paper_chart(_grid(dataset_path, row, upload, tuple(leads), title), f"{key}_attr_grid")

@@ -14,6 +14,7 @@ from aclecg.measure import DISCLAIMER, Measurement, measure_record
 from aclecg.viz import calipers
 from aclecg.viz.leadzoom import lead_zoom_figure
 from aclecg.viz.printout import GAINS, PAPER_SIZES_MM, measurement_line, printout_bytes, printout_figure
+from pages._layout import paper_chart
 
 __all__ = ["GAINS", "caliper_chart", "enlarged_lead", "measurements", "printout_downloads", "row_measurement"]
 
@@ -83,10 +84,9 @@ def caliper_chart(key: str, fig: go.Figure, signature: object, units: str) -> No
     if right.button("clear calipers", key=f"{key}_clear", disabled=not ends):
         state["points"] = []
         st.rerun()
-    st.plotly_chart(
+    paper_chart(  # the figure's height follows its width: its rows fill it at any screen size
         fig,
-        width="stretch",
-        key=f"{key}_chart",
+        f"{key}_chart",
         on_select=lambda: _on_click(key),
         selection_mode="points",
         config={"displaylogo": False},

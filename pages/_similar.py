@@ -25,6 +25,7 @@ from pages._common import (
     open_dataset,
     user_errors,
 )
+from pages._layout import paper_chart
 
 #: Grid scale of the side-by-side comparison: two 10 s prints fill a wide page.
 PX_PER_MM = 2.3
@@ -108,7 +109,7 @@ def similar_ecgs(key: str, dataset_path: str, row: int | None = None, upload: An
     left, right = st.columns(2)
     with left, user_errors():
         if upload is not None:
-            st.plotly_chart(
+            paper_chart(
                 viz.ecg_paper_figure(
                     upload.raw_window(),
                     upload.raw_fs,
@@ -119,13 +120,12 @@ def similar_ecgs(key: str, dataset_path: str, row: int | None = None, upload: An
                     colours="black",
                     px_per_mm=PX_PER_MM,
                 ),
-                width="stretch",
-                key=f"{key}_sim_query",
+                f"{key}_sim_query",
             )
         else:
             title = f"query: {ds.records['record_id'].iloc[int(row or 0)]}"
-            st.plotly_chart(_record_figure(dataset_path, int(row or 0), title), width="stretch", key=f"{key}_sim_query")
+            paper_chart(_record_figure(dataset_path, int(row or 0), title), f"{key}_sim_query")
     with right, user_errors():
         title = f"#{int(hit['rank'])} {hit['record_id']} · similarity {float(hit['similarity']):.3f}"
-        st.plotly_chart(_record_figure(dataset_path, int(hit["row"]), title), width="stretch", key=f"{key}_sim_hit")
+        paper_chart(_record_figure(dataset_path, int(hit["row"]), title), f"{key}_sim_hit")
         st.caption(hit["labels"] or "(no labels)")

@@ -232,6 +232,29 @@ def training_curves(metrics: pd.DataFrame, terms: Sequence[str] = ("loss",)) -> 
     return fig
 
 
+def compared_loss_curves(curves: dict[str, pd.DataFrame], term: str = "loss") -> go.Figure:
+    """One loss term of several runs on one chart (one line per run, named by run), against step.
+
+    Runs whose metrics lack ``term`` are left out; an empty chart says so."""
+    fig = go.Figure()
+    colours = category_colours(max(len(curves), 1))
+    for (name, metrics), colour in zip(curves.items(), colours):
+        if metrics is None or metrics.empty or not {"step", term} <= set(metrics.columns):
+            continue
+        fig.add_trace(go.Scatter(x=metrics["step"], y=metrics[term], mode="lines", name=name, line=dict(color=colour)))
+    if not fig.data:
+        fig.add_annotation(text=f"no {term} logged yet", x=0.5, y=0.5, xref="paper", yref="paper", showarrow=False)
+    fig.update_layout(
+        height=380,
+        margin=dict(l=10, r=10, t=40, b=10),
+        title=dict(text=f"{term} of the chosen runs", x=0.0, xanchor="left"),
+        xaxis=dict(title="step"),
+        yaxis=dict(title=term),
+        legend=dict(orientation="h", yanchor="top", y=-0.18, x=0.0),
+    )
+    return fig
+
+
 def sweep_figure(
     summary: pd.DataFrame,
     metric: str = "auroc",

@@ -333,7 +333,7 @@ def ecg_paper_figure(
             )
     unit_note = f"{gain:g} mm/mV" if units == "mV" else f"{gain:g} mm per SD (z-scored signal)"
     layout_spec = dict(
-        title=title,
+        title=dict(text=title, x=0.5, xanchor="center") if title else None,  # the scale note takes the left
         xaxis=xaxis,
         yaxis=yaxis,
         shapes=shapes,
@@ -351,16 +351,17 @@ def ecg_paper_figure(
         },
         annotations=annotations
         + [
-            dict(
+            dict(  # top left, clear of the plot toolbar (top right), in the text size of the page
+                name="scale note",
                 xref="paper",
                 yref="paper",
-                x=1,
+                x=0,
                 y=1.0,
                 yanchor="bottom",
-                xanchor="right",
+                xanchor="left",
                 showarrow=False,
                 text=f"25 mm/s, {unit_note}",
-                font=dict(size=11, color="#555"),
+                font=dict(size=14, color="#333"),
             )
         ],
     )

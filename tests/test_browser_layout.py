@@ -1,0 +1,154 @@
+"""The app at three screen sizes (issue 31's responsive layout) and the Augmentations page's teaching mode, in
+headless Chromium with real clicks. Reuses the app and browser fixtures of ``tests/test_browser.py``; screenshots go
+to ``tests/_artifacts/layout_<page>_<width>x<height>.png``. Run with ``pytest -m browser tests/test_browser_layout.py``.
+
+What is asserted, from the laid-out page (not just the absence of an error box): no button's label is cut
+(``scrollWidth <= clientWidth`` for the button and every element in it), every plotly figure fits the viewport, the
+page has no horizontal scrollbar, the ECG paper's rows fill its figure (no blank band above or below), the control
+columns stack on a narrow screen and the sweep charts go one per row there.
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from test_browser import ARTIFACTS, _open, _rerun_settled, browser, project, server
+
+pytestmark = pytest.mark.browser
+__all__ = ["browser", "project", "server"]  # the fixtures, shared with test_browser.py
+
+SIZES = [(1600, 1000), (1280, 720), (800, 1000)]
+LAYOUT_PAGES = ["", "explorer", "augmentations", "pretraining", "sweeps"]
+
+#: Buttons whose label (or an element in it) is wider than the button shows: cut with an ellipsis.
+_CUT_BUTTONS = """
+const cut = [];
+for (const b of document.querySelectorAll('[data-testid="stMain"] button, [data-testid="stSidebar"] button')) {
+  const r = b.getBoundingClientRect();
+  if (r.width === 0 || !b.innerText.trim()) continue;
+  for (const el of [b, ...b.querySelectorAll('*')]) {
+    if (el.scrollWidth > el.clientWidth + 1 && el.clientWidth > 0) { cut.push(b.innerText.trim()); break; }
+  }
+}
+return cut;
+"""
+_WIDE_FIGURES = """
+return Array.from(document.querySelectorAll('.js-plotly-plot')).map(el => el.getBoundingClientRect())
+  .filter(r => r.width > 0 && (r.right > window.innerWidth + 1 || r.left < -1)).map(r => [r.left, r.right]);
+"""
+_PAGE_WIDTH = """
+const main = document.querySelector('[data-testid="stMain"]');
+return [document.documentElement.scrollWidth, window.innerWidth, main.scrollWidth, main.clientWidth];
+"""
+#: Height of the plot area against the height the paper needs at its width (square mm cells): the blank band.
+_PAPER_FIT = """
+return Array.from(document.querySelectorAll('.js-plotly-plot'))
+  .filter(el => el.layout && el.layout.meta && el.layout.meta.mm_per_s)
+  .map(el => {
+    const s = el._fullLayout._size, x = el.layout.xaxis.range, y = el.layout.yaxis.range;
+    return [s.h, s.w * Math.abs(y[1] - y[0]) / Math.abs(x[1] - x[0])];
+  });
+"""
+
+
+def _at_size(driver, width: int, height: int) -> None:
+    driver.execute_cdp_cmd(
+        "Emulation.setDeviceMetricsOverride",
+        {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": False},
+    )
+
+
+def _rect(driver, testid: str, text: str) -> dict:
+    """The box of the first ``testid`` element whose text starts with ``text``."""
+    from selenium.webdriver.common.by import By
+
+    for el in driver.find_elements(By.CSS_SELECTOR, f'[data-testid="{testid}"]'):
+        if el.text.strip().startswith(text):
+            return el.rect
+    raise AssertionError(f"no {testid} {text!r}")
+
+
+@pytest.fixture(scope="module")
+def sized(browser):
+    yield browser
+    browser.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
+
+
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+@pytest.mark.parametrize("page", LAYOUT_PAGES)
+def test_nothing_is_cut_and_figures_fit_at_every_size(server, sized, page, size):
+    _at_size(sized, *size)
+    _open(sized, f"{server}/{page}")
+    time.sleep(1.0)  # plotly lays out after the script
+    sized.save_screenshot(str(ARTIFACTS / f"layout_{page or 'home'}_{size[0]}x{size[1]}.png"))
+    assert sized.execute_script(_CUT_BUTTONS) == []
+    assert sized.execute_script(_WIDE_FIGURES) == []
+    doc, inner, main_scroll, main_client = sized.execute_script(_PAGE_WIDTH)
+    assert doc <= inner and main_scroll <= main_client + 1, (doc, inner, main_scroll, main_client)
+    for plot_h, paper_h in sized.execute_script(_PAPER_FIT):
+        assert abs(plot_h - paper_h) < 12, f"the ECG's rows leave {plot_h - paper_h:.0f} px blank"
+    if page == "explorer":
+        assert sized.execute_script(_PAPER_FIT), "no ECG paper figure drawn"
+
+
+@pytest.mark.parametrize("size", [(1600, 1000), (800, 1000)], ids=lambda s: f"{s[0]}x{s[1]}")
+def test_controls_stack_and_sweep_charts_go_one_per_row_on_a_narrow_screen(server, sized, size):
+    narrow = size[0] < 1000
+    _at_size(sized, *size)
+    _open(sized, f"{server}/augmentations")
+    controls, chart = _rect(sized, "stSelectbox", "dataset"), _rect(sized, "stPlotlyChart", "")
+    stacked = chart["x"] < controls["x"] + controls["width"]  # the figure below the controls, not beside them
+    assert stacked == narrow, (controls, chart)
+    _open(sized, f"{server}/sweeps")
+    time.sleep(1.0)
+    boxes = [
+        r
+        for r in sized.execute_script(
+            "return Array.from(document.querySelectorAll('[data-testid=\"stPlotlyChart\"]'))"
+            ".map(e => e.getBoundingClientRect()).filter(r => r.width > 0).map(r => [r.left, r.top]);"
+        )
+    ]
+    assert len(boxes) >= 2, boxes
+    same_row = len({round(top) for _, top in boxes}) < len(boxes)
+    assert same_row != narrow, boxes  # side by side when wide, one per row when narrow
+
+
+def _click_text(driver, css: str, text: str) -> None:
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.by import By
+
+    target = next(e for e in driver.find_elements(By.CSS_SELECTOR, css) if e.text.strip().startswith(text))
+    driver.execute_script("arguments[0].scrollIntoView({block: 'center'});", target)
+    ActionChains(driver).click(target).perform()
+    _rerun_settled(driver)
+
+
+_VIEW_TITLES = (
+    "const el = document.querySelector('.js-plotly-plot');"
+    "return (el.layout.annotations || []).map(a => a.text || '').filter(t => t.startsWith('step'))"
+    ".map(t => t.split(' — ')[0]);"
+)
+
+
+def test_teaching_mode_steps_through_crop_mask_and_shift(server, sized):
+    from selenium.webdriver.common.by import By
+
+    _at_size(sized, 1600, 1000)
+    _open(sized, f"{server}/augmentations")
+    _click_text(sized, '[data-testid="stCheckbox"] label, [data-testid="stToggle"] label', "teaching mode")
+    seen = []
+    for k, step in enumerate(["step 1: crop", "step 2: mask", "step 3: shift"], start=1):
+        _click_text(sized, '[data-testid="stRadio"] label', step)
+        time.sleep(0.5)
+        titles = sized.execute_script(_VIEW_TITLES)
+        assert titles == ["step 1: crop", "step 2: crop + mask", "step 3: crop + mask + shift"][:k], titles
+        why = [e.text for e in sized.find_elements(By.CSS_SELECTOR, '[data-testid="stMarkdown"]') if "Step " in e.text]
+        assert any(e.startswith(f"Step {k} · {step.split(': ')[1]}.") for e in why), why
+        crops = sized.execute_script(
+            "return (document.querySelector('.js-plotly-plot').layout.annotations || []).map(a => a.text || '')"
+            ".filter(t => t.startsWith('step')).map(t => (t.match(/crop [0-9.]+–[0-9.]+ s/) || [''])[0]);"
+        )
+        seen.append(crops)
+        sized.save_screenshot(str(ARTIFACTS / f"augmentations_teaching_step{k}.png"))
+    assert len({c for crops in seen for c in crops}) == 1, seen  # one seed: the same crop window in every step
