@@ -27,6 +27,7 @@ from pages._common import (
     upload_box,
     user_errors,
 )
+from pages._layout import paper_chart
 from pages._similar import similar_ecgs
 
 st.title("Representations")
@@ -204,7 +205,7 @@ ds = open_dataset(ds_path)
 local = int(rec["row"])
 descriptions = label_descriptions(ds_path)
 st.markdown("; ".join(f"**{s}**: {describe_labels(rec.get(f'labels_{s}', ''), descriptions)}" for s in ds.label_sets))
-st.plotly_chart(
+paper_chart(
     viz.ecg_paper_figure(
         np.asarray(ds.signals[local]),
         ds.fs,
@@ -214,7 +215,6 @@ st.plotly_chart(
         units="z",
         title=f"{rec['dataset']} · {rec['record_id']} (prepared, z-scored)",
     ),
-    width="stretch",
     key="rep_ecg",
 )
 similar_ecgs("rep", ds_path, row=local, label_set=next(iter(ds.label_sets), ""))
