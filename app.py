@@ -29,37 +29,6 @@ PAGES = [
 ]
 
 
-def device_summary() -> str:
-    """CPU/GPU name and memory, in one line."""
-    import os
-
-    import torch
-
-    if torch.cuda.is_available():
-        parts = []
-        for i in range(torch.cuda.device_count()):
-            props = torch.cuda.get_device_properties(i)
-            parts.append(f"cuda:{i} {props.name} ({props.total_memory / 2**30:.0f} GiB)")
-        return "GPU: " + "; ".join(parts)
-    cpu = "CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    mem = ""
-    try:
-        total_kb = int(
-            next(x for x in Path("/proc/meminfo").read_text().splitlines() if x.startswith("MemTotal")).split()[1]
-        )
-        mem = f", {total_kb / 2**20:.0f} GiB RAM"
-    except (OSError, StopIteration, ValueError):
-        pass
-    return f"no GPU — {cpu}, {len(os.sched_getaffinity(0))} cores{mem}, torch {torch.__version__}"
-
-
 def home() -> None:
     st.title("ACL-ECG Studio")
     with st.spinner("Starting: loading the library (PyTorch) and the datasets; a few seconds on a cold start…"):
@@ -150,7 +119,9 @@ def home() -> None:
             else:
                 st.info(HOW_TO_CHECKPOINT)
     st.subheader("Device")
-    st.write(device_summary())
+    from aclecg.training.devices import machine_summary
+
+    st.write(machine_summary())
     st.caption("Augmentations run in PyTorch, batched, on any device (see docs/augmentations.md).")
 
 

@@ -94,3 +94,35 @@ def guarded_forward(
         if device.type == "cuda":
             torch.cuda.empty_cache()
         return {}, str(exc).splitlines()[0][:200]
+
+
+def machine_summary() -> str:
+    """This machine in one line for the app's Home page: each GPU with its memory, else the CPU model, the cores
+    this process may use, RAM and torch's version."""
+    from pathlib import Path
+
+    from aclecg.data.prepare import usable_cpus
+
+    if torch.cuda.is_available():
+        parts = []
+        for i in range(torch.cuda.device_count()):
+            props = torch.cuda.get_device_properties(i)
+            parts.append(f"cuda:{i} {props.name} ({props.total_memory / 2**30:.0f} GiB)")
+        return "GPU: " + "; ".join(parts)
+    cpu = "CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    mem = ""
+    try:
+        total_kb = int(
+            next(x for x in Path("/proc/meminfo").read_text().splitlines() if x.startswith("MemTotal")).split()[1]
+        )
+        mem = f", {total_kb / 2**20:.0f} GiB RAM"
+    except (OSError, StopIteration, ValueError):
+        pass
+    return f"no GPU — {cpu}, {usable_cpus()} cores{mem}, torch {torch.__version__}"
