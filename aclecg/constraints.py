@@ -163,6 +163,10 @@ class Real(Constraint):
         return float(value)
 
     def describe(self) -> str:
+        if self.hi is None and self.lo is not None:  # one-sided, in Integer's style
+            return f"a number {'>' if self.lo_open else '>='} {self.lo:g}"
+        if self.lo is None and self.hi is not None:
+            return f"a number {'<' if self.hi_open else '<='} {self.hi:g}"
         lo = "-inf" if self.lo is None else f"{self.lo:g}"
         hi = "inf" if self.hi is None else f"{self.hi:g}"
         left = "(" if self.lo is None or self.lo_open else "["

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from aclecg import cli
-from aclecg.constraints import DATA_FORMATS
+from aclecg.constraints import DATA_FORMATS, Constraint, Real
 from aclecg.data.base import READERS, Reader, RecordItem, register_reader
 from aclecg.data.records import Skipped
 from aclecg.errors import ConfigError
@@ -137,9 +137,7 @@ def toy_method() -> Iterator[type]:
         PAPER = "none (a test's method)"
         DESCRIPTION = "Mean squared distance between the two views' embeddings."
         DEFAULTS: ClassVar[dict[str, Any]] = {"augmentation": "standard", "scale": 1.0}
-
-        def _check_hparams(self) -> None:
-            self._positive("scale")
+        PARAMS: ClassVar[dict[str, Constraint]] = {"scale": Real(0, lo_open=True)}
 
         def forward(self, view1: torch.Tensor, view2: torch.Tensor) -> dict[str, torch.Tensor]:
             z1, z2 = self.encoder(view1).embedding, self.encoder(view2).embedding
