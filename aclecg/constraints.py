@@ -42,6 +42,7 @@ __all__ = [
     "PROTOCOLS",
     "SHIFT_MODES",
     "SWEEP_PARAMS",
+    "TRAIN_BUDGET_PARAMS",
     "UMAP_METHODS",
     "UMAP_METRICS",
     "Boolean",
@@ -411,6 +412,15 @@ EVAL_PARAMS: dict[str, Constraint] = {
     "n_bootstrap": Integer(1),
     "embed_batch_size": Integer(1),
     "device": Device(),
+}
+
+#: The budget of one classifier training (:func:`aclecg.classifier.train_classifier`): steps, validation
+#: interval, early-stopping patience (in validations) and batch size.
+TRAIN_BUDGET_PARAMS: dict[str, Constraint] = {
+    "max_steps": Integer(1),
+    "eval_every": Integer(1),
+    "patience": Integer(1),
+    "batch_size": Integer(1),
 }
 
 #: What a launch from the app may ask for (the form's bounds, checked again by :func:`aclecg.joblimits.check_app_caps`

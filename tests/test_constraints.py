@@ -130,3 +130,20 @@ def test_every_augmentation_step_constrains_each_of_its_parameters():
         cls = AUGMENTATIONS.get(name)
         runtime = {"scope"} if name == "cardiac_cycle_mask" else set()  # its regions depend on the leads
         assert set(cls.CONSTRAINTS) | {"p"} | runtime == set(cls.PARAMS), name
+
+
+# --------------------------------------------------------------------------------------- the classifier's budget
+BUDGET_CASES = [(name, bad) for name, constraint in c.TRAIN_BUDGET_PARAMS.items() for bad in constraint.invalid()]
+
+
+@pytest.mark.parametrize(("name", "bad"), BUDGET_CASES, ids=[f"{n}={b!r}" for n, b in BUDGET_CASES])
+def test_the_training_budget_refuses_every_invalid_value(name, bad):
+    import numpy as np
+    import torch
+
+    from aclecg.classifier import train_classifier
+    from aclecg.reference_cnn import build_reference_cnn
+
+    x, y = torch.zeros((4, 12, 64)), np.zeros((4, 1), np.float32)
+    with pytest.raises(ConfigError, match=rf"^training: {name} must be "):
+        train_classifier(build_reference_cnn(12, 1), x, y, x, y, "multilabel", 1e-3, **{name: bad})
