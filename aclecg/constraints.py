@@ -41,6 +41,7 @@ __all__ = [
     "PRINT_GAINS",
     "PROTOCOLS",
     "SHIFT_MODES",
+    "SWEEP_FORM_PARAMS",
     "SWEEP_PARAMS",
     "TRAIN_BUDGET_PARAMS",
     "UMAP_METHODS",
@@ -429,6 +430,13 @@ APP_LAUNCH_PARAMS: dict[str, Constraint] = {
     "epochs": Integer(1, 200),
     "batch_size": Integer(2, 512),
     "seeds": Integer(1, 10),
+}
+
+#: A sweep's label fractions and seeds (:func:`aclecg.evaluation.parse_sweep_form`, so :func:`run_sweep`, the command
+#: line and the app): seeds are a count (seeds 0..n-1) or the seeds themselves.
+SWEEP_FORM_PARAMS: dict[str, Constraint] = {
+    "fractions": ListOf(Real(0, 1, lo_open=True), min_len=1),
+    "seeds": Either((Integer(1), ListOf(Integer(), min_len=1))),
 }
 
 #: The command line's sweep form (``sweep --seeds N --fractions F,...``): seeds per fraction and label fractions,

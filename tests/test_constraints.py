@@ -147,3 +147,32 @@ def test_the_training_budget_refuses_every_invalid_value(name, bad):
     x, y = torch.zeros((4, 12, 64)), np.zeros((4, 1), np.float32)
     with pytest.raises(ConfigError, match=rf"^training: {name} must be "):
         train_classifier(build_reference_cnn(12, 1), x, y, x, y, "multilabel", 1e-3, **{name: bad})
+
+
+# ------------------------------------------------------------------------------- the sweep form and command line
+FORM_CASES = [("form", n, bad) for n, constraint in c.SWEEP_FORM_PARAMS.items() for bad in constraint.invalid()] + [
+    ("cli", n, bad) for n, constraint in c.SWEEP_PARAMS.items() for bad in constraint.invalid()
+]
+
+
+@pytest.mark.parametrize(("where", "name", "bad"), FORM_CASES, ids=[f"{w}.{n}={b!r}" for w, n, b in FORM_CASES])
+def test_the_sweep_form_refuses_every_invalid_value(where, name, bad):
+    from aclecg.commands.sweep import check_form
+    from aclecg.evaluation import parse_sweep_form
+
+    values = {"fractions": [0.5], "seeds": 1, name: bad}
+    with pytest.raises(ConfigError, match=rf"\b{name} must be "):
+        if where == "form":
+            parse_sweep_form(values["fractions"], ["random_init"], 0, values["seeds"])
+        else:
+            check_form(values["fractions"], values["seeds"])
+
+
+def test_the_sweep_form_keeps_its_canonical_values():
+    import numpy as np
+
+    from aclecg.evaluation import parse_sweep_form
+
+    assert parse_sweep_form("1,0.1,0.1", "random_init", 0, 3) == ([0.1, 1.0], ["random_init"], [0, 1, 2])
+    assert parse_sweep_form(np.array([0.5]), ["random_init"], 0, np.int64(2))[2] == [0, 1]
+    assert parse_sweep_form([0.5], ["random_init"], 0, [4, 2, 4])[2] == [4, 2]
