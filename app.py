@@ -12,21 +12,16 @@ from pathlib import Path
 
 import streamlit as st
 
+from aclecg.app_pages import app_pages
+
 APP_ICON = Path(str(files("aclecg") / "icon.png"))  # shipped as package data
 
 # The app's project folder is the checkout holding this file, whatever the working directory: shipped checkpoints,
 # runs, caches and published results are found there (see aclecg.paths). Streamlit puts this folder on sys.path.
 os.environ.setdefault("ACLECG_HOME", str(Path(__file__).resolve().parent))
 
-#: (file, title, icon, URL path) of each page after Home.
-PAGES = [
-    ("pages/1_ECG_explorer.py", "ECG explorer", ":material/monitor_heart:", "explorer"),
-    ("pages/2_Augmentations.py", "Augmentations", ":material/tune:", "augmentations"),
-    ("pages/3_Lead_regions.py", "Lead regions", ":material/hub:", "regions"),
-    ("pages/4_Pretraining.py", "Pretraining", ":material/model_training:", "pretraining"),
-    ("pages/5_Representations.py", "Representations", ":material/scatter_plot:", "representations"),
-    ("pages/6_Label_fraction_sweeps.py", "Label-fraction sweeps", ":material/insights:", "sweeps"),
-]
+#: (file, title, icon, URL path) of each page after Home, from the pages registry (aclecg.app_pages).
+PAGES = [(page.file, page.title, page.icon or None, page.url_path) for page in app_pages()]
 
 
 def home() -> None:

@@ -42,7 +42,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from aclecg import stats
-from aclecg.constraints import PROTOCOLS
+from aclecg.constraints import PROTOCOLS, TRAIN_BUDGET_PARAMS, validate
 from aclecg.errors import ConfigError, DataError
 from aclecg.runtime import resolve_amp, resolve_device
 
@@ -298,17 +298,6 @@ def validation_due(step: int, max_steps: int, eval_every: int, dense_every: int 
     return dense_until > 0 and step <= dense_until and step % dense_every == 0
 
 
-def _check_budget(max_steps: int, eval_every: int, patience: int, batch_size: int) -> None:
-    for name, value in (
-        ("max_steps", max_steps),
-        ("eval_every", eval_every),
-        ("patience", patience),
-        ("batch_size", batch_size),
-    ):
-        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            raise ConfigError(f"{name} must be a positive integer, got {value!r}")
-
-
 def _train_batches(
     x: torch.Tensor | RecordRows, bs: int, gen: torch.Generator, dev: torch.device
 ) -> Generator[tuple[torch.Tensor, torch.Tensor], None, None]:
@@ -369,7 +358,8 @@ def train_classifier(
     bf16 the forward pass runs under bf16 autocast (float32 elsewhere); the loss is always float32.
     """
     check_protocol(protocol)
-    _check_budget(max_steps, eval_every, patience, batch_size)
+    budget = {"max_steps": max_steps, "eval_every": eval_every, "patience": patience, "batch_size": batch_size}
+    validate("training", TRAIN_BUDGET_PARAMS, budget)
     dense_every, dense_until = dense
     if dense_until < 0 or (dense_until > 0 and dense_every < 1):
         raise ConfigError(f"dense validation needs every >= 1 and until >= 0, got {dense!r}")

@@ -41,16 +41,20 @@ __all__ = [
     "PRINT_GAINS",
     "PROTOCOLS",
     "SHIFT_MODES",
+    "SWEEP_FORM_PARAMS",
     "SWEEP_PARAMS",
+    "TRAIN_BUDGET_PARAMS",
     "UMAP_METHODS",
     "UMAP_METRICS",
     "Boolean",
     "Constraint",
     "Device",
+    "Either",
     "Integer",
     "ListOf",
     "Optional",
     "Options",
+    "Pair",
     "Real",
     "validate",
 ]
@@ -120,8 +124,12 @@ class Integer(Constraint):
 
     lo: int | None = None
     hi: int | None = None
+    #: accept a float with no fractional part (``2.0``) and return it as an int
+    whole_floats: bool = False
 
     def check(self, value: Any) -> int:
+        if self.whole_floats and _is_number(value) and float(value) == int(value):
+            value = int(value)
         if not isinstance(value, int) or isinstance(value, bool):
             raise self._fail(value)
         if (self.lo is not None and value < self.lo) or (self.hi is not None and value > self.hi):
@@ -163,6 +171,10 @@ class Real(Constraint):
         return float(value)
 
     def describe(self) -> str:
+        if self.hi is None and self.lo is not None:  # one-sided, in Integer's style
+            return f"a number {'>' if self.lo_open else '>='} {self.lo:g}"
+        if self.lo is None and self.hi is not None:
+            return f"a number {'<' if self.hi_open else '<='} {self.hi:g}"
         lo = "-inf" if self.lo is None else f"{self.lo:g}"
         hi = "inf" if self.hi is None else f"{self.hi:g}"
         left = "(" if self.lo is None or self.lo_open else "["
@@ -257,6 +269,75 @@ class ListOf(Constraint):
 
 
 @dataclass(frozen=True)
+class Pair(Constraint):
+    """A ``[low, high]`` pair with ``low <= high``, each end accepted by ``item`` (a single number means
+    ``[v, v]``); returned as a tuple."""
+
+    item: Constraint
+
+    def check(self, value: Any) -> tuple[Any, Any]:
+        if _is_number(value):
+            value = (value, value)
+        if not isinstance(value, (list, tuple)) or len(value) != 2:
+            raise self._fail(value)
+        low, high = self.item.check(value[0]), self.item.check(value[1])
+        if low > high:
+            raise ValueError(f"must have low <= high, got {list(value)!r}")
+        return (low, high)
+
+    def describe(self) -> str:
+        return f"a [low, high] pair, each {self.item.describe()}"
+
+    def invalid(self) -> list[Any]:
+        bad = next(v for v in self.item.invalid() if not isinstance(v, str))
+        return ["not-a-pair", [1, 2, 3], [bad, bad], self._reversed()]
+
+    def _reversed(self) -> list[Any]:
+        """Two accepted values, high first (found among a few candidates)."""
+        ok = []
+        for v in (0, 0.25, 0.5, 1, 2, 5, 10, 16):
+            try:
+                ok.append(self.item.check(v))
+            except ValueError:
+                continue
+        return [max(ok), min(ok)]
+
+
+@dataclass(frozen=True)
+class Either(Constraint):
+    """A value one of ``alternatives`` accepts (the first that does gives its canonical form)."""
+
+    alternatives: tuple[Constraint, ...]
+
+    def check(self, value: Any) -> Any:
+        for alternative in self.alternatives:
+            try:
+                return alternative.check(value)
+            except ValueError:
+                continue
+        raise self._fail(value)
+
+    def describe(self) -> str:
+        return " or ".join(a.describe() for a in self.alternatives)
+
+    def invalid(self) -> list[Any]:
+        out = []
+        for alternative in self.alternatives:
+            for value in alternative.invalid():
+                if not any(_accepts(a, value) for a in self.alternatives) and value not in out:
+                    out.append(value)
+        return out
+
+
+def _accepts(constraint: Constraint, value: Any) -> bool:
+    try:
+        constraint.check(value)
+    except ValueError:
+        return False
+    return True
+
+
+@dataclass(frozen=True)
 class Device(Constraint):
     """``auto``, ``cpu``, ``cuda`` or ``cuda:N`` (whether that GPU exists is checked when the run starts)."""
 
@@ -274,9 +355,11 @@ class Device(Constraint):
         return ["tpu", "cuda:x", 0]
 
 
-def validate(owner: str, params: Mapping[str, Constraint], values: Mapping[str, Any]) -> dict[str, Any]:
+def validate(
+    owner: str, params: Mapping[str, Constraint], values: Mapping[str, Any], *, quote: bool = False
+) -> dict[str, Any]:
     """Every value of ``values`` that ``params`` constrains, checked and canonical; the first failure is a
-    :class:`ConfigError` naming ``owner``, the parameter and what it accepts."""
+    :class:`ConfigError` naming ``owner``, the parameter (``quote``: in quotes) and what it accepts."""
     out: dict[str, Any] = {}
     for name, constraint in params.items():
         if name not in values:
@@ -284,7 +367,7 @@ def validate(owner: str, params: Mapping[str, Constraint], values: Mapping[str, 
         try:
             out[name] = constraint.check(values[name])
         except ValueError as exc:
-            raise ConfigError(f"{owner}: {name} {exc}") from None
+            raise ConfigError(f"{owner}: {name!r} {exc}" if quote else f"{owner}: {name} {exc}") from None
     return out
 
 
@@ -332,12 +415,28 @@ EVAL_PARAMS: dict[str, Constraint] = {
     "device": Device(),
 }
 
+#: The budget of one classifier training (:func:`aclecg.classifier.train_classifier`): steps, validation
+#: interval, early-stopping patience (in validations) and batch size.
+TRAIN_BUDGET_PARAMS: dict[str, Constraint] = {
+    "max_steps": Integer(1),
+    "eval_every": Integer(1),
+    "patience": Integer(1),
+    "batch_size": Integer(1),
+}
+
 #: What a launch from the app may ask for (the form's bounds, checked again by :func:`aclecg.joblimits.check_app_caps`
 #: so that a crafted request cannot start a run of 10,000 epochs on a shared server).
 APP_LAUNCH_PARAMS: dict[str, Constraint] = {
     "epochs": Integer(1, 200),
     "batch_size": Integer(2, 512),
     "seeds": Integer(1, 10),
+}
+
+#: A sweep's label fractions and seeds (:func:`aclecg.evaluation.parse_sweep_form`, so :func:`run_sweep`, the command
+#: line and the app): seeds are a count (seeds 0..n-1) or the seeds themselves.
+SWEEP_FORM_PARAMS: dict[str, Constraint] = {
+    "fractions": ListOf(Real(0, 1, lo_open=True), min_len=1),
+    "seeds": Either((Integer(1), ListOf(Integer(), min_len=1))),
 }
 
 #: The command line's sweep form (``sweep --seeds N --fractions F,...``): seeds per fraction and label fractions,

@@ -24,16 +24,11 @@ import tempfile
 import time
 from pathlib import Path
 
+from aclecg.app_pages import app_pages
+
 REPO = Path(__file__).resolve().parents[1]
 
-PAGES = [
-    "pages/1_ECG_explorer.py",
-    "pages/2_Augmentations.py",
-    "pages/3_Lead_regions.py",
-    "pages/4_Pretraining.py",
-    "pages/5_Representations.py",
-    "pages/6_Label_fraction_sweeps.py",
-]
+PAGES = [page.file for page in app_pages()]  # the pages registry, in the sidebar's order
 TARGET_S = 3.0
 
 

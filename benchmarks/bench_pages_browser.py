@@ -32,7 +32,9 @@ import time
 
 from _browser import headless_chromium, running_app  # benchmarks/ is on sys.path when a script here runs
 
-PAGES = ["", "explorer", "augmentations", "regions", "pretraining", "representations", "sweeps"]
+from aclecg.app_pages import app_pages
+
+PAGES = ["", *(page.url_path for page in app_pages())]  # Home, then the pages registry's URL paths
 FIRST_RENDER_TARGET_S, INTERACTION_TARGET_S = 2.0, 1.0
 
 

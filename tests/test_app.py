@@ -16,16 +16,13 @@ import pytest
 pytest.importorskip("streamlit")
 from streamlit.testing.v1 import AppTest
 
+from aclecg.app_pages import app_pages
+
 REPO = Path(__file__).resolve().parents[1]
 APP = str(REPO / "app.py")
-PAGES = [
-    "pages/1_ECG_explorer.py",
-    "pages/2_Augmentations.py",
-    "pages/3_Lead_regions.py",
-    "pages/4_Pretraining.py",
-    "pages/5_Representations.py",
-    "pages/6_Label_fraction_sweeps.py",
-]
+#: each page's file by its URL path, and the files in the sidebar's order (the app's pages registry)
+PAGE = {page.url_path: page.file for page in app_pages()}
+PAGES = list(PAGE.values())
 TINY = {"stem_width": 4, "widths": [8], "blocks": [1], "feature_dim": 8}
 
 
@@ -169,7 +166,7 @@ def test_explorer_changes_record_and_layout(empty_project):
 
     records = PreparedDataset(ensure_bundled(["ptbxl"])["ptbxl"]).records
     at = _app()
-    at.switch_page(PAGES[0]).run()
+    at.switch_page(PAGE["explorer"]).run()
     _assert_clean(at)
     target = records.iloc[[i for i in range(len(records)) if "MI" in records.iloc[i]["labels_superdiagnostic"]][0]]
     at.selectbox(key="explorer_record").set_value(str(target["record_id"])).run()
@@ -188,7 +185,7 @@ def test_explorer_changes_record_and_layout(empty_project):
 
 def test_explorer_steps_through_records_in_black_with_the_heart_rate(empty_project):
     at = _app()
-    at.switch_page(PAGES[0]).run()
+    at.switch_page(PAGE["explorer"]).run()
     first = at.selectbox(key="explorer_record").value
     at.button(key="explorer_next").click().run()
     _assert_clean(at)
@@ -214,7 +211,7 @@ def test_explorer_finds_similar_ecgs_of_the_record(project):
 
     at = _app()
     at.session_state["explorer_dataset"] = "challenge"  # 21 windows: a small index to build
-    at.switch_page(PAGES[0]).run()
+    at.switch_page(PAGE["explorer"]).run()
     record = at.selectbox(key="explorer_record").value
     assert not at.dataframe  # nothing searched yet
     at.number_input(key="explorer_sim_k").set_value(4).run()
@@ -246,7 +243,7 @@ def test_explorer_explains_the_record_by_region(project):
     from aclecg.leads import default_region_map
 
     at = _app()
-    at.switch_page(PAGES[0]).run()
+    at.switch_page(PAGE["explorer"]).run()
     record = at.selectbox(key="explorer_record").value
     metas = [json.loads(c.proto.spec)["layout"].get("meta", {}) for c in at.get("plotly_chart")]
     assert not any("class" in m for m in metas if isinstance(m, dict))  # nothing explained yet
@@ -282,7 +279,7 @@ def test_explorer_explains_the_record_by_region(project):
 
 def test_explorer_label_filter(empty_project):
     at = _app()
-    at.switch_page(PAGES[0]).run()
+    at.switch_page(PAGE["explorer"]).run()
     option = next(o for o in at.multiselect(key="explorer_labels").options if o.startswith("HYP"))
     at.multiselect(key="explorer_labels").set_value([option]).run()
     _assert_clean(at)
@@ -295,7 +292,7 @@ def _aug_summary(at: AppTest) -> pd.DataFrame:
 
 def test_augmentations_sliders_seed_and_determinism(empty_project):
     at = _app()
-    at.switch_page(PAGES[1]).run()
+    at.switch_page(PAGE["augmentations"]).run()
     _assert_clean(at)
     first = json.loads(at.get("plotly_chart")[0].proto.spec)["data"]
     at.run()
@@ -315,7 +312,7 @@ def test_augmentations_sliders_seed_and_determinism(empty_project):
 
 def test_lead_regions_invalid_map_shows_error(empty_project):
     at = _app()
-    at.switch_page(PAGES[2]).run()
+    at.switch_page(PAGE["regions"]).run()
     assert any("Valid map" in s.value for s in at.success)
     at.session_state["regions_editor"] = {"edited_rows": {1: {"leads": "V3, V1"}}, "added_rows": [], "deleted_rows": []}
     at.run()
@@ -329,7 +326,7 @@ def test_lead_regions_invalid_map_shows_error(empty_project):
 
 def test_lead_regions_similarity_with_checkpoint(project):
     at = _app()
-    at.switch_page(PAGES[2]).run()
+    at.switch_page(PAGE["regions"]).run()
     _assert_clean(at)
     at.selectbox(key="regions_dataset").set_value("challenge").run()
     at.slider(key="regions_n_challenge").set_value(16).run()  # one slider per dataset, capped by its size
@@ -343,7 +340,7 @@ def test_lead_regions_similarity_with_checkpoint(project):
 
 def test_pretraining_page_shows_runs_and_curves(project):
     at = _app()
-    at.switch_page(PAGES[3]).run()
+    at.switch_page(PAGE["pretraining"]).run()
     _assert_clean(at)
     metrics = {m.label: m.value for m in at.metric}
     assert metrics["state"] == "finished" and metrics["step"].startswith("3")
@@ -361,7 +358,7 @@ def test_pretraining_page_shows_runs_and_curves(project):
 def test_representations_map_with_checkpoint(project):
     at = _app()
     at.session_state["rep_datasets"] = ["challenge"]  # the small dataset from the first render on
-    at.switch_page(PAGES[4]).run()
+    at.switch_page(PAGE["representations"]).run()
     _assert_clean(at)
     charts = at.get("plotly_chart")
     scatter = json.loads(charts[0].proto.spec)
@@ -387,7 +384,7 @@ def test_representations_switches_to_umap_learn(project):
     pytest.importorskip("umap")
     at = _app()
     at.session_state["rep_datasets"] = ["challenge"]
-    at.switch_page(PAGES[4]).run()
+    at.switch_page(PAGE["representations"]).run()
     fast = json.loads(at.get("plotly_chart")[0].proto.spec)
     at.radio(key="rep_method").set_value("umap-learn").run()
     _assert_clean(at)
@@ -399,7 +396,7 @@ def test_representations_switches_to_umap_learn(project):
 
 def test_sweep_page_plots_and_downloads(project):
     at = _app()
-    at.switch_page(PAGES[5]).run()
+    at.switch_page(PAGE["sweeps"]).run()
     at.selectbox(key="sw_run").set_value("sweep-demo").run()
     _assert_clean(at)
     charts = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
@@ -425,7 +422,7 @@ def test_sweep_page_shows_the_published_study(empty_project, tiny_study):
     table = pd.read_csv(table_csv)  # one arm without its 10 % entry, as while make results is still running
     table[~((table["arm"] == "supervised") & np.isclose(table["fraction"], 0.1))].to_csv(table_csv, index=False)
     at = _app()
-    at.switch_page(PAGES[5]).run()
+    at.switch_page(PAGE["sweeps"]).run()
     _assert_clean(at)
 
     def drawn() -> set:
@@ -459,7 +456,7 @@ def upload_js00001_on_the_explorer() -> AppTest:
 
     hea = next((BUNDLED_RAW_DIR / "challenge-2021").rglob("JS00001.hea"))
     at = _app()
-    at.switch_page(PAGES[0]).run()
+    at.switch_page(PAGE["explorer"]).run()
     uploader = at.get("file_uploader")
     if not uploader or not hasattr(uploader[0], "set_value"):
         pytest.skip("this Streamlit's AppTest cannot drive st.file_uploader")
@@ -478,7 +475,7 @@ def test_upload_on_explorer(empty_project):
 
 def test_bad_upload_shows_readable_error(empty_project):
     at = _app()
-    at.switch_page(PAGES[1]).run()
+    at.switch_page(PAGE["augmentations"]).run()
     uploader = at.get("file_uploader")
     if not uploader or not hasattr(uploader[0], "set_value"):
         pytest.skip("this Streamlit's AppTest cannot drive st.file_uploader")
@@ -501,7 +498,7 @@ def test_sweep_form_is_validated_before_launch_and_the_new_sweep_is_shown(projec
 
     monkeypatch.setattr(jobs, "launch", fake_launch)
     at = _app()
-    at.switch_page(PAGES[5]).run()
+    at.switch_page(PAGE["sweeps"]).run()
     at.text_input(key="sw_fractions").set_value("abc, 2").run()
     at.text_input(key="sw_name").set_value("bad-form").run()
     at.button(key="sw_start").click().run()
@@ -524,7 +521,7 @@ def test_corrupted_checkpoint_is_an_error_box_not_a_traceback(project):
     ckpt.write_bytes(ckpt.read_bytes()[:-100] + b"\0" * 100)
     at = _app()
     at.session_state["rep_datasets"] = ["challenge"]
-    at.switch_page(PAGES[4]).run()
+    at.switch_page(PAGE["representations"]).run()
     assert not at.exception
     assert at.error and "tiny" in at.error[0].value
 
@@ -542,7 +539,7 @@ def test_pretraining_launch_passes_the_form_to_jobs(empty_project, monkeypatch):
 
     monkeypatch.setattr(jobs, "launch", fake_launch)
     at = _app()
-    at.switch_page(PAGES[3]).run()
+    at.switch_page(PAGE["pretraining"]).run()
     at.selectbox(key="pt_method").set_value("simclr")
     at.number_input(key="pt_epochs").set_value(3)
     at.text_input(key="pt_name").set_value("my run!").run()
@@ -559,7 +556,7 @@ def test_pretraining_launch_passes_the_form_to_jobs(empty_project, monkeypatch):
 
 def test_explorer_reads_raw_challenge_record_in_mv(empty_project):
     at = _app()
-    at.switch_page(PAGES[0]).run()
+    at.switch_page(PAGE["explorer"]).run()
     at.selectbox(key="explorer_dataset").set_value("challenge").run()
     _assert_clean(at)
     assert not any("raw record is not available" in i.value for i in at.info)
@@ -574,7 +571,7 @@ def test_sweep_page_names_arms_as_the_study_does_and_heads_the_study_table_arm(e
 
     build_study_report(tiny_study, empty_project / "results.md", export=empty_project / "published" / "sweeps")
     at = _app()
-    at.switch_page(PAGES[5]).run()
+    at.switch_page(PAGE["sweeps"]).run()
     _assert_clean(at)
     assert at.dataframe[0].value.index.name == "arm"
     probe = next(o for o in at.selectbox(key="sw_run").options if o.endswith("-probe"))
@@ -615,7 +612,7 @@ def test_lead_regions_sample_slider_is_capped_by_the_dataset(project):
 
     n = len(PreparedDataset(ensure_bundled(["challenge"])["challenge"]))
     at = _app()
-    at.switch_page(PAGES[2]).run()
+    at.switch_page(PAGE["regions"]).run()
     at.selectbox(key="regions_dataset").set_value("challenge").run()
     _assert_clean(at)
     slider = next(s for s in at.slider if s.label == "records sampled")
@@ -626,15 +623,15 @@ def test_lead_regions_sample_slider_is_capped_by_the_dataset(project):
 def test_explain_by_region_uses_the_region_map_edited_on_the_lead_regions_page(project):
     """Issue 31: the Lead regions page stored its edited map but nothing used it; Explain by region does now."""
     at = _app()
-    at.switch_page(PAGES[2]).run()
+    at.switch_page(PAGE["regions"]).run()
     editor = at.session_state  # what the Lead regions page keeps for the session once a valid map is edited
     editor["region_map"] = {"front": ["V1", "V2", "V3", "V4"], "side": ["I", "aVL", "V5", "V6"], "low": ["II", "III"]}
-    at.switch_page(PAGES[0]).run()
+    at.switch_page(PAGE["explorer"]).run()
     at.button(key="explorer_attr_go").click().run()
     _assert_clean(at)
     pick = at.radio(key="explorer_attr_class").value
     charts = {json.loads(c.proto.spec)["layout"].get("meta", {}).get("class"): c for c in at.get("plotly_chart")}
     assert list(json.loads(charts[pick].proto.spec)["data"][0]["x"]) == ["front", "side", "low"]
-    at.switch_page(PAGES[2]).run()  # back on the page, the editor shows the session's map, not the default
+    at.switch_page(PAGE["regions"]).run()  # back on the page, the editor shows the session's map, not the default
     _assert_clean(at)
     assert at.session_state["region_map"]["low"] == ["II", "III"]

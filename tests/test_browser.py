@@ -23,13 +23,15 @@ from pathlib import Path
 
 import pytest
 
+from aclecg.app_pages import app_pages
+
 pytestmark = pytest.mark.browser
 
 REPO = Path(__file__).resolve().parents[1]
 ARTIFACTS = REPO / "tests" / "_artifacts"
 CHROMIUM = Path("/usr/bin/chromium")
 DRIVER = Path("/usr/bin/chromedriver")
-PAGES = ["", "explorer", "augmentations", "regions", "pretraining", "representations", "sweeps"]
+PAGES = ["", *(page.url_path for page in app_pages())]  # Home, then the pages registry's URL paths
 # The demo project (tiny random checkpoint, one finished run, one finished sweep) makes every page draw its
 # figures; see tests/test_app.py::make_demo_project.
 

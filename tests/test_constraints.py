@@ -60,3 +60,119 @@ def _choices(command: str, flag: str) -> tuple:
 )
 def test_the_cli_offers_the_constraint_choices(command, flag, expected):
     assert _choices(command, flag) == tuple(expected)
+
+
+# ------------------------------------------------------------------------------------- methods' hyper-parameters
+def _method_cases() -> list[tuple[str, str, object]]:
+    from aclecg.methods import METHODS
+
+    return [
+        (name, key, bad)
+        for name in METHODS.names()
+        for key, constraint in METHODS.get(name).PARAMS.items()
+        for bad in constraint.invalid()
+    ]
+
+
+METHOD_CASES = _method_cases()
+TINY = {"stem_width": 4, "widths": [8], "blocks": [1], "kernel_size": 3, "feature_dim": 8}
+
+
+@pytest.mark.parametrize(("method", "key", "bad"), METHOD_CASES, ids=[f"{m}.{k}={b!r}" for m, k, b in METHOD_CASES])
+def test_every_method_hyper_parameter_refuses_every_invalid_value(method, key, bad):
+    from aclecg.training import build_method
+
+    config = PretrainConfig(method=method, encoder=TINY, method_hparams={key: bad})
+    with pytest.raises(ConfigError, match=rf"^method '{method}': hyper-parameter '{key}' must "):
+        build_method(config)
+
+
+def test_every_method_declares_every_hyper_parameter():
+    from aclecg.methods import METHODS
+
+    for name in METHODS.names():
+        cls = METHODS.get(name)
+        assert set(cls.PARAMS) == set(cls.DEFAULTS) - {"augmentation"}, name
+        c.validate(name, cls.PARAMS, {k: v for k, v in cls.DEFAULTS.items() if v is not None})  # defaults pass
+
+
+# ------------------------------------------------------------------------------------ augmentation steps' params
+def _step_cases() -> list[tuple[str, str, object]]:
+    from aclecg.augment import AUGMENTATIONS
+    from aclecg.augment.params import STEP_CONSTRAINTS
+
+    return [
+        (name, key, bad)
+        for name in AUGMENTATIONS.names()
+        for key, constraint in {**STEP_CONSTRAINTS, **AUGMENTATIONS.get(name).CONSTRAINTS}.items()
+        for bad in constraint.invalid()
+    ]
+
+
+STEP_CASES = _step_cases()
+
+
+@pytest.mark.parametrize(("step", "key", "bad"), STEP_CASES, ids=[f"{s}.{k}={b!r}" for s, k, b in STEP_CASES])
+def test_every_augmentation_parameter_refuses_every_invalid_value(step, key, bad):
+    from aclecg.augment import AUGMENTATIONS, build_augmentation
+
+    with pytest.raises(ConfigError, match=rf"^augmentation '{step}': '{key}' must "):
+        if key == "fs":  # the pipeline's rate, handed to every step
+            AUGMENTATIONS.get(step)(fs=bad)
+        else:
+            build_augmentation([{"name": step, key: bad}])
+
+
+def test_every_augmentation_step_constrains_each_of_its_parameters():
+    from aclecg.augment import AUGMENTATIONS
+
+    for name in AUGMENTATIONS.names():
+        cls = AUGMENTATIONS.get(name)
+        runtime = {"scope"} if name == "cardiac_cycle_mask" else set()  # its regions depend on the leads
+        assert set(cls.CONSTRAINTS) | {"p"} | runtime == set(cls.PARAMS), name
+
+
+# --------------------------------------------------------------------------------------- the classifier's budget
+BUDGET_CASES = [(name, bad) for name, constraint in c.TRAIN_BUDGET_PARAMS.items() for bad in constraint.invalid()]
+
+
+@pytest.mark.parametrize(("name", "bad"), BUDGET_CASES, ids=[f"{n}={b!r}" for n, b in BUDGET_CASES])
+def test_the_training_budget_refuses_every_invalid_value(name, bad):
+    import numpy as np
+    import torch
+
+    from aclecg.classifier import train_classifier
+    from aclecg.reference_cnn import build_reference_cnn
+
+    x, y = torch.zeros((4, 12, 64)), np.zeros((4, 1), np.float32)
+    with pytest.raises(ConfigError, match=rf"^training: {name} must be "):
+        train_classifier(build_reference_cnn(12, 1), x, y, x, y, "multilabel", 1e-3, **{name: bad})
+
+
+# ------------------------------------------------------------------------------- the sweep form and command line
+FORM_CASES = [("form", n, bad) for n, constraint in c.SWEEP_FORM_PARAMS.items() for bad in constraint.invalid()] + [
+    ("cli", n, bad) for n, constraint in c.SWEEP_PARAMS.items() for bad in constraint.invalid()
+]
+
+
+@pytest.mark.parametrize(("where", "name", "bad"), FORM_CASES, ids=[f"{w}.{n}={b!r}" for w, n, b in FORM_CASES])
+def test_the_sweep_form_refuses_every_invalid_value(where, name, bad):
+    from aclecg.commands.sweep import check_form
+    from aclecg.evaluation import parse_sweep_form
+
+    values = {"fractions": [0.5], "seeds": 1, name: bad}
+    with pytest.raises(ConfigError, match=rf"\b{name} must be "):
+        if where == "form":
+            parse_sweep_form(values["fractions"], ["random_init"], 0, values["seeds"])
+        else:
+            check_form(values["fractions"], values["seeds"])
+
+
+def test_the_sweep_form_keeps_its_canonical_values():
+    import numpy as np
+
+    from aclecg.evaluation import parse_sweep_form
+
+    assert parse_sweep_form("1,0.1,0.1", "random_init", 0, 3) == ([0.1, 1.0], ["random_init"], [0, 1, 2])
+    assert parse_sweep_form(np.array([0.5]), ["random_init"], 0, np.int64(2))[2] == [0, 1]
+    assert parse_sweep_form([0.5], ["random_init"], 0, [4, 2, 4])[2] == [4, 2]

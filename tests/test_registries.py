@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from aclecg import cli
-from aclecg.constraints import DATA_FORMATS
+from aclecg.constraints import DATA_FORMATS, Constraint, Real
 from aclecg.data.base import READERS, Reader, RecordItem, register_reader
 from aclecg.data.records import Skipped
 from aclecg.errors import ConfigError
@@ -137,9 +137,7 @@ def toy_method() -> Iterator[type]:
         PAPER = "none (a test's method)"
         DESCRIPTION = "Mean squared distance between the two views' embeddings."
         DEFAULTS: ClassVar[dict[str, Any]] = {"augmentation": "standard", "scale": 1.0}
-
-        def _check_hparams(self) -> None:
-            self._positive("scale")
+        PARAMS: ClassVar[dict[str, Constraint]] = {"scale": Real(0, lo_open=True)}
 
         def forward(self, view1: torch.Tensor, view2: torch.Tensor) -> dict[str, torch.Tensor]:
             z1, z2 = self.encoder(view1).embedding, self.encoder(view2).embedding
@@ -284,3 +282,42 @@ def test_a_registered_metric_reaches_the_tables_and_reports_without_retraining(b
     ):
         run = hypothesis.RunScores(a["y_true"], [a["y_score"]], [b["y_score"]])
     assert np.isfinite(hypothesis.hierarchical_bootstrap([run], "brier", n_resamples=50).diff)
+
+
+# -------------------------------------------------------------------------------------------------- a dummy page
+def test_a_registered_page_is_listed_and_rendered_by_the_app(tmp_path, monkeypatch):
+    """A page is its file plus one registration: the app's navigation (st.navigation in app.py) then serves it."""
+    pytest.importorskip("streamlit")
+    from streamlit.testing.v1 import AppTest
+
+    from aclecg import app_pages
+    from aclecg.registry import Registry
+
+    for name in ("RUNS", "CHECKPOINTS", "UMAP_CACHE", "PUBLISHED"):  # an empty project: Home stays quick
+        monkeypatch.setenv(f"ACLECG_{name}", str(tmp_path / name.lower()))
+    page_file = tmp_path / "9_Dummy.py"
+    page_file.write_text('import streamlit as st\n\nst.title("Dummy page")\nst.write("served by the registry")\n')
+    registry: Registry[app_pages.AppPage] = Registry("app page")
+    for page in app_pages.app_pages():
+        registry.register(page.url_path, page)
+    monkeypatch.setattr(app_pages, "APP_PAGES", registry)
+    app_pages.register_page(app_pages.AppPage("dummy", str(page_file), "Dummy", ":material/star:"))
+    assert [p.url_path for p in app_pages.app_pages()][-1] == "dummy"
+
+    at = AppTest.from_file(str(Path(__file__).resolve().parents[1] / "app.py"), default_timeout=120)
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    at.switch_page(str(page_file)).run()  # ValueError unless st.navigation registered the page
+    assert not at.exception, [e.value for e in at.exception]
+    assert [t.value for t in at.title] == ["Dummy page"]
+    assert "served by the registry" in [m.value for m in at.markdown]
+
+
+def test_the_pages_registry_lists_every_page_file_once():
+    from aclecg.app_pages import app_pages
+
+    repo = Path(__file__).resolve().parents[1]
+    files = [page.file for page in app_pages()]
+    assert all((repo / f).is_file() for f in files)
+    assert sorted(files) == sorted(f"pages/{p.name}" for p in (repo / "pages").glob("[0-9]*.py"))
+    assert len({page.url_path for page in app_pages()}) == len(files)

@@ -14,9 +14,10 @@ import torch
 from torch import Tensor
 
 from aclecg.augment.draws import Draws, uniform
-from aclecg.augment.params import check_number
+from aclecg.augment.params import STEP_CONSTRAINTS, check_step
 from aclecg.augment.rpeaks import check_signal, sanitize_rpeaks
 from aclecg.augment.warp import WARP_ORDER, Warp, render_warp
+from aclecg.constraints import Constraint
 
 __all__ = ["Augmentation", "Compose", "Info"]
 
@@ -49,10 +50,14 @@ class Augmentation:
     reads_rpeaks: bool = False
     #: parameter name -> one-line description with its accepted range (used by docs, errors and the app)
     PARAMS: ClassVar[dict[str, str]] = {}
+    #: the accepted values of the step's own parameters (:mod:`aclecg.constraints`; ``p`` and ``fs`` are in
+    #: :data:`~aclecg.augment.params.STEP_CONSTRAINTS`), checked when the step is built
+    CONSTRAINTS: ClassVar[dict[str, Constraint]] = {}
 
     def __init__(self, p: float = 1.0, fs: float = 100.0) -> None:
-        self.p = check_number(self.name, "p", p, 0.0, 1.0)
-        self.fs = check_number(self.name, "fs", fs, 1.0, 100_000.0)
+        checked = check_step(self.name, STEP_CONSTRAINTS, {"p": p, "fs": fs})
+        self.p: float = checked["p"]
+        self.fs: float = checked["fs"]
 
     # -- to be implemented -------------------------------------------------------------------------------------
     def sample_params(self, x: Tensor, rpeaks: Tensor, generator: Draws) -> dict[str, Tensor]:

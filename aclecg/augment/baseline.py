@@ -12,9 +12,10 @@ from torch import Tensor
 
 from aclecg.augment.base import Augmentation, Info
 from aclecg.augment.draws import Draws, normal, uniform
-from aclecg.augment.params import check_bool, check_number, check_range
+from aclecg.augment.params import check_step
 from aclecg.augment.rpeaks import time_index, zero_where
 from aclecg.augment.warp import Warp
+from aclecg.constraints import Boolean, Integer, Pair, Real
 
 __all__ = ["AmplitudeScale", "BaselineWander", "GaussianNoise", "LeadDropout", "TimeOut"]
 
@@ -31,10 +32,11 @@ class TimeOut(Augmentation):
         "fraction": "[low, high] fraction of the length zeroed, inside [0, 1]; default [0, 0.5]",
         "p": "probability per sample, [0, 1]; default 1",
     }
+    CONSTRAINTS = {"fraction": Pair(Real(0.0, 1.0))}
 
     def __init__(self, fraction: Sequence[float] = (0.0, 0.5), p: float = 1.0, fs: float = 100.0) -> None:
         super().__init__(p, fs)
-        self.fraction = check_range(self.name, "fraction", fraction, 0.0, 1.0)
+        self.fraction = check_step(self.name, self.CONSTRAINTS, {"fraction": fraction})["fraction"]
 
     def config(self) -> dict[str, Any]:
         return {"name": self.name, "fraction": list(self.fraction), "p": self.p}
@@ -71,10 +73,11 @@ class GaussianNoise(Augmentation):
         "std": "[low, high] noise standard deviation inside [0, 5]; default [0.01, 0.1]",
         "p": "probability per sample, [0, 1]; default 1",
     }
+    CONSTRAINTS = {"std": Pair(Real(0.0, 5.0))}
 
     def __init__(self, std: Sequence[float] = (0.01, 0.1), p: float = 1.0, fs: float = 100.0) -> None:
         super().__init__(p, fs)
-        self.std = check_range(self.name, "std", std, 0.0, 5.0)
+        self.std = check_step(self.name, self.CONSTRAINTS, {"std": std})["std"]
 
     def config(self) -> dict[str, Any]:
         return {"name": self.name, "std": list(self.std), "p": self.p}
@@ -105,13 +108,14 @@ class AmplitudeScale(Augmentation):
         "per_lead": "true to draw a gain per lead; default false",
         "p": "probability per sample, [0, 1]; default 1",
     }
+    CONSTRAINTS = {"scale": Pair(Real(0.0, 10.0)), "per_lead": Boolean()}
 
     def __init__(
         self, scale: Sequence[float] = (0.8, 1.2), per_lead: bool = False, p: float = 1.0, fs: float = 100.0
     ) -> None:
         super().__init__(p, fs)
-        self.scale = check_range(self.name, "scale", scale, 0.0, 10.0)
-        self.per_lead = check_bool(self.name, "per_lead", per_lead)
+        checked = check_step(self.name, self.CONSTRAINTS, {"scale": scale, "per_lead": per_lead})
+        self.scale, self.per_lead = checked["scale"], checked["per_lead"]
 
     def config(self) -> dict[str, Any]:
         return {"name": self.name, "scale": list(self.scale), "per_lead": self.per_lead, "p": self.p}
@@ -141,6 +145,11 @@ class BaselineWander(Augmentation):
         "n_components": "integer in [1, 8]; default 2",
         "p": "probability per sample, [0, 1]; default 1",
     }
+    CONSTRAINTS = {
+        "amplitude": Pair(Real(0.0, 5.0)),
+        "freq_hz": Pair(Real(0.0, 2.0)),
+        "n_components": Integer(1, 8, whole_floats=True),
+    }
 
     def __init__(
         self,
@@ -151,9 +160,14 @@ class BaselineWander(Augmentation):
         fs: float = 100.0,
     ) -> None:
         super().__init__(p, fs)
-        self.amplitude = check_range(self.name, "amplitude", amplitude, 0.0, 5.0)
-        self.freq_hz = check_range(self.name, "freq_hz", freq_hz, 0.0, 2.0)
-        self.n_components = int(check_number(self.name, "n_components", n_components, 1, 8, integer=True))
+        checked = check_step(
+            self.name, self.CONSTRAINTS, {"amplitude": amplitude, "freq_hz": freq_hz, "n_components": n_components}
+        )
+        self.amplitude, self.freq_hz, self.n_components = (
+            checked["amplitude"],
+            checked["freq_hz"],
+            checked["n_components"],
+        )
 
     def config(self) -> dict[str, Any]:
         return {
@@ -195,11 +209,12 @@ class LeadDropout(Augmentation):
         "min_keep": "leads always kept, integer in [0, 12]; default 1",
         "p": "probability per sample, [0, 1]; default 1",
     }
+    CONSTRAINTS = {"drop_prob": Real(0.0, 1.0), "min_keep": Integer(0, 12, whole_floats=True)}
 
     def __init__(self, drop_prob: float = 0.2, min_keep: int = 1, p: float = 1.0, fs: float = 100.0) -> None:
         super().__init__(p, fs)
-        self.drop_prob = check_number(self.name, "drop_prob", drop_prob, 0.0, 1.0)
-        self.min_keep = int(check_number(self.name, "min_keep", min_keep, 0, 12, integer=True))
+        checked = check_step(self.name, self.CONSTRAINTS, {"drop_prob": drop_prob, "min_keep": min_keep})
+        self.drop_prob, self.min_keep = checked["drop_prob"], checked["min_keep"]
 
     def config(self) -> dict[str, Any]:
         return {"name": self.name, "drop_prob": self.drop_prob, "min_keep": self.min_keep, "p": self.p}

@@ -1,15 +1,18 @@
-"""Validation of the augmentation steps' parameters: each check raises :class:`ConfigError` naming the step, the key
-and the accepted range, and returns the value in its canonical type."""
+"""Validation of the augmentation steps' parameters with :mod:`aclecg.constraints`: each step class declares a
+``CONSTRAINTS`` table (every step also takes :data:`STEP_CONSTRAINTS`), and :func:`check_step` checks a step's
+values against it, raising :class:`ConfigError` naming the step, the key and what it accepts."""
 
 from __future__ import annotations
 
-import math
-from collections.abc import Sequence
+from collections.abc import Mapping
 from typing import Any
 
-from aclecg.errors import ConfigError
+from aclecg.constraints import Constraint, Real, validate
 
-__all__ = ["check_bool", "check_choice", "check_number", "check_range", "step_label"]
+__all__ = ["STEP_CONSTRAINTS", "check_step", "step_label"]
+
+#: The parameters every step takes: the per-sample probability and the sampling rate (Hz).
+STEP_CONSTRAINTS: dict[str, Constraint] = {"p": Real(0.0, 1.0), "fs": Real(1.0, 100_000.0)}
 
 
 def step_label(step: str) -> str:
@@ -17,39 +20,6 @@ def step_label(step: str) -> str:
     return f"augmentation {step!r}"
 
 
-def check_number(step: str, key: str, value: Any, lo: float, hi: float, integer: bool = False) -> float:
-    """A finite number (an integer when ``integer``) inside ``[lo, hi]``."""
-    kind = "an integer" if integer else "a number"
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-    if ok and integer and float(value) != int(value):
-        ok = False
-    if not ok or not lo <= value <= hi:
-        raise ConfigError(f"{step_label(step)}: {key!r} must be {kind} in [{lo}, {hi}], got {value!r}")
-    return int(value) if integer else float(value)
-
-
-def check_range(step: str, key: str, value: Any, lo: float, hi: float, integer: bool = False) -> tuple[float, float]:
-    """A ``[low, high]`` pair inside ``[lo, hi]`` with ``low <= high``; a single number means ``[v, v]``."""
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        value = (value, value)
-    if not isinstance(value, (list, tuple)) or len(value) != 2:
-        raise ConfigError(f"{step_label(step)}: {key!r} must be a [low, high] pair inside [{lo}, {hi}], got {value!r}")
-    low = check_number(step, key, value[0], lo, hi, integer)
-    high = check_number(step, key, value[1], lo, hi, integer)
-    if low > high:
-        raise ConfigError(f"{step_label(step)}: {key!r} must have low <= high, got {list(value)!r}")
-    return (low, high)
-
-
-def check_choice(step: str, key: str, value: Any, choices: Sequence[str]) -> str:
-    """One of ``choices``."""
-    if value not in choices:
-        raise ConfigError(f"{step_label(step)}: {key!r} must be one of {', '.join(map(repr, choices))}, got {value!r}")
-    return str(value)
-
-
-def check_bool(step: str, key: str, value: Any) -> bool:
-    """``True`` or ``False`` (not a truthy value)."""
-    if not isinstance(value, bool):
-        raise ConfigError(f"{step_label(step)}: {key!r} must be true or false, got {value!r}")
-    return value
+def check_step(step: str, table: Mapping[str, Constraint], values: Mapping[str, Any]) -> dict[str, Any]:
+    """``values`` checked against ``table`` (canonical forms: floats, int, tuples for ``[low, high]`` pairs)."""
+    return validate(step_label(step), table, values, quote=True)

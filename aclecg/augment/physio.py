@@ -16,10 +16,10 @@ from torch import Tensor
 
 from aclecg.augment.base import Augmentation, Info
 from aclecg.augment.draws import Draws, randint, uniform
-from aclecg.augment.params import check_bool, check_choice, check_number, check_range, step_label
+from aclecg.augment.params import check_step, step_label
 from aclecg.augment.rpeaks import DEFAULT_RR_S, compact, median_rr, spans_to_mask
 from aclecg.augment.warp import Warp
-from aclecg.constraints import CYCLE_WINDOWS, MASK_FILLS, SHIFT_MODES
+from aclecg.constraints import CYCLE_WINDOWS, MASK_FILLS, SHIFT_MODES, Boolean, Either, Integer, Options, Pair, Real
 from aclecg.errors import ConfigError, DataError
 from aclecg.leads import LEADS, RegionMap, canonical_lead, default_region_map
 
@@ -53,13 +53,14 @@ class RandomScaleCrop(Augmentation):
         "the rest; default true",
         "p": "probability per sample, [0, 1]; default 1",
     }
+    CONSTRAINTS = {"scale": Pair(Real(0.05, 1.0)), "resample": Boolean()}
 
     def __init__(
         self, scale: Sequence[float] = (0.5, 1.0), resample: bool = True, p: float = 1.0, fs: float = 100.0
     ) -> None:
         super().__init__(p, fs)
-        self.scale = check_range(self.name, "scale", scale, 0.05, 1.0)
-        self.resample = check_bool(self.name, "resample", resample)
+        checked = check_step(self.name, self.CONSTRAINTS, {"scale": scale, "resample": resample})
+        self.scale, self.resample = checked["scale"], checked["resample"]
 
     def config(self) -> dict[str, Any]:
         extra = {} if self.resample else {"resample": False}  # the resampling crop's config is as it always was
@@ -133,13 +134,15 @@ class TemporalShift(Augmentation):
         "p": "probability per sample, [0, 1]; default 1",
     }
     MODES = SHIFT_MODES
+    CONSTRAINTS = {"max_shift": Either((Options(("rr",)), Real(0.0, 10.0))), "mode": Options(MODES)}
 
     def __init__(
         self, max_shift: float | str = "rr", mode: str = "circular", p: float = 1.0, fs: float = 100.0
     ) -> None:
         super().__init__(p, fs)
-        self.max_shift = max_shift if max_shift == "rr" else check_number(self.name, "max_shift", max_shift, 0.0, 10.0)
-        self.mode = check_choice(self.name, "mode", mode, self.MODES)
+        checked = check_step(self.name, self.CONSTRAINTS, {"max_shift": max_shift, "mode": mode})
+        self.max_shift: float | str = checked["max_shift"]
+        self.mode: str = checked["mode"]
 
     def config(self) -> dict[str, Any]:
         return {"name": self.name, "max_shift": self.max_shift, "mode": self.mode, "p": self.p}
@@ -224,6 +227,15 @@ class CardiacCycleMask(Augmentation):
     }
     WINDOWS = CYCLE_WINDOWS
     FILLS = MASK_FILLS
+    #: ``scope`` is checked against the regions of the step's leads when it is built
+    CONSTRAINTS = {
+        "n_cycles": Pair(Integer(0, 16, whole_floats=True)),
+        "window": Options(WINDOWS),
+        "pre_s": Real(0.0, 1.0),
+        "post_s": Real(0.0, 1.5),
+        "fill": Options(FILLS),
+        "fallback_s": Real(0.0, 5.0),
+    }
 
     # long: one keyword per hyper-parameter of the augmentation (its config is these keywords)
     def __init__(
@@ -241,13 +253,14 @@ class CardiacCycleMask(Augmentation):
         region_map: RegionMap | None = None,
     ) -> None:
         super().__init__(p, fs)
-        low, high = check_range(self.name, "n_cycles", n_cycles, 0, 16, integer=True)
-        self.n_cycles = (int(low), int(high))
-        self.window = check_choice(self.name, "window", window, self.WINDOWS)
-        self.pre_s = check_number(self.name, "pre_s", pre_s, 0.0, 1.0)
-        self.post_s = check_number(self.name, "post_s", post_s, 0.0, 1.5)
-        self.fill = check_choice(self.name, "fill", fill, self.FILLS)
-        self.fallback_s = check_number(self.name, "fallback_s", fallback_s, 0.0, 5.0)
+        given = {"n_cycles": n_cycles, "window": window, "pre_s": pre_s, "post_s": post_s, "fill": fill}
+        checked = check_step(self.name, self.CONSTRAINTS, {**given, "fallback_s": fallback_s})
+        self.n_cycles: tuple[int, int] = checked["n_cycles"]
+        self.window: str = checked["window"]
+        self.pre_s: float = checked["pre_s"]
+        self.post_s: float = checked["post_s"]
+        self.fill: str = checked["fill"]
+        self.fallback_s: float = checked["fallback_s"]
         try:
             self.leads = tuple(canonical_lead(lead) for lead in leads)
         except ValueError as exc:
@@ -256,7 +269,7 @@ class CardiacCycleMask(Augmentation):
         members = region_map.indices(self.leads)
         self.region_names = list(members)
         scopes = ["all", "random_region", *self.region_names]
-        self.scope = check_choice(self.name, "scope", scope, scopes)
+        self.scope: str = check_step(self.name, {"scope": Options(tuple(scopes))}, {"scope": scope})["scope"]
         if self.scope == "random_region" and not self.region_names:
             raise ConfigError(
                 f"{step_label(self.name)}: 'scope' is 'random_region' but no region has a lead in "

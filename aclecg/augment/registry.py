@@ -9,7 +9,7 @@ from typing import Any
 
 from aclecg.augment.base import Augmentation, Compose
 from aclecg.augment.baseline import AmplitudeScale, BaselineWander, GaussianNoise, LeadDropout, TimeOut
-from aclecg.augment.params import check_number
+from aclecg.augment.params import STEP_CONSTRAINTS, check_step
 from aclecg.augment.physio import CardiacCycleMask, RandomScaleCrop, TemporalShift
 from aclecg.errors import ConfigError
 from aclecg.leads import LEADS, RegionMap
@@ -101,6 +101,6 @@ def build_augmentation(
         spec = PRESETS[spec]
     if isinstance(spec, Mapping) or not isinstance(spec, Sequence):
         raise ConfigError(f"augmentation spec must be a preset name or a list of steps, got {type(spec).__name__}")
-    fs = check_number("pipeline", "fs", fs, 1.0, 100_000.0)
+    fs = check_step("pipeline", {"fs": STEP_CONSTRAINTS["fs"]}, {"fs": fs})["fs"]
     steps = [_build_step(i, copy.deepcopy(entry), fs, leads, region_map) for i, entry in enumerate(spec)]
     return Compose(steps, fs=fs)

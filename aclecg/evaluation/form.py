@@ -7,10 +7,11 @@ same messages wherever the sweep is launched from.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import cast
+from typing import Any
 
 import numpy as np
 
+from aclecg.constraints import SWEEP_FORM_PARAMS, validate
 from aclecg.errors import ConfigError
 from aclecg.evaluation.arms import ARM_KINDS, is_trained
 
@@ -30,28 +31,28 @@ def _parse_arms(arms: Sequence[str] | str) -> list[str]:
     return arms
 
 
-def _parse_fractions(fractions: Sequence[float] | str) -> list[float]:
+def _plain(value: Any) -> Any:
+    """NumPy scalars (and lists or tuples of them) as Python numbers, for the constraints."""
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, (list, tuple, np.ndarray)):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _parse_fractions_and_seeds(
+    fractions: Sequence[float] | str, seeds: int | Sequence[int]
+) -> tuple[list[float], list[int]]:
+    """Both checked against :data:`aclecg.constraints.SWEEP_FORM_PARAMS`; fractions sorted, seeds a list, each
+    without repeats."""
     if isinstance(fractions, str):
         try:
             fractions = [float(f) for f in fractions.split(",") if f.strip()]
         except ValueError:
             raise ConfigError(f"fractions must be comma-separated numbers in (0, 1], got {fractions!r}") from None
-    out = sorted(dict.fromkeys(float(f) for f in fractions))
-    if not out or any(not 0.0 < f <= 1.0 for f in out):
-        raise ConfigError(f"fractions must be numbers in (0, 1], got {list(fractions)}")
-    return out
-
-
-def _parse_seeds(seeds: int | Sequence[int]) -> list[int]:
-    if isinstance(seeds, (int, np.integer)) and not isinstance(seeds, bool):
-        if seeds < 1:
-            raise ConfigError(f"seeds must be >= 1, got {seeds}")
-        return list(range(int(seeds)))
-    # Not an int here, so a sequence (a bool falls through too and fails in the iteration, as before).
-    out = [int(s) for s in cast(Sequence[int], seeds)]
-    if not out:
-        raise ConfigError("seeds must name at least one seed")
-    return list(dict.fromkeys(out))
+    checked = validate("sweep", SWEEP_FORM_PARAMS, {"fractions": _plain(fractions), "seeds": _plain(seeds)})
+    seed_list = list(range(checked["seeds"])) if isinstance(checked["seeds"], int) else checked["seeds"]
+    return sorted(dict.fromkeys(checked["fractions"])), list(dict.fromkeys(seed_list))
 
 
 def parse_sweep_form(
@@ -61,7 +62,8 @@ def parse_sweep_form(
 
     Raises :class:`ConfigError` with the CLI's messages, so the app and ``python -m aclecg sweep`` say the same.
     """
-    fracs, arm_list, seed_list = _parse_fractions(fractions), _parse_arms(arms), _parse_seeds(seeds)
+    fracs, seed_list = _parse_fractions_and_seeds(fractions, seeds)
+    arm_list = _parse_arms(arms)
     needs = [a for a in arm_list if ARM_KINDS.get(a).per_checkpoint]
     if needs and n_checkpoints < 1:
         raise ConfigError(f"arms {needs} need at least one --checkpoint")

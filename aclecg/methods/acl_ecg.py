@@ -43,6 +43,7 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor
 
+from aclecg.constraints import Constraint, Integer, Real
 from aclecg.errors import ConfigError
 from aclecg.methods.base import SSLMethod
 from aclecg.methods.heads import projection_head
@@ -83,6 +84,15 @@ class ACLECG(SSLMethod):
         "proj_hidden_dim": 256,
         "proj_dim": 64,
     }
+    PARAMS: ClassVar[dict[str, Constraint]] = {
+        "temperature": Real(0, lo_open=True),
+        "region_weight": Real(0),
+        "instance_weight": Real(0),
+        "region_proj_hidden_dim": Integer(1),
+        "region_proj_dim": Integer(1),
+        "proj_hidden_dim": Integer(1),
+        "proj_dim": Integer(1),
+    }
     # Buffer registered in ``__init__``, declared for the type checker.
     assignment: Tensor
 
@@ -103,9 +113,6 @@ class ACLECG(SSLMethod):
         self.projector = projection_head(self.encoder.embedding_dim, h["proj_hidden_dim"], h["proj_dim"])
 
     def _check_hparams(self) -> None:
-        self._positive("temperature", "region_proj_hidden_dim", "region_proj_dim", "proj_hidden_dim", "proj_dim")
-        for key in ("region_weight", "instance_weight"):
-            self._require(self.hparams[key] >= 0, key, ">= 0")
         self._require(
             self.hparams["region_weight"] + self.hparams["instance_weight"] > 0,
             "region_weight",

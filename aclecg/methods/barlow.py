@@ -28,6 +28,7 @@ from typing import Any, ClassVar
 
 from torch import Tensor
 
+from aclecg.constraints import Constraint, Integer, Real
 from aclecg.methods.base import SSLMethod
 from aclecg.methods.heads import projection_head
 from aclecg.methods.losses import barlow_twins_loss
@@ -46,15 +47,12 @@ class BarlowTwins(SSLMethod):
     DESCRIPTION = "Cross-correlation of the two views' projections pushed to the identity matrix."
     LOSS_TERMS = ("loss", "on_diagonal", "off_diagonal")
     DEFAULTS: ClassVar[dict[str, Any]] = {"augmentation": "standard", "lambd": 0.0051, "proj_dim": 512}
+    PARAMS: ClassVar[dict[str, Constraint]] = {"lambd": Real(0), "proj_dim": Integer(1)}
 
     def __init__(self, encoder_config: Any = None, region_map: Any = None, **hparams: Any) -> None:
         super().__init__(encoder_config, region_map, **hparams)
         h = self.hparams
         self.projector = projection_head(self.encoder.embedding_dim, h["proj_dim"], h["proj_dim"], n_layers=3)
-
-    def _check_hparams(self) -> None:
-        self._positive("proj_dim")
-        self._require(self.hparams["lambd"] >= 0, "lambd", ">= 0")
 
     def forward(self, view1: Tensor, view2: Tensor) -> dict[str, Tensor]:
         z1 = self.projector(self.encoder(view1).embedding)

@@ -15,7 +15,7 @@ from typing import Any, ClassVar
 
 from torch import Tensor, nn
 
-from aclecg.constraints import AUGMENTATION_PRESETS
+from aclecg.constraints import AUGMENTATION_PRESETS, Constraint
 from aclecg.errors import ConfigError
 from aclecg.leads import RegionMap, default_region_map
 from aclecg.models import ECGEncoder, EncoderConfig, count_parameters, resolve_encoder_config
@@ -39,7 +39,8 @@ class SSLMethod(nn.Module):
     """Base class: ``encoder`` (online), ``name``, ``hparams``, ``default_augmentation``, ``forward(v1, v2)``.
 
     Subclasses set the class attributes below, build their heads in ``__init__`` after calling
-    ``super().__init__``, validate ranges in :meth:`_check_hparams`, and implement :meth:`forward`.
+    ``super().__init__``, declare each hyper-parameter's accepted values in :attr:`PARAMS` (checks across
+    hyper-parameters go in :meth:`_check_hparams`), and implement :meth:`forward`.
     """
 
     NAME: ClassVar[str] = ""
@@ -51,8 +52,9 @@ class SSLMethod(nn.Module):
     LOSS_TERMS: ClassVar[tuple[str, ...]] = ("loss",)
     #: Default hyper-parameters as plain data (every method has ``augmentation``).
     DEFAULTS: ClassVar[dict[str, Any]] = {"augmentation": "standard"}
-    #: Allowed values for categorical hyper-parameters.
-    CHOICES: ClassVar[dict[str, tuple[Any, ...]]] = {}
+    #: Every hyper-parameter's accepted values (:mod:`aclecg.constraints`), one entry per key of :attr:`DEFAULTS`
+    #: but ``augmentation`` (a preset name or a list of steps, checked against the augmentation registry).
+    PARAMS: ClassVar[dict[str, Constraint]] = {}
 
     def __init__(
         self,
@@ -76,46 +78,39 @@ class SSLMethod(nn.Module):
             raise ConfigError(
                 f"method {self.NAME!r}: unknown hyper-parameter(s) {unknown}; accepted: {sorted(defaults)}"
             )
-        out = dict(defaults)
-        for key, value in given.items():
-            if key == "augmentation":
-                if not isinstance(value, (str, list)):
-                    raise ConfigError(
-                        f"method {self.NAME!r}: 'augmentation' must be a preset name "
-                        f"({', '.join(AUGMENTATION_PRESETS)}) or a list of steps, got {value!r}"
-                    )
-                if isinstance(value, str) and value not in AUGMENTATION_PRESETS:
-                    raise ConfigError(
-                        f"method {self.NAME!r}: unknown augmentation preset {value!r}; "
-                        f"accepted: {list(AUGMENTATION_PRESETS)}"
-                    )
-            elif not _type_ok(value, defaults[key]) and not (defaults[key] is None and value is None):
-                raise ConfigError(
-                    f"method {self.NAME!r}: hyper-parameter {key!r} must be of type "
-                    f"{type(defaults[key]).__name__}, got {value!r}"
-                )
-            if key in self.CHOICES and value not in self.CHOICES[key]:
-                raise ConfigError(
-                    f"method {self.NAME!r}: hyper-parameter {key!r} must be one of "
-                    f"{list(self.CHOICES[key])}, got {value!r}"
-                )
-            if isinstance(defaults[key], float) and value is not None:
-                value = float(value)
-            out[key] = value
+        out = {**defaults, **given}
+        self._check_augmentation(out["augmentation"])
+        for key, constraint in self.PARAMS.items():
+            try:
+                out[key] = constraint.check(out[key])
+            except ValueError as exc:
+                what = str(exc)
+                if not _type_ok(out[key], defaults[key]):  # the wrong kind of value, not one out of range
+                    what = f"must be of type {type(defaults[key]).__name__}, got {out[key]!r}"
+                raise ConfigError(f"method {self.NAME!r}: hyper-parameter {key!r} {what}") from None
         return out
 
+    def _check_augmentation(self, value: Any) -> None:
+        """A preset name or a list of steps (the steps are checked when the pipeline is built)."""
+        if not isinstance(value, (str, list)):
+            raise ConfigError(
+                f"method {self.NAME!r}: 'augmentation' must be a preset name "
+                f"({', '.join(AUGMENTATION_PRESETS)}) or a list of steps, got {value!r}"
+            )
+        if isinstance(value, str) and value not in AUGMENTATION_PRESETS:
+            raise ConfigError(
+                f"method {self.NAME!r}: unknown augmentation preset {value!r}; accepted: {list(AUGMENTATION_PRESETS)}"
+            )
+
     def _check_hparams(self) -> None:
-        """Range checks (override); raise ``ConfigError`` via :meth:`_require`."""
+        """Checks across hyper-parameters (override; each one's own range is in :attr:`PARAMS`); raise
+        ``ConfigError`` via :meth:`_require`."""
 
     def _require(self, condition: bool, key: str, what: str) -> None:
         if not condition:
             raise ConfigError(
                 f"method {self.NAME!r}: hyper-parameter {key!r} must be {what}, got {self.hparams.get(key)!r}"
             )
-
-    def _positive(self, *keys: str) -> None:
-        for key in keys:
-            self._require(self.hparams[key] > 0, key, "> 0")
 
     # ----------------------------------------------------------------- public API
     @property

@@ -29,6 +29,7 @@ from typing import Any, ClassVar
 
 from torch import Tensor
 
+from aclecg.constraints import Constraint, Integer, Optional, Real
 from aclecg.methods.heads import prediction_head, projection_head
 from aclecg.methods.losses import byol_loss
 from aclecg.methods.momentum import MomentumMethod
@@ -54,6 +55,13 @@ class BYOL(MomentumMethod):
         "proj_dim": 128,
         "pred_hidden_dim": 512,
     }
+    PARAMS: ClassVar[dict[str, Constraint]] = {
+        "base_momentum": Real(0, 1, hi_open=True),
+        "ema_half_life": Optional(Real(0, 1, lo_open=True)),
+        "proj_hidden_dim": Integer(1),
+        "proj_dim": Integer(1),
+        "pred_hidden_dim": Integer(1),
+    }
 
     def __init__(self, encoder_config: Any = None, region_map: Any = None, **hparams: Any) -> None:
         super().__init__(encoder_config, region_map, **hparams)
@@ -61,11 +69,6 @@ class BYOL(MomentumMethod):
         self.projector = projection_head(self.encoder.embedding_dim, h["proj_hidden_dim"], h["proj_dim"])
         self.predictor = prediction_head(h["proj_dim"], h["pred_hidden_dim"])
         self._build_targets()
-
-    def _check_hparams(self) -> None:
-        self._positive("proj_hidden_dim", "proj_dim", "pred_hidden_dim")
-        self._require(0.0 <= self.hparams["base_momentum"] < 1.0, "base_momentum", "in [0, 1)")
-        self._check_ema_half_life()
 
     def forward(self, view1: Tensor, view2: Tensor) -> dict[str, Tensor]:
         p1 = self.predictor(self.projector(self.encoder(view1).embedding))

@@ -38,6 +38,7 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor
 
+from aclecg.constraints import Constraint, Integer, Optional, Options, Real
 from aclecg.methods.distributed import rank, world_size
 from aclecg.methods.heads import prediction_head, projection_head
 from aclecg.methods.losses import lcd_loss, random_other_lead
@@ -73,7 +74,16 @@ class LCD(MomentumMethod):
         "proj_dim": 64,
         "pred_hidden_dim": 128,
     }
-    CHOICES = {"momentum_schedule": ("constant", "cosine")}
+    PARAMS: ClassVar[dict[str, Constraint]] = {
+        "base_momentum": Real(0, 1, hi_open=True),
+        "ema_half_life": Optional(Real(0, 1, lo_open=True)),
+        "momentum_schedule": Options(("constant", "cosine")),
+        "gamma": Real(0),
+        "lambd": Real(0),
+        "proj_hidden_dim": Integer(1),
+        "proj_dim": Integer(1),
+        "pred_hidden_dim": Integer(1),
+    }
     # Buffer registered in ``__init__``, declared for the type checker.
     draw_step: Tensor
 
@@ -86,13 +96,6 @@ class LCD(MomentumMethod):
         # Counts training forwards; seeds the other-lead draw so that it is the same for 1 or N processes and
         # is restored on resume (a buffer, so it lives in the checkpoint).
         self.register_buffer("draw_step", torch.zeros((), dtype=torch.int64))
-
-    def _check_hparams(self) -> None:
-        self._positive("proj_hidden_dim", "proj_dim", "pred_hidden_dim")
-        self._require(0.0 <= self.hparams["base_momentum"] < 1.0, "base_momentum", "in [0, 1)")
-        self._check_ema_half_life()
-        self._require(self.hparams["gamma"] >= 0, "gamma", ">= 0")
-        self._require(self.hparams["lambd"] >= 0, "lambd", ">= 0")
 
     def forward(self, view1: Tensor, view2: Tensor) -> dict[str, Tensor]:
         out1, out2 = self.encoder(view1), self.encoder(view2)

@@ -38,6 +38,7 @@ from typing import Any, ClassVar
 
 from torch import Tensor, nn
 
+from aclecg.constraints import Constraint, Integer, Optional, Options, Real
 from aclecg.errors import ConfigError
 from aclecg.methods.momentum import MomentumMethod
 from aclecg.methods.registry import register_method
@@ -73,7 +74,16 @@ class MoCo(MomentumMethod):
         "proj_dim": 64,
         "pred_hidden_dim": 256,
     }
-    CHOICES = {"version": ("v2", "v3")}
+    PARAMS: ClassVar[dict[str, Constraint]] = {
+        "version": Options(("v2", "v3")),
+        "temperature": Real(0, lo_open=True),
+        "queue_size": Integer(1),
+        "momentum": Optional(Real(0, 1, hi_open=True)),
+        "ema_half_life": Optional(Real(0, 1, lo_open=True)),
+        "proj_hidden_dim": Integer(1),
+        "proj_dim": Integer(1),
+        "pred_hidden_dim": Integer(1),
+    }
     MOMENTUM_HPARAM = "momentum"
     #: The class of each version (each subclass adds itself under its :attr:`VERSION`).
     VERSIONS: ClassVar[dict[str, type[MoCo]]] = {}
@@ -101,18 +111,11 @@ class MoCo(MomentumMethod):
             raise ConfigError(f"{type(self).__name__} is MoCo {self.VERSION}; build version {h['version']} as 'moco'")
         if h["momentum"] is None:
             h["momentum"] = self.DEFAULT_MOMENTUM
-        self._check_hparams()
         self._build_heads(self.encoder.embedding_dim)
         self._build_targets()
 
     def _build_heads(self, embedding_dim: int) -> None:
         raise NotImplementedError
-
-    def _check_hparams(self) -> None:
-        self._positive("temperature", "queue_size", "proj_hidden_dim", "proj_dim", "pred_hidden_dim")
-        m = self.hparams["momentum"]
-        self._require(m is None or 0.0 <= m < 1.0, "momentum", "in [0, 1) or null")
-        self._check_ema_half_life()
 
     def forward(self, view1: Tensor, view2: Tensor) -> dict[str, Tensor]:  # pragma: no cover - per version
         raise NotImplementedError

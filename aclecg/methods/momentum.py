@@ -103,10 +103,6 @@ class MomentumMethod(SSLMethod):
         out = self.target_encoder(x)
         return self.target_projector(out.lead_features if lead_level else out.embedding)
 
-    def _check_ema_half_life(self) -> None:
-        share = self.hparams.get("ema_half_life")
-        self._require(share is None or 0.0 < float(share) <= 1.0, "ema_half_life", "in (0, 1] or null")
-
     def effective_base_momentum(self, total_steps: int | None = None) -> float:
         """The base momentum, capped so the EMA forgets its start within the run (hyper-parameter
         ``ema_half_life``: the target's half-life as a share of ``total_steps``; None keeps the paper's value).

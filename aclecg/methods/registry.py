@@ -79,6 +79,9 @@ def register_method(cls: T) -> T:
             raise TypeError(f"{cls.__name__} needs a non-empty class attribute {attr} to be registered")
     if "augmentation" not in cls.DEFAULTS:
         raise TypeError(f"{cls.__name__}.DEFAULTS needs an 'augmentation' entry")
+    unchecked = sorted(set(cls.DEFAULTS) - {"augmentation"} - set(cls.PARAMS))
+    if unchecked:
+        raise TypeError(f"{cls.__name__}.PARAMS needs a constraint for each hyper-parameter; missing {unchecked}")
     if cls.NAME in METHODS and METHODS.get(cls.NAME) is not cls:
         raise TypeError(f"a method named {cls.NAME!r} is already registered ({METHODS.get(cls.NAME).__name__})")
     METHODS.register(cls.NAME, cls, aliases=[alias for alias, name in ALIASES.items() if name == cls.NAME])

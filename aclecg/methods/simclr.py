@@ -30,6 +30,7 @@ from typing import Any, ClassVar
 
 from torch import Tensor
 
+from aclecg.constraints import Constraint, Integer, Real
 from aclecg.methods.base import SSLMethod
 from aclecg.methods.heads import projection_head
 from aclecg.methods.losses import nt_xent
@@ -53,14 +54,16 @@ class SimCLR(SSLMethod):
         "proj_hidden_dim": 256,
         "proj_dim": 64,
     }
+    PARAMS: ClassVar[dict[str, Constraint]] = {
+        "temperature": Real(0, lo_open=True),
+        "proj_hidden_dim": Integer(1),
+        "proj_dim": Integer(1),
+    }
 
     def __init__(self, encoder_config: Any = None, region_map: Any = None, **hparams: Any) -> None:
         super().__init__(encoder_config, region_map, **hparams)
         h = self.hparams
         self.projector = projection_head(self.encoder.embedding_dim, h["proj_hidden_dim"], h["proj_dim"])
-
-    def _check_hparams(self) -> None:
-        self._positive("temperature", "proj_hidden_dim", "proj_dim")
 
     def forward(self, view1: Tensor, view2: Tensor) -> dict[str, Tensor]:
         z1 = self.projector(self.encoder(view1).embedding)

@@ -25,6 +25,7 @@ from typing import Any, ClassVar
 
 from torch import Tensor
 
+from aclecg.constraints import Constraint, Integer
 from aclecg.methods.base import SSLMethod
 from aclecg.methods.heads import prediction_head, projection_head
 from aclecg.methods.losses import simsiam_loss
@@ -43,6 +44,7 @@ class SimSiam(SSLMethod):
     DESCRIPTION = "Predictor + stop-gradient negative cosine between views; no negatives, no momentum encoder."
     LOSS_TERMS = ("loss", "neg_cosine")
     DEFAULTS: ClassVar[dict[str, Any]] = {"augmentation": "standard", "proj_dim": 256, "pred_hidden_dim": 64}
+    PARAMS: ClassVar[dict[str, Constraint]] = {"proj_dim": Integer(1), "pred_hidden_dim": Integer(1)}
 
     def __init__(self, encoder_config: Any = None, region_map: Any = None, **hparams: Any) -> None:
         super().__init__(encoder_config, region_map, **hparams)
@@ -51,9 +53,6 @@ class SimSiam(SSLMethod):
             self.encoder.embedding_dim, h["proj_dim"], h["proj_dim"], n_layers=3, standardize_output=True
         )
         self.predictor = prediction_head(h["proj_dim"], h["pred_hidden_dim"])
-
-    def _check_hparams(self) -> None:
-        self._positive("proj_dim", "pred_hidden_dim")
 
     def forward(self, view1: Tensor, view2: Tensor) -> dict[str, Tensor]:
         z1 = self.projector(self.encoder(view1).embedding)

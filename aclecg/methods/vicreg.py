@@ -30,6 +30,7 @@ from typing import Any, ClassVar
 
 from torch import Tensor
 
+from aclecg.constraints import Constraint, Integer, Real
 from aclecg.methods.base import SSLMethod
 from aclecg.methods.heads import projection_head
 from aclecg.methods.losses import vicreg_loss
@@ -54,16 +55,17 @@ class VICReg(SSLMethod):
         "cov_coeff": 1.0,
         "proj_dim": 512,
     }
+    PARAMS: ClassVar[dict[str, Constraint]] = {
+        "sim_coeff": Real(0),
+        "std_coeff": Real(0),
+        "cov_coeff": Real(0),
+        "proj_dim": Integer(1),
+    }
 
     def __init__(self, encoder_config: Any = None, region_map: Any = None, **hparams: Any) -> None:
         super().__init__(encoder_config, region_map, **hparams)
         h = self.hparams
         self.projector = projection_head(self.encoder.embedding_dim, h["proj_dim"], h["proj_dim"], n_layers=3)
-
-    def _check_hparams(self) -> None:
-        self._positive("proj_dim")
-        for key in ("sim_coeff", "std_coeff", "cov_coeff"):
-            self._require(self.hparams[key] >= 0, key, ">= 0")
 
     def forward(self, view1: Tensor, view2: Tensor) -> dict[str, Tensor]:
         z1 = self.projector(self.encoder(view1).embedding)
