@@ -18,9 +18,6 @@ MAX_PARAMS = 8
 #: Functions being split on other branches (the figures of aclecg/viz); remove each entry when its split lands.
 PENDING = {
     "viz/augmentations.py:augmentation_figure",
-    "viz/charts.py:embedding_scatter",
-    "viz/charts.py:sweep_figure",
-    "viz/diagrams.py:region_diagram",
     "viz/paper.py:ecg_paper_figure",
 }
 
