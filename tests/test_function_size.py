@@ -15,14 +15,6 @@ import pytest
 PACKAGE = Path(__file__).resolve().parent.parent / "aclecg"
 MAX_LINES = 80
 MAX_PARAMS = 8
-#: Functions being split on other branches (the figures of aclecg/viz); remove each entry when its split lands.
-PENDING = {
-    "viz/augmentations.py:augmentation_figure",
-    "viz/charts.py:embedding_scatter",
-    "viz/charts.py:sweep_figure",
-    "viz/diagrams.py:region_diagram",
-    "viz/paper.py:ecg_paper_figure",
-}
 
 
 def _size(node: ast.FunctionDef | ast.AsyncFunctionDef) -> tuple[int, int, int]:
@@ -50,7 +42,7 @@ def offenders(root: Path = PACKAGE) -> list[str]:
                 continue
             reason = lines[max(first - 2, 0) : first] + [lines[node.lineno - 1]]
             name = f"{path.relative_to(root).as_posix()}:{node.name}"
-            if any("# long:" in line for line in reason) or name in PENDING:
+            if any("# long:" in line for line in reason):
                 continue
             found.append(f"{name} ({length} lines, {params} parameters)")
     return found
@@ -58,18 +50,6 @@ def offenders(root: Path = PACKAGE) -> list[str]:
 
 def test_no_library_function_is_long_without_a_reason():
     assert offenders() == []
-
-
-def test_pending_entries_still_exist():
-    """An entry of PENDING whose function is gone or short again must leave the list."""
-    names = set()
-    for path in PACKAGE.rglob("*.py"):
-        for node in ast.walk(ast.parse(path.read_text())):
-            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
-                _, length, params = _size(node)
-                if length > MAX_LINES or params > MAX_PARAMS:
-                    names.add(f"{path.relative_to(PACKAGE).as_posix()}:{node.name}")
-    assert names >= PENDING, sorted(PENDING - names)
 
 
 @pytest.mark.parametrize(

@@ -124,6 +124,19 @@ VIEW_COLOURS = ("#e66100", "#008b8b", "#b8860b", "#e7298a")  # none is a region 
 MASK_FILL = "rgba(120,120,120,0.30)"
 
 
+@dataclass(frozen=True)
+class _Drawing:
+    """What every layer of an augmentation figure needs: the sampling rate, the time axis (s), the leads of the
+    signals and those shown (canonical names), the region map and the vertical distance between shown leads."""
+
+    fs: float
+    t: np.ndarray
+    lead_names: list[str]
+    show: list[str]
+    rmap: RegionMap
+    offset: float = 4.0
+
+
 def augmentation_figure(
     original: np.ndarray,
     views: Sequence[tuple[str, np.ndarray, ViewMarks]],
@@ -143,141 +156,34 @@ def augmentation_figure(
     view's colour (``"crop window"``), with its label on its own line so labels of several views never overlap;
     each view's title has the same colour.
     """
-    rmap = region_map or default_region_map()
-    lead_names = [canonical_lead(lead) for lead in leads]
-    show = [canonical_lead(lead) for lead in show_leads] or ["II"]
     x0 = np.asarray(original, dtype=np.float64)
-
-    def hidden_masked(m: ViewMarks) -> str:
-        if m.masked_leads is None or not m.masked or set(map(canonical_lead, m.masked_leads)) & set(show):
-            return ""
-        return f" — masked leads not shown ({', '.join(m.masked_leads)})"
-
-    titles = ["original"] + [
-        f"{name}"
-        + (
-            f" — shift {m.shift / fs:+.2f} s ({m.shift_mode})"
-            if m.shift and m.shift_mode
-            else f" — shift {m.shift / fs:+.2f} s"
-            if m.shift
-            else ""
-        )
-        + (f" — crop {m.crop[0] / fs:.2f}–{m.crop[1] / fs:.2f} s" if m.crop else "")
-        + hidden_masked(m)
-        for name, _, m in views
-    ]
+    show = [canonical_lead(lead) for lead in show_leads] or ["II"]
+    d = _Drawing(
+        fs,
+        np.arange(x0.shape[1]) / fs,
+        [canonical_lead(lead) for lead in leads],
+        show,
+        region_map or default_region_map(),
+    )
+    titles = ["original"] + [_view_title(name, m, fs, show) for name, _, m in views]
     fig = make_subplots(rows=1 + len(views), cols=1, shared_xaxes=True, vertical_spacing=0.06, subplot_titles=titles)
-    t = np.arange(x0.shape[1]) / fs
-    offset = 4.0
     # Shapes and annotations are collected as dicts and set once: plotly's add_vrect/add_shape re-validate every
     # earlier shape on each call (15 ms each here).
     shapes: list[dict] = []
     notes: list[dict] = []
-
-    def shape(row: int, name: str, x0: float, x1: float, y: tuple[float, float] | None = None, **style: object) -> None:
-        """A shape on subplot ``row`` (1-based; its axes are x, y, then x2, y2, ...): over the subplot's whole
-        height, or from ``y[0]`` to ``y[1]`` in data units; ``style`` includes ``type`` when it is not a rect."""
-        suffix = "" if row == 1 else str(row)
-        y0, y1 = (0.0, 1.0) if y is None else y
-        yref = f"y{suffix}" + (" domain" if y is None else "")
-        shapes.append(dict(type="rect", xref=f"x{suffix}", yref=yref, x0=x0, x1=x1, y0=y0, y1=y1, name=name) | style)
-
-    def draw(row: int, sig: np.ndarray, legend: bool) -> None:
-        for k, lead in enumerate(show):
-            i = lead_names.index(lead)
-            fig.add_trace(
-                go.Scatter(
-                    x=t,
-                    y=sig[i] - k * offset,
-                    mode="lines",
-                    name=lead,
-                    legendgroup=lead,
-                    showlegend=legend,
-                    line=dict(color=lead_colour(lead, rmap), width=1.1),
-                ),
-                row=row,
-                col=1,
-            )
-
-    draw(1, x0, True)
+    _add_leads(fig, d, 1, x0, True)
     if rpeaks is not None:
-        peaks = np.asarray(rpeaks)
-        peaks = peaks[(peaks >= 0) & (peaks < x0.shape[1])]
-        i = lead_names.index(show[0])
-        fig.add_trace(
-            go.Scatter(
-                x=t[peaks],
-                y=x0[i, peaks] + 0.6,
-                mode="markers",
-                name="R-peak",
-                marker=dict(symbol="triangle-down", size=7, color="#333"),
-            ),
-            row=1,
-            col=1,
-        )
+        _add_rpeaks(fig, d, x0, rpeaks)
     length = x0.shape[1]
     for v, (name, sig, marks) in enumerate(views, start=2):
-        draw(v, np.asarray(sig, dtype=np.float64), False)
+        _add_leads(fig, d, v, np.asarray(sig, dtype=np.float64), False)
         colour = VIEW_COLOURS[(v - 2) % len(VIEW_COLOURS)]
         fig.layout.annotations[v - 1].font.color = colour  # the view's subplot title
-        masked_rows = (
-            [k for k, lead in enumerate(show) if lead in set(map(canonical_lead, marks.masked_leads))]
-            if marks.masked_leads is not None
-            else None
-        )
-        for s, e in marks.masked:
-            if masked_rows is None:
-                shape(v, "masked cycle", s / fs, e / fs, fillcolor=MASK_FILL, line=dict(width=0))
-            for k in masked_rows or ():
-                y = (-k * offset - offset / 2, -k * offset + offset / 2)
-                shape(v, "masked cycle", s / fs, e / fs, y, fillcolor=MASK_FILL, line=dict(width=0))
-        for s, e in marks.outside:
-            shape(v, "outside the crop", s / fs, e / fs, fillcolor="rgba(120,120,120,0.16)", line=dict(width=0))
-        if marks.timeout:
-            shape(
-                v,
-                "time-out",
-                marks.timeout[0] / fs,
-                marks.timeout[1] / fs,
-                fillcolor="rgba(200,60,60,0.18)",
-                line=dict(width=0),
-            )
-        seam, padding = marks.shift_marks(length)
-        if seam is not None:
-            line = dict(color="#444", width=1.5, dash="dot")
-            shape(v, "shift seam", seam / fs, seam / fs, type="line", line=line)
-        if padding is not None and padding[1] > padding[0]:
-            shape(
-                v,
-                "shift padding",
-                padding[0] / fs,
-                padding[1] / fs,
-                fillcolor="rgba(90,90,200,0.12)",
-                line=dict(width=0),
-            )
+        shapes += _view_shapes(d, v, marks, length)
         if marks.crop:
-            shape(
-                1,
-                "crop window",
-                marks.crop[0] / fs,
-                marks.crop[1] / fs,
-                fillcolor="rgba(0,0,0,0)",
-                line=dict(color=colour, width=2, dash="dash"),
-            )
-            notes.append(
-                dict(
-                    x=marks.crop[0] / fs,
-                    y=0.98 - 0.14 * (v - 2),
-                    yref="y domain",
-                    xref="x",
-                    text=f"crop: {name}",
-                    showarrow=False,
-                    xanchor="left",
-                    yanchor="top",
-                    bgcolor="rgba(255,255,255,0.8)",
-                    font=dict(color=colour, size=11),
-                )
-            )
+            shape, note = _crop_marks(d, v, name, marks.crop, colour)
+            shapes.append(shape)
+            notes.append(note)
     fig.update_xaxes(title_text="time (s)", row=1 + len(views), col=1)
     fig.update_yaxes(showticklabels=False)
     fig.update_layout(
@@ -288,6 +194,121 @@ def augmentation_figure(
         legend=dict(orientation="h", y=1.04, yanchor="bottom"),
     )
     return fig
+
+
+def _view_title(name: str, m: ViewMarks, fs: float, show: Sequence[str]) -> str:
+    """A view's subplot title: its name, shift, crop window and masked leads not shown."""
+    if m.shift and m.shift_mode:
+        shift = f" — shift {m.shift / fs:+.2f} s ({m.shift_mode})"
+    else:
+        shift = f" — shift {m.shift / fs:+.2f} s" if m.shift else ""
+    crop = f" — crop {m.crop[0] / fs:.2f}–{m.crop[1] / fs:.2f} s" if m.crop else ""
+    hidden = ""
+    if m.masked_leads is not None and m.masked and not set(map(canonical_lead, m.masked_leads)) & set(show):
+        hidden = f" — masked leads not shown ({', '.join(m.masked_leads)})"
+    return f"{name}" + shift + crop + hidden
+
+
+def _shape(row: int, name: str, x0: float, x1: float, y: tuple[float, float] | None = None, **style: object) -> dict:
+    """A shape on subplot ``row`` (1-based; its axes are x, y, then x2, y2, ...): over the subplot's whole
+    height, or from ``y[0]`` to ``y[1]`` in data units; ``style`` includes ``type`` when it is not a rect."""
+    suffix = "" if row == 1 else str(row)
+    y0, y1 = (0.0, 1.0) if y is None else y
+    yref = f"y{suffix}" + (" domain" if y is None else "")
+    return dict(type="rect", xref=f"x{suffix}", yref=yref, x0=x0, x1=x1, y0=y0, y1=y1, name=name) | style
+
+
+def _add_leads(fig: go.Figure, d: _Drawing, row: int, sig: np.ndarray, legend: bool) -> None:
+    """The shown leads of ``sig`` on subplot ``row``, one below the other."""
+    for k, lead in enumerate(d.show):
+        i = d.lead_names.index(lead)
+        fig.add_trace(
+            go.Scatter(
+                x=d.t,
+                y=sig[i] - k * d.offset,
+                mode="lines",
+                name=lead,
+                legendgroup=lead,
+                showlegend=legend,
+                line=dict(color=lead_colour(lead, d.rmap), width=1.1),
+            ),
+            row=row,
+            col=1,
+        )
+
+
+def _add_rpeaks(fig: go.Figure, d: _Drawing, x0: np.ndarray, rpeaks: np.ndarray) -> None:
+    """Triangles over the R-peaks of the original's first shown lead."""
+    peaks = np.asarray(rpeaks)
+    peaks = peaks[(peaks >= 0) & (peaks < x0.shape[1])]
+    i = d.lead_names.index(d.show[0])
+    fig.add_trace(
+        go.Scatter(
+            x=d.t[peaks],
+            y=x0[i, peaks] + 0.6,
+            mode="markers",
+            name="R-peak",
+            marker=dict(symbol="triangle-down", size=7, color="#333"),
+        ),
+        row=1,
+        col=1,
+    )
+
+
+def _view_shapes(d: _Drawing, v: int, marks: ViewMarks, length: int) -> list[dict]:
+    """The shapes on view subplot ``v``: masked cycles, what the crop zeroed, the time-out, the shift's seam or
+    padding."""
+    fs, shapes = d.fs, []
+    masked_rows = (
+        [k for k, lead in enumerate(d.show) if lead in set(map(canonical_lead, marks.masked_leads))]
+        if marks.masked_leads is not None
+        else None
+    )
+    for s, e in marks.masked:
+        if masked_rows is None:
+            shapes.append(_shape(v, "masked cycle", s / fs, e / fs, fillcolor=MASK_FILL, line=dict(width=0)))
+        for k in masked_rows or ():
+            y = (-k * d.offset - d.offset / 2, -k * d.offset + d.offset / 2)
+            shapes.append(_shape(v, "masked cycle", s / fs, e / fs, y, fillcolor=MASK_FILL, line=dict(width=0)))
+    for s, e in marks.outside:
+        fill = "rgba(120,120,120,0.16)"
+        shapes.append(_shape(v, "outside the crop", s / fs, e / fs, fillcolor=fill, line=dict(width=0)))
+    if marks.timeout:
+        s, e = marks.timeout
+        shapes.append(_shape(v, "time-out", s / fs, e / fs, fillcolor="rgba(200,60,60,0.18)", line=dict(width=0)))
+    seam, padding = marks.shift_marks(length)
+    if seam is not None:
+        line = dict(color="#444", width=1.5, dash="dot")
+        shapes.append(_shape(v, "shift seam", seam / fs, seam / fs, type="line", line=line))
+    if padding is not None and padding[1] > padding[0]:
+        s, e = padding
+        shapes.append(_shape(v, "shift padding", s / fs, e / fs, fillcolor="rgba(90,90,200,0.12)", line=dict(width=0)))
+    return shapes
+
+
+def _crop_marks(d: _Drawing, v: int, name: str, crop: tuple[int, int], colour: str) -> tuple[dict, dict]:
+    """View ``v``'s crop window outlined on the original, and its label (on the view's own line)."""
+    shape = _shape(
+        1,
+        "crop window",
+        crop[0] / d.fs,
+        crop[1] / d.fs,
+        fillcolor="rgba(0,0,0,0)",
+        line=dict(color=colour, width=2, dash="dash"),
+    )
+    note = dict(
+        x=crop[0] / d.fs,
+        y=0.98 - 0.14 * (v - 2),
+        yref="y domain",
+        xref="x",
+        text=f"crop: {name}",
+        showarrow=False,
+        xanchor="left",
+        yanchor="top",
+        bgcolor="rgba(255,255,255,0.8)",
+        font=dict(color=colour, size=11),
+    )
+    return shape, note
 
 
 def count_shapes(fig: go.Figure, name: str) -> int:

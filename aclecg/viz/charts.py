@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -104,14 +105,7 @@ def embedding_scatter(
     xy = np.asarray(coords)
     if xy.ndim != 2 or xy.shape[1] != 2 or xy.shape[0] != len(table):
         raise ValueError(f"coords must be (len(table)={len(table)}, 2), got {xy.shape}")
-    hover = [h for h in hover if h in table.columns]
-    custom = (
-        np.column_stack([np.arange(len(table))] + [table[h].astype(str).to_numpy() for h in hover])
-        if len(table)
-        else np.zeros((0, 1 + len(hover)))
-    )
-    template = "<br>".join(f"{column_title(h)}: %{{customdata[{i + 1}]}}" for i, h in enumerate(hover))
-    template += "<extra></extra>"
+    custom, template = _hover_data(table, hover)
     scatter = go.Scatter if len(table) <= SVG_MAX_POINTS else go.Scattergl
     fig = go.Figure()
     values = table[colour] if colour in table.columns else pd.Series(["all"] * len(table))
@@ -134,22 +128,7 @@ def embedding_scatter(
             )
         )
     else:
-        values = values.fillna("(none)").astype(str).replace("", "(none)")
-        order = sorted(values.unique(), key=lambda v: (-int((values == v).sum()), v))
-        colours = category_colours(len(order))  # one colour per label, none repeated however many labels
-        for k, value in enumerate(order):
-            sel = (values == value).to_numpy()
-            fig.add_trace(
-                scatter(
-                    x=xy[sel, 0],
-                    y=xy[sel, 1],
-                    mode="markers",
-                    name=str(value),
-                    customdata=custom[sel],
-                    hovertemplate=template,
-                    marker=dict(size=6, color=colours[k]),
-                )
-            )
+        _add_category_traces(fig, scatter, xy, values, custom, template)
     if highlight is not None and len(highlight):
         hl = np.atleast_2d(highlight)
         fig.add_trace(
@@ -174,6 +153,41 @@ def embedding_scatter(
         yaxis=dict(title="UMAP 2"),
     )
     return fig
+
+
+def _hover_data(table: pd.DataFrame, hover: Iterable[str]) -> tuple[np.ndarray, str]:
+    """``(customdata, hovertemplate)`` of a map's points: each row's position, then its ``hover`` columns (those
+    of ``table``) as text."""
+    hover = [h for h in hover if h in table.columns]
+    custom = (
+        np.column_stack([np.arange(len(table))] + [table[h].astype(str).to_numpy() for h in hover])
+        if len(table)
+        else np.zeros((0, 1 + len(hover)))
+    )
+    template = "<br>".join(f"{column_title(h)}: %{{customdata[{i + 1}]}}" for i, h in enumerate(hover))
+    return custom, template + "<extra></extra>"
+
+
+def _add_category_traces(
+    fig: go.Figure, scatter: type, xy: np.ndarray, values: pd.Series, custom: np.ndarray, template: str
+) -> None:
+    """One trace per category of ``values`` (missing and empty ones as ``"(none)"``), the largest first."""
+    values = values.fillna("(none)").astype(str).replace("", "(none)")
+    order = sorted(values.unique(), key=lambda v: (-int((values == v).sum()), v))
+    colours = category_colours(len(order))  # one colour per label, none repeated however many labels
+    for k, value in enumerate(order):
+        sel = (values == value).to_numpy()
+        fig.add_trace(
+            scatter(
+                x=xy[sel, 0],
+                y=xy[sel, 1],
+                mode="markers",
+                name=str(value),
+                customdata=custom[sel],
+                hovertemplate=template,
+                marker=dict(size=6, color=colours[k]),
+            )
+        )
 
 
 def training_curves(metrics: pd.DataFrame, terms: Sequence[str] = ("loss",)) -> go.Figure:
@@ -255,6 +269,32 @@ def compared_loss_curves(curves: dict[str, pd.DataFrame], term: str = "loss") ->
     return fig
 
 
+#: Colours of the methods of a sweep, in the order of their names (then :func:`category_colours`' others).
+SWEEP_PALETTE = (
+    "#1f77b4",
+    "#d62728",
+    "#2ca02c",
+    "#9467bd",
+    "#ff7f0e",
+    "#8c564b",
+    "#e377c2",
+    "#17becf",
+    "#bcbd22",
+    "#7f7f7f",
+)
+
+
+@dataclass(frozen=True)
+class _SweepColumns:
+    """The columns of a sweep summary that one method's line and CI are read from."""
+
+    fraction: str
+    mean: str
+    low: str
+    high: str
+
+
+# long: each parameter names a column of the summary table, a public option of the chart
 def sweep_figure(
     summary: pd.DataFrame,
     metric: str = "auroc",
@@ -276,63 +316,12 @@ def sweep_figure(
     if metric_col and metric_col in df.columns:
         df = df[df[metric_col].astype(str).str.lower() == metric.lower()]
     fig = go.Figure()
-    palette = (
-        "#1f77b4",
-        "#d62728",
-        "#2ca02c",
-        "#9467bd",
-        "#ff7f0e",
-        "#8c564b",
-        "#e377c2",
-        "#17becf",
-        "#bcbd22",
-        "#7f7f7f",
-    )
+    columns = _SweepColumns(fraction_col, mean_col, low_col, high_col)
     groups = sorted(df.groupby(method_col), key=lambda kv: str(kv[0]))
+    palette = SWEEP_PALETTE
     colours = [*palette, *[c for c in category_colours(len(groups) + len(palette)) if c not in palette]]
     for k, (method, part) in enumerate(groups):
-        part = part.sort_values(fraction_col)
-        colour = colours[k]
-        dash = "dot" if str(method).lower() in ("supervised", "random", "random_init", "random-init") else "solid"
-        error_y = None
-        if low_col in part.columns and high_col in part.columns and len(part) == 1:
-            # one fraction: an error bar, not a band (a one-point band draws as loose dots)
-            error_y = dict(
-                type="data",
-                symmetric=False,
-                color=colour,
-                array=(part[high_col] - part[mean_col]).to_numpy(),
-                arrayminus=(part[mean_col] - part[low_col]).to_numpy(),
-            )
-        elif low_col in part.columns and high_col in part.columns:
-            xs = np.concatenate([part[fraction_col].to_numpy(), part[fraction_col].to_numpy()[::-1]])
-            ys = np.concatenate([part[high_col].to_numpy(), part[low_col].to_numpy()[::-1]])
-            fig.add_trace(
-                go.Scatter(
-                    x=xs,
-                    y=ys,
-                    mode="lines",  # an area: plotly's default mode would add a marker at every corner
-                    fill="toself",
-                    fillcolor=_with_alpha(colour, 0.15),
-                    line=dict(width=0),
-                    hoverinfo="skip",
-                    showlegend=False,
-                    legendgroup=str(method),
-                    name=f"{method} CI",
-                )
-            )
-        fig.add_trace(
-            go.Scatter(
-                x=part[fraction_col],
-                y=part[mean_col],
-                mode="lines+markers",
-                name=str(method),
-                legendgroup=str(method),
-                line=dict(color=colour, dash=dash),
-                error_y=error_y,
-                hovertemplate=f"{method}<br>fraction %{{x}}<br>{metric} %{{y:.4f}}<extra></extra>",
-            )
-        )
+        _add_sweep_method(fig, part.sort_values(fraction_col), str(method), colours[k], columns, metric)
     fig.update_xaxes(type="log", title_text="label fraction")
     label = metric.lower().removeprefix("macro_").upper()
     fig.update_yaxes(title_text=f"macro {label}")
@@ -340,6 +329,52 @@ def sweep_figure(
         title=title or f"macro {label} vs label fraction", height=430, margin=dict(l=10, r=10, t=40, b=10)
     )
     return fig
+
+
+def _add_sweep_method(
+    fig: go.Figure, part: pd.DataFrame, method: str, colour: str, cols: _SweepColumns, metric: str
+) -> None:
+    """One method's mean line, with its CI as a band (or an error bar where it has one fraction)."""
+    dash = "dot" if method.lower() in ("supervised", "random", "random_init", "random-init") else "solid"
+    error_y = None
+    if cols.low in part.columns and cols.high in part.columns and len(part) == 1:
+        # one fraction: an error bar, not a band (a one-point band draws as loose dots)
+        error_y = dict(
+            type="data",
+            symmetric=False,
+            color=colour,
+            array=(part[cols.high] - part[cols.mean]).to_numpy(),
+            arrayminus=(part[cols.mean] - part[cols.low]).to_numpy(),
+        )
+    elif cols.low in part.columns and cols.high in part.columns:
+        xs = np.concatenate([part[cols.fraction].to_numpy(), part[cols.fraction].to_numpy()[::-1]])
+        ys = np.concatenate([part[cols.high].to_numpy(), part[cols.low].to_numpy()[::-1]])
+        fig.add_trace(
+            go.Scatter(
+                x=xs,
+                y=ys,
+                mode="lines",  # an area: plotly's default mode would add a marker at every corner
+                fill="toself",
+                fillcolor=_with_alpha(colour, 0.15),
+                line=dict(width=0),
+                hoverinfo="skip",
+                showlegend=False,
+                legendgroup=method,
+                name=f"{method} CI",
+            )
+        )
+    fig.add_trace(
+        go.Scatter(
+            x=part[cols.fraction],
+            y=part[cols.mean],
+            mode="lines+markers",
+            name=method,
+            legendgroup=method,
+            line=dict(color=colour, dash=dash),
+            error_y=error_y,
+            hovertemplate=f"{method}<br>fraction %{{x}}<br>{metric} %{{y:.4f}}<extra></extra>",
+        )
+    )
 
 
 def _with_alpha(hex_colour: str, alpha: float) -> str:

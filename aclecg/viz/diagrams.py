@@ -107,11 +107,37 @@ def region_diagram(
     """
     rmap = region_map or default_region_map()
 
-    def lead_colour(lead: str, _rmap: RegionMap) -> str:
-        return colour_of(lead) if colour_of is not None else _region_colour(lead, _rmap)
+    def lead_colour(lead: str) -> str:
+        return colour_of(lead) if colour_of is not None else _region_colour(lead, rmap)
 
     fig = make_subplots(rows=1, cols=2, subplot_titles=("precordial leads (chest)", "limb leads (hexaxial)"))
-    # chest outline and sternum
+    _add_chest(fig, rmap, lead_colour)
+    _add_hexaxial(fig, rmap, lead_colour)
+    for region, members in rmap.regions.items() if legend else ():
+        fig.add_trace(
+            go.Scatter(
+                x=[None],
+                y=[None],
+                mode="markers",
+                marker=dict(size=12, color=REGION_COLOURS.get(region, fallback_colour(region))),
+                name=f"{region}: {', '.join(members)}",
+            )
+        )
+    fig.update_xaxes(visible=False)
+    fig.update_yaxes(visible=False)
+    fig.update_xaxes(range=[-1.1, 1.5], row=1, col=1)
+    fig.update_yaxes(scaleanchor="x", scaleratio=1, row=1, col=1)
+    # room for the labels beside the axes' ends: "aVR -150°" (left) and "aVL -30°" (right) are 9 characters wide
+    fig.update_xaxes(range=[-HEXAXIAL_HALF_WIDTH, HEXAXIAL_HALF_WIDTH], row=1, col=2)
+    fig.update_yaxes(scaleanchor="x2", scaleratio=1, range=[-1.3, 1.3], row=1, col=2)
+    fig.update_layout(
+        height=380, margin=dict(l=5, r=5, t=40, b=5), plot_bgcolor="white", legend=dict(orientation="h", y=-0.05)
+    )
+    return fig
+
+
+def _add_chest(fig: go.Figure, rmap: RegionMap, lead_colour: Callable[[str], str]) -> None:
+    """The left panel: a chest outline, the sternum and the six precordial electrodes."""
     theta = np.linspace(0, 2 * np.pi, 100)
     fig.add_trace(
         go.Scatter(
@@ -146,7 +172,7 @@ def region_diagram(
                 mode="markers+text",
                 text=[lead],
                 textposition="top center",
-                marker=dict(size=16, color=lead_colour(lead, rmap), line=dict(color="#333")),
+                marker=dict(size=16, color=lead_colour(lead), line=dict(color="#333")),
                 name=lead,
                 showlegend=False,
                 hovertemplate=f"{lead}: {rmap.region_of(lead) or 'no region'}<extra></extra>",
@@ -154,10 +180,14 @@ def region_diagram(
             row=1,
             col=1,
         )
+
+
+def _add_hexaxial(fig: go.Figure, rmap: RegionMap, lead_colour: Callable[[str], str]) -> None:
+    """The right panel: each limb lead's axis (dotted through the centre) and its positive half, labelled."""
     for lead, angle in HEXAXIAL_ANGLES.items():
         a = np.deg2rad(angle)
         dx, dy = np.cos(a), -np.sin(a)
-        colour = lead_colour(lead, rmap)
+        colour = lead_colour(lead)
         fig.add_trace(
             go.Scatter(
                 x=[-dx, dx],
@@ -187,24 +217,3 @@ def region_diagram(
             row=1,
             col=2,
         )
-    for region, members in rmap.regions.items() if legend else ():
-        fig.add_trace(
-            go.Scatter(
-                x=[None],
-                y=[None],
-                mode="markers",
-                marker=dict(size=12, color=REGION_COLOURS.get(region, fallback_colour(region))),
-                name=f"{region}: {', '.join(members)}",
-            )
-        )
-    fig.update_xaxes(visible=False)
-    fig.update_yaxes(visible=False)
-    fig.update_xaxes(range=[-1.1, 1.5], row=1, col=1)
-    fig.update_yaxes(scaleanchor="x", scaleratio=1, row=1, col=1)
-    # room for the labels beside the axes' ends: "aVR -150°" (left) and "aVL -30°" (right) are 9 characters wide
-    fig.update_xaxes(range=[-HEXAXIAL_HALF_WIDTH, HEXAXIAL_HALF_WIDTH], row=1, col=2)
-    fig.update_yaxes(scaleanchor="x2", scaleratio=1, range=[-1.3, 1.3], row=1, col=2)
-    fig.update_layout(
-        height=380, margin=dict(l=5, r=5, t=40, b=5), plot_bgcolor="white", legend=dict(orientation="h", y=-0.05)
-    )
-    return fig

@@ -8,7 +8,7 @@ pink grid of 1 mm minor and 5 mm major squares, so 1 small square is 40 ms x 0.1
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import plotly.graph_objects as go
@@ -138,6 +138,7 @@ def paper_panels(
     return panels, (len(names) + 0.4) * row_h
 
 
+# long: each parameter is a public drawing option of the print (callers pass them by keyword)
 def ecg_paper_figure(
     signals: np.ndarray,
     fs: float,
@@ -179,115 +180,169 @@ def ecg_paper_figure(
         raise ValueError(f"layout must be '3x4' or 'stacked', got {layout!r}")
     if colours not in ("region", "black"):
         raise ValueError(f"colours must be 'region' or 'black', got {colours!r}")
-    rmap = region_map or default_region_map()
-    marked = {canonical_lead(lead) for lead in highlight}
-
-    def colour_of(lead: str) -> str:
-        return lead_colour(lead, rmap) if colours == "region" else TRACE_COLOUR
-
     gain = float(gain_mm if gain_mm is not None else (MM_PER_MV if units == "mV" else Z_MM_PER_SD))
     if not np.isfinite(gain) or gain <= 0:
         raise ValueError(f"gain_mm must be a positive number of mm per {units}, got {gain_mm!r}")
     n_t = x.shape[1]
-    seconds = n_t / fs
-    t_mm = np.arange(n_t) / fs * MM_PER_S
     peaks = np.asarray(rpeaks if rpeaks is not None else [], dtype=np.int64)
-    peaks = peaks[(peaks >= 0) & (peaks < n_t)]
     scale = row_scale(gain, units)
+    d = _PaperDrawing(
+        x=x,
+        fs=fs,
+        lead_names=lead_names,
+        layout=layout,
+        units=units,
+        gain=gain,
+        scale=scale,
+        region_colours=colours == "region",
+        rmap=region_map or default_region_map(),
+        marked=frozenset(canonical_lead(lead) for lead in highlight),
+        peaks=peaks[(peaks >= 0) & (peaks < n_t)],
+    )
     panels, height_mm = paper_panels(n_t, fs, lead_names, layout, rhythm_lead, scale)
-    # Traces, shapes and annotations are collected as plain dicts and validated once, by go.Figure at the end:
-    # adding them one by one re-validates every earlier shape and annotation each time.
-    traces: list[dict] = []
-    shapes: list[dict] = []
-    annotations: list[dict] = []
-    half_mm = (ROW_HEIGHT_MM / 2 - 1 if layout == "3x4" else STACKED_ROW_MM / 2 - 0.5) * scale
-
-    def add_segment(panel: Panel) -> None:
-        lead, start, stop, x_off, baseline = panel.lead, panel.start, panel.stop, panel.x0, panel.baseline
-        i = lead_names.index(lead)
-        seg = x[i, start:stop]
-        if lead in marked:
-            shapes.append(
-                dict(
-                    type="rect",
-                    x0=x_off,
-                    x1=panel.x1,
-                    y0=baseline - half_mm,
-                    y1=baseline + half_mm,
-                    fillcolor="rgba(255, 196, 0, 0.28)",
-                    line=dict(width=0),
-                    layer="below",
-                    name="highlighted lead",
-                )
-            )
-        traces.append(
-            dict(
-                type="scatter",
-                x=t_mm[start:stop] - t_mm[start] + x_off,
-                y=baseline + seg * gain,
-                mode="lines",
-                name=lead,
-                line=dict(color=colour_of(lead), width=1.2),
-                legendgroup=lead,
-                showlegend=False,
-                hovertemplate=f"{lead}<br>t=%{{customdata[0]:.3f}} s<br>%{{customdata[1]:.2f}} {units}<extra></extra>",
-                customdata=np.column_stack([np.arange(start, stop) / fs, seg]),
-            )
-        )
-        annotations.append(
-            dict(
-                x=x_off + 1,
-                y=baseline + 8 * min(scale, 1.5),
-                text=f"<b>{lead}</b>",
-                showarrow=False,
-                xanchor="left",
-                font=dict(size=11, color=colour_of(lead)),
-            )
-        )
-
-    def add_peaks(panel: Panel) -> None:
-        start, stop, x_off, baseline = panel.start, panel.stop, panel.x0, panel.baseline
-        sel = peaks[(peaks >= start) & (peaks < stop)]
-        if sel.size == 0:
-            return
-        i = lead_names.index(panel.lead)
-        traces.append(
-            dict(
-                type="scatter",
-                x=t_mm[sel] - t_mm[start] + x_off,
-                y=baseline + x[i, sel] * gain + 3,
-                mode="markers",
-                name="R-peak",
-                marker=dict(symbol="triangle-down", size=7, color="#333"),
-                showlegend=False,
-                hovertemplate="R-peak %{customdata:.3f} s<extra></extra>",
-                customdata=sel / fs,
-            )
-        )
-
+    layers = _Layers()
     for panel in panels:
-        add_segment(panel)
+        _add_segment(d, layers, panel)
         if layout == "stacked" or panel.stop - panel.start == n_t:  # the rhythm strip / every stacked row
-            add_peaks(panel)
-    if layout == "3x4":  # column separators as in the printed layout
-        col_len = n_t // 4
-        for c in range(1, 4):
-            xc = MARGIN_MM + c * col_len / fs * MM_PER_S
-            shapes.append(
-                dict(
-                    type="line",
-                    x0=xc,
-                    x1=xc,
-                    y0=-(len(LAYOUT_3X4)) * ROW_HEIGHT_MM * scale,
-                    y1=-2,
-                    line=dict(color="#444", width=1),
-                    name="column separator",
-                )
+            _add_peaks(d, layers, panel)
+    if layout == "3x4":
+        _add_column_separators(d, layers)
+    _add_calibration(d, layers, panels)
+    if d.region_colours:
+        layers.traces += _region_legend(d.rmap)
+    return go.Figure(data=layers.traces, layout=_paper_layout(d, layers, panels, height_mm, title, px_per_mm))
+
+
+@dataclass(frozen=True)
+class _PaperDrawing:
+    """What every layer of :func:`ecg_paper_figure` reads: the signals (``(n_leads, T)``) and their lead names,
+    the layout, units and gain (mm per unit), the rows' scale, whether leads take region colours, the region map,
+    the highlighted leads and the R-peaks inside the record."""
+
+    x: np.ndarray
+    fs: float
+    lead_names: list[str]
+    layout: str
+    units: str
+    gain: float
+    scale: float
+    region_colours: bool
+    rmap: RegionMap
+    marked: frozenset[str]
+    peaks: np.ndarray
+
+    @property
+    def t_mm(self) -> np.ndarray:
+        """Each sample's position on the paper (mm from the first sample)."""
+        return np.arange(self.x.shape[1]) / self.fs * MM_PER_S
+
+    def colour_of(self, lead: str) -> str:
+        return lead_colour(lead, self.rmap) if self.region_colours else TRACE_COLOUR
+
+
+@dataclass
+class _Layers:
+    """Traces, shapes and annotations, collected as plain dicts and validated once, by go.Figure at the end:
+    adding them one by one re-validates every earlier shape and annotation each time."""
+
+    traces: list[dict] = field(default_factory=list)
+    shapes: list[dict] = field(default_factory=list)
+    annotations: list[dict] = field(default_factory=list)
+
+
+def _add_segment(d: _PaperDrawing, layers: _Layers, panel: Panel) -> None:
+    """One panel's trace and lead label, with a shaded panel behind a highlighted lead."""
+    lead, start, stop, x_off, baseline = panel.lead, panel.start, panel.stop, panel.x0, panel.baseline
+    seg = d.x[d.lead_names.index(lead), start:stop]
+    if lead in d.marked:
+        half_mm = (ROW_HEIGHT_MM / 2 - 1 if d.layout == "3x4" else STACKED_ROW_MM / 2 - 0.5) * d.scale
+        layers.shapes.append(
+            dict(
+                type="rect",
+                x0=x_off,
+                x1=panel.x1,
+                y0=baseline - half_mm,
+                y1=baseline + half_mm,
+                fillcolor="rgba(255, 196, 0, 0.28)",
+                line=dict(width=0),
+                layer="below",
+                name="highlighted lead",
             )
-    unit_label = f"{gain:g} mm/mV" if units == "mV" else f"{gain:g} mm/SD"
+        )
+    t_mm = d.t_mm
+    layers.traces.append(
+        dict(
+            type="scatter",
+            x=t_mm[start:stop] - t_mm[start] + x_off,
+            y=baseline + seg * d.gain,
+            mode="lines",
+            name=lead,
+            line=dict(color=d.colour_of(lead), width=1.2),
+            legendgroup=lead,
+            showlegend=False,
+            hovertemplate=f"{lead}<br>t=%{{customdata[0]:.3f}} s<br>%{{customdata[1]:.2f}} {d.units}<extra></extra>",
+            customdata=np.column_stack([np.arange(start, stop) / d.fs, seg]),
+        )
+    )
+    layers.annotations.append(
+        dict(
+            x=x_off + 1,
+            y=baseline + 8 * min(d.scale, 1.5),
+            text=f"<b>{lead}</b>",
+            showarrow=False,
+            xanchor="left",
+            font=dict(size=11, color=d.colour_of(lead)),
+        )
+    )
+
+
+def _add_peaks(d: _PaperDrawing, layers: _Layers, panel: Panel) -> None:
+    """Triangles over the R-peaks inside one panel."""
+    start, stop, x_off, baseline = panel.start, panel.stop, panel.x0, panel.baseline
+    sel = d.peaks[(d.peaks >= start) & (d.peaks < stop)]
+    if sel.size == 0:
+        return
+    i = d.lead_names.index(panel.lead)
+    t_mm = d.t_mm
+    layers.traces.append(
+        dict(
+            type="scatter",
+            x=t_mm[sel] - t_mm[start] + x_off,
+            y=baseline + d.x[i, sel] * d.gain + 3,
+            mode="markers",
+            name="R-peak",
+            marker=dict(symbol="triangle-down", size=7, color="#333"),
+            showlegend=False,
+            hovertemplate="R-peak %{customdata:.3f} s<extra></extra>",
+            customdata=sel / d.fs,
+        )
+    )
+
+
+def _add_column_separators(d: _PaperDrawing, layers: _Layers) -> None:
+    """The lines between the four columns of a 3x4 print, as on the printed layout."""
+    col_len = d.x.shape[1] // 4
+    for c in range(1, 4):
+        xc = MARGIN_MM + c * col_len / d.fs * MM_PER_S
+        layers.shapes.append(
+            dict(
+                type="line",
+                x0=xc,
+                x1=xc,
+                y0=-(len(LAYOUT_3X4)) * ROW_HEIGHT_MM * d.scale,
+                y1=-2,
+                line=dict(color="#444", width=1),
+                name="column separator",
+            )
+        )
+
+
+def _add_calibration(d: _PaperDrawing, layers: _Layers, panels: Sequence[Panel]) -> None:
+    """A calibration pulse at the start of every row; the first one says which gain it stands for."""
+    unit_label = f"{d.gain:g} mm/mV" if d.units == "mV" else f"{d.gain:g} mm/SD"
     for k, baseline in enumerate(sorted({p.baseline for p in panels}, reverse=True)):
-        px_, py_ = _calibration_pulse(1.0, baseline, gain)
-        traces.append(
+        px_, py_ = _calibration_pulse(1.0, baseline, d.gain)
+        layers.traces.append(
             dict(
                 type="scatter",
                 x=px_,
@@ -299,8 +354,8 @@ def ecg_paper_figure(
                 hoverinfo="skip",
             )
         )
-        if k == 0:  # the first pulse says which gain it stands for
-            annotations.append(
+        if k == 0:
+            layers.annotations.append(
                 dict(
                     x=0.5,
                     y=baseline - 2,
@@ -312,9 +367,12 @@ def ecg_paper_figure(
                     name="calibration label",
                 )
             )
-    width_mm = MARGIN_MM + seconds * MM_PER_S + 2
-    xaxis, yaxis = _paper_axes(width_mm, height_mm)
-    for region, colour in REGION_COLOURS.items() if colours == "region" else ():  # a legend of region colours
+
+
+def _region_legend(rmap: RegionMap) -> list[dict]:
+    """Empty traces whose legend entries name each region's colour and leads ("no region" for aVR's grey)."""
+    traces = []
+    for region, colour in REGION_COLOURS.items():
         members = (
             rmap.regions.get(region, ())
             if region != "aVR"
@@ -331,38 +389,44 @@ def ecg_paper_figure(
                     name=f"{region if region != 'aVR' else 'no region'}: {', '.join(members)}",
                 )
             )
-    unit_note = f"{gain:g} mm/mV" if units == "mV" else f"{gain:g} mm per SD (z-scored signal)"
-    layout_spec = dict(
+    return traces
+
+
+def _paper_layout(
+    d: _PaperDrawing, layers: _Layers, panels: Sequence[Panel], height_mm: float, title: str | None, px_per_mm: float
+) -> dict:
+    """The figure's layout: the paper grid, the shapes and annotations, the scale note and the ``meta``."""
+    width_mm = MARGIN_MM + d.x.shape[1] / d.fs * MM_PER_S + 2
+    xaxis, yaxis = _paper_axes(width_mm, height_mm)
+    unit_note = f"{d.gain:g} mm/mV" if d.units == "mV" else f"{d.gain:g} mm per SD (z-scored signal)"
+    scale_note = dict(  # top left, clear of the plot toolbar (top right), in the text size of the page
+        name="scale note",
+        xref="paper",
+        yref="paper",
+        x=0,
+        y=1.0,
+        yanchor="bottom",
+        xanchor="left",
+        showarrow=False,
+        text=f"25 mm/s, {unit_note}",
+        font=dict(size=14, color="#333"),
+    )
+    return dict(
         title=dict(text=title, x=0.5, xanchor="center") if title else None,  # the scale note takes the left
         xaxis=xaxis,
         yaxis=yaxis,
-        shapes=shapes,
+        shapes=layers.shapes,
         plot_bgcolor=PAPER_COLOUR,
         paper_bgcolor="white",
-        margin=dict(l=10, r=10, t=40, b=70 if colours == "region" else 10),
-        height=int(max(320, height_mm * px_per_mm + (110 if colours == "region" else 50))),
+        margin=dict(l=10, r=10, t=40, b=70 if d.region_colours else 10),
+        height=int(max(320, height_mm * px_per_mm + (110 if d.region_colours else 50))),
         legend=dict(orientation="h", y=-0.02, yanchor="top"),
         meta={
             "mm_per_s": MM_PER_S,
-            "mm_per_unit": gain,
-            "units": units,
-            "layout": layout,
-            "panels": [p.as_meta(fs) for p in panels],
+            "mm_per_unit": d.gain,
+            "units": d.units,
+            "layout": d.layout,
+            "panels": [p.as_meta(d.fs) for p in panels],
         },
-        annotations=annotations
-        + [
-            dict(  # top left, clear of the plot toolbar (top right), in the text size of the page
-                name="scale note",
-                xref="paper",
-                yref="paper",
-                x=0,
-                y=1.0,
-                yanchor="bottom",
-                xanchor="left",
-                showarrow=False,
-                text=f"25 mm/s, {unit_note}",
-                font=dict(size=14, color="#333"),
-            )
-        ],
+        annotations=layers.annotations + [scale_note],
     )
-    return go.Figure(data=traces, layout=layout_spec)
