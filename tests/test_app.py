@@ -202,6 +202,7 @@ def test_explorer_steps_through_records_in_black_with_the_heart_rate(empty_proje
     assert len({t["line"]["color"] for t in chart["data"] if t.get("name") in ("I", "V1", "II")}) == 3
 
 
+@pytest.mark.slow  # several seconds; the default suite must stay under 90 s
 def test_explorer_finds_similar_ecgs_of_the_record(project):
     """The button lists the k nearest records (the library's answer, query left out) and draws the pick."""
     from aclecg.checkpoint import discover_checkpoints
@@ -233,6 +234,7 @@ def test_explorer_finds_similar_ecgs_of_the_record(project):
     assert titles[1].startswith(f"#3 {table['record_id'].iloc[2]}")
 
 
+@pytest.mark.slow  # several seconds; the default suite must stay under 90 s
 def test_explorer_explains_the_record_by_region(project):
     """The button draws the library's occlusion attribution: one bar per region and lead, the strongest region's
     leads shaded on the grid, the diagram coloured by the same effects."""
@@ -413,6 +415,7 @@ def test_sweep_page_plots_and_downloads(project):
     assert columns["p vs supervised (DeLong)"]["alignment"] == "right"
 
 
+@pytest.mark.slow  # several seconds; the default suite must stay under 90 s
 def test_sweep_page_shows_the_published_study(empty_project, tiny_study):
     """What `make results` exports (here from tiny real sweeps) is listed and plotted without running anything."""
     from aclecg.study_report import build_study_report
@@ -620,6 +623,7 @@ def test_lead_regions_sample_slider_is_capped_by_the_dataset(project):
     assert next(m for m in at.metric if m.label == "records").value == str(n)
 
 
+@pytest.mark.slow  # several seconds; the default suite must stay under 90 s
 def test_explain_by_region_uses_the_region_map_edited_on_the_lead_regions_page(project):
     """Issue 31: the Lead regions page stored its edited map but nothing used it; Explain by region does now."""
     at = _app()

@@ -156,6 +156,7 @@ def isolated_cache(monkeypatch, tmp_path):
     return tmp_path / "cache"
 
 
+@pytest.mark.slow  # several seconds; the default suite must stay under 90 s
 def test_cli_on_a_record_and_an_upload(bundled_prepared, isolated_cache, challenge_upload, tmp_path, capsys):
     base = ["attribute", "--checkpoint", str(CHECKPOINT), "--data", str(bundled_prepared)]
     assert main([*base, "--fit-probe"]) == 0  # what make app runs before serving

@@ -73,6 +73,7 @@ def test_early_stopping_and_best_weights_restored():
     assert classifier.stats.macro_auroc(y[30:], scores) == pytest.approx(best["criterion"], abs=1e-6)
 
 
+@pytest.mark.slow  # several seconds; the default suite must stay under 90 s
 def test_lr_grid_keeps_the_best_validated_rate():
     x, y = _toy()
     fit = classifier.fit_with_lr_grid(
@@ -119,6 +120,7 @@ def test_reference_cnn_shapes_seed_and_config():
         build_reference_cnn(12, 0)
 
 
+@pytest.mark.slow  # several seconds; the default suite must stay under 90 s
 def test_sweep_reference_cnn_and_lr_chosen_on_first_seed(tmp_path, monkeypatch):
     """Seed 0 searches the grid; seed 1 reuses its rate. Cells record best step, steps run, convergence."""
     monkeypatch.setenv("ACLECG_CACHE", str(tmp_path / "cache"))

@@ -258,6 +258,7 @@ def test_train_classifier_early_stopping_restores_best(data):
 
 
 # --------------------------------------------------------------------------------------------------- sweep
+@pytest.mark.slow  # several seconds; the default suite must stay under 90 s
 def test_sweep_end_to_end_tidy_and_resumable(data, tmp_path, monkeypatch):
     monkeypatch.setenv("ACLECG_CACHE", str(tmp_path / "cache"))
     ckpt = _save_checkpoint(tmp_path / "toy_run" / "encoder.pt", data)

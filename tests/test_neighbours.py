@@ -120,6 +120,7 @@ def isolated_cache(monkeypatch, tmp_path):
     neighbours.clear_cache()
 
 
+@pytest.mark.slow  # several seconds; the default suite must stay under 90 s
 def test_cli_on_the_bundled_data(bundled_prepared, isolated_cache, challenge_upload, tmp_path, capsys):
     base = ["neighbours", "--checkpoint", str(CHECKPOINT), "--data", str(bundled_prepared)]
     assert main([*base, "--record", "17", "-k", "4"]) == 0

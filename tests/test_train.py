@@ -132,6 +132,7 @@ def test_run_directory_contract(bundled_prepared, tmp_path):
         pretrain(tiny_config(bundled_prepared), run_dir, progress=False)
 
 
+@pytest.mark.slow  # several seconds; the default suite must stay under 90 s
 def test_stop_and_resume_is_bit_identical(bundled_prepared, tmp_path):
     config = tiny_config(bundled_prepared, method="byol")  # EMA target and predictor: the most state to restore
     pretrain(config, tmp_path / "straight", progress=False)
@@ -144,6 +145,7 @@ def test_stop_and_resume_is_bit_identical(bundled_prepared, tmp_path):
     assert a == b
 
 
+@pytest.mark.slow  # several seconds; the default suite must stay under 90 s
 def test_resume_skips_a_corrupted_checkpoint(bundled_prepared, tmp_path, capsys):
     config = tiny_config(bundled_prepared, method="simclr", checkpoint_every=1, keep_last=3)
     pretrain(config, tmp_path / "straight", progress=False)
@@ -256,6 +258,7 @@ def test_resume_keeps_the_precision_the_run_started_with(bundled_prepared, tmp_p
     assert "precision: bf16 (amp=auto, as the run started, cpu)" in (run_dir / "log.txt").read_text()
 
 
+@pytest.mark.slow  # several seconds; the default suite must stay under 90 s
 def test_a_run_from_before_the_precision_record_resumes_in_float32(bundled_prepared, tmp_path, monkeypatch):
     monkeypatch.setenv("ACLECG_CPU_BF16", "0")
     config = tiny_config(bundled_prepared, method="simclr", amp="auto")
@@ -269,6 +272,7 @@ def test_a_run_from_before_the_precision_record_resumes_in_float32(bundled_prepa
     assert json.loads((run_dir / "config.json").read_text())["resolved_amp"] == "off"
 
 
+@pytest.mark.slow  # several seconds; the default suite must stay under 90 s
 def test_resume_falls_back_to_best_when_every_step_checkpoint_is_bad(bundled_prepared, tmp_path, capsys):
     config = tiny_config(bundled_prepared, method="simclr", checkpoint_every=2, keep_last=2)
     run_dir = tmp_path / "run"
