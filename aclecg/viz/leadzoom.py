@@ -9,7 +9,7 @@ from collections.abc import Mapping
 import numpy as np
 import plotly.graph_objects as go
 
-from aclecg.viz.paper import MARGIN_MM, MM_PER_S, ecg_paper_figure
+from aclecg.viz.paper import MARGIN_MM, MM_PER_S, ecg_paper_figure, top_left_note
 
 __all__ = ["MARK_COLOURS", "lead_zoom_figure"]
 
@@ -107,15 +107,6 @@ def lead_zoom_figure(
     fig.update_layout(shapes=list(fig.layout.shapes) + marks)
     legend = [name for name in MARK_COLOURS if any(s["name"] == name for s in marks)]
     if legend:
-        fig.add_annotation(
-            xref="paper",
-            yref="paper",
-            x=0,
-            y=1.0,
-            yanchor="bottom",
-            xanchor="left",
-            showarrow=False,
-            text=" · ".join(f"<span style='color:{MARK_COLOURS[n]}'>{n}</span>" for n in legend),
-            font=dict(size=11),
-        )
+        text = " · ".join(f"<span style='color:{MARK_COLOURS[n]}'>{n}</span>" for n in legend)
+        fig.add_annotation(**top_left_note(text, dict(size=11)))
     return fig

@@ -392,6 +392,13 @@ def _region_legend(rmap: RegionMap) -> list[dict]:
     return traces
 
 
+def top_left_note(text: str, font: dict) -> dict:
+    """An annotation just above a figure's plot area, at its left edge (where the plot toolbar is not)."""
+    return dict(
+        xref="paper", yref="paper", x=0, y=1.0, yanchor="bottom", xanchor="left", showarrow=False, text=text, font=font
+    )
+
+
 def _paper_layout(
     d: _PaperDrawing, layers: _Layers, panels: Sequence[Panel], height_mm: float, title: str | None, px_per_mm: float
 ) -> dict:
@@ -399,18 +406,8 @@ def _paper_layout(
     width_mm = MARGIN_MM + d.x.shape[1] / d.fs * MM_PER_S + 2
     xaxis, yaxis = _paper_axes(width_mm, height_mm)
     unit_note = f"{d.gain:g} mm/mV" if d.units == "mV" else f"{d.gain:g} mm per SD (z-scored signal)"
-    scale_note = dict(  # top left, clear of the plot toolbar (top right), in the text size of the page
-        name="scale note",
-        xref="paper",
-        yref="paper",
-        x=0,
-        y=1.0,
-        yanchor="bottom",
-        xanchor="left",
-        showarrow=False,
-        text=f"25 mm/s, {unit_note}",
-        font=dict(size=14, color="#333"),
-    )
+    # top left, clear of the plot toolbar (top right), in the text size of the page
+    scale_note = dict(name="scale note", **top_left_note(f"25 mm/s, {unit_note}", dict(size=14, color="#333")))
     return dict(
         title=dict(text=title, x=0.5, xanchor="center") if title else None,  # the scale note takes the left
         xaxis=xaxis,
