@@ -292,6 +292,7 @@ def _aug_summary(at: AppTest) -> pd.DataFrame:
     return at.dataframe[0].value
 
 
+@pytest.mark.slow  # about a second; the default suite must stay under 90 s
 def test_augmentations_sliders_seed_and_determinism(empty_project):
     at = _app()
     at.switch_page(PAGE["augmentations"]).run()
@@ -487,6 +488,7 @@ def test_bad_upload_shows_readable_error(empty_project):
     assert any("Upload rejected" in e.value and "contains a path" in e.value for e in at.error)
 
 
+@pytest.mark.slow  # about a second; the default suite must stay under 90 s
 def test_sweep_form_is_validated_before_launch_and_the_new_sweep_is_shown(project, monkeypatch):
     from aclecg import jobs
 
@@ -567,6 +569,7 @@ def test_explorer_reads_raw_challenge_record_in_mv(empty_project):
     assert spec["layout"]["meta"]["units"] == "mV"
 
 
+@pytest.mark.slow  # about a second; the default suite must stay under 90 s
 def test_sweep_page_names_arms_as_the_study_does_and_heads_the_study_table_arm(empty_project, tiny_study):
     """Issue 31: the study table's first column is "arm" (was "row"), and a sweep's chart and tables name arms as
     the study chart does ("acl_ecg", "acl_ecg (fine-tuned)"), never by their ids ("acl_ecg:linear_probe")."""

@@ -24,6 +24,7 @@ def _toy(n: int = 48, t: int = 64, seed: int = 0):
     return torch.from_numpy(x), y
 
 
+@pytest.mark.slow  # about a second; the default suite must stay under 90 s
 def test_budget_counts_steps_not_epochs():
     """A fraction with fewer records than one batch still gets max_steps updates (one batch an epoch)."""
     x, y = _toy()
@@ -47,6 +48,7 @@ def test_budget_counts_steps_not_epochs():
     assert not log.converged  # the budget ended the run, not early stopping
 
 
+@pytest.mark.slow  # about a second; the default suite must stay under 90 s
 def test_early_stopping_and_best_weights_restored():
     x, y = _toy()
     net = build_reference_cnn(12, 1, seed=0)
@@ -161,6 +163,7 @@ def test_sweep_reference_cnn_and_lr_chosen_on_first_seed(tmp_path, monkeypatch):
     assert int(macro["n_not_converged"].sum()) == expect == int((rows["converged"] == False).sum())  # noqa: E712
 
 
+@pytest.mark.slow  # about a second; the default suite must stay under 90 s
 def test_lr_from_another_sweep_skips_the_grid(tmp_path, monkeypatch):
     """A rotation reuses the official split's validated learning rates: one training per cell, recorded in the key."""
     monkeypatch.setenv("ACLECG_CACHE", str(tmp_path / "cache"))
@@ -301,6 +304,7 @@ def test_validation_subsample_is_fixed_stratified_and_capped():
     np.testing.assert_array_equal(evaluation.finetune.validation_subsample(y, 0), np.arange(500))  # 0: no cap
 
 
+@pytest.mark.slow  # about a second; the default suite must stay under 90 s
 def test_capped_validation_early_stops_on_the_subsample_and_scores_the_whole_fold(tmp_path):
     ds, x, y = _memmapped(tmp_path, n=80)
     tr, va = np.arange(40), np.arange(40, 80)

@@ -117,6 +117,7 @@ def slots_taken(runs: Path) -> Iterator[None]:
                 os.killpg(int(json.loads(job.read_text())["pid"]), signal.SIGKILL)
 
 
+@pytest.mark.slow  # about a second; the default suite must stay under 90 s
 def test_a_second_session_cannot_cancel_the_first_ones_run(project: Path, monkeypatch: pytest.MonkeyPatch):
     """Session A launches; session B sees the run but its Cancel is off, and a forced click is refused by the
     library; A cancels its own queued run."""

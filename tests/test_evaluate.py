@@ -225,6 +225,7 @@ def test_linear_probe_selects_on_validation_only():
 
 
 # ------------------------------------------------------------------------------------------- training loop
+@pytest.mark.slow  # about a second; the default suite must stay under 90 s
 def test_train_classifier_early_stopping_restores_best(data):
     from aclecg.models import build_classifier, build_encoder
 
@@ -403,6 +404,7 @@ def _bundled_ptbxl():
     return data_mod.PreparedDataset(path)
 
 
+@pytest.mark.slow  # about a second; the default suite must stay under 90 s
 def test_real_prepared_ptbxl_with_real_checkpoint(tmp_path, monkeypatch):
     """Real PreparedDataset + real load_encoder: probe of a tiny 8-lead encoder at 10 % labels."""
     ds = _bundled_ptbxl()

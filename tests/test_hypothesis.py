@@ -82,6 +82,7 @@ def test_between_run_variance_widens_the_interval():
     assert (res.ci_high - res.ci_low) > 3 * (single.ci_high - single.ci_low)
 
 
+@pytest.mark.slow  # about a second; the default suite must stay under 90 s
 def test_coverage_of_a_known_difference():
     """Simulated studies with a known true difference: the 90 % interval covers it in about 90 % of them."""
     truth_rng = np.random.default_rng(4)

@@ -295,6 +295,7 @@ def _started(run: Path) -> str | None:
     return env.read_text() if env.exists() and env.read_text() else None
 
 
+@pytest.mark.slow  # about a second; the default suite must stay under 90 s
 def test_jobs_beyond_the_slots_wait_queued_and_start_in_order(fake_jobs, monkeypatch):
     """Ten launches at once used to start ten trainers on two cores: now one runs per slot, the rest wait."""
     monkeypatch.setenv("ACLECG_MAX_JOBS", "1")

@@ -288,6 +288,7 @@ def test_task_keys_hold_the_data_and_change_only_where_the_study_does(tiny_run):
     assert len(gone) == len(added) == 12
 
 
+@pytest.mark.slow  # about a second; the default suite must stay under 90 s
 def test_cli_plan_lists_done_tasks_and_run_finds_nothing_to_do(tiny_run, monkeypatch, capsys):
     from aclecg.cli import main
     from aclecg.studyplan import tasks as tasks_module

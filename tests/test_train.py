@@ -245,6 +245,7 @@ def test_excluded_folds_never_reach_pretraining(bundled_prepared):
         PretrainConfig(exclude_folds=["9"])
 
 
+@pytest.mark.slow  # about a second; the default suite must stay under 90 s
 def test_resume_keeps_the_precision_the_run_started_with(bundled_prepared, tmp_path, monkeypatch):
     """amp=auto is resolved once and recorded; a resume on a machine where auto would choose otherwise keeps it."""
     monkeypatch.setenv("ACLECG_CPU_BF16", "1")
@@ -288,6 +289,7 @@ def test_resume_falls_back_to_best_when_every_step_checkpoint_is_bad(bundled_pre
     assert steps == sorted(set(steps)) and steps[-1] == 6  # no step logged twice
 
 
+@pytest.mark.slow  # about a second; the default suite must stay under 90 s
 def test_files_left_by_an_interrupted_write_are_cleaned_on_the_next_start(bundled_prepared, tmp_path, capsys):
     config = tiny_config(bundled_prepared, method="simclr")
     run_dir = tmp_path / "run"
@@ -301,6 +303,7 @@ def test_files_left_by_an_interrupted_write_are_cleaned_on_the_next_start(bundle
     assert (ckpts / "best.pt").exists() == (ckpts / "best.pt.sha256").exists()
 
 
+@pytest.mark.slow  # about a second; the default suite must stay under 90 s
 def test_disk_full_while_checkpointing_is_one_clear_error(bundled_prepared, tmp_path, monkeypatch, capsys):
     """ENOSPC on a checkpoint write: a StorageError naming the file, status 'failed', earlier checkpoints intact,
     no temporary file left, and through the CLI one line with exit code 2."""

@@ -95,6 +95,7 @@ def test_a_hang_is_killed_at_the_time_limit():
     assert err.value.kind == "timeout" and time.monotonic() - start < 5.0
 
 
+@pytest.mark.slow  # about a second; the default suite must stay under 90 s
 def test_errors_of_the_function_come_back_as_one_line():
     with pytest.raises(DataError, match=r"^x.hea: the header is broken$") as err:
         sandbox.run(hostile.fail_with, "data", limits=FAST)
@@ -241,6 +242,7 @@ def test_a_disk_error_while_staging_leaves_nothing_and_names_no_path(private_tmp
 # ---------------------------------------------------------------------------------------------- in the app
 
 
+@pytest.mark.slow  # about a second; the default suite must stay under 90 s
 def test_the_explorer_refuses_a_crashing_upload_and_keeps_running(tmp_path, monkeypatch, private_tmp):
     """AppTest runs the page in this process: before the sandbox, the hostile file killed the test run itself."""
     from test_app import PAGES, _app
