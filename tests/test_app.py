@@ -469,6 +469,7 @@ def upload_js00001_on_the_explorer() -> AppTest:
     return at
 
 
+@pytest.mark.slow  # about a second; the default suite must stay under 90 s
 def test_upload_on_explorer(empty_project):
     """An uploaded record appears in the explorer (AppTest file_uploader)."""
     at = upload_js00001_on_the_explorer()

@@ -283,6 +283,7 @@ def _map_as_before(x: np.ndarray, cfg: embed2d.UMAPConfig) -> np.ndarray:
     return y.numpy().astype(np.float32)
 
 
+@pytest.mark.slow  # about a second; the default suite must stay under 90 s
 @pytest.mark.parametrize("n", [300, 400])  # below and at the size limit of exact search (patched to 400)
 def test_small_maps_are_byte_identical_to_the_exact_maps_of_before(monkeypatch, n):
     monkeypatch.setattr(embed2d, "EXACT_KNN_MAX", 400)

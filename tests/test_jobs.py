@@ -358,6 +358,7 @@ def test_a_taken_name_is_refused_even_by_two_launches_at_once(tmp_path, monkeypa
     assert json.loads((tmp_path / "same" / "job.json").read_text())["pid"] == DEAD_PID  # the one that started
 
 
+@pytest.mark.slow  # about a second; the default suite must stay under 90 s
 def test_a_second_session_cannot_cancel_or_resume_the_first_ones_run(fake_jobs, monkeypatch):
     from aclecg.access import AccessError, Actor, acting_as
 
