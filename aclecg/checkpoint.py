@@ -389,8 +389,9 @@ def discover_checkpoints(shipped: str | Path, runs: str | Path, encoders: str | 
     for path in list_checkpoints(runs, recursive=True):
         if path.parent.name != "checkpoints":
             out.setdefault(f"{path.parent.name} (run)", path)
-    if encoders is not None and Path(encoders).is_dir():
-        for path in sorted(Path(encoders).glob("*.encoder.json")):
-            if path.is_file() and not path.is_symlink():
-                out.setdefault(f"{path.name[: -len('.encoder.json')]} (yours)", path)
+    if encoders is not None:
+        from aclecg.paths import registered_encoders
+
+        for name, path in registered_encoders(encoders).items():
+            out.setdefault(f"{name} (yours)", path)
     return out

@@ -33,12 +33,15 @@ import os
 from pathlib import Path
 
 __all__ = [
+    "ENCODER_SUFFIX",
     "cache_root",
     "checkpoints_root",
     "embeddings_cache_dir",
     "encoders_root",
     "project_root",
     "published_root",
+    "registered_encoders",
+    "registration_name",
     "runs_root",
     "umap_cache_dir",
     "user_cache_dir",
@@ -67,6 +70,25 @@ def encoders_root() -> Path:
     """Registered encoders of your own (``aclecg encoders add``): ``$ACLECG_ENCODERS`` or ``<home>/encoders``. The
     app reads this folder and never writes it."""
     return _env_path("ACLECG_ENCODERS") or project_root() / "encoders"
+
+
+#: The file name ending of an encoder registered with ``aclecg encoders add`` (``NAME.encoder.json``).
+ENCODER_SUFFIX = ".encoder.json"
+
+
+def registration_name(path: str | Path) -> str | None:
+    """The encoder name of a registration file's path, ``None`` for any other path (e.g. a checkpoint)."""
+    name = Path(path).name
+    return name[: -len(ENCODER_SUFFIX)] if name.endswith(ENCODER_SUFFIX) else None
+
+
+def registered_encoders(root: str | Path) -> dict[str, Path]:
+    """The registration files in ``root`` (regular files, not links): name -> path, by name."""
+    root = Path(root)
+    if not root.is_dir():
+        return {}
+    found = sorted(p for p in root.glob(f"*{ENCODER_SUFFIX}") if p.is_file() and not p.is_symlink())
+    return {str(registration_name(p)): p for p in found}
 
 
 def published_root() -> Path:

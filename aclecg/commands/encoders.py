@@ -47,23 +47,23 @@ def run(args: argparse.Namespace) -> int:
     if args.action == "list":
         import json
 
-        from aclecg.evaluation.custom import registered_encoders
-
-        found = registered_encoders(root)
-        for path in found:
+        found = paths.registered_encoders(root)
+        for name, path in found.items():
             try:
                 factory = json.loads(path.read_text()).get("factory", "?")
             except (OSError, ValueError, AttributeError):
                 factory = "(unreadable)"
-            print(f"{path.name[: -len('.encoder.json')]:<24} {factory}  ({path})")
+            print(f"{name:<24} {factory}  ({path})")
         if not found:
             print(f"no registered encoders in {root}")
         return 0
     if not args.name:
         raise ConfigError(f"encoders {args.action} needs a NAME")
     if args.action == "remove":
-        target = root / f"{args.name}.encoder.json"
-        if not target.is_file() or "/" in args.name:
+        from aclecg.evaluation.custom import registration_file
+
+        target = registration_file(args.name, root)
+        if not target.is_file():
             raise ConfigError(f"no registered encoder {args.name!r} in {root}")
         target.unlink()
         print(f"removed {target}")

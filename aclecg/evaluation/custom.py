@@ -30,22 +30,19 @@ from aclecg.contract import Contract
 from aclecg.errors import ConfigError
 from aclecg.evaluation.sources import EncoderSource
 from aclecg.models import EncoderOutput
+from aclecg.paths import ENCODER_SUFFIX, registration_name
 
 __all__ = [
-    "REGISTRATION_SUFFIX",
     "FactoryEncoder",
-    "is_registration",
     "load_contract_file",
     "load_factory_source",
     "load_registered_source",
     "register_encoder",
-    "registered_encoders",
+    "registration_file",
 ]
 
 _SPEC = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
-#: The file name ending of a registered encoder (``NAME.encoder.json``).
-REGISTRATION_SUFFIX = ".encoder.json"
 #: A registration is a few hundred bytes; anything far larger is not one.
 MAX_REGISTRATION_BYTES = 64 * 1024
 
@@ -164,21 +161,21 @@ def load_factory_source(spec: str, contract_file: str | Path, device: str | torc
     return EncoderSource(label, encoder, meta, key, None)  # type: ignore[arg-type]  # any module, not ECGEncoder
 
 
-def is_registration(path: str | Path) -> bool:
-    """Whether ``path`` names a registered encoder (``NAME.encoder.json``) rather than a checkpoint."""
-    return str(path).endswith(REGISTRATION_SUFFIX)
+def registration_file(name: str, root: str | Path) -> Path:
+    """``root/NAME.encoder.json`` for a valid encoder name (a ``ConfigError`` line for any other name)."""
+    if not _NAME.match(name):
+        raise ConfigError(f"encoder name {name!r}: use 1-64 letters, digits, '_', '-' or '.', starting with one")
+    return Path(root) / f"{name}{ENCODER_SUFFIX}"
 
 
 def register_encoder(name: str, spec: str, contract_file: str | Path, root: str | Path) -> Path:
     """Check ``spec`` once (it is built and run on zeros) and write ``root/NAME.encoder.json`` atomically."""
     from aclecg import atomicio
 
-    if not _NAME.match(name):
-        raise ConfigError(f"encoder name {name!r}: use 1-64 letters, digits, '_', '-' or '.', starting with one")
+    path = registration_file(name, root)
     source = load_factory_source(spec, contract_file)
     record = {"factory": spec, "contract": source.meta["contract"], "embedding_dim": source.meta["embedding_dim"]}
     record["registered"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
-    path = Path(root) / f"{name}{REGISTRATION_SUFFIX}"
     path.parent.mkdir(parents=True, exist_ok=True)
     atomicio.write_text(path, json.dumps(record, indent=1) + "\n")
     return path
@@ -197,14 +194,6 @@ def load_registered_source(path: str | Path, device: str | torch.device = "cpu")
     if not isinstance(spec, str):
         raise ConfigError(f"{path}: a registered encoder needs a 'factory' (MODULE:FACTORY)")
     source = load_factory_source(spec, path, device)
-    source.label = path.name[: -len(REGISTRATION_SUFFIX)]
+    source.label = registration_name(path) or path.stem
     source.path = str(path)
     return source
-
-
-def registered_encoders(root: str | Path) -> list[Path]:
-    """The registration files in ``root`` (regular files only), by name."""
-    root = Path(root)
-    if not root.is_dir():
-        return []
-    return sorted(p for p in root.glob(f"*{REGISTRATION_SUFFIX}") if p.is_file() and not p.is_symlink())

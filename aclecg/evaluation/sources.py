@@ -17,6 +17,7 @@ from aclecg import contract
 from aclecg.contract import Contract
 from aclecg.errors import CheckpointError
 from aclecg.evaluation.config import digest
+from aclecg.paths import registration_name
 
 if TYPE_CHECKING:
     from aclecg.models import ECGEncoder
@@ -64,7 +65,7 @@ def load_source(path: str | Path, device: str | torch.device = "cpu") -> Encoder
     from aclecg.checkpoint import load_encoder
 
     path = Path(path)
-    if str(path).endswith(".encoder.json"):
+    if registration_name(path) is not None:
         from aclecg.evaluation.custom import load_registered_source
 
         return load_registered_source(path, device)
