@@ -11,9 +11,10 @@ rotation) is reused when its ``config.sha256`` names this task's configuration a
 (the official split: the config file's sha256; a rotation: :func:`effective_sha256` of its own effective
 configuration, folds and seed included, so an encoder of another rotation is never taken for it) and its recorded
 provenance, where it has one, left the test fold out;
-otherwise the run (``runs/ship-NAME`` or ``runs/rotK-NAME``) is trained or resumed, and a rotation's encoder is
-committed. Either way the encoder lands in ``runs/eval-testK/NAME/encoder.pt`` (so the sweeps' arm labels are the
-method names) with ``task.json`` beside it, written last: the task is finished when that file holds its key.
+otherwise the run (``runs/ship-NAME`` or ``runs/rotK-NAME``) is trained or resumed, and a rotation's encoder (or an
+official one whose store is empty) is committed with its loss curve (``metrics.jsonl``). Either way the encoder
+lands in ``runs/eval-testK/NAME/encoder.pt`` (so the sweeps' arm labels are the method names) with ``task.json``
+beside it, written last: the task is finished when that file holds its key.
 """
 
 from __future__ import annotations
@@ -193,6 +194,21 @@ def _copy_encoder(src: Path, dest: Path) -> None:
             atomicio.write_bytes(dest / name, (src / name).read_bytes())
 
 
+def _commits(job: PretrainJob) -> bool:
+    """Whether a trained run's encoder goes to the committed store: a rotation's always, an official one only into
+    an empty store (a shipped encoder is replaced by ``study ship``, with its model card)."""
+    store = job.store_dir
+    if not job.standard or store is None:
+        return False
+    return not job.official or not (store / "encoder.pt").is_file()
+
+
+def _copy_curve(src: Path, dest: Path) -> None:
+    """The run's loss curve beside a committed encoder (the Pretraining page and the model cards read it)."""
+    if (src / "metrics.jsonl").is_file():
+        atomicio.write_bytes(dest / "metrics.jsonl", (src / "metrics.jsonl").read_bytes())
+
+
 def _train(job: PretrainJob, progress: bool) -> None:
     """Train or resume the run in ``job.run_dir`` (a finished run of the same configuration is kept)."""
     from aclecg.training import pretrain
@@ -221,8 +237,9 @@ def run_pretrain(job: PretrainJob, progress: bool = False) -> dict[str, Any]:
     else:
         _train(job, progress)
         source, origin = job.run_dir, "run"
-        if job.standard and job.store_dir is not None and not job.official:  # a rotation's encoder is committed
+        if _commits(job):
             _copy_encoder(job.run_dir, job.store_dir)
+            _copy_curve(job.run_dir, job.store_dir)
             atomicio.write_text(job.store_dir / "config.sha256", store_digest(job) + "\n")
     _copy_encoder(source, job.eval_dir)
     seconds = round(time.perf_counter() - started, 2)
