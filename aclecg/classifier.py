@@ -44,7 +44,7 @@ from tqdm.auto import tqdm
 from aclecg import stats
 from aclecg.constraints import PROTOCOLS, TRAIN_BUDGET_PARAMS, validate
 from aclecg.errors import ConfigError, DataError
-from aclecg.runtime import resolve_amp, resolve_device
+from aclecg.runtime import autocast, inference_dtype, resolve_device, training_dtype
 
 __all__ = [
     "PROTOCOLS",
@@ -163,21 +163,6 @@ def _chunks(x: torch.Tensor | RecordRows, batch_size: int) -> Generator[torch.Te
     else:
         for start in starts:
             yield x[start : start + batch_size]
-
-
-def inference_dtype(dev: torch.device) -> torch.dtype | None:
-    """Autocast dtype for frozen forward passes: bf16 on GPUs with native bf16, fp16 on older GPUs, none on CPU."""
-    return resolve_amp("auto", dev)
-
-
-def training_dtype(dev: torch.device) -> torch.dtype | None:
-    """Autocast dtype for probe/fine-tune training: bf16 where native, else float32 (fp16 would need loss scaling)."""
-    dtype = resolve_amp("auto", dev)
-    return dtype if dtype == torch.bfloat16 else None
-
-
-def autocast(dev: torch.device, dtype: torch.dtype | None) -> torch.autocast:
-    return torch.autocast(dev.type, dtype=dtype or torch.float32, enabled=dtype is not None)
 
 
 def check_protocol(protocol: str) -> None:

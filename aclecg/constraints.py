@@ -91,7 +91,7 @@ DATA_FORMATS: tuple[str, ...] = ("ptbxl", "cpsc2018", "challenge")
 SHIFT_MODES: tuple[str, ...] = ("circular", "zero", "edge")
 CYCLE_WINDOWS: tuple[str, ...] = ("rr", "pqrst")
 MASK_FILLS: tuple[str, ...] = ("zero", "median")
-#: 2-D map implementations and metrics (see :mod:`aclecg.embed2d`).
+#: 2-D map implementations and metrics (see :mod:`aclecg.analysis.embed2d`).
 UMAP_METHODS: tuple[str, ...] = ("fast", "umap-learn")
 UMAP_METRICS: tuple[str, ...] = ("euclidean", "cosine")
 

@@ -2,7 +2,7 @@
 
 A metric is a function of a cell's stored test predictions (``cells/<cell>.npz``: ``y_true``, ``y_score``), so
 registering one needs no retraining: the sweep tables (:func:`aclecg.evaluation.outputs.write_outputs`), the study
-(:func:`aclecg.study.load_cells`), both reports, the hierarchical bootstrap and the Sweeps page list every
+(:func:`aclecg.results.study.load_cells`), both reports, the hierarchical bootstrap and the Sweeps page list every
 registered metric, and a cell whose record predates a metric has it computed from its predictions when read.
 
 The per-class function takes ``y_true`` and ``y_score`` ``(N, C)`` and record weights ``(B, N)`` (one row per

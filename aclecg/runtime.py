@@ -122,3 +122,20 @@ def set_deterministic(device: torch.device, enabled: bool) -> None:
     torch.backends.cuda.matmul.allow_tf32 = False
     torch.backends.cudnn.allow_tf32 = False
     torch.use_deterministic_algorithms(True, warn_only=True)
+
+
+# --------------------------------------------------------------------- precision policy of the evaluation arms
+def inference_dtype(dev: torch.device) -> torch.dtype | None:
+    """Autocast dtype for frozen forward passes: bf16 on GPUs with native bf16, fp16 on older GPUs, none on CPU."""
+    return resolve_amp("auto", dev)
+
+
+def training_dtype(dev: torch.device) -> torch.dtype | None:
+    """Autocast dtype for probe/fine-tune training: bf16 where native, else float32 (fp16 would need loss scaling)."""
+    dtype = resolve_amp("auto", dev)
+    return dtype if dtype == torch.bfloat16 else None
+
+
+def autocast(dev: torch.device, dtype: torch.dtype | None) -> torch.autocast:
+    """A ``torch.autocast`` context for ``dtype`` on ``dev`` (disabled when ``dtype`` is None: full float32)."""
+    return torch.autocast(dev.type, dtype=dtype or torch.float32, enabled=dtype is not None)

@@ -1,4 +1,5 @@
-"""Benchmark: region attribution of one record (:func:`aclecg.attribution_eval.explain`) on the bundled PTB-XL data.
+"""Benchmark: region attribution of one record (:func:`aclecg.analysis.attribution_eval.explain`) on the bundled
+PTB-XL data.
 
 Loads the shipped ACL-ECG encoder, takes its cached linear probe (fitted once, timed separately as the one-off
 cost a first click pays) and times ``--records`` single-record attributions: 1 original + 4 regions + 12 leads =
@@ -26,7 +27,7 @@ CHECKPOINT = Path(__file__).resolve().parents[1] / "checkpoints" / "acl_ecg" / "
 
 def main() -> None:
     from aclecg import evaluation
-    from aclecg.attribution_eval import cached_probe, explain
+    from aclecg.analysis.attribution_eval import cached_probe, explain
     from aclecg.data import ensure_bundled
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])

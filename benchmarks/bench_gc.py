@@ -35,7 +35,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=5, help="collections timed at each stage (default 5)")
     args = parser.parse_args()
-    from aclecg import umap_learn
+    from aclecg.analysis import umap_learn
     from aclecg.commands import app
 
     print(f"load average before: {os.getloadavg()[0]:.2f}")

@@ -6,11 +6,11 @@ imports and inputs, so the interpreter, torch and the inputs themselves are not 
 growth exponent between consecutive sizes, ``log(t2 / t1) / log(n2 / n1)`` (1 = linear, 2 = quadratic).
 
 Tasks
-* ``map``: :func:`aclecg.embed2d.fit_map` with the default configuration (exact neighbours up to
+* ``map``: :func:`aclecg.analysis.embed2d.fit_map` with the default configuration (exact neighbours up to
   ``EXACT_KNN_MAX`` points, approximate above), its trustworthiness at k = 10 and, for approximate maps, the
   recall of the exact neighbours; with ``--compare-exact`` the same map with exact neighbours is computed after the
   measurement, so the approximation's cost in quality (trustworthiness) and its gain in time sit side by side.
-* ``neighbours``: :func:`aclecg.neighbours_eval.evaluate_retrieval` as ``neighbours --evaluate`` runs it: one
+* ``neighbours``: :func:`aclecg.analysis.neighbours_eval.evaluate_retrieval` as ``neighbours --evaluate`` runs it: one
   embedding source plus the raw-signal baseline and the chance row, k = 1, 5, 10, on a dataset with the prepared
   layout (signals memory-mapped from a ``.npy`` of shape (n, 12, 1000), PTB-XL's 80/10/10 split, 5 classes).
 
@@ -100,7 +100,7 @@ def child(task: str, folder: Path, compare_exact: bool, exact_max: int | None) -
     """Run one task on the inputs in ``folder``; returns the measurements."""
     import torch  # noqa: F401  (imported before the baseline, as in the app and the CLI)
 
-    from aclecg import embed2d, neighbours_eval
+    from aclecg.analysis import embed2d, neighbours_eval
 
     if exact_max is not None:
         embed2d.EXACT_KNN_MAX = exact_max

@@ -1,4 +1,4 @@
-"""Benchmark: exact cosine search of :class:`aclecg.neighbours.NeighbourIndex` on synthetic embeddings.
+"""Benchmark: exact cosine search of :class:`aclecg.analysis.neighbours.NeighbourIndex` on synthetic embeddings.
 
 For each index size (default 10k and 100k rows) of the shipped encoder's embedding dimension (read from
 ``checkpoints/acl_ecg/encoder.pt``), builds the index once and times 20 single-record queries (k = 5),
@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from aclecg.neighbours import NeighbourIndex
+from aclecg.analysis.neighbours import NeighbourIndex
 
 CHECKPOINT = Path(__file__).resolve().parents[1] / "checkpoints" / "acl_ecg" / "encoder.pt"
 

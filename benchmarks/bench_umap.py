@@ -1,4 +1,4 @@
-"""Benchmark: aclecg.embed2d.fast_umap against umap-learn's defaults, for 1k and 10k points.
+"""Benchmark: aclecg.analysis.embed2d.fast_umap against umap-learn's defaults, for 1k and 10k points.
 
 Prints, per size: umap-learn default wall time (numba compile paid once, in a warm-up fit before timing) and
 trustworthiness, the same for fast_umap, and the speed ratio. Trustworthiness is
@@ -8,7 +8,8 @@ points of) the input, the same subset for both methods.
 Data: embeddings of a real checkpoint when ``--checkpoint`` and a prepared dataset are given and hold enough
 records; otherwise a synthetic clustered 768-d set with clear structure (10 clusters on a curved 10-d latent
 manifold, random linear lift to 768-d, isotropic noise). The output says which was used. A last case runs both
-methods of ``aclecg.embed2d`` (``fast`` and ``umap-learn``, same parameters) on the real embeddings the app maps by
+methods of
+``aclecg.analysis.embed2d`` (``fast`` and ``umap-learn``, same parameters) on the real embeddings the app maps by
 default: the 987 bundled PTB-XL records through the shipped ACL-ECG checkpoint.
 
 Usage::
@@ -27,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from aclecg.embed2d import fast_umap
+from aclecg.analysis.embed2d import fast_umap
 
 
 def clustered_embeddings(n: int, d: int = 768, n_clusters: int = 10, seed: int = 0) -> np.ndarray:
@@ -128,9 +129,9 @@ def main() -> int:
 
 def real_case(checkpoint: Path) -> None:
     """The app's own case: every bundled PTB-XL record (987) embedded by a shipped checkpoint, both methods of
-    aclecg.embed2d with the page's parameters (umap-learn's compile already paid by the warm-up above)."""
+    aclecg.analysis.embed2d with the page's parameters (umap-learn's compile already paid by the warm-up above)."""
+    from aclecg.analysis.embed2d import TRUST_K, UMAPConfig, fit_map
     from aclecg.data import PreparedDataset, ensure_bundled
-    from aclecg.embed2d import TRUST_K, UMAPConfig, fit_map
     from aclecg.evaluation import cached_embeddings, load_source
 
     ds = PreparedDataset(ensure_bundled(["ptbxl"])["ptbxl"])
@@ -143,7 +144,7 @@ def real_case(checkpoint: Path) -> None:
         t = time.perf_counter()
         fitted = fit_map(x, UMAPConfig(method=method))
         print(
-            f"  aclecg.embed2d method={method:10s}: {time.perf_counter() - t:7.2f} s  "
+            f"  aclecg.analysis.embed2d method={method:10s}: {time.perf_counter() - t:7.2f} s  "
             f"trustworthiness {fitted.trustworthiness:.4f}"
         )
 

@@ -7,8 +7,8 @@ import pandas as pd
 import streamlit as st
 
 from aclecg import viz
+from aclecg.analysis.similarity import region_similarity, sample_lead_features
 from aclecg.leads import LEADS, RegionMap, default_region_map
-from aclecg.similarity import region_similarity, sample_lead_features
 from pages._common import HOW_TO_CHECKPOINT, checkpoint_paths, dataset_paths, load_source, open_dataset, user_errors
 
 st.title("Lead regions")
@@ -96,7 +96,8 @@ centre = c4.checkbox(
 
 @st.cache_data(show_spinner="Encoding a sample of records…")
 def lead_features(checkpoint: str, dataset_path: str, n: int) -> tuple[np.ndarray, list[str]]:
-    """Per-lead features ``(n, L, D)`` of the records :func:`aclecg.similarity.sample_region_similarity` samples."""
+    """Per-lead features ``(n, L, D)`` of the records
+    :func:`aclecg.analysis.similarity.sample_region_similarity` samples."""
     src = load_source(checkpoint)
     return sample_lead_features(src, open_dataset(dataset_path), n), list(src.leads)
 

@@ -1,7 +1,8 @@
-"""Representations: 2-D maps (fast UMAP or umap-learn, :mod:`aclecg.embed2d`) of a checkpoint's embeddings.
+"""Representations: 2-D maps (fast UMAP or umap-learn, :mod:`aclecg.analysis.embed2d`) of a checkpoint's embeddings.
 
 Embeddings and maps are cached on disk (``.cache/embeddings``, ``.cache/umap``) and in the server (keyed by what
-changes a map, see ``pages/_maps.py``), so a map is computed once. Above :data:`aclecg.record_map.MAX_MAP_POINTS`
+changes a map, see ``pages/_maps.py``), so a map is computed once. Above
+:data:`aclecg.analysis.record_map.MAX_MAP_POINTS`
 records a map shows a fixed stratified sample. Picking a point (click, box or lasso) or typing a record id shows
 that record's ECG.
 """
@@ -12,10 +13,11 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from aclecg import record_map, umap_learn, viz
+from aclecg import viz
+from aclecg.analysis import record_map, umap_learn
+from aclecg.analysis.embed2d import TRUST_K
 from aclecg.constraints import UMAP_METHODS
 from aclecg.data.labels import describe_labels, label_colours
-from aclecg.embed2d import TRUST_K
 from aclecg.leads import LEADS
 from pages import _maps
 from pages._common import (
@@ -153,7 +155,7 @@ def draw(label: str, key: str) -> tuple[dict | None, record_map.MapInput | None]
         if fitted.knn == "approximate" and fitted.knn_recall is not None:
             search = f"; approximate neighbour search, {fitted.knn_recall:.1%} of the exact neighbours found"
         st.caption(
-            f"Drawn with **{method}** ({'umap-learn UMAP' if method == 'umap-learn' else 'aclecg.embed2d'},"
+            f"Drawn with **{method}** ({'umap-learn UMAP' if method == 'umap-learn' else 'aclecg.analysis.embed2d'},"
             f" {int(n_neighbors)} neighbours, min_dist {float(min_dist):g}); trustworthiness at "
             f"k = {TRUST_K}: {trust}{search}. {inp.caption()}"
         )

@@ -17,8 +17,8 @@ from aclecg.evaluation.arms import ARM_KINDS, arm_display_name
 from aclecg.evaluation.form import LONG_CELL_S, STEP_SECONDS, job_cell_count, trained_cell_estimate
 from aclecg.joblimits import app_bounds
 from aclecg.metrics import METRICS, titles
-from aclecg.study import default_rows
-from aclecg.study_report import published_study, published_sweeps, study_verdict_line
+from aclecg.results.study import default_rows
+from aclecg.results.study_report import published_study, published_sweeps, study_verdict_line
 from pages._access import acting, session_actor
 from pages._common import HOW_TO_CHECKPOINT, checkpoint_paths, dataset_paths, open_dataset, runs_root, user_errors
 

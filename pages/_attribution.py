@@ -1,7 +1,7 @@
 """The "Which region drives the prediction?" panel of the Explorer: occlusion attribution of a probe's scores.
 
-A button runs :func:`aclecg.attribution_eval.explain` with the checkpoint's cached linear probe
-(:func:`aclecg.attribution_eval.cached_probe`). The result stays in ``st.session_state`` (keyed by query,
+A button runs :func:`aclecg.analysis.attribution_eval.explain` with the checkpoint's cached linear probe
+(:func:`aclecg.analysis.attribution_eval.cached_probe`). The result stays in ``st.session_state`` (keyed by query,
 checkpoint, fill and label set), so choosing another class redraws only the figures.
 """
 
@@ -30,21 +30,21 @@ PX_PER_MM = 3.6
 
 @st.cache_resource(show_spinner="Fitting the linear probe (once per checkpoint, dataset and label set)…")
 def _probe(checkpoint: str, dataset_path: str, label_set: str):
-    from aclecg.attribution_eval import cached_probe
+    from aclecg.analysis.attribution_eval import cached_probe
 
     return cached_probe(load_source(checkpoint), open_dataset(dataset_path), label_set, cache_dir=embeddings_cache())
 
 
 @st.cache_data(show_spinner=False)
 def _probe_records(dataset_path: str, label_set: str) -> int:
-    from aclecg.attribution_eval import probe_training_records
+    from aclecg.analysis.attribution_eval import probe_training_records
 
     return probe_training_records(open_dataset(dataset_path), label_set)
 
 
 def probe_warning(dataset_path: str, label_set: str) -> None:
     """The probe's training-record count, and a warning when it is too small to trust."""
-    from aclecg.attribution_eval import FEW_PROBE_RECORDS
+    from aclecg.analysis.attribution_eval import FEW_PROBE_RECORDS
 
     n = _probe_records(dataset_path, label_set)
     if n < FEW_PROBE_RECORDS:
@@ -117,7 +117,7 @@ def region_attribution(
     c3.write("")  # align the button with the inputs
     if c3.button("Explain by region", key=f"{key}_attr_go", width="stretch"):
         with user_errors(), st.spinner("Occluding each region and lead…"):
-            from aclecg.attribution_eval import explain
+            from aclecg.analysis.attribution_eval import explain
 
             probe = _probe(ckpts[ckpt], dataset_path, label_set)
             attr = explain(

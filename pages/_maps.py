@@ -1,6 +1,7 @@
 """The Representations page's maps, cached by what changes them and by nothing else.
 
-A map depends on the checkpoint's contents (its sha256 sidecar, :func:`aclecg.record_map.checkpoint_digest`), the
+A map depends on the checkpoint's contents (its sha256 sidecar,
+:func:`aclecg.analysis.record_map.checkpoint_digest`), the
 datasets (paths and fingerprints), the point cap, the method and its parameters: those, and only those, are the
 arguments of the cached functions below. Colouring, comparing, picking, searching a record or showing an upload
 reruns the page but finds every map, and the upload's position, in the caches.
@@ -11,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 
-from aclecg import embed2d, record_map
+from aclecg.analysis import embed2d, record_map
 from pages._common import embed_windows, embeddings_cache, open_dataset, umap_cache
 
 

@@ -1,6 +1,6 @@
 """The "Similar ECGs" panel shared by the Explorer and the Representations pages.
 
-A button runs :func:`aclecg.neighbours.similar_records` on a checkpoint's cached index of one prepared dataset.
+A button runs :func:`aclecg.analysis.neighbours.similar_records` on a checkpoint's cached index of one prepared dataset.
 The result stays in ``st.session_state`` (keyed by query, checkpoint and k), so picking a neighbour to compare
 redraws only the two grids.
 """
@@ -33,7 +33,7 @@ PX_PER_MM = 2.3
 
 @st.cache_resource(show_spinner="Building the similarity index (once per checkpoint and dataset)…")
 def _index(checkpoint: str, dataset_path: str):
-    from aclecg.neighbours import cached_index
+    from aclecg.analysis.neighbours import cached_index
 
     return cached_index(load_source(checkpoint), open_dataset(dataset_path), cache_dir=embeddings_cache())
 
@@ -77,7 +77,7 @@ def similar_ecgs(key: str, dataset_path: str, row: int | None = None, upload: An
                 vector, exclude = embed_windows(ckpts[ckpt], upload.windows[:1], upload.fs)[0], None
             else:
                 vector, exclude = _record_vector(ckpts[ckpt], dataset_path, int(row or 0)), int(row or 0)
-            from aclecg.neighbours import similar_records
+            from aclecg.analysis.neighbours import similar_records
 
             found = similar_records(index, ds.records, vector, k=k, exclude_row=exclude, label_set=label_set or None)
             st.session_state[state_key] = (want, found)

@@ -205,10 +205,10 @@ def test_explorer_steps_through_records_in_black_with_the_heart_rate(empty_proje
 @pytest.mark.slow  # several seconds; the default suite must stay under 90 s
 def test_explorer_finds_similar_ecgs_of_the_record(project):
     """The button lists the k nearest records (the library's answer, query left out) and draws the pick."""
+    from aclecg.analysis.neighbours import NeighbourIndex
     from aclecg.checkpoint import discover_checkpoints
     from aclecg.data import PreparedDataset, ensure_bundled
     from aclecg.evaluation import cached_embeddings, load_source
-    from aclecg.neighbours import NeighbourIndex
 
     at = _app()
     at.session_state["explorer_dataset"] = "challenge"  # 21 windows: a small index to build
@@ -238,7 +238,7 @@ def test_explorer_finds_similar_ecgs_of_the_record(project):
 def test_explorer_explains_the_record_by_region(project):
     """The button draws the library's occlusion attribution: one bar per region and lead, the strongest region's
     leads shaded on the grid, the diagram coloured by the same effects."""
-    from aclecg.attribution_eval import cached_probe, explain
+    from aclecg.analysis.attribution_eval import cached_probe, explain
     from aclecg.checkpoint import discover_checkpoints
     from aclecg.data import PreparedDataset, ensure_bundled
     from aclecg.evaluation import load_source
@@ -419,7 +419,7 @@ def test_sweep_page_plots_and_downloads(project):
 @pytest.mark.slow  # several seconds; the default suite must stay under 90 s
 def test_sweep_page_shows_the_published_study(empty_project, tiny_study):
     """What `make results` exports (here from tiny real sweeps) is listed and plotted without running anything."""
-    from aclecg.study_report import build_study_report
+    from aclecg.results.study_report import build_study_report
 
     build_study_report(tiny_study, empty_project / "results.md", export=empty_project / "published" / "sweeps")
     table_csv = empty_project / "published" / "paper_table.csv"
@@ -443,7 +443,7 @@ def test_sweep_page_shows_the_published_study(empty_project, tiny_study):
     text = " ".join(m.value for m in at.markdown)
     assert "Primary comparison" in text
     # the page prints the report's verdict line, word for word
-    from aclecg.study_report import study_verdict_line
+    from aclecg.results.study_report import study_verdict_line
 
     prim = json.loads((empty_project / "published" / "primary.json").read_text())
     assert study_verdict_line(prim).split(" Linear probe")[0] in text
@@ -574,7 +574,7 @@ def test_explorer_reads_raw_challenge_record_in_mv(empty_project):
 def test_sweep_page_names_arms_as_the_study_does_and_heads_the_study_table_arm(empty_project, tiny_study):
     """Issue 31: the study table's first column is "arm" (was "row"), and a sweep's chart and tables name arms as
     the study chart does ("acl_ecg", "acl_ecg (fine-tuned)"), never by their ids ("acl_ecg:linear_probe")."""
-    from aclecg.study_report import build_study_report
+    from aclecg.results.study_report import build_study_report
 
     build_study_report(tiny_study, empty_project / "results.md", export=empty_project / "published" / "sweeps")
     at = _app()

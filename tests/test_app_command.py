@@ -118,7 +118,7 @@ def test_freeze_heap_takes_the_imported_libraries_out_of_the_collectors_walk():
 
 
 def test_umap_learn_is_compiled_before_serving_unless_turned_off(monkeypatch: pytest.MonkeyPatch):
-    from aclecg import umap_learn
+    from aclecg.analysis import umap_learn
 
     runs: list[bool] = []
     monkeypatch.setattr(umap_learn, "warm_up", lambda background=True: runs.append(background))

@@ -223,7 +223,7 @@ def test_probe_training_records_counts_the_train_split_and_the_app_warns_below_5
     import numpy as np
     import pandas as pd
 
-    from aclecg.attribution_eval import FEW_PROBE_RECORDS, probe_training_records
+    from aclecg.analysis.attribution_eval import FEW_PROBE_RECORDS, probe_training_records
 
     class Data:
         records = pd.DataFrame({"split": ["train"] * 15 + ["val"] * 3 + ["test"] * 3 + ["train"] * 2})
@@ -251,7 +251,7 @@ def test_every_label_on_the_map_gets_its_own_colour():
 
 def test_one_display_name_for_arms():
     from aclecg.evaluation.config import arm_display_name
-    from aclecg.study import _row_label
+    from aclecg.results.study import _row_label
 
     assert (
         arm_display_name("acl_ecg:fine_tune") == _row_label("acl_ecg:fine_tune", "fine_tune") == "acl_ecg (fine-tuned)"

@@ -23,7 +23,7 @@ def _scatter(at) -> dict:
 
 @pytest.mark.usefixtures("project")
 def test_representations_caps_the_map_and_reaches_any_record_by_id(monkeypatch):
-    from aclecg import record_map
+    from aclecg.analysis import record_map
     from aclecg.data import PreparedDataset, ensure_bundled
 
     monkeypatch.setattr(record_map, "MAX_MAP_POINTS", 12)
@@ -52,7 +52,8 @@ def test_representations_caps_the_map_and_reaches_any_record_by_id(monkeypatch):
 @pytest.mark.usefixtures("project")
 def test_representations_recomputes_nothing_for_widgets_the_map_does_not_depend_on(monkeypatch):
     """Colour, record search and the upload's star reuse the cached map and position; a new parameter does not."""
-    from aclecg import embed2d, evaluation
+    from aclecg import evaluation
+    from aclecg.analysis import embed2d
     from aclecg.data import BUNDLED_RAW_DIR
 
     calls: collections.Counter[str] = collections.Counter()

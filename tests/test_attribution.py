@@ -1,4 +1,4 @@
-"""aclecg.attribution: occlusion equals a direct per-region recomputation, the territory statistic on known
+"""aclecg.analysis.attribution: occlusion equals a direct per-region recomputation, the territory statistic on known
 answers, the probe it explains, clear errors, and the CLI on the bundled data (a record and an upload)."""
 
 from __future__ import annotations
@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 import torch
 
-from aclecg import attribution, evaluation
-from aclecg.attribution import LinearProbe, attribute, occlude, occlusion_units, territory_match, territory_of
+from aclecg import evaluation
+from aclecg.analysis import attribution
+from aclecg.analysis.attribution import LinearProbe, attribute, occlude, occlusion_units, territory_match, territory_of
 from aclecg.cli import main
 from aclecg.errors import ConfigError, DataError
 from aclecg.leads import LEADS, default_region_map
@@ -175,7 +176,7 @@ def test_cli_on_a_record_and_an_upload(bundled_prepared, isolated_cache, challen
     assert probes == [fitted] and fitted.stat().st_mtime_ns == fitted_at  # fitted once, then read back
 
     # the table is what the library computes for that record with the cached probe
-    from aclecg.attribution_eval import cached_probe, explain
+    from aclecg.analysis.attribution_eval import cached_probe, explain
 
     ds = evaluation.open_dataset(bundled_prepared)
     source = evaluation.load_source(CHECKPOINT)
@@ -200,7 +201,7 @@ def test_cli_on_a_record_and_an_upload(bundled_prepared, isolated_cache, challen
 
 
 def test_territory_rows_are_the_single_territory_mi_records(bundled_prepared):
-    from aclecg.attribution_eval import FOLD_PAIRS, mi_territory_rows
+    from aclecg.analysis.attribution_eval import FOLD_PAIRS, mi_territory_rows
 
     ds = evaluation.open_dataset(bundled_prepared)
     rows, terr = mi_territory_rows(ds)
@@ -214,7 +215,7 @@ def test_territory_rows_are_the_single_territory_mi_records(bundled_prepared):
 
 
 def test_out_of_fold_probes_never_see_the_folds_they_explain(bundled_prepared, monkeypatch):
-    from aclecg import attribution_eval
+    from aclecg.analysis import attribution_eval
 
     ds = evaluation.open_dataset(bundled_prepared)
     keep, _, _ = ds.labels("superdiagnostic", "multilabel")

@@ -145,7 +145,7 @@ def test_a_checkpoint_trained_on_other_preprocessing_is_refused_on_the_bundled_d
 
 
 def test_model_card_prints_the_contract(tmp_path):
-    from aclecg.report import contract_row
+    from aclecg.results.report import contract_row
 
     row = contract_row({"fs": 100.0, "n_samples": 1000, "leads": list(LEADS)})
     assert row.startswith("| preprocessing | ") and "0.5-40 Hz band-passed" in row and "(implied" in row
@@ -160,7 +160,7 @@ def test_every_shipped_model_card_states_its_preprocessing_and_what_physio_meant
     from pathlib import Path
 
     from aclecg.checkpoint import load_checkpoint
-    from aclecg.report import augmentation_cell, contract_row
+    from aclecg.results.report import augmentation_cell, contract_row
 
     cards = sorted((Path(__file__).resolve().parent.parent / "checkpoints").glob("*/README.md"))
     assert len(cards) >= 12

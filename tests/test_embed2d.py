@@ -1,4 +1,4 @@
-"""aclecg.embed2d: the vectorised UMAP-style layout, against brute-force references and umap-learn (slow)."""
+"""aclecg.analysis.embed2d: the vectorised UMAP-style layout, against brute-force references and umap-learn (slow)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import torch
 from sklearn.manifold import trustworthiness
 from sklearn.neighbors import KNeighborsClassifier, NearestNeighbors
 
-from aclecg import embed2d, umap_steps
+from aclecg.analysis import embed2d, umap_steps
 from aclecg.errors import ConfigError, DataError
 
 
@@ -211,7 +211,7 @@ def test_every_map_reports_its_trustworthiness(tmp_path):
 def test_umap_learn_method_same_seed_same_map_transform_and_cli(tmp_path, capsys):
     """umap-learn's UMAP: reproducible for a seed, placed by its own transform (also after a disk-cache read)."""
     pytest.importorskip("umap")
-    from aclecg import umap_learn
+    from aclecg.analysis import umap_learn
     from aclecg.cli import main
 
     x, labels = clustered(300, d=32, k=4)
@@ -256,7 +256,7 @@ def test_umap_learn_method_same_seed_same_map_transform_and_cli(tmp_path, capsys
 # ------------------------------------------------------------------------------------------- maps at scale
 def _map_as_before(x: np.ndarray, cfg: embed2d.UMAPConfig) -> np.ndarray:
     """The fast map exactly as fit_map computed it before the neighbour search was selectable (exact kNN)."""
-    from aclecg.umap_steps import torch_threads
+    from aclecg.analysis.umap_steps import torch_threads
 
     n = x.shape[0]
     with torch_threads(1):
@@ -334,7 +334,7 @@ def test_large_maps_use_approximate_neighbours_and_report_their_cost(tmp_path, m
 
 
 def test_sample_rows_is_stratified_deterministic_and_keeps_every_dataset():
-    from aclecg.record_map import sample_rows
+    from aclecg.analysis.record_map import sample_rows
 
     strata = np.repeat(["ptbxl", "challenge", "cpsc"], [21_800, 21, 3])
     rows = sample_rows(strata, cap=2_000)
@@ -351,7 +351,7 @@ def test_sample_rows_is_stratified_deterministic_and_keeps_every_dataset():
 def test_records_left_out_of_a_sampled_map_are_found_and_placed():
     import pandas as pd
 
-    from aclecg import record_map
+    from aclecg.analysis import record_map
 
     x, labels = clustered(500, d=16, k=4, seed=2)
     small = x[:20] + 0.01  # a second "dataset" of 20 records

@@ -1,4 +1,4 @@
-"""aclecg.hypothesis against cases whose answers are known in closed form."""
+"""aclecg.results.hypothesis against cases whose answers are known in closed form."""
 
 from __future__ import annotations
 
@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 from scipy.stats import norm
 
-from aclecg import hypothesis, stats
+from aclecg import stats
 from aclecg.errors import ConfigError, DataError
+from aclecg.results import hypothesis
 
 
 def test_holm_matches_the_step_down_definition():

@@ -1,4 +1,5 @@
-"""aclecg.neighbours: exact cosine search (against brute force), exclusion, clear errors, precision@k, the CLI."""
+"""aclecg.analysis.neighbours: exact cosine search (against brute force), exclusion, clear errors, precision@k,
+the CLI."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from aclecg import neighbours
+from aclecg.analysis import neighbours
 from aclecg.cli import main
 from aclecg.errors import ConfigError, DataError
 
@@ -168,7 +169,7 @@ class _SplitData:
 
 
 def test_evaluate_retrieval_known_answer_and_splits(monkeypatch):
-    from aclecg import neighbours_eval
+    from aclecg.analysis import neighbours_eval
 
     data = _SplitData()
     seen: dict[str, np.ndarray] = {}
@@ -204,7 +205,7 @@ def test_evaluate_retrieval_known_answer_and_splits(monkeypatch):
 def test_neighbours_section_renders_the_csv(tmp_path):
     import pandas as pd
 
-    from aclecg.report_sections import NEIGHBOURS_TITLE, neighbours_section
+    from aclecg.results.report_sections import NEIGHBOURS_TITLE, neighbours_section
 
     rows = [["acl_ecg", k, 0.8, 0.7, 0.9, 128, 723, "superdiagnostic"] for k in (1, 5)] + [
         ["raw signal", k, 0.5, 0.4, 0.6, 128, 723, "superdiagnostic"] for k in (1, 5)
@@ -285,7 +286,7 @@ def test_blocked_search_gives_the_unblocked_precision_on_3000_x_64(monkeypatch):
 
 def test_raw_signal_precision_on_the_bundled_data_is_unchanged(bundled_prepared, monkeypatch):
     """The bundled PTB-XL raw-signal baseline read a block of rows at a time: the precision@k of before."""
-    from aclecg import neighbours_eval
+    from aclecg.analysis import neighbours_eval
     from aclecg.data import PreparedDataset
 
     data = PreparedDataset(bundled_prepared)
@@ -315,7 +316,7 @@ def test_building_the_index_holds_one_float32_copy():
 def test_chance_row_memory_is_a_block_of_queries_not_queries_x_index(monkeypatch):
     import tracemalloc
 
-    from aclecg import neighbours_eval
+    from aclecg.analysis import neighbours_eval
 
     y = _labels(3000, 2).astype(np.float32)
     want = ((y[:1500] @ y[1500:].T) > 0).mean(axis=1).mean()
@@ -355,7 +356,7 @@ def test_raw_signal_evaluation_reads_the_memory_map_in_blocks(tmp_path):
     (before: the gathered rows, their reordered copy and float64 statistics: over 4x the train signals)."""
     import tracemalloc
 
-    from aclecg import neighbours_eval
+    from aclecg.analysis import neighbours_eval
 
     data = _MemmapData(tmp_path, 1000, 500)  # 900 train records x 6000 values: 21 MB
     train_bytes = 900 * 12 * 500 * 4

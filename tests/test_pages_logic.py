@@ -32,7 +32,7 @@ def test_a_sweep_jobs_cell_count_uses_the_sweep_defaults():
 
 
 def test_the_label_cells_are_parsed_in_one_place():
-    from aclecg.attribution import territory_of
+    from aclecg.analysis.attribution import territory_of
     from aclecg.data.labels import join_labels, label_colours, split_labels
 
     assert split_labels(join_labels(["NORM", "MI"])) == ["NORM", "MI"] and split_labels(None) == []

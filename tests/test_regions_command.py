@@ -15,9 +15,9 @@ TINY = {"stem_width": 4, "widths": [8], "blocks": [1], "feature_dim": 8}
 
 def _page_similarity(checkpoint: Path, data: Path, n: int, centre: bool):
     """What pages/3_Lead_regions.py computes (its sample of rows, encode_windows, region_similarity)."""
+    from aclecg.analysis.similarity import region_similarity
     from aclecg.evaluation import encode_windows, load_source, open_dataset
     from aclecg.leads import default_region_map
-    from aclecg.similarity import region_similarity
 
     src, ds = load_source(checkpoint), open_dataset(data)
     rows = np.sort(np.random.default_rng(0).choice(len(ds), size=min(n, len(ds)), replace=False))

@@ -89,9 +89,9 @@ def test_the_representations_page_maps_a_registered_encoder(tmp_path, monkeypatc
 
 
 def test_region_similarity_explains_why_an_encoder_without_per_lead_features_has_none():
+    from aclecg.analysis.similarity import region_similarity
     from aclecg.errors import DataError
     from aclecg.leads import LEADS, default_region_map
-    from aclecg.similarity import region_similarity
 
     with pytest.raises(DataError, match="not one per lead \\(12\\): region similarity needs per-lead features"):
         region_similarity(np.ones((5, 1, 8)), LEADS, default_region_map())

@@ -208,7 +208,7 @@ def test_the_arms_registry_is_the_torch_free_tuple_and_drives_the_lists():
 
 def test_the_per_sweep_report_draws_every_reference_arm_as_one():
     """The reference CNN is a reference arm in the report too: after the methods, between the other two, dashed."""
-    from aclecg.report import _arm_order
+    from aclecg.results.report import _arm_order
 
     arms = ["random_init", "reference_cnn", "simclr:linear_probe", "supervised", "acl_ecg:linear_probe"]
     assert _arm_order(arms, "acl_ecg") == [
@@ -241,8 +241,9 @@ def brier() -> Iterator[Any]:
 def test_a_registered_metric_reaches_the_tables_and_reports_without_retraining(brier, tmp_path: Path, monkeypatch):
     """Cells computed before the metric existed: rerunning the sweep reuses every cell (nothing trained) and the
     tables, the per-sweep report, the study table and the hierarchical bootstrap all carry the new metric."""
-    from aclecg import evaluation, hypothesis, report, study
+    from aclecg import evaluation
     from aclecg.metrics import METRICS
+    from aclecg.results import hypothesis, report, study
     from tests.test_evaluate import FakePrepared, _save_checkpoint
 
     data = FakePrepared(n_patients=40, t=64)

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from aclecg.errors import DataError
-from aclecg.report import Sweep, build_report, delong_table, metric_table
+from aclecg.results.report import Sweep, build_report, delong_table, metric_table
 
 
 @pytest.fixture
@@ -115,7 +115,7 @@ def test_unfinished_sweep_is_a_clear_error(tmp_path):
 def test_rotation_summary_averages_over_test_folds(sweep_dir, tmp_path):
     import shutil
 
-    from aclecg.report import rotation_summary
+    from aclecg.results.report import rotation_summary
 
     other = tmp_path / "ptbxl-multilabel-test9"
     shutil.copytree(sweep_dir, other)

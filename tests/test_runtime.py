@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from aclecg import classifier, runtime
+from aclecg import runtime
 from aclecg.errors import ConfigError
 
 
@@ -64,7 +64,7 @@ def test_embedding_cache_and_sweep_keys_differ_by_device_and_precision(monkeypat
     assert evaluation.precision_key(torch.device("cuda", 0)) == "cuda-bf16"
     monkeypatch.setattr(torch.cuda, "get_device_capability", lambda i: (7, 0))
     assert evaluation.precision_key(torch.device("cuda", 0)) == "cuda-fp16"
-    assert classifier.training_dtype(torch.device("cuda", 0)) is None  # no fp16 training without loss scaling
+    assert runtime.training_dtype(torch.device("cuda", 0)) is None  # no fp16 training without loss scaling
 
 
 def test_pretraining_auto_amp_on_cpu_is_bf16_only_where_native(monkeypatch):

@@ -1,4 +1,5 @@
-"""aclecg.study and aclecg.study_report on tiny real sweeps (two test-fold rotations, three 'methods')."""
+"""aclecg.results.study and aclecg.results.study_report on tiny real sweeps (two test-fold rotations, three
+'methods')."""
 
 from __future__ import annotations
 
@@ -8,10 +9,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from aclecg import study
 from aclecg.errors import DataError
-from aclecg.study_report import build_study_report
-from aclecg.verdict import VERDICTS
+from aclecg.results import study
+from aclecg.results.study_report import build_study_report
+from aclecg.results.verdict import VERDICTS
 
 
 @pytest.fixture
@@ -120,7 +121,7 @@ def test_damaged_cell_is_named(tiny_study, tmp_path):
 
 
 def test_readme_block_is_filled_from_the_cells(study_root, tmp_path):
-    from aclecg.study_report import README_END, README_START, update_readme
+    from aclecg.results.study_report import README_END, README_START, update_readme
 
     readme = tmp_path / "README.md"
     readme.write_text(f"# X\n\nbefore\n{README_START}\nold numbers\n{README_END}\nafter\n")
@@ -211,8 +212,8 @@ def test_family_tests_use_the_tables_estimand(study_root):
 
 
 def test_model_cards_carry_the_reports_verdict(study_root, tmp_path):
-    from aclecg.study_report import CARD_END, CARD_START, update_cards
-    from aclecg.verdict import primary_sentence
+    from aclecg.results.study_report import CARD_END, CARD_START, update_cards
+    from aclecg.results.verdict import primary_sentence
 
     card = tmp_path / "ckpts" / "acl_ecg" / "README.md"
     card.parent.mkdir(parents=True)

@@ -202,7 +202,8 @@ def _tasks(root: Path, data, probe_fractions: str = "0.1, 1.0"):
 def test_tiny_study_runs_everything_in_dependency_order(tiny_run):
     """Pretraining (committed encoders reused), embeddings, probes, then the fine-tuning of each rotation's best
     baseline; the sweeps land where the study report reads them, and run_sweep finds every cell there."""
-    from aclecg import evaluation, study
+    from aclecg import evaluation
+    from aclecg.results import study
 
     root, data, before, summary = tiny_run["root"], tiny_run["data"], tiny_run["before"], tiny_run["summary"]
     assert summary.failed == {} and summary.waiting == 0 and summary.skipped == 0
@@ -413,7 +414,7 @@ def test_study_file_errors_name_the_file_and_key(tmp_path, edit, message):
 
 
 def test_bundled_study_file_declares_todays_protocol():
-    from aclecg import study
+    from aclecg.results import study
     from aclecg.studyplan import load_study
 
     s = load_study(REPO / "studies" / "bundled.toml")

@@ -7,9 +7,10 @@ import numpy as np
 import pytest
 from scipy.stats import t as student
 
-from aclecg import hypothesis, power, stats
+from aclecg import stats
 from aclecg.errors import ConfigError, DataError
-from aclecg.verdict import HYPOTHESES, VERDICTS, Hypotheses, decide
+from aclecg.results import hypothesis, power
+from aclecg.results.verdict import HYPOTHESES, VERDICTS, Hypotheses, decide
 
 
 def test_the_equivalence_margin_is_smaller_than_the_paper_effect():

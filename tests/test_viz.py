@@ -8,9 +8,9 @@ import pytest
 import torch
 
 from aclecg import viz
+from aclecg.analysis.similarity import region_similarity
 from aclecg.augment import build_augmentation, make_synthetic_batch
 from aclecg.leads import LEADS, REGION_COLOURS, RegionMap, default_region_map
-from aclecg.similarity import region_similarity
 from aclecg.viz.augmentations import shift_spans
 
 

@@ -51,7 +51,7 @@ WARM_MODULES: tuple[str, ...] = (
     "aclecg.viz",
     "aclecg.jobs",
     "aclecg.evaluation.sweep",  # the evaluation package itself loads its parts lazily
-    "aclecg.study_report",
+    "aclecg.results.study_report",
     "aclecg.upload",
     "streamlit.emojis",  # compiles its emoji regex on import, at the first alert or label with a non-ASCII character
 )
@@ -148,7 +148,7 @@ def compile_umap_learn() -> float | None:
     """Compile umap-learn's numba kernels now (about 10 s on 2 cores), so no page visit starts that compile in a
     background thread that then competes with every page for the interpreter; the seconds, or None when skipped
     (umap-learn missing, or ``ACLECG_UMAP_WARMUP=0``)."""
-    from aclecg import umap_learn
+    from aclecg.analysis import umap_learn
 
     if os.environ.get("ACLECG_UMAP_WARMUP", "1") == "0" or importlib.util.find_spec("umap") is None:
         return None

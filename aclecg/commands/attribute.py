@@ -72,9 +72,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def _territory(args: argparse.Namespace, dataset: Any) -> int:
     from aclecg import atomicio, evaluation
-    from aclecg.attribution_eval import territory_study
+    from aclecg.analysis.attribution_eval import territory_study
     from aclecg.commands.encoder_args import encoder_sources
-    from aclecg.report_sections import attribution_section
+    from aclecg.results.report_sections import attribution_section
 
     loaded = encoder_sources(args)
     sources = [(s.label, s) for s in loaded] + [
@@ -104,7 +104,7 @@ def run(args: argparse.Namespace) -> int:
     import numpy as np
 
     from aclecg import atomicio, evaluation, upload
-    from aclecg.attribution_eval import cached_probe, explain
+    from aclecg.analysis.attribution_eval import cached_probe, explain
     from aclecg.commands.encoder_args import encoder_sources
     from aclecg.data.labels import record_row
     from aclecg.errors import ConfigError

@@ -27,7 +27,8 @@ EXAMPLES = """examples:
       --out docs/results/neighbours.csv
 
 Similarity is the cosine of the encoder's embeddings after standardising each feature over the dataset
-(exact search, see aclecg.neighbours). An upload is preprocessed like `prepare` and its first window is embedded.
+(exact search, see aclecg.analysis.neighbours).
+An upload is preprocessed like `prepare` and its first window is embedded.
 """
 
 
@@ -91,10 +92,11 @@ def _embed_upload(source: EncoderSource, dataset: Any, target: Path) -> tuple[np
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    from aclecg import atomicio, evaluation, neighbours_eval
+    from aclecg import atomicio, evaluation
+    from aclecg.analysis import neighbours_eval
     from aclecg.commands.encoder_args import encoder_sources
     from aclecg.errors import ConfigError
-    from aclecg.report_sections import neighbours_section
+    from aclecg.results.report_sections import neighbours_section
 
     try:
         ks = [int(x) for x in str(args.ks).split(",") if x.strip()]
@@ -125,7 +127,8 @@ def _evaluate(args: argparse.Namespace) -> int:
 def run(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from aclecg import evaluation, neighbours
+    from aclecg import evaluation
+    from aclecg.analysis import neighbours
     from aclecg.commands.encoder_args import encoder_sources
     from aclecg.data.labels import record_row
     from aclecg.errors import ConfigError

@@ -42,9 +42,9 @@ def run(args: argparse.Namespace) -> int:
     import pandas as pd
 
     from aclecg import atomicio, evaluation, viz
+    from aclecg.analysis.similarity import sample_region_similarity
     from aclecg.errors import ConfigError
     from aclecg.leads import RegionMap, default_region_map
-    from aclecg.similarity import sample_region_similarity
 
     if args.records < 1:
         raise ConfigError(f"--records must be at least 1, got {args.records}")

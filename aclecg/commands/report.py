@@ -39,7 +39,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from aclecg.errors import ConfigError
-    from aclecg.report import build_report
+    from aclecg.results.report import build_report
 
     preamble = ""
     if args.preamble:
@@ -47,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
         if not path.is_file():
             raise ConfigError(f"preamble file {path} does not exist")
         preamble = path.read_text()
-    from aclecg.report import ship_checkpoint
+    from aclecg.results.report import ship_checkpoint
 
     for item in args.ship:
         run_dir, sep, dest = item.partition("=")

@@ -107,8 +107,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from aclecg import study
-    from aclecg.study_report import build_study_report
+    from aclecg.results import study
+    from aclecg.results.study_report import build_study_report
 
     if args.action in ("plan", "run"):
         from aclecg.commands.studyrun import run_plan_or_run
@@ -123,7 +123,7 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if args.action == "power":
         from aclecg.errors import ConfigError
-        from aclecg.power import FULL_PTBXL_RECORDS_PER_FOLD, power_section
+        from aclecg.results.power import FULL_PTBXL_RECORDS_PER_FOLD, power_section
 
         if args.effect is not None and not 0 < args.effect < 1:
             raise ConfigError(f"--effect must lie in (0, 1), got {args.effect}")
@@ -136,7 +136,7 @@ def run(args: argparse.Namespace) -> int:
     if args.action == "ship":
         import json
 
-        from aclecg.study_report import update_cards
+        from aclecg.results.study_report import update_cards
 
         for path in study.ship_official(args.sweeps):
             print(path)
@@ -148,11 +148,11 @@ def run(args: argparse.Namespace) -> int:
     preamble = pre.read_text() if pre is not None and pre.is_file() else ""
     print(build_study_report(args.sweeps, args.out, preamble=preamble, export=args.export))
     if args.readme:
-        from aclecg.study_report import update_readme
+        from aclecg.results.study_report import update_readme
 
         print(update_readme(args.sweeps, args.readme))
     if args.cards:
-        from aclecg.study_report import update_cards
+        from aclecg.results.study_report import update_cards
 
         for card in update_cards(study.primary_comparison(study.load_cells(args.sweeps)), args.cards):
             print(card)

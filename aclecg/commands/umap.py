@@ -1,4 +1,5 @@
-"""``python -m aclecg umap``: a 2-D map (fast UMAP or umap-learn, :mod:`aclecg.embed2d`) of embeddings, as CSV/HTML."""
+"""``python -m aclecg umap``: a 2-D map (fast UMAP or umap-learn, :mod:`aclecg.analysis.embed2d`) of embeddings,
+as CSV/HTML."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from pathlib import Path
 
 from aclecg.constraints import UMAP_METHODS, UMAP_METRICS
 
-KNN_MODES = ("auto", "exact", "approximate")  # aclecg.embed2d.KNN_MODES (not imported: --help stays fast)
+KNN_MODES = ("auto", "exact", "approximate")  # aclecg.analysis.embed2d.KNN_MODES (not imported: --help stays fast)
 
 EXAMPLES = """examples:
   # map the embeddings of a checkpoint on the bundled PTB-XL data, coloured by superclass
@@ -95,7 +96,7 @@ def run(args: argparse.Namespace) -> int:
     import numpy as np
     import pandas as pd
 
-    from aclecg import embed2d
+    from aclecg.analysis import embed2d
     from aclecg.errors import ConfigError, DataError
 
     table = None
@@ -118,7 +119,7 @@ def run(args: argparse.Namespace) -> int:
         except ValueError as exc:
             raise DataError(f"{path}: not a .npy array ({exc})") from None
     if args.max_points is not None and np.ndim(emb) == 2:
-        from aclecg import record_map
+        from aclecg.analysis import record_map
 
         if args.max_points < 1:
             raise ConfigError(f"--max-points must be at least 1; got {args.max_points}")

@@ -22,11 +22,11 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from aclecg import atomicio
-from aclecg.classifier import autocast, inference_dtype, read_signals
+from aclecg.classifier import read_signals
 from aclecg.errors import DataError
 from aclecg.evaluation.config import embedding_cache_dir
 from aclecg.evaluation.sources import EncoderSource, check_compatible
-from aclecg.runtime import precision_tag, resolve_device
+from aclecg.runtime import autocast, inference_dtype, precision_tag, resolve_device
 
 __all__ = ["cached_embeddings", "encode_windows", "extract_embeddings", "precision_key"]
 

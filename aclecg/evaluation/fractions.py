@@ -19,7 +19,7 @@ def rotate_folds(records: pd.DataFrame, test_fold: int, val_fold: int | None = N
     """A copy of ``records`` whose ``split`` makes fold ``test_fold`` the test fold and ``val_fold`` the
     validation fold; every other fold is training. ``val_fold=None`` takes the fold before ``test_fold``
     (cyclically, 1 -> 10), so ``test_fold=10`` reproduces the official PTB-XL split (1-8 / 9 / 10). A study that
-    pools several test folds must pass a ``val_fold`` that none of them is (see :mod:`aclecg.study`)."""
+    pools several test folds must pass a ``val_fold`` that none of them is (see :mod:`aclecg.results.study`)."""
     if "fold" not in records.columns:
         raise DataError("records.csv has no 'fold' column: the test fold cannot be rotated")
     folds = pd.to_numeric(records["fold"], errors="coerce")

@@ -26,7 +26,7 @@ else:  # Python 3.10: the same parser, from PyPI
 __all__ = ["BEST_BASELINE", "MethodSpec", "Study", "SweepStage", "load_study"]
 
 #: In a sweep's ``encoders``: the baseline whose linear probe validates best in that rotation (chosen on the
-#: validation fold once the rotation's probes are finished, :func:`aclecg.study.best_baseline`).
+#: validation fold once the rotation's probes are finished, :func:`aclecg.results.study.best_baseline`).
 BEST_BASELINE = "best_baseline"
 
 _TABLES: dict[str, set[str]] = {
@@ -367,8 +367,8 @@ def _stage_encoders(r: _Reader, where: str, value: Any, names: set[str]) -> tupl
 
 
 def _primary(r: _Reader) -> dict[str, Any]:
-    """The primary comparison as the file records it; it must be the one :mod:`aclecg.study` declares."""
-    from aclecg.study import PRIMARY
+    """The primary comparison as the file records it; it must be the one :mod:`aclecg.results.study` declares."""
+    from aclecg.results.study import PRIMARY
 
     declared = {k: PRIMARY[k] for k in ("protocol", "fraction", "kind", "metric")}
     given = dict(r.table("primary", required=False))
@@ -376,6 +376,6 @@ def _primary(r: _Reader) -> dict[str, Any]:
         if value != declared[key]:
             raise r.fail(
                 f"primary.{key}",
-                f"is {value!r} but the study's statistics declare {declared[key]!r} (aclecg.study.PRIMARY)",
+                f"is {value!r} but the study's statistics declare {declared[key]!r} (aclecg.results.study.PRIMARY)",
             )
     return {**declared, **given}

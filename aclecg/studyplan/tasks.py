@@ -230,7 +230,7 @@ class StudyPlan:
 
     def best_baseline(self, fold: int, deps: Sequence[str], done: set[str]) -> str | None:
         """The rotation's best baseline once the probe cells it reads are finished (chosen on validation)."""
-        from aclecg import study as study_stats
+        from aclecg.results import study as study_stats
 
         if fold not in self._best and deps and all(d in done for d in deps):
             p = self.study.primary

@@ -8,7 +8,7 @@ Nothing here imports Streamlit, so every figure can be unit-tested and reused in
 * :mod:`~aclecg.viz.attribution`: region / lead occlusion attribution (bars, the diagram coloured by effect);
 * :mod:`~aclecg.viz.charts`: embedding maps, training curves, sweeps, similarity heatmaps.
 
-The numbers behind the similarity heatmap come from :mod:`aclecg.similarity`.
+The numbers behind the similarity heatmap come from :mod:`aclecg.analysis.similarity`.
 """
 
 from aclecg.viz.attribution import attribution_bars, region_effect_diagram, region_effects, strongest_region

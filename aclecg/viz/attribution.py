@@ -1,7 +1,8 @@
-"""Figures of an occlusion attribution (:mod:`aclecg.attribution`): bars per region and lead, and the lead-region
-diagram coloured by effect.
+"""Figures of an occlusion attribution (:mod:`aclecg.analysis.attribution`): bars per region and lead, and the
+lead-region diagram coloured by effect.
 
-Both read the long table of :meth:`aclecg.attribution.Attribution.table` (columns ``unit``, ``kind``, ``class``,
+Both read the long table of :meth:`aclecg.analysis.attribution.Attribution.table`
+(columns ``unit``, ``kind``, ``class``,
 ``score``, ``drop``); a positive drop means the occluded leads supported the class.
 """
 

@@ -1,7 +1,7 @@
-"""umap-learn's UMAP as the second method of :mod:`aclecg.embed2d` (``UMAPConfig(method="umap-learn")``).
+"""umap-learn's UMAP as the second method of :mod:`aclecg.analysis.embed2d` (``UMAPConfig(method="umap-learn")``).
 
 A researcher who writes "UMAP" in a paper means umap-learn's algorithm (McInnes, Healy & Melville, 2018); the
-fast torch layout of :mod:`aclecg.embed2d` is for exploration. Both see the same preprocessed features (centred,
+fast torch layout of :mod:`.embed2d` is for exploration. Both see the same preprocessed features (centred,
 PCA to ``pca_dims``) and the same ``n_neighbors``, ``min_dist``, ``spread``, metric, epochs and seed.
 umap-learn is deterministic for a fixed ``random_state`` (it then runs single-threaded).
 

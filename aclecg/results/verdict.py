@@ -19,7 +19,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 from aclecg.errors import ConfigError
-from aclecg.hypothesis import ClusterTest, min_detectable_effect, power_one_sided
+from aclecg.results.hypothesis import ClusterTest, min_detectable_effect, power_one_sided
 
 __all__ = ["HYPOTHESES", "VERDICTS", "Hypotheses", "Verdict", "decide", "primary_sentence"]
 
@@ -146,7 +146,7 @@ def decide(test: ClusterTest, h: Hypotheses) -> Verdict:
 
 def primary_sentence(prim: dict) -> str:
     """The primary comparison's verdict in one line, as the README, docs/results.md, the model cards and the
-    Sweeps page all print it (from :func:`aclecg.study.primary_comparison`'s record or its exported JSON)."""
+    Sweeps page all print it (from :func:`aclecg.results.study.primary_comparison`'s record or its exported JSON)."""
     v = Verdict.from_dict(prim["verdict"])
     per_fold = prim.get("best_per_fold") or {}
     names = sorted(set(per_fold.values())) if per_fold else [prim["best_baseline"]]

@@ -11,7 +11,7 @@ because they are scored on the same records. The pooled mean over ``R`` rotation
 
     Var(mean d) = (tau2_rot + tau2_seed / S + sigma2 / n) / R
 
-and is tested with a t test on ``R - 1`` degrees of freedom (:func:`aclecg.hypothesis.cluster_test`).
+and is tested with a t test on ``R - 1`` degrees of freedom (:func:`aclecg.results.hypothesis.cluster_test`).
 
 Estimates: ``sigma2`` is each run's record-bootstrap variance times its test records; ``tau2_seed`` the
 variance between the pretraining seeds of a rotation (when a rotation has two or more); ``tau2_rot`` what is
@@ -28,7 +28,7 @@ from dataclasses import asdict, dataclass, replace
 import numpy as np
 
 from aclecg.errors import DataError
-from aclecg.hypothesis import min_detectable_effect, power_one_sided
+from aclecg.results.hypothesis import min_detectable_effect, power_one_sided
 
 __all__ = ["Design", "VarianceComponents", "estimate_components", "plan", "simulate_power"]
 
@@ -150,7 +150,7 @@ def simulate_power(
 ) -> tuple[float, float]:
     """Monte-Carlo rejection rate of the one-sided t test and coverage of its 95 % interval, drawing rotations
     from the model above: the check that :meth:`Design.power` is what the study's test really achieves."""
-    from aclecg.hypothesis import cluster_test
+    from aclecg.results.hypothesis import cluster_test
 
     rng = np.random.default_rng(seed)
     r, s = design.rotations, design.seeds
@@ -169,7 +169,7 @@ def simulate_power(
 
 
 def components_of(prim: dict) -> VarianceComponents:
-    """:func:`estimate_components` from a primary comparison's record (:func:`aclecg.study.primary_comparison`)."""
+    """:func:`estimate_components` from a primary comparison's record (:func:`.study.primary_comparison`)."""
     folds = prim["test_folds"]
     rotation = prim.get("rotation_of_run") or folds  # one pretraining run per rotation unless recorded otherwise
     return estimate_components(

@@ -4,11 +4,11 @@ The algorithm follows UMAP (McInnes, Healy & Melville, "UMAP: Uniform Manifold A
 for Dimension Reduction", arXiv:1802.03426, 2018) step by step, but every step is a batched tensor operation
 so that nothing needs a just-in-time compiler:
 
-See :mod:`aclecg.umap_steps` for the numerical steps.
+See :mod:`aclecg.analysis.umap_steps` for the numerical steps.
 
 1. optional PCA to ``pca_dims`` dimensions (features are centred; cosine metric L2-normalises first);
 2. k-nearest neighbours: exact (one matrix product per block of rows and ``topk``) up to
-   :data:`EXACT_KNN_MAX` points; above, an approximate inverted-file search (:func:`aclecg.umap_steps.approx_knn`:
+   :data:`EXACT_KNN_MAX` points; above, an approximate inverted-file search (:func:`.umap_steps.approx_knn`:
    k-means cells, each point compared with the points of its nearest cells; seeded, so deterministic), whose
    recall of the exact neighbours is measured on a sample and kept with the map (``Map2D.knn_recall``);
 3. fuzzy simplicial set: per point ``rho`` (distance to the nearest neighbour) and ``sigma`` found by a
@@ -38,9 +38,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 import torch
 
-from aclecg.constraints import UMAP_METHODS, UMAP_METRICS
-from aclecg.errors import ConfigError, DataError
-from aclecg.umap_steps import (
+from aclecg.analysis.umap_steps import (
     ProgressFn,
     approx_knn,
     find_ab_params,
@@ -54,6 +52,8 @@ from aclecg.umap_steps import (
     spectral_init,
     torch_threads,
 )
+from aclecg.constraints import UMAP_METHODS, UMAP_METRICS
+from aclecg.errors import ConfigError, DataError
 
 if TYPE_CHECKING:
     pass
@@ -84,7 +84,7 @@ class UMAPConfig:
     learning_rate: float = 1.0
     seed: int = 0
     #: "fast": this module's torch layout (exploration); "umap-learn": umap-learn's UMAP on the same features
-    #: (figures for publication; see :mod:`aclecg.umap_learn`)
+    #: (figures for publication; see :mod:`aclecg.analysis.umap_learn`)
     method: Literal["fast", "umap-learn"] = "fast"
 
     def validate(self, n_points: int) -> None:
@@ -189,7 +189,7 @@ def fit_map(
         feats, mean, components = _prepare_features(x, cfg)
     key = cache_key(x, cfg, knn)
     if cfg.method == "umap-learn":
-        from aclecg import umap_learn
+        from aclecg.analysis import umap_learn
 
         if progress:
             progress(0.05, "umap-learn" + ("" if umap_learn.is_warm() else " (compiling its kernels first)"))
@@ -310,7 +310,7 @@ def place_points(fitted: Map2D, new: np.ndarray) -> np.ndarray:
     so the same map).
     """
     if fitted.config.method == "umap-learn":
-        from aclecg import umap_learn
+        from aclecg.analysis import umap_learn
 
         feats = fitted.preprocess(np.atleast_2d(new))
         placed = umap_learn.transform(fitted.key, feats)

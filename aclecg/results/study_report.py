@@ -1,4 +1,4 @@
-"""``docs/results.md`` from a study folder (see :mod:`aclecg.study`): every figure is computed from the cells.
+"""``docs/results.md`` from a study folder (see :mod:`aclecg.results.study`): every figure is computed from the cells.
 
 The report also exports what the app's Label-fraction sweeps page shows out of the box: each sweep's
 ``summary.csv``, ``results.csv``, ``comparisons.csv`` and ``sweep.json`` (its manifest), plus the study's
@@ -14,15 +14,16 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from aclecg import paths, study
+from aclecg import paths
 from aclecg.errors import DataError
 from aclecg.evaluation import count_not_converged
 from aclecg.evaluation.arms import is_reference, trained_arms
 from aclecg.evaluation.outputs import count_first_look
 from aclecg.metrics import titles
-from aclecg.power import power_section
-from aclecg.report_sections import attribution_section, neighbours_section
-from aclecg.verdict import Verdict, primary_sentence
+from aclecg.results import study
+from aclecg.results.power import power_section
+from aclecg.results.report_sections import attribution_section, neighbours_section
+from aclecg.results.verdict import Verdict, primary_sentence
 
 __all__ = [
     "attribution_section",
@@ -224,8 +225,8 @@ def _primary_section(prim: dict) -> list[str]:
         f"test fold of the study), linear probe, {prim['protocol']}, macro AUROC, pooled over test folds "
         f"{', '.join(map(str, prim['test_folds']))} ({prim['n_records']} test records). Each rotation's "
         "difference is the mean over label seeds; the rotations are the independent units of a t test whose unit "
-        "variance is never taken below the record noise (`aclecg.hypothesis.cluster_test`). The hypotheses are "
-        "declared in `aclecg/verdict.py`: better (difference > 0), the paper's effect (difference ≥ "
+        "variance is never taken below the record noise (`aclecg.results.hypothesis.cluster_test`). The hypotheses are "
+        "declared in `aclecg/results/verdict.py`: better (difference > 0), the paper's effect (difference ≥ "
         f"+{v.paper_effect:.4f}) and equivalence within ±{v.margin:g}, a margin smaller than the paper's effect.",
         "",
         "| | value |",

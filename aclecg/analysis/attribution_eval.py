@@ -4,7 +4,7 @@
   embeddings of the ``train`` records (``val`` chooses the L2 strength, ``test`` is never used) and
   :func:`cached_probe` keeps it on disk beside the embeddings, keyed by weights, data, label set and protocol.
 * :func:`explain` attributes one dataset row or an uploaded window with that probe.
-* :func:`territory_study` runs the anatomy check of :func:`aclecg.attribution.territory_match` on the PTB-XL
+* :func:`territory_study` runs the anatomy check of :func:`aclecg.analysis.attribution.territory_match` on the PTB-XL
   MI records with one territory. Each record is explained by an *out-of-fold* probe: the ten folds form five
   pairs, and the probe explaining a pair is fitted on three other pairs with the remaining pair for validation,
   so no record is explained by a probe that saw its label.
@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from aclecg import atomicio
-from aclecg.attribution import (
+from aclecg.analysis.attribution import (
     TERRITORIES,
     Attribution,
     LinearProbe,

@@ -10,8 +10,8 @@ independent pretraining replicate. This module reads the finished cells and comp
   of the budget is marked ``†`` (not converged);
 * the primary comparison, declared before the runs: ACL-ECG against the baseline that validates best *in each
   rotation* (on that rotation's validation fold), linear probe, 10 % of labels, multilabel, pooled over
-  rotations with a t test on the rotations (:func:`aclecg.hypothesis.cluster_test`) and a hierarchical bootstrap
-  interval beside it, judged by the three-way verdict of :mod:`aclecg.verdict` with its power;
+  rotations with a t test on the rotations (:func:`aclecg.results.hypothesis.cluster_test`) and a hierarchical bootstrap
+  interval beside it, judged by the three-way verdict of :mod:`aclecg.results.verdict` with its power;
 * DeLong tests per rotation on the seed-mean AUROC (the tables' estimand) with one Holm correction over the
   whole family.
 
@@ -31,14 +31,15 @@ from typing import TypedDict
 import numpy as np
 import pandas as pd
 
-from aclecg import hypothesis, stats
+from aclecg import stats
 from aclecg.errors import DataError
 from aclecg.evaluation import count_not_converged
 from aclecg.evaluation.arms import arm_display_name, is_reference, reference_arms
 from aclecg.evaluation.fractions import default_val_fold
 from aclecg.evaluation.outputs import best_at_first_look, count_first_look
 from aclecg.metrics import METRICS, macro_value
-from aclecg.verdict import HYPOTHESES, decide
+from aclecg.results import hypothesis
+from aclecg.results.verdict import HYPOTHESES, decide
 
 __all__ = [
     "PRIMARY",
@@ -67,7 +68,7 @@ class PrimarySpec(TypedDict):
     paper_effect: float
 
 
-#: The primary comparison, fixed before any result was seen; its hypotheses are :data:`aclecg.verdict.HYPOTHESES`.
+#: The primary comparison, fixed before any result was seen; its hypotheses are :data:`.verdict.HYPOTHESES`.
 PRIMARY: PrimarySpec = {
     "protocol": "multilabel",
     "fraction": 0.1,
@@ -406,7 +407,7 @@ def primary_comparison(cells: pd.DataFrame, best: dict[int, str] | str | None = 
 
     ``best``: the baseline of each rotation (default: :func:`best_baselines`, chosen on each rotation's own
     validation fold); a single name uses it everywhere. The verdict comes from a t test over rotations whose
-    unit variance is floored at the record noise (:func:`aclecg.hypothesis.cluster_test`); the hierarchical
+    unit variance is floored at the record noise (:func:`aclecg.results.hypothesis.cluster_test`); the hierarchical
     bootstrap interval (record noise drawn once) is reported beside it.
     """
     check_choices(cells)
@@ -465,7 +466,7 @@ def ship_official(sweeps: str | Path, runs: str | Path = "runs", checkpoints: st
     the official probe sweeps) and record ``config.sha256``, so ``make results`` reuses it on a fresh clone."""
     import hashlib
 
-    from aclecg.report import ship_checkpoint
+    from aclecg.results.report import ship_checkpoint
 
     probe = [
         p

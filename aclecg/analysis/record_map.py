@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from aclecg import embed2d
+from aclecg.analysis import embed2d
 from aclecg.errors import ConfigError, DataError
 
 __all__ = [
@@ -83,7 +83,7 @@ class MapInput:
         return len(self.rows) < self.n_total
 
     def key(self, config: embed2d.UMAPConfig) -> str:
-        """:func:`aclecg.embed2d.cache_key` of this input (hashed once per configuration)."""
+        """:func:`aclecg.analysis.embed2d.cache_key` of this input (hashed once per configuration)."""
         if config not in self._keys:
             self._keys[config] = embed2d.cache_key(self.embeddings, config)
         return self._keys[config]
@@ -121,7 +121,7 @@ def map_input(embeddings: Sequence[np.ndarray], cap: int = MAX_MAP_POINTS, seed:
 
 def record_position(fitted: embed2d.Map2D, inp: MapInput, row: int, embedding: Any = None) -> np.ndarray:
     """``(1, 2)`` position of record table row ``row`` on the map: its own point when it is mapped, otherwise
-    placed like an upload (:func:`aclecg.embed2d.place_points`) from its ``embedding``."""
+    placed like an upload (:func:`aclecg.analysis.embed2d.place_points`) from its ``embedding``."""
     at = inp.position(row)
     if at is not None:
         return np.asarray(fitted.coords[at : at + 1], dtype=np.float32)

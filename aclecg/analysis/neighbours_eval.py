@@ -1,15 +1,15 @@
 """Label-agreement precision@k of nearest-neighbour search on a prepared dataset's official split.
 
 :func:`evaluate_retrieval` queries every labelled ``test`` record (PTB-XL fold 10) against the labelled
-``train`` records (folds 1-8; ``val`` is never used) and scores each method by :func:`aclecg.neighbours.
+``train`` records (folds 1-8; ``val`` is never used) and scores each method by :func:`aclecg.analysis.neighbours.
 precision_at_k`: the fraction of the ``k`` neighbours that share at least one label with the query, with a
 bootstrap 95 % CI over queries. A source of ``None`` is the raw-signal baseline: the prepared window
 flattened (leads x samples) is the "embedding". A ``chance`` row gives the expected precision of neighbours
 drawn at random from the index (the same for every ``k``).
 
 Memory grows linearly with the number of records: the raw-signal rows are read from the memory-mapped signals a
-block at a time (see :class:`aclecg.neighbours.NeighbourIndex`), queries are searched in blocks of
-:data:`aclecg.neighbours.QUERY_BLOCK` rows, and the chance row is computed a block of queries at a time.
+block at a time (see :class:`aclecg.analysis.neighbours.NeighbourIndex`), queries are searched in blocks of
+:data:`aclecg.analysis.neighbours.QUERY_BLOCK` rows, and the chance row is computed a block of queries at a time.
 """
 
 from __future__ import annotations
@@ -21,8 +21,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from aclecg.analysis.neighbours import QUERY_BLOCK, precision_at_k
 from aclecg.errors import ConfigError, DataError
-from aclecg.neighbours import QUERY_BLOCK, precision_at_k
 
 __all__ = ["CHANCE", "COLUMNS", "RAW_SIGNAL", "evaluate_retrieval", "split_rows"]
 
@@ -48,7 +48,7 @@ def split_rows(dataset: Any, label_set: str) -> tuple[np.ndarray, np.ndarray, np
 
 class _SignalRows:
     """Prepared windows of some rows, flattened (leads x samples), read from the dataset's signals (a memory map)
-    a block of rows at a time: a :class:`aclecg.neighbours.RowSource`, so the raw-signal index never holds a
+    a block of rows at a time: a :class:`aclecg.analysis.neighbours.RowSource`, so the raw-signal index never holds a
     second copy of the signals. ``numpy.asarray`` of it reads every row."""
 
     def __init__(self, signals: Any, rows: np.ndarray):

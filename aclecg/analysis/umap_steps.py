@@ -1,9 +1,9 @@
-"""The numerical steps of the fast UMAP-style layout (:mod:`aclecg.embed2d`), each a batched tensor operation.
+"""The numerical steps of the fast UMAP-style layout (:mod:`aclecg.analysis.embed2d`), each a batched tensor operation.
 
 Curve fitting of ``a`` and ``b``, randomised PCA, blocked exact k-nearest neighbours and an approximate
 (inverted-file) search for large inputs, the fuzzy simplicial set
 (``rho``/``sigma`` by vectorised bisection, symmetrised memberships), spectral initialisation and the SGD layout;
-see :mod:`aclecg.embed2d` for the algorithm as a whole and McInnes, Healy & Melville (arXiv:1802.03426) for UMAP.
+see :mod:`.embed2d` for the algorithm as a whole and McInnes, Healy & Melville (arXiv:1802.03426) for UMAP.
 """
 
 from __future__ import annotations
