@@ -169,14 +169,18 @@ def simulate_power(
 
 
 def components_of(prim: dict) -> VarianceComponents:
-    """:func:`estimate_components` from a primary comparison's record (:func:`.study.primary_comparison`)."""
+    """:func:`estimate_components` from a primary comparison's record (:func:`.study.primary_comparison`): its
+    pretraining runs (``runs``, when some rotation has repeats), else one run per rotation."""
+    runs = prim.get("runs")
+    if runs:
+        cols = ("diff", "record_var", "n", "fold")
+        return estimate_components(*([r[c] for r in runs] for c in cols))
     folds = prim["test_folds"]
-    rotation = prim.get("rotation_of_run") or folds  # one pretraining run per rotation unless recorded otherwise
     return estimate_components(
         [prim["per_fold"][f] for f in folds],
         [prim["record_var_per_fold"][f] for f in folds],
         prim["n_records_per_fold"],
-        rotation,
+        folds,
     )
 
 
@@ -187,7 +191,7 @@ def power_section(
     designs that reach 80 % power at the paper's effect, on this data's fold size and on the full PTB-XL."""
     effect = float(prim["paper_effect"] if effect is None else effect)
     alpha = float(prim.get("alpha", 0.05))
-    if len(set(prim.get("rotation_of_run") or prim["test_folds"])) < 2:
+    if len(prim["test_folds"]) < 2:
         return [
             "## How large a study would decide it",
             "",
@@ -197,7 +201,8 @@ def power_section(
         ]
     comp = components_of(prim)
     n_now = comp.n_records
-    now = Design(n_now, comp.n_rotations, 1)
+    runs_per = max(1, round(comp.n_runs / comp.n_rotations))  # pretraining runs per rotation and arm
+    now = Design(n_now, comp.n_rotations, runs_per)
     lines = [
         "## How large a study would decide it",
         "",
@@ -211,7 +216,8 @@ def power_section(
             "variance cannot be split between rotations and seeds; the tables below show both ends."
         ),
         "",
-        f"Present design ({comp.n_rotations} rotations × 1 pretraining run, {n_now:.0f} test records each): "
+        f"Present design ({comp.n_rotations} rotations × {runs_per} pretraining run{'s' if runs_per > 1 else ''}, "
+        f"{n_now:.0f} test records each): "
         f"standard error {now.se(comp):.4f}, power {now.power(comp, effect, alpha):.0%} to detect "
         f"+{effect:.4f}, minimum detectable effect at 80 % power {now.mde(comp, alpha):.4f} "
         f"(one-sided t test, α = {alpha:g}, {now.df:.0f} degrees of freedom).",

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TypedDict
 
@@ -39,6 +38,7 @@ from aclecg.evaluation.fractions import default_val_fold
 from aclecg.evaluation.outputs import best_at_first_look, count_first_look
 from aclecg.metrics import METRICS, macro_value
 from aclecg.results import hypothesis
+from aclecg.results.pairing import first_runs, paired_runs, predictions, run_tag
 from aclecg.results.verdict import HYPOTHESES, decide
 
 __all__ = [
@@ -98,7 +98,8 @@ def default_rows(rows: Sequence[str], best: str | None = None) -> list[str]:
 
 
 def _name(arm: str) -> str:
-    return arm.split(":", 1)[0]
+    """The method of an arm label (``acl_ecg@seed100:linear_probe`` -> ``acl_ecg``)."""
+    return arm.split(":", 1)[0].partition("@")[0]
 
 
 def _read_json(path: Path) -> dict:
@@ -145,6 +146,7 @@ def load_cells(root: str | Path) -> pd.DataFrame:
                     "test_fold": int(fold),
                     "arm": rec["arm"],
                     "name": _name(rec["arm"]),
+                    "run": run_tag(rec["arm"].split(":", 1)[0]),
                     "kind": rec["arm_kind"],
                     "fraction": float(rec["fraction"]),
                     "seed": int(rec["seed"]),
@@ -224,6 +226,7 @@ def check_choices(cells: pd.DataFrame) -> None:
 
 def best_baseline(cells: pd.DataFrame, fraction: float = 0.1, protocol: str = "multilabel", test_fold: int = 10) -> str:
     """The baseline whose linear probe validates best (mean over seeds) at ``fraction``; test folds unread."""
+    cells = first_runs(cells)  # chosen before any repeat exists, so repeats never change it
     sel = cells[
         (cells["kind"] == "linear_probe")
         & (cells["protocol"] == protocol)
@@ -268,6 +271,7 @@ def _row_label(arm: str, kind: str) -> str:
 def paper_table(cells: pd.DataFrame, protocol: str, metric: str = "auroc") -> pd.DataFrame:
     """Rows: arms; columns: fractions; values: mean over rotations of the seed mean. Also the rotations and
     not-converged counts per entry (columns ``(<fraction>, 'n_folds')`` / ``'not_converged'``)."""
+    cells = first_runs(cells)
     sel = cells[cells["protocol"] == protocol]
     per_fold = (
         sel.groupby(["arm", "kind", "fraction", "test_fold"])
@@ -335,37 +339,18 @@ def format_table(pooled: pd.DataFrame, best: str | None = None, n_folds: int | N
     return "\n".join(lines)
 
 
-@dataclass
-class _Pred:
-    y: np.ndarray
-    scores: list[np.ndarray]
-
-
-def _predictions(cells: pd.DataFrame) -> _Pred:
-    ys, scores = None, []
-    for path in cells.sort_values("seed")["npz"]:
-        with np.load(path) as z:
-            y, s = z["y_true"], z["y_score"]
-        if ys is not None and not np.array_equal(ys, y):
-            raise DataError(f"{path}: test labels differ between seeds of one arm")
-        ys = y
-        scores.append(s)
-    assert ys is not None
-    return _Pred(ys, scores)
-
-
 def family_tests(cells: pd.DataFrame) -> pd.DataFrame:
     """DeLong tests of ACL-ECG's arms against every other arm, per protocol, fraction and test fold, on the
     seed-mean macro AUROC (the tables' and the primary comparison's estimand; seeds paired by label draw);
     Holm-adjusted over the whole family."""
     rows = []
     focus_kinds = {"linear_probe": f"{FOCUS}:linear_probe", "fine_tune": f"{FOCUS}:fine_tune"}
-    for (protocol, fold, fraction), grp in cells.groupby(["protocol", "test_fold", "fraction"]):
+    for (protocol, fold, fraction), grp in first_runs(cells).groupby(["protocol", "test_fold", "fraction"]):
         for kind, focus_arm in focus_kinds.items():
             mine = grp[grp["arm"] == focus_arm]
             if mine.empty:
                 continue
-            a = _predictions(mine)
+            a = predictions(mine)
             others = [
                 arm
                 for arm in grp["arm"].unique()
@@ -373,7 +358,7 @@ def family_tests(cells: pd.DataFrame) -> pd.DataFrame:
                 and (kind == "linear_probe" or grp[grp["arm"] == arm]["kind"].iloc[0] != "linear_probe")
             ]
             for other in others:
-                b = _predictions(grp[grp["arm"] == other])
+                b = predictions(grp[grp["arm"] == other])
                 if not np.array_equal(a.y, b.y):
                     continue
                 if len(a.scores) != len(b.scores):
@@ -414,18 +399,20 @@ def primary_comparison(cells: pd.DataFrame, best: dict[int, str] | str | None = 
     p = PRIMARY
     chosen = best_baselines(cells) if best is None else best
     sel = cells[(cells["protocol"] == p["protocol"]) & np.isclose(cells["fraction"], p["fraction"])]
-    runs, folds, names = [], [], {}
+    runs, folds, names, pairs = [], [], {}, {}
     for fold, grp in sel.groupby("test_fold"):
         name = chosen if isinstance(chosen, str) else chosen.get(int(fold))
         if name is None:
             continue
-        a, b = grp[grp["arm"] == f"{FOCUS}:{p['kind']}"], grp[grp["arm"] == f"{name}:{p['kind']}"]
-        if a.empty or b.empty or set(a["seed"]) != set(b["seed"]):
+        pairs_f = paired_runs(grp, FOCUS, name, p["kind"])
+        if not pairs_f:
             continue
-        pa, pb = _predictions(a), _predictions(b)
-        runs.append(hypothesis.RunScores(pa.y, pa.scores, pb.scores))
+        # every pretraining run's label seeds pooled: the rotation's difference is the mean over its runs
+        scores_a = [s for _, a, _ in pairs_f for s in a.scores]
+        runs.append(hypothesis.RunScores(pairs_f[0][1].y, scores_a, [s for *_, b in pairs_f for s in b.scores]))
         folds.append(int(fold))
         names[int(fold)] = name
+        pairs[int(fold)] = pairs_f
     if not runs:
         raise DataError(
             f"the primary comparison needs {FOCUS} and its best baseline's linear probes at {p['fraction']:g}"
@@ -450,8 +437,25 @@ def primary_comparison(cells: pd.DataFrame, best: dict[int, str] | str | None = 
         "tost_p": verdict.tost_p,
         "equivalent": verdict.equivalent,
         "verdict": verdict.as_dict(),
+        **_pretraining_runs(pairs, p["metric"], n_resamples),
         **p,
     }
+
+
+def _pretraining_runs(pairs: dict[int, list], metric: str, n_resamples: int) -> dict:
+    """With repeats (some rotation has two or more pretraining runs of both arms): each run's own difference and
+    record variance, for the variance between pretraining runs (:func:`aclecg.results.power.components_of`)."""
+    if all(len(v) < 2 for v in pairs.values()):
+        return {}
+    out = []
+    for fold, runs in pairs.items():
+        for tag, a, b in runs:
+            one = hypothesis.hierarchical_bootstrap(
+                [hypothesis.RunScores(a.y, a.scores, b.scores)], metric, n_resamples=n_resamples, seed=20260131
+            )
+            rec = {"fold": fold, "run": tag or "first", "diff": one.per_run[0], "record_var": one.record_vars[0]}
+            out.append({**rec, "n": len(a.y)})
+    return {"runs": out}
 
 
 def label_efficiency(pooled: pd.DataFrame, arm: str, target: float) -> float | None:

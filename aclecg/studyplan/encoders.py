@@ -14,7 +14,9 @@ provenance, where it has one, left the test fold out;
 otherwise the run (``runs/ship-NAME`` or ``runs/rotK-NAME``) is trained or resumed, and a rotation's encoder (or an
 official one whose store is empty) is committed with its loss curve (``metrics.jsonl``). Either way the encoder
 lands in ``runs/eval-testK/NAME/encoder.pt`` (so the sweeps' arm labels are the method names) with ``task.json``
-beside it, written last: the task is finished when that file holds its key.
+beside it, written last: the task is finished when that file holds its key. A repeat (``NAME@seedS``, the study's
+``[pretrain.repeats]``) is the same configuration with its own seed, run and stored like a rotation's
+(``runs/rotK-NAME@seedS``, ``checkpoints/rotations/testK/NAME@seedS/``) on every fold, the official one included.
 """
 
 from __future__ import annotations
@@ -58,7 +60,7 @@ class PretrainJob:
     store_dir: Path | None  # the committed encoder's folder (reused, or written for a rotation)
     config_file: Path
     standard: bool  # the study changes nothing but the rotation's folds and seed: a committed encoder counts
-    official: bool  # the official split (its encoders are committed with their model cards by `study ship`)
+    official: bool  # the official split's first run (committed with its model card by `study ship`)
     key: Mapping[str, Any]
 
     @property
@@ -121,6 +123,8 @@ def _effective(study: Study, method: MethodSpec, fold: int, extra: bool) -> dict
         cfg.update(exclude_splits=[], exclude_folds=[fold], seed=study.pretrain_seeds[fold])
     elif extra:
         cfg["seed"] = study.pretrain_seeds[fold]
+    if method.seed is not None:  # a repeat: the run of its own seed
+        cfg["seed"] = method.seed
     try:
         return PretrainConfig.from_dict(cfg).to_dict()
     except (ConfigError, TypeError) as exc:
@@ -133,7 +137,7 @@ def pretrain_job(study: Study, method: MethodSpec, fold: int, fingerprint_of: Ca
         raise ConfigError(f"{study.path}: pretrain method {method.name}: config file {method.config} does not exist")
     config = _effective(study, method, fold, extra=True)
     standard = config == _effective(study, method, fold, extra=False)
-    official = fold == study.official_fold
+    official = fold == study.official_fold and method.seed is None  # a repeat is stored like a rotation's run
     run_dir = study.runs / (f"ship-{method.name}" if official else f"rot{fold}-{method.name}")
     store = (
         study.checkpoints / method.name if official else study.checkpoints / "rotations" / f"test{fold}" / method.name

@@ -33,7 +33,7 @@ _TABLES: dict[str, set[str]] = {
     "study": {"name", "runs", "checkpoints", "cells", "save_cells"},
     "data": {"pretrain", "downstream", "label_set", "overlap"},
     "folds": {"test", "validation", "official"},
-    "pretrain": {"epochs", "methods", "official_only", "seeds", "overrides", "method"},
+    "pretrain": {"epochs", "methods", "official_only", "seeds", "overrides", "method", "repeats"},
     "evaluation": {"seeds", "embed", *(f.name for f in fields(EvalConfig))},
     "primary": {"protocol", "fraction", "kind", "metric"},
 }
@@ -49,6 +49,13 @@ class MethodSpec:
     config: Path
     overrides: Mapping[str, Any] = field(default_factory=dict)
     official_only: bool = False
+    seed: int | None = None  # a repeat (``NAME@seedS``): its own pretraining seed, for the one fold in ``folds``
+    folds: tuple[int, ...] | None = None  # the test folds it is pretrained for (None: by ``official_only``)
+
+    @property
+    def base(self) -> str:
+        """The method a repeat repeats (its own name for a first run)."""
+        return repeat_base(self.name)
 
 
 @dataclass(frozen=True)
@@ -97,8 +104,13 @@ class Study:
         return self.runs / "sweeps"
 
     def methods_for(self, fold: int) -> list[MethodSpec]:
-        """The methods pretrained for a test fold (the ablations only on the official split)."""
-        return [m for m in self.methods if fold == self.official_fold or not m.official_only]
+        """The methods pretrained for a test fold (the ablations only on the official split; a repeat only on its
+        own fold)."""
+        return [
+            m
+            for m in self.methods
+            if (fold in m.folds if m.folds is not None else fold == self.official_fold or not m.official_only)
+        ]
 
 
 class _Reader:
@@ -154,6 +166,7 @@ def load_study(path: str | Path) -> Study:
     data = r.table("data")
     folds = _folds(r)
     methods, seeds, epochs = _pretrain(r, folds)
+    methods += _repeats(r, folds, methods, seeds)
     label_seeds, embed, eval_cfg = _evaluation(r)
     sweeps = _sweeps(r, folds, methods)
     r.check("study", {"save_cells": Boolean()}, study)
@@ -268,6 +281,54 @@ def _pretrain(r: _Reader, folds: Mapping[str, Any]) -> tuple[tuple[MethodSpec, .
         official_only = name in names.get("official_only", [])
         methods.append(MethodSpec(name, Path(config), {**overrides, **extra}, official_only))
     return tuple(methods), seeds, epochs
+
+
+#: A repeat's name: ``NAME@seedS`` (``@`` is never in a method's name, so the base method is unambiguous).
+REPEAT_MARK = "@seed"
+
+
+def repeat_name(method: str, seed: int) -> str:
+    return f"{method}{REPEAT_MARK}{seed}"
+
+
+def repeat_base(name: str) -> str:
+    """``acl_ecg@seed100`` -> ``acl_ecg``; a first run's name is its own base."""
+    return name.split("@", 1)[0]
+
+
+def _repeats(
+    r: _Reader, folds: Mapping[str, Any], methods: tuple[MethodSpec, ...], seeds: Mapping[int, int]
+) -> tuple[MethodSpec, ...]:
+    """``[pretrain.repeats]``: more pretraining runs of some methods, one per extra seed of a test fold, so the
+    variance between pretraining runs is measured (``methods = [...]``, ``seeds = {K = S}`` or ``{K = [S, ...]}``).
+    Each is a method of its own, ``NAME@seedS``, pretrained for that fold only; the primary comparison pairs the
+    runs of ACL-ECG and of its baseline that share a seed."""
+    rep = r.table("pretrain").get("repeats")
+    if rep is None:
+        return ()
+    if not isinstance(rep, dict):
+        raise r.fail("pretrain.repeats", "must be a table with methods and seeds")
+    r.known("pretrain.repeats", rep, {"methods", "seeds"})
+    r.required("pretrain.repeats", rep, "methods", "seeds")
+    by_name = {m.name: m for m in methods if not m.official_only}
+    names = r.check("pretrain.repeats", {"methods": ListOf(Options(tuple(by_name)), min_len=1)}, rep)["methods"]
+    table = rep["seeds"]
+    if not isinstance(table, dict) or not table:
+        raise r.fail("pretrain.repeats.seeds", "must be a table: test fold = seed, or a list of seeds")
+    out = []
+    for fold, value in table.items():
+        key = f"pretrain.repeats.seeds.{fold}"
+        if not fold.isdigit() or int(fold) not in folds["test"]:
+            raise r.fail(key, f"must name a test fold of folds.test {list(folds['test'])}")
+        extra = value if isinstance(value, list) else [value]
+        extra = r.check("pretrain.repeats.seeds", {fold: ListOf(Integer(0), min_len=1)}, {fold: extra})[fold]
+        if seeds[int(fold)] in extra or len(set(extra)) != len(extra):
+            raise r.fail(key, f"must be new seeds for fold {fold} (its first run has seed {seeds[int(fold)]})")
+        for seed in extra:
+            for name in names:
+                base = by_name[name]
+                out.append(MethodSpec(repeat_name(name, seed), base.config, base.overrides, False, seed, (int(fold),)))
+    return tuple(out)
 
 
 def _names(pre: Mapping[str, Any]) -> tuple[str, ...]:
