@@ -390,6 +390,15 @@ def augmentation_cell(payload: Mapping[str, Any]) -> str:
 
 
 # long: the model card is one template filled in order; its parts read the same run files
+def loss_by_tenth(metrics: list[dict]) -> str:
+    """The loss curve in ten numbers: the mean loss over each tenth of the steps (a run's shape in one line)."""
+    losses = [float(m["loss"]) for m in metrics if isinstance(m.get("loss"), (int, float))]
+    if not losses:
+        return "not recorded"
+    parts = np.array_split(np.asarray(losses), min(10, len(losses)))
+    return " → ".join(f"{chunk.mean():.3f}" for chunk in parts)
+
+
 def ship_checkpoint(run_dir: str | Path, dest: str | Path, sweep_dirs: Sequence[str | Path] = ()) -> Path:
     """Copy a finished run's ``encoder.pt`` into ``dest`` and write its model card (``README.md``).
 
@@ -412,6 +421,7 @@ def ship_checkpoint(run_dir: str | Path, dest: str | Path, sweep_dirs: Sequence[
     dest.mkdir(parents=True, exist_ok=True)
     atomicio.write_bytes(dest / "encoder.pt", encoder.read_bytes())
     atomicio.write_bytes(dest / "encoder.pt.sha256", (run_dir / "encoder.pt.sha256").read_bytes())
+    atomicio.write_bytes(dest / "metrics.jsonl", (run_dir / "metrics.jsonl").read_bytes())  # the whole loss curve
     info = {m.name: m for m in list_methods()}.get(config["method"])
     metrics = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines() if line.strip()]
     minutes = (status.get("finished", 0) - status.get("started", 0)) / 60
@@ -439,6 +449,7 @@ def ship_checkpoint(run_dir: str | Path, dest: str | Path, sweep_dirs: Sequence[
         f"| training | {config['epochs']} epochs, {payload['step']} steps, batch {config['batch_size']}, "
         f"AdamW lr {config['lr']} (cosine, {config['warmup_steps']} warm-up steps), seed {config['seed']} |",
         f"| loss | {metrics[0]['loss']:.3f} at step 1 → {metrics[-1]['loss']:.3f} at step {metrics[-1]['step']} |",
+        f"| loss curve | {loss_by_tenth(metrics)} (mean over each tenth of the steps; every step in `metrics.jsonl`) |",
         f"| precision | {stored.get('resolved_amp') or 'fp32'} (`amp={config.get('amp')}` on "
         f"{stored.get('resolved_device', 'the training device')}) |",
         f"| time | {minutes:.1f} min on {hardware} ({status.get('world_size', 1)} process; other jobs may have "

@@ -1,0 +1,41 @@
+"""A shipped checkpoint carries its whole loss curve (issue 28): `ship_checkpoint` copies the run's metrics.jsonl
+beside the encoder and the model card sums the curve up in ten numbers."""
+
+from __future__ import annotations
+
+import json
+
+from aclecg.results.report import loss_by_tenth, ship_checkpoint
+
+
+def test_loss_by_tenth_is_the_mean_of_each_tenth():
+    rows = [{"step": i + 1, "loss": float(i // 10)} for i in range(100)]  # 0 for ten steps, then 1, ...
+    assert loss_by_tenth(rows) == " → ".join(f"{v:.3f}" for v in range(10))
+    assert loss_by_tenth([{"step": 1, "loss": 2.0}, {"step": 2, "loss": 1.0}]) == "2.000 → 1.000"
+    assert loss_by_tenth([{"step": 1}]) == "not recorded"
+
+
+def test_shipping_copies_the_loss_curve_and_the_card_shows_it(tmp_path, bundled_prepared):
+    from aclecg import checkpoint as ckpt
+    from aclecg.data import PreparedDataset
+    from aclecg.models import build_encoder
+    from aclecg.training.config import PretrainConfig
+
+    data = PreparedDataset(bundled_prepared)
+    enc = build_encoder({"stem_width": 4, "widths": [8], "blocks": [1], "feature_dim": 8, "leads": list(data.leads)})
+    run = tmp_path / "runs" / "ship-toy"
+    payload = {"format_version": 1, "method": "simclr", "hparams": {}, "encoder_config": enc.config.to_dict()}
+    payload |= {"leads": list(data.leads), "fs": data.fs, "n_samples": data.n_samples, "step": 40}
+    ckpt.save_checkpoint(
+        run / "encoder.pt", payload | {"data_fingerprint": data.fingerprint, "encoder": enc.state_dict()}
+    )
+    config = PretrainConfig(method="simclr", epochs=2).to_dict()
+    (run / "config.json").write_text(json.dumps({"run": "ship-toy", "config": config}))
+    (run / "status.json").write_text(json.dumps({"state": "finished", "started": 0, "finished": 60}))
+    curve = "".join(json.dumps({"step": i, "loss": 3.0 - i / 20}) + "\n" for i in range(1, 41))
+    (run / "metrics.jsonl").write_text(curve)
+
+    dest = ship_checkpoint(run, tmp_path / "checkpoints" / "toy")
+    assert (dest / "metrics.jsonl").read_text() == curve
+    card = (dest / "README.md").read_text()
+    assert "| loss curve | 2.875 → 2.675 → " in card and "every step in `metrics.jsonl`" in card
