@@ -9,14 +9,15 @@ file's relative paths are relative to the working directory (the repository root
 from __future__ import annotations
 
 import sys
-from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
 from aclecg.constraints import ARMS, PROTOCOLS, Boolean, Integer, ListOf, Optional, Options, Real, validate
 from aclecg.errors import ConfigError
 from aclecg.evaluation.config import EvalConfig
+from aclecg.studyplan.overrides import apply_overrides, blame, parse_override, runs_suffix
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -90,6 +91,7 @@ class Study:
     sweeps: tuple[SweepStage, ...]
     primary: Mapping[str, Any]
     overlap: str = "warn"  # pretraining records that duplicate a test fold's: warn, refuse or ignore
+    overrides: tuple[str, ...] = ()  # the command line's --set KEY=VALUE, as given
 
     @property
     def sweeps_dir(self) -> Path:
@@ -135,9 +137,11 @@ class _Reader:
                 raise self.fail(f"{prefix}.{name}", "is missing")
 
 
-def load_study(path: str | Path) -> Study:
-    """Parse and validate a study file; raise :class:`ConfigError` (one line, file and key) when it is wrong."""
+def load_study(path: str | Path, overrides: Sequence[str] = ()) -> Study:
+    """Parse and validate a study file with its ``--set KEY=VALUE`` overrides (:mod:`~aclecg.studyplan.overrides`);
+    raise :class:`ConfigError` (one line, file and key, and the override that caused it) when it is wrong."""
     path = Path(path)
+    parsed = [parse_override(o) for o in overrides]
     try:
         doc = tomllib.loads(path.read_text())
     except FileNotFoundError:
@@ -146,6 +150,20 @@ def load_study(path: str | Path) -> Study:
         raise ConfigError(f"study file {path} is unreadable: {exc}") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    try:
+        effective = apply_overrides(doc, parsed)
+    except ConfigError as exc:
+        raise ConfigError(f"{path} {exc}") from None
+    try:
+        study = _read_study(path, effective)
+    except ConfigError as exc:
+        raise ConfigError(blame(str(exc), str(path), parsed)) from None
+    suffix = runs_suffix(doc, effective, parsed)
+    runs = study.runs / suffix if suffix else study.runs
+    return replace(study, runs=runs, overrides=tuple(overrides))
+
+
+def _read_study(path: Path, doc: Mapping[str, Any]) -> Study:
     r = _Reader(path, doc)
     _top_level(r, doc)
     for name, allowed in _TABLES.items():
@@ -249,6 +267,7 @@ def _pretrain(r: _Reader, folds: Mapping[str, Any]) -> tuple[tuple[MethodSpec, .
     for key, value in (("pretrain.overrides", overrides), ("pretrain.method", per_method)):
         if not isinstance(value, dict):
             raise r.fail(key, "must be a table")
+    _pretrain_keys(r, "pretrain.overrides", overrides)
     all_names = list(names["methods"]) + list(names.get("official_only", []))
     if len(set(all_names)) != len(all_names):
         raise r.fail("pretrain.methods", f"names a method twice: {all_names}")
@@ -265,9 +284,20 @@ def _pretrain(r: _Reader, folds: Mapping[str, Any]) -> tuple[tuple[MethodSpec, .
         extra = own.get("overrides", {})
         if not isinstance(extra, dict):
             raise r.fail(f"pretrain.method.{name}.overrides", "must be a table")
+        _pretrain_keys(r, f"pretrain.method.{name}.overrides", extra)
         official_only = name in names.get("official_only", [])
         methods.append(MethodSpec(name, Path(config), {**overrides, **extra}, official_only))
     return tuple(methods), seeds, epochs
+
+
+def _pretrain_keys(r: _Reader, prefix: str, values: Mapping[str, Any]) -> None:
+    """Pretraining overrides name keys of the pretraining config, with values its constraints accept (the
+    method, encoder, augmentation and leads are checked when the task's config is built)."""
+    from aclecg.constraints import PRETRAIN_PARAMS
+    from aclecg.training.config import PretrainConfig
+
+    r.known(prefix, values, {f.name for f in fields(PretrainConfig)})
+    r.check(prefix, PRETRAIN_PARAMS, values)
 
 
 def _names(pre: Mapping[str, Any]) -> tuple[str, ...]:
