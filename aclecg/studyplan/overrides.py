@@ -96,7 +96,8 @@ def apply_overrides(doc: Mapping[str, Any], overrides: Sequence[Override]) -> di
 
 def _normal(key: str) -> str:
     """An error's key as dotted parts: ``sweep[1].arms`` -> ``sweep.1.arms``, ``[data]`` -> ``data``."""
-    key = key.strip("[]")
+    if key.startswith("["):  # a table: [data], [[sweep]]
+        key = key.strip("[]")
     return re.sub(r"\[(\d+)\]", r".\1", key)
 
 

@@ -174,6 +174,8 @@ def _read_study(path: Path, doc: Mapping[str, Any]) -> Study:
     methods, seeds, epochs = _pretrain(r, folds)
     label_seeds, embed, eval_cfg = _evaluation(r)
     sweeps = _sweeps(r, folds, methods)
+    primary = _primary(r)
+    _best_baseline_probes(r, sweeps, primary)
     r.check("study", {"save_cells": Boolean()}, study)
     r.required("study", study, "name", "runs")
     r.required("data", data, "downstream", "label_set")
@@ -214,7 +216,7 @@ def _read_study(path: Path, doc: Mapping[str, Any]) -> Study:
         embed=embed,
         evaluation=eval_cfg,
         sweeps=sweeps,
-        primary=_primary(r),
+        primary=primary,
     )
 
 
@@ -378,6 +380,27 @@ def _sweeps(r: _Reader, folds: Mapping[str, Any], methods: tuple[MethodSpec, ...
             )
         )
     return tuple(out)
+
+
+def _best_baseline_probes(r: _Reader, sweeps: tuple[SweepStage, ...], primary: Mapping[str, Any]) -> None:
+    """A stage naming ``best_baseline`` for a test fold needs that fold's linear probes of every method at the
+    primary fraction and protocol (the choice reads them); without them its cells would wait forever."""
+    probed = {
+        fold
+        for st in sweeps
+        if "linear_probe" in st.arms and st.encoders is None and primary["protocol"] in st.protocols
+        and any(abs(f - primary["fraction"]) < 1e-9 for f in st.fractions)
+        for fold in st.folds
+    }  # fmt: skip
+    for i, st in enumerate(sweeps):
+        missing = [f for f in st.folds if f not in probed]
+        if BEST_BASELINE in (st.encoders or ()) and missing:
+            raise r.fail(
+                f"sweep[{i}].encoders",
+                f'names {BEST_BASELINE}, chosen on the linear probes of every method (encoders = "all") at '
+                f"fraction {primary['fraction']:g} ({primary['protocol']}), and no stage has those probes for test "
+                f"fold {missing[0]}",
+            )
 
 
 def _stage_folds(r: _Reader, where: str, value: Any, test: tuple[int, ...]) -> tuple[int, ...]:
