@@ -338,7 +338,7 @@ def test_pretrain_task_trains_commits_rotations_and_refuses_a_foreign_run(tmp_pa
     for name in ("acl_ecg", "simclr"):
         cfg = {"method": "simclr", "data": ["toy"], "encoder": TINY, "epochs": 1, "batch_size": 8}
         _write(tmp_path / "ckpts" / name / "config.json", json.dumps(cfg))
-    text = TINY_STUDY.format(root=tmp_path, probe_fractions="1.0").replace("[pretrain]", "[pretrain]\nepochs = 3")
+    text = TINY_STUDY.format(root=tmp_path, probe_fractions="0.1").replace("[pretrain]", "[pretrain]\nepochs = 3")
     plan = StudyPlan(load_study(_write(tmp_path / "s.toml", text)), datasets={"toy": data})
     rot, official = plan.pretrain[(8, "acl_ecg")], plan.pretrain[(10, "acl_ecg")]
     assert [t.cost for t in plan.tasks() if t.kind == "pretrain"] == ["pretrain"] * 4  # nothing to reuse

@@ -10,6 +10,9 @@ EXAMPLES = """examples:
   python -m aclecg study plan studies/bundled.toml
   python -m aclecg study run studies/bundled.toml --workers 2
   python -m aclecg study report studies/bundled.toml
+  # the file with some keys overridden (TOML values), e.g. pointed at your own prepared folders
+  python -m aclecg study run studies/full-ptbxl.toml --set data.pretrain='["/data/ptbxl"]' \\
+      --set data.downstream=/data/ptbxl --set study.runs=runs/mine --set evaluation.seeds=1
   # on a Ray cluster (pip install "aclecg[cluster]"; the study's folders on a shared filesystem)
   python -m aclecg study run studies/full-ptbxl.toml --executor ray --address auto
   # one element of a Slurm array of 8 (see docs/cluster.md)
@@ -56,6 +59,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "file", nargs="?", default=None, help="the study file (TOML; plan, run, and report instead of --sweeps)"
+    )
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        dest="overrides",
+        metavar="KEY=VALUE",
+        help="with FILE: override a dotted key of the study file before it is validated, VALUE a TOML value "
+        "(repeatable; e.g. --set evaluation.max_steps=10 --set sweep.0.fractions=[0.1] --set data.downstream=DIR); "
+        "a study changed outside [study] runs in <study.runs>/set-<hash> unless --set study.runs=DIR",
     )
     p.add_argument("--executor", choices=("local", "ray"), default="local", help="run: where tasks run (%(default)s)")
     p.add_argument("--address", default=None, help="run --executor ray: the cluster (e.g. auto, or HOST:6379)")
@@ -107,6 +120,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from aclecg.errors import ConfigError
     from aclecg.results import study
     from aclecg.results.study_report import build_study_report
 
@@ -117,12 +131,13 @@ def run(args: argparse.Namespace) -> int:
     if args.file is not None:
         from aclecg.studyplan import load_study
 
-        args.sweeps = str(load_study(args.file).sweeps_dir)
+        args.sweeps = str(load_study(args.file, args.overrides).sweeps_dir)
+    elif args.overrides:
+        raise ConfigError("--set overrides keys of a study file: give the file (aclecg study ACTION FILE --set ...)")
     if args.action == "best-baseline":
         print(study.best_baseline(study.load_cells(args.sweeps), test_fold=args.test_fold))
         return 0
     if args.action == "power":
-        from aclecg.errors import ConfigError
         from aclecg.results.power import FULL_PTBXL_RECORDS_PER_FOLD, power_section
 
         if args.effect is not None and not 0 < args.effect < 1:

@@ -78,14 +78,15 @@ def run_plan_or_run(args: argparse.Namespace) -> int:
     if bad:
         raise ConfigError(f"--only takes task kinds from {', '.join(KINDS)}, got {', '.join(bad)}")
     select = selector(shard, kinds)
-    study = load_study(args.file)
+    study = load_study(args.file, getattr(args, "overrides", ()))
     plan = StudyPlan(study)
     for line in plan.overlap_lines():  # data.overlap = "refuse" stops here with one line
         print(f"overlap: {line}", file=sys.stderr)
     if args.action == "plan":
         tasks = [t for t in plan.tasks() if select(t)]
         where = f", shard {args.shard}" if shard else ""
-        print(f"study {study.name} ({study.path}{where}): {len(tasks)} tasks; sweeps in {study.sweeps_dir}")
+        sets = "".join(f" --set {o}" for o in study.overrides)
+        print(f"study {study.name} ({study.path}{sets}{where}): {len(tasks)} tasks; sweeps in {study.sweeps_dir}")
         print("\n".join(plan_lines(plan, tasks, _workers(args), args.quiet)))
         return 0
     return _run(args, plan, select)

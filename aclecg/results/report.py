@@ -464,9 +464,17 @@ def ship_checkpoint(run_dir: str | Path, dest: str | Path, sweep_dirs: Sequence[
     ]
     if not _same_config(dest / "config.json", config):  # keep the file as written when it is the same recipe
         (dest / "config.json").write_text(json.dumps(config, indent=1) + "\n")
+    lines += _probe_sections(dest.name, sweep_dirs)
+    (dest / "README.md").write_text("\n".join(lines) + "\n")
+    return dest
+
+
+def _probe_sections(name: str, sweep_dirs: Sequence[str | Path]) -> list[str]:
+    """The model card's linear-probe tables: one per sweep folder that scored the checkpoint ``name``."""
+    lines: list[str] = []
     for sweep_dir in sweep_dirs:
         sweep = Sweep.load(sweep_dir)
-        arm = f"{dest.name}:linear_probe"
+        arm = f"{name}:linear_probe"
         if arm not in set(sweep.summary["arm"]):
             continue
         lines += [
@@ -487,5 +495,4 @@ def ship_checkpoint(run_dir: str | Path, dest: str | Path, sweep_dirs: Sequence[
             "[bootstrap 95 % CI over test records].",
             "",
         ]
-    (dest / "README.md").write_text("\n".join(lines) + "\n")
-    return dest
+    return lines

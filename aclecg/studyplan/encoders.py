@@ -241,7 +241,7 @@ def run_pretrain(job: PretrainJob, progress: bool = False) -> dict[str, Any]:
     else:
         _train(job, progress)
         source, origin = job.run_dir, "run"
-        if _commits(job) and job.store_dir is not None:
+        if _commits(job) and job.store_dir is not None:  # _commits says the store exists; mypy cannot see it
             _copy_encoder(job.run_dir, job.store_dir)
             _copy_curve(job.run_dir, job.store_dir)
             atomicio.write_text(job.store_dir / "config.sha256", store_digest(job) + "\n")

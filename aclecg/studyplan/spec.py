@@ -9,14 +9,15 @@ file's relative paths are relative to the working directory (the repository root
 from __future__ import annotations
 
 import sys
-from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
 from aclecg.constraints import ARMS, PROTOCOLS, Boolean, Integer, ListOf, Optional, Options, Real, validate
 from aclecg.errors import ConfigError
 from aclecg.evaluation.config import EvalConfig
+from aclecg.studyplan.overrides import apply_overrides, blame, parse_override, runs_suffix
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -97,6 +98,7 @@ class Study:
     sweeps: tuple[SweepStage, ...]
     primary: Mapping[str, Any]
     overlap: str = "warn"  # pretraining records that duplicate a test fold's: warn, refuse or ignore
+    overrides: tuple[str, ...] = ()  # the command line's --set KEY=VALUE, as given
 
     @property
     def sweeps_dir(self) -> Path:
@@ -147,9 +149,11 @@ class _Reader:
                 raise self.fail(f"{prefix}.{name}", "is missing")
 
 
-def load_study(path: str | Path) -> Study:
-    """Parse and validate a study file; raise :class:`ConfigError` (one line, file and key) when it is wrong."""
+def load_study(path: str | Path, overrides: Sequence[str] = ()) -> Study:
+    """Parse and validate a study file with its ``--set KEY=VALUE`` overrides (:mod:`~aclecg.studyplan.overrides`);
+    raise :class:`ConfigError` (one line, file and key, and the override that caused it) when it is wrong."""
     path = Path(path)
+    parsed = [parse_override(o) for o in overrides]
     try:
         doc = tomllib.loads(path.read_text())
     except FileNotFoundError:
@@ -158,6 +162,20 @@ def load_study(path: str | Path) -> Study:
         raise ConfigError(f"study file {path} is unreadable: {exc}") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    try:
+        effective = apply_overrides(doc, parsed)
+    except ConfigError as exc:
+        raise ConfigError(f"{path} {exc}") from None
+    try:
+        study = _read_study(path, effective)
+    except ConfigError as exc:
+        raise ConfigError(blame(str(exc), str(path), parsed)) from None
+    suffix = runs_suffix(doc, effective, parsed)
+    runs = study.runs / suffix if suffix else study.runs
+    return replace(study, runs=runs, overrides=tuple(overrides))
+
+
+def _read_study(path: Path, doc: Mapping[str, Any]) -> Study:
     r = _Reader(path, doc)
     _top_level(r, doc)
     for name, allowed in _TABLES.items():
@@ -169,6 +187,8 @@ def load_study(path: str | Path) -> Study:
     methods += _repeats(r, folds, methods, seeds)
     label_seeds, embed, eval_cfg = _evaluation(r)
     sweeps = _sweeps(r, folds, methods)
+    primary = _primary(r)
+    _best_baseline_probes(r, sweeps, primary)
     r.check("study", {"save_cells": Boolean()}, study)
     r.required("study", study, "name", "runs")
     r.required("data", data, "downstream", "label_set")
@@ -209,7 +229,7 @@ def load_study(path: str | Path) -> Study:
         embed=embed,
         evaluation=eval_cfg,
         sweeps=sweeps,
-        primary=_primary(r),
+        primary=primary,
     )
 
 
@@ -262,6 +282,7 @@ def _pretrain(r: _Reader, folds: Mapping[str, Any]) -> tuple[tuple[MethodSpec, .
     for key, value in (("pretrain.overrides", overrides), ("pretrain.method", per_method)):
         if not isinstance(value, dict):
             raise r.fail(key, "must be a table")
+    _pretrain_keys(r, "pretrain.overrides", overrides)
     all_names = list(names["methods"]) + list(names.get("official_only", []))
     if len(set(all_names)) != len(all_names):
         raise r.fail("pretrain.methods", f"names a method twice: {all_names}")
@@ -278,6 +299,7 @@ def _pretrain(r: _Reader, folds: Mapping[str, Any]) -> tuple[tuple[MethodSpec, .
         extra = own.get("overrides", {})
         if not isinstance(extra, dict):
             raise r.fail(f"pretrain.method.{name}.overrides", "must be a table")
+        _pretrain_keys(r, f"pretrain.method.{name}.overrides", extra)
         official_only = name in names.get("official_only", [])
         methods.append(MethodSpec(name, Path(config), {**overrides, **extra}, official_only))
     return tuple(methods), seeds, epochs
@@ -329,6 +351,16 @@ def _repeats(
                 base = by_name[name]
                 out.append(MethodSpec(repeat_name(name, seed), base.config, base.overrides, False, seed, (int(fold),)))
     return tuple(out)
+
+
+def _pretrain_keys(r: _Reader, prefix: str, values: Mapping[str, Any]) -> None:
+    """Pretraining overrides name keys of the pretraining config, with values its constraints accept (the
+    method, encoder, augmentation and leads are checked when the task's config is built)."""
+    from aclecg.constraints import PRETRAIN_PARAMS
+    from aclecg.training.config import PretrainConfig
+
+    r.known(prefix, values, {f.name for f in fields(PretrainConfig)})
+    r.check(prefix, PRETRAIN_PARAMS, values)
 
 
 def _names(pre: Mapping[str, Any]) -> tuple[str, ...]:
@@ -409,6 +441,27 @@ def _sweeps(r: _Reader, folds: Mapping[str, Any], methods: tuple[MethodSpec, ...
             )
         )
     return tuple(out)
+
+
+def _best_baseline_probes(r: _Reader, sweeps: tuple[SweepStage, ...], primary: Mapping[str, Any]) -> None:
+    """A stage naming ``best_baseline`` for a test fold needs that fold's linear probes of every method at the
+    primary fraction and protocol (the choice reads them); without them its cells would wait forever."""
+    probed = {
+        fold
+        for st in sweeps
+        if "linear_probe" in st.arms and st.encoders is None and primary["protocol"] in st.protocols
+        and any(abs(f - primary["fraction"]) < 1e-9 for f in st.fractions)
+        for fold in st.folds
+    }  # fmt: skip
+    for i, st in enumerate(sweeps):
+        missing = [f for f in st.folds if f not in probed]
+        if BEST_BASELINE in (st.encoders or ()) and missing:
+            raise r.fail(
+                f"sweep[{i}].encoders",
+                f'names {BEST_BASELINE}, chosen on the linear probes of every method (encoders = "all") at '
+                f"fraction {primary['fraction']:g} ({primary['protocol']}), and no stage has those probes for test "
+                f"fold {missing[0]}",
+            )
 
 
 def _stage_folds(r: _Reader, where: str, value: Any, test: tuple[int, ...]) -> tuple[int, ...]:
