@@ -41,6 +41,18 @@ def _step_costs() -> dict[tuple[str, str], jobs_watch.StepCost]:
     return jobs_watch.measured_step_costs(paths.project_root() / "checkpoints")
 
 
+@st.cache_data
+def _committed(root: str) -> dict[str, str]:
+    """The loss curves committed with encoders under ``root`` (checkpoints/): option label -> folder (listed once)."""
+    curves = jobs_watch.committed_curves(root)
+    return {f"{label} (committed)": str(folder) for label, folder in curves.items()}
+
+
+@st.cache_data(max_entries=32)
+def _committed_curve(folder: str):  # a committed curve never changes: parsed once
+    return jobs.read_metrics(folder)
+
+
 def cost_caption(method: str, device: str, data: list[str], epochs: int, batch: int) -> str:
     """A rough duration of the run the form describes, and where its figure comes from."""
     n_records = sum(jobs_watch.training_records(open_dataset(datasets[d]).records) for d in data)
@@ -199,6 +211,7 @@ def monitor() -> None:
     runs = [r for r in jobs.list_runs(root) if r.kind == "pretrain"]
     if not runs:
         st.info("No pretraining runs yet. Launch one above (preset `cpu-quick` takes a few minutes on a CPU).")
+        compare([], None)
         return
     by_name = {r.name: r for r in runs}
     names, labels = list(by_name), [jobs.run_label(r) for r in runs]
@@ -218,18 +231,22 @@ def monitor() -> None:
     compare(names, selected)
 
 
-def compare(names: list[str], selected: str) -> None:
-    """The loss of several runs on one chart, chosen from the runs list (the watched run by default)."""
+def compare(names: list[str], selected: str | None) -> None:
+    """The loss of several runs on one chart, chosen from the runs list (the watched run by default) and the
+    curves committed with the project's encoders."""
+    committed = _committed(str(paths.checkpoints_root()))
+    options = names + list(committed)
     chosen = st.multiselect(
         "compare the loss of runs",
-        names,
-        default=[n for n in st.session_state.get("pt_compare_choice", [selected]) if n in names],
+        options,
+        default=[n for n in st.session_state.get("pt_compare_choice", [selected]) if n in options],
         key=f"pt_compare_{zlib.crc32(chr(10).join(names).encode()):08x}",  # a new run list draws a new widget
-        help="Their total loss against step on one chart",
+        help="Their total loss against step on one chart; '(committed)' curves are every step of the encoders "
+        "committed under checkpoints/ (metrics.jsonl beside each encoder)",
     )
     st.session_state["pt_compare_choice"] = chosen
     if chosen:
-        curves = {n: jobs.read_metrics(root / n) for n in chosen}
+        curves = {n: _committed_curve(committed[n]) if n in committed else jobs.read_metrics(root / n) for n in chosen}
         st.plotly_chart(viz.compared_loss_curves(curves), width="stretch", key="pt_compare_chart")
 
 
