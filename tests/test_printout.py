@@ -167,3 +167,33 @@ def test_printout_command_refuses_bad_options_in_one_line(bundled_prepared, tmp_
     err = capsys.readouterr().err.strip()
     assert message in err and "\n" not in err and "Traceback" not in err
     assert not list(tmp_path.glob("x.*"))
+
+
+def test_printout_imports_matplotlib_only_inside_its_functions():
+    """Issue 31: the Explorer imports this module; matplotlib (0.3-0.5 s of import) is for the downloads alone."""
+    import ast
+    from pathlib import Path
+
+    import aclecg.viz.printout as printout
+
+    tree = ast.parse(Path(printout.__file__).read_text())
+    top = [n for n in tree.body if isinstance(n, (ast.Import, ast.ImportFrom))]
+    names = [a.name for n in top if isinstance(n, ast.Import) for a in n.names]
+    names += [n.module or "" for n in top if isinstance(n, ast.ImportFrom)]
+    assert not [n for n in names if n.split(".")[0] == "matplotlib"], names
+
+
+@pytest.mark.slow
+def test_the_explorer_loads_no_matplotlib_until_a_printout_is_drawn():
+    """Issue 31: importing matplotlib took 0.3-0.5 s of the Explorer's first visit, for downloads drawn only when
+    their button is pressed; it now loads with the first printout."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; import pages._explorer_tools; assert 'matplotlib' not in sys.modules, 'loaded at import'; "
+        "from aclecg.viz.printout import printout_figure; import numpy as np; "
+        "printout_figure(np.zeros((12, 1000)), 100.0); assert 'matplotlib' in sys.modules"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr[-800:]

@@ -124,14 +124,33 @@ def test_enlarged_lead_marks_each_beat_with_its_measured_boundaries():
     assert not [s for s in no_marks.layout.shapes if s.name in ("QRS", "QT")]
 
 
-def test_clickable_adds_invisible_selectable_twins_thinned_to_100_points_a_second():
+def test_clickable_adds_one_invisible_selectable_target_trace_thinned_to_100_points_a_second():
     x, _ = synthetic_ecg(fs=500, hr_bpm=60)
     fig = calipers.clickable(viz.ecg_paper_figure(x, 500.0, LEADS))
     targets = [t for t in fig.data if t.name == calipers.TARGET_NAME]
-    assert len(targets) == 13 and all(t.mode == "markers" and t.marker.opacity == 0 for t in targets)
-    rhythm = max(targets, key=lambda t: len(t.x))
-    assert len(rhythm.x) == 1000 and rhythm.customdata[1][0] == pytest.approx(0.01)  # 10 s at 100 points/s
+    assert len(targets) == 1 and targets[0].mode == "markers" and targets[0].marker.opacity == 0
+    target = targets[0]
+    # 12 panels of 2.5 s and the 10 s rhythm strip, each thinned from 500 to 100 points a second
+    assert len(target.x) == 12 * 250 + 1000 and list(target.text).count("II") == 250 + 1000
+    rhythm = np.flatnonzero(np.asarray(target.text) == "II")[250:]  # the strip follows lead II's panel
+    assert target.customdata[rhythm[1]][0] == pytest.approx(0.01)
     lines = [t for t in fig.data if t.name in LEADS and t.mode == "lines"]
     assert all(t.hoverinfo == "skip" for t in lines)
-    p = calipers.locate(rhythm.x[250], rhythm.y[250], fig.layout.meta)  # a target maps like its line
-    assert p.lead == "II" and p.t_s == pytest.approx(2.5) and p.value == pytest.approx(rhythm.customdata[250][1])
+    assert target.hovertemplate.startswith("%{text}<br>")  # the hover label still names the lead
+    i = rhythm[250]
+    p = calipers.locate(target.x[i], target.y[i], fig.layout.meta)  # a target maps like its line
+    assert p.lead == "II" and p.t_s == pytest.approx(2.5) and p.value == pytest.approx(target.customdata[i][1])
+
+
+def test_the_clickable_paper_chart_draws_few_traces_and_markers():
+    """Issue 31: the Explorer's chart in a new browser. Invisible markers cost as much to draw as visible ones
+    (one SVG node each: 4000 of them made the first draw several times slower), so the click targets are one
+    trace that draws a single marker; plotly hovers, clicks and selects on its data (tests/test_browser_explorer.py
+    clicks the calipers with a real mouse)."""
+    x, _ = synthetic_ecg(fs=100, hr_bpm=75)
+    fig = calipers.clickable(viz.ecg_paper_figure(x, 100.0, LEADS, rpeaks=np.array([50, 130, 210]), colours="black"))
+    assert len(fig.data) <= 19  # 13 lead segments, R-peaks, 4 calibration pulses, the click targets
+    drawn_markers = sum(
+        (t.marker.maxdisplayed or len(t.x)) for t in fig.data if t.mode and "markers" in t.mode and t.name != "R-peak"
+    )
+    assert drawn_markers <= 1

@@ -16,6 +16,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import plotly.graph_objects as go
 
 from aclecg.errors import DataError
@@ -23,8 +24,10 @@ from aclecg.errors import DataError
 __all__ = ["CaliperPoint", "CaliperReading", "clickable", "draw", "locate", "measure"]
 
 CALIPER_COLOUR = "#1f5fbf"
-#: Name of the invisible marker traces a click lands on.
+#: Name of the invisible marker trace a click lands on.
 TARGET_NAME = "caliper target"
+#: How many of its markers that trace draws (``marker.maxdisplayed``; plotly's 0 would mean all of them).
+TARGET_DRAWN = 1
 
 
 @dataclass(frozen=True)
@@ -143,31 +146,53 @@ def clickable(fig: go.Figure, max_points_per_s: float = 100.0) -> go.Figure:
     """Make the leads of a paper figure clickable for calipers (in place, returned).
 
     A click selects a data point only on a trace with markers (plotly selects no point of a lines-only trace),
-    so each lead trace gets an invisible marker twin named :data:`TARGET_NAME`, thinned to at most
-    ``max_points_per_s`` points a second of paper (25 mm), which takes over the hover label; the line itself
-    stops answering the mouse."""
+    so the leads get one invisible marker trace named :data:`TARGET_NAME` over all of them, thinned to at most
+    ``max_points_per_s`` points a second of paper (25 mm) of each lead, which takes over the hover label (the
+    lead's name is its ``text``); the lines themselves stop answering the mouse.
+
+    Plotly hovers, clicks and selects on the trace's data, not on drawn markers, so the trace draws
+    :data:`TARGET_DRAWN` of its markers (``marker.maxdisplayed``): thousands of invisible SVG markers made the
+    paper chart's first draw in a new browser several times slower, and every redraw after it."""
     panels = {str(p["lead"]) for p in _panels(fig.layout.meta or {})}
-    targets = []
+    xs: list[Any] = []
+    ys: list[Any] = []
+    data: list[Any] = []
+    names: list[str] = []
+    template = None
     for trace in fig.data:
         if trace.name not in panels or trace.mode != "lines" or trace.x is None:
             continue
         n = len(trace.x)
         per_s = (n - 1) / max((trace.x[-1] - trace.x[0]) / float(fig.layout.meta["mm_per_s"]), 1e-9) if n > 1 else 1
         step = max(1, int(round(per_s / max_points_per_s)))
-        targets.append(
-            go.Scatter(
-                x=trace.x[::step],
-                y=trace.y[::step],
-                customdata=None if trace.customdata is None else trace.customdata[::step],
-                mode="markers",
-                name=TARGET_NAME,
-                marker=dict(size=6, opacity=0, color=CALIPER_COLOUR),
-                selected=dict(marker=dict(opacity=0)),
-                unselected=dict(marker=dict(opacity=0)),
-                hovertemplate=trace.hovertemplate,
-                showlegend=False,
-            )
-        )
+        xs.append(np.asarray(trace.x[::step], dtype=np.float64))
+        ys.append(np.asarray(trace.y[::step], dtype=np.float64))
+        data.append(None if trace.customdata is None else np.asarray(trace.customdata[::step]))
+        names += [str(trace.name)] * len(xs[-1])
+        template = template or _target_template(trace.hovertemplate, str(trace.name))
         trace.hoverinfo, trace.hovertemplate = "skip", None
-    fig.add_traces(targets)
+    if not xs:
+        return fig
+    fig.add_trace(
+        go.Scatter(
+            x=np.concatenate(xs),
+            y=np.concatenate(ys),
+            customdata=None if any(d is None for d in data) else np.concatenate(data),
+            text=names,
+            mode="markers",
+            name=TARGET_NAME,
+            marker=dict(size=6, opacity=0, color=CALIPER_COLOUR, maxdisplayed=TARGET_DRAWN),
+            selected=dict(marker=dict(opacity=0)),
+            unselected=dict(marker=dict(opacity=0)),
+            hovertemplate=template,
+            showlegend=False,
+        )
+    )
     return fig
+
+
+def _target_template(template: str | None, lead: str) -> str | None:
+    """A lead trace's hover template for the shared target trace: the lead's name becomes the point's ``text``."""
+    if not template:
+        return None
+    return template.replace(lead, "%{text}", 1) if template.startswith(lead) else template

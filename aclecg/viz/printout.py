@@ -11,16 +11,17 @@ from __future__ import annotations
 
 import io
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from matplotlib.collections import LineCollection
-from matplotlib.figure import Figure
 
 from aclecg.constraints import PAPER_SIZES_MM, PRINT_GAINS
 from aclecg.errors import ConfigError
 from aclecg.leads import LEADS, canonical_lead
 from aclecg.viz.paper import LAYOUT_3X4, MARGIN_MM, MM_PER_MV, MM_PER_S, Z_MM_PER_SD, paper_panels
+
+if TYPE_CHECKING:  # matplotlib loads at the first print, not with the Explorer page (0.3-0.5 s of import)
+    from matplotlib.figure import Figure
 
 __all__ = [
     "FORMATS",
@@ -75,6 +76,8 @@ def _check(signals: np.ndarray, fs: float, leads: Sequence[str], gain: float, pa
 
 def _grid(ax: Any, width: float, height: float) -> None:
     """1 mm and 5 mm lines over ``[0, width] x [0, height]`` (data units are mm)."""
+    from matplotlib.collections import LineCollection
+
     for step, colour, lw in ((1, MINOR_COLOUR, 0.25), (5, MAJOR_COLOUR, 0.6)):
         xs = np.arange(0.0, width + 1e-9, step)
         ys = np.arange(0.0, height + 1e-9, step)
@@ -95,6 +98,8 @@ def printout_figure(
     """The 3x4 + lead II rhythm strip page of ``signals (leads, samples)`` at ``fs`` Hz (the first 10 s), at
     ``gain`` mm per ``units`` (mV; a z-scored signal is drawn at ``gain`` / 4 mm per SD), on ``paper`` ("A4" or
     "Letter", landscape). ``measurement`` (an :class:`aclecg.measure.Measurement`) fills the header."""
+    from matplotlib.figure import Figure
+
     names = [canonical_lead(lead) for lead in leads]
     x = _check(signals, float(fs), names, float(gain), paper)
     mm_per_unit = float(gain) if units == "mV" else float(gain) / MM_PER_MV * Z_MM_PER_SD
