@@ -37,20 +37,19 @@ import argparse
 import json
 import os
 import shutil
-import signal
-import socket
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from aclecg.errors import AclEcgError
+from aclecg.studyplan.localray import LocalRayCluster
+
 REPO = Path(__file__).resolve().parents[1]
 STUDY = "studies/full-ptbxl.toml"
-RAY = Path(sys.executable).with_name("ray")
 MARKER = ".study-executors"
 #: Fields of JSON results that hold a wall time or a measurement of the machine (a pretraining's ``metrics.jsonl``:
 #: ``time``, ``samples_per_s``, ``rss_mb``), left out where the bytes differ.
@@ -117,64 +116,6 @@ def run_study(sets: list[str], extra: list[str], cache: Path, timeout: float) ->
         "summary": summary,
         "stderr_tail": err.strip().splitlines()[-5:],
     }
-
-
-# ------------------------------------------------------------------------------------------------ the Ray cluster
-def _procs() -> dict[int, tuple[int, str]]:
-    """pid -> (parent pid, command line) of every process (from /proc)."""
-    out = {}
-    for d in os.listdir("/proc"):
-        if not d.isdigit():
-            continue
-        try:
-            cmd = Path(f"/proc/{d}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-            stat = Path(f"/proc/{d}/stat").read_text()
-        except OSError:
-            continue
-        out[int(d)] = (int(stat.rsplit(")", 1)[1].split()[1]), cmd)
-    return out
-
-
-def cluster_pids(tag: str) -> set[int]:
-    """Our Ray cluster's processes: those naming its temporary folder, and their descendants."""
-    procs = _procs()
-    me = os.getpid()
-    found = {p for p, (_, cmd) in procs.items() if tag in cmd and p != me}
-    grew = True
-    while grew:
-        kids = {p for p, (pp, _) in procs.items() if pp in found and p not in found and p != me}
-        found |= kids
-        grew = bool(kids)
-    return found
-
-
-def start_cluster(cpus: int, cache: Path) -> tuple[str, Path]:
-    """A head and a second node (``cpus`` CPUs each) on this machine; returns the address and Ray's folder."""
-    temp = Path(tempfile.mkdtemp(prefix="ray", dir="/tmp"))  # short: Ray's socket paths must stay < 108 chars
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = int(s.getsockname()[1])
-    common = [f"--num-cpus={cpus}", "--disable-usage-stats"]
-    head = [str(RAY), "start", "--head", f"--port={port}", f"--temp-dir={temp}", "--include-dashboard=false"]
-    for cmd in (head + common, [str(RAY), "start", f"--address=127.0.0.1:{port}", *common]):
-        proc = subprocess.run(cmd, env=_env(cache), capture_output=True, text=True, timeout=180)
-        if proc.returncode != 0:
-            stop_cluster(temp)
-            tail = (proc.stderr or proc.stdout).strip().splitlines()[-3:]
-            raise SystemExit(f"ray start failed ({' '.join(cmd[:3])}): {' | '.join(tail)}")
-    return f"127.0.0.1:{port}", temp
-
-
-def stop_cluster(temp: Path) -> int:
-    """Kill the cluster's processes by PID; returns how many there were."""
-    pids = cluster_pids(str(temp))
-    for pid in pids:
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-    shutil.rmtree(temp, ignore_errors=True)
-    return len(pids)
 
 
 # ------------------------------------------------------------------------------------------------ comparison
@@ -261,11 +202,15 @@ def run_both(args: argparse.Namespace, out: Path, sets: list[str]) -> tuple[dict
     threads = ["--threads", str(args.threads)]
     local = _one(out, "local", sets, ["--executor", "local", "--workers", str(args.workers), *threads], args.timeout)
     print(f"local: rc {local['rc']}, {local['wall_s']:.0f} s: {local['summary'] or local['stderr_tail']}", flush=True)
-    address, temp = start_cluster(max(1, args.workers // 2) * args.threads, out / "cache-run")
+    cluster = LocalRayCluster(max(1, args.workers // 2) * args.threads, env=_env(out / "cache-run"))
     try:
-        ray = _one(out, "ray", sets, ["--executor", "ray", "--address", address, *threads], args.timeout)
+        cluster.start()
+    except AclEcgError as exc:
+        raise SystemExit(str(exc)) from None
+    try:
+        ray = _one(out, "ray", sets, ["--executor", "ray", "--address", cluster.address, *threads], args.timeout)
     finally:
-        ray_procs = stop_cluster(temp)
+        ray_procs = cluster.stop()
     what = ray["summary"] or ray["stderr_tail"]
     print(f"ray:   rc {ray['rc']}, {ray['wall_s']:.0f} s: {what} ({ray_procs} Ray processes stopped)", flush=True)
     return local, ray
