@@ -102,6 +102,7 @@ def test_a_bad_streamlit_flag_is_streamlits_usage_error_not_a_traceback(tmp_path
     assert code == 2 and "No such option" in err and "Traceback" not in err
 
 
+@pytest.mark.slow  # about 0.4-1 s: moved out of make test's 90 s (CI runs the slow suite)
 def test_freeze_heap_takes_the_imported_libraries_out_of_the_collectors_walk():
     """After the launcher's warm-up, a full collection no longer visits the libraries' objects."""
     import subprocess
@@ -129,6 +130,7 @@ def test_umap_learn_is_compiled_before_serving_unless_turned_off(monkeypatch: py
     assert runs == [False]  # in the foreground: done before the first visitor, not racing the pages
 
 
+@pytest.mark.slow  # about 0.4-1 s: moved out of make test's 90 s (CI runs the slow suite)
 def test_streamlit_config_turns_off_the_full_collection_after_every_script_run():
     """gc.collect(2) after each rerun cost 0.2-0.4 s per click with the app's libraries loaded; Streamlit itself,
     reading the project's .streamlit/config.toml, must see the option off."""

@@ -33,6 +33,7 @@ corpus = _module("make_scale_corpus")
 bench = _module("bench_scale")
 
 
+@pytest.mark.slow  # about 0.4-1 s: moved out of make test's 90 s (CI runs the slow suite)
 def test_ptbxl_clones_prepare_like_a_download(tmp_path: Path) -> None:
     raw = tmp_path / "ptbxl"
     done = corpus.make_corpus("ptbxl", 12, raw, seed=0, max_sources=4)  # 3 generations of 4 sources
@@ -113,6 +114,7 @@ def test_growth_exponent_on_known_numbers() -> None:
     assert (item["n1"], item["n2"], item["wall_s"], item["maxrss_mb"]) == (1000, 5000, 1.0, 0.0)
 
 
+@pytest.mark.slow  # about 0.4-1 s: moved out of make test's 90 s (CI runs the slow suite)
 def test_run_measured_sees_a_childs_memory(tmp_path: Path) -> None:
     cmd = [
         sys.executable,

@@ -36,6 +36,7 @@ def test_the_signals_file_is_a_valid_npy_with_every_window(tmp_path):
     assert header.startswith(b"\x93NUMPY\x01\x00") and header.endswith(b"\n")
 
 
+@pytest.mark.slow  # about 0.4-1 s: moved out of make test's 90 s (CI runs the slow suite)
 def test_prepare_fits_on_a_disk_with_room_for_one_copy_of_its_output(tmp_path):
     """The old writer streamed a raw file and then copied it into signals.npy: twice the signals on disk at the
     end. On a tmpfs with room for the output plus 40 % of the signals, that ran out of space."""

@@ -314,6 +314,7 @@ def test_approx_knn_finds_the_exact_neighbours_deterministically():
     assert not (tiny == torch.arange(7)[:, None]).any() and torch.isfinite(tiny_d).all()
 
 
+@pytest.mark.slow  # about 0.4-1 s: moved out of make test's 90 s (CI runs the slow suite)
 def test_large_maps_use_approximate_neighbours_and_report_their_cost(tmp_path, monkeypatch):
     monkeypatch.setattr(embed2d, "EXACT_KNN_MAX", 300)
     x, labels = clustered(800, d=32, seed=3)

@@ -184,6 +184,7 @@ def test_measure_command_refuses_bad_options_in_one_line(tiny, capsys, argv, mes
     assert message in err and "\n" not in err and "Traceback" not in err
 
 
+@pytest.mark.slow  # about 0.4-1 s: moved out of make test's 90 s (CI runs the slow suite)
 def test_measure_command_reads_an_upload_at_its_own_rate(challenge_upload, capsys):
     assert main(["measure", "--upload", str(challenge_upload / "JS00001.hea")]) == 0
     out = json.loads(capsys.readouterr().out)

@@ -98,6 +98,7 @@ def _found(pairs: pd.DataFrame) -> set[tuple[str, int, str]]:
     return {(a, int(w), b) for a, w, b in pairs[["a_record_id", "a_window", "b_record_id"]].values}
 
 
+@pytest.mark.slow  # about 0.4-1 s: moved out of make test's 90 s (CI runs the slow suite)
 def test_planted_copies_are_found_with_their_lag_and_nothing_else(corpus, ptbxl):
     result = find_overlap(corpus, ptbxl)
     pairs = result.pairs

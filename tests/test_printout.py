@@ -27,6 +27,7 @@ def _grid_axes(fig):
     return next(ax for ax in fig.axes if ax.get_gid() == "ecg-grid")
 
 
+@pytest.mark.slow  # about 0.4-1 s: moved out of make test's 90 s (CI runs the slow suite)
 @pytest.mark.parametrize(("paper", "size_pt"), [("A4", (841.89, 595.28)), ("Letter", (792.0, 612.0))])
 def test_pdf_page_is_the_paper_in_landscape(record, paper, size_pt):
     x, fs, m = record
@@ -57,6 +58,7 @@ def test_one_grid_unit_is_one_millimetre_of_paper(record, paper):
     assert len(xs["grid1"]) > 250  # 10 s at 25 mm/s are on the grid
 
 
+@pytest.mark.slow  # about 0.4-1 s: moved out of make test's 90 s (CI runs the slow suite)
 def test_png_records_its_dpi_and_its_major_lines_are_5mm_apart(record):
     x, fs, m = record
     dpi = 254  # 10 px a millimetre
@@ -144,6 +146,7 @@ def test_printout_command_writes_a_letter_pdf_of_a_prepared_record(bundled_prepa
     assert "Record ptbxl 12" in text and NOT_FOR_DIAGNOSIS in text and "20 mm/mV" in text and "HR " in text
 
 
+@pytest.mark.slow  # about 0.4-1 s: moved out of make test's 90 s (CI runs the slow suite)
 def test_printout_command_writes_a_png_of_an_upload(challenge_upload, tmp_path):
     out = tmp_path / "up.png"
     assert main(["printout", "--upload", str(challenge_upload / "JS00001.hea"), "--dpi", "100", "--out", str(out)]) == 0

@@ -69,6 +69,7 @@ def test_bad_names_and_damaged_registrations_are_one_line_errors(tmp_path, capsy
         load_source(bad)
 
 
+@pytest.mark.slow  # about 0.4-1 s: moved out of make test's 90 s (CI runs the slow suite)
 def test_the_representations_page_maps_a_registered_encoder(tmp_path, monkeypatch):
     from streamlit.testing.v1 import AppTest
 

@@ -71,6 +71,7 @@ def test_primary_and_family(study_root):
         study.primary_comparison(cells, "nope")
 
 
+@pytest.mark.slow  # about 0.4-1 s: moved out of make test's 90 s (CI runs the slow suite)
 def test_report_and_export(study_root, tmp_path):
     out = build_study_report(
         study_root, tmp_path / "results.md", preamble="Preamble.", export=tmp_path / "export" / "sweeps"
@@ -95,6 +96,7 @@ def test_report_and_export(study_root, tmp_path):
     assert {"arm", "fraction", "mean", "protocol", "metric"} <= set(table.columns)
 
 
+@pytest.mark.slow  # about 0.4-1 s: moved out of make test's 90 s (CI runs the slow suite)
 def test_cli_best_baseline_report_and_errors(study_root, tmp_path, capsys):
     from aclecg.cli import main
 

@@ -110,6 +110,7 @@ KNOWN = power.VarianceComponents(
 )
 
 
+@pytest.mark.slow  # about 0.4-1 s: moved out of make test's 90 s (CI runs the slow suite)
 @pytest.mark.parametrize("design", [power.Design(110, 4, 1), power.Design(110, 8, 2), power.Design(2180, 5, 2)])
 def test_planned_power_matches_simulated_power(design):
     effect = 0.0129
