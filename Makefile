@@ -53,7 +53,14 @@ $(PROBE_STAMP): checkpoints/acl_ecg/encoder.pt | $(STAMP)
 	$(PY) -m aclecg attribute --checkpoint $< --data .cache/prepared/ptbxl --fit-probe
 	touch $@
 
-app: bundled $(MAPS) $(UMAP_LEARN_MAP) $(PROBE_STAMP)
+# The default checkpoint's lead features of the Lead regions page's first sample (128 PTB-XL records, seed 0),
+# cached beside the embeddings, so the page's first visit encodes nothing.
+REGIONS_STAMP := .cache/embeddings/.regions-acl_ecg-ptbxl
+$(REGIONS_STAMP): checkpoints/acl_ecg/encoder.pt | $(STAMP)
+	$(PY) -m aclecg regions --checkpoint $< --data .cache/prepared/ptbxl >/dev/null
+	touch $@
+
+app: bundled $(MAPS) $(UMAP_LEARN_MAP) $(PROBE_STAMP) $(REGIONS_STAMP)
 	$(PY) -m aclecg app --port $(PORT) $(APP_FLAGS)
 
 lint: $(STAMP)

@@ -13,6 +13,13 @@ from aclecg.cli import main
 TINY = {"stem_width": 4, "widths": [8], "blocks": [1], "feature_dim": 8}
 
 
+@pytest.fixture(autouse=True)
+def _own_cache(tmp_path, monkeypatch):
+    """Each test's embeddings (and lead-feature) cache is its own folder, never the checkout's."""
+    monkeypatch.setenv("ACLECG_UMAP_CACHE", str(tmp_path / "cache" / "umap"))
+    return tmp_path / "cache" / "embeddings"
+
+
 def _page_similarity(checkpoint: Path, data: Path, n: int, centre: bool):
     """What pages/3_Lead_regions.py computes (its sample of rows, encode_windows, region_similarity)."""
     from aclecg.analysis.similarity import region_similarity
@@ -56,3 +63,34 @@ def test_regions_refuses_a_map_with_one_region(tiny_checkpoint, bundled_prepared
     rmap.write_text(json.dumps({"lateral": ["I", "I"], "x": ["Q"]}))
     assert main([*args, "--region-map", str(rmap)]) == 2
     assert capsys.readouterr().err.startswith(f"error: --region-map {rmap}: ")
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")
+def test_regions_caches_the_sample_so_the_page_encodes_nothing(
+    tiny_checkpoint, bundled_prepared, _own_cache, capsys, monkeypatch
+):
+    """``aclecg regions`` without ``--out`` only prints, and leaves the sample's lead features in the cache that the
+    Lead regions page reads (``make app`` runs it for the default checkpoint); a damaged file is recomputed."""
+    from aclecg import evaluation
+    from aclecg.analysis.similarity import sample_lead_features
+
+    args = ["regions", "--checkpoint", str(tiny_checkpoint), "--data", str(bundled_prepared), "--records", "16"]
+    assert main(args) == 0
+    assert "(16 records)" in capsys.readouterr().out and not list(Path.cwd().glob("*.html"))
+    (cached,) = _own_cache.glob("*__lead-features-n16-seed0.npy")
+    src, ds = evaluation.load_source(tiny_checkpoint), evaluation.open_dataset(bundled_prepared)
+    expected = np.load(cached)
+    assert expected.shape == (16, 12, 8)
+
+    def no_encoding(*args, **kwargs):
+        raise AssertionError("encoded although the sample's features are cached")
+
+    with monkeypatch.context() as m:
+        m.setattr(evaluation, "encode_windows", no_encoding)
+        assert np.array_equal(sample_lead_features(src, ds, 16), expected)
+        with pytest.raises(AssertionError, match="encoded although"):  # another sample is another file
+            sample_lead_features(src, ds, 16, seed=1)
+    cached.write_bytes(cached.read_bytes()[:50])  # cut short: recomputed, with a warning, and rewritten
+    with pytest.warns(UserWarning, match="unreadable"):
+        again = sample_lead_features(src, ds, 16)
+    assert np.array_equal(again, expected) and np.array_equal(np.load(cached), expected)

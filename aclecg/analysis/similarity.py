@@ -10,7 +10,9 @@
 
 from __future__ import annotations
 
+import io
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -65,17 +67,35 @@ def region_similarity(
     return sim, names, summary
 
 
-def sample_lead_features(source: Any, dataset: Any, n_records: int = 128, seed: int = 0) -> np.ndarray:
+def sample_lead_features(
+    source: Any, dataset: Any, n_records: int = 128, seed: int = 0, cache_dir: str | Path | None = None
+) -> np.ndarray:
     """Per-lead features ``(n, L, D)`` of ``n_records`` records of a prepared dataset drawn with ``seed`` (rows
-    sorted; all records when it holds fewer): the sample :func:`sample_region_similarity` compares (the Lead regions
-    page caches it, so editing the map re-encodes nothing)."""
+    sorted; all records when it holds fewer): the sample :func:`sample_region_similarity` compares.
+
+    They are cached on disk beside the embeddings (keyed by the weights, the data's fingerprint, the sample size
+    and the seed), so the Lead regions page's first visit reads them instead of encoding (``aclecg regions`` fills
+    the cache; ``make app`` runs it for the default checkpoint). A damaged cache file is recomputed."""
+    from aclecg import atomicio
     from aclecg.evaluation import encode_windows
+    from aclecg.evaluation.embeddings import cache_file, load_cached_array
 
     n = min(int(n_records), len(dataset))
+    keyed = bool(getattr(source, "key", "")) and bool(getattr(dataset, "fingerprint", ""))
+    path = cache_file(source, dataset, f"lead-features-n{n}-seed{int(seed)}", cache_dir) if keyed else None
+    if path is not None and path.is_file():
+        cached = load_cached_array(path)
+        if cached is not None and cached.ndim == 3 and cached.shape[:2] == (n, len(source.leads)):
+            return cached
     rows = np.sort(np.random.default_rng(seed).choice(len(dataset), size=n, replace=False))
-    return encode_windows(
+    feats = encode_windows(
         source, dataset.signals[rows], dataset.fs, dataset.leads, output="lead_features", name=source.label
     )
+    if path is not None:
+        buffer = io.BytesIO()
+        np.save(buffer, feats)
+        atomicio.write_bytes(path, buffer.getvalue())
+    return feats
 
 
 def sample_region_similarity(

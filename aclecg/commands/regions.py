@@ -9,6 +9,9 @@ EXAMPLES = """examples:
   python -m aclecg regions --checkpoint checkpoints/acl_ecg/encoder.pt --data .cache/prepared/ptbxl \\
       --out regions_acl.html
 
+  # only print the matrix (and cache the sample's lead features, as `make app` does for the page's first visit)
+  python -m aclecg regions --checkpoint checkpoints/acl_ecg/encoder.pt --data .cache/prepared/ptbxl
+
   # another grouping (JSON: region name -> leads), raw cosines
   python -m aclecg regions --checkpoint checkpoints/simclr/encoder.pt --data .cache/prepared/ptbxl \\
       --region-map my_regions.json --no-centre --out regions_simclr.html
@@ -27,7 +30,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--checkpoint", required=True, help="encoder checkpoint")
     p.add_argument("--data", required=True, help="prepared dataset directory")
-    p.add_argument("--out", required=True, help="HTML file to write (the figure, plotly.js included)")
+    p.add_argument(
+        "--out", default=None, help="HTML file to write (the figure, plotly.js included); without it, only printed"
+    )
     p.add_argument("--records", type=int, default=128, help="records sampled (default 128, as the page)")
     p.add_argument("--seed", type=int, default=0, help="seed of the record sample (default 0, as the page)")
     p.add_argument("--region-map", default=None, help="JSON file: region name -> list of leads (default: standard)")
@@ -59,11 +64,12 @@ def run(args: argparse.Namespace) -> int:
     sim, names, summary = sample_region_similarity(
         source, dataset, rmap, args.records, centre=not args.no_centre, seed=args.seed
     )
-    title = f"mean cosine similarity of region embeddings ({source.label}, {Path(args.data).name})"
-    atomicio.write_text(args.out, viz.similarity_heatmap(sim, names, title).to_html(include_plotlyjs=True))
+    if args.out:
+        title = f"mean cosine similarity of region embeddings ({source.label}, {Path(args.data).name})"
+        atomicio.write_text(args.out, viz.similarity_heatmap(sim, names, title).to_html(include_plotlyjs=True))
     print(pd.DataFrame(sim, index=names, columns=names).to_string(float_format="%.3f"))
     print(
         f"within-region lead similarity {summary['within']:.3f}, across-region {summary['across']:.3f} "
-        f"({int(summary['records'])} records); heatmap written to {args.out}"
+        f"({int(summary['records'])} records)" + (f"; heatmap written to {args.out}" if args.out else "")
     )
     return 0

@@ -28,7 +28,14 @@ from aclecg.evaluation.config import embedding_cache_dir
 from aclecg.evaluation.sources import EncoderSource, check_compatible
 from aclecg.runtime import autocast, inference_dtype, precision_tag, resolve_device
 
-__all__ = ["cached_embeddings", "encode_windows", "extract_embeddings", "precision_key"]
+__all__ = [
+    "cache_file",
+    "cached_embeddings",
+    "encode_windows",
+    "extract_embeddings",
+    "load_cached_array",
+    "precision_key",
+]
 
 
 def precision_key(dev: torch.device) -> str:
@@ -36,7 +43,7 @@ def precision_key(dev: torch.device) -> str:
     return precision_tag(dev, inference_dtype(dev))
 
 
-def _load_cached_array(path: Path) -> np.ndarray | None:
+def load_cached_array(path: Path) -> np.ndarray | None:
     """A cached ``.npy``, or ``None`` (with a warning) when the file is cut short or damaged: it is recomputed."""
     try:
         return np.load(path, allow_pickle=False)
@@ -75,6 +82,16 @@ def extract_embeddings(
     return np.concatenate(chunks).astype(np.float32)
 
 
+def cache_file(source: EncoderSource, dataset: Any, suffix: str = "", cache_dir: str | Path | None = None) -> Path:
+    """The cache file of what ``source`` computed on ``dataset``: named by its weights key and the data's fingerprint
+    (plus ``suffix``, e.g. a precision tag or a sample), under ``cache_dir`` (default
+    :func:`~aclecg.evaluation.config.embedding_cache_dir`)."""
+    folder = Path(cache_dir) if cache_dir is not None else embedding_cache_dir()
+    fingerprint = str(getattr(dataset, "fingerprint", "") or "")
+    tail = "__" + re.sub(r"[^A-Za-z0-9_.-]", "_", suffix) if suffix else ""
+    return folder / f"{re.sub(r'[^A-Za-z0-9_.-]', '_', source.key)[:64]}__{fingerprint[:24]}{tail}.npy"
+
+
 def cached_embeddings(
     source: EncoderSource,
     dataset: Any,
@@ -90,15 +107,11 @@ def cached_embeddings(
     Returns ``(embeddings (N, E), cache file)``.
     """
     lead_idx = check_compatible(source.meta, dataset, source.path or source.label)
-    folder = Path(cache_dir) if cache_dir is not None else embedding_cache_dir()
-    fingerprint = str(getattr(dataset, "fingerprint", "") or "")
-    if not fingerprint:
+    if not str(getattr(dataset, "fingerprint", "") or ""):
         raise DataError("prepared dataset has no fingerprint: cannot cache embeddings safely")
-    tag = precision_key(resolve_device(device))
-    name = f"{re.sub(r'[^A-Za-z0-9_.-]', '_', source.key)[:64]}__{fingerprint[:24]}{'__' + tag if tag else ''}.npy"
-    path = folder / name
+    path = cache_file(source, dataset, precision_key(resolve_device(device)), cache_dir)
     if path.is_file() and not refresh:
-        emb = _load_cached_array(path)
+        emb = load_cached_array(path)
         if emb is not None and emb.ndim == 2 and emb.shape[0] == len(dataset):
             return emb, path
     emb = extract_embeddings(
