@@ -23,12 +23,18 @@ def _free_port() -> int:
 
 
 @contextmanager
-def running_app(env: Mapping[str, str] | None = None, start_timeout: float = 90.0) -> Iterator[str]:
-    """The app served by ``aclecg app`` (as ``make app`` runs it) from the checkout (its URL); stopped on exit."""
+def running_app(
+    env: Mapping[str, str] | None = None, start_timeout: float = 90.0, bare_script: Path | None = None
+) -> Iterator[str]:
+    """The app served by ``aclecg app`` (as ``make app`` runs it) from the checkout (its URL); stopped on exit.
+    With ``bare_script``: that script through plain ``streamlit run``, with the checkout's Streamlit settings."""
     port = _free_port()
     log = open(Path(tempfile.mkdtemp(prefix="aclecg-bench-")) / "streamlit.log", "wb")
-    # launched as `make app` launches it (`aclecg app`: the pages' libraries imported before the first visit)
-    cmd = [sys.executable, "-m", "aclecg", "app", str(REPO / "app.py"), "--port", str(port), "--"]
+    if bare_script is None:
+        # launched as `make app` launches it (`aclecg app`: the pages' libraries imported before the first visit)
+        cmd = [sys.executable, "-m", "aclecg", "app", str(REPO / "app.py"), "--port", str(port), "--"]
+    else:
+        cmd = [sys.executable, "-m", "streamlit", "run", str(bare_script), "--server.port", str(port)]
     cmd += ["--server.headless", "true", "--browser.gatherUsageStats", "false"]
     proc = subprocess.Popen(cmd, cwd=REPO, env={**os.environ, **(env or {})}, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"

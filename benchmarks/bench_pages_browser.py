@@ -19,6 +19,7 @@ Usage::
     .venv/bin/python benchmarks/bench_pages_browser.py
     .venv/bin/python benchmarks/bench_pages_browser.py --repeat 3
     .venv/bin/python benchmarks/bench_pages_browser.py --fresh-browser   # issue 31: each page as a new browser's first
+    .venv/bin/python benchmarks/bench_pages_browser.py --floor           # a bare Streamlit page, +/- one plotly chart
 
 Every run prints the 1/5/15-minute load averages before and after and calls the run ``idle`` or ``UNDER LOAD``
 (1-minute load under half the cores or not): issue 31 asks for the figure on an idle machine and under load.
@@ -162,6 +163,43 @@ def fresh_browser() -> int:
     return 0
 
 
+#: The floor under every page: a bare Streamlit script, with one three-point plotly chart or without (``?chart=0``).
+FLOOR_SCRIPT = """import plotly.graph_objects as go
+import streamlit as st
+
+st.title("floor")
+if st.query_params.get("chart", "1") == "1":
+    st.plotly_chart(go.Figure(go.Scatter(x=[1, 2, 3], y=[1, 3, 2])), key="c")
+"""
+
+
+def floor(repeat: int) -> int:
+    """What any page costs a new browser before the app adds anything: a bare Streamlit script (a title) and the
+    same with one tiny plotly chart, each the first page of a new headless Chromium, ``repeat`` times."""
+    import tempfile
+    from pathlib import Path
+
+    script = Path(tempfile.mkdtemp(prefix="aclecg-floor-")) / "floor.py"
+    script.write_text(FLOOR_SCRIPT)
+    with running_app(bare_script=script) as url:
+        print(load_line("before") + f"; server on {url}")
+        warm = headless_chromium()
+        _visit(warm, f"{url}/?chart=0")
+        warm.quit()
+        print(f"{'bare Streamlit page, new browser':<40} {'script idle':>12} {'drawn':>8}")
+        for _ in range(repeat):
+            for chart, what in (("0", "title only"), ("1", "title + one plotly chart")):
+                driver = headless_chromium()
+                time.sleep(2.0)
+                start = time.perf_counter()
+                first = _visit(driver, f"{url}/?chart={chart}")
+                drawn = _figures_drawn(driver, start)
+                driver.quit()
+                print(f"{what:<40} {first:12.2f} {drawn:8.2f}")
+    print(load_line("after"))
+    return 0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=2, help="times each interaction is repeated (default 2)")
@@ -170,7 +208,14 @@ def main() -> int:
         action="store_true",
         help="instead: open each page as the first page of a new browser (a deep link with nothing cached)",
     )
+    parser.add_argument(
+        "--floor",
+        action="store_true",
+        help="instead: the floor, a bare Streamlit page with and without one tiny plotly chart in a new browser",
+    )
     args = parser.parse_args()
+    if args.floor:
+        return floor(max(args.repeat, 1) + 1)
     if args.fresh_browser:
         return fresh_browser()
     with running_app() as url:
