@@ -34,6 +34,7 @@ return {x: r.left + xa._offset + xa.l2p(strip.x[i]), y: r.top + ya._offset + ya.
 """
 _MAIN_LAYOUT = """
 const el = document.querySelectorAll('.js-plotly-plot')[0];
+if (!el || !el.layout) return null;  // between a rerun's removal of the chart and its new draw
 return {title: ((el.layout.title || {}).text) || '', meta: el.layout.meta || {},
         labels: (el.layout.annotations || []).filter(a => a.name === 'calibration label').map(a => a.text),
         shown: Array.from(el.querySelectorAll('.annotation-text')).map(a => a.textContent),
@@ -107,7 +108,7 @@ def test_two_mouse_clicks_set_the_calipers_and_show_the_interval(server, browser
     shown_ms = int(found.group(1))
     assert abs(shown_ms - abs(b["t"] - a["t"]) * 1000) <= 60  # each end within a pixel or two of the mouse
     assert int(found.group(2)) == round(60000 / shown_ms)
-    assert browser.execute_script(_MAIN_LAYOUT)["calipers"] == 2  # both ends drawn on the trace
+    assert _main_layout(browser)["calipers"] == 2  # both ends drawn on the trace
 
 
 def _choose(driver, label: str, option: str) -> None:
@@ -125,11 +126,11 @@ def _choose(driver, label: str, option: str) -> None:
 
 def test_gain_selectbox_relabels_the_calibration_pulse(server, browser):
     _open_explorer(browser, server)
-    before = browser.execute_script(_MAIN_LAYOUT)
+    before = _main_layout(browser)
     assert before["meta"]["mm_per_unit"] in (10, 2.5) and len(before["labels"]) == 1
     _choose(browser, "gain", "20 mm/mV")
     _settle(browser)
-    after = browser.execute_script(_MAIN_LAYOUT)
+    after = _main_layout(browser)
     browser.save_screenshot(str(ARTIFACTS / "page_explorer_gain20.png"))
     want = "20 mm/mV" if after["meta"]["units"] == "mV" else "5 mm/SD"
     assert after["labels"] == [want] and want in after["shown"]  # in the layout and drawn in the SVG
@@ -161,8 +162,17 @@ def test_pdf_download_is_a_true_scale_page_with_the_header(server, browser):
         shutil.rmtree(folder, ignore_errors=True)
 
 
+def _main_layout(driver, timeout: float = 30.0) -> dict:
+    """The Explorer's paper chart's layout facts, once a chart is drawn (under load a rerun may still be drawing)."""
+    deadline = time.time() + timeout
+    while (found := driver.execute_script(_MAIN_LAYOUT)) is None:
+        assert time.time() < deadline, "the Explorer's chart was not drawn"
+        time.sleep(0.2)
+    return found
+
+
 def _chart_title(driver) -> str:
-    return driver.execute_script(_MAIN_LAYOUT)["title"]
+    return _main_layout(driver)["title"]
 
 
 def test_next_after_an_upload_shows_the_next_record(server, browser):
