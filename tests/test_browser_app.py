@@ -14,13 +14,19 @@ pytestmark = pytest.mark.browser
 __all__ = ["browser", "project", "server"]  # the fixtures, shared with test_browser.py
 
 
-def _widget(driver, testid: str, label: str):
+def _widget(driver, testid: str, label: str, timeout: float = 15.0):
+    """The widget ``testid`` labelled ``label``, waiting up to ``timeout`` s for it (under load a page's lower
+    widgets are drawn a moment after its script went idle)."""
     from selenium.webdriver.common.by import By
 
-    for box in driver.find_elements(By.CSS_SELECTOR, f'[data-testid="{testid}"]'):
-        if box.text.splitlines() and box.text.splitlines()[0].strip() == label:
-            return box
-    raise AssertionError(f"no {testid} {label!r}")
+    deadline = time.time() + timeout
+    while True:
+        for box in driver.find_elements(By.CSS_SELECTOR, f'[data-testid="{testid}"]'):
+            if box.text.splitlines() and box.text.splitlines()[0].strip() == label:
+                return box
+        if time.time() > deadline:
+            raise AssertionError(f"no {testid} {label!r}")
+        time.sleep(0.2)
 
 
 def _choose(driver, label: str, option: str) -> None:
