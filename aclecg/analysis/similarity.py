@@ -10,7 +10,6 @@
 
 from __future__ import annotations
 
-import io
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -76,9 +75,8 @@ def sample_lead_features(
     They are cached on disk beside the embeddings (keyed by the weights, the data's fingerprint, the sample size
     and the seed), so the Lead regions page's first visit reads them instead of encoding (``aclecg regions`` fills
     the cache; ``make app`` runs it for the default checkpoint). A damaged cache file is recomputed."""
-    from aclecg import atomicio
     from aclecg.evaluation import encode_windows
-    from aclecg.evaluation.embeddings import cache_file, load_cached_array
+    from aclecg.evaluation.embeddings import cache_file, load_cached_array, save_cached_array
 
     n = min(int(n_records), len(dataset))
     keyed = bool(getattr(source, "key", "")) and bool(getattr(dataset, "fingerprint", ""))
@@ -92,9 +90,7 @@ def sample_lead_features(
         source, dataset.signals[rows], dataset.fs, dataset.leads, output="lead_features", name=source.label
     )
     if path is not None:
-        buffer = io.BytesIO()
-        np.save(buffer, feats)
-        atomicio.write_bytes(path, buffer.getvalue())
+        save_cached_array(path, feats)
     return feats
 
 

@@ -35,6 +35,7 @@ __all__ = [
     "extract_embeddings",
     "load_cached_array",
     "precision_key",
+    "save_cached_array",
 ]
 
 
@@ -52,6 +53,13 @@ def load_cached_array(path: Path) -> np.ndarray | None:
             f"cached embeddings {path} are unreadable ({type(exc).__name__}: {exc}); recomputing", stacklevel=3
         )
         return None
+
+
+def save_cached_array(path: Path, array: np.ndarray) -> None:
+    """Write ``array`` as ``.npy`` at ``path`` atomically (a reader never sees half a file)."""
+    buffer = io.BytesIO()
+    np.save(buffer, array)
+    atomicio.write_bytes(path, buffer.getvalue())
 
 
 @torch.no_grad()
@@ -117,9 +125,7 @@ def cached_embeddings(
     emb = extract_embeddings(
         source.encoder, dataset, lead_idx, batch_size=batch_size, device=device, show_progress=show_progress
     )
-    buffer = io.BytesIO()
-    np.save(buffer, emb)
-    atomicio.write_bytes(path, buffer.getvalue())
+    save_cached_array(path, emb)
     return emb, path
 
 
