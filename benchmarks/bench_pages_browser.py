@@ -136,6 +136,16 @@ def load_line(when: str) -> str:
     return f"load average {when}: {one:.2f} {five:.2f} {fifteen:.2f} (1/5/15 min) on {cores} cores: {verdict}"
 
 
+def _first_open(url: str):
+    """``url`` as the first page of a new headless Chromium: (the browser, seconds until the script is idle, seconds
+    until every chart is drawn)."""
+    driver = headless_chromium()
+    time.sleep(2.0)  # let the new browser's own start-up finish before timing
+    start = time.perf_counter()
+    first = _visit(driver, url)
+    return driver, first, _figures_drawn(driver, start)
+
+
 def fresh_browser() -> int:
     """Each page as the first page of a new headless Chromium (a throw-away profile: nothing cached), after the
     server's own first visit to Home: the time until the script is idle with the page's title drawn, then until
@@ -148,11 +158,7 @@ def fresh_browser() -> int:
         print(f"{'open in a new browser':<40} {'script idle':>12} {'drawn':>8} {'again':>8}  target")
         slowest = 0.0
         for page in PAGES:
-            driver = headless_chromium()
-            time.sleep(2.0)  # let the new browser's own start-up finish before timing
-            start = time.perf_counter()
-            first = _visit(driver, f"{url}/{page}")
-            drawn = _figures_drawn(driver, start)
+            driver, first, drawn = _first_open(f"{url}/{page}")
             again = _visit(driver, f"{url}/{page}")
             driver.quit()
             slowest = max(slowest, drawn)
@@ -189,11 +195,7 @@ def floor(repeat: int) -> int:
         print(f"{'bare Streamlit page, new browser':<40} {'script idle':>12} {'drawn':>8}")
         for _ in range(repeat):
             for chart, what in (("0", "title only"), ("1", "title + one plotly chart")):
-                driver = headless_chromium()
-                time.sleep(2.0)
-                start = time.perf_counter()
-                first = _visit(driver, f"{url}/?chart={chart}")
-                drawn = _figures_drawn(driver, start)
+                driver, first, drawn = _first_open(f"{url}/?chart={chart}")
                 driver.quit()
                 print(f"{what:<40} {first:12.2f} {drawn:8.2f}")
     print(load_line("after"))
