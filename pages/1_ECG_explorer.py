@@ -96,6 +96,12 @@ with left:
         key="explorer_source",
         help="Prepared signals are filtered and z-scored per lead; the clinical grid is meant for mV.",
     )
+    interactive = st.toggle(
+        "calipers and zoom",
+        key="explorer_calipers",
+        help="Draw the ECG as an interactive chart: click two points on a trace to measure the interval, rate and "
+        "amplitude between them; drag to zoom. Off, the print is drawn on the server, which opens faster.",
+    )
 
 uploaded = None
 with right:
@@ -152,7 +158,10 @@ with right:
                 f"patient {meta['patient_id']} · age {meta['age']} · sex {meta['sex'] or '?'} · "
                 f"fold {meta['fold']} ({meta['split']}) · source `{meta['source']}`"
             )
-        caliper_chart("explorer", fig, (title, lay, gain, source), units)
+        if interactive:
+            caliper_chart("explorer", fig, (title, lay, gain, source), units)
+        else:  # drawn on the server: the page opens without loading the chart library (docs/app.md)
+            st.image(viz.paper_svg(fig), width="stretch")
         printout_downloads("explorer", sig, fs, units, record_id, m, gain)
         if st.toggle("enlarge one lead, with its measurements marked", key="explorer_zoom"):
             enlarged_lead("explorer", sig, fs, peaks, m, units, gain_mm)

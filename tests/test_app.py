@@ -166,6 +166,7 @@ def test_explorer_changes_record_and_layout(empty_project):
 
     records = PreparedDataset(ensure_bundled(["ptbxl"])["ptbxl"]).records
     at = _app()
+    at.session_state["explorer_calipers"] = True  # the interactive chart, whose spec is read below
     at.switch_page(PAGE["explorer"]).run()
     _assert_clean(at)
     target = records.iloc[[i for i in range(len(records)) if "MI" in records.iloc[i]["labels_superdiagnostic"]][0]]
@@ -185,6 +186,7 @@ def test_explorer_changes_record_and_layout(empty_project):
 
 def test_explorer_steps_through_records_in_black_with_the_heart_rate(empty_project):
     at = _app()
+    at.session_state["explorer_calipers"] = True  # the interactive chart, whose spec is read below
     at.switch_page(PAGE["explorer"]).run()
     first = at.selectbox(key="explorer_record").value
     at.button(key="explorer_next").click().run()
@@ -211,6 +213,7 @@ def test_explorer_finds_similar_ecgs_of_the_record(project):
     from aclecg.evaluation import cached_embeddings, load_source
 
     at = _app()
+    at.session_state["explorer_calipers"] = True  # the interactive chart, whose spec is read below
     at.session_state["explorer_dataset"] = "challenge"  # 21 windows: a small index to build
     at.switch_page(PAGE["explorer"]).run()
     record = at.selectbox(key="explorer_record").value
@@ -245,6 +248,7 @@ def test_explorer_explains_the_record_by_region(project):
     from aclecg.leads import default_region_map
 
     at = _app()
+    at.session_state["explorer_calipers"] = True  # the interactive chart, whose spec is read below
     at.switch_page(PAGE["explorer"]).run()
     record = at.selectbox(key="explorer_record").value
     metas = [json.loads(c.proto.spec)["layout"].get("meta", {}) for c in at.get("plotly_chart")]
@@ -460,6 +464,7 @@ def upload_js00001_on_the_explorer() -> AppTest:
 
     hea = next((BUNDLED_RAW_DIR / "challenge-2021").rglob("JS00001.hea"))
     at = _app()
+    at.session_state["explorer_calipers"] = True  # the interactive chart, whose spec is read below
     at.switch_page(PAGE["explorer"]).run()
     uploader = at.get("file_uploader")
     if not uploader or not hasattr(uploader[0], "set_value"):
@@ -562,6 +567,7 @@ def test_pretraining_launch_passes_the_form_to_jobs(empty_project, monkeypatch):
 
 def test_explorer_reads_raw_challenge_record_in_mv(empty_project):
     at = _app()
+    at.session_state["explorer_calipers"] = True  # the interactive chart, whose spec is read below
     at.switch_page(PAGE["explorer"]).run()
     at.selectbox(key="explorer_dataset").set_value("challenge").run()
     _assert_clean(at)

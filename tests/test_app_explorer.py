@@ -3,6 +3,7 @@ lead and the measurements line."""
 
 from __future__ import annotations
 
+import base64
 import json
 
 import pytest
@@ -40,6 +41,7 @@ def test_next_after_an_upload_shows_the_chosen_record(empty_project):
 
 def test_gain_zoom_and_measurements_on_the_explorer(empty_project):
     at = _app()
+    at.session_state["explorer_calipers"] = True  # the interactive chart, whose spec is read below
     at.switch_page(PAGES[0]).run()
     assert any(m.value.startswith("**Heart rate ") and " · QRS " in m.value for m in at.markdown)
     at.selectbox(key="explorer_gain").set_value(20.0).run()
@@ -52,3 +54,22 @@ def test_gain_zoom_and_measurements_on_the_explorer(empty_project):
     zoom = json.loads(at.get("plotly_chart")[1].proto.spec)
     assert zoom["layout"]["title"]["text"] == "lead II, enlarged"
     assert any(s.get("name") == "QRS" for s in zoom["layout"]["shapes"])
+
+
+def test_the_explorer_opens_on_the_print_drawn_by_the_server(empty_project):
+    """By default the ECG is one SVG image (no plotly chart: the page opens without the chart library); the
+    "calipers and zoom" toggle swaps in the interactive chart of the same figure."""
+    at = _app()
+    at.switch_page(PAGES[0]).run()
+    assert not at.exception and not at.get("plotly_chart")
+    images = at.get("image")
+    assert len(images) == 1
+    url = images[0].proto.imgs[0].url
+    assert url.startswith("data:image/svg+xml;base64,")
+    svg = base64.b64decode(url.split(",", 1)[1]).decode()
+    record = at.selectbox(key="explorer_record").value.split(" ")[0]
+    assert f'aria-label="ptbxl · record {record}"' in svg
+    at.toggle(key="explorer_calipers").set_value(True).run()
+    assert not at.get("image")
+    spec = json.loads(at.get("plotly_chart")[0].proto.spec)
+    assert spec["layout"]["title"]["text"] == f"ptbxl · record {record}"

@@ -7,6 +7,7 @@ these tools need none). Run with ``pytest -m browser tests/test_browser_explorer
 
 from __future__ import annotations
 
+import html
 import re
 import shutil
 import tempfile
@@ -59,14 +60,59 @@ def _settle(driver, pause: float = 1.0) -> None:
     time.sleep(0.8)  # plotly draws after the script has finished
 
 
-def _open_explorer(driver, url: str) -> None:
+def _open_explorer(driver, url: str, calipers: bool = True) -> None:
+    """Open the Explorer; with ``calipers`` turn on "calipers and zoom" (a real click) and wait for the chart."""
     driver.get(f"{url}/explorer")
     _wait_until_idle(driver, timeout=60)
+    if not calipers:
+        _print_svg(driver)
+        return
+    if not driver.execute_script("return document.querySelectorAll('.js-plotly-plot').length"):
+        _click_toggle(driver, "calipers and zoom")
     deadline = time.time() + 30
     while not driver.execute_script("return document.querySelectorAll('.js-plotly-plot').length") > 0:
         assert time.time() < deadline, "the Explorer drew no chart"
         time.sleep(0.3)
     time.sleep(0.8)
+
+
+def _click_toggle(driver, text: str) -> None:
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.by import By
+
+    label = next(
+        e
+        for e in driver.find_elements(By.CSS_SELECTOR, '[data-testid="stCheckbox"] label')
+        if e.text.strip().startswith(text)
+    )
+    driver.execute_script("arguments[0].scrollIntoView({block: 'center'});", label)
+    ActionChains(driver).click(label).perform()
+    _settle(driver)
+
+
+#: The print view's SVG, as the browser received it (the image's data URI), and the image's drawn size.
+_PRINT_SVG = """
+const img = Array.from(document.querySelectorAll('[data-testid="stMain"] img'))
+  .find(i => i.src.startsWith('data:image/svg+xml;base64,'));
+if (!img || !img.complete) return null;
+const r = img.getBoundingClientRect();
+const bytes = Uint8Array.from(atob(img.src.split(',')[1]), c => c.charCodeAt(0));
+return {svg: new TextDecoder().decode(bytes), width: r.width, height: r.height, right: r.right,
+        column: img.closest('[data-testid="stColumn"]').getBoundingClientRect().width};
+"""
+
+
+def _print_svg(driver, timeout: float = 30.0) -> dict:
+    deadline = time.time() + timeout
+    while (found := driver.execute_script(_PRINT_SVG)) is None:
+        assert time.time() < deadline, "the Explorer drew no print"
+        time.sleep(0.2)
+    return found
+
+
+def _print_title(driver) -> str:
+    found = re.search(r'aria-label="([^"]*)"', _print_svg(driver)["svg"])
+    return html.unescape(found.group(1)) if found else ""
 
 
 def _markdown(driver) -> str:
@@ -90,6 +136,27 @@ def _click_rhythm(driver, fraction: float) -> dict:
     actions.click().perform()
     assert layer is not None
     return p
+
+
+def test_the_page_opens_on_a_print_drawn_by_the_server_and_calipers_draw_the_chart(server, browser):
+    """No chart library on the first paint: the ECG is one SVG image that fits its column with square mm cells;
+    turning on "calipers and zoom" (a real click) replaces it with the interactive chart, and off brings it back."""
+    from selenium.webdriver.common.by import By
+
+    browser.get(f"{server}/explorer")
+    _wait_until_idle(browser, timeout=60)
+    drawn = _print_svg(browser)
+    assert browser.find_elements(By.CSS_SELECTOR, '[data-testid="stPlotlyChart"]') == []
+    assert re.search(r'aria-label="ptbxl · record \w+"', drawn["svg"]), drawn["svg"][:300]
+    assert drawn["svg"].count("<title>") >= 13  # 12 lead panels and the rhythm strip, at least
+    _, _, w, h = (float(v) for v in re.search(r'viewBox="([^"]+)"', drawn["svg"]).group(1).split())
+    assert abs(drawn["height"] / drawn["width"] - h / w) < 0.01  # drawn at its own aspect: square mm cells
+    assert drawn["width"] >= 0.95 * drawn["column"]  # fills the column, no blank band beside it
+    _click_toggle(browser, "calipers and zoom")
+    assert browser.find_elements(By.CSS_SELECTOR, '[data-testid="stPlotlyChart"]')
+    assert browser.execute_script(_PRINT_SVG) is None
+    _click_toggle(browser, "calipers and zoom")
+    assert "aria-label" in _print_svg(browser)["svg"]
 
 
 def test_two_mouse_clicks_set_the_calipers_and_show_the_interval(server, browser):
@@ -146,7 +213,7 @@ def test_pdf_download_is_a_true_scale_page_with_the_header(server, browser):
     folder = Path(tempfile.mkdtemp(prefix="aclecg-downloads-"))
     try:
         browser.execute_cdp_cmd("Browser.setDownloadBehavior", {"behavior": "allow", "downloadPath": str(folder)})
-        _open_explorer(browser, server)
+        _open_explorer(browser, server, calipers=False)
         button = next(b for b in browser.find_elements(By.CSS_SELECTOR, "button") if b.text.strip() == "Download PDF")
         browser.execute_script("arguments[0].scrollIntoView({block: 'center'}); arguments[0].click();", button)
         deadline = time.time() + 40
@@ -171,24 +238,20 @@ def _main_layout(driver, timeout: float = 30.0) -> dict:
     return found
 
 
-def _chart_title(driver) -> str:
-    return _main_layout(driver)["title"]
-
-
 def test_next_after_an_upload_shows_the_next_record(server, browser):
     from selenium.webdriver.common.by import By
 
     from aclecg.data import BUNDLED_RAW_DIR
 
     hea = next((BUNDLED_RAW_DIR / "challenge-2021").rglob("JS00001.hea"))
-    _open_explorer(browser, server)
+    _open_explorer(browser, server, calipers=False)  # the print view, as the page opens
     browser.find_element(By.XPATH, "//summary[contains(., 'Upload your own ECG')]").click()
     time.sleep(0.5)
     field = browser.find_element(By.CSS_SELECTOR, '[data-testid="stFileUploader"] input[type="file"]')
     field.send_keys(f"{hea}\n{hea.with_suffix('.mat')}")
     deadline = time.time() + 45
-    while "uploaded JS00001" not in _chart_title(browser):
-        assert time.time() < deadline, f"the upload was not drawn: {_chart_title(browser)!r}"
+    while "uploaded JS00001" not in _print_title(browser):
+        assert time.time() < deadline, f"the upload was not drawn: {_print_title(browser)!r}"
         time.sleep(0.5)
     _wait_until_idle(browser, timeout=60)
     button = next(b for b in browser.find_elements(By.CSS_SELECTOR, "button") if b.text.strip() == "next ▶")
@@ -204,5 +267,5 @@ def test_next_after_an_upload_shows_the_next_record(server, browser):
         .get_attribute("value")
     )
     browser.save_screenshot(str(ARTIFACTS / "page_explorer_upload_next.png"))
-    title = _chart_title(browser)
+    title = _print_title(browser)
     assert "uploaded" not in title and f"record {record.split(' ')[0]}" in title, (title, record)

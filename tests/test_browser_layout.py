@@ -51,6 +51,17 @@ return Array.from(document.querySelectorAll('.js-plotly-plot'))
   });
 """
 
+#: The Explorer's print (an SVG image drawn on the server): its drawn height against the height its view box needs
+#: at its drawn width, and whether it stays inside the viewport.
+_PRINT_FIT = """
+return Array.from(document.querySelectorAll('[data-testid="stMain"] img'))
+  .filter(img => img.src.startsWith('data:image/svg+xml;base64,') && atob(img.src.split(',')[1]).includes('mm5'))
+  .map(img => {
+    const r = img.getBoundingClientRect(), v = atob(img.src.split(',')[1]).match(/viewBox="([^"]+)"/)[1].split(' ');
+    return [r.height, r.width * Number(v[3]) / Number(v[2]), r.left >= -1 && r.right <= window.innerWidth + 1];
+  });
+"""
+
 
 def _at_size(driver, width: int, height: int) -> None:
     driver.execute_cdp_cmd(
@@ -88,8 +99,24 @@ def test_nothing_is_cut_and_figures_fit_at_every_size(server, sized, page, size)
     assert doc <= inner and main_scroll <= main_client + 1, (doc, inner, main_scroll, main_client)
     for plot_h, paper_h in sized.execute_script(_PAPER_FIT):
         assert abs(plot_h - paper_h) < 12, f"the ECG's rows leave {plot_h - paper_h:.0f} px blank"
-    if page == "explorer":
-        assert sized.execute_script(_PAPER_FIT), "no ECG paper figure drawn"
+    for drawn_h, needed_h, inside in sized.execute_script(_PRINT_FIT):
+        assert abs(drawn_h - needed_h) < 2 and inside, (drawn_h, needed_h, inside)
+    if page == "explorer":  # the page opens on the print drawn by the server (the chart comes with calipers)
+        assert sized.execute_script(_PRINT_FIT), "no ECG print drawn"
+
+
+@pytest.mark.parametrize("size", [(1280, 720), (800, 1000)], ids=lambda s: f"{s[0]}x{s[1]}")
+def test_the_interactive_paper_chart_fits_its_rows(server, sized, size):
+    """With "calipers and zoom" on, the Explorer's plotly paper chart: its rows fill it (no blank band)."""
+    _at_size(sized, *size)
+    _open(sized, f"{server}/explorer")
+    _click_text(sized, '[data-testid="stCheckbox"] label', "calipers and zoom")
+    time.sleep(1.0)
+    fits = sized.execute_script(_PAPER_FIT)
+    assert fits, "no interactive paper chart drawn"
+    for plot_h, paper_h in fits:
+        assert abs(plot_h - paper_h) < 12, f"the ECG's rows leave {plot_h - paper_h:.0f} px blank"
+    assert sized.execute_script(_WIDE_FIGURES) == []
 
 
 @pytest.mark.parametrize("size", [(1600, 1000), (800, 1000)], ids=lambda s: f"{s[0]}x{s[1]}")

@@ -3,6 +3,7 @@
 Nothing here imports Streamlit, so every figure can be unit-tested and reused in notebooks or reports:
 
 * :mod:`~aclecg.viz.paper`: the ECG on clinical paper (3x4 + rhythm strip, or stacked);
+* :mod:`~aclecg.viz.paper_svg`: that figure drawn on the server as one SVG (the Explorer's print view);
 * :mod:`~aclecg.viz.augmentations`: an augmentation's views with their crop, mask and shift marks;
 * :mod:`~aclecg.viz.diagrams`: the pipeline and the anatomical lead-region diagrams;
 * :mod:`~aclecg.viz.attribution`: region / lead occlusion attribution (bars, the diagram coloured by effect);
@@ -39,6 +40,7 @@ from aclecg.viz.paper import (
     fallback_colour,
     lead_colour,
 )
+from aclecg.viz.paper_svg import paper_svg
 
 __all__ = [
     "CATEGORY_COLOURS",
@@ -67,6 +69,7 @@ __all__ = [
     "fallback_colour",
     "lead_colour",
     "marks_from_info",
+    "paper_svg",
     "pipeline_diagram",
     "region_diagram",
     "region_effect_diagram",
