@@ -11,6 +11,9 @@ from aclecg.analysis.similarity import region_similarity, sample_lead_features
 from aclecg.leads import LEADS, RegionMap, default_region_map
 from pages._common import HOW_TO_CHECKPOINT, checkpoint_paths, dataset_paths, load_source, open_dataset, user_errors
 
+#: Widths the two pictures are drawn at (at most their column's width on a narrow screen).
+DIAGRAM_PX, HEATMAP_PX = 860, 560
+
 st.title("Lead regions")
 st.markdown(
     "ACL-ECG pools the features of leads that look at the same wall of the left ventricle: **septal** "
@@ -67,7 +70,8 @@ try:
 except ValueError as exc:
     st.error(f"Invalid region map: {exc}. Showing the default map instead.")
 st.session_state["region_map"] = rmap.to_dict()
-st.plotly_chart(viz.region_diagram(rmap), width="stretch", key="regions_diagram")
+# drawn on the server as SVG pictures: the page opens without loading the chart library (docs/app.md)
+st.image(viz.region_diagram_svg(rmap), width=DIAGRAM_PX)
 
 st.subheader("Similarity of region embeddings")
 ckpts = checkpoint_paths()
@@ -112,10 +116,9 @@ with user_errors():
         m1.metric("within-region lead similarity", f"{summary['within']:.3f}")
         m2.metric("across-region lead similarity", f"{summary['across']:.3f}")
         m3.metric("records", feats.shape[0])
-        st.plotly_chart(
+        st.image(
             viz.similarity_heatmap(sim, names, f"mean cosine similarity of region embeddings ({ck_label}, {ds_name})"),
-            width="stretch",
-            key="regions_heatmap",
+            width=HEATMAP_PX,
         )
         st.caption(
             "A region embedding is the mean of its leads' features; the matrix averages the cosine "

@@ -6,6 +6,7 @@ an empty project (no runs, no checkpoint) or one with a tiny checkpoint, a fake 
 
 from __future__ import annotations
 
+import base64
 import json
 from pathlib import Path
 
@@ -342,7 +343,10 @@ def test_lead_regions_similarity_with_checkpoint(project):
     assert metrics["records"] == "16"
     within = float(metrics["within-region lead similarity"])
     assert -1.0 <= within <= 1.0
-    assert len(at.get("plotly_chart")) == 2  # diagram + heatmap
+    assert not at.get("plotly_chart")  # no chart library: both pictures are drawn on the server
+    svgs = [base64.b64decode(i.proto.imgs[0].url.split(",", 1)[1]).decode() for i in at.get("image")]
+    assert len(svgs) == 2 and "lead regions" in svgs[0] and svgs[1].count("<rect x=") == 16  # diagram, 4x4 heatmap
+    assert "mean cosine similarity of region embeddings" in svgs[1] and ">1.00<" in svgs[1]  # the diagonal
 
 
 def test_pretraining_page_shows_runs_and_curves(project):

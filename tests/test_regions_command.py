@@ -48,7 +48,10 @@ def test_regions_writes_the_pages_heatmap(tiny_checkpoint, bundled_prepared, tmp
     assert np.array_equal(drawn_sim, sim) and drawn_names == names == ["septal", "anterior", "lateral", "inferior"]
     html = out.read_text()
     assert title.startswith("mean cosine similarity of region embeddings (tiny, ") and title in html
-    assert "plotly" in html.lower() and '"type":"heatmap"' in html
+    assert "<svg" in html and "plotly" not in html.lower() and html.count("<rect x=") == 16  # 4 x 4 cells, offline
+    out_svg = tmp_path / "regions.svg"
+    assert main([*args, "--out", str(out_svg)]) == 0
+    assert out_svg.read_text().startswith("<svg")
     assert f"within-region lead similarity {summary['within']:.3f}, across-region {summary['across']:.3f}" in printed
     assert "(16 records)" in printed and "septal" in printed
 

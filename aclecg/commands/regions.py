@@ -1,8 +1,9 @@
-"""``python -m aclecg regions``: the Lead regions page's heatmap of region-embedding similarity, as an HTML file."""
+"""``python -m aclecg regions``: the Lead regions page's heatmap of region-embedding similarity (SVG or HTML)."""
 
 from __future__ import annotations
 
 import argparse
+import html
 
 EXAMPLES = """examples:
   # 128 PTB-XL records (seed 0) through ACL-ECG's encoder, features centred, the default four-region map
@@ -14,7 +15,7 @@ EXAMPLES = """examples:
 
   # another grouping (JSON: region name -> leads), raw cosines
   python -m aclecg regions --checkpoint checkpoints/simclr/encoder.pt --data .cache/prepared/ptbxl \\
-      --region-map my_regions.json --no-centre --out regions_simclr.html
+      --region-map my_regions.json --no-centre --out regions_simclr.svg
 """
 
 
@@ -31,7 +32,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--checkpoint", required=True, help="encoder checkpoint")
     p.add_argument("--data", required=True, help="prepared dataset directory")
     p.add_argument(
-        "--out", default=None, help="HTML file to write (the figure, plotly.js included); without it, only printed"
+        "--out",
+        default=None,
+        help="the heatmap's file: SVG if it ends in .svg, else a self-contained HTML page (without it, only printed)",
     )
     p.add_argument("--records", type=int, default=128, help="records sampled (default 128, as the page)")
     p.add_argument("--seed", type=int, default=0, help="seed of the record sample (default 0, as the page)")
@@ -66,7 +69,9 @@ def run(args: argparse.Namespace) -> int:
     )
     if args.out:
         title = f"mean cosine similarity of region embeddings ({source.label}, {Path(args.data).name})"
-        atomicio.write_text(args.out, viz.similarity_heatmap(sim, names, title).to_html(include_plotlyjs=True))
+        svg = viz.similarity_heatmap(sim, names, title)
+        page = f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title></head>"
+        atomicio.write_text(args.out, svg if args.out.lower().endswith(".svg") else f"{page}<body>{svg}</body></html>")
     print(pd.DataFrame(sim, index=names, columns=names).to_string(float_format="%.3f"))
     print(
         f"within-region lead similarity {summary['within']:.3f}, across-region {summary['across']:.3f} "

@@ -1,4 +1,5 @@
-"""Plotly figures for ACL-ECG Studio as pure functions: arrays and DataFrames in, ``go.Figure`` out.
+"""Figures for ACL-ECG Studio as pure functions: arrays and DataFrames in, a plotly ``go.Figure`` out (or, for
+pictures the pages draw without a chart library, an SVG document as a string).
 
 Nothing here imports Streamlit, so every figure can be unit-tested and reused in notebooks or reports:
 
@@ -7,7 +8,8 @@ Nothing here imports Streamlit, so every figure can be unit-tested and reused in
 * :mod:`~aclecg.viz.augmentations`: an augmentation's views with their crop, mask and shift marks;
 * :mod:`~aclecg.viz.diagrams`: the pipeline and the anatomical lead-region diagrams;
 * :mod:`~aclecg.viz.attribution`: region / lead occlusion attribution (bars, the diagram coloured by effect);
-* :mod:`~aclecg.viz.charts`: embedding maps, training curves, sweeps, similarity heatmaps.
+* :mod:`~aclecg.viz.charts`: embedding maps, training curves, sweeps;
+* :mod:`~aclecg.viz.static`: SVG documents drawn on the server: the region diagram and the similarity heatmap.
 
 The numbers behind the similarity heatmap come from :mod:`aclecg.analysis.similarity`.
 """
@@ -20,7 +22,6 @@ from aclecg.viz.charts import (
     column_title,
     compared_loss_curves,
     embedding_scatter,
-    similarity_heatmap,
     sweep_figure,
     training_curves,
 )
@@ -41,6 +42,7 @@ from aclecg.viz.paper import (
     lead_colour,
 )
 from aclecg.viz.paper_svg import paper_svg
+from aclecg.viz.static import region_diagram_svg, similarity_heatmap
 
 __all__ = [
     "CATEGORY_COLOURS",
@@ -72,6 +74,7 @@ __all__ = [
     "paper_svg",
     "pipeline_diagram",
     "region_diagram",
+    "region_diagram_svg",
     "region_effect_diagram",
     "region_effects",
     "similarity_heatmap",

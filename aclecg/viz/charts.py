@@ -1,4 +1,4 @@
-"""Charts of results: 2-D embedding maps, training curves, label-fraction sweeps, similarity heatmaps."""
+"""Charts of results: 2-D embedding maps, training curves, label-fraction sweeps."""
 
 from __future__ import annotations
 
@@ -9,27 +9,6 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
-
-
-def similarity_heatmap(sim: np.ndarray, names: Sequence[str], title: str = "") -> go.Figure:
-    """Annotated heatmap of a similarity matrix (cosine, in [-1, 1])."""
-    fig = go.Figure(
-        go.Heatmap(
-            z=sim,
-            x=list(names),
-            y=list(names),
-            zmin=-1,
-            zmax=1,
-            colorscale="RdBu_r",
-            text=np.round(sim, 2),
-            texttemplate="%{text}",
-            hovertemplate="%{y} · %{x}: %{z:.3f}<extra></extra>",
-        )
-    )
-    fig.update_yaxes(autorange="reversed")
-    fig.update_layout(title=title, height=380, margin=dict(l=10, r=10, t=40, b=10))
-    return fig
-
 
 #: Categorical colours that stay distinct from each other (Okabe & Ito's colour-blind-safe set, then Tableau's):
 #: set on every trace, so a host theme (Streamlit's shades of blue) cannot make two categories look alike.

@@ -136,13 +136,29 @@ def region_diagram(
     return fig
 
 
+#: The sternum on the chest sketch: (x0, y0, x1, y1).
+STERNUM = (0.0, 0.55, 0.0, -0.35)
+
+
+def chest_outline(n: int = 100) -> tuple[np.ndarray, np.ndarray]:
+    """The chest sketch's outline (an ellipse around the electrodes): x and y of ``n`` points, closed."""
+    theta = np.linspace(0, 2 * np.pi, n)
+    return 1.15 * np.cos(theta) + 0.15, 0.8 * np.sin(theta) - 0.1
+
+
+def hexaxial_end(angle: float) -> tuple[float, float]:
+    """The positive pole of a limb lead's axis of length 1 (y up: a positive angle points down)."""
+    a = np.deg2rad(angle)
+    return float(np.cos(a)), float(-np.sin(a))
+
+
 def _add_chest(fig: go.Figure, rmap: RegionMap, lead_colour: Callable[[str], str]) -> None:
     """The left panel: a chest outline, the sternum and the six precordial electrodes."""
-    theta = np.linspace(0, 2 * np.pi, 100)
+    cx, cy = chest_outline()
     fig.add_trace(
         go.Scatter(
-            x=1.15 * np.cos(theta) + 0.15,
-            y=0.8 * np.sin(theta) - 0.1,
+            x=cx,
+            y=cy,
             mode="lines",
             line=dict(color="#bbb"),
             hoverinfo="skip",
@@ -153,8 +169,8 @@ def _add_chest(fig: go.Figure, rmap: RegionMap, lead_colour: Callable[[str], str
     )
     fig.add_trace(
         go.Scatter(
-            x=[0, 0],
-            y=[0.55, -0.35],
+            x=[STERNUM[0], STERNUM[2]],
+            y=[STERNUM[1], STERNUM[3]],
             mode="lines",
             line=dict(color="#ccc", width=6),
             hoverinfo="skip",
@@ -185,8 +201,7 @@ def _add_chest(fig: go.Figure, rmap: RegionMap, lead_colour: Callable[[str], str
 def _add_hexaxial(fig: go.Figure, rmap: RegionMap, lead_colour: Callable[[str], str]) -> None:
     """The right panel: each limb lead's axis (dotted through the centre) and its positive half, labelled."""
     for lead, angle in HEXAXIAL_ANGLES.items():
-        a = np.deg2rad(angle)
-        dx, dy = np.cos(a), -np.sin(a)
+        dx, dy = hexaxial_end(angle)
         colour = lead_colour(lead)
         fig.add_trace(
             go.Scatter(

@@ -1,0 +1,163 @@
+"""Static figures drawn on the server as SVG documents (``st.image`` draws them; ``aclecg regions --out`` writes
+one): the lead-region diagram and the similarity heatmap of the Lead regions page.
+
+Both are pictures to read, not to explore: as SVG the page opens without loading plotly, whose first chart costs
+a new browser most of a second (docs/app.md, "page timings"). The diagram's geometry (electrode positions, the
+chest outline, the hexaxial axes) is :mod:`aclecg.viz.diagrams`', shared with the plotly diagram that the
+Explorer's region attribution colours by effect.
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Callable, Sequence
+
+import numpy as np
+from plotly.colors import get_colorscale, sample_colorscale
+
+from aclecg.leads import REGION_COLOURS, RegionMap, default_region_map
+from aclecg.viz.diagrams import (
+    HEXAXIAL_ANGLES,
+    HEXAXIAL_HALF_WIDTH,
+    PRECORDIAL_POSITIONS,
+    STERNUM,
+    chest_outline,
+    hexaxial_end,
+)
+from aclecg.viz.paper import fallback_colour
+from aclecg.viz.paper import lead_colour as _region_colour
+
+#: Pixels (SVG units) per unit of the diagram's coordinates, and each panel's (x, y) ranges.
+_SCALE = 120.0
+_CHEST = ((-1.1, 1.5), (-1.0, 0.8))
+_HEX = ((-HEXAXIAL_HALF_WIDTH, HEXAXIAL_HALF_WIDTH), (-1.3, 1.3))
+
+
+def _text(
+    x: float, y: float, text: str, size: float, anchor: str = "middle", fill: str = "#222", bold: bool = False
+) -> str:
+    weight = ' font-weight="bold"' if bold else ""
+    return (
+        f'<text x="{x:.1f}" y="{y:.1f}" font-size="{size:g}" text-anchor="{anchor}" fill="{fill}"{weight}>'
+        f"{html.escape(text)}</text>"
+    )
+
+
+_Coords = Sequence[float] | np.ndarray
+
+
+class _Panel:
+    """Maps a panel's data coordinates (y up) to SVG units: ``x0`` is the panel's left edge, ``top`` its top."""
+
+    def __init__(self, x0: float, top: float, ranges: tuple[tuple[float, float], tuple[float, float]]) -> None:
+        (self.xlo, self.xhi), (self.ylo, self.yhi) = ranges
+        self.x0, self.top = x0, top
+
+    @property
+    def width(self) -> float:
+        return (self.xhi - self.xlo) * _SCALE
+
+    @property
+    def height(self) -> float:
+        return (self.yhi - self.ylo) * _SCALE
+
+    def at(self, x: float, y: float) -> tuple[float, float]:
+        return self.x0 + (x - self.xlo) * _SCALE, self.top + (self.yhi - y) * _SCALE
+
+    def line(self, x: _Coords, y: _Coords, colour: str, width: float, dash: bool = False) -> str:
+        pts = " ".join("{:.1f},{:.1f}".format(*self.at(a, b)) for a, b in zip(x, y))
+        extra = ' stroke-dasharray="2 4"' if dash else ""
+        return f'<polyline points="{pts}" fill="none" stroke="{colour}" stroke-width="{width:g}"{extra}/>'
+
+
+def region_diagram_svg(region_map: RegionMap | None = None, colour_of: Callable[[str], str] | None = None) -> str:
+    """The lead regions as an SVG document: the precordial electrodes on a chest sketch (left) and the hexaxial
+    limb-lead axes (right), each lead in its region's colour (``colour_of(lead)`` overrides), with a legend naming
+    each region's leads. The same drawing as :func:`aclecg.viz.region_diagram`, without plotly."""
+    rmap = region_map or default_region_map()
+
+    def colour(lead: str) -> str:
+        return colour_of(lead) if colour_of is not None else _region_colour(lead, rmap)
+
+    chest = _Panel(10, 40, _CHEST)
+    hexa = _Panel(chest.x0 + chest.width + 40, 40, _HEX)
+    height = 40 + max(chest.height, hexa.height)
+    legend_y = height + 24
+    width = hexa.x0 + hexa.width + 10
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width:.0f} {legend_y + 16:.0f}" '
+        'font-family="sans-serif" role="img" aria-label="lead regions: chest and hexaxial views">',
+        f'<rect width="{width:.0f}" height="{legend_y + 16:.0f}" fill="white"/>',
+        _text(chest.x0 + chest.width / 2, 24, "precordial leads (chest)", 17),
+        _text(hexa.x0 + hexa.width / 2, 24, "limb leads (hexaxial)", 17),
+        chest.line(*chest_outline(), "#bbb", 2),
+        chest.line([STERNUM[0], STERNUM[2]], [STERNUM[1], STERNUM[3]], "#ccc", 8),
+    ]
+    for lead, (x, y) in PRECORDIAL_POSITIONS.items():
+        cx, cy = chest.at(x, y)
+        region = rmap.region_of(lead) or "no region"
+        parts.append(
+            f'<circle cx="{cx:.1f}" cy="{cy:.1f}" r="10" fill="{colour(lead)}" stroke="#333">'
+            f"<title>{html.escape(f'{lead}: {region}')}</title></circle>"
+        )
+        parts.append(_text(cx, cy - 16, lead, 15))
+    for lead, angle in HEXAXIAL_ANGLES.items():
+        dx, dy = hexaxial_end(angle)
+        parts.append(hexa.line([-dx, dx], [-dy, dy], colour(lead), 1.5, dash=True))
+        parts.append(hexa.line([0, dx], [0, dy], colour(lead), 4))
+        ex, ey = hexa.at(dx, dy)
+        parts.append(f'<circle cx="{ex:.1f}" cy="{ey:.1f}" r="6" fill="{colour(lead)}"/>')
+        right = dx >= 0
+        parts.append(
+            _text(ex + (12 if right else -12), ey + 5, f"{lead} {angle:+.0f}°", 15, "start" if right else "end")
+        )
+    parts += _legend(rmap, 10, legend_y)
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def _legend(rmap: RegionMap, x: float, y: float) -> list[str]:
+    """One swatch and "region: leads" per region of the map, in one row."""
+    out = []
+    for region, members in rmap.regions.items():
+        label = f"{region}: {', '.join(members)}"
+        fill = REGION_COLOURS.get(region, fallback_colour(region))
+        out.append(f'<circle cx="{x + 7:.1f}" cy="{y - 5:.1f}" r="7" fill="{fill}"/>')
+        out.append(_text(x + 20, y, label, 15, "start"))
+        x += 40 + 8.2 * len(label)
+    return out
+
+
+def similarity_heatmap(sim: np.ndarray, names: Sequence[str], title: str = "") -> str:
+    """A similarity matrix (cosine, in [-1, 1]) as an annotated heatmap: one cell per pair, coloured on the
+    RdBu scale reversed (red: similar, blue: opposite), its value written in it."""
+    s = np.asarray(sim, dtype=np.float64)
+    n = len(names)
+    if s.shape != (n, n):
+        raise ValueError(f"sim must be ({n}, {n}) for {n} names, got shape {s.shape}")
+    cell, left = 90.0, 120.0
+    top = (56.0 if title else 20.0) + 26.0  # the title, then the column names
+    values = np.clip((np.nan_to_num(s, nan=0.0) + 1.0) / 2.0, 0.0, 1.0)
+    colours = sample_colorscale(get_colorscale("RdBu_r"), values.ravel().tolist())
+    width, height = left + n * cell + 10, top + n * cell + 10
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width:.0f} {height:.0f}" font-family="sans-serif" '
+        f'role="img" aria-label="{html.escape(title or "similarity heatmap")}">',
+        f'<rect width="{width:.0f}" height="{height:.0f}" fill="white"/>',
+    ]
+    if title:
+        parts.append(_text(10, 30, title, 17, "start"))
+    for i, name in enumerate(names):
+        parts.append(_text(left - 8, top + (i + 0.5) * cell + 5, str(name), 15, "end"))
+        parts.append(_text(left + (i + 0.5) * cell, top - 10, str(name), 15))
+        for j in range(n):
+            x, y = left + j * cell, top + i * cell
+            v = s[i, j]
+            ink = "white" if abs(v) > 0.6 else "#111"
+            parts.append(
+                f'<rect x="{x:.0f}" y="{y:.0f}" width="{cell:.0f}" height="{cell:.0f}" fill="{colours[i * n + j]}">'
+                f"<title>{html.escape(f'{name} · {names[j]}: {v:.3f}')}</title></rect>"
+            )
+            parts.append(_text(x + cell / 2, y + cell / 2 + 6, "–" if not np.isfinite(v) else f"{v:.2f}", 17, fill=ink))
+    parts.append("</svg>")
+    return "".join(parts)
