@@ -3,9 +3,9 @@ headless Chromium with real clicks. Reuses the app and browser fixtures of ``tes
 to ``tests/_artifacts/layout_<page>_<width>x<height>.png``. Run with ``pytest -m browser tests/test_browser_layout.py``.
 
 What is asserted, from the laid-out page (not just the absence of an error box): no button's label is cut
-(``scrollWidth <= clientWidth`` for the button and every element in it), every plotly figure fits the viewport, the
-page has no horizontal scrollbar, the ECG paper's rows fill its figure (no blank band above or below), the control
-columns stack on a narrow screen and the sweep charts go one per row there.
+(``scrollWidth <= clientWidth`` for the button and every element in it), every plotly figure and image fits the
+viewport, the page has no horizontal scrollbar, the ECG paper's rows fill its figure (no blank band above or below),
+the control columns stack on a narrow screen and the sweep charts go one per row there.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ pytestmark = pytest.mark.browser
 __all__ = ["browser", "project", "server"]  # the fixtures, shared with test_browser.py
 
 SIZES = [(1600, 1000), (1280, 720), (800, 1000)]
-LAYOUT_PAGES = ["", "explorer", "augmentations", "pretraining", "sweeps"]
+LAYOUT_PAGES = ["", "explorer", "augmentations", "regions", "pretraining", "sweeps"]
 
 #: Buttons whose label (or an element in it) is wider than the button shows: cut with an ellipsis.
 _CUT_BUTTONS = """
@@ -34,7 +34,8 @@ for (const b of document.querySelectorAll('[data-testid="stMain"] button, [data-
 return cut;
 """
 _WIDE_FIGURES = """
-return Array.from(document.querySelectorAll('.js-plotly-plot')).map(el => el.getBoundingClientRect())
+return Array.from(document.querySelectorAll('.js-plotly-plot, [data-testid="stMain"] img'))
+  .map(el => el.getBoundingClientRect())
   .filter(r => r.width > 0 && (r.right > window.innerWidth + 1 || r.left < -1)).map(r => [r.left, r.right]);
 """
 _PAGE_WIDTH = """
