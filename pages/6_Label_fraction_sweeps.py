@@ -79,6 +79,25 @@ def show_table(table: pd.DataFrame, **kwargs) -> None:
     st.dataframe(out, column_config=config, width="stretch", **kwargs)
 
 
+def sweep_chart(where, summary: pd.DataFrame, metric: str, key: str, **columns) -> None:
+    """A sweep chart in ``where``: a picture drawn on the server (the page opens without the chart library), or
+    the interactive plotly chart when "interactive charts" is on. Both draw :func:`aclecg.viz.sweep_series`."""
+    if st.session_state.get("sw_interactive"):
+        figure = viz.sweep_figure(summary, metric=metric, fraction_col="fraction", **columns)
+        where.plotly_chart(figure, width="stretch", key=key)
+    else:
+        where.image(
+            viz.sweep_svg(viz.sweep_series(summary, metric, fraction_col="fraction", **columns), metric),
+            width="stretch",
+        )
+
+
+st.toggle(
+    "interactive charts",
+    key="sw_interactive",
+    help="Draw the charts with plotly (values on hover, zoom). Off, they are pictures drawn on the server, which "
+    "open faster; the tables below them give every value.",
+)
 study = published_study()
 if study is not None:
     table, primary = study
@@ -98,17 +117,7 @@ if study is not None:
             key="st_rows",
             help="the table below lists every arm; the chart starts with ACL-ECG, the best baseline and the references",
         )
-        st.plotly_chart(
-            viz.sweep_figure(
-                part[part["row"].isin(drawn)],
-                metric=metric_s,
-                method_col="row",
-                fraction_col="fraction",
-                metric_col=None,
-            ),
-            width="stretch",
-            key="st_fig",
-        )
+        sweep_chart(st, part[part["row"].isin(drawn)], metric_s, "st_fig", method_col="row", metric_col=None)
         wide = part.pivot_table(index="row", columns="fraction", values="mean").round(3)
         wide.index.name = "arm"
         wide.columns = [f"{c * 100:g} %" for c in wide.columns]
@@ -280,11 +289,7 @@ with user_errors():
     macro = [m for m in titles("macro_") if m in set(plot["metric"])]
     cols = st.columns(max(len(macro), 1))
     for col, metric in zip(cols, macro):
-        col.plotly_chart(
-            viz.sweep_figure(plot, metric=metric, method_col="arm", fraction_col="fraction"),
-            width="stretch",
-            key=f"sw_fig_{metric}",
-        )
+        sweep_chart(col, plot, metric, f"sw_fig_{metric}", method_col="arm")
     st.subheader("Summary over seeds (mean, 95 % CI)")
     shown = shown_summary[shown_summary["metric"].isin(macro)]
     keep = [

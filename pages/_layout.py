@@ -29,8 +29,10 @@ LAYOUT_CSS = f"""
 /* columns wrap instead of squeezing their widgets (buttons cut to "Fin…") */
 [data-testid="stHorizontalBlock"] {{ flex-wrap: wrap; }}
 [data-testid="stHorizontalBlock"] > [data-testid="stColumn"] {{ min-width: min({MIN_COLUMN_REM}rem, 100%); }}
-/* a column holding a chart needs more room: side-by-side charts go one per row on a narrow screen */
-[data-testid="stHorizontalBlock"] > [data-testid="stColumn"]:has([data-testid="stPlotlyChart"]) {{
+/* a column holding a chart (plotly, or an SVG drawn on the server) needs more room: side-by-side charts go one
+   per row on a narrow screen */
+[data-testid="stHorizontalBlock"] > [data-testid="stColumn"]:has([data-testid="stPlotlyChart"]),
+[data-testid="stHorizontalBlock"] > [data-testid="stColumn"]:has(img[src^="data:image/svg"]) {{
   min-width: min({CHART_COLUMN_REM}rem, 100%);
 }}
 /* a button's label wraps onto a second line rather than being cut */

@@ -410,6 +410,11 @@ def test_sweep_page_plots_and_downloads(project):
     at.switch_page(PAGE["sweeps"]).run()
     at.selectbox(key="sw_run").set_value("sweep-demo").run()
     _assert_clean(at)
+    assert not at.get("plotly_chart")  # pictures drawn on the server: the page opens without the chart library
+    svgs = [base64.b64decode(i.proto.imgs[0].url.split(",", 1)[1]).decode() for i in at.get("image")]
+    assert len(svgs) == 2 and all(">label fraction<" in svg for svg in svgs)
+    assert all(f">{arm}<" in svgs[0] for arm in ("tiny", "supervised", "random_init"))
+    at.toggle(key="sw_interactive").set_value(True).run()
     charts = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
     assert len(charts) == 2 and all(c["layout"]["xaxis"]["type"] == "log" for c in charts)
     arms = {t.get("name") for t in charts[0]["data"] if t.get("mode") == "lines+markers"}
@@ -434,6 +439,7 @@ def test_sweep_page_shows_the_published_study(empty_project, tiny_study):
     table = pd.read_csv(table_csv)  # one arm without its 10 % entry, as while make results is still running
     table[~((table["arm"] == "supervised") & np.isclose(table["fraction"], 0.1))].to_csv(table_csv, index=False)
     at = _app()
+    at.session_state["sw_interactive"] = True  # the interactive charts, whose specs are read below
     at.switch_page(PAGE["sweeps"]).run()
     _assert_clean(at)
 
@@ -588,6 +594,7 @@ def test_sweep_page_names_arms_as_the_study_does_and_heads_the_study_table_arm(e
 
     build_study_report(tiny_study, empty_project / "results.md", export=empty_project / "published" / "sweeps")
     at = _app()
+    at.session_state["sw_interactive"] = True  # the interactive charts, whose specs are read below
     at.switch_page(PAGE["sweeps"]).run()
     _assert_clean(at)
     assert at.dataframe[0].value.index.name == "arm"

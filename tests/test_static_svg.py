@@ -54,3 +54,34 @@ def test_heatmap_cells_carry_the_values_and_the_reversed_red_blue_scale():
 def test_heatmap_refuses_a_matrix_that_does_not_match_its_names():
     with pytest.raises(ValueError, match=r"sim must be \(3, 3\)"):
         viz.similarity_heatmap(np.eye(2), ["a", "b", "c"])
+
+
+def test_sweep_svg_draws_the_series_the_plotly_chart_draws():
+    import pandas as pd
+
+    rows = [
+        dict(
+            arm=a,
+            fraction=f,
+            metric="macro_auroc",
+            mean=m + f / 10,
+            ci_low=m + f / 10 - 0.01,
+            ci_high=m + f / 10 + 0.01,
+        )
+        for a, m in (("acl_ecg", 0.8), ("supervised", 0.7))
+        for f in (0.01, 0.1, 1.0)
+    ] + [dict(arm="random_init", fraction=0.1, metric="macro_auroc", mean=0.6, ci_low=0.55, ci_high=0.65)]
+    summary = pd.DataFrame(rows)
+    series = viz.sweep_series(summary, "macro_auroc", method_col="arm", fraction_col="fraction")
+    fig = viz.sweep_figure(summary, "macro_auroc", method_col="arm", fraction_col="fraction")
+    assert [s.name for s in series] == [t.name for t in fig.data if t.mode == "lines+markers"]
+    root = ET.fromstring(viz.sweep_svg(series, "macro_auroc"))
+    texts = _texts(root)
+    assert "macro AUROC vs label fraction" in texts and {"1 %", "10 %", "100 %"} <= set(texts)
+    points = [c.find(f"{SVG}title").text for c in root.iter(f"{SVG}circle")]
+    assert "acl_ecg, 10 %: 0.8100" in points and len(points) == 7  # one per (arm, fraction), value in its title
+    assert len(list(root.iter(f"{SVG}polygon"))) == 2  # two CI bands; the one-fraction arm has an error bar
+    dotted = {p.get("stroke") for p in root.iter(f"{SVG}polyline") if p.get("stroke-dasharray")}
+    assert dotted == {s.colour for s in series if s.name in ("supervised", "random_init")}
+    ys = [float(c.get("cy")) for c in root.iter(f"{SVG}circle")][:3]
+    assert ys[0] > ys[1] > ys[2]  # acl_ecg rises with the fraction: drawn higher (smaller y) to the right

@@ -9,7 +9,8 @@ Nothing here imports Streamlit, so every figure can be unit-tested and reused in
 * :mod:`~aclecg.viz.diagrams`: the pipeline and the anatomical lead-region diagrams;
 * :mod:`~aclecg.viz.attribution`: region / lead occlusion attribution (bars, the diagram coloured by effect);
 * :mod:`~aclecg.viz.charts`: embedding maps, training curves, sweeps;
-* :mod:`~aclecg.viz.static`: SVG documents drawn on the server: the region diagram and the similarity heatmap.
+* :mod:`~aclecg.viz.static`: SVG documents drawn on the server: the region diagram, the similarity heatmap and the
+  sweep charts.
 
 The numbers behind the similarity heatmap come from :mod:`aclecg.analysis.similarity`.
 """
@@ -23,6 +24,7 @@ from aclecg.viz.charts import (
     compared_loss_curves,
     embedding_scatter,
     sweep_figure,
+    sweep_series,
     training_curves,
 )
 from aclecg.viz.diagrams import HEXAXIAL_ANGLES, PIPELINE_STEPS, PRECORDIAL_POSITIONS, pipeline_diagram, region_diagram
@@ -42,7 +44,7 @@ from aclecg.viz.paper import (
     lead_colour,
 )
 from aclecg.viz.paper_svg import paper_svg
-from aclecg.viz.static import region_diagram_svg, similarity_heatmap
+from aclecg.viz.static import region_diagram_svg, similarity_heatmap, sweep_svg
 
 __all__ = [
     "CATEGORY_COLOURS",
@@ -80,5 +82,7 @@ __all__ = [
     "similarity_heatmap",
     "strongest_region",
     "sweep_figure",
+    "sweep_series",
+    "sweep_svg",
     "training_curves",
 ]

@@ -272,13 +272,66 @@ SWEEP_PALETTE = (
 
 
 @dataclass(frozen=True)
-class _SweepColumns:
-    """The columns of a sweep summary that one method's line and CI are read from."""
+class SweepSeries:
+    """One method's line on a sweep chart: its mean per label fraction (sorted), its CI bounds where the summary
+    has them, its colour and whether it is drawn dotted (the supervised and random-init references)."""
 
-    fraction: str
-    mean: str
-    low: str
-    high: str
+    name: str
+    colour: str
+    dotted: bool
+    fraction: np.ndarray
+    mean: np.ndarray
+    low: np.ndarray | None
+    high: np.ndarray | None
+
+
+# long: each parameter names a column of the summary table, a public option of the chart
+def sweep_series(
+    summary: pd.DataFrame,
+    metric: str = "auroc",
+    method_col: str = "method",
+    fraction_col: str = "label_fraction",
+    mean_col: str = "mean",
+    low_col: str = "ci_low",
+    high_col: str = "ci_high",
+    metric_col: str | None = "metric",
+) -> list[SweepSeries]:
+    """What a sweep chart draws, one :class:`SweepSeries` per method in name order: read by the plotly chart
+    (:func:`sweep_figure`) and the SVG one (:func:`aclecg.viz.static.sweep_svg`).
+
+    ``summary`` is long format: one row per (method, label fraction[, metric]) with a mean and CI bounds.
+    When ``metric_col`` is present, rows with ``metric_col == metric`` are used; otherwise ``mean_col`` etc.
+    already refer to ``metric``.
+    """
+    df = summary
+    if metric_col and metric_col in df.columns:
+        df = df[df[metric_col].astype(str).str.lower() == metric.lower()]
+    groups = sorted(df.groupby(method_col), key=lambda kv: str(kv[0]))
+    palette = SWEEP_PALETTE
+    colours = [*palette, *[c for c in category_colours(len(groups) + len(palette)) if c not in palette]]
+    has_ci = low_col in df.columns and high_col in df.columns
+    out = []
+    for k, (method, part) in enumerate(groups):
+        part = part.sort_values(fraction_col)
+        name = str(method)
+        out.append(
+            SweepSeries(
+                name=name,
+                colour=colours[k],
+                dotted=name.lower() in ("supervised", "random", "random_init", "random-init"),
+                fraction=part[fraction_col].to_numpy(dtype=np.float64),
+                mean=part[mean_col].to_numpy(dtype=np.float64),
+                low=part[low_col].to_numpy(dtype=np.float64) if has_ci else None,
+                high=part[high_col].to_numpy(dtype=np.float64) if has_ci else None,
+            )
+        )
+    return out
+
+
+def sweep_title(metric: str, title: str | None = None) -> tuple[str, str]:
+    """(the chart's title, the y axis's title) of a sweep chart of ``metric``."""
+    label = metric.lower().removeprefix("macro_").upper()
+    return title or f"macro {label} vs label fraction", f"macro {label}"
 
 
 # long: each parameter names a column of the summary table, a public option of the chart
@@ -293,73 +346,48 @@ def sweep_figure(
     metric_col: str | None = "metric",
     title: str | None = None,
 ) -> go.Figure:
-    """Metric vs label fraction (log x) with a CI band per method.
-
-    ``summary`` is long format: one row per (method, label fraction[, metric]) with a mean and CI bounds.
-    When ``metric_col`` is present, rows with ``metric_col == metric`` are used; otherwise ``mean_col`` etc.
-    already refer to ``metric``.
-    """
-    df = summary
-    if metric_col and metric_col in df.columns:
-        df = df[df[metric_col].astype(str).str.lower() == metric.lower()]
+    """Metric vs label fraction (log x) with a CI band per method (the series of :func:`sweep_series`)."""
     fig = go.Figure()
-    columns = _SweepColumns(fraction_col, mean_col, low_col, high_col)
-    groups = sorted(df.groupby(method_col), key=lambda kv: str(kv[0]))
-    palette = SWEEP_PALETTE
-    colours = [*palette, *[c for c in category_colours(len(groups) + len(palette)) if c not in palette]]
-    for k, (method, part) in enumerate(groups):
-        _add_sweep_method(fig, part.sort_values(fraction_col), str(method), colours[k], columns, metric)
+    for series in sweep_series(summary, metric, method_col, fraction_col, mean_col, low_col, high_col, metric_col):
+        _add_sweep_method(fig, series, metric)
+    chart_title, y_title = sweep_title(metric, title)
     fig.update_xaxes(type="log", title_text="label fraction")
-    label = metric.lower().removeprefix("macro_").upper()
-    fig.update_yaxes(title_text=f"macro {label}")
-    fig.update_layout(
-        title=title or f"macro {label} vs label fraction", height=430, margin=dict(l=10, r=10, t=40, b=10)
-    )
+    fig.update_yaxes(title_text=y_title)
+    fig.update_layout(title=chart_title, height=430, margin=dict(l=10, r=10, t=40, b=10))
     return fig
 
 
-def _add_sweep_method(
-    fig: go.Figure, part: pd.DataFrame, method: str, colour: str, cols: _SweepColumns, metric: str
-) -> None:
+def _add_sweep_method(fig: go.Figure, s: SweepSeries, metric: str) -> None:
     """One method's mean line, with its CI as a band (or an error bar where it has one fraction)."""
-    dash = "dot" if method.lower() in ("supervised", "random", "random_init", "random-init") else "solid"
     error_y = None
-    if cols.low in part.columns and cols.high in part.columns and len(part) == 1:
+    if s.low is not None and s.high is not None and len(s.fraction) == 1:
         # one fraction: an error bar, not a band (a one-point band draws as loose dots)
-        error_y = dict(
-            type="data",
-            symmetric=False,
-            color=colour,
-            array=(part[cols.high] - part[cols.mean]).to_numpy(),
-            arrayminus=(part[cols.mean] - part[cols.low]).to_numpy(),
-        )
-    elif cols.low in part.columns and cols.high in part.columns:
-        xs = np.concatenate([part[cols.fraction].to_numpy(), part[cols.fraction].to_numpy()[::-1]])
-        ys = np.concatenate([part[cols.high].to_numpy(), part[cols.low].to_numpy()[::-1]])
+        error_y = dict(type="data", symmetric=False, color=s.colour, array=s.high - s.mean, arrayminus=s.mean - s.low)
+    elif s.low is not None and s.high is not None:
         fig.add_trace(
             go.Scatter(
-                x=xs,
-                y=ys,
+                x=np.concatenate([s.fraction, s.fraction[::-1]]),
+                y=np.concatenate([s.high, s.low[::-1]]),
                 mode="lines",  # an area: plotly's default mode would add a marker at every corner
                 fill="toself",
-                fillcolor=_with_alpha(colour, 0.15),
+                fillcolor=_with_alpha(s.colour, 0.15),
                 line=dict(width=0),
                 hoverinfo="skip",
                 showlegend=False,
-                legendgroup=method,
-                name=f"{method} CI",
+                legendgroup=s.name,
+                name=f"{s.name} CI",
             )
         )
     fig.add_trace(
         go.Scatter(
-            x=part[cols.fraction],
-            y=part[cols.mean],
+            x=s.fraction,
+            y=s.mean,
             mode="lines+markers",
-            name=method,
-            legendgroup=method,
-            line=dict(color=colour, dash=dash),
+            name=s.name,
+            legendgroup=s.name,
+            line=dict(color=s.colour, dash="dot" if s.dotted else "solid"),
             error_y=error_y,
-            hovertemplate=f"{method}<br>fraction %{{x}}<br>{metric} %{{y:.4f}}<extra></extra>",
+            hovertemplate=f"{s.name}<br>fraction %{{x}}<br>{metric} %{{y:.4f}}<extra></extra>",
         )
     )
 

@@ -1,5 +1,6 @@
 """Static figures drawn on the server as SVG documents (``st.image`` draws them; ``aclecg regions --out`` writes
-one): the lead-region diagram and the similarity heatmap of the Lead regions page.
+one): the lead-region diagram and the similarity heatmap of the Lead regions page, and the sweep charts of the
+Label-fraction sweeps page.
 
 Both are pictures to read, not to explore: as SVG the page opens without loading plotly, whose first chart costs
 a new browser most of a second (docs/app.md, "page timings"). The diagram's geometry (electrode positions, the
@@ -16,6 +17,7 @@ import numpy as np
 from plotly.colors import get_colorscale, sample_colorscale
 
 from aclecg.leads import REGION_COLOURS, RegionMap, default_region_map
+from aclecg.viz.charts import SweepSeries, sweep_title
 from aclecg.viz.diagrams import (
     HEXAXIAL_ANGLES,
     HEXAXIAL_HALF_WIDTH,
@@ -161,3 +163,98 @@ def similarity_heatmap(sim: np.ndarray, names: Sequence[str], title: str = "") -
             parts.append(_text(x + cell / 2, y + cell / 2 + 6, "–" if not np.isfinite(v) else f"{v:.2f}", 17, fill=ink))
     parts.append("</svg>")
     return "".join(parts)
+
+
+def _nice_ticks(lo: float, hi: float, target: int = 5) -> np.ndarray:
+    """About ``target`` round values (steps of 1, 2, 2.5 or 5 times a power of ten) covering [lo, hi]."""
+    span = max(hi - lo, 1e-9)
+    raw = span / target
+    power = 10.0 ** np.floor(np.log10(raw))
+    step = power * min((m for m in (1.0, 2.0, 2.5, 5.0, 10.0) if m * power >= raw), default=10.0)
+    return np.arange(np.ceil(lo / step) * step, hi + step * 1e-6, step)
+
+
+def sweep_svg(series: Sequence[SweepSeries], metric: str, title: str | None = None) -> str:
+    """A sweep chart as an SVG document: each series' mean against the label fraction (log axis, ticked at the
+    fractions run), its CI as a band (an error bar at a single fraction), the references dotted, a legend below.
+    The same series as :func:`aclecg.viz.sweep_figure`, from :func:`aclecg.viz.charts.sweep_series`."""
+    chart_title, y_title = sweep_title(metric, title)
+    width, left, right, top, plot_h = 640.0, 70.0, 20.0, 44.0, 300.0
+    rows = [list(series[i : i + 3]) for i in range(0, len(series), 3)]  # the legend: three entries a row
+    height = top + plot_h + 56 + 24 * len(rows)
+    fr = np.concatenate([s.fraction for s in series]) if series else np.array([0.1, 1.0])
+    ys = np.concatenate([v for s in series for v in (s.mean, s.low, s.high) if v is not None] or [np.array([0.5])])
+    ys = ys[np.isfinite(ys)] if np.isfinite(ys).any() else np.array([0.5])
+    pad = max(float(ys.max() - ys.min()) * 0.08, 0.005)
+    ylo, yhi = float(ys.min()) - pad, float(ys.max()) + pad
+    xlo, xhi = np.log10(fr[fr > 0].min()) - 0.12, np.log10(fr[fr > 0].max()) + 0.12
+    plot_w = width - left - right
+
+    def at(f: np.ndarray, v: np.ndarray) -> np.ndarray:
+        x = left + (np.log10(f) - xlo) / (xhi - xlo) * plot_w
+        return np.column_stack([x, top + (yhi - v) / (yhi - ylo) * plot_h])
+
+    def points(xy: np.ndarray) -> str:
+        return " ".join(f"{a:.1f},{b:.1f}" for a, b in xy)
+
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width:.0f} {height:.0f}" font-family="sans-serif" '
+        f'role="img" aria-label="{html.escape(chart_title)}">',
+        f'<rect width="{width:.0f}" height="{height:.0f}" fill="white"/>',
+        _text(10, 26, chart_title, 17, "start"),
+        f'<rect x="{left}" y="{top}" width="{plot_w}" height="{plot_h}" fill="#fafafa" stroke="#ccc"/>',
+    ]
+    for v in _nice_ticks(ylo, yhi):
+        y = top + (yhi - v) / (yhi - ylo) * plot_h
+        parts.append(f'<line x1="{left}" y1="{y:.1f}" x2="{left + plot_w}" y2="{y:.1f}" stroke="#e3e3e3"/>')
+        parts.append(_text(left - 6, y + 5, f"{v:.3g}", 13, "end"))
+    for f in np.unique(fr[fr > 0]):
+        x = float(at(np.array([f]), np.array([ylo]))[0, 0])
+        parts.append(f'<line x1="{x:.1f}" y1="{top}" x2="{x:.1f}" y2="{top + plot_h}" stroke="#e3e3e3"/>')
+        parts.append(_text(x, top + plot_h + 18, f"{f * 100:g} %", 13))
+    parts.append(_text(left + plot_w / 2, top + plot_h + 40, "label fraction", 14))
+    parts.append(
+        f'<text transform="translate(18 {top + plot_h / 2:.0f}) rotate(-90)" font-size="14" text-anchor="middle" '
+        f'fill="#222">{html.escape(y_title)}</text>'
+    )
+    for s in series:
+        parts += _sweep_line(s, at, points)
+    for r, row in enumerate(rows):
+        y = top + plot_h + 68 + 24 * r
+        for c, s in enumerate(row):
+            x = 10 + c * (width - 20) / 3
+            dash = ' stroke-dasharray="3 3"' if s.dotted else ""
+            swatch = f'x1="{x:.0f}" y1="{y - 5}" x2="{x + 24:.0f}" y2="{y - 5}"'
+            parts.append(f'<line {swatch} stroke="{s.colour}" stroke-width="2.5"{dash}/>')
+            parts.append(_text(x + 30, y, s.name, 13, "start"))
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def _sweep_line(
+    s: SweepSeries, at: Callable[[np.ndarray, np.ndarray], np.ndarray], points: Callable[[np.ndarray], str]
+) -> list[str]:
+    """One series: its CI band (or error bar), its line and its points, each point titled with its value."""
+    out = []
+    keep = np.isfinite(s.mean) & (s.fraction > 0)
+    f, m = s.fraction[keep], s.mean[keep]
+    if s.low is not None and s.high is not None and keep.any():
+        lo, hi = s.low[keep], s.high[keep]
+        if len(f) == 1:
+            (x, y_hi), (_, y_lo) = at(f, hi)[0], at(f, lo)[0]
+            bar = (
+                f"M{x - 5:.1f} {y_hi:.1f}H{x + 5:.1f}M{x:.1f} {y_hi:.1f}V{y_lo:.1f}M{x - 5:.1f} {y_lo:.1f}H{x + 5:.1f}"
+            )
+            out.append(f'<path d="{bar}" stroke="{s.colour}" stroke-width="1.5" fill="none"/>')
+        else:
+            band = np.vstack([at(f, hi), at(f[::-1], lo[::-1])])
+            out.append(f'<polygon points="{points(band)}" fill="{s.colour}" fill-opacity="0.15"/>')
+    xy = at(f, m)
+    dash = ' stroke-dasharray="4 4"' if s.dotted else ""
+    out.append(f'<polyline points="{points(xy)}" fill="none" stroke="{s.colour}" stroke-width="2"{dash}/>')
+    for (x, y), frac, v in zip(xy, f, m):
+        out.append(
+            f'<circle cx="{x:.1f}" cy="{y:.1f}" r="4" fill="{s.colour}">'
+            f"<title>{html.escape(f'{s.name}, {frac * 100:g} %: {v:.4f}')}</title></circle>"
+        )
+    return out
