@@ -134,7 +134,7 @@ def test_controls_stack_and_sweep_charts_go_one_per_row_on_a_narrow_screen(serve
         r
         for r in sized.execute_script(
             "return Array.from(document.querySelectorAll("
-            "'[data-testid=\"stPlotlyChart\"], [data-testid=\"stMain\"] img[src^=\"data:image/svg\"]'))"
+            '\'[data-testid="stPlotlyChart"], [data-testid="stMain"] img[src^="data:image/svg"]\'))'
             ".map(e => e.getBoundingClientRect()).filter(r => r.width > 0).map(r => [r.left, r.top]);"
         )
     ]
