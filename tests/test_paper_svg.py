@@ -91,3 +91,13 @@ def test_a_gap_in_the_signal_starts_a_new_sub_path_and_text_is_escaped():
 def test_only_paper_figures_are_drawn():
     with pytest.raises(ValueError, match="ecg_paper_figure"):
         viz.paper_svg(go.Figure())
+
+
+def test_traces_are_clipped_to_the_paper_as_the_chart_clips_them():
+    x = _ecg()
+    x[1, 200:210] = 40.0  # 40 mV: 400 mm above its baseline, far off the paper
+    root = ET.fromstring(viz.paper_svg(viz.ecg_paper_figure(x, 100.0, LEADS, layout="3x4")))
+    clip = root.find("s:defs/s:clipPath/s:rect", NS)
+    groups = [g for g in root.iter(f"{{{NS['s']}}}g") if g.get("clip-path") == "url(#paper)"]
+    assert clip is not None and len(groups) == 1
+    assert {p.find("s:title", NS).text for p in groups[0].iter(f"{{{NS['s']}}}path")} >= set(LEADS)

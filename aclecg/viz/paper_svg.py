@@ -161,14 +161,17 @@ def paper_svg(fig: go.Figure) -> str:
         "<defs>",
         _grid("mm", GRID_MINOR_MM, GRID_MINOR_COLOUR, 1),
         _grid("mm5", GRID_MAJOR_MM, GRID_MAJOR_COLOUR, 2),
+        f'<clipPath id="paper">{_rect(*paper, "")}</clipPath>',
         "</defs>",
         _rect(x0, -y1 - top, width, height + top + bottom, 'fill="white"'),
         _rect(*paper, f'fill="{PAPER_COLOUR}"'),
         *_shapes(fig, below=True),
         _rect(*paper, 'fill="url(#mm)"'),
         _rect(*paper, 'fill="url(#mm5)"'),
+        '<g clip-path="url(#paper)">',  # as plotly clips traces at the axes: a tall QRS stays on the paper
         *_shapes(fig, below=False),
         *traces,
+        "</g>",
         *_annotations(fig, x0, -y1 - top / 2 + 1.5),
     ]
     if _title(fig):
