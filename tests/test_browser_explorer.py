@@ -102,12 +102,17 @@ return {svg: new TextDecoder().decode(bytes), width: r.width, height: r.height, 
 """
 
 
-def _print_svg(driver, timeout: float = 30.0) -> dict:
+def _drawn(driver, script: str, what: str, timeout: float = 30.0) -> dict:
+    """What ``script`` returns once it returns something (under load a rerun may still be drawing)."""
     deadline = time.time() + timeout
-    while (found := driver.execute_script(_PRINT_SVG)) is None:
-        assert time.time() < deadline, "the Explorer drew no print"
+    while (found := driver.execute_script(script)) is None:
+        assert time.time() < deadline, f"the Explorer drew no {what}"
         time.sleep(0.2)
     return found
+
+
+def _print_svg(driver) -> dict:
+    return _drawn(driver, _PRINT_SVG, "print")
 
 
 def _print_title(driver) -> str:
@@ -229,13 +234,9 @@ def test_pdf_download_is_a_true_scale_page_with_the_header(server, browser):
         shutil.rmtree(folder, ignore_errors=True)
 
 
-def _main_layout(driver, timeout: float = 30.0) -> dict:
-    """The Explorer's paper chart's layout facts, once a chart is drawn (under load a rerun may still be drawing)."""
-    deadline = time.time() + timeout
-    while (found := driver.execute_script(_MAIN_LAYOUT)) is None:
-        assert time.time() < deadline, "the Explorer's chart was not drawn"
-        time.sleep(0.2)
-    return found
+def _main_layout(driver) -> dict:
+    """The Explorer's paper chart's layout facts, once a chart is drawn."""
+    return _drawn(driver, _MAIN_LAYOUT, "chart")
 
 
 def test_next_after_an_upload_shows_the_next_record(server, browser):

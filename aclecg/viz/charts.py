@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -334,21 +335,12 @@ def sweep_title(metric: str, title: str | None = None) -> tuple[str, str]:
     return title or f"macro {label} vs label fraction", f"macro {label}"
 
 
-# long: each parameter names a column of the summary table, a public option of the chart
-def sweep_figure(
-    summary: pd.DataFrame,
-    metric: str = "auroc",
-    method_col: str = "method",
-    fraction_col: str = "label_fraction",
-    mean_col: str = "mean",
-    low_col: str = "ci_low",
-    high_col: str = "ci_high",
-    metric_col: str | None = "metric",
-    title: str | None = None,
-) -> go.Figure:
-    """Metric vs label fraction (log x) with a CI band per method (the series of :func:`sweep_series`)."""
+def sweep_figure(summary: pd.DataFrame, metric: str = "auroc", title: str | None = None, **columns: Any) -> go.Figure:
+    """Metric vs label fraction (log x) with a CI band per method: the series :func:`sweep_series` reads from
+    ``summary`` with the column names in ``columns`` (``method_col``, ``fraction_col``, ``mean_col``, ``low_col``,
+    ``high_col``, ``metric_col``)."""
     fig = go.Figure()
-    for series in sweep_series(summary, metric, method_col, fraction_col, mean_col, low_col, high_col, metric_col):
+    for series in sweep_series(summary, metric, **columns):
         _add_sweep_method(fig, series, metric)
     chart_title, y_title = sweep_title(metric, title)
     fig.update_xaxes(type="log", title_text="label fraction")
