@@ -358,6 +358,16 @@ def test_pretrain_task_trains_commits_rotations_and_refuses_a_foreign_run(tmp_pa
     with pytest.raises(ConfigError, match=r"rot8-simclr holds a run of another configuration") as err:
         run_pretrain(foreign)
     assert "\n" not in str(err.value)
+    from aclecg.studyplan.encoders import TrainingStopped
+
+    def stopped_pretrain(config, run_dir, resume=False, progress=True):  # a stop signal: checkpoint, no encoder
+        _write(Path(run_dir) / "config.json", json.dumps(config.to_dict()))
+
+    monkeypatch.setattr(aclecg.training, "pretrain", stopped_pretrain)
+    stopped = plan.pretrain[(10, "simclr")]
+    with pytest.raises(TrainingStopped, match=r"stopped before its last step; .* running the study again resumes"):
+        run_pretrain(stopped)
+    assert not pretrain_done(stopped)
 
 
 @pytest.mark.parametrize(

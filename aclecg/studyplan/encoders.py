@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from aclecg import atomicio
-from aclecg.errors import ConfigError
+from aclecg.errors import AclEcgError, ConfigError
 from aclecg.evaluation.config import digest
 from aclecg.studyplan.spec import MethodSpec, Study
 
@@ -46,6 +46,10 @@ __all__ = [
 ]
 
 MARKER = "task.json"
+
+
+class TrainingStopped(AclEcgError):
+    """A pretraining task's run stopped before its last step (its checkpoint is kept for the next run)."""
 
 
 @dataclass(frozen=True)
@@ -230,6 +234,11 @@ def _train(job: PretrainJob, progress: bool) -> None:
         if (job.run_dir / "encoder.pt").is_file():
             return
     pretrain(config, job.run_dir, resume=stored.is_file(), progress=progress)
+    if not (job.run_dir / "encoder.pt").is_file():  # stopped (a signal, a cancel) and saved to resume from
+        raise TrainingStopped(
+            f"{job.name} (test fold {job.fold}) stopped before its last step; its checkpoint is kept in "
+            f"{job.run_dir} and running the study again resumes it from there"
+        )
 
 
 def run_pretrain(job: PretrainJob, progress: bool = False) -> dict[str, Any]:
