@@ -79,6 +79,10 @@ def show_table(table: pd.DataFrame, **kwargs) -> None:
     st.dataframe(out, column_config=config, width="stretch", **kwargs)
 
 
+#: The width a sweep picture is drawn at (about as tall as the plotly chart was; at most its column's width).
+SWEEP_PX = 640
+
+
 def sweep_chart(where, summary: pd.DataFrame, metric: str, key: str, **columns) -> None:
     """A sweep chart in ``where``: a picture drawn on the server (the page opens without the chart library), or
     the interactive plotly chart when "interactive charts" is on. Both draw :func:`aclecg.viz.sweep_series`."""
@@ -86,10 +90,8 @@ def sweep_chart(where, summary: pd.DataFrame, metric: str, key: str, **columns) 
         figure = viz.sweep_figure(summary, metric=metric, fraction_col="fraction", **columns)
         where.plotly_chart(figure, width="stretch", key=key)
     else:
-        where.image(
-            viz.sweep_svg(viz.sweep_series(summary, metric, fraction_col="fraction", **columns), metric),
-            width="stretch",
-        )
+        picture = viz.sweep_svg(viz.sweep_series(summary, metric, fraction_col="fraction", **columns), metric)
+        where.image(picture, width=SWEEP_PX)  # at most its column's width: narrower where two charts share a row
 
 
 st.toggle(
