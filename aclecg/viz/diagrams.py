@@ -9,9 +9,9 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from aclecg.leads import REGION_COLOURS, RegionMap, default_region_map
-from aclecg.viz.paper import fallback_colour
+from aclecg.leads import RegionMap, default_region_map
 from aclecg.viz.paper import lead_colour as _region_colour
+from aclecg.viz.paper import region_colour
 
 PIPELINE_STEPS: tuple[tuple[str, str], ...] = (
     ("Unlabelled\n12-lead ECGs", "PTB-XL, Challenge 2021,\nCPSC2018"),
@@ -119,7 +119,7 @@ def region_diagram(
                 x=[None],
                 y=[None],
                 mode="markers",
-                marker=dict(size=12, color=REGION_COLOURS.get(region, fallback_colour(region))),
+                marker=dict(size=12, color=region_colour(region)),
                 name=f"{region}: {', '.join(members)}",
             )
         )

@@ -44,6 +44,11 @@ def lead_colour(lead: str, region_map: RegionMap | None = None) -> str:
     region = (region_map or default_region_map()).region_of(lead)
     if region is None:
         return REGION_COLOURS["aVR"]
+    return region_colour(region)
+
+
+def region_colour(region: str) -> str:
+    """Colour of a region: its own (:data:`aclecg.leads.REGION_COLOURS`), or a fixed one picked by its name."""
     return REGION_COLOURS.get(region, fallback_colour(region))
 
 

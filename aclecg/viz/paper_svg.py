@@ -155,9 +155,10 @@ def paper_svg(fig: go.Figure) -> str:
     bottom = _LEGEND_MM if legend else 1.0
     view = f"{_u(x0)} {_u(-y1 - top)} {_u(width)} {_u(height + top + bottom)}"
     paper = (x0, -y1, width, height)
+    title, band_y = _title(fig), -y1 - top / 2 + 1.5  # the band above the paper: the scale note and the title
     parts = [
         f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="{view}" font-family="sans-serif" '
-        f'role="img" aria-label="{html.escape(_title(fig) or "ECG on paper")}">',
+        f'role="img" aria-label="{html.escape(title or "ECG on paper")}">',
         "<defs>",
         _grid("mm", GRID_MINOR_MM, GRID_MINOR_COLOUR, 1),
         _grid("mm5", GRID_MAJOR_MM, GRID_MAJOR_COLOUR, 2),
@@ -172,10 +173,10 @@ def paper_svg(fig: go.Figure) -> str:
         *_shapes(fig, below=False),
         *traces,
         "</g>",
-        *_annotations(fig, x0, -y1 - top / 2 + 1.5),
+        *_annotations(fig, x0, band_y),
     ]
-    if _title(fig):
-        parts.append(_text(_u(x0 + width / 2), _u(-y1 - top / 2 + 1.5), _title(fig), 15, "#222", "middle"))
+    if title:
+        parts.append(_text(_u(x0 + width / 2), _u(band_y), title, 15, "#222", "middle"))
     parts += _legend(legend, x0, -y0 + bottom * 0.65)
     parts.append("</svg>")
     return "".join(parts)

@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 from plotly.colors import get_colorscale, sample_colorscale
 
-from aclecg.leads import REGION_COLOURS, RegionMap, default_region_map
+from aclecg.leads import RegionMap, default_region_map
 from aclecg.viz.charts import SweepSeries, sweep_title
 from aclecg.viz.diagrams import (
     HEXAXIAL_ANGLES,
@@ -26,8 +26,8 @@ from aclecg.viz.diagrams import (
     chest_outline,
     hexaxial_end,
 )
-from aclecg.viz.paper import fallback_colour
 from aclecg.viz.paper import lead_colour as _region_colour
+from aclecg.viz.paper import region_colour
 
 #: Pixels (SVG units) per unit of the diagram's coordinates, and each panel's (x, y) ranges.
 _SCALE = 120.0
@@ -43,6 +43,15 @@ def _text(
         f'<text x="{x:.1f}" y="{y:.1f}" font-size="{size:g}" text-anchor="{anchor}" fill="{fill}"{weight}>'
         f"{html.escape(text)}</text>"
     )
+
+
+def _document(width: float, height: float, label: str) -> list[str]:
+    """The opening of a ``width`` x ``height`` SVG document named ``label`` (for screen readers), on white."""
+    return [
+        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width:.0f} {height:.0f}" font-family="sans-serif" '
+        f'role="img" aria-label="{html.escape(label)}">',
+        f'<rect width="{width:.0f}" height="{height:.0f}" fill="white"/>',
+    ]
 
 
 _Coords = Sequence[float] | np.ndarray
@@ -87,9 +96,7 @@ def region_diagram_svg(region_map: RegionMap | None = None, colour_of: Callable[
     legend_y = height + 24
     width = hexa.x0 + hexa.width + 10
     parts = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width:.0f} {legend_y + 16:.0f}" '
-        'font-family="sans-serif" role="img" aria-label="lead regions: chest and hexaxial views">',
-        f'<rect width="{width:.0f}" height="{legend_y + 16:.0f}" fill="white"/>',
+        *_document(width, legend_y + 16, "lead regions: chest and hexaxial views"),
         _text(chest.x0 + chest.width / 2, 24, "precordial leads (chest)", 17),
         _text(hexa.x0 + hexa.width / 2, 24, "limb leads (hexaxial)", 17),
         chest.line(*chest_outline(), "#bbb", 2),
@@ -123,8 +130,7 @@ def _legend(rmap: RegionMap, x: float, y: float) -> list[str]:
     out = []
     for region, members in rmap.regions.items():
         label = f"{region}: {', '.join(members)}"
-        fill = REGION_COLOURS.get(region, fallback_colour(region))
-        out.append(f'<circle cx="{x + 7:.1f}" cy="{y - 5:.1f}" r="7" fill="{fill}"/>')
+        out.append(f'<circle cx="{x + 7:.1f}" cy="{y - 5:.1f}" r="7" fill="{region_colour(region)}"/>')
         out.append(_text(x + 20, y, label, 15, "start"))
         x += 40 + 8.2 * len(label)
     return out
@@ -142,11 +148,7 @@ def similarity_heatmap(sim: np.ndarray, names: Sequence[str], title: str = "") -
     values = np.clip((np.nan_to_num(s, nan=0.0) + 1.0) / 2.0, 0.0, 1.0)
     colours = sample_colorscale(get_colorscale("RdBu_r"), values.ravel().tolist())
     width, height = left + n * cell + 10, top + n * cell + 10
-    parts = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width:.0f} {height:.0f}" font-family="sans-serif" '
-        f'role="img" aria-label="{html.escape(title or "similarity heatmap")}">',
-        f'<rect width="{width:.0f}" height="{height:.0f}" fill="white"/>',
-    ]
+    parts = _document(width, height, title or "similarity heatmap")
     if title:
         parts.append(_text(10, 30, title, 17, "start"))
     for i, name in enumerate(names):
@@ -198,18 +200,16 @@ def sweep_svg(series: Sequence[SweepSeries], metric: str, title: str | None = No
         return " ".join(f"{a:.1f},{b:.1f}" for a, b in xy)
 
     parts = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width:.0f} {height:.0f}" font-family="sans-serif" '
-        f'role="img" aria-label="{html.escape(chart_title)}">',
-        f'<rect width="{width:.0f}" height="{height:.0f}" fill="white"/>',
+        *_document(width, height, chart_title),
         _text(10, 26, chart_title, 17, "start"),
         f'<rect x="{left}" y="{top}" width="{plot_w}" height="{plot_h}" fill="#fafafa" stroke="#ccc"/>',
     ]
-    for v in _nice_ticks(ylo, yhi):
-        y = top + (yhi - v) / (yhi - ylo) * plot_h
+    ticks = _nice_ticks(ylo, yhi)
+    for v, y in zip(ticks, at(np.ones_like(ticks), ticks)[:, 1]):
         parts.append(f'<line x1="{left}" y1="{y:.1f}" x2="{left + plot_w}" y2="{y:.1f}" stroke="#e3e3e3"/>')
         parts.append(_text(left - 6, y + 5, f"{v:.3g}", 13, "end"))
-    for f in np.unique(fr[fr > 0]):
-        x = float(at(np.array([f]), np.array([ylo]))[0, 0])
+    fractions = np.unique(fr[fr > 0])
+    for f, x in zip(fractions, at(fractions, np.full_like(fractions, ylo))[:, 0]):
         parts.append(f'<line x1="{x:.1f}" y1="{top}" x2="{x:.1f}" y2="{top + plot_h}" stroke="#e3e3e3"/>')
         parts.append(_text(x, top + plot_h + 18, f"{f * 100:g} %", 13))
     parts.append(_text(left + plot_w / 2, top + plot_h + 40, "label fraction", 14))
