@@ -266,6 +266,25 @@ def test_rerun_skips_every_finished_task(tiny_run):
     assert (summary.computed, summary.skipped, summary.failed) == (0, len(tasks), {})
 
 
+def test_only_trained_runs_the_cells_whose_probes_finished_earlier(tiny_run, tmp_path):
+    """``study run --only trained`` after the probes ran: a cell depending on finished probe tasks (filtered out of
+    the run) is ready. It used to wait forever, since only the selected tasks counted as finished."""
+    import shutil
+
+    from aclecg.studyplan import load_study
+    from aclecg.studyplan.executors import LocalExecutor, run_study, selector
+    from aclecg.studyplan.tasks import StudyPlan
+
+    old = tiny_run["root"]
+    root = tmp_path / "copy"
+    shutil.copytree(old, root)
+    (root / "tiny.toml").write_text((old / "tiny.toml").read_text().replace(str(old), str(root)))
+    shutil.rmtree(root / "runs" / "sweeps" / "multilabel-test10-finetune")
+    plan = StudyPlan(load_study(root / "tiny.toml"), datasets={"toy": tiny_run["data"]})
+    summary = run_study(plan, LocalExecutor(workers=1), selector(None, ["trained"]))
+    assert (summary.computed, summary.waiting, summary.failed) == (2, 0, {})
+
+
 def test_task_keys_hold_the_data_and_change_only_where_the_study_does(tiny_run):
     root, data = tiny_run["root"], tiny_run["data"]
     _, tasks = _tasks(root, data)

@@ -213,7 +213,8 @@ def run_study(
     started = time.perf_counter()
     summary = RunSummary()
     keep = select or (lambda t: True)
-    tasks = [t for t in plan.tasks() if keep(t)]
+    every = plan.tasks()
+    tasks = [t for t in every if keep(t)]
     summary.skipped = sum(t.done for t in tasks)
     total = len(tasks) - summary.skipped
     running: dict[str, Task] = {}
@@ -221,7 +222,7 @@ def run_study(
     finished = 0
     try:
         while True:
-            for task in _ready(plan, tasks, running, summary.failed):
+            for task in _ready(every, tasks, running, summary.failed):
                 assert task.job is not None
                 if isinstance(task.job, CellJob) and task.job.folder.name not in described:
                     plan.write_sweep_meta(task.job.folder.name)  # sweep.json first: the study's readers need it
@@ -240,7 +241,8 @@ def run_study(
                     summary.failed[tid] = error
                 if on_done:
                     on_done(task, result, error, finished, total)
-            tasks = [t for t in plan.tasks() if keep(t)]
+            every = plan.tasks()
+            tasks = [t for t in every if keep(t)]
     finally:
         executor.close()
     summary.waiting = sum(1 for t in tasks if not t.done and t.id not in summary.failed)
@@ -249,8 +251,13 @@ def run_study(
     return summary
 
 
-def _ready(plan: StudyPlan, tasks: Iterable[Task], running: dict[str, Task], failed: dict[str, str]) -> list[Task]:
-    done = {t.id for t in tasks if t.done}
+def _ready(
+    every: Iterable[Task], tasks: Iterable[Task], running: dict[str, Task], failed: dict[str, str]
+) -> list[Task]:
+    """The selected ``tasks`` that can start now: unfinished, resolved, not running or failed, and every dependency
+    finished. A dependency counts wherever it is (``every`` task of the study): one of a kind or shard this run
+    leaves out but that an earlier run finished (``--only trained`` after the probes) is finished."""
+    done = {t.id for t in every if t.done}
     return [
         t
         for t in tasks
