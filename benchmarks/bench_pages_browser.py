@@ -19,7 +19,7 @@ Usage::
     .venv/bin/python benchmarks/bench_pages_browser.py
     .venv/bin/python benchmarks/bench_pages_browser.py --repeat 3
     .venv/bin/python benchmarks/bench_pages_browser.py --fresh-browser   # issue 31: each page as a new browser's first
-    .venv/bin/python benchmarks/bench_pages_browser.py --floor           # a bare Streamlit page, +/- one plotly chart
+    .venv/bin/python benchmarks/bench_pages_browser.py --floor           # a bare page, + a plotly or a Vega-Lite chart
 
 Every run prints the 1/5/15-minute load averages before and after and calls the run ``idle`` or ``UNDER LOAD``
 (1-minute load under half the cores or not): issue 31 asks for the figure on an idle machine and under load.
@@ -129,6 +129,8 @@ OBSERVER = """
     const idle = !!(app && m && app.getAttribute('data-test-script-state') === 'notRunning' && m.querySelector('h1'));
     const drawn = idle && !m.querySelector('[data-testid="stSkeleton"]')
       && Array.from(m.querySelectorAll('[data-testid="stPlotlyChart"]')).every(c => c.querySelector('svg.main-svg'))
+      && Array.from(m.querySelectorAll('[data-testid="stVegaLiteChart"]'))
+        .every(c => c.querySelector('canvas, svg.marks'))
       && Array.from(m.querySelectorAll('img')).every(i => i.complete && i.naturalWidth > 0);
     const now = performance.now();
     window.__idleAt = idle ? (window.__idleAt ?? now) : null;
@@ -199,19 +201,35 @@ def fresh_browser() -> int:
     return 0
 
 
-#: The floor under every page: a bare Streamlit script, with one three-point plotly chart or without (``?chart=0``).
-FLOOR_SCRIPT = """import plotly.graph_objects as go
-import streamlit as st
+#: The floor under every page: a bare Streamlit script, with one three-point plotly chart, without (``?chart=0``), or
+#: with a 1,000-point Vega-Lite map that a click selects from (``?chart=vega``, the Representations page's map).
+FLOOR_SCRIPT = """import streamlit as st
 
 st.title("floor")
-if st.query_params.get("chart", "1") == "1":
+chart = st.query_params.get("chart", "1")
+if chart == "1":
+    import plotly.graph_objects as go
+
     st.plotly_chart(go.Figure(go.Scatter(x=[1, 2, 3], y=[1, 3, 2])), key="c")
+elif chart == "vega":
+    import altair as alt
+    import numpy as np
+    import pandas as pd
+
+    xy = np.random.default_rng(0).normal(size=(1000, 2))
+    points = pd.DataFrame({"x": xy[:, 0], "y": xy[:, 1], "record": range(1000)})
+    pick = alt.selection_point(name="pick", fields=["record"], on="click")
+    st.altair_chart(alt.Chart(points).mark_circle().encode(x="x", y="y").add_params(pick), on_select="rerun", key="v")
 """
+
+
+FLOOR_PAGES = (("0", "title only"), ("1", "title + one plotly chart"), ("vega", "title + 1,000-point Vega-Lite map"))
 
 
 def floor(repeat: int) -> int:
     """What any page costs a new browser before the app adds anything: a bare Streamlit script (a title) and the
-    same with one tiny plotly chart, each the first page of a new headless Chromium, ``repeat`` times."""
+    same with one tiny plotly chart or a 1,000-point Vega-Lite map, each the first page of a new headless Chromium,
+    ``repeat`` times."""
     import tempfile
     from pathlib import Path
 
@@ -224,7 +242,7 @@ def floor(repeat: int) -> int:
         warm.quit()
         print(f"{'bare Streamlit page, new browser':<40} {'script idle':>12} {'drawn':>8}")
         for _ in range(repeat):
-            for chart, what in (("0", "title only"), ("1", "title + one plotly chart")):
+            for chart, what in FLOOR_PAGES:
                 driver, first, drawn = _first_open(f"{url}/?chart={chart}")
                 driver.quit()
                 print(f"{what:<40} {first:12.2f} {drawn:8.2f}")

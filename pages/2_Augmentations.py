@@ -135,7 +135,10 @@ with figure:
             "time-out (red), a zero/edge shift's padding (blue); dotted line: a circular shift's seam; "
             "dashed boxes on the original: each view's crop window, in the view's colour."
         )
-        st.plotly_chart(fig, width="stretch", key="aug_chart")
+        if st.toggle("interactive chart", key="aug_interactive", help="zoom and hover (loads the chart library)"):
+            st.plotly_chart(fig, width="stretch", key="aug_chart")
+        else:  # drawn on the server: the page opens without loading plotly
+            st.image(viz.subplots_svg(fig, label=title), width="stretch")
         summary = [
             {
                 "view": v[0],

@@ -2,9 +2,9 @@
 
 Embeddings and maps are cached on disk (``.cache/embeddings``, ``.cache/umap``) and in the server (keyed by what
 changes a map, see ``pages/_maps.py``), so a map is computed once. Above
-:data:`aclecg.analysis.record_map.MAX_MAP_POINTS`
-records a map shows a fixed stratified sample. Picking a point (click, box or lasso) or typing a record id shows
-that record's ECG.
+:data:`aclecg.analysis.record_map.MAX_MAP_POINTS` records a map shows a fixed stratified sample. The map is a
+Vega-Lite chart (click a point, drag a box); "zoom and lasso" draws it with plotly. Picking points or typing a
+record id shows that record's ECG.
 """
 
 from __future__ import annotations
@@ -106,12 +106,45 @@ find = st.text_input(
 found = record_map.find_record(table, find)
 if find.strip() and found is None:
     st.warning(f"No record {find.strip()!r} in {', '.join(names)}.")
+zoomable = st.toggle(
+    "zoom and lasso",
+    key="rep_zoom",
+    help="the map as a plotly chart: zoom, pan, box and lasso (loads the chart library)",
+)
 cap = int(record_map.MAX_MAP_POINTS)
 params = (int(n_neighbors), float(min_dist), str(method))
 
 
-def draw(label: str, key: str) -> tuple[dict | None, record_map.MapInput | None]:
-    """Compute (cached) and draw one checkpoint's map; returns the selection event and the mapped rows."""
+def picked_positions(event, n: int) -> list[int]:
+    """Positions in the map of the points selected on the plotly map (``customdata[0]`` of each point)."""
+    try:
+        points = event["selection"]["points"]
+    except (KeyError, TypeError):
+        return []
+    positions = []
+    for p in points:
+        custom = p.get("customdata")
+        if isinstance(custom, (list, tuple)) and custom and 0 <= int(float(custom[0])) < n:
+            positions.append(int(float(custom[0])))
+    return positions
+
+
+def plotly_map(coords: np.ndarray, shown: pd.DataFrame, label: str, marks: dict, key: str) -> list[int]:
+    """The plotly map (zoom, pan, box and lasso); the positions of the points picked on it."""
+    fig = viz.embedding_scatter(coords, shown, colour_col, hover, title=label)
+    for name, (xy, kind) in marks.items():
+        style = (
+            dict(symbol="star", size=18, color="black", line=dict(color="gold", width=2))
+            if kind == "upload"
+            else dict(symbol="diamond", size=16, color="crimson", line=dict(color="white", width=2))
+        )
+        fig.add_scatter(x=xy[:, 0], y=xy[:, 1], mode="markers", name=name, marker=style)
+    event = st.plotly_chart(fig, width="stretch", key=key, on_select="rerun", selection_mode=("points", "box", "lasso"))
+    return picked_positions(event, len(shown))
+
+
+def draw(label: str, key: str) -> list[int]:
+    """Compute (cached) and draw one checkpoint's map; the record table rows picked on it."""
     with user_errors(f"{label}: "):
         digest, fingerprints = _maps.identity(ckpts[label], paths)
         inp = _maps.map_input(ckpts[label], digest, paths, fingerprints, cap)
@@ -124,31 +157,25 @@ def draw(label: str, key: str) -> tuple[dict | None, record_map.MapInput | None]
         with st.spinner(f"{method} map of {len(inp.rows):,} points…"):
             fitted = _maps.fitted_map(ckpts[label], digest, paths, fingerprints, cap, *params)
         note.empty()
-        highlight = None
+        marks: dict[str, tuple[np.ndarray, str]] = {}
         if uploaded is not None:
-            highlight = _maps.upload_position(ckpts[label], fitted, uploaded)
-        fig = viz.embedding_scatter(
-            fitted.coords,
-            view.iloc[inp.rows].reset_index(drop=True),
-            colour_col,
-            hover,
-            highlight=highlight,
-            highlight_name=f"uploaded {uploaded.record_id}" if uploaded is not None else "",
-            title=label,
-        )
+            xy = _maps.upload_position(ckpts[label], fitted, uploaded)
+            marks[f"uploaded {uploaded.record_id}"] = (np.atleast_2d(xy), "upload")
         if found is not None:
             local = (names.index(str(table["dataset"].iloc[found])), int(table["row"].iloc[found]))
             xy = _maps.found_position(ckpts[label], digest, paths, fingerprints, cap, params, found, local)
-            fig.add_scatter(
-                x=xy[:, 0],
-                y=xy[:, 1],
-                mode="markers",
-                name=f"record {table['record_id'].iloc[found]}",
-                marker=dict(symbol="diamond", size=16, color="crimson", line=dict(color="white", width=2)),
+            marks[f"record {table['record_id'].iloc[found]}"] = (xy, "found")
+        shown = view.iloc[inp.rows].reset_index(drop=True)
+        if zoomable:
+            positions = plotly_map(fitted.coords, shown, label, marks, key)
+        else:  # Vega-Lite: a new browser draws it sooner than a plotly chart
+            chart = viz.embedding_map(
+                fitted.coords, shown, colour_col, hover, title=label, marks=marks, legend=colour_choice
             )
-        event = st.plotly_chart(
-            fig, width="stretch", key=key, on_select="rerun", selection_mode=("points", "box", "lasso")
-        )
+            event = st.altair_chart(
+                chart, width="stretch", key=f"{key}_v", on_select="rerun", selection_mode=list(viz.MAP_SELECTIONS)
+            )
+            positions = viz.map_selection(event, fitted.coords)
         known = fitted.trustworthiness is not None and np.isfinite(fitted.trustworthiness)
         trust = f"{fitted.trustworthiness:.3f}" if known else "– (too few points)"
         search = ""
@@ -159,8 +186,8 @@ def draw(label: str, key: str) -> tuple[dict | None, record_map.MapInput | None]
             f" {int(n_neighbors)} neighbours, min_dist {float(min_dist):g}); trustworthiness at "
             f"k = {TRUST_K}: {trust}{search}. {inp.caption()}"
         )
-        return event, inp
-    return None, None
+        return [int(inp.rows[p]) for p in positions]
+    return []
 
 
 if compare:
@@ -173,29 +200,14 @@ else:
     drawn = [draw(ck_a, "rep_map_a")]
 
 
-def picked_rows(event, inp: record_map.MapInput | None) -> list[int]:
-    """Record table rows of the points selected on a map (its points are the mapped rows, in order)."""
-    if not event or inp is None:
-        return []
-    try:
-        points = event["selection"]["points"]
-    except (KeyError, TypeError):
-        return []
-    rows = []
-    for p in points:
-        custom = p.get("customdata")
-        if isinstance(custom, (list, tuple)) and custom:
-            at = int(float(custom[0]))
-            if 0 <= at < len(inp.rows):
-                rows.append(int(inp.rows[at]))
-    return rows
-
-
-from_map = [r for event, inp in drawn for r in picked_rows(event, inp)]
+from_map = [r for rows in drawn for r in rows]
 picked = list(dict.fromkeys(([found] if found is not None else []) + from_map))  # in order, no repeats
 st.subheader("Picked record")
 if not picked:
-    st.info("Click a point on the map (or draw a box or lasso around several), or type a record id, to see its ECG.")
+    st.info(
+        "Click a point on the map (or drag a box around several; a lasso with **zoom and lasso**), or type a "
+        "record id, to see its ECG."
+    )
     st.stop()
 pick_labels = (table["dataset"].astype(str) + " · " + table["record_id"].astype(str)).tolist()
 if len(picked) > 1:

@@ -302,6 +302,11 @@ def test_augmentations_sliders_seed_and_determinism(empty_project):
     at = _app()
     at.switch_page(PAGE["augmentations"]).run()
     _assert_clean(at)
+    # the views open drawn on the server (an SVG image, no plotly); the switch brings the interactive chart
+    assert not at.get("plotly_chart") and len(at.get("image")) == 1
+    svg = base64.b64decode(at.get("image")[0].proto.imgs[0].url.split(",", 1)[1]).decode()
+    assert 'class="title"' in svg and "Physio-AUG view 1" in svg and 'data-name="crop window"' in svg
+    at.toggle(key="aug_interactive").set_value(True).run()
     first = json.loads(at.get("plotly_chart")[0].proto.spec)["data"]
     at.run()
     assert json.loads(at.get("plotly_chart")[0].proto.spec)["data"] == first  # same record + seed = same views
@@ -366,27 +371,48 @@ def test_pretraining_page_shows_runs_and_curves(project):
     assert at.button(key="pt_cancel").disabled
 
 
+def _vega_map(at: AppTest, k: int = 0) -> tuple[dict, dict[str, pd.DataFrame]]:
+    """The ``k``-th Vega-Lite chart's spec and its datasets (by name), as the page sent them."""
+    import pyarrow as pa
+
+    chart = at.get("vega_lite_chart")[k].proto
+    frames = {d.name: pa.ipc.open_stream(d.data.data).read_all().to_pandas() for d in chart.datasets}
+    return json.loads(chart.spec), frames
+
+
+def _map_layers(at: AppTest, k: int = 0) -> list[pd.DataFrame]:
+    """The data of each layer of the ``k``-th map: the points first, then the marked ones (upload, found)."""
+    spec, frames = _vega_map(at, k)
+    return [frames[layer.get("data", spec.get("data"))["name"]] for layer in spec["layer"]]  # one: at the top
+
+
 def test_representations_map_with_checkpoint(project):
     at = _app()
     at.session_state["rep_datasets"] = ["challenge"]  # the small dataset from the first render on
     at.switch_page(PAGE["representations"]).run()
     _assert_clean(at)
-    charts = at.get("plotly_chart")
-    scatter = json.loads(charts[0].proto.spec)
-    n_points = sum(_length(t["x"]) for t in scatter["data"] if t.get("customdata"))
     from aclecg.data import PreparedDataset, ensure_bundled
 
-    assert n_points == len(PreparedDataset(ensure_bundled(["challenge"])["challenge"]))
+    n_records = len(PreparedDataset(ensure_bundled(["challenge"])["challenge"]))
+    # the map opens as a Vega-Lite chart, no plotly: a click picks a point, a drag a box
+    assert not at.get("plotly_chart") and len(at.get("vega_lite_chart")) == 1
+    assert list(at.get("vega_lite_chart")[0].proto.selection_mode) == ["box", "pick"]
+    assert len(_map_layers(at)[0]) == n_records
     at.selectbox(key="rep_colour").set_value("sex").run()
     _assert_clean(at)
-    names = {t.get("name") for t in json.loads(at.get("plotly_chart")[0].proto.spec)["data"]}
-    assert names <= {"M", "F", "(none)", "nan"}
+    spec, _ = _vega_map(at)
+    assert set(spec["layer"][0]["encoding"]["color"]["scale"]["domain"]) <= {"M", "F", "(none)", "nan"}
     assert list((project / "cache" / "umap").glob("umap_*.npz"))  # cached on disk
     caption = " ".join(c.value for c in at.caption)
     assert "Drawn with **fast**" in caption and "trustworthiness at k = 10: 0." in caption
     # nothing picked yet: no record is shown, the page says how to pick one
     assert any("Click a point on the map" in i.value for i in at.info)
-    assert len(at.get("plotly_chart")) == 1
+    # "zoom and lasso": the same points as a plotly chart
+    at.toggle(key="rep_zoom").set_value(True).run()
+    _assert_clean(at)
+    scatter = json.loads(at.get("plotly_chart")[0].proto.spec)
+    assert sum(_length(t["x"]) for t in scatter["data"] if t.get("customdata")) == n_records
+    assert not at.get("vega_lite_chart")
 
 
 @pytest.mark.slow
@@ -396,12 +422,12 @@ def test_representations_switches_to_umap_learn(project):
     at = _app()
     at.session_state["rep_datasets"] = ["challenge"]
     at.switch_page(PAGE["representations"]).run()
-    fast = json.loads(at.get("plotly_chart")[0].proto.spec)
+    fast = _map_layers(at)[0]
     at.radio(key="rep_method").set_value("umap-learn").run()
     _assert_clean(at)
-    learned = json.loads(at.get("plotly_chart")[0].proto.spec)
+    learned = _map_layers(at)[0]
     assert "Drawn with **umap-learn**" in " ".join(c.value for c in at.caption)
-    assert [t["x"] for t in learned["data"]] != [t["x"] for t in fast["data"]]
+    assert len(learned) == len(fast) and not np.allclose(learned["x"], fast["x"])
     assert len(list((project / "cache" / "umap").glob("umap_*.npz"))) == 2  # one entry per method
 
 

@@ -11,14 +11,10 @@ import pytest
 pytest.importorskip("streamlit")
 
 # the fixtures (a project with a tiny shipped checkpoint) and helpers of the app's own tests
-from tests.test_app import PAGES, _app, _assert_clean, _length, empty_project, project  # noqa: F401
+from tests.test_app import PAGES, _app, _assert_clean, _map_layers, empty_project, project  # noqa: F401
 
 # AppTests of the capped map (about 5 s): the slow suite (make test-slow), to keep make test under 90 s
 pytestmark = pytest.mark.slow
-
-
-def _scatter(at) -> dict:
-    return json.loads(at.get("plotly_chart")[0].proto.spec)
 
 
 @pytest.mark.usefixtures("project")
@@ -32,16 +28,15 @@ def test_representations_caps_the_map_and_reaches_any_record_by_id(monkeypatch):
     at.session_state["rep_datasets"] = ["challenge"]  # 21 records, 12 of them mapped
     at.switch_page(PAGES[4]).run()
     _assert_clean(at)
-    drawn = [t for t in _scatter(at)["data"] if t.get("customdata")]
-    assert sum(_length(t["x"]) for t in drawn) == 12
+    assert len(_map_layers(at)[0]) == 12
     assert f"Showing 12 of {len(records)} records" in " ".join(c.value for c in at.caption)
     sample = record_map.sample_rows([0] * len(records), 12)
     hidden = next(r for r in range(len(records)) if r not in set(sample.tolist()))
     record_id = str(records["record_id"].iloc[hidden])
     at.text_input(key="rep_find").set_value(record_id).run()
     _assert_clean(at)
-    names = [t.get("name") for t in _scatter(at)["data"]]
-    assert f"record {record_id}" in names  # left out of the sample, yet placed on the map
+    marked = [what for layer in _map_layers(at)[1:] for what in layer["what"]]
+    assert marked == [f"record {record_id}"]  # left out of the sample, yet placed on the map
     picked = next(s for s in at.selectbox if str(s.key or "").startswith("rep_pick_"))
     assert picked.value == hidden and f"challenge · {record_id}" in picked.options
     assert any(record_id in json.dumps(json.loads(c.proto.spec)["layout"].get("title")) for c in at.get("plotly_chart"))
@@ -85,7 +80,7 @@ def test_representations_recomputes_nothing_for_widgets_the_map_does_not_depend_
     files = [(f.name, f.read_bytes(), "application/octet-stream") for f in (hea, hea.with_suffix(".mat"))]
     uploader[0].set_value(files).run()
     _assert_clean(at)
-    assert "uploaded JS00001" in [t.get("name") for t in _scatter(at)["data"]]
+    assert "uploaded JS00001" in [what for layer in _map_layers(at)[1:] for what in layer["what"]]
     assert calls["place_points"] == 1 and calls["encode_windows"] == 1
     calls.clear()
     at.selectbox(key="rep_colour").set_value("sex").run()
@@ -93,7 +88,7 @@ def test_representations_recomputes_nothing_for_widgets_the_map_does_not_depend_
     at.text_input(key="rep_find").set_value("JS00004").run()
     at.selectbox(key="rep_colour").set_value("fold").run()
     _assert_clean(at)
-    assert "record JS00004" in [t.get("name") for t in _scatter(at)["data"]]
+    assert "record JS00004" in [what for layer in _map_layers(at)[1:] for what in layer["what"]]
     assert sum(calls.values()) == 0, dict(calls)  # nothing embedded, mapped or placed again
     at.slider(key="rep_k").set_value(7).run()  # a parameter of the map: computed (and the upload placed) anew
     _assert_clean(at)

@@ -226,7 +226,14 @@ def test_representations_switches_map_method(server, browser):
 _PLOTLY_TRACES = (
     "return Array.from(document.querySelectorAll('.js-plotly-plot')).map(el => (el.data || []).map(t => t.name || ''));"
 )
+#: Crop-window boxes of each SVG picture the page shows (the Augmentations views, drawn on the server).
 _CROP_BOXES = (
+    "return Array.from(document.querySelectorAll('[data-testid=\"stMain\"] img'))"
+    ".filter(i => i.src.startsWith('data:image/svg+xml;base64,'))"
+    ".map(i => (atob(i.src.split(',')[1]).match(/data-name=\"crop window\"/g) || []).length);"
+)
+
+_PLOTLY_CROP_BOXES = (
     "return Array.from(document.querySelectorAll('.js-plotly-plot'))"
     ".map(el => ((el.layout || {}).shapes || []).filter(s => s.name === 'crop window').length);"
 )
@@ -298,6 +305,20 @@ def test_augmentations_outline_one_crop_window_per_view(server, browser):
     assert more > views
     assert browser.execute_script(_CROP_BOXES)[0] == more
     browser.save_screenshot(str(ARTIFACTS / "page_augmentations_most_views.png"))
+    # a real click on "interactive chart": the plotly chart replaces the picture, with the same crop windows
+    label = next(
+        e
+        for e in browser.find_elements(By.CSS_SELECTOR, '[data-testid="stCheckbox"] label')
+        if e.text.strip().startswith("interactive chart")
+    )
+    browser.execute_script("arguments[0].scrollIntoView({block: 'center'});", label)
+    ActionChains(browser).click(label).perform()
+    _rerun_settled(browser)
+    deadline = time.time() + 30
+    while not (plotted := browser.execute_script(_PLOTLY_CROP_BOXES)):
+        assert time.time() < deadline, "no interactive chart after the switch"
+        time.sleep(0.3)
+    assert plotted == [more] and browser.execute_script(_CROP_BOXES) == []
 
 
 def test_sweep_form_says_what_is_wrong_before_launching(server, browser):

@@ -5,6 +5,7 @@ Run with ``pytest -m browser tests/test_browser_app.py``.
 
 from __future__ import annotations
 
+import re
 import time
 
 import pytest
@@ -109,28 +110,73 @@ _POINT_CENTRES = (
 )
 
 
+#: Every point of the Vega-Lite map (its SVG renderer: one path per point): centre, width and its description.
+_VEGA_POINTS = (
+    "return Array.from(document.querySelectorAll('[data-testid=\"stVegaLiteChart\"] g.mark-symbol path'))"
+    ".map(p => { const r = p.getBoundingClientRect();"
+    " return [r.left + r.width / 2, r.top + r.height / 2, r.width, p.getAttribute('aria-label') || '']; });"
+)
+
+
+def _ecg_titles(driver) -> list[str]:
+    return driver.execute_script(
+        "return Array.from(document.querySelectorAll('.js-plotly-plot')).map(el => "
+        "(((el.layout || {}).title || {}).text) || '');"
+    )
+
+
 def test_representations_single_click_on_a_point_shows_its_record(server, browser):
-    """One real mouse click on a plotted point picks that record: its ECG and labels appear under the map."""
+    """One real mouse click on a point of the map (Vega-Lite, the page's first view) picks that record: its ECG and
+    labels appear under the map, and the record is the one the point describes."""
     from selenium.webdriver.common.by import By
 
     _open(browser, f"{server}/representations")
-    chart = browser.find_elements(By.CSS_SELECTOR, '[data-testid="stPlotlyChart"]')[0]
+    chart = browser.find_elements(By.CSS_SELECTOR, '[data-testid="stVegaLiteChart"]')[0]
     browser.execute_script("arguments[0].scrollIntoView({block: 'center'});", chart)
     time.sleep(1.0)
     assert "Click a point on the map" in browser.find_element(By.CSS_SELECTOR, '[data-testid="stMain"]').text
-    points = [p for p in browser.execute_script(_POINT_CENTRES) if p[2] > 0]
+    assert not browser.find_elements(By.CSS_SELECTOR, ".js-plotly-plot")  # the page opened without plotly
+    points = [p for p in browser.execute_script(_VEGA_POINTS) if p[2] > 0]
     assert points, "the map drew no points"
-    x, y, _ = points[len(points) // 2]
+    x, y, _, described = points[len(points) // 2]
+    record = re.search(r"record id: ([^;]+)", described)
+    assert record, described
     _click_at(browser, x, y)
     _rerun_settled(browser)
     browser.save_screenshot(str(ARTIFACTS / "page_representations_click.png"))
     main = browser.find_element(By.CSS_SELECTOR, '[data-testid="stMain"]').text
     assert "Click a point on the map" not in main
-    titles = browser.execute_script(
-        "return Array.from(document.querySelectorAll('.js-plotly-plot')).map(el => "
-        "(((el.layout || {}).title || {}).text) || '');"
-    )
-    assert any("(prepared, z-scored)" in t for t in titles), titles
+    assert any("(prepared, z-scored)" in t and record.group(1).strip() in t for t in _ecg_titles(browser))
+
+
+def test_representations_zoom_and_lasso_map_takes_a_click_too(server, browser):
+    """With "zoom and lasso" (the plotly map), one real mouse click on a plotted point picks that record."""
+    from selenium.webdriver.common.by import By
+
+    _open(browser, f"{server}/representations")
+    _click_label(browser, '[data-testid="stCheckbox"] label', "zoom and lasso")
+    chart = browser.find_elements(By.CSS_SELECTOR, '[data-testid="stPlotlyChart"]')[0]
+    browser.execute_script("arguments[0].scrollIntoView({block: 'center'});", chart)
+    time.sleep(1.0)
+    points = [p for p in browser.execute_script(_POINT_CENTRES) if p[2] > 0]
+    assert points, "the map drew no points"
+    x, y, _ = points[len(points) // 2]
+    _click_at(browser, x, y)
+    _rerun_settled(browser)
+    main = browser.find_element(By.CSS_SELECTOR, '[data-testid="stMain"]').text
+    assert "Click a point on the map" not in main
+    assert any("(prepared, z-scored)" in t for t in _ecg_titles(browser))
+
+
+def _click_label(driver, css: str, text: str) -> None:
+    """A real mouse click on the first ``css`` element whose text starts with ``text``, then the rerun."""
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.by import By
+
+    target = next(e for e in driver.find_elements(By.CSS_SELECTOR, css) if e.text.strip().startswith(text))
+    driver.execute_script("arguments[0].scrollIntoView({block: 'center'});", target)
+    ActionChains(driver).click(target).perform()
+    _rerun_settled(driver)
 
 
 _PICKER_AND_METRIC = (

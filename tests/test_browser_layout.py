@@ -10,6 +10,7 @@ the control columns stack on a narrow screen and the sweep charts go one per row
 
 from __future__ import annotations
 
+import re
 import time
 
 import pytest
@@ -125,7 +126,7 @@ def test_controls_stack_and_sweep_charts_go_one_per_row_on_a_narrow_screen(serve
     narrow = size[0] < 1000
     _at_size(sized, *size)
     _open(sized, f"{server}/augmentations")
-    controls, chart = _rect(sized, "stSelectbox", "dataset"), _rect(sized, "stPlotlyChart", "")
+    controls, chart = _rect(sized, "stSelectbox", "dataset"), _rect(sized, "stImage", "")  # the views, an SVG
     stacked = chart["x"] < controls["x"] + controls["width"]  # the figure below the controls, not beside them
     assert stacked == narrow, (controls, chart)
     _open(sized, f"{server}/sweeps")
@@ -153,11 +154,14 @@ def _click_text(driver, css: str, text: str) -> None:
     _rerun_settled(driver)
 
 
-_VIEW_TITLES = (
-    "const el = document.querySelector('.js-plotly-plot');"
-    "return (el.layout.annotations || []).map(a => a.text || '').filter(t => t.startsWith('step'))"
-    ".map(t => t.split(' — ')[0]);"
-)
+#: The subplot titles of the Augmentations views as the browser received them (the SVG image's data URI).
+_VIEW_TITLES = """
+const img = Array.from(document.querySelectorAll('[data-testid="stMain"] img'))
+  .find(i => i.src.startsWith('data:image/svg+xml;base64,'));
+const bytes = Uint8Array.from(atob(img.src.split(',')[1]), c => c.charCodeAt(0));
+const svg = new DOMParser().parseFromString(new TextDecoder().decode(bytes), 'image/svg+xml');
+return Array.from(svg.querySelectorAll('text.title')).map(t => t.textContent).filter(t => t.startsWith('step'));
+"""
 
 
 def test_teaching_mode_steps_through_crop_mask_and_shift(server, sized):
@@ -170,14 +174,12 @@ def test_teaching_mode_steps_through_crop_mask_and_shift(server, sized):
     for k, step in enumerate(["step 1: crop", "step 2: mask", "step 3: shift"], start=1):
         _click_text(sized, '[data-testid="stRadio"] label', step)
         time.sleep(0.5)
-        titles = sized.execute_script(_VIEW_TITLES)
+        full = sized.execute_script(_VIEW_TITLES)
+        titles = [t.split(" — ")[0] for t in full]
         assert titles == ["step 1: crop", "step 2: crop + mask", "step 3: crop + mask + shift"][:k], titles
         why = [e.text for e in sized.find_elements(By.CSS_SELECTOR, '[data-testid="stMarkdown"]') if "Step " in e.text]
         assert any(e.startswith(f"Step {k} · {step.split(': ')[1]}.") for e in why), why
-        crops = sized.execute_script(
-            "return (document.querySelector('.js-plotly-plot').layout.annotations || []).map(a => a.text || '')"
-            ".filter(t => t.startsWith('step')).map(t => (t.match(/crop [0-9.]+–[0-9.]+ s/) || [''])[0]);"
-        )
+        crops = [(re.search(r"crop [0-9.]+–[0-9.]+ s", t) or [""])[0] for t in full]
         seen.append(crops)
         sized.save_screenshot(str(ARTIFACTS / f"augmentations_teaching_step{k}.png"))
     assert len({c for crops in seen for c in crops}) == 1, seen  # one seed: the same crop window in every step

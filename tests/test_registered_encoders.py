@@ -86,7 +86,7 @@ def test_the_representations_page_maps_a_registered_encoder(tmp_path, monkeypatc
     assert not at.error, [e.value for e in at.error]
     assert at.selectbox(key="rep_ckpt").options == ["mine (yours)"]
     assert at.selectbox(key="rep_ckpt").value == "mine (yours)"
-    assert at.get("plotly_chart"), "no map drawn for the registered encoder"
+    assert at.get("vega_lite_chart"), "no map drawn for the registered encoder"
 
 
 def test_region_similarity_explains_why_an_encoder_without_per_lead_features_has_none():

@@ -47,6 +47,7 @@ WARM_MODULES: tuple[str, ...] = (
     "pandas",
     "pyarrow",
     "plotly.graph_objects",
+    "altair",
     "aclecg.data",
     "aclecg.viz",
     "aclecg.jobs",
@@ -105,8 +106,9 @@ def app_script(script: str | None) -> Path:
 
 
 def warm_up(modules: tuple[str, ...] = WARM_MODULES) -> float:
-    """Import ``modules`` (skipping any that is not installed), then build and serialise one figure and one table
-    (plotly loads its validators, and pandas its Arrow conversion, at their first use); the seconds it took."""
+    """Import ``modules`` (skipping any that is not installed), then build and serialise one figure, one map and one
+    table (plotly loads its validators, altair its schema, pandas its Arrow conversion, at their first use); the
+    seconds it took."""
     start = time.perf_counter()
     for name in modules:
         try:
@@ -114,6 +116,7 @@ def warm_up(modules: tuple[str, ...] = WARM_MODULES) -> float:
         except ModuleNotFoundError:
             continue
     try:
+        import numpy as np
         import pandas as pd
         import plotly.io as pio
         import pyarrow as pa
@@ -121,6 +124,7 @@ def warm_up(modules: tuple[str, ...] = WARM_MODULES) -> float:
         from aclecg import viz
 
         pio.to_json(viz.region_diagram())
+        viz.embedding_map(np.zeros((1, 2)), pd.DataFrame({"c": ["a"]}), "c").to_dict()  # altair loads its schema
         pa.Table.from_pandas(pd.DataFrame({"dataset": ["ptbxl"], "records": [1]}))
     except ModuleNotFoundError:  # the app extra is not installed: Streamlit's own import error says so later
         pass

@@ -6,9 +6,13 @@ Nothing here imports Streamlit, so every figure can be unit-tested and reused in
 * :mod:`~aclecg.viz.paper`: the ECG on clinical paper (3x4 + rhythm strip, or stacked);
 * :mod:`~aclecg.viz.paper_svg`: that figure drawn on the server as one SVG (the Explorer's print view);
 * :mod:`~aclecg.viz.augmentations`: an augmentation's views with their crop, mask and shift marks;
+* :mod:`~aclecg.viz.subplots_svg`: such a figure of stacked subplots drawn on the server as one SVG (the
+  Augmentations page's first view);
 * :mod:`~aclecg.viz.diagrams`: the pipeline and the anatomical lead-region diagrams;
 * :mod:`~aclecg.viz.attribution`: region / lead occlusion attribution (bars, the diagram coloured by effect);
 * :mod:`~aclecg.viz.charts`: embedding maps, training curves, sweeps;
+* :mod:`~aclecg.viz.vega`: the embedding map as a Vega-Lite chart (the Representations page's first view: click
+  or box to pick records);
 * :mod:`~aclecg.viz.static`: SVG documents drawn on the server: the region diagram, the similarity heatmap and the
   sweep charts.
 
@@ -45,6 +49,8 @@ from aclecg.viz.paper import (
 )
 from aclecg.viz.paper_svg import paper_svg
 from aclecg.viz.static import region_diagram_svg, similarity_heatmap, sweep_svg
+from aclecg.viz.subplots_svg import subplots_svg
+from aclecg.viz.vega import MAP_SELECTIONS, embedding_map, map_selection
 
 __all__ = [
     "CATEGORY_COLOURS",
@@ -54,6 +60,7 @@ __all__ = [
     "GRID_MINOR_MM",
     "HEXAXIAL_ANGLES",
     "LAYOUT_3X4",
+    "MAP_SELECTIONS",
     "MM_PER_MV",
     "MM_PER_S",
     "PAPER_COLOUR",
@@ -69,9 +76,11 @@ __all__ = [
     "compared_loss_curves",
     "count_shapes",
     "ecg_paper_figure",
+    "embedding_map",
     "embedding_scatter",
     "fallback_colour",
     "lead_colour",
+    "map_selection",
     "marks_from_info",
     "paper_svg",
     "pipeline_diagram",
@@ -81,6 +90,7 @@ __all__ = [
     "region_effects",
     "similarity_heatmap",
     "strongest_region",
+    "subplots_svg",
     "sweep_figure",
     "sweep_series",
     "sweep_svg",
