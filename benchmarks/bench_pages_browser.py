@@ -19,6 +19,7 @@ Usage::
     .venv/bin/python benchmarks/bench_pages_browser.py
     .venv/bin/python benchmarks/bench_pages_browser.py --repeat 3
     .venv/bin/python benchmarks/bench_pages_browser.py --fresh-browser   # issue 31: each page as a new browser's first
+    .venv/bin/python benchmarks/bench_pages_browser.py --fresh-browser --pages representations --rounds 3
     .venv/bin/python benchmarks/bench_pages_browser.py --floor           # a bare page, + a plotly or a Vega-Lite chart
 
 Every run prints the 1/5/15-minute load averages before and after and calls the run ``idle`` or ``UNDER LOAD``
@@ -178,10 +179,10 @@ def _first_open(url: str):
     return driver, first, drawn
 
 
-def fresh_browser() -> int:
-    """Each page as the first page of a new headless Chromium (a throw-away profile: nothing cached), after the
-    server's own first visit to Home: the time until the script is idle with the page's title drawn, then until
-    every chart is drawn, and the same page again in that browser."""
+def fresh_browser(pages: list[str] | None = None, rounds: int = 1) -> int:
+    """Each page (``pages``, default all) as the first page of a new headless Chromium (a throw-away profile:
+    nothing cached), ``rounds`` times, after the server's own first visit to Home: the time until the script is
+    idle with the page's title drawn, then until every chart is drawn, and the same page again in that browser."""
     with running_app() as url:
         print(load_line("before") + f"; server on {url}")
         warm = headless_chromium()
@@ -189,7 +190,7 @@ def fresh_browser() -> int:
         warm.quit()
         print(f"{'open in a new browser':<40} {'script idle':>12} {'drawn':>8} {'again':>8}  target")
         slowest = 0.0
-        for page in PAGES:
+        for page in [p for _ in range(rounds) for p in (pages or PAGES)]:
             driver, first, drawn = _first_open(f"{url}/{page}")
             again = _visit(driver, f"{url}/{page}")
             driver.quit()
@@ -263,11 +264,14 @@ def main() -> int:
         action="store_true",
         help="instead: the floor, a bare Streamlit page with and without one tiny plotly chart in a new browser",
     )
+    parser.add_argument("--pages", help="--fresh-browser: only these pages (URL paths, comma-separated; home is '')")
+    parser.add_argument("--rounds", type=int, default=1, help="--fresh-browser: times each page is opened (1)")
     args = parser.parse_args()
     if args.floor:
         return floor(max(args.repeat, 1) + 1)
     if args.fresh_browser:
-        return fresh_browser()
+        pages = [p.strip() for p in args.pages.split(",")] if args.pages is not None else None
+        return fresh_browser(pages, max(args.rounds, 1))
     with running_app() as url:
         driver = headless_chromium()
         rows: list[tuple[str, float, float]] = []

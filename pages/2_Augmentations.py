@@ -6,6 +6,7 @@ The same record and seed always give the same views: view ``k`` uses ``torch.Gen
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import streamlit as st
 import torch
 
@@ -149,7 +150,7 @@ with figure:
             }
             for v in views
         ]
-        st.dataframe(summary, hide_index=True, width="stretch")
+        st.markdown(viz.markdown_table(pd.DataFrame(summary)))
         st.markdown(
             "**Measured on the original and each view** (heart rate from the R-peaks, QRS and QT from the median beat)"
         )
@@ -162,7 +163,7 @@ with st.expander("Rhythm preservation of each augmentation, measured on the bund
     if table is None:
         st.info("No table yet: run `python -m aclecg measure --preservation --data .cache/prepared/ptbxl`.")
     else:
-        st.dataframe(table, hide_index=True, width="stretch")
+        st.markdown(viz.markdown_table(table))
         st.caption(
             "|change| of each view against its original: median and 95th percentile; share of views whose "
             "heart rate moves by more than 5 bpm (docs/results/rhythm-preservation.md)."

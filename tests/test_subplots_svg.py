@@ -82,3 +82,15 @@ def test_a_crop_window_is_drawn_where_its_view_was_cut():
         assert x_px == pytest.approx(left + shape.x0 / t_end * plot_w, abs=0.2)
         assert int(box.get("width")) / 10 == pytest.approx((shape.x1 - shape.x0) / t_end * plot_w, abs=0.2)
         assert box.get("stroke-dasharray") and box.get("fill") == "rgb(0,0,0)" and box.get("fill-opacity") == "0"
+
+
+def test_the_views_summary_is_a_markdown_table_with_escaped_cells():
+    import pandas as pd
+
+    text = viz.markdown_table(pd.DataFrame({"view": ["a|b", "c\nd"], "shift (s)": [0.5, float("nan")], "n": [1, None]}))
+    assert text.splitlines() == [
+        "| view | shift (s) | n |",
+        "|---|---|---|",
+        "| a\\|b | 0.5 | 1 |",
+        "| c d | – | – |",
+    ]

@@ -11,6 +11,7 @@ Nothing here imports Streamlit, so every figure can be unit-tested and reused in
 * :mod:`~aclecg.viz.diagrams`: the pipeline and the anatomical lead-region diagrams;
 * :mod:`~aclecg.viz.attribution`: region / lead occlusion attribution (bars, the diagram coloured by effect);
 * :mod:`~aclecg.viz.charts`: embedding maps, training curves, sweeps;
+* :mod:`~aclecg.viz.tables`: small tables as Markdown (no data grid to load);
 * :mod:`~aclecg.viz.vega`: the embedding map as a Vega-Lite chart (the Representations page's first view: click
   or box to pick records);
 * :mod:`~aclecg.viz.static`: SVG documents drawn on the server: the region diagram, the similarity heatmap and the
@@ -50,6 +51,7 @@ from aclecg.viz.paper import (
 from aclecg.viz.paper_svg import paper_svg
 from aclecg.viz.static import region_diagram_svg, similarity_heatmap, sweep_svg
 from aclecg.viz.subplots_svg import subplots_svg
+from aclecg.viz.tables import markdown_table
 from aclecg.viz.vega import MAP_SELECTIONS, embedding_map, map_selection
 
 __all__ = [
@@ -81,6 +83,7 @@ __all__ = [
     "fallback_colour",
     "lead_colour",
     "map_selection",
+    "markdown_table",
     "marks_from_info",
     "paper_svg",
     "pipeline_diagram",
