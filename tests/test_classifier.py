@@ -324,7 +324,9 @@ def test_trained_arm_reads_batches_not_subsets_and_caps_validation(tmp_path, mon
     reads: list[int] = []
     real = classifier.read_signals
     monkeypatch.setattr(classifier, "read_signals", lambda d, i, lead: reads.append(len(i)) or real(d, i, lead))
-    monkeypatch.setattr(evaluation.finetune, "read_signals", classifier.read_signals)
+    import aclecg.evaluation.finetune as finetune  # the package loads its parts lazily: import it, whatever ran first
+
+    monkeypatch.setattr(finetune, "read_signals", classifier.read_signals)
     cells = {}
     for cap in (256, 4):
         cfg = evaluation.EvalConfig(
