@@ -126,7 +126,14 @@ def test_the_primary_comparison_pairs_runs_by_seed_and_measures_their_variance(s
         assert prim["per_fold"][fold] == pytest.approx(np.mean(per_run), abs=1e-9)
     comp = power.components_of(prim)
     assert comp.seeds_measured and comp.n_runs == 4 and comp.n_rotations == 2
-    assert "× 2 pretraining runs" in "\n".join(power.power_section(prim))
+    section = "\n".join(power.power_section(prim))
+    assert "× 2 pretraining runs" in section
+    # one design behind both: the verdict's power and MDE are the planner's present design's
+    now = power.present_design(prim)
+    assert now.seeds == 2
+    assert prim["verdict"]["power_at_paper_effect"] == pytest.approx(now.power(comp, prim["paper_effect"]))
+    assert prim["verdict"]["min_detectable_effect"] == pytest.approx(now.mde(comp))
+    assert f"minimum detectable effect at 80 % power {now.mde(comp):.4f}" in section
 
     # without the repeats: one run per rotation, no per-run record, the planner's cautious single-run form
     first = study.primary_comparison(cells[cells["run"] == ""], best="simclr", n_resamples=200)

@@ -157,3 +157,34 @@ def test_the_plan_finds_the_smallest_sufficient_design():
                 and x["seeds"] == r["seeds"]
             )
             assert big["power"] >= r["power"] - 1e-12
+
+
+def test_the_verdict_and_the_planner_describe_one_design_with_unequal_runs():
+    """Two rotations with two pretraining runs of both arms, two with one (their best baseline was never repeated):
+    the present design has the harmonic mean of runs, and the verdict's power and MDE are that design's."""
+    rng = np.random.default_rng(3)
+    runs = [
+        {"fold": f, "run": tag, "diff": float(rng.normal(0.01, 0.01)), "record_var": 1.5e-4, "n": 100}
+        for f, tags in ((6, ["first"]), (7, ["first"]), (8, ["first", "seed2"]), (10, ["first", "seed2"]))
+        for tag in tags
+    ]
+    per_fold = {f: float(np.mean([r["diff"] for r in runs if r["fold"] == f])) for f in (6, 7, 8, 10)}
+    prim = {
+        "test_folds": [6, 7, 8, 10],
+        "per_fold": per_fold,
+        "record_var_per_fold": {f: 1.5e-4 for f in per_fold},
+        "n_records_per_fold": [100] * 4,
+        "runs": runs,
+    }
+    comp = power.components_of(prim)
+    now = power.present_design(prim, comp)
+    assert now.seeds == pytest.approx(4 / (1 + 1 + 0.5 + 0.5))  # harmonic mean of 1, 1, 2, 2
+    expected_var = comp.tau2_rot + comp.tau2_seed * np.mean([1, 1, 0.5, 0.5]) + comp.sigma2 / 100
+    assert now.se(comp) == pytest.approx(np.sqrt(expected_var / 4))
+    test = hypothesis.cluster_test(list(per_fold.values()), [1.5e-4] * 4)
+    h = HYPOTHESES["auroc"]
+    v = decide(test, h, design_se=now.se(comp))
+    assert v.power_at_paper_effect == pytest.approx(now.power(comp, h.paper_effect))
+    assert v.min_detectable_effect == pytest.approx(now.mde(comp))
+    lo, hi = test.interval(0.95)
+    assert (v.ci_low, v.ci_high, v.se) == (lo, hi, test.se)  # the p-values and interval stay the test's

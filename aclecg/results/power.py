@@ -58,7 +58,7 @@ class VarianceComponents:
 class Design:
     n_records: float  # test records per rotation
     rotations: int
-    seeds: int = 1  # pretraining runs per rotation and arm
+    seeds: float = 1  # pretraining runs per rotation and arm (a harmonic mean when rotations differ)
 
     def se(self, comp: VarianceComponents) -> float:
         seed = comp.tau2_seed if comp.seeds_measured else 0.0
@@ -184,6 +184,20 @@ def components_of(prim: dict) -> VarianceComponents:
     )
 
 
+def present_design(prim: dict, comp: VarianceComponents | None = None) -> Design:
+    """The design a primary comparison's record (:func:`.study.primary_comparison`) describes: its rotations, their
+    mean test records, and its pretraining runs per rotation and arm (the harmonic mean over rotations, so
+    ``τ²_seed / seeds`` is the mean of each rotation's ``τ²_seed / runs``: a rotation whose best baseline has one
+    run counts as one run)."""
+    comp = components_of(prim) if comp is None else comp
+    folds = [int(f) for f in prim["test_folds"]]
+    counts = {f: 0 for f in folds}
+    for r in prim.get("runs") or []:
+        counts[int(r["fold"])] = counts.get(int(r["fold"]), 0) + 1
+    runs = [max(counts.get(f, 0), 1) for f in folds]
+    return Design(comp.n_records, comp.n_rotations, len(runs) / sum(1.0 / r for r in runs))
+
+
 def power_section(
     prim: dict, effect: float | None = None, full_records: float = FULL_PTBXL_RECORDS_PER_FOLD
 ) -> list[str]:
@@ -201,8 +215,8 @@ def power_section(
         ]
     comp = components_of(prim)
     n_now = comp.n_records
-    runs_per = max(1, round(comp.n_runs / comp.n_rotations))  # pretraining runs per rotation and arm
-    now = Design(n_now, comp.n_rotations, runs_per)
+    now = present_design(prim, comp)
+    runs_per = f"{now.seeds:g}" if float(now.seeds).is_integer() else f"{now.seeds:.2f} (harmonic mean)"
     lines = [
         "## How large a study would decide it",
         "",
@@ -216,8 +230,8 @@ def power_section(
             "variance cannot be split between rotations and seeds; the tables below show both ends."
         ),
         "",
-        f"Present design ({comp.n_rotations} rotations × {runs_per} pretraining run{'s' if runs_per > 1 else ''}, "
-        f"{n_now:.0f} test records each): "
+        f"Present design ({comp.n_rotations} rotations × {runs_per} pretraining run{'s' if now.seeds > 1 else ''} "
+        f"per rotation and arm, {n_now:.0f} test records each): "
         f"standard error {now.se(comp):.4f}, power {now.power(comp, effect, alpha):.0%} to detect "
         f"+{effect:.4f}, minimum detectable effect at 80 % power {now.mde(comp, alpha):.4f} "
         f"(one-sided t test, α = {alpha:g}, {now.df:.0f} degrees of freedom).",

@@ -39,6 +39,7 @@ from aclecg.evaluation.outputs import best_at_first_look, count_first_look
 from aclecg.metrics import METRICS, macro_value
 from aclecg.results import hypothesis
 from aclecg.results.pairing import first_runs, paired_runs, predictions, run_tag
+from aclecg.results.power import components_of, present_design
 from aclecg.results.verdict import HYPOTHESES, decide
 
 __all__ = [
@@ -419,7 +420,18 @@ def primary_comparison(cells: pd.DataFrame, best: dict[int, str] | str | None = 
         )
     boot = hypothesis.hierarchical_bootstrap(runs, p["metric"], n_resamples=n_resamples, seed=20260131)
     test = hypothesis.cluster_test(boot.per_run, boot.record_vars)
-    verdict = decide(test, HYPOTHESES[p["metric"]])
+    record = {
+        "test_folds": folds,
+        "per_fold": dict(zip(folds, boot.per_run)),
+        "record_var_per_fold": dict(zip(folds, boot.record_vars)),
+        "n_records_per_fold": [len(r.y_true) for r in runs],
+        **_pretraining_runs(pairs, p["metric"], n_resamples),
+    }
+    design_se = None  # the planner's present design (one standard error for the verdict's power and the planner's)
+    if len(folds) >= 2:
+        comp = components_of(record)
+        design_se = present_design(record, comp).se(comp)
+    verdict = decide(test, HYPOTHESES[p["metric"]], design_se)
     return {
         "best_baseline": overall_best(names),
         "best_per_fold": names,
@@ -432,12 +444,10 @@ def primary_comparison(cells: pd.DataFrame, best: dict[int, str] | str | None = 
         "se": test.se,
         "boot_ci_low": boot.ci_low,
         "boot_ci_high": boot.ci_high,
-        "per_fold": dict(zip(folds, boot.per_run)),
-        "record_var_per_fold": dict(zip(folds, boot.record_vars)),
         "tost_p": verdict.tost_p,
         "equivalent": verdict.equivalent,
         "verdict": verdict.as_dict(),
-        **_pretraining_runs(pairs, p["metric"], n_resamples),
+        **record,
         **p,
     }
 

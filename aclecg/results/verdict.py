@@ -109,8 +109,14 @@ class Verdict:
         )
 
 
-def decide(test: ClusterTest, h: Hypotheses) -> Verdict:
-    """The verdict of ``test`` (a pooled difference ``a - b``) against the hypotheses ``h``."""
+def decide(test: ClusterTest, h: Hypotheses, design_se: float | None = None) -> Verdict:
+    """The verdict of ``test`` (a pooled difference ``a - b``) against the hypotheses ``h``.
+
+    ``design_se``: the standard error of the design the power and the minimum detectable effect describe (the
+    sample-size planner's present design, :func:`aclecg.results.power.present_design`, whose variance components
+    include the measured variance between pretraining runs); default the test's own standard error. The p-values and
+    the interval always come from the test."""
+    power_se = test.se if design_se is None else float(design_se)
     p_sup = test.p_greater(0.0)
     p_paper = test.p_less(h.paper_effect)
     eq = test.tost(h.margin)
@@ -138,8 +144,8 @@ def decide(test: ClusterTest, h: Hypotheses) -> Verdict:
         paper_effect=h.paper_effect,
         margin=h.margin,
         alpha=h.alpha,
-        power_at_paper_effect=power_one_sided(h.paper_effect, test.se, test.df, h.alpha),
-        min_detectable_effect=min_detectable_effect(test.se, test.df, h.alpha, h.power),
+        power_at_paper_effect=power_one_sided(h.paper_effect, power_se, test.df, h.alpha),
+        min_detectable_effect=min_detectable_effect(power_se, test.df, h.alpha, h.power),
         power=h.power,
     )
 
