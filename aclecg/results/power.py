@@ -152,8 +152,10 @@ def simulate_power(
     from the model above: the check that :meth:`Design.power` is what the study's test really achieves."""
     from aclecg.results.hypothesis import cluster_test
 
+    if not float(design.seeds).is_integer():
+        raise ValueError(f"simulate_power draws whole pretraining runs per rotation, got {design.seeds:g}")
     rng = np.random.default_rng(seed)
-    r, s = design.rotations, design.seeds
+    r, s = design.rotations, int(design.seeds)
     tau_seed = comp.tau2_seed if comp.seeds_measured else 0.0
     u = rng.normal(0, np.sqrt(comp.tau2_rot), (n_sim, r))
     w = rng.normal(0, np.sqrt(tau_seed), (n_sim, r, s)).mean(axis=2)
