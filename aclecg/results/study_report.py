@@ -49,7 +49,7 @@ PAPER = (
     "ACL-ECG, **+1.29 / +3.57 points** over its best baseline, and on CPSC2018 **93.94 %** AUROC against "
     "LCD's **92.99 %**. Those numbers are not comparable with the ones here: the paper pretrains on ~35 k "
     "Ningbo records for 100+ epochs on GPUs and fine-tunes on all 21,799 PTB-XL records, while this study "
-    "pretrains on ~1,000 records for 20 epochs on 2 CPU cores and scores a few hundred test records."
+    "pretrains on ~1,000 records on 2 CPU cores (the recipe above) and scores a few hundred test records."
 )
 
 
@@ -361,8 +361,8 @@ def _convergence_and_cost(cells: pd.DataFrame) -> list[str]:
         "## Cost",
         "",
         "Wall time of each cell's fit (`seconds` in its cell file; probes exclude the one-off "
-        "embedding pass). Measured while a second job (pretraining of the rotations) shared the 2 cores, so "
-        "an idle machine is faster.",
+        "embedding pass). Measured on the 2 cores that ran them, mostly beside other jobs of the study "
+        "(pretraining runs, other cells), so an idle machine is faster.",
         "",
         _cost(cells),
         "",
