@@ -20,7 +20,7 @@ pytestmark = pytest.mark.browser
 __all__ = ["browser", "project", "server"]  # the fixtures, shared with test_browser.py
 
 SIZES = [(1600, 1000), (1280, 720), (800, 1000)]
-LAYOUT_PAGES = ["", "explorer", "augmentations", "regions", "pretraining", "sweeps"]
+LAYOUT_PAGES = ["", "explorer", "augmentations", "regions", "pretraining", "representations", "sweeps"]
 
 #: Buttons whose label (or an element in it) is wider than the button shows: cut with an ellipsis.
 _CUT_BUTTONS = """
@@ -35,7 +35,7 @@ for (const b of document.querySelectorAll('[data-testid="stMain"] button, [data-
 return cut;
 """
 _WIDE_FIGURES = """
-return Array.from(document.querySelectorAll('.js-plotly-plot, [data-testid="stMain"] img'))
+return Array.from(document.querySelectorAll('.js-plotly-plot, [data-testid="stMain"] img, .vega-embed'))
   .map(el => el.getBoundingClientRect())
   .filter(r => r.width > 0 && (r.right > window.innerWidth + 1 || r.left < -1)).map(r => [r.left, r.right]);
 """
