@@ -36,7 +36,10 @@ def test_representations_caps_the_map_and_reaches_any_record_by_id(monkeypatch):
     at.text_input(key="rep_find").set_value(record_id).run()
     _assert_clean(at)
     marked = [what for layer in _map_layers(at)[1:] for what in layer["what"]]
-    assert marked == [f"record {record_id}"]  # left out of the sample, yet placed on the map
+    assert f"record {record_id}" in marked  # left out of the sample, yet placed on the map
+    # besides it, at most an upload: AppTests of one process share one "browser session", so an upload made by an
+    # earlier test can still be in the session-scoped upload store (a real server gives each browser its own)
+    assert all(m == f"record {record_id}" or m.startswith("uploaded ") for m in marked), marked
     picked = next(s for s in at.selectbox if str(s.key or "").startswith("rep_pick_"))
     assert picked.value == hidden and f"challenge · {record_id}" in picked.options
     assert any(record_id in json.dumps(json.loads(c.proto.spec)["layout"].get("title")) for c in at.get("plotly_chart"))
