@@ -131,14 +131,7 @@ def picked_positions(event, n: int) -> list[int]:
 
 def plotly_map(coords: np.ndarray, shown: pd.DataFrame, label: str, marks: dict, key: str) -> list[int]:
     """The plotly map (zoom, pan, box and lasso); the positions of the points picked on it."""
-    fig = viz.embedding_scatter(coords, shown, colour_col, hover, title=label)
-    for name, (xy, kind) in marks.items():
-        style = (
-            dict(symbol="star", size=18, color="black", line=dict(color="gold", width=2))
-            if kind == "upload"
-            else dict(symbol="diamond", size=16, color="crimson", line=dict(color="white", width=2))
-        )
-        fig.add_scatter(x=xy[:, 0], y=xy[:, 1], mode="markers", name=name, marker=style)
+    fig = viz.embedding_scatter(coords, shown, colour_col, hover, title=label, marks=marks)
     event = st.plotly_chart(fig, width="stretch", key=key, on_select="rerun", selection_mode=("points", "box", "lasso"))
     return picked_positions(event, len(shown))
 

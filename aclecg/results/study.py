@@ -435,9 +435,7 @@ def primary_comparison(cells: pd.DataFrame, best: dict[int, str] | str | None = 
     return {
         "best_baseline": overall_best(names),
         "best_per_fold": names,
-        "test_folds": folds,
         "n_records": boot.n_records,
-        "n_records_per_fold": [len(r.y_true) for r in runs],
         "diff": test.diff,
         "ci_low": verdict.ci_low,
         "ci_high": verdict.ci_high,

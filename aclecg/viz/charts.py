@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -76,11 +76,13 @@ def embedding_scatter(
     highlight: np.ndarray | None = None,
     highlight_name: str = "uploaded",
     title: str = "",
+    marks: Mapping[str, tuple[np.ndarray, str]] | None = None,
 ) -> go.Figure:
     """2-D map of embeddings, one trace per value of ``table[colour]`` (numeric columns: one continuous trace).
 
     Each point's ``customdata[0]`` is its row position in ``table`` (for selection events); hover shows
-    the ``hover`` columns. ``highlight`` (m, 2) adds star markers (e.g. an uploaded record).
+    the ``hover`` columns. ``highlight`` (m, 2) adds star markers (e.g. an uploaded record). ``marks``:
+    ``{name: (xy, kind)}`` more marked points, ``kind`` a key of :data:`MARKS` (as :func:`aclecg.viz.embedding_map`).
     """
     xy = np.asarray(coords)
     if xy.ndim != 2 or xy.shape[1] != 2 or xy.shape[0] != len(table):
@@ -91,7 +93,7 @@ def embedding_scatter(
     # at every call (a fifth of the Representations page's script time)
     traces: list[dict] = []
     values = table[colour] if colour in table.columns else pd.Series(["all"] * len(table))
-    if pd.api.types.is_numeric_dtype(values) and values.nunique() > 12:
+    if is_continuous(values):
         traces.append(
             dict(
                 type=kind,
@@ -112,18 +114,12 @@ def embedding_scatter(
         )
     else:
         traces += _category_traces(kind, xy, values, custom, template)
+    marked = dict(marks or {})
     if highlight is not None and len(highlight):
-        hl = np.atleast_2d(highlight)
-        traces.append(
-            dict(
-                type="scatter",
-                x=hl[:, 0],
-                y=hl[:, 1],
-                mode="markers",
-                name=highlight_name,
-                marker=dict(symbol="star", size=18, color="black", line=dict(color="gold", width=2)),
-            )
-        )
+        marked = {highlight_name: (highlight, "upload"), **marked}
+    for name, (mxy, kind) in marked.items():
+        hl = np.atleast_2d(mxy)
+        traces.append(dict(type="scatter", x=hl[:, 0], y=hl[:, 1], mode="markers", name=name, marker=MARKS[kind]))
     return go.Figure(
         data=traces,
         layout=dict(
@@ -141,6 +137,18 @@ def embedding_scatter(
     )
 
 
+#: The marker of a marked point on a plotly map, by kind: an uploaded record, a record found by its id.
+MARKS = {
+    "upload": dict(symbol="star", size=18, color="black", line=dict(color="gold", width=2)),
+    "found": dict(symbol="diamond", size=16, color="crimson", line=dict(color="white", width=2)),
+}
+
+
+def is_continuous(values: pd.Series) -> bool:
+    """Whether a map colours ``values`` on a continuous scale (numbers of more than 12 values), not by category."""
+    return bool(pd.api.types.is_numeric_dtype(values) and values.nunique() > 12)
+
+
 def _hover_data(table: pd.DataFrame, hover: Iterable[str]) -> tuple[np.ndarray, str]:
     """``(customdata, hovertemplate)`` of a map's points: each row's position, then its ``hover`` columns (those
     of ``table``) as text."""
@@ -154,22 +162,33 @@ def _hover_data(table: pd.DataFrame, hover: Iterable[str]) -> tuple[np.ndarray, 
     return custom, template + "<extra></extra>"
 
 
-def _category_traces(kind: str, xy: np.ndarray, values: pd.Series, custom: np.ndarray, template: str) -> list[dict]:
-    """One trace per category of ``values`` (missing and empty ones as ``"(none)"``), the largest first."""
+def category_levels(values: pd.Series) -> tuple[np.ndarray, list[str], list[str]]:
+    """A map's colour groups: each row's label (missing and empty ones as ``"(none)"``), the labels largest first
+    (ties by name), and their colours (:func:`category_colours`: none repeated however many labels). The plotly
+    and the Vega-Lite maps both colour by these.
+
+    >>> category_levels(pd.Series(["b", "a", None, "b", ""]))[1:]
+    (['(none)', 'b', 'a'], ['#0072B2', '#E69F00', '#009E73'])
+    """
     labels = values.fillna("(none)").astype(str).replace("", "(none)").to_numpy()
-    names, codes, counts = np.unique(labels, return_inverse=True, return_counts=True)
-    order = sorted(range(len(names)), key=lambda k: (-int(counts[k]), names[k]))
-    colours = category_colours(len(order))  # one colour per label, none repeated however many labels
+    names, counts = np.unique(labels, return_counts=True)
+    order = [str(names[k]) for k in sorted(range(len(names)), key=lambda k: (-int(counts[k]), names[k]))]
+    return labels, order, category_colours(len(order))
+
+
+def _category_traces(kind: str, xy: np.ndarray, values: pd.Series, custom: np.ndarray, template: str) -> list[dict]:
+    """One trace per category of ``values`` (:func:`category_levels`), the largest first."""
+    labels, order, colours = category_levels(values)
     traces = []
-    for rank, k in enumerate(order):
-        sel = codes == k
+    for rank, name in enumerate(order):
+        sel = labels == name
         traces.append(
             dict(
                 type=kind,
                 x=xy[sel, 0],
                 y=xy[sel, 1],
                 mode="markers",
-                name=str(names[k]),
+                name=name,
                 customdata=custom[sel],
                 hovertemplate=template,
                 marker=dict(size=6, color=colours[rank]),

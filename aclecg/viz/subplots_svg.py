@@ -22,7 +22,8 @@ from typing import Any
 import numpy as np
 import plotly.graph_objects as go
 
-from aclecg.viz.paper_svg import _rgba
+from aclecg.viz.paper_svg import _fill
+from aclecg.viz.static import _document
 
 __all__ = ["subplots_svg"]
 
@@ -30,11 +31,6 @@ __all__ = ["subplots_svg"]
 U = 10
 _LEGEND_PX, _AXIS_PX = 26, 34
 _DASHES = {"dash": "60 40", "dot": "15 30", "dashdot": "60 30 15 30"}
-
-
-def _fill(colour: str | None, attr: str = "fill") -> str:
-    rgb, alpha = _rgba(colour or "none")
-    return f'{attr}="{rgb}"' + (f' {attr}-opacity="{alpha:g}"' if alpha < 1 else "")
 
 
 def _plain(text: str | None) -> str:
@@ -240,9 +236,7 @@ def subplots_svg(fig: go.Figure, width: float = 1000.0, label: str = "") -> str:
     f = _frame(fig, width, top, height + _LEGEND_PX)
     w, h = _u(width), _u(height + _LEGEND_PX)
     parts = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {w} {h}" font-family="sans-serif" role="img" '
-        f'aria-label="{_plain(label or "figure")}">',
-        f'<rect width="{w}" height="{h}" fill="white"/>',
+        *_document(float(w), float(h), label or "figure"),
         *_axis(fig, f),
         *_shapes(fig, f),
         *_traces(fig, f),

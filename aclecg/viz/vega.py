@@ -3,7 +3,7 @@
 A new browser draws a Vega-Lite chart about 0.7 s sooner than its first plotly chart (docs/app.md, "page
 timings": the floor), so the page opens on this map; the plotly map (:func:`aclecg.viz.embedding_scatter`: zoom,
 lasso) is one switch away. Both draw the same points in the same colours (one per category, the largest first,
-:func:`aclecg.viz.category_colours`; a numeric column of more than 12 values on the viridis scale), hover the same
+:func:`aclecg.viz.charts.category_levels`; a numeric column of more than 12 values on the viridis scale), hover the same
 columns, mark an uploaded record with a star and a found one with a diamond.
 
 Selections: ``pick`` (a click on a point; shift-click adds one) and ``box`` (a drag draws a rectangle).
@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from aclecg.viz.charts import SVG_MAX_POINTS, category_colours, column_title
+from aclecg.viz.charts import SVG_MAX_POINTS, category_levels, column_title, is_continuous
 
 __all__ = ["MAP_SELECTIONS", "embedding_map", "map_selection"]
 
@@ -28,18 +28,10 @@ MAP_SELECTIONS = ("pick", "box")
 _STAR = "M0,-1L0.24,-0.33L0.95,-0.31L0.38,0.12L0.59,0.81L0,0.4L-0.59,0.81L-0.38,0.12L-0.95,-0.31L-0.24,-0.33Z"
 
 
-def _categories(values: pd.Series) -> tuple[pd.Series, list[str], list[str]]:
-    """Labels (missing and empty as ``"(none)"``), the categories largest first, and their colours."""
-    labels = values.fillna("(none)").astype(str).replace("", "(none)")
-    counts = labels.value_counts()
-    order = sorted(counts.index, key=lambda k: (-int(counts[k]), k))
-    return labels, order, category_colours(len(order))
-
-
-def _points(xy: np.ndarray, table: pd.DataFrame, hover: list[str], colour: pd.Series) -> pd.DataFrame:
+def _points(xy: np.ndarray, table: pd.DataFrame, hover: list[str], colour: Any) -> pd.DataFrame:
     """The chart's data: position in ``table``, coordinates, colour value and hover columns (``h0``, ``h1``, ...:
     field names without the dots and brackets Vega reads as paths)."""
-    data = {"pos": np.arange(len(table)), "x": xy[:, 0], "y": xy[:, 1], "c": colour.to_numpy()}
+    data = {"pos": np.arange(len(table)), "x": xy[:, 0], "y": xy[:, 1], "c": np.asarray(colour)}
     data |= {f"h{k}": table[h].astype(str).to_numpy() for k, h in enumerate(hover)}
     return pd.DataFrame(data)
 
@@ -80,16 +72,17 @@ def embedding_map(
     shown = [h for h in hover if h in table.columns]
     values = table[colour] if colour in table.columns else pd.Series(["all"] * len(table))
     legend_title = legend or column_title(colour)
-    if pd.api.types.is_numeric_dtype(values) and values.nunique() > 12:
+    groups: Any = values
+    if is_continuous(values):
         colour_enc = alt.Color("c:Q", scale=alt.Scale(scheme="viridis"), title=legend_title)
     else:
-        values, order, colours = _categories(values)
+        groups, order, colours = category_levels(values)
         colour_enc = alt.Color("c:N", scale=alt.Scale(domain=order, range=colours), title=legend_title)
     pick = alt.selection_point(name="pick", fields=["pos"], on="click", clear="dblclick")
     box = alt.selection_interval(name="box", encodings=["x", "y"])
     tooltip = [alt.Tooltip(f"h{k}:N", title=column_title(h)) for k, h in enumerate(shown)]
     points = (
-        alt.Chart(_points(xy, table, shown, values.reset_index(drop=True)))
+        alt.Chart(_points(xy, table, shown, groups))
         .mark_circle(size=36)
         .encode(
             x=alt.X("x:Q", title="UMAP 1", scale=alt.Scale(zero=False)),
