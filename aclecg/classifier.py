@@ -6,8 +6,8 @@ step's weights are kept, and training stops once ``patience`` steps pass without
 reaches ``max_steps`` instead has its best step among its last ``patience`` steps: it is reported as *not
 converged* (``TrainLog.converged``), and the sweep tables mark it.
 
-The learning rate is chosen on the validation fold from one small grid (:func:`fit_with_lr_grid`), the same
-grid for every arm; the test fold is never read here.
+The learning rate is chosen on the validation fold (:func:`aclecg.lrsearch.fit_with_lr_grid`), by the same rule
+for every arm; the test fold is never read here.
 
 Signals come either as arrays (in memory; tests and doctests) or as :class:`RecordRows`, rows of a prepared
 dataset read from its cache file batch by batch (a background thread reads the next batch while the current one
@@ -18,10 +18,9 @@ Training may validate on a subsample of the validation fold and score the full f
 >>> import numpy as np, torch
 >>> from aclecg.reference_cnn import build_reference_cnn
 >>> x = torch.randn(40, 12, 200); y = (x[:, 0].mean(1, keepdim=True) > 0).float().numpy()
->>> fit = fit_with_lr_grid(lambda: build_reference_cnn(12, 1, seed=0), x[:30], y[:30], x[30:], y[30:],
-...                        "multilabel", lr_grid=(1e-3,), max_steps=20, eval_every=5, patience=10,
-...                        device="cpu", show_progress=False)
->>> fit.log.steps_run <= 20 and fit.lr == 1e-3
+>>> log = train_classifier(build_reference_cnn(12, 1, seed=0), x[:30], y[:30], x[30:], y[30:], "multilabel", 1e-3,
+...                        max_steps=20, eval_every=5, patience=10, device="cpu", show_progress=False)
+>>> log.steps_run <= 20
 True
 """
 
@@ -48,10 +47,8 @@ from aclecg.runtime import autocast, inference_dtype, resolve_device, training_d
 
 __all__ = [
     "PROTOCOLS",
-    "LRFit",
     "RecordRows",
     "TrainLog",
-    "fit_with_lr_grid",
     "predict_classifier",
     "predict_scores",
     "read_signals",
@@ -311,7 +308,7 @@ def _train_batches(
             yield pos_dev, x_dev[pos_dev]
 
 
-# long: the budget and options are keywords that fit_with_lr_grid, the sweeps, tests and benchmarks pass by name
+# long: the budget and options are keywords that aclecg.lrsearch, the sweeps, tests and benchmarks pass by name
 def train_classifier(
     model: nn.Module,
     x_train: Any,
@@ -406,60 +403,3 @@ def train_classifier(
         )
         model.train()
     return log
-
-
-@dataclass
-class LRFit:
-    """The model trained with the learning rate that validated best, its log, and every grid point's result."""
-
-    model: nn.Module
-    lr: float
-    log: TrainLog
-    grid: list[dict[str, Any]]
-
-
-# long: the data of train_classifier plus the grid; the budget passes through as keywords
-def fit_with_lr_grid(
-    build: Callable[[], nn.Module],
-    x_train: Any,
-    y_train: np.ndarray,
-    x_val: Any,
-    y_val: np.ndarray,
-    protocol: str,
-    lr_grid: Sequence[float] = (3e-4, 1e-3, 3e-3),
-    seed: int = 0,
-    desc: str = "train",
-    **budget: Any,
-) -> LRFit:
-    """Train a fresh ``build()`` model per learning rate; keep the one with the best validation criterion.
-
-    Ties go to the earlier grid entry. ``budget`` passes ``max_steps``, ``eval_every``, ``patience``,
-    ``batch_size``, ``dense``, ``full_val``, ``device`` and ``show_progress`` to :func:`train_classifier`; with
-    ``full_val`` the rates are compared on the whole validation fold.
-    """
-    if not lr_grid or any(not (isinstance(v, (int, float)) and v > 0) for v in lr_grid):
-        raise ConfigError(f"lr_grid must be positive numbers, got {lr_grid!r}")
-    xt, xv = _as_signals(x_train), _as_signals(x_val)
-    best: LRFit | None = None
-    grid: list[dict[str, Any]] = []
-    for lr in lr_grid:
-        model = build()
-        log = train_classifier(
-            model, xt, y_train, xv, y_val, protocol, float(lr), seed=seed, desc=f"{desc} lr={lr:g}", **budget
-        )
-        entry = {
-            "lr": float(lr),
-            "val": log.best_criterion,
-            "best_step": log.best_step,
-            "steps_run": log.steps_run,
-            "converged": log.converged,
-            "first_look": log.best_at_first_look,
-        }
-        if log.subsample_size:  # only then, so cells validated on their whole fold keep their details
-            entry["val_subsample"] = log.subsample_criterion
-        grid.append(entry)
-        if best is None or log.best_criterion > best.log.best_criterion + 1e-9:
-            best = LRFit(model, float(lr), log, grid)
-    assert best is not None
-    best.grid = grid
-    return best

@@ -409,6 +409,7 @@ EVAL_PARAMS: dict[str, Constraint] = {
     "batch_size": Integer(1),
     "lr_grid": ListOf(Real(0, lo_open=True), min_len=1, as_tuple=True),
     "lr_selection": Options(LR_SELECTIONS),
+    "lr_extend": Integer(0, 4),
     "val_cap": Integer(0),
     "n_bootstrap": Integer(1),
     "embed_batch_size": Integer(1),

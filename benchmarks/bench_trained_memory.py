@@ -131,7 +131,7 @@ def child(side: str, data_dir: str, steps: int, val_cap: int) -> dict:
     """Run one reference_cnn cell on ``side``'s code path in this process; return its measurements."""
     import torch
 
-    from aclecg import classifier, evaluation
+    from aclecg import classifier, evaluation, lrsearch
     from aclecg.data import PreparedDataset
     from aclecg.evaluation.finetune import train_arm
     from aclecg.evaluation.task import CellTask
@@ -163,7 +163,7 @@ def child(side: str, data_dir: str, steps: int, val_cap: int) -> dict:
         lead_idx = list(range(12))
         x_tr = torch.from_numpy(_old_read_signals(dataset, keep[train_pos], lead_idx))
         x_va = torch.from_numpy(_old_read_signals(dataset, keep[val_pos], lead_idx))
-        fit = classifier.fit_with_lr_grid(
+        fit = lrsearch.fit_with_lr_grid(
             lambda: build_reference_cnn(12, len(CLASSES), seed=0),
             x_tr,
             y[train_pos],
@@ -181,6 +181,7 @@ def child(side: str, data_dir: str, steps: int, val_cap: int) -> dict:
         )
         t_test = time.perf_counter()
         x_te = torch.from_numpy(_old_read_signals(dataset, keep[test_pos], lead_idx))
+        assert fit.model is not None and fit.log is not None  # a fresh search trains every rate
         classifier.predict_scores(fit.model, x_te, "multilabel", device="cpu")
         steps_run, val = fit.log.steps_run, fit.log.best_criterion
     else:

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from aclecg import classifier, evaluation
+from aclecg import classifier, evaluation, lrsearch
 from aclecg.errors import ConfigError
 from aclecg.reference_cnn import ReferenceCNNConfig, build_reference_cnn
 from tests.test_evaluate import FakePrepared, _save_checkpoint
@@ -78,7 +78,7 @@ def test_early_stopping_and_best_weights_restored():
 @pytest.mark.slow  # several seconds; the default suite must stay under 90 s
 def test_lr_grid_keeps_the_best_validated_rate():
     x, y = _toy()
-    fit = classifier.fit_with_lr_grid(
+    fit = lrsearch.fit_with_lr_grid(
         lambda: build_reference_cnn(12, 1, seed=0),
         x[:30],
         y[:30],
@@ -97,7 +97,7 @@ def test_lr_grid_keeps_the_best_validated_rate():
     assert set(vals) == {1e-7, 3e-3} and fit.lr == max(vals, key=vals.get)
     assert fit.log.best_criterion == vals[fit.lr]
     with pytest.raises(ConfigError, match="lr_grid"):
-        classifier.fit_with_lr_grid(lambda: build_reference_cnn(12, 1), x, y, x, y, "multilabel", lr_grid=())
+        lrsearch.fit_with_lr_grid(lambda: build_reference_cnn(12, 1), x, y, x, y, "multilabel", lr_grid=())
 
 
 def test_bad_budget_is_a_clear_error():
@@ -378,3 +378,46 @@ def test_a_sweep_keys_the_default_validation_cap_when_its_fold_exceeds_it():
     small, large = cell_spec(plan(cfg.val_cap), arm, 1.0, 0), cell_spec(plan(cfg.val_cap + 1), arm, 1.0, 0)
     assert "val_cap" not in small.key["settings"] and large.key["settings"]["val_cap"] == cfg.val_cap
     assert small.cell_id != large.cell_id
+
+
+@pytest.mark.slow  # a few seconds; the default suite must stay under 90 s
+def test_an_extended_search_continues_the_finished_cells_and_matches_a_fresh_sweep(tmp_path, monkeypatch):
+    """lr_extend on a folder of finished cells: each first seed trains only the rates past its winning edge, its
+    later seeds are reused when the choice stands, and every cell equals the cell of a fresh extended sweep."""
+    monkeypatch.setenv("ACLECG_CACHE", str(tmp_path / "cache"))
+    data = FakePrepared(n_patients=40, t=64)
+    trained: list[float] = []
+    real = lrsearch.train_classifier
+    monkeypatch.setattr(lrsearch, "train_classifier", lambda *a, **k: trained.append(a[6]) or real(*a, **k))
+    budget = dict(max_steps=6, eval_every=2, patience=2, batch_size=32, n_bootstrap=20, device="cpu")
+    plain = evaluation.EvalConfig(**budget, lr_grid=(1e-4, 3e-3))
+    wide = evaluation.EvalConfig(**budget, lr_grid=(1e-4, 3e-3), lr_extend=1)
+
+    def sweep(folder, cfg):
+        args = ([], data, "toy", "multilabel", [1.0], 2, ["reference_cnn"], tmp_path / folder)
+        evaluation.run_sweep(*args, config=cfg, show_progress=False)
+        cells = [json.loads(p.read_text()) for p in (tmp_path / folder / "cells").glob("*.json")]
+        return {c["cell"]: c for c in cells}
+
+    before = sweep("sw", plain)
+    trained.clear()
+    after = sweep("sw", wide)
+    first = next(c for c in after.values() if c["seed"] == 0 and "lr_extend" in c["key"]["settings"])
+    old = before[first["details"]["continued_from"]]
+    grid = first["details"]["lr_grid"]
+    assert grid[:2] == old["details"]["lr_grid"] and grid[2]["extended"] and len(grid) == 3
+    chose_old = first["details"]["lr"] == old["details"]["lr"]
+    assert trained == [grid[2]["lr"]] + ([] if chose_old else [first["details"]["lr"]])
+    fresh = sweep("fresh", wide)
+    assert set(fresh) - set(before) == set(after) - set(before)  # the same cells, by key
+    for cell, rec in fresh.items():
+        mine = after[cell]
+        assert mine["details"]["lr"] == rec["details"]["lr"]
+        assert [g["val"] for g in mine["details"]["lr_grid"]] == pytest.approx(
+            [g["val"] for g in rec["details"]["lr_grid"]]
+        )
+        with (
+            np.load(tmp_path / "sw" / "cells" / f"{cell}.npz") as a,
+            np.load(tmp_path / "fresh" / "cells" / f"{cell}.npz") as b,
+        ):
+            assert np.allclose(a["y_score"], b["y_score"], atol=1e-5)

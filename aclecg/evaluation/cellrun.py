@@ -190,9 +190,17 @@ FitCell = Callable[[RunArm, CellTask, Callable[[EncoderSource], np.ndarray], boo
 
 
 def execute_cell(
-    spec: CellSpec, plan: SweepPlan, data: SweepData, env: CellEnv, fit: FitCell | None = None
+    spec: CellSpec,
+    plan: SweepPlan,
+    data: SweepData,
+    env: CellEnv,
+    fit: FitCell | None = None,
+    prior: Mapping[str, Any] | None = None,
 ) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-    """Fit and score one resolved cell; returns its record (``cells/<id>.json``) and predictions (``.npz``)."""
+    """Fit and score one resolved cell; returns its record (``cells/<id>.json``) and predictions (``.npz``).
+
+    ``prior`` (:meth:`~aclecg.evaluation.cells.CellStore.prior`) is the finished cell whose learning-rate search
+    this cell continues; it is used only when it trained and scored the same records."""
     from aclecg.models import resolve_encoder_config
 
     if spec.key is None or spec.cell_id is None:
@@ -202,6 +210,10 @@ def execute_cell(
     ref_cfg = resolve_encoder_config(dict(plan.ref_config), leads=list(plan.ref_config["leads"]))
     cfg, seed = plan.config, spec.seed
     train_pos = sample_label_fraction(data.records, data.keep_idx, data.y_all, spec.fraction, seed)
+    same_records = prior is not None and all(
+        np.array_equal(prior[name], data.keep_idx[pos])
+        for name, pos in (("train_index", train_pos), ("test_index", data.test_pos))
+    )
     started = time.perf_counter()
     task = CellTask(
         data.dataset,
@@ -216,6 +228,8 @@ def execute_cell(
         spec.lr_grid,
         env.device,
         ref_cfg,
+        cfg.lr_extend if spec.chooses_lr else 0,
+        prior if same_records else None,
     )
     result = (fit or fit_cell)(
         arm, task, lambda src: env.embeddings(src, data.dataset, cfg.embed_batch_size), env.show_progress

@@ -97,7 +97,8 @@ class Arm:
 @dataclass(frozen=True)
 class CellSpec:
     """One (arm, fraction, seed) cell. ``key`` (and ``cell_id``) are ``None`` while the cell waits for the learning
-    rate its first seed chooses; ``after`` is then ``(arm, fraction, first seed)``."""
+    rate its first seed chooses; ``after`` is then ``(arm, fraction, first seed)``. ``continues`` is the id of the
+    same search without ``lr_extend``, whose finished cell the extended search continues (:mod:`aclecg.lrsearch`)."""
 
     arm: Arm
     fraction: float
@@ -106,6 +107,7 @@ class CellSpec:
     key: dict[str, Any] | None
     cell_id: str | None
     after: tuple[str, float, int] | None = None
+    continues: str | None = None
 
     @property
     def trained(self) -> bool:
@@ -189,8 +191,14 @@ def cell_spec(plan: SweepPlan, arm: Arm, fraction: float, seed: int, chosen_lr: 
             return CellSpec(arm, fraction, seed, lr_grid, None, None, after)
         lr_grid = (float(lr),)
         settings = {**settings, "lr": lr_grid[0], "lr_chosen_on_seed": plan.seeds[0]}
+    continues = None
+    if "lr" in settings:  # one given rate: nothing is searched, so lr_extend cannot change the cell
+        settings.pop("lr_extend", None)
+    elif "lr_extend" in settings and len(lr_grid) > 1:
+        plain = _key(plan, arm, fraction, seed, {k: v for k, v in settings.items() if k != "lr_extend"})
+        continues = cell_id(arm.name, fraction, seed, plain)
     key = _key(plan, arm, fraction, seed, settings)
-    return CellSpec(arm, fraction, seed, lr_grid, key, cell_id(arm.name, fraction, seed, key), after)
+    return CellSpec(arm, fraction, seed, lr_grid, key, cell_id(arm.name, fraction, seed, key), after, continues)
 
 
 def plan_cells(plan: SweepPlan, chosen_lr: LrChoices | None = None) -> list[CellSpec]:
@@ -235,6 +243,16 @@ class CellStore:
         if src_meta.is_file() and src_pred.is_file():
             atomicio.write_bytes(pred, src_pred.read_bytes())
             atomicio.write_bytes(meta, src_meta.read_bytes())
+
+    def prior(self, spec: CellSpec) -> dict[str, Any] | None:
+        """The finished cell whose search ``spec`` continues (``spec.continues``): its id, details and the arrays
+        that tie its predictions to their records; ``None`` when there is none (the search then starts afresh)."""
+        if spec.continues is None or self.read(spec.continues) is None:
+            return None
+        meta, pred = self.paths(spec.continues)
+        with np.load(pred, allow_pickle=False) as z:
+            arrays = {k: np.asarray(z[k]) for k in ("y_score", "test_index", "train_index")}
+        return {"cell": spec.continues, "details": json.loads(meta.read_text())["details"], **arrays}
 
     def write(self, cell: str, record: Mapping[str, Any], arrays: Mapping[str, np.ndarray]) -> None:
         """Write a finished cell atomically: predictions, then its record (whose presence marks it finished)."""

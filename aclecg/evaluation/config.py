@@ -46,7 +46,9 @@ class EvalConfig:
     ``eval_every``); each learning rate of ``lr_grid`` is tried and the one that validates best is kept
     (see :mod:`aclecg.classifier`). With ``lr_selection="first_seed"`` only the first seed of each arm and
     fraction searches the grid and the other seeds reuse its choice (a third of the cost); ``"every_cell"``
-    searches in every cell. When the validation fold has more than ``val_cap`` records (``0``: no cap), training
+    searches in every cell. With ``lr_extend=k`` a search whose top or bottom rate validates best tries the next
+    half-decade rate past it, at most ``k`` more rates (:mod:`aclecg.lrsearch`). When the validation fold has
+    more than ``val_cap`` records (``0``: no cap), training
     validates on a fixed class-stratified subsample of ``val_cap`` records and scores the whole fold once at each
     learning rate's best step (:mod:`aclecg.evaluation.finetune`); smaller folds are validated whole, as before.
     """
@@ -61,6 +63,7 @@ class EvalConfig:
     batch_size: int = 64
     lr_grid: tuple[float, ...] = (1e-4, 3e-4, 1e-3, 3e-3)
     lr_selection: str = "first_seed"
+    lr_extend: int = 0
     val_cap: int = 256
     n_bootstrap: int = 1000
     embed_batch_size: int = 256
@@ -87,6 +90,8 @@ class EvalConfig:
         if trained and self.dense_until > 0:
             # only then, so cells trained on the old schedule (dense_until=0) keep their keys
             out["dense"] = [self.dense_every, self.dense_until]
+        if trained and self.lr_extend > 0:  # only then, so the cells of a fixed grid keep their keys
+            out["lr_extend"] = self.lr_extend
         if trained and self._cap_matters(n_val):
             out["val_cap"] = self.val_cap
         if arm_kind == "reference_cnn":

@@ -4,7 +4,7 @@
 * ``supervised``: the reference encoder architecture from a seeded random initialisation, trained end to end.
 * ``reference_cnn``: a plain CNN trained from scratch (:mod:`aclecg.reference_cnn`).
 
-Each cell tries the learning rates it is given on the validation records (:func:`aclecg.classifier.fit_with_lr_grid`)
+Each cell tries the learning rates it is given on the validation records (:func:`aclecg.lrsearch.fit_with_lr_grid`)
 and scores the test records once with the model that validated best. Global RNG state is left untouched.
 
 Memory stays flat in the dataset's size: training batches, validation and test predictions are read from the
@@ -24,10 +24,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from aclecg.classifier import RecordRows, fit_with_lr_grid, predict_classifier, read_signals
+from aclecg.classifier import RecordRows, predict_classifier, read_signals
 from aclecg.evaluation.arms import arm_kind
 from aclecg.evaluation.sources import EncoderSource, check_compatible, data_contract, made_for
 from aclecg.evaluation.task import CellTask
+from aclecg.lrsearch import LRSearch, fit_with_lr_grid
 from aclecg.reference_cnn import ReferenceCNNConfig, build_reference_cnn
 
 __all__ = ["train_arm", "validation_subsample"]
@@ -120,6 +121,8 @@ def train_arm(
     sub = validation_subsample(y_val, cfg.val_cap)
     full_val = (RecordRows(dataset, val_idx, tuple(lead_idx)), y_val) if len(sub) < len(val_pos) else None
     x_va = torch.from_numpy(read_signals(dataset, val_idx[sub], lead_idx))  # at most val_cap records in memory
+    prior = task.prior
+    search = LRSearch(tuple(task.lr_grid), task.lr_extend, tuple(prior["details"]["lr_grid"]) if prior else ())
     fit = fit_with_lr_grid(
         build,
         rows,
@@ -127,7 +130,7 @@ def train_arm(
         x_va,
         y_val[sub],
         task.protocol,
-        task.lr_grid,
+        search,
         seed=seed,
         desc=desc,
         max_steps=cfg.max_steps,
@@ -139,6 +142,11 @@ def train_arm(
         show_progress=show_progress,
         full_val=full_val,
     )
+    continued = {"continued_from": prior["cell"]} if prior else {}
+    if fit.model is None or fit.log is None:  # a rate of the continued search still validates best: its cell stands
+        assert prior is not None
+        details = {**prior["details"], "lr_grid": fit.grid, **continued}
+        return {"scores": np.asarray(prior["y_score"]), "details": details}
     scores = predict_classifier(fit.model, dataset, keep_idx[test_pos], lead_idx, task.protocol, device=device)
     log = fit.log
     subsample = {"val_subsample": log.subsample_size, "val_on_subsample": log.subsample_criterion} if full_val else {}
@@ -155,5 +163,6 @@ def train_arm(
             "lr": fit.lr,
             "lr_grid": fit.grid,
             **subsample,  # only when the cap was in effect, so cells validated on their whole fold stay as they were
+            **continued,
         },
     }

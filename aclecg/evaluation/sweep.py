@@ -198,7 +198,9 @@ class _SweepRun:
             if self.progress:
                 self.progress(SweepProgress(done=done, status="running", **event))
             bar.set_postfix_str(f"{spec.arm.name} f={spec.fraction:g} s={spec.seed}")
-            record, arrays = execute_cell(spec, self.plan, self.data, self.env, fit=_run_cell)
+            record, arrays = execute_cell(
+                spec, self.plan, self.data, self.env, fit=_run_cell, prior=self.store.prior(spec)
+            )
             self.store.write(spec.cell_id, record, arrays)
             self.n_computed += 1
             status = "computed"

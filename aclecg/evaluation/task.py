@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,7 +18,9 @@ __all__ = ["CellTask"]
 class CellTask:
     """Positions (``train_pos``, ``val_pos``, ``test_pos``) index ``keep_idx`` (the labelled rows of ``dataset``)
     and ``y_all`` (their labels). ``ref_cfg`` is the encoder config of the ``supervised`` arm and gives the leads
-    of both reference arms; ``lr_grid`` is the grid a trained arm searches (one rate when it reuses a choice)."""
+    of both reference arms; ``lr_grid`` is the grid a trained arm searches (one rate when it reuses a choice),
+    ``lr_extend`` how far the search may grow past a winning edge, and ``prior`` the finished cell whose search
+    this one continues (see :meth:`aclecg.evaluation.cells.CellStore.prior`)."""
 
     dataset: Any
     keep_idx: np.ndarray
@@ -32,3 +34,5 @@ class CellTask:
     lr_grid: Sequence[float]
     device: torch.device
     ref_cfg: Any
+    lr_extend: int = 0
+    prior: Mapping[str, Any] | None = None

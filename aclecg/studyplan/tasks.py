@@ -266,7 +266,8 @@ class StudyPlan:
             deps = deps_common + self._own_deps(spec, sweep.fold, ids)
             job = self._cell_job(sweep, folder, plan, spec, chosen) if spec_ok else None
             done = spec_ok and (tid in self._done or spec.cell_id in listing)
-            out.append(self._cell_task(sweep, spec, tid, deps, job, done))
+            continued = spec.continues is not None and spec.continues in listing  # only the extension trains
+            out.append(self._cell_task(sweep, spec, tid, deps, job, done, continued))
         if resolved:
             self.sweep_plans[sweep.name] = plan
         return out
@@ -296,10 +297,17 @@ class StudyPlan:
         return tuple(deps)
 
     def _cell_task(
-        self, sweep: SweepRef, spec: CellSpec, tid: str, deps: tuple[str, ...], job: CellJob | None, done: bool
+        self,
+        sweep: SweepRef,
+        spec: CellSpec,
+        tid: str,
+        deps: tuple[str, ...],
+        job: CellJob | None,
+        done: bool,
+        continued: bool = False,
     ) -> Task:
         kind = "trained" if spec.trained else "probe"
-        cost = "trained-grid" if spec.trained and spec.after is None and len(spec.lr_grid) > 1 else kind
+        cost = "trained-grid" if spec.chooses_lr and not continued else kind
         summary = f"{sweep.name} {spec.arm.name} f={spec.fraction:g} s={spec.seed}"
         shard = f"{sweep.name}/{spec.arm.name}/{spec.fraction:g}"  # a first seed and the seeds reusing its lr
         return Task(tid, kind, summary, spec.key, deps, job, done, shard, cost)

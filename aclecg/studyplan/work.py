@@ -109,7 +109,7 @@ def run_cell(job: CellJob, show_progress: bool = False) -> dict[str, Any]:
     # same weights (same sha256) in different folders
     env_key = ("env", _data_key(job.data), tuple(sorted((k, s.key, str(s.path)) for k, s in sources.items())))
     env = _memo(env_key, lambda: CellEnv(sources, resolve_device(plan.config.device), job.cache_dir, show_progress))
-    record, arrays = execute_cell(spec, plan, sweep_data, env)
+    record, arrays = execute_cell(spec, plan, sweep_data, env, prior=store.prior(spec))
     store.write(job.cell_id, record, arrays)
     return {"status": "computed", "seconds": record["seconds"]}
 
