@@ -39,3 +39,36 @@ def test_shipping_copies_the_loss_curve_and_the_card_shows_it(tmp_path, bundled_
     assert (dest / "metrics.jsonl").read_text() == curve
     card = (dest / "README.md").read_text()
     assert "| loss curve | 2.875 → 2.675 → " in card and "every step in `metrics.jsonl`" in card
+
+
+def test_a_committed_checkpoint_gets_its_card_in_place_from_its_loss_curve(tmp_path, bundled_prepared):
+    """A committed folder (plain config, metrics.jsonl, no status.json): `aclecg study ship` writes its card in place;
+    the time comes from the steps' clock, and the precision is not guessed."""
+    from aclecg import checkpoint as ckpt
+    from aclecg.data import PreparedDataset
+    from aclecg.models import build_encoder
+    from aclecg.results.study import ship_official
+    from aclecg.training.config import PretrainConfig
+
+    data = PreparedDataset(bundled_prepared)
+    enc = build_encoder({"stem_width": 4, "widths": [8], "blocks": [1], "feature_dim": 8, "leads": list(data.leads)})
+    folder = tmp_path / "checkpoints" / "toy"
+    payload = {"format_version": 1, "method": "simclr", "hparams": {}, "encoder_config": enc.config.to_dict()}
+    payload |= {"leads": list(data.leads), "fs": data.fs, "n_samples": data.n_samples, "step": 40}
+    ckpt.save_checkpoint(
+        folder / "encoder.pt", payload | {"data_fingerprint": data.fingerprint, "encoder": enc.state_dict()}
+    )
+    config = PretrainConfig(method="simclr", epochs=2).to_dict()
+    (folder / "config.json").write_text(json.dumps(config))
+    rows = [{"step": i, "loss": 3.0 - i / 20, "time": 1000.0 + 3 * i, "device": "cpu"} for i in range(1, 41)]
+    (folder / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    before = (folder / "encoder.pt").read_bytes()
+    (tmp_path / "checkpoints" / "old").mkdir()  # a committed folder without its curve keeps its card
+    (tmp_path / "checkpoints" / "old" / "config.json").write_text(json.dumps(config))
+
+    assert ship_official(tmp_path / "sweeps", tmp_path / "runs", tmp_path / "checkpoints") == [folder]
+    card = (folder / "README.md").read_text()
+    assert "| time | 1.9 min on cpu, timed from its first to its last step (1 process" in card  # 39 steps of 3 s
+    assert "| precision | not recorded (`amp=" in card and "| loss curve | 2.875 → " in card
+    assert (folder / "encoder.pt").read_bytes() == before and json.loads((folder / "config.json").read_text()) == config
+    assert not (tmp_path / "checkpoints" / "old" / "README.md").exists()

@@ -402,30 +402,27 @@ def loss_by_tenth(metrics: list[dict]) -> str:
 def ship_checkpoint(run_dir: str | Path, dest: str | Path, sweep_dirs: Sequence[str | Path] = ()) -> Path:
     """Copy a finished run's ``encoder.pt`` into ``dest`` and write its model card (``README.md``).
 
-    The card records the data, the full configuration, epochs and steps, training time and hardware (from the
-    run's ``status.json``), the checksum, the first and last loss, and the checkpoint's linear-probe results from
-    any sweep folders given (rows whose arm is ``<dest name>:linear_probe``).
+    The card records the data, the full configuration, epochs and steps, training time and hardware, the checksum,
+    the whole loss curve, and the checkpoint's linear-probe results from any sweep folders given (rows whose arm is
+    ``<dest name>:linear_probe``). ``run_dir`` may be ``dest`` itself, a committed checkpoint folder with its
+    ``metrics.jsonl`` (see :mod:`aclecg.results.trainrecord`).
     """
     from aclecg import atomicio
     from aclecg.checkpoint import load_checkpoint
     from aclecg.methods import list_methods
+    from aclecg.results.trainrecord import read_training_record
 
     run_dir, dest = Path(run_dir), Path(dest)
     encoder = run_dir / "encoder.pt"
     payload = load_checkpoint(encoder)  # verifies the checksum
-    status = json.loads((run_dir / "status.json").read_text())
-    if status.get("state") != "finished":
-        raise DataError(f"{run_dir} has not finished (state {status.get('state')!r})")
-    stored = json.loads((run_dir / "config.json").read_text())
-    config = stored["config"]
+    record = read_training_record(run_dir)
+    config, metrics = record.config, record.metrics
     dest.mkdir(parents=True, exist_ok=True)
-    atomicio.write_bytes(dest / "encoder.pt", encoder.read_bytes())
-    atomicio.write_bytes(dest / "encoder.pt.sha256", (run_dir / "encoder.pt.sha256").read_bytes())
-    atomicio.write_bytes(dest / "metrics.jsonl", (run_dir / "metrics.jsonl").read_bytes())  # the whole loss curve
+    if run_dir.resolve() != dest.resolve():
+        atomicio.write_bytes(dest / "encoder.pt", encoder.read_bytes())
+        atomicio.write_bytes(dest / "encoder.pt.sha256", (run_dir / "encoder.pt.sha256").read_bytes())
+        atomicio.write_bytes(dest / "metrics.jsonl", (run_dir / "metrics.jsonl").read_bytes())  # the loss curve
     info = {m.name: m for m in list_methods()}.get(config["method"])
-    metrics = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines() if line.strip()]
-    minutes = (status.get("finished", 0) - status.get("started", 0)) / 60
-    hardware = status.get("hardware") or "hardware not recorded (this run predates the status field)"
     lines = [
         f"# `{dest.name}`: {info.title if info else config['method']}",
         "",
@@ -450,9 +447,8 @@ def ship_checkpoint(run_dir: str | Path, dest: str | Path, sweep_dirs: Sequence[
         f"AdamW lr {config['lr']} (cosine, {config['warmup_steps']} warm-up steps), seed {config['seed']} |",
         f"| loss | {metrics[0]['loss']:.3f} at step 1 → {metrics[-1]['loss']:.3f} at step {metrics[-1]['step']} |",
         f"| loss curve | {loss_by_tenth(metrics)} (mean over each tenth of the steps; every step in `metrics.jsonl`) |",
-        f"| precision | {stored.get('resolved_amp') or 'fp32'} (`amp={config.get('amp')}` on "
-        f"{stored.get('resolved_device', 'the training device')}) |",
-        f"| time | {minutes:.1f} min on {hardware} ({status.get('world_size', 1)} process; other jobs may have "
+        f"| precision | {record.precision} (`amp={config.get('amp')}` on {record.device}) |",
+        f"| time | {record.minutes:.1f} min on {record.hardware} ({record.processes} process; other jobs may have "
         "shared the cores) |",
         "",
         "Reproduce from scratch:",

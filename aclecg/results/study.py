@@ -475,7 +475,10 @@ def label_efficiency(pooled: pd.DataFrame, arm: str, target: float) -> float | N
 
 def ship_official(sweeps: str | Path, runs: str | Path = "runs", checkpoints: str | Path = "checkpoints") -> list[Path]:
     """Copy every finished official run ``runs/ship-NAME`` into ``checkpoints/NAME`` with its model card (quoting
-    the official probe sweeps) and record ``config.sha256``, so ``make results`` reuses it on a fresh clone."""
+    the official probe sweeps) and record ``config.sha256``, so ``make results`` reuses it on a fresh clone.
+
+    A committed ``checkpoints/NAME`` with no run folder but its ``metrics.jsonl`` gets its card rewritten in place
+    (so a fresh clone's ``make results`` brings every card up to date with the sweeps)."""
     import hashlib
 
     from aclecg.results.report import ship_checkpoint
@@ -490,7 +493,9 @@ def ship_official(sweeps: str | Path, runs: str | Path = "runs", checkpoints: st
         name = cfg.parent.name
         run = Path(runs) / f"ship-{name}"
         if not (run / "encoder.pt").is_file():
-            continue
+            run = cfg.parent  # the committed encoder, when it kept its loss curve
+            if not ((run / "encoder.pt").is_file() and (run / "metrics.jsonl").is_file()):
+                continue
         dest = ship_checkpoint(run, cfg.parent, probe)
         (dest / "config.sha256").write_text(hashlib.sha256((dest / "config.json").read_bytes()).hexdigest() + "\n")
         out.append(dest)
