@@ -16,7 +16,7 @@ if [[ "$left" != 0 && "${1:-}" != "--force" ]]; then
   echo "studies/bundled-e120.toml has $left task(s) left: run it to the end first (or --force in a scratch clone)" >&2
   exit 1
 fi
-[[ -z "$(git status --porcelain)" ]] || { echo "the checkout has uncommitted changes: commit or stash them" >&2; exit 1; }
+[[ -z "$(git status --porcelain --untracked-files=no)" ]] || { echo "the checkout has uncommitted changes: commit or stash them" >&2; exit 1; }
 
 # 1. The 20-epoch study moves to checkpoints/e20, studies/bundled-e20.toml and docs/results-e20.md.
 mkdir -p checkpoints/e20/cells docs/results/e20
