@@ -24,10 +24,9 @@ for n in "${NAMES[@]}"; do git mv "checkpoints/$n" "checkpoints/e20/$n"; done
 git mv checkpoints/rotations checkpoints/e20/rotations
 for d in checkpoints/cells/multilabel-test* checkpoints/cells/singlelabel-test*; do git mv "$d" checkpoints/e20/cells/; done
 git mv studies/bundled.toml studies/bundled-e20.toml
-sed -i -e 's|^name = "bundled"|name = "bundled-e20"|' \
-  -e 's|^runs = "runs"  |runs = "runs/e20"|' \
-  -e 's|^checkpoints = "checkpoints"  |checkpoints = "checkpoints/e20"|' \
-  -e 's|^cells = "checkpoints/cells"  |cells = "checkpoints/e20/cells"|' studies/bundled-e20.toml
+sed -i -e 's|^name = "bundled"|name = "bundled-e20"|' -e 's|^\(runs = \)"runs"|\1"runs/e20"|' \
+  -e 's|^\(checkpoints = \)"checkpoints"|\1"checkpoints/e20"|' \
+  -e 's|^\(cells = \)"checkpoints/cells"|\1"checkpoints/e20/cells"|' studies/bundled-e20.toml
 sed -i '1i # Archived 2026-12 (issue 28): the 20-epoch study, replaced by studies/bundled.toml at 120 epochs. Its report\n# is docs/results-e20.md; its encoders and trained cells are under checkpoints/e20/.' studies/bundled-e20.toml
 git mv docs/results.md docs/results-e20.md
 for f in docs/results/{multilabel,singlelabel}_{auroc,auprc}.png; do git mv "$f" docs/results/e20/; done
@@ -39,10 +38,9 @@ for n in "${NAMES[@]}"; do git mv "checkpoints/e120/$n" "checkpoints/$n"; done
 git mv checkpoints/e120/rotations checkpoints/rotations
 for d in checkpoints/e120/cells/*; do git mv "$d" checkpoints/cells/; done
 git mv studies/bundled-e120.toml studies/bundled.toml
-sed -i -e 's|^name = "bundled-e120"|name = "bundled"|' \
-  -e 's|^runs = "runs/e120"     |runs = "runs"|' \
-  -e 's|^checkpoints = "checkpoints/e120"    |checkpoints = "checkpoints"|' \
-  -e 's|^cells = "checkpoints/e120/cells"      |cells = "checkpoints/cells"|' studies/bundled.toml
+sed -i -e 's|^name = "bundled-e120"|name = "bundled"|' -e 's|^\(runs = \)"runs/e120"|\1"runs"|' \
+  -e 's|^\(checkpoints = \)"checkpoints/e120"|\1"checkpoints"|' \
+  -e 's|^\(cells = \)"checkpoints/e120/cells"|\1"checkpoints/cells"|' studies/bundled.toml
 git rm -q -r docs/results/e120.md docs/results/e120
 git mv docs/results_preamble_e120.md docs/results_preamble.md 2>/dev/null || {
   git rm -q docs/results_preamble.md && git mv docs/results_preamble_e120.md docs/results_preamble.md; }
