@@ -4,6 +4,7 @@ between pretraining runs is measured; tables, the family and the best-baseline c
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -27,7 +28,9 @@ seeds = { 10 = 100, 8 = [102, 202] }
 
 
 def _study_file(tmp_path: Path, extra: str) -> Path:
-    text = STUDY.read_text().replace("[pretrain.seeds]", extra + "\n[pretrain.seeds]", 1)
+    """The shipped study file with ``extra`` as its only repeats table (a table it declares itself is dropped)."""
+    text = re.sub(r"(?ms)^\[pretrain\.repeats\]\n.*?(?=^\[)", "", STUDY.read_text())
+    text = text.replace("[pretrain.seeds]", extra + "\n[pretrain.seeds]", 1)
     path = tmp_path / "study.toml"
     path.write_text(text)
     return path

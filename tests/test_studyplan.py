@@ -15,6 +15,7 @@ import pytest
 from aclecg.evaluation.cells import SweepPlan, chosen_lr_of, plan_cells
 from aclecg.evaluation.config import EvalConfig
 from aclecg.leads import LEADS
+from tests.helpers import e20
 
 REPO = Path(__file__).resolve().parents[1]
 #: The bundled PTB-XL subset the committed cells were computed on (prepared at 100 Hz, 10 s).
@@ -28,7 +29,7 @@ class _Leads:
 
 
 def _committed_ids(folder: str) -> dict[str, dict]:
-    return {p.stem: json.loads(p.read_text()) for p in (REPO / "checkpoints" / "cells" / folder).glob("*.json")}
+    return {p.stem: json.loads(p.read_text()) for p in (e20.CHECKPOINTS / "cells" / folder).glob("*.json")}
 
 
 @pytest.mark.parametrize(
@@ -49,7 +50,7 @@ def test_plan_finds_the_committed_cells(folder, names, kinds, fractions):
     manifest = REPO / ".cache" / "prepared" / "ptbxl" / "manifest.json"
     if manifest.is_file():  # the prepared bundled data, when this checkout has it, is the data of those cells
         assert json.loads(manifest.read_text())["fingerprint"] == BUNDLED_PTBXL
-    encoders = tuple(encoder_info(load_source(REPO / "checkpoints" / n / "encoder.pt")) for n in names)
+    encoders = tuple(encoder_info(load_source(e20.CHECKPOINTS / n / "encoder.pt")) for n in names)
     plan = SweepPlan(
         label_set="superdiagnostic",
         protocol=folder.split("-")[0],
@@ -449,9 +450,15 @@ def test_bundled_study_file_declares_todays_protocol():
     s = load_study(REPO / "studies" / "bundled.toml")
     assert s.test_folds == study.STUDY_TEST_FOLDS and s.val_fold == study.STUDY_VAL_FOLD == 9
     assert dict(s.pretrain_seeds) == {10: 0, 8: 2, 7: 3, 6: 4}  # official seed 0, rotation K: 10 - K
-    assert len(s.methods_for(8)) == 10 and not set(study.ABLATIONS) & {m.name for m in s.methods_for(8)}
-    assert len(s.methods_for(10)) == 12 and {m.name for m in s.methods if m.official_only} == set(study.ABLATIONS)
-    assert s.epochs == 20 and s.label_seeds == 3
+    firsts = {m.name for m in s.methods_for(8) if "@" not in m.name}
+    assert len(firsts) == 10 and not set(study.ABLATIONS) & firsts
+    assert {m.name for m in s.methods if m.official_only} == set(study.ABLATIONS) and s.label_seeds == 3
+    if e20.ARCHIVED:  # the 120-epoch protocol: configs in checkpoints/NAME, two runs of the primary pair per fold
+        epochs = {json.loads((REPO / "checkpoints" / n / "config.json").read_text())["epochs"] for n in firsts}
+        assert epochs == {120} and s.evaluation.lr_extend == 2
+        assert {m.name for m in s.methods_for(8)} - firsts == {"acl_ecg@seed102", "dlc@seed102"}
+    else:
+        assert s.epochs == 20 and len(s.methods_for(10)) == 12
     folders = {f"{p}-test{k}-{st.group}" for st in s.sweeps for k in st.folds for p in st.protocols}
     assert len(folders) == 2 * 4 + 4 + 2 * 3  # probes everywhere; official both protocols; rotations multilabel
     full = load_study(REPO / "studies" / "full-ptbxl.toml")

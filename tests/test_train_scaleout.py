@@ -21,6 +21,7 @@ from aclecg.augment.synthetic import make_synthetic_batch
 from aclecg.errors import ConfigError
 from aclecg.training import PretrainConfig, pretrain
 from aclecg.training.loop import Trainer
+from tests.helpers import e20
 
 REPO = Path(__file__).resolve().parent.parent
 TINY = {"stem_width": 4, "widths": [8], "blocks": [1], "feature_dim": 8}
@@ -140,9 +141,9 @@ def test_configuration_files_written_before_per_sample_draws_keep_their_draws(tm
 def test_a_shipped_acl_ecg_configuration_means_the_resampling_physio_aug_it_was_trained_with():
     from aclecg.studyplan.encoders import effective_sha256
 
-    shipped = json.loads((REPO / "checkpoints" / "acl_ecg" / "config.json").read_text())
+    shipped = json.loads((e20.CHECKPOINTS / "acl_ecg" / "config.json").read_text())  # the 20-epoch configuration
     assert "input_draws" not in shipped and shipped["augmentation"] is None
-    config = PretrainConfig.from_file(REPO / "checkpoints" / "acl_ecg" / "config.json")
+    config = PretrainConfig.from_file(e20.CHECKPOINTS / "acl_ecg" / "config.json")
     assert (config.augmentation, config.input_draws) == ("physio_v1", "global_batch")
     resolved = config.to_dict()
     stated = {k: v for k, v in resolved.items() if k != "input_draws"} | {"augmentation": None}
