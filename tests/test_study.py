@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 
 import numpy as np
@@ -92,6 +93,7 @@ def test_report_and_export(study_root, tmp_path):
     prim = json.loads((tmp_path / "export" / "primary.json").read_text())
     assert prim["best_baseline"] == study.primary_comparison(study.load_cells(study_root))["best_baseline"]
     assert "## How large a study would decide it" in text and f"**{prim['verdict']['label']}**" in text
+    assert malformed_tables(text) == []
     table = pd.read_csv(tmp_path / "export" / "paper_table.csv")
     assert {"arm", "fraction", "mean", "protocol", "metric"} <= set(table.columns)
 
@@ -242,3 +244,32 @@ def test_an_encoder_pretrained_on_the_scored_fold_is_refused(tiny_study, tmp_pat
     _edit_meta(copy / "multilabel-test8-probe", checkpoints={label: {"path": str(leaky)}})
     with pytest.raises(DataError, match=f"multilabel-test8-probe: encoder '{label}'.*pretrained on fold 8"):
         study.load_cells(copy)
+
+
+def malformed_tables(markdown: str) -> list[str]:
+    """Header rows of Markdown tables whose delimiter row has another number of cells (such a table is not drawn)."""
+    lines, bad = markdown.splitlines(), []
+    for head, rule in itertools.pairwise(lines):
+        cells = head.strip().strip("|").count("|"), rule.strip().strip("|").count("|")
+        if head.startswith("|") and rule.startswith("|---") and cells[0] != cells[1]:
+            bad.append(head)
+    return bad
+
+
+def test_the_convergence_table_counts_searches_that_end_at_a_grid_edge():
+    from aclecg.evaluation.outputs import lr_at_edge
+    from aclecg.results.study_report import _convergence
+
+    grid = [{"lr": r} for r in (1e-4, 1e-3, 3e-3, 1e-2)]
+    assert lr_at_edge({"lr": 1e-2, "lr_grid": grid}) is True and lr_at_edge({"lr": 1e-4, "lr_grid": grid}) is True
+    assert lr_at_edge({"lr": 3e-3, "lr_grid": grid}) is False
+    assert np.isnan(lr_at_edge({"lr": 3e-3, "lr_grid": grid[:1]})) and np.isnan(lr_at_edge({"l2": 1.0}))
+    rows = [
+        {"lr": lr, "lr_edge": edge, "seed": seed, "test_fold": fold}
+        for lr, edge, seed, fold in [(1e-2, True, 0, 10), (1e-2, np.nan, 1, 10), (3e-3, False, 0, 8)]
+    ]
+    common = {"protocol": "multilabel", "arm": "reference_cnn", "kind": "reference_cnn", "fraction": 0.1}
+    extra = {"best_step": 40, "steps_run": 240, "converged": True, "first_look": False}
+    table = _convergence(pd.DataFrame([{**common, **extra, **r} for r in rows]))
+    assert malformed_tables(table) == []
+    assert "| 0.003, 0.01 | 1 of 2 | 0 | 0 |" in table

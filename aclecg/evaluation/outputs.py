@@ -193,6 +193,21 @@ def count_first_look(first_look: pd.Series) -> int:
     return int((first_look == True).sum())  # noqa: E712 - elementwise, NaN-safe
 
 
+def lr_at_edge(details: dict) -> bool | float:
+    """Whether a trained cell's search ended on the top or bottom rate it tried (so a better rate may lie beyond);
+    NaN for a cell that searched no grid (a probe, or a later seed reusing its first seed's rate)."""
+    rates = sorted(float(g["lr"]) for g in details.get("lr_grid") or [])
+    if len(rates) < 2 or "lr" not in details:
+        return np.nan
+    return float(details["lr"]) in (rates[0], rates[-1])
+
+
+def count_searches(at_edge: pd.Series) -> str:
+    """``"k of n"``: of the n cells that searched a grid, k ended at its edge (blank when none searched)."""
+    searched = at_edge.dropna()
+    return f"{int((searched == True).sum())} of {len(searched)}" if len(searched) else ""  # noqa: E712
+
+
 def best_at_first_look(details: dict, settings: dict | None = None) -> bool | float:
     """Whether a trained cell's best step was its first validation (NaN for a probe). Cells trained before the
     flag was recorded validated first at step ``eval_every`` of their settings."""

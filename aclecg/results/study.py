@@ -35,7 +35,7 @@ from aclecg.errors import DataError
 from aclecg.evaluation import count_not_converged
 from aclecg.evaluation.arms import arm_display_name, is_reference, reference_arms
 from aclecg.evaluation.fractions import default_val_fold
-from aclecg.evaluation.outputs import best_at_first_look, count_first_look
+from aclecg.evaluation.outputs import best_at_first_look, count_first_look, lr_at_edge
 from aclecg.metrics import METRICS, macro_value
 from aclecg.results import hypothesis
 from aclecg.results.pairing import first_runs, paired_runs, predictions, run_tag
@@ -158,6 +158,7 @@ def load_cells(root: str | Path) -> pd.DataFrame:
                     "best_step": d.get("best_step"),
                     "steps_run": d.get("steps_run"),
                     "lr": d.get("lr"),
+                    "lr_edge": lr_at_edge(d),
                     "n_test": rec["n_test"],
                     "seconds": rec.get("seconds"),
                     "npz": str(cell_path.with_suffix(".npz")),

@@ -18,7 +18,7 @@ from aclecg import paths
 from aclecg.errors import DataError
 from aclecg.evaluation import count_not_converged
 from aclecg.evaluation.arms import is_reference, trained_arms
-from aclecg.evaluation.outputs import count_first_look
+from aclecg.evaluation.outputs import count_first_look, count_searches
 from aclecg.metrics import titles
 from aclecg.results import study
 from aclecg.results.power import power_section
@@ -167,6 +167,7 @@ def _convergence(cells: pd.DataFrame) -> str:
             best_step=("best_step", "median"),
             steps_run=("steps_run", "median"),
             lr=("lr", lambda v: ", ".join(f"{x:g}" for x in sorted(set(v)))),
+            edge=("lr_edge", count_searches),
             not_converged=("converged", count_not_converged),
             first_look=("first_look", count_first_look),
         )
@@ -174,13 +175,13 @@ def _convergence(cells: pd.DataFrame) -> str:
     )
     lines = [
         "| protocol | arm | fraction | test folds | cells | median best step | median steps run | lr chosen | "
-        "not converged | best at first validation |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "searches ending at a grid edge | not converged | best at first validation |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in g.itertuples():
         lines.append(
             f"| {r.protocol} | {r.arm} | {_pct(r.fraction)} | {r.folds} | {r.cells} | {r.best_step:.0f} | "
-            f"{r.steps_run:.0f} | {r.lr} | {r.not_converged} | {r.first_look} |"
+            f"{r.steps_run:.0f} | {r.lr} | {r.edge} | {r.not_converged} | {r.first_look} |"
         )
     return "\n".join(lines)
 
