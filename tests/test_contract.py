@@ -14,6 +14,7 @@ from aclecg import contract
 from aclecg.contract import Contract, ContractWarning, implied
 from aclecg.errors import CheckpointError, ConfigError
 from aclecg.leads import LEADS
+from tests.helpers import e20
 from tests.helpers.hostile import challenge_record
 
 REPO = Path(__file__).resolve().parents[1]
@@ -116,7 +117,7 @@ def test_contract_from_plain_data_refuses_bad_fields_naming_them():
 def test_shipped_checkpoint_loads_unchanged_with_the_implied_contract_said_once(fresh_said):
     from aclecg.checkpoint import load_encoder, sha256_file, sidecar_digest
 
-    path = REPO / "checkpoints" / "acl_ecg" / "encoder.pt"
+    path = e20.CHECKPOINTS / "acl_ecg" / "encoder.pt"  # written before checkpoints recorded their contract
     before = sha256_file(path)
     with pytest.warns(ContractWarning, match="acl_ecg/encoder.pt records no preprocessing contract"):
         _, meta = load_encoder(path)
