@@ -42,8 +42,28 @@ sed -i -e 's|^name = "bundled-e120"|name = "bundled"|' -e 's|^\(runs = \)"runs/e
   -e 's|^\(checkpoints = \)"checkpoints/e120"|\1"checkpoints"|' \
   -e 's|^\(cells = \)"checkpoints/e120/cells"|\1"checkpoints/cells"|' studies/bundled.toml
 git rm -q -r docs/results/e120.md docs/results/e120
-git mv docs/results_preamble_e120.md docs/results_preamble.md 2>/dev/null || {
-  git rm -q docs/results_preamble.md && git mv docs/results_preamble_e120.md docs/results_preamble.md; }
+sed -i 's|\[docs/results/e120.md\](results/e120.md)|[docs/results.md](results.md)|g' docs/results-e20.md
+git rm -q docs/results_preamble.md && git mv docs/results_preamble_e120.md docs/results_preamble.md
+# the interim preamble (written for docs/results/e120.md) becomes the report's: its links, paths and first paragraph
+"$PY" - <<'PY'
+import re
+from pathlib import Path
+
+path = Path("docs/results_preamble.md")
+text = path.read_text().replace("](budget-sensitivity.md)", "](results/budget-sensitivity.md)")
+text = text.replace("checkpoints/e120/cells/", "checkpoints/cells/").replace("checkpoints/e120/", "checkpoints/")
+final = (
+    "**This is the 120-epoch study (issue 28).** `studies/bundled.toml` declares it and `make results` rebuilds "
+    "this page: committed encoders and trained cells (`checkpoints/`, `checkpoints/cells/`) are reused, the probes "
+    "take about 15 min on 2 cores, and `aclecg study plan studies/bundled.toml` says what is left. It replaced the "
+    "20-epoch study, whose report is kept in [docs/results-e20.md](results-e20.md) (`studies/bundled-e20.toml`, "
+    "`checkpoints/e20/`): the budget-sensitivity run showed 20 epochs was too short to compare the methods."
+)
+text, n = re.subn(r"\*\*This is the 120-epoch retraining \(issue 28\), in progress\.\*\*.*?\n\n", final + "\n\n", text, flags=re.S)
+assert n == 1, "the preamble's in-progress paragraph was not found"
+assert "e120" not in text.replace("bundled-e120", ""), [l for l in text.splitlines() if "e120" in l]
+path.write_text(text)
+PY
 if [[ -d runs/e120 ]]; then  # this machine's runs (probe cells, encoders): reused instead of recomputed
   mkdir -p runs/e20
   for d in runs/*; do [[ "$d" == runs/e120 || "$d" == runs/e20 ]] || mv "$d" runs/e20/; done
