@@ -47,6 +47,7 @@ git rm -q docs/results_preamble.md && git mv docs/results_preamble_e120.md docs/
 # the interim preamble (written for docs/results/e120.md) becomes the report's: its links, paths and first paragraph
 "$PY" - <<'PY'
 import re
+import textwrap
 from pathlib import Path
 
 path = Path("docs/results_preamble.md")
@@ -59,10 +60,26 @@ final = (
     "20-epoch study, whose report is kept in [docs/results-e20.md](results-e20.md) (`studies/bundled-e20.toml`, "
     "`checkpoints/e20/`): the budget-sensitivity run showed 20 epochs was too short to compare the methods."
 )
+final = textwrap.fill(final, 116, break_on_hyphens=False)
 text, n = re.subn(r"\*\*This is the 120-epoch retraining \(issue 28\), in progress\.\*\*.*?\n\n", final + "\n\n", text, flags=re.S)
 assert n == 1, "the preamble's in-progress paragraph was not found"
 assert "e120" not in text.replace("bundled-e120", ""), [l for l in text.splitlines() if "e120" in l]
 path.write_text(text)
+
+study = Path("studies/bundled.toml")
+head = """# The study of docs/results.md on the bundled data (make results), issue 28's protocol:
+#   aclecg study plan studies/bundled.toml     what is left to run, with a time estimate
+#   aclecg study run studies/bundled.toml      run it (resumable: finished tasks are skipped)
+#   aclecg study report studies/bundled.toml   docs/results.md from runs/sweeps
+# 10 methods (and 2 ablations on the official split) pretrained 120 epochs (the budget docs/results/budget-
+# sensitivity.md chose) on bundled PTB-XL + Challenge 2021, with rate-keeping Physio-AUG, per-sample augmentation
+# draws and EMA targets whose half-life is 5 % of the run (moco, byol, lcd: ema_half_life = 0.05). The
+# configurations are checkpoints/NAME/config.json; rotation encoders are under checkpoints/rotations/, every one
+# with its whole loss curve. Test folds 10 (official split, seed 0), 8, 7 and 6 (fold K left out of pretraining,
+# seed 10 - K), every rotation validated on fold 9. The 20-epoch study it replaced is studies/bundled-e20.toml.
+"""
+body = study.read_text()
+study.write_text(head + body[body.index("[study]"):])
 PY
 if [[ -d runs/e120 ]]; then  # this machine's runs (probe cells, encoders): reused instead of recomputed
   mkdir -p runs/e20
