@@ -89,4 +89,4 @@ fi
 rmdir checkpoints/e120/cells checkpoints/e120 2>/dev/null || true
 grep -q '^name = "bundled"$' studies/bundled.toml && grep -q '^cells = "checkpoints/cells"' studies/bundled.toml
 grep -q '^name = "bundled-e20"$' studies/bundled-e20.toml && grep -q '^cells = "checkpoints/e20/cells"' studies/bundled-e20.toml
-echo "moved; next: edit docs/results_preamble.md and the header of studies/bundled.toml, then make results"
+echo "moved; next: make results (report, README block, cards, exports), make test, then: git grep -n -e e120 -e \"20 epochs\" -- docs README.md"
