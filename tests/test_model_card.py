@@ -4,6 +4,7 @@ beside the encoder and the model card sums the curve up in ten numbers."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 from aclecg.results.report import loss_by_tenth, ship_checkpoint
 
@@ -15,21 +16,26 @@ def test_loss_by_tenth_is_the_mean_of_each_tenth():
     assert loss_by_tenth([{"step": 1}]) == "not recorded"
 
 
-def test_shipping_copies_the_loss_curve_and_the_card_shows_it(tmp_path, bundled_prepared):
+def _toy_encoder(folder: Path, prepared: Path) -> dict:
+    """A tiny simclr encoder for the bundled data saved as ``folder/encoder.pt``; returns its configuration."""
     from aclecg import checkpoint as ckpt
     from aclecg.data import PreparedDataset
     from aclecg.models import build_encoder
     from aclecg.training.config import PretrainConfig
 
-    data = PreparedDataset(bundled_prepared)
+    data = PreparedDataset(prepared)
     enc = build_encoder({"stem_width": 4, "widths": [8], "blocks": [1], "feature_dim": 8, "leads": list(data.leads)})
-    run = tmp_path / "runs" / "ship-toy"
     payload = {"format_version": 1, "method": "simclr", "hparams": {}, "encoder_config": enc.config.to_dict()}
     payload |= {"leads": list(data.leads), "fs": data.fs, "n_samples": data.n_samples, "step": 40}
     ckpt.save_checkpoint(
-        run / "encoder.pt", payload | {"data_fingerprint": data.fingerprint, "encoder": enc.state_dict()}
+        folder / "encoder.pt", payload | {"data_fingerprint": data.fingerprint, "encoder": enc.state_dict()}
     )
-    config = PretrainConfig(method="simclr", epochs=2).to_dict()
+    return PretrainConfig(method="simclr", epochs=2).to_dict()
+
+
+def test_shipping_copies_the_loss_curve_and_the_card_shows_it(tmp_path, bundled_prepared):
+    run = tmp_path / "runs" / "ship-toy"
+    config = _toy_encoder(run, bundled_prepared)
     (run / "config.json").write_text(json.dumps({"run": "ship-toy", "config": config}))
     (run / "status.json").write_text(json.dumps({"state": "finished", "started": 0, "finished": 60}))
     curve = "".join(json.dumps({"step": i, "loss": 3.0 - i / 20}) + "\n" for i in range(1, 41))
@@ -44,21 +50,10 @@ def test_shipping_copies_the_loss_curve_and_the_card_shows_it(tmp_path, bundled_
 def test_a_committed_checkpoint_gets_its_card_in_place_from_its_loss_curve(tmp_path, bundled_prepared):
     """A committed folder (plain config, metrics.jsonl, no status.json): `aclecg study ship` writes its card in place;
     the time comes from the steps' clock, and the precision is not guessed."""
-    from aclecg import checkpoint as ckpt
-    from aclecg.data import PreparedDataset
-    from aclecg.models import build_encoder
     from aclecg.results.study import ship_official
-    from aclecg.training.config import PretrainConfig
 
-    data = PreparedDataset(bundled_prepared)
-    enc = build_encoder({"stem_width": 4, "widths": [8], "blocks": [1], "feature_dim": 8, "leads": list(data.leads)})
     folder = tmp_path / "checkpoints" / "toy"
-    payload = {"format_version": 1, "method": "simclr", "hparams": {}, "encoder_config": enc.config.to_dict()}
-    payload |= {"leads": list(data.leads), "fs": data.fs, "n_samples": data.n_samples, "step": 40}
-    ckpt.save_checkpoint(
-        folder / "encoder.pt", payload | {"data_fingerprint": data.fingerprint, "encoder": enc.state_dict()}
-    )
-    config = PretrainConfig(method="simclr", epochs=2).to_dict()
+    config = _toy_encoder(folder, bundled_prepared)
     (folder / "config.json").write_text(json.dumps(config))
     rows = [{"step": i, "loss": 3.0 - i / 20, "time": 1000.0 + 3 * i, "device": "cpu"} for i in range(1, 41)]
     (folder / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
