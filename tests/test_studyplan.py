@@ -76,6 +76,41 @@ def test_plan_finds_the_committed_cells(folder, names, kinds, fractions):
     assert plan_cells(plan, chosen) == plan_cells(plan, chosen)  # a pure function of its inputs
 
 
+@pytest.mark.parametrize(
+    ("folder", "names", "kinds"),
+    [
+        ("multilabel-test10-reference", ["acl_ecg"], ("reference_cnn",)),
+        ("multilabel-test10-finetune", ["acl_ecg", "dlc"], ("fine_tune", "supervised")),
+    ],
+)
+def test_plan_finds_the_committed_120_epoch_searches_and_the_cells_they_continue(folder, names, kinds):
+    """The 120-epoch study's official split (today's schedule, lr_extend = 2): every first seed's id is committed,
+    and so is the cell of the plain grid it continues (issue 28: the searches were extended, not redone)."""
+    from aclecg.evaluation.cellrun import encoder_info, reference_config
+    from aclecg.evaluation.sources import load_source
+
+    encoders = tuple(encoder_info(load_source(e20.E120 / n / "encoder.pt")) for n in names)
+    fractions = ALL_FRACTIONS if kinds == ("reference_cnn",) else (0.01, 0.1, 1.0)
+    plan = SweepPlan(
+        label_set="superdiagnostic",
+        protocol="multilabel",
+        classes=SUPERDIAGNOSTIC,
+        fingerprint=BUNDLED_PTBXL,
+        fractions=fractions,
+        seeds=(0, 1, 2),
+        arm_kinds=kinds,
+        encoders=encoders,
+        ref_config=reference_config(encoders, _Leads()),
+        config=EvalConfig(lr_extend=2),
+        test_fold=10,
+        val_fold=9,
+    )
+    committed = {p.stem for p in (e20.E120 / "cells" / folder).glob("*.json")}
+    searches = [c for c in plan_cells(plan) if c.chooses_lr]
+    assert len(searches) == len(fractions) * (3 if "fine_tune" in kinds else 1)  # fine-tunes of both, supervised
+    assert {c.cell_id for c in searches} <= committed and {c.continues for c in searches} <= committed
+
+
 # ------------------------------------------------------------------------------------------------ study files
 def _write(path: Path, text: str) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)

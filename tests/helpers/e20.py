@@ -11,3 +11,5 @@ REPO = Path(__file__).resolve().parents[2]
 ARCHIVED = (REPO / "studies" / "bundled-e20.toml").is_file()
 CHECKPOINTS = REPO / "checkpoints" / ("e20" if ARCHIVED else "")
 STUDY = REPO / "studies" / ("bundled-e20.toml" if ARCHIVED else "bundled.toml")
+#: The 120-epoch study's encoders and trained cells: checkpoints/e120/ until the swap, checkpoints/ after it.
+E120 = REPO / "checkpoints" / ("" if ARCHIVED else "e120")
