@@ -273,3 +273,30 @@ def test_the_convergence_table_counts_searches_that_end_at_a_grid_edge():
     table = _convergence(pd.DataFrame([{**common, **extra, **r} for r in rows]))
     assert malformed_tables(table) == []
     assert "| 0.003, 0.01 | 1 of 2 | 0 | 0 |" in table
+
+
+def test_cells_that_the_plan_no_longer_names_are_left_out_and_a_double_is_an_error(tmp_path):
+    """An extended search's prior, and a later seed trained with a rate its first seed no longer chooses, stay in
+    the sweep folder but not in the study; two cells left for one slot would be counted twice."""
+    from pathlib import Path
+
+    from aclecg.evaluation.outputs import standing_cells
+
+    def cell(name, seed, lr, arm="reference_cnn", grid=(), reused=False):
+        details = {"lr": lr, "lr_grid": [{"lr": r} for r in grid]}
+        if name == "extended":
+            details["continued_from"] = "plain"
+        settings = {"lr": lr, "lr_chosen_on_seed": 0} if reused else {}
+        record = {"arm": arm, "fraction": 0.1, "seed": seed, "details": details, "key": {"settings": settings}}
+        return Path(f"/sweep/cells/{name}.json"), record
+
+    cells = [
+        cell("plain", 0, 3e-3, grid=(1e-4, 3e-3)),
+        cell("extended", 0, 1e-2, grid=(1e-4, 3e-3, 1e-2)),
+        cell("old-seed", 1, 3e-3, reused=True),
+        cell("new-seed", 1, 1e-2, reused=True),
+        cell("probe", 0, None, arm="acl_ecg:linear_probe"),
+    ]
+    assert [p.stem for p, _ in standing_cells(cells)] == ["extended", "new-seed", "probe"]
+    with pytest.raises(DataError, match=r"two cells for reference_cnn at 0\.1, seed 1 \(new-seed\.json, again\.json\)"):
+        standing_cells([*cells, cell("again", 1, 1e-2, reused=True)])

@@ -321,6 +321,32 @@ def test_only_trained_runs_the_cells_whose_probes_finished_earlier(tiny_run, tmp
     assert (summary.computed, summary.waiting, summary.failed) == (2, 0, {})
 
 
+def test_a_report_of_a_running_study_counts_the_cells_committed_elsewhere(tiny_run, tmp_path):
+    """A new machine has the committed trained cells but not yet in its sweep folders (a running study copies a
+    cell there only when it reads it): `aclecg study report FILE` restores them first, so the report counts them."""
+    import shutil
+
+    from aclecg.results import study
+    from aclecg.studyplan import load_study
+    from aclecg.studyplan.executors import restore_finished
+    from aclecg.studyplan.tasks import StudyPlan
+
+    old = tiny_run["root"]
+    root = tmp_path / "copy"
+    shutil.copytree(old, root)
+    text = (old / "tiny.toml").read_text().replace(str(old), str(root))
+    (root / "tiny.toml").write_text(text.replace("[data]", f'cells = "{root}/committed"\n\n[data]', 1))
+    folder = root / "runs" / "sweeps" / "multilabel-test10-finetune"
+    shutil.copytree(folder / "cells", root / "committed" / folder.name)
+    shutil.rmtree(folder / "cells")
+    before = study.load_cells(root / "runs" / "sweeps")
+    plan = StudyPlan(load_study(root / "tiny.toml"), datasets={"toy": tiny_run["data"]})
+    assert restore_finished(plan) > 0
+    after = study.load_cells(root / "runs" / "sweeps")
+    assert len(after) - len(before) == len(list((root / "committed" / folder.name).glob("*.json"))) == 2
+    assert not after.duplicated(["sweep", "arm", "fraction", "seed"]).any()
+
+
 def test_task_keys_hold_the_data_and_change_only_where_the_study_does(tiny_run):
     root, data = tiny_run["root"], tiny_run["data"]
     _, tasks = _tasks(root, data)

@@ -131,7 +131,13 @@ def run(args: argparse.Namespace) -> int:
     if args.file is not None:
         from aclecg.studyplan import load_study
 
-        args.sweeps = str(load_study(args.file, args.overrides).sweeps_dir)
+        spec = load_study(args.file, args.overrides)
+        args.sweeps = str(spec.sweeps_dir)
+        if args.action == "report":  # a study still running: its committed cells count too
+            from aclecg.studyplan.executors import restore_finished
+            from aclecg.studyplan.tasks import StudyPlan
+
+            restore_finished(StudyPlan(spec))
     elif args.overrides:
         raise ConfigError("--set overrides keys of a study file: give the file (aclecg study ACTION FILE --set ...)")
     if args.action == "best-baseline":

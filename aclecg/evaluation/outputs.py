@@ -33,6 +33,7 @@ __all__ = [
     "learning_rates_of",
     "metric_rows",
     "missing_metrics",
+    "standing_cells",
     "with_all_metrics",
     "write_outputs",
 ]
@@ -191,6 +192,42 @@ def count_not_converged(converged: pd.Series) -> int:
 def count_first_look(first_look: pd.Series) -> int:
     """Trained cells whose best step was their first validation (``first_look`` True); NaN (probes) doesn't count."""
     return int((first_look == True).sum())  # noqa: E712 - elementwise, NaN-safe
+
+
+def standing_cells(cells: Sequence[tuple[Path, dict]]) -> list[tuple[Path, dict]]:
+    """The cells of one sweep folder that stand, from ``(path, record)`` pairs.
+
+    A folder keeps cells that its present plan no longer names: the search that an extended search continued
+    (``continued_from``), and a later seed trained with a rate its first seed no longer chooses. Those are left out.
+    Two cells left for one (arm, fraction, seed) would be counted twice, so that is an error naming both files.
+    """
+    continued = {rec.get("details", {}).get("continued_from") for _, rec in cells} - {None}
+    kept = [(p, rec) for p, rec in cells if p.stem not in continued]
+    chosen = {
+        (rec["arm"], rec["fraction"]): rec["details"].get("lr")
+        for _, rec in kept
+        if len(rec.get("details", {}).get("lr_grid") or []) > 1
+    }
+
+    def stale(rec: dict) -> bool:
+        settings = (rec.get("key") or {}).get("settings") or {}
+        now = chosen.get((rec["arm"], rec["fraction"]))
+        return "lr_chosen_on_seed" in settings and now is not None and settings.get("lr") != now
+
+    out: list[tuple[Path, dict]] = []
+    seen: dict[tuple[str, float, int], Path] = {}
+    for path, rec in kept:
+        if stale(rec):
+            continue
+        slot = (rec["arm"], rec["fraction"], rec["seed"])
+        if slot in seen:
+            raise DataError(
+                f"{path.parent}: two cells for {slot[0]} at {slot[1]:g}, seed {slot[2]} ({seen[slot].name}, "
+                f"{path.name}); remove the one its sweep no longer plans, or run the sweep again"
+            )
+        seen[slot] = path
+        out.append((path, rec))
+    return out
 
 
 def lr_at_edge(details: dict) -> bool | float:

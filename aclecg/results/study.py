@@ -35,7 +35,7 @@ from aclecg.errors import DataError
 from aclecg.evaluation import count_not_converged
 from aclecg.evaluation.arms import arm_display_name, is_reference, reference_arms
 from aclecg.evaluation.fractions import default_val_fold
-from aclecg.evaluation.outputs import best_at_first_look, count_first_look, lr_at_edge
+from aclecg.evaluation.outputs import best_at_first_look, count_first_look, lr_at_edge, standing_cells
 from aclecg.metrics import METRICS, macro_value
 from aclecg.results import hypothesis
 from aclecg.results.pairing import first_runs, paired_runs, predictions, run_tag
@@ -131,10 +131,9 @@ def load_cells(root: str | Path) -> pd.DataFrame:
         fold = meta.get("test_fold") or 10
         choice = _choice_folds(meta, int(fold))
         _check_encoders(meta, int(fold), meta_path, checked)
-        for cell_path in sorted((meta_path.parent / "cells").glob("*.json")):
-            rec = _read_json(cell_path)
-            if rec["arm"] not in meta["arms"] or rec["fraction"] not in meta["fractions"]:
-                continue  # a cell of another configuration left in the folder
+        mine = [(p, _read_json(p)) for p in sorted((meta_path.parent / "cells").glob("*.json"))]
+        mine = [(p, r) for p, r in mine if r["arm"] in meta["arms"] and r["fraction"] in meta["fractions"]]
+        for cell_path, rec in standing_cells(mine):  # cells of another configuration are left out
             macro = _macro_values(rec, cell_path.with_suffix(".npz"))
             d = rec.get("details") or {}
             val = d.get("val")

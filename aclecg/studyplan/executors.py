@@ -265,10 +265,31 @@ def _ready(
     ]
 
 
+def _finished_records(plan: StudyPlan, sweep: Any, mine: Sequence[Task]) -> list[dict[str, Any]]:
+    """The records of a sweep's finished cell tasks, in plan order; a committed cell is restored into the sweep
+    folder on the way."""
+    from aclecg.evaluation.cells import CellStore
+
+    store = CellStore(plan.study.sweeps_dir / sweep.name, plan.committed_cells(sweep))
+    records = [store.read(t.id.split("/", 1)[1]) for t in mine if t.done]
+    return [r for r in records if r is not None]
+
+
+def restore_finished(plan: StudyPlan) -> int:
+    """Restore every finished cell the plan names into its sweep folder, so a report of a study still running
+    counts the committed cells this machine has not read yet; returns the cells found."""
+    tasks = plan.tasks()
+    return sum(
+        len(_finished_records(plan, sweep, [t for t in tasks if t.id.startswith(f"cell:{sweep.name}/")]))
+        for sweep in plan.sweeps()
+        if sweep.name in plan.sweep_plans
+    )
+
+
 def collect_outputs(plan: StudyPlan) -> list[str]:
     """Write the tables of every sweep whose cells are all finished (as ``aclecg sweep --collect-only`` does);
     returns the sweeps written."""
-    from aclecg.evaluation.cells import CellStore, sweep_arms
+    from aclecg.evaluation.cells import sweep_arms
     from aclecg.evaluation.outputs import write_outputs
 
     written = []
@@ -280,12 +301,7 @@ def collect_outputs(plan: StudyPlan) -> list[str]:
         plan.write_sweep_meta(sweep.name)
         sweep_plan = plan.sweep_plans[sweep.name]
         folder = plan.study.sweeps_dir / sweep.name
-        store = CellStore(folder, plan.committed_cells(sweep))
-        records = []
-        for t in mine:  # in plan order, as run_sweep writes them
-            rec = store.read(t.id.split("/", 1)[1])  # restores a committed cell into the sweep folder
-            if rec is not None:
-                records.append(rec)
+        records = _finished_records(plan, sweep, mine)  # in plan order, as run_sweep writes them
         meta = json.loads((folder / "sweep.json").read_text())
         arms = [a.name for a in sweep_arms(sweep_plan)]
         write_outputs(folder, records, arms, list(sweep_plan.classes), meta, 0, len(records))
