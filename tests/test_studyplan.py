@@ -32,6 +32,28 @@ def _committed_ids(folder: str) -> dict[str, dict]:
     return {p.stem: json.loads(p.read_text()) for p in (e20.CHECKPOINTS / "cells" / folder).glob("*.json")}
 
 
+def _official_plan(checkpoints: Path, names, protocol: str, kinds, fractions, config: EvalConfig) -> SweepPlan:
+    """The official split's sweep plan (test fold 10, validation fold 9, 3 seeds) over committed encoders."""
+    from aclecg.evaluation.cellrun import encoder_info, reference_config
+    from aclecg.evaluation.sources import load_source
+
+    encoders = tuple(encoder_info(load_source(checkpoints / n / "encoder.pt")) for n in names)
+    return SweepPlan(
+        label_set="superdiagnostic",
+        protocol=protocol,
+        classes=SUPERDIAGNOSTIC,
+        fingerprint=BUNDLED_PTBXL,
+        fractions=fractions,
+        seeds=(0, 1, 2),
+        arm_kinds=kinds,
+        encoders=encoders,
+        ref_config=reference_config(encoders, _Leads()),
+        config=config,
+        test_fold=10,
+        val_fold=9,
+    )
+
+
 @pytest.mark.parametrize(
     ("folder", "names", "kinds", "fractions"),
     [
@@ -44,27 +66,12 @@ def test_plan_finds_the_committed_cells(folder, names, kinds, fractions):
     """The official split's sweeps as results_all.sh ran them (--test-fold 10 --val-fold 9, 3 seeds, the
     pre-2026-12-04 schedule --dense-until 0, --lr-grid 0.0003,0.001,0.003): the plan names exactly the committed
     files, the later seeds resolved with the learning rate their first seed chose."""
-    from aclecg.evaluation.cellrun import encoder_info, reference_config
-    from aclecg.evaluation.sources import load_source
 
     manifest = REPO / ".cache" / "prepared" / "ptbxl" / "manifest.json"
     if manifest.is_file():  # the prepared bundled data, when this checkout has it, is the data of those cells
         assert json.loads(manifest.read_text())["fingerprint"] == BUNDLED_PTBXL
-    encoders = tuple(encoder_info(load_source(e20.CHECKPOINTS / n / "encoder.pt")) for n in names)
-    plan = SweepPlan(
-        label_set="superdiagnostic",
-        protocol=folder.split("-")[0],
-        classes=SUPERDIAGNOSTIC,
-        fingerprint=BUNDLED_PTBXL,
-        fractions=fractions,
-        seeds=(0, 1, 2),
-        arm_kinds=kinds,
-        encoders=encoders,
-        ref_config=reference_config(encoders, _Leads()),
-        config=EvalConfig(dense_until=0, lr_grid=(3e-4, 1e-3, 3e-3)),
-        test_fold=10,
-        val_fold=9,
-    )
+    config = EvalConfig(dense_until=0, lr_grid=(3e-4, 1e-3, 3e-3))
+    plan = _official_plan(e20.CHECKPOINTS, names, folder.split("-")[0], kinds, fractions, config)
     committed = _committed_ids(folder)
     first = plan_cells(plan)
     waiting = [c for c in first if c.cell_id is None]
@@ -86,25 +93,9 @@ def test_plan_finds_the_committed_cells(folder, names, kinds, fractions):
 def test_plan_finds_the_committed_120_epoch_searches_and_the_cells_they_continue(folder, names, kinds):
     """The 120-epoch study's official split (today's schedule, lr_extend = 2): every first seed's id is committed,
     and so is the cell of the plain grid it continues (issue 28: the searches were extended, not redone)."""
-    from aclecg.evaluation.cellrun import encoder_info, reference_config
-    from aclecg.evaluation.sources import load_source
 
-    encoders = tuple(encoder_info(load_source(e20.E120 / n / "encoder.pt")) for n in names)
     fractions = ALL_FRACTIONS if kinds == ("reference_cnn",) else (0.01, 0.1, 1.0)
-    plan = SweepPlan(
-        label_set="superdiagnostic",
-        protocol="multilabel",
-        classes=SUPERDIAGNOSTIC,
-        fingerprint=BUNDLED_PTBXL,
-        fractions=fractions,
-        seeds=(0, 1, 2),
-        arm_kinds=kinds,
-        encoders=encoders,
-        ref_config=reference_config(encoders, _Leads()),
-        config=EvalConfig(lr_extend=2),
-        test_fold=10,
-        val_fold=9,
-    )
+    plan = _official_plan(e20.E120, names, "multilabel", kinds, fractions, EvalConfig(lr_extend=2))
     committed = {p.stem for p in (e20.E120 / "cells" / folder).glob("*.json")}
     searches = [c for c in plan_cells(plan) if c.chooses_lr]
     assert len(searches) == len(fractions) * (3 if "fine_tune" in kinds else 1)  # fine-tunes of both, supervised
