@@ -245,6 +245,20 @@ def _open(driver, url: str) -> None:
     time.sleep(1.0)  # plotly draws after the script has finished
 
 
+def _text_input(driver, label: str, timeout: float = 60.0):
+    """The input of the text box whose label starts with ``label``, waiting until the page has drawn it."""
+    from selenium.webdriver.common.by import By
+
+    deadline = time.monotonic() + timeout
+    while True:
+        for e in driver.find_elements(By.CSS_SELECTOR, '[data-testid="stTextInput"]'):
+            if e.text.startswith(label):
+                return e.find_element(By.CSS_SELECTOR, "input")
+        if time.monotonic() > deadline:
+            raise AssertionError(f"no text input labelled {label!r} after {timeout:.0f} s")
+        time.sleep(0.2)
+
+
 def _rerun_settled(driver, timeout: float = 150.0) -> None:
     time.sleep(1.0)  # the widget's rerun has to start before "idle" means anything
     _wait_until_idle(driver, timeout)
@@ -327,12 +341,7 @@ def test_sweep_form_says_what_is_wrong_before_launching(server, browser):
 
     _open(browser, f"{server}/sweeps")
     browser.find_element(By.XPATH, "//summary[contains(., 'Launch a sweep')]").click()
-    time.sleep(0.5)
-    box = next(
-        e.find_element(By.CSS_SELECTOR, "input")
-        for e in browser.find_elements(By.CSS_SELECTOR, '[data-testid="stTextInput"]')
-        if e.text.startswith("label fractions")
-    )
+    box = _text_input(browser, "label fractions")  # drawn once the expander opens: under load, seconds later
     box.send_keys(Keys.CONTROL, "a")
     box.send_keys("abc, 2", Keys.ENTER)
     _rerun_settled(browser)
