@@ -123,9 +123,10 @@ def fit_with_lr_grid(
     search = lr_grid if isinstance(lr_grid, LRSearch) else LRSearch(tuple(lr_grid))
     xt, xv = _as_signals(x_train), _as_signals(x_val)
     grid: list[dict[str, Any]] = [dict(e) for e in search.tried]
-    trained: dict[float, tuple[nn.Module, TrainLog]] = {}
+    kept: tuple[nn.Module, TrainLog] | None = None  # the model of the best rate trained here, while it leads
 
     def train(lr: float, extended: bool) -> None:
+        nonlocal kept
         model = build()
         log = train_classifier(
             model, xt, y_train, xv, y_val, protocol, float(lr), seed=seed, desc=f"{desc} lr={lr:g}", **budget
@@ -143,7 +144,8 @@ def fit_with_lr_grid(
         if extended:  # only then, so searches that stayed inside their grid keep their details
             entry["extended"] = True
         grid.append(entry)
-        trained[float(lr)] = (model, log)
+        if _best(grid) is entry:  # a rate that stops leading never leads again: the others are not kept
+            kept = (model, log)
 
     done = {float(e["lr"]) for e in grid}
     for lr in search.grid:
@@ -156,6 +158,7 @@ def fit_with_lr_grid(
             break
         train(nxt, extended=True)
         done.add(nxt)
-    best_lr = float(_best(grid)["lr"])
-    model, log = trained.get(best_lr, (None, None))
-    return LRFit(model, best_lr, log, grid)
+    best = _best(grid)
+    trained_here = any(best is e for e in grid[len(search.tried) :])  # else an earlier search's rate leads
+    model, log = kept if trained_here and kept is not None else (None, None)
+    return LRFit(model, float(best["lr"]), log, grid)

@@ -247,12 +247,13 @@ class CellStore:
     def prior(self, spec: CellSpec) -> dict[str, Any] | None:
         """The finished cell whose search ``spec`` continues (``spec.continues``): its id, details and the arrays
         that tie its predictions to their records; ``None`` when there is none (the search then starts afresh)."""
-        if spec.continues is None or self.read(spec.continues) is None:
+        cell = spec.continues
+        record = self.read(cell) if cell is not None else None
+        if cell is None or record is None:
             return None
-        meta, pred = self.paths(spec.continues)
-        with np.load(pred, allow_pickle=False) as z:
+        with np.load(self.paths(cell)[1], allow_pickle=False) as z:
             arrays = {k: np.asarray(z[k]) for k in ("y_score", "test_index", "train_index")}
-        return {"cell": spec.continues, "details": json.loads(meta.read_text())["details"], **arrays}
+        return {"cell": cell, "details": record["details"], **arrays}
 
     def write(self, cell: str, record: Mapping[str, Any], arrays: Mapping[str, np.ndarray]) -> None:
         """Write a finished cell atomically: predictions, then its record (whose presence marks it finished)."""
