@@ -15,7 +15,8 @@ from aclecg import evaluation
 from aclecg.errors import ConfigError
 from aclecg.results import power, study
 from aclecg.studyplan.encoders import pretrain_job
-from aclecg.studyplan.spec import load_study, repeat_base, repeat_name
+from aclecg.studyplan.repeats import repeat_base, repeat_name
+from aclecg.studyplan.spec import load_study
 from tests.test_evaluate import FakePrepared, _save_checkpoint
 
 STUDY = Path(__file__).resolve().parent.parent / "studies" / "bundled.toml"
@@ -29,7 +30,7 @@ seeds = { 10 = 100, 8 = [102, 202] }
 
 def _study_file(tmp_path: Path, extra: str) -> Path:
     """The shipped study file with ``extra`` as its only repeats table (a table it declares itself is dropped)."""
-    text = re.sub(r"(?ms)^\[pretrain\.repeats\]\n.*?(?=^\[)", "", STUDY.read_text())
+    text = re.sub(r"(?ms)^\[\[?pretrain\.repeats\]\]?\n.*?(?=^\[)", "", STUDY.read_text())
     text = text.replace("[pretrain.seeds]", extra + "\n[pretrain.seeds]", 1)
     path = tmp_path / "study.toml"
     path.write_text(text)
@@ -56,6 +57,47 @@ def test_repeats_are_methods_of_their_own_fold_with_their_own_seed(tmp_path):
     assert job.run_dir.name == "rot10-acl_ecg@seed100"
     assert job.store_dir == s.checkpoints / "rotations" / "test10" / "acl_ecg@seed100"
     assert job.digest != first_job.digest
+
+
+def test_an_array_of_repeats_tables_repeats_a_baseline_only_where_it_is_named(tmp_path):
+    extra = """
+[[pretrain.repeats]]
+methods = ["acl_ecg", "dlc"]
+seeds = { 10 = 100, 8 = 102 }
+
+[[pretrain.repeats]]
+methods = ["barlow"]
+seeds = { 8 = 102 }
+"""
+    s = load_study(_study_file(tmp_path, extra))
+    names = {f: {m.name for m in s.methods_for(f) if "@" in m.name} for f in s.test_folds}
+    assert names[10] == {"acl_ecg@seed100", "dlc@seed100"}
+    assert names[8] == {"acl_ecg@seed102", "dlc@seed102", "barlow@seed102"}
+    assert names[7] == names[6] == set()
+    rep = next(m for m in s.methods if m.name == "barlow@seed102")
+    first = next(m for m in s.methods if m.name == "barlow")
+    assert (rep.seed, rep.folds, rep.config, rep.official_only) == (102, (8,), first.config, False)
+
+
+@pytest.mark.parametrize(
+    ("tables", "message"),
+    [
+        (
+            '[[pretrain.repeats]]\nmethods = ["dlc"]\nseeds = { 8 = 102 }\n'
+            '[[pretrain.repeats]]\nmethods = ["dlc"]\nseeds = { 8 = 102 }',
+            "pretrain.repeats declares dlc@seed102 twice",
+        ),
+        (
+            '[[pretrain.repeats]]\nmethods = ["dlc"]\nseeds = { 8 = 102 }\n'
+            '[[pretrain.repeats]]\nmethods = ["barlow"]\nseeds = { 9 = 5 }',
+            r"pretrain.repeats\[1\].seeds.9 must name a test fold",
+        ),
+        ('[[pretrain.repeats]]\nmethods = ["dlc"]', r"pretrain.repeats\[0\].seeds is missing"),
+    ],
+)
+def test_a_bad_repeats_array_names_the_table_at_fault(tmp_path, tables, message):
+    with pytest.raises(ConfigError, match=message):
+        load_study(_study_file(tmp_path, tables + "\n"))
 
 
 @pytest.mark.parametrize(

@@ -2,7 +2,7 @@
 tests, and for the primary comparison every pretraining run of ACL-ECG and of its baseline, paired by seed.
 
 A study may pretrain some methods more than once per rotation (``[pretrain.repeats]``): the run of seed ``S`` is
-the method ``NAME@seedS`` (:func:`aclecg.studyplan.spec.repeat_name`), and :func:`aclecg.results.study.load_cells`
+the method ``NAME@seedS`` (:func:`aclecg.studyplan.repeats.repeat_name`), and :func:`aclecg.results.study.load_cells`
 gives each cell the base ``name`` and the ``run`` tag (``""`` for the first run, ``seedS`` for a repeat). Tables
 compare methods run for run on their first runs, so every row has the same estimand; the primary comparison uses
 all the runs the two arms share, so the variance between pretraining runs is measured (:mod:`.power`).

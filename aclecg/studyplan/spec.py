@@ -18,6 +18,7 @@ from aclecg.constraints import ARMS, PROTOCOLS, Boolean, Integer, ListOf, Option
 from aclecg.errors import ConfigError
 from aclecg.evaluation.config import EvalConfig
 from aclecg.studyplan.overrides import apply_overrides, blame, parse_override, runs_suffix
+from aclecg.studyplan.repeats import read_repeats, repeat_base
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -184,7 +185,7 @@ def _read_study(path: Path, doc: Mapping[str, Any]) -> Study:
     data = r.table("data")
     folds = _folds(r)
     methods, seeds, epochs = _pretrain(r, folds)
-    methods += _repeats(r, folds, methods, seeds)
+    methods += read_repeats(r, folds, methods, seeds)
     label_seeds, embed, eval_cfg = _evaluation(r)
     sweeps = _sweeps(r, folds, methods)
     primary = _primary(r)
@@ -303,54 +304,6 @@ def _pretrain(r: _Reader, folds: Mapping[str, Any]) -> tuple[tuple[MethodSpec, .
         official_only = name in names.get("official_only", [])
         methods.append(MethodSpec(name, Path(config), {**overrides, **extra}, official_only))
     return tuple(methods), seeds, epochs
-
-
-#: A repeat's name: ``NAME@seedS`` (``@`` is never in a method's name, so the base method is unambiguous).
-REPEAT_MARK = "@seed"
-
-
-def repeat_name(method: str, seed: int) -> str:
-    return f"{method}{REPEAT_MARK}{seed}"
-
-
-def repeat_base(name: str) -> str:
-    """``acl_ecg@seed100`` -> ``acl_ecg``; a first run's name is its own base."""
-    return name.split("@", 1)[0]
-
-
-def _repeats(
-    r: _Reader, folds: Mapping[str, Any], methods: tuple[MethodSpec, ...], seeds: Mapping[int, int]
-) -> tuple[MethodSpec, ...]:
-    """``[pretrain.repeats]``: more pretraining runs of some methods, one per extra seed of a test fold, so the
-    variance between pretraining runs is measured (``methods = [...]``, ``seeds = {K = S}`` or ``{K = [S, ...]}``).
-    Each is a method of its own, ``NAME@seedS``, pretrained for that fold only; the primary comparison pairs the
-    runs of ACL-ECG and of its baseline that share a seed."""
-    rep = r.table("pretrain").get("repeats")
-    if rep is None:
-        return ()
-    if not isinstance(rep, dict):
-        raise r.fail("pretrain.repeats", "must be a table with methods and seeds")
-    r.known("pretrain.repeats", rep, {"methods", "seeds"})
-    r.required("pretrain.repeats", rep, "methods", "seeds")
-    by_name = {m.name: m for m in methods if not m.official_only}
-    names = r.check("pretrain.repeats", {"methods": ListOf(Options(tuple(by_name)), min_len=1)}, rep)["methods"]
-    table = rep["seeds"]
-    if not isinstance(table, dict) or not table:
-        raise r.fail("pretrain.repeats.seeds", "must be a table: test fold = seed, or a list of seeds")
-    out = []
-    for fold, value in table.items():
-        key = f"pretrain.repeats.seeds.{fold}"
-        if not fold.isdigit() or int(fold) not in folds["test"]:
-            raise r.fail(key, f"must name a test fold of folds.test {list(folds['test'])}")
-        extra = value if isinstance(value, list) else [value]
-        extra = r.check("pretrain.repeats.seeds", {fold: ListOf(Integer(0), min_len=1)}, {fold: extra})[fold]
-        if seeds[int(fold)] in extra or len(set(extra)) != len(extra):
-            raise r.fail(key, f"must be new seeds for fold {fold} (its first run has seed {seeds[int(fold)]})")
-        for seed in extra:
-            for name in names:
-                base = by_name[name]
-                out.append(MethodSpec(repeat_name(name, seed), base.config, base.overrides, False, seed, (int(fold),)))
-    return tuple(out)
 
 
 def _pretrain_keys(r: _Reader, prefix: str, values: Mapping[str, Any]) -> None:
