@@ -173,7 +173,7 @@ def measured_step_costs(checkpoints: str | Path) -> dict[tuple[str, str], StepCo
 
 def committed_curves(checkpoints: str | Path) -> dict[str, Path]:
     """The loss curves committed beside encoders: ``{label: folder}``, the label being the folder's path under
-    ``checkpoints`` (``e120/rotations/test8/acl_ecg``); the Pretraining page compares them with live runs."""
+    ``checkpoints`` (``rotations/test8/acl_ecg``); the Pretraining page compares them with live runs."""
     root = Path(checkpoints)
     if not root.is_dir():
         return {}

@@ -18,7 +18,7 @@ from aclecg.evaluation.form import LONG_CELL_S, STEP_SECONDS, job_cell_count, tr
 from aclecg.joblimits import app_bounds
 from aclecg.metrics import METRICS, titles
 from aclecg.results.study import default_rows
-from aclecg.results.study_report import published_study, published_sweeps, study_verdict_line
+from aclecg.results.study_report import chosen_baselines, published_study, published_sweeps, study_verdict_line
 from pages._access import acting, session_actor
 from pages._common import HOW_TO_CHECKPOINT, checkpoint_paths, dataset_paths, open_dataset, runs_root, user_errors
 
@@ -115,9 +115,10 @@ if study is not None:
         drawn = st.multiselect(
             "arms drawn",
             all_rows,
-            default=default_rows(all_rows, primary.get("best_baseline")),
+            default=default_rows(all_rows, chosen_baselines(primary)),
             key="st_rows",
-            help="the table below lists every arm; the chart starts with ACL-ECG, the best baseline and the references",
+            help="the table below lists every arm; the chart starts with ACL-ECG, the baselines the rotations chose "
+            "and the references",
         )
         sweep_chart(st, part[part["row"].isin(drawn)], metric_s, "st_fig", method_col="row", metric_col=None)
         wide = part.pivot_table(index="row", columns="fraction", values="mean").round(3)

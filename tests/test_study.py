@@ -140,6 +140,33 @@ def test_readme_block_is_filled_from_the_cells(study_root, tmp_path):
         update_readme(study_root, bare)
 
 
+def test_the_readme_table_names_every_baseline_a_rotation_chose(study_root, monkeypatch):
+    """With rotations choosing different baselines, each has its row, labelled with the folds that chose it (the
+    table once named one of two tied baselines "the baseline most rotations chose")."""
+    from aclecg.results import study_report
+
+    real = study.primary_comparison
+    chosen = {}
+
+    def split_choice(cells):
+        prim = real(cells)
+        probes = cells[cells["kind"] == "linear_probe"]["name"]
+        other = sorted(set(probes) - {study.FOCUS, prim["best_baseline"], *study.ABLATIONS})[0]
+        first, *rest = sorted(prim["best_per_fold"])
+        prim["best_per_fold"] = {first: other, **{k: prim["best_baseline"] for k in rest}}
+        chosen.update(prim["best_per_fold"])
+        return prim
+
+    monkeypatch.setattr(study, "primary_comparison", split_choice)
+    text = study_report.readme_summary(study_root)
+    assert "most rotations" not in text
+    for name in set(chosen.values()):
+        folds = sorted(k for k, v in chosen.items() if v == name)
+        label = f"| {name} (linear probe) — the best baseline on validation for test fold"
+        line = next(line for line in text.splitlines() if line.startswith(label))
+        assert line.split(" | ")[0].endswith(", ".join(map(str, folds)))
+
+
 def _copy(tiny_study, tmp_path):
     import shutil
 
@@ -273,6 +300,28 @@ def test_the_convergence_table_counts_searches_that_end_at_a_grid_edge():
     table = _convergence(pd.DataFrame([{**common, **extra, **r} for r in rows]))
     assert malformed_tables(table) == []
     assert "| 0.003, 0.01 | 1 of 2 | 0 | 0 |" in table
+
+
+def test_the_convergence_section_says_how_the_cells_validated_from_their_keys():
+    """The section's schedules come from the cells' own settings (it once hard-coded two schedules, one of which
+    no cell of the 120-epoch study used)."""
+    from aclecg.evaluation.outputs import validation_schedule
+    from aclecg.results.study_report import _schedules
+
+    new = {"eval_every": 20, "dense": [5, 100], "lr_grid": [1e-4, 3e-4, 1e-3, 3e-3], "lr_extend": 2}
+    old = {"eval_every": 20, "lr_grid": [3e-4, 1e-3, 3e-3]}
+    assert validation_schedule(new) == (
+        "validation at step 0, every 5 steps to step 100 and every 20 after; learning rates 0.0001, 0.0003, "
+        "0.001, 0.003, and up to 2 more past a winning edge"
+    )
+    assert validation_schedule(old) == "validation at every 20 steps from step 20; learning rates 0.0003, 0.001, 0.003"
+    assert validation_schedule(None) == validation_schedule({"l2": 1.0}) == ""
+    later = {**new, "lr": 3e-3, "lr_chosen_on_seed": 0}
+    assert validation_schedule(later).endswith("; the learning rate its first seed chose")
+    cells = pd.DataFrame({"schedule": [validation_schedule(new)] * 3 + [validation_schedule(old), ""]})
+    lines = _schedules(cells)
+    assert lines == [f"- {validation_schedule(new)} (3 cells)", f"- {validation_schedule(old)} (1 cell)"]
+    assert _schedules(pd.DataFrame({"schedule": [""]})) == ["- no trained cell yet"]
 
 
 def test_cells_that_the_plan_no_longer_names_are_left_out_and_a_double_is_an_error(tmp_path):

@@ -505,14 +505,13 @@ def test_bundled_study_file_declares_todays_protocol():
     firsts = {m.name for m in s.methods_for(8) if "@" not in m.name}
     assert len(firsts) == 10 and not set(study.ABLATIONS) & firsts
     assert {m.name for m in s.methods if m.official_only} == set(study.ABLATIONS) and s.label_seeds == 3
-    if e20.ARCHIVED:  # the 120-epoch protocol: configs in checkpoints/NAME, two runs of the primary pair per fold
-        epochs = {json.loads((REPO / "checkpoints" / n / "config.json").read_text())["epochs"] for n in firsts}
-        assert epochs == {120} and s.evaluation.lr_extend == 2
-        assert {m.name for m in s.methods_for(8)} - firsts == {"acl_ecg@seed102", "dlc@seed102"}
-        # folds 7 and 6 chose Barlow Twins as their best baseline: it is repeated there too
-        assert {m.name for m in s.methods_for(7)} - firsts == {"acl_ecg@seed103", "dlc@seed103", "barlow@seed103"}
-    else:
-        assert s.epochs == 20 and len(s.methods_for(10)) == 12
+    # the 120-epoch protocol: configs in checkpoints/NAME, two runs of the primary pair per fold
+    epochs = {json.loads((REPO / "checkpoints" / n / "config.json").read_text())["epochs"] for n in firsts}
+    assert epochs == {120} and s.evaluation.lr_extend == 2
+    assert {m.name for m in s.methods_for(8)} - firsts == {"acl_ecg@seed102", "dlc@seed102"}
+    # folds 7 and 6 chose Barlow Twins as their best baseline: it is repeated there too
+    assert {m.name for m in s.methods_for(7)} - firsts == {"acl_ecg@seed103", "dlc@seed103", "barlow@seed103"}
+    assert load_study(e20.STUDY).epochs == 20  # the archived study keeps its own protocol
     folders = {f"{p}-test{k}-{st.group}" for st in s.sweeps for k in st.folds for p in st.protocols}
     assert len(folders) == 2 * 4 + 4 + 2 * 3  # probes everywhere; official both protocols; rotations multilabel
     full = load_study(REPO / "studies" / "full-ptbxl.toml")

@@ -245,6 +245,27 @@ def count_searches(at_edge: pd.Series) -> str:
     return f"{int((searched == True).sum())} of {len(searched)}" if len(searched) else ""  # noqa: E712
 
 
+def validation_schedule(settings: dict | None) -> str:
+    """How a trained cell validated and searched its learning rate, from its key's settings (blank for a cell
+    without them, a probe's)."""
+    s = settings or {}
+    if "lr_grid" not in s:
+        return ""
+    every, dense = s.get("eval_every", 20), s.get("dense") or (0, 0)
+    looks = (
+        f"step 0, every {dense[0]} steps to step {dense[1]} and every {every} after"
+        if dense[1] > 0
+        else f"every {every} steps from step {every}"
+    )
+    if "lr_chosen_on_seed" in s:
+        return f"validation at {looks}; the learning rate its first seed chose"
+    if "lr_chosen_in" in s:
+        return f"validation at {looks}; a learning rate chosen in another sweep"
+    grid = ", ".join(f"{float(x):g}" for x in s["lr_grid"])
+    extra = f", and up to {s['lr_extend']} more past a winning edge" if s.get("lr_extend") else ""
+    return f"validation at {looks}; learning rates {grid}{extra}"
+
+
 def best_at_first_look(details: dict, settings: dict | None = None) -> bool | float:
     """Whether a trained cell's best step was its first validation (NaN for a probe). Cells trained before the
     flag was recorded validated first at step ``eval_every`` of their settings."""

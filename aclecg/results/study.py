@@ -33,9 +33,9 @@ import pandas as pd
 from aclecg import stats
 from aclecg.errors import DataError
 from aclecg.evaluation import count_not_converged
+from aclecg.evaluation import outputs as cellout
 from aclecg.evaluation.arms import arm_display_name, is_reference, reference_arms
 from aclecg.evaluation.fractions import default_val_fold
-from aclecg.evaluation.outputs import best_at_first_look, count_first_look, lr_at_edge, standing_cells
 from aclecg.metrics import METRICS, macro_value
 from aclecg.results import hypothesis
 from aclecg.results.pairing import first_runs, paired_runs, predictions, run_tag
@@ -86,15 +86,15 @@ FOCUS = "acl_ecg"
 ABLATIONS = ("acl_ecg_no_physio", "acl_ecg_no_region")
 
 
-def default_rows(rows: Sequence[str], best: str | None = None) -> list[str]:
-    """The rows a study chart starts with: ACL-ECG and the best baseline (probed and fine-tuned) and the references.
+def default_rows(rows: Sequence[str], best: str | Sequence[str] | None = None) -> list[str]:
+    """The rows a study chart starts with: ACL-ECG and the best baseline(s) (probed and fine-tuned) and the references.
 
     >>> default_rows(["acl_ecg", "simclr", "dlc", "dlc (fine-tuned)", "supervised", "random_init"], "dlc")
     ['acl_ecg', 'dlc', 'dlc (fine-tuned)', 'supervised', 'random_init']
     """
     keep = {FOCUS, f"{FOCUS} (fine-tuned)", *(a.name for a in reference_arms())}
-    if best:
-        keep |= {best, f"{best} (fine-tuned)"}
+    for name in [best] if isinstance(best, str) else best or []:
+        keep |= {name, f"{name} (fine-tuned)"}
     return [r for r in rows if r in keep] or list(rows)
 
 
@@ -133,9 +133,9 @@ def load_cells(root: str | Path) -> pd.DataFrame:
         _check_encoders(meta, int(fold), meta_path, checked)
         mine = [(p, _read_json(p)) for p in sorted((meta_path.parent / "cells").glob("*.json"))]
         mine = [(p, r) for p, r in mine if r["arm"] in meta["arms"] and r["fraction"] in meta["fractions"]]
-        for cell_path, rec in standing_cells(mine):  # cells of another configuration are left out
+        for cell_path, rec in cellout.standing_cells(mine):  # cells of another configuration are left out
             macro = _macro_values(rec, cell_path.with_suffix(".npz"))
-            d = rec.get("details") or {}
+            d, settings = rec.get("details") or {}, (rec.get("key") or {}).get("settings")
             val = d.get("val")
             if isinstance(val, dict):  # linear probe: the validation score of the chosen L2 strength
                 val = val.get(str(d.get("l2")))
@@ -153,11 +153,12 @@ def load_cells(root: str | Path) -> pd.DataFrame:
                     **{name: macro.get(metric.macro) for name, metric in METRICS.items()},
                     "val": val,
                     "converged": d.get("converged"),
-                    "first_look": best_at_first_look(d, (rec.get("key") or {}).get("settings")),
+                    "first_look": cellout.best_at_first_look(d, settings),
+                    "schedule": cellout.validation_schedule(settings if "best_step" in d else None),
                     "best_step": d.get("best_step"),
                     "steps_run": d.get("steps_run"),
                     "lr": d.get("lr"),
-                    "lr_edge": lr_at_edge(d),
+                    "lr_edge": cellout.lr_at_edge(d),
                     "n_test": rec["n_test"],
                     "seconds": rec.get("seconds"),
                     "npz": str(cell_path.with_suffix(".npz")),
@@ -276,7 +277,11 @@ def paper_table(cells: pd.DataFrame, protocol: str, metric: str = "auroc") -> pd
     sel = cells[cells["protocol"] == protocol]
     per_fold = (
         sel.groupby(["arm", "kind", "fraction", "test_fold"])
-        .agg(value=(metric, "mean"), bad=("converged", count_not_converged), first=("first_look", count_first_look))
+        .agg(
+            value=(metric, "mean"),
+            bad=("converged", count_not_converged),
+            first=("first_look", cellout.count_first_look),
+        )
         .reset_index()
     )
     pooled = (
