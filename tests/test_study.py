@@ -162,9 +162,17 @@ def test_the_readme_table_names_every_baseline_a_rotation_chose(study_root, monk
     assert "most rotations" not in text
     for name in set(chosen.values()):
         folds = sorted(k for k, v in chosen.items() if v == name)
-        label = f"| {name} (linear probe) — the best baseline on validation for test fold"
+        label = f"| {name} (linear probe) — best baseline, test fold"
         line = next(line for line in text.splitlines() if line.startswith(label))
-        assert line.split(" | ")[0].endswith(", ".join(map(str, folds)))
+        assert line.split(" | ")[0].endswith(f" {', '.join(map(str, folds))}, chosen on validation")
+
+
+def test_the_paper_table_labels_each_baseline_with_the_folds_that_chose_it(study_root):
+    pooled = study.paper_table(study.load_cells(study_root), "multilabel")
+    notes = {"simclr": "best baseline, test fold 8", "lcd": "best baseline, test folds 7, 10"}
+    text = study.format_table(pooled, notes)
+    assert "| simclr (best baseline, test fold 8) |" in text and "| lcd (best baseline, test folds 7, 10) |" in text
+    assert "(best baseline)" not in text and "| lcd (best baseline) |" in study.format_table(pooled, "lcd")
 
 
 def _copy(tiny_study, tmp_path):

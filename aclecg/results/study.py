@@ -316,8 +316,10 @@ def _order(rows: Iterable[str]) -> list[str]:
     return sorted(set(rows), key=key)
 
 
-def format_table(pooled: pd.DataFrame, best: str | None = None, n_folds: int | None = None) -> str:
-    """Markdown table of :func:`paper_table`; an entry pooled over fewer than ``n_folds`` test folds says how many."""
+def format_table(pooled: pd.DataFrame, best: str | dict[str, str] | None = None, n_folds: int | None = None) -> str:
+    """Markdown table of :func:`paper_table`; an entry pooled over fewer than ``n_folds`` test folds says how many.
+    ``best``: the best baseline's name, or ``{name: note}`` for each baseline a rotation chose."""
+    named = {best: "best baseline"} if isinstance(best, str) else dict(best or {})
     fracs = sorted(pooled["fraction"].unique())
     n_folds = n_folds or int(pooled["n_folds"].max())
     head = "| arm | " + " | ".join(f"{f * 100:g} %" for f in fracs) + " |"
@@ -340,7 +342,7 @@ def format_table(pooled: pd.DataFrame, best: str | None = None, n_folds: int | N
             if h["n_folds"] < n_folds:
                 txt += f" [{int(h['n_folds'])}/{n_folds}]"
             cells.append(txt)
-        label = f"**{row}**" if row == FOCUS else (f"{row} (best baseline)" if row == best else row)
+        label = f"**{row}**" if row == FOCUS else (f"{row} ({named[row]})" if row in named else row)
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
