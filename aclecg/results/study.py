@@ -154,7 +154,7 @@ def load_cells(root: str | Path) -> pd.DataFrame:
                     "val": val,
                     "converged": d.get("converged"),
                     "first_look": cellout.best_at_first_look(d, settings),
-                    "schedule": cellout.validation_schedule(settings if "best_step" in d else None),
+                    "schedule": cellout.validation_schedule(settings),  # blank for a probe (no lr_grid)
                     "best_step": d.get("best_step"),
                     "steps_run": d.get("steps_run"),
                     "lr": d.get("lr"),

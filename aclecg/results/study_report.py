@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
@@ -70,8 +71,9 @@ def export_sweeps(root: str | Path, dest: str | Path) -> list[Path]:
     return out
 
 
-def plot_pooled(pooled: pd.DataFrame, title: str, path: Path, best: str | dict[str, str] | None = None) -> Path:
-    """PNG of the pooled table against label fraction (log axis), ± one s.d. over test folds as a band."""
+def plot_pooled(pooled: pd.DataFrame, title: str, path: Path, named: Mapping[str, str] | None = None) -> Path:
+    """PNG of the pooled table against label fraction (log axis), ± one s.d. over test folds as a band;
+    ``named``: ``{baseline: note}`` for the baselines the rotations chose (:func:`baseline_notes`)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -80,7 +82,7 @@ def plot_pooled(pooled: pd.DataFrame, title: str, path: Path, best: str | dict[s
     fig, ax = plt.subplots(figsize=(8, 5), dpi=110)
     # tab20 is a ListedColormap (a tuple of RGB colours), which matplotlib's stubs type as a plain Colormap
     ax.set_prop_cycle(color=plt.cm.tab20.colors)  # type: ignore[attr-defined]
-    named = {best: "best baseline"} if isinstance(best, str) else dict(best or {})
+    named = named or {}
     for row in study._order(pooled["row"]):
         part = pooled[pooled["row"] == row].sort_values("fraction")
         ref = is_reference(row) or row.endswith("(fine-tuned)")
@@ -451,7 +453,8 @@ def readme_summary(root: str | Path) -> str:
             hit = pooled[(pooled["arm"] == arm) & np.isclose(pooled["fraction"], f)]
             vals.append("–" if hit.empty else f"{hit['mean'].iloc[0]:.3f} [{int(hit['n_folds'].iloc[0])}]")
         name = arm.replace(":linear_probe", " (linear probe)")
-        name += f" — {notes[arm.split(':')[0]]}, chosen on validation" if arm.split(":")[0] in notes else ""
+        base = arm.split(":")[0]
+        name += f" — {notes[base]}, chosen on validation" if base in notes else ""
         lines.append(f"| {name} | " + " | ".join(vals) + " |")
     lines += [
         "",
