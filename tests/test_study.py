@@ -259,8 +259,10 @@ def test_model_cards_carry_the_reports_verdict(study_root, tmp_path):
     card.write_text("# card\n\n| a | b |\n\nReproduce from scratch:\n\n```\nx\n```\n")
     prim = study.primary_comparison(study.load_cells(study_root))
     update_cards(prim, tmp_path / "ckpts")
+    first = card.read_text()
     update_cards(prim, tmp_path / "ckpts")  # a second call replaces the block, it does not stack
     text = card.read_text()
+    assert text == first  # nor does it change the layout around it (it once dropped the blank line after it)
     assert text.count(CARD_START) == 1 and text.count(CARD_END) == 1
     assert primary_sentence(prim) in text and text.index(CARD_END) < text.index("Reproduce from scratch")
 

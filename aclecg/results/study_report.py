@@ -481,7 +481,7 @@ def update_cards(prim: dict, checkpoints: str | Path = "checkpoints") -> list[Pa
         text = card.read_text()
         if CARD_START in text and CARD_END in text:
             head, rest = text.split(CARD_START, 1)
-            text = head + block + rest.split(CARD_END, 1)[1].lstrip("\n")
+            text = head + block + "\n" + rest.split(CARD_END, 1)[1].lstrip("\n")  # the blank line of an insert
         elif block:
             anchor = "Reproduce from scratch"
             text = text.replace(anchor, block + "\n" + anchor, 1) if anchor in text else text + "\n" + block
